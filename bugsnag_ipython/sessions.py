@@ -1,0 +1,181 @@
+"""Sessions and the rules that start, pause and resume them (bugsnag-android's SessionTracker).
+
+Pure state: no I/O and no IPython. Time comes from injected clocks so the 30-second rule can be
+tested without sleeping. A kernel maps onto the mobile lifecycle: loading the extension is the
+launch, a running cell is the foreground, the kernel idle between cells is the background.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SessionSnapshot:
+    """A read-only view of a session, as events carry it and `current_session()` returns it."""
+
+    id: str
+    started_at: float  # seconds since the epoch
+    handled: int
+    unhandled: int
+    paused: bool
+
+
+@dataclass
+class Session:
+    id: str
+    started_at: float
+    handled: int = 0
+    unhandled: int = 0
+    paused: bool = False
+
+    def snapshot(self) -> SessionSnapshot:
+        return SessionSnapshot(self.id, self.started_at, self.handled, self.unhandled, self.paused)
+
+
+@dataclass
+class TrackerCounts:
+    """What this kernel's tracker has seen, for status and the stability of this kernel."""
+
+    sessions_started: int = 0
+    sessions_with_unhandled: int = 0
+
+
+SessionListener = Callable[[SessionSnapshot], None]
+
+
+@dataclass
+class SessionTracker:
+    """Decides when sessions start, and counts the events attributed to them.
+
+    Thread-safe: cells, widget clicks and other threads may all call it. Listeners are called
+    outside the lock with each newly started session.
+    """
+
+    auto_track: bool = True
+    background_timeout: float = 30.0
+    monotonic: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._session: Session | None = None
+        self._background_since: float | None = None
+        self._in_foreground = False
+        self._listeners: list[SessionListener] = []
+        self.counts = TrackerCounts()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def add_listener(self, listener: SessionListener) -> None:
+        self._listeners.append(listener)
+
+    def launch(self, *, in_background: bool) -> SessionSnapshot | None:
+        """The app's launch: a session when tracking is automatic.
+
+        `in_background` is true when loaded before any cell (kernel config); a `%load_ext`
+        load happens inside a cell, whose end begins the background.
+        """
+        with self._lock:
+            if in_background:
+                self._background_since = self.monotonic()
+            else:
+                self._in_foreground = True
+            started = self._start_locked() if self.auto_track else None
+        return self._announce(started)
+
+    def enter_foreground(self) -> SessionSnapshot | None:
+        """A user cell starts. Returns the session this started, if it started one."""
+        with self._lock:
+            since = self._background_since
+            self._background_since = None
+            self._in_foreground = True
+            started = None
+            if (
+                self.auto_track
+                and since is not None
+                and self.monotonic() - since >= self.background_timeout
+            ):
+                # As on Android: the return after the timeout starts a new session even if the
+                # current one was paused.
+                started = self._start_locked()
+        return self._announce(started)
+
+    def enter_background(self) -> None:
+        """A user cell finished."""
+        with self._lock:
+            self._in_foreground = False
+            self._background_since = self.monotonic()
+
+    @property
+    def in_foreground(self) -> bool:
+        return self._in_foreground
+
+    # -- manual control -----------------------------------------------------------------
+
+    def start_session(self) -> SessionSnapshot:
+        with self._lock:
+            started = self._start_locked()
+        self._announce(started)
+        return started
+
+    def pause_session(self) -> bool:
+        """Pause the current session; False (and no change) when there is none."""
+        with self._lock:
+            if self._session is None:
+                return False
+            self._session.paused = True
+            return True
+
+    def resume_session(self) -> tuple[bool, SessionSnapshot]:
+        """(True, session) if a paused session was resumed; (False, session) otherwise,
+        where the session is new if there was none."""
+        with self._lock:
+            session = self._session
+            if session is None:
+                started = self._start_locked()
+            else:
+                was_paused = session.paused
+                session.paused = False
+                return was_paused, session.snapshot()
+        self._announce(started)
+        return False, started
+
+    # -- events --------------------------------------------------------------------------
+
+    def current(self) -> SessionSnapshot | None:
+        with self._lock:
+            return self._session.snapshot() if self._session else None
+
+    def track_event(self, *, unhandled: bool) -> SessionSnapshot | None:
+        """Count an event against the current session and return the snapshot it carries
+        (which includes the event), or None when there is no session or it is paused."""
+        with self._lock:
+            session = self._session
+            if session is None or session.paused:
+                return None
+            if unhandled:
+                if session.unhandled == 0:
+                    self.counts.sessions_with_unhandled += 1
+                session.unhandled += 1
+            else:
+                session.handled += 1
+            return session.snapshot()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _start_locked(self) -> SessionSnapshot:
+        self._session = Session(self.new_id(), self.wall_clock())
+        self.counts.sessions_started += 1
+        return self._session.snapshot()
+
+    def _announce(self, started: SessionSnapshot | None) -> SessionSnapshot | None:
+        if started is not None:
+            for listener in list(self._listeners):
+                listener(started)
+        return started

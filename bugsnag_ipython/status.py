@@ -1,0 +1,91 @@
+"""The short human summary behind `%bugsnag_session status` and the panel's text fallback."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from .payloads import iso8601
+
+if TYPE_CHECKING:
+    from .client import Client
+
+
+def host_of(url: str | None) -> str:
+    return urlsplit(url).netloc if url else "off"
+
+
+def ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60}s ago"
+    return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
+
+
+def session_line(client: Client) -> str:
+    session = client.current_session()
+    if session is None:
+        return "Session: none"
+    state = "paused" if session.paused else "active"
+    return (
+        f"Session: {state} {session.id[:8]} (started {iso8601(session.started_at)}, "
+        f"{ago(time.time() - session.started_at)}), "
+        f"{session.handled} handled / {session.unhandled} unhandled"
+    )
+
+
+def stability_line(client: Client) -> str:
+    counts = client.tracker.counts
+    started = counts.sessions_started
+    if not started:
+        return "This kernel: no sessions yet"
+    stable = started - counts.sessions_with_unhandled
+    return (
+        f"This kernel: {started} sessions, {counts.sessions_with_unhandled} with an unhandled "
+        f"error, stability {100.0 * stable / started:.1f}%"
+    )
+
+
+def delivery_line(client: Client) -> str:
+    stats = client.delivery.stats
+    dropped = sum(stats.dropped.values())
+    parts = [f"{stats.delivered} delivered", f"{client.delivery.queued} queued"]
+    stored = getattr(client.delivery, "stored", None)
+    if stored is not None:
+        parts.append(f"{stored} stored")
+    if stats.retried:
+        parts.append(f"{stats.retried} retried")
+    if dropped or client.held_overflow:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common())
+        if client.held_overflow:
+            reasons = ", ".join(filter(None, [reasons, f"{client.held_overflow} held overflow"]))
+        parts.append(f"{dropped + client.held_overflow} dropped ({reasons})")
+    if client.held:
+        parts.append(f"{client.held} held until an API key is set")
+    return "Delivery: " + ", ".join(parts)
+
+
+def status_text(client: Client) -> str:
+    config = client.config
+    lines = [
+        "BugSnag for this kernel",
+        session_line(client),
+        stability_line(client),
+        delivery_line(client),
+    ]
+    if client.delivery.stats.last_error:
+        lines.append(f"Last error: {client.delivery.stats.last_error}")
+    lines += [
+        f"Endpoints: events {host_of(config.notify_url)}, sessions {host_of(config.sessions_url)}",
+        f"API key: {client.masked_key()}"
+        + ("" if config.api_key else " (nothing is sent until one is set)"),
+        f"Release: stage {config.release_stage}, version {config.app_version or '(none)'}",
+        "Automatic sessions: "
+        + (f"on, new after {config.background_timeout:g}s idle" if config.auto_track_sessions
+           else "off"),
+    ]
+    lines += [f"Problem: {problem}" for problem in client.problems]
+    return "\n".join(lines)
