@@ -1,0 +1,63 @@
+"""Shared fixtures: a real local collector and real kernels that report to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kernel import API_KEY, Kernel
+
+StartKernel = Callable[..., Kernel]
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Any]:
+    from bugsnag_ipython.collector.server import Collector
+
+    server = Collector(tmp_path / "collector.sqlite").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def collector_env(collector: Any, persistence: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "BUGSNAG_API_KEY": API_KEY,
+        "BUGSNAG_NOTIFY_ENDPOINT": collector.notify_url,
+        "BUGSNAG_SESSIONS_ENDPOINT": collector.sessions_url,
+        "BUGSNAG_PERSISTENCE_DIRECTORY": str(persistence),
+    }
+    env.update(extra)
+    return {k: v for k, v in env.items() if v != ""}
+
+
+@pytest.fixture
+def start_kernel(tmp_path: Path, collector: Any) -> Iterator[StartKernel]:
+    """Start kernels that report to `collector`; pass env overrides ("" removes a variable),
+    `load=True` (default) to `%load_ext` in the first cell, and `kernel_config` lines."""
+    kernels: list[Kernel] = []
+    persistence = tmp_path / "outbox"
+
+    def start(
+        *, load: bool = True, kernel_config: str = "", name: str | None = None, **env: str
+    ) -> Kernel:
+        root = tmp_path / (name or f"kernel-{len(kernels)}")
+        kernel = Kernel(root, collector_env(collector, persistence, **env),
+                        kernel_config=kernel_config)
+        kernels.append(kernel)
+        if load:
+            loaded = kernel.execute("%load_ext bugsnag_ipython")
+            assert loaded.status == "ok", loaded.traceback
+        return kernel
+
+    yield start
+    for kernel in kernels:
+        try:
+            if kernel.alive:
+                kernel.kill()
+        except Exception:
+            pass

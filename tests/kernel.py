@@ -1,0 +1,158 @@
+"""A real IPython kernel for tests: the venv's own Python, a private IPYTHONDIR, our env.
+
+The kernel is started from a kernelspec made here, so that a `python3` kernelspec the user has
+installed is never picked up, and with an IPython profile that switches the installed auto-load
+off unless a test asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+API_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+KERNEL_NAME = "bugsnag-ipython-test"
+STARTUP_TIMEOUT = 60.0
+
+
+@dataclass
+class CellResult:
+    status: str
+    stdout: str = ""
+    stderr: str = ""
+    error_name: str | None = None
+    traceback: list[str] = field(default_factory=list)
+    data: list[dict[str, Any]] = field(default_factory=list)  # display_data / execute_result
+
+    @property
+    def text(self) -> str:
+        return self.stdout + self.stderr
+
+
+def make_kernelspec(root: Path) -> Path:
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "bugsnag-ipython tests",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return root / "kernels"
+
+
+def make_ipython_dir(root: Path, kernel_config: str = "") -> Path:
+    """A private IPYTHONDIR; `kernel_config` is added to its ipython_kernel_config.py."""
+    profile = root / "ipython" / "profile_default"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        "c = get_config()  # noqa\n"
+        "# The installed kernel config would load the extension in every kernel: off here.\n"
+        "c.InteractiveShellApp.extra_extensions = []\n" + kernel_config + "\n"
+    )
+    return root / "ipython"
+
+
+def kernel_environment(ipython_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUGSNAG_", "JPY_"))}
+    env.update({"IPYTHONDIR": str(ipython_dir), "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+class Kernel:
+    """One running kernel and a blocking client to it."""
+
+    def __init__(
+        self,
+        root: Path,
+        env: dict[str, str],
+        *,
+        kernel_config: str = "",
+        cwd: Path | None = None,
+    ) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        specs = KernelSpecManager(kernel_dirs=[str(make_kernelspec(root))])
+        self.manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+        ipython_dir = make_ipython_dir(root, kernel_config)
+        self.manager.start_kernel(env=kernel_environment(ipython_dir, env), cwd=str(cwd or root))
+        self.client = self.manager.blocking_client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
+
+    def execute(self, code: str, *, timeout: float = 60.0, cell_id: str | None = None) -> CellResult:
+        """Run one cell as a notebook frontend would, collecting what it showed."""
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
+        message = self.client.session.msg("execute_request", content)
+        if cell_id is not None:
+            message["metadata"]["cellId"] = cell_id
+        self.client.shell_channel.send(message)
+        msg_id = message["header"]["msg_id"]
+        result = CellResult(status="unknown")
+        deadline = time.monotonic() + timeout
+        idle = False
+        while not idle:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"cell did not finish within {timeout}s: {code[:60]!r}")
+            try:
+                msg = self.client.get_iopub_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, body = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                if body["name"] == "stdout":
+                    result.stdout += body["text"]
+                else:
+                    result.stderr += body["text"]
+            elif kind in ("display_data", "execute_result"):
+                result.data.append(body["data"])
+            elif kind == "error":
+                result.error_name = body["ename"]
+                result.traceback = body["traceback"]
+            elif kind == "status" and body["execution_state"] == "idle":
+                idle = True
+        reply = self.client.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+        result.status = reply["content"]["status"]
+        return result
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a Python expression in the kernel, passed back as JSON."""
+        shown = self.execute(f"import json as _j; print(_j.dumps({expression}))")
+        if shown.status != "ok":
+            raise AssertionError(f"{expression!r} failed in the kernel: {shown.traceback}")
+        return json.loads(shown.stdout.strip().splitlines()[-1])
+
+    def shutdown(self) -> float:
+        """Ask the kernel to shut down as a frontend would; the seconds it took to exit."""
+        started = time.monotonic()
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=False)
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.manager.is_alive())
