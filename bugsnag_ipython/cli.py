@@ -1,0 +1,163 @@
+"""The ``bugsnag-ipython`` command: a subcommand per tool, registered in `SUBCOMMANDS`."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import signal
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+DEFAULT_DB = "bugsnag-collector.sqlite"
+DEFAULT_PORT = 9339
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One subcommand: `configure` adds its arguments, `run` runs it and gives the exit code."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def register(subcommand: Subcommand) -> Subcommand:
+    """Add a subcommand to the ``bugsnag-ipython`` command."""
+    SUBCOMMANDS[subcommand.name] = subcommand
+    return subcommand
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bugsnag-ipython",
+        description="BugSnag session tracking and error reporting for Jupyter notebooks.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for subcommand in SUBCOMMANDS.values():
+        sub = commands.add_parser(subcommand.name, help=subcommand.help)
+        subcommand.configure(sub)
+        sub.set_defaults(run=subcommand.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
+
+
+# -- collector ---------------------------------------------------------------------------
+
+
+def _configure_collector(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: any free port)"
+    )
+    parser.add_argument("--db", default=DEFAULT_DB, help="SQLite file to store requests in")
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _run_collector(args: argparse.Namespace) -> int:
+    from bugsnag_ipython.collector.server import Collector
+
+    try:
+        collector = Collector(args.db, host=args.host, port=args.port, verbose=args.verbose)
+    except OSError as error:
+        print(
+            f"Cannot listen on {args.host}:{args.port}: {error.strerror or error}.", file=sys.stderr
+        )
+        return 1
+    except sqlite3.Error as error:
+        print(f"Cannot open the database {args.db}: {error}.", file=sys.stderr)
+        return 1
+
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    previous = {
+        signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        with collector:
+            if not _is_loopback(args.host):
+                print(
+                    f"Warning: listening on {args.host}, reachable from the network.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            print(
+                f"BugSnag collector: notify {collector.notify_url} sessions "
+                f"{collector.sessions_url} (db {args.db})",
+                flush=True,
+            )
+            while not stopping.wait(0.5):
+                pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    print("Collector stopped.", flush=True)
+    return 0
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=DEFAULT_DB, help="the collector's SQLite file")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from bugsnag_ipython.collector.report import build_report, format_report, format_report_json
+    from bugsnag_ipython.collector.store import Store
+
+    path = Path(args.db)
+    if not path.is_file():
+        print(
+            f"No collector database at {path}; run 'bugsnag-ipython collector' first.",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        with Store(path) as store:
+            report = build_report(store)
+    except sqlite3.Error as error:
+        print(f"Cannot read the collector database {path}: {error}.", file=sys.stderr)
+        return 1
+    print(format_report_json(report) if args.json else format_report(report), end="")
+    return 0
+
+
+register(
+    Subcommand("collector", "run a local BugSnag collector", _configure_collector, _run_collector)
+)
+register(
+    Subcommand(
+        "report",
+        "print the stability report from a collector's database",
+        _configure_report,
+        _run_report,
+    )
+)

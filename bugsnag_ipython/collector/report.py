@@ -1,0 +1,220 @@
+"""The stability report: sessions, crash-free share and top errors per app version and stage.
+
+Stability follows BugSnag's definition: the share of sessions in which no unhandled error
+occurred. A session counts once it has been received on the sessions endpoint; an unhandled
+event naming a session that never arrived still counts as an event, but not as a session.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .store import EventRecord, SessionRecord, Store
+
+TOP_ERRORS = 5
+_NONE_LABEL = "(none)"
+
+
+@dataclass(frozen=True)
+class ErrorCount:
+    """How often one error (class and message) was reported."""
+
+    error_class: str
+    message: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class ReportGroup:
+    """The figures for one app version and release stage (None when not sent)."""
+
+    app_version: str | None
+    release_stage: str | None
+    sessions: int
+    sessions_with_unhandled: int
+    handled_events: int
+    unhandled_events: int
+    events_outside_sessions: int
+    events_in_unknown_sessions: int
+    top_errors: tuple[ErrorCount, ...] = ()
+
+    @property
+    def stability(self) -> float | None:
+        """The share (0 to 1) of sessions without an unhandled error; None without sessions."""
+        if self.sessions == 0:
+            return None
+        return (self.sessions - self.sessions_with_unhandled) / self.sessions
+
+    @property
+    def stability_text(self) -> str:
+        stability = self.stability
+        return "n/a" if stability is None else f"{stability * 100:.1f}%"
+
+
+@dataclass(frozen=True)
+class Report:
+    """The whole report: one group per (app version, release stage), and the totals."""
+
+    groups: tuple[ReportGroup, ...]
+    total: ReportGroup
+    requests_received: int
+    requests_refused: int
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+def build_report(store: Store) -> Report:
+    """Compute the report from everything in `store`."""
+    sessions = store.sessions()
+    events = store.events()
+    requests = store.requests()
+    keys = sorted(
+        {(s.app_version, s.release_stage) for s in sessions}
+        | {(e.app_version, e.release_stage) for e in events},
+        key=lambda key: (key[0] is not None, key[0] or "", key[1] is not None, key[1] or ""),
+    )
+    groups = tuple(
+        _group(
+            key[0],
+            key[1],
+            [s for s in sessions if (s.app_version, s.release_stage) == key],
+            [e for e in events if (e.app_version, e.release_stage) == key],
+            known_sessions={s.session_id for s in sessions},
+        )
+        for key in keys
+    )
+    total = _group(None, None, sessions, events, {s.session_id for s in sessions})
+    statuses = Counter(request.status for request in requests)
+    return Report(
+        groups=groups,
+        total=total,
+        requests_received=len(requests),
+        requests_refused=sum(1 for request in requests if not 200 <= request.status < 300),
+        statuses=dict(sorted(statuses.items())),
+    )
+
+
+def _group(
+    app_version: str | None,
+    release_stage: str | None,
+    sessions: Sequence[SessionRecord],
+    events: Sequence[EventRecord],
+    known_sessions: set[str],
+) -> ReportGroup:
+    session_ids = {s.session_id for s in sessions}
+    crashed = {e.session_id for e in events if e.unhandled and e.session_id is not None}
+    errors = Counter((e.error_class, e.message) for e in events)
+    top = sorted(errors.items(), key=lambda item: (-item[1], item[0][0], item[0][1] or ""))
+    return ReportGroup(
+        app_version=app_version,
+        release_stage=release_stage,
+        sessions=len(session_ids),
+        sessions_with_unhandled=len(session_ids & crashed),
+        handled_events=sum(1 for e in events if not e.unhandled),
+        unhandled_events=sum(1 for e in events if e.unhandled),
+        events_outside_sessions=sum(1 for e in events if e.session_id is None),
+        events_in_unknown_sessions=sum(
+            1 for e in events if e.session_id is not None and e.session_id not in known_sessions
+        ),
+        top_errors=tuple(
+            ErrorCount(error_class, message, count)
+            for (error_class, message), count in top[:TOP_ERRORS]
+        ),
+    )
+
+
+_COLUMNS = (
+    ("app version", "<"),
+    ("release stage", "<"),
+    ("sessions", ">"),
+    ("with unhandled", ">"),
+    ("stability", ">"),
+    ("handled", ">"),
+    ("unhandled", ">"),
+    ("no session", ">"),
+    ("unknown session", ">"),
+)
+
+
+def _row(group: ReportGroup, version_label: str, stage_label: str) -> list[str]:
+    return [
+        version_label,
+        stage_label,
+        str(group.sessions),
+        str(group.sessions_with_unhandled),
+        group.stability_text,
+        str(group.handled_events),
+        str(group.unhandled_events),
+        str(group.events_outside_sessions),
+        str(group.events_in_unknown_sessions),
+    ]
+
+
+def _label(value: str | None) -> str:
+    return _NONE_LABEL if value is None else value
+
+
+def _table(rows: Iterable[list[str]]) -> list[str]:
+    rows = [[name for name, _ in _COLUMNS], *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    lines = []
+    for row in rows:
+        cells = [
+            f"{cell:{align}{width}}"
+            for cell, (_, align), width in zip(row, _COLUMNS, widths, strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def format_report(report: Report) -> str:
+    """The report as a plain-text table, followed by the most frequent errors."""
+    refused = f", {report.requests_refused} refused" if report.requests_refused else ""
+    lines = [
+        "BugSnag collector: stability report",
+        f"{report.requests_received} requests received{refused}",
+        "",
+    ]
+    if not report.groups:
+        lines.append("No sessions or events received yet.")
+        return "\n".join(lines) + "\n"
+    rows = [_row(g, _label(g.app_version), _label(g.release_stage)) for g in report.groups]
+    rows.append(_row(report.total, "all", ""))
+    lines.extend(_table(rows))
+    lines += ["", f"Most frequent errors (top {TOP_ERRORS} per version and stage)"]
+    for group in report.groups:
+        if not group.top_errors:
+            continue
+        lines.append(f"  {_label(group.app_version)} / {_label(group.release_stage)}")
+        for error in group.top_errors:
+            text = (
+                error.error_class if not error.message else f"{error.error_class}: {error.message}"
+            )
+            lines.append(f"    {error.count:>5}  {text}")
+    return "\n".join(lines) + "\n"
+
+
+def report_as_dict(report: Report) -> dict[str, Any]:
+    """The report as plain JSON-ready data, stability included as a percentage."""
+
+    def group_dict(group: ReportGroup) -> dict[str, Any]:
+        data = asdict(group)
+        stability = group.stability
+        data["stability_percent"] = None if stability is None else round(stability * 100, 1)
+        return data
+
+    return {
+        "requests_received": report.requests_received,
+        "requests_refused": report.requests_refused,
+        "statuses": {str(status): count for status, count in report.statuses.items()},
+        "groups": [group_dict(group) for group in report.groups],
+        "total": group_dict(report.total),
+    }
+
+
+def format_report_json(report: Report) -> str:
+    """The report as indented JSON."""
+    return json.dumps(report_as_dict(report), indent=2) + "\n"

@@ -1,0 +1,403 @@
+"""A local HTTP receiver that speaks BugSnag's sessions and notify endpoints.
+
+It checks each request as BugSnag would, records it in a SQLite `Store`, and can be told
+to misbehave (scripted statuses, going down, hanging) so delivery code can be tested
+against a real server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal
+
+from .store import Kind, Store
+from .validation import check_request
+
+Endpoint = Literal["notify", "sessions"]
+ScriptedResponse = int | tuple[int, Mapping[str, str]]
+
+# Bodies above BugSnag's limit are still read (and refused with 400) so the connection stays
+# usable; above this much we answer without reading and close the connection.
+_MAX_READ_BYTES = 16 * 1024 * 1024
+_ENDPOINT_KINDS: Mapping[str, tuple[Endpoint, Kind]] = {
+    "/notify": ("notify", "events"),
+    "/sessions": ("sessions", "sessions"),
+}
+
+
+class Collector:
+    """A BugSnag-compatible receiver on `host:port` (port 0 picks a free one).
+
+    The socket is bound on construction, so `url` is known before `start()`.
+    """
+
+    def __init__(
+        self,
+        store_path: str | os.PathLike[str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        verbose: bool = False,
+    ) -> None:
+        self.verbose = verbose
+        self._store = Store(store_path)
+        self._host = host
+        self._lock = threading.Lock()
+        self._stored = threading.Condition()
+        self._script: list[tuple[Endpoint | None, ScriptedResponse]] = []
+        self._hang_gate: threading.Event | None = None
+        self._connections: set[socket.socket] = set()
+        self._connection_count = 0
+        self._started = False
+        self._stopped = False
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._server = _Server((host, port), self)
+        self._port: int = self._server.server_address[1]
+
+    # -- addresses ---------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = self._host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self._port}"
+
+    @property
+    def notify_url(self) -> str:
+        return self.url + "/notify"
+
+    @property
+    def sessions_url(self) -> str:
+        return self.url + "/sessions"
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def connection_count(self) -> int:
+        """How many TCP connections have been accepted since construction."""
+        with self._lock:
+            return self._connection_count
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Collector:
+        """Serve in a daemon thread. Returns self."""
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("this collector has been stopped")
+            if self._started:
+                return self
+            self._started = True
+            self._serve()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection. The store stays readable."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._close_listener()
+            gate, self._hang_gate = self._hang_gate, None
+        if gate is not None:
+            gate.set()
+        self._drop_connections()
+
+    def __enter__(self) -> Collector:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- fault injection ---------------------------------------------------------------
+
+    def script(self, endpoint: Endpoint | None, *responses: ScriptedResponse) -> None:
+        """Answer the next requests with these responses, before any validation.
+
+        Each response is a status (503) or a status and headers ((429, {"Retry-After": "2"})).
+        With `endpoint` None they answer the next requests on either endpoint. Requests take
+        the oldest response queued for their endpoint or for both; once the queue is empty
+        the collector checks and stores requests normally again.
+        """
+        with self._lock:
+            self._script.extend((endpoint, response) for response in responses)
+
+    def go_down(self) -> None:
+        """Close the listening socket and every open connection: connections are refused."""
+        with self._lock:
+            self._close_listener()
+        self._drop_connections()
+
+    def come_back(self) -> None:
+        """Listen again, on the same port, after `go_down()`."""
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("this collector has been stopped")
+            if self._server is None:
+                self._server = _Server((self._host, self._port), self)
+                if self._started:
+                    self._serve()
+
+    def hang(self) -> None:
+        """Accept connections and read requests, but answer none until `unhang()`."""
+        with self._lock:
+            if self._hang_gate is None:
+                self._hang_gate = threading.Event()
+
+    def unhang(self) -> None:
+        """Answer normally again; requests held by `hang()` are dropped unanswered."""
+        with self._lock:
+            gate, self._hang_gate = self._hang_gate, None
+        if gate is not None:
+            gate.set()
+
+    def wait_for(self, kind: Kind, count: int, timeout: float = 5.0) -> bool:
+        """Block until at least `count` sessions or events are stored; False on timeout."""
+        with self._stored:
+            return self._stored.wait_for(lambda: self._store.count(kind) >= count, timeout)
+
+    # -- used by the request handler ---------------------------------------------------
+
+    def _next_scripted(self, endpoint: Endpoint) -> ScriptedResponse | None:
+        with self._lock:
+            for index, (wanted, response) in enumerate(self._script):
+                if wanted is None or wanted == endpoint:
+                    del self._script[index]
+                    return response
+        return None
+
+    def _current_hang_gate(self) -> threading.Event | None:
+        with self._lock:
+            return self._hang_gate
+
+    def _record(
+        self,
+        kind: Kind,
+        status: int,
+        reason: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        payload: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._store.record(kind, status, reason, headers, body, payload)
+        if payload is not None:
+            with self._stored:
+                self._stored.notify_all()
+
+    @contextmanager
+    def _tracked(self, connection: socket.socket) -> Iterator[None]:
+        with self._lock:
+            self._connections.add(connection)
+            self._connection_count += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._connections.discard(connection)
+
+    # -- internals (called with self._lock held) ---------------------------------------
+
+    def _serve(self) -> None:
+        server = self._server
+        assert server is not None
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"bugsnag-collector-{self._port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _close_listener(self) -> None:
+        server, self._server = self._server, None
+        thread, self._thread = self._thread, None
+        if server is None:
+            return
+        if thread is not None:
+            server.shutdown()  # waits for the serve loop only, never for handlers
+            thread.join()
+        server.server_close()
+
+    def _drop_connections(self) -> None:
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], collector: Collector) -> None:
+        self.collector = collector
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup of the host; skip it.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if self.collector.verbose:
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "BugsnagCollector/0.1"
+    server: _Server
+
+    def handle(self) -> None:
+        with self.server.collector._tracked(self.connection):
+            super().handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.collector.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._discard_body()
+        gate = self.server.collector._current_hang_gate()
+        if gate is not None:
+            self._hold(gate)
+            return
+        if self.path.split("?", 1)[0] == "/health":
+            self._reply(200, {"status": "ok"})
+        else:
+            self._reply(404, {"error": "Not found."})
+
+    def do_POST(self) -> None:
+        collector = self.server.collector
+        route = _ENDPOINT_KINDS.get(self.path.split("?", 1)[0].rstrip("/"))
+        body = self._read_body()
+        if body is None:
+            return
+        headers = dict(self.headers.items())
+        gate = collector._current_hang_gate()
+        if gate is not None:
+            if route is not None:
+                # Recorded so a test can see the request arrived although it got no answer.
+                collector._record(
+                    route[1], 0, "Held unanswered: the collector hung.", headers, body
+                )
+            self._hold(gate)
+            return
+        if route is None:
+            self._reply(404, {"error": "Not found."})
+            return
+        endpoint, kind = route
+
+        scripted = collector._next_scripted(endpoint)
+        if scripted is not None:
+            status, extra = (scripted, {}) if isinstance(scripted, int) else scripted
+            collector._record(kind, status, "Scripted response.", headers, body)
+            answer = {"status": "ok"} if status < 400 else {"error": "Scripted response."}
+            self._reply(status, answer, extra)
+            return
+
+        verdict = check_request(kind, headers, body)
+        collector._record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
+        if verdict.accepted:
+            self._reply(202, {"status": "ok"})
+        else:
+            self._reply(verdict.status, {"error": verdict.reason})
+
+    def _hold(self, gate: threading.Event) -> None:
+        """Block until the hang ends, then drop the connection without answering."""
+        gate.wait()
+        self.close_connection = True
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None after answering a request whose length is unusable."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length_text = self.headers.get("Content-Length", "0")
+        try:
+            length = int(length_text)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._reply(400, {"error": "The Content-Length header is not valid."}, close=True)
+            return None
+        if length > _MAX_READ_BYTES:
+            self._reply(400, {"error": "Payload too large."}, close=True)
+            return None
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes | None:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                self._reply(400, {"error": "The chunked body is not valid."}, close=True)
+                return None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > _MAX_READ_BYTES:
+                self._reply(400, {"error": "Payload too large."}, close=True)
+                return None
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _discard_body(self) -> None:
+        length = self.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) <= _MAX_READ_BYTES:
+            self.rfile.read(int(length))
+
+    def _reply(
+        self,
+        status: int,
+        answer: Mapping[str, Any],
+        headers: Mapping[str, str] | None = None,
+        *,
+        close: bool = False,
+    ) -> None:
+        body = json.dumps(answer).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)

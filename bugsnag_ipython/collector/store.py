@@ -1,0 +1,327 @@
+"""The collector's SQLite store: every request received, and the sessions and events accepted.
+
+One connection, guarded by a lock, shared by the receiver's handler threads. WAL mode with
+`synchronous=NORMAL` commits without an fsync per request, which is what lets one connection
+keep up with thousands of small events a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+Kind = Literal["sessions", "events"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    api_key TEXT,
+    app_version TEXT,
+    release_stage TEXT,
+    received_at TEXT NOT NULL,
+    request_id INTEGER NOT NULL REFERENCES requests(id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    api_key TEXT,
+    app_version TEXT,
+    release_stage TEXT,
+    error_class TEXT NOT NULL,
+    message TEXT,
+    unhandled INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    session_id TEXT,
+    session_handled INTEGER,
+    session_unhandled INTEGER,
+    received_at TEXT NOT NULL,
+    request_id INTEGER NOT NULL REFERENCES requests(id),
+    event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_session_id ON sessions(session_id);
+CREATE INDEX IF NOT EXISTS events_by_session_id ON events(session_id);
+"""
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request received on an endpoint, accepted or refused."""
+
+    id: int
+    received_at: str
+    kind: Kind
+    status: int
+    reason: str
+    headers: dict[str, str]
+    body: str
+
+    def header(self, name: str) -> str | None:
+        """A header's value, looked up case-insensitively."""
+        wanted = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One session from an accepted sessions payload."""
+
+    id: int
+    session_id: str
+    started_at: str
+    api_key: str | None
+    app_version: str | None
+    release_stage: str | None
+    received_at: str
+    request_id: int
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One event from an accepted events payload; `event` is the event object as sent."""
+
+    id: int
+    api_key: str | None
+    app_version: str | None
+    release_stage: str | None
+    error_class: str
+    message: str | None
+    unhandled: bool
+    severity: str
+    session_id: str | None
+    session_handled: int | None
+    session_unhandled: int | None
+    received_at: str
+    request_id: int
+    event: dict[str, Any]
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO-8601 with milliseconds and a Z suffix."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Store:
+    """The SQLite file behind a collector. Safe to share between threads."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        _create_private(self.path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False)
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def record(
+        self,
+        kind: Kind,
+        status: int,
+        reason: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        payload: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Store one request and, when it carries a payload, its sessions or events.
+
+        All rows go in one transaction. Returns the request's id.
+        """
+        received_at = utc_now()
+        lowered = {name.lower(): value for name, value in headers.items()}
+        header_key = lowered.get("bugsnag-api-key", "").strip() or None
+        with self._lock, self._conn:
+            cursor = self._conn.execute(
+                "INSERT INTO requests (received_at, kind, status, reason, headers, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    received_at,
+                    kind,
+                    status,
+                    reason,
+                    json.dumps(dict(headers)),
+                    body.decode("utf-8", errors="replace"),
+                ),
+            )
+            request_id = cursor.lastrowid
+            assert request_id is not None
+            if payload is not None and kind == "sessions":
+                self._conn.executemany(
+                    "INSERT INTO sessions (session_id, started_at, api_key, app_version,"
+                    " release_stage, received_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    _session_rows(payload, header_key, received_at, request_id),
+                )
+            elif payload is not None:
+                self._conn.executemany(
+                    "INSERT INTO events (api_key, app_version, release_stage, error_class,"
+                    " message, unhandled, severity, session_id, session_handled,"
+                    " session_unhandled, received_at, request_id, event)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _event_rows(payload, header_key, received_at, request_id),
+                )
+        return request_id
+
+    def requests(self, kind: Kind | None = None) -> list[RequestRecord]:
+        """Every request received, oldest first; only one endpoint's when `kind` is given."""
+        query = "SELECT id, received_at, kind, status, reason, headers, body FROM requests"
+        params: tuple[str, ...] = ()
+        if kind is not None:
+            query += " WHERE kind = ?"
+            params = (kind,)
+        rows = self._fetch(query + " ORDER BY id", params)
+        return [
+            RequestRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
+            for row in rows
+        ]
+
+    def sessions(self) -> list[SessionRecord]:
+        """Every session accepted, oldest first."""
+        rows = self._fetch(
+            "SELECT id, session_id, started_at, api_key, app_version, release_stage,"
+            " received_at, request_id FROM sessions ORDER BY id"
+        )
+        return [SessionRecord(*row) for row in rows]
+
+    def events(self) -> list[EventRecord]:
+        """Every event accepted, oldest first."""
+        rows = self._fetch(
+            "SELECT id, api_key, app_version, release_stage, error_class, message, unhandled,"
+            " severity, session_id, session_handled, session_unhandled, received_at,"
+            " request_id, event FROM events ORDER BY id"
+        )
+        return [
+            EventRecord(
+                id=row[0],
+                api_key=row[1],
+                app_version=row[2],
+                release_stage=row[3],
+                error_class=row[4],
+                message=row[5],
+                unhandled=bool(row[6]),
+                severity=row[7],
+                session_id=row[8],
+                session_handled=row[9],
+                session_unhandled=row[10],
+                received_at=row[11],
+                request_id=row[12],
+                event=json.loads(row[13]),
+            )
+            for row in rows
+        ]
+
+    def count(self, kind: Kind) -> int:
+        """How many sessions or events have been accepted."""
+        table = "sessions" if kind == "sessions" else "events"
+        rows = self._fetch(f"SELECT COUNT(*) FROM {table}")
+        return int(rows[0][0])
+
+    def clear(self) -> None:
+        """Forget everything received."""
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM sessions")
+            self._conn.execute("DELETE FROM events")
+            self._conn.execute("DELETE FROM requests")
+
+    def _fetch(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(query, params).fetchall()
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only; SQLite gives -wal/-shm the same."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+
+
+def _app_fields(app: object) -> tuple[str | None, str | None]:
+    if not isinstance(app, dict):
+        return None, None
+    return _optional_str(app.get("version")), _optional_str(app.get("releaseStage"))
+
+
+def _optional_str(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _session_rows(
+    payload: Mapping[str, Any], api_key: str | None, received_at: str, request_id: int
+) -> list[tuple[Any, ...]]:
+    app_version, release_stage = _app_fields(payload.get("app"))
+    return [
+        (
+            session["id"],
+            session["startedAt"],
+            api_key,
+            app_version,
+            release_stage,
+            received_at,
+            request_id,
+        )
+        for session in payload["sessions"]
+    ]
+
+
+def _event_rows(
+    payload: Mapping[str, Any], api_key: str | None, received_at: str, request_id: int
+) -> list[tuple[Any, ...]]:
+    body_key = _optional_str(payload.get("apiKey"))
+    rows: list[tuple[Any, ...]] = []
+    for event in payload["events"]:
+        app_version, release_stage = _app_fields(event.get("app"))
+        first = event["exceptions"][0]
+        session = event.get("session")
+        session_id = handled = unhandled = None
+        if isinstance(session, dict):
+            session_id = session["id"]
+            handled = session["events"]["handled"]
+            unhandled = session["events"]["unhandled"]
+        rows.append(
+            (
+                api_key or body_key,
+                app_version,
+                release_stage,
+                first["errorClass"],
+                _optional_str(first.get("message")),
+                int(bool(event["unhandled"])),
+                event["severity"],
+                session_id,
+                handled,
+                unhandled,
+                received_at,
+                request_id,
+                json.dumps(event),
+            )
+        )
+    return rows

@@ -1,0 +1,127 @@
+"""Payload builders and a running collector for the collector tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bugsnag_ipython.collector import Collector
+
+API_KEY = "0123456789abcdef0123456789abcdef"
+NOTIFIER = {
+    "name": "Bugsnag IPython",
+    "version": "0.1.0",
+    "url": "https://github.com/bugsnag-ipython/bugsnag-ipython",
+}
+
+
+def session_payload(
+    session_id: str | None = None, version: str | None = "1.2.3", stage: str = "production"
+) -> dict[str, Any]:
+    app: dict[str, Any] = {"type": "jupyter", "releaseStage": stage}
+    if version is not None:
+        app["version"] = version
+    return {
+        "notifier": dict(NOTIFIER),
+        "app": app,
+        "device": {
+            "hostname": "h",
+            "osName": "linux",
+            "osVersion": "6.1",
+            "runtimeVersions": {"python": "3.11.7"},
+        },
+        "sessions": [
+            {
+                "id": session_id or str(uuid.uuid4()),
+                "startedAt": "2026-12-01T08:03:42.123Z",
+                "user": {"id": "u"},
+            }
+        ],
+    }
+
+
+def event_payload(
+    *,
+    unhandled: bool = True,
+    session_id: str | None = None,
+    handled_count: int = 0,
+    unhandled_count: int = 1,
+    version: str | None = "1.2.3",
+    stage: str = "production",
+    error_class: str = "ZeroDivisionError",
+    message: str = "division by zero",
+) -> dict[str, Any]:
+    app: dict[str, Any] = {
+        "type": "jupyter",
+        "releaseStage": stage,
+        "duration": 12345,
+        "durationInForeground": 230,
+        "inForeground": True,
+    }
+    if version is not None:
+        app["version"] = version
+    event: dict[str, Any] = {
+        "exceptions": [
+            {
+                "errorClass": error_class,
+                "message": message,
+                "type": "python",
+                "stacktrace": [
+                    {
+                        "file": "<cell 3>",
+                        "lineNumber": 3,
+                        "method": "<module>",
+                        "inProject": True,
+                        "code": {"3": "1/0"},
+                    }
+                ],
+            }
+        ],
+        "severity": "error" if unhandled else "warning",
+        "severityReason": {"type": "unhandledException" if unhandled else "handledException"},
+        "unhandled": unhandled,
+        "context": "notebook.ipynb",
+        "app": app,
+        "device": {"hostname": "h", "time": "2026-12-01T08:05:00.000Z"},
+        "user": {"id": "u"},
+        "breadcrumbs": [],
+        "metaData": {},
+    }
+    if session_id is not None:
+        event["session"] = {
+            "id": session_id,
+            "startedAt": "2026-12-01T08:03:42.123Z",
+            "events": {"handled": handled_count, "unhandled": unhandled_count},
+        }
+    return {
+        "apiKey": API_KEY,
+        "payloadVersion": "4.0",
+        "notifier": dict(NOTIFIER),
+        "events": [event],
+    }
+
+
+def encode(payload: object) -> bytes:
+    return json.dumps(payload).encode("utf-8")
+
+
+def headers_for(kind: str, body: bytes, *, api_key: str = API_KEY) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "Bugsnag-Api-Key": api_key,
+        "Bugsnag-Payload-Version": "1.0" if kind == "sessions" else "4.0",
+        "Bugsnag-Sent-At": "2026-12-01T08:03:42.200Z",
+        "Bugsnag-Integrity": f"sha1 {hashlib.sha1(body).hexdigest()}",
+    }
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    with Collector(tmp_path / "collector.sqlite") as running:
+        yield running
