@@ -8,9 +8,7 @@ off unless a test asks for it.
 from __future__ import annotations
 
 import json
-import os
 import queue
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +17,9 @@ from typing import Any
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
+from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_ipython_dir, make_kernelspec
+
 API_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
-KERNEL_NAME = "bugsnag-ipython-test"
 STARTUP_TIMEOUT = 60.0
 
 
@@ -36,37 +35,6 @@ class CellResult:
     @property
     def text(self) -> str:
         return self.stdout + self.stderr
-
-
-def make_kernelspec(root: Path) -> Path:
-    spec_dir = root / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "bugsnag-ipython tests",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    return root / "kernels"
-
-
-def make_ipython_dir(root: Path, kernel_config: str = "") -> Path:
-    """A private IPYTHONDIR; `kernel_config` is added to its ipython_kernel_config.py."""
-    profile = root / "ipython" / "profile_default"
-    profile.mkdir(parents=True, exist_ok=True)
-    (profile / "ipython_kernel_config.py").write_text(
-        "c = get_config()  # noqa\n"
-        "# The installed kernel config would load the extension in every kernel: off here.\n"
-        "c.InteractiveShellApp.extra_extensions = []\n" + kernel_config + "\n"
-    )
-    return root / "ipython"
-
-
-def kernel_environment(ipython_dir: Path, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUGSNAG_", "JPY_"))}
-    env.update({"IPYTHONDIR": str(ipython_dir), "PYTHONUNBUFFERED": "1"})
-    env.update(extra)
-    return env
 
 
 class Kernel:

@@ -1,0 +1,127 @@
+"""Run the demo notebook in a real kernel against the local collector, then report.
+
+`make demo` calls this. The kernel is this interpreter's own Python (never whatever `python3`
+kernelspec the machine has), with a private IPython profile and persistence directory. An idle
+gap is made *between* cells, after the cell tagged `idle-gap`: a `sleep` inside a cell would be
+foreground time, and only background time can start a new session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .collector import Collector, Report, build_report, format_report
+
+DEMO_API_KEY = "0123456789abcdef0123456789abcdef"  # any 32 hex digits: the collector is local
+BACKGROUND_TIMEOUT = 2.0
+IDLE_GAP = BACKGROUND_TIMEOUT + 0.5
+KERNEL_NAME = "bugsnag-ipython-python"
+
+
+def make_kernelspec(root: Path) -> Path:
+    """A kernelspec for this interpreter; returns the folder to give KernelSpecManager."""
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python (bugsnag-ipython)",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return root / "kernels"
+
+
+def make_ipython_dir(root: Path, kernel_config: str = "") -> Path:
+    """A private IPYTHONDIR whose kernel profile switches the installed auto-load off, so that
+    `%load_ext` in the notebook is what loads the extension; `kernel_config` is added to it."""
+    profile = root / "ipython" / "profile_default"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        "c = get_config()  # noqa\n"
+        "c.InteractiveShellApp.extra_extensions = []\n" + kernel_config + "\n"
+    )
+    return root / "ipython"
+
+
+def kernel_environment(ipython_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without BugSnag or Jupyter session variables, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUGSNAG_", "JPY_"))}
+    env.update({"IPYTHONDIR": str(ipython_dir), "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    report: Report
+    executed: Path  # the executed notebook, outputs included
+    seconds: float
+
+
+def run_demo(notebook: Path, workdir: Path, *, idle_gap: float = IDLE_GAP) -> DemoResult:
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    started = time.monotonic()
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    collector = Collector(workdir / "collector.sqlite").start()
+    try:
+        env = kernel_environment(
+            make_ipython_dir(workdir),
+            {
+                "BUGSNAG_API_KEY": DEMO_API_KEY,
+                "BUGSNAG_NOTIFY_ENDPOINT": collector.notify_url,
+                "BUGSNAG_SESSIONS_ENDPOINT": collector.sessions_url,
+                "BUGSNAG_BACKGROUND_TIMEOUT": str(BACKGROUND_TIMEOUT),
+                "BUGSNAG_PERSISTENCE_DIRECTORY": str(workdir / "persistence"),
+                "BUGSNAG_APP_VERSION": "1.0.0",
+                "BUGSNAG_RELEASE_STAGE": "demo",
+            },
+        )
+        specs = KernelSpecManager(kernel_dirs=[str(make_kernelspec(workdir))])
+        manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+        nb = nbformat.read(notebook, as_version=4)
+
+        def after_cell(cell: Any, **_: Any) -> None:
+            if "idle-gap" in cell.get("metadata", {}).get("tags", []):
+                time.sleep(idle_gap)  # the kernel sits idle between cells: background time
+
+        client = NotebookClient(
+            nb, km=manager, timeout=60, on_cell_complete=after_cell, resources={
+                "metadata": {"path": str(notebook.parent)}
+            }
+        )
+        # The kernel's own log (ours included) goes to a file, not between the report's lines.
+        with open(workdir / "kernel.log", "w") as kernel_log:
+            client.execute(env=env, cwd=str(notebook.parent), stderr=kernel_log)
+        executed = workdir / "demo.executed.ipynb"
+        nbformat.write(nb, executed)
+        return DemoResult(build_report(collector.store), executed, time.monotonic() - started)
+    finally:
+        collector.stop()
+
+
+def main() -> int:
+    root = Path(__file__).resolve().parent.parent
+    notebook = root / "notebooks" / "demo.ipynb"
+    workdir = root / ".demo"
+    print(f"Running {notebook.relative_to(root)} in a real kernel against the local collector…")
+    result = run_demo(notebook, workdir)
+    print(f"Executed notebook: {result.executed.relative_to(root)} ({result.seconds:.1f}s); "
+          f"kernel log: {(workdir / 'kernel.log').relative_to(root)}\n")
+    print(format_report(result.report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
