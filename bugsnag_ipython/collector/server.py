@@ -61,7 +61,11 @@ class Collector:
         self._stopped = False
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._server = _Server((host, port), self)
+        try:
+            self._server = _Server((host, port), self)
+        except OSError:
+            self._store.close()
+            raise
         self._port: int = self._server.server_address[1]
 
     # -- addresses ---------------------------------------------------------------------
@@ -165,7 +169,10 @@ class Collector:
                     self._serve()
 
     def hang(self) -> None:
-        """Accept connections and read requests, but answer none until `unhang()`."""
+        """Accept connections and read requests, but answer none until `unhang()`.
+
+        Requests held this way are recorded with status 0.
+        """
         with self._lock:
             if self._hang_gate is None:
                 self._hang_gate = threading.Event()
@@ -276,6 +283,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, a keep-alive
+    # client's delayed ACK then stalls every response by about 40 ms.
+    disable_nagle_algorithm = True
     server_version = "BugsnagCollector/0.1"
     server: _Server
 
@@ -378,9 +388,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def _discard_body(self) -> None:
-        length = self.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) <= _MAX_READ_BYTES:
+        length = self.headers.get("Content-Length", "0")
+        if length.isdigit() and int(length) <= _MAX_READ_BYTES:
             self.rfile.read(int(length))
+        else:
+            self.close_connection = True  # cannot find where the next request starts
 
     def _reply(
         self,

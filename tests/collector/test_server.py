@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import threading
@@ -208,3 +209,32 @@ def test_the_store_can_be_reopened_after_stop(tmp_path: Path) -> None:
         assert post(collector.sessions_url, "sessions", session_payload("s-9")).ok
     with Store(path) as store:
         assert [s.session_id for s in store.sessions()] == ["s-9"]
+
+
+def test_keep_alive_requests_are_answered_without_delay(collector: Collector) -> None:
+    # Guards against Nagle's algorithm meeting the client's delayed ACK (~40 ms a request).
+    body = encode(event_payload())
+    headers = headers_for("events", body)
+    with requests.Session() as http:
+        started = time.monotonic()
+        for _ in range(50):
+            assert http.post(collector.notify_url, data=body, headers=headers).ok
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.5
+
+
+def test_a_chunked_body_is_read(collector: Collector) -> None:
+    body = encode(session_payload("s-chunked"))
+    connection = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=5)
+    try:
+        connection.request(
+            "POST",
+            "/sessions",
+            body=iter([body[:10], body[10:]]),
+            headers=headers_for("sessions", body),
+            encode_chunked=True,
+        )
+        assert connection.getresponse().status == 202
+    finally:
+        connection.close()
+    assert [s.session_id for s in collector.store.sessions()] == ["s-chunked"]
