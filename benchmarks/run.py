@@ -1,0 +1,44 @@
+"""`make bench`: every performance figure, each against a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import cell_overhead, load_cost
+from benchmarks.common import Row, format_table
+
+
+def machine() -> str:
+    import os
+
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}" for name in ("ipython", "ipykernel", "requests")
+    )
+    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"{versions}")
+
+
+def main() -> int:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bugsnag-bench-") as scratch:
+        work = Path(scratch)
+        for step in (
+            cell_overhead.measure,
+            load_cost.measure_load,
+            load_cost.measure_first_cell,
+        ):
+            print(f"… {step.__module__.split('.')[-1]}.{step.__name__}", file=sys.stderr, flush=True)
+            rows += step(work / step.__name__)
+    print(f"Machine: {machine()}\n")
+    print(format_table(rows))
+    return 0 if all(row.met is not False for row in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
