@@ -109,7 +109,7 @@ def leave_breadcrumb(name: str, metadata: dict[str, Any] | None = None, type: st
 
 def panel() -> None:
     """Show the live status panel (in a terminal, the status text)."""
-    from .panel import show_panel
+    from .status_panel import show_panel
 
     show_panel(_client())
 

@@ -8,6 +8,8 @@ panel. It also refreshes once a second, so "how long ago" and an unloaded extens
 
 Where widgets cannot render the status appears as text: terminal IPython prints it, and the
 display bundle of a widget panel carries it as `text/plain` and `text/html`.
+
+(Not named `panel.py`: importing a submodule `panel` would replace the package's `panel()`.)
 """
 
 from __future__ import annotations
