@@ -94,13 +94,14 @@ class PanelWidgets:
         return self.box.comm is None
 
     def show(self, view: PanelView, notice: str) -> None:
-        self.header.value = _header(view)
         self.session.value = _table("Session", view.session)
         self.delivery.value = _table("Delivery", view.delivery)
         self.settings.value = _table("Settings", view.settings)
         for action, enabled in _enabled(view).items():
             self.buttons[action].disabled = not enabled
         self.footer.value = _footer(view, notice)
+        # The state badge last: once it says "paused", the buttons and figures already agree.
+        self.header.value = _header(view)
 
 
 def _header(view: PanelView) -> str:

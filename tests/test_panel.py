@@ -246,6 +246,34 @@ def test_error_loop_sends_a_bounded_number_of_updates(kernel: Kernel) -> None:
     assert len(updates) < 40, f"{len(updates)} comm messages for 200 events"
 
 
+def test_changes_from_another_thread_show_up(kernel: Kernel) -> None:
+    kernel.execute("%load_ext bugsnag_ipython")
+    parts = panel_parts(kernel, show_panel(kernel)[WIDGET_VIEW]["model_id"])
+
+    kernel.execute(
+        "import bugsnag_ipython, threading\n"
+        "threading.Thread(target=lambda: bugsnag_ipython.notify(ValueError('from a thread'))).start()"
+    )
+
+    took = kernel.wait_for(lambda: "1 handled" in text_of(kernel, parts, "session"))
+    assert took < 1.0
+
+
+def test_panel_of_an_old_kernel_does_not_break_the_new_one(kernel: Kernel) -> None:
+    kernel.execute("%load_ext bugsnag_ipython")
+    old = panel_parts(kernel, show_panel(kernel)[WIDGET_VIEW]["model_id"])
+
+    kernel.manager.restart_kernel(now=True)
+    kernel.client.wait_for_ready(timeout=30)
+    kernel.click(old["pause"])  # a click on the old panel's view reaches a kernel that never knew it
+    kernel.execute("%load_ext bugsnag_ipython")
+    new = panel_parts(kernel, show_panel(kernel)[WIDGET_VIEW]["model_id"])
+    kernel.click(new["pause"])
+
+    kernel.wait_for(lambda: "data-state='paused'" in header(kernel, new))
+    assert not [m for m in kernel.messages if m.type == "error"]
+
+
 def test_flush_runs_in_the_background_and_reports_its_outcome(tmp_path: Path) -> None:
     with slow_collector(delay=0.6) as url:
         kernel = start_kernel(tmp_path, {
