@@ -3,6 +3,7 @@ beside the user's own extensions."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import queue
@@ -31,10 +32,14 @@ def test_kernel_config_asks_for_extra_extensions_only() -> None:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # With hatchling at hand, build without fetching a build environment.
+    isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation,
+         "--wheel-dir", str(out), str(ROOT)],
         check=True,
         capture_output=True,
+        timeout=90,
     )
     (built,) = out.glob("bugsnag_ipython-*.whl")
     return built
@@ -48,7 +53,7 @@ def fresh_environment(where: Path, wheel: Path) -> Path:
     python = where / "bin" / "python"
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, timeout=30,
     ).stdout.strip()
     Path(site, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run(
@@ -56,6 +61,7 @@ def fresh_environment(where: Path, wheel: Path) -> Path:
          "--no-index", str(wheel)],
         check=True,
         capture_output=True,
+        timeout=60,
     )
     return python
 
