@@ -77,7 +77,8 @@ def collector(tmp_path: Path) -> Iterator[tuple[str, str]]:
             server.shutdown()
             server.server_close()
         return
-    running = Collector(str(tmp_path / "collector.sqlite"), host="127.0.0.1", port=0).start()
+    running = Collector(str(tmp_path / "collector.sqlite"), host="127.0.0.1", port=0)
+    running.start()
     try:
         yield running.notify_url, running.sessions_url
     finally:
