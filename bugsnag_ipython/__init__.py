@@ -21,6 +21,7 @@ __all__ = [
     "leave_breadcrumb",
     "load_ipython_extension",
     "notify",
+    "panel",
     "pause_session",
     "resume_session",
     "start_session",
@@ -104,6 +105,13 @@ def notify(
 def leave_breadcrumb(name: str, metadata: dict[str, Any] | None = None, type: str = "manual") -> None:
     """Add a breadcrumb to the trail sent with the next events."""
     _client().leave_breadcrumb(name, metadata, type)
+
+
+def panel() -> None:
+    """Show the live status panel (in a terminal, the status text)."""
+    from .status_panel import show_panel
+
+    show_panel(_client())
 
 
 def flush(timeout: float = 5.0) -> bool:

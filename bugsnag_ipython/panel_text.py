@@ -1,0 +1,198 @@
+"""What the status panel shows, as plain data: no widgets and no IPython here.
+
+`panel_view` turns a client into a `PanelView` of short strings and button states; the widget
+module only copies those strings into widgets. The text and HTML fallbacks (terminal IPython,
+frontends without the widget manager, nbconvert output) reuse the lines of `status.py`, so the
+status magic, the fallbacks and the panel say the same things in the same words.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .status import host_of, status_text
+
+if TYPE_CHECKING:
+    from .client import Client
+
+SessionState = Literal["active", "paused", "none", "unloaded"]
+NOT_LOADED = "The extension is not loaded in this kernel; run %load_ext bugsnag_ipython."
+
+
+@dataclass
+class FlushProgress:
+    """A flush started from the panel, shared by every panel of the same client."""
+
+    started: float  # time.monotonic() when the click came
+    running: bool = True
+    delivered_all: bool = False
+    seconds: float = 0.0
+    failure: str | None = None
+
+
+Rows = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class PanelView:
+    state: SessionState
+    title: str
+    session: Rows
+    delivery: Rows
+    settings: Rows
+    flush: str
+    can_start: bool
+    can_pause: bool
+    can_resume: bool
+    can_flush: bool
+
+
+def short_ago(seconds: float) -> str:
+    """A coarse age: seconds in the first minute, then minutes, so a displayed panel changes at
+    most once a minute once its session is older than that."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600}h {seconds % 3600 // 60}min ago"
+
+
+def clock_time(epoch_seconds: float) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(epoch_seconds))
+
+
+def panel_view(
+    client: Client | None,
+    flush: FlushProgress | None,
+    *,
+    wall_clock: float,
+    monotonic: float,
+) -> PanelView:
+    if client is None:
+        return PanelView(
+            state="unloaded",
+            title="not loaded",
+            session=(("Session", NOT_LOADED),),
+            delivery=(),
+            settings=(),
+            flush="",
+            can_start=False,
+            can_pause=False,
+            can_resume=False,
+            can_flush=False,
+        )
+    session = client.current_session()
+    state: SessionState = "none" if session is None else "paused" if session.paused else "active"
+    waiting = waiting_count(client)
+    flushing = flush is not None and flush.running
+    return PanelView(
+        state=state,
+        title=state if session is None else f"{state} · {session.id[:8]}",
+        session=_session_rows(client, wall_clock),
+        delivery=_delivery_rows(client),
+        settings=_settings_rows(client),
+        flush=flush_text(flush, waiting, monotonic),
+        can_start=True,
+        can_pause=state == "active",
+        can_resume=state == "paused",
+        can_flush=waiting > 0 and not flushing,
+    )
+
+
+def waiting_count(client: Client) -> int:
+    """Payloads not yet delivered but still on their way: in the queue or on disk."""
+    stored = getattr(client.delivery, "stored", None)
+    return client.delivery.queued + (stored if isinstance(stored, int) else 0)
+
+
+def _session_rows(client: Client, wall_clock: float) -> Rows:
+    session = client.current_session()
+    counts = client.tracker.counts
+    rows: list[tuple[str, str]] = []
+    if session is None:
+        rows.append(("Session", "none; New session starts one"))
+    else:
+        rows += [
+            ("Started", f"{clock_time(session.started_at)} ({short_ago(wall_clock - session.started_at)})"),
+            ("Errors", f"{session.handled} handled, {session.unhandled} unhandled in this session"),
+        ]
+        if session.paused:
+            rows.append(("Paused", "errors now count against no session"))
+    started = counts.sessions_started
+    rows.append(("This kernel", f"{started} session{'' if started == 1 else 's'} started"))
+    if started:
+        stable = started - counts.sessions_with_unhandled
+        share = f"{100.0 * stable / started:.1f}%"
+        rows.append(("Stability", f"{share} ({stable} of {started} without an unhandled error)"))
+    return tuple(rows)
+
+
+def _delivery_rows(client: Client) -> Rows:
+    stats = client.delivery.stats
+    stored = getattr(client.delivery, "stored", None)
+    waiting = f"{client.delivery.queued} queued"
+    if isinstance(stored, int):
+        waiting += f", {stored} on disk"
+    rows: list[tuple[str, str]] = [
+        ("Delivered", str(stats.delivered)),
+        ("Waiting", f"{waiting_count(client)} ({waiting})"),
+    ]
+    dropped = sum(stats.dropped.values()) + client.held_overflow
+    reasons = [f"{n} {reason}" for reason, n in stats.dropped.most_common()]
+    if client.held_overflow:
+        reasons.append(f"{client.held_overflow} held too long without an API key")
+    rows.append(("Dropped", f"{dropped} ({', '.join(reasons)})" if dropped else "0"))
+    if client.held:
+        rows.append(("Held", f"{client.held} until an API key is set"))
+    if stats.last_error:
+        rows.append(("Last error", stats.last_error))
+    return tuple(rows)
+
+
+def _settings_rows(client: Client) -> Rows:
+    config = client.config
+    key = client.masked_key() + ("" if config.api_key else "; nothing is sent until one is set")
+    return (
+        ("Endpoints", f"events {host_of(config.notify_url)}, sessions {host_of(config.sessions_url)}"),
+        ("API key", key),
+        ("Release", f"stage {config.release_stage}, version {config.app_version or '(none)'}"),
+    )
+
+
+def flush_text(flush: FlushProgress | None, waiting: int, monotonic: float) -> str:
+    if flush is None:
+        return ""
+    if flush.running:
+        return f"Flushing… {waiting} waiting ({monotonic - flush.started:.0f}s)"
+    if flush.failure:
+        return f"Flush failed: {flush.failure}"
+    if flush.delivered_all:
+        return f"Flushed in {flush.seconds:.1f}s: everything was delivered."
+    return f"Flush gave up after {flush.seconds:.0f}s: {waiting} still waiting."
+
+
+# -- fallbacks ------------------------------------------------------------------------------
+
+
+def fallback_text(client: Client | None) -> str:
+    """The readable `text/plain` of a displayed panel: the status magic's text."""
+    if client is None:
+        return f"BugSnag: {NOT_LOADED}"
+    return status_text(client)
+
+
+def fallback_html(client: Client | None) -> str:
+    """The same lines as a small table, for frontends that render HTML but not widgets."""
+    title, *lines = fallback_text(client).splitlines()
+    cells = []
+    for line in lines:
+        label, _, value = line.partition(": ")
+        cells.append(
+            f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"
+            f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
+        )
+    return f"<div class='bugsnag-status'><b>{html.escape(title)}</b><table>{''.join(cells)}</table></div>"

@@ -1,0 +1,139 @@
+"""The panel's widgets. Imported only when a panel is first shown in a kernel, so that loading
+the extension and running cells never pays for ipywidgets."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+
+from .panel_text import PanelView, Rows
+
+ACTIONS = ("start", "pause", "resume", "flush")
+LABELS = {"start": "New session", "pause": "Pause", "resume": "Resume", "flush": "Flush"}
+TIPS = {
+    "start": "Start a new session, replacing the current one (%bugsnag_session start)",
+    "pause": "Errors from now on count against no session (%bugsnag_session pause)",
+    "resume": "Count errors against the paused session again (%bugsnag_session resume)",
+    "flush": "Deliver what is waiting now, in the background (%bugsnag_session flush)",
+}
+BADGE_COLOURS = {"active": "#2e7d32", "paused": "#b26a00", "none": "#616161", "unloaded": "#616161"}
+
+
+class PanelBox(widgets.VBox):  # type: ignore[misc]
+    """A VBox whose display bundle carries the status as text and HTML too, for the places
+    where the widget cannot render."""
+
+    def __init__(self, fallback: Callable[[], tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fallback = fallback
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle: dict[str, Any] | None = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle["text/plain"], bundle["text/html"] = self._fallback()
+        return bundle
+
+
+class PanelWidgets:
+    """The widgets of one displayed panel. `show` copies a view into them; traitlets sends
+    only the values that changed, so an unchanged refresh costs no comm message."""
+
+    def __init__(
+        self,
+        view: PanelView,
+        notice: str,
+        on_action: Callable[[str], None],
+        fallback: Callable[[], tuple[str, str]],
+    ) -> None:
+        # Built with their first values, so that the comm_open messages carry them and no
+        # round of updates follows the display.
+        self.header = widgets.HTML(_header(view))
+        self.session = widgets.HTML(_table("Session", view.session))
+        self.delivery = widgets.HTML(_table("Delivery", view.delivery))
+        self.settings = widgets.HTML(_table("Settings", view.settings))
+        self.footer = widgets.HTML(_footer(view, notice))
+        self.buttons: dict[str, widgets.Button] = {}
+        enabled = _enabled(view)
+        for action in ACTIONS:
+            button = widgets.Button(
+                description=LABELS[action],
+                tooltip=TIPS[action],
+                disabled=not enabled[action],
+                layout=widgets.Layout(width="auto"),
+            )
+            button.add_class(f"bugsnag-{action}")
+            button.on_click(lambda _button, action=action: on_action(action))
+            self.buttons[action] = button
+        self.header.add_class("bugsnag-header")
+        self.session.add_class("bugsnag-session")
+        self.delivery.add_class("bugsnag-delivery")
+        self.footer.add_class("bugsnag-footer")
+        columns = widgets.HBox(
+            [self.session, self.delivery, self.settings],
+            layout=widgets.Layout(flex_flow="row wrap", grid_gap="0 2em"),
+        )
+        self.box = PanelBox(
+            fallback,
+            children=[
+                self.header,
+                columns,
+                widgets.HBox(list(self.buttons.values())),
+                self.footer,
+            ],
+            layout=widgets.Layout(
+                border="1px solid var(--jp-border-color1, #ccc)", padding="4px 8px", width="fit-content"
+            ),
+        )
+        self.box.add_class("bugsnag-panel")
+
+    @property
+    def closed(self) -> bool:
+        return self.box.comm is None
+
+    def show(self, view: PanelView, notice: str) -> None:
+        self.session.value = _table("Session", view.session)
+        self.delivery.value = _table("Delivery", view.delivery)
+        self.settings.value = _table("Settings", view.settings)
+        for action, enabled in _enabled(view).items():
+            self.buttons[action].disabled = not enabled
+        self.footer.value = _footer(view, notice)
+        # The state badge last: once it says "paused", the buttons and figures already agree.
+        self.header.value = _header(view)
+
+
+def _header(view: PanelView) -> str:
+    colour = BADGE_COLOURS[view.state]
+    return (
+        "<b>BugSnag</b> "
+        f"<span class='bugsnag-state' data-state='{view.state}' style='background:{colour};"
+        "color:white;border-radius:3px;padding:0 6px;margin-left:4px'>"
+        f"{html.escape(view.title)}</span>"
+    )
+
+
+def _enabled(view: PanelView) -> dict[str, bool]:
+    return {
+        "start": view.can_start,
+        "pause": view.can_pause,
+        "resume": view.can_resume,
+        "flush": view.can_flush,
+    }
+
+
+def _footer(view: PanelView, notice: str) -> str:
+    lines = [line for line in (view.flush, notice) if line]
+    return "<br>".join(f"<small>{html.escape(line)}</small>" for line in lines)
+
+
+def _table(heading: str, rows: Rows) -> str:
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td style='padding-right:1em;opacity:0.7'>{html.escape(label)}</td>"
+        f"<td>{html.escape(value)}</td></tr>"
+        for label, value in rows
+    )
+    return f"<div style='font-weight:bold'>{html.escape(heading)}</div><table>{body}</table>"

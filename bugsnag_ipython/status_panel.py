@@ -1,0 +1,256 @@
+"""The live status panel behind bare `%bugsnag_session` and `bugsnag_ipython.panel()`.
+
+Nothing here runs until a panel is first shown: then one daemon thread (the refresher) starts,
+and one listener joins the client's listeners. The listener only sets an event, so a cell that
+reports errors pays next to nothing; the refresher wakes, waits out the rest of its interval
+(coalescing bursts of changes into one refresh) and copies the state into every displayed
+panel. It also refreshes once a second, so "how long ago" and an unloaded extension show up.
+
+Where widgets cannot render the status appears as text: terminal IPython prints it, and the
+display bundle of a widget panel carries it as `text/plain` and `text/html`.
+
+(Not named `panel.py`: importing a submodule `panel` would replace the package's `panel()`.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .panel_text import FlushProgress, PanelView, fallback_html, fallback_text, panel_view
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .panel_widget import PanelWidgets
+
+log = logging.getLogger("bugsnag_ipython")
+
+REFRESH_INTERVAL = 0.25  # at most four refreshes a second, however fast the client changes
+TICK = 1.0  # the clock in the panel, and noticing an unloaded extension
+FLUSH_SECONDS = 5.0  # as `%bugsnag_session flush`
+
+ClientSource = Callable[[], "Client | None"]
+
+
+def show_panel(client: Client) -> None:
+    """Display a live panel in a kernel; print the status text anywhere else."""
+    shell = _shell()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        # Terminal IPython (or plain Python) has no comm to a widget manager.
+        print(client.status_text())
+        return
+    try:
+        panel = StatusPanel(_source_for(shell, client))
+    except Exception as error:
+        log.warning("The status panel could not be built (%s); showing text.", error)
+        print(client.status_text())
+        return
+    from IPython.display import display
+
+    display(panel.widgets.box)  # type: ignore[no-untyped-call]
+
+
+def _shell() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def _source_for(shell: Any, client: Client) -> ClientSource:
+    """The client a panel shows: the one loaded in the shell now, so that a panel follows an
+    unload (it says so and disables its buttons) and a reload, instead of driving a stale
+    client."""
+    from . import extension
+
+    shown = weakref.ref(client)
+
+    def source() -> Client | None:
+        loaded = extension.active(shell)
+        if loaded is not None:
+            return loaded.client
+        return None if getattr(shell, extension.SHELL_ATTRIBUTE, None) is not None else shown()
+
+    return source
+
+
+class StatusPanel:
+    """One displayed panel: its widgets and the client source they show."""
+
+    def __init__(self, source: ClientSource, hub: Refresher | None = None) -> None:
+        from .panel_widget import PanelWidgets
+
+        self._source = source
+        self._hub = hub or refresher()
+        self._lock = threading.Lock()
+        self.notice = ""
+        self.widgets: PanelWidgets = PanelWidgets(self._view(), self.notice, self.act, self.fallback)
+        self._hub.add(self)
+
+    @property
+    def closed(self) -> bool:
+        return self.widgets.closed
+
+    def refresh(self) -> None:
+        view = self._view()
+        with self._lock:  # two refreshes never interleave their trait writes
+            self.widgets.show(view, self.notice)
+
+    def _view(self) -> PanelView:
+        client = self._source()
+        if client is not None:
+            self._hub.listen_to(client)
+        return panel_view(
+            client,
+            flush_progress(client) if client is not None else None,
+            wall_clock=time.time(),
+            monotonic=time.monotonic(),
+        )
+
+    def fallback(self) -> tuple[str, str]:
+        client = self._source()
+        return fallback_text(client), fallback_html(client)
+
+    def act(self, action: str) -> None:
+        """A button click, on the kernel's thread: does what the magic does, never raises."""
+        try:
+            client = self._source()
+            if client is None:
+                self.notice = "The extension is not loaded; the buttons do nothing."
+            else:
+                self.notice = perform(client, action, self._hub)
+        except Exception as error:  # a click must never put a traceback anywhere
+            self.notice = f"{action} failed: {type(error).__name__}: {error}"
+        self._hub.changed()
+
+
+def perform(client: Client, action: str, hub: Refresher) -> str:
+    if action == "start":
+        return f"Started session {client.start_session().id[:8]}."
+    if action == "pause":
+        client.pause_session()
+        return "Session paused: errors now count against no session."
+    if action == "resume":
+        resumed = client.resume_session()
+        session = client.current_session()
+        short = session.id[:8] if session else "?"
+        return f"Resumed session {short}." if resumed else f"Session {short} is active."
+    if action == "flush":
+        start_flush(client, hub)
+        return ""
+    raise ValueError(f"unknown action {action!r}")
+
+
+# -- flushing in the background ----------------------------------------------------------------
+
+_flushes: weakref.WeakKeyDictionary[Client, FlushProgress] = weakref.WeakKeyDictionary()
+_flushes_lock = threading.Lock()
+
+
+def flush_progress(client: Client) -> FlushProgress | None:
+    with _flushes_lock:
+        return _flushes.get(client)
+
+
+def start_flush(client: Client, hub: Refresher) -> None:
+    """Flush on a daemon thread, so the click returns at once and the kernel stays free."""
+    with _flushes_lock:
+        current = _flushes.get(client)
+        if current is not None and current.running:
+            return
+        progress = FlushProgress(started=time.monotonic())
+        _flushes[client] = progress
+
+    def run() -> None:
+        try:
+            progress.delivered_all = client.flush(FLUSH_SECONDS)
+        except Exception as error:
+            progress.failure = f"{type(error).__name__}: {error}"
+        progress.seconds = time.monotonic() - progress.started
+        progress.running = False
+        hub.changed()
+
+    threading.Thread(target=run, name="bugsnag-panel-flush", daemon=True).start()
+    hub.changed()
+
+
+# -- the refresher -----------------------------------------------------------------------------
+
+
+class Refresher:
+    """One daemon thread that refreshes every displayed panel, coalescing changes."""
+
+    def __init__(self, interval: float = REFRESH_INTERVAL, tick: float = TICK) -> None:
+        self.interval = interval
+        self.tick = tick
+        self._panels: list[StatusPanel] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._clients: weakref.WeakSet[Client] = weakref.WeakSet()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self.refreshes = 0
+
+    def add(self, panel: StatusPanel) -> None:
+        with self._lock:
+            self._panels.append(panel)
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="bugsnag-panel", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def listen_to(self, client: Client) -> None:
+        """Join the client's listeners once. The listener stays after an unload: it only sets
+        an event, and the panels then find no loaded client."""
+        with self._lock:
+            if client in self._clients:
+                return
+            self._clients.add(client)
+        client.listeners.append(self.changed)
+
+    def changed(self) -> None:
+        """Called from any thread after any change; must stay this cheap."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        last = 0.0
+        while True:
+            # With no panel left there is nothing to tick for: sleep until the next one.
+            self._wake.wait(self.tick if self._panels else None)
+            delay = last + self.interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            # Cleared before refreshing: a change during the refresh wakes the next round.
+            self._wake.clear()
+            last = time.monotonic()
+            self.refresh_all()
+
+    def refresh_all(self) -> None:
+        with self._lock:
+            self._panels = [panel for panel in self._panels if not panel.closed]
+            panels = list(self._panels)
+        self.refreshes += 1
+        for panel in panels:
+            try:
+                panel.refresh()
+            except Exception:
+                log.debug("panel refresh failed", exc_info=True)
+
+
+_refresher: Refresher | None = None
+_refresher_lock = threading.Lock()
+
+
+def refresher() -> Refresher:
+    global _refresher
+    with _refresher_lock:
+        if _refresher is None:
+            _refresher = Refresher()
+        return _refresher

@@ -1,0 +1,234 @@
+"""The status panel in JupyterLab, driven in headless Chromium by Playwright.
+
+Needs Debian's `chromium` and the `browser` extra (`tests/browser/install.sh` installs both);
+without them the test is skipped, and pytest's summary says why. Screenshots go to
+`artifacts/browser/` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+API_KEY = "0123456789abcdef0123456789abcdef"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
+
+if not os.access(CHROMIUM, os.X_OK):
+    pytest.skip(f"{CHROMIUM} is missing: run tests/browser/install.sh (apt-get install chromium)",
+                allow_module_level=True)
+playwright_sync = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is missing: pip install -e '.[browser]'"
+)
+pytest.importorskip("jupyterlab", reason="jupyterlab is missing: pip install -e '.[browser]'")
+
+CELLS = [
+    "%load_ext bugsnag_ipython",
+    "%bugsnag_session",
+    "import bugsnag_ipython\nprint('paused:', bugsnag_ipython.current_session().paused)",
+    "1 / 0",
+]
+
+
+# -- the collector -------------------------------------------------------------------------------
+
+
+class _Accepting(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def collector(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(notify URL, sessions URL) of the project's collector, or of a server that accepts."""
+    try:
+        from bugsnag_ipython.collector.server import Collector
+    except ImportError:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accepting)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        try:
+            yield url, url
+        finally:
+            server.shutdown()
+            server.server_close()
+        return
+    running = Collector(str(tmp_path / "collector.sqlite"), host="127.0.0.1", port=0)
+    running.start()
+    try:
+        yield running.notify_url, running.sessions_url
+    finally:
+        running.stop()
+
+
+# -- JupyterLab ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_notebook(path: Path) -> None:
+    cells = [
+        {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
+        for source in CELLS
+    ]
+    path.write_text(json.dumps({
+        "cells": cells,
+        # Without a kernelspec, Lab stops at a kernel picker.
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }))
+
+
+@contextlib.contextmanager
+def jupyterlab(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    log = (tmp_path / "lab.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--ServerApp.root_dir={tmp_path / 'notebooks'}", "--IdentityProvider.token=",
+         "--LabApp.expose_app_in_browser=True", "--allow-root"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    started = (tmp_path / "lab.log").read_text()
+                    raise AssertionError(f"JupyterLab did not start:\n{started}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def lab_environment(tmp_path: Path, notify_url: str, sessions_url: str) -> dict[str, str]:
+    # A private profile without auto-load: the notebook's `%load_ext` is the path under test.
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text("c.InteractiveShellApp.extra_extensions = []\n")
+    # No news prompt and no update check: nothing calls out of this machine or hides the panel.
+    labconfig = tmp_path / "jupyter-config" / "labconfig"
+    labconfig.mkdir(parents=True)
+    (labconfig / "page_config.json").write_text(json.dumps({
+        "disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}
+    }))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BUGSNAG_")}
+    return env | {
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+        "BUGSNAG_API_KEY": API_KEY,
+        "BUGSNAG_NOTIFY_ENDPOINT": notify_url,
+        "BUGSNAG_SESSIONS_ENDPOINT": sessions_url,
+        "BUGSNAG_PERSISTENCE_DIRECTORY": str(tmp_path / "outbox"),
+    }
+
+
+# -- the test -----------------------------------------------------------------------------------
+
+
+RUN_CELL = """async (index) => {
+    const notebook = window.jupyterapp.shell.currentWidget.content;
+    notebook.activeCellIndex = index;
+    await window.jupyterapp.commands.execute('notebook:run-cell');
+}"""
+KERNEL_IDLE = """() => {
+    const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const kernel = widget && widget.sessionContext && widget.sessionContext.session
+        && widget.sessionContext.session.kernel;
+    return !!kernel && kernel.status === 'idle';
+}"""
+
+
+@pytest.mark.timeout(150)
+def test_panel_in_jupyterlab(tmp_path: Path) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "notebooks").mkdir()
+    write_notebook(tmp_path / "notebooks" / "panel.ipynb")
+    with (
+        collector(tmp_path) as (notify_url, sessions_url),
+        jupyterlab(tmp_path, lab_environment(tmp_path, notify_url, sessions_url)) as url,
+        playwright_sync.sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            drive(page, f"{url}/lab/tree/panel.ipynb")
+        except Exception:
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(ARTIFACTS / "failure.png"))
+            raise
+        finally:
+            browser.close()
+
+
+def drive(page: Any, notebook_url: str) -> None:
+    expect = playwright_sync.expect
+    page.goto(notebook_url)
+    page.wait_for_function(KERNEL_IDLE, timeout=40_000)
+    cells = page.locator(".jp-Notebook .jp-Cell")
+
+    page.evaluate(RUN_CELL, 0)
+    page.evaluate(RUN_CELL, 1)
+    panel = page.locator(".bugsnag-panel")
+    state = panel.locator(".bugsnag-state")
+    expect(state).to_have_attribute("data-state", "active", timeout=20_000)
+    expect(panel.locator(".bugsnag-pause")).to_be_enabled()
+    expect(panel.locator(".bugsnag-resume")).to_be_disabled()
+    page.screenshot(path=str(ARTIFACTS / "1-active.png"))
+
+    panel.locator(".bugsnag-pause").click()
+    expect(state).to_have_attribute("data-state", "paused", timeout=5_000)
+    page.evaluate(RUN_CELL, 2)
+    expect(cells.nth(2).locator(".jp-OutputArea-output")).to_contain_text("paused: True", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "2-paused.png"))
+
+    panel.locator(".bugsnag-resume").click()
+    expect(state).to_have_attribute("data-state", "active", timeout=5_000)
+    expect(panel.locator(".bugsnag-session")).to_contain_text("0 handled, 0 unhandled")
+    page.evaluate(RUN_CELL, 3)
+    expect(cells.nth(3).locator(".jp-OutputArea-output")).to_contain_text("ZeroDivisionError", timeout=10_000)
+    expect(panel.locator(".bugsnag-session")).to_contain_text("0 handled, 1 unhandled", timeout=5_000)
+    # The launch session and the event both reached the collector.
+    expect(panel.locator(".bugsnag-delivery")).to_contain_text(re.compile(r"Delivered\s*2"), timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "3-error-counted.png"))
+    assert "Traceback" not in panel.inner_text()

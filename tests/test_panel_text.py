@@ -1,0 +1,126 @@
+"""What the panel says, built from a client without widgets or a kernel."""
+
+from __future__ import annotations
+
+from bugsnag_ipython.client import Client
+from bugsnag_ipython.config import Configuration
+from bugsnag_ipython.delivery import Delivery, Envelope, Outcome
+from bugsnag_ipython.panel_text import (
+    FlushProgress,
+    fallback_html,
+    fallback_text,
+    panel_view,
+    short_ago,
+)
+
+API_KEY = "0123456789abcdef0123456789abcdef"
+
+
+class Refusing:
+    """A transport whose endpoint refuses everything, as a wrong API key would."""
+
+    def send(self, envelope: Envelope) -> Outcome:
+        return Outcome(400)
+
+    def close(self) -> None:
+        pass
+
+
+def make_client(**options: object) -> Client:
+    clock = [1_000_000.0]
+    config = Configuration().replace(**options)
+    return Client(config, delivery=Delivery(Refusing), wall_clock=lambda: clock[0])
+
+
+def rows(view_rows: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return dict(view_rows)
+
+
+def test_no_session_offers_only_a_new_one() -> None:
+    client = make_client()
+
+    view = panel_view(client, None, wall_clock=1_000_000.0, monotonic=0.0)
+
+    assert view.state == "none"
+    assert (view.can_start, view.can_pause, view.can_resume, view.can_flush) == (True, False, False, False)
+    assert rows(view.session)["This kernel"] == "0 sessions started"
+
+
+def test_active_then_paused_session() -> None:
+    client = make_client(api_key=API_KEY, app_version="1.2")
+    client.launch(in_background=True)
+    client.notify(ValueError("x"))
+    client.notify(ValueError("y"), unhandled=True)
+
+    view = panel_view(client, None, wall_clock=1_000_090.0, monotonic=0.0)
+    assert view.state == "active" and view.can_pause and not view.can_resume
+    assert rows(view.session)["Errors"] == "1 handled, 1 unhandled in this session"
+    assert rows(view.session)["Started"].endswith("(1 min ago)")
+    assert rows(view.session)["Stability"].startswith("0.0% (0 of 1")
+    settings = rows(view.settings)
+    assert API_KEY not in str(view) and settings["API key"] == "…cdef"
+    assert settings["Release"] == "stage production, version 1.2"
+
+    client.pause_session()
+    view = panel_view(client, None, wall_clock=1_000_090.0, monotonic=0.0)
+    assert view.state == "paused" and view.can_resume and not view.can_pause
+
+
+def test_dropped_payloads_show_their_reason() -> None:
+    client = make_client(api_key=API_KEY)
+    client.launch(in_background=True)
+    client.notify(ValueError("x"))
+    assert client.flush(5)
+
+    delivery = rows(panel_view(client, None, wall_clock=1_000_000.0, monotonic=0.0).delivery)
+
+    assert delivery["Dropped"] == "2 (2 HTTP 400)"
+    assert delivery["Last error"] == "event not delivered: HTTP 400"
+    assert delivery["Waiting"].startswith("0 (0 queued")
+
+
+def test_without_a_key_payloads_are_held_and_said_so() -> None:
+    client = make_client()
+    client.launch(in_background=True)
+
+    view = panel_view(client, None, wall_clock=1_000_000.0, monotonic=0.0)
+
+    assert rows(view.delivery)["Held"] == "1 until an API key is set"
+    assert "nothing is sent" in rows(view.settings)["API key"]
+    assert not view.can_flush
+
+
+def test_flush_progress_and_outcome() -> None:
+    client = make_client()
+    running = FlushProgress(started=10.0)
+    assert panel_view(client, running, wall_clock=0, monotonic=12.0).flush == "Flushing… 0 waiting (2s)"
+    done = FlushProgress(started=10.0, running=False, delivered_all=True, seconds=0.4)
+    assert "everything was delivered" in panel_view(client, done, wall_clock=0, monotonic=12.0).flush
+    gave_up = FlushProgress(started=10.0, running=False, seconds=5.0)
+    assert "gave up after 5s" in panel_view(client, gave_up, wall_clock=0, monotonic=12.0).flush
+
+
+def test_unloaded_extension_disables_everything() -> None:
+    view = panel_view(None, None, wall_clock=0, monotonic=0)
+
+    assert view.state == "unloaded"
+    assert not (view.can_start or view.can_pause or view.can_resume or view.can_flush)
+    assert "%load_ext bugsnag_ipython" in fallback_text(None)
+
+
+def test_fallbacks_are_the_status_text() -> None:
+    client = make_client(api_key=API_KEY)
+    client.launch(in_background=True)
+
+    text = fallback_text(client)
+    page = fallback_html(client)
+
+    assert text == client.status_text()
+    assert "Session: active" in text and API_KEY not in text + page
+    assert "<th style='text-align:left;padding-right:1em'>Session</th>" in page
+
+
+def test_short_ago_is_coarse_after_a_minute() -> None:
+    assert [short_ago(s) for s in (0, 59, 60, 3599, 3600 * 2 + 120)] == [
+        "0s ago", "59s ago", "1 min ago", "59 min ago", "2h 2min ago"
+    ]
