@@ -43,8 +43,9 @@ def stability_line(client: Client) -> str:
     if not started:
         return "This kernel: no sessions yet"
     stable = started - counts.sessions_with_unhandled
+    noun = "session" if started == 1 else "sessions"
     return (
-        f"This kernel: {started} sessions, {counts.sessions_with_unhandled} with an unhandled "
+        f"This kernel: {started} {noun}, {counts.sessions_with_unhandled} with an unhandled "
         f"error, stability {100.0 * stable / started:.1f}%"
     )
 
