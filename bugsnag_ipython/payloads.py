@@ -112,9 +112,30 @@ def headers(api_key: str, payload_version: str, body: bytes, sent_at: float) -> 
     }
 
 
+def redact_event(event: JsonDict, keys: tuple[str, ...]) -> None:
+    """Redact, in place, the parts of an event whose keys users choose: metadata, breadcrumb
+    metadata and user fields. Source text (code windows, cell source) is not a key's value:
+    `send_code` alone decides whether it is sent."""
+    if not keys:
+        return
+    lowered = tuple(k.lower() for k in keys)
+    if isinstance(event.get("metaData"), Mapping):
+        event["metaData"] = _redact(event["metaData"], lowered, 0)
+    if isinstance(event.get("user"), Mapping):
+        event["user"] = _redact(event["user"], lowered, 0)
+    crumbs = event.get("breadcrumbs")
+    if isinstance(crumbs, list):
+        event["breadcrumbs"] = [
+            {**crumb, "metaData": _redact(crumb["metaData"], lowered, 0)}
+            if isinstance(crumb, Mapping) and isinstance(crumb.get("metaData"), Mapping)
+            else crumb
+            for crumb in crumbs
+        ]
+
+
 def redact(value: Any, keys: tuple[str, ...]) -> Any:
     """`value` with every mapping entry whose key contains one of `keys` (case-insensitively)
-    replaced by [REDACTED], at any depth."""
+    replaced by [REDACTED], at any depth. `value` itself is not changed."""
     if not keys:
         return value
     lowered = tuple(k.lower() for k in keys)
@@ -126,11 +147,14 @@ def _redact(value: Any, keys: tuple[str, ...], depth: int) -> Any:
         return "[DEPTH LIMIT]"
     if isinstance(value, Mapping):
         return {
-            str(k): REDACTED
-            if any(part in str(k).lower() for part in keys)
-            else _redact(v, keys, depth + 1)
+            str(k): REDACTED if _matches(str(k), keys) else _redact(v, keys, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [_redact(v, keys, depth + 1) for v in value]
     return value
+
+
+def _matches(key: str, keys: tuple[str, ...]) -> bool:
+    lowered = key.lower()
+    return any(part in lowered for part in keys)
