@@ -8,10 +8,22 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .payloads import iso8601
+from .payloads import encode, iso8601, redact
 
 BREADCRUMB_TYPES = ("error", "log", "manual", "navigation", "process", "request", "state", "user")
 MAX_NAME = 100  # characters of a breadcrumb's name, as the BugSnag dashboard shows it
+
+
+class _Stored:
+    """A breadcrumb as left (never changed afterwards), and its redacted form once made."""
+
+    __slots__ = ("crumb", "redacted", "redacted_for", "size")
+
+    def __init__(self, crumb: dict[str, Any]) -> None:
+        self.crumb = crumb
+        self.redacted: dict[str, Any] | None = None
+        self.redacted_for: tuple[str, ...] | None = None
+        self.size = 0  # bytes of the redacted form, encoded
 
 
 class Breadcrumbs:
@@ -19,7 +31,7 @@ class Breadcrumbs:
 
     def __init__(self, limit: int) -> None:
         self._lock = threading.Lock()
-        self._trail: deque[dict[str, Any]] = deque(maxlen=limit)
+        self._trail: deque[_Stored] = deque(maxlen=limit)
 
     def resize(self, limit: int) -> None:
         with self._lock:
@@ -38,13 +50,33 @@ class Breadcrumbs:
             "metaData": dict(metadata or {}),
         }
         with self._lock:
-            self._trail.append(crumb)
+            self._trail.append(_Stored(crumb))
 
     def snapshot(self) -> list[dict[str, Any]]:
         """The trail, oldest first, as copies an event's callbacks may change freely."""
         with self._lock:
-            trail = list(self._trail)
+            trail = [stored.crumb for stored in self._trail]
         return [{**crumb, "metaData": dict(crumb["metaData"])} for crumb in trail]
+
+    def redacted(self, keys: tuple[str, ...]) -> tuple[list[dict[str, Any]], int]:
+        """The trail, oldest first, already redacted with `keys`, and its encoded size: for
+        events no callback will change. Each breadcrumb is redacted and measured once, not
+        once per event (events are built on the cell's thread, and the trail is most of an
+        event's values). The result is shared: read it, never change it."""
+        with self._lock:
+            trail = list(self._trail)
+        result = []
+        size = 2
+        for stored in trail:
+            redacted = stored.redacted
+            if redacted is None or stored.redacted_for != keys:
+                crumb = stored.crumb
+                redacted = {**crumb, "metaData": redact(crumb["metaData"], keys)}
+                stored.redacted, stored.redacted_for = redacted, keys
+                stored.size = len(encode(redacted))
+            result.append(redacted)
+            size += stored.size + 1
+        return result, size
 
     def __len__(self) -> int:
         return len(self._trail)

@@ -209,6 +209,7 @@ class Client:
         if not config.release_stage_enabled:
             return False
         chosen, reason = events.severity_of(unhandled, severity)
+        keys = config.redacted_keys
         notebook = notebook_ref(self._resolve_cell.notebook_path(), config.project_root)
         frames = FrameContext(
             resolve_cell=self._resolve_cell,
@@ -216,6 +217,11 @@ class Client:
             send_code=config.send_code,
             notebook=notebook,
         )
+        crumbs_bytes: int | None = None
+        if self.on_error:
+            crumbs = self.breadcrumbs.snapshot()  # copies: callbacks may change them
+        else:
+            crumbs, crumbs_bytes = self.breadcrumbs.redacted(keys)
         body = payloads.event(
             exceptions=exception_entries(error, frames),
             unhandled=unhandled,
@@ -225,19 +231,22 @@ class Client:
             device={**self._device_facts, "time": payloads.iso8601(self._wall_clock())},
             user=self._user(),
             context=events.context_of(context, self.context, cell, thread),
-            breadcrumbs=self.breadcrumbs.snapshot(),
+            breadcrumbs=crumbs,
             metadata=self._metadata(metadata, notebook, cell, thread),
         )
         # As bugsnag-android: callbacks see the event before the session is attached, and a
         # discarded event moves no session counter.
-        if not self.on_error.run(body):
+        if self.on_error and not self.on_error.run(body):
             return False
         events.settle_severity(body, chosen)
         session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)
-        payloads.redact_event(body, config.redacted_keys)
-        payload, _size = trimming.fit(payloads.event_payload("", environment.NOTIFIER, [body]))
+        # Without callbacks the breadcrumbs came redacted; with them, they may have changed.
+        payloads.redact_event(body, keys, breadcrumbs=bool(self.on_error))
+        payload = trimming.fit(
+            payloads.event_payload("", environment.NOTIFIER, [body]), breadcrumbs_bytes=crumbs_bytes
+        )
         self._send("event", payload)
         self._leave_error_breadcrumb(body, error)
         self._changed()

@@ -135,7 +135,10 @@ class Extension:
 
     def pre_run_cell(self, info: Any) -> None:
         try:
+            # IPython counts the cell before pre_run_cell: this cell is `In [count - 1]`.
             count = self.shell.execution_count
+            if getattr(info, "store_history", True):
+                count -= 1
             cell_id = info.cell_id
             self.cells.record(count, cell_id)
             self.client.cell_started(CellRun(count, cell_id, info.raw_cell, time.monotonic()))
