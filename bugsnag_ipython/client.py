@@ -22,7 +22,7 @@ from .cells import notebook_ref
 from .config import Configuration, mask_api_key
 from .delivery import Delivery, Envelope, Kind
 from .events import SEVERITIES, CellRun, OnError, ThreadInfo
-from .metadata import MetadataStore, merge_event_metadata
+from .metadata import MetadataStore
 from .sessions import SessionSnapshot, SessionTracker
 from .stacktrace import CellMap, FrameContext, NoCells, exception_entries
 
@@ -232,7 +232,13 @@ class Client:
             user=self._user(),
             context=events.context_of(context, self.context, cell, thread),
             breadcrumbs=crumbs,
-            metadata=self._metadata(metadata, notebook, cell, thread),
+            metadata=events.event_metadata(
+                self.metadata.snapshot(),
+                kernel=self._kernel_facts,
+                notebook=events.notebook_tab(notebook, cell, send_code=config.send_code),
+                thread=thread,
+                extra=metadata,
+            ),
         )
         # As bugsnag-android: callbacks see the event before the session is attached, and a
         # discarded event moves no session counter.
@@ -248,40 +254,9 @@ class Client:
             payloads.event_payload("", environment.NOTIFIER, [body]), breadcrumbs_bytes=crumbs_bytes
         )
         self._send("event", payload)
-        self._leave_error_breadcrumb(body, error)
+        self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
         self._changed()
         return True
-
-    def _leave_error_breadcrumb(self, body: dict[str, Any], error: BaseException) -> None:
-        found = body.get("exceptions")
-        first = found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else {}
-        self.leave_breadcrumb(
-            str(first.get("errorClass") or type(error).__name__),
-            {
-                "errorClass": str(first.get("errorClass") or type(error).__name__),
-                "message": str(first.get("message", ""))[:200],
-                "unhandled": body.get("unhandled") is True,
-                "severity": body.get("severity"),
-            },
-            "error",
-        )
-
-    def _metadata(
-        self,
-        extra: dict[str, Any] | None,
-        notebook: Any,
-        cell: CellRun | None,
-        thread: ThreadInfo | None,
-    ) -> dict[str, Any]:
-        merged = self.metadata.snapshot()
-        tab = events.notebook_tab(notebook, cell, send_code=self.config.send_code)
-        if tab is not None:
-            merged["notebook"] = {**merged.get("notebook", {}), **tab}
-        merged["kernel"] = {**self._kernel_facts, **merged.get("kernel", {})}
-        if thread is not None:
-            merged["thread"] = events.thread_tab(thread)
-        merge_event_metadata(merged, extra)
-        return merged
 
     # -- what events carry, set by the user ----------------------------------------------
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .metadata import merge_event_metadata
 from .stacktrace import NotebookRef
 
 log = logging.getLogger("bugsnag_ipython")
@@ -80,8 +81,36 @@ def notebook_tab(
     return tab or None
 
 
-def thread_tab(thread: ThreadInfo) -> JsonDict:
-    return {"name": thread.name, "id": thread.ident, "daemon": thread.daemon}
+def event_metadata(
+    tabs: dict[str, JsonDict],
+    *,
+    kernel: JsonDict,
+    notebook: JsonDict | None,
+    thread: ThreadInfo | None,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, JsonDict]:
+    """One event's tabs: the user's (a fresh copy, changed here), then ours, then the
+    `metadata` of this notify() call. A user's own keys in our tabs win over ours."""
+    if notebook is not None:
+        tabs["notebook"] = {**notebook, **tabs.get("notebook", {})}
+    tabs["kernel"] = {**kernel, **tabs.get("kernel", {})}
+    if thread is not None:
+        tabs["thread"] = {"name": thread.name, "id": thread.ident, "daemon": thread.daemon}
+    merge_event_metadata(tabs, extra)
+    return tabs
+
+
+def error_breadcrumb(event: JsonDict, error: BaseException) -> tuple[str, JsonDict]:
+    """The `error` breadcrumb a sent event leaves: its name and metadata."""
+    found = event.get("exceptions")
+    first = found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else {}
+    error_class = str(first.get("errorClass") or type(error).__name__)
+    return error_class, {
+        "errorClass": error_class,
+        "message": str(first.get("message", ""))[:200],
+        "unhandled": event.get("unhandled") is True,
+        "severity": event.get("severity"),
+    }
 
 
 def user_of(
