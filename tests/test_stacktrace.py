@@ -233,3 +233,35 @@ def test_the_notebook_is_named_relative_to_the_project_root_else_by_its_base_nam
 def test_a_cell_without_an_id_is_named_by_a_hash_of_its_source() -> None:
     assert source_identity("1/0") == source_identity("1/0") != source_identity("1/1")
     assert len(source_identity("x")) == 12
+
+
+def test_the_notebook_path_comes_from_the_session_name_then_the_kernel_variables() -> None:
+    from bugsnag_ipython.cells import notebook_path
+
+    both = {"__session__": "/a/session.ipynb", "__vsc_ipynb_file__": "/a/vscode.ipynb"}
+    assert notebook_path({"JPY_SESSION_NAME": "/a/env.ipynb"}, both) == "/a/env.ipynb"
+    assert notebook_path({}, both) == "/a/session.ipynb"
+    assert notebook_path({"JPY_SESSION_NAME": " "}, {"__vsc_ipynb_file__": "/a/vscode.ipynb"}) == (
+        "/a/vscode.ipynb"
+    )
+    assert notebook_path({}, {"__session__": 3}) is None
+
+
+def test_the_cell_index_names_cells_by_frontend_id_else_by_source() -> None:
+    from types import SimpleNamespace
+
+    from bugsnag_ipython.cells import CellIndex
+
+    with_id, without_id = "/tmp/ipykernel_1/111.py", "/tmp/ipykernel_1/222.py"
+    for name, source in ((with_id, "a = 1\n"), (without_id, "b = 2\n")):
+        linecache.cache[name] = (len(source), None, [source], name)
+    shell = SimpleNamespace(compile=SimpleNamespace(_filename_map={with_id: 4, without_id: 5}), user_ns={})
+    index = CellIndex(shell)
+    index.record(4, "frontend-id")
+    first = index(with_id)
+    assert first is not None and first.identity == "frontend-id" and first.execution_count == 4
+    second = index(without_id)
+    assert second is not None and second.identity == source_identity("b = 2\n")
+    other_kernel = index("/tmp/ipykernel_999/333.py")  # not this shell's, still a cell
+    assert other_kernel is not None and other_kernel.execution_count is None
+    assert index(__file__) is None
