@@ -30,6 +30,7 @@ log = logging.getLogger("bugsnag_ipython")
 
 __all__ = ["CellRun", "Client", "OnError", "ThreadInfo"]
 
+
 @dataclass(frozen=True)
 class _Held:
     kind: Kind
