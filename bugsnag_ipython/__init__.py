@@ -11,19 +11,28 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from .client import Client
     from .sessions import SessionSnapshot
 
 __all__ = [
+    "add_metadata",
+    "add_on_error",
+    "clear_metadata",
     "configure",
     "current_session",
     "flush",
+    "get_metadata",
     "leave_breadcrumb",
     "load_ipython_extension",
     "notify",
     "panel",
     "pause_session",
+    "remove_on_error",
     "resume_session",
+    "set_context",
+    "set_user",
     "start_session",
     "unload_ipython_extension",
 ]
@@ -117,3 +126,45 @@ def panel() -> None:
 def flush(timeout: float = 5.0) -> bool:
     """Try to deliver everything pending now; True when nothing is left."""
     return _client().flush(timeout)
+
+
+def add_metadata(section: str, key_or_values: str | Mapping[str, Any], value: Any = None) -> None:
+    """Add to a tab of every later event: ``add_metadata("data", "rows", 120)`` or
+    ``add_metadata("data", {"rows": 120, "source": "s3"})``. A value of None removes the key."""
+    _client().add_metadata(section, key_or_values, value)
+
+
+def clear_metadata(section: str, key: str | None = None) -> None:
+    """Remove a whole tab, or one key of it."""
+    _client().clear_metadata(section, key)
+
+
+def get_metadata(section: str, key: str | None = None) -> Any:
+    """A copy of a tab added with add_metadata (None if there is none), or one key's value."""
+    return _client().metadata.get(section, key)
+
+
+def set_context(context: str | None) -> None:
+    """What later events are about, shown as their title; None goes back to the running
+    cell's ``In [n]``."""
+    _client().set_context(context)
+
+
+def set_user(id: str | None = None, email: str | None = None, name: str | None = None) -> None:
+    """The user of later events and sessions. With nothing given, back to the default:
+    ``JUPYTERHUB_USER`` when set, else this device's id."""
+    _client().set_user(id, email, name)
+
+
+def add_on_error(callback: Callable[[dict[str, Any]], Any]) -> None:
+    """Run ``callback(event)`` before each event is sent, in the order added.
+
+    The event is a dict the callback may change; returning False discards it (and no session
+    counter moves). A callback that raises is logged once and the event is sent as it left it.
+    """
+    _client().on_error.add(callback)
+
+
+def remove_on_error(callback: Callable[[dict[str, Any]], Any]) -> None:
+    """Stop running a callback added with add_on_error."""
+    _client().on_error.remove(callback)

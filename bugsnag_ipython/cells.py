@@ -2,8 +2,8 @@
 
 IPython compiles each cell to a file name of its own (`/tmp/ipykernel_<pid>/<hash>.py` in a
 kernel, `<ipython-input-N-…>` in a terminal) that changes with every kernel. A frame in such a
-file is named here by the notebook and the cell's stable identity instead: the frontend's cell
-id when it sent one, else a hash of the cell's source.
+file is named by the notebook and the cell's stable identity instead: the frontend's cell id
+when it sent one, else a hash of the cell's source.
 """
 
 from __future__ import annotations
@@ -11,13 +11,18 @@ from __future__ import annotations
 import hashlib
 import linecache
 import os
+import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
-from .stacktrace import CellRef
+from .stacktrace import CellRef, NotebookRef
 
 NOTEBOOK_VARIABLES = ("__session__", "__vsc_ipynb_file__")
 MAX_CELLS = 10000
+# Cell files not in this shell's compiler map (another shell's, or an old kernel's in a
+# pickled traceback) are still cells: never show their temp path or pid.
+_CELL_FILE = re.compile(r"(ipykernel_\d+[/\\]\d+\.py$)|(^<ipython-input-\d+-[0-9a-f]+>$)")
 
 
 def notebook_path(env: Mapping[str, str], user_ns: Mapping[str, Any]) -> str | None:
@@ -26,57 +31,71 @@ def notebook_path(env: Mapping[str, str], user_ns: Mapping[str, Any]) -> str | N
     candidates += [user_ns.get(name) for name in NOTEBOOK_VARIABLES]
     for candidate in candidates:
         if isinstance(candidate, str) and candidate.strip():
-            return candidate
+            return candidate.strip()
     return None
 
 
-def display_notebook(path: str | None, project_root: str | None) -> str | None:
-    """The notebook relative to the project root when under it, else its base name."""
+@lru_cache(maxsize=64)
+def notebook_ref(path: str | None, project_root: str | None) -> NotebookRef | None:
+    """The notebook relative to the project root when under it, else its base name.
+
+    Cached: the path and root rarely change, and realpath costs a stat per path component.
+    """
     if not path:
         return None
+    full = os.path.realpath(os.path.join(project_root or os.getcwd(), path))
+    shown = os.path.basename(full) or path
     if project_root:
         root = os.path.realpath(project_root)
-        full = os.path.realpath(path)
         if full.startswith(os.path.join(root, "")):
-            return os.path.relpath(full, root)
-    return os.path.basename(path)
+            shown = os.path.relpath(full, root).replace(os.sep, "/")
+    return NotebookRef(path=shown, directory=os.path.dirname(full))
 
 
 def source_identity(source: str) -> str:
+    """A short, stable name for a cell's source (for frontends that send no cell id)."""
     return hashlib.sha1(source.encode("utf-8", "replace")).hexdigest()[:12]
 
 
 class CellIndex:
     """Maps a cell's code file to a CellRef, with what the glue recorded as cells ran."""
 
-    def __init__(self, shell: Any, project_root: str | None = None) -> None:
+    def __init__(self, shell: Any) -> None:
         self._shell = shell
-        self.project_root = project_root
         self._cell_ids: dict[int, str] = {}
+        self._refs: dict[tuple[str, int | None, str | None], CellRef] = {}
 
     def record(self, execution_count: int | None, cell_id: str | None) -> None:
+        """What pre_run_cell saw: the frontend's id of the cell about to run as `In [n]`."""
         if execution_count is not None and cell_id:
             if len(self._cell_ids) >= MAX_CELLS:
                 self._cell_ids.pop(next(iter(self._cell_ids)))
             self._cell_ids[execution_count] = cell_id
 
-    def notebook(self) -> str | None:
-        path = notebook_path(os.environ, getattr(self._shell, "user_ns", {}) or {})
-        return display_notebook(path, self.project_root)
+    def notebook_path(self) -> str | None:
+        return notebook_path(os.environ, getattr(self._shell, "user_ns", None) or {})
 
     def execution_count_of(self, filename: str) -> int | None:
         compiler = getattr(self._shell, "compile", None)
         mapping = getattr(compiler, "_filename_map", None)
-        if isinstance(mapping, dict) and filename in mapping:
-            return int(mapping[filename])
+        if isinstance(mapping, dict):
+            count = mapping.get(filename)
+            if isinstance(count, int):
+                return count
         return None
 
     def __call__(self, filename: str) -> CellRef | None:
         count = self.execution_count_of(filename)
-        if count is None:
+        if count is None and not _CELL_FILE.search(filename):
             return None
-        lines = tuple(linecache.getlines(filename))
-        identity = self._cell_ids.get(count) or source_identity("".join(lines))
-        notebook = self.notebook()
-        label = f"{notebook}#cell-{identity}" if notebook else f"cell-{identity}"
-        return CellRef(file=label, lines=lines, execution_count=count)
+        cell_id = self._cell_ids.get(count) if count is not None else None
+        key = (filename, count, cell_id)
+        ref = self._refs.get(key)
+        if ref is None:
+            # A cell's file name is derived from its code, so its lines never change.
+            lines = tuple(linecache.getlines(filename))
+            ref = CellRef(cell_id or source_identity("".join(lines)), lines, count)
+            if len(self._refs) >= MAX_CELLS:
+                self._refs.clear()
+            self._refs[key] = ref
+        return ref

@@ -16,27 +16,19 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from . import environment, payloads
+from . import device, environment, events, payloads, trimming
 from .breadcrumbs import Breadcrumbs
+from .cells import notebook_ref
 from .config import Configuration, mask_api_key
 from .delivery import Delivery, Envelope, Kind
+from .events import SEVERITIES, CellRun, OnError, ThreadInfo
+from .metadata import MetadataStore
 from .sessions import SessionSnapshot, SessionTracker
-from .stacktrace import CellRef, FrameContext, exception_entries
+from .stacktrace import CellMap, FrameContext, NoCells, exception_entries
 
 log = logging.getLogger("bugsnag_ipython")
 
-SEVERITIES = ("error", "warning", "info")
-OnError = Callable[[dict[str, Any]], Any]
-
-
-@dataclass(frozen=True)
-class CellRun:
-    """The cell that is running, as the glue saw it start."""
-
-    execution_count: int | None
-    cell_id: str | None
-    source: str
-    started_monotonic: float
+__all__ = ["CellRun", "Client", "OnError", "ThreadInfo"]
 
 
 @dataclass(frozen=True)
@@ -54,13 +46,13 @@ class Client:
         delivery: Delivery | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        resolve_cell: Callable[[str], CellRef | None] = lambda _filename: None,
+        resolve_cell: CellMap | None = None,
     ) -> None:
         self.config = config
         self.delivery = delivery if delivery is not None else Delivery()
         self._monotonic = monotonic
         self._wall_clock = wall_clock
-        self._resolve_cell = resolve_cell
+        self._resolve_cell: CellMap = resolve_cell if resolve_cell is not None else NoCells()
         self.tracker = SessionTracker(
             auto_track=config.auto_track_sessions,
             background_timeout=config.background_timeout,
@@ -71,10 +63,10 @@ class Client:
         self.breadcrumbs = Breadcrumbs(config.max_breadcrumbs)
         self.launched_at = monotonic()
         self.cell: CellRun | None = None
-        self.metadata: dict[str, dict[str, Any]] = {}
-        self.context: str | None = None
-        self.user: dict[str, str] = {}
-        self.on_error: list[OnError] = []
+        self.metadata = MetadataStore()
+        self.context: str | None = None  # set_context(): replaces the automatic `In [n]`
+        self.user: dict[str, str] = {}  # set_user()
+        self.on_error = events.OnErrorCallbacks()
         self.problems: list[str] = []  # configuration problems, shown by status
         self._held: deque[_Held] = deque()
         self._held_lock = threading.Lock()
@@ -187,27 +179,50 @@ class Client:
         cell: CellRun | None = None,
     ) -> bool:
         """Report one event; True if it was handed to delivery (or held for a key)."""
+        return self._report(
+            error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
+            cell=cell or self.cell,
+        )
+
+    def notify_thread_exception(self, error: BaseException, thread: ThreadInfo) -> bool:
+        """Report an exception that ended a thread: unhandled, attributed to the session
+        current now (the thread's excepthook runs as the exception leaves the thread)."""
+        return self._report(error, unhandled=True, cell=None, thread=thread)
+
+    def _report(
+        self,
+        error: BaseException,
+        *,
+        unhandled: bool,
+        severity: str | None = None,
+        context: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        cell: CellRun | None,
+        thread: ThreadInfo | None = None,
+    ) -> bool:
         if severity is not None and severity not in SEVERITIES:
             from .config import ConfigurationError
 
             raise ConfigurationError(
                 f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}."
             )
-        if not self.config.release_stage_enabled:
+        config = self.config
+        if not config.release_stage_enabled:
             return False
-        if unhandled:
-            reason, chosen = "unhandledException", "error"
-        elif severity is not None:
-            reason, chosen = "userSpecifiedSeverity", severity
-        else:
-            reason, chosen = "handledException", "warning"
-        if unhandled and severity is not None:
-            chosen = severity
+        chosen, reason = events.severity_of(unhandled, severity)
+        keys = config.redacted_keys
+        notebook = notebook_ref(self._resolve_cell.notebook_path(), config.project_root)
         frames = FrameContext(
             resolve_cell=self._resolve_cell,
-            project_root=self.config.project_root,
-            send_code=self.config.send_code,
+            project_root=config.project_root,
+            send_code=config.send_code,
+            notebook=notebook,
         )
+        crumbs_bytes: int | None = None
+        if self.on_error:
+            crumbs = self.breadcrumbs.snapshot()  # copies: callbacks may change them
+        else:
+            crumbs, crumbs_bytes = self.breadcrumbs.redacted(keys)
         body = payloads.event(
             exceptions=exception_entries(error, frames),
             unhandled=unhandled,
@@ -216,64 +231,49 @@ class Client:
             app=self._app(include_timing=True),
             device={**self._device_facts, "time": payloads.iso8601(self._wall_clock())},
             user=self._user(),
-            context=context or self.context or self._cell_context(cell),
-            breadcrumbs=self.breadcrumbs.snapshot(),
-            metadata=self._metadata(metadata, cell),
+            context=events.context_of(context, self.context, cell, thread),
+            breadcrumbs=crumbs,
+            metadata=events.event_metadata(
+                self.metadata.snapshot(),
+                kernel=self._kernel_facts,
+                notebook=events.notebook_tab(notebook, cell, send_code=config.send_code),
+                thread=thread,
+                extra=metadata,
+            ),
         )
-        if not self._run_on_error(body):
+        # As bugsnag-android: callbacks see the event before the session is attached, and a
+        # discarded event moves no session counter.
+        if self.on_error and not self.on_error.run(body):
             return False
-        session = self.tracker.track_event(unhandled=unhandled)
+        events.settle_severity(body, chosen)
+        session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)
-        body["metaData"] = payloads.redact(body.get("metaData", {}), self.config.redacted_keys)
-        body["breadcrumbs"] = payloads.redact(body["breadcrumbs"], self.config.redacted_keys)
-        if "user" in body:
-            body["user"] = payloads.redact(body["user"], self.config.redacted_keys)
-        self._send("event", payloads.event_payload("", environment.NOTIFIER, [body]))
-        exception = body["exceptions"][0] if body["exceptions"] else {}
-        self.leave_breadcrumb(
-            str(exception.get("errorClass", type(error).__name__)),
-            {"message": str(exception.get("message", ""))[:200], "unhandled": unhandled},
-            "error",
+        # Without callbacks the breadcrumbs came redacted; with them, they may have changed.
+        payloads.redact_event(body, keys, breadcrumbs=bool(self.on_error))
+        payload = trimming.fit(
+            payloads.event_payload("", environment.NOTIFIER, [body]), breadcrumbs_bytes=crumbs_bytes
         )
+        self._send("event", payload)
+        self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
         self._changed()
         return True
 
-    def _run_on_error(self, body: dict[str, Any]) -> bool:
-        for callback in list(self.on_error):
-            try:
-                if callback(body) is False:
-                    return False
-            except Exception as error:
-                self.warn_once(
-                    f"callback-{id(callback)}",
-                    f"An on_error callback raised {type(error).__name__}: {error}; "
-                    "the event is sent as the callback left it.",
-                )
-        return True
+    # -- what events carry, set by the user ----------------------------------------------
 
-    def _cell_context(self, cell: CellRun | None) -> str | None:
-        run = cell or self.cell
-        if run is not None and run.execution_count:
-            return f"In [{run.execution_count}]"
-        return None
+    def add_metadata(self, section: str, key_or_values: Any, value: Any = None) -> None:
+        self.metadata.add(section, key_or_values, value)
 
-    def _metadata(self, extra: dict[str, Any] | None, cell: CellRun | None) -> dict[str, Any]:
-        merged: dict[str, Any] = {section: dict(values) for section, values in self.metadata.items()}
-        run = cell or self.cell
-        if run is not None:
-            notebook = merged.setdefault("notebook", {})
-            notebook["executionCount"] = run.execution_count
-            if run.cell_id:
-                notebook["cellId"] = run.cell_id
-            if self.config.send_code:
-                notebook["cellSource"] = run.source
-        for section, values in (extra or {}).items():
-            if isinstance(values, dict):
-                merged.setdefault(str(section), {}).update(values)
-            else:
-                merged.setdefault("custom", {})[str(section)] = values
-        return merged
+    def clear_metadata(self, section: str, key: str | None = None) -> None:
+        self.metadata.clear(section, key)
+
+    def set_context(self, context: str | None) -> None:
+        self.context = str(context) if context else None
+
+    def set_user(self, id: str | None = None, email: str | None = None, name: str | None = None) -> None:
+        """The user of later payloads; with nothing given, back to the default user."""
+        fields = {"id": id, "email": email, "name": name}
+        self.user = {key: str(value) for key, value in fields.items() if value is not None}
 
     def leave_breadcrumb(
         self, name: str, metadata: dict[str, Any] | None = None, type: str = "manual"
@@ -284,7 +284,14 @@ class Client:
 
     @cached_property
     def _device_facts(self) -> dict[str, Any]:
-        return environment.device_facts()
+        # The first payload reads (or makes) the device id: a file read, once per kernel.
+        facts = environment.device_facts()
+        facts["id"] = device.device_id(device.persistence_directory(self.config.persistence_directory))
+        return facts
+
+    @cached_property
+    def _kernel_facts(self) -> dict[str, Any]:
+        return environment.kernel_facts()
 
     def _app(self, *, include_timing: bool) -> dict[str, Any]:
         app: dict[str, Any] = {"type": "jupyter", "releaseStage": self.config.release_stage}
@@ -301,10 +308,7 @@ class Client:
         return app
 
     def _user(self) -> dict[str, str]:
-        if self.user:
-            return dict(self.user)
-        hub_user = environment.jupyterhub_user()
-        return {"id": hub_user} if hub_user else {}
+        return events.user_of(self.user, environment.jupyterhub_user(), self._device_facts.get("id"))
 
     # -- delivery -----------------------------------------------------------------------
 

@@ -46,3 +46,34 @@ def device_facts() -> dict[str, Any]:
 
 def jupyterhub_user() -> str | None:
     return os.environ.get("JUPYTERHUB_USER") or None
+
+
+def kernel_id() -> str | None:
+    """The kernel's id, from its connection file (`kernel-<id>.json` under Jupyter)."""
+    connection_file: str | None = None
+    kernelapp = sys.modules.get("ipykernel.kernelapp")  # only a kernel has imported it
+    app_class = getattr(kernelapp, "IPKernelApp", None)
+    if app_class is not None and app_class.initialized():
+        connection_file = getattr(app_class.instance(), "connection_file", None) or None
+    if connection_file is None:
+        for index, argument in enumerate(sys.argv[:-1]):
+            if argument in ("-f", "--f"):
+                connection_file = sys.argv[index + 1]
+    if not connection_file:
+        return None
+    name = os.path.basename(connection_file)
+    name = name.removesuffix(".json")
+    return name.removeprefix("kernel-") or None
+
+
+def kernel_facts() -> dict[str, Any]:
+    """The `kernel` metadata tab: which kernel, on which IPython, ipykernel and Python."""
+    facts: dict[str, Any] = {}
+    found = kernel_id()
+    if found:
+        facts["id"] = found
+    versions = runtime_versions()
+    for name in ("ipython", "ipykernel", "python"):
+        if name in versions:
+            facts[name] = versions[name]
+    return facts

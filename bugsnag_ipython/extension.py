@@ -15,8 +15,9 @@ import threading
 import time
 from typing import Any
 
+from .breadcrumbs import LogBreadcrumbs
 from .cells import CellIndex
-from .client import CellRun, Client
+from .client import CellRun, Client, ThreadInfo
 from .config import Configuration, ConfigurationError, from_environment
 from .settings import BugsnagIPython
 
@@ -50,9 +51,10 @@ class Extension:
         project_root = config.project_root or os.getcwd()
         if config.project_root is None:
             config = config.replace(project_root=project_root)
-        self.cells = CellIndex(shell, project_root)
+        self.cells = CellIndex(shell)
         self.client = Client(config, resolve_cell=self.cells)
         self.client.problems.extend(self.problems)
+        self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self._previous_thread_hook: Any = None
         self.installed = False
 
@@ -89,6 +91,7 @@ class Extension:
         shell.events.register("post_run_cell", self.post_run_cell)
         self._previous_thread_hook = threading.excepthook
         threading.excepthook = self.thread_exception
+        self.log_breadcrumbs.install()
         atexit.register(self.at_exit)
         from .magics import BugsnagMagics
 
@@ -107,6 +110,7 @@ class Extension:
                 shell.events.unregister(event, callback)
         if threading.excepthook == self.thread_exception:
             threading.excepthook = self._previous_thread_hook
+        self.log_breadcrumbs.uninstall()
         atexit.unregister(self.at_exit)
         self.settings.on_change = None
         if self.settings in shell.configurables:
@@ -131,7 +135,10 @@ class Extension:
 
     def pre_run_cell(self, info: Any) -> None:
         try:
+            # IPython counts the cell before pre_run_cell: this cell is `In [count - 1]`.
             count = self.shell.execution_count
+            if getattr(info, "store_history", True):
+                count -= 1
             cell_id = info.cell_id
             self.cells.record(count, cell_id)
             self.client.cell_started(CellRun(count, cell_id, info.raw_cell, time.monotonic()))
@@ -152,10 +159,18 @@ class Extension:
 
     def thread_exception(self, args: Any) -> None:
         try:
-            if args.exc_value is not None and self._reportable(args.exc_value):
-                self.client.notify(args.exc_value, unhandled=True, context=f"thread {args.thread}")
+            error = args.exc_value
+            if error is not None and self._reportable(error):
+                thread = args.thread
+                info = ThreadInfo(
+                    name=str(getattr(thread, "name", None) or "unknown"),
+                    ident=getattr(thread, "ident", None),
+                    daemon=bool(getattr(thread, "daemon", False)),
+                )
+                self.client.notify_thread_exception(error, info)
         except Exception:
             self._internal_failure("threading.excepthook")
+        # The default printing (or whoever hooked before us) still happens.
         previous = self._previous_thread_hook or threading.__excepthook__
         previous(args)
 

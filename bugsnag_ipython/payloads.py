@@ -89,9 +89,14 @@ def event_payload(api_key: str, notifier: JsonDict, events: list[JsonDict]) -> J
     }
 
 
-def encode(payload: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON; values JSON cannot hold become their str()."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=_fallback).encode()
+def encode(payload: Any) -> bytes:
+    """Compact UTF-8 JSON; values JSON cannot hold become their str(), and mapping keys
+    that JSON cannot hold (tuples, objects) are left out rather than failing the event."""
+    text = json.dumps(
+        payload, separators=(",", ":"), ensure_ascii=False, default=_fallback, skipkeys=True
+    )
+    # A lone surrogate (a file name decoded with surrogateescape) is not UTF-8: send U+FFFD.
+    return text.encode("utf-8", "replace")
 
 
 def _fallback(value: object) -> str:
@@ -112,25 +117,62 @@ def headers(api_key: str, payload_version: str, body: bytes, sent_at: float) -> 
     }
 
 
-def redact(value: Any, keys: tuple[str, ...]) -> Any:
-    """`value` with every mapping entry whose key contains one of `keys` (case-insensitively)
-    replaced by [REDACTED], at any depth."""
-    if not keys:
-        return value
+def redact_event(event: JsonDict, keys: tuple[str, ...], *, breadcrumbs: bool = True) -> None:
+    """Redact, in place, the parts of an event whose keys users choose: metadata, breadcrumb
+    metadata and user fields. Source text (code windows, cell source) is not a key's value:
+    `send_code` alone decides whether it is sent.
+
+    The redacted parts are copies, cut at a depth of 32, so a cycle in the user's metadata
+    cannot break encoding even when no key is redacted.
+    """
     lowered = tuple(k.lower() for k in keys)
-    return _redact(value, lowered, 0)
+    if isinstance(event.get("metaData"), Mapping):
+        event["metaData"] = _redact(event["metaData"], lowered, 0)
+    if isinstance(event.get("user"), Mapping):
+        event["user"] = _redact(event["user"], lowered, 0)
+    crumbs = event.get("breadcrumbs")
+    if breadcrumbs and isinstance(crumbs, list):
+        event["breadcrumbs"] = [
+            {**crumb, "metaData": _redact(crumb["metaData"], lowered, 0)}
+            if isinstance(crumb, Mapping) and isinstance(crumb.get("metaData"), Mapping)
+            else crumb
+            for crumb in crumbs
+        ]
+
+
+def redact(value: Any, keys: tuple[str, ...]) -> Any:
+    """A copy of `value` with every mapping entry whose key contains one of `keys`
+    (case-insensitively) replaced by [REDACTED], at any depth (cut at 32)."""
+    return _redact(value, tuple(k.lower() for k in keys), 0)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+_VERDICTS: dict[tuple[str, tuple[str, ...]], bool] = {}  # key -> redacted?, for the hot path
 
 
 def _redact(value: Any, keys: tuple[str, ...], depth: int) -> Any:
+    # Events are redacted on the cell's thread: scalars (most values) return at once, and
+    # each key's verdict is remembered, since the same few keys recur in every event.
+    if type(value) in _SCALARS:
+        return value
     if depth > 32:  # a cycle or absurd nesting: stop rather than recurse forever
         return "[DEPTH LIMIT]"
     if isinstance(value, Mapping):
         return {
-            str(k): REDACTED
-            if any(part in str(k).lower() for part in keys)
-            else _redact(v, keys, depth + 1)
+            str(k): REDACTED if _matches(str(k), keys) else _redact(v, keys, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [_redact(v, keys, depth + 1) for v in value]
     return value
+
+
+def _matches(key: str, keys: tuple[str, ...]) -> bool:
+    verdict = _VERDICTS.get((key, keys))
+    if verdict is None:
+        lowered = key.lower()
+        verdict = any(part in lowered for part in keys)
+        if len(_VERDICTS) >= 4096:
+            _VERDICTS.clear()
+        _VERDICTS[(key, keys)] = verdict
+    return verdict

@@ -2,7 +2,10 @@
 
 A frame of a cell is named by the notebook and the cell's stable identity (never the kernel's
 temp path or execution count), so that the same failure groups the same way in every kernel.
-The glue supplies a `CellResolver` that knows which code file is which cell.
+The glue supplies a `CellMap` that knows which code file is which cell.
+
+This runs on the cell's thread for every reported error, so everything that touches the file
+system (realpath, reading source) is done once per file name and cached.
 """
 
 from __future__ import annotations
@@ -11,54 +14,75 @@ import linecache
 import os
 import sys
 import sysconfig
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any
+from functools import cache, cached_property
+from types import FrameType, TracebackType
+from typing import Any, NamedTuple, Protocol
 
 JsonDict = dict[str, Any]
 CODE_WINDOW = 7  # lines around the frame's line, as the official notifiers send
-MAX_CHAIN = 16  # causes/contexts/group members followed for one event
+MAX_CODE_LINE = 200  # characters of one source line; a minified line says nothing more
+MAX_CHAIN = 100  # causes, contexts and group members followed for one event
+_MAX_CACHED_PATHS = 4096
 
 
 @dataclass(frozen=True)
 class CellRef:
     """What a code file of a cell stands for."""
 
-    file: str  # e.g. "analysis.ipynb#cell-3f2a9c" (notebook and stable cell identity)
+    identity: str  # the frontend's cell id, else a hash of the cell's source
     lines: tuple[str, ...]  # the cell's source, as run
     execution_count: int | None = None
 
 
-CellResolver = Callable[[str], CellRef | None]
+@dataclass(frozen=True)
+class NotebookRef:
+    """The notebook of this kernel, as frames and metadata name it."""
+
+    path: str  # relative to the project root when under it, else the base name
+    directory: str  # its real directory: files there are the user's own code
 
 
-def _library_roots() -> tuple[str, ...]:
-    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    roots.update(p for p in sys.path if "site-packages" in p or "dist-packages" in p)
-    return tuple(sorted(os.path.join(os.path.realpath(r), "") for r in roots if r))
+class CellMap(Protocol):
+    """Which code file is which cell, and where the notebook is."""
+
+    def __call__(self, filename: str) -> CellRef | None: ...
+
+    def notebook_path(self) -> str | None: ...
 
 
-_LIBRARY_ROOTS = _library_roots()
-def _ipython_dirs() -> tuple[str, ...]:
-    dirs = []
-    for name in ("IPython", "ipykernel"):
-        module_file = getattr(sys.modules.get(name), "__file__", None)
-        if module_file:
-            dirs.append(os.path.join(os.path.dirname(os.path.realpath(module_file)), ""))
-    return tuple(dirs)
+class NoCells:
+    """The CellMap outside a kernel: no file is a cell, no notebook is known."""
+
+    def __call__(self, filename: str) -> CellRef | None:
+        return None
+
+    def notebook_path(self) -> str | None:
+        return None
 
 
-_IPYTHON_DIRS = _ipython_dirs()
+def cell_file(notebook: NotebookRef | None, cell: CellRef) -> str:
+    """The `file` of a cell's frames, e.g. `analysis.ipynb#cell-3f2a9c`."""
+    return f"{notebook.path}#cell-{cell.identity}" if notebook else f"cell-{cell.identity}"
 
 
 @dataclass(frozen=True)
 class FrameContext:
     """What decides how a frame is shown."""
 
-    resolve_cell: CellResolver
+    resolve_cell: CellMap
     project_root: str | None
     send_code: bool = True
+    notebook: NotebookRef | None = None
+
+    @cached_property
+    def roots(self) -> tuple[str, ...]:
+        """The directories whose files are the user's own code."""
+        roots = [self.project_root] if self.project_root else []
+        if self.notebook is not None:
+            roots.append(self.notebook.directory)
+        return tuple(roots)
 
 
 def exception_entries(error: BaseException, context: FrameContext) -> list[JsonDict]:
@@ -77,24 +101,32 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         yield current
         members = list(current.exceptions) if isinstance(current, BaseExceptionGroup) else []
         follow = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+        # Depth first: a member's own causes come right after it, before the next member.
         pending[:0] = [*members, *([follow] if follow is not None else [])]
 
 
 def _entry(error: BaseException, context: FrameContext) -> JsonDict:
-    frames = [_frame(f, line, context) for f, line in _walk(error.__traceback__)]
-    frames = [f for f in frames if f is not None]
-    frames.reverse()  # BugSnag wants the innermost frame first
-    if isinstance(error, SyntaxError) and error.lineno is not None:
-        frames.insert(0, _syntax_frame(error, context))
+    frames: list[JsonDict]
+    syntax = _syntax_frame(error, context) if isinstance(error, SyntaxError) else None
+    if syntax is not None and syntax[1]:
+        # A cell that did not compile: the frames are IPython's compiler, the cell is the story.
+        frames = [syntax[0]]
+    else:
+        frames = [
+            _located(f.f_code.co_filename, line, _method(f), context) for f, line in _shown(error, context)
+        ]
+        frames.reverse()  # BugSnag wants the innermost frame first
+        if syntax is not None:
+            frames.insert(0, syntax[0])
     return {
-        "errorClass": _class_name(error),
+        "errorClass": class_name(error),
         "message": _message(error),
         "type": "python",
         "stacktrace": frames,
     }
 
 
-def _class_name(error: BaseException) -> str:
+def class_name(error: BaseException) -> str:
     cls = type(error)
     module = cls.__module__
     return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
@@ -109,74 +141,161 @@ def _message(error: BaseException) -> str:
         return f"<unprintable {type(error).__name__}>"
 
 
-def _walk(tb: TracebackType | None) -> Iterator[tuple[Any, int]]:
+def _method(frame: FrameType) -> str:
+    return frame.f_code.co_qualname
+
+
+def _shown(error: BaseException, context: FrameContext) -> list[tuple[FrameType, int]]:
+    """The traceback's frames, outermost first, without hidden and IPython machinery frames.
+
+    IPython's frames are dropped where they run the cell (`run_code`) or sit between user
+    frames (magics running a script); the innermost ones are kept, as library frames, when
+    the error was raised inside IPython, so the trace still shows where it happened.
+    """
+    walked: list[tuple[FrameType, int, bool]] = []
+    roots = context.roots
+    tb: TracebackType | None = error.__traceback__
     while tb is not None:
-        yield tb.tb_frame, tb.tb_lineno
+        frame = tb.tb_frame
+        if not _hides_itself(frame):
+            walked.append((frame, tb.tb_lineno, _path_info(frame.f_code.co_filename, roots).machinery))
         tb = tb.tb_next
+    last_user = max((i for i, (_, _, machinery) in enumerate(walked) if not machinery), default=-1)
+    return [(f, line) for i, (f, line, machinery) in enumerate(walked) if not machinery or i > last_user]
 
 
-def _frame(frame: Any, line: int, context: FrameContext) -> JsonDict | None:
-    filename = frame.f_code.co_filename
-    if filename.startswith(_IPYTHON_DIRS):
-        return None  # IPython's own run_code and friends say nothing about the user's code
+def _hides_itself(frame: FrameType) -> bool:
+    """A frame that set `__tracebackhide__` (the IPython and pytest convention)."""
+    code = frame.f_code
+    # Reading f_locals of a function frame copies all its locals; look at the names first.
+    if code.co_flags & 0x1 and "__tracebackhide__" not in code.co_varnames + code.co_cellvars:
+        return False
     try:
-        if frame.f_locals.get("__tracebackhide__"):
-            return None
+        return bool(frame.f_locals.get("__tracebackhide__"))
     except Exception:
-        pass
-    return _located(filename, line, frame.f_code.co_name, context)
+        return False
 
 
 def _located(filename: str, line: int, method: str, context: FrameContext) -> JsonDict:
     cell = context.resolve_cell(filename)
     if cell is not None:
-        entry: JsonDict = {"file": cell.file, "lineNumber": line, "method": method, "inProject": True}
+        entry: JsonDict = {
+            "file": cell_file(context.notebook, cell),
+            "lineNumber": line,
+            "method": method,
+            "inProject": True,
+        }
         if context.send_code:
-            entry["code"] = _window(cell.lines, line)
+            entry["code"] = window(cell.lines, line)
         return entry
-    entry = {
-        "file": _display_path(filename, context.project_root),
-        "lineNumber": line,
-        "method": method,
-        "inProject": _in_project(filename, context.project_root),
-    }
-    if context.send_code:
+    info = _path_info(filename, context.roots)
+    entry = {"file": info.display, "lineNumber": line, "method": method, "inProject": info.in_project}
+    if context.send_code and info.has_source:
         lines = linecache.getlines(filename)
         if lines:
-            entry["code"] = _window(tuple(lines), line)
+            entry["code"] = window(lines, line)
+        else:
+            _forget_source(filename)
     return entry
 
 
-def _syntax_frame(error: SyntaxError, context: FrameContext) -> JsonDict:
-    line = error.lineno or 1
-    entry = _located(error.filename or "<unknown>", line, "<module>", context)
-    if context.send_code and "code" not in entry and error.text:
-        entry["code"] = {str(line): error.text.rstrip("\n")}
-    return entry
+def _syntax_frame(error: SyntaxError, context: FrameContext) -> tuple[JsonDict, bool] | None:
+    """The frame of the line that did not compile, and whether it is a cell's."""
+    if error.lineno is None:
+        return None
+    line = error.lineno
+    filename = error.filename or "<unknown>"
+    entry = _located(filename, line, "<module>", context)
+    if context.send_code and not entry.get("code") and error.text:
+        entry["code"] = {str(line): error.text.rstrip("\n")[:MAX_CODE_LINE]}
+    return entry, context.resolve_cell(filename) is not None
 
 
-def _window(lines: tuple[str, ...], line: int) -> dict[str, str]:
-    if not lines:
+def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
+    """Up to CODE_WINDOW lines around `line` (1-based), keyed by line number as a string."""
+    count = len(lines)
+    if not count or line < 1 or line > count:
         return {}
     half = CODE_WINDOW // 2
-    first = max(1, min(line - half, len(lines) - CODE_WINDOW + 1))
-    last = min(len(lines), first + CODE_WINDOW - 1)
-    return {str(n): lines[n - 1].rstrip("\n") for n in range(first, last + 1)}
+    first = max(1, min(line - half, count - CODE_WINDOW + 1))
+    last = min(count, first + CODE_WINDOW - 1)
+    return {str(n): lines[n - 1].rstrip("\r\n")[:MAX_CODE_LINE] for n in range(first, last + 1)}
 
 
-def _in_project(filename: str, project_root: str | None) -> bool:
-    if not project_root or filename.startswith("<"):
-        return False
+# -- paths ------------------------------------------------------------------------------
+
+
+class _PathInfo(NamedTuple):
+    display: str
+    in_project: bool
+    machinery: bool  # IPython's or ipykernel's own code
+    has_source: bool
+
+
+_PATHS: dict[tuple[str, tuple[str, ...]], _PathInfo] = {}
+_NO_SOURCE: set[str] = set()
+
+
+def _path_info(filename: str, roots: tuple[str, ...]) -> _PathInfo:
+    """How a file is shown, cached per (file, project roots): realpath is a stat per component."""
+    key = (filename, roots)
+    found = _PATHS.get(key)
+    if found is None:
+        if len(_PATHS) >= _MAX_CACHED_PATHS:
+            _PATHS.clear()
+        found = _PATHS[key] = _classify(filename, roots)
+    return found
+
+
+def _forget_source(filename: str) -> None:
+    # Files without source (frozen modules, deleted files) cost a stat on every read: once.
+    if len(_NO_SOURCE) >= _MAX_CACHED_PATHS:
+        _NO_SOURCE.clear()
+    _NO_SOURCE.add(filename)
+    for key in [k for k in _PATHS if k[0] == filename]:
+        _PATHS[key] = _PATHS[key]._replace(has_source=False)
+
+
+def _classify(filename: str, roots: tuple[str, ...]) -> _PathInfo:
+    has_source = filename not in _NO_SOURCE
+    if not filename or filename.startswith("<"):
+        return _PathInfo(filename, False, False, has_source)
     path = os.path.realpath(filename)
-    if path.startswith(_LIBRARY_ROOTS):
-        return False
-    return path.startswith(os.path.join(os.path.realpath(project_root), ""))
+    machinery = path.startswith(_machinery_dirs())
+    library = _library_root(path)
+    if library is not None:
+        # Relative to site-packages or the standard library: the same in every environment.
+        return _PathInfo(os.path.relpath(path, library), False, machinery, has_source)
+    for root in roots:
+        real_root = _real_dir(root)
+        if path.startswith(real_root):
+            return _PathInfo(os.path.relpath(path, real_root), True, machinery, has_source)
+    return _PathInfo(filename, False, machinery, has_source)
 
 
-def _display_path(filename: str, project_root: str | None) -> str:
-    if project_root and not filename.startswith("<"):
-        root = os.path.join(os.path.realpath(project_root), "")
-        path = os.path.realpath(filename)
-        if path.startswith(root) and not path.startswith(_LIBRARY_ROOTS):
-            return os.path.relpath(path, root)
-    return filename
+@cache
+def _real_dir(path: str) -> str:
+    return os.path.join(os.path.realpath(path), "")
+
+
+def _library_root(path: str) -> str | None:
+    matches = [root for root in _library_roots() if path.startswith(root)]
+    return max(matches, key=len) if matches else None
+
+
+@cache
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    roots.update(p for p in sys.path if p.rstrip("/\\").endswith(("site-packages", "dist-packages")))
+    return tuple(sorted({os.path.join(os.path.realpath(r), "") for r in roots if r}))
+
+
+@cache
+def _machinery_dirs() -> tuple[str, ...]:
+    dirs = []
+    for name in ("IPython", "ipykernel"):
+        module_file = getattr(sys.modules.get(name), "__file__", None)
+        if module_file:
+            dirs.append(os.path.join(os.path.dirname(os.path.realpath(module_file)), ""))
+    return tuple(dirs)

@@ -1,0 +1,71 @@
+"""The device id: a random id made once per OS user and kept in the persistence directory.
+
+BugSnag counts "users affected" by `user.id`; as bugsnag-android does, the id of a user who
+set none is the device's, so every kernel of one OS user counts as the same user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import uuid
+
+log = logging.getLogger("bugsnag_ipython")
+
+DEVICE_ID_FILE = "device-id"
+APP_NAME = "bugsnag-ipython"
+_VALID = re.compile(r"[0-9a-f]{32}")
+
+
+def persistence_directory(configured: str | None) -> str:
+    """The configured directory, else the user cache dir (platformdirs, imported only here)."""
+    if configured:
+        return os.path.expanduser(configured)
+    import platformdirs
+
+    return str(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def device_id(directory: str) -> str:
+    """The id stored in `directory`, made (mode 0600, in a 0700 directory) if there is none.
+
+    When the directory cannot be written the id is made for this process only: reports still
+    work, they just count this kernel as a user of its own.
+    """
+    path = os.path.join(directory, DEVICE_ID_FILE)
+    found = _read(path)
+    if found is not None:
+        return found
+    made = uuid.uuid4().hex
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        temporary = f"{path}.{made}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(made + "\n")
+        try:
+            # link() fails if another kernel made the file first: then its id is the one.
+            os.link(temporary, path)
+        except FileExistsError:
+            if _read(path) is None:  # a damaged file: ours replaces it
+                os.replace(temporary, path)
+        except OSError:  # a file system without hard links
+            os.replace(temporary, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+    except OSError as error:
+        log.debug("could not keep the device id in %s: %s", directory, error)
+        return made
+    return _read(path) or made
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as file:
+            text = file.read(64).strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if _VALID.fullmatch(text) else None

@@ -1,0 +1,183 @@
+"""The parts of an event that come from the kernel's state: severity, context, the notebook
+tab, the user, and the on-error callbacks. Pure: no I/O, no IPython.
+
+The client gathers the facts (the running cell, the session, the configuration) and calls
+these; keeping them here keeps the client a coordinator.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .metadata import merge_event_metadata
+from .stacktrace import NotebookRef
+
+log = logging.getLogger("bugsnag_ipython")
+
+JsonDict = dict[str, Any]
+OnError = Callable[[JsonDict], Any]
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class CellRun:
+    """The cell that is running, as the glue saw it start."""
+
+    execution_count: int | None
+    cell_id: str | None
+    source: str
+    started_monotonic: float
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """The thread an unhandled thread exception ended."""
+
+    name: str
+    ident: int | None
+    daemon: bool
+
+
+def severity_of(unhandled: bool, severity: str | None) -> tuple[str, str]:
+    """(severity, severityReason.type) as the official notifiers choose them."""
+    if unhandled:
+        return severity or "error", "unhandledException"
+    if severity is not None:
+        return severity, "userSpecifiedSeverity"
+    return "warning", "handledException"
+
+
+def context_of(
+    given: str | None, configured: str | None, cell: CellRun | None, thread: ThreadInfo | None
+) -> str | None:
+    """The event's context: given > set_context > the thread > the running cell's `In [n]`."""
+    if given or configured:
+        return given or configured
+    if thread is not None:
+        return f"Thread {thread.name}"
+    if cell is not None and cell.execution_count:
+        return f"In [{cell.execution_count}]"
+    return None
+
+
+def notebook_tab(
+    notebook: NotebookRef | None, cell: CellRun | None, *, send_code: bool
+) -> JsonDict | None:
+    """The `notebook` tab: which notebook, and which cell ran (its source unless send_code
+    is off)."""
+    tab: JsonDict = {}
+    if notebook is not None:
+        tab["path"] = notebook.path
+    if cell is not None:
+        if cell.cell_id:
+            tab["cellId"] = cell.cell_id
+        tab["executionCount"] = cell.execution_count
+        if send_code:
+            tab["cellSource"] = cell.source
+    return tab or None
+
+
+def event_metadata(
+    tabs: dict[str, JsonDict],
+    *,
+    kernel: JsonDict,
+    notebook: JsonDict | None,
+    thread: ThreadInfo | None,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, JsonDict]:
+    """One event's tabs: the user's (a fresh copy, changed here), then ours, then the
+    `metadata` of this notify() call. A user's own keys in our tabs win over ours."""
+    if notebook is not None:
+        tabs["notebook"] = {**notebook, **tabs.get("notebook", {})}
+    tabs["kernel"] = {**kernel, **tabs.get("kernel", {})}
+    if thread is not None:
+        tabs["thread"] = {"name": thread.name, "id": thread.ident, "daemon": thread.daemon}
+    merge_event_metadata(tabs, extra)
+    return tabs
+
+
+def error_breadcrumb(event: JsonDict, error: BaseException) -> tuple[str, JsonDict]:
+    """The `error` breadcrumb a sent event leaves: its name and metadata."""
+    found = event.get("exceptions")
+    first = found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else {}
+    error_class = str(first.get("errorClass") or type(error).__name__)
+    return error_class, {
+        "errorClass": error_class,
+        "message": str(first.get("message", ""))[:200],
+        "unhandled": event.get("unhandled") is True,
+        "severity": event.get("severity"),
+    }
+
+
+def user_of(
+    set_by_user: dict[str, str], hub_user: str | None, device_id: str | None
+) -> dict[str, str]:
+    """`set_user(...)`, else JupyterHub's user, else the device id (as bugsnag-android does),
+    so that BugSnag's "users affected" counts people rather than kernels."""
+    if set_by_user:
+        return dict(set_by_user)
+    if hub_user:
+        return {"id": hub_user}
+    return {"id": device_id} if device_id else {}
+
+
+def settle_severity(event: JsonDict, chosen: str) -> None:
+    """After the callbacks: a severity they changed is theirs (and says so), a bad one is not."""
+    severity = event.get("severity")
+    if severity not in SEVERITIES:
+        event["severity"] = chosen
+    elif severity != chosen:
+        event["severityReason"] = {"type": "userCallbackSetSeverity"}
+
+
+class OnErrorCallbacks:
+    """`add_on_error` callbacks, run in the order added, each given the event as a dict."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: list[OnError] = []
+        self._warned: set[int] = set()
+
+    def add(self, callback: OnError) -> None:
+        if not callable(callback):
+            raise TypeError(f"add_on_error takes a function, not {type(callback).__name__}.")
+        with self._lock:
+            self._callbacks.append(callback)
+
+    def remove(self, callback: OnError) -> None:
+        """Remove a callback added before; removing one never added does nothing."""
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+    def __len__(self) -> int:
+        return len(self._callbacks)
+
+    def run(self, event: JsonDict) -> bool:
+        """False if a callback discarded the event by returning False.
+
+        A callback that raises is logged once and does not discard: the event goes on as the
+        callback left it, because losing a report to a bug in a callback is the worse outcome.
+        """
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                if callback(event) is False:
+                    return False
+            except Exception as error:
+                if id(callback) not in self._warned:
+                    self._warned.add(id(callback))
+                    name = getattr(callback, "__qualname__", repr(callback))
+                    log.warning(
+                        "The on_error callback %s raised %s: %s; the event is sent as the "
+                        "callback left it.",
+                        name,
+                        type(error).__name__,
+                        error,
+                    )
+        return True

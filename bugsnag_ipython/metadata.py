@@ -1,0 +1,85 @@
+"""Metadata: the tabs of an event, as `add_metadata` / `clear_metadata` keep them.
+
+The semantics are those of the other BugSnag notifiers: `add_metadata(section, key, value)`
+sets one key, `add_metadata(section, {...})` merges a mapping, a value of None removes the key,
+and `clear_metadata(section)` removes the whole tab.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+
+class MetadataStore:
+    """The tabs added by the user, safe to change from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sections: dict[str, JsonDict] = {}
+
+    def add(self, section: str, key_or_values: str | Mapping[str, Any], value: Any = None) -> None:
+        if isinstance(key_or_values, Mapping):
+            changes = {str(k): v for k, v in key_or_values.items()}
+        elif isinstance(key_or_values, str):
+            changes = {key_or_values: value}
+        else:
+            raise TypeError(
+                "add_metadata takes a key and a value, or a dict of keys and values, "
+                f"not {type(key_or_values).__name__}."
+            )
+        with self._lock:
+            tab = dict(self._sections.get(str(section), {}))
+            for key, item in changes.items():
+                if item is None:
+                    tab.pop(key, None)
+                else:
+                    tab[key] = item
+            if tab:
+                self._sections[str(section)] = tab
+            else:
+                self._sections.pop(str(section), None)
+
+    def clear(self, section: str, key: str | None = None) -> None:
+        with self._lock:
+            if key is None:
+                self._sections.pop(str(section), None)
+                return
+            tab = self._sections.get(str(section))
+            if tab is not None and key in tab:
+                tab = {k: v for k, v in tab.items() if k != key}
+                if tab:
+                    self._sections[str(section)] = tab
+                else:
+                    del self._sections[str(section)]
+
+    def get(self, section: str, key: str | None = None) -> Any:
+        with self._lock:
+            tab = self._sections.get(str(section))
+            if key is None:
+                return dict(tab) if tab is not None else None
+            return tab.get(key) if tab is not None else None
+
+    def snapshot(self) -> dict[str, JsonDict]:
+        """A copy for one event: tabs are copied, their values are not (they may be big).
+
+        Tabs are replaced, never changed in place, so a copy of the outer dict and of each
+        tab is enough for an event's callbacks not to change what later events get.
+        """
+        with self._lock:
+            return {section: dict(tab) for section, tab in self._sections.items()}
+
+
+def merge_event_metadata(base: dict[str, JsonDict], extra: Mapping[str, Any] | None) -> None:
+    """Merge the `metadata` argument of one `notify()` call into `base`, in place.
+
+    A dict value is a tab; anything else goes to the `custom` tab, as bugsnag-python does.
+    """
+    for section, values in (extra or {}).items():
+        if isinstance(values, Mapping):
+            base[str(section)] = {**base.get(str(section), {}), **{str(k): v for k, v in values.items()}}
+        else:
+            base["custom"] = {**base.get("custom", {}), str(section): values}

@@ -1,0 +1,274 @@
+"""Keeping an event body under BugSnag's 1 MB limit without losing the exception.
+
+Most events are a few kilobytes, so the common path is one measurement. Only a body over the
+limit is trimmed, in the order that loses the least first (bugsnag-android's order, then
+ours): long metadata strings, the oldest breadcrumbs, code windows, then very long exception
+messages and the middle of very deep stacks. Exception classes are never dropped.
+
+Pure: the event's nested values may be shared with the client's own state (metadata tabs,
+breadcrumbs), so trimmed parts are rebuilt, never changed in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .payloads import encode
+
+JsonDict = dict[str, Any]
+
+# BugSnag's limit is 1,000,000 bytes; delivery adds the API key (32 characters) afterwards.
+MAX_PAYLOAD_BYTES = 999_000
+MAX_METADATA_STRING = 10_000  # characters, as bugsnag-android's maxStringValueLength
+MAX_MESSAGE = 10_000
+KEPT_FRAMES = 25  # innermost and outermost frames each kept of a very deep stack
+_LAST_RESORT_STRINGS = (1_000, 100)
+
+
+def truncated(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}***<{len(text) - limit}> CHARS TRUNCATED***"
+
+
+def size_of(payload: JsonDict) -> int:
+    return len(encode(payload))
+
+
+def fit(
+    payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, breadcrumbs_bytes: int | None = None
+) -> JsonDict:
+    """The payload (itself when it fits), under `limit` bytes if at all possible without
+    dropping an exception class.
+
+    A payload whose upper bound is under the limit is not even encoded here: delivery encodes
+    it anyway, and encoding is most of an event's cost on the cell's thread.
+    `breadcrumbs_bytes`, when given, is the encoded size of the event's breadcrumbs.
+    """
+    events = payload.get("events")
+    if not isinstance(events, list) or not events or not isinstance(events[0], dict):
+        return payload
+    if len(events) == 1:
+        bound = upper_bound(events[0], breadcrumbs_bytes)
+        if bound is not None and bound + 200 <= limit:  # 200: apiKey, notifier, brackets
+            return payload
+    size = size_of(payload)
+    if size <= limit:
+        return payload
+    event = dict(payload["events"][0])
+    # Exceptions and frames are small and changed in place below: copy them, once.
+    event["exceptions"] = [
+        {**e, "stacktrace": [dict(f) for f in _frames(e)]} for e in _exceptions(event)
+    ]
+    trimmed = {**payload, "events": [event, *payload["events"][1:]]}
+    steps: list[Callable[[JsonDict], None]] = [
+        _trim_metadata_strings,
+        lambda e: _drop_oldest_breadcrumbs(e, size_of(trimmed) - limit),
+        _drop_code_windows(lambda: size_of(trimmed) - limit),
+        _cut_messages,
+        _drop_middle_frames,
+        *(_trim_every_string(n) for n in _LAST_RESORT_STRINGS),
+        _drop_everything_but_exceptions,
+    ]
+    for step in steps:
+        step(event)
+        if size_of(trimmed) <= limit:
+            break
+    return trimmed
+
+
+# -- the upper bound ------------------------------------------------------------------
+
+_LONG = 4096  # strings longer than this are measured exactly (in C); shorter ones bounded
+_FRAME_KEYS = frozenset({"file", "lineNumber", "method", "inProject", "code"})
+
+
+def upper_bound(event: JsonDict, breadcrumbs_bytes: int | None = None) -> int | None:
+    """At least the encoded size of `event`, cheaply; None when it cannot tell.
+
+    A character takes at most 6 bytes in JSON (a `\\u00XX` escape), so short strings count 6
+    per character; frames are walked directly, since they are most of an event's values.
+    """
+    total = 0
+    for key, value in event.items():
+        total += len(key) + 4
+        if key == "exceptions":
+            found = _exceptions_bound(value)
+            if found is None:
+                return None
+            total += found
+        elif key == "breadcrumbs" and breadcrumbs_bytes is not None:
+            total += breadcrumbs_bytes
+        else:
+            total += _bound(value, 0)
+    return total
+
+
+def _exceptions_bound(exceptions: Any) -> int | None:
+    if not isinstance(exceptions, list):
+        return None
+    total = 2
+    for exception in exceptions:
+        if not isinstance(exception, dict):
+            return None
+        frames = exception.get("stacktrace", ())
+        if not isinstance(frames, list):
+            return None
+        total += sum(_bound(v, 0) + len(k) + 4 for k, v in exception.items() if k != "stacktrace")
+        for frame in frames:
+            if not isinstance(frame, dict):
+                return None
+            file, method, code = frame.get("file", ""), frame.get("method", ""), frame.get("code")
+            if (
+                type(file) is not str
+                or type(method) is not str
+                or type(frame.get("lineNumber", 0)) is not int
+                or not frame.keys() <= _FRAME_KEYS
+            ):
+                return None
+            total += 80 + 6 * (len(file) + len(method))  # 80: keys, line number, inProject
+            if code is not None:
+                if type(code) is not dict:
+                    return None
+                lines = code.values()
+                if not all(type(line) is str for line in lines):
+                    return None
+                total += 14 * len(code) + 6 * sum(map(len, lines))
+    return total
+
+
+def _bound(value: Any, depth: int) -> int:
+    kind = type(value)
+    if kind is str:
+        return 6 * len(value) + 2 if len(value) <= _LONG else len(encode(value))
+    if kind is bool or value is None:
+        return 5
+    if kind is int:
+        return 24 if -(10**20) < value < 10**20 else len(str(value))
+    if kind is float:
+        return 24
+    if depth > 32:
+        return len(encode(value))
+    if kind is dict:
+        return 2 + sum(_bound(str(k), depth) + 1 + _bound(v, depth + 1) + 1 for k, v in value.items())
+    if kind is list or kind is tuple:
+        return 2 + sum(_bound(v, depth + 1) + 1 for v in value)
+    return len(encode(value))
+
+
+# -- the steps --------------------------------------------------------------------------
+
+
+def _trim_metadata_strings(event: JsonDict) -> None:
+    if isinstance(event.get("metaData"), dict):
+        event["metaData"] = _trim_strings(event["metaData"], MAX_METADATA_STRING)
+    crumbs = event.get("breadcrumbs")
+    if isinstance(crumbs, list):
+        event["breadcrumbs"] = [
+            {**c, "metaData": _trim_strings(c["metaData"], MAX_METADATA_STRING)}
+            if isinstance(c, dict) and isinstance(c.get("metaData"), dict)
+            else c
+            for c in crumbs
+        ]
+
+
+def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
+    crumbs = event.get("breadcrumbs")
+    if not isinstance(crumbs, list) or not crumbs or excess <= 0:
+        return
+    dropped = 0
+    while dropped < len(crumbs) and excess > 0:
+        excess -= size_of(crumbs[dropped]) + 1  # and its comma
+        dropped += 1
+    kept = crumbs[dropped:]
+    last_dropped = crumbs[dropped - 1]
+    # As bugsnag-android does: one breadcrumb says that older ones were removed.
+    notice: JsonDict = {
+        "timestamp": last_dropped.get("timestamp") if isinstance(last_dropped, dict) else None,
+        "name": f"Removed, along with {dropped - 1} older breadcrumbs, to reduce payload size",
+        "type": "manual",
+        "metaData": {},
+    }
+    event["breadcrumbs"] = [notice, *kept] if notice["timestamp"] else kept
+
+
+def _drop_code_windows(excess: Callable[[], int]) -> Callable[[JsonDict], None]:
+    def step(event: JsonDict) -> None:
+        # The outermost frames of the last exceptions first: the innermost frame of the raised
+        # exception is the line the reader wants to see.
+        frames = [f for e in _exceptions(event) for f in _frames(e)]
+        needed = excess()
+        for frame in reversed(frames):
+            if needed <= 0:
+                break
+            code = frame.pop("code", None)
+            if code is not None:
+                needed -= size_of({"code": code})
+
+    return step
+
+
+def _cut_messages(event: JsonDict) -> None:
+    for exception in _exceptions(event):
+        message = exception.get("message")
+        if isinstance(message, str):
+            exception["message"] = truncated(message, MAX_MESSAGE)
+
+
+def _drop_middle_frames(event: JsonDict) -> None:
+    for exception in _exceptions(event):
+        frames = _frames(exception)
+        if len(frames) > 2 * KEPT_FRAMES + 1:
+            left_out = len(frames) - 2 * KEPT_FRAMES
+            marker = {
+                "file": "[frames left out]",
+                "lineNumber": 0,
+                "method": f"[{left_out} frames left out]",
+                "inProject": False,
+            }
+            exception["stacktrace"] = [*frames[:KEPT_FRAMES], marker, *frames[-KEPT_FRAMES:]]
+
+
+def _trim_every_string(limit: int) -> Callable[[JsonDict], None]:
+    def step(event: JsonDict) -> None:
+        for key, value in list(event.items()):
+            if key != "exceptions":
+                event[key] = _trim_strings(value, limit)
+        for exception in _exceptions(event):
+            for key, value in list(exception.items()):
+                if key != "errorClass":
+                    exception[key] = _trim_strings(value, limit)
+
+    return step
+
+
+def _drop_everything_but_exceptions(event: JsonDict) -> None:
+    event["metaData"] = {}
+    event["breadcrumbs"] = []
+    for exception in _exceptions(event):
+        frames = _frames(exception)
+        exception["stacktrace"] = frames[:KEPT_FRAMES]
+
+
+def _exceptions(event: JsonDict) -> list[JsonDict]:
+    found = event.get("exceptions")
+    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+
+
+def _frames(exception: JsonDict) -> list[JsonDict]:
+    found = exception.get("stacktrace")
+    return [f for f in found if isinstance(f, dict)] if isinstance(found, list) else []
+
+
+def _trim_strings(value: Any, limit: int, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return truncated(value, limit)
+    if depth > 32:
+        return "[DEPTH LIMIT]"
+    if isinstance(value, dict):
+        return {k: _trim_strings(v, limit, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_trim_strings(v, limit, depth + 1) for v in value]
+    return value

@@ -1,0 +1,163 @@
+"""Event bodies stay under 1 MB, trimmed in the documented order; redaction works on keys."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from bugsnag_ipython.payloads import REDACTED, encode, redact, redact_event
+from bugsnag_ipython.trimming import MAX_PAYLOAD_BYTES, fit, upper_bound
+
+LIMIT = 1_000_000
+
+
+def frame(n: int, code: bool = True) -> dict[str, Any]:
+    entry: dict[str, Any] = {"file": f"lib/m{n}.py", "lineNumber": n, "method": f"f{n}", "inProject": False}
+    if code:
+        entry["code"] = {str(n + i): "x = compute(a, b, c)  # " + "y" * 150 for i in range(7)}
+    return entry
+
+
+def payload(**event: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "exceptions": [{"errorClass": "ValueError", "message": "bad", "type": "python",
+                        "stacktrace": [frame(1)]}],
+        "severity": "error",
+        "severityReason": {"type": "unhandledException"},
+        "unhandled": True,
+        "app": {"type": "jupyter"},
+        "device": {"hostname": "h"},
+        "breadcrumbs": [],
+        "metaData": {},
+    }
+    body.update(event)
+    return {"apiKey": "", "payloadVersion": "4.0", "notifier": {"name": "n"}, "events": [body]}
+
+
+def crumb(n: int, size: int = 10) -> dict[str, Any]:
+    return {"timestamp": f"2026-01-01T00:00:{n % 60:02d}.000Z", "name": f"In [{n}]", "type": "process",
+            "metaData": {"detail": "d" * size}}
+
+
+def sent_size(trimmed: dict[str, Any]) -> int:
+    return len(encode({**trimmed, "apiKey": "a" * 32}))
+
+
+def test_a_small_event_is_left_alone() -> None:
+    original = payload()
+    assert fit(original) is original
+
+
+def test_a_5_mb_metadata_string_is_cut_and_the_exception_kept() -> None:
+    original = payload(metaData={"big": {"blob": "x" * 5_000_000, "small": "kept"}})
+    trimmed = fit(original)
+    assert sent_size(trimmed) < LIMIT
+    event = trimmed["events"][0]
+    assert event["exceptions"][0]["errorClass"] == "ValueError"
+    assert event["metaData"]["big"]["small"] == "kept"
+    assert event["metaData"]["big"]["blob"].endswith("***<4990000> CHARS TRUNCATED***")
+    assert event["exceptions"][0]["stacktrace"][0]["code"]  # nothing else needed trimming
+    assert len(original["events"][0]["metaData"]["big"]["blob"]) == 5_000_000  # not changed in place
+
+
+def test_then_the_oldest_breadcrumbs_go_and_one_says_so() -> None:
+    crumbs = [crumb(n, 9_000) for n in range(200)]  # 1.8 MB, each under the string limit
+    trimmed = fit(payload(breadcrumbs=crumbs))
+    assert sent_size(trimmed) < LIMIT
+    kept = trimmed["events"][0]["breadcrumbs"]
+    assert kept[-1]["name"] == "In [199]"  # the newest stay
+    assert kept[0]["name"].startswith("Removed, along with ") and "older breadcrumbs" in kept[0]["name"]
+    assert len(kept) < 200
+
+
+def test_then_code_windows_from_the_outermost_frames() -> None:
+    frames = [frame(n) for n in range(800)]  # about 1 MB of code windows
+    exceptions = [{"errorClass": "E", "message": "m", "type": "python", "stacktrace": frames}]
+    original = payload(exceptions=exceptions)
+    trimmed = fit(original)
+    assert sent_size(trimmed) < LIMIT
+    shown = trimmed["events"][0]["exceptions"][0]["stacktrace"]
+    assert len(shown) == 800 and "code" in shown[0] and "code" not in shown[-1]
+    assert all("code" in f for f in original["events"][0]["exceptions"][0]["stacktrace"])
+
+
+def test_then_long_messages_are_cut_and_deep_stacks_lose_their_middle() -> None:
+    frames = [frame(n, code=False) for n in range(20_000)]
+    exceptions = [{"errorClass": "RecursionError", "message": "m" * 3_000_000, "type": "python",
+                   "stacktrace": frames}]
+    trimmed = fit(payload(exceptions=exceptions))
+    assert sent_size(trimmed) < LIMIT
+    [exception] = trimmed["events"][0]["exceptions"]
+    assert exception["errorClass"] == "RecursionError"
+    assert exception["message"].endswith("CHARS TRUNCATED***") and len(exception["message"]) < 20_000
+    shown = exception["stacktrace"]
+    assert shown[0]["method"] == "f0" and shown[-1]["method"] == "f19999"
+    assert any("19950 frames left out" in f["method"] for f in shown)
+
+
+def test_even_absurd_events_fit_and_keep_every_exception_class() -> None:
+    exceptions = [{"errorClass": f"E{n}", "message": "m" * 50_000, "type": "python",
+                   "stacktrace": [frame(i) for i in range(100)]} for n in range(100)]
+    trimmed = fit(payload(exceptions=exceptions, context="c" * 2_000_000, user={"id": "u" * 500_000}))
+    assert sent_size(trimmed) < LIMIT
+    assert [e["errorClass"] for e in trimmed["events"][0]["exceptions"]] == [f"E{n}" for n in range(100)]
+
+
+def test_the_upper_bound_is_never_below_the_encoded_size() -> None:
+    rng = random.Random(7)
+    alphabet = "ab\"\\\n\x00é€😀"
+    for _ in range(200):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300)))
+        event = payload(
+            metaData={"t": {"s": text, "n": rng.randint(-10**30, 10**30), "f": rng.random(),
+                            "l": [text, None, True, {"k": text}]}},
+            breadcrumbs=[crumb(n, rng.randint(0, 50)) for n in range(rng.randint(0, 5))],
+            context=text,
+        )["events"][0]
+        event["exceptions"][0]["message"] = text
+        event["exceptions"][0]["stacktrace"].append(
+            {"file": text, "lineNumber": 3, "method": text, "inProject": True, "code": {"3": text}}
+        )
+        bound = upper_bound(event)
+        assert bound is not None and bound >= len(encode(event))
+
+
+def test_the_limit_leaves_room_for_the_api_key() -> None:
+    assert MAX_PAYLOAD_BYTES + 200 < LIMIT
+
+
+def test_redaction_matches_keys_case_insensitively_as_substrings_at_any_depth() -> None:
+    value = {"Password": "p", "db": {"API_KEY_prod": "k", "rows": 3, "items": [{"auth_token": "t"}]}}
+    assert redact(value, ("password", "api_key", "token")) == {
+        "Password": REDACTED,
+        "db": {"API_KEY_prod": REDACTED, "rows": 3, "items": [{"auth_token": REDACTED}]},
+    }
+    assert value["Password"] == "p"  # a copy
+
+
+def test_an_event_is_redacted_in_metadata_breadcrumbs_and_user_but_not_source() -> None:
+    event = payload(
+        metaData={"request": {"Cookie": "c", "path": "/"}, "notebook": {"cellSource": "password = 'x'"}},
+        breadcrumbs=[{"name": "login", "type": "manual", "timestamp": "t", "metaData": {"secret": "s"}}],
+        user={"id": "1", "email": "a@b.c"},
+    )["events"][0]
+    event["exceptions"][0]["stacktrace"][0]["code"] = {"1": "token = 'abc'"}
+    redact_event(event, ("cookie", "secret", "email", "token", "password"))
+    assert event["metaData"]["request"] == {"Cookie": REDACTED, "path": "/"}
+    assert event["breadcrumbs"][0]["metaData"] == {"secret": REDACTED}
+    assert event["breadcrumbs"][0]["name"] == "login"
+    assert event["user"] == {"id": "1", "email": REDACTED}
+    assert event["metaData"]["notebook"]["cellSource"] == "password = 'x'"
+    assert event["exceptions"][0]["stacktrace"][0]["code"] == {"1": "token = 'abc'"}
+
+
+def test_metadata_json_cannot_hold_does_not_break_encoding() -> None:
+    cyclic: dict[str, Any] = {"name": "loop"}
+    cyclic["self"] = cyclic
+    event = payload(metaData={"odd": {"cycle": cyclic, "obj": object(), "set": {1, 2}}})["events"][0]
+    event["metaData"]["odd"][("tuple", "key")] = 1  # type: ignore[index]
+    redact_event(event, ())
+    decoded = json.loads(encode(event))
+    assert decoded["metaData"]["odd"]["cycle"]["name"] == "loop"
+    assert decoded["metaData"]["odd"]["obj"].startswith("<object object")
