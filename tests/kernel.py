@@ -99,15 +99,20 @@ class Kernel:
                 result.traceback = body["traceback"]
             elif kind == "status" and body["execution_state"] == "idle":
                 idle = True
-        reply = self.client.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+        while True:  # the reply to this request, not a stray one to an earlier request
+            reply = self.client.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
         result.status = reply["content"]["status"]
+        if result.status != "ok" and not result.traceback:
+            result.traceback = [f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}"]
         return result
 
     def evaluate(self, expression: str) -> Any:
         """The value of a Python expression in the kernel, passed back as JSON."""
         shown = self.execute(f"import json as _j; print(_j.dumps({expression}))")
         if shown.status != "ok":
-            raise AssertionError(f"{expression!r} failed in the kernel: {shown.traceback}")
+            raise AssertionError(f"{expression!r} failed in the kernel: {shown}")
         return json.loads(shown.stdout.strip().splitlines()[-1])
 
     def shutdown(self) -> float:
