@@ -24,10 +24,12 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .outbox import MAX_AGE_SECONDS, CorruptPayload, Outbox, Scan, default_directory
@@ -82,6 +84,7 @@ class Delivery:
         self._scanned = threading.Event()
         self._sender: threading.Thread | None = None
         self._keeper: threading.Thread | None = None
+        self._opening = threading.Lock()  # one thread opens the outbox; others wait for it
 
     # -- what status and the panel read ---------------------------------------------------
 
@@ -133,9 +136,10 @@ class Delivery:
         record = Record(envelope, own=True)
         with self._lock:
             self._ensure_threads_locked()
-            outbox = self._outbox
+        outbox = self._outbox_now(may_import=False)
         if outbox is not None:
-            self._store(record, outbox)
+            record.path = self._write(record, outbox)
+            record.outbox = outbox
         with self._wake:
             removed = self.pending.add(record, self._caps)
             if outbox is None and not self._outbox_failed:
@@ -272,11 +276,25 @@ class Delivery:
 
     # -- the keeper ------------------------------------------------------------------------
 
+    def _outbox_now(self, *, may_import: bool) -> Outbox | None:
+        """The open outbox, opening it if need be. Opening is a few directory and lock calls,
+        cheap enough for any thread; resolving the default directory imports platformdirs,
+        which a cell's thread leaves to the keeper until it has been imported."""
+        outbox = self._outbox
+        if outbox is not None or self._outbox_failed:
+            return outbox
+        if not may_import and self._directory is None and "platformdirs" not in sys.modules:
+            return None
+        with self._opening:
+            if self._outbox is None and not self._outbox_failed:
+                self._open_outbox()
+        return self._outbox
+
     def _keep_loop(self) -> None:
         next_scan = 0.0
         while True:
             if self._outbox is None and not self._outbox_failed:
-                self._open_outbox()
+                self._outbox_now(may_import=True)
                 next_scan = 0.0
             # This process's own payloads reach the disk before any scan of other kernels'.
             while True:
@@ -297,11 +315,17 @@ class Delivery:
             return  # _REOPEN: the loop opens the new outbox
         with self._lock:
             outbox = self._outbox
-        if outbox is not None and not item.done:
-            self._store(item, outbox)
-            with self._lock:
+        path = self._write(item, outbox) if outbox is not None and not item.done else None
+        if path is None or outbox is None:
+            return
+        with self._lock:
+            late = item.done  # delivered or dropped while it was being written
+            if not late:
+                self.pending.stored_at(item, path, outbox)
                 if self.pending.memory > self._memory_budget:
                     self.pending.spill(item)
+        if late:
+            outbox.delete(path)
 
     def _open_outbox(self) -> None:
         directory = self._directory
@@ -318,10 +342,11 @@ class Delivery:
                 self._outbox_failed = True
             return
         with self._lock:
-            if directory == self._directory:
+            if directory == self._directory and self._outbox is None:
                 self._outbox = outbox
                 return
-        outbox.close()  # reconfigured meanwhile: the next turn opens the new directory
+        # Reconfigured meanwhile (the next turn opens the new directory), or already opened.
+        outbox.close()
 
     def _rescan(self) -> None:
         with self._lock:
@@ -360,23 +385,17 @@ class Delivery:
 
     # -- disk bookkeeping ------------------------------------------------------------------
 
-    def _store(self, record: Record, outbox: Outbox) -> None:
+    def _write(self, record: Record, outbox: Outbox) -> Path | None:
         body = record.body
         if body is None:
-            return
+            return None
         try:
-            path = outbox.write(record.envelope(body))
+            return outbox.write(record.envelope(body))
         except OSError as error:
-            if "store-failed" not in self._warned:
-                self._warned.add("store-failed")
+            if "write-failed" not in self._warned:
+                self._warned.add("write-failed")
                 log.warning("Could not write to the outbox in %s (%s); kept in memory.", outbox.root, error)
-            return
-        with self._lock:
-            late = record.done  # delivered or dropped while it was being written
-            if not late:
-                self.pending.stored_at(record, path, outbox)
-        if late:
-            outbox.delete(path)
+            return None
 
     def _forget(self, removed: list[Record]) -> None:
         """Delete the files of records that were delivered or dropped."""
