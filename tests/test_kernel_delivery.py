@@ -34,8 +34,12 @@ def status(kernel: Kernel) -> str:
     return kernel.execute("%bugsnag_session status").stdout
 
 
+def process_of(kernel: Kernel) -> Any:
+    return kernel.manager.provisioner.process  # type: ignore[union-attr]
+
+
 def kill(kernel: Kernel) -> None:
-    process = kernel.manager.provisioner.process
+    process = process_of(kernel)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(5)
 
@@ -118,7 +122,7 @@ def test_a_hanging_endpoint_neither_blocks_cells_nor_the_exit_and_the_next_kerne
     assert kernel.execute("1/0").error_name == "ZeroDivisionError"
     assert kernel.execute("x = 1").status == "ok"
     assert time.monotonic() - started < 0.5
-    process = kernel.manager.provisioner.process
+    process = process_of(kernel)
     took = kernel.shutdown()
     assert process.returncode == 0  # it exited by itself: no SIGTERM, no SIGKILL
     assert took < 2.0
