@@ -3,12 +3,13 @@ dropped on purpose, counted and said (PROTOCOL.md, Delivery outcomes).
 
 Three parts:
 
-- `submit()` runs on the thread that made the payload (a cell, a thread's excepthook). It
-  writes the payload to the outbox and queues it for the sender. The write is one small file,
-  temp and rename, no fsync: tens of microseconds. Writing here rather than on a writer thread
-  is what makes a payload durable before the cell that raised it has returned, so a kernel
-  killed right after an error still leaves that error on disk; a writer thread could be kept
-  from running by the GIL for a switch interval or more. It never touches the network.
+- `submit()` runs on the thread that made the payload (a cell, a thread's excepthook) and
+  never touches the network. It writes the payload to the outbox itself: one small file,
+  temp and rename, no fsync, about 50 microseconds on a local disk. That makes the payload
+  durable before the cell that raised it has returned, so a kernel killed right after an
+  error still leaves the error on disk. A writer thread would not be: each system call of a
+  write releases the GIL, and a thread that wants it back while a cell computes waits a
+  switch interval (5 ms) per call, so a writer falls seconds behind a loop of errors.
 - The sender, one daemon thread, sends over one keep-alive connection: this process's own
   payloads first, oldest first, with one backoff per endpoint.
 - The keeper, a second daemon thread, does the disk work that must neither delay a cell nor
@@ -143,10 +144,12 @@ class Delivery:
         with self._wake:
             removed = self.pending.add(record, self._caps)
             if outbox is None and not self._outbox_failed:
-                self._to_keep.put(record)  # stored by the keeper once the outbox is open
+                self._to_keep.put(record)  # the keeper stores it
             elif self.pending.memory > self._memory_budget:
                 self.pending.spill(record)
-            self._wake.notify_all()
+            if self.pending.in_flight is None and self.pending.endpoint(record.url).backoff.ready():
+                # Woken for nothing, the sender would take the GIL from this (cell) thread.
+                self._wake.notify_all()
         self._forget(removed)
         self._changed()
 
@@ -296,12 +299,7 @@ class Delivery:
             if self._outbox is None and not self._outbox_failed:
                 self._outbox_now(may_import=True)
                 next_scan = 0.0
-            # This process's own payloads reach the disk before any scan of other kernels'.
-            while True:
-                try:
-                    self._keep(self._to_keep.get_nowait())
-                except queue.Empty:
-                    break
+            self._keep_all_queued()
             if self._monotonic() >= next_scan:
                 self._rescan()
                 next_scan = self._monotonic() + RESCAN_SECONDS
@@ -309,6 +307,14 @@ class Delivery:
                 self._keep(self._to_keep.get(timeout=max(0.01, next_scan - self._monotonic())))
             except queue.Empty:
                 continue
+
+    def _keep_all_queued(self) -> None:
+        # This process's own payloads reach the disk before, and during, any scan for others'.
+        while True:
+            try:
+                self._keep(self._to_keep.get_nowait())
+            except queue.Empty:
+                return
 
     def _keep(self, item: object) -> None:
         if not isinstance(item, Record):
@@ -354,7 +360,7 @@ class Delivery:
             room = {kind: self._caps[kind] - self.pending.by_kind(kind) for kind in KINDS}
         try:
             if outbox is not None:
-                self._adopt(outbox, outbox.scan(room, self._wall_clock()))
+                self._adopt(outbox, outbox.scan(room, self._wall_clock(), self._keep_all_queued))
         except Exception as error:
             log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
         finally:

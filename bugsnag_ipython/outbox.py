@@ -24,7 +24,7 @@ import re
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -240,17 +240,25 @@ class Outbox:
 
     # -- scanning -------------------------------------------------------------------------
 
-    def scan(self, room: Mapping[Kind, int], now: float | None = None) -> Scan:
+    def scan(
+        self,
+        room: Mapping[Kind, int],
+        now: float | None = None,
+        pause: Callable[[], None] = lambda: None,
+    ) -> Scan:
         """Adopt the payloads of dead owners, oldest first.
 
         `room` is how many more of each kind this owner may hold; beyond it the oldest are
         discarded, as are payloads older than 60 days. Unreadable files are set aside.
+        `pause` is called every few files, so a long scan can let other disk work go first.
         """
         now = time.time() if now is None else now
         scan = Scan()
         alive: dict[str, bool] = {}
         claimed: list[tuple[int, str, Path]] = []
-        for name in _listing(self.payloads):
+        for index, name in enumerate(_listing(self.payloads)):
+            if index % 64 == 63:
+                pause()
             path = self.payloads / name
             match = _NAME.fullmatch(name)
             if name.startswith("."):
@@ -284,7 +292,9 @@ class Outbox:
             for path in paths[: max(0, len(paths) - keep)]:
                 self.delete(path)
                 scan.over_cap += 1
-            for path in paths[max(0, len(paths) - keep) :]:
+            for index, path in enumerate(paths[max(0, len(paths) - keep) :]):
+                if index % 64 == 63:
+                    pause()
                 try:
                     scan.adopted.append(self.read_header(path))
                 except FileNotFoundError:
