@@ -33,13 +33,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .outbox import MAX_AGE_SECONDS, CorruptPayload, Outbox, Scan, default_directory
 from .pending import DeliveryStats, Pending, Record
-from .retry import Backoff, RetryPolicy, refusal
+from .retry import MAX_AGE_SECONDS, Backoff, RetryPolicy, refusal
 from .transport import KINDS, Envelope, HttpTransport, Kind, NullTransport, Outcome, Transport
 
 if TYPE_CHECKING:
     from .config import Configuration
+    from .outbox import Outbox, Scan
 
 __all__ = ["Delivery", "DeliveryStats", "Envelope", "Kind", "NullTransport", "Outcome", "Transport"]
 
@@ -86,6 +86,9 @@ class Delivery:
         self._sender: threading.Thread | None = None
         self._keeper: threading.Thread | None = None
         self._opening = threading.Lock()  # one thread opens the outbox; others wait for it
+        # The first payload is the launch session, made while the extension loads: the keeper
+        # opens the outbox for it, so that loading never waits on the disk.
+        self._launched = False
 
     # -- what status and the panel read ---------------------------------------------------
 
@@ -138,6 +141,7 @@ class Delivery:
         with self._lock:
             self._ensure_threads_locked()
         outbox = self._outbox_now(may_import=False)
+        self._launched = True
         if outbox is not None:
             record.path = self._write(record, outbox)
             record.outbox = outbox
@@ -232,7 +236,7 @@ class Delivery:
             return record.outbox.read(record.path)[1]
         except FileNotFoundError:
             reason = "removed from the outbox by someone else"
-        except (CorruptPayload, OSError) as error:
+        except (ValueError, OSError) as error:  # CorruptPayload is a ValueError
             if record.outbox.set_aside(record.path):
                 log.warning("Set aside the unreadable outbox file %s (%s).", record.path.name, error)
             reason = "unreadable file set aside"
@@ -286,7 +290,9 @@ class Delivery:
         outbox = self._outbox
         if outbox is not None or self._outbox_failed:
             return outbox
-        if not may_import and self._directory is None and "platformdirs" not in sys.modules:
+        if not may_import and (
+            not self._launched or (self._directory is None and "platformdirs" not in sys.modules)
+        ):
             return None
         with self._opening:
             if self._outbox is None and not self._outbox_failed:
@@ -334,6 +340,8 @@ class Delivery:
             outbox.delete(path)
 
     def _open_outbox(self) -> None:
+        from .outbox import Outbox, default_directory  # off the load: the keeper imports it
+
         directory = self._directory
         try:
             outbox = Outbox(directory or default_directory()).open()
@@ -422,6 +430,7 @@ class Delivery:
         # parent's outbox lock without unlocking it.
         outbox = self._outbox
         self._start_afresh()
+        self._launched = True  # a child may os._exit right after an error: store it at once
         if outbox is not None:
             outbox.forget_after_fork()
 

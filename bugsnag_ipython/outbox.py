@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from .retry import MAX_AGE_SECONDS
 from .transport import KINDS, Envelope, Kind
 
 try:
@@ -37,7 +38,6 @@ except ImportError:  # pragma: no cover - Windows: no claims between kernels, se
     fcntl = None  # type: ignore[assignment]
 
 FORMAT = 1
-MAX_AGE_SECONDS = 60 * 24 * 3600.0  # stored payloads older than this are discarded
 STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
 _NAME = re.compile(
     r"(?P<kind>session|event)-(?P<ns>\d{19})-(?P<id>[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
@@ -45,7 +45,7 @@ _NAME = re.compile(
 _MAX_HEADER_BYTES = 16384
 
 
-class CorruptPayload(Exception):
+class CorruptPayload(ValueError):
     """A file in the outbox that is not a payload this notifier wrote (the reason is the text)."""
 
 

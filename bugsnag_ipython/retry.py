@@ -11,6 +11,8 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+MAX_AGE_SECONDS = 60 * 24 * 3600.0  # stored payloads older than this are discarded
+
 # For tests only: retries that wait milliseconds instead of seconds. A Retry-After from the
 # server is honoured exactly whatever these say.
 BASE_VARIABLE = "BUGSNAG_RETRY_BASE_SECONDS"

@@ -81,21 +81,25 @@ def test_a_killed_process_lets_go_of_its_payloads(tmp_path: Path) -> None:
         child.wait()
 
 
-def _adopt(root: str, start: Any, results: Any) -> None:
+def _adopt(root: str, start: Any, results: Any, finish: Any) -> None:
     outbox = Outbox(root).open()
     start.wait(10)
     results.put([stored.path.name.split(".")[0] for stored in outbox.scan(ROOM).adopted])
+    finish.wait(10)  # alive until all have scanned: a dead owner's payloads are adopted again
 
 
 def test_processes_adopting_at_once_each_get_a_payload_at_most_once(tmp_path: Path) -> None:
     ids = fill(tmp_path, 400)
     context = multiprocessing.get_context("fork")
-    start, results = context.Event(), context.Queue()
-    workers = [context.Process(target=_adopt, args=(str(tmp_path), start, results)) for _ in range(4)]
+    start, finish, results = context.Event(), context.Event(), context.Queue()
+    workers = [
+        context.Process(target=_adopt, args=(str(tmp_path), start, results, finish)) for _ in range(4)
+    ]
     for worker in workers:
         worker.start()
     start.set()
     claimed = [results.get(timeout=30) for _ in workers]
+    finish.set()
     for worker in workers:
         worker.join(10)
     everything = [name for names in claimed for name in names]
