@@ -71,7 +71,8 @@ class Delivery:
         self.listeners: list[Callable[[], None]] = []
         self._start_afresh()
         reference = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _after_fork(reference))
+        if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+            os.register_at_fork(after_in_child=lambda: _after_fork(reference))
 
     def _start_afresh(self) -> None:
         self._lock = threading.Lock()
