@@ -303,6 +303,10 @@ class Outbox:
                     if self.set_aside(path):
                         scan.set_aside.append(f"{path.name}: {error}")
         scan.adopted.sort(key=lambda stored: stored.created_at)
+        # Every kernel leaves a lock file behind; those of the dead go (owner_alive tidies).
+        for name in _listing(self.owners):
+            if name.endswith(".lock") and name[:-5] not in alive:
+                self.owner_alive(name[:-5])
         return scan
 
     def inventory(self) -> list[Entry]:

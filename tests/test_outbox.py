@@ -55,6 +55,7 @@ def test_a_live_owners_files_are_left_alone_and_a_dead_owners_are_adopted(tmp_pa
     assert adopted.owner == other.owner
     assert other.read(adopted.path)[1] == b'{"n":1}'
     assert other.scan(ROOM).adopted == []  # adopted once
+    assert [p.name for p in other.owners.iterdir()] == [f"{other.owner}.lock"]  # dead ones tidied
 
 
 def test_a_killed_process_lets_go_of_its_payloads(tmp_path: Path) -> None:
