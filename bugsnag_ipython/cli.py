@@ -12,6 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bugsnag_ipython.config import Configuration
 
 DEFAULT_DB = "bugsnag-collector.sqlite"
 DEFAULT_PORT = 9339
@@ -159,5 +163,100 @@ register(
         "print the stability report from a collector's database",
         _configure_report,
         _run_report,
+    )
+)
+
+
+# -- outbox ------------------------------------------------------------------------------
+
+
+def _configure_outbox(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "action", nargs="?", choices=("list", "flush"), default="list",
+        help="list what is stored (the default), or deliver it now",
+    )
+    parser.add_argument(
+        "--dir", help="the persistence directory (default: BUGSNAG_PERSISTENCE_DIRECTORY, "
+        "else the user cache directory)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds flush may take (default 30)"
+    )
+
+
+def _run_outbox(args: argparse.Namespace) -> int:
+    import os
+
+    from bugsnag_ipython.config import Configuration, from_environment
+    from bugsnag_ipython.outbox import default_directory
+
+    changes, problems = from_environment(os.environ)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    config = Configuration().replace(**changes)
+    if args.dir:
+        config = config.replace(persistence_directory=args.dir)
+    directory = config.persistence_directory or default_directory()
+    config = config.replace(persistence_directory=directory)
+    if args.action == "flush":
+        return _flush_outbox(config, args.timeout)
+    return _list_outbox(Path(directory))
+
+
+def _list_outbox(directory: Path) -> int:
+    import time
+
+    from bugsnag_ipython.outbox import Outbox
+    from bugsnag_ipython.status import ago
+
+    outbox = Outbox(directory)
+    entries = outbox.inventory()
+    readable = [entry for entry in entries if entry.stored is not None]
+    print(f"Outbox {outbox.root}: {len(entries)} payload(s)")
+    groups: dict[tuple[str, str], list[float]] = {}
+    for entry in readable:
+        assert entry.stored is not None
+        groups.setdefault((entry.stored.url, entry.stored.kind), []).append(entry.stored.created_at)
+    now = time.time()
+    for (url, kind), created in sorted(groups.items()):
+        print(
+            f"  {url}  {len(created)} {kind}(s), oldest {ago(now - min(created))}, "
+            f"newest {ago(now - max(created))}"
+        )
+    held = sum(entry.owner_alive for entry in entries)
+    if held:
+        print(f"  {held} belong to running kernels, which are sending them")
+    if len(readable) < len(entries):
+        print(f"  {len(entries) - len(readable)} unreadable (set aside at the next delivery)")
+    aside = outbox.set_aside_count()
+    if aside:
+        print(f"  {aside} file(s) set aside in {outbox.aside}")
+    return 0
+
+
+def _flush_outbox(config: Configuration, timeout: float) -> int:
+    from bugsnag_ipython.delivery import Delivery
+
+    delivery = Delivery()
+    delivery.reconfigure(config)
+    done = delivery.drain(timeout)
+    stats = delivery.stats
+    dropped = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common())
+    print(
+        f"Delivered {stats.delivered}; {delivery.queued} left"
+        + (f"; dropped {dropped}" if dropped else "")
+        + "."
+    )
+    if not done and stats.last_error:
+        print(f"Last error: {stats.last_error}")
+    return 0 if done else 1
+
+
+register(
+    Subcommand(
+        "outbox",
+        "list the payloads stored for delivery, or deliver them now ('outbox flush')",
+        _configure_outbox,
+        _run_outbox,
     )
 )

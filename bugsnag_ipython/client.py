@@ -50,6 +50,7 @@ class Client:
     ) -> None:
         self.config = config
         self.delivery = delivery if delivery is not None else Delivery()
+        self.delivery.reconfigure(config)
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._resolve_cell: CellMap = resolve_cell if resolve_cell is not None else NoCells()
@@ -86,6 +87,7 @@ class Client:
         self.tracker.auto_track = updated.auto_track_sessions
         self.tracker.background_timeout = updated.background_timeout
         self.breadcrumbs.resize(updated.max_breadcrumbs)
+        self.delivery.reconfigure(updated)
         self._warn_about_endpoints()
         if updated.api_key and not had_key:
             self._release_held()

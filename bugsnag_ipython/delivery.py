@@ -1,7 +1,23 @@
-"""Delivery: one daemon worker that sends payloads over one keep-alive HTTP session.
+"""Delivery: every payload reaches its endpoint once, is kept on disk until it does, or is
+dropped on purpose, counted and said (PROTOCOL.md, Delivery outcomes).
 
-A cell only ever enqueues; the worker does the network. `requests` is imported by the worker,
-not at load, so loading the extension stays cheap.
+Three parts:
+
+- `submit()` runs on the thread that made the payload (a cell, a thread's excepthook) and
+  never touches the network. It writes the payload to the outbox itself: one small file,
+  temp and rename, no fsync, about 50 microseconds on a local disk. That makes the payload
+  durable before the cell that raised it has returned, so a kernel killed right after an
+  error still leaves the error on disk. A writer thread would not be: each system call of a
+  write releases the GIL, and a thread that wants it back while a cell computes waits a
+  switch interval (5 ms) per call, so a writer falls seconds behind a loop of errors.
+- The sender, one daemon thread, sends over one keep-alive connection: this process's own
+  payloads first, oldest first, with one backoff per endpoint.
+- The keeper, a second daemon thread, does the disk work that must neither delay a cell nor
+  wait behind a send: opening the outbox (resolving the default directory imports
+  platformdirs), storing the payloads made while it opens, and adopting what dead kernels
+  left, at launch and every `RESCAN_SECONDS`.
+
+Threads start when first needed. A forked child starts afresh with threads of its own.
 """
 
 from __future__ import annotations
@@ -9,225 +25,398 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
-from collections import Counter
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from . import payloads
+from .pending import DeliveryStats, Pending, Record
+from .retry import MAX_AGE_SECONDS, Backoff, RetryPolicy, refusal
+from .transport import KINDS, Envelope, HttpTransport, Kind, NullTransport, Outcome, Transport
+
+if TYPE_CHECKING:
+    from .config import Configuration
+    from .outbox import Outbox, Scan
+
+__all__ = ["Delivery", "DeliveryStats", "Envelope", "Kind", "NullTransport", "Outcome", "Transport"]
 
 log = logging.getLogger("bugsnag_ipython")
-
-Kind = Literal["session", "event"]
-CONNECT_TIMEOUT = 3.05
-READ_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """One payload, bound to the key and URL it was made for."""
-
-    kind: Kind
-    url: str
-    api_key: str
-    body: bytes
-    created_at: float
-
-    @property
-    def payload_version(self) -> str:
-        return (
-            payloads.SESSION_PAYLOAD_VERSION
-            if self.kind == "session"
-            else payloads.EVENT_PAYLOAD_VERSION
-        )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt came to: delivered, retry later, or drop (with the reason)."""
-
-    status: int | None
-    error: str | None = None
-    retry_after: float | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-    @property
-    def undeliverable(self) -> bool:
-        return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 429)
-
-
-class Transport(Protocol):
-    def send(self, envelope: Envelope) -> Outcome: ...
-    def close(self) -> None: ...
-
-
-class HttpTransport:
-    """POSTs over one `requests.Session`, so consecutive sends reuse one connection."""
-
-    def __init__(self) -> None:
-        import requests  # lazily: the worker thread pays for the import, not the load
-
-        self._requests = requests
-        self._session = requests.Session()
-
-    def send(self, envelope: Envelope) -> Outcome:
-        sent_headers = payloads.headers(
-            envelope.api_key, envelope.payload_version, envelope.body, time.time()
-        )
-        try:
-            response = self._session.post(
-                envelope.url,
-                data=envelope.body,
-                headers=sent_headers,
-                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-            )
-        except self._requests.RequestException as error:
-            return Outcome(None, error=_plain_error(error))
-        response.close()
-        return Outcome(response.status_code, retry_after=_retry_after(response.headers))
-
-    def close(self) -> None:
-        self._session.close()
-
-
-def _plain_error(error: Exception) -> str:
-    name = type(error).__name__
-    if "Timeout" in name:
-        return "the endpoint did not answer in time"
-    if "Connection" in name:
-        return "could not connect to the endpoint"
-    return f"{name}: {error}"
-
-
-def _retry_after(response_headers: Any) -> float | None:
-    value = response_headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-@dataclass
-class DeliveryStats:
-    delivered: int = 0
-    retried: int = 0
-    dropped: Counter[str] = field(default_factory=Counter)
-    last_error: str | None = None
-
-
-StateListener = Callable[[], None]
+RESCAN_SECONDS = 30.0  # how often the keeper looks for payloads of kernels that died
+MEMORY_BUDGET = 16 * 1024 * 1024  # bodies kept in memory; past it they are read back from disk
+_REOPEN = object()
 
 
 class Delivery:
-    """A bounded queue drained by one daemon worker thread, started when first needed.
-
-    Fork-safe: a child process (multiprocessing from a notebook) finds the worker belongs to
-    another pid and starts its own.
-    """
+    """Outbox, sender and keeper for one process."""
 
     def __init__(
         self,
         transport_factory: Callable[[], Transport] = HttpTransport,
         *,
-        max_queued: int = 10000,
+        policy: RetryPolicy | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        memory_budget: int = MEMORY_BUDGET,
     ) -> None:
         self._transport_factory = transport_factory
-        self._max_queued = max_queued
+        self._policy = policy or RetryPolicy.from_environment()
+        self._monotonic = monotonic
+        self._wall_clock = wall_clock
+        self._memory_budget = memory_budget
+        self._directory: str | None = None
+        self._caps: dict[Kind, int] = {"session": 1000, "event": 10000}
+        self.listeners: list[Callable[[], None]] = []
+        self._start_afresh()
+        reference = weakref.ref(self)
+        if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+            os.register_at_fork(after_in_child=lambda: _after_fork(reference))
+
+    def _start_afresh(self) -> None:
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._queue: queue.SimpleQueue[Envelope | None] = queue.SimpleQueue()
-        self._pending = 0
-        self._worker: threading.Thread | None = None
-        self._pid = os.getpid()
-        self._closed = False
-        self.stats = DeliveryStats()
-        self.listeners: list[StateListener] = []
+        self._wake = threading.Condition(self._lock)
+        self.pending = Pending(self._policy, self._monotonic)
+        self.stats: DeliveryStats = self.pending.stats
+        self._warned: set[str] = set()
+        self._outbox: Outbox | None = None  # open: any thread may write to it
+        self._outbox_failed = False
+        self._to_keep: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._scanned = threading.Event()
+        self._sender: threading.Thread | None = None
+        self._keeper: threading.Thread | None = None
+        self._opening = threading.Lock()  # one thread opens the outbox; others wait for it
+        # The first payload is the launch session, made while the extension loads: the keeper
+        # opens the outbox for it, so that loading never waits on the disk.
+        self._launched = False
+
+    # -- what status and the panel read ---------------------------------------------------
 
     @property
     def queued(self) -> int:
-        return self._pending
+        """Payloads this process still has to send (its own and adopted ones)."""
+        return self.pending.count
+
+    @property
+    def stored(self) -> int:
+        """Of those, how many are safe in the outbox on disk."""
+        return self.pending.stored
+
+    @property
+    def outbox_directory(self) -> str | None:
+        outbox = self._outbox
+        return str(outbox.root) if outbox is not None else None
+
+    def counters(self) -> dict[str, Any]:
+        """A consistent snapshot of the counters, for the status panel."""
+        with self._lock:
+            return {
+                "delivered": self.stats.delivered,
+                "queued": self.pending.count,
+                "stored": self.pending.stored,
+                "retried": self.stats.retried,
+                "dropped": dict(self.stats.dropped),
+                "last_error": self.stats.last_error,
+            }
+
+    # -- the client's calls ----------------------------------------------------------------
+
+    def reconfigure(self, config: Configuration) -> None:
+        """Take the outbox directory and the caps from the client's configuration."""
+        with self._lock:
+            self._caps = {"session": config.max_stored_sessions, "event": config.max_stored_events}
+            removed = self.pending.enforce_caps(self._caps)
+            moved = config.persistence_directory != self._directory
+            self._directory = config.persistence_directory
+            if moved and self._keeper is not None:
+                # Payloads stored so far stay where they are; new ones go to the new place.
+                self._outbox, self._outbox_failed = None, False
+                self._scanned.clear()
+                self._to_keep.put(_REOPEN)
+        self._forget(removed)
 
     def submit(self, envelope: Envelope) -> None:
-        """Hand a payload over; never blocks on the network."""
+        """Store a payload and queue it for the sender; never waits on the network."""
+        record = Record(envelope, own=True)
         with self._lock:
-            self._ensure_worker_locked()
-            if self._pending >= self._max_queued:
-                self.stats.dropped["queue full"] += 1
-                self._changed()
-                return
-            self._pending += 1
-        self._queue.put(envelope)
+            self._ensure_threads_locked()
+        outbox = self._outbox_now(may_import=False)
+        self._launched = True
+        if outbox is not None:
+            record.path = self._write(record, outbox)
+            record.outbox = outbox
+        with self._wake:
+            removed = self.pending.add(record, self._caps)
+            if outbox is None and not self._outbox_failed:
+                self._to_keep.put(record)  # the keeper stores it
+            elif self.pending.memory > self._memory_budget:
+                self.pending.spill(record)
+            if self.pending.in_flight is None and self.pending.endpoint(record.url).backoff.ready():
+                # Woken for nothing, the sender would take the GIL from this (cell) thread.
+                self._wake.notify_all()
+        self._forget(removed)
         self._changed()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything handed over was attempted; True when nothing is pending."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        with self._idle:
-            while self._pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._idle.wait(remaining)
-        return True
+        """Retry now (but not before a Retry-After) and wait until none of this process's own
+        payloads is left; True if none is. Adopted ones go on in the background."""
+        self._wait(timeout, lambda _deadline: self.pending.own == 0)
+        return self.pending.own == 0
 
     def close(self, timeout: float = 1.5) -> bool:
-        done = self.flush(timeout)
-        self._closed = True
-        self._queue.put(None)
-        return done
+        """The exit flush: at most `timeout` seconds; what is left stays on disk."""
+        self._wait(timeout, self._nothing_to_wait_for)
+        return self.pending.own == 0
 
-    def _ensure_worker_locked(self) -> None:
-        if self._pid != os.getpid():
-            # After fork only this thread survives: a fresh lock, queue and worker.
-            self._reset_after_fork()
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(
-                target=self._run, name="bugsnag-delivery", daemon=True
-            )
-            self._worker.start()
+    def drain(self, timeout: float) -> bool:
+        """Adopt what the outbox holds and deliver everything (`bugsnag-ipython outbox flush`)."""
+        started = self._monotonic()
+        with self._lock:
+            self._ensure_threads_locked()
+        if not self._scanned.wait(max(0.0, timeout)):
+            return False
+        remaining = timeout - (self._monotonic() - started)
+        self._wait(remaining, lambda _deadline: self.pending.count == 0)
+        return self.pending.count == 0
 
-    def _reset_after_fork(self) -> None:
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._queue = queue.SimpleQueue()
-        self._pending = 0
-        self._worker = None
+    def _wait(self, timeout: float, done: Callable[[float], bool]) -> None:
+        deadline = self._monotonic() + max(0.0, timeout)
+        with self._wake:
+            self.pending.hurry()
+            self._wake.notify_all()
+            while not done(deadline):
+                remaining = deadline - self._monotonic()
+                if remaining <= 0:
+                    break
+                self._wake.wait(remaining)
 
-    def _run(self) -> None:
+    def _nothing_to_wait_for(self, deadline: float) -> bool:
+        # Leaving early is safe once every own payload is on disk and none could be sent
+        # before the deadline: the next kernel delivers them.
+        pending = self.pending
+        return pending.own == 0 or (
+            pending.in_flight is None and pending.own_stored_and_waiting(deadline)
+        )
+
+    # -- the sender ------------------------------------------------------------------------
+
+    def _ensure_threads_locked(self) -> None:
+        if self._sender is None or not self._sender.is_alive():
+            self._sender = threading.Thread(target=self._send_loop, name="bugsnag-sender", daemon=True)
+            self._sender.start()
+        if self._keeper is None or not self._keeper.is_alive():
+            self._keeper = threading.Thread(target=self._keep_loop, name="bugsnag-outbox", daemon=True)
+            self._keeper.start()
+
+    def _send_loop(self) -> None:
         transport: Transport | None = None
         while True:
-            envelope = self._queue.get()
-            if envelope is None:
-                break
+            with self._wake:
+                while (taken := self.pending.take()) is None:
+                    self._wake.wait(self.pending.next_wait())
+            record, backoff, body = taken
+            body = body if body is not None else self._read_back(record)
+            if body is None:
+                continue
+            if self._wall_clock() - record.created_at > MAX_AGE_SECONDS:
+                self._settle(record, backoff, None, "older than 60 days")
+                continue
             try:
                 if transport is None:
                     transport = self._transport_factory()
-                self._record(envelope, transport.send(envelope))
-            except Exception as error:  # never let the worker die: count and go on
-                self._record(envelope, Outcome(None, error=f"{type(error).__name__}: {error}"))
-            with self._idle:
-                self._pending -= 1
-                self._idle.notify_all()
-            self._changed()
-        if transport is not None:
-            transport.close()
+                outcome = transport.send(record.envelope(body))
+            except Exception as error:  # a broken transport must not end the sender
+                outcome = Outcome(None, error=f"{type(error).__name__}: {error}")
+            self._settle(record, backoff, outcome)
 
-    def _record(self, envelope: Envelope, outcome: Outcome) -> None:
-        if outcome.delivered:
-            self.stats.delivered += 1
+    def _read_back(self, record: Record) -> bytes | None:
+        """A spilled or adopted record's body from disk; None after dropping the record."""
+        assert record.outbox is not None and record.path is not None
+        try:
+            return record.outbox.read(record.path)[1]
+        except FileNotFoundError:
+            reason = "removed from the outbox by someone else"
+        except (ValueError, OSError) as error:  # CorruptPayload is a ValueError
+            if record.outbox.set_aside(record.path):
+                log.warning("Set aside the unreadable outbox file %s (%s).", record.path.name, error)
+            reason = "unreadable file set aside"
+        with self._wake:
+            record.path = None
+            self.pending.stored -= 1
+            self.pending.finish(record, reason)
+            self._wake.notify_all()
+        self._changed()
+        return None
+
+    def _settle(
+        self, record: Record, backoff: Backoff, outcome: Outcome | None, dropped: str | None = None
+    ) -> None:
+        warning = None
+        with self._wake:
+            removed: list[Record] = []
+            if outcome is None:
+                removed = self.pending.finish(record, dropped)
+            elif outcome.delivered:
+                backoff.succeeded()
+                removed = self.pending.finish(record, None)
+            elif outcome.undeliverable:
+                assert outcome.status is not None
+                reason, sentence = refusal(outcome.status)
+                self.stats.last_error = sentence
+                removed = self.pending.finish(record, reason)
+                if reason not in self._warned:
+                    self._warned.add(reason)
+                    warning = sentence
+            else:
+                delay = backoff.failed(outcome.retry_after)
+                self.stats.retried += 1
+                what = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
+                self.stats.last_error = (
+                    f"Sending to {_host(record.url)} failed ({what}); kept, next try in {delay:.3g}s."
+                )
+                self.pending.put_back(record)
+            self._wake.notify_all()
+        if warning:
+            log.warning(warning)
+        self._forget(removed)
+        self._changed()
+
+    # -- the keeper ------------------------------------------------------------------------
+
+    def _outbox_now(self, *, may_import: bool) -> Outbox | None:
+        """The open outbox, opening it if need be. Opening is a few directory and lock calls,
+        cheap enough for any thread; resolving the default directory imports platformdirs,
+        which a cell's thread leaves to the keeper until it has been imported."""
+        outbox = self._outbox
+        if outbox is not None or self._outbox_failed:
+            return outbox
+        if not may_import and (
+            not self._launched or (self._directory is None and "platformdirs" not in sys.modules)
+        ):
+            return None
+        with self._opening:
+            if self._outbox is None and not self._outbox_failed:
+                self._open_outbox()
+        return self._outbox
+
+    def _keep_loop(self) -> None:
+        next_scan = 0.0
+        while True:
+            if self._outbox is None and not self._outbox_failed:
+                self._outbox_now(may_import=True)
+                next_scan = 0.0
+            self._keep_all_queued()
+            if self._monotonic() >= next_scan:
+                self._rescan()
+                next_scan = self._monotonic() + RESCAN_SECONDS
+            try:
+                self._keep(self._to_keep.get(timeout=max(0.01, next_scan - self._monotonic())))
+            except queue.Empty:
+                continue
+
+    def _keep_all_queued(self) -> None:
+        # This process's own payloads reach the disk before, and during, any scan for others'.
+        while True:
+            try:
+                self._keep(self._to_keep.get_nowait())
+            except queue.Empty:
+                return
+
+    def _keep(self, item: object) -> None:
+        if not isinstance(item, Record):
+            return  # _REOPEN: the loop opens the new outbox
+        with self._lock:
+            outbox = self._outbox
+        path = self._write(item, outbox) if outbox is not None and not item.done else None
+        if path is None or outbox is None:
             return
-        reason = (
-            f"HTTP {outcome.status}" if outcome.status is not None else (outcome.error or "error")
-        )
-        self.stats.last_error = f"{envelope.kind} not delivered: {reason}"
-        self.stats.dropped[reason] += 1
-        log.warning("A %s was not delivered to %s: %s.", envelope.kind, envelope.url, reason)
+        with self._lock:
+            late = item.done  # delivered or dropped while it was being written
+            if not late:
+                self.pending.stored_at(item, path, outbox)
+                if self.pending.memory > self._memory_budget:
+                    self.pending.spill(item)
+        if late:
+            outbox.delete(path)
+
+    def _open_outbox(self) -> None:
+        from .outbox import Outbox, default_directory  # off the load: the keeper imports it
+
+        directory = self._directory
+        try:
+            outbox = Outbox(directory or default_directory()).open()
+        except Exception as error:
+            log.warning(
+                "The outbox in %s cannot be used (%s); payloads are kept in memory only and are "
+                "lost if the kernel dies before they are sent.",
+                directory or "the user cache directory",
+                error,
+            )
+            with self._lock:
+                self._outbox_failed = True
+            return
+        with self._lock:
+            if directory == self._directory and self._outbox is None:
+                self._outbox = outbox
+                return
+        # Reconfigured meanwhile (the next turn opens the new directory), or already opened.
+        outbox.close()
+
+    def _rescan(self) -> None:
+        with self._lock:
+            outbox = self._outbox
+            room = {kind: self._caps[kind] - self.pending.by_kind(kind) for kind in KINDS}
+        try:
+            if outbox is not None:
+                self._adopt(outbox, outbox.scan(room, self._wall_clock(), self._keep_all_queued))
+        except Exception as error:
+            log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
+        finally:
+            self._scanned.set()
+
+    def _adopt(self, outbox: Outbox, scan: Scan) -> None:
+        if scan.set_aside:
+            shown = "; ".join(scan.set_aside[:3]) + ("; ..." if len(scan.set_aside) > 3 else "")
+            log.warning(
+                "Set aside %d unreadable file(s) from the outbox into %s: %s.",
+                len(scan.set_aside), outbox.aside, shown,
+            )
+        removed: list[Record] = []
+        with self._wake:
+            for reason, count in (
+                ("older than 60 days", scan.expired),
+                ("over the stored cap", scan.over_cap),
+                ("unreadable file set aside", len(scan.set_aside)),
+            ):
+                if count:
+                    self.stats.dropped[reason] += count
+            for stored in scan.adopted:
+                removed += self.pending.add(Record.adopted(stored, outbox), self._caps)
+            self._wake.notify_all()
+        self._forget(removed)
+        if scan.adopted or scan.set_aside or scan.expired or scan.over_cap:
+            self._changed()
+
+    # -- disk bookkeeping ------------------------------------------------------------------
+
+    def _write(self, record: Record, outbox: Outbox) -> Path | None:
+        body = record.body
+        if body is None:
+            return None
+        try:
+            return outbox.write(record.envelope(body))
+        except OSError as error:
+            if "write-failed" not in self._warned:
+                self._warned.add("write-failed")
+                log.warning("Could not write to the outbox in %s (%s); kept in memory.", outbox.root, error)
+            return None
+
+    def _forget(self, removed: list[Record]) -> None:
+        """Delete the files of records that were delivered or dropped."""
+        for record in removed:
+            if record.path is not None and record.outbox is not None:
+                record.outbox.delete(record.path)
 
     def _changed(self) -> None:
         for listener in list(self.listeners):
@@ -235,3 +424,25 @@ class Delivery:
                 listener()
             except Exception:
                 log.debug("state listener failed", exc_info=True)
+
+    def _after_fork_in_child(self) -> None:
+        # Only the forking thread survives, and locks may be held by threads that are gone;
+        # the parent's payloads are the parent's to send. Start afresh, and let go of the
+        # parent's outbox lock without unlocking it.
+        outbox = self._outbox
+        self._start_afresh()
+        self._launched = True  # a child may os._exit right after an error: store it at once
+        if outbox is not None:
+            outbox.forget_after_fork()
+
+
+def _after_fork(reference: weakref.ref[Delivery]) -> None:
+    delivery = reference()
+    if delivery is not None:
+        delivery._after_fork_in_child()
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or url

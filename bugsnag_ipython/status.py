@@ -57,13 +57,11 @@ def delivery_line(client: Client) -> str:
     stored = getattr(client.delivery, "stored", None)
     if stored is not None:
         parts.append(f"{stored} stored")
-    if stats.retried:
-        parts.append(f"{stats.retried} retried")
-    if dropped or client.held_overflow:
-        reasons = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common())
-        if client.held_overflow:
-            reasons = ", ".join(filter(None, [reasons, f"{client.held_overflow} held overflow"]))
-        parts.append(f"{dropped + client.held_overflow} dropped ({reasons})")
+    parts.append(f"{stats.retried} retried")
+    reasons = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common())
+    if client.held_overflow:
+        reasons = ", ".join(filter(None, [reasons, f"{client.held_overflow} held overflow"]))
+    parts.append(f"{dropped + client.held_overflow} dropped" + (f" ({reasons})" if reasons else ""))
     if client.held:
         parts.append(f"{client.held} held until an API key is set")
     return "Delivery: " + ", ".join(parts)

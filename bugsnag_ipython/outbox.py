@@ -1,0 +1,366 @@
+"""The outbox: payloads on disk until they are delivered or dropped on purpose.
+
+Layout under the persistence directory (every directory 0700, every file 0600):
+
+    outbox/<kind>-<created ns>-<id>.<owner>.payload   one payload: a JSON header line, the body
+    owners/<owner>.lock                                held with flock() by the live owner
+    set-aside/                                         unreadable or foreign files, kept for a look
+
+Several kernels of one user share an outbox. Each file belongs to the owner named in it, and
+only its owner sends it. An owner is alive while it holds the flock on its lock file; the
+kernel lets go of it when it dies, however it dies (a pid check would be fooled by pid reuse).
+A kernel adopts a dead owner's files by renaming each to its own name: rename is atomic, so
+when two kernels adopt at once, each file goes to exactly one of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import re
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from .retry import MAX_AGE_SECONDS
+from .transport import KINDS, Envelope, Kind
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no claims between kernels, see docs
+    fcntl = None  # type: ignore[assignment]
+
+FORMAT = 1
+STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
+_NAME = re.compile(
+    r"(?P<kind>session|event)-(?P<ns>\d{19})-(?P<id>[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
+)
+_MAX_HEADER_BYTES = 16384
+
+
+class CorruptPayload(ValueError):
+    """A file in the outbox that is not a payload this notifier wrote (the reason is the text)."""
+
+
+def default_directory() -> str:
+    """The user's cache directory for this notifier (imports platformdirs, off the main thread)."""
+    import platformdirs
+
+    return str(platformdirs.user_cache_dir("bugsnag-ipython", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A payload file, as its header describes it."""
+
+    path: Path
+    kind: Kind
+    url: str
+    api_key: str
+    created_at: float
+    digest: str
+
+    @property
+    def owner(self) -> str:
+        return self.path.name.split(".")[-2]
+
+
+@dataclass
+class Scan:
+    """What one scan claimed, and what it discarded."""
+
+    adopted: list[Stored] = field(default_factory=list)  # oldest first
+    expired: int = 0
+    over_cap: int = 0
+    set_aside: list[str] = field(default_factory=list)  # "name: why"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file as `bugsnag-ipython outbox` lists it."""
+
+    name: str
+    stored: Stored | None  # None: unreadable
+    owner_alive: bool
+
+
+class Outbox:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser()
+        self.payloads = self.root / "outbox"
+        self.owners = self.root / "owners"
+        self.aside = self.root / "set-aside"
+        self.owner: str | None = None
+        self._lock_fd: int | None = None
+        self._sequence = itertools.count()
+
+    # -- owning ---------------------------------------------------------------------------
+
+    def open(self) -> Outbox:
+        """Create the directories and become a live owner. Raises OSError if it cannot."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for directory in (self.payloads, self.owners, self.aside):
+            directory.mkdir(mode=0o700, exist_ok=True)
+            if directory.stat().st_mode & 0o077:
+                directory.chmod(0o700)  # payloads hold API keys: this user's eyes only
+        if self.owner is None:
+            self._become_owner()
+        return self
+
+    def _become_owner(self) -> None:
+        for _ in range(8):
+            owner = secrets.token_hex(6)
+            path = self.owners / f"{owner}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # Someone who took our new file for a dead owner's may have unlinked it.
+                if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                    raise BlockingIOError
+            except (BlockingIOError, FileNotFoundError):
+                os.close(fd)
+                continue
+            os.write(fd, f"{os.getpid()}\n".encode())
+            self.owner, self._lock_fd = owner, fd
+            return
+        raise OSError(f"could not take a lock in {self.owners}")
+
+    def close(self) -> None:
+        """Stop owning: the next scan by any kernel adopts what is left."""
+        fd, self._lock_fd = self._lock_fd, None
+        owner, self.owner = self.owner, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.owners / f"{owner}.lock")
+            os.close(fd)
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's lock without unlocking it.
+
+        The child's copy of the descriptor shares the parent's lock, so LOCK_UN here would
+        release the parent's. Closing the copy leaves the parent's lock as it was.
+        """
+        fd, self._lock_fd, self.owner = self._lock_fd, None, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def owner_alive(self, owner: str, *, tidy: bool = True) -> bool:
+        """Whether `owner` still holds its lock. With `tidy`, a dead owner's lock file goes."""
+        if owner == self.owner:
+            return True
+        path = self.owners / f"{owner}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # cannot tell: leave its files alone
+        try:
+            if fcntl is None:  # pragma: no cover
+                return True
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            if tidy:
+                # Unlinked while we hold the lock, so no one can mistake it for a live one.
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            return False
+        finally:
+            os.close(fd)
+
+    # -- payload files --------------------------------------------------------------------
+
+    def write(self, envelope: Envelope) -> Path:
+        """Store one payload atomically (temp file, then rename); no fsync, by design: the
+        outbox survives a killed kernel, which is the failure that matters here."""
+        owner = self.owner
+        if owner is None:
+            raise OSError("the outbox is not open")
+        ident = f"{int(envelope.created_at * 1e9):019d}-{owner}-{next(self._sequence):x}"
+        name = f"{envelope.kind}-{ident}.{owner}.payload"
+        header = {
+            "format": FORMAT,
+            "kind": envelope.kind,
+            "url": envelope.url,
+            "apiKey": envelope.api_key,
+            "createdAt": envelope.created_at,
+            "sha1": hashlib.sha1(envelope.body).hexdigest(),
+        }
+        data = json.dumps(header, separators=(",", ":")).encode() + b"\n" + envelope.body
+        temporary = self.payloads / f".{name}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        final = self.payloads / name
+        os.rename(temporary, final)
+        return final
+
+    def read(self, path: Path) -> tuple[Stored, bytes]:
+        """A payload and its body; raises CorruptPayload, or FileNotFoundError if it is gone."""
+        data = path.read_bytes()
+        header, _, body = data.partition(b"\n")
+        stored = _parse_header(path, header)
+        if hashlib.sha1(body).hexdigest() != stored.digest:
+            raise CorruptPayload("its body does not match the digest in its header")
+        return stored, body
+
+    def read_header(self, path: Path) -> Stored:
+        with path.open("rb") as file:
+            line = file.readline(_MAX_HEADER_BYTES)
+        return _parse_header(path, line.rstrip(b"\n"))
+
+    @staticmethod
+    def delete(path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    def set_aside(self, path: Path) -> bool:
+        """Move a file out of the way, keeping it for a look; False if it was already gone."""
+        target = self.aside / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}-{path.name}"
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return False
+        return True
+
+    # -- scanning -------------------------------------------------------------------------
+
+    def scan(
+        self,
+        room: Mapping[Kind, int],
+        now: float | None = None,
+        pause: Callable[[], None] = lambda: None,
+    ) -> Scan:
+        """Adopt the payloads of dead owners, oldest first.
+
+        `room` is how many more of each kind this owner may hold; beyond it the oldest are
+        discarded, as are payloads older than 60 days. Unreadable files are set aside.
+        `pause` is called every few files, so a long scan can let other disk work go first.
+        """
+        now = time.time() if now is None else now
+        scan = Scan()
+        alive: dict[str, bool] = {}
+        claimed: list[tuple[int, str, Path]] = []
+        for index, name in enumerate(_listing(self.payloads)):
+            if index % 64 == 63:
+                pause()
+            path = self.payloads / name
+            match = _NAME.fullmatch(name)
+            if name.startswith("."):
+                self._remove_if_stale(path, now)
+                continue
+            if match is None:
+                if path.is_file() and self.set_aside(path):
+                    scan.set_aside.append(f"{name}: not a payload file of this notifier")
+                continue
+            owner = match["owner"]
+            if owner not in alive:
+                alive[owner] = self.owner_alive(owner)
+            if alive[owner]:
+                continue
+            mine = path.with_name(f"{match['kind']}-{match['ns']}-{match['id']}.{self.owner}.payload")
+            try:
+                os.rename(path, mine)  # the claim: another kernel's rename of it now fails
+            except FileNotFoundError:
+                continue
+            claimed.append((int(match["ns"]), match["kind"], mine))
+        claimed.sort()
+        by_kind: dict[str, list[Path]] = defaultdict(list)
+        for ns, kind, path in claimed:
+            if now - ns / 1e9 > MAX_AGE_SECONDS:
+                self.delete(path)
+                scan.expired += 1
+            else:
+                by_kind[kind].append(path)
+        for kind, paths in by_kind.items():
+            keep = max(0, room.get(cast(Kind, kind), 0))
+            for path in paths[: max(0, len(paths) - keep)]:
+                self.delete(path)
+                scan.over_cap += 1
+            for index, path in enumerate(paths[max(0, len(paths) - keep) :]):
+                if index % 64 == 63:
+                    pause()
+                try:
+                    scan.adopted.append(self.read_header(path))
+                except FileNotFoundError:
+                    continue
+                except (CorruptPayload, OSError) as error:
+                    if self.set_aside(path):
+                        scan.set_aside.append(f"{path.name}: {error}")
+        scan.adopted.sort(key=lambda stored: stored.created_at)
+        # Every kernel leaves a lock file behind; those of the dead go (owner_alive tidies).
+        for name in _listing(self.owners):
+            if name.endswith(".lock") and name[:-5] not in alive:
+                self.owner_alive(name[:-5])
+        return scan
+
+    def inventory(self) -> list[Entry]:
+        """Every payload file, readable or not, and whether a running kernel owns it."""
+        entries: list[Entry] = []
+        alive: dict[str, bool] = {}
+        for name in _listing(self.payloads):
+            match = _NAME.fullmatch(name)
+            if name.startswith(".") or match is None:
+                continue
+            owner = match["owner"]
+            if owner not in alive:
+                alive[owner] = self.owner_alive(owner, tidy=False)
+            try:
+                stored: Stored | None = self.read_header(self.payloads / name)
+            except (CorruptPayload, OSError):
+                stored = None
+            entries.append(Entry(name, stored, alive[owner]))
+        return entries
+
+    def set_aside_count(self) -> int:
+        return len(_listing(self.aside))
+
+    def _remove_if_stale(self, path: Path, now: float) -> None:
+        with contextlib.suppress(OSError):
+            if path.name.endswith(".tmp") and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                path.unlink()
+
+
+def _listing(directory: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+
+
+def _parse_header(path: Path, line: bytes) -> Stored:
+    try:
+        header: Any = json.loads(line)
+    except ValueError:
+        raise CorruptPayload("its header is not JSON") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CorruptPayload("its header is not in a format this version knows")
+    kind, url, key = header.get("kind"), header.get("url"), header.get("apiKey")
+    created, digest = header.get("createdAt"), header.get("sha1")
+    if (
+        kind not in KINDS
+        or not isinstance(url, str)
+        or not url.startswith(("http://", "https://"))
+        or not isinstance(key, str)
+        or not key
+        or isinstance(created, bool)
+        or not isinstance(created, int | float)
+        or not isinstance(digest, str)
+    ):
+        raise CorruptPayload("its header lacks the kind, endpoint, API key or digest")
+    return Stored(path, cast(Kind, kind), url, key, float(created), digest)

@@ -1,0 +1,321 @@
+"""Durable delivery in real kernels, against the real collector, with real outbox files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import StartKernel
+from tests.kernel import Kernel
+
+WAIT = 15.0
+# Retries in milliseconds, so a test of backoff takes a moment rather than minutes.
+FAST = {"BUGSNAG_RETRY_BASE_SECONDS": "0.05", "BUGSNAG_RETRY_MAX_SECONDS": "0.4"}
+
+
+def outbox_files(tmp_path: Path) -> list[Path]:
+    directory = tmp_path / "outbox" / "outbox"
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.name.endswith(".payload"))
+
+
+def flush(kernel: Kernel, seconds: float = 10) -> Any:
+    return kernel.evaluate(f"__import__('bugsnag_ipython').flush({seconds})")
+
+
+def status(kernel: Kernel) -> str:
+    return kernel.execute("%bugsnag_session status").stdout
+
+
+def process_of(kernel: Kernel) -> Any:
+    return kernel.manager.provisioner.process  # type: ignore[union-attr]
+
+
+def kill(kernel: Kernel) -> None:
+    process = process_of(kernel)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(5)
+
+
+def received(request: Any) -> float:
+    return datetime.fromisoformat(request.received_at.replace("Z", "+00:00")).timestamp()
+
+
+def settle(collector: Any, seconds: float = 0.5) -> None:
+    """Give a duplicate, if any were coming, the time to arrive."""
+    time.sleep(seconds)
+
+
+def test_endpoint_down_then_back_delivers_the_error_and_the_launch_session_once(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    collector.go_down()
+    kernel = start_kernel(**FAST)
+    started = time.monotonic()
+    failed = kernel.execute("1/0")
+    assert failed.error_name == "ZeroDivisionError"
+    assert time.monotonic() - started < 0.5  # the cell did not wait for the network
+    assert flush(kernel, 0.2) is False  # nothing can arrive while the endpoint is down
+    collector.come_back()
+    assert flush(kernel) is True
+    settle(collector)
+    assert len(collector.store.sessions()) == 1
+    [event] = collector.store.events()
+    assert event.error_class == "ZeroDivisionError"
+    assert outbox_files(Path(kernel.root).parent) == []
+
+
+def test_503_503_202_is_delivered_once_after_retries(start_kernel: StartKernel, collector: Any) -> None:
+    kernel = start_kernel(**FAST)
+    collector.script("notify", 503, 503)
+    kernel.execute("1/0")
+    assert flush(kernel) is True
+    settle(collector)
+    assert [r.status for r in collector.store.requests("events")] == [503, 503, 202]
+    assert len(collector.store.events()) == 1
+    first, second, third = collector.store.requests("events")
+    assert first.body == second.body == third.body  # the same bytes, and so the same digest
+    assert len({r.header("Bugsnag-Sent-At") for r in (first, second, third)}) == 3  # per attempt
+    assert "2 retried" in status(kernel)
+
+
+def test_429_with_retry_after_waits_that_long_even_when_flushed(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    kernel = start_kernel(**FAST)
+    collector.script("notify", (429, {"Retry-After": "1.5"}))
+    kernel.execute("1/0")
+    assert flush(kernel) is True
+    refused, accepted = collector.store.requests("events")
+    assert (refused.status, accepted.status) == (429, 202)
+    assert received(accepted) - received(refused) >= 1.45
+    assert len(collector.store.events()) == 1
+
+
+def test_401_is_dropped_not_retried_and_status_says_why(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    kernel = start_kernel(**FAST)
+    collector.script("notify", 401)
+    kernel.execute("1/0")
+    assert flush(kernel) is True  # dropped on purpose: nothing is left to send
+    settle(collector)
+    assert [r.status for r in collector.store.requests("events")] == [401]
+    shown = status(kernel)
+    assert "1 dropped (1 API key rejected (HTTP 401))" in shown
+    assert "BugSnag rejected the API key" in shown
+
+
+def test_a_hanging_endpoint_neither_blocks_cells_nor_the_exit_and_the_next_kernel_delivers(
+    tmp_path: Path, start_kernel: StartKernel, collector: Any
+) -> None:
+    collector.hang()
+    kernel = start_kernel(**FAST)
+    started = time.monotonic()
+    assert kernel.execute("1/0").error_name == "ZeroDivisionError"
+    assert kernel.execute("x = 1").status == "ok"
+    assert time.monotonic() - started < 0.5
+    process = process_of(kernel)
+    took = kernel.shutdown()
+    assert process.returncode == 0  # it exited by itself: no SIGTERM, no SIGKILL
+    assert took < 2.0
+    kinds = sorted(p.name.split("-")[0] for p in outbox_files(tmp_path))
+    assert kinds == ["event", "session"]
+
+    collector.unhang()
+    start_kernel(**FAST)
+    assert collector.wait_for("events", 1, WAIT) and collector.wait_for("sessions", 2, WAIT)
+    settle(collector)
+    assert len(collector.store.events()) == 1
+    sessions = [s.session_id for s in collector.store.sessions()]
+    assert len(sessions) == len(set(sessions)) == 2
+
+
+def test_killed_while_the_endpoint_hangs_the_next_kernel_delivers_the_error(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    collector.hang()
+    kernel = start_kernel(**FAST)
+    kernel.execute("raise ValueError('sent while hanging')")
+    time.sleep(0.5)
+    kill(kernel)
+    collector.unhang()
+    start_kernel(**FAST)
+    assert collector.wait_for("events", 1, WAIT)
+    settle(collector)
+    [event] = collector.store.events()
+    assert event.message == "sent while hanging"
+
+
+def test_killed_right_after_an_error_while_the_endpoint_is_down_the_next_kernel_delivers_it(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    collector.go_down()
+    kernel = start_kernel(**FAST)
+    kernel.execute("raise KeyError('killed right after')")
+    kill(kernel)
+    collector.come_back()
+    start_kernel(**FAST)
+    assert collector.wait_for("events", 1, WAIT)
+    settle(collector)
+    [event] = collector.store.events()
+    assert event.error_class == "KeyError"
+
+
+def test_two_kernels_on_one_outbox_send_each_stored_payload_once(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    collector.go_down()
+    maker = start_kernel(**FAST)
+    maker.execute(
+        "import bugsnag_ipython\n"
+        "for n in range(50):\n"
+        "    bugsnag_ipython.notify(RuntimeError(f'stored {n}'))"
+    )
+    assert maker.evaluate("__import__('bugsnag_ipython')._client().delivery.stored") == 51
+    kill(maker)
+    collector.come_back()
+    first, second = start_kernel(load=False, **FAST), start_kernel(load=False, **FAST)
+    loads = [threading.Thread(target=k.execute, args=("%load_ext bugsnag_ipython",)) for k in (first, second)]
+    for load in loads:
+        load.start()
+    for load in loads:
+        load.join()
+    assert collector.wait_for("events", 50, WAIT) and collector.wait_for("sessions", 3, WAIT)
+    settle(collector, 1.0)
+    messages = sorted(event.message for event in collector.store.events())
+    assert messages == sorted(f"stored {n}" for n in range(50))
+    assert len(collector.store.sessions()) == 3  # the maker's and each kernel's launch
+
+
+def test_a_corrupt_file_is_set_aside_and_the_rest_are_delivered(
+    tmp_path: Path, start_kernel: StartKernel, collector: Any
+) -> None:
+    collector.go_down()
+    maker = start_kernel(**FAST)
+    maker.execute("import bugsnag_ipython\nfor n in range(3):\n    bugsnag_ipython.notify(OSError(n))")
+    kill(maker)
+    outbox = tmp_path / "outbox" / "outbox"
+    real = outbox_files(tmp_path)[-1]
+    truncated = real.with_name(real.name.replace(".", "f.", 1))  # another payload id
+    truncated.write_bytes(real.read_bytes()[:-20])  # a payload cut short: its digest fails
+    garbage = outbox / f"event-{time.time_ns():019d}-abc-1.{'0' * 12}.payload"
+    garbage.write_bytes(b"\x00\xffnot a payload")
+    (outbox / "notes.txt").write_text("someone else's file")
+    collector.come_back()
+    kernel = start_kernel(**FAST)
+    assert collector.wait_for("events", 3, WAIT)
+    assert flush(kernel) is True
+    settle(collector)
+    assert sorted(e.message for e in collector.store.events()) == ["0", "1", "2"]
+    aside = sorted(p.name for p in (tmp_path / "outbox" / "set-aside").iterdir())
+    assert len(aside) == 3
+    assert any(name.endswith("notes.txt") for name in aside)
+    assert outbox_files(tmp_path) == []
+    assert "3 unreadable file set aside" in status(kernel)
+
+
+LOOP = (
+    "import bugsnag_ipython, resource\n"
+    "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "for n in range(1000):\n"
+    "    try:\n"
+    "        raise ValueError(f'loop {n}')\n"
+    "    except ValueError as error:\n"
+    "        bugsnag_ipython.notify(error)\n"
+    "grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before"
+)
+
+
+def test_a_thousand_errors_with_the_endpoint_up_all_arrive_in_bounded_memory(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    kernel = start_kernel(**FAST)
+    assert kernel.execute(LOOP).status == "ok"
+    assert flush(kernel, 30) is True
+    assert collector.wait_for("events", 1000, WAIT)
+    assert len(collector.store.events()) == 1000
+    assert kernel.evaluate("grown_kb") < 50 * 1024
+    assert collector.connection_count <= 3  # one keep-alive connection did the work
+
+
+def test_a_thousand_errors_with_the_endpoint_down_are_stored_then_delivered(
+    tmp_path: Path, start_kernel: StartKernel, collector: Any
+) -> None:
+    collector.go_down()
+    kernel = start_kernel(**FAST)
+    assert kernel.execute(LOOP).status == "ok"
+    assert len(outbox_files(tmp_path)) == 1001  # the events and the launch session
+    assert kernel.evaluate("grown_kb") < 50 * 1024
+    collector.come_back()
+    assert flush(kernel, 30) is True
+    assert len(collector.store.events()) == 1000
+    assert outbox_files(tmp_path) == []
+
+
+def test_past_the_cap_the_oldest_are_dropped_and_counted(
+    tmp_path: Path, start_kernel: StartKernel, collector: Any
+) -> None:
+    collector.go_down()
+    kernel = start_kernel(BUGSNAG_MAX_STORED_EVENTS="100", **FAST)
+    assert kernel.execute(LOOP).status == "ok"
+    assert len([p for p in outbox_files(tmp_path) if p.name.startswith("event-")]) == 100
+    assert "900 over the stored cap" in status(kernel)
+    collector.come_back()
+    assert flush(kernel, 30) is True
+    messages = {event.message for event in collector.store.events()}
+    assert messages == {f"loop {n}" for n in range(900, 1000)}  # the newest were kept
+
+
+def test_a_forked_child_sends_its_own_errors(start_kernel: StartKernel, collector: Any) -> None:
+    kernel = start_kernel(**FAST)
+    kernel.execute("1/0")  # the parent's threads are running when it forks
+    forked = kernel.execute(
+        "import os, bugsnag_ipython\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    bugsnag_ipython.notify(RuntimeError('from the child'))\n"
+        "    os._exit(0 if bugsnag_ipython.flush(10) else 1)\n"
+        "status = os.waitpid(pid, 0)[1]",
+        timeout=20,
+    )
+    assert forked.status == "ok"
+    assert kernel.evaluate("status") == 0
+    assert collector.wait_for("events", 2, WAIT)
+    assert sorted(e.message for e in collector.store.events()) == ["division by zero", "from the child"]
+
+
+def test_a_forked_child_that_exits_at_once_leaves_its_error_for_the_next_kernel(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    kernel = start_kernel(**FAST)
+    kernel.execute(
+        "import os, bugsnag_ipython\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    bugsnag_ipython.notify(RuntimeError('child exits at once'))\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)"
+    )
+    kill(kernel)
+    start_kernel(**FAST)
+    assert collector.wait_for("events", 1, WAIT)
+    settle(collector)
+    assert [e.message for e in collector.store.events()] == ["child exits at once"]
+
+
+def test_status_shows_the_delivery_counters(start_kernel: StartKernel, collector: Any) -> None:
+    kernel = start_kernel(**FAST)
+    kernel.execute("1/0")
+    assert flush(kernel) is True
+    line = next(line for line in status(kernel).splitlines() if line.startswith("Delivery:"))
+    assert line == "Delivery: 2 delivered, 0 queued, 0 stored, 0 retried, 0 dropped"
+    counters = kernel.evaluate("__import__('bugsnag_ipython')._client().delivery.counters()")
+    assert json.loads(json.dumps(counters))["delivered"] == 2
