@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.config import Configuration
 from bugsnag_ipython.delivery import Delivery, Envelope, Outcome
@@ -14,6 +16,7 @@ from bugsnag_ipython.panel_text import (
 )
 
 API_KEY = "0123456789abcdef0123456789abcdef"
+NOW = 1_796_000_000.0  # November 2026: payloads this old are not aged out
 
 
 class Refusing:
@@ -27,9 +30,12 @@ class Refusing:
 
 
 def make_client(**options: object) -> Client:
-    clock = [1_000_000.0]
-    config = Configuration().replace(**options)
-    return Client(config, delivery=Delivery(Refusing), wall_clock=lambda: clock[0])
+    clock = [NOW]
+    outbox = tempfile.TemporaryDirectory(prefix="bugsnag-panel-test-")
+    config = Configuration().replace(persistence_directory=outbox.name, **options)
+    client = Client(config, delivery=Delivery(Refusing), wall_clock=lambda: clock[0])
+    client.outbox_directory = outbox  # type: ignore[attr-defined]  # removed with the client
+    return client
 
 
 def rows(view_rows: tuple[tuple[str, str], ...]) -> dict[str, str]:
@@ -39,7 +45,7 @@ def rows(view_rows: tuple[tuple[str, str], ...]) -> dict[str, str]:
 def test_no_session_offers_only_a_new_one() -> None:
     client = make_client()
 
-    view = panel_view(client, None, wall_clock=1_000_000.0, monotonic=0.0)
+    view = panel_view(client, None, wall_clock=NOW, monotonic=0.0)
 
     assert view.state == "none"
     assert (view.can_start, view.can_pause, view.can_resume, view.can_flush) == (True, False, False, False)
@@ -52,7 +58,7 @@ def test_active_then_paused_session() -> None:
     client.notify(ValueError("x"))
     client.notify(ValueError("y"), unhandled=True)
 
-    view = panel_view(client, None, wall_clock=1_000_090.0, monotonic=0.0)
+    view = panel_view(client, None, wall_clock=NOW + 90, monotonic=0.0)
     assert view.state == "active" and view.can_pause and not view.can_resume
     assert rows(view.session)["Errors"] == "1 handled, 1 unhandled in this session"
     assert rows(view.session)["Started"].endswith("(1 min ago)")
@@ -62,7 +68,7 @@ def test_active_then_paused_session() -> None:
     assert settings["Release"] == "stage production, version 1.2"
 
     client.pause_session()
-    view = panel_view(client, None, wall_clock=1_000_090.0, monotonic=0.0)
+    view = panel_view(client, None, wall_clock=NOW + 90, monotonic=0.0)
     assert view.state == "paused" and view.can_resume and not view.can_pause
 
 
@@ -72,10 +78,10 @@ def test_dropped_payloads_show_their_reason() -> None:
     client.notify(ValueError("x"))
     assert client.flush(5)
 
-    delivery = rows(panel_view(client, None, wall_clock=1_000_000.0, monotonic=0.0).delivery)
+    delivery = rows(panel_view(client, None, wall_clock=NOW, monotonic=0.0).delivery)
 
-    assert delivery["Dropped"] == "2 (2 HTTP 400)"
-    assert delivery["Last error"] == "event not delivered: HTTP 400"
+    assert delivery["Dropped"] == "2 (2 payload refused (HTTP 400))"
+    assert delivery["Last error"] == "BugSnag refused a payload as invalid (HTTP 400); it is dropped."
     assert delivery["Waiting"].startswith("0 (0 queued")
 
 
@@ -83,7 +89,7 @@ def test_without_a_key_payloads_are_held_and_said_so() -> None:
     client = make_client()
     client.launch(in_background=True)
 
-    view = panel_view(client, None, wall_clock=1_000_000.0, monotonic=0.0)
+    view = panel_view(client, None, wall_clock=NOW, monotonic=0.0)
 
     assert rows(view.delivery)["Held"] == "1 until an API key is set"
     assert "nothing is sent" in rows(view.settings)["API key"]
