@@ -1,6 +1,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: venv demo test lint bench clean
 
@@ -24,7 +25,11 @@ lint: $(STAMP)
 	$(PY) -m ruff check bugsnag_ipython tests notebooks benchmarks
 	$(PY) -m mypy
 
-bench: $(STAMP)
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,browser,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) benchmarks/run.py
 
 clean:

@@ -10,18 +10,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import cell_overhead, load_cost
+from benchmarks import cell_overhead, error_cost, load_cost, shutdown, throughput
 from benchmarks.common import Row, format_table
 
 
 def machine() -> str:
     import os
 
-    versions = ", ".join(
-        f"{name} {metadata.version(name)}" for name in ("ipython", "ipykernel", "requests")
-    )
+    names = ("ipython", "ipykernel", "requests", "bugsnag", "sentry-sdk")
+    versions = ", ".join(f"{name} {_version(name)}" for name in names)
     return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"{versions}")
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def main() -> int:
@@ -32,6 +38,9 @@ def main() -> int:
             cell_overhead.measure,
             load_cost.measure_load,
             load_cost.measure_first_cell,
+            error_cost.measure,
+            throughput.measure,
+            shutdown.measure,
         ):
             print(f"… {step.__module__.split('.')[-1]}.{step.__name__}", file=sys.stderr, flush=True)
             rows += step(work / step.__name__)

@@ -1,0 +1,96 @@
+"""5. Kernel shutdown with 100 undelivered events and an endpoint that hangs.
+
+A real kernel loads the extension, reports 100 events in one cell while the collector accepts
+connections and never answers, and is asked to shut down as a frontend would. The kernel
+process is polled until it exits by itself: jupyter_client would kill it only after its own
+wait, so `finish_shutdown` is not called before. Then the outbox is read: every event must be on
+disk for the next kernel to deliver. The same kernel without the extension is the baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import API_KEY, Row, median, milliseconds
+
+RUNS = 3
+EVENTS = 100
+TARGET = 2.0
+POLL_FOR = 5.0
+
+_REPORT = f"""
+import bugsnag_ipython
+for number in range({EVENTS}):
+    bugsnag_ipython.notify(ValueError(number))
+"""
+
+
+def _run(root: Path, *, load: bool) -> dict[str, Any]:
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    from bugsnag_ipython.collector.server import Collector
+    from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_ipython_dir, make_kernelspec
+    from bugsnag_ipython.outbox import Outbox
+
+    root.mkdir(parents=True, exist_ok=True)
+    persistence = root / "persistence"
+    collector = Collector(root / "collector.sqlite").start()
+    collector.hang()  # from the start: the launch session's request is held too
+    try:
+        env = {
+            "BUGSNAG_API_KEY": API_KEY,
+            "BUGSNAG_NOTIFY_ENDPOINT": collector.notify_url,
+            "BUGSNAG_SESSIONS_ENDPOINT": collector.sessions_url,
+            "BUGSNAG_PERSISTENCE_DIRECTORY": str(persistence),
+        }
+        specs = KernelSpecManager(kernel_dirs=[str(make_kernelspec(root))])
+        manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+        with open(root / "kernel.log", "w") as kernel_log:
+            manager.start_kernel(
+                env=kernel_environment(make_ipython_dir(root), env), cwd=str(root), stderr=kernel_log
+            )
+        client = manager.blocking_client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            if load:
+                for code in ("%load_ext bugsnag_ipython", _REPORT):
+                    reply = client.execute_interactive(code, timeout=60, output_hook=lambda msg: None)
+                    assert reply["content"]["status"] == "ok", reply["content"]
+        finally:
+            client.stop_channels()
+        process = manager.provisioner.process
+        started = time.perf_counter()
+        manager.request_shutdown()
+        while process.poll() is None and time.perf_counter() - started < POLL_FOR:
+            time.sleep(0.002)
+        seconds = time.perf_counter() - started
+        status = process.poll()
+        manager.finish_shutdown()  # kills it only if it is still running
+        manager.cleanup_resources()
+    finally:
+        collector.stop()
+    entries = Outbox(persistence).inventory() if persistence.exists() else []
+    on_disk = sum(1 for entry in entries if entry.stored is not None and entry.stored.kind == "event")
+    return {"seconds": seconds, "status": status, "on_disk": on_disk}
+
+
+def measure(workdir: Path) -> list[Row]:
+    runs = [_run(workdir / f"with-{n}", load=True) for n in range(RUNS)]
+    bare = _run(workdir / "without", load=False)
+    worst = max(run["seconds"] for run in runs)
+    statuses = sorted({run["status"] for run in runs}, key=str)
+    on_disk = min(run["on_disk"] for run in runs)
+    return [
+        Row(f"shutdown, {EVENTS} events pending, endpoint hangs",
+            f"{milliseconds(median([run['seconds'] for run in runs]))} (worst {milliseconds(worst)})",
+            f"≤ {TARGET:.0f} s", worst <= TARGET),
+        Row("  kernel exit status", ", ".join(str(status) for status in statuses), "0",
+            statuses == [0]),
+        Row("  events left on disk (fewest of the runs)", f"{on_disk}", f"{EVENTS}", on_disk == EVENTS),
+        Row("  same kernel without the extension", milliseconds(bare["seconds"]), "", None),
+    ]
+

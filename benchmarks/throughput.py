@@ -1,0 +1,161 @@
+"""4. Throughput and memory: 10,000 `notify()` calls in a loop against the local collector.
+
+Each variant runs in a fresh interpreter with IPython's shell and the extension loaded, and calls
+the public `bugsnag_ipython.notify()` on a freshly raised exception per iteration. With delivery
+on, the extension is as loaded; the figure is events per second from the first call to the last
+`202`, counted by the delivery's own `delivered` counter and checked against the events the
+collector stored. With delivery off, the client's delivery is replaced by one with the no-op
+`NullTransport` (outbox files are still written and removed): the loop's own time is compared.
+
+The collector runs in a child process of this one, so that it neither shares the notifier's GIL
+nor hides its connection count: it reports how many TCP connections it accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import API_KEY, Row, run_python
+
+EVENTS = 10_000
+RATE_TARGET = 1000.0
+MEMORY_TARGET = 50 * 1024 * 1024
+LOOP_TARGET = 1.5
+
+_COLLECTOR = r"""
+import json, sys, time
+from bugsnag_ipython.collector.server import Collector
+collector = Collector(sys.argv[1]).start()
+print(json.dumps({"notify": collector.notify_url, "sessions": collector.sessions_url}), flush=True)
+for _ in sys.stdin:
+    print(json.dumps({"connections": collector.connection_count, "cpu": time.process_time()}), flush=True)
+collector.stop()
+"""
+
+_LOOP = r"""
+import json, resource, threading, time
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+shell.run_line_magic("load_ext", "bugsnag_ipython")
+import bugsnag_ipython
+client = shell._bugsnag_ipython.client
+assert client.flush(30), "the launch session was not delivered"
+if DELIVERY == "off":
+    from bugsnag_ipython.delivery import Delivery, NullTransport
+    loaded = client.delivery
+    loaded.listeners.remove(client._changed)
+    delivery = Delivery(NullTransport)
+    delivery.reconfigure(client.config)
+    delivery.listeners.append(client._changed)
+    client.delivery = delivery
+delivery = client.delivery
+delivered_before = delivery.counters()["delivered"]
+rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+main_cpu = time.thread_time()
+started = time.perf_counter()
+for number in range(EVENTS):
+    try:
+        raise ValueError(f"event {number}")
+    except ValueError as error:
+        bugsnag_ipython.notify(error)
+loop = time.perf_counter() - started
+main_cpu = time.thread_time() - main_cpu
+deadline = started + 120
+while (delivered := delivery.counters()["delivered"] - delivered_before) < EVENTS:
+    if time.perf_counter() > deadline:
+        break
+    time.sleep(0.001)
+done = time.perf_counter() - started
+rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+counters = delivery.counters()
+threads = {thread.name: time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+           for thread in threading.enumerate() if thread.name.startswith("bugsnag-")}
+print(json.dumps({
+    "loop": loop, "done": done, "delivered": delivered, "memory": rss_after - rss_before,
+    "dropped": counters["dropped"], "retried": counters["retried"], "main_cpu": main_cpu,
+    "threads": threads,
+}))
+"""
+
+
+class _Collector:
+    """The collector in a child process that says, when asked, how many connections it took."""
+
+    def __init__(self, db: Path) -> None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        self.db = db
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _COLLECTOR, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.urls = json.loads(self.process.stdout.readline())
+
+    def ask(self) -> dict[str, Any]:
+        """The connections accepted so far, and the CPU seconds the collector has used."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("ask\n")
+        self.process.stdin.flush()
+        answer: dict[str, Any] = json.loads(self.process.stdout.readline())
+        return answer
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(10)
+
+
+def _run(workdir: Path, delivery: str) -> dict[str, Any]:
+    collector = _Collector(workdir / "collector.sqlite")
+    try:
+        env = {
+            "BUGSNAG_API_KEY": API_KEY,
+            "BUGSNAG_NOTIFY_ENDPOINT": collector.urls["notify"],
+            "BUGSNAG_SESSIONS_ENDPOINT": collector.urls["sessions"],
+            "BUGSNAG_PERSISTENCE_DIRECTORY": str(workdir / "persistence"),
+        }
+        before = collector.ask()
+        result = run_python(f"EVENTS, DELIVERY = {EVENTS}, {delivery!r}\n" + _LOOP, env, timeout=300)
+        after = collector.ask()
+        result["connections"] = after["connections"]
+        result["collector_cpu"] = after["cpu"] - before["cpu"]
+    finally:
+        collector.stop()
+    from bugsnag_ipython.collector.store import Store
+
+    with Store(collector.db) as store:
+        result["stored"] = store.count("events")
+        result["accepted"] = sum(
+            1 for request in store.requests("events") if request.status == 202
+        )
+    return result
+
+
+def measure(workdir: Path) -> list[Row]:
+    on = _run(workdir / "on", "on")
+    off = _run(workdir / "off", "off")
+    rate = on["delivered"] / on["done"]
+    loop_ratio = on["loop"] / off["loop"]
+    memory = on["memory"]
+    sender = on["threads"].get("bugsnag-sender", 0.0)
+    all_there = on["delivered"] == on["stored"] == on["accepted"] == EVENTS
+    return [
+        Row(f"{EVENTS:,} notify(): delivered (stored by the collector)",
+            f"{on['delivered']:,} ({on['stored']:,})", f"{EVENTS:,}", all_there),
+        Row("  events/s, first call to last 202", f"{rate:,.0f}/s", f"≥ {RATE_TARGET:,.0f}/s",
+            rate >= RATE_TARGET),
+        Row("  TCP connections the collector accepted", f"{on['connections']}",
+            "1", on["connections"] == 1),
+        Row("  peak memory growth (max RSS)", f"{memory / 2**20:.1f} MB",
+            f"≤ {MEMORY_TARGET / 2**20:.0f} MB", memory <= MEMORY_TARGET),
+        Row("  notify() call in the loop, wall (CPU)",
+            f"{on['loop'] / EVENTS * 1e6:.0f} µs ({on['main_cpu'] / EVENTS * 1e6:.0f} µs)", "", None),
+        Row("  CPU per event: sender thread, collector",
+            f"{sender / EVENTS * 1e6:.0f} µs, {on['collector_cpu'] / EVENTS * 1e6:.0f} µs", "", None),
+        Row("  loop, delivery on / off", f"{loop_ratio:.2f} ({on['loop']:.2f} s vs {off['loop']:.2f} s)",
+            f"≤ {LOOP_TARGET}", loop_ratio <= LOOP_TARGET),
+    ]
