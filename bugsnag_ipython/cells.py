@@ -8,7 +8,6 @@ when it sent one, else a hash of the cell's source.
 
 from __future__ import annotations
 
-import hashlib
 import linecache
 import os
 import re
@@ -54,6 +53,8 @@ def notebook_ref(path: str | None, project_root: str | None) -> NotebookRef | No
 
 def source_identity(source: str) -> str:
     """A short, stable name for a cell's source (for frontends that send no cell id)."""
+    import hashlib  # here, not at load: only a report needs it
+
     return hashlib.sha1(source.encode("utf-8", "replace")).hexdigest()[:12]
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from . import device, environment, events, payloads, trimming
+from . import device, environment, events, forkguard, payloads, trimming
 from .breadcrumbs import Breadcrumbs
 from .cells import notebook_ref
 from .config import Configuration, mask_api_key
@@ -29,6 +29,10 @@ from .stacktrace import CellMap, FrameContext, NoCells, exception_entries
 log = logging.getLogger("bugsnag_ipython")
 
 __all__ = ["CellRun", "Client", "OnError", "ThreadInfo"]
+
+LAUNCH_DELAY = 0.5  # seconds after the launch before its session's payload is made
+LAUNCH_DELAY_MAX = 5.0  # ...waiting at most this long for a running cell to end
+LAUNCH_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,9 @@ class Client:
         self._held_lock = threading.Lock()
         self.held_overflow = 0
         self._warned: set[str] = set()
+        self._launching = False
+        self._launch_session: SessionSnapshot | None = None
+        self._launch_lock = threading.Lock()
         self.listeners: list[Callable[[], None]] = []
         self.delivery.listeners.append(self._changed)
         self._warn_about_endpoints()
@@ -109,7 +116,41 @@ class Client:
     # -- sessions -------------------------------------------------------------------------
 
     def launch(self, *, in_background: bool) -> None:
-        self.tracker.launch(in_background=in_background)
+        """The launch: its session starts now, and its payload is made a moment later.
+
+        Making and storing the launch session's payload (the device id, the outbox, the
+        sender's first import of `requests`) is the start-up work that would otherwise compete
+        with the kernel's first cells for the interpreter lock. A daemon thread does it once
+        the kernel has been idle for LAUNCH_DELAY; a report, flush or exit before then does
+        it at once, so the launch session is never lost nor sent after what follows it.
+        """
+        self._launching = True
+        try:
+            self.tracker.launch(in_background=in_background)
+        finally:
+            self._launching = False
+        if self._launch_session is not None:
+            threading.Thread(target=self._send_launch_when_idle, name="bugsnag-launch",
+                             daemon=True).start()
+
+    def _send_launch_when_idle(self) -> None:
+        deadline = self._monotonic() + LAUNCH_DELAY_MAX
+        time.sleep(LAUNCH_DELAY)
+        while self.tracker.in_foreground and self._monotonic() < deadline:
+            time.sleep(LAUNCH_POLL)  # a cell is running: it has the interpreter to itself
+        try:
+            with forkguard.importing:  # the device id may import platformdirs
+                self._device_facts  # noqa: B018 (made here, once, off the cell thread)
+            self.send_launch_session()
+        except Exception as error:
+            self.warn_once("launch", f"the launch session could not be stored ({error}).")
+
+    def send_launch_session(self) -> None:
+        """Make and hand over the launch session's payload, if it is still to be sent."""
+        with self._launch_lock:
+            session, self._launch_session = self._launch_session, None
+            if session is not None:
+                self._send_session(session)
 
     def start_session(self) -> SessionSnapshot:
         return self.tracker.start_session()
@@ -131,6 +172,14 @@ class Client:
 
     def _on_session_started(self, session: SessionSnapshot) -> None:
         self.leave_breadcrumb("Session started", {"id": session.id}, "state")
+        if self._launching:
+            self._launch_session = session  # sent by launch(), off the loading thread
+        else:
+            self.send_launch_session()  # a session that replaces the launch one comes after it
+            self._send_session(session)
+        self._changed()
+
+    def _send_session(self, session: SessionSnapshot) -> None:
         if self.config.release_stage_enabled and self.config.sessions_url is not None:
             payload = payloads.session_payload(
                 session,
@@ -140,7 +189,6 @@ class Client:
                 user=self._user(),
             )
             self._send("session", payload)
-        self._changed()
 
     # -- cells ---------------------------------------------------------------------------
 
@@ -211,6 +259,8 @@ class Client:
         config = self.config
         if not config.release_stage_enabled:
             return False
+        if self._launch_session is not None:
+            self.send_launch_session()
         chosen, reason = events.severity_of(unhandled, severity)
         keys = config.redacted_keys
         notebook = notebook_ref(self._resolve_cell.notebook_path(), config.project_root)
@@ -346,10 +396,12 @@ class Client:
         return len(self._held)
 
     def flush(self, timeout: float = 5.0) -> bool:
+        self.send_launch_session()
         delivered = self.delivery.flush(timeout)
         return delivered and not self._held
 
     def shutdown(self, timeout: float = 1.5) -> None:
+        self.send_launch_session()
         if self._held:
             log.info("%d payloads held without an API key are discarded at exit.", self.held)
         self.delivery.close(timeout)

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import forkguard
 from .pending import DeliveryStats, Pending, Record
 from .retry import MAX_AGE_SECONDS, Backoff, RetryPolicy, refusal
 from .transport import KINDS, Envelope, HttpTransport, Kind, NullTransport, Outcome, Transport
@@ -224,7 +225,8 @@ class Delivery:
                 continue
             try:
                 if transport is None:
-                    transport = self._transport_factory()
+                    with forkguard.importing:  # its first import of requests
+                        transport = self._transport_factory()
                 outcome = transport.send(record.envelope(body))
             except Exception as error:  # a broken transport must not end the sender
                 outcome = Outcome(None, error=f"{type(error).__name__}: {error}")
@@ -341,11 +343,12 @@ class Delivery:
             outbox.delete(path)
 
     def _open_outbox(self) -> None:
-        from .outbox import Outbox, default_directory  # off the load: the keeper imports it
-
         directory = self._directory
         try:
-            outbox = Outbox(directory or default_directory()).open()
+            with forkguard.importing:  # outbox, and platformdirs for the default directory
+                from .outbox import Outbox, default_directory
+
+                outbox = Outbox(directory or default_directory()).open()
         except Exception as error:
             log.warning(
                 "The outbox in %s cannot be used (%s); payloads are kept in memory only and are "

@@ -6,7 +6,6 @@ import os
 import platform
 import socket
 import sys
-from importlib import metadata
 from typing import Any
 
 from . import __version__
@@ -18,18 +17,13 @@ NOTIFIER = {
 }
 
 
-def _version_of(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def runtime_versions() -> dict[str, str]:
+    # The modules' own __version__, not importlib.metadata: reading distribution metadata costs
+    # milliseconds, and a module not imported yet is not the one this kernel runs.
     versions = {"python": platform.python_version()}
-    for name in ("ipython", "ipykernel"):
-        found = _version_of(name)
-        if found:
+    for name, module in (("ipython", "IPython"), ("ipykernel", "ipykernel")):
+        found = getattr(sys.modules.get(module), "__version__", None)
+        if isinstance(found, str):
             versions[name] = found
     return versions
 

@@ -5,7 +5,6 @@ Pure functions: dicts in, dicts or bytes out. No I/O, no IPython.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -108,6 +107,8 @@ def _fallback(value: object) -> str:
 
 def headers(api_key: str, payload_version: str, body: bytes, sent_at: float) -> dict[str, str]:
     """The headers of one send attempt; the digest is over the exact bytes sent."""
+    import hashlib  # here, not at load: the sender needs it, loading does not
+
     return {
         "Content-Type": "application/json",
         "Bugsnag-Api-Key": api_key,

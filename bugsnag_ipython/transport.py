@@ -72,6 +72,8 @@ class HttpTransport:
     """POSTs over one `requests.Session`, so consecutive sends reuse one keep-alive connection."""
 
     def __init__(self) -> None:
+        import netrc  # noqa: F401  (requests imports it at the first request: do it here, under the fork guard)
+
         import requests  # lazily: the worker thread pays for the import, not the load
 
         self._requests = requests

@@ -88,6 +88,7 @@ def test_dropped_payloads_show_their_reason() -> None:
 def test_without_a_key_payloads_are_held_and_said_so() -> None:
     client = make_client()
     client.launch(in_background=True)
+    client.send_launch_session()  # what a moment after the launch does in the background
 
     view = panel_view(client, None, wall_clock=NOW, monotonic=0.0)
 
