@@ -13,9 +13,10 @@ import os
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .stacktrace import CellRef, NotebookRef
+if TYPE_CHECKING:
+    from .stacktrace import CellRef, NotebookRef
 
 NOTEBOOK_VARIABLES = ("__session__", "__vsc_ipynb_file__")
 MAX_CELLS = 10000
@@ -48,6 +49,8 @@ def notebook_ref(path: str | None, project_root: str | None) -> NotebookRef | No
         root = os.path.realpath(project_root)
         if full.startswith(os.path.join(root, "")):
             shown = os.path.relpath(full, root).replace(os.sep, "/")
+    from .stacktrace import NotebookRef  # with the first report, not at load
+
     return NotebookRef(path=shown, directory=os.path.dirname(full))
 
 
@@ -95,6 +98,8 @@ class CellIndex:
         if ref is None:
             # A cell's file name is derived from its code, so its lines never change.
             lines = tuple(linecache.getlines(filename))
+            from .stacktrace import CellRef  # with the first report, not at load
+
             ref = CellRef(cell_id or source_identity("".join(lines)), lines, count)
             if len(self._refs) >= MAX_CELLS:
                 self._refs.clear()

@@ -14,17 +14,20 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import device, environment, events, forkguard, payloads, trimming
+from . import environment, events, forkguard, payloads
 from .breadcrumbs import Breadcrumbs
-from .cells import notebook_ref
 from .config import Configuration, mask_api_key
-from .delivery import Delivery, Envelope, Kind
 from .events import SEVERITIES, CellRun, OnError, ThreadInfo
 from .metadata import MetadataStore
 from .sessions import SessionSnapshot, SessionTracker
-from .stacktrace import CellMap, FrameContext, NoCells, exception_entries
+
+if TYPE_CHECKING:
+    # Imported when first needed, not at load: delivery (with its threads and outbox) when the
+    # first payload is handed over, stack traces and trimming with the first report.
+    from .delivery import Delivery, Kind
+    from .stacktrace import CellMap
 
 log = logging.getLogger("bugsnag_ipython")
 
@@ -53,11 +56,17 @@ class Client:
         resolve_cell: CellMap | None = None,
     ) -> None:
         self.config = config
-        self.delivery = delivery if delivery is not None else Delivery()
-        self.delivery.reconfigure(config)
+        self._delivery: Delivery | None = None
+        self._delivery_lock = threading.Lock()
+        if delivery is not None:
+            self._use_delivery(delivery)
         self._monotonic = monotonic
         self._wall_clock = wall_clock
-        self._resolve_cell: CellMap = resolve_cell if resolve_cell is not None else NoCells()
+        if resolve_cell is None:
+            from .stacktrace import NoCells
+
+            resolve_cell = NoCells()
+        self._resolve_cell: CellMap = resolve_cell
         self.tracker = SessionTracker(
             auto_track=config.auto_track_sessions,
             background_timeout=config.background_timeout,
@@ -81,7 +90,6 @@ class Client:
         self._launch_session: SessionSnapshot | None = None
         self._launch_lock = threading.Lock()
         self.listeners: list[Callable[[], None]] = []
-        self.delivery.listeners.append(self._changed)
         self._warn_about_endpoints()
 
     # -- configuration ------------------------------------------------------------------
@@ -94,7 +102,8 @@ class Client:
         self.tracker.auto_track = updated.auto_track_sessions
         self.tracker.background_timeout = updated.background_timeout
         self.breadcrumbs.resize(updated.max_breadcrumbs)
-        self.delivery.reconfigure(updated)
+        if self._delivery is not None:
+            self._delivery.reconfigure(updated)
         self._warn_about_endpoints()
         if updated.api_key and not had_key:
             self._release_held()
@@ -261,6 +270,10 @@ class Client:
             return False
         if self._launch_session is not None:
             self.send_launch_session()
+        from . import trimming
+        from .cells import notebook_ref
+        from .stacktrace import FrameContext, exception_entries
+
         chosen, reason = events.severity_of(unhandled, severity)
         keys = config.redacted_keys
         notebook = notebook_ref(self._resolve_cell.notebook_path(), config.project_root)
@@ -338,6 +351,8 @@ class Client:
     def _device_facts(self) -> dict[str, Any]:
         # The first payload reads (or makes) the device id: a file read, once per kernel.
         facts = environment.device_facts()
+        from . import device
+
         facts["id"] = device.device_id(device.persistence_directory(self.config.persistence_directory))
         return facts
 
@@ -374,7 +389,26 @@ class Client:
             return
         self._submit(kind, payload, self._wall_clock())
 
+    @property
+    def delivery(self) -> Delivery:
+        """The delivery, made with the first payload to hand over (or the first look at it)."""
+        if self._delivery is None:
+            with self._delivery_lock:
+                if self._delivery is None:
+                    from .delivery import Delivery
+
+                    self._use_delivery(Delivery())
+        assert self._delivery is not None
+        return self._delivery
+
+    def _use_delivery(self, delivery: Delivery) -> None:
+        delivery.reconfigure(self.config)
+        delivery.listeners.append(self._changed)
+        self._delivery = delivery
+
     def _submit(self, kind: Kind, payload: dict[str, Any], created_at: float) -> None:
+        from .delivery import Envelope
+
         key = self.config.api_key
         assert key is not None
         url = self.config.sessions_url if kind == "session" else self.config.notify_url
@@ -404,7 +438,8 @@ class Client:
         self.send_launch_session()
         if self._held:
             log.info("%d payloads held without an API key are discarded at exit.", self.held)
-        self.delivery.close(timeout)
+        if self._delivery is not None:  # none was made: nothing was ever handed over
+            self._delivery.close(timeout)
 
     # -- state for status and the panel ------------------------------------------------
 

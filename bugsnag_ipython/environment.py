@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import socket
 import sys
 from typing import Any
@@ -20,7 +19,7 @@ NOTIFIER = {
 def runtime_versions() -> dict[str, str]:
     # The modules' own __version__, not importlib.metadata: reading distribution metadata costs
     # milliseconds, and a module not imported yet is not the one this kernel runs.
-    versions = {"python": platform.python_version()}
+    versions = {"python": "{}.{}.{}".format(*sys.version_info[:3])}
     for name, module in (("ipython", "IPython"), ("ipykernel", "ipykernel")):
         found = getattr(sys.modules.get(module), "__version__", None)
         if isinstance(found, str):
@@ -33,7 +32,7 @@ def device_facts() -> dict[str, Any]:
     return {
         "hostname": socket.gethostname(),
         "osName": sys.platform,
-        "osVersion": platform.release(),
+        "osVersion": os.uname().release if hasattr(os, "uname") else "",
         "runtimeVersions": runtime_versions(),
     }
 

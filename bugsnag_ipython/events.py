@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .metadata import merge_event_metadata
-from .stacktrace import NotebookRef
+
+if TYPE_CHECKING:
+    from .stacktrace import NotebookRef
 
 log = logging.getLogger("bugsnag_ipython")
 
@@ -23,9 +24,8 @@ OnError = Callable[[JsonDict], Any]
 SEVERITIES = ("error", "warning", "info")
 
 
-@dataclass(frozen=True)
-class CellRun:
-    """The cell that is running, as the glue saw it start."""
+class CellRun(NamedTuple):
+    """The cell that is running, as the glue saw it start (a tuple: one is made per cell)."""
 
     execution_count: int | None
     cell_id: str | None
@@ -33,8 +33,7 @@ class CellRun:
     started_monotonic: float
 
 
-@dataclass(frozen=True)
-class ThreadInfo:
+class ThreadInfo(NamedTuple):
     """The thread an unhandled thread exception ended."""
 
     name: str

@@ -7,15 +7,26 @@ launch, a running cell is the foreground, the kernel idle between cells is the b
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class SessionSnapshot:
+def random_uuid4() -> str:
+    """A random (version 4) UUID as text; what uuid.uuid4() makes, without importing uuid and
+    its platform probing at load."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    hexed = raw.hex()
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+# Tuples and slotted classes rather than dataclasses: this module loads with the extension, and
+# a dataclass costs a few tenths of a millisecond to define.
+class SessionSnapshot(NamedTuple):
     """A read-only view of a session, as events carry it and `current_session()` returns it."""
 
     id: str
@@ -25,30 +36,33 @@ class SessionSnapshot:
     paused: bool
 
 
-@dataclass
 class Session:
-    id: str
-    started_at: float
-    handled: int = 0
-    unhandled: int = 0
-    paused: bool = False
+    __slots__ = ("handled", "id", "paused", "started_at", "unhandled")
+
+    def __init__(self, id: str, started_at: float) -> None:
+        self.id = id
+        self.started_at = started_at
+        self.handled = 0
+        self.unhandled = 0
+        self.paused = False
 
     def snapshot(self) -> SessionSnapshot:
         return SessionSnapshot(self.id, self.started_at, self.handled, self.unhandled, self.paused)
 
 
-@dataclass
 class TrackerCounts:
     """What this kernel's tracker has seen, for status and the stability of this kernel."""
 
-    sessions_started: int = 0
-    sessions_with_unhandled: int = 0
+    __slots__ = ("sessions_started", "sessions_with_unhandled")
+
+    def __init__(self) -> None:
+        self.sessions_started = 0
+        self.sessions_with_unhandled = 0
 
 
 SessionListener = Callable[[SessionSnapshot], None]
 
 
-@dataclass
 class SessionTracker:
     """Decides when sessions start, and counts the events attributed to them.
 
@@ -56,13 +70,19 @@ class SessionTracker:
     outside the lock with each newly started session.
     """
 
-    auto_track: bool = True
-    background_timeout: float = 30.0
-    monotonic: Callable[[], float] = time.monotonic
-    wall_clock: Callable[[], float] = time.time
-    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        auto_track: bool = True,
+        background_timeout: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.auto_track = auto_track
+        self.background_timeout = background_timeout
+        self.monotonic = monotonic
+        self.wall_clock = wall_clock
+        self.new_id = new_id or random_uuid4
         self._lock = threading.Lock()
         self._session: Session | None = None
         self._background_since: float | None = None
