@@ -30,7 +30,16 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+def compile_package() -> None:
+    """Byte-compile the package, as installing the wheel does: an editable install compiles
+    nothing, and where PYTHONDONTWRITEBYTECODE is set every import would compile it afresh."""
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "bugsnag_ipython"), quiet=1)
+
+
 def main() -> int:
+    compile_package()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bugsnag-bench-") as scratch:
         work = Path(scratch)

@@ -15,15 +15,33 @@ MAX_NAME = 100  # characters of a breadcrumb's name, as the BugSnag dashboard sh
 
 
 class _Stored:
-    """A breadcrumb as left (never changed afterwards), and its redacted form once made."""
+    """A breadcrumb as left (never changed afterwards), and its redacted form once made.
 
-    __slots__ = ("crumb", "redacted", "redacted_for", "size")
+    Its dict, with the ISO timestamp, is made when an event first needs it: a breadcrumb is
+    left for every cell, and most are never sent."""
 
-    def __init__(self, crumb: dict[str, Any]) -> None:
-        self.crumb = crumb
+    __slots__ = ("_crumb", "at", "metadata", "name", "redacted", "redacted_for", "size", "type")
+
+    def __init__(self, name: str, at: float, type: str, metadata: dict[str, Any]) -> None:
+        self.name = name
+        self.at = at
+        self.type = type
+        self.metadata = metadata
+        self._crumb: dict[str, Any] | None = None
         self.redacted: dict[str, Any] | None = None
         self.redacted_for: tuple[str, ...] | None = None
         self.size = 0  # bytes of the redacted form, encoded
+
+    @property
+    def crumb(self) -> dict[str, Any]:
+        if self._crumb is None:
+            self._crumb = {
+                "timestamp": iso8601(self.at),
+                "name": self.name,
+                "type": self.type,
+                "metaData": self.metadata,
+            }
+        return self._crumb
 
 
 class Breadcrumbs:
@@ -31,7 +49,9 @@ class Breadcrumbs:
 
     def __init__(self, limit: int) -> None:
         self._lock = threading.Lock()
-        self._trail: deque[_Stored] = deque(maxlen=limit)
+        # A finished cell is kept as a bare tuple (what the cell path can afford) and becomes a
+        # _Stored the first time an event reads the trail.
+        self._trail: deque[_Stored | _Cell] = deque(maxlen=limit)
 
     def resize(self, limit: int) -> None:
         with self._lock:
@@ -43,19 +63,26 @@ class Breadcrumbs:
     ) -> None:
         if type not in BREADCRUMB_TYPES:
             type = "manual"
-        crumb = {
-            "timestamp": iso8601(at),
-            "name": str(name)[:MAX_NAME],
-            "type": type,
-            "metaData": dict(metadata or {}),
-        }
+        stored = _Stored(str(name)[:MAX_NAME], at, type, dict(metadata) if metadata else {})
         with self._lock:
-            self._trail.append(_Stored(crumb))
+            self._trail.append(stored)
+
+    def leave_cell(
+        self, execution_count: int | None, at: float, started: float, ended: float, ok: bool
+    ) -> None:
+        """The `process` breadcrumb of a finished cell, as cheaply as it can be left: no lock
+        (a deque's append is atomic; only a concurrent resize could lose this one crumb)."""
+        self._trail.append((execution_count, at, started, ended, ok))
+
+    def _stored_trail(self) -> list[_Stored]:
+        with self._lock:
+            if any(type(item) is tuple for item in self._trail):
+                self._trail = deque(map(_as_stored, self._trail), maxlen=self._trail.maxlen)
+            return list(self._trail)  # type: ignore[arg-type]  # all _Stored now
 
     def snapshot(self) -> list[dict[str, Any]]:
         """The trail, oldest first, as copies an event's callbacks may change freely."""
-        with self._lock:
-            trail = [stored.crumb for stored in self._trail]
+        trail = [stored.crumb for stored in self._stored_trail()]
         return [{**crumb, "metaData": dict(crumb["metaData"])} for crumb in trail]
 
     def redacted(self, keys: tuple[str, ...]) -> tuple[list[dict[str, Any]], int]:
@@ -63,8 +90,7 @@ class Breadcrumbs:
         events no callback will change. Each breadcrumb is redacted and measured once, not
         once per event (events are built on the cell's thread, and the trail is most of an
         event's values). The result is shared: read it, never change it."""
-        with self._lock:
-            trail = list(self._trail)
+        trail = self._stored_trail()
         result = []
         size = 2
         for stored in trail:
@@ -80,6 +106,17 @@ class Breadcrumbs:
 
     def __len__(self) -> int:
         return len(self._trail)
+
+
+_Cell = tuple[int | None, float, float, float, bool]  # count, when, started, ended, ok
+
+
+def _as_stored(item: _Stored | _Cell) -> _Stored:
+    if isinstance(item, _Stored):
+        return item
+    count, at, started, ended, ok = item
+    metadata = {"durationMs": round((ended - started) * 1000), "status": "ok" if ok else "error"}
+    return _Stored(f"In [{count}]" if count else "Cell", at, "process", metadata)
 
 
 LeaveBreadcrumb = Callable[[str, dict[str, Any], str], None]

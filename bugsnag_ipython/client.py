@@ -76,6 +76,7 @@ class Client:
         self.tracker.add_listener(self._on_session_started)
         self.breadcrumbs = Breadcrumbs(config.max_breadcrumbs)
         self.launched_at = monotonic()
+        self._launched_wall = wall_clock()
         self.cell: CellRun | None = None
         self.metadata = MetadataStore()
         self.context: str | None = None  # set_context(): replaces the automatic `In [n]`
@@ -209,15 +210,13 @@ class Client:
     def cell_finished(self, error: BaseException | None) -> None:
         run = self.cell
         self.cell = None
-        self.tracker.enter_background()
+        ended = self._monotonic()
+        self.tracker.enter_background(ended)
         if run is not None:
-            elapsed_ms = round((self._monotonic() - run.started_monotonic) * 1000)
-            label = f"In [{run.execution_count}]" if run.execution_count else "Cell"
-            self.breadcrumbs.leave(
-                label,
-                self._wall_clock(),
-                {"durationMs": elapsed_ms, "status": "error" if error is not None else "ok"},
-                "process",
+            # The wall time of the end, from the monotonic clock: one clock read less per cell.
+            at = self._launched_wall + (ended - self.launched_at)
+            self.breadcrumbs.leave_cell(
+                run.execution_count, at, run.started_monotonic, ended, error is None
             )
 
     # -- events ---------------------------------------------------------------------------

@@ -111,26 +111,25 @@ class SessionTracker:
 
     def enter_foreground(self) -> SessionSnapshot | None:
         """A user cell starts. Returns the session this started, if it started one."""
+        # Every cell passes here: the common case (no new session) takes no lock. The two
+        # fields are only written by the cell thread, one at a time, each write atomic.
+        since = self._background_since
+        self._background_since = None
+        self._in_foreground = True
+        if not (
+            self.auto_track and since is not None and self.monotonic() - since >= self.background_timeout
+        ):
+            return None
         with self._lock:
-            since = self._background_since
-            self._background_since = None
-            self._in_foreground = True
-            started = None
-            if (
-                self.auto_track
-                and since is not None
-                and self.monotonic() - since >= self.background_timeout
-            ):
-                # As on Android: the return after the timeout starts a new session even if the
-                # current one was paused.
-                started = self._start_locked()
+            # As on Android: the return after the timeout starts a new session even if the
+            # current one was paused.
+            started = self._start_locked()
         return self._announce(started)
 
-    def enter_background(self) -> None:
-        """A user cell finished."""
-        with self._lock:
-            self._in_foreground = False
-            self._background_since = self.monotonic()
+    def enter_background(self, now: float | None = None) -> None:
+        """A user cell finished (at `now` on the monotonic clock, when the caller has read it)."""
+        self._in_foreground = False  # no lock: see enter_foreground
+        self._background_since = self.monotonic() if now is None else now
 
     @property
     def in_foreground(self) -> bool:
