@@ -315,10 +315,14 @@ class Client:
             body["session"] = payloads.event_session(session)
         # Without callbacks the breadcrumbs came redacted; with them, they may have changed.
         payloads.redact_event(body, keys, breadcrumbs=bool(self.on_error))
-        payload = trimming.fit(
-            payloads.event_payload("", environment.NOTIFIER, [body]), breadcrumbs_bytes=crumbs_bytes
-        )
-        self._send("event", payload)
+        # Encoded once, with the key it is sent with; only a body over the limit is trimmed
+        # (and encoded again). Measuring is an encode: an estimate first would cost more.
+        payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
+        encoded = payloads.encode(payload)
+        if len(encoded) > trimming.MAX_PAYLOAD_BYTES:
+            payload = trimming.fit(payload, breadcrumbs_bytes=crumbs_bytes)
+            encoded = payloads.encode(payload)
+        self._send("event", payload, encoded)
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
         self._changed()
         return True
@@ -378,7 +382,9 @@ class Client:
 
     # -- delivery -----------------------------------------------------------------------
 
-    def _send(self, kind: Kind, payload: dict[str, Any]) -> None:
+    def _send(self, kind: Kind, payload: dict[str, Any], encoded: bytes | None = None) -> None:
+        """Hand a payload to delivery (`encoded`, when given, is its body for the current key),
+        or hold it while there is no API key."""
         if not self.config.api_key:
             with self._held_lock:
                 if len(self._held) >= self.config.max_held_payloads:
@@ -386,7 +392,7 @@ class Client:
                     self.held_overflow += 1
                 self._held.append(_Held(kind, payload, self._wall_clock()))
             return
-        self._submit(kind, payload, self._wall_clock())
+        self._submit(kind, payload, self._wall_clock(), encoded)
 
     @property
     def delivery(self) -> Delivery:
@@ -405,7 +411,9 @@ class Client:
         delivery.listeners.append(self._changed)
         self._delivery = delivery
 
-    def _submit(self, kind: Kind, payload: dict[str, Any], created_at: float) -> None:
+    def _submit(
+        self, kind: Kind, payload: dict[str, Any], created_at: float, encoded: bytes | None = None
+    ) -> None:
         from .delivery import Envelope
 
         key = self.config.api_key
@@ -413,9 +421,11 @@ class Client:
         url = self.config.sessions_url if kind == "session" else self.config.notify_url
         if url is None:
             return
-        if kind == "event":
-            payload = {**payload, "apiKey": key}
-        self.delivery.submit(Envelope(kind, url, key, payloads.encode(payload), created_at))
+        if kind == "event" and payload.get("apiKey") != key:
+            payload, encoded = {**payload, "apiKey": key}, None  # made before this key was set
+        if encoded is None:
+            encoded = payloads.encode(payload)
+        self.delivery.submit(Envelope(kind, url, key, encoded, created_at))
 
     def _release_held(self) -> None:
         with self._held_lock:

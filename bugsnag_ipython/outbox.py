@@ -16,13 +16,13 @@ when two kernels adopt at once, each file goes to exactly one of them.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
 import os
 import re
 import secrets
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +37,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no claims between kernels, see docs
     fcntl = None  # type: ignore[assignment]
 
-FORMAT = 1
+FORMAT = 2  # 2: a CRC-32 checksum of the body (1 had SHA-1)
 STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
 _NAME = re.compile(
     r"(?P<kind>session|event)-(?P<ns>\d{19})-(?P<id>[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
@@ -195,7 +195,9 @@ class Outbox:
             "url": envelope.url,
             "apiKey": envelope.api_key,
             "createdAt": envelope.created_at,
-            "sha1": hashlib.sha1(envelope.body).hexdigest(),
+            # A checksum, not a secure digest: it only tells a damaged file. CRC-32 costs the
+            # cell's thread a microsecond where SHA-1 of a 14 kB event costs thirty.
+            "crc32": _checksum(envelope.body),
         }
         data = json.dumps(header, separators=(",", ":")).encode() + b"\n" + envelope.body
         temporary = self.payloads / f".{name}.tmp"
@@ -215,8 +217,8 @@ class Outbox:
         data = path.read_bytes()
         header, _, body = data.partition(b"\n")
         stored = _parse_header(path, header)
-        if hashlib.sha1(body).hexdigest() != stored.digest:
-            raise CorruptPayload("its body does not match the digest in its header")
+        if _checksum(body) != stored.digest:
+            raise CorruptPayload("its body does not match the checksum in its header")
         return stored, body
 
     def read_header(self, path: Path) -> Stored:
@@ -336,6 +338,10 @@ class Outbox:
                 path.unlink()
 
 
+def _checksum(body: bytes) -> str:
+    return f"{zlib.crc32(body):08x}"
+
+
 def _listing(directory: Path) -> list[str]:
     try:
         return sorted(os.listdir(directory))
@@ -351,7 +357,7 @@ def _parse_header(path: Path, line: bytes) -> Stored:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CorruptPayload("its header is not in a format this version knows")
     kind, url, key = header.get("kind"), header.get("url"), header.get("apiKey")
-    created, digest = header.get("createdAt"), header.get("sha1")
+    created, digest = header.get("createdAt"), header.get("crc32")
     if (
         kind not in KINDS
         or not isinstance(url, str)

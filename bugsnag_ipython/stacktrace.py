@@ -14,7 +14,7 @@ import linecache
 import os
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 from types import FrameType, TracebackType
@@ -186,14 +186,14 @@ def _located(filename: str, line: int, method: str, context: FrameContext) -> Js
             "inProject": True,
         }
         if context.send_code:
-            entry["code"] = window(cell.lines, line)
+            entry["code"] = cached_window(cell.lines, line)
         return entry
     info = _path_info(filename, context.roots)
     entry = {"file": info.display, "lineNumber": line, "method": method, "inProject": info.in_project}
     if context.send_code and info.has_source:
         lines = linecache.getlines(filename)
         if lines:
-            entry["code"] = window(lines, line)
+            entry["code"] = cached_window(lines, line)
         else:
             _forget_source(filename)
     return entry
@@ -209,6 +209,24 @@ def _syntax_frame(error: SyntaxError, context: FrameContext) -> tuple[JsonDict, 
     if context.send_code and not entry.get("code") and error.text:
         entry["code"] = {str(line): error.text.rstrip("\n")[:MAX_CODE_LINE]}
     return entry, context.resolve_cell(filename) is not None
+
+
+_WINDOWS: dict[tuple[int, int], tuple[Sequence[str], dict[str, str]]] = {}
+
+
+def cached_window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
+    """window(), remembered per source and line: the frames of a failure repeat (recursion, a
+    loop of the same error), and an event is built on the cell's thread. The cache holds the
+    source object itself, so a hit is the very same source; callers get their own copy."""
+    key = (id(lines), line)
+    found = _WINDOWS.get(key)
+    if found is not None and found[0] is lines:
+        return dict(found[1])
+    made = window(lines, line)
+    if len(_WINDOWS) >= _MAX_CACHED_PATHS:
+        _WINDOWS.clear()
+    _WINDOWS[key] = (lines, made)
+    return dict(made)
 
 
 def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
