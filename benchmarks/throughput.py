@@ -51,10 +51,7 @@ if DELIVERY == "off":
     from bugsnag_ipython.delivery import Delivery, NullTransport
     loaded = client.delivery
     loaded.listeners.remove(client._changed)
-    delivery = Delivery(NullTransport)
-    delivery.reconfigure(client.config)
-    delivery.listeners.append(client._changed)
-    client.delivery = delivery
+    client._use_delivery(Delivery(NullTransport))
 delivery = client.delivery
 delivered_before = delivery.counters()["delivered"]
 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

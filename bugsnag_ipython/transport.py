@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from . import payloads
 
@@ -69,7 +69,13 @@ class Transport(Protocol):
 
 
 class HttpTransport:
-    """POSTs over one `requests.Session`, so consecutive sends reuse one keep-alive connection."""
+    """POSTs over one `requests.Session`, so consecutive sends reuse one keep-alive connection.
+
+    Per endpoint, the request is prepared once (URL parsing, the session's headers) and the
+    environment's settings (proxies, CA bundle) are read once; each send copies the prepared
+    request, sets this attempt's headers and body and hands it to the session's adapter.
+    `Session.post` would redo all of that per payload: two thirds of the sender's time.
+    """
 
     def __init__(self) -> None:
         import netrc  # noqa: F401  (requests imports it at the first request: do it here, under the fork guard)
@@ -78,6 +84,15 @@ class HttpTransport:
 
         self._requests = requests
         self._session = requests.Session()
+        self._prepared: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
+
+    def _endpoint(self, url: str) -> tuple[Any, Any, dict[str, Any]]:
+        if url not in self._prepared:
+            session = self._session
+            template = session.prepare_request(self._requests.Request("POST", url, data=b""))
+            settings = dict(session.merge_environment_settings(url, {}, False, None, None))
+            self._prepared[url] = (template, session.get_adapter(url), settings)
+        return self._prepared[url]
 
     def send(self, envelope: Envelope) -> Outcome:
         # Sent-At and the digest are made per attempt, over the exact bytes of this attempt.
@@ -85,13 +100,17 @@ class HttpTransport:
             envelope.api_key, envelope.payload_version, envelope.body, time.time()
         )
         try:
-            response = self._session.post(
-                envelope.url,
-                data=envelope.body,
-                headers=sent_headers,
-                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                allow_redirects=False,
+            template, adapter, settings = self._endpoint(envelope.url)
+            request = template.copy()
+            request.headers.update(sent_headers)
+            request.body = envelope.body
+            request.headers["Content-Length"] = str(len(envelope.body))
+            response = adapter.send(
+                request, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), **settings
             )
+            # Read the (small) answer to the end, as Session.send does, so that the connection
+            # goes back to the pool for the next payload instead of being closed.
+            response.content  # noqa: B018
         except self._requests.RequestException as error:
             return Outcome(None, error=plain_error(error))
         response.close()
