@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .status import host_of, status_text
+from .status import ago, host_of, status_text
 
 if TYPE_CHECKING:
     from .client import Client
@@ -51,14 +51,9 @@ class PanelView:
 
 
 def short_ago(seconds: float) -> str:
-    """A coarse age: seconds in the first minute, then minutes, so a displayed panel changes at
-    most once a minute once its session is older than that."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s ago"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    return f"{seconds // 3600}h {seconds % 3600 // 60}min ago"
+    """The panel's age of a session: coarse, so a displayed panel changes at most once a
+    minute once its session is older than that."""
+    return ago(seconds, coarse=True)
 
 
 def clock_time(epoch_seconds: float) -> str:

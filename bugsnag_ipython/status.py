@@ -16,13 +16,16 @@ def host_of(url: str | None) -> str:
     return urlsplit(url).netloc if url else "off"
 
 
-def ago(seconds: float) -> str:
+def ago(seconds: float, *, coarse: bool = False) -> str:
+    """How long ago, in words. `coarse` drops the seconds after the first minute, so that a
+    live display of it changes at most once a minute."""
     seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds}s ago"
     if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60}s ago"
-    return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
+        return f"{seconds // 60} min ago" if coarse else f"{seconds // 60}m {seconds % 60}s ago"
+    hours, minutes = seconds // 3600, seconds % 3600 // 60
+    return f"{hours}h {minutes}min ago" if coarse else f"{hours}h {minutes}m ago"
 
 
 def session_line(client: Client) -> str:
