@@ -4,18 +4,19 @@ dropped on purpose, counted and said (PROTOCOL.md, Delivery outcomes).
 Three parts:
 
 - `submit()` runs on the thread that made the payload (a cell, a thread's excepthook) and
-  never touches the network. It writes the payload to the outbox itself: one small file,
-  temp and rename, no fsync, about 50 microseconds on a local disk. That makes the payload
-  durable before the cell that raised it has returned, so a kernel killed right after an
-  error still leaves the error on disk. A writer thread would not be: each system call of a
-  write releases the GIL, and a thread that wants it back while a cell computes waits a
-  switch interval (5 ms) per call, so a writer falls seconds behind a loop of errors.
+  never touches the network. It appends the payload to this kernel's journal itself (one
+  write() to a file already open, about 5 microseconds, no fsync; see journal.py). That makes
+  the payload durable before the cell that raised it has returned, so a kernel killed right
+  after an error still leaves the error on disk. A writer thread would not be: each system
+  call of a write releases the GIL, and a thread that wants it back while a cell computes
+  waits a switch interval (5 ms) per call, so a writer falls seconds behind a loop of errors.
 - The sender, one daemon thread, sends over one keep-alive connection: this process's own
   payloads first, oldest first, with one backoff per endpoint.
 - The keeper, a second daemon thread, does the disk work that must neither delay a cell nor
   wait behind a send: opening the outbox (resolving the default directory imports
-  platformdirs), storing the payloads made while it opens, and adopting what dead kernels
-  left, at launch and every `RESCAN_SECONDS`.
+  platformdirs), storing the payloads made while it opens, filing the payloads of a journal
+  grown past its limit into files of their own, and adopting what dead kernels left, at
+  launch and every `RESCAN_SECONDS`.
 
 Threads start when first needed. A forked child starts afresh with threads of its own.
 """
@@ -30,10 +31,11 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import forkguard
+from .journal import LIMIT as JOURNAL_LIMIT
+from .journal import Journal, Retired
 from .pending import DeliveryStats, Pending, Record
 from .retry import MAX_AGE_SECONDS, Backoff, RetryPolicy, refusal
 from .transport import KINDS, Envelope, HttpTransport, Kind, NullTransport, Outcome, Transport
@@ -47,7 +49,8 @@ __all__ = ["Delivery", "DeliveryStats", "Envelope", "Kind", "NullTransport", "Ou
 log = logging.getLogger("bugsnag_ipython")
 RESCAN_SECONDS = 30.0  # how often the keeper looks for payloads of kernels that died
 MEMORY_BUDGET = 16 * 1024 * 1024  # bodies kept in memory; past it they are read back from disk
-_REOPEN = object()
+_REOPEN = object()  # the keeper's queue: open the outbox in its new directory
+_RENEW = object()  # ... retire the journal, which grew past its limit, for a new one
 
 
 class Delivery:
@@ -83,6 +86,7 @@ class Delivery:
         self._warned: set[str] = set()
         self._outbox: Outbox | None = None  # open: any thread may write to it
         self._outbox_failed = False
+        self._renewing = False  # a _RENEW is queued or being done
         self._to_keep: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._scanned = threading.Event()
         self._sender: threading.Thread | None = None
@@ -144,9 +148,8 @@ class Delivery:
             self._ensure_threads_locked()
         outbox = self._outbox_now(may_import=False)
         self._launched = True
-        if outbox is not None:
-            record.path = self._write(record, outbox)
-            record.outbox = outbox
+        if outbox is not None and (place := self._append(record, outbox)) is not None:
+            record.keep_in(outbox, *place)
         with self._wake:
             removed = self.pending.add(record, self._caps)
             if outbox is None and not self._outbox_failed:
@@ -234,20 +237,28 @@ class Delivery:
 
     def _read_back(self, record: Record) -> bytes | None:
         """A spilled or adopted record's body from disk; None after dropping the record."""
-        assert record.outbox is not None and record.path is not None
-        try:
-            return record.outbox.read(record.path)[1]
-        except FileNotFoundError:
-            reason = "removed from the outbox by someone else"
-        except (ValueError, OSError) as error:  # CorruptPayload is a ValueError
-            if record.outbox.set_aside(record.path):
-                log.warning("Set aside the unreadable outbox file %s (%s).", record.path.name, error)
+        for _ in range(2):  # a second time if the keeper filed it away from its journal meanwhile
+            journal, path, outbox = record.journal, record.path, record.outbox
+            try:
+                if journal is not None:
+                    return journal.read(record.offset, record.size)
+                assert outbox is not None and path is not None
+                return outbox.read(path)[1]
+            except Retired:
+                continue
+            except FileNotFoundError:
+                reason = "removed from the outbox by someone else"
+            except (ValueError, OSError) as error:  # CorruptPayload is a ValueError
+                if path is not None and outbox is not None and outbox.set_aside(path):
+                    log.warning("Set aside the unreadable outbox file %s (%s).", path.name, error)
+                reason = "unreadable file set aside"
+            break
+        else:
             reason = "unreadable file set aside"
         with self._wake:
-            record.path = None
-            self.pending.stored -= 1
-            self.pending.finish(record, reason)
+            removed = self.pending.finish(record, reason)
             self._wake.notify_all()
+        self._forget(removed)
         self._changed()
         return None
 
@@ -326,21 +337,61 @@ class Delivery:
                 return
 
     def _keep(self, item: object) -> None:
+        if item is _RENEW:
+            self._renew_journal()
         if not isinstance(item, Record):
             return  # _REOPEN: the loop opens the new outbox
         with self._lock:
             outbox = self._outbox
-        path = self._write(item, outbox) if outbox is not None and not item.done else None
-        if path is None or outbox is None:
+        place = self._append(item, outbox) if outbox is not None and not item.done else None
+        if place is None or outbox is None:
             return
         with self._lock:
             late = item.done  # delivered or dropped while it was being written
             if not late:
-                self.pending.stored_at(item, path, outbox)
+                item.keep_in(outbox, *place)
+                self.pending.now_stored(item)
                 if self.pending.memory > self._memory_budget:
                     self.pending.spill(item)
         if late:
-            outbox.delete(path)
+            place[0].settle([place[1]])
+
+    def _renew_journal(self) -> None:
+        """File the payloads of a journal grown past its limit, each into a file of its own,
+        and remove it; a new journal takes the appends meanwhile."""
+        outbox = self._outbox
+        try:
+            if outbox is None or outbox.journal is None:
+                return
+            old = outbox.renew_journal()
+        except OSError as error:
+            self._warn_once("journal", f"Could not start a new outbox journal ({error}).")
+            return
+        finally:
+            self._renewing = False
+        with self._lock:
+            records = self.pending.stored_in(old)
+        for record in records:
+            body = record.body
+            try:
+                if body is None:
+                    body = old.read(record.offset, record.size)
+                path = outbox.write(record.envelope(body), record.ident)
+            except (OSError, ValueError) as error:
+                self._warn_once(
+                    "write-failed", f"Could not write to the outbox in {outbox.root} ({error})."
+                )
+                return  # the old journal stays, with what could not be filed
+            with self._lock:
+                late = record.done
+                if not late:
+                    record.file_at(outbox, path)
+            if late:
+                outbox.delete(path)  # delivered meanwhile: its journal entry was settled
+            else:
+                old.settle([record.ident])
+        if old.live == 0:
+            old.remove()
 
     def _open_outbox(self) -> None:
         directory = self._directory
@@ -403,23 +454,54 @@ class Delivery:
 
     # -- disk bookkeeping ------------------------------------------------------------------
 
-    def _write(self, record: Record, outbox: Outbox) -> Path | None:
+    def _append(self, record: Record, outbox: Outbox) -> tuple[Journal, str, int] | None:
+        """Append a record's body to the outbox's journal: where it went, or None if it cannot."""
         body = record.body
         if body is None:
             return None
-        try:
-            return outbox.write(record.envelope(body))
-        except OSError as error:
-            if "write-failed" not in self._warned:
-                self._warned.add("write-failed")
-                log.warning("Could not write to the outbox in %s (%s); kept in memory.", outbox.root, error)
-            return None
+        envelope = record.envelope(body)
+        for _ in range(2):  # a second time if the journal was retired meanwhile
+            journal = outbox.journal
+            if journal is None:
+                return None
+            try:
+                ident, offset = journal.append(envelope)
+            except Retired:
+                continue
+            except OSError as error:
+                self._warn_once(
+                    "write-failed",
+                    f"Could not write to the outbox in {outbox.root} ({error}); kept in memory.",
+                )
+                return None
+            if journal.size > JOURNAL_LIMIT and not self._renewing:
+                self._renewing = True
+                self._to_keep.put(_RENEW)
+            return journal, ident, offset
+        return None
+
+    def _warn_once(self, what: str, sentence: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            log.warning(sentence)
 
     def _forget(self, removed: list[Record]) -> None:
-        """Delete the files of records that were delivered or dropped."""
+        """Settle the journal entries and delete the files of records delivered or dropped."""
+        settled: dict[Journal, list[str]] = {}
         for record in removed:
-            if record.path is not None and record.outbox is not None:
+            if record.journal is not None:
+                settled.setdefault(record.journal, []).append(record.ident)
+            elif record.path is not None and record.outbox is not None:
                 record.outbox.delete(record.path)
+        for journal, idents in settled.items():
+            try:
+                journal.settle(idents)
+            except OSError as error:
+                self._warn_once(
+                    "settle-failed",
+                    f"Could not mark payloads as sent in {journal.path} ({error}); "
+                    "a later kernel may send them again.",
+                )
 
     def _changed(self) -> None:
         for listener in list(self.listeners):

@@ -2,6 +2,7 @@
 
 Layout under the persistence directory (every directory 0700, every file 0600):
 
+    outbox/<tag>.<owner>.journal                       the payloads a live owner made (journal.py)
     outbox/<kind>-<created ns>-<id>.<owner>.payload   one payload: a JSON header line, the body
     owners/<owner>.lock                                held with flock() by the live owner
     set-aside/                                         unreadable or foreign files, kept for a look
@@ -10,7 +11,8 @@ Several kernels of one user share an outbox. Each file belongs to the owner name
 only its owner sends it. An owner is alive while it holds the flock on its lock file; the
 kernel lets go of it when it dies, however it dies (a pid check would be fooled by pid reuse).
 A kernel adopts a dead owner's files by renaming each to its own name: rename is atomic, so
-when two kernels adopt at once, each file goes to exactly one of them.
+when two kernels adopt at once, each file goes to exactly one of them. A dead owner's journal
+is claimed the same way, and what it holds that was not done becomes payload files.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from .journal import Journal, read_contents
 from .retry import MAX_AGE_SECONDS
 from .transport import KINDS, Envelope, Kind
 
@@ -41,6 +44,7 @@ STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that di
 _NAME = re.compile(
     r"(?P<kind>session|event)-(?P<ns>\d{19})-(?P<id>[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
 )
+_JOURNAL = re.compile(r"(?P<tag>journal-\d{19}-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.journal")
 _MAX_HEADER_BYTES = 16384
 
 
@@ -97,6 +101,7 @@ class Outbox:
         self.owners = self.root / "owners"
         self.aside = self.root / "set-aside"
         self.owner: str | None = None
+        self.journal: Journal | None = None  # where this owner's payloads are appended
         self._lock_fd: int | None = None
         self._sequence = itertools.count()
 
@@ -111,7 +116,22 @@ class Outbox:
                 directory.chmod(0o700)  # payloads hold API keys: this user's eyes only
         if self.owner is None:
             self._become_owner()
+            self.journal = self._new_journal()
         return self
+
+    def _new_journal(self) -> Journal:
+        assert self.owner is not None
+        tag = f"journal-{time.time_ns():019d}-{secrets.token_hex(3)}"
+        return Journal(self.payloads / f"{tag}.{self.owner}.journal", self.owner)
+
+    def renew_journal(self) -> Journal:
+        """Retire the journal for a new one, which takes the appends from now on; returns the
+        old one, whose payloads the caller files before removing it."""
+        old = self.journal
+        assert old is not None and self.owner is not None
+        self.journal = self._new_journal()
+        old.retire()
+        return old
 
     def _become_owner(self) -> None:
         for _ in range(8):
@@ -134,6 +154,9 @@ class Outbox:
 
     def close(self) -> None:
         """Stop owning: the next scan by any kernel adopts what is left."""
+        journal, self.journal = self.journal, None
+        if journal is not None:
+            journal.remove() if journal.live == 0 else journal.close()
         fd, self._lock_fd = self._lock_fd, None
         owner, self.owner = self.owner, None
         if fd is not None:
@@ -148,6 +171,9 @@ class Outbox:
         release the parent's. Closing the copy leaves the parent's lock as it was.
         """
         fd, self._lock_fd, self.owner = self._lock_fd, None, None
+        journal, self.journal = self.journal, None
+        if journal is not None:
+            journal.forget_after_fork()
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -180,13 +206,15 @@ class Outbox:
 
     # -- payload files --------------------------------------------------------------------
 
-    def write(self, envelope: Envelope) -> Path:
+    def write(self, envelope: Envelope, ident: str | None = None) -> Path:
         """Store one payload atomically (temp file, then rename); no fsync, by design: the
-        outbox survives a killed kernel, which is the failure that matters here."""
+        outbox survives a killed kernel, which is the failure that matters here. `ident`
+        keeps the id a journal gave it."""
         owner = self.owner
         if owner is None:
             raise OSError("the outbox is not open")
-        ident = f"{int(envelope.created_at * 1e9):019d}-{owner}-{next(self._sequence):x}"
+        if ident is None:
+            ident = f"{int(envelope.created_at * 1e9):019d}-{owner}-{next(self._sequence):x}"
         name = f"{envelope.kind}-{ident}.{owner}.payload"
         header = {
             "format": FORMAT,
@@ -257,13 +285,22 @@ class Outbox:
         scan = Scan()
         alive: dict[str, bool] = {}
         claimed: list[tuple[int, str, Path]] = []
-        for index, name in enumerate(_listing(self.payloads)):
+        journals: list[Path] = []
+        names = _listing(self.payloads)
+        for index, name in enumerate(names):
             if index % 64 == 63:
                 pause()
             path = self.payloads / name
             match = _NAME.fullmatch(name)
             if name.startswith("."):
                 self._remove_if_stale(path, now)
+                continue
+            if match is None and (journal := _JOURNAL.fullmatch(name)) is not None:
+                owner = journal["owner"]
+                if owner not in alive:
+                    alive[owner] = self.owner_alive(owner)
+                if not alive[owner]:
+                    journals.append(path)
                 continue
             if match is None:
                 if path.is_file() and self.set_aside(path):
@@ -280,6 +317,11 @@ class Outbox:
             except FileNotFoundError:
                 continue
             claimed.append((int(match["ns"]), match["kind"], mine))
+        if journals:
+            filed = {f"{m['ns']}-{m['id']}" for m in map(_NAME.fullmatch, names) if m is not None}
+            for path in journals:
+                pause()
+                claimed += self._file_dead_journal(path, filed, scan)
         claimed.sort()
         by_kind: dict[str, list[Path]] = defaultdict(list)
         for ns, kind, path in claimed:
@@ -310,12 +352,45 @@ class Outbox:
                 self.owner_alive(name[:-5])
         return scan
 
+    def _file_dead_journal(self, path: Path, filed: set[str], scan: Scan) -> list[tuple[int, str, Path]]:
+        """Claim a dead owner's journal and turn what it holds that was not done into payload
+        files of this owner's; those already filed (by an adopter that died on the way) are
+        skipped. A journal that cannot be read to its end is set aside after that."""
+        match = _JOURNAL.fullmatch(path.name)
+        assert match is not None and self.owner is not None
+        mine = path.with_name(f"{match['tag']}.{self.owner}.journal")
+        try:
+            os.rename(path, mine)  # the claim, as for payload files
+            data = mine.read_bytes()
+        except FileNotFoundError:
+            return []
+        contents = read_contents(data)
+        made: list[tuple[int, str, Path]] = []
+        for entry in contents.entries:
+            if entry.ident in filed:
+                continue
+            body = data[entry.offset : entry.offset + entry.size]
+            path = self.write(entry.envelope(body), entry.ident)
+            made.append((int(entry.ident.split("-", 1)[0]), entry.kind, path))
+        if contents.problem is None:
+            self.delete(mine)
+        elif self.set_aside(mine):
+            scan.set_aside.append(f"{mine.name}: {contents.problem}")
+        return made
+
     def inventory(self) -> list[Entry]:
-        """Every payload file, readable or not, and whether a running kernel owns it."""
+        """Every payload, in a file of its own or in a journal, readable or not, and whether a
+        running kernel owns it."""
         entries: list[Entry] = []
         alive: dict[str, bool] = {}
         for name in _listing(self.payloads):
             match = _NAME.fullmatch(name)
+            if match is None and (journal := _JOURNAL.fullmatch(name)) is not None:
+                owner = journal["owner"]
+                if owner not in alive:
+                    alive[owner] = self.owner_alive(owner, tidy=False)
+                entries += self._journal_inventory(self.payloads / name, alive[owner])
+                continue
             if name.startswith(".") or match is None:
                 continue
             owner = match["owner"]
@@ -326,6 +401,22 @@ class Outbox:
             except (CorruptPayload, OSError):
                 stored = None
             entries.append(Entry(name, stored, alive[owner]))
+        return entries
+
+    @staticmethod
+    def _journal_inventory(path: Path, owner_alive: bool) -> list[Entry]:
+        try:
+            contents = read_contents(path.read_bytes())
+        except OSError:
+            return []
+        entries = [
+            Entry(f"{path.name}#{entry.ident}", Stored(path, entry.kind, entry.url, entry.api_key,
+                                                      entry.created_at, entry.size), owner_alive)
+            for entry in contents.entries
+        ]
+        # A live owner may be halfway through an append: only a dead one's journal is damaged.
+        if contents.problem is not None and not owner_alive:
+            entries.append(Entry(path.name, None, owner_alive))
         return entries
 
     def set_aside_count(self) -> int:

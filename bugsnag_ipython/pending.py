@@ -18,20 +18,25 @@ from .retry import Backoff, RetryPolicy
 from .transport import KINDS, Envelope, Kind
 
 if TYPE_CHECKING:
+    from .journal import Journal
     from .outbox import Outbox, Stored
 
 _sequence = itertools.count()
 
 
 class Record:
-    """One payload to send: in memory (`body`), on disk (`path`), or both."""
+    """One payload to send: in memory (`body`), on disk (in a `journal` at `offset`, or in a
+    file of its own at `path`), or both."""
 
     __slots__ = (
         "api_key",
         "body",
         "created_at",
         "done",
+        "ident",
+        "journal",
         "kind",
+        "offset",
         "outbox",
         "own",
         "path",
@@ -49,9 +54,24 @@ class Record:
         self.size = len(envelope.body)
         self.own = own  # made by this process: what flush() waits for
         self.path: Path | None = None
+        self.journal: Journal | None = None
+        self.ident = ""  # its id in the journal
+        self.offset = -1  # of its body in the journal
         self.outbox: Outbox | None = None
         self.done = False
         self.seq = next(_sequence)
+
+    @property
+    def stored(self) -> bool:
+        return self.path is not None or self.journal is not None
+
+    def keep_in(self, outbox: Outbox, journal: Journal, ident: str, offset: int) -> None:
+        self.outbox, self.journal, self.ident, self.offset = outbox, journal, ident, offset
+        self.path = None
+
+    def file_at(self, outbox: Outbox, path: Path) -> None:
+        self.outbox, self.path = outbox, path
+        self.journal, self.offset = None, -1
 
     @classmethod
     def adopted(cls, stored: Stored, outbox: Outbox) -> Record:
@@ -118,7 +138,7 @@ class Pending:
         self.count += 1
         self._counts[record.kind] += 1
         self.own += record.own
-        self.stored += record.path is not None
+        self.stored += record.stored
         self.memory += record.size if record.body is not None else 0
         endpoint = self.endpoint(record.url)
         (endpoint.own if record.own else endpoint.adopted).append(record)
@@ -164,7 +184,7 @@ class Pending:
         self.count -= 1
         self._counts[record.kind] -= 1
         self.own -= record.own
-        self.stored -= record.path is not None
+        self.stored -= record.stored
         if record.body is not None:
             self.memory -= record.size
             record.body = None
@@ -185,14 +205,22 @@ class Pending:
 
     # -- disk and memory ------------------------------------------------------------------
 
-    def stored_at(self, record: Record, path: Path, outbox: Outbox) -> None:
-        if record.path is None:
-            self.stored += 1
-        record.path, record.outbox = path, outbox
+    def now_stored(self, record: Record) -> None:
+        """A record that was in memory only is now on disk too (its place is set)."""
+        self.stored += 1
+
+    def stored_in(self, journal: Journal) -> list[Record]:
+        """The records still to send whose only copy on disk is in `journal`."""
+        return [
+            record
+            for endpoint in self._endpoints.values()
+            for record in endpoint.own
+            if record.journal is journal and not record.done
+        ]
 
     def spill(self, record: Record) -> None:
         """Let go of a stored record's body; the sender reads it back from disk."""
-        if record.path is not None and record.body is not None and not record.done:
+        if record.stored and record.body is not None and not record.done:
             self.memory -= record.size
             record.body = None
 
@@ -223,7 +251,7 @@ class Pending:
             live = [record for record in endpoint.own if not record.done]
             if not live:
                 continue
-            if any(record.path is None for record in live):
+            if not all(record.stored for record in live):
                 return False
             if endpoint.backoff.next_attempt <= deadline:
                 return False

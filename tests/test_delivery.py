@@ -22,6 +22,7 @@ from bugsnag_ipython.outbox import MAX_AGE_SECONDS, Outbox
 from bugsnag_ipython.retry import Backoff, RetryPolicy, refusal
 from bugsnag_ipython.transport import Envelope, NullTransport, Outcome, retry_after
 from tests.kernel import API_KEY
+from tests.stored import stored_payloads
 
 FAST = RetryPolicy(base=0.05, maximum=0.4)
 
@@ -139,7 +140,7 @@ def test_close_with_a_hanging_endpoint_returns_in_time_and_keeps_the_payload(
     started = time.monotonic()
     assert delivery.close(0.5) is False
     assert time.monotonic() - started < 0.7
-    assert len(list((tmp_path / "p" / "outbox").glob("*.payload"))) == 1
+    assert len(stored_payloads(tmp_path / "p")) == 1
     collector.unhang()
 
 
@@ -166,8 +167,8 @@ def test_reconfiguring_the_directory_stores_new_payloads_there(
     delivery.reconfigure(Configuration(persistence_directory=str(tmp_path / "q")))
     delivery.submit(event(collector, 2))
     time.sleep(0.1)
-    assert len(list((tmp_path / "p" / "outbox").glob("*.payload"))) == 1
-    assert len(list((tmp_path / "q" / "outbox").glob("*.payload"))) == 1
+    assert len(stored_payloads(tmp_path / "p")) == 1
+    assert len(stored_payloads(tmp_path / "q")) == 1
     collector.come_back()
     assert delivery.flush(10) is True
     assert collector.store.count("events") == 2

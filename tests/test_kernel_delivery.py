@@ -13,17 +13,16 @@ from typing import Any
 
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
+from tests.stored import stored_payloads
 
 WAIT = 15.0
 # Retries in milliseconds, so a test of backoff takes a moment rather than minutes.
 FAST = {"BUGSNAG_RETRY_BASE_SECONDS": "0.05", "BUGSNAG_RETRY_MAX_SECONDS": "0.4"}
 
 
-def outbox_files(tmp_path: Path) -> list[Path]:
-    directory = tmp_path / "outbox" / "outbox"
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if p.name.endswith(".payload"))
+def stored_kinds(tmp_path: Path) -> list[str]:
+    """The kinds of the payloads the kernels' outbox holds, oldest first."""
+    return [stored.kind for stored in stored_payloads(tmp_path / "outbox")]
 
 
 def flush(kernel: Kernel, seconds: float = 10) -> Any:
@@ -69,7 +68,7 @@ def test_endpoint_down_then_back_delivers_the_error_and_the_launch_session_once(
     assert len(collector.store.sessions()) == 1
     [event] = collector.store.events()
     assert event.error_class == "ZeroDivisionError"
-    assert outbox_files(Path(kernel.root).parent) == []
+    assert stored_kinds(Path(kernel.root).parent) == []
 
 
 def test_503_503_202_is_delivered_once_after_retries(start_kernel: StartKernel, collector: Any) -> None:
@@ -126,8 +125,7 @@ def test_a_hanging_endpoint_neither_blocks_cells_nor_the_exit_and_the_next_kerne
     took = kernel.shutdown()
     assert process.returncode == 0  # it exited by itself: no SIGTERM, no SIGKILL
     assert took < 2.0
-    kinds = sorted(p.name.split("-")[0] for p in outbox_files(tmp_path))
-    assert kinds == ["event", "session"]
+    assert sorted(stored_kinds(tmp_path)) == ["event", "session"]
 
     collector.unhang()
     start_kernel(**FAST)
@@ -203,9 +201,14 @@ def test_a_corrupt_file_is_set_aside_and_the_rest_are_delivered(
     maker.execute("import bugsnag_ipython\nfor n in range(3):\n    bugsnag_ipython.notify(OSError(n))")
     kill(maker)
     outbox = tmp_path / "outbox" / "outbox"
-    real = outbox_files(tmp_path)[-1]
-    truncated = real.with_name(real.name.replace(".", "f.", 1))  # another payload id
-    truncated.write_bytes(real.read_bytes()[:-20])  # a payload cut short: its digest fails
+    [journal] = outbox.glob("*.journal")
+    with journal.open("ab") as file:  # as if the kernel died halfway through an append
+        file.write(b'{"format":2,"id":"1-2-3","kind":"event"')
+    real = stored_payloads(tmp_path / "outbox")[-1]
+    cut_short = outbox / f"event-{time.time_ns():019d}-abc-2.{'0' * 12}.payload"
+    header = {"format": 2, "kind": "event", "url": real.url, "apiKey": real.api_key,
+              "createdAt": time.time(), "bytes": 100}
+    cut_short.write_bytes(json.dumps(header).encode() + b"\n" + b"{}")  # shorter than it says
     garbage = outbox / f"event-{time.time_ns():019d}-abc-1.{'0' * 12}.payload"
     garbage.write_bytes(b"\x00\xffnot a payload")
     (outbox / "notes.txt").write_text("someone else's file")
@@ -216,10 +219,11 @@ def test_a_corrupt_file_is_set_aside_and_the_rest_are_delivered(
     settle(collector)
     assert sorted(e.message for e in collector.store.events()) == ["0", "1", "2"]
     aside = sorted(p.name for p in (tmp_path / "outbox" / "set-aside").iterdir())
-    assert len(aside) == 3
+    assert len(aside) == 4
     assert any(name.endswith("notes.txt") for name in aside)
-    assert outbox_files(tmp_path) == []
-    assert "3 unreadable file set aside" in status(kernel)
+    assert any(name.endswith(".journal") for name in aside)  # what it held is delivered
+    assert stored_kinds(tmp_path) == []
+    assert "4 unreadable file set aside" in status(kernel)
 
 
 LOOP = (
@@ -252,12 +256,12 @@ def test_a_thousand_errors_with_the_endpoint_down_are_stored_then_delivered(
     collector.go_down()
     kernel = start_kernel(**FAST)
     assert kernel.execute(LOOP).status == "ok"
-    assert len(outbox_files(tmp_path)) == 1001  # the events and the launch session
+    assert len(stored_kinds(tmp_path)) == 1001  # the events and the launch session
     assert kernel.evaluate("grown_kb") < 50 * 1024
     collector.come_back()
     assert flush(kernel, 30) is True
     assert len(collector.store.events()) == 1000
-    assert outbox_files(tmp_path) == []
+    assert stored_kinds(tmp_path) == []
 
 
 def test_past_the_cap_the_oldest_are_dropped_and_counted(
@@ -266,7 +270,7 @@ def test_past_the_cap_the_oldest_are_dropped_and_counted(
     collector.go_down()
     kernel = start_kernel(BUGSNAG_MAX_STORED_EVENTS="100", **FAST)
     assert kernel.execute(LOOP).status == "ok"
-    assert len([p for p in outbox_files(tmp_path) if p.name.startswith("event-")]) == 100
+    assert stored_kinds(tmp_path).count("event") == 100
     assert "900 over the stored cap" in status(kernel)
     collector.come_back()
     assert flush(kernel, 30) is True

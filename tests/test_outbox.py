@@ -33,6 +33,12 @@ def fill(root: Path, count: int) -> list[str]:
     return sorted(path.name.split(".")[0] for path in paths)
 
 
+def payload_files(outbox: Outbox) -> list[str]:
+    """Every file in the outbox but its own (empty) journal."""
+    journal = outbox.journal.path.name if outbox.journal is not None else None
+    return sorted(p.name for p in outbox.payloads.iterdir() if p.name != journal)
+
+
 def test_a_payload_is_written_atomically_private_and_read_back(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "p").open()
     path = outbox.write(envelope(7))
@@ -42,7 +48,9 @@ def test_a_payload_is_written_atomically_private_and_read_back(tmp_path: Path) -
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for directory in (outbox.payloads, outbox.owners, outbox.aside):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert [p.name for p in outbox.payloads.iterdir()] == [path.name]  # no temp file left
+    assert payload_files(outbox) == [path.name]  # no temp file left
+    assert outbox.journal is not None
+    assert stat.S_IMODE(outbox.journal.path.stat().st_mode) == 0o600
 
 
 def test_a_live_owners_files_are_left_alone_and_a_dead_owners_are_adopted(tmp_path: Path) -> None:
@@ -131,4 +139,4 @@ def test_old_payloads_age_out_and_the_oldest_go_past_the_cap(tmp_path: Path) -> 
     scan = outbox.scan({"session": 10, "event": 3})
     assert (scan.expired, scan.over_cap) == (1, 2)
     assert [outbox.read(s.path)[1] for s in scan.adopted] == [b'{"n":3}', b'{"n":4}', b'{"n":5}']
-    assert len(list(outbox.payloads.iterdir())) == 3
+    assert len(payload_files(outbox)) == 3
