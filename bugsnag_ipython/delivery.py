@@ -33,12 +33,13 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import forkguard
+from . import forkguard, payloads
 from .journal import LIMIT as JOURNAL_LIMIT
 from .journal import Journal, Retired
 from .pending import DeliveryStats, Pending, Record
 from .retry import MAX_AGE_SECONDS, Backoff, RetryPolicy, refusal
 from .transport import KINDS, Envelope, HttpTransport, Kind, NullTransport, Outcome, Transport
+from .trimming import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
     from .config import Configuration
@@ -50,6 +51,8 @@ log = logging.getLogger("bugsnag_ipython")
 RESCAN_SECONDS = 30.0  # how often the keeper looks for payloads of kernels that died
 MEMORY_BUDGET = 16 * 1024 * 1024  # bodies kept in memory; past it they are read back from disk
 _REOPEN = object()  # the keeper's queue: open the outbox in its new directory
+MAX_BATCH = 100  # events sent in one request, at most ...
+MAX_BATCH_BYTES = MAX_PAYLOAD_BYTES  # ... and bytes: one payload's limit
 _RENEW = object()  # ... retire the journal, which grew past its limit, for a new one
 
 
@@ -156,7 +159,7 @@ class Delivery:
                 self._to_keep.put(record)  # the keeper stores it
             elif self.pending.memory > self._memory_budget:
                 self.pending.spill(record)
-            if self.pending.in_flight is None and self.pending.endpoint(record.url).backoff.ready():
+            if not self.pending.in_flight and self.pending.endpoint(record.url).backoff.ready():
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
                 self._wake.notify_all()
         self._forget(removed)
@@ -200,7 +203,7 @@ class Delivery:
         # before the deadline: the next kernel delivers them.
         pending = self.pending
         return pending.own == 0 or (
-            pending.in_flight is None and pending.own_stored_and_waiting(deadline)
+            not pending.in_flight and pending.own_stored_and_waiting(deadline)
         )
 
     # -- the sender ------------------------------------------------------------------------
@@ -217,23 +220,42 @@ class Delivery:
         transport: Transport | None = None
         while True:
             with self._wake:
-                while (taken := self.pending.take()) is None:
+                while (taken := self.pending.take(MAX_BATCH, MAX_BATCH_BYTES)) is None:
                     self._wake.wait(self.pending.next_wait())
-            record, backoff, body = taken
-            body = body if body is not None else self._read_back(record)
-            if body is None:
+            batch, backoff = taken
+            records, bodies = self._bodies(batch, backoff)
+            if not records:
                 continue
-            if self._wall_clock() - record.created_at > MAX_AGE_SECONDS:
-                self._settle(record, backoff, None, "older than 60 days")
-                continue
+            body, count = payloads.join_events(bodies) if len(bodies) > 1 else (bodies[0], 1)
+            if count < len(records):  # not all of one key and notifier: the rest go next
+                with self._wake:
+                    for record in records[count:]:
+                        self.pending.put_back(record)
+                records = records[:count]
             try:
                 if transport is None:
                     with forkguard.importing:  # its first import of requests
                         transport = self._transport_factory()
-                outcome = transport.send(record.envelope(body))
+                outcome = transport.send(records[0].envelope(body))
             except Exception as error:  # a broken transport must not end the sender
                 outcome = Outcome(None, error=f"{type(error).__name__}: {error}")
-            self._settle(record, backoff, outcome)
+            self._settle(records, backoff, outcome)
+
+    def _bodies(
+        self, batch: list[tuple[Record, bytes | None]], backoff: Backoff
+    ) -> tuple[list[Record], list[bytes]]:
+        """The records of a batch that are still to be sent, with their bodies."""
+        records, bodies = [], []
+        for record, body in batch:
+            body = body if body is not None else self._read_back(record)
+            if body is None:
+                continue
+            if self._wall_clock() - record.created_at > MAX_AGE_SECONDS:
+                self._settle([record], backoff, None, "older than 60 days")
+                continue
+            records.append(record)
+            bodies.append(body)
+        return records, bodies
 
     def _read_back(self, record: Record) -> bytes | None:
         """A spilled or adopted record's body from disk; None after dropping the record."""
@@ -263,32 +285,40 @@ class Delivery:
         return None
 
     def _settle(
-        self, record: Record, backoff: Backoff, outcome: Outcome | None, dropped: str | None = None
+        self, records: list[Record], backoff: Backoff, outcome: Outcome | None, dropped: str | None = None
     ) -> None:
         warning = None
+        removed: list[Record] = []
         with self._wake:
-            removed: list[Record] = []
             if outcome is None:
-                removed = self.pending.finish(record, dropped)
+                for record in records:
+                    removed += self.pending.finish(record, dropped)
             elif outcome.delivered:
                 backoff.succeeded()
-                removed = self.pending.finish(record, None)
+                for record in records:
+                    removed += self.pending.finish(record, None)
+            elif outcome.undeliverable and len(records) > 1:
+                # Refused together: one bad event must not take the others down with it.
+                for record in records:
+                    record.solo = True
+                    self.pending.put_back(record)
             elif outcome.undeliverable:
                 assert outcome.status is not None
                 reason, sentence = refusal(outcome.status)
                 self.stats.last_error = sentence
-                removed = self.pending.finish(record, reason)
+                removed = self.pending.finish(records[0], reason)
                 if reason not in self._warned:
                     self._warned.add(reason)
                     warning = sentence
             else:
                 delay = backoff.failed(outcome.retry_after)
-                self.stats.retried += 1
+                self.stats.retried += 1  # attempts, however many payloads each carried
                 what = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
                 self.stats.last_error = (
-                    f"Sending to {_host(record.url)} failed ({what}); kept, next try in {delay:.3g}s."
+                    f"Sending to {_host(records[0].url)} failed ({what}); kept, next try in {delay:.3g}s."
                 )
-                self.pending.put_back(record)
+                for record in records:
+                    self.pending.put_back(record)
             self._wake.notify_all()
         if warning:
             log.warning(warning)

@@ -88,6 +88,27 @@ def event_payload(api_key: str, notifier: JsonDict, events: list[JsonDict]) -> J
     }
 
 
+_EVENTS_KEY = b'"events":['
+
+
+def join_events(bodies: list[bytes]) -> tuple[bytes, int]:
+    """One event payload holding the events of the first bodies that differ only in their
+    events (same key and notifier), and how many bodies it took; BugSnag's event API takes
+    an array of events, which spares a request per event. Bodies are spliced, not decoded:
+    each is `{...,"events":[...]}` as `event_payload` orders it, events last."""
+    first = bodies[0]
+    cut = first.find(_EVENTS_KEY) + len(_EVENTS_KEY)
+    if cut < len(_EVENTS_KEY) or not first.endswith(b"]}") or len(first) == cut + 2:
+        return first, 1
+    head = first[:cut]
+    parts = [first[cut:-2]]
+    for body in bodies[1:]:
+        if not (body.startswith(head) and body.endswith(b"]}")) or len(body) == cut + 2:
+            break
+        parts.append(body[cut:-2])
+    return b"".join((head, b",".join(parts), b"]}")), len(parts)
+
+
 def encode(payload: Any) -> bytes:
     """Compact UTF-8 JSON; values JSON cannot hold become their str(), and mapping keys
     that JSON cannot hold (tuples, objects) are left out rather than failing the event."""

@@ -42,6 +42,7 @@ class Record:
         "path",
         "seq",
         "size",
+        "solo",
         "url",
     )
 
@@ -59,6 +60,7 @@ class Record:
         self.offset = -1  # of its body in the journal
         self.outbox: Outbox | None = None
         self.done = False
+        self.solo = False  # sent on its own: a batch it was in was refused
         self.seq = next(_sequence)
 
     @property
@@ -76,7 +78,7 @@ class Record:
     @classmethod
     def adopted(cls, stored: Stored, outbox: Outbox) -> Record:
         record = cls(Envelope(stored.kind, stored.url, stored.api_key, b"", stored.created_at), own=False)
-        record.body, record.size = None, 0
+        record.body, record.size = None, stored.size
         record.path, record.outbox = stored.path, outbox
         return record
 
@@ -120,7 +122,7 @@ class Pending:
         self.own = 0  # ... of them made by this process
         self.stored = 0  # ... of them on disk
         self.memory = 0  # bytes of bodies held in memory
-        self.in_flight: Record | None = None
+        self.in_flight: set[Record] = set()  # the records of the send under way
 
     def by_kind(self, kind: Kind) -> int:
         return self._counts[kind]
@@ -145,10 +147,15 @@ class Pending:
         heapq.heappush(self._oldest[record.kind], (record.created_at, record.seq, record))
         return self.enforce_caps(caps, kinds=(record.kind,))
 
-    def take(self) -> tuple[Record, Backoff, bytes | None] | None:
-        """The next record whose endpoint may be tried now, marked in flight, with its body
-        (None: read it from disk). Own records of any ready endpoint go first."""
-        if self.in_flight is not None:
+    def take(self, most: int, budget: int) -> tuple[list[tuple[Record, bytes | None]], Backoff] | None:
+        """The next records to send together, marked in flight, each with its body (None:
+        read it from disk), and their endpoint's backoff; None while a send is under way or
+        no endpoint may be tried. Own records of any ready endpoint go first.
+
+        Events for one endpoint and key go together, up to `most` of them and `budget` bytes
+        (BugSnag takes several events in one payload); a session, or a record whose batch was
+        refused, goes alone."""
+        if self.in_flight:
             return None
         choice: tuple[Record, _Endpoint] | None = None
         for endpoint in self._endpoints.values():
@@ -162,9 +169,23 @@ class Pending:
                 choice = (record, endpoint)
         if choice is None:
             return None
-        record, endpoint = choice
-        self.in_flight = record
-        return record, endpoint.backoff, record.body
+        first, endpoint = choice
+        batch = [first]
+        if first.kind == "event" and not first.solo:
+            size = first.size
+            for record in itertools.chain(endpoint.own, endpoint.adopted):
+                if len(batch) >= most:
+                    break
+                if record is first or record.done or record.solo or record.kind != first.kind:
+                    continue
+                if record.api_key != first.api_key:
+                    continue
+                if size + record.size > budget:
+                    break
+                size += record.size
+                batch.append(record)
+        self.in_flight.update(batch)
+        return [(record, record.body) for record in batch], endpoint.backoff
 
     def next_wait(self) -> float | None:
         """Seconds until some endpoint with records may be tried; None: nothing to send."""
@@ -176,8 +197,7 @@ class Pending:
     def finish(self, record: Record, dropped: str | None) -> list[Record]:
         """Delivered (`dropped` None) or dropped for that reason; returns [record] so its
         file is deleted, or [] if it was already finished."""
-        if self.in_flight is record:
-            self.in_flight = None
+        self.in_flight.discard(record)
         if record.done:
             return []
         record.done = True
@@ -195,9 +215,9 @@ class Pending:
         return [record]
 
     def put_back(self, record: Record) -> None:
-        """A retryable failure: the record stays first in line behind its endpoint's backoff."""
-        if self.in_flight is record:
-            self.in_flight = None
+        """Not sent after all (a retryable failure, or left out of a batch): the record keeps
+        its place in line, behind its endpoint's backoff."""
+        self.in_flight.discard(record)
 
     def hurry(self) -> None:
         for endpoint in self._endpoints.values():
@@ -234,7 +254,7 @@ class Pending:
                 record = entry[2]
                 if record.done:
                     continue
-                if record is self.in_flight:
+                if record in self.in_flight:
                     kept.append(entry)
                     continue
                 removed += self.finish(record, "over the stored cap")

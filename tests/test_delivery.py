@@ -19,6 +19,7 @@ from bugsnag_ipython.cli import main
 from bugsnag_ipython.config import Configuration
 from bugsnag_ipython.delivery import Delivery
 from bugsnag_ipython.outbox import MAX_AGE_SECONDS, Outbox
+from bugsnag_ipython.payloads import encode
 from bugsnag_ipython.retry import Backoff, RetryPolicy, refusal
 from bugsnag_ipython.transport import Envelope, NullTransport, Outcome, retry_after
 from tests.kernel import API_KEY
@@ -42,7 +43,7 @@ def event(collector: Any, n: int = 0, *, pad: int = 0, created_at: float | None 
             "metaData": {"pad": {"x": "x" * pad}},
         }],
     }
-    body = json.dumps(payload).encode()
+    body = encode(payload)  # as the notifier encodes its payloads
     return Envelope("event", collector.notify_url, API_KEY, body, created_at or time.time())
 
 
@@ -249,3 +250,56 @@ def test_the_outbox_command_lists_and_flushes(
     again.close()
     assert main(["outbox", "flush", "--dir", str(tmp_path / "p"), "--timeout", "0.5"]) == 1
     assert "could not connect" in capsys.readouterr().out
+
+
+# -- several events in one request ---------------------------------------------------------
+
+
+def wait_for_a_failed_attempt(delivery: Delivery) -> None:
+    """Until the sender has tried and failed: after that, everything submitted goes together."""
+    deadline = time.monotonic() + 5
+    while delivery.stats.retried == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_events_waiting_together_go_in_one_request_each_once(delivery: Delivery, collector: Any) -> None:
+    collector.go_down()
+    for n in range(30):
+        delivery.submit(event(collector, n))
+    wait_for_a_failed_attempt(delivery)
+    collector.come_back()
+    assert delivery.flush(10) is True
+    requests = [r for r in collector.store.requests("events") if r.status == 202]
+    assert len(requests) < 5  # the events that waited went together
+    assert sum(len(json.loads(r.body)["events"]) for r in requests) == 30
+    assert sorted(e.message for e in collector.store.events()) == sorted(f"n={n}" for n in range(30))
+    assert delivery.stats.delivered == 30
+
+
+def test_a_refused_batch_is_sent_again_event_by_event(delivery: Delivery, collector: Any) -> None:
+    collector.go_down()
+    for n in range(5):
+        delivery.submit(event(collector, n))
+    wait_for_a_failed_attempt(delivery)
+    collector.script("notify", 400)  # say, one event in it was malformed
+    collector.come_back()
+    assert delivery.flush(10) is True
+    statuses = [(r.status, len(json.loads(r.body)["events"])) for r in collector.store.requests("events")]
+    assert statuses[0] == (400, 5)
+    assert statuses[1:] == [(202, 1)] * 5
+    assert delivery.stats.delivered == 5 and not delivery.stats.dropped
+
+
+def test_payloads_for_another_key_are_not_joined(delivery: Delivery, collector: Any) -> None:
+    collector.go_down()
+    other_key = "f" * 32
+    delivery.submit(event(collector, 1))
+    body = event(collector, 2).body.replace(API_KEY.encode(), other_key.encode())
+    delivery.submit(Envelope("event", collector.notify_url, other_key, body, time.time()))
+    delivery.submit(event(collector, 3))
+    wait_for_a_failed_attempt(delivery)
+    collector.come_back()
+    assert delivery.flush(10) is True
+    sent = [(r.header("Bugsnag-Api-Key"), len(json.loads(r.body)["events"]))
+            for r in collector.store.requests("events")]
+    assert sorted(sent) == sorted([(API_KEY, 2), (other_key, 1)])

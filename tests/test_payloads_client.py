@@ -319,3 +319,16 @@ def test_breadcrumbs_are_redacted_even_when_left_before_the_keys_changed(
     first, second = (e["breadcrumbs"][-2 if i else -1] for i, e in enumerate(recorder.events()))
     assert first["metaData"]["user_email"] == "a@b.c"
     assert second["metaData"] == {"user_email": "[REDACTED]", "ok": True}
+
+
+def test_event_payloads_join_into_one_with_every_event_in_order() -> None:
+    from bugsnag_ipython.payloads import encode, event_payload, join_events
+
+    notifier = {"name": "Bugsnag IPython", "version": "1", "url": "https://example.com"}
+    bodies = [encode(event_payload("k" * 32, notifier, [{"n": n, "events": [n]}])) for n in range(3)]
+    other = encode(event_payload("o" * 32, notifier, [{"n": 9}]))
+    joined, count = join_events([*bodies, other, bodies[0]])
+    assert count == 3  # up to the payload for another key
+    events = [{"n": n, "events": [n]} for n in range(3)]
+    assert json.loads(joined) == event_payload("k" * 32, notifier, events)
+    assert join_events([bodies[1]]) == (bodies[1], 1)
