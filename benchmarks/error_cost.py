@@ -214,10 +214,15 @@ def measure_here(collector_db: Path) -> dict[str, Any]:
 
 
 def _last_event_body(db: Path) -> bytes:
+    """The payload of the last event alone (the sender may have put it in a request with others)."""
+    import json
+
     from bugsnag_ipython.collector.store import Store
+    from bugsnag_ipython.payloads import encode
 
     with Store(db) as store:
-        return store.requests("events")[-1].body.encode()
+        payload = json.loads(store.requests("events")[-1].body)
+    return encode({**payload, "events": payload["events"][-1:]})
 
 
 def _journal_append(root: Path, size: int) -> float:

@@ -11,7 +11,8 @@ Three parts:
   call of a write releases the GIL, and a thread that wants it back while a cell computes
   waits a switch interval (5 ms) per call, so a writer falls seconds behind a loop of errors.
 - The sender, one daemon thread, sends over one keep-alive connection: this process's own
-  payloads first, oldest first, with one backoff per endpoint.
+  payloads first, oldest first, with one backoff per endpoint. The events that wait for one
+  endpoint together go in one request (`Pending.take`, `payloads.join_events`).
 - The keeper, a second daemon thread, does the disk work that must neither delay a cell nor
   wait behind a send: opening the outbox (resolving the default directory imports
   platformdirs), storing the payloads made while it opens, filing the payloads of a journal
