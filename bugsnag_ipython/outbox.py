@@ -155,8 +155,10 @@ class Outbox:
     def close(self) -> None:
         """Stop owning: the next scan by any kernel adopts what is left."""
         journal, self.journal = self.journal, None
-        if journal is not None:
-            journal.remove() if journal.live == 0 else journal.close()
+        if journal is not None and journal.live == 0:
+            journal.remove()
+        elif journal is not None:
+            journal.close()  # what it holds is adopted with the rest
         fd, self._lock_fd = self._lock_fd, None
         owner, self.owner = self.owner, None
         if fd is not None:
