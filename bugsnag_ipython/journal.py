@@ -222,11 +222,19 @@ def _records(data: bytes) -> Iterator[JournalEntry | list[str]]:
 def _entry(header: Any, offset: int) -> JournalEntry:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CorruptJournal(f"the header at byte {offset} is not in a format this version knows")
-    ident, kind, url, key = header.get("id"), header.get("kind"), header.get("url"), header.get("apiKey")
+    ident, fields = header.get("id"), header_fields(header)
+    if not isinstance(ident, str) or fields is None:
+        raise CorruptJournal(f"the header at byte {offset} lacks the id, kind, endpoint, key or length")
+    return JournalEntry(ident, *fields[:4], offset, fields[4])
+
+
+def header_fields(header: dict[str, Any]) -> tuple[Kind, str, str, float, int] | None:
+    """A stored payload's kind, endpoint, API key, creation time and length, from its header
+    (in a journal or a payload file); None if one is missing or not what it must be."""
+    kind, url, key = header.get("kind"), header.get("url"), header.get("apiKey")
     created, size = header.get("createdAt"), header.get("bytes")
     if (
-        not isinstance(ident, str)
-        or kind not in KINDS
+        kind not in KINDS
         or not isinstance(url, str)
         or not url.startswith(("http://", "https://"))
         or not isinstance(key, str)
@@ -237,5 +245,5 @@ def _entry(header: Any, offset: int) -> JournalEntry:
         or not isinstance(size, int)
         or size < 0
     ):
-        raise CorruptJournal(f"the header at byte {offset} lacks the id, kind, endpoint, key or length")
-    return JournalEntry(ident, cast(Kind, kind), url, key, float(created), offset, size)
+        return None
+    return cast(Kind, kind), url, key, float(created), size

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from .journal import Journal, read_contents
+from .journal import Journal, header_fields, read_contents
 from .retry import MAX_AGE_SECONDS
-from .transport import KINDS, Envelope, Kind
+from .transport import Envelope, Kind
 
 try:
     import fcntl
@@ -444,18 +444,7 @@ def _parse_header(path: Path, line: bytes) -> Stored:
         raise CorruptPayload("its header is not JSON") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CorruptPayload("its header is not in a format this version knows")
-    kind, url, key = header.get("kind"), header.get("url"), header.get("apiKey")
-    created, size = header.get("createdAt"), header.get("bytes")
-    if (
-        kind not in KINDS
-        or not isinstance(url, str)
-        or not url.startswith(("http://", "https://"))
-        or not isinstance(key, str)
-        or not key
-        or isinstance(created, bool)
-        or not isinstance(created, int | float)
-        or isinstance(size, bool)
-        or not isinstance(size, int)
-    ):
+    fields = header_fields(header)
+    if fields is None:
         raise CorruptPayload("its header lacks the kind, endpoint, API key or length")
-    return Stored(path, cast(Kind, kind), url, key, float(created), size)
+    return Stored(path, *fields)
