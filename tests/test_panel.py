@@ -85,6 +85,24 @@ class Kernel:
         assert not errors, errors
         return json.loads(text)
 
+    def wait_until_ready(self, timeout: float = 30.0) -> None:
+        """What `client.wait_for_ready` does, without reading iopub: the reader thread owns it,
+        and a zmq socket read from two threads garbles messages (or aborts the process)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg_id = self.client.kernel_info()
+            try:
+                while self.client.get_shell_msg(timeout=1.0)["parent_header"].get("msg_id") != msg_id:
+                    pass
+            except queue.Empty:
+                continue
+            # Its status messages on iopub too: the reader is subscribed to the new kernel.
+            answered = [m for m in list(self.messages) if m.msg["parent_header"].get("msg_id") == msg_id]
+            if any(m.type == "status" for m in answered):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the kernel was not ready within {timeout}s")
+
     def click(self, comm_id: str) -> None:
         """What a frontend sends when a Button view is clicked."""
         data = {"method": "custom", "content": {"event": "click"}}
@@ -264,7 +282,7 @@ def test_panel_of_an_old_kernel_does_not_break_the_new_one(kernel: Kernel) -> No
     old = panel_parts(kernel, show_panel(kernel)[WIDGET_VIEW]["model_id"])
 
     kernel.manager.restart_kernel(now=True)
-    kernel.client.wait_for_ready(timeout=30)
+    kernel.wait_until_ready()
     kernel.click(old["pause"])  # a click on the old panel's view reaches a kernel that never knew it
     kernel.execute("%load_ext bugsnag_ipython")
     new = panel_parts(kernel, show_panel(kernel)[WIDGET_VIEW]["model_id"])
