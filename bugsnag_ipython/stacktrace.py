@@ -17,7 +17,7 @@ import sysconfig
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
-from types import FrameType, TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import Any, NamedTuple, Protocol
 
 JsonDict = dict[str, Any]
@@ -87,7 +87,8 @@ class FrameContext:
 
 def exception_entries(error: BaseException, context: FrameContext) -> list[JsonDict]:
     """The raised exception first, then its causes/contexts and any group members."""
-    return [_entry(e, context) for e in _chain(error)]
+    frames = _EventFrames(context)
+    return [_entry(e, frames) for e in _chain(error)]
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -105,24 +106,22 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         pending[:0] = [*members, *([follow] if follow is not None else [])]
 
 
-def _entry(error: BaseException, context: FrameContext) -> JsonDict:
-    frames: list[JsonDict]
-    syntax = _syntax_frame(error, context) if isinstance(error, SyntaxError) else None
+def _entry(error: BaseException, frames: _EventFrames) -> JsonDict:
+    stacktrace: list[JsonDict]
+    syntax = _syntax_frame(error, frames) if isinstance(error, SyntaxError) else None
     if syntax is not None and syntax[1]:
         # A cell that did not compile: the frames are IPython's compiler, the cell is the story.
-        frames = [syntax[0]]
+        stacktrace = [syntax[0]]
     else:
-        frames = [
-            _located(f.f_code.co_filename, line, _method(f), context) for f, line in _shown(error, context)
-        ]
-        frames.reverse()  # BugSnag wants the innermost frame first
+        # BugSnag wants the innermost frame first.
+        stacktrace = [frames.located(code, line) for code, line in reversed(frames.shown(error))]
         if syntax is not None:
-            frames.insert(0, syntax[0])
+            stacktrace.insert(0, syntax[0])
     return {
         "errorClass": class_name(error),
         "message": _message(error),
         "type": "python",
-        "stacktrace": frames,
+        "stacktrace": stacktrace,
     }
 
 
@@ -141,27 +140,101 @@ def _message(error: BaseException) -> str:
         return f"<unprintable {type(error).__name__}>"
 
 
-def _method(frame: FrameType) -> str:
-    return frame.f_code.co_qualname
+class _Source(NamedTuple):
+    """How the frames of one code file are shown."""
+
+    file: str
+    in_project: bool
+    lines: tuple[str, ...] | list[str] | None  # the source for code windows; None: none sent
 
 
-def _shown(error: BaseException, context: FrameContext) -> list[tuple[FrameType, int]]:
-    """The traceback's frames, outermost first, without hidden and IPython machinery frames.
+class _EventFrames:
+    """The frames of one event, made on the cell's thread.
 
-    IPython's frames are dropped where they run the cell (`run_code`) or sit between user
-    frames (magics running a script); the innermost ones are kept, as library frames, when
-    the error was raised inside IPython, so the trace still shows where it happened.
+    A failure's frames repeat (a recursion is the same few lines many times), so each code
+    file is resolved once per event and each distinct frame is made once. Every place in the
+    event gets its own copy of a frame: on-error callbacks may change one and must not change
+    another. Nothing here outlives the event, so a cell re-run or a file edited later is seen.
     """
-    walked: list[tuple[FrameType, int, bool]] = []
-    roots = context.roots
-    tb: TracebackType | None = error.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if not _hides_itself(frame):
-            walked.append((frame, tb.tb_lineno, _path_info(frame.f_code.co_filename, roots).machinery))
-        tb = tb.tb_next
-    last_user = max((i for i, (_, _, machinery) in enumerate(walked) if not machinery), default=-1)
-    return [(f, line) for i, (f, line, machinery) in enumerate(walked) if not machinery or i > last_user]
+
+    def __init__(self, context: FrameContext) -> None:
+        self.context = context
+        self._sources: dict[str, _Source] = {}
+        self._made: dict[tuple[str, int, str], JsonDict] = {}
+        self._machinery: dict[str, bool] = {}
+
+    def shown(self, error: BaseException) -> list[tuple[CodeType, int]]:
+        """The traceback's frames, outermost first, without hidden and IPython machinery frames.
+
+        IPython's frames are dropped where they run the cell (`run_code`) or sit between user
+        frames (magics running a script); the innermost ones are kept, as library frames, when
+        the error was raised inside IPython, so the trace still shows where it happened.
+        """
+        walked: list[tuple[CodeType, int, bool]] = []
+        tb: TracebackType | None = error.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if not _hides_itself(frame):
+                code = frame.f_code
+                walked.append((code, tb.tb_lineno, self._is_machinery(code.co_filename)))
+            tb = tb.tb_next
+        last_user = max((i for i, (_, _, machinery) in enumerate(walked) if not machinery), default=-1)
+        return [(c, line) for i, (c, line, machinery) in enumerate(walked) if not machinery or i > last_user]
+
+    def _is_machinery(self, filename: str) -> bool:
+        found = self._machinery.get(filename)
+        if found is None:
+            found = self._machinery[filename] = _path_info(filename, self.context.roots).machinery
+        return found
+
+    def located(self, code: CodeType, line: int) -> JsonDict:
+        return self.frame(code.co_filename, line, code.co_qualname)
+
+    def frame(self, filename: str, line: int, method: str) -> JsonDict:
+        """A new dict of the frame at `line` of `filename`, in `method`."""
+        key = (filename, line, method)
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = self._make(filename, line, method)
+        entry = dict(made)
+        code = made.get("code")
+        if code is not None:
+            entry["code"] = dict(code)
+        return entry
+
+    def _make(self, filename: str, line: int, method: str) -> JsonDict:
+        source = self.source(filename)
+        entry: JsonDict = {
+            "file": source.file,
+            "lineNumber": line,
+            "method": method,
+            "inProject": source.in_project,
+        }
+        if source.lines is not None:
+            entry["code"] = cached_window(source.lines, line)
+        return entry
+
+    def source(self, filename: str) -> _Source:
+        found = self._sources.get(filename)
+        if found is None:
+            found = self._sources[filename] = self._resolve(filename)
+        return found
+
+    def is_cell(self, filename: str) -> bool:
+        return self.context.resolve_cell(filename) is not None
+
+    def _resolve(self, filename: str) -> _Source:
+        context = self.context
+        cell = context.resolve_cell(filename)
+        if cell is not None:
+            return _Source(cell_file(context.notebook, cell), True, cell.lines if context.send_code else None)
+        info = _path_info(filename, context.roots)
+        lines: list[str] | None = None
+        if context.send_code and info.has_source:
+            lines = linecache.getlines(filename) or None
+            if lines is None:
+                _forget_source(filename)
+        return _Source(info.display, info.in_project, lines)
 
 
 def _hides_itself(frame: FrameType) -> bool:
@@ -176,39 +249,16 @@ def _hides_itself(frame: FrameType) -> bool:
         return False
 
 
-def _located(filename: str, line: int, method: str, context: FrameContext) -> JsonDict:
-    cell = context.resolve_cell(filename)
-    if cell is not None:
-        entry: JsonDict = {
-            "file": cell_file(context.notebook, cell),
-            "lineNumber": line,
-            "method": method,
-            "inProject": True,
-        }
-        if context.send_code:
-            entry["code"] = cached_window(cell.lines, line)
-        return entry
-    info = _path_info(filename, context.roots)
-    entry = {"file": info.display, "lineNumber": line, "method": method, "inProject": info.in_project}
-    if context.send_code and info.has_source:
-        lines = linecache.getlines(filename)
-        if lines:
-            entry["code"] = cached_window(lines, line)
-        else:
-            _forget_source(filename)
-    return entry
-
-
-def _syntax_frame(error: SyntaxError, context: FrameContext) -> tuple[JsonDict, bool] | None:
+def _syntax_frame(error: SyntaxError, frames: _EventFrames) -> tuple[JsonDict, bool] | None:
     """The frame of the line that did not compile, and whether it is a cell's."""
     if error.lineno is None:
         return None
     line = error.lineno
     filename = error.filename or "<unknown>"
-    entry = _located(filename, line, "<module>", context)
-    if context.send_code and not entry.get("code") and error.text:
+    entry = frames.frame(filename, line, "<module>")
+    if frames.context.send_code and not entry.get("code") and error.text:
         entry["code"] = {str(line): error.text.rstrip("\n")[:MAX_CODE_LINE]}
-    return entry, context.resolve_cell(filename) is not None
+    return entry, frames.is_cell(filename)
 
 
 _WINDOWS: dict[tuple[int, int], tuple[Sequence[str], dict[str, str]]] = {}

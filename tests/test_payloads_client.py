@@ -101,6 +101,41 @@ def test_callbacks_run_in_order_and_see_the_event_before_the_session(
     assert event["session"]["events"] == {"handled": 1, "unhandled": 0}
 
 
+def recursion_error(depth: int) -> ValueError:
+    def chain(depth: int) -> None:
+        if depth == 1:
+            raise ValueError("bottom")
+        chain(depth - 1)
+
+    try:
+        chain(depth)
+    except ValueError as caught:
+        return caught
+    raise AssertionError("did not raise")
+
+
+def test_a_callback_changing_one_frame_of_a_recursion_leaves_the_others(
+    make_client: Any, recorder: Recorder
+) -> None:
+    client = make_client()
+
+    def change_second_frame(event: dict[str, Any]) -> None:
+        frame = event["exceptions"][0]["stacktrace"][1]
+        frame["method"] = "changed"
+        frame["code"].clear()
+
+    client.on_error.add(change_second_frame)
+    client.notify(recursion_error(20))
+    client.on_error.remove(change_second_frame)
+    client.notify(recursion_error(20))
+    changed, unchanged = (event["exceptions"][0]["stacktrace"] for event in recorder.events())
+    assert changed[1] == {**unchanged[1], "method": "changed", "code": {}}
+    assert changed[2:] == unchanged[2:] and changed[0] == unchanged[0]
+    chain = [frame for frame in unchanged if frame["method"].endswith("chain")]
+    assert len(chain) == 20 and unchanged[:20] == chain
+    assert all(frame["code"] for frame in chain)
+
+
 def test_a_discarding_callback_sends_nothing_and_moves_no_counter(
     make_client: Any, recorder: Recorder
 ) -> None:
