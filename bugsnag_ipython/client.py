@@ -282,11 +282,8 @@ class Client:
             send_code=config.send_code,
             notebook=notebook,
         )
-        crumbs_bytes: int | None = None
-        if self.on_error:
-            crumbs = self.breadcrumbs.snapshot()  # copies: callbacks may change them
-        else:
-            crumbs, crumbs_bytes = self.breadcrumbs.redacted(keys)
+        # With callbacks, copies they may change; without, the shared, redacted trail.
+        crumbs = self.breadcrumbs.snapshot() if self.on_error else self.breadcrumbs.redacted(keys)
         body = payloads.event(
             exceptions=exception_entries(error, frames),
             unhandled=unhandled,
@@ -320,7 +317,7 @@ class Client:
         payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
         encoded = payloads.encode(payload)
         if len(encoded) > trimming.MAX_PAYLOAD_BYTES:
-            payload = trimming.fit(payload, breadcrumbs_bytes=crumbs_bytes)
+            payload = trimming.fit(payload)
             encoded = payloads.encode(payload)
         self._send("event", payload, encoded)
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")

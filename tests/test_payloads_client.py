@@ -304,6 +304,46 @@ def test_breadcrumbs_are_capped_oldest_first_and_include_sessions_and_errors(
     ]
 
 
+def test_cells_finished_between_events_join_the_trail_in_order(
+    make_client: Any, recorder: Recorder, clock: Clock
+) -> None:
+    client = make_client(max_breadcrumbs=6)
+    for n in range(1, 4):
+        client.cell_started(CellRun(n, None, "x", clock.now))
+        clock.now += 0.25
+        client.notify(error(), unhandled=True)
+        client.cell_finished(error())
+        client.leave_breadcrumb(f"after {n}")
+    client.notify(error())
+    names = [(c["type"], c["name"]) for c in recorder.events()[-1]["breadcrumbs"]]
+    assert names == [
+        ("error", "ValueError"), ("process", "In [2]"), ("manual", "after 2"),
+        ("error", "ValueError"), ("process", "In [3]"), ("manual", "after 3"),
+    ]
+    cells = [c for c in recorder.events()[-1]["breadcrumbs"] if c["type"] == "process"]
+    assert [c["metaData"] for c in cells] == [{"durationMs": 250, "status": "error"}] * 2
+
+
+def test_a_huge_trail_is_trimmed_under_the_limit_keeping_the_exception(
+    make_client: Any, recorder: Recorder
+) -> None:
+    from bugsnag_ipython.trimming import MAX_PAYLOAD_BYTES
+
+    client = make_client(max_breadcrumbs=100)
+    for n in range(100):
+        client.leave_breadcrumb(f"big {n}", {"blob": "x" * 9_990, "n": n})
+    for _ in range(2):  # the second reads breadcrumbs whose redacted forms were made already
+        client.notify(recursion_error(20))
+    for envelope in recorder.envelopes[-2:]:
+        assert len(envelope.body) <= MAX_PAYLOAD_BYTES
+        [event] = json.loads(envelope.body)["events"]
+        assert event["exceptions"][0]["errorClass"] == "ValueError"
+        assert len(event["exceptions"][0]["stacktrace"]) == 21
+        crumbs = event["breadcrumbs"]
+        assert crumbs[0]["name"].startswith("Removed, along with")
+        assert crumbs[-1]["name"] == ("ValueError" if envelope is recorder.envelopes[-1] else "big 99")
+
+
 def test_disabled_release_stages_send_nothing(make_client: Any, recorder: Recorder) -> None:
     client = make_client(release_stage="development", enabled_release_stages=("production",))
     assert client.notify(error()) is False
