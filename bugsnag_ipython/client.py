@@ -317,7 +317,7 @@ class Client:
         payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
         encoded = payloads.encode(payload)
         if len(encoded) > trimming.MAX_PAYLOAD_BYTES:
-            payload = trimming.fit(payload)
+            payload = trimming.fit(payload, size=len(encoded))
             encoded = payloads.encode(payload)
         self._send("event", payload, encoded)
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
