@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .payloads import iso8601, redact
+from .payloads import encode_text, iso8601, redact
 
 BREADCRUMB_TYPES = ("error", "log", "manual", "navigation", "process", "request", "state", "user")
 MAX_NAME = 100  # characters of a breadcrumb's name, as the BugSnag dashboard shows it
@@ -20,7 +20,9 @@ class _Stored:
     Its dict, with the ISO timestamp, is made when an event first needs it: a breadcrumb is
     left for every cell, and most are never sent."""
 
-    __slots__ = ("_crumb", "at", "metadata", "name", "read", "redacted", "redacted_for", "type")
+    __slots__ = (
+        "_crumb", "at", "metadata", "name", "read", "redacted", "redacted_for", "redacted_json", "type"
+    )
 
     def __init__(self, name: str, at: float, type: str, metadata: dict[str, Any]) -> None:
         self.name = name
@@ -30,6 +32,7 @@ class _Stored:
         self._crumb: dict[str, Any] | None = None
         self.redacted: dict[str, Any] | None = None
         self.redacted_for: tuple[str, ...] | None = None
+        self.redacted_json = ""  # the redacted form, encoded
         self.read = False  # in the trail when an event read it: all older ones are _Stored
 
     @property
@@ -104,20 +107,23 @@ class Breadcrumbs:
         trail = [stored.crumb for stored in self._stored_trail()]
         return [{**crumb, "metaData": dict(crumb["metaData"])} for crumb in trail]
 
-    def redacted(self, keys: tuple[str, ...]) -> list[dict[str, Any]]:
-        """The trail, oldest first, already redacted with `keys`: for events no callback will
-        change. Each breadcrumb is redacted once, not once per event (events are built on the
-        cell's thread, and the trail is most of an event's values). The result is shared:
-        read it, never change it."""
+    def redacted(self, keys: tuple[str, ...]) -> tuple[list[dict[str, Any]], str]:
+        """The trail, oldest first, already redacted with `keys`, and its JSON text: for events
+        no callback will change. Each breadcrumb is redacted and encoded once, not once per
+        event (events are built on the cell's thread, and the trail is most of an event's
+        values). The result is shared: read it, never change it."""
         result = []
+        texts = []
         for stored in self._stored_trail():
             redacted = stored.redacted
             if redacted is None or stored.redacted_for != keys:
                 crumb = stored.crumb
                 redacted = {**crumb, "metaData": redact(crumb["metaData"], keys)}
                 stored.redacted, stored.redacted_for = redacted, keys
+                stored.redacted_json = encode_text(redacted)
             result.append(redacted)
-        return result
+            texts.append(stored.redacted_json)
+        return result, "[" + ",".join(texts) + "]"
 
     def __len__(self) -> int:
         return len(self._trail)

@@ -6,6 +6,7 @@ Pure functions: dicts in, dicts or bytes out. No I/O, no IPython.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -91,11 +92,46 @@ def event_payload(api_key: str, notifier: JsonDict, events: list[JsonDict]) -> J
 def encode(payload: Any) -> bytes:
     """Compact UTF-8 JSON; values JSON cannot hold become their str(), and mapping keys
     that JSON cannot hold (tuples, objects) are left out rather than failing the event."""
-    text = json.dumps(
-        payload, separators=(",", ":"), ensure_ascii=False, default=_fallback, skipkeys=True
-    )
     # A lone surrogate (a file name decoded with surrogateescape) is not UTF-8: send U+FFFD.
-    return text.encode("utf-8", "replace")
+    return encode_text(payload).encode("utf-8", "replace")
+
+
+def encode_text(value: Any) -> str:
+    """The JSON text that encode() makes bytes of."""
+    return _ENCODER.encode(value)
+
+
+class RawJson:
+    """JSON text encoded earlier (by encode_text), which encode_spliced puts in as it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def encode_spliced(payload: Any) -> bytes | None:
+    """encode(payload), byte for byte, where some values are RawJson: each one's text is put
+    where it stands. None in the (practically impossible) case that a value of the user's holds
+    the marker a RawJson is encoded as first."""
+    texts: list[str] = []
+
+    def default(value: object) -> str:
+        if type(value) is RawJson:
+            texts.append(value.text)
+            return _RAW_MARK
+        return _fallback(value)
+
+    encoder = json.JSONEncoder(
+        separators=(",", ":"), ensure_ascii=False, default=default, skipkeys=True
+    )
+    pieces = encoder.encode(payload).split(_RAW_MARK_JSON)
+    if len(pieces) != len(texts) + 1:
+        return None
+    spliced = [pieces[0]]
+    for text, piece in zip(texts, pieces[1:], strict=True):
+        spliced += (text, piece)
+    return "".join(spliced).encode("utf-8", "replace")
 
 
 def _fallback(value: object) -> str:
@@ -103,6 +139,33 @@ def _fallback(value: object) -> str:
         return str(value)
     except Exception:
         return f"<unprintable {type(value).__name__}>"
+
+
+def encode_event(payload: JsonDict, breadcrumbs_json: str) -> bytes:
+    """encode(payload), byte for byte, for less, for an event payload that no callback has
+    seen: `breadcrumbs_json` is its breadcrumbs' text (each breadcrumb is encoded once, not
+    once per event), and a frame dict that appears many times (a recursion's frames are one
+    dict when nothing may change them) is encoded once."""
+    memo: dict[int, str] = {}
+
+    def frames_json(frames: list[JsonDict]) -> RawJson:
+        for frame in frames:
+            if id(frame) not in memo:
+                memo[id(frame)] = encode_text(frame)
+        return RawJson("[" + ",".join([memo[id(frame)] for frame in frames]) + "]")
+
+    first, *others = payload["events"]
+    exceptions = [{**e, "stacktrace": frames_json(e["stacktrace"])} for e in first["exceptions"]]
+    event = {**first, "exceptions": exceptions, "breadcrumbs": RawJson(breadcrumbs_json)}
+    spliced = encode_spliced({**payload, "events": [event, *others]})
+    return spliced if spliced is not None else encode(payload)
+
+
+# One encoder for every call: json.dumps() with options builds one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_fallback, skipkeys=True)
+# What a RawJson is encoded as before its text replaces it: unguessable, so no value can hold it.
+_RAW_MARK = f"\x00raw-json-{os.urandom(8).hex()}\x00"
+_RAW_MARK_JSON = json.dumps(_RAW_MARK)
 
 
 def headers(api_key: str, payload_version: str, body: bytes, sent_at: float) -> dict[str, str]:

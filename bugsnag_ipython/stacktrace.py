@@ -85,9 +85,14 @@ class FrameContext:
         return tuple(roots)
 
 
-def exception_entries(error: BaseException, context: FrameContext) -> list[JsonDict]:
-    """The raised exception first, then its causes/contexts and any group members."""
-    frames = _EventFrames(context)
+def exception_entries(
+    error: BaseException, context: FrameContext, *, share_frames: bool = False
+) -> list[JsonDict]:
+    """The raised exception first, then its causes/contexts and any group members.
+
+    With `share_frames`, for an event that nothing will change (no on-error callbacks), a frame
+    that repeats is one dict: cheaper to make, and encoded once (payloads.encode_event)."""
+    frames = _EventFrames(context, share=share_frames)
     return [_entry(e, frames) for e in _chain(error)]
 
 
@@ -152,13 +157,15 @@ class _EventFrames:
     """The frames of one event, made on the cell's thread.
 
     A failure's frames repeat (a recursion is the same few lines many times), so each code
-    file is resolved once per event and each distinct frame is made once. Every place in the
-    event gets its own copy of a frame: on-error callbacks may change one and must not change
-    another. Nothing here outlives the event, so a cell re-run or a file edited later is seen.
+    file is resolved once per event and each distinct frame is made once. Unless `share`,
+    every place in the event gets its own copy of a frame: on-error callbacks may change one
+    and must not change another. Nothing here outlives the event, so a cell re-run or a file
+    edited later is seen.
     """
 
-    def __init__(self, context: FrameContext) -> None:
+    def __init__(self, context: FrameContext, *, share: bool = False) -> None:
         self.context = context
+        self.share = share
         self._sources: dict[str, _Source] = {}
         self._made: dict[tuple[str, int, str], JsonDict] = {}
         self._machinery: dict[str, bool] = {}
@@ -188,19 +195,20 @@ class _EventFrames:
         return found
 
     def located(self, code: CodeType, line: int) -> JsonDict:
-        return self.frame(code.co_filename, line, code.co_qualname)
+        """The frame of a traceback entry: shared if the event's frames may be, else new."""
+        made = self._made_frame(code.co_filename, line, code.co_qualname)
+        return made if self.share else _copy_frame(made)
 
     def frame(self, filename: str, line: int, method: str) -> JsonDict:
         """A new dict of the frame at `line` of `filename`, in `method`."""
+        return _copy_frame(self._made_frame(filename, line, method))
+
+    def _made_frame(self, filename: str, line: int, method: str) -> JsonDict:
         key = (filename, line, method)
         made = self._made.get(key)
         if made is None:
             made = self._made[key] = self._make(filename, line, method)
-        entry = dict(made)
-        code = made.get("code")
-        if code is not None:
-            entry["code"] = dict(code)
-        return entry
+        return made
 
     def _make(self, filename: str, line: int, method: str) -> JsonDict:
         source = self.source(filename)
@@ -235,6 +243,14 @@ class _EventFrames:
             if lines is None:
                 _forget_source(filename)
         return _Source(info.display, info.in_project, lines)
+
+
+def _copy_frame(frame: JsonDict) -> JsonDict:
+    copy = dict(frame)
+    code = frame.get("code")
+    if code is not None:
+        copy["code"] = dict(code)
+    return copy
 
 
 def _hides_itself(frame: FrameType) -> bool:
