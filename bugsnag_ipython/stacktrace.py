@@ -118,8 +118,7 @@ def _entry(error: BaseException, frames: _EventFrames) -> JsonDict:
         # A cell that did not compile: the frames are IPython's compiler, the cell is the story.
         stacktrace = [syntax[0]]
     else:
-        # BugSnag wants the innermost frame first.
-        stacktrace = [frames.located(code, line) for code, line in reversed(frames.shown(error))]
+        stacktrace = frames.stacktrace(frames.shown(error))
         if syntax is not None:
             stacktrace.insert(0, syntax[0])
     return {
@@ -168,7 +167,7 @@ class _EventFrames:
         self.share = share
         self._sources: dict[str, _Source] = {}
         self._made: dict[tuple[str, int, str], JsonDict] = {}
-        self._machinery: dict[str, bool] = {}
+        self._codes: dict[int, tuple[bool, bool]] = {}  # id(code): (may hide, machinery)
 
     def shown(self, error: BaseException) -> list[tuple[CodeType, int]]:
         """The traceback's frames, outermost first, without hidden and IPython machinery frames.
@@ -178,26 +177,39 @@ class _EventFrames:
         the error was raised inside IPython, so the trace still shows where it happened.
         """
         walked: list[tuple[CodeType, int, bool]] = []
+        codes = self._codes  # the traceback keeps its code objects, and so their ids, alive
         tb: TracebackType | None = error.__traceback__
         while tb is not None:
             frame = tb.tb_frame
-            if not _hides_itself(frame):
-                code = frame.f_code
-                walked.append((code, tb.tb_lineno, self._is_machinery(code.co_filename)))
+            code = frame.f_code
+            facts = codes.get(id(code))
+            if facts is None:
+                facts = codes[id(code)] = self._code_facts(code)
+            may_hide, machinery = facts
+            if not (may_hide and _hides_itself(frame)):
+                walked.append((code, tb.tb_lineno, machinery))
             tb = tb.tb_next
         last_user = max((i for i, (_, _, machinery) in enumerate(walked) if not machinery), default=-1)
         return [(c, line) for i, (c, line, machinery) in enumerate(walked) if not machinery or i > last_user]
 
-    def _is_machinery(self, filename: str) -> bool:
-        found = self._machinery.get(filename)
-        if found is None:
-            found = self._machinery[filename] = _path_info(filename, self.context.roots).machinery
-        return found
+    def _code_facts(self, code: CodeType) -> tuple[bool, bool]:
+        # Reading f_locals of a function frame copies all its locals: only a function that has
+        # the name, or module and class code, can hide itself.
+        may_hide = not code.co_flags & 0x1 or "__tracebackhide__" in code.co_varnames + code.co_cellvars
+        return may_hide, _path_info(code.co_filename, self.context.roots).machinery
 
-    def located(self, code: CodeType, line: int) -> JsonDict:
-        """The frame of a traceback entry: shared if the event's frames may be, else new."""
-        made = self._made_frame(code.co_filename, line, code.co_qualname)
-        return made if self.share else _copy_frame(made)
+    def stacktrace(self, shown: list[tuple[CodeType, int]]) -> list[JsonDict]:
+        """The frames of `shown`, innermost first as BugSnag wants: each a shared dict if the
+        event's frames may be shared, else a new one."""
+        made, share = self._made, self.share
+        stacktrace = []
+        for code, line in reversed(shown):
+            key = (code.co_filename, line, code.co_qualname)
+            frame = made.get(key)
+            if frame is None:
+                frame = made[key] = self._make(*key)
+            stacktrace.append(frame if share else _copy_frame(frame))
+        return stacktrace
 
     def frame(self, filename: str, line: int, method: str) -> JsonDict:
         """A new dict of the frame at `line` of `filename`, in `method`."""
@@ -255,10 +267,6 @@ def _copy_frame(frame: JsonDict) -> JsonDict:
 
 def _hides_itself(frame: FrameType) -> bool:
     """A frame that set `__tracebackhide__` (the IPython and pytest convention)."""
-    code = frame.f_code
-    # Reading f_locals of a function frame copies all its locals; look at the names first.
-    if code.co_flags & 0x1 and "__tracebackhide__" not in code.co_varnames + code.co_cellvars:
-        return False
     try:
         return bool(frame.f_locals.get("__tracebackhide__"))
     except Exception:
