@@ -9,6 +9,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from .sessions import SessionSnapshot
@@ -22,8 +23,12 @@ JsonDict = dict[str, Any]
 
 def iso8601(epoch_seconds: float) -> str:
     """UTC time with millisecond precision and a Z suffix, as every notifier sends it."""
-    moment = datetime.fromtimestamp(epoch_seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    m = datetime.fromtimestamp(epoch_seconds, UTC)
+    # Formatted here rather than by strftime, which takes longer (an event formats several).
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+        f"{m.microsecond // 1000:03d}Z"
+    )
 
 
 def session_payload(
@@ -44,9 +49,15 @@ def session_payload(
 def event_session(snapshot: SessionSnapshot) -> JsonDict:
     return {
         "id": snapshot.id,
-        "startedAt": iso8601(snapshot.started_at),
+        "startedAt": _session_start(snapshot.started_at),
         "events": {"handled": snapshot.handled, "unhandled": snapshot.unhandled},
     }
+
+
+@lru_cache(maxsize=4)
+def _session_start(epoch_seconds: float) -> str:
+    # Every event of a session carries the same start: formatted once.
+    return iso8601(epoch_seconds)
 
 
 def event(
@@ -189,7 +200,7 @@ def redact_event(event: JsonDict, keys: tuple[str, ...], *, breadcrumbs: bool = 
     The redacted parts are copies, cut at a depth of 32, so a cycle in the user's metadata
     cannot break encoding even when no key is redacted.
     """
-    lowered = tuple(k.lower() for k in keys)
+    lowered = _lowered(keys)
     if isinstance(event.get("metaData"), Mapping):
         event["metaData"] = _redact(event["metaData"], lowered, 0)
     if isinstance(event.get("user"), Mapping):
@@ -207,11 +218,16 @@ def redact_event(event: JsonDict, keys: tuple[str, ...], *, breadcrumbs: bool = 
 def redact(value: Any, keys: tuple[str, ...]) -> Any:
     """A copy of `value` with every mapping entry whose key contains one of `keys`
     (case-insensitively) replaced by [REDACTED], at any depth (cut at 32)."""
-    return _redact(value, tuple(k.lower() for k in keys), 0)
+    return _redact(value, _lowered(keys), 0)
+
+
+@lru_cache(maxsize=16)
+def _lowered(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(k.lower() for k in keys)
 
 
 _SCALARS = (str, int, float, bool, type(None))
-_VERDICTS: dict[tuple[str, tuple[str, ...]], bool] = {}  # key -> redacted?, for the hot path
+_VERDICTS: dict[tuple[str, ...], dict[str, bool]] = {}  # keys -> key -> redacted?, for the hot path
 
 
 def _redact(value: Any, keys: tuple[str, ...], depth: int) -> Any:
@@ -222,21 +238,28 @@ def _redact(value: Any, keys: tuple[str, ...], depth: int) -> Any:
     if depth > 32:  # a cycle or absurd nesting: stop rather than recurse forever
         return "[DEPTH LIMIT]"
     if isinstance(value, Mapping):
-        return {
-            str(k): REDACTED if _matches(str(k), keys) else _redact(v, keys, depth + 1)
-            for k, v in value.items()
-        }
+        return _redact_mapping(value, keys, depth)
     if isinstance(value, list | tuple):
         return [_redact(v, keys, depth + 1) for v in value]
     return value
 
 
-def _matches(key: str, keys: tuple[str, ...]) -> bool:
-    verdict = _VERDICTS.get((key, keys))
-    if verdict is None:
-        lowered = key.lower()
-        verdict = any(part in lowered for part in keys)
-        if len(_VERDICTS) >= 4096:
+def _redact_mapping(value: Mapping[Any, Any], keys: tuple[str, ...], depth: int) -> JsonDict:
+    verdicts = _VERDICTS.get(keys)
+    if verdicts is None:
+        if len(_VERDICTS) >= 16:
             _VERDICTS.clear()
-        _VERDICTS[(key, keys)] = verdict
-    return verdict
+        verdicts = _VERDICTS.setdefault(keys, {})
+    redacted: JsonDict = {}
+    for k, v in value.items():
+        key = k if type(k) is str else str(k)
+        verdict = verdicts.get(key)
+        if verdict is None:
+            if len(verdicts) >= 4096:
+                verdicts.clear()
+            verdict = verdicts[key] = any(part in key.lower() for part in keys)
+        if verdict:
+            redacted[key] = REDACTED
+        else:  # a scalar (most values are) without a call
+            redacted[key] = v if type(v) in _SCALARS else _redact(v, keys, depth + 1)
+    return redacted
