@@ -160,10 +160,13 @@ def encode_event(payload: JsonDict, breadcrumbs_json: str) -> bytes:
     memo: dict[int, str] = {}
 
     def frames_json(frames: list[JsonDict]) -> RawJson:
+        texts = []
         for frame in frames:
-            if id(frame) not in memo:
-                memo[id(frame)] = encode_text(frame)
-        return RawJson("[" + ",".join([memo[id(frame)] for frame in frames]) + "]")
+            text = memo.get(id(frame))
+            if text is None:
+                text = memo[id(frame)] = encode_text(frame)
+            texts.append(text)
+        return RawJson("[" + ",".join(texts) + "]")
 
     first, *others = payload["events"]
     exceptions = [{**e, "stacktrace": frames_json(e["stacktrace"])} for e in first["exceptions"]]

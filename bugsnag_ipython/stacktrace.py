@@ -189,8 +189,11 @@ class _EventFrames:
             if not (may_hide and _hides_itself(frame)):
                 walked.append((code, tb.tb_lineno, machinery))
             tb = tb.tb_next
-        last_user = max((i for i, (_, _, machinery) in enumerate(walked) if not machinery), default=-1)
-        return [(c, line) for i, (c, line, machinery) in enumerate(walked) if not machinery or i > last_user]
+        inner_end = len(walked)  # the innermost machinery frames, after the last user frame, stay
+        while inner_end and walked[inner_end - 1][2]:
+            inner_end -= 1
+        shown = [(c, line) for c, line, machinery in walked[:inner_end] if not machinery]
+        return shown + [(c, line) for c, line, _ in walked[inner_end:]]
 
     def _code_facts(self, code: CodeType) -> tuple[bool, bool]:
         # Reading f_locals of a function frame copies all its locals: only a function that has
