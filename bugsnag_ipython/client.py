@@ -222,9 +222,7 @@ class Client:
     # -- events ---------------------------------------------------------------------------
 
     def should_report(self, error: BaseException) -> bool:
-        names = {cls.__name__ for cls in type(error).__mro__}
-        names |= {f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__}
-        return not names & set(self.config.discard_classes)
+        return not events.discarded(type(error), self.config.discard_classes)
 
     def notify(
         self,

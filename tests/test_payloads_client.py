@@ -344,6 +344,21 @@ def test_a_huge_trail_is_trimmed_under_the_limit_keeping_the_exception(
         assert crumbs[-1]["name"] == ("ValueError" if envelope is recorder.envelopes[-1] else "big 99")
 
 
+def test_discarded_classes_are_matched_by_name_module_name_or_base(make_client: Any) -> None:
+    class NotebookError(LookupError):
+        pass
+
+    client = make_client(discard_classes=("LookupError",))
+    assert not client.should_report(NotebookError())
+    assert not client.should_report(KeyError("k"))
+    assert client.should_report(ValueError())
+    client.configure(discard_classes=(f"{__name__}.error",))
+    assert client.should_report(NotebookError())  # a function of that name is not a class
+    client.configure(discard_classes=(f"{NotebookError.__module__}.{NotebookError.__qualname__}",))
+    assert not client.should_report(NotebookError())
+    assert client.should_report(KeyError("k"))
+
+
 def test_disabled_release_stages_send_nothing(make_client: Any, recorder: Recorder) -> None:
     client = make_client(release_stage="development", enabled_release_stages=("production",))
     assert client.notify(error()) is False
