@@ -208,7 +208,7 @@ class _EventFrames:
         stacktrace = []
         for code, line in reversed(shown):
             key = (code.co_filename, line, code.co_qualname)
-            frame = made.get(key)
+            frame = made.get(key)  # _made_frame, inlined: this runs for every frame
             if frame is None:
                 frame = made[key] = self._make(*key)
             stacktrace.append(frame if share else _copy_frame(frame))
@@ -226,7 +226,7 @@ class _EventFrames:
         return made
 
     def _make(self, filename: str, line: int, method: str) -> JsonDict:
-        source = self.source(filename)
+        source = self._source(filename)
         entry: JsonDict = {
             "file": source.file,
             "lineNumber": line,
@@ -237,7 +237,7 @@ class _EventFrames:
             entry["code"] = cached_window(source.lines, line)
         return entry
 
-    def source(self, filename: str) -> _Source:
+    def _source(self, filename: str) -> _Source:
         found = self._sources.get(filename)
         if found is None:
             found = self._sources[filename] = self._resolve(filename)
