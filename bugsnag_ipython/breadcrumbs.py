@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .payloads import encode, iso8601, redact
+from .payloads import encode_text, iso8601, redact
 
 BREADCRUMB_TYPES = ("error", "log", "manual", "navigation", "process", "request", "state", "user")
 MAX_NAME = 100  # characters of a breadcrumb's name, as the BugSnag dashboard shows it
@@ -20,7 +20,9 @@ class _Stored:
     Its dict, with the ISO timestamp, is made when an event first needs it: a breadcrumb is
     left for every cell, and most are never sent."""
 
-    __slots__ = ("_crumb", "at", "metadata", "name", "redacted", "redacted_for", "size", "type")
+    __slots__ = (
+        "_crumb", "at", "metadata", "name", "read", "redacted", "redacted_for", "redacted_json", "type"
+    )
 
     def __init__(self, name: str, at: float, type: str, metadata: dict[str, Any]) -> None:
         self.name = name
@@ -30,7 +32,8 @@ class _Stored:
         self._crumb: dict[str, Any] | None = None
         self.redacted: dict[str, Any] | None = None
         self.redacted_for: tuple[str, ...] | None = None
-        self.size = 0  # bytes of the redacted form, encoded
+        self.redacted_json = ""  # the redacted form, encoded
+        self.read = False  # in the trail when an event read it: all older ones are _Stored
 
     @property
     def crumb(self) -> dict[str, Any]:
@@ -75,40 +78,69 @@ class Breadcrumbs:
         self._trail.append((execution_count, at, started, ended, ok))
 
     def _stored_trail(self) -> list[_Stored]:
+        """The trail, with the cells finished since the last read made _Stored, in place.
+
+        Only breadcrumbs left since the last read can be tuples, and they are the newest: an
+        event converts and marks those few, not the whole trail."""
         with self._lock:
-            if any(type(item) is tuple for item in self._trail):
-                self._trail = deque(map(_as_stored, self._trail), maxlen=self._trail.maxlen)
-            return list(self._trail)  # type: ignore[arg-type]  # all _Stored now
+            while True:
+                trail = self._trail
+                items = list(trail)
+                newest = items[-1] if items else None
+                first_unread = _first_unread(items)
+                converted = False
+                for index in range(first_unread, len(items)):
+                    item = items[index]
+                    if type(item) is tuple:
+                        items[index] = _as_stored(item)
+                        converted = True
+                if converted:
+                    if trail[-1] is not newest:
+                        continue  # a cell ended meanwhile: its tuple is only in this deque
+                    self._trail = deque(items, maxlen=trail.maxlen)
+                for item in items[first_unread:]:
+                    item.read = True  # type: ignore[union-attr]  # all _Stored now
+                return items  # type: ignore[return-value]
 
     def snapshot(self) -> list[dict[str, Any]]:
         """The trail, oldest first, as copies an event's callbacks may change freely."""
         trail = [stored.crumb for stored in self._stored_trail()]
         return [{**crumb, "metaData": dict(crumb["metaData"])} for crumb in trail]
 
-    def redacted(self, keys: tuple[str, ...]) -> tuple[list[dict[str, Any]], int]:
-        """The trail, oldest first, already redacted with `keys`, and its encoded size: for
-        events no callback will change. Each breadcrumb is redacted and measured once, not
-        once per event (events are built on the cell's thread, and the trail is most of an
-        event's values). The result is shared: read it, never change it."""
-        trail = self._stored_trail()
+    def redacted(self, keys: tuple[str, ...]) -> tuple[list[dict[str, Any]], str]:
+        """The trail, oldest first, already redacted with `keys`, and its JSON text: for events
+        no callback will change. Each breadcrumb is redacted and encoded once, not once per
+        event (events are built on the cell's thread, and the trail is most of an event's
+        values). The result is shared: read it, never change it."""
         result = []
-        size = 2
-        for stored in trail:
+        texts = []
+        for stored in self._stored_trail():
             redacted = stored.redacted
             if redacted is None or stored.redacted_for != keys:
                 crumb = stored.crumb
                 redacted = {**crumb, "metaData": redact(crumb["metaData"], keys)}
                 stored.redacted, stored.redacted_for = redacted, keys
-                stored.size = len(encode(redacted))
+                stored.redacted_json = encode_text(redacted)
             result.append(redacted)
-            size += stored.size + 1
-        return result, size
+            texts.append(stored.redacted_json)
+        return result, "[" + ",".join(texts) + "]"
 
     def __len__(self) -> int:
         return len(self._trail)
 
 
 _Cell = tuple[int | None, float, float, float, bool]  # count, when, started, ended, ok
+
+
+def _first_unread(items: list[_Stored | _Cell]) -> int:
+    """The index of the oldest item no read has seen: the ones after the newest read one."""
+    index = len(items)
+    while index:
+        item = items[index - 1]
+        if isinstance(item, _Stored) and item.read:
+            break
+        index -= 1
+    return index
 
 
 def _as_stored(item: _Stored | _Cell) -> _Stored:

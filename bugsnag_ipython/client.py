@@ -222,9 +222,7 @@ class Client:
     # -- events ---------------------------------------------------------------------------
 
     def should_report(self, error: BaseException) -> bool:
-        names = {cls.__name__ for cls in type(error).__mro__}
-        names |= {f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__}
-        return not names & set(self.config.discard_classes)
+        return not events.discarded(type(error), self.config.discard_classes)
 
     def notify(
         self,
@@ -282,13 +280,15 @@ class Client:
             send_code=config.send_code,
             notebook=notebook,
         )
-        crumbs_bytes: int | None = None
-        if self.on_error:
-            crumbs = self.breadcrumbs.snapshot()  # copies: callbacks may change them
+        # Callbacks get copies they may change; an event without any shares what it can.
+        callbacks = bool(self.on_error)
+        crumbs_json: str | None = None
+        if callbacks:
+            crumbs = self.breadcrumbs.snapshot()
         else:
-            crumbs, crumbs_bytes = self.breadcrumbs.redacted(keys)
+            crumbs, crumbs_json = self.breadcrumbs.redacted(keys)
         body = payloads.event(
-            exceptions=exception_entries(error, frames),
+            exceptions=exception_entries(error, frames, share_frames=not callbacks),
             unhandled=unhandled,
             severity=chosen,
             severity_reason=reason,
@@ -307,20 +307,23 @@ class Client:
         )
         # As bugsnag-android: callbacks see the event before the session is attached, and a
         # discarded event moves no session counter.
-        if self.on_error and not self.on_error.run(body):
+        if callbacks and not self.on_error.run(body):
             return False
         events.settle_severity(body, chosen)
         session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)
         # Without callbacks the breadcrumbs came redacted; with them, they may have changed.
-        payloads.redact_event(body, keys, breadcrumbs=bool(self.on_error))
+        payloads.redact_event(body, keys, breadcrumbs=callbacks)
         # Encoded once, with the key it is sent with; only a body over the limit is trimmed
         # (and encoded again). Measuring is an encode: an estimate first would cost more.
         payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
-        encoded = payloads.encode(payload)
+        if crumbs_json is None:
+            encoded = payloads.encode(payload)
+        else:  # nothing changed the breadcrumbs: their text is spliced in
+            encoded = payloads.encode_event(payload, crumbs_json)
         if len(encoded) > trimming.MAX_PAYLOAD_BYTES:
-            payload = trimming.fit(payload, breadcrumbs_bytes=crumbs_bytes)
+            payload = trimming.fit(payload, size=len(encoded))
             encoded = payloads.encode(payload)
         self._send("event", payload, encoded)
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")

@@ -50,6 +50,24 @@ def severity_of(unhandled: bool, severity: str | None) -> tuple[str, str]:
     return "warning", "handledException"
 
 
+def discarded(error_class: type[BaseException], discard_classes: tuple[str, ...]) -> bool:
+    """Whether `discard_classes` names the class or a base of it, by name or module.qualname.
+
+    Remembered per class: a failing cell raises the same class again and again."""
+    key = (error_class, discard_classes)
+    verdict = _DISCARDED.get(key)
+    if verdict is None:
+        names = {cls.__name__ for cls in error_class.__mro__}
+        names |= {f"{cls.__module__}.{cls.__qualname__}" for cls in error_class.__mro__}
+        if len(_DISCARDED) >= 256:
+            _DISCARDED.clear()
+        verdict = _DISCARDED[key] = not names.isdisjoint(discard_classes)
+    return verdict
+
+
+_DISCARDED: dict[tuple[type[BaseException], tuple[str, ...]], bool] = {}
+
+
 def context_of(
     given: str | None, configured: str | None, cell: CellRun | None, thread: ThreadInfo | None
 ) -> str | None:

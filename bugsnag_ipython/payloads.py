@@ -6,8 +6,10 @@ Pure functions: dicts in, dicts or bytes out. No I/O, no IPython.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from .sessions import SessionSnapshot
@@ -21,8 +23,12 @@ JsonDict = dict[str, Any]
 
 def iso8601(epoch_seconds: float) -> str:
     """UTC time with millisecond precision and a Z suffix, as every notifier sends it."""
-    moment = datetime.fromtimestamp(epoch_seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    m = datetime.fromtimestamp(epoch_seconds, UTC)
+    # Formatted here rather than by strftime, which takes longer (an event formats several).
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+        f"{m.microsecond // 1000:03d}Z"
+    )
 
 
 def session_payload(
@@ -43,9 +49,15 @@ def session_payload(
 def event_session(snapshot: SessionSnapshot) -> JsonDict:
     return {
         "id": snapshot.id,
-        "startedAt": iso8601(snapshot.started_at),
+        "startedAt": _session_start(snapshot.started_at),
         "events": {"handled": snapshot.handled, "unhandled": snapshot.unhandled},
     }
+
+
+@lru_cache(maxsize=4)
+def _session_start(epoch_seconds: float) -> str:
+    # Every event of a session carries the same start: formatted once.
+    return iso8601(epoch_seconds)
 
 
 def event(
@@ -112,11 +124,46 @@ def join_events(bodies: list[bytes]) -> tuple[bytes, int]:
 def encode(payload: Any) -> bytes:
     """Compact UTF-8 JSON; values JSON cannot hold become their str(), and mapping keys
     that JSON cannot hold (tuples, objects) are left out rather than failing the event."""
-    text = json.dumps(
-        payload, separators=(",", ":"), ensure_ascii=False, default=_fallback, skipkeys=True
-    )
     # A lone surrogate (a file name decoded with surrogateescape) is not UTF-8: send U+FFFD.
-    return text.encode("utf-8", "replace")
+    return encode_text(payload).encode("utf-8", "replace")
+
+
+def encode_text(value: Any) -> str:
+    """The JSON text that encode() makes bytes of."""
+    return _ENCODER.encode(value)
+
+
+class RawJson:
+    """JSON text encoded earlier (by encode_text), which encode_spliced puts in as it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def encode_spliced(payload: Any) -> bytes | None:
+    """encode(payload), byte for byte, where some values are RawJson: each one's text is put
+    where it stands. None in the (practically impossible) case that a value of the user's holds
+    the marker a RawJson is encoded as first."""
+    texts: list[str] = []
+
+    def default(value: object) -> str:
+        if type(value) is RawJson:
+            texts.append(value.text)
+            return _RAW_MARK
+        return _fallback(value)
+
+    encoder = json.JSONEncoder(
+        separators=(",", ":"), ensure_ascii=False, default=default, skipkeys=True
+    )
+    pieces = encoder.encode(payload).split(_RAW_MARK_JSON)
+    if len(pieces) != len(texts) + 1:
+        return None
+    spliced = [pieces[0]]
+    for text, piece in zip(texts, pieces[1:], strict=True):
+        spliced += (text, piece)
+    return "".join(spliced).encode("utf-8", "replace")
 
 
 def _fallback(value: object) -> str:
@@ -124,6 +171,36 @@ def _fallback(value: object) -> str:
         return str(value)
     except Exception:
         return f"<unprintable {type(value).__name__}>"
+
+
+def encode_event(payload: JsonDict, breadcrumbs_json: str) -> bytes:
+    """encode(payload), byte for byte, for less, for an event payload that no callback has
+    seen: `breadcrumbs_json` is its breadcrumbs' text (each breadcrumb is encoded once, not
+    once per event), and a frame dict that appears many times (a recursion's frames are one
+    dict when nothing may change them) is encoded once."""
+    memo: dict[int, str] = {}
+
+    def frames_json(frames: list[JsonDict]) -> RawJson:
+        texts = []
+        for frame in frames:
+            text = memo.get(id(frame))
+            if text is None:
+                text = memo[id(frame)] = encode_text(frame)
+            texts.append(text)
+        return RawJson("[" + ",".join(texts) + "]")
+
+    first, *others = payload["events"]
+    exceptions = [{**e, "stacktrace": frames_json(e["stacktrace"])} for e in first["exceptions"]]
+    event = {**first, "exceptions": exceptions, "breadcrumbs": RawJson(breadcrumbs_json)}
+    spliced = encode_spliced({**payload, "events": [event, *others]})
+    return spliced if spliced is not None else encode(payload)
+
+
+# One encoder for every call: json.dumps() with options builds one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_fallback, skipkeys=True)
+# What a RawJson is encoded as before its text replaces it: unguessable, so no value can hold it.
+_RAW_MARK = f"\x00raw-json-{os.urandom(8).hex()}\x00"
+_RAW_MARK_JSON = json.dumps(_RAW_MARK)
 
 
 def headers(api_key: str, payload_version: str, body: bytes, sent_at: float) -> dict[str, str]:
@@ -147,7 +224,7 @@ def redact_event(event: JsonDict, keys: tuple[str, ...], *, breadcrumbs: bool = 
     The redacted parts are copies, cut at a depth of 32, so a cycle in the user's metadata
     cannot break encoding even when no key is redacted.
     """
-    lowered = tuple(k.lower() for k in keys)
+    lowered = _lowered(keys)
     if isinstance(event.get("metaData"), Mapping):
         event["metaData"] = _redact(event["metaData"], lowered, 0)
     if isinstance(event.get("user"), Mapping):
@@ -165,11 +242,16 @@ def redact_event(event: JsonDict, keys: tuple[str, ...], *, breadcrumbs: bool = 
 def redact(value: Any, keys: tuple[str, ...]) -> Any:
     """A copy of `value` with every mapping entry whose key contains one of `keys`
     (case-insensitively) replaced by [REDACTED], at any depth (cut at 32)."""
-    return _redact(value, tuple(k.lower() for k in keys), 0)
+    return _redact(value, _lowered(keys), 0)
+
+
+@lru_cache(maxsize=16)
+def _lowered(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(k.lower() for k in keys)
 
 
 _SCALARS = (str, int, float, bool, type(None))
-_VERDICTS: dict[tuple[str, tuple[str, ...]], bool] = {}  # key -> redacted?, for the hot path
+_VERDICTS: dict[tuple[str, ...], dict[str, bool]] = {}  # keys -> key -> redacted?, for the hot path
 
 
 def _redact(value: Any, keys: tuple[str, ...], depth: int) -> Any:
@@ -180,21 +262,28 @@ def _redact(value: Any, keys: tuple[str, ...], depth: int) -> Any:
     if depth > 32:  # a cycle or absurd nesting: stop rather than recurse forever
         return "[DEPTH LIMIT]"
     if isinstance(value, Mapping):
-        return {
-            str(k): REDACTED if _matches(str(k), keys) else _redact(v, keys, depth + 1)
-            for k, v in value.items()
-        }
+        return _redact_mapping(value, keys, depth)
     if isinstance(value, list | tuple):
         return [_redact(v, keys, depth + 1) for v in value]
     return value
 
 
-def _matches(key: str, keys: tuple[str, ...]) -> bool:
-    verdict = _VERDICTS.get((key, keys))
-    if verdict is None:
-        lowered = key.lower()
-        verdict = any(part in lowered for part in keys)
-        if len(_VERDICTS) >= 4096:
+def _redact_mapping(value: Mapping[Any, Any], keys: tuple[str, ...], depth: int) -> JsonDict:
+    verdicts = _VERDICTS.get(keys)
+    if verdicts is None:
+        if len(_VERDICTS) >= 16:
             _VERDICTS.clear()
-        _VERDICTS[(key, keys)] = verdict
-    return verdict
+        verdicts = _VERDICTS.setdefault(keys, {})
+    redacted: JsonDict = {}
+    for k, v in value.items():
+        key = k if type(k) is str else str(k)
+        verdict = verdicts.get(key)
+        if verdict is None:
+            if len(verdicts) >= 4096:
+                verdicts.clear()
+            verdict = verdicts[key] = any(part in key.lower() for part in keys)
+        if verdict:
+            redacted[key] = REDACTED
+        else:  # a scalar (most values are) without a call
+            redacted[key] = v if type(v) in _SCALARS else _redact(v, keys, depth + 1)
+    return redacted

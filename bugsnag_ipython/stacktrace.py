@@ -17,7 +17,7 @@ import sysconfig
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
-from types import FrameType, TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import Any, NamedTuple, Protocol
 
 JsonDict = dict[str, Any]
@@ -85,9 +85,15 @@ class FrameContext:
         return tuple(roots)
 
 
-def exception_entries(error: BaseException, context: FrameContext) -> list[JsonDict]:
-    """The raised exception first, then its causes/contexts and any group members."""
-    return [_entry(e, context) for e in _chain(error)]
+def exception_entries(
+    error: BaseException, context: FrameContext, *, share_frames: bool = False
+) -> list[JsonDict]:
+    """The raised exception first, then its causes/contexts and any group members.
+
+    With `share_frames`, for an event that nothing will change (no on-error callbacks), a frame
+    that repeats is one dict: cheaper to make, and encoded once (payloads.encode_event)."""
+    frames = _EventFrames(context, share=share_frames)
+    return [_entry(e, frames) for e in _chain(error)]
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -105,24 +111,21 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         pending[:0] = [*members, *([follow] if follow is not None else [])]
 
 
-def _entry(error: BaseException, context: FrameContext) -> JsonDict:
-    frames: list[JsonDict]
-    syntax = _syntax_frame(error, context) if isinstance(error, SyntaxError) else None
+def _entry(error: BaseException, frames: _EventFrames) -> JsonDict:
+    stacktrace: list[JsonDict]
+    syntax = _syntax_frame(error, frames) if isinstance(error, SyntaxError) else None
     if syntax is not None and syntax[1]:
         # A cell that did not compile: the frames are IPython's compiler, the cell is the story.
-        frames = [syntax[0]]
+        stacktrace = [syntax[0]]
     else:
-        frames = [
-            _located(f.f_code.co_filename, line, _method(f), context) for f, line in _shown(error, context)
-        ]
-        frames.reverse()  # BugSnag wants the innermost frame first
+        stacktrace = frames.stacktrace(frames.shown(error))
         if syntax is not None:
-            frames.insert(0, syntax[0])
+            stacktrace.insert(0, syntax[0])
     return {
         "errorClass": class_name(error),
         "message": _message(error),
         "type": "python",
-        "stacktrace": frames,
+        "stacktrace": stacktrace,
     }
 
 
@@ -141,74 +144,148 @@ def _message(error: BaseException) -> str:
         return f"<unprintable {type(error).__name__}>"
 
 
-def _method(frame: FrameType) -> str:
-    return frame.f_code.co_qualname
+class _Source(NamedTuple):
+    """How the frames of one code file are shown."""
+
+    file: str
+    in_project: bool
+    lines: tuple[str, ...] | list[str] | None  # the source for code windows; None: none sent
 
 
-def _shown(error: BaseException, context: FrameContext) -> list[tuple[FrameType, int]]:
-    """The traceback's frames, outermost first, without hidden and IPython machinery frames.
+class _EventFrames:
+    """The frames of one event, made on the cell's thread.
 
-    IPython's frames are dropped where they run the cell (`run_code`) or sit between user
-    frames (magics running a script); the innermost ones are kept, as library frames, when
-    the error was raised inside IPython, so the trace still shows where it happened.
+    A failure's frames repeat (a recursion is the same few lines many times), so each code
+    file is resolved once per event and each distinct frame is made once. Unless `share`,
+    every place in the event gets its own copy of a frame: on-error callbacks may change one
+    and must not change another. Nothing here outlives the event, so a cell re-run or a file
+    edited later is seen.
     """
-    walked: list[tuple[FrameType, int, bool]] = []
-    roots = context.roots
-    tb: TracebackType | None = error.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if not _hides_itself(frame):
-            walked.append((frame, tb.tb_lineno, _path_info(frame.f_code.co_filename, roots).machinery))
-        tb = tb.tb_next
-    last_user = max((i for i, (_, _, machinery) in enumerate(walked) if not machinery), default=-1)
-    return [(f, line) for i, (f, line, machinery) in enumerate(walked) if not machinery or i > last_user]
+
+    def __init__(self, context: FrameContext, *, share: bool = False) -> None:
+        self.context = context
+        self.share = share
+        self._sources: dict[str, _Source] = {}
+        self._made: dict[tuple[str, int, str], JsonDict] = {}
+        self._codes: dict[int, tuple[bool, bool]] = {}  # id(code): (may hide, machinery)
+
+    def shown(self, error: BaseException) -> list[tuple[CodeType, int]]:
+        """The traceback's frames, outermost first, without hidden and IPython machinery frames.
+
+        IPython's frames are dropped where they run the cell (`run_code`) or sit between user
+        frames (magics running a script); the innermost ones are kept, as library frames, when
+        the error was raised inside IPython, so the trace still shows where it happened.
+        """
+        walked: list[tuple[CodeType, int, bool]] = []
+        codes = self._codes  # the traceback keeps its code objects, and so their ids, alive
+        tb: TracebackType | None = error.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            code = frame.f_code
+            facts = codes.get(id(code))
+            if facts is None:
+                facts = codes[id(code)] = self._code_facts(code)
+            may_hide, machinery = facts
+            if not (may_hide and _hides_itself(frame)):
+                walked.append((code, tb.tb_lineno, machinery))
+            tb = tb.tb_next
+        inner_end = len(walked)  # the innermost machinery frames, after the last user frame, stay
+        while inner_end and walked[inner_end - 1][2]:
+            inner_end -= 1
+        shown = [(c, line) for c, line, machinery in walked[:inner_end] if not machinery]
+        return shown + [(c, line) for c, line, _ in walked[inner_end:]]
+
+    def _code_facts(self, code: CodeType) -> tuple[bool, bool]:
+        # Reading f_locals of a function frame copies all its locals: only a function that has
+        # the name, or module and class code, can hide itself.
+        may_hide = not code.co_flags & 0x1 or "__tracebackhide__" in code.co_varnames + code.co_cellvars
+        return may_hide, _path_info(code.co_filename, self.context.roots).machinery
+
+    def stacktrace(self, shown: list[tuple[CodeType, int]]) -> list[JsonDict]:
+        """The frames of `shown`, innermost first as BugSnag wants: each a shared dict if the
+        event's frames may be shared, else a new one."""
+        made, share = self._made, self.share
+        stacktrace = []
+        for code, line in reversed(shown):
+            key = (code.co_filename, line, code.co_qualname)
+            frame = made.get(key)  # _made_frame, inlined: this runs for every frame
+            if frame is None:
+                frame = made[key] = self._make(*key)
+            stacktrace.append(frame if share else _copy_frame(frame))
+        return stacktrace
+
+    def frame(self, filename: str, line: int, method: str) -> JsonDict:
+        """A new dict of the frame at `line` of `filename`, in `method`."""
+        return _copy_frame(self._made_frame(filename, line, method))
+
+    def _made_frame(self, filename: str, line: int, method: str) -> JsonDict:
+        key = (filename, line, method)
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = self._make(filename, line, method)
+        return made
+
+    def _make(self, filename: str, line: int, method: str) -> JsonDict:
+        source = self._source(filename)
+        entry: JsonDict = {
+            "file": source.file,
+            "lineNumber": line,
+            "method": method,
+            "inProject": source.in_project,
+        }
+        if source.lines is not None:
+            entry["code"] = cached_window(source.lines, line)
+        return entry
+
+    def _source(self, filename: str) -> _Source:
+        found = self._sources.get(filename)
+        if found is None:
+            found = self._sources[filename] = self._resolve(filename)
+        return found
+
+    def is_cell(self, filename: str) -> bool:
+        return self.context.resolve_cell(filename) is not None
+
+    def _resolve(self, filename: str) -> _Source:
+        context = self.context
+        cell = context.resolve_cell(filename)
+        if cell is not None:
+            return _Source(cell_file(context.notebook, cell), True, cell.lines if context.send_code else None)
+        info = _path_info(filename, context.roots)
+        lines: list[str] | None = None
+        if context.send_code and info.has_source:
+            lines = linecache.getlines(filename) or None
+            if lines is None:
+                _forget_source(filename)
+        return _Source(info.display, info.in_project, lines)
+
+
+def _copy_frame(frame: JsonDict) -> JsonDict:
+    copy = dict(frame)
+    code = frame.get("code")
+    if code is not None:
+        copy["code"] = dict(code)
+    return copy
 
 
 def _hides_itself(frame: FrameType) -> bool:
     """A frame that set `__tracebackhide__` (the IPython and pytest convention)."""
-    code = frame.f_code
-    # Reading f_locals of a function frame copies all its locals; look at the names first.
-    if code.co_flags & 0x1 and "__tracebackhide__" not in code.co_varnames + code.co_cellvars:
-        return False
     try:
         return bool(frame.f_locals.get("__tracebackhide__"))
     except Exception:
         return False
 
 
-def _located(filename: str, line: int, method: str, context: FrameContext) -> JsonDict:
-    cell = context.resolve_cell(filename)
-    if cell is not None:
-        entry: JsonDict = {
-            "file": cell_file(context.notebook, cell),
-            "lineNumber": line,
-            "method": method,
-            "inProject": True,
-        }
-        if context.send_code:
-            entry["code"] = cached_window(cell.lines, line)
-        return entry
-    info = _path_info(filename, context.roots)
-    entry = {"file": info.display, "lineNumber": line, "method": method, "inProject": info.in_project}
-    if context.send_code and info.has_source:
-        lines = linecache.getlines(filename)
-        if lines:
-            entry["code"] = cached_window(lines, line)
-        else:
-            _forget_source(filename)
-    return entry
-
-
-def _syntax_frame(error: SyntaxError, context: FrameContext) -> tuple[JsonDict, bool] | None:
+def _syntax_frame(error: SyntaxError, frames: _EventFrames) -> tuple[JsonDict, bool] | None:
     """The frame of the line that did not compile, and whether it is a cell's."""
     if error.lineno is None:
         return None
     line = error.lineno
     filename = error.filename or "<unknown>"
-    entry = _located(filename, line, "<module>", context)
-    if context.send_code and not entry.get("code") and error.text:
+    entry = frames.frame(filename, line, "<module>")
+    if frames.context.send_code and not entry.get("code") and error.text:
         entry["code"] = {str(line): error.text.rstrip("\n")[:MAX_CODE_LINE]}
-    return entry, context.resolve_cell(filename) is not None
+    return entry, frames.is_cell(filename)
 
 
 _WINDOWS: dict[tuple[int, int], tuple[Sequence[str], dict[str, str]]] = {}

@@ -37,24 +37,23 @@ def size_of(payload: JsonDict) -> int:
     return len(encode(payload))
 
 
-def fit(
-    payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, breadcrumbs_bytes: int | None = None
-) -> JsonDict:
+def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None = None) -> JsonDict:
     """The payload (itself when it fits), under `limit` bytes if at all possible without
     dropping an exception class.
 
-    A payload whose upper bound is under the limit is not even encoded here: delivery encodes
-    it anyway, and encoding is most of an event's cost on the cell's thread.
-    `breadcrumbs_bytes`, when given, is the encoded size of the event's breadcrumbs.
+    `size` is the payload's encoded size when the caller has measured it (a body over the
+    limit is a megabyte to encode again). Without it, a payload whose upper bound is under the
+    limit is not even encoded here: delivery encodes it anyway.
     """
     events = payload.get("events")
     if not isinstance(events, list) or not events or not isinstance(events[0], dict):
         return payload
-    if len(events) == 1:
-        bound = upper_bound(events[0], breadcrumbs_bytes)
+    if size is None and len(events) == 1:
+        bound = upper_bound(events[0])
         if bound is not None and bound + 200 <= limit:  # 200: apiKey, notifier, brackets
             return payload
-    size = size_of(payload)
+    if size is None:
+        size = size_of(payload)
     if size <= limit:
         return payload
     event = dict(payload["events"][0])
@@ -85,7 +84,7 @@ _LONG = 4096  # strings longer than this are measured exactly (in C); shorter on
 _FRAME_KEYS = frozenset({"file", "lineNumber", "method", "inProject", "code"})
 
 
-def upper_bound(event: JsonDict, breadcrumbs_bytes: int | None = None) -> int | None:
+def upper_bound(event: JsonDict) -> int | None:
     """At least the encoded size of `event`, cheaply; None when it cannot tell.
 
     A character takes at most 6 bytes in JSON (a `\\u00XX` escape), so short strings count 6
@@ -99,8 +98,6 @@ def upper_bound(event: JsonDict, breadcrumbs_bytes: int | None = None) -> int | 
             if found is None:
                 return None
             total += found
-        elif key == "breadcrumbs" and breadcrumbs_bytes is not None:
-            total += breadcrumbs_bytes
         else:
             total += _bound(value, 0)
     return total

@@ -101,6 +101,41 @@ def test_callbacks_run_in_order_and_see_the_event_before_the_session(
     assert event["session"]["events"] == {"handled": 1, "unhandled": 0}
 
 
+def recursion_error(depth: int) -> ValueError:
+    def chain(depth: int) -> None:
+        if depth == 1:
+            raise ValueError("bottom")
+        chain(depth - 1)
+
+    try:
+        chain(depth)
+    except ValueError as caught:
+        return caught
+    raise AssertionError("did not raise")
+
+
+def test_a_callback_changing_one_frame_of_a_recursion_leaves_the_others(
+    make_client: Any, recorder: Recorder
+) -> None:
+    client = make_client()
+
+    def change_second_frame(event: dict[str, Any]) -> None:
+        frame = event["exceptions"][0]["stacktrace"][1]
+        frame["method"] = "changed"
+        frame["code"].clear()
+
+    client.on_error.add(change_second_frame)
+    client.notify(recursion_error(20))
+    client.on_error.remove(change_second_frame)
+    client.notify(recursion_error(20))
+    changed, unchanged = (event["exceptions"][0]["stacktrace"] for event in recorder.events())
+    assert changed[1] == {**unchanged[1], "method": "changed", "code": {}}
+    assert changed[2:] == unchanged[2:] and changed[0] == unchanged[0]
+    chain = [frame for frame in unchanged if frame["method"].endswith("chain")]
+    assert len(chain) == 20 and unchanged[:20] == chain
+    assert all(frame["code"] for frame in chain)
+
+
 def test_a_discarding_callback_sends_nothing_and_moves_no_counter(
     make_client: Any, recorder: Recorder
 ) -> None:
@@ -267,6 +302,61 @@ def test_breadcrumbs_are_capped_oldest_first_and_include_sessions_and_errors(
         ("process", "In [7]"), ("process", "In [8]"), ("state", "Session paused"),
         ("state", "Session resumed"), ("error", "ValueError"),
     ]
+
+
+def test_cells_finished_between_events_join_the_trail_in_order(
+    make_client: Any, recorder: Recorder, clock: Clock
+) -> None:
+    client = make_client(max_breadcrumbs=6)
+    for n in range(1, 4):
+        client.cell_started(CellRun(n, None, "x", clock.now))
+        clock.now += 0.25
+        client.notify(error(), unhandled=True)
+        client.cell_finished(error())
+        client.leave_breadcrumb(f"after {n}")
+    client.notify(error())
+    names = [(c["type"], c["name"]) for c in recorder.events()[-1]["breadcrumbs"]]
+    assert names == [
+        ("error", "ValueError"), ("process", "In [2]"), ("manual", "after 2"),
+        ("error", "ValueError"), ("process", "In [3]"), ("manual", "after 3"),
+    ]
+    cells = [c for c in recorder.events()[-1]["breadcrumbs"] if c["type"] == "process"]
+    assert [c["metaData"] for c in cells] == [{"durationMs": 250, "status": "error"}] * 2
+
+
+def test_a_huge_trail_is_trimmed_under_the_limit_keeping_the_exception(
+    make_client: Any, recorder: Recorder
+) -> None:
+    from bugsnag_ipython.trimming import MAX_PAYLOAD_BYTES
+
+    client = make_client(max_breadcrumbs=100)
+    for n in range(100):
+        client.leave_breadcrumb(f"big {n}", {"blob": "x" * 9_990, "n": n})
+    for _ in range(2):  # the second reads breadcrumbs whose redacted forms were made already
+        client.notify(recursion_error(20))
+    for envelope in recorder.envelopes[-2:]:
+        assert len(envelope.body) <= MAX_PAYLOAD_BYTES
+        [event] = json.loads(envelope.body)["events"]
+        assert event["exceptions"][0]["errorClass"] == "ValueError"
+        assert len(event["exceptions"][0]["stacktrace"]) == 21
+        crumbs = event["breadcrumbs"]
+        assert crumbs[0]["name"].startswith("Removed, along with")
+        assert crumbs[-1]["name"] == ("ValueError" if envelope is recorder.envelopes[-1] else "big 99")
+
+
+def test_discarded_classes_are_matched_by_name_module_name_or_base(make_client: Any) -> None:
+    class NotebookError(LookupError):
+        pass
+
+    client = make_client(discard_classes=("LookupError",))
+    assert not client.should_report(NotebookError())
+    assert not client.should_report(KeyError("k"))
+    assert client.should_report(ValueError())
+    client.configure(discard_classes=(f"{__name__}.error",))
+    assert client.should_report(NotebookError())  # a function of that name is not a class
+    client.configure(discard_classes=(f"{NotebookError.__module__}.{NotebookError.__qualname__}",))
+    assert not client.should_report(NotebookError())
+    assert client.should_report(KeyError("k"))
 
 
 def test_disabled_release_stages_send_nothing(make_client: Any, recorder: Recorder) -> None:

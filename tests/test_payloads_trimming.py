@@ -161,3 +161,25 @@ def test_metadata_json_cannot_hold_does_not_break_encoding() -> None:
     decoded = json.loads(encode(event))
     assert decoded["metaData"]["odd"]["cycle"]["name"] == "loop"
     assert decoded["metaData"]["odd"]["obj"].startswith("<object object")
+
+
+def test_an_event_encoded_with_its_breadcrumbs_text_is_the_same_bytes() -> None:
+    from bugsnag_ipython.payloads import encode_event, encode_text
+
+    shared = frame(2)
+    crumbs = [crumb(n) for n in range(5)] + [{**crumb(5), "metaData": {"name": "caf\u00e9 \udcff"}}]
+    body = payload(breadcrumbs=crumbs, metaData={"odd": {"obj": object(), ("t",): 1}})
+    body["events"][0]["exceptions"][0]["stacktrace"] = [frame(1), shared, shared, frame(3), shared]
+    body["events"][0]["exceptions"].append({"errorClass": "KeyError", "message": "\udcff",
+                                            "type": "python", "stacktrace": [shared]})
+    crumbs_json = "[" + ",".join(encode_text(c) for c in crumbs) + "]"
+    assert encode_event(body, crumbs_json) == encode(body)
+
+
+def test_a_value_holding_the_splicing_marker_is_still_encoded_as_given() -> None:
+    from bugsnag_ipython import payloads
+
+    body = payload(metaData={"odd": {"text": payloads._RAW_MARK}}, breadcrumbs=[crumb(1)])
+    crumbs_json = "[" + payloads.encode_text(crumb(1)) + "]"
+    assert payloads.encode_event(body, crumbs_json) == encode(body)
+    assert json.loads(encode(body))["events"][0]["metaData"]["odd"]["text"] == payloads._RAW_MARK

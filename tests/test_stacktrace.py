@@ -81,6 +81,25 @@ def test_without_a_notebook_the_cell_is_named_alone() -> None:
     assert entry["errorClass"] == "KeyError"
 
 
+def test_a_deep_recursion_lists_every_frame_innermost_first_each_its_own() -> None:
+    cells = FakeCells()
+    source = (
+        "def chain(depth):\n    if depth == 1:\n        raise ValueError('bottom')\n"
+        "    return chain(depth - 1)\n"
+    )
+    namespace = cells.add(CELL_FILE, source, "deep")
+    [entry] = exception_entries(raised(lambda: namespace["chain"](20)), context(cells))
+    chain = [frame for frame in entry["stacktrace"] if frame["method"] == "chain"]
+    assert len(chain) == 20
+    assert entry["stacktrace"][:20] == chain  # the innermost first, then its 19 callers
+    assert [frame["lineNumber"] for frame in chain] == [3] + [4] * 19
+    assert all(frame["file"] == "cell-deep" and frame["inProject"] for frame in chain)
+    # The same line twice is two frames: changing one (as a callback may) leaves the other.
+    chain[1]["method"] = "changed"
+    chain[1]["code"]["4"] = "changed"
+    assert chain[2]["method"] == "chain" and chain[2]["code"]["4"] == "    return chain(depth - 1)"
+
+
 def test_library_frames_are_not_in_project_and_are_named_from_the_library_root() -> None:
     error = raised(lambda: json.loads("{"))
     [entry] = exception_entries(error, context(root=os.getcwd()))
