@@ -60,6 +60,7 @@ class Collector:
         self._started = False
         self._stopped = False
         self._server: _Server | None = None
+        self._held_port: socket.socket | None = None  # while down: bound, not listening
         self._thread: threading.Thread | None = None
         try:
             self._server = _Server((host, port), self)
@@ -153,9 +154,11 @@ class Collector:
             self._script.extend((endpoint, response) for response in responses)
 
     def go_down(self) -> None:
-        """Close the listening socket and every open connection: connections are refused."""
+        """Stop listening and close every open connection: connections are refused. The port
+        stays this collector's meanwhile (its socket, no longer listening, stays bound), so
+        that another process's socket cannot take it before `come_back()`."""
         with self._lock:
-            self._close_listener()
+            self._close_listener(hold_port=True)
         self._drop_connections()
 
     def come_back(self) -> None:
@@ -164,6 +167,7 @@ class Collector:
             if self._stopped:
                 raise RuntimeError("this collector has been stopped")
             if self._server is None:
+                self._release_port()
                 self._server = _Server((self._host, self._port), self)
                 if self._started:
                     self._serve()
@@ -241,15 +245,26 @@ class Collector:
         )
         self._thread.start()
 
-    def _close_listener(self) -> None:
+    def _close_listener(self, *, hold_port: bool = False) -> None:
         server, self._server = self._server, None
         thread, self._thread = self._thread, None
         if server is None:
+            self._release_port()
             return
         if thread is not None:
             server.shutdown()  # waits for the serve loop only, never for handlers
             thread.join()
-        server.server_close()
+        if hold_port:
+            # Out of the listening state (connections are refused), but still bound.
+            server.socket.shutdown(socket.SHUT_RD)
+            self._held_port = server.socket
+        else:
+            server.server_close()
+
+    def _release_port(self) -> None:
+        held, self._held_port = self._held_port, None
+        if held is not None:
+            held.close()
 
     def _drop_connections(self) -> None:
         with self._lock:

@@ -152,6 +152,9 @@ def test_going_down_refuses_connections_and_coming_back_reuses_the_port(
             post(collector.sessions_url, "sessions", session_payload(), http=http)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    # The port stays the collector's while it is down: nothing else can take it meanwhile.
+    with socket.socket() as other, pytest.raises(OSError):
+        other.bind(("127.0.0.1", port))
 
     collector.come_back()
     assert collector.port == port
