@@ -204,7 +204,7 @@ class Client:
 
     def cell_started(self, run: CellRun) -> None:
         self.cell = run
-        if self.tracker.enter_foreground() is not None:
+        if self.tracker.enter_foreground(run.started_monotonic) is not None:
             self._changed()
 
     def cell_finished(self, error: BaseException | None) -> None:

@@ -109,16 +109,17 @@ class SessionTracker:
             started = self._start_locked() if self.auto_track else None
         return self._announce(started)
 
-    def enter_foreground(self) -> SessionSnapshot | None:
-        """A user cell starts. Returns the session this started, if it started one."""
+    def enter_foreground(self, now: float | None = None) -> SessionSnapshot | None:
+        """A user cell starts (at `now` on the monotonic clock, when the caller has read it).
+        Returns the session this started, if it started one."""
         # Every cell passes here: the common case (no new session) takes no lock. The two
         # fields are only written by the cell thread, one at a time, each write atomic.
         since = self._background_since
         self._background_since = None
         self._in_foreground = True
-        if not (
-            self.auto_track and since is not None and self.monotonic() - since >= self.background_timeout
-        ):
+        if not (self.auto_track and since is not None):
+            return None
+        if (self.monotonic() if now is None else now) - since < self.background_timeout:
             return None
         with self._lock:
             # As on Android: the return after the timeout starts a new session even if the

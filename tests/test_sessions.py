@@ -83,6 +83,19 @@ def test_idle_time_counts_from_the_end_of_the_last_cell(clock: Clock) -> None:
     assert tracker.in_foreground
 
 
+@pytest.mark.parametrize(("idle", "new_session"), [(29.999, False), (30.0, True)])
+def test_the_times_a_caller_read_are_the_ones_that_count(
+    clock: Clock, idle: float, new_session: bool
+) -> None:
+    # The cell's own start and end times, read once by the glue, decide; not a later clock read.
+    tracker = make_tracker(clock)
+    tracker.launch(in_background=True)
+    tracker.enter_foreground(clock.now)
+    tracker.enter_background(clock.now + 5)
+    clock.advance(3600)
+    assert (tracker.enter_foreground(clock.now - 3600 + 5 + idle) is not None) is new_session
+
+
 def test_load_in_a_cell_begins_background_when_that_cell_ends(clock: Clock) -> None:
     tracker = make_tracker(clock)
     tracker.launch(in_background=False)
