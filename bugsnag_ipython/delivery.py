@@ -303,6 +303,7 @@ class Delivery:
                 for record in records:
                     record.solo = True
                     self.pending.put_back(record)
+                removed = self.pending.enforce_caps(self._caps)
             elif outcome.undeliverable:
                 assert outcome.status is not None
                 reason, sentence = refusal(outcome.status)
@@ -320,6 +321,7 @@ class Delivery:
                 )
                 for record in records:
                     self.pending.put_back(record)
+                removed = self.pending.enforce_caps(self._caps)  # the cap skipped them in flight
             self._wake.notify_all()
         if warning:
             log.warning(warning)

@@ -245,11 +245,16 @@ class Pending:
             record.body = None
 
     def enforce_caps(self, caps: Mapping[Kind, int], kinds: tuple[Kind, ...] = KINDS) -> list[Record]:
-        """Drop the oldest records of each kind beyond its cap."""
+        """Drop the oldest records of each kind beyond its cap.
+
+        Records in flight are neither dropped nor counted here: the send decides their fate,
+        and a failed one is measured against the cap again when it is put back (`Delivery`
+        calls this then), so that a newer record is never dropped in an older one's place."""
         removed: list[Record] = []
         for kind in kinds:
             heap, kept = self._oldest[kind], []
-            while self._counts[kind] > caps[kind] and heap:
+            flying = sum(1 for record in self.in_flight if record.kind == kind)
+            while self._counts[kind] - flying > caps[kind] and heap:
                 entry = heapq.heappop(heap)
                 record = entry[2]
                 if record.done:

@@ -20,8 +20,9 @@ from bugsnag_ipython.config import Configuration
 from bugsnag_ipython.delivery import Delivery
 from bugsnag_ipython.outbox import MAX_AGE_SECONDS, Outbox
 from bugsnag_ipython.payloads import encode
+from bugsnag_ipython.pending import Pending, Record
 from bugsnag_ipython.retry import Backoff, RetryPolicy, refusal
-from bugsnag_ipython.transport import Envelope, NullTransport, Outcome, retry_after
+from bugsnag_ipython.transport import Envelope, Kind, NullTransport, Outcome, retry_after
 from tests.kernel import API_KEY
 from tests.stored import stored_payloads
 
@@ -303,3 +304,20 @@ def test_payloads_for_another_key_are_not_joined(delivery: Delivery, collector: 
     sent = [(r.header("Bugsnag-Api-Key"), len(json.loads(r.body)["events"]))
             for r in collector.store.requests("events")]
     assert sorted(sent) == sorted([(API_KEY, 2), (other_key, 1)])
+
+
+def test_the_cap_never_drops_a_newer_record_in_place_of_one_in_flight() -> None:
+    pending = Pending(FAST, time.monotonic)
+    caps: dict[Kind, int] = {"session": 10, "event": 2}
+    url = "http://127.0.0.1:9/notify"
+    records = [Record(Envelope("event", url, API_KEY, b"{}", float(n)), own=True) for n in range(5)]
+    for record in records[:2]:
+        pending.add(record, caps)
+    taken = pending.take(100, 10**6)
+    assert taken is not None and [record for record, _ in taken[0]] == records[:2]
+    dropped = [gone for record in records[2:] for gone in pending.add(record, caps)]
+    assert dropped == records[2:3]  # the cap counts the records not in flight
+    for record, _ in taken[0]:  # that send failed
+        pending.put_back(record)
+    assert pending.enforce_caps(caps) == records[:2]  # now they are the oldest: they go
+    assert [record for record in records if not record.done] == records[3:]  # the newest two
