@@ -48,9 +48,11 @@ def measure(workdir: Path) -> list[Row]:
     cost = median([run["cost"] for run in found])
     bare = median([run["bare"] for run in found])
     whole = median([run["whole"] for run in found])
+    floor = median([run["floor"] for run in found])
     ratio = (bare + cost) / bare
     return [
         Row("per-cell cost (events, CPU)", f"{cost * 1e6:.2f} µs", "", None),
+        Row("  of which IPython's dispatch of two no-op callbacks", f"{floor * 1e6:.2f} µs", "", None),
         Row(f"bare run_cell({CELL!r}), wall", f"{bare * 1e6:.0f} µs", "", None),
         Row("per-cell ratio (bare + cost) / bare", f"{ratio:.4f}", f"≤ {TARGET}", ratio <= TARGET),
         Row("whole-cell ratio, cross-check", f"{whole:.3f}", "(noisy)", None),
@@ -95,6 +97,7 @@ def measure_here() -> dict[str, float]:
 
     thread_seconds(one_cell, BATCH)  # warm up
     cost = median(paired_difference(attached, detached, PAIRS))
+    floor = _dispatch_floor(events, info, result)
 
     def bare_cell() -> None:  # the very cell whose events were triggered
         shell.run_cell(CELL, store_history=True)
@@ -113,4 +116,29 @@ def measure_here() -> dict[str, float]:
     bare = median([b for _, b in pairs])
     whole = median([a for a, _ in pairs]) / bare
     shell.run_line_magic("unload_ext", "bugsnag_ipython")
-    return {"cost": cost, "bare": bare, "whole": whole}
+    return {"cost": cost, "bare": bare, "whole": whole, "floor": floor}
+
+
+def _dispatch_floor(events: Any, info: Any, result: Any) -> float:
+    """What IPython's dispatch of two no-op callbacks adds to a cell, measured the same way."""
+
+    def pre(info: Any) -> None:
+        pass
+
+    def post(result: Any) -> None:
+        pass
+
+    def one_cell() -> None:
+        events.trigger("pre_run_cell", info)
+        events.trigger("post_run_cell", result)
+
+    def attached() -> float:
+        events.register("pre_run_cell", pre)
+        events.register("post_run_cell", post)
+        try:
+            return thread_seconds(one_cell, BATCH)
+        finally:
+            events.unregister("pre_run_cell", pre)
+            events.unregister("post_run_cell", post)
+
+    return median(paired_difference(attached, lambda: thread_seconds(one_cell, BATCH), PAIRS))
