@@ -24,6 +24,7 @@ Threads start when first needed. A forked child starts afresh with threads of it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -51,9 +52,9 @@ __all__ = ["Delivery", "DeliveryStats", "Envelope", "Kind", "NullTransport", "Ou
 log = logging.getLogger("bugsnag_ipython")
 RESCAN_SECONDS = 30.0  # how often the keeper looks for payloads of kernels that died
 MEMORY_BUDGET = 16 * 1024 * 1024  # bodies kept in memory; past it they are read back from disk
-_REOPEN = object()  # the keeper's queue: open the outbox in its new directory
 MAX_BATCH = 100  # events sent in one request, at most ...
 MAX_BATCH_BYTES = MAX_PAYLOAD_BYTES  # ... and bytes: one payload's limit
+_REOPEN = object()  # the keeper's queue: open the outbox in its new directory
 _RENEW = object()  # ... retire the journal, which grew past its limit, for a new one
 
 
@@ -227,7 +228,7 @@ class Delivery:
             records, bodies = self._bodies(batch, backoff)
             if not records:
                 continue
-            body, count = payloads.join_events(bodies) if len(bodies) > 1 else (bodies[0], 1)
+            body, count = payloads.join_events(bodies)
             if count < len(records):  # not all of one key and notifier: the rest go next
                 with self._wake:
                     for record in records[count:]:
@@ -387,7 +388,7 @@ class Delivery:
                 if self.pending.memory > self._memory_budget:
                     self.pending.spill(item)
         if late:
-            place[0].settle([place[1]])
+            self._settle_entries(place[0], [place[1]])
 
     def _renew_journal(self) -> None:
         """File the payloads of a journal grown past its limit, each into a file of its own,
@@ -422,9 +423,10 @@ class Delivery:
             if late:
                 outbox.delete(path)  # delivered meanwhile: its journal entry was settled
             else:
-                old.settle([record.ident])
+                self._settle_entries(old, [record.ident])
         if old.live == 0:
-            old.remove()
+            with contextlib.suppress(OSError):
+                old.remove()
 
     def _open_outbox(self) -> None:
         directory = self._directory
@@ -527,14 +529,17 @@ class Delivery:
             elif record.path is not None and record.outbox is not None:
                 record.outbox.delete(record.path)
         for journal, idents in settled.items():
-            try:
-                journal.settle(idents)
-            except OSError as error:
-                self._warn_once(
-                    "settle-failed",
-                    f"Could not mark payloads as sent in {journal.path} ({error}); "
-                    "a later kernel may send them again.",
-                )
+            self._settle_entries(journal, idents)
+
+    def _settle_entries(self, journal: Journal, idents: list[str]) -> None:
+        try:
+            journal.settle(idents)
+        except OSError as error:
+            self._warn_once(
+                "settle-failed",
+                f"Could not mark payloads as sent in {journal.path} ({error}); "
+                "a later kernel may send them again.",
+            )
 
     def _changed(self) -> None:
         for listener in list(self.listeners):
