@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bugsnag_ipython import delivery as delivery_module
+from bugsnag_ipython import keeper
 from bugsnag_ipython.config import Configuration
 from bugsnag_ipython.delivery import Delivery
 from bugsnag_ipython.journal import read_contents
@@ -112,7 +112,7 @@ def test_the_outbox_listing_shows_what_a_live_journal_holds(tmp_path: Path) -> N
 def test_a_journal_past_its_limit_is_filed_away_and_everything_arrives_once(
     tmp_path: Path, collector: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(delivery_module, "JOURNAL_LIMIT", 4000)
+    monkeypatch.setattr(keeper, "JOURNAL_LIMIT", 4000)
     collector.go_down()
     delivery = Delivery(policy=RetryPolicy(base=0.05, maximum=0.4))
     delivery.reconfigure(Configuration(persistence_directory=str(tmp_path)))

@@ -1,0 +1,275 @@
+"""The keeper: the disk work of delivery, which must neither delay a cell nor wait behind a send.
+
+`OutboxKeeper` is the part of `Delivery` that deals with the outbox: it opens it (resolving
+the default directory imports platformdirs, so a cell's thread leaves that to the keeper
+thread), appends payloads to the journal, files the payloads of a journal grown past its
+limit into files of their own, settles what was delivered or dropped, and adopts what dead
+kernels left, at launch and every `RESCAN_SECONDS`. `Delivery` holds the state, under its lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import forkguard
+from .journal import LIMIT as JOURNAL_LIMIT
+from .journal import Journal, Retired
+from .pending import DeliveryStats, Pending, Record
+from .transport import KINDS, Kind
+
+if TYPE_CHECKING:
+    from .outbox import Outbox, Scan
+
+log = logging.getLogger("bugsnag_ipython")
+RESCAN_SECONDS = 30.0  # how often the keeper looks for payloads of kernels that died
+REOPEN = object()  # the keeper's queue: open the outbox in its new directory
+RENEW = object()  # ... retire the journal, which grew past its limit, for a new one
+
+
+class OutboxKeeper:
+    """The outbox side of `Delivery` (which sets every attribute below)."""
+
+    _lock: threading.Lock
+    _wake: threading.Condition
+    pending: Pending
+    stats: DeliveryStats
+    listeners: list[Callable[[], None]]
+    _monotonic: Callable[[], float]
+    _wall_clock: Callable[[], float]
+    _memory_budget: int
+    _directory: str | None
+    _caps: dict[Kind, int]
+    _warned: set[str]
+    _outbox: Outbox | None
+    _outbox_failed: bool
+    _renewing: bool
+    _to_keep: queue.SimpleQueue[Any]
+    _scanned: threading.Event
+    _opening: threading.Lock
+    _launched: bool
+
+    # -- the keeper ------------------------------------------------------------------------
+
+    def _outbox_now(self, *, may_import: bool) -> Outbox | None:
+        """The open outbox, opening it if need be. Opening is a few directory and lock calls,
+        cheap enough for any thread; resolving the default directory imports platformdirs,
+        which a cell's thread leaves to the keeper until it has been imported."""
+        outbox = self._outbox
+        if outbox is not None or self._outbox_failed:
+            return outbox
+        if not may_import and (
+            not self._launched or (self._directory is None and "platformdirs" not in sys.modules)
+        ):
+            return None
+        with self._opening:
+            if self._outbox is None and not self._outbox_failed:
+                self._open_outbox()
+        return self._outbox
+
+    def _keep_loop(self) -> None:
+        next_scan = 0.0
+        while True:
+            if self._outbox is None and not self._outbox_failed:
+                self._outbox_now(may_import=True)
+                next_scan = 0.0
+            self._keep_all_queued()
+            if self._monotonic() >= next_scan:
+                self._rescan()
+                next_scan = self._monotonic() + RESCAN_SECONDS
+            try:
+                self._keep(self._to_keep.get(timeout=max(0.01, next_scan - self._monotonic())))
+            except queue.Empty:
+                continue
+
+    def _keep_all_queued(self) -> None:
+        # This process's own payloads reach the disk before, and during, any scan for others'.
+        while True:
+            try:
+                self._keep(self._to_keep.get_nowait())
+            except queue.Empty:
+                return
+
+    def _keep(self, item: object) -> None:
+        if item is RENEW:
+            self._renew_journal()
+        if not isinstance(item, Record):
+            return  # REOPEN: the loop opens the new outbox
+        with self._lock:
+            outbox = self._outbox
+        place = self._append(item, outbox) if outbox is not None and not item.done else None
+        if place is None or outbox is None:
+            return
+        with self._lock:
+            late = item.done  # delivered or dropped while it was being written
+            if not late:
+                item.keep_in(outbox, *place)
+                self.pending.now_stored(item)
+                if self.pending.memory > self._memory_budget:
+                    self.pending.spill(item)
+        if late:
+            self._settle_entries(place[0], [place[1]])
+
+    def _renew_journal(self) -> None:
+        """File the payloads of a journal grown past its limit, each into a file of its own,
+        and remove it; a new journal takes the appends meanwhile."""
+        outbox = self._outbox
+        try:
+            if outbox is None or outbox.journal is None:
+                return
+            old = outbox.renew_journal()
+        except OSError as error:
+            self._warn_once("journal", f"Could not start a new outbox journal ({error}).")
+            return
+        finally:
+            self._renewing = False
+        with self._lock:
+            records = self.pending.stored_in(old)
+        for record in records:
+            body = record.body
+            try:
+                if body is None:
+                    body = old.read(record.offset, record.size)
+                path = outbox.write(record.envelope(body), record.ident)
+            except (OSError, ValueError) as error:
+                self._warn_once(
+                    "write-failed", f"Could not write to the outbox in {outbox.root} ({error})."
+                )
+                return  # the old journal stays, with what could not be filed
+            with self._lock:
+                late = record.done
+                if not late:
+                    record.file_at(outbox, path)
+            if late:
+                outbox.delete(path)  # delivered meanwhile: its journal entry was settled
+            else:
+                self._settle_entries(old, [record.ident])
+        if old.live == 0:
+            with contextlib.suppress(OSError):
+                old.remove()
+
+    def _open_outbox(self) -> None:
+        directory = self._directory
+        try:
+            with forkguard.importing:  # outbox, and platformdirs for the default directory
+                from .outbox import Outbox, default_directory
+
+                outbox = Outbox(directory or default_directory()).open()
+        except Exception as error:
+            log.warning(
+                "The outbox in %s cannot be used (%s); payloads are kept in memory only and are "
+                "lost if the kernel dies before they are sent.",
+                directory or "the user cache directory",
+                error,
+            )
+            with self._lock:
+                self._outbox_failed = True
+            return
+        with self._lock:
+            if directory == self._directory and self._outbox is None:
+                self._outbox = outbox
+                return
+        # Reconfigured meanwhile (the next turn opens the new directory), or already opened.
+        outbox.close()
+
+    def _rescan(self) -> None:
+        with self._lock:
+            outbox = self._outbox
+            room = {kind: self._caps[kind] - self.pending.by_kind(kind) for kind in KINDS}
+        try:
+            if outbox is not None:
+                self._adopt(outbox, outbox.scan(room, self._wall_clock(), self._keep_all_queued))
+        except Exception as error:
+            log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
+        finally:
+            self._scanned.set()
+
+    def _adopt(self, outbox: Outbox, scan: Scan) -> None:
+        if scan.set_aside:
+            shown = "; ".join(scan.set_aside[:3]) + ("; ..." if len(scan.set_aside) > 3 else "")
+            log.warning(
+                "Set aside %d unreadable file(s) from the outbox into %s: %s.",
+                len(scan.set_aside), outbox.aside, shown,
+            )
+        removed: list[Record] = []
+        with self._wake:
+            for reason, count in (
+                ("older than 60 days", scan.expired),
+                ("over the stored cap", scan.over_cap),
+                ("unreadable file set aside", len(scan.set_aside)),
+            ):
+                if count:
+                    self.stats.dropped[reason] += count
+            for stored in scan.adopted:
+                removed += self.pending.add(Record.adopted(stored, outbox), self._caps)
+            self._wake.notify_all()
+        self._forget(removed)
+        if scan.adopted or scan.set_aside or scan.expired or scan.over_cap:
+            self._changed()
+
+    # -- disk bookkeeping ------------------------------------------------------------------
+
+    def _append(self, record: Record, outbox: Outbox) -> tuple[Journal, str, int] | None:
+        """Append a record's body to the outbox's journal: where it went, or None if it cannot."""
+        body = record.body
+        if body is None:
+            return None
+        envelope = record.envelope(body)
+        for _ in range(2):  # a second time if the journal was retired meanwhile
+            journal = outbox.journal
+            if journal is None:
+                return None
+            try:
+                ident, offset = journal.append(envelope)
+            except Retired:
+                continue
+            except OSError as error:
+                self._warn_once(
+                    "write-failed",
+                    f"Could not write to the outbox in {outbox.root} ({error}); kept in memory.",
+                )
+                return None
+            if journal.size > JOURNAL_LIMIT and not self._renewing:
+                self._renewing = True
+                self._to_keep.put(RENEW)
+            return journal, ident, offset
+        return None
+
+    def _warn_once(self, what: str, sentence: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            log.warning(sentence)
+
+    def _forget(self, removed: list[Record]) -> None:
+        """Settle the journal entries and delete the files of records delivered or dropped."""
+        settled: dict[Journal, list[str]] = {}
+        for record in removed:
+            if record.journal is not None:
+                settled.setdefault(record.journal, []).append(record.ident)
+            elif record.path is not None and record.outbox is not None:
+                record.outbox.delete(record.path)
+        for journal, idents in settled.items():
+            self._settle_entries(journal, idents)
+
+    def _settle_entries(self, journal: Journal, idents: list[str]) -> None:
+        try:
+            journal.settle(idents)
+        except OSError as error:
+            self._warn_once(
+                "settle-failed",
+                f"Could not mark payloads as sent in {journal.path} ({error}); "
+                "a later kernel may send them again.",
+            )
+
+    def _changed(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:
+                log.debug("state listener failed", exc_info=True)
+
