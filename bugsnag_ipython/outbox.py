@@ -180,6 +180,12 @@ class Outbox:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
+    def _alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:
+        """owner_alive(), asked once per owner and listing: it takes a lock to answer."""
+        if owner not in known:
+            known[owner] = self.owner_alive(owner, tidy=tidy)
+        return known[owner]
+
     def owner_alive(self, owner: str, *, tidy: bool = True) -> bool:
         """Whether `owner` still holds its lock. With `tidy`, a dead owner's lock file goes."""
         if owner == self.owner:
@@ -298,20 +304,14 @@ class Outbox:
                 self._remove_if_stale(path, now)
                 continue
             if match is None and (journal := _JOURNAL.fullmatch(name)) is not None:
-                owner = journal["owner"]
-                if owner not in alive:
-                    alive[owner] = self.owner_alive(owner)
-                if not alive[owner]:
+                if not self._alive(journal["owner"], alive):
                     journals.append(path)
                 continue
             if match is None:
                 if path.is_file() and self.set_aside(path):
                     scan.set_aside.append(f"{name}: not a payload file of this notifier")
                 continue
-            owner = match["owner"]
-            if owner not in alive:
-                alive[owner] = self.owner_alive(owner)
-            if alive[owner]:
+            if self._alive(match["owner"], alive):
                 continue
             mine = path.with_name(f"{match['kind']}-{match['ns']}-{match['id']}.{self.owner}.payload")
             try:
@@ -372,8 +372,8 @@ class Outbox:
             if entry.ident in filed:
                 continue
             body = data[entry.offset : entry.offset + entry.size]
-            path = self.write(entry.envelope(body), entry.ident)
-            made.append((int(entry.ident.split("-", 1)[0]), entry.kind, path))
+            filed_as = self.write(entry.envelope(body), entry.ident)
+            made.append((int(entry.ident.split("-", 1)[0]), entry.kind, filed_as))
         if contents.problem is None:
             self.delete(mine)
         elif self.set_aside(mine):
@@ -388,21 +388,17 @@ class Outbox:
         for name in _listing(self.payloads):
             match = _NAME.fullmatch(name)
             if match is None and (journal := _JOURNAL.fullmatch(name)) is not None:
-                owner = journal["owner"]
-                if owner not in alive:
-                    alive[owner] = self.owner_alive(owner, tidy=False)
-                entries += self._journal_inventory(self.payloads / name, alive[owner])
+                owner_alive = self._alive(journal["owner"], alive, tidy=False)
+                entries += self._journal_inventory(self.payloads / name, owner_alive)
                 continue
             if name.startswith(".") or match is None:
                 continue
-            owner = match["owner"]
-            if owner not in alive:
-                alive[owner] = self.owner_alive(owner, tidy=False)
+            owner_alive = self._alive(match["owner"], alive, tidy=False)
             try:
                 stored: Stored | None = self.read_header(self.payloads / name)
             except (CorruptPayload, OSError):
                 stored = None
-            entries.append(Entry(name, stored, alive[owner]))
+            entries.append(Entry(name, stored, owner_alive))
         return entries
 
     @staticmethod

@@ -176,9 +176,9 @@ class Pending:
             for record in itertools.chain(endpoint.own, endpoint.adopted):
                 if len(batch) >= most:
                     break
-                if record is first or record.done or record.solo or record.kind != first.kind:
+                if record is first or record.done or record.solo:
                     continue
-                if record.api_key != first.api_key:
+                if record.kind != first.kind or record.api_key != first.api_key:
                     continue
                 if size + record.size > budget:
                     break
@@ -253,8 +253,10 @@ class Pending:
         removed: list[Record] = []
         for kind in kinds:
             heap, kept = self._oldest[kind], []
-            flying = sum(1 for record in self.in_flight if record.kind == kind)
-            while self._counts[kind] - flying > caps[kind] and heap:
+            # Every submit passes here, on the cell's thread: count what flies only when over.
+            over = self._counts[kind] > caps[kind]
+            flying = sum(1 for record in self.in_flight if record.kind == kind) if over else 0
+            while over and self._counts[kind] - flying > caps[kind] and heap:
                 entry = heapq.heappop(heap)
                 record = entry[2]
                 if record.done:
