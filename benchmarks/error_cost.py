@@ -218,7 +218,7 @@ def _last_event_body(db: Path) -> bytes:
     import json
 
     from bugsnag_ipython.collector.store import Store
-    from bugsnag_ipython.payloads import encode
+    from bugsnag_ipython.report.payloads import encode
 
     with Store(db) as store:
         payload = json.loads(store.requests("events")[-1].body)
@@ -229,8 +229,8 @@ def _journal_append(root: Path, size: int) -> float:
     """CPU seconds of appending one payload of this size to an outbox journal, on this disk."""
     import time
 
-    from bugsnag_ipython.outbox import Outbox
-    from bugsnag_ipython.transport import Envelope
+    from bugsnag_ipython.delivery.outbox import Outbox
+    from bugsnag_ipython.delivery.transport import Envelope
 
     outbox = Outbox(root).open()
     journal = outbox.journal

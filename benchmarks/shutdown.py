@@ -32,8 +32,8 @@ def _run(root: Path, *, load: bool) -> dict[str, Any]:
     from jupyter_client.manager import KernelManager
 
     from bugsnag_ipython.collector.server import Collector
+    from bugsnag_ipython.delivery.outbox import Outbox
     from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_ipython_dir, make_kernelspec
-    from bugsnag_ipython.outbox import Outbox
 
     root.mkdir(parents=True, exist_ok=True)
     persistence = root / "persistence"

@@ -49,7 +49,7 @@ import bugsnag_ipython
 client = shell._bugsnag_ipython.client
 assert client.flush(30), "the launch session was not delivered"
 if DELIVERY == "off":
-    from bugsnag_ipython.delivery import Delivery, NullTransport
+    from bugsnag_ipython.delivery.sender import Delivery, NullTransport
     loaded = client.delivery
     loaded.listeners.remove(client._changed)
     client._use_delivery(Delivery(NullTransport))

@@ -46,13 +46,13 @@ class NotLoadedError(RuntimeError):
 
 
 def load_ipython_extension(shell: Any) -> None:
-    from . import extension
+    from .notebook import extension
 
     extension.load(shell)
 
 
 def unload_ipython_extension(shell: Any) -> None:
-    from . import extension
+    from .notebook import extension
 
     extension.unload(shell)
 
@@ -60,7 +60,7 @@ def unload_ipython_extension(shell: Any) -> None:
 def _client() -> Client:
     from IPython import get_ipython
 
-    from . import extension
+    from .notebook import extension
 
     shell = get_ipython()
     loaded = extension.active(shell) if shell is not None else None
@@ -118,7 +118,7 @@ def leave_breadcrumb(name: str, metadata: dict[str, Any] | None = None, type: st
 
 def panel() -> None:
     """Show the live status panel (in a terminal, the status text)."""
-    from .status_panel import show_panel
+    from .notebook.panel import show_panel
 
     show_panel(_client())
 

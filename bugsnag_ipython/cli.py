@@ -188,7 +188,7 @@ def _run_outbox(args: argparse.Namespace) -> int:
     import os
 
     from bugsnag_ipython.config import Configuration, from_environment
-    from bugsnag_ipython.outbox import default_directory
+    from bugsnag_ipython.delivery.outbox import default_directory
 
     changes, problems = from_environment(os.environ)
     for problem in problems:
@@ -206,8 +206,8 @@ def _run_outbox(args: argparse.Namespace) -> int:
 def _list_outbox(directory: Path) -> int:
     import time
 
-    from bugsnag_ipython.outbox import Outbox
-    from bugsnag_ipython.status import ago
+    from bugsnag_ipython.delivery.outbox import Outbox
+    from bugsnag_ipython.notebook.status import ago
 
     outbox = Outbox(directory)
     entries = outbox.inventory()
@@ -235,7 +235,7 @@ def _list_outbox(directory: Path) -> int:
 
 
 def _flush_outbox(config: Configuration, timeout: float) -> int:
-    from bugsnag_ipython.delivery import Delivery
+    from bugsnag_ipython.delivery.sender import Delivery
 
     delivery = Delivery()
     delivery.reconfigure(config)

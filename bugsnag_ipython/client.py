@@ -16,18 +16,19 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from . import environment, events, forkguard, payloads
-from .breadcrumbs import Breadcrumbs
 from .config import Configuration, mask_api_key
-from .events import SEVERITIES, CellRun, OnError, ThreadInfo
-from .metadata import MetadataStore
+from .delivery import forkguard
+from .report import environment, events, payloads
+from .report.breadcrumbs import Breadcrumbs
+from .report.events import SEVERITIES, CellRun, OnError, ThreadInfo
+from .report.metadata import MetadataStore
 from .sessions import SessionSnapshot, SessionTracker
 
 if TYPE_CHECKING:
     # Imported when first needed, not at load: delivery (with its threads and outbox) when the
     # first payload is handed over, stack traces and trimming with the first report.
-    from .delivery import Delivery, Kind
-    from .stacktrace import CellMap
+    from .delivery.sender import Delivery, Kind
+    from .report.stacktrace import CellMap
 
 log = logging.getLogger("bugsnag_ipython")
 
@@ -63,7 +64,7 @@ class Client:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         if resolve_cell is None:
-            from .stacktrace import NoCells
+            from .report.stacktrace import NoCells
 
             resolve_cell = NoCells()
         self._resolve_cell: CellMap = resolve_cell
@@ -267,9 +268,9 @@ class Client:
             return False
         if self._launch_session is not None:
             self.send_launch_session()
-        from . import trimming
-        from .cells import notebook_ref
-        from .stacktrace import FrameContext, exception_entries
+        from .report import trimming
+        from .report.cells import notebook_ref
+        from .report.stacktrace import FrameContext, exception_entries
 
         chosen, reason = events.severity_of(unhandled, severity)
         keys = config.redacted_keys
@@ -357,7 +358,7 @@ class Client:
     def _device_facts(self) -> dict[str, Any]:
         # The first payload reads (or makes) the device id: a file read, once per kernel.
         facts = environment.device_facts()
-        from . import device
+        from .report import device
 
         facts["id"] = device.device_id(device.persistence_directory(self.config.persistence_directory))
         return facts
@@ -403,7 +404,7 @@ class Client:
         if self._delivery is None:
             with self._delivery_lock:
                 if self._delivery is None:
-                    from .delivery import Delivery
+                    from .delivery.sender import Delivery
 
                     self._use_delivery(Delivery())
         assert self._delivery is not None
@@ -417,7 +418,7 @@ class Client:
     def _submit(
         self, kind: Kind, payload: dict[str, Any], created_at: float, encoded: bytes | None = None
     ) -> None:
-        from .delivery import Envelope
+        from .delivery.sender import Envelope
 
         key = self.config.api_key
         assert key is not None
@@ -463,7 +464,7 @@ class Client:
                 log.debug("client listener failed", exc_info=True)
 
     def status_text(self) -> str:
-        from .status import status_text
+        from .notebook.status import status_text
 
         return status_text(self)
 

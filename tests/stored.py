@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bugsnag_ipython.outbox import Outbox, Stored
+from bugsnag_ipython.delivery.outbox import Outbox, Stored
 
 
 def stored_payloads(root: Path) -> list[Stored]:

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from bugsnag_ipython.breadcrumbs import LogBreadcrumbs
 from bugsnag_ipython.client import CellRun, Client, ThreadInfo
 from bugsnag_ipython.config import Configuration
-from bugsnag_ipython.device import DEVICE_ID_FILE, device_id
+from bugsnag_ipython.report.breadcrumbs import LogBreadcrumbs
+from bugsnag_ipython.report.device import DEVICE_ID_FILE, device_id
 
 API_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 
@@ -327,7 +327,7 @@ def test_cells_finished_between_events_join_the_trail_in_order(
 def test_a_huge_trail_is_trimmed_under_the_limit_keeping_the_exception(
     make_client: Any, recorder: Recorder
 ) -> None:
-    from bugsnag_ipython.trimming import MAX_PAYLOAD_BYTES
+    from bugsnag_ipython.report.trimming import MAX_PAYLOAD_BYTES
 
     client = make_client(max_breadcrumbs=100)
     for n in range(100):
@@ -412,7 +412,7 @@ def test_breadcrumbs_are_redacted_even_when_left_before_the_keys_changed(
 
 
 def test_event_payloads_join_into_one_with_every_event_in_order() -> None:
-    from bugsnag_ipython.payloads import encode, event_payload, join_events
+    from bugsnag_ipython.report.payloads import encode, event_payload, join_events
 
     notifier = {"name": "Bugsnag IPython", "version": "1", "url": "https://example.com"}
     bodies = [encode(event_payload("k" * 32, notifier, [{"n": n, "events": [n]}])) for n in range(3)]

@@ -14,7 +14,7 @@ from typing import Any
 from traitlets import Bool, Float, Int, List, TraitType, Unicode, validate
 from traitlets.config import Configurable
 
-from .config import Configuration, MaskedApiKey
+from ..config import Configuration, MaskedApiKey
 
 _HELP = "BugSnag option {name} (None: not set here; see the README for its default)."
 

@@ -17,12 +17,12 @@ import pytest
 
 from bugsnag_ipython.cli import main
 from bugsnag_ipython.config import Configuration
-from bugsnag_ipython.delivery import Delivery
-from bugsnag_ipython.outbox import MAX_AGE_SECONDS, Outbox
-from bugsnag_ipython.payloads import encode
-from bugsnag_ipython.pending import Pending, Record
-from bugsnag_ipython.retry import Backoff, RetryPolicy, refusal
-from bugsnag_ipython.transport import Envelope, Kind, NullTransport, Outcome, retry_after
+from bugsnag_ipython.delivery.outbox import MAX_AGE_SECONDS, Outbox
+from bugsnag_ipython.delivery.pending import Pending, Record
+from bugsnag_ipython.delivery.retry import Backoff, RetryPolicy, refusal
+from bugsnag_ipython.delivery.sender import Delivery
+from bugsnag_ipython.delivery.transport import Envelope, Kind, NullTransport, Outcome, retry_after
+from bugsnag_ipython.report.payloads import encode
 from tests.kernel import API_KEY
 from tests.stored import stored_payloads
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from .status import ago, host_of, status_text
 
 if TYPE_CHECKING:
-    from .client import Client
+    from ..client import Client
 
 SessionState = Literal["active", "paused", "none", "unloaded"]
 NOT_LOADED = "The extension is not loaded in this kernel; run %load_ext bugsnag_ipython."

@@ -15,10 +15,10 @@ import threading
 import time
 from typing import Any
 
-from .breadcrumbs import LogBreadcrumbs
-from .cells import CellIndex
-from .client import CellRun, Client, ThreadInfo
-from .config import Configuration, ConfigurationError, from_environment
+from ..client import CellRun, Client, ThreadInfo
+from ..config import Configuration, ConfigurationError, from_environment
+from ..report.breadcrumbs import LogBreadcrumbs
+from ..report.cells import CellIndex
 from .settings import BugsnagIPython
 
 log = logging.getLogger("bugsnag_ipython")

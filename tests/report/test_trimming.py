@@ -6,8 +6,8 @@ import json
 import random
 from typing import Any
 
-from bugsnag_ipython.payloads import REDACTED, encode, redact, redact_event
-from bugsnag_ipython.trimming import MAX_PAYLOAD_BYTES, fit, upper_bound
+from bugsnag_ipython.report.payloads import REDACTED, encode, redact, redact_event
+from bugsnag_ipython.report.trimming import MAX_PAYLOAD_BYTES, fit, upper_bound
 
 LIMIT = 1_000_000
 
@@ -164,7 +164,7 @@ def test_metadata_json_cannot_hold_does_not_break_encoding() -> None:
 
 
 def test_an_event_encoded_with_its_breadcrumbs_text_is_the_same_bytes() -> None:
-    from bugsnag_ipython.payloads import encode_event, encode_text
+    from bugsnag_ipython.report.payloads import encode_event, encode_text
 
     shared = frame(2)
     crumbs = [crumb(n) for n in range(5)] + [{**crumb(5), "metaData": {"name": "caf\u00e9 \udcff"}}]
@@ -177,7 +177,7 @@ def test_an_event_encoded_with_its_breadcrumbs_text_is_the_same_bytes() -> None:
 
 
 def test_a_value_holding_the_splicing_marker_is_still_encoded_as_given() -> None:
-    from bugsnag_ipython import payloads
+    from bugsnag_ipython.report import payloads
 
     body = payload(metaData={"odd": {"text": payloads._RAW_MARK}}, breadcrumbs=[crumb(1)])
     crumbs_json = "[" + payloads.encode_text(crumb(1)) + "]"

@@ -6,8 +6,8 @@ import tempfile
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.config import Configuration
-from bugsnag_ipython.delivery import Delivery, Envelope, Outcome
-from bugsnag_ipython.panel_text import (
+from bugsnag_ipython.delivery.sender import Delivery, Envelope, Outcome
+from bugsnag_ipython.notebook.panel_text import (
     FlushProgress,
     fallback_html,
     fallback_text,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .panel_text import FlushProgress, PanelView, fallback_html, fallback_text, panel_view
 
 if TYPE_CHECKING:
-    from .client import Client
+    from ..client import Client
     from .panel_widget import PanelWidgets
 
 log = logging.getLogger("bugsnag_ipython")

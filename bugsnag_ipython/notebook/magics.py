@@ -29,7 +29,7 @@ class BugsnagMagics(Magics):
         words = line.split()
         client = self.extension.client
         if not words:
-            from .status_panel import show_panel
+            from .panel import show_panel
 
             show_panel(client)
             return

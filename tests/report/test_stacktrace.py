@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bugsnag_ipython.cells import notebook_ref, source_identity
-from bugsnag_ipython.stacktrace import (
+from bugsnag_ipython.report.cells import notebook_ref, source_identity
+from bugsnag_ipython.report.stacktrace import (
     CellRef,
     FrameContext,
     NoCells,
@@ -109,7 +109,7 @@ def test_library_frames_are_not_in_project_and_are_named_from_the_library_root()
     assert library and not any(f["inProject"] for f in library)
     this_test = [f for f in entry["stacktrace"] if f["file"].endswith("test_stacktrace.py")]
     assert this_test and all(f["inProject"] for f in this_test)
-    assert this_test[0]["file"] == "tests/test_stacktrace.py"  # relative to the project root
+    assert this_test[0]["file"] == "tests/report/test_stacktrace.py"  # relative to the project root
 
 
 def test_a_file_outside_the_project_and_libraries_is_not_in_project(tmp_path: Path) -> None:
@@ -255,7 +255,7 @@ def test_a_cell_without_an_id_is_named_by_a_hash_of_its_source() -> None:
 
 
 def test_the_notebook_path_comes_from_the_session_name_then_the_kernel_variables() -> None:
-    from bugsnag_ipython.cells import notebook_path
+    from bugsnag_ipython.report.cells import notebook_path
 
     both = {"__session__": "/a/session.ipynb", "__vsc_ipynb_file__": "/a/vscode.ipynb"}
     assert notebook_path({"JPY_SESSION_NAME": "/a/env.ipynb"}, both) == "/a/env.ipynb"
@@ -269,7 +269,7 @@ def test_the_notebook_path_comes_from_the_session_name_then_the_kernel_variables
 def test_the_cell_index_names_cells_by_frontend_id_else_by_source() -> None:
     from types import SimpleNamespace
 
-    from bugsnag_ipython.cells import CellIndex
+    from bugsnag_ipython.report.cells import CellIndex
 
     with_id, without_id = "/tmp/ipykernel_1/111.py", "/tmp/ipykernel_1/222.py"
     for name, source in ((with_id, "a = 1\n"), (without_id, "b = 2\n")):

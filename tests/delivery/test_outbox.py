@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bugsnag_ipython.outbox import MAX_AGE_SECONDS, Outbox
-from bugsnag_ipython.transport import Envelope, Kind
+from bugsnag_ipython.delivery.outbox import MAX_AGE_SECONDS, Outbox
+from bugsnag_ipython.delivery.transport import Envelope, Kind
 
 KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 URL = "http://127.0.0.1:9/notify"
@@ -69,8 +69,8 @@ def test_a_live_owners_files_are_left_alone_and_a_dead_owners_are_adopted(tmp_pa
 def test_a_killed_process_lets_go_of_its_payloads(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
-        "from bugsnag_ipython.outbox import Outbox\n"
-        "from bugsnag_ipython.transport import Envelope\n"
+        "from bugsnag_ipython.delivery.outbox import Outbox\n"
+        "from bugsnag_ipython.delivery.transport import Envelope\n"
         f"outbox = Outbox({str(tmp_path)!r}).open()\n"
         f"outbox.write(Envelope('event', {URL!r}, {KEY!r}, b'{{\"n\":3}}', time.time()))\n"
         "print('ready', flush=True)\n"

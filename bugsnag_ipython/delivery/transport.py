@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from . import payloads
+from ..report import payloads
 
 Kind = Literal["session", "event"]
 KINDS: tuple[Kind, ...] = ("session", "event")

@@ -6,10 +6,10 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .payloads import iso8601
+from ..report.payloads import iso8601
 
 if TYPE_CHECKING:
-    from .client import Client
+    from ..client import Client
 
 
 def host_of(url: str | None) -> str:

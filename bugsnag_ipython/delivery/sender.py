@@ -30,16 +30,17 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import forkguard, payloads
+from ..report import payloads
+from ..report.trimming import MAX_PAYLOAD_BYTES
+from . import forkguard
 from .journal import Retired
 from .keeper import REOPEN, OutboxKeeper
 from .pending import DeliveryStats, Pending, Record
 from .retry import MAX_AGE_SECONDS, Backoff, RetryPolicy, refusal
 from .transport import Envelope, HttpTransport, Kind, NullTransport, Outcome, Transport
-from .trimming import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
-    from .config import Configuration
+    from ..config import Configuration
     from .outbox import Outbox
 
 __all__ = ["Delivery", "DeliveryStats", "Envelope", "Kind", "NullTransport", "Outcome", "Transport"]

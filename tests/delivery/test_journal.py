@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from bugsnag_ipython import keeper
 from bugsnag_ipython.config import Configuration
-from bugsnag_ipython.delivery import Delivery
-from bugsnag_ipython.journal import read_contents
-from bugsnag_ipython.outbox import Outbox
-from bugsnag_ipython.retry import RetryPolicy
-from bugsnag_ipython.transport import Envelope, Kind
+from bugsnag_ipython.delivery import keeper
+from bugsnag_ipython.delivery.journal import read_contents
+from bugsnag_ipython.delivery.outbox import Outbox
+from bugsnag_ipython.delivery.retry import RetryPolicy
+from bugsnag_ipython.delivery.sender import Delivery
+from bugsnag_ipython.delivery.transport import Envelope, Kind
+from tests.delivery.test_delivery import event
 from tests.stored import stored_payloads
-from tests.test_delivery import event
 
 KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 URL = "http://127.0.0.1:9/notify"
