@@ -1,10 +1,12 @@
 """The keeper: the disk work of delivery, which must neither delay a cell nor wait behind a send.
 
-`OutboxKeeper` is the part of `Delivery` that deals with the outbox: it opens it (resolving
-the default directory imports platformdirs, so a cell's thread leaves that to the keeper
-thread), appends payloads to the journal, files the payloads of a journal grown past its
-limit into files of their own, settles what was delivered or dropped, and adopts what dead
-kernels left, at launch and every `RESCAN_SECONDS`. `Delivery` holds the state, under its lock.
+`OutboxKeeper` owns the outbox and the keeper thread. It opens the outbox (resolving the
+default directory imports platformdirs, so a cell's thread leaves that to the keeper thread),
+appends payloads to the journal, files the payloads of a journal grown past its limit into
+files of their own, settles what was delivered or dropped, and adopts what dead kernels left,
+at launch and every `RESCAN_SECONDS`. The records it keeps are the sender's `Pending`, under
+the lock of the condition the sender hands it: the keeper changes them only through
+`Pending`'s own calls.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import logging
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import forkguard
 from .journal import LIMIT as JOURNAL_LIMIT
 from .journal import Journal, Retired
-from .pending import DeliveryStats, Pending, Record
+from .pending import Pending, Record
 from .transport import KINDS, Kind
 
 if TYPE_CHECKING:
@@ -31,28 +33,98 @@ RESCAN_SECONDS = 30.0  # how often the keeper looks for payloads of kernels that
 REOPEN = object()  # the keeper's queue: open the outbox in its new directory
 RENEW = object()  # ... retire the journal, which grew past its limit, for a new one
 
-
 class OutboxKeeper:
-    """The outbox side of `Delivery` (which sets every attribute below)."""
+    """This process's outbox on disk, and the thread that does its slow work."""
 
-    _lock: threading.Lock
-    _wake: threading.Condition
-    pending: Pending
-    stats: DeliveryStats
-    listeners: list[Callable[[], None]]
-    _monotonic: Callable[[], float]
-    _wall_clock: Callable[[], float]
-    _memory_budget: int
-    _directory: str | None
-    _caps: dict[Kind, int]
-    _warned: set[str]
-    _outbox: Outbox | None
-    _outbox_failed: bool
-    _renewing: bool
-    _to_keep: queue.SimpleQueue[Any]
-    _scanned: threading.Event
-    _opening: threading.Lock
-    _launched: bool
+    def __init__(
+        self,
+        pending: Pending,
+        wake: threading.Condition,
+        *,
+        caps: Callable[[], Mapping[Kind, int]],
+        on_change: Callable[[], None],
+        monotonic: Callable[[], float],
+        wall_clock: Callable[[], float],
+        memory_budget: int,
+        directory: str | None = None,
+    ) -> None:
+        self.pending = pending
+        self._wake = wake  # its lock guards the records and the fields below
+        self._caps = caps
+        self._changed = on_change
+        self._monotonic = monotonic
+        self._wall_clock = wall_clock
+        self._memory_budget = memory_budget
+        self.directory = directory
+        self._warned: set[str] = set()
+        self.outbox: Outbox | None = None  # open: any thread may write to it
+        self._outbox_failed = False
+        self._renewing = False  # a RENEW is queued or being done
+        self._to_keep: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.scanned = threading.Event()  # the first look through the outbox is done
+        self._thread: threading.Thread | None = None
+        self._opening = threading.Lock()  # one thread opens the outbox; others wait for it
+        # The first payload is the launch session, made while the extension loads: the keeper
+        # opens the outbox for it, so that loading never waits on the disk.
+        self._launched = False
+
+    # -- the sender's calls ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the keeper thread, unless it runs (called under the lock)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._keep_loop, name="bugsnag-outbox", daemon=True)
+            self._thread.start()
+
+    def move_to(self, directory: str | None) -> None:
+        """Use another persistence directory from now on (called under the lock). Payloads
+        stored so far stay where they are; new ones go to the new place."""
+        moved = directory != self.directory
+        self.directory = directory
+        if moved and self._thread is not None:
+            self.outbox, self._outbox_failed = None, False
+            self.scanned.clear()
+            self._to_keep.put(REOPEN)
+
+    def store_now(self, record: Record) -> bool:
+        """Append a new record to the journal on the caller's thread. False when the outbox is
+        not open yet: then `store_later` hands it to the keeper thread."""
+        outbox = self._outbox_now(may_import=False)
+        self._launched = True
+        if outbox is None:
+            return self._outbox_failed
+        if (place := self._append(record, outbox)) is not None:
+            record.keep_in(outbox, *place)
+        return True
+
+    def store_at_once(self) -> None:
+        """Store every payload on the thread that made it, from the first: a forked child may
+        `os._exit` right after an error."""
+        self._launched = True
+
+    def store_later(self, record: Record) -> None:
+        """Queue a record for the keeper thread to store (called under the lock, once the
+        record is pending, so that the keeper finds it there)."""
+        self._to_keep.put(record)
+
+    def read_back(self, record: Record) -> bytes | str:
+        """A spilled or adopted record's body from disk, or why it cannot be had."""
+        for _ in range(2):  # a second time if the keeper filed it away from its journal meanwhile
+            journal, path, outbox = record.journal, record.path, record.outbox
+            try:
+                if journal is not None:
+                    return journal.read(record.offset, record.size)
+                assert outbox is not None and path is not None
+                return outbox.read(path)[1]
+            except Retired:
+                continue
+            except FileNotFoundError:
+                return "removed from the outbox by someone else"
+            except (ValueError, OSError) as error:  # CorruptPayload is a ValueError
+                if path is not None and outbox is not None and outbox.set_aside(path):
+                    log.warning("Set aside the unreadable outbox file %s (%s).", path.name, error)
+                break
+        return "unreadable file set aside"
 
     # -- the keeper ------------------------------------------------------------------------
 
@@ -60,22 +132,22 @@ class OutboxKeeper:
         """The open outbox, opening it if need be. Opening is a few directory and lock calls,
         cheap enough for any thread; resolving the default directory imports platformdirs,
         which a cell's thread leaves to the keeper until it has been imported."""
-        outbox = self._outbox
+        outbox = self.outbox
         if outbox is not None or self._outbox_failed:
             return outbox
         if not may_import and (
-            not self._launched or (self._directory is None and "platformdirs" not in sys.modules)
+            not self._launched or (self.directory is None and "platformdirs" not in sys.modules)
         ):
             return None
         with self._opening:
-            if self._outbox is None and not self._outbox_failed:
-                self._open_outbox()
-        return self._outbox
+            if self.outbox is None and not self._outbox_failed:
+                self._open()
+        return self.outbox
 
     def _keep_loop(self) -> None:
         next_scan = 0.0
         while True:
-            if self._outbox is None and not self._outbox_failed:
+            if self.outbox is None and not self._outbox_failed:
                 self._outbox_now(may_import=True)
                 next_scan = 0.0
             self._keep_all_queued()
@@ -100,12 +172,12 @@ class OutboxKeeper:
             self._renew_journal()
         if not isinstance(item, Record):
             return  # REOPEN: the loop opens the new outbox
-        with self._lock:
-            outbox = self._outbox
+        with self._wake:
+            outbox = self.outbox
         place = self._append(item, outbox) if outbox is not None and not item.done else None
         if place is None or outbox is None:
             return
-        with self._lock:
+        with self._wake:
             late = item.done  # delivered or dropped while it was being written
             if not late:
                 item.keep_in(outbox, *place)
@@ -118,7 +190,7 @@ class OutboxKeeper:
     def _renew_journal(self) -> None:
         """File the payloads of a journal grown past its limit, each into a file of its own,
         and remove it; a new journal takes the appends meanwhile."""
-        outbox = self._outbox
+        outbox = self.outbox
         try:
             if outbox is None or outbox.journal is None:
                 return
@@ -128,7 +200,7 @@ class OutboxKeeper:
             return
         finally:
             self._renewing = False
-        with self._lock:
+        with self._wake:
             records = self.pending.stored_in(old)
         for record in records:
             body = record.body
@@ -141,7 +213,7 @@ class OutboxKeeper:
                     "write-failed", f"Could not write to the outbox in {outbox.root} ({error})."
                 )
                 return  # the old journal stays, with what could not be filed
-            with self._lock:
+            with self._wake:
                 late = record.done
                 if not late:
                     record.file_at(outbox, path)
@@ -153,8 +225,8 @@ class OutboxKeeper:
             with contextlib.suppress(OSError):
                 old.remove()
 
-    def _open_outbox(self) -> None:
-        directory = self._directory
+    def _open(self) -> None:
+        directory = self.directory
         try:
             with forkguard.importing:  # outbox, and platformdirs for the default directory
                 from .outbox import Outbox, default_directory
@@ -167,27 +239,28 @@ class OutboxKeeper:
                 directory or "the user cache directory",
                 error,
             )
-            with self._lock:
+            with self._wake:
                 self._outbox_failed = True
             return
-        with self._lock:
-            if directory == self._directory and self._outbox is None:
-                self._outbox = outbox
+        with self._wake:
+            if directory == self.directory and self.outbox is None:
+                self.outbox = outbox
                 return
         # Reconfigured meanwhile (the next turn opens the new directory), or already opened.
         outbox.close()
 
     def _rescan(self) -> None:
-        with self._lock:
-            outbox = self._outbox
-            room = {kind: self._caps[kind] - self.pending.by_kind(kind) for kind in KINDS}
+        with self._wake:
+            outbox = self.outbox
+            caps = self._caps()
+            room = {kind: caps[kind] - self.pending.by_kind(kind) for kind in KINDS}
         try:
             if outbox is not None:
                 self._adopt(outbox, outbox.scan(room, self._wall_clock(), self._keep_all_queued))
         except Exception as error:
             log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
         finally:
-            self._scanned.set()
+            self.scanned.set()
 
     def _adopt(self, outbox: Outbox, scan: Scan) -> None:
         if scan.set_aside:
@@ -198,17 +271,18 @@ class OutboxKeeper:
             )
         removed: list[Record] = []
         with self._wake:
+            caps = self._caps()
             for reason, count in (
                 ("older than 60 days", scan.expired),
                 ("over the stored cap", scan.over_cap),
                 ("unreadable file set aside", len(scan.set_aside)),
             ):
                 if count:
-                    self.stats.dropped[reason] += count
+                    self.pending.stats.dropped[reason] += count
             for stored in scan.adopted:
-                removed += self.pending.add(Record.adopted(stored, outbox), self._caps)
+                removed += self.pending.add(Record.adopted(stored, outbox), caps)
             self._wake.notify_all()
-        self._forget(removed)
+        self.forget(removed)
         if scan.adopted or scan.set_aside or scan.expired or scan.over_cap:
             self._changed()
 
@@ -245,7 +319,7 @@ class OutboxKeeper:
             self._warned.add(what)
             log.warning(sentence)
 
-    def _forget(self, removed: list[Record]) -> None:
+    def forget(self, removed: list[Record]) -> None:
         """Settle the journal entries and delete the files of records delivered or dropped."""
         settled: dict[Journal, list[str]] = {}
         for record in removed:
@@ -265,11 +339,3 @@ class OutboxKeeper:
                 f"Could not mark payloads as sent in {journal.path} ({error}); "
                 "a later kernel may send them again.",
             )
-
-    def _changed(self) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener()
-            except Exception:
-                log.debug("state listener failed", exc_info=True)
-

@@ -13,8 +13,8 @@ Three parts:
 - The sender, one daemon thread, sends over one keep-alive connection: this process's own
   payloads first, oldest first, with one backoff per endpoint. The events that wait for one
   endpoint together go in one request (`Pending.take`, `payloads.join_events`).
-- The keeper, a second daemon thread, does the disk work that must neither delay a cell nor
-  wait behind a send (keeper.py).
+- The keeper (keeper.py), with a second daemon thread, owns the outbox: the disk work that must
+  neither delay a cell nor wait behind a send.
 
 Threads start when first needed. A forked child starts afresh with threads of its own.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 import weakref
@@ -33,15 +32,13 @@ from typing import TYPE_CHECKING, Any
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
 from . import forkguard
-from .journal import Retired
-from .keeper import REOPEN, OutboxKeeper
+from .keeper import OutboxKeeper
 from .pending import DeliveryStats, Pending, Record
 from .retry import MAX_AGE_SECONDS, Backoff, RetryPolicy, refusal
 from .transport import Envelope, HttpTransport, Kind, NullTransport, Outcome, Transport
 
 if TYPE_CHECKING:
     from ..config import Configuration
-    from .outbox import Outbox
 
 __all__ = ["Delivery", "DeliveryStats", "Envelope", "Kind", "NullTransport", "Outcome", "Transport"]
 
@@ -51,7 +48,7 @@ MAX_BATCH = 100  # events sent in one request, at most ...
 MAX_BATCH_BYTES = MAX_PAYLOAD_BYTES  # ... and bytes: one payload's limit
 
 
-class Delivery(OutboxKeeper):
+class Delivery:
     """Outbox, sender and keeper for one process."""
 
     def __init__(
@@ -68,31 +65,30 @@ class Delivery(OutboxKeeper):
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._memory_budget = memory_budget
-        self._directory: str | None = None
         self._caps: dict[Kind, int] = {"session": 1000, "event": 10000}
         self.listeners: list[Callable[[], None]] = []
-        self._start_afresh()
+        self._start_afresh(directory=None)
         reference = weakref.ref(self)
         if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
             os.register_at_fork(after_in_child=lambda: _after_fork(reference))
 
-    def _start_afresh(self) -> None:
+    def _start_afresh(self, directory: str | None) -> None:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self.pending = Pending(self._policy, self._monotonic)
         self.stats: DeliveryStats = self.pending.stats
         self._warned: set[str] = set()
-        self._outbox: Outbox | None = None  # open: any thread may write to it
-        self._outbox_failed = False
-        self._renewing = False  # a RENEW is queued or being done
-        self._to_keep: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._scanned = threading.Event()
         self._sender: threading.Thread | None = None
-        self._keeper: threading.Thread | None = None
-        self._opening = threading.Lock()  # one thread opens the outbox; others wait for it
-        # The first payload is the launch session, made while the extension loads: the keeper
-        # opens the outbox for it, so that loading never waits on the disk.
-        self._launched = False
+        self._keeper = OutboxKeeper(
+            self.pending,
+            self._wake,
+            caps=lambda: self._caps,
+            on_change=self._changed,
+            monotonic=self._monotonic,
+            wall_clock=self._wall_clock,
+            memory_budget=self._memory_budget,
+            directory=directory,
+        )
 
     # -- what status and the panel read ---------------------------------------------------
 
@@ -108,7 +104,7 @@ class Delivery(OutboxKeeper):
 
     @property
     def outbox_directory(self) -> str | None:
-        outbox = self._outbox
+        outbox = self._keeper.outbox
         return str(outbox.root) if outbox is not None else None
 
     def counters(self) -> dict[str, Any]:
@@ -130,34 +126,25 @@ class Delivery(OutboxKeeper):
         with self._lock:
             self._caps = {"session": config.max_stored_sessions, "event": config.max_stored_events}
             removed = self.pending.enforce_caps(self._caps)
-            moved = config.persistence_directory != self._directory
-            self._directory = config.persistence_directory
-            if moved and self._keeper is not None:
-                # Payloads stored so far stay where they are; new ones go to the new place.
-                self._outbox, self._outbox_failed = None, False
-                self._scanned.clear()
-                self._to_keep.put(REOPEN)
-        self._forget(removed)
+            self._keeper.move_to(config.persistence_directory)
+        self._keeper.forget(removed)
 
     def submit(self, envelope: Envelope) -> None:
         """Store a payload and queue it for the sender; never waits on the network."""
         record = Record(envelope, own=True)
         with self._lock:
             self._ensure_threads_locked()
-        outbox = self._outbox_now(may_import=False)
-        self._launched = True
-        if outbox is not None and (place := self._append(record, outbox)) is not None:
-            record.keep_in(outbox, *place)
+        stored = self._keeper.store_now(record)
         with self._wake:
             removed = self.pending.add(record, self._caps)
-            if outbox is None and not self._outbox_failed:
-                self._to_keep.put(record)  # the keeper stores it
+            if not stored:
+                self._keeper.store_later(record)
             elif self.pending.memory > self._memory_budget:
                 self.pending.spill(record)
             if not self.pending.in_flight and self.pending.endpoint(record.url).backoff.ready():
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
                 self._wake.notify_all()
-        self._forget(removed)
+        self._keeper.forget(removed)
         self._changed()
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -176,7 +163,7 @@ class Delivery(OutboxKeeper):
         started = self._monotonic()
         with self._lock:
             self._ensure_threads_locked()
-        if not self._scanned.wait(max(0.0, timeout)):
+        if not self._keeper.scanned.wait(max(0.0, timeout)):
             return False
         remaining = timeout - (self._monotonic() - started)
         self._wait(remaining, lambda _deadline: self.pending.count == 0)
@@ -207,9 +194,7 @@ class Delivery(OutboxKeeper):
         if self._sender is None or not self._sender.is_alive():
             self._sender = threading.Thread(target=self._send_loop, name="bugsnag-sender", daemon=True)
             self._sender.start()
-        if self._keeper is None or not self._keeper.is_alive():
-            self._keeper = threading.Thread(target=self._keep_loop, name="bugsnag-outbox", daemon=True)
-            self._keeper.start()
+        self._keeper.start()
 
     def _send_loop(self) -> None:
         transport: Transport | None = None
@@ -254,28 +239,13 @@ class Delivery(OutboxKeeper):
 
     def _read_back(self, record: Record) -> bytes | None:
         """A spilled or adopted record's body from disk; None after dropping the record."""
-        for _ in range(2):  # a second time if the keeper filed it away from its journal meanwhile
-            journal, path, outbox = record.journal, record.path, record.outbox
-            try:
-                if journal is not None:
-                    return journal.read(record.offset, record.size)
-                assert outbox is not None and path is not None
-                return outbox.read(path)[1]
-            except Retired:
-                continue
-            except FileNotFoundError:
-                reason = "removed from the outbox by someone else"
-            except (ValueError, OSError) as error:  # CorruptPayload is a ValueError
-                if path is not None and outbox is not None and outbox.set_aside(path):
-                    log.warning("Set aside the unreadable outbox file %s (%s).", path.name, error)
-                reason = "unreadable file set aside"
-            break
-        else:
-            reason = "unreadable file set aside"
+        body = self._keeper.read_back(record)
+        if isinstance(body, bytes):
+            return body
         with self._wake:
-            removed = self.pending.finish(record, reason)
+            removed = self.pending.finish(record, body)
             self._wake.notify_all()
-        self._forget(removed)
+        self._keeper.forget(removed)
         self._changed()
         return None
 
@@ -319,16 +289,23 @@ class Delivery(OutboxKeeper):
             self._wake.notify_all()
         if warning:
             log.warning(warning)
-        self._forget(removed)
+        self._keeper.forget(removed)
         self._changed()
+
+    def _changed(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:
+                log.debug("state listener failed", exc_info=True)
 
     def _after_fork_in_child(self) -> None:
         # Only the forking thread survives, and locks may be held by threads that are gone;
         # the parent's payloads are the parent's to send. Start afresh, and let go of the
         # parent's outbox lock without unlocking it.
-        outbox = self._outbox
-        self._start_afresh()
-        self._launched = True  # a child may os._exit right after an error: store it at once
+        outbox = self._keeper.outbox
+        self._start_afresh(self._keeper.directory)
+        self._keeper.store_at_once()  # a child may os._exit right after an error: store it at once
         if outbox is not None:
             outbox.forget_after_fork()
 
