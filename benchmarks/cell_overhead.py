@@ -78,12 +78,12 @@ def measure_here() -> dict[str, float]:
         events.trigger("post_run_cell", result)
 
     def attach() -> None:
-        events.register("pre_run_cell", extension.pre_run_cell)
-        events.register("post_run_cell", extension.post_run_cell)
+        events.register("pre_run_cell", extension.cell_runs.pre_run_cell)
+        events.register("post_run_cell", extension.cell_runs.post_run_cell)
 
     def detach() -> None:
-        events.unregister("pre_run_cell", extension.pre_run_cell)
-        events.unregister("post_run_cell", extension.post_run_cell)
+        events.unregister("pre_run_cell", extension.cell_runs.pre_run_cell)
+        events.unregister("post_run_cell", extension.cell_runs.post_run_cell)
 
     def attached() -> float:
         return thread_seconds(one_cell, BATCH)

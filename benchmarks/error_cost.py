@@ -167,13 +167,13 @@ def measure_here(collector_db: Path) -> dict[str, Any]:
         events.trigger("post_run_cell", result)
 
     def detached() -> float:
-        events.unregister("pre_run_cell", extension.pre_run_cell)
-        events.unregister("post_run_cell", extension.post_run_cell)
+        events.unregister("pre_run_cell", extension.cell_runs.pre_run_cell)
+        events.unregister("post_run_cell", extension.cell_runs.post_run_cell)
         try:
             return thread_seconds(one_cell, BATCH)
         finally:
-            events.register("pre_run_cell", extension.pre_run_cell)
-            events.register("post_run_cell", extension.post_run_cell)
+            events.register("pre_run_cell", extension.cell_runs.pre_run_cell)
+            events.register("post_run_cell", extension.cell_runs.post_run_cell)
 
     def attached() -> float:
         return thread_seconds(one_cell, BATCH)

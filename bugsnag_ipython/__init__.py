@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from .client import Client
+    from .notebook.extension import Extension
     from .sessions import SessionSnapshot
 
 __all__ = [
@@ -57,7 +58,7 @@ def unload_ipython_extension(shell: Any) -> None:
     extension.unload(shell)
 
 
-def _client() -> Client:
+def _extension() -> Extension:
     from IPython import get_ipython
 
     from .notebook import extension
@@ -68,7 +69,11 @@ def _client() -> Client:
         raise NotLoadedError(
             "the extension is not loaded in this shell; run %load_ext bugsnag_ipython first."
         )
-    return loaded.client
+    return loaded
+
+
+def _client() -> Client:
+    return _extension().client
 
 
 def configure(**options: Any) -> None:
@@ -120,7 +125,8 @@ def panel() -> None:
     """Show the live status panel (in a terminal, the status text)."""
     from .notebook.panel import show_panel
 
-    show_panel(_client())
+    loaded = _extension()
+    show_panel(loaded.client, loaded.panel_source())
 
 
 def flush(timeout: float = 5.0) -> bool:

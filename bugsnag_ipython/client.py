@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .config import Configuration, mask_api_key
+from .config import Configuration, ConfigurationError, mask_api_key
 from .delivery import forkguard
+from .delivery.delegate import DeliveryDelegate
 from .report import environment, events, payloads
 from .report.breadcrumbs import Breadcrumbs
 from .report.events import SEVERITIES, CellRun, OnError, ThreadInfo
@@ -39,13 +38,6 @@ LAUNCH_DELAY_MAX = 5.0  # ...waiting at most this long for a running cell to end
 LAUNCH_POLL = 0.05
 
 
-@dataclass(frozen=True)
-class _Held:
-    kind: Kind
-    payload: dict[str, Any]
-    created_at: float
-
-
 class Client:
     def __init__(
         self,
@@ -57,10 +49,9 @@ class Client:
         resolve_cell: CellMap | None = None,
     ) -> None:
         self.config = config
-        self._delivery: Delivery | None = None
-        self._delivery_lock = threading.Lock()
-        if delivery is not None:
-            self._use_delivery(delivery)
+        self._delegate = DeliveryDelegate(
+            config, on_change=self._changed, wall_clock=wall_clock, delivery=delivery
+        )
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         if resolve_cell is None:
@@ -84,9 +75,6 @@ class Client:
         self.user: dict[str, str] = {}  # set_user()
         self.on_error = events.OnErrorCallbacks()
         self.problems: list[str] = []  # configuration problems, shown by status
-        self._held: deque[_Held] = deque()
-        self._held_lock = threading.Lock()
-        self.held_overflow = 0
         self._warned: set[str] = set()
         self._launching = False
         self._launch_session: SessionSnapshot | None = None
@@ -99,16 +87,12 @@ class Client:
     def configure(self, **changes: Any) -> None:
         """Apply option changes from now on; a refused change raises and changes nothing."""
         updated = self.config.replace(**changes)
-        had_key = self.config.api_key
         self.config = updated
         self.tracker.auto_track = updated.auto_track_sessions
         self.tracker.background_timeout = updated.background_timeout
         self.breadcrumbs.resize(updated.max_breadcrumbs)
-        if self._delivery is not None:
-            self._delivery.reconfigure(updated)
+        self._delegate.reconfigure(updated)
         self._warn_about_endpoints()
-        if updated.api_key and not had_key:
-            self._release_held()
         self._changed()
 
     def _warn_about_endpoints(self) -> None:
@@ -223,6 +207,9 @@ class Client:
     # -- events ---------------------------------------------------------------------------
 
     def should_report(self, error: BaseException) -> bool:
+        """Whether an exception the kernel hands over is reported at all."""
+        if isinstance(error, ConfigurationError):
+            return False  # a refused option is the user's input, not a crash of their code
         return not events.discarded(type(error), self.config.discard_classes)
 
     def notify(
@@ -258,8 +245,6 @@ class Client:
         thread: ThreadInfo | None = None,
     ) -> bool:
         if severity is not None and severity not in SEVERITIES:
-            from .config import ConfigurationError
-
             raise ConfigurationError(
                 f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}."
             )
@@ -387,72 +372,29 @@ class Client:
     # -- delivery -----------------------------------------------------------------------
 
     def _send(self, kind: Kind, payload: dict[str, Any], encoded: bytes | None = None) -> None:
-        """Hand a payload to delivery (`encoded`, when given, is its body for the current key),
-        or hold it while there is no API key."""
-        if not self.config.api_key:
-            with self._held_lock:
-                if len(self._held) >= self.config.max_held_payloads:
-                    self._held.popleft()
-                    self.held_overflow += 1
-                self._held.append(_Held(kind, payload, self._wall_clock()))
-            return
-        self._submit(kind, payload, self._wall_clock(), encoded)
+        self._delegate.send(kind, payload, encoded)
 
     @property
     def delivery(self) -> Delivery:
-        """The delivery, made with the first payload to hand over (or the first look at it)."""
-        if self._delivery is None:
-            with self._delivery_lock:
-                if self._delivery is None:
-                    from .delivery.sender import Delivery
-
-                    self._use_delivery(Delivery())
-        assert self._delivery is not None
-        return self._delivery
-
-    def _use_delivery(self, delivery: Delivery) -> None:
-        delivery.reconfigure(self.config)
-        delivery.listeners.append(self._changed)
-        self._delivery = delivery
-
-    def _submit(
-        self, kind: Kind, payload: dict[str, Any], created_at: float, encoded: bytes | None = None
-    ) -> None:
-        from .delivery.sender import Envelope
-
-        key = self.config.api_key
-        assert key is not None
-        url = self.config.sessions_url if kind == "session" else self.config.notify_url
-        if url is None:
-            return
-        if kind == "event" and payload.get("apiKey") != key:
-            payload, encoded = {**payload, "apiKey": key}, None  # made before this key was set
-        if encoded is None:
-            encoded = payloads.encode(payload)
-        self.delivery.submit(Envelope(kind, url, key, encoded, created_at))
-
-    def _release_held(self) -> None:
-        with self._held_lock:
-            held = list(self._held)
-            self._held.clear()
-        for item in held:
-            self._submit(item.kind, item.payload, item.created_at)
+        return self._delegate.delivery
 
     @property
     def held(self) -> int:
-        return len(self._held)
+        """Payloads held while there is no API key."""
+        return self._delegate.held
+
+    @property
+    def held_overflow(self) -> int:
+        """Held payloads dropped for newer ones, over `max_held_payloads`."""
+        return self._delegate.held_overflow
 
     def flush(self, timeout: float = 5.0) -> bool:
         self.send_launch_session()
-        delivered = self.delivery.flush(timeout)
-        return delivered and not self._held
+        return self._delegate.flush(timeout)
 
     def shutdown(self, timeout: float = 1.5) -> None:
         self.send_launch_session()
-        if self._held:
-            log.info("%d payloads held without an API key are discarded at exit.", self.held)
-        if self._delivery is not None:  # none was made: nothing was ever handed over
-            self._delivery.close(timeout)
+        self._delegate.close(timeout)
 
     # -- state for status and the panel ------------------------------------------------
 
@@ -462,11 +404,6 @@ class Client:
                 listener()
             except Exception:
                 log.debug("client listener failed", exc_info=True)
-
-    def status_text(self) -> str:
-        from .notebook.status import status_text
-
-        return status_text(self)
 
     def masked_key(self) -> str:
         return mask_api_key(self.config.api_key)

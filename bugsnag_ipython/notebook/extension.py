@@ -1,4 +1,5 @@
-"""IPython glue: kernel events in, client calls out; and undoing it all on unload.
+"""IPython glue: load and unload. Loading makes the client, installs the failure sources
+(`bugsnag_ipython.sources`), the settings and the magic; unloading undoes all of it.
 
 Every callback body catches everything: an exception escaping an IPython event callback is
 shown to the user in the cell, and nothing this extension does may reach the user's cell.
@@ -7,18 +8,20 @@ shown to the user in the cell, and nothing this extension does may reach the use
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import sys
-import threading
-import time
+import weakref
+from collections.abc import Callable
 from typing import Any
 
-from ..client import CellRun, Client, ThreadInfo
+from ..client import Client
 from ..config import Configuration, ConfigurationError, from_environment
 from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
+from ..sources import Source
+from ..sources.cell_runs import CellRuns
+from ..sources.threads import ThreadExceptions
 from .settings import BugsnagIPython
 
 log = logging.getLogger("bugsnag_ipython")
@@ -55,7 +58,8 @@ class Extension:
         self.client = Client(config, resolve_cell=self.cells)
         self.client.problems.extend(self.problems)
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
-        self._previous_thread_hook: Any = None
+        self.cell_runs = CellRuns(self.client, shell, self.cells)
+        self.sources: list[Source] = [self.cell_runs, ThreadExceptions(self.client)]
         self.installed = False
 
     def _initial_configuration(self) -> tuple[Configuration, list[str]]:
@@ -87,10 +91,8 @@ class Extension:
         self.settings.on_change = self._on_setting
         if self.settings not in shell.configurables:
             shell.configurables.append(self.settings)
-        shell.events.register("pre_run_cell", self.pre_run_cell)
-        shell.events.register("post_run_cell", self.post_run_cell)
-        self._previous_thread_hook = threading.excepthook
-        threading.excepthook = self.thread_exception
+        for source in self.sources:
+            source.install()
         self.log_breadcrumbs.install()
         atexit.register(self.at_exit)
         from .magics import BugsnagMagics
@@ -102,14 +104,8 @@ class Extension:
 
     def uninstall(self) -> None:
         shell = self.shell
-        for event, callback in (
-            ("pre_run_cell", self.pre_run_cell),
-            ("post_run_cell", self.post_run_cell),
-        ):
-            with contextlib.suppress(ValueError):
-                shell.events.unregister(event, callback)
-        if threading.excepthook == self.thread_exception:
-            threading.excepthook = self._previous_thread_hook
+        for source in self.sources:
+            source.uninstall()
         self.log_breadcrumbs.uninstall()
         atexit.unregister(self.at_exit)
         self.settings.on_change = None
@@ -131,71 +127,25 @@ class Extension:
     def _on_setting(self, name: str, value: Any) -> None:
         self.client.configure(**{name: value})
 
-    # -- kernel events --------------------------------------------------------------------
-
-    def pre_run_cell(self, info: Any) -> None:
-        try:
-            # IPython counts the cell before pre_run_cell: this cell is `In [count - 1]`.
-            count = self.shell.execution_count
-            if info.store_history:
-                count -= 1
-            cell_id = info.cell_id
-            if cell_id:
-                self.cells.record(count, cell_id)
-            # tuple.__new__ rather than CellRun(...): half the cost, and this runs for every cell.
-            run = tuple.__new__(CellRun, (count, cell_id, info.raw_cell, time.monotonic()))
-            self.client.cell_started(run)
-        except Exception:
-            self._internal_failure("pre_run_cell")
-
-    def post_run_cell(self, result: Any) -> None:
-        try:
-            client = self.client
-            error = result.error_in_exec
-            if error is None and result.error_before_exec is not None:
-                before = result.error_before_exec
-                error = before if isinstance(before, SyntaxError) else None
-            if error is not None and self._reportable(error):
-                client.notify(error, unhandled=True, cell=client.cell)
-            client.cell_finished(error)
-        except Exception:
-            self._internal_failure("post_run_cell")
-
-    def thread_exception(self, args: Any) -> None:
-        try:
-            error = args.exc_value
-            if error is not None and self._reportable(error):
-                thread = args.thread
-                info = ThreadInfo(
-                    name=str(getattr(thread, "name", None) or "unknown"),
-                    ident=getattr(thread, "ident", None),
-                    daemon=bool(getattr(thread, "daemon", False)),
-                )
-                self.client.notify_thread_exception(error, info)
-        except Exception:
-            self._internal_failure("threading.excepthook")
-        # The default printing (or whoever hooked before us) still happens.
-        previous = self._previous_thread_hook or threading.__excepthook__
-        previous(args)
-
-    def _reportable(self, error: BaseException) -> bool:
-        if isinstance(error, ConfigurationError):
-            return False  # a refused option is the user's input, not a crash of their code
-        return self.client.should_report(error)
-
     def at_exit(self) -> None:
         try:
             self.client.shutdown(EXIT_FLUSH_SECONDS)
         except Exception:
-            self._internal_failure("exit")
+            self.cell_runs.internal_failure("exit")
 
-    def _internal_failure(self, where: str) -> None:
-        error = sys.exc_info()[1]
-        self.client.warn_once(
-            f"internal-{where}",
-            f"bugsnag_ipython failed in {where} ({type(error).__name__}: {error}); "
-            "your code is unaffected.",
-        )
+    def panel_source(self) -> Callable[[], Client | None]:
+        """The client a panel shows: the one loaded in the shell now, so that a panel follows an
+        unload (it says so and disables its buttons) and a reload, instead of driving a stale
+        client."""
+        shell, shown = self.shell, weakref.ref(self.client)
+
+        def source() -> Client | None:
+            loaded = active(shell)
+            if loaded is not None:
+                return loaded.client
+            return None if getattr(shell, SHELL_ATTRIBUTE, None) is not None else shown()
+
+        return source
 
 
 def load(shell: Any) -> Extension:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
+from .status import status_text
+
 if TYPE_CHECKING:
     from .extension import Extension
 
@@ -31,7 +33,7 @@ class BugsnagMagics(Magics):
         if not words:
             from .panel import show_panel
 
-            show_panel(client)
+            show_panel(client, self.extension.panel_source())
             return
         command, arguments = words[0], words[1:]
         if command not in SUBCOMMANDS:
@@ -57,7 +59,7 @@ class BugsnagMagics(Magics):
             short = current.id[:8] if current else "?"
             print(f"Resumed session {short}." if resumed else f"Session {short} is active.")
         else:
-            print(client.status_text())
+            print(status_text(client))
 
 
 def _seconds(arguments: list[str]) -> float:

@@ -9,7 +9,8 @@ panel. It also refreshes once a second, so "how long ago" and an unloaded extens
 Where widgets cannot render the status appears as text: terminal IPython prints it, and the
 display bundle of a widget panel carries it as `text/plain` and `text/html`.
 
-(Not named `panel.py`: importing a submodule `panel` would replace the package's `panel()`.)
+The panel is handed the client it shows and a `ClientSource` that says which client is loaded
+now (the extension makes it): nothing here reaches back up to the extension.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .panel_text import FlushProgress, PanelView, fallback_html, fallback_text, panel_view
+from .status import status_text
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -37,18 +39,18 @@ FLUSH_SECONDS = 5.0  # as `%bugsnag_session flush`
 ClientSource = Callable[[], "Client | None"]
 
 
-def show_panel(client: Client) -> None:
+def show_panel(client: Client, source: ClientSource) -> None:
     """Display a live panel in a kernel; print the status text anywhere else."""
     shell = _shell()
     if shell is None or getattr(shell, "kernel", None) is None:
         # Terminal IPython (or plain Python) has no comm to a widget manager.
-        print(client.status_text())
+        print(status_text(client))
         return
     try:
-        panel = StatusPanel(_source_for(shell, client))
+        panel = StatusPanel(source)
     except Exception as error:
         log.warning("The status panel could not be built (%s); showing text.", error)
-        print(client.status_text())
+        print(status_text(client))
         return
     from IPython.display import display
 
@@ -61,23 +63,6 @@ def _shell() -> Any:
     except ImportError:
         return None
     return get_ipython()
-
-
-def _source_for(shell: Any, client: Client) -> ClientSource:
-    """The client a panel shows: the one loaded in the shell now, so that a panel follows an
-    unload (it says so and disables its buttons) and a reload, instead of driving a stale
-    client."""
-    from . import extension
-
-    shown = weakref.ref(client)
-
-    def source() -> Client | None:
-        loaded = extension.active(shell)
-        if loaded is not None:
-            return loaded.client
-        return None if getattr(shell, extension.SHELL_ATTRIBUTE, None) is not None else shown()
-
-    return source
 
 
 class StatusPanel:

@@ -7,7 +7,7 @@ import socket
 import sys
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 
 NOTIFIER = {
     "name": "Bugsnag IPython",

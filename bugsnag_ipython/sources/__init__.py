@@ -1,0 +1,37 @@
+"""Failure sources: each module hooks one thing in the kernel and hands what it catches to one
+client call (cell runs, thread exceptions, ...).
+
+A source's callbacks run inside the kernel's own machinery, where an exception escaping them
+would reach the user's cell or the kernel's log: each body catches everything and reports its
+own failure once, through `Source.internal_failure`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+
+class Source:
+    """One hook into the kernel, installed at load and removed again on unload."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def install(self) -> None:
+        raise NotImplementedError
+
+    def uninstall(self) -> None:
+        raise NotImplementedError
+
+    def internal_failure(self, where: str) -> None:
+        """Say once that the extension failed in `where` (called in an `except` block)."""
+        error = sys.exc_info()[1]
+        self.client.warn_once(
+            f"internal-{where}",
+            f"bugsnag_ipython failed in {where} ({type(error).__name__}: {error}); "
+            "your code is unaffected.",
+        )

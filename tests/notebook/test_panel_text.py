@@ -14,6 +14,7 @@ from bugsnag_ipython.notebook.panel_text import (
     panel_view,
     short_ago,
 )
+from bugsnag_ipython.notebook.status import status_text
 
 API_KEY = "0123456789abcdef0123456789abcdef"
 NOW = 1_796_000_000.0  # November 2026: payloads this old are not aged out
@@ -122,7 +123,7 @@ def test_fallbacks_are_the_status_text() -> None:
     text = fallback_text(client)
     page = fallback_html(client)
 
-    assert text == client.status_text()
+    assert text == status_text(client)
     assert "Session: active" in text and API_KEY not in text + page
     assert "<th style='text-align:left;padding-right:1em'>Session</th>" in page
 

@@ -1,0 +1,128 @@
+"""The client's side of delivery: each payload the client makes goes to delivery now, with the
+URL and key of its kind, or is held in memory while there is no API key (as bugsnag-android's
+`DeliveryDelegate` stands between its client and its delivery).
+
+Delivery itself (threads, outbox, `requests`) is made with the first payload handed over, so
+that loading the extension pays for none of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..report import payloads
+
+if TYPE_CHECKING:
+    from ..config import Configuration
+    from .sender import Delivery
+    from .transport import Kind
+
+log = logging.getLogger("bugsnag_ipython")
+
+
+@dataclass(frozen=True)
+class _Held:
+    kind: Kind
+    payload: dict[str, Any]
+    created_at: float
+
+
+class DeliveryDelegate:
+    def __init__(
+        self,
+        config: Configuration,
+        *,
+        on_change: Callable[[], None],
+        wall_clock: Callable[[], float],
+        delivery: Delivery | None = None,
+    ) -> None:
+        self.config = config
+        self._changed = on_change
+        self._wall_clock = wall_clock
+        self._delivery: Delivery | None = None
+        self._delivery_lock = threading.Lock()
+        if delivery is not None:
+            self._use(delivery)
+        self._held: deque[_Held] = deque()
+        self._held_lock = threading.Lock()
+        self.held_overflow = 0  # held payloads dropped for the newest, over the cap
+
+    def reconfigure(self, config: Configuration) -> None:
+        """Use new options; a key set for the first time sends what was held."""
+        had_key = self.config.api_key
+        self.config = config
+        if self._delivery is not None:
+            self._delivery.reconfigure(config)
+        if config.api_key and not had_key:
+            self._release_held()
+
+    def send(self, kind: Kind, payload: dict[str, Any], encoded: bytes | None = None) -> None:
+        """Hand a payload to delivery (`encoded`, when given, is its body for the current key),
+        or hold it while there is no API key."""
+        if not self.config.api_key:
+            with self._held_lock:
+                if len(self._held) >= self.config.max_held_payloads:
+                    self._held.popleft()
+                    self.held_overflow += 1
+                self._held.append(_Held(kind, payload, self._wall_clock()))
+            return
+        self._submit(kind, payload, self._wall_clock(), encoded)
+
+    @property
+    def delivery(self) -> Delivery:
+        """The delivery, made with the first payload to hand over (or the first look at it)."""
+        if self._delivery is None:
+            with self._delivery_lock:
+                if self._delivery is None:
+                    from .sender import Delivery
+
+                    self._use(Delivery())
+        assert self._delivery is not None
+        return self._delivery
+
+    def _use(self, delivery: Delivery) -> None:
+        delivery.reconfigure(self.config)
+        delivery.listeners.append(self._changed)
+        self._delivery = delivery
+
+    def _submit(
+        self, kind: Kind, payload: dict[str, Any], created_at: float, encoded: bytes | None = None
+    ) -> None:
+        from .transport import Envelope
+
+        key = self.config.api_key
+        assert key is not None
+        url = self.config.sessions_url if kind == "session" else self.config.notify_url
+        if url is None:
+            return
+        if kind == "event" and payload.get("apiKey") != key:
+            payload, encoded = {**payload, "apiKey": key}, None  # made before this key was set
+        if encoded is None:
+            encoded = payloads.encode(payload)
+        self.delivery.submit(Envelope(kind, url, key, encoded, created_at))
+
+    def _release_held(self) -> None:
+        with self._held_lock:
+            held = list(self._held)
+            self._held.clear()
+        for item in held:
+            self._submit(item.kind, item.payload, item.created_at)
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def flush(self, timeout: float) -> bool:
+        delivered = self.delivery.flush(timeout)
+        return delivered and not self._held
+
+    def close(self, timeout: float) -> None:
+        if self._held:
+            log.info("%d payloads held without an API key are discarded at exit.", self.held)
+        if self._delivery is not None:  # none was made: nothing was ever handed over
+            self._delivery.close(timeout)
