@@ -206,11 +206,12 @@ def _run_outbox(args: argparse.Namespace) -> int:
 def _list_outbox(directory: Path) -> int:
     import time
 
+    from bugsnag_ipython.delivery.inventory import inventory
     from bugsnag_ipython.delivery.outbox import Outbox
     from bugsnag_ipython.notebook.status import ago
 
     outbox = Outbox(directory)
-    entries = outbox.inventory()
+    entries = inventory(outbox)
     readable = [entry for entry in entries if entry.stored is not None]
     print(f"Outbox {outbox.root}: {len(entries)} payload(s)")
     groups: dict[tuple[str, str], list[float]] = {}

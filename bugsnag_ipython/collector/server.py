@@ -8,30 +8,20 @@ against a real server.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
-import socketserver
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
 
+from .handler import Server
 from .store import Kind, Store
-from .validation import check_request
 
 Endpoint = Literal["notify", "sessions"]
 ScriptedResponse = int | tuple[int, Mapping[str, str]]
 
-# Bodies above BugSnag's limit are still read (and refused with 400) so the connection stays
-# usable; above this much we answer without reading and close the connection.
-_MAX_READ_BYTES = 16 * 1024 * 1024
-_ENDPOINT_KINDS: Mapping[str, tuple[Endpoint, Kind]] = {
-    "/notify": ("notify", "events"),
-    "/sessions": ("sessions", "sessions"),
-}
 
 
 class Collector:
@@ -59,11 +49,11 @@ class Collector:
         self._connection_count = 0
         self._started = False
         self._stopped = False
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._held_port: socket.socket | None = None  # while down: bound, not listening
         self._thread: threading.Thread | None = None
         try:
-            self._server = _Server((host, port), self)
+            self._server = Server((host, port), self)
         except OSError:
             self._store.close()
             raise
@@ -168,7 +158,7 @@ class Collector:
                 raise RuntimeError("this collector has been stopped")
             if self._server is None:
                 self._release_port()
-                self._server = _Server((self._host, self._port), self)
+                self._server = Server((self._host, self._port), self)
                 if self._started:
                     self._serve()
 
@@ -195,7 +185,7 @@ class Collector:
 
     # -- used by the request handler ---------------------------------------------------
 
-    def _next_scripted(self, endpoint: Endpoint) -> ScriptedResponse | None:
+    def next_scripted(self, endpoint: Endpoint) -> ScriptedResponse | None:
         with self._lock:
             for index, (wanted, response) in enumerate(self._script):
                 if wanted is None or wanted == endpoint:
@@ -203,11 +193,11 @@ class Collector:
                     return response
         return None
 
-    def _current_hang_gate(self) -> threading.Event | None:
+    def current_hang_gate(self) -> threading.Event | None:
         with self._lock:
             return self._hang_gate
 
-    def _record(
+    def record(
         self,
         kind: Kind,
         status: int,
@@ -222,7 +212,7 @@ class Collector:
                 self._stored.notify_all()
 
     @contextmanager
-    def _tracked(self, connection: socket.socket) -> Iterator[None]:
+    def tracked(self, connection: socket.socket) -> Iterator[None]:
         with self._lock:
             self._connections.add(connection)
             self._connection_count += 1
@@ -272,159 +262,3 @@ class Collector:
         for connection in connections:
             with contextlib.suppress(OSError):  # already closed by the client
                 connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], collector: Collector) -> None:
-        self.collector = collector
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup of the host; skip it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if self.collector.verbose:
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle's algorithm on, a keep-alive
-    # client's delayed ACK then stalls every response by about 40 ms.
-    disable_nagle_algorithm = True
-    server_version = "BugsnagCollector/0.1"
-    server: _Server
-
-    def handle(self) -> None:
-        with self.server.collector._tracked(self.connection):
-            super().handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.collector.verbose:
-            super().log_message(format, *args)
-
-    def do_GET(self) -> None:
-        self._discard_body()
-        gate = self.server.collector._current_hang_gate()
-        if gate is not None:
-            self._hold(gate)
-            return
-        if self.path.split("?", 1)[0] == "/health":
-            self._reply(200, {"status": "ok"})
-        else:
-            self._reply(404, {"error": "Not found."})
-
-    def do_POST(self) -> None:
-        collector = self.server.collector
-        route = _ENDPOINT_KINDS.get(self.path.split("?", 1)[0].rstrip("/"))
-        body = self._read_body()
-        if body is None:
-            return
-        headers = dict(self.headers.items())
-        gate = collector._current_hang_gate()
-        if gate is not None:
-            if route is not None:
-                # Recorded so a test can see the request arrived although it got no answer.
-                collector._record(
-                    route[1], 0, "Held unanswered: the collector hung.", headers, body
-                )
-            self._hold(gate)
-            return
-        if route is None:
-            self._reply(404, {"error": "Not found."})
-            return
-        endpoint, kind = route
-
-        scripted = collector._next_scripted(endpoint)
-        if scripted is not None:
-            status, extra = (scripted, {}) if isinstance(scripted, int) else scripted
-            collector._record(kind, status, "Scripted response.", headers, body)
-            answer = {"status": "ok"} if status < 400 else {"error": "Scripted response."}
-            self._reply(status, answer, extra)
-            return
-
-        verdict = check_request(kind, headers, body)
-        collector._record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
-        if verdict.accepted:
-            self._reply(202, {"status": "ok"})
-        else:
-            self._reply(verdict.status, {"error": verdict.reason})
-
-    def _hold(self, gate: threading.Event) -> None:
-        """Block until the hang ends, then drop the connection without answering."""
-        gate.wait()
-        self.close_connection = True
-
-    def _read_body(self) -> bytes | None:
-        """The request body, or None after answering a request whose length is unusable."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        length_text = self.headers.get("Content-Length", "0")
-        try:
-            length = int(length_text)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self._reply(400, {"error": "The Content-Length header is not valid."}, close=True)
-            return None
-        if length > _MAX_READ_BYTES:
-            self._reply(400, {"error": "Payload too large."}, close=True)
-            return None
-        return self.rfile.read(length)
-
-    def _read_chunked(self) -> bytes | None:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                self._reply(400, {"error": "The chunked body is not valid."}, close=True)
-                return None
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(chunks)
-            total += size
-            if total > _MAX_READ_BYTES:
-                self._reply(400, {"error": "Payload too large."}, close=True)
-                return None
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(1024)
-
-    def _discard_body(self) -> None:
-        length = self.headers.get("Content-Length", "0")
-        if length.isdigit() and int(length) <= _MAX_READ_BYTES:
-            self.rfile.read(int(length))
-        else:
-            self.close_connection = True  # cannot find where the next request starts
-
-    def _reply(
-        self,
-        status: int,
-        answer: Mapping[str, Any],
-        headers: Mapping[str, str] | None = None,
-        *,
-        close: bool = False,
-    ) -> None:
-        body = json.dumps(answer).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)

@@ -41,10 +41,10 @@ except ImportError:  # pragma: no cover - Windows: no claims between kernels, se
 
 FORMAT = 2  # 2: the body's length in the header (1 had its SHA-1)
 STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
-_NAME = re.compile(
+NAME = re.compile(
     r"(?P<kind>session|event)-(?P<ns>\d{19})-(?P<id>[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
 )
-_JOURNAL = re.compile(r"(?P<tag>journal-\d{19}-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.journal")
+JOURNAL = re.compile(r"(?P<tag>journal-\d{19}-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.journal")
 _MAX_HEADER_BYTES = 16384
 
 
@@ -83,15 +83,6 @@ class Scan:
     expired: int = 0
     over_cap: int = 0
     set_aside: list[str] = field(default_factory=list)  # "name: why"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One file as `bugsnag-ipython outbox` lists it."""
-
-    name: str
-    stored: Stored | None  # None: unreadable
-    owner_alive: bool
 
 
 class Outbox:
@@ -180,7 +171,7 @@ class Outbox:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def _alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:
+    def alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:
         """owner_alive(), asked once per owner and listing: it takes a lock to answer."""
         if owner not in known:
             known[owner] = self.owner_alive(owner, tidy=tidy)
@@ -294,24 +285,24 @@ class Outbox:
         alive: dict[str, bool] = {}
         claimed: list[tuple[int, str, Path]] = []
         journals: list[Path] = []
-        names = _listing(self.payloads)
+        names = listing(self.payloads)
         for index, name in enumerate(names):
             if index % 64 == 63:
                 pause()
             path = self.payloads / name
-            match = _NAME.fullmatch(name)
+            match = NAME.fullmatch(name)
             if name.startswith("."):
                 self._remove_if_stale(path, now)
                 continue
-            if match is None and (journal := _JOURNAL.fullmatch(name)) is not None:
-                if not self._alive(journal["owner"], alive):
+            if match is None and (journal := JOURNAL.fullmatch(name)) is not None:
+                if not self.alive(journal["owner"], alive):
                     journals.append(path)
                 continue
             if match is None:
                 if path.is_file() and self.set_aside(path):
                     scan.set_aside.append(f"{name}: not a payload file of this notifier")
                 continue
-            if self._alive(match["owner"], alive):
+            if self.alive(match["owner"], alive):
                 continue
             mine = path.with_name(f"{match['kind']}-{match['ns']}-{match['id']}.{self.owner}.payload")
             try:
@@ -320,7 +311,7 @@ class Outbox:
                 continue
             claimed.append((int(match["ns"]), match["kind"], mine))
         if journals:
-            filed = {f"{m['ns']}-{m['id']}" for m in map(_NAME.fullmatch, names) if m is not None}
+            filed = {f"{m['ns']}-{m['id']}" for m in map(NAME.fullmatch, names) if m is not None}
             for path in journals:
                 pause()
                 claimed += self._file_dead_journal(path, filed, scan)
@@ -349,7 +340,7 @@ class Outbox:
                         scan.set_aside.append(f"{path.name}: {error}")
         scan.adopted.sort(key=lambda stored: stored.created_at)
         # Every kernel leaves a lock file behind; those of the dead go (owner_alive tidies).
-        for name in _listing(self.owners):
+        for name in listing(self.owners):
             if name.endswith(".lock") and name[:-5] not in alive:
                 self.owner_alive(name[:-5])
         return scan
@@ -358,7 +349,7 @@ class Outbox:
         """Claim a dead owner's journal and turn what it holds that was not done into payload
         files of this owner's; those already filed (by an adopter that died on the way) are
         skipped. A journal that cannot be read to its end is set aside after that."""
-        match = _JOURNAL.fullmatch(path.name)
+        match = JOURNAL.fullmatch(path.name)
         assert match is not None and self.owner is not None
         mine = path.with_name(f"{match['tag']}.{self.owner}.journal")
         try:
@@ -380,45 +371,8 @@ class Outbox:
             scan.set_aside.append(f"{mine.name}: {contents.problem}")
         return made
 
-    def inventory(self) -> list[Entry]:
-        """Every payload, in a file of its own or in a journal, readable or not, and whether a
-        running kernel owns it."""
-        entries: list[Entry] = []
-        alive: dict[str, bool] = {}
-        for name in _listing(self.payloads):
-            match = _NAME.fullmatch(name)
-            if match is None and (journal := _JOURNAL.fullmatch(name)) is not None:
-                owner_alive = self._alive(journal["owner"], alive, tidy=False)
-                entries += self._journal_inventory(self.payloads / name, owner_alive)
-                continue
-            if name.startswith(".") or match is None:
-                continue
-            owner_alive = self._alive(match["owner"], alive, tidy=False)
-            try:
-                stored: Stored | None = self.read_header(self.payloads / name)
-            except (CorruptPayload, OSError):
-                stored = None
-            entries.append(Entry(name, stored, owner_alive))
-        return entries
-
-    @staticmethod
-    def _journal_inventory(path: Path, owner_alive: bool) -> list[Entry]:
-        try:
-            contents = read_contents(path.read_bytes())
-        except OSError:
-            return []
-        entries = [
-            Entry(f"{path.name}#{entry.ident}", Stored(path, entry.kind, entry.url, entry.api_key,
-                                                      entry.created_at, entry.size), owner_alive)
-            for entry in contents.entries
-        ]
-        # A live owner may be halfway through an append: only a dead one's journal is damaged.
-        if contents.problem is not None and not owner_alive:
-            entries.append(Entry(path.name, None, owner_alive))
-        return entries
-
     def set_aside_count(self) -> int:
-        return len(_listing(self.aside))
+        return len(listing(self.aside))
 
     def _remove_if_stale(self, path: Path, now: float) -> None:
         with contextlib.suppress(OSError):
@@ -426,7 +380,7 @@ class Outbox:
                 path.unlink()
 
 
-def _listing(directory: Path) -> list[str]:
+def listing(directory: Path) -> list[str]:
     try:
         return sorted(os.listdir(directory))
     except FileNotFoundError:

@@ -14,6 +14,7 @@ import pytest
 
 from bugsnag_ipython.config import Configuration
 from bugsnag_ipython.delivery import keeper
+from bugsnag_ipython.delivery.inventory import inventory
 from bugsnag_ipython.delivery.journal import read_contents
 from bugsnag_ipython.delivery.outbox import Outbox
 from bugsnag_ipython.delivery.retry import RetryPolicy
@@ -104,7 +105,7 @@ def test_the_outbox_listing_shows_what_a_live_journal_holds(tmp_path: Path) -> N
     assert live.journal is not None
     for n in range(2):
         live.journal.append(envelope(n))
-    entries = Outbox(tmp_path).inventory()
+    entries = inventory(Outbox(tmp_path))
     assert [(e.stored.kind, e.owner_alive) for e in entries if e.stored] == [("event", True)] * 2
     live.close()
 
