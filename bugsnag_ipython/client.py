@@ -1,8 +1,9 @@
 """The client: ties configuration, the session tracker, breadcrumbs and delivery together.
 
-No IPython here: the glue in `extension.py` turns kernel events into calls of this object, and
-the public API and the magics call it too. Every entry point that a cell reaches through a
-kernel event is guarded by the glue; the public calls raise only ConfigurationError.
+No IPython here: the failure sources (`sources/`) turn kernel events into calls of this object,
+and the public API and the magics (`notebook/`) call it too. Every entry point that a cell
+reaches through a kernel event is guarded by its source; the public calls raise only
+ConfigurationError. Events are made by `report/` and handed to `delivery/`.
 """
 
 from __future__ import annotations
@@ -301,17 +302,10 @@ class Client:
             body["session"] = payloads.event_session(session)
         # Without callbacks the breadcrumbs came redacted; with them, they may have changed.
         payloads.redact_event(body, keys, breadcrumbs=callbacks)
-        # Encoded once, with the key it is sent with; only a body over the limit is trimmed
-        # (and encoded again). Measuring is an encode: an estimate first would cost more.
+        # Encoded with the key it is sent with; nothing changed the breadcrumbs without
+        # callbacks, so their redacted text is spliced in.
         payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
-        if crumbs_json is None:
-            encoded = payloads.encode(payload)
-        else:  # nothing changed the breadcrumbs: their text is spliced in
-            encoded = payloads.encode_event(payload, crumbs_json)
-        if len(encoded) > trimming.MAX_PAYLOAD_BYTES:
-            payload = trimming.fit(payload, size=len(encoded))
-            encoded = payloads.encode(payload)
-        self._send("event", payload, encoded)
+        self._send("event", *trimming.encode_within_limit(payload, crumbs_json))
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
         self._changed()
         return True

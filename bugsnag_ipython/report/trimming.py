@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .payloads import encode
+from .payloads import encode, encode_event
 
 JsonDict = dict[str, Any]
 
@@ -269,3 +269,18 @@ def _trim_strings(value: Any, limit: int, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [_trim_strings(v, limit, depth + 1) for v in value]
     return value
+
+
+def encode_within_limit(
+    payload: dict[str, Any], breadcrumbs_json: str | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """An event payload and its body, trimmed (and encoded again) only when over the limit.
+
+    Encoded once in the common case: measuring is an encode, so an estimate first would cost
+    more. `breadcrumbs_json`, when given, is the text of the event's breadcrumbs to splice in.
+    """
+    encoded = encode(payload) if breadcrumbs_json is None else encode_event(payload, breadcrumbs_json)
+    if len(encoded) > MAX_PAYLOAD_BYTES:
+        payload = fit(payload, size=len(encoded))
+        encoded = encode(payload)
+    return payload, encoded
