@@ -6,7 +6,7 @@ the URLs it prints; ``python -m bugsnag_ipython report`` then shows the stabilit
 
 from .report import Report, ReportGroup, build_report, format_report, format_report_json
 from .server import Collector
-from .store import EventRecord, RequestRecord, SessionRecord, Store
+from .store import EventRecord, RequestRecord, SessionCountRecord, SessionRecord, Store
 from .validation import Verdict, check_request
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Report",
     "ReportGroup",
     "RequestRecord",
+    "SessionCountRecord",
     "SessionRecord",
     "Store",
     "Verdict",

@@ -3,6 +3,12 @@
 Stability follows BugSnag's definition: the share of sessions in which no unhandled error
 occurred. A session counts once it has been received on the sessions endpoint; an unhandled
 event naming a session that never arrived still counts as an event, but not as a session.
+
+Server notifiers (bugsnag-python, bugsnag-js on Node) send no session ids, only how many
+sessions started each minute (`sessionCounts`); their events still name a session id of their
+own. Those sessions are counted too, and in a version and stage that has counted sessions an
+event naming an id never received is one of them: each such id with an unhandled event is one
+counted session with an unhandled error (never more than were counted).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .store import EventRecord, SessionRecord, Store
+from .store import EventRecord, SessionCountRecord, SessionRecord, Store
 
 TOP_ERRORS = 5
 _NONE_LABEL = "(none)"
@@ -41,6 +47,7 @@ class ReportGroup:
     events_outside_sessions: int
     events_in_unknown_sessions: int
     top_errors: tuple[ErrorCount, ...] = ()
+    counted_sessions: int = 0  # of `sessions`, those counted without ids (`sessionCounts`)
 
     @property
     def stability(self) -> float | None:
@@ -69,28 +76,31 @@ class Report:
 def build_report(store: Store) -> Report:
     """Compute the report from everything in `store`."""
     sessions = store.sessions()
+    counts = store.session_counts()
     events = store.events()
     requests = store.requests()
     keys = sorted(
         {(s.app_version, s.release_stage) for s in sessions}
+        | {(c.app_version, c.release_stage) for c in counts}
         | {(e.app_version, e.release_stage) for e in events},
         key=lambda key: (key[0] is not None, key[0] or "", key[1] is not None, key[1] or ""),
     )
+    known_sessions = {s.session_id for s in sessions}
     groups = tuple(
         _group(
             key[0],
             key[1],
             [s for s in sessions if (s.app_version, s.release_stage) == key],
+            [c for c in counts if (c.app_version, c.release_stage) == key],
             [e for e in events if (e.app_version, e.release_stage) == key],
-            known_sessions={s.session_id for s in sessions},
+            known_sessions,
         )
         for key in keys
     )
-    total = _group(None, None, sessions, events, {s.session_id for s in sessions})
     statuses = Counter(request.status for request in requests)
     return Report(
         groups=groups,
-        total=total,
+        total=_total(groups, events),
         requests_received=len(requests),
         requests_refused=sum(1 for request in requests if not 200 <= request.status < 300),
         statuses=dict(sorted(statuses.items())),
@@ -101,28 +111,54 @@ def _group(
     app_version: str | None,
     release_stage: str | None,
     sessions: Sequence[SessionRecord],
+    counts: Sequence[SessionCountRecord],
     events: Sequence[EventRecord],
     known_sessions: set[str],
 ) -> ReportGroup:
     session_ids = {s.session_id for s in sessions}
+    counted = sum(c.sessions_started for c in counts)
     crashed = {e.session_id for e in events if e.unhandled and e.session_id is not None}
-    errors = Counter((e.error_class, e.message) for e in events)
-    top = sorted(errors.items(), key=lambda item: (-item[1], item[0][0], item[0][1] or ""))
+    with_unhandled = len(session_ids & crashed)
+    unknown = [e for e in events if e.session_id is not None and e.session_id not in known_sessions]
+    if counted:
+        # The ids a counting notifier gave its sessions: they are the counted sessions.
+        with_unhandled += min(counted, len({e.session_id for e in unknown} & crashed))
+        unknown = []
     return ReportGroup(
         app_version=app_version,
         release_stage=release_stage,
-        sessions=len(session_ids),
-        sessions_with_unhandled=len(session_ids & crashed),
+        sessions=len(session_ids) + counted,
+        sessions_with_unhandled=with_unhandled,
         handled_events=sum(1 for e in events if not e.unhandled),
         unhandled_events=sum(1 for e in events if e.unhandled),
         events_outside_sessions=sum(1 for e in events if e.session_id is None),
-        events_in_unknown_sessions=sum(
-            1 for e in events if e.session_id is not None and e.session_id not in known_sessions
-        ),
-        top_errors=tuple(
-            ErrorCount(error_class, message, count)
-            for (error_class, message), count in top[:TOP_ERRORS]
-        ),
+        events_in_unknown_sessions=len(unknown),
+        top_errors=_top_errors(events),
+        counted_sessions=counted,
+    )
+
+
+def _total(groups: Sequence[ReportGroup], events: Sequence[EventRecord]) -> ReportGroup:
+    """Every group added up; the top errors over all events."""
+    return ReportGroup(
+        app_version=None,
+        release_stage=None,
+        sessions=sum(g.sessions for g in groups),
+        sessions_with_unhandled=sum(g.sessions_with_unhandled for g in groups),
+        handled_events=sum(g.handled_events for g in groups),
+        unhandled_events=sum(g.unhandled_events for g in groups),
+        events_outside_sessions=sum(g.events_outside_sessions for g in groups),
+        events_in_unknown_sessions=sum(g.events_in_unknown_sessions for g in groups),
+        top_errors=_top_errors(events),
+        counted_sessions=sum(g.counted_sessions for g in groups),
+    )
+
+
+def _top_errors(events: Sequence[EventRecord]) -> tuple[ErrorCount, ...]:
+    errors = Counter((e.error_class, e.message) for e in events)
+    top = sorted(errors.items(), key=lambda item: (-item[1], item[0][0], item[0][1] or ""))
+    return tuple(
+        ErrorCount(error_class, message, count) for (error_class, message), count in top[:TOP_ERRORS]
     )
 
 
@@ -184,6 +220,11 @@ def format_report(report: Report) -> str:
     rows = [_row(g, _label(g.app_version), _label(g.release_stage)) for g in report.groups]
     rows.append(_row(report.total, "all", ""))
     lines.extend(_table(rows))
+    if report.total.counted_sessions:
+        lines.append(
+            f"Sessions include {report.total.counted_sessions} counted per minute without ids"
+            " (sessionCounts)."
+        )
     lines += ["", f"Most frequent errors (top {TOP_ERRORS} per version and stage)"]
     for group in report.groups:
         if not group.top_errors:

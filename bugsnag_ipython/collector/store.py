@@ -55,6 +55,16 @@ CREATE TABLE IF NOT EXISTS events (
     request_id INTEGER NOT NULL REFERENCES requests(id),
     event TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS session_counts (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    sessions_started INTEGER NOT NULL,
+    api_key TEXT,
+    app_version TEXT,
+    release_stage TEXT,
+    received_at TEXT NOT NULL,
+    request_id INTEGER NOT NULL REFERENCES requests(id)
+);
 CREATE INDEX IF NOT EXISTS sessions_by_session_id ON sessions(session_id);
 CREATE INDEX IF NOT EXISTS events_by_session_id ON events(session_id);
 """
@@ -88,6 +98,20 @@ class SessionRecord:
     id: int
     session_id: str
     started_at: str
+    api_key: str | None
+    app_version: str | None
+    release_stage: str | None
+    received_at: str
+    request_id: int
+
+
+@dataclass(frozen=True)
+class SessionCountRecord:
+    """Sessions a server notifier counted without ids: how many started in one minute."""
+
+    id: int
+    started_at: str
+    sessions_started: int
     api_key: str | None
     app_version: str | None
     release_stage: str | None
@@ -175,11 +199,18 @@ class Store:
             )
             request_id = cursor.lastrowid
             assert request_id is not None
-            if payload is not None and kind == "sessions":
+            if payload is not None and kind == "sessions" and "sessions" in payload:
                 self._conn.executemany(
                     "INSERT INTO sessions (session_id, started_at, api_key, app_version,"
                     " release_stage, received_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     _session_rows(payload, header_key, received_at, request_id),
+                )
+            elif payload is not None and kind == "sessions":
+                self._conn.executemany(
+                    "INSERT INTO session_counts (started_at, sessions_started, api_key,"
+                    " app_version, release_stage, received_at, request_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    _session_count_rows(payload, header_key, received_at, request_id),
                 )
             elif payload is not None:
                 self._conn.executemany(
@@ -212,6 +243,14 @@ class Store:
         )
         return [SessionRecord(*row) for row in rows]
 
+    def session_counts(self) -> list[SessionCountRecord]:
+        """Every per-minute session count accepted (the server notifiers' form), oldest first."""
+        rows = self._fetch(
+            "SELECT id, started_at, sessions_started, api_key, app_version, release_stage,"
+            " received_at, request_id FROM session_counts ORDER BY id"
+        )
+        return [SessionCountRecord(*row) for row in rows]
+
     def events(self) -> list[EventRecord]:
         """Every event accepted, oldest first."""
         rows = self._fetch(
@@ -240,15 +279,20 @@ class Store:
         ]
 
     def count(self, kind: Kind) -> int:
-        """How many sessions or events have been accepted."""
-        table = "sessions" if kind == "sessions" else "events"
-        rows = self._fetch(f"SELECT COUNT(*) FROM {table}")
-        return int(rows[0][0])
+        """How many sessions (sent one by one or counted) or events have been accepted."""
+        if kind == "events":
+            return int(self._fetch("SELECT COUNT(*) FROM events")[0][0])
+        rows = self._fetch(
+            "SELECT (SELECT COUNT(*) FROM sessions),"
+            " (SELECT COALESCE(SUM(sessions_started), 0) FROM session_counts)"
+        )
+        return int(rows[0][0]) + int(rows[0][1])
 
     def clear(self) -> None:
         """Forget everything received."""
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM sessions")
+            self._conn.execute("DELETE FROM session_counts")
             self._conn.execute("DELETE FROM events")
             self._conn.execute("DELETE FROM requests")
 
@@ -263,10 +307,14 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-def _app_fields(app: object) -> tuple[str | None, str | None]:
+def _app_fields(app: object, release_stage: object = None) -> tuple[str | None, str | None]:
+    """The app's version and release stage; `release_stage` is the event's own (python's)."""
     if not isinstance(app, dict):
-        return None, None
-    return _optional_str(app.get("version")), _optional_str(app.get("releaseStage"))
+        app = {}
+    stage = app.get("releaseStage")
+    if stage is None:
+        stage = release_stage
+    return _optional_str(app.get("version")), _optional_str(stage)
 
 
 def _optional_str(value: object) -> str | None:
@@ -293,13 +341,31 @@ def _session_rows(
     ]
 
 
+def _session_count_rows(
+    payload: Mapping[str, Any], api_key: str | None, received_at: str, request_id: int
+) -> list[tuple[Any, ...]]:
+    app_version, release_stage = _app_fields(payload.get("app"))
+    return [
+        (
+            count["startedAt"],
+            count["sessionsStarted"],
+            api_key,
+            app_version,
+            release_stage,
+            received_at,
+            request_id,
+        )
+        for count in payload["sessionCounts"]
+    ]
+
+
 def _event_rows(
     payload: Mapping[str, Any], api_key: str | None, received_at: str, request_id: int
 ) -> list[tuple[Any, ...]]:
     body_key = _optional_str(payload.get("apiKey"))
     rows: list[tuple[Any, ...]] = []
     for event in payload["events"]:
-        app_version, release_stage = _app_fields(event.get("app"))
+        app_version, release_stage = _app_fields(event.get("app"), event.get("releaseStage"))
         first = event["exceptions"][0]
         session = event.get("session")
         session_id = handled = unhandled = None

@@ -132,3 +132,59 @@ def test_an_empty_store(tmp_path: Path) -> None:
     assert report.groups == ()
     assert report.total.stability_text == "n/a"
     assert "No sessions or events received yet." in format_report(report)
+
+
+def _counted(version: str, stage: str, started: int) -> dict[str, Any]:
+    """A server notifier's sessions payload: how many started in a minute, no ids."""
+    payload = session_payload(version=version, stage=stage)
+    del payload["sessions"]
+    payload["sessionCounts"] = [{"startedAt": "2026-12-01T08:03:00", "sessionsStarted": started}]
+    return payload
+
+
+def _server_event(session_id: str | None, *, unhandled: bool = True) -> dict[str, Any]:
+    """bugsnag-python's shape: the release stage on the event, `session` null outside one."""
+    payload = event_payload(unhandled=unhandled, version="3.0.0")
+    event = payload["events"][0]
+    del event["app"]["releaseStage"]
+    event["releaseStage"] = "staging"
+    event["session"] = None
+    if session_id is not None:
+        event["session"] = {
+            "id": session_id,
+            "startedAt": "2026-12-01T08:03:00",
+            "events": {"handled": 0 if unhandled else 1, "unhandled": 1 if unhandled else 0},
+        }
+    return payload
+
+
+def test_sessions_counted_per_minute_count_and_their_crashes_count_against_them(tmp_path: Path) -> None:
+    with Store(tmp_path / "db.sqlite") as store:
+        _record(store, "sessions", _counted("3.0.0", "staging", 3))
+        _record(store, "sessions", _counted("3.0.0", "staging", 2))
+        # Two of the five counted sessions crash (one of them twice), one has a handled error.
+        for session_id in ("a", "a", "b"):
+            _record(store, "events", _server_event(session_id))
+        _record(store, "events", _server_event("c", unhandled=False))
+        _record(store, "events", _server_event(None))
+        report = build_report(store)
+        text = format_report(report)
+
+    [group] = report.groups
+    assert (group.app_version, group.release_stage) == ("3.0.0", "staging")
+    assert (group.sessions, group.counted_sessions, group.sessions_with_unhandled) == (5, 5, 2)
+    assert group.stability_text == "60.0%"
+    assert (group.events_in_unknown_sessions, group.events_outside_sessions) == (0, 1)
+    assert report.total.sessions == 5 and report.total.stability_text == "60.0%"
+    row = next(line for line in text.splitlines() if line.startswith("3.0.0"))
+    assert row.split()[:5] == ["3.0.0", "staging", "5", "2", "60.0%"]
+    assert "Sessions include 5 counted per minute without ids (sessionCounts)." in text
+
+
+def test_crashes_never_outnumber_the_sessions_counted(tmp_path: Path) -> None:
+    with Store(tmp_path / "db.sqlite") as store:
+        _record(store, "sessions", _counted("3.0.0", "staging", 1))
+        for session_id in ("a", "b", "c"):
+            _record(store, "events", _server_event(session_id))
+        [group] = build_report(store).groups
+    assert (group.sessions, group.sessions_with_unhandled, group.stability_text) == (1, 1, "0.0%")

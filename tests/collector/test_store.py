@@ -60,3 +60,34 @@ def test_data_survives_reopening(tmp_path: Path) -> None:
     with Store(path) as store:
         [event] = store.events()
         assert (event.error_class, event.message) == ("KeyError", "'x'")
+
+
+def test_counted_sessions_are_kept_with_their_count(tmp_path: Path) -> None:
+    payload = session_payload(version="2.1")
+    del payload["sessions"]
+    payload["sessionCounts"] = [
+        {"startedAt": "2026-12-01T08:03:00", "sessionsStarted": 4},
+        {"startedAt": "2026-12-01T08:04:00", "sessionsStarted": 1},
+    ]
+    with Store(tmp_path / "db.sqlite") as store:
+        request_id = _record(store, "sessions", payload)
+        _record(store, "sessions", session_payload("s-1"))
+        counts = store.session_counts()
+        assert [(c.started_at, c.sessions_started, c.app_version) for c in counts] == [
+            ("2026-12-01T08:03:00", 4, "2.1"),
+            ("2026-12-01T08:04:00", 1, "2.1"),
+        ]
+        assert {c.request_id for c in counts} == {request_id}
+        assert store.count("sessions") == 6
+        store.clear()
+        assert store.session_counts() == [] and store.count("sessions") == 0
+
+
+def test_an_event_s_own_release_stage_is_used_when_its_app_has_none(tmp_path: Path) -> None:
+    payload = event_payload(version="1.0")
+    del payload["events"][0]["app"]["releaseStage"]
+    payload["events"][0]["releaseStage"] = "staging"  # where bugsnag-python puts it
+    with Store(tmp_path / "db.sqlite") as store:
+        _record(store, "events", payload)
+        [event] = store.events()
+    assert (event.app_version, event.release_stage) == ("1.0", "staging")

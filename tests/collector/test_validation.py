@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -46,6 +47,21 @@ def test_a_wrong_or_malformed_digest_is_refused(value: str) -> None:
     assert "Bugsnag-Integrity" in verdict.reason
 
 
+def test_a_simple_digest_is_the_body_length_in_bytes() -> None:
+    # Not ASCII: the length counts bytes, not characters.
+    body = json.dumps(session_payload(stage="produção"), ensure_ascii=False).encode("utf-8")
+    headers = {**headers_for("sessions", body), "Bugsnag-Integrity": f"simple {len(body)}"}
+    assert check_request("sessions", headers, body).status == 202
+
+    headers["Bugsnag-Integrity"] = f"simple {len(body.decode())}"
+    verdict = check_request("sessions", headers, body)
+    assert verdict.status == 400
+    assert verdict.reason == (
+        f"The Bugsnag-Integrity length {len(body.decode())} does not match the body's"
+        f" {len(body)} bytes."
+    )
+
+
 def test_a_session_without_api_key_header_is_unauthorised() -> None:
     body = encode(session_payload())
     verdict = check_request("sessions", headers_for("sessions", body, api_key=""), body)
@@ -68,7 +84,19 @@ def test_an_event_without_any_api_key_is_unauthorised() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "version"), [("sessions", "4.0"), ("events", "1.0"), ("events", "")]
+    ("kind", "version"),
+    # 4 and 1: bugsnag-js; 4.0 on sessions: bugsnag-python; the rest: android, cocoa, this package.
+    [("events", "4"), ("events", "4.0"), ("sessions", "1"), ("sessions", "1.0"), ("sessions", "4.0")],
+)
+def test_every_payload_version_an_official_notifier_sends_is_accepted(kind: Any, version: str) -> None:
+    body = encode(session_payload() if kind == "sessions" else event_payload())
+    headers = {**headers_for(kind, body), "Bugsnag-Payload-Version": version}
+    assert check_request(kind, headers, body).status == 202
+
+
+@pytest.mark.parametrize(
+    ("kind", "version"),
+    [("sessions", "2.0"), ("sessions", "4"), ("sessions", ""), ("events", "1.0"), ("events", "")],
 )
 def test_the_wrong_payload_version_is_refused(kind: Any, version: str) -> None:
     body = encode(session_payload() if kind == "sessions" else event_payload())
@@ -198,3 +226,55 @@ def test_a_malformed_event_payload_is_refused_naming_the_field(field: str) -> No
     assert verdict.status == 400
     assert f"field {field} " in verdict.reason
     assert verdict.reason.endswith(".")
+
+
+def _counted_sessions(**changes: Any) -> dict[str, Any]:
+    payload = session_payload()
+    del payload["sessions"]
+    payload["sessionCounts"] = [{"startedAt": "2026-12-01T08:03:00", "sessionsStarted": 3}]
+    payload["sessionCounts"][0].update(changes)
+    return payload
+
+
+def test_sessions_counted_per_minute_are_accepted() -> None:
+    body = encode(_counted_sessions())
+    verdict = check_request("sessions", headers_for("sessions", body), body)
+    assert verdict.status == 202
+    assert verdict.payload is not None
+    assert verdict.payload["sessionCounts"][0]["sessionsStarted"] == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"sessionsStarted": 0}, "sessionCounts[0].sessionsStarted"),
+        ({"sessionsStarted": "3"}, "sessionCounts[0].sessionsStarted"),
+        ({"startedAt": "a minute ago"}, "sessionCounts[0].startedAt"),
+    ],
+)
+def test_a_malformed_session_count_is_refused_naming_the_field(change: dict[str, Any], field: str) -> None:
+    body = encode(_counted_sessions(**change))
+    verdict = check_request("sessions", headers_for("sessions", body), body)
+    assert verdict.status == 400
+    assert f"field {field} " in verdict.reason
+
+
+def test_payload_version_may_be_in_each_event_instead_of_the_top() -> None:
+    payload = event_payload()
+    del payload["payloadVersion"]
+    payload["events"][0]["payloadVersion"] = "4"
+    body = encode(payload)
+    assert check_request("events", headers_for("events", body), body).status == 202
+
+    payload["events"][0]["payloadVersion"] = "5"
+    body = encode(payload)
+    verdict = check_request("events", headers_for("events", body), body)
+    assert verdict.status == 400
+    assert verdict.reason == "The field events[0].payloadVersion must be 4 or 4.0."
+
+
+def test_an_event_whose_session_is_null_is_outside_any_session() -> None:
+    payload = event_payload()
+    payload["events"][0]["session"] = None  # what bugsnag-python sends outside a session
+    body = encode(payload)
+    assert check_request("events", headers_for("events", body), body).status == 202
