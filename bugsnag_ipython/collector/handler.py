@@ -70,10 +70,26 @@ class _Handler(BaseHTTPRequestHandler):
         if gate is not None:
             self._hold(gate)
             return
-        if self.path.split("?", 1)[0] == "/health":
+        path = self.path.split("?", 1)[0]
+        if path == "/health":
             self._reply(200, {"status": "ok"})
+        elif path == "/":
+            self._reply_page()
         else:
             self._reply(404, {"error": "Not found."})
+
+    def _reply_page(self) -> None:
+        """The stability report as a web page, built from the store as it is now."""
+        from .page import report_page
+        from .report import build_report
+
+        body = report_page(build_report(self.server.collector.store)).encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_POST(self) -> None:
         collector = self.server.collector
