@@ -19,12 +19,14 @@ _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 62em; color: #1d2330; }
 h1 { font-size: 1.4em; margin-bottom: 0.2em; }
 h2 { font-size: 1.1em; margin-top: 1.8em; }
+h3 { font-size: 1em; margin: 1em 0 0.3em; }
 .received { color: #5a6275; margin-top: 0; }
 table { border-collapse: collapse; }
 th, td { padding: 0.3em 0.8em; border-bottom: 1px solid #dde1ea; }
 th { text-align: left; font-weight: 600; background: #f3f5f9; }
 td.number, th.number { text-align: right; font-variant-numeric: tabular-nums; }
 tr.total td { font-weight: 600; border-top: 2px solid #b8bfcf; }
+ul.errors { list-style: none; margin: 0; padding-left: 0.5em; }
 .errors li { margin: 0.15em 0; }
 .errors .count { display: inline-block; min-width: 3em; text-align: right; margin-right: 0.8em;
                  font-variant-numeric: tabular-nums; }
