@@ -113,7 +113,7 @@ def _run_collector(args: argparse.Namespace) -> int:
                 )
             print(
                 f"BugSnag collector: notify {collector.notify_url} sessions "
-                f"{collector.sessions_url} (db {args.db})",
+                f"{collector.sessions_url} report {collector.url}/ (db {args.db})",
                 flush=True,
             )
             while not stopping.wait(0.5):

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,23 @@ def main() -> int:
     print(f"Executed notebook: {result.executed.relative_to(root)} ({result.seconds:.1f}s); "
           f"kernel log: {(workdir / 'kernel.log').relative_to(root)}\n")
     print(format_report(result.report))
+    serve_report(workdir / "collector.sqlite", root)
     return 0
+
+
+def serve_report(db: Path, root: Path) -> None:
+    """Serve the demo's report as a web page until Ctrl-C, when run from a terminal; otherwise
+    say how to serve it (a run without a terminal must end by itself)."""
+    if not sys.stdin.isatty():
+        print("The report as a web page: run `bugsnag-ipython collector --db "
+              f"{db.relative_to(root)}` and open the report address it prints.")
+        return
+    with Collector(db) as collector:
+        print(f"The report as a web page: {collector.url}/ (Ctrl-C to stop)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print()
 
 
 if __name__ == "__main__":

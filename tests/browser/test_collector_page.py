@@ -53,7 +53,10 @@ def fill(collector: Collector) -> None:
 @pytest.mark.timeout(60)
 def test_the_report_page_in_chromium(tmp_path: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with Collector(tmp_path / "collector.sqlite") as collector, playwright_sync.sync_playwright() as playwright:
+    with (
+        Collector(tmp_path / "collector.sqlite") as collector,
+        playwright_sync.sync_playwright() as playwright,
+    ):
         fill(collector)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         try:

@@ -42,6 +42,7 @@ def test_the_collector_command_prints_its_urls_accepts_and_stops_on_sigterm(db: 
         assert [path for _, path in urls] == ["/notify", "/sessions"]
         port = int(urls[0][0])
         assert port != 0
+        assert f" report http://127.0.0.1:{port}/ " in line  # the report as a web page
 
         body = encode(session_payload("s-cli"))
         response = requests.post(
