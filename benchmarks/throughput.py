@@ -26,7 +26,9 @@ from benchmarks.common import API_KEY, Row, median, run_python
 
 EVENTS = 10_000
 RUNS = 3
-RATE_TARGET = 1000.0
+# From the first call to the last 202, against the same loop with a no-op transport: the
+# sender and the collector keep up with a notebook that raises as fast as it can.
+DELIVERY_TARGET = 5.0
 MEMORY_TARGET = 50 * 1024 * 1024
 LOOP_TARGET = 1.5
 
@@ -151,6 +153,7 @@ def measure(workdir: Path) -> list[Row]:
     memory = max(run["memory"] for run in on)
     loop_on, loop_off = median([run["loop"] for run in on]), median([run["loop"] for run in off])
     loop_ratio = loop_on / loop_off
+    delivery_ratio = median([run["done"] for run in on]) / loop_off
     main_cpu = median([run["main_cpu"] for run in on])
     main_cpu_off = median([run["main_cpu"] for run in off])
     sender = median([run["threads"].get("bugsnag-sender", 0.0) for run in on])
@@ -158,8 +161,9 @@ def measure(workdir: Path) -> list[Row]:
     return [
         Row(f"{EVENTS:,} notify(): delivered (stored by the collector)",
             f"{delivered:,} ({stored:,})", f"{EVENTS:,}", delivered == stored == EVENTS),
-        Row("  events/s, first call to last 202", f"{rate:,.0f}/s", f"≥ {RATE_TARGET:,.0f}/s",
-            rate >= RATE_TARGET),
+        Row("  events/s, first call to last 202", f"{rate:,.0f}/s", "", None),
+        Row("  first call to last 202 / the loop with delivery off", f"{delivery_ratio:.2f}",
+            f"≤ {DELIVERY_TARGET:.0f}", delivery_ratio <= DELIVERY_TARGET),
         Row("  TCP connections the collector accepted", f"{connections}", "1", connections == 1),
         Row("  requests the events went in (events per request)",
             f"{requests:,} ({EVENTS / requests:.0f})", "", None),
