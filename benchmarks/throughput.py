@@ -2,10 +2,12 @@
 
 Each variant runs in a fresh interpreter with IPython's shell and the extension loaded, and calls
 the public `bugsnag_ipython.notify()` on a freshly raised exception per iteration. With delivery
-on, the extension is as loaded; the figure is events per second from the first call to the last
-`202`, counted by the delivery's own `delivered` counter and checked against the events the
-collector stored. With delivery off, the client's delivery is replaced by one with the no-op
-`NullTransport` (outbox files are still written and removed): the loop's own time is compared.
+on, the extension is as loaded; the figures are the time from the first call to the last `202`
+against the loop's own time, counted by the delivery's own `delivered` counter and checked
+against the events the collector stored, and the peak memory growth against the bytes the events
+took on the wire. With delivery off, the client's delivery is replaced by one with the no-op
+`NullTransport` (outbox files are still written and removed): the loop's CPU on its own thread is
+compared.
 
 Three runs of each, interleaved; the table shows medians, the worst memory growth and the fewest
 delivered. The collector runs in a child process of this one, so that it neither shares the
@@ -26,10 +28,17 @@ from benchmarks.common import API_KEY, Row, median, run_python
 
 EVENTS = 10_000
 RUNS = 3
-# From the first call to the last 202, against the same loop with a no-op transport: the
-# sender and the collector keep up with a notebook that raises as fast as it can.
-DELIVERY_TARGET = 5.0
-MEMORY_TARGET = 50 * 1024 * 1024
+# Each target is a ratio against a baseline of the same run, so that a busy machine, which slows
+# the baseline too, does not fail it.
+# From the first call to the last 202, against the loop's own time: delivery keeps up with a
+# notebook that reports as fast as it can.
+DELIVERY_TARGET = 4.0
+# Peak memory growth against the bytes the events took on the wire: an extension that held every
+# event until it was sent would be at 1 or more.
+MEMORY_TARGET = 0.5
+# The loop's CPU on its own thread, delivery on / off: the sender's work stays off the caller's
+# thread. (Wall time is shown too; on a busy machine it also counts the sender and the collector
+# waiting for the same cores.)
 LOOP_TARGET = 1.5
 
 _COLLECTOR = r"""
@@ -79,6 +88,7 @@ threads = {thread.name: time.clock_gettime(time.pthread_getcpuclockid(thread.ide
            for thread in threading.enumerate() if thread.name.startswith("bugsnag-")}
 print(json.dumps({
     "loop": loop, "done": done, "delivered": delivered, "memory": rss_after - rss_before,
+    "rss_before": rss_before,
     "dropped": counters["dropped"], "retried": counters["retried"], "main_cpu": main_cpu,
     "threads": threads,
 }))
@@ -136,6 +146,7 @@ def _run(workdir: Path, delivery: str) -> dict[str, Any]:
         accepted = [request for request in store.requests("events") if request.status == 202]
         result["accepted"] = sum(len(json.loads(request.body)["events"]) for request in accepted)
         result["requests"] = len(accepted)
+        result["body_bytes"] = sum(len(request.body.encode("utf-8")) for request in accepted)
     return result
 
 
@@ -151,29 +162,34 @@ def measure(workdir: Path) -> list[Row]:
     connections = max(run["connections"] for run in on)
     requests = median([run["requests"] for run in on])
     memory = max(run["memory"] for run in on)
+    sent = min(run["body_bytes"] for run in on)
+    memory_ratio = max(run["memory"] / run["body_bytes"] for run in on)
     loop_on, loop_off = median([run["loop"] for run in on]), median([run["loop"] for run in off])
-    loop_ratio = loop_on / loop_off
-    delivery_ratio = median([run["done"] for run in on]) / loop_off
+    delivery_ratio = median([run["done"] / run["loop"] for run in on])
     main_cpu = median([run["main_cpu"] for run in on])
     main_cpu_off = median([run["main_cpu"] for run in off])
+    loop_ratio = main_cpu / main_cpu_off
     sender = median([run["threads"].get("bugsnag-sender", 0.0) for run in on])
     collector = median([run["collector_cpu"] for run in on])
     return [
         Row(f"{EVENTS:,} notify(): delivered (stored by the collector)",
             f"{delivered:,} ({stored:,})", f"{EVENTS:,}", delivered == stored == EVENTS),
         Row("  events/s, first call to last 202", f"{rate:,.0f}/s", "", None),
-        Row("  first call to last 202 / the loop with delivery off", f"{delivery_ratio:.2f}",
+        Row("  first call to last 202 / the loop", f"{delivery_ratio:.2f}",
             f"≤ {DELIVERY_TARGET:.0f}", delivery_ratio <= DELIVERY_TARGET),
         Row("  TCP connections the collector accepted", f"{connections}", "1", connections == 1),
         Row("  requests the events went in (events per request)",
             f"{requests:,} ({EVENTS / requests:.0f})", "", None),
-        Row("  peak memory growth (max RSS)", f"{memory / 2**20:.1f} MB",
-            f"≤ {MEMORY_TARGET / 2**20:.0f} MB", memory <= MEMORY_TARGET),
+        Row("  peak memory growth (max RSS); bytes sent", f"{memory / 2**20:.1f} MB; {sent / 2**20:.0f} MB",
+            "", None),
+        Row("  peak memory growth / bytes sent", f"{memory_ratio:.2f}", f"≤ {MEMORY_TARGET}",
+            memory_ratio <= MEMORY_TARGET),
         Row("  notify() in the loop, wall (CPU): on; off",
             f"{loop_on / EVENTS * 1e6:.0f} µs ({main_cpu / EVENTS * 1e6:.0f} µs); "
             f"{loop_off / EVENTS * 1e6:.0f} µs ({main_cpu_off / EVENTS * 1e6:.0f} µs)", "", None),
         Row("  CPU per event: sender thread, collector",
             f"{sender / EVENTS * 1e6:.0f} µs, {collector / EVENTS * 1e6:.0f} µs", "", None),
-        Row("  loop, delivery on / off", f"{loop_ratio:.2f} ({loop_on:.2f} s vs {loop_off:.2f} s)",
+        Row("  loop, delivery on / off: CPU (wall)",
+            f"{loop_ratio:.2f} ({loop_on / loop_off:.2f}: {loop_on:.2f} s vs {loop_off:.2f} s)",
             f"≤ {LOOP_TARGET}", loop_ratio <= LOOP_TARGET),
     ]
