@@ -29,7 +29,7 @@ test: $(STAMP)
 # of their own, running the tests that cross a real kernel, the widgets, nbclient and the collector.
 $(MIN_STAMP): pyproject.toml $(STAMP)
 	rm -rf $(MIN_VENV)
-	$(VENV)/bin/uv venv --quiet --seed --python python3 $(MIN_VENV)
+	$(VENV)/bin/uv venv --quiet --seed --no-python-downloads --python python3 $(MIN_VENV)
 	$(VENV)/bin/uv pip install --quiet --python $(MIN_PY) --resolution lowest-direct -e '.[test]'
 	touch $(MIN_STAMP)
 
