@@ -27,8 +27,8 @@ from . import Source
 if TYPE_CHECKING:
     from ..client import Client
 
+# Where ipywidgets' machinery runs between a user's action and their callback.
 WIDGET_MODULES = ("ipywidgets.", "traitlets.", "comm.")
-ACTIVITY_METHODS = ("update", "custom")
 MAX_FRAMES = 64  # how far out from ipywidgets' catch to look for the widget the user touched
 
 # The model ids of this package's own widgets (the status panel's buttons): their messages are
@@ -66,6 +66,7 @@ class WidgetAction(NamedTuple):
 
 
 def describe(widget: Any, action: str) -> WidgetAction:
+    """The widget by its class and what it shows: its description, or interact's function."""
     description = getattr(widget, "description", "")
     if not (isinstance(description, str) and description):
         function = getattr(widget, "f", None)  # interact's function
@@ -92,6 +93,8 @@ def message_action(data: Any) -> str | None:
 
 
 def _widget_registry() -> dict[str, Any]:
+    """The live widgets by model id (ipywidgets' own registry; `Widget.widgets`, which returns
+    it, warns that it is deprecated)."""
     module = sys.modules.get("ipywidgets.widgets.widget")  # no widgets before it is imported
     registry = getattr(module, "_instances", None)
     return registry if isinstance(registry, dict) else {}
@@ -101,19 +104,18 @@ def _is_widget(candidate: Any) -> bool:
     return isinstance(getattr(candidate, "model_id", None), str) and hasattr(candidate, "_model_name")
 
 
-def _from_widgets(frame: FrameType | None) -> bool:
-    return frame is not None and str(frame.f_globals.get("__name__", "")).startswith(WIDGET_MODULES)
+def _module_of(frame: FrameType) -> str:
+    return str(frame.f_globals.get("__name__", ""))
 
 
 def widget_in_frames(frame: FrameType | None) -> tuple[Any, str] | None:
     """The widget whose code was running outermost in the ipywidgets (and traitlets, comm)
-    frames around `frame`, and that frame's function: the widget the user touched (the Button
+    frames from `frame` out, and that frame's function: the widget the user touched (the Button
     whose click ran the callback, the slider whose change ran the observer)."""
     found: tuple[Any, str] | None = None
     for _ in range(MAX_FRAMES):
-        if not _from_widgets(frame):
+        if frame is None or not _module_of(frame).startswith(WIDGET_MODULES):
             break
-        assert frame is not None
         candidate = frame.f_locals.get("self")
         if _is_widget(candidate):
             found = (candidate, frame.f_code.co_name)
@@ -126,9 +128,10 @@ class WidgetActivity(Source):
 
     def __init__(self, client: Client, kernel: Any) -> None:
         super().__init__(client)
-        self.kernel = kernel
-        self.current: WidgetAction | None = None  # the widget message being handled
+        self.kernel = kernel  # None outside a kernel (terminal IPython): nothing to hook
+        self.current: WidgetAction | None = None  # the user's message being handled
         self._previous: Any = None
+        self._active = False
         self._last: WidgetAction | None = None
 
     def install(self) -> None:
@@ -136,21 +139,19 @@ class WidgetActivity(Source):
         if isinstance(handlers, dict) and "comm_msg" in handlers:
             self._previous = handlers["comm_msg"]
             handlers["comm_msg"] = self.comm_msg
+            self._active = True
 
     def uninstall(self) -> None:
+        self._active = False  # if someone wrapped us in turn, we stay in their chain, idle
         handlers = getattr(self.kernel, "shell_handlers", None)
         if isinstance(handlers, dict) and handlers.get("comm_msg") == self.comm_msg:
             handlers["comm_msg"] = self._previous
 
     def comm_msg(self, stream: Any, ident: Any, msg: Any) -> Any:
-        action = self._user_action(msg)
+        action = self._started(msg) if self._active else None
         if action is None:
             return self._previous(stream, ident, msg)
         outer, self.current = self.current, action
-        try:
-            self.client.widget_message_started()
-        except Exception:
-            self.internal_failure("comm_msg")
         try:
             return self._previous(stream, ident, msg)
         finally:
@@ -160,34 +161,36 @@ class WidgetActivity(Source):
             except Exception:
                 self.internal_failure("comm_msg")
 
-    def _user_action(self, msg: Any) -> WidgetAction | None:
+    def _started(self, msg: Any) -> WidgetAction | None:
+        """The user's action if `msg` is one (and its foreground begun), else None."""
         try:
-            content = msg["content"]
-            data = content.get("data")
-            action = message_action(data)
-            if action is None:
-                return None
-            comm_id = content.get("comm_id")
-            if comm_id in _OWN_MODEL_IDS:
-                return None
-            widget = _widget_registry().get(comm_id)
-            if widget is None:
-                return None
-            found = describe(widget, action)
-            if found != self._last or action != "change":
-                # A slider dragged sends a stream of changes: one breadcrumb for them.
-                self.client.leave_breadcrumb(found.context, found.facts(), "user")
-            self._last = found
-            return found
+            action = self._user_action(msg)
+            if action is not None:
+                if action != self._last or action.action != "change":
+                    # A slider dragged sends a stream of changes: one breadcrumb for them.
+                    self.client.leave_breadcrumb(action.context, action.facts(), "user")
+                self._last = action
+                self.client.widget_message_started()
+            return action
         except Exception:
             self.internal_failure("comm_msg")
             return None
+
+    @staticmethod
+    def _user_action(msg: Any) -> WidgetAction | None:
+        content = msg["content"]
+        action = message_action(content.get("data"))
+        comm_id = content.get("comm_id")
+        if action is None or comm_id in _OWN_MODEL_IDS:
+            return None
+        widget = _widget_registry().get(comm_id)
+        return describe(widget, action) if widget is not None else None
 
 
 class WidgetCallbacks(Source):
     """The shell's `showtraceback`, wrapped: what ipywidgets caught is an unhandled event."""
 
-    def __init__(self, client: Client, shell: Any, activity: WidgetActivity | None) -> None:
+    def __init__(self, client: Client, shell: Any, activity: WidgetActivity) -> None:
         super().__init__(client)
         self.shell = shell
         self.activity = activity
@@ -211,7 +214,8 @@ class WidgetCallbacks(Source):
 
     def showtraceback(self, exc_tuple: Any = None, *args: Any, **kwargs: Any) -> Any:
         caller = sys._getframe(1)
-        if self._active and _from_widgets(caller):
+        # ipywidgets' own catch (not a cell's error, which IPython shows through this too).
+        if self._active and _module_of(caller).startswith("ipywidgets."):
             error = exc_tuple[1] if exc_tuple else sys.exc_info()[1]
             try:
                 if isinstance(error, BaseException) and self.client.should_report(error):
@@ -222,12 +226,10 @@ class WidgetCallbacks(Source):
         return self._show(exc_tuple, *args, **kwargs)
 
     def _action(self, caller: FrameType) -> WidgetAction:
-        current = self.activity.current if self.activity is not None else None
-        if current is not None:
-            return current  # the click or change being handled is what the user did
-        found = widget_in_frames(caller)
+        if self.activity.current is not None:
+            return self.activity.current  # the click or change being handled: what the user did
+        found = widget_in_frames(caller)  # a cell's `button.click()`, `interact(...)`
         if found is None:
             return WidgetAction("Widget", "", None, "callback")
         widget, function = found
-        action = function if function in ("click", "submit") else "callback"
-        return describe(widget, action)
+        return describe(widget, function if function in ("click", "submit") else "callback")
