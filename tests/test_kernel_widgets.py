@@ -163,10 +163,15 @@ def test_a_task_exception_never_retrieved_and_a_failing_callback(
     assert "ipykernel_" not in str(callback.event["metaData"])
 
 
-def test_unload_puts_back_the_hooks_on_the_shell_the_kernel_and_the_loop(
+def test_reload_hooks_once_and_unload_puts_back_the_shell_the_kernel_and_the_loop(
     start_kernel: StartKernel, collector: Any
 ) -> None:
     kernel = start_kernel()
+    button, _ = kernel.execute(WIDGETS).stdout.split()
+    kernel.execute("%reload_ext bugsnag_ipython")
+    send_to_widget(kernel, button, CLICK)
+    flush(kernel)
+    assert len(events_of(collector, 1)) == 1  # one event: the hooks were not stacked twice
     kernel.execute("%unload_ext bugsnag_ipython")
     restored = kernel.evaluate(
         "['showtraceback' in vars(get_ipython()),"
