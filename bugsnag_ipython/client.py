@@ -247,7 +247,7 @@ class Client:
         """Report one event; True if it was handed to delivery (or held for a key)."""
         run, caught = self._caught_in_cell
         if unhandled and run is not None and run is cell and any(seen is error for seen in caught):
-            return False  # a widget callback's error, already reported, raised again by the cell
+            return False  # reported by notify_unhandled already, and raised again by the cell
         return self._report(
             error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
             cell=cell or self.cell,

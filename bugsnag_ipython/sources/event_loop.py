@@ -55,6 +55,8 @@ def describe(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 class LoopExceptions(Source):
+    """The kernel's event loop's exception handler, chained to the one it had."""
+
     def __init__(self, client: Client, shell: Any) -> None:
         super().__init__(client)
         self.shell = shell
