@@ -21,7 +21,9 @@ from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
 from ..sources import Source
 from ..sources.cell_runs import CellRuns
+from ..sources.event_loop import LoopExceptions
 from ..sources.threads import ThreadExceptions
+from ..sources.widgets import WidgetActivity, WidgetCallbacks
 from .settings import BugsnagIPython
 
 log = logging.getLogger("bugsnag_ipython")
@@ -59,7 +61,14 @@ class Extension:
         self.client.problems.extend(self.problems)
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)
-        self.sources: list[Source] = [self.cell_runs, ThreadExceptions(self.client)]
+        activity = WidgetActivity(self.client, getattr(shell, "kernel", None))
+        self.sources: list[Source] = [
+            self.cell_runs,
+            ThreadExceptions(self.client),
+            activity,
+            WidgetCallbacks(self.client, shell, activity),
+            LoopExceptions(self.client, shell),
+        ]
         self.installed = False
 
     def _initial_configuration(self) -> tuple[Configuration, list[str]]:
