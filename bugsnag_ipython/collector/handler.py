@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from .page import report_page
+from .report import build_report
 from .store import Kind
 from .validation import check_request
 
@@ -80,9 +82,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply_page(self) -> None:
         """The stability report as a web page, built from the store as it is now."""
-        from .page import report_page
-        from .report import build_report
-
         body = report_page(build_report(self.server.collector.store)).encode("utf-8")
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
