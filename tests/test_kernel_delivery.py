@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bugsnag_ipython.delivery.transport import READ_TIMEOUT
+from bugsnag_ipython.notebook.extension import EXIT_FLUSH_SECONDS
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
 from tests.stored import stored_payloads
@@ -128,16 +129,19 @@ def test_a_hanging_endpoint_neither_blocks_cells_nor_the_exit_and_the_next_kerne
     process = process_of(kernel)
     took = kernel.shutdown()
     assert process.returncode == 0  # it exited by itself: no SIGTERM, no SIGKILL
-    assert took < 2.0
     assert sorted(stored_kinds(tmp_path)) == ["event", "session"]
 
     collector.unhang()
-    start_kernel(**FAST)
+    next_kernel = start_kernel(**FAST)
     assert collector.wait_for("events", 1, WAIT) and collector.wait_for("sessions", 2, WAIT)
     settle(collector)
     assert len(collector.store.events()) == 1
     sessions = [s.session_id for s in collector.store.sessions()]
     assert len(sessions) == len(set(sessions)) == 2
+    # The hang added the exit flush to the exit and no more: the next kernel, with nothing left
+    # to send, exits in the time the kernel itself takes (longer on a busy machine, and on the
+    # lowest versions' IPython).
+    assert took - next_kernel.shutdown() < EXIT_FLUSH_SECONDS + 0.3
 
 
 def test_killed_while_the_endpoint_hangs_the_next_kernel_delivers_the_error(
