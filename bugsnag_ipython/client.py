@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     # Imported when first needed, not at load: delivery (with its threads and outbox) when the
     # first payload is handed over, stack traces and trimming with the first report.
     from .delivery.sender import Delivery, Kind
+    from .report.kernel_death import KernelDeath
     from .report.stacktrace import CellMap
 
 log = logging.getLogger("bugsnag_ipython")
@@ -307,6 +308,29 @@ class Client:
         payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
         self._send("event", *trimming.encode_within_limit(payload, crumbs_json))
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
+        self._changed()
+        return True
+
+    def notify_kernel_death(self, death: KernelDeath) -> bool:
+        """Report an earlier kernel's death (sources/kernel_deaths.py): one unhandled event
+        carrying that kernel's session, its counts including the event; no counter of this
+        kernel's moves. The on-error callbacks see it like any event."""
+        from .report import trimming
+        from .report.kernel_death import kernel_death_event
+
+        config = self.config
+        device = self._device_facts
+        user = events.user_of(death.user, environment.jupyterhub_user(), device.get("id"))
+        body = kernel_death_event(death, project_root=config.project_root, device=device, user=user)
+        stages = config.enabled_release_stages
+        if stages is not None and body["app"]["releaseStage"] not in stages:
+            return False
+        if self.on_error and not self.on_error.run(body):
+            return False
+        events.settle_severity(body, "error")
+        payloads.redact_event(body, config.redacted_keys)
+        payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
+        self._send("event", *trimming.encode_within_limit(payload))
         self._changed()
         return True
 

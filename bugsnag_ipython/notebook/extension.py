@@ -21,6 +21,7 @@ from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
 from ..sources import Source
 from ..sources.cell_runs import CellRuns
+from ..sources.kernel_deaths import KernelDeaths
 from ..sources.threads import ThreadExceptions
 from .settings import BugsnagIPython
 
@@ -59,7 +60,11 @@ class Extension:
         self.client.problems.extend(self.problems)
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)
-        self.sources: list[Source] = [self.cell_runs, ThreadExceptions(self.client)]
+        self.sources: list[Source] = [
+            self.cell_runs,
+            ThreadExceptions(self.client),
+            KernelDeaths(self.client, shell, self.cells, self.cell_runs),
+        ]
         self.installed = False
 
     def _initial_configuration(self) -> tuple[Configuration, list[str]]:

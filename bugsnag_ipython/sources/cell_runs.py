@@ -13,6 +13,7 @@ from . import Source
 if TYPE_CHECKING:
     from ..client import Client
     from ..report.cells import CellIndex
+    from .crash_record import CrashRecord
 
 
 class CellRuns(Source):
@@ -20,6 +21,7 @@ class CellRuns(Source):
         super().__init__(client)
         self.shell = shell
         self.cells = cells
+        self.crash_record: CrashRecord | None = None  # kernel_deaths.py's, while installed
 
     def install(self) -> None:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
@@ -45,6 +47,9 @@ class CellRuns(Source):
             # tuple.__new__ rather than CellRun(...): half the cost, and this runs for every cell.
             run = tuple.__new__(CellRun, (count, cell_id, info.raw_cell, time.monotonic()))
             self.client.cell_started(run)
+            record = self.crash_record
+            if record is not None:
+                record.cell_started(count, cell_id, run.source, run.started_monotonic)
         except Exception:
             self.internal_failure("pre_run_cell")
 
@@ -58,5 +63,8 @@ class CellRuns(Source):
             if error is not None and client.should_report(error):
                 client.notify(error, unhandled=True, cell=client.cell)
             client.cell_finished(error)
+            record = self.crash_record
+            if record is not None:
+                record.cell_finished()
         except Exception:
             self.internal_failure("post_run_cell")

@@ -1,0 +1,256 @@
+"""Kernel deaths: a kernel that dies without running its exit code is reported by the next.
+
+This source keeps the running kernel's crash record (crash_record.py, kept current by
+crash_checkpoint.py), points faulthandler at the record's fault file, and marks a normal end
+(a shutdown request, `exit`, the process's exit). At launch it claims the records of dead
+kernels (dead_kernels.py) and hands each death to the client as one `KernelDied` event,
+counted against the session that was current in the dead kernel.
+
+The rules (README, "Kernel deaths"):
+- a kernel that began a normal end is never reported, whatever ends the process after it;
+- a fatal signal (a fault dump was written) is reported, whether a cell was running or not;
+- a kernel that vanished without a fault dump (SIGKILL, the OOM killer, `os._exit`) is
+  reported only if a cell was running, as bugsnag-cocoa reports only foreground terminations:
+  an idle kernel killed by a reboot, `docker stop` or a culler lost no work in progress;
+- a kernel that had no API key, or whose release stage was not enabled, sent nothing while
+  it lived, and its death is not sent either.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..delivery import forkguard
+from . import Source, memory
+from .crash_checkpoint import Checkpoint
+from .crash_record import CrashRecord, DamagedRecord, RecordContents, read_record
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..report.cells import CellIndex
+    from ..report.kernel_death import KernelDeath
+    from .cell_runs import CellRuns
+    from .dead_kernels import Claimed
+
+log = logging.getLogger("bugsnag_ipython")
+
+SCAN_DELAY = 1.0  # seconds after the launch before dead kernels are looked for
+SCAN_DELAY_MAX = 10.0  # ...waiting at most this long for a running cell to end
+
+
+class KernelDeaths(Source):
+    """The source: this kernel's record while it runs, and the reports of earlier deaths.
+
+    The cell hooks (cell_runs.py) store into the record; `cell_runs.crash_record` is it while
+    installed."""
+
+    def __init__(self, client: Client, shell: Any, cells: CellIndex | None,
+                 cell_runs: CellRuns | None = None) -> None:
+        super().__init__(client)
+        self.shell = shell
+        self.cells = cells
+        self.cell_runs = cell_runs
+        self.record: CrashRecord | None = None
+        self.checkpoint: Checkpoint | None = None
+
+    # -- install / uninstall ---------------------------------------------------------------
+
+    def install(self) -> None:
+        """Start recording, and look for dead kernels in the background."""
+        client = self.client
+        try:
+            from ..report.device import persistence_directory
+
+            with forkguard.importing:
+                directory = persistence_directory(client.config.persistence_directory)
+            # The launch on the wall clock, from the monotonic one the client keeps.
+            launched_wall = time.time() - (time.monotonic() - client.launched_at)
+            self.record = CrashRecord(directory, launched_wall=launched_wall,
+                                      launched_monotonic=client.launched_at)
+        except (OSError, ImportError) as error:
+            client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
+            return
+        try:
+            self.record.catch_faults()
+        except (OSError, RuntimeError, ValueError) as error:
+            client.warn_once("faulthandler", f"fatal signals will be reported without stacks ({error}).")
+        with contextlib.suppress(Exception):
+            self.shell.observe(self._on_exit_now, names="exit_now")
+        atexit.register(self.at_exit)
+        self.checkpoint = Checkpoint(self.record, client, self.cells, self._cell_files,
+                                     cgroup=memory.find_cgroup())
+        client.listeners.append(self.checkpoint.session_changed)
+        self.checkpoint.start()
+        if self.cell_runs is not None:
+            self.cell_runs.crash_record = self.record
+        threading.Thread(target=self._scan_when_idle, args=(directory,),
+                         name="bugsnag-kernel-deaths", daemon=True).start()
+
+    def uninstall(self) -> None:
+        """Stop recording: the record goes, as at a normal end."""
+        atexit.unregister(self.at_exit)
+        self._stop()
+
+    def at_exit(self) -> None:
+        """The process ends normally: its record goes."""
+        try:
+            self.ending()
+            self._stop()
+        except Exception:
+            self.internal_failure("exit")
+
+    def _stop(self) -> None:
+        if self.cell_runs is not None:
+            self.cell_runs.crash_record = None
+        if self.checkpoint is not None:
+            self.checkpoint.stop()
+            with contextlib.suppress(ValueError):
+                self.client.listeners.remove(self.checkpoint.session_changed)
+            self.checkpoint = None
+        with contextlib.suppress(Exception):
+            self.shell.unobserve(self._on_exit_now, names="exit_now")
+        if self.record is not None:
+            self.record.close(remove=True)
+            self.record = None
+
+    def ending(self) -> None:
+        """A normal end began (exit, a shutdown request): nothing after it is a death."""
+        if self.record is not None:
+            self.record.mark_ended()
+
+    def _on_exit_now(self, change: Any) -> None:
+        try:
+            if change.get("new"):
+                self.ending()
+        except Exception:
+            pass
+
+    def _cell_files(self) -> list[str]:
+        # ipykernel's and IPython's compiler: code file -> execution count, oldest first.
+        mapping = getattr(getattr(self.shell, "compile", None), "_filename_map", None)
+        return list(mapping) if isinstance(mapping, dict) else []
+
+    # -- earlier kernels --------------------------------------------------------------------
+
+    def _scan_when_idle(self, directory: str) -> None:
+        deadline = time.monotonic() + SCAN_DELAY_MAX
+        time.sleep(SCAN_DELAY)
+        while self.client.tracker.in_foreground and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            report_dead_kernels(self.client, directory, self.record)
+        except Exception as error:
+            self.client.warn_once("kernel-deaths", f"earlier kernels' deaths could not be read ({error}).")
+
+
+def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> int:
+    """Claim the records of dead kernels under `directory` and report each death that counts;
+    returns how many events were handed over."""
+    if own is None or own.closed:
+        return 0  # a claim needs a live record of this kernel's to be seen alive
+    from .dead_kernels import claim_dead
+
+    reported = 0
+    for claimed in claim_dead(directory, own.token):
+        try:
+            death = _death_of(claimed, client)
+        except (OSError, DamagedRecord) as error:
+            log.info("A crash record of an earlier kernel was unreadable and is removed (%s).", error)
+            claimed.remove()
+            continue
+        if death is not None and client.notify_kernel_death(death):
+            reported += 1
+        claimed.remove()
+    return reported
+
+
+def _death_of(claimed: Claimed, client: Client) -> KernelDeath | None:
+    """The death to report from a claimed record, or None when the rules say it is not one."""
+    data, dump, dumped_at = claimed.read()
+    contents = read_record(data)
+    from ..report.kernel_death import parse_fault_dump
+
+    fault = parse_fault_dump(dump) if dump else None
+    if contents.ended or not contents.sending:
+        return None
+    if fault is None and contents.cell is None:
+        log.info("An earlier kernel (pid %d) ended while idle without a fault; not reported as a "
+                 "crash.", contents.pid)
+        return None
+    return _synthesize(contents, fault, dumped_at, client)
+
+
+def _synthesize(contents: RecordContents, fault: Any, dumped_at: float | None, client: Client) -> KernelDeath:
+    from ..report.cells import notebook_ref
+    from ..report.kernel_death import DeadCell, KernelDeath, OomEvidence
+
+    facts = contents.facts
+    vitals = contents.vitals
+    died_at = dumped_at or (vitals.seen_wall if vitals else contents.launched_wall)
+    # The dead kernel's monotonic clock against its wall clock, from its launch.
+    offset = contents.launched_wall - contents.launched_monotonic
+    cell = None
+    if contents.cell is not None:
+        started = contents.cell.started_monotonic + offset
+        cell = DeadCell(contents.cell.execution_count, contents.cell.cell_id,
+                        contents.cell.source, max(0, round((died_at - started) * 1000)))
+        died_at = max(died_at, started)
+    memory_seen: dict[str, Any] = {}
+    if vitals is not None:
+        for key, value in (("residentBytes", vitals.rss), ("peakResidentBytes", vitals.peak_rss),
+                           ("cgroupUsageBytes", vitals.cgroup_usage),
+                           ("cgroupLimitBytes", vitals.cgroup_limit)):
+            if value >= 0:
+                memory_seen[key] = value
+        from ..report.payloads import iso8601
+
+        memory_seen["at"] = iso8601(vitals.seen_wall)
+    oom = None
+    baseline = facts.get("oomKill")
+    if isinstance(baseline, dict) and isinstance(baseline.get("count"), int):
+        after = memory.Cgroup(int(baseline.get("cgroupVersion") or 1), _oom_path(baseline.get("file")),
+                              _oom_path(None), _oom_path(None)).oom_kills()
+        if after is not None:
+            oom = OomEvidence(baseline["count"], after, int(baseline.get("cgroupVersion") or 1))
+    session = None
+    if contents.session is not None:
+        from ..report.payloads import iso8601
+
+        session = {"id": contents.session.id, "startedAt": iso8601(contents.session.started_at),
+                   "events": {"handled": contents.session.handled,
+                              "unhandled": contents.session.unhandled + 1}}
+    config = client.config
+    project_root = facts.get("projectRoot") if isinstance(facts.get("projectRoot"), str) else None
+    notebook = facts.get("notebook") if isinstance(facts.get("notebook"), str) else None
+    cells = facts.get("cells") if isinstance(facts.get("cells"), dict) else {}
+    return KernelDeath(
+        pid=contents.pid,
+        died_at=died_at,
+        launched_at=contents.launched_wall,
+        cell=cell,
+        fault=fault,
+        oom=oom,
+        memory=memory_seen,
+        facts=facts,
+        session=session,
+        notebook=notebook_ref(notebook, project_root or config.project_root),
+        send_code=bool(facts.get("sendCode", True)) and config.send_code,
+        cells=cells,
+    )
+
+
+def _oom_path(found: Any) -> Any:
+    """The counter file a dead kernel named: only a cgroup's, never another file."""
+    from pathlib import Path
+
+    if isinstance(found, str) and found.startswith("/sys/fs/cgroup/") and \
+            found.endswith(("/memory.oom_control", "/memory.events")):
+        return Path(found)
+    return Path("/nonexistent")
