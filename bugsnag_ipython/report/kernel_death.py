@@ -154,7 +154,12 @@ class DeadKernelCells:
             return self._running[1]
         entry = self._named.get(filename)
         if not isinstance(entry, list) or len(entry) != 3:
-            return None
+            if _CELL_FILE.search(filename) is None:
+                return None
+            # A cell run less than a second before the death, other than the running one: the
+            # checkpoint had not named it. The kernel's hash of its code stands in for its name.
+            stem = re.sub(r"\W", "", filename.rsplit("/", 1)[-1].removesuffix(".py"))
+            return CellRef(f"code-{stem}", (), None)
         identity, count, source = entry
         lines = tuple(source.splitlines(keepends=True)) if isinstance(source, str) else ()
         return CellRef(str(identity), lines, count if isinstance(count, int) else None)
@@ -215,7 +220,8 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
     stacktrace = thread_frames(current, frames, named) if current is not None else []
     exception = {"errorClass": ERROR_CLASS, "message": message(death), "type": "python",
                  "stacktrace": stacktrace}
-    app = facts.get("app") if isinstance(facts.get("app"), dict) else {}
+    found_app = facts.get("app")
+    app: JsonDict = found_app if isinstance(found_app, dict) else {}
     app_fields: JsonDict = {"type": "jupyter", "releaseStage": app.get("releaseStage") or "production"}
     if app.get("version"):
         app_fields["version"] = app["version"]
@@ -231,7 +237,8 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
         app=app_fields,
         device={**device, "time": payloads.iso8601(death.died_at)},
         user=user,
-        context=facts.get("context") or (f"In [{cell.execution_count}]" if cell and cell.execution_count else None),
+        context=facts.get("context") or (f"In [{cell.execution_count}]" if cell and cell.execution_count
+                                         else None),
         breadcrumbs=[c for c in facts.get("breadcrumbs") or [] if isinstance(c, dict)],
         metadata=_metadata(death, running[1] if running else None),
     )

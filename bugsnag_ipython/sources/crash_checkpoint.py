@@ -39,7 +39,8 @@ class Checkpoint:
     """Keeps `record` current for `client` (and the shell's cells) until stop()."""
 
     def __init__(self, record: CrashRecord, client: Client, cells: CellIndex | None,
-                 cell_files: Callable[[], list[str]] = list, *, interval: float = INTERVAL, cgroup: memory.Cgroup | None = None,
+                 cell_files: Callable[[], list[str]] = list, *, interval: float = INTERVAL,
+                 cgroup: memory.Cgroup | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.record = record
@@ -140,12 +141,10 @@ class Checkpoint:
             ref = cells(filename)
             if ref is None:
                 continue
-            source: str | None = "".join(ref.lines)
-            if len(source) > budget:
-                source = None
-            else:
-                budget -= len(source)
-            named[filename] = [ref.identity, ref.execution_count, source]
+            source = "".join(ref.lines)
+            kept = len(source) <= budget
+            budget -= len(source) if kept else 0
+            named[filename] = [ref.identity, ref.execution_count, source if kept else None]
         return dict(reversed(list(named.items())))
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import os
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -229,7 +227,8 @@ def _synthesize(contents: RecordContents, fault: Any, dumped_at: float | None, c
     config = client.config
     project_root = facts.get("projectRoot") if isinstance(facts.get("projectRoot"), str) else None
     notebook = facts.get("notebook") if isinstance(facts.get("notebook"), str) else None
-    cells = facts.get("cells") if isinstance(facts.get("cells"), dict) else {}
+    found_cells = facts.get("cells")
+    cells: dict[str, Any] = found_cells if isinstance(found_cells, dict) else {}
     return KernelDeath(
         pid=contents.pid,
         died_at=died_at,

@@ -152,3 +152,18 @@ def test_without_send_code_no_source_leaves() -> None:
     assert "cellSource" not in body["metaData"]["notebook"]
     assert all("code" not in frame for frame in body["exceptions"][0]["stacktrace"])
     assert "string_at(0)" not in repr(body)
+
+
+def test_a_cell_the_checkpoint_had_not_named_keeps_the_temp_path_out() -> None:
+    dump = parse_fault_dump(
+        "Fatal Python error: Segmentation fault\n\nCurrent thread 0x1 (most recent call first):\n"
+        f'  File "{HELPER_FILE}", line 2 in read_nothing\n'
+        f'  File "{CELL_FILE}", line 2 in <module>\n'
+    )
+    body = kernel_death_event(death(fault=dump), project_root="/work", device={}, user={})
+    frames = body["exceptions"][0]["stacktrace"]
+    assert [(f["file"], f["inProject"]) for f in frames] == [
+        ("analysis.ipynb#cell-code-1111111111", True),  # ipykernel's hash of the cell's code
+        ("analysis.ipynb#cell-crash", True),
+    ]
+    assert "ipykernel_4242" not in repr(body)

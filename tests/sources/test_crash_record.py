@@ -56,7 +56,8 @@ def test_what_a_kernel_stores_is_read_back(tmp_path: Path) -> None:
         found = read_record(record.path.read_bytes())
         assert found.pid == os.getpid() and not found.ended and found.sending
         assert found.cell is not None
-        assert (found.cell.execution_count, found.cell.cell_id, found.cell.started_monotonic) == (6, "cell-a", 123.5)
+        cell = found.cell
+        assert (cell.execution_count, cell.cell_id, cell.started_monotonic) == (6, "cell-a", 123.5)
         assert found.cell.source == "total = sum(range(10))\nprint('é')"
         assert found.session is not None and (found.session.handled, found.session.unhandled) == (1, 2)
         assert found.facts == {"notebook": "b.ipynb"}
