@@ -52,8 +52,9 @@ def kill_in_cell(kernel: Kernel, code: str, cell_id: str | None = None) -> None:
 def scanned(kernel: Kernel) -> None:
     """Wait until the kernel has looked for dead kernels, then deliver what it made."""
     deadline = time.monotonic() + WAIT
-    looking = "any(t.name == 'bugsnag-kernel-deaths' for t in __import__('threading').enumerate())"
-    while kernel.evaluate(looking) and time.monotonic() < deadline:
+    done = ("all(s.scanned.is_set() for s in get_ipython()._bugsnag_ipython.sources"
+            " if hasattr(s, 'scanned'))")
+    while not kernel.evaluate(done) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
 

@@ -1,8 +1,8 @@
 """The checkpoint: what the crash record holds besides the running cell, kept current.
 
-A daemon thread wakes once a second: it notes that the kernel is alive and its memory (the
-last word a SIGKILLed kernel leaves), and, when they changed, writes the facts a crash event
-needs as the record's JSON document: the breadcrumbs (redacted), the notebook, the app, the
+Once a second (on the kernel-deaths source's thread) it notes that the kernel is alive and
+its memory (the last word a SIGKILLed kernel leaves), and, when they changed, writes the facts
+a crash event needs as the record's JSON document: the breadcrumbs (redacted), the notebook, the app, the
 user's metadata, and which code files are which cells. The session, whose counts must be
 exact, is written at once whenever it changes, by a client listener (session_changed).
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,48 +29,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bugsnag_ipython")
 
-INTERVAL = 1.0  # seconds between checkpoints
 MAX_CELL_FILES = 200  # code files of cells named in the document, newest kept
 MAX_CELL_LINES_BYTES = 32 * 1024  # source of earlier cells kept for code windows, newest first
 
 
 class Checkpoint:
-    """Keeps `record` current for `client` (and the shell's cells) until stop()."""
+    """What keeps `record` current for `client` and the shell's cells: checkpoint() once a
+    second (kernel_deaths.py's thread calls it), session_changed() as a client listener."""
 
     def __init__(self, record: CrashRecord, client: Client, cells: CellIndex | None,
-                 cell_files: Callable[[], list[str]] = list, *, interval: float = INTERVAL,
-                 cgroup: memory.Cgroup | None = None,
+                 cell_files: Callable[[], list[str]] = list, *, cgroup: memory.Cgroup | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.record = record
         self.client = client
         self.cells = cells
         self.cell_files = cell_files  # the code files of the cells run, oldest first
-        self.interval = interval
         self.cgroup = cgroup
         self._monotonic = monotonic
         self._wall_clock = wall_clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._written = b""
         self._oom_baseline = cgroup.oom_kills() if cgroup is not None else None
         self._boot_id = memory.boot_id()
-
-    def start(self) -> None:
-        self.session_changed()
-        self._thread = threading.Thread(target=self._run, name="bugsnag-crash-record", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.checkpoint()
-            except Exception as error:
-                self.client.warn_once("checkpoint", f"the crash record could not be updated ({error}).")
-            self._stop.wait(self.interval)
 
     # -- what is written ------------------------------------------------------------------
 

@@ -39,89 +39,77 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bugsnag_ipython")
 
-SCAN_DELAY = 1.0  # seconds after the launch before dead kernels are looked for
+INTERVAL = 1.0  # seconds between checkpoints of the record
+SCAN_DELAY = 1.0  # seconds after the load before dead kernels are looked for
 SCAN_DELAY_MAX = 10.0  # ...waiting at most this long for a running cell to end
+SCAN_POLL = 0.05
 
 
 class KernelDeaths(Source):
     """The source: this kernel's record while it runs, and the reports of earlier deaths.
 
-    The cell hooks (cell_runs.py) store into the record; `cell_runs.crash_record` is it while
-    installed."""
+    One daemon thread does the work off the loading thread (the persistence directory may
+    import platformdirs, and opening the record touches the disk): it makes the record, hands
+    it to the cell hooks (`cell_runs.crash_record`), looks for dead kernels once the kernel is
+    idle, then keeps the record current once a second."""
 
     def __init__(self, client: Client, shell: Any, cells: CellIndex | None,
-                 cell_runs: CellRuns | None = None) -> None:
+                 cell_runs: CellRuns | None = None, *, interval: float = INTERVAL) -> None:
         super().__init__(client)
         self.shell = shell
         self.cells = cells
         self.cell_runs = cell_runs
+        self.interval = interval
         self.record: CrashRecord | None = None
         self.checkpoint: Checkpoint | None = None
+        self.scanned = threading.Event()  # set once earlier kernels were looked for
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
 
     # -- install / uninstall ---------------------------------------------------------------
 
     def install(self) -> None:
-        """Start recording, and look for dead kernels in the background."""
-        client = self.client
-        try:
-            from ..report.device import persistence_directory
-
-            with forkguard.importing:
-                directory = persistence_directory(client.config.persistence_directory)
-            # The launch on the wall clock, from the monotonic one the client keeps.
-            launched_wall = time.time() - (time.monotonic() - client.launched_at)
-            self.record = CrashRecord(directory, launched_wall=launched_wall,
-                                      launched_monotonic=client.launched_at)
-        except (OSError, ImportError) as error:
-            client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
-            return
-        try:
-            self.record.catch_faults()
-        except (OSError, RuntimeError, ValueError) as error:
-            client.warn_once("faulthandler", f"fatal signals will be reported without stacks ({error}).")
+        self._stop = stop = threading.Event()
+        self.scanned = threading.Event()
         with contextlib.suppress(Exception):
             self.shell.observe(self._on_exit_now, names="exit_now")
         atexit.register(self.at_exit)
-        self.checkpoint = Checkpoint(self.record, client, self.cells, self._cell_files,
-                                     cgroup=memory.find_cgroup())
-        client.listeners.append(self.checkpoint.session_changed)
-        self.checkpoint.start()
-        if self.cell_runs is not None:
-            self.cell_runs.crash_record = self.record
-        threading.Thread(target=self._scan_when_idle, args=(directory,),
-                         name="bugsnag-kernel-deaths", daemon=True).start()
+        threading.Thread(target=self._run, args=(stop,), name="bugsnag-crash-record",
+                         daemon=True).start()
 
     def uninstall(self) -> None:
         """Stop recording: the record goes, as at a normal end."""
         atexit.unregister(self.at_exit)
-        self._stop()
+        with contextlib.suppress(Exception):
+            self.shell.unobserve(self._on_exit_now, names="exit_now")
+        self._close()
 
     def at_exit(self) -> None:
         """The process ends normally: its record goes."""
         try:
             self.ending()
-            self._stop()
+            self._close()
         except Exception:
             self.internal_failure("exit")
 
-    def _stop(self) -> None:
-        if self.cell_runs is not None:
-            self.cell_runs.crash_record = None
-        if self.checkpoint is not None:
-            self.checkpoint.stop()
-            with contextlib.suppress(ValueError):
-                self.client.listeners.remove(self.checkpoint.session_changed)
-            self.checkpoint = None
-        with contextlib.suppress(Exception):
-            self.shell.unobserve(self._on_exit_now, names="exit_now")
-        if self.record is not None:
-            self.record.close(remove=True)
-            self.record = None
+    def _close(self) -> None:
+        with self._lock:
+            self._stop.set()
+            record, self.record = self.record, None
+            checkpoint, self.checkpoint = self.checkpoint, None
+            if self.cell_runs is not None:
+                self.cell_runs.crash_record = None
+            if checkpoint is not None:
+                with contextlib.suppress(ValueError):
+                    self.client.listeners.remove(checkpoint.session_changed)
+            if record is not None:
+                record.close(remove=True)
 
     def ending(self) -> None:
         """A normal end began (exit, a shutdown request): nothing after it is a death."""
-        if self.record is not None:
-            self.record.mark_ended()
+        record = self.record
+        if record is not None:
+            record.mark_ended()
 
     def _on_exit_now(self, change: Any) -> None:
         try:
@@ -135,17 +123,66 @@ class KernelDeaths(Source):
         mapping = getattr(getattr(self.shell, "compile", None), "_filename_map", None)
         return list(mapping) if isinstance(mapping, dict) else []
 
-    # -- earlier kernels --------------------------------------------------------------------
+    # -- the thread -------------------------------------------------------------------------
 
-    def _scan_when_idle(self, directory: str) -> None:
-        deadline = time.monotonic() + SCAN_DELAY_MAX
-        time.sleep(SCAN_DELAY)
-        while self.client.tracker.in_foreground and time.monotonic() < deadline:
-            time.sleep(0.05)
+    def _run(self, stop: threading.Event) -> None:
+        try:
+            directory = self._open(stop)
+        except Exception as error:
+            self.client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
+            self.scanned.set()
+            return
+        if directory is None:
+            return
+        started = time.monotonic()
+        while not stop.is_set():
+            checkpoint = self.checkpoint
+            try:
+                if checkpoint is not None:
+                    checkpoint.checkpoint()
+            except Exception as error:
+                self.client.warn_once("checkpoint", f"the crash record could not be updated ({error}).")
+            waited = time.monotonic() - started
+            if not self.scanned.is_set() and waited >= SCAN_DELAY and (
+                not self.client.tracker.in_foreground or waited >= SCAN_DELAY_MAX
+            ):
+                self._scan(directory)
+            stop.wait(self.interval if self.scanned.is_set() else SCAN_POLL)
+
+    def _open(self, stop: threading.Event) -> str | None:
+        """Make the record and hand it to the cell hooks; None if uninstalled meanwhile."""
+        client = self.client
+        from ..report.device import persistence_directory
+
+        with forkguard.importing:
+            directory = persistence_directory(client.config.persistence_directory)
+        # The launch on the wall clock, from the monotonic one the client keeps.
+        launched_wall = time.time() - (time.monotonic() - client.launched_at)
+        record = CrashRecord(directory, launched_wall=launched_wall,
+                             launched_monotonic=client.launched_at)
+        try:
+            record.catch_faults()
+        except (OSError, RuntimeError, ValueError) as error:
+            client.warn_once("faulthandler", f"fatal signals will be reported without stacks ({error}).")
+        checkpoint = Checkpoint(record, client, self.cells, self._cell_files, cgroup=memory.find_cgroup())
+        with self._lock:
+            if stop.is_set():
+                record.close(remove=True)
+                return None
+            self.record, self.checkpoint = record, checkpoint
+            checkpoint.session_changed()
+            client.listeners.append(checkpoint.session_changed)
+            if self.cell_runs is not None:
+                self.cell_runs.crash_record = record
+        return directory
+
+    def _scan(self, directory: str) -> None:
         try:
             report_dead_kernels(self.client, directory, self.record)
         except Exception as error:
             self.client.warn_once("kernel-deaths", f"earlier kernels' deaths could not be read ({error}).")
+        finally:
+            self.scanned.set()
 
 
 def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> int:
