@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 from ..report import environment
 from ..report.payloads import redact
 from . import memory
-from .crash_record import ACTIVE, DOCUMENT_BYTES, NO_SESSION, PAUSED, CrashRecord
+from .crash_record import ACTIVE, DOCUMENT_BYTES, INLINE_SOURCE_BYTES, NO_SESSION, PAUSED, CrashRecord
 
 if TYPE_CHECKING:
     from ..client import Client
     from ..report.cells import CellIndex
+    from ..report.events import CellRun
 
 log = logging.getLogger("bugsnag_ipython")
 
@@ -49,6 +50,7 @@ class Checkpoint:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._written = b""
+        self._long_for: CellRun | None = None  # the cell whose long source was stored
         self._oom_baseline = cgroup.oom_kills() if cgroup is not None else None
         self._boot_id = memory.boot_id()
 
@@ -78,6 +80,11 @@ class Checkpoint:
         record.vitals(self._monotonic(), self._wall_clock(), memory.resident_bytes(),
                       memory.peak_resident_bytes(), cgroup.usage() if cgroup else -1,
                       cgroup.limit() if cgroup else -1)
+        run = self.client.cell
+        if run is not None and run is not self._long_for:
+            self._long_for = run
+            if len(run.source.encode("utf-8", "surrogatepass")) > INLINE_SOURCE_BYTES:
+                record.long_source(run.execution_count or 0, run.started_monotonic, run.source)
         facts = self.facts()
         data = _fitted(facts)
         if data is not None and data != self._written:

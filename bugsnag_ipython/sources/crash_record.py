@@ -46,13 +46,18 @@ _VITALS = struct.Struct("<ddqqqq")  # last seen (monotonic, wall), RSS, peak RSS
 _VITALS_AT = 48
 _SESSION = struct.Struct("<q40sdqqq")  # state, id, started, handled, unhandled, sending
 _SESSION_AT = 96
-_CELL = struct.Struct("<qdq64s")  # count + 1 while running (0 idle), started, source bytes, cell id
+_CELL = struct.Struct("<qd64s1024s")  # count while running (0 idle), started, cell id, source
 _CELL_AT = 192
 _RUNNING = _CELL_AT // 8  # index of the running field in the record as int64s
-_SOURCE_AT = 320
-SOURCE_BYTES = 64 * 1024  # of the running cell; a longer one is cut
+INLINE_SOURCE_BYTES = 1024  # of the running cell, stored as it starts (NUL-padded)
+# A longer source is stored whole by the checkpoint, within a second, tagged with its cell.
+_LONG_TAG = struct.Struct("<qdq")  # count, started, bytes
+_LONG_AT = _CELL_AT + _CELL.size
+SOURCE_BYTES = 64 * 1024  # of a long cell; a longer one is cut
 DOCUMENT_BYTES = 96 * 1024  # each of the two areas
-_DOCUMENT_AT = (_SOURCE_AT + SOURCE_BYTES, _SOURCE_AT + SOURCE_BYTES + 8 + DOCUMENT_BYTES)
+_DOCUMENT_AT = (_LONG_AT + _LONG_TAG.size + SOURCE_BYTES,
+                _LONG_AT + _LONG_TAG.size + SOURCE_BYTES + 8 + DOCUMENT_BYTES)
+assert _VITALS_AT + _VITALS.size <= _SESSION_AT and _SESSION_AT + _SESSION.size <= _CELL_AT
 SIZE = _DOCUMENT_AT[1] + 8 + DOCUMENT_BYTES
 
 NO_SESSION, ACTIVE, PAUSED = 0, 1, 2
@@ -100,15 +105,14 @@ class CrashRecord:
     # -- the cell's thread: stores only ---------------------------------------------------
 
     def cell_started(self, count: int, cell_id: str | None, source: str, started: float) -> None:
-        """A cell starts: its number, start (monotonic), id and source, in one pack."""
-        encoded = source.encode("utf-8", "surrogatepass")
-        size = len(encoded)
-        if size > SOURCE_BYTES:
-            encoded, size = encoded[:SOURCE_BYTES], SOURCE_BYTES
-        mm = self._mm
-        mm[_SOURCE_AT : _SOURCE_AT + size] = encoded
-        self._pack_cell(mm, _CELL_AT, count + 1, started, size,
-                        cell_id.encode("utf-8", "surrogatepass") if cell_id else b"")
+        """A cell starts: its number, start (monotonic), id and source, in one pack.
+
+        This runs for every cell, so it is one pack into a fixed field: a source longer than
+        the field is cut here (Python source holds no NUL, so the padding marks its end) and
+        stored whole by the checkpoint (long_source)."""
+        self._pack_cell(self._mm, _CELL_AT, count, started,
+                        cell_id.encode("utf-8", "surrogatepass") if cell_id else b"",
+                        source.encode("utf-8", "surrogatepass"))
 
     def cell_finished(self) -> None:
         self._words[_RUNNING] = 0
@@ -121,6 +125,15 @@ class CrashRecord:
         with self._lock:
             _SESSION.pack_into(self._mm, _SESSION_AT, state, id.encode("ascii", "replace"),
                                started_at, handled, unhandled, int(sending))
+
+    def long_source(self, count: int, started: float, source: str) -> None:
+        """The whole source of the running cell `count` (started at `started`), when it is
+        longer than the field cell_started fills."""
+        encoded = source.encode("utf-8", "surrogatepass")[:SOURCE_BYTES]
+        at = _LONG_AT + _LONG_TAG.size
+        with self._lock:
+            self._mm[at : at + len(encoded)] = encoded
+            _LONG_TAG.pack_into(self._mm, _LONG_AT, count, started, len(encoded))
 
     def vitals(self, monotonic: float, wall: float, rss: int, peak_rss: int, cgroup_usage: int,
                cgroup_limit: int) -> None:
@@ -277,12 +290,16 @@ def read_record(data: bytes) -> RecordContents:
     if state == ACTIVE:
         session = SessionState(state, raw_id.rstrip(b"\0").decode("ascii", "replace"), started_at,
                                handled, unhandled)
-    running, started, size, raw_cell_id = _CELL.unpack_from(data, _CELL_AT)
+    running, started, raw_cell_id, inline = _CELL.unpack_from(data, _CELL_AT)
     cell = None
     if running > 0:
-        source = data[_SOURCE_AT : _SOURCE_AT + min(max(size, 0), SOURCE_BYTES)]
+        source = inline.rstrip(b"\0")
+        long_count, long_started, size = _LONG_TAG.unpack_from(data, _LONG_AT)
+        if (long_count, long_started) == (running, started) and 0 < size <= SOURCE_BYTES:
+            at = _LONG_AT + _LONG_TAG.size
+            source = data[at : at + size]
         cell_id = raw_cell_id.rstrip(b"\0").decode("utf-8", "replace") or None
-        cell = RunningCell(running - 1 or None, cell_id, source.decode("utf-8", "replace"), started)
+        cell = RunningCell(running, cell_id, source.decode("utf-8", "replace"), started)
     vitals = Vitals(*_VITALS.unpack_from(data, _VITALS_AT))
     return RecordContents(pid, launched_wall, launched_monotonic, ended, bool(sending), session,
                           cell, vitals if vitals.seen_wall > 0 else None, _document(data))

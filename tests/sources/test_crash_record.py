@@ -22,12 +22,12 @@ sys.path.insert(0, {root!r})
 from bugsnag_ipython.sources.crash_record import CrashRecord
 record = CrashRecord({directory!r}, launched_wall=time.time(), launched_monotonic=time.monotonic())
 record.cell_started(7, "big-join", "frame = left.join(right)", time.monotonic())
-child = os.fork() if {fork!r} else -1
-if child == 0:
+if {fork!r} and os.fork() == 0:  # the child's at-fork handlers have run when fork returns
     record.cell_started(99, None, "in the child", time.monotonic())
+    os.write(1, f"child {{os.getpid()}}\n".encode())  # one write: the lines never interleave
     time.sleep(60)
     os._exit(0)
-print(record.token, child, flush=True)
+os.write(1, f"parent {{record.token}}\n".encode())
 time.sleep(60)
 """
 
@@ -38,8 +38,8 @@ def a_kernel(directory: Path, *, fork: bool = False) -> tuple[subprocess.Popen[s
     code = _KERNEL.format(root=ROOT, directory=str(directory), fork=fork)
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
-    token, child = process.stdout.readline().split()
-    return process, token, int(child)
+    said = dict(process.stdout.readline().split() for _ in range(2 if fork else 1))
+    return process, said["parent"], int(said.get("child", -1))
 
 
 def new_record(directory: Path) -> CrashRecord:
@@ -61,6 +61,16 @@ def test_what_a_kernel_stores_is_read_back(tmp_path: Path) -> None:
         assert found.cell.source == "total = sum(range(10))\nprint('é')"
         assert found.session is not None and (found.session.handled, found.session.unhandled) == (1, 2)
         assert found.facts == {"notebook": "b.ipynb"}
+        # A long cell: cut as it starts, whole once the checkpoint has stored it.
+        long = "values = [\n" + "    'é',\n" * 400 + "]\n"
+        record.cell_started(8, None, long, 124.0)
+        cut = read_record(record.path.read_bytes()).cell
+        assert cut is not None and long.startswith(cut.source) and len(cut.source) < len(long)
+        record.long_source(8, 124.0, long)
+        whole = read_record(record.path.read_bytes()).cell
+        assert whole is not None and whole.source == long
+        record.cell_started(9, None, "short", 125.0)  # the long source was another cell's
+        assert read_record(record.path.read_bytes()).cell.source == "short"  # type: ignore[union-attr]
         record.cell_finished()
         record.mark_ended()
         found = read_record(record.path.read_bytes())
