@@ -49,7 +49,7 @@ class CellRuns(Source):
             self.client.cell_started(run)
             record = self.crash_record
             if record is not None:
-                record.cell_started(count, cell_id, run.source, run.started_monotonic)
+                record.cell_started(run)
         except Exception:
             self.internal_failure("pre_run_cell")
 

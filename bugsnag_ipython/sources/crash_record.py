@@ -31,7 +31,10 @@ import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..report.events import CellRun
 
 MAGIC = b"BSGKREC1"
 DIRECTORY = "kernels"
@@ -104,12 +107,14 @@ class CrashRecord:
 
     # -- the cell's thread: stores only ---------------------------------------------------
 
-    def cell_started(self, count: int, cell_id: str | None, source: str, started: float) -> None:
-        """A cell starts: its number, start (monotonic), id and source, in one pack.
+    def cell_started(self, run: CellRun) -> None:
+        """A cell starts (a CellRun: its number, id, source and start on the monotonic clock):
+        all of it in one pack.
 
         This runs for every cell, so it is one pack into a fixed field: a source longer than
         the field is cut here (Python source holds no NUL, so the padding marks its end) and
         stored whole by the checkpoint (long_source)."""
+        count, cell_id, source, started = run
         self._pack_cell(self._mm, _CELL_AT, count, started,
                         cell_id.encode("utf-8", "surrogatepass") if cell_id else b"",
                         source.encode("utf-8", "surrogatepass"))

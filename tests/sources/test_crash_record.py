@@ -21,9 +21,9 @@ import os, sys, time
 sys.path.insert(0, {root!r})
 from bugsnag_ipython.sources.crash_record import CrashRecord
 record = CrashRecord({directory!r}, launched_wall=time.time(), launched_monotonic=time.monotonic())
-record.cell_started(7, "big-join", "frame = left.join(right)", time.monotonic())
+record.cell_started((7, "big-join", "frame = left.join(right)", time.monotonic()))
 if {fork!r} and os.fork() == 0:  # the child's at-fork handlers have run when fork returns
-    record.cell_started(99, None, "in the child", time.monotonic())
+    record.cell_started((99, None, "in the child", time.monotonic()))
     os.write(1, f"child {{os.getpid()}}\n".encode())  # one write: the lines never interleave
     time.sleep(60)
     os._exit(0)
@@ -49,7 +49,7 @@ def new_record(directory: Path) -> CrashRecord:
 def test_what_a_kernel_stores_is_read_back(tmp_path: Path) -> None:
     record = new_record(tmp_path)
     try:
-        record.cell_started(6, "cell-a", "total = sum(range(10))\nprint('é')", 123.5)
+        record.cell_started((6, "cell-a", "total = sum(range(10))\nprint('é')", 123.5))
         record.session(ACTIVE, "0f1e2d3c-1111-4222-8333-444455556666", 1_800_000_000.0, 1, 2, True)
         record.document(json.dumps({"notebook": "a.ipynb"}).encode())
         record.document(json.dumps({"notebook": "b.ipynb"}).encode())
@@ -63,13 +63,13 @@ def test_what_a_kernel_stores_is_read_back(tmp_path: Path) -> None:
         assert found.facts == {"notebook": "b.ipynb"}
         # A long cell: cut as it starts, whole once the checkpoint has stored it.
         long = "values = [\n" + "    'é',\n" * 400 + "]\n"
-        record.cell_started(8, None, long, 124.0)
+        record.cell_started((8, None, long, 124.0))
         cut = read_record(record.path.read_bytes()).cell
         assert cut is not None and long.startswith(cut.source) and len(cut.source) < len(long)
         record.long_source(8, 124.0, long)
         whole = read_record(record.path.read_bytes()).cell
         assert whole is not None and whole.source == long
-        record.cell_started(9, None, "short", 125.0)  # the long source was another cell's
+        record.cell_started((9, None, "short", 125.0))  # the long source was another cell's
         assert read_record(record.path.read_bytes()).cell.source == "short"  # type: ignore[union-attr]
         record.cell_finished()
         record.mark_ended()
