@@ -115,9 +115,13 @@ class CrashRecord:
         the field is cut here (Python source holds no NUL, so the padding marks its end) and
         stored whole by the checkpoint (long_source)."""
         count, cell_id, source, started = run
-        self._pack_cell(self._mm, _CELL_AT, count, started,
-                        cell_id.encode("utf-8", "surrogatepass") if cell_id else b"",
-                        source.encode("utf-8", "surrogatepass"))
+        try:
+            self._pack_cell(self._mm, _CELL_AT, count, started,
+                            cell_id.encode() if cell_id else b"", source.encode())
+        except UnicodeEncodeError:  # a lone surrogate: rare, so not paid for on every cell
+            self._pack_cell(self._mm, _CELL_AT, count, started,
+                            (cell_id or "").encode("utf-8", "surrogatepass"),
+                            source.encode("utf-8", "surrogatepass"))
 
     def cell_finished(self) -> None:
         self._words[_RUNNING] = 0

@@ -132,3 +132,13 @@ def test_a_forked_child_neither_writes_nor_keeps_alive_its_parents_record(tmp_pa
         assert contents.cell is not None and contents.cell.execution_count == 7
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+def test_a_cell_with_a_lone_surrogate_is_stored_too(tmp_path: Path) -> None:
+    record = new_record(tmp_path)
+    try:
+        record.cell_started((3, None, "text = '\udcff'", 1.0))
+        cell = read_record(record.path.read_bytes()).cell
+        assert cell is not None and cell.execution_count == 3 and cell.source.startswith("text = '")
+    finally:
+        record.close(remove=True)
