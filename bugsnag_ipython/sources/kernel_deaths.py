@@ -26,16 +26,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..delivery import forkguard
-from . import Source, memory
-from .crash_checkpoint import Checkpoint
-from .crash_record import CrashRecord, DamagedRecord, RecordContents, read_record
+from . import Source
 
 if TYPE_CHECKING:
     from ..client import Client
     from ..report.cells import CellIndex
-    from ..report.kernel_death import KernelDeath
     from .cell_runs import CellRuns
-    from .dead_kernels import Claimed
+    from .crash_checkpoint import Checkpoint
+    from .crash_record import CrashRecord
 
 log = logging.getLogger("bugsnag_ipython")
 
@@ -152,9 +150,12 @@ class KernelDeaths(Source):
     def _open(self, stop: threading.Event) -> str | None:
         """Make the record and hand it to the cell hooks; None if uninstalled meanwhile."""
         client = self.client
-        from ..report.device import persistence_directory
+        with forkguard.importing:  # here, not at load: the load stays cheap
+            from ..report.device import persistence_directory
+            from . import memory
+            from .crash_checkpoint import Checkpoint
+            from .crash_record import CrashRecord
 
-        with forkguard.importing:
             directory = persistence_directory(client.config.persistence_directory)
         # The launch on the wall clock, from the monotonic one the client keeps.
         launched_wall = time.time() - (time.monotonic() - client.launched_at)
@@ -178,115 +179,10 @@ class KernelDeaths(Source):
 
     def _scan(self, directory: str) -> None:
         try:
+            from .dead_kernels import report_dead_kernels
+
             report_dead_kernels(self.client, directory, self.record)
         except Exception as error:
             self.client.warn_once("kernel-deaths", f"earlier kernels' deaths could not be read ({error}).")
         finally:
             self.scanned.set()
-
-
-def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> int:
-    """Claim the records of dead kernels under `directory` and report each death that counts;
-    returns how many events were handed over."""
-    if own is None or own.closed:
-        return 0  # a claim needs a live record of this kernel's to be seen alive
-    from .dead_kernels import claim_dead
-
-    reported = 0
-    for claimed in claim_dead(directory, own.token):
-        try:
-            death = _death_of(claimed, client)
-        except (OSError, DamagedRecord) as error:
-            log.info("A crash record of an earlier kernel was unreadable and is removed (%s).", error)
-            claimed.remove()
-            continue
-        if death is not None and client.notify_kernel_death(death):
-            reported += 1
-        claimed.remove()
-    return reported
-
-
-def _death_of(claimed: Claimed, client: Client) -> KernelDeath | None:
-    """The death to report from a claimed record, or None when the rules say it is not one."""
-    data, dump, dumped_at = claimed.read()
-    contents = read_record(data)
-    from ..report.kernel_death import parse_fault_dump
-
-    fault = parse_fault_dump(dump) if dump else None
-    if contents.ended or not contents.sending:
-        return None
-    if fault is None and contents.cell is None:
-        log.info("An earlier kernel (pid %d) ended while idle without a fault; not reported as a "
-                 "crash.", contents.pid)
-        return None
-    return _synthesize(contents, fault, dumped_at, client)
-
-
-def _synthesize(contents: RecordContents, fault: Any, dumped_at: float | None, client: Client) -> KernelDeath:
-    from ..report.cells import notebook_ref
-    from ..report.kernel_death import DeadCell, KernelDeath, OomEvidence
-
-    facts = contents.facts
-    vitals = contents.vitals
-    died_at = dumped_at or (vitals.seen_wall if vitals else contents.launched_wall)
-    # The dead kernel's monotonic clock against its wall clock, from its launch.
-    offset = contents.launched_wall - contents.launched_monotonic
-    cell = None
-    if contents.cell is not None:
-        started = contents.cell.started_monotonic + offset
-        cell = DeadCell(contents.cell.execution_count, contents.cell.cell_id,
-                        contents.cell.source, max(0, round((died_at - started) * 1000)))
-        died_at = max(died_at, started)
-    memory_seen: dict[str, Any] = {}
-    if vitals is not None:
-        for key, value in (("residentBytes", vitals.rss), ("peakResidentBytes", vitals.peak_rss),
-                           ("cgroupUsageBytes", vitals.cgroup_usage),
-                           ("cgroupLimitBytes", vitals.cgroup_limit)):
-            if value >= 0:
-                memory_seen[key] = value
-        from ..report.payloads import iso8601
-
-        memory_seen["at"] = iso8601(vitals.seen_wall)
-    oom = None
-    baseline = facts.get("oomKill")
-    if isinstance(baseline, dict) and isinstance(baseline.get("count"), int):
-        after = memory.Cgroup(int(baseline.get("cgroupVersion") or 1), _oom_path(baseline.get("file")),
-                              _oom_path(None), _oom_path(None)).oom_kills()
-        if after is not None:
-            oom = OomEvidence(baseline["count"], after, int(baseline.get("cgroupVersion") or 1))
-    session = None
-    if contents.session is not None:
-        from ..report.payloads import iso8601
-
-        session = {"id": contents.session.id, "startedAt": iso8601(contents.session.started_at),
-                   "events": {"handled": contents.session.handled,
-                              "unhandled": contents.session.unhandled + 1}}
-    config = client.config
-    project_root = facts.get("projectRoot") if isinstance(facts.get("projectRoot"), str) else None
-    notebook = facts.get("notebook") if isinstance(facts.get("notebook"), str) else None
-    found_cells = facts.get("cells")
-    cells: dict[str, Any] = found_cells if isinstance(found_cells, dict) else {}
-    return KernelDeath(
-        pid=contents.pid,
-        died_at=died_at,
-        launched_at=contents.launched_wall,
-        cell=cell,
-        fault=fault,
-        oom=oom,
-        memory=memory_seen,
-        facts=facts,
-        session=session,
-        notebook=notebook_ref(notebook, project_root or config.project_root),
-        send_code=bool(facts.get("sendCode", True)) and config.send_code,
-        cells=cells,
-    )
-
-
-def _oom_path(found: Any) -> Any:
-    """The counter file a dead kernel named: only a cgroup's, never another file."""
-    from pathlib import Path
-
-    if isinstance(found, str) and found.startswith("/sys/fs/cgroup/") and \
-            found.endswith(("/memory.oom_control", "/memory.events")):
-        return Path(found)
-    return Path("/nonexistent")

@@ -71,6 +71,14 @@ def find_cgroup(proc: str = "/proc", fs: str = "/sys/fs/cgroup") -> Cgroup | Non
     return None
 
 
+def oom_kills_at(path: str) -> int | None:
+    """The OOM-kill count in a cgroup's counter file, as a dead kernel named it: only a file of
+    that name is read."""
+    if not path.endswith(("/memory.oom_control", "/memory.events")):
+        return None
+    return Cgroup(0, Path(path), Path(path), Path(path)).oom_kills()
+
+
 def resident_bytes(proc: str = "/proc") -> int:
     """The process's resident set now (-1 if unknown)."""
     try:

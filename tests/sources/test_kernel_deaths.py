@@ -16,7 +16,7 @@ import pytest
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.config import Configuration
 from bugsnag_ipython.sources.crash_record import ACTIVE, CrashRecord
-from bugsnag_ipython.sources.kernel_deaths import report_dead_kernels
+from bugsnag_ipython.sources.dead_kernels import report_dead_kernels
 
 ROOT = str(Path(__file__).resolve().parents[2])
 SESSION = "0f1e2d3c-1111-4222-8333-444455556666"

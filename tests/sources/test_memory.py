@@ -51,3 +51,11 @@ def test_this_process_memory() -> None:
     resident = memory.resident_bytes()
     assert resident > 1_000_000
     assert memory.peak_resident_bytes() >= resident * 0.5
+
+
+def test_a_dead_kernels_counter_file_is_read_only_if_it_is_one(tmp_path: Path) -> None:
+    tree(tmp_path, {"memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n",
+                    "notes.txt": "oom_kill 9\n"})
+    assert memory.oom_kills_at(str(tmp_path / "memory.oom_control")) == 5
+    assert memory.oom_kills_at(str(tmp_path / "notes.txt")) is None
+    assert memory.oom_kills_at(str(tmp_path / "gone" / "memory.events")) is None
