@@ -3,6 +3,7 @@ a client that holds what it makes (it has no API key), so the event itself can b
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -33,6 +34,7 @@ record.vitals(time.monotonic(), time.time(), 123_456_789, 223_456_789, -1, -1)  
 if {ended}:
     record.mark_ended()
 record.faults_path.write_text({fault!r})
+record.document({document!r})
 os.write(1, b"ready\n")
 time.sleep(60)
 """
@@ -44,10 +46,10 @@ SEGFAULT = (
 
 
 def dead_kernel(directory: Path, *, running: bool = True, sending: bool = True, ended: bool = False,
-                fault: str = "", state: int = ACTIVE) -> None:
+                fault: str = "", state: int = ACTIVE, document: bytes = b"{}") -> None:
     """A process that keeps a record as told, then is killed with SIGKILL."""
     code = _DYING.format(root=ROOT, directory=str(directory), running=running, sending=sending,
-                         ended=ended, fault=fault, session=SESSION, state=state)
+                         ended=ended, fault=fault, session=SESSION, state=state, document=document)
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     assert process.stdout is not None and process.stdout.readline() == b"ready\n"
     os.kill(process.pid, signal.SIGKILL)
@@ -130,3 +132,20 @@ def test_an_on_error_callback_sees_the_death_and_may_drop_it(tmp_path: Path, rep
     dead_kernel(tmp_path)
     assert report_dead_kernels(client, str(tmp_path), own) == 0
     assert seen == ["KernelDied"] and held_events(client) == []
+
+
+def test_an_oom_kill_count_that_went_up_says_out_of_memory(tmp_path: Path, reporter: Any) -> None:
+    client, own = reporter
+    counter = tmp_path / "cgroup" / "memory.oom_control"
+    counter.parent.mkdir()
+    counter.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    baseline = {"oomKill": {"file": str(counter), "count": 0, "cgroupVersion": 1}}
+    dead_kernel(tmp_path, document=json.dumps(baseline).encode())
+    counter.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")  # the OOM killer acted
+    assert report_dead_kernels(client, str(tmp_path), own) == 1
+    [event] = held_events(client)
+    assert event["exceptions"][0]["message"] == (
+        "killed while running In [7] (out of memory: the cgroup's oom_kill count went up)"
+    )
+    assert event["metaData"]["exitInfo"]["oomKillCount"] == {"atStart": 0, "afterDeath": 1, "cgroupVersion": 1}
+    assert event["groupingHash"] == "KernelDied out of memory cell-train"
