@@ -147,5 +147,6 @@ def test_an_oom_kill_count_that_went_up_says_out_of_memory(tmp_path: Path, repor
     assert event["exceptions"][0]["message"] == (
         "killed while running In [7] (out of memory: the cgroup's oom_kill count went up)"
     )
-    assert event["metaData"]["exitInfo"]["oomKillCount"] == {"atStart": 0, "afterDeath": 1, "cgroupVersion": 1}
+    counts = event["metaData"]["exitInfo"]["oomKillCount"]
+    assert counts == {"atStart": 0, "afterDeath": 1, "cgroupVersion": 1}
     assert event["groupingHash"] == "KernelDied out of memory cell-train"
