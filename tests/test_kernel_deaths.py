@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 from tests.conftest import StartKernel
@@ -185,5 +184,29 @@ def test_send_code_off_leaves_no_source_in_the_death(start_kernel: StartKernel, 
     assert "quarterly_secret_41" not in request.body and "string_at(0)" not in request.body
 
 
-def persistence(kernel: Kernel) -> Path:
-    return kernel.root.parent / "outbox"
+
+
+def test_a_busy_kernel_killed_after_a_shutdown_request_is_no_death(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    first = start_kernel()
+    pid = first.evaluate("__import__('os').getpid()")
+    start_cell(first, "import time\ntime.sleep(60)")
+    first.client.shutdown()  # the frontend's restart: the control channel answers while busy
+    first.client.get_control_msg(timeout=WAIT)  # the shutdown reply: exit_now is set
+    os.kill(pid, signal.SIGKILL)  # what jupyter_client does when the busy kernel does not exit
+    wait_dead(first)
+    second = start_kernel()
+    scanned(second)
+    assert deaths(collector) == []
+
+
+def test_unloading_removes_the_record_and_gives_faulthandler_back(start_kernel: StartKernel) -> None:
+    kernel = start_kernel()
+    scanned(kernel)
+    kernels = kernel.root.parent / "outbox" / "kernels"
+    assert len(list(kernels.glob("*.record"))) == 1
+    assert kernel.evaluate("__import__('faulthandler').is_enabled()") is True
+    assert kernel.execute("%unload_ext bugsnag_ipython").status == "ok"
+    assert list(kernels.glob("*")) == []
+    assert kernel.evaluate("__import__('faulthandler').is_enabled()") is False
