@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import fcntl
+import functools
 import json
 import mmap
 import os
@@ -29,6 +30,7 @@ import struct
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -97,6 +99,7 @@ class CrashRecord:
         self._fd = fd
         self._words = memoryview(self._mm).cast("q")
         self._pack_cell = _CELL.pack_into
+        self.cell_finished = _store(self._words, _RUNNING, 0)
         self._lock = threading.Lock()  # the session slot and the document: written by threads
         self._generation = 0
         self._faults: IO[bytes] | None = None
@@ -122,9 +125,6 @@ class CrashRecord:
             self._pack_cell(self._mm, _CELL_AT, count, started,
                             (cell_id or "").encode("utf-8", "surrogatepass"),
                             source.encode("utf-8", "surrogatepass"))
-
-    def cell_finished(self) -> None:
-        self._words[_RUNNING] = 0
 
     # -- rare writes ----------------------------------------------------------------------
 
@@ -219,6 +219,13 @@ class CrashRecord:
         self._release()
         self._mm = mmap.mmap(-1, SIZE)
         self._words = memoryview(self._mm).cast("q")
+        self.cell_finished = _store(self._words, _RUNNING, 0)
+
+
+def _store(words: memoryview, index: int, value: int) -> Callable[[], None]:
+    """`cell_finished`: the cell ends, the running field goes to 0. A partial of the view's
+    item assignment, so that the call runs no Python frame: it is made for every cell."""
+    return functools.partial(words.__setitem__, index, value)
 
 
 def _forget_in_child() -> None:
