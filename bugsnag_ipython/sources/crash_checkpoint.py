@@ -52,7 +52,6 @@ class Checkpoint:
         self._written = b""
         self._long_for: CellRun | None = None  # the cell whose long source was stored
         self._oom_baseline = cgroup.oom_kills() if cgroup is not None else None
-        self._boot_id = memory.boot_id()
 
     # -- what is written ------------------------------------------------------------------
 
@@ -107,7 +106,6 @@ class Checkpoint:
             "metadata": redact(client.metadata.snapshot(), keys),
             "breadcrumbs": list(crumbs),
             "cells": self._cell_files(config.send_code),
-            "bootId": self._boot_id,
         }
         if self.cgroup is not None and self._oom_baseline is not None:
             facts["oomKill"] = {"file": str(self.cgroup.oom_file), "count": self._oom_baseline,

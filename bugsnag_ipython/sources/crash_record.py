@@ -13,7 +13,7 @@ the checkpoint thread (crash_checkpoint.py) as a JSON document in one of two are
 other one staying whole, so a death in the middle of a write leaves the previous one.
 
 The record's owner holds a flock() on it for its whole life: the system lets go of it when
-the process dies. The next kernel takes that as the sign of death (kernel_deaths.py).
+the process dies. The next kernel takes that as the sign of death (dead_kernels.py).
 """
 
 from __future__ import annotations

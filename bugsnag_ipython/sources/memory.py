@@ -99,14 +99,6 @@ def peak_resident_bytes() -> int:
         return -1
 
 
-def boot_id(proc: str = "/proc") -> str | None:
-    """This boot's id: monotonic clock readings of two processes compare only within one boot."""
-    try:
-        return Path(proc, "sys", "kernel", "random", "boot_id").read_text().strip() or None
-    except OSError:
-        return None
-
-
 def _number(path: Path) -> int:
     try:
         text = path.read_text().strip()
