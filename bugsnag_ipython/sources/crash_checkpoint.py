@@ -13,7 +13,6 @@ change, which costs a few microseconds.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
     from ..client import Client
     from ..report.cells import CellIndex
     from ..report.events import CellRun
-
-log = logging.getLogger("bugsnag_ipython")
 
 MAX_CELL_FILES = 200  # code files of cells named in the document, newest kept
 MAX_CELL_LINES_BYTES = 32 * 1024  # source of earlier cells kept for code windows, newest first

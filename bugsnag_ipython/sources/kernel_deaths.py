@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
     from .cell_runs import CellRuns
     from .crash_checkpoint import Checkpoint
     from .crash_record import CrashRecord
-
-log = logging.getLogger("bugsnag_ipython")
 
 INTERVAL = 1.0  # seconds between checkpoints of the record
 SCAN_DELAY = 1.0  # seconds after the load before dead kernels are looked for
