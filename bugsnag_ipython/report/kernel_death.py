@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import payloads
+from .cells import source_identity
+
+# The frames of a fault dump are made and named exactly as an exception's are, by the same
+# (module-private) machinery: a cell is named alike in both, so both group alike.
 from .stacktrace import CellRef, FrameContext, NotebookRef, _EventFrames, _path_info, cell_file
 
 JsonDict = dict[str, Any]
@@ -102,7 +106,7 @@ class KernelDeath:
     cell: DeadCell | None
     fault: FaultDump | None
     oom: OomEvidence | None
-    memory: JsonDict  # residentBytes, peakResidentBytes, cgroup..., lastSeen
+    memory: JsonDict  # residentBytes, peakResidentBytes, cgroupUsageBytes, cgroupLimitBytes, at
     facts: Mapping[str, Any]  # the dead kernel's checkpoint document
     session: JsonDict | None = None  # its session, counts including this event
     notebook: NotebookRef | None = None
@@ -169,8 +173,6 @@ class DeadKernelCells:
 
 
 def running_cell_ref(cell: DeadCell) -> CellRef:
-    from .cells import source_identity
-
     lines = tuple(cell.source.splitlines(keepends=True))
     return CellRef(cell.cell_id or source_identity(cell.source), lines, cell.execution_count)
 
