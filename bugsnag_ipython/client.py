@@ -76,6 +76,9 @@ class Client:
         self.user: dict[str, str] = {}  # set_user()
         self.on_error = events.OnErrorCallbacks()
         self.problems: list[str] = []  # configuration problems, shown by status
+        self.origins: dict[str, str] = {}  # option -> where its value came from; else default
+        # Called once, with the first event held for lack of an API key (the glue says so).
+        self.on_first_held_event: Callable[[], None] | None = None
         self._warned: set[str] = set()
         self._launching = False
         self._launch_session: SessionSnapshot | None = None
@@ -85,10 +88,12 @@ class Client:
 
     # -- configuration ------------------------------------------------------------------
 
-    def configure(self, **changes: Any) -> None:
-        """Apply option changes from now on; a refused change raises and changes nothing."""
+    def configure(self, origin: str = "call", /, **changes: Any) -> None:
+        """Apply option changes from now on; a refused change raises and changes nothing.
+        `origin` is where they came from, as `%config BugsnagIPython` says it."""
         updated = self.config.replace(**changes)
         self.config = updated
+        self.origins.update(dict.fromkeys(changes, origin))
         self.tracker.auto_track = updated.auto_track_sessions
         self.tracker.background_timeout = updated.background_timeout
         self.breadcrumbs.resize(updated.max_breadcrumbs)
@@ -296,7 +301,7 @@ class Client:
         # discarded event moves no session counter.
         if callbacks and not self.on_error.run(body):
             return False
-        events.settle_severity(body, chosen)
+        events.settle_severity(body, chosen, unhandled)
         session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)
@@ -367,6 +372,9 @@ class Client:
 
     def _send(self, kind: Kind, payload: dict[str, Any], encoded: bytes | None = None) -> None:
         self._delegate.send(kind, payload, encoded)
+        if kind == "event" and not self.config.api_key and self.on_first_held_event is not None:
+            said, self.on_first_held_event = self.on_first_held_event, None
+            said()
 
     @property
     def delivery(self) -> Delivery:

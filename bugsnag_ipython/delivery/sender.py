@@ -260,6 +260,7 @@ class Delivery:
                     removed += self.pending.finish(record, dropped)
             elif outcome.delivered:
                 backoff.succeeded()
+                self.stats.last_error = None  # the endpoint answers again: the error is history
                 for record in records:
                     removed += self.pending.finish(record, None)
             elif outcome.undeliverable and len(records) > 1:

@@ -142,13 +142,20 @@ def user_of(
     return {"id": device_id} if device_id else {}
 
 
-def settle_severity(event: JsonDict, chosen: str) -> None:
-    """After the callbacks: a severity they changed is theirs (and says so), a bad one is not."""
+def settle_severity(event: JsonDict, chosen: str, unhandled: bool) -> None:
+    """After the callbacks: a severity they changed is theirs (and says so), a bad one is not;
+    an `unhandled` they flipped is marked `severityReason.unhandledOverridden` (as bugsnag-js
+    does), so that BugSnag can tell the event's own handling from the callback's verdict."""
     severity = event.get("severity")
     if severity not in SEVERITIES:
         event["severity"] = chosen
     elif severity != chosen:
         event["severityReason"] = {"type": "userCallbackSetSeverity"}
+    if (event.get("unhandled") is True) != unhandled:
+        reason = event.get("severityReason")
+        if not isinstance(reason, dict):
+            reason = event["severityReason"] = {"type": "userCallbackSetSeverity"}
+        reason["unhandledOverridden"] = True
 
 
 class OnErrorCallbacks:
