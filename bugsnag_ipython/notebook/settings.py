@@ -87,7 +87,7 @@ def describe(config: Configuration, origins: Mapping[str, str]) -> str:
     rows = [(name, _shown(config, name), origins.get(name, DEFAULT))
             for name in Configuration.option_names()]
     width = max(len(name) for name, _, _ in rows)
-    value_width = min(48, max(len(value) for _, value, _ in rows))
+    value_width = max(len(value) for _, value, _ in rows)
     lines = ["BugsnagIPython options (effective value, and where it came from):"]
     lines += [f"  {name:<{width}}  {value:<{value_width}}  {origin}" for name, value, origin in rows]
     lines.append(
