@@ -66,6 +66,15 @@ def test_config_lists_each_effective_value_and_where_it_came_from(start_kernel: 
     assert listed["discard_classes"] == ("KeyboardInterrupt, SystemExit, UsageError", "default")
     assert set(listed) >= {"notify_endpoint", "sessions_endpoint", "max_stored_events"}
 
+    # Variables removed from the environment give their options back to the file or default.
+    kernel.execute("import os\nfor name in ('BUGSNAG_RELEASE_STAGE', 'BUGSNAG_MAX_BREADCRUMBS'):\n"
+                   "    del os.environ[name]")
+    assert kernel.execute("%reload_ext bugsnag_ipython").status == "ok"
+    listed = option_lines(kernel.execute("%config BugsnagIPython").stdout)
+    assert listed["release_stage"] == ("production", "default")
+    assert listed["max_breadcrumbs"] == ("20", "config file")
+    assert listed["send_code"] == ("False", "call")  # untouched by the environment: kept
+
 
 def test_session_magic_help_lists_each_subcommand_in_one_line(start_kernel: StartKernel) -> None:
     kernel = start_kernel()
