@@ -164,7 +164,7 @@ class Extension:
         try:
             in_cell = self.client.cell is not None and threading.current_thread() is threading.main_thread()
             self._say(
-                "this error was not sent: no BugSnag API key is set, so errors are kept in memory "
+                "This error was not sent: no BugSnag API key is set, so errors are kept in memory "
                 f"(and lost when the kernel exits); {HOW_TO_SET_A_KEY}.",
                 in_cell,
             )
