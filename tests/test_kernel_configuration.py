@@ -104,7 +104,7 @@ def test_reload_reads_the_environment_again_and_sends_what_was_held(
     kernel.execute(f"%env BUGSNAG_API_KEY={OTHER_KEY}")
     kernel.execute("%env BUGSNAG_APP_VERSION=3.1.4")
     reloaded = kernel.execute("%reload_ext bugsnag_ipython")
-    assert reloaded.status == "ok" and "no BugSnag API key" not in reloaded.text.lower()
+    assert reloaded.status == "ok" and "no bugsnag api key" not in reloaded.text.lower()
 
     assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
     assert kernel.evaluate("__import__('bugsnag_ipython').current_session().id") == session

@@ -45,6 +45,7 @@ def test_the_readme_quickstart_works_as_written_in_an_auto_loading_kernel(
 
     for line, result in zip(lines[:-1], results, strict=False):
         assert result.status == "ok" and "Error" not in result.text, (line, result)
+    assert results[1].text == ""  # %reload_ext found the key: nothing to say
     assert "application/vnd.jupyter.widget-view+json" in results[2].data[0]  # the panel
     assert results[-1].error_name == "ZeroDivisionError"
     assert "bugsnag_ipython" not in results[-1].stderr  # nothing held: the key was read
