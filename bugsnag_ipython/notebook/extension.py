@@ -104,8 +104,10 @@ class Extension:
             if name in fallback:
                 self._apply(CONFIG_FILE, {name: fallback[name]})
             else:
-                default = self._default_project_root if name == "project_root" else None
-                self._apply(DEFAULT, {name: getattr(Configuration(), name) or default})
+                default = getattr(Configuration(), name)
+                if name == "project_root":
+                    default = self._default_project_root  # as at load: the working directory
+                self._apply(DEFAULT, {name: default})
         self._apply(ENVIRONMENT, changes)
 
     def _apply(self, origin: str, changes: dict[str, Any]) -> None:

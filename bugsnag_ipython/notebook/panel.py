@@ -135,7 +135,6 @@ class StatusPanel:
         self._hub.changed()
 
 
-
 def perform(client: Client, action: str, hub: Refresher) -> str:
     if action == "start":
         return f"Started session {client.start_session().id[:8]}."

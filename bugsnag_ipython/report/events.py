@@ -153,8 +153,9 @@ def settle_severity(event: JsonDict, chosen: str, unhandled: bool) -> None:
         event["severityReason"] = {"type": "userCallbackSetSeverity"}
     if (event.get("unhandled") is True) != unhandled:
         reason = event.get("severityReason")
-        if not isinstance(reason, dict):
-            reason = event["severityReason"] = {"type": "userCallbackSetSeverity"}
+        if not isinstance(reason, dict):  # a callback took it away: the original one
+            kind = "unhandledException" if unhandled else "handledException"
+            reason = event["severityReason"] = {"type": kind}
         reason["unhandledOverridden"] = True
 
 
