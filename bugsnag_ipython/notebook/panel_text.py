@@ -119,7 +119,7 @@ def _session_rows(client: Client, wall_clock: float) -> Rows:
             rows.append(("Paused", "errors now count against no session"))
     outside = outside_text(client)
     if outside:
-        rows.append(("No session", outside))
+        rows.append(("Outside a session", outside))
     started = counts.sessions_started
     rows.append(("This kernel", f"{started} session{'' if started == 1 else 's'} started"))
     if started:

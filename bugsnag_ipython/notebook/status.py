@@ -58,7 +58,10 @@ def outside_text(client: Client) -> str | None:
     counts = client.tracker.counts
     if not counts.handled_outside and not counts.unhandled_outside:
         return None
-    return f"{counts.handled_outside} handled, {counts.unhandled_outside} unhandled (reported, in no session)"
+    return (
+        f"{counts.handled_outside} handled, {counts.unhandled_outside} unhandled "
+        "(reported, counted in no session)"
+    )
 
 
 HOW_TO_SET_A_KEY = (

@@ -43,7 +43,8 @@ pytest.importorskip("jupyterlab", reason="jupyterlab is missing: pip install -e 
 CELLS = [
     "%load_ext bugsnag_ipython",
     "%bugsnag_session",
-    "import bugsnag_ipython\nprint('paused:', bugsnag_ipython.current_session().paused)",
+    "import bugsnag_ipython\nprint('paused:', bugsnag_ipython.current_session().paused)\n"
+    "bugsnag_ipython.notify(ValueError('while paused'))",
     "1 / 0",
     "raise KeyError('during the outage')",
 ]
@@ -224,6 +225,9 @@ def drive(page: Any, notebook_url: str) -> None:
     expect(state).to_have_attribute("data-state", "paused", timeout=5_000)
     page.evaluate(RUN_CELL, 2)
     expect(cells.nth(2).locator(".jp-OutputArea-output")).to_contain_text("paused: True", timeout=10_000)
+    # Reported, but in no session: shown on its own row, not in the session's counts.
+    expect(panel.locator(".bugsnag-session")).to_contain_text(
+        re.compile(r"Outside a session\s*1 handled, 0 unhandled"), timeout=5_000)
     page.screenshot(path=str(ARTIFACTS / "2-paused.png"))
 
     panel.locator(".bugsnag-resume").click()
@@ -232,8 +236,8 @@ def drive(page: Any, notebook_url: str) -> None:
     page.evaluate(RUN_CELL, 3)
     expect(cells.nth(3).locator(".jp-OutputArea-output")).to_contain_text("ZeroDivisionError", timeout=10_000)
     expect(panel.locator(".bugsnag-session")).to_contain_text("0 handled, 1 unhandled", timeout=5_000)
-    # The launch session and the event both reached the collector.
-    expect(panel.locator(".bugsnag-delivery")).to_contain_text(re.compile(r"Delivered\s*2"), timeout=10_000)
+    # The launch session and both events reached the collector.
+    expect(panel.locator(".bugsnag-delivery")).to_contain_text(re.compile(r"Delivered\s*3"), timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "3-error-counted.png"))
     assert "Traceback" not in panel.inner_text()
 
@@ -257,7 +261,7 @@ def outage_and_recovery(page: Any, running: Any) -> None:
 
     running.come_back()
     panel.locator(".bugsnag-flush").click()
-    expect(delivery).to_contain_text(re.compile(r"Delivered\s*3"), timeout=15_000)
+    expect(delivery).to_contain_text(re.compile(r"Delivered\s*4"), timeout=15_000)
     expect(delivery).to_contain_text(re.compile(r"Waiting\s*0"))
     expect(delivery).not_to_contain_text("Last error")
     expect(panel.locator(".bugsnag-footer")).to_contain_text("everything was delivered", timeout=10_000)

@@ -134,7 +134,7 @@ def test_errors_outside_a_session_are_counted_and_shown() -> None:
     session = rows(panel_view(client, None, wall_clock=NOW, monotonic=0.0).session)
 
     assert session["Errors"] == "0 handled, 0 unhandled in this session"
-    assert session["No session"] == "1 handled, 1 unhandled (reported, in no session)"
+    assert session["Outside a session"] == "1 handled, 1 unhandled (reported, counted in no session)"
     assert "Outside a session: 1 handled, 1 unhandled" in status_text(client)
 
 
