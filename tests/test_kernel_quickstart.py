@@ -57,3 +57,20 @@ def test_the_readme_quickstart_works_as_written_in_an_auto_loading_kernel(
     # The launch session (held until the key came) arrived, and the error counts in it.
     [session] = collector.store.sessions()
     assert event.session_id == session.session_id
+
+
+def test_the_readme_quickstart_works_pasted_into_one_cell(start_kernel: StartKernel, collector: Any) -> None:
+    lines = quickstart_lines()
+    kernel = start_kernel(load=False, kernel_config=USE_THE_INSTALLED_AUTOLOAD, BUGSNAG_API_KEY="")
+
+    result = kernel.execute("\n".join(lines))
+
+    assert result.error_name == "ZeroDivisionError" and "bugsnag_ipython" not in result.stderr
+    assert "application/vnd.jupyter.widget-view+json" in result.data[0]
+    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+    assert collector.wait_for("events", 1, WAIT)
+    [event] = collector.store.events()
+    assert event.error_class == "ZeroDivisionError"
+    [session] = collector.store.sessions()
+    assert event.session_id == session.session_id
+
