@@ -22,7 +22,9 @@ from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
 from ..sources import Source
 from ..sources.cell_runs import CellRuns
+from ..sources.event_loop import LoopExceptions
 from ..sources.threads import ThreadExceptions
+from ..sources.widgets import WidgetActivity, WidgetCallbacks
 from .settings import CONFIG_FILE, DEFAULT, ENVIRONMENT, BugsnagIPython
 from .status import HOW_TO_SET_A_KEY
 
@@ -66,7 +68,14 @@ class Extension:
         self.settings.effective = lambda: (self.client.config, self.client.origins)
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)
-        self.sources: list[Source] = [self.cell_runs, ThreadExceptions(self.client)]
+        activity = WidgetActivity(self.client, getattr(shell, "kernel", None))
+        self.sources: list[Source] = [
+            self.cell_runs,
+            ThreadExceptions(self.client),
+            activity,
+            WidgetCallbacks(self.client, shell, activity),
+            LoopExceptions(self.client, shell),
+        ]
         self.installed = False
 
     def _initial_configuration(self) -> tuple[Configuration, dict[str, str], list[str], list[str]]:
