@@ -29,6 +29,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..config import shown_host
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
 from . import forkguard
@@ -317,6 +318,4 @@ def _after_fork(reference: weakref.ref[Delivery]) -> None:
 
 
 def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).netloc or url
+    return shown_host(url)  # never the credentials a URL may carry

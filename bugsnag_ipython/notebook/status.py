@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
+from ..config import shown_host
 from ..report.payloads import iso8601
 
 if TYPE_CHECKING:
@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 def host_of(url: str | None) -> str:
-    return urlsplit(url).netloc if url else "off"
+    """The endpoint's host as status and the panel show it: never credentials in its URL."""
+    return shown_host(url)
 
 
 def ago(seconds: float, *, coarse: bool = False) -> str:

@@ -69,11 +69,11 @@ def message_of(error: BaseException) -> str:
 
 def _text(cls: type, attribute: str, slot: Any) -> str | None:
     """The class's attribute if it is a non-empty string, else what the type's slot holds."""
-    for read in (lambda: getattr(cls, attribute), lambda: slot.__get__(cls, type(cls))):
+    for from_slot in (False, True):
         try:
-            value = read()
+            value = slot.__get__(cls, type(cls)) if from_slot else getattr(cls, attribute)
         except Exception:
             continue
         if type(value) is str and value:
-            return value
+            return str(value)
     return None

@@ -147,9 +147,14 @@ def utf8(text: str) -> bytes:
 
 
 _REPLACEMENT_CHARACTER = "bugsnag-ipython-fffd"
-codecs.register_error(
-    _REPLACEMENT_CHARACTER, lambda error: ("\ufffd".encode() * (error.end - error.start), error.end)
-)
+
+
+def _replacement_character(error: UnicodeError) -> tuple[bytes, int]:
+    assert isinstance(error, UnicodeEncodeError)
+    return "\ufffd".encode() * (error.end - error.start), error.end
+
+
+codecs.register_error(_REPLACEMENT_CHARACTER, _replacement_character)
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:

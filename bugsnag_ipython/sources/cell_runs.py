@@ -7,7 +7,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..report.events import CellRun
+from ..report.events import CellRun, error_the_cell_ended_with
 from . import Source
 
 if TYPE_CHECKING:
@@ -55,8 +55,14 @@ class CellRuns(Source):
             if error is None and result.error_before_exec is not None:
                 before = result.error_before_exec
                 error = before if isinstance(before, SyntaxError) else None
+            if error is not None:
+                # An interrupt while IPython showed the error ends the cell with it: report the error.
+                error = error_the_cell_ended_with(error, self._is_cell_file)
             if error is not None and client.should_report(error):
                 client.notify(error, unhandled=True, cell=client.cell)
             client.cell_finished(error)
         except Exception:
             self.internal_failure("post_run_cell")
+
+    def _is_cell_file(self, filename: str) -> bool:
+        return self.cells(filename) is not None
