@@ -59,6 +59,7 @@ class OutboxKeeper:
         self._warned: set[str] = set()
         self.outbox: Outbox | None = None  # open: any thread may write to it
         self._outbox_failed = False
+        self.problem: str | None = None  # why there is no outbox, in one sentence, for status
         self._renewing = False  # a RENEW is queued or being done
         self._to_keep: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.scanned = threading.Event()  # the first look through the outbox is done
@@ -82,7 +83,7 @@ class OutboxKeeper:
         moved = directory != self.directory
         self.directory = directory
         if moved and self._thread is not None:
-            self.outbox, self._outbox_failed = None, False
+            self.outbox, self._outbox_failed, self.problem = None, False, None
             self.scanned.clear()
             self._to_keep.put(REOPEN)
 
@@ -233,14 +234,21 @@ class OutboxKeeper:
 
                 outbox = Outbox(directory or default_directory()).open()
         except Exception as error:
-            log.warning(
-                "The outbox in %s cannot be used (%s); payloads are kept in memory only and are "
-                "lost if the kernel dies before they are sent.",
-                directory or "the user cache directory",
-                error,
+            from .privacy import NotPrivate
+
+            where = directory or "the user cache directory"
+            why = (
+                error if isinstance(error, NotPrivate)
+                else f"The outbox in {where} cannot be used ({error})."
             )
+            self.problem = (
+                f"{why} Payloads are kept in memory only and are lost if the kernel dies "
+                "before they are sent."
+            )
+            log.warning(self.problem)
             with self._wake:
                 self._outbox_failed = True
+            self._changed()
             return
         with self._wake:
             if directory == self.directory and self.outbox is None:

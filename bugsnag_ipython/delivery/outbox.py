@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -30,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from .journal import LIMIT as JOURNAL_LIMIT
 from .journal import Journal, header_fields, read_contents
+from .privacy import UntrustedFile, make_private, open_private, read_private
 from .retry import MAX_AGE_SECONDS
 from .transport import Envelope, Kind
 
@@ -46,6 +49,10 @@ NAME = re.compile(
 )
 JOURNAL = re.compile(r"(?P<tag>journal-\d{19}-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.journal")
 _MAX_HEADER_BYTES = 16384
+# No payload file is larger than one payload (BugSnag's limit) and its header, and no journal
+# much larger than its limit; a file that is, is not one of ours, and is not read.
+MAX_FILE_BYTES = 1_000_000 + _MAX_HEADER_BYTES
+MAX_JOURNAL_BYTES = JOURNAL_LIMIT + 2 * MAX_FILE_BYTES
 
 
 class CorruptPayload(ValueError):
@@ -99,12 +106,11 @@ class Outbox:
     # -- owning ---------------------------------------------------------------------------
 
     def open(self) -> Outbox:
-        """Create the directories and become a live owner. Raises OSError if it cannot."""
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """Create the directories and become a live owner. Raises OSError if it cannot, and
+        NotPrivate (an OSError, one sentence) for a directory that is not this user's alone."""
+        make_private(self.root)  # payloads hold API keys: this user's eyes only
         for directory in (self.payloads, self.owners, self.aside):
-            directory.mkdir(mode=0o700, exist_ok=True)
-            if directory.stat().st_mode & 0o077:
-                directory.chmod(0o700)  # payloads hold API keys: this user's eyes only
+            make_private(directory)
         if self.owner is None:
             self._become_owner()
             self.journal = self._new_journal()
@@ -183,7 +189,7 @@ class Outbox:
             return True
         path = self.owners / f"{owner}.lock"
         try:
-            fd = os.open(path, os.O_RDWR)
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
             return False
         except OSError:
@@ -240,7 +246,7 @@ class Outbox:
 
     def read(self, path: Path) -> tuple[Stored, bytes]:
         """A payload and its body; raises CorruptPayload, or FileNotFoundError if it is gone."""
-        data = path.read_bytes()
+        data = _read(path, MAX_FILE_BYTES)
         header, _, body = data.partition(b"\n")
         stored = _parse_header(path, header)
         if len(body) != stored.size:
@@ -248,9 +254,18 @@ class Outbox:
         return stored, body
 
     def read_header(self, path: Path) -> Stored:
-        with path.open("rb") as file:
-            line = file.readline(_MAX_HEADER_BYTES)
-        return _parse_header(path, line.rstrip(b"\n"))
+        try:
+            fd = open_private(path)
+        except UntrustedFile as error:
+            raise CorruptPayload(str(error)) from None
+        try:
+            size = os.fstat(fd).st_size
+            if size > MAX_FILE_BYTES:  # said before reading, not found out by reading it all
+                raise CorruptPayload(f"it is {size} bytes, larger than any payload")
+            line = os.read(fd, _MAX_HEADER_BYTES).partition(b"\n")[0]
+        finally:
+            os.close(fd)
+        return _parse_header(path, line)
 
     @staticmethod
     def delete(path: Path) -> None:
@@ -299,7 +314,7 @@ class Outbox:
                     journals.append(path)
                 continue
             if match is None:
-                if path.is_file() and self.set_aside(path):
+                if _is_file_or_link(path) and self.set_aside(path):
                     scan.set_aside.append(f"{name}: not a payload file of this notifier")
                 continue
             if self.alive(match["owner"], alive):
@@ -354,8 +369,12 @@ class Outbox:
         mine = path.with_name(f"{match['tag']}.{self.owner}.journal")
         try:
             os.rename(path, mine)  # the claim, as for payload files
-            data = mine.read_bytes()
+            data = _read(mine, MAX_JOURNAL_BYTES)
         except FileNotFoundError:
+            return []
+        except CorruptPayload as error:
+            if self.set_aside(mine):
+                scan.set_aside.append(f"{mine.name}: {error}")
             return []
         contents = read_contents(data)
         made: list[tuple[int, str, Path]] = []
@@ -385,6 +404,27 @@ def listing(directory: Path) -> list[str]:
         return sorted(os.listdir(directory))
     except FileNotFoundError:
         return []
+
+
+def _read(path: Path, limit: int) -> bytes:
+    """A file of the outbox, read only if it can be trusted (see privacy.py)."""
+    try:
+        return read_private(path, limit)
+    except UntrustedFile as error:
+        raise CorruptPayload(str(error)) from None
+
+
+def read_journal(path: Path) -> bytes:
+    """A journal's bytes, for the listing: read as carefully as in a scan."""
+    return _read(path, MAX_JOURNAL_BYTES)
+
+
+def _is_file_or_link(path: Path) -> bool:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
 
 
 def _parse_header(path: Path, line: bytes) -> Stored:

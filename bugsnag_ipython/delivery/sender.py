@@ -108,6 +108,11 @@ class Delivery:
         outbox = self._keeper.outbox
         return str(outbox.root) if outbox is not None else None
 
+    @property
+    def problem(self) -> str | None:
+        """Why payloads are kept in memory only (no outbox), in one sentence; None if they are not."""
+        return self._keeper.problem
+
     def counters(self) -> dict[str, Any]:
         """A consistent snapshot of the counters, for the status panel."""
         with self._lock:
