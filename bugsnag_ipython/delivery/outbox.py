@@ -209,6 +209,19 @@ class Outbox:
         finally:
             os.close(fd)
 
+    def an_owner_died(self, seen: set[str]) -> bool:
+        """Whether an owner other than this one, and not in `seen`, has let go of its lock (a
+        child that ended); the dead are added to `seen`, so each death is news once."""
+        died = False
+        for name in listing(self.owners):
+            owner = name[:-5]
+            if not name.endswith(".lock") or owner == self.owner or owner in seen:
+                continue
+            if not self.owner_alive(owner, tidy=False):
+                seen.add(owner)
+                died = True
+        return died
+
     # -- payload files --------------------------------------------------------------------
 
     def write(self, envelope: Envelope, ident: str | None = None) -> Path:
