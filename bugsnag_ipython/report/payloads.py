@@ -330,7 +330,7 @@ def _redact_mapping(value: Mapping[Any, Any], keys: tuple[str, ...], depth: int)
         verdicts = _VERDICTS.setdefault(keys, {})
     redacted: JsonDict = {}
     for k, v in value.items():
-        key = k if type(k) is str else str(k)
+        key = k if type(k) is str else _fallback(k)  # a key whose str() raises is named so
         verdict = verdicts.get(key)
         if verdict is None:
             if len(verdicts) >= 4096:
