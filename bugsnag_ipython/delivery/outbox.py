@@ -23,7 +23,6 @@ import json
 import os
 import re
 import secrets
-import stat
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -33,7 +32,7 @@ from typing import Any, cast
 
 from .journal import LIMIT as JOURNAL_LIMIT
 from .journal import Journal, header_fields, read_contents
-from .privacy import UntrustedFile, make_private, open_private, read_private
+from .privacy import UntrustedFile, is_file_or_link, make_private, open_private, read_private
 from .retry import MAX_AGE_SECONDS
 from .transport import Envelope, Kind
 
@@ -55,8 +54,9 @@ MAX_FILE_BYTES = 1_000_000 + _MAX_HEADER_BYTES
 MAX_JOURNAL_BYTES = JOURNAL_LIMIT + 2 * MAX_FILE_BYTES
 
 
-class CorruptPayload(ValueError):
-    """A file in the outbox that is not a payload this notifier wrote (the reason is the text)."""
+# A file in the outbox that is not a payload this notifier wrote, or not one it may trust (the
+# reason is the text): refused the same way whether reading or parsing it found out.
+CorruptPayload = UntrustedFile
 
 
 def default_directory() -> str:
@@ -259,7 +259,7 @@ class Outbox:
 
     def read(self, path: Path) -> tuple[Stored, bytes]:
         """A payload and its body; raises CorruptPayload, or FileNotFoundError if it is gone."""
-        data = _read(path, MAX_FILE_BYTES)
+        data = read_private(path, MAX_FILE_BYTES)
         header, _, body = data.partition(b"\n")
         stored = _parse_header(path, header)
         if len(body) != stored.size:
@@ -267,10 +267,7 @@ class Outbox:
         return stored, body
 
     def read_header(self, path: Path) -> Stored:
-        try:
-            fd = open_private(path)
-        except UntrustedFile as error:
-            raise CorruptPayload(str(error)) from None
+        fd = open_private(path)
         try:
             size = os.fstat(fd).st_size
             if size > MAX_FILE_BYTES:  # said before reading, not found out by reading it all
@@ -327,7 +324,7 @@ class Outbox:
                     journals.append(path)
                 continue
             if match is None:
-                if _is_file_or_link(path) and self.set_aside(path):
+                if is_file_or_link(path) and self.set_aside(path):
                     scan.set_aside.append(f"{name}: not a payload file of this notifier")
                 continue
             if self.alive(match["owner"], alive):
@@ -382,7 +379,7 @@ class Outbox:
         mine = path.with_name(f"{match['tag']}.{self.owner}.journal")
         try:
             os.rename(path, mine)  # the claim, as for payload files
-            data = _read(mine, MAX_JOURNAL_BYTES)
+            data = read_private(mine, MAX_JOURNAL_BYTES)
         except FileNotFoundError:
             return []
         except CorruptPayload as error:
@@ -419,25 +416,9 @@ def listing(directory: Path) -> list[str]:
         return []
 
 
-def _read(path: Path, limit: int) -> bytes:
-    """A file of the outbox, read only if it can be trusted (see privacy.py)."""
-    try:
-        return read_private(path, limit)
-    except UntrustedFile as error:
-        raise CorruptPayload(str(error)) from None
-
-
 def read_journal(path: Path) -> bytes:
     """A journal's bytes, for the listing: read as carefully as in a scan."""
-    return _read(path, MAX_JOURNAL_BYTES)
-
-
-def _is_file_or_link(path: Path) -> bool:
-    try:
-        mode = os.lstat(path).st_mode
-    except OSError:
-        return False
-    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+    return read_private(path, MAX_JOURNAL_BYTES)
 
 
 def _parse_header(path: Path, line: bytes) -> Stored:

@@ -72,6 +72,15 @@ def read_private(path: Path, limit: int) -> bytes:
         os.close(fd)
 
 
+def is_file_or_link(path: Path) -> bool:
+    """A regular file or a symbolic link (to anything), as the directory lists it."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+
+
 def open_private(path: Path, flags: int = os.O_RDONLY) -> int:
     """A descriptor on a regular file of this user's at `path`, never through a link."""
     try:
