@@ -13,6 +13,7 @@ to the directory could make a kernel read files of theirs and post them. So:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -98,4 +99,7 @@ def open_private(path: Path, flags: int = os.O_RDONLY) -> int:
     if problem is not None:
         os.close(fd)
         raise UntrustedFile(problem)
+    if stat.S_IMODE(facts.st_mode) & 0o077:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)  # stored payloads hold API keys: private, however made
     return fd
