@@ -54,7 +54,7 @@ def _every_payload_a_client_makes_has_bugsnags_shape(
         body = encoded if encoded is not None else payloads.encode(payload)
         problem = shape_problem(kind, body, self.config.api_key or "0" * 32)
         if problem is not None:
-            problems.append(f"a {kind} the client made: {problem}")
+            problems.append(f"{kind} made by a client: {problem}")
         submit(self, kind, payload, created_at, encoded)
 
     monkeypatch.setattr(DeliveryDelegate, "_submit", checked)
