@@ -71,17 +71,18 @@ def discarded(error_class: type[BaseException], discard_classes: tuple[str, ...]
 _DISCARDED: dict[tuple[int, tuple[str, ...]], tuple[type[BaseException], bool]] = {}
 
 
-def error_the_cell_ended_with(error: BaseException, is_cell_file: Callable[[str], bool]) -> BaseException:
+def error_the_cell_ended_with(error: BaseException, is_users_code: Callable[[str], bool]) -> BaseException:
     """The error to report for a cell that ended with `error`.
 
     An interrupt that lands while IPython is showing a cell's error (formatting its traceback)
     ends the cell with a KeyboardInterrupt whose context is that error: the error is what the
-    cell did, and what is reported. An interrupt raised in the cell's own frames (the user
-    stopping their code, even inside an `except` block) is the user's, and stays as it is.
+    cell did, and what is reported. An interrupt raised in the user's own code (a cell's frame,
+    or a file of the project: the user stopping their code, even inside an `except` block) is
+    the user's, and stays as it is.
     """
     current: BaseException = error
     for _ in range(8):  # an interrupt of the handling of an interrupt, and so on
-        if not isinstance(current, KeyboardInterrupt) or _raised_in_cell(current, is_cell_file):
+        if not isinstance(current, KeyboardInterrupt) or _raised_in(current, is_users_code):
             break
         context = current.__context__
         if context is None:
@@ -90,10 +91,10 @@ def error_the_cell_ended_with(error: BaseException, is_cell_file: Callable[[str]
     return error if isinstance(current, KeyboardInterrupt) else current
 
 
-def _raised_in_cell(error: BaseException, is_cell_file: Callable[[str], bool]) -> bool:
+def _raised_in(error: BaseException, is_users_code: Callable[[str], bool]) -> bool:
     tb = error.__traceback__
     while tb is not None:
-        if is_cell_file(tb.tb_frame.f_code.co_filename):
+        if is_users_code(tb.tb_frame.f_code.co_filename):
             return True
         tb = tb.tb_next
     return False
