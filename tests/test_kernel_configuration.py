@@ -41,12 +41,15 @@ def test_config_refusal_is_one_sentence_of_ours_and_changes_nothing(
     assert listed["release_stage"] == ("production", "default")
 
 
-def test_config_lists_each_effective_value_and_where_it_came_from(start_kernel: StartKernel) -> None:
+def test_config_lists_each_effective_value_and_where_it_came_from(
+    start_kernel: StartKernel, collector: Any
+) -> None:
     kernel = start_kernel(
         load=False,
         kernel_config="c.BugsnagIPython.app_version = '1.0.0'\nc.BugsnagIPython.max_breadcrumbs = 20",
         BUGSNAG_RELEASE_STAGE="staging",
         BUGSNAG_MAX_BREADCRUMBS="30",
+        BUGSNAG_SESSIONS_ENDPOINT=collector.sessions_url.replace("http://", "http://ada:hunter2@"),
     )
     assert kernel.execute("%load_ext bugsnag_ipython").status == "ok"
     kernel.execute("import bugsnag_ipython; bugsnag_ipython.configure(send_code=False)")
@@ -55,7 +58,8 @@ def test_config_lists_each_effective_value_and_where_it_came_from(start_kernel: 
     shown = kernel.execute("%config BugsnagIPython").stdout
     listed = option_lines(shown)
 
-    assert API_KEY not in shown
+    assert API_KEY not in shown and "hunter2" not in shown
+    assert listed["sessions_endpoint"][0].startswith("http://***@127.0.0.1:")
     assert listed["api_key"] == ("…" + API_KEY[-4:], "environment")
     assert listed["app_version"] == ("1.0.0", "config file")
     assert listed["release_stage"] == ("staging", "environment")

@@ -34,13 +34,10 @@ EXIT_FLUSH_SECONDS = 1.5  # jupyter_client sends SIGTERM 2.5 s after a shutdown 
 
 
 def _setup_logging() -> None:
-    # Our messages go to the kernel's log (the process's real stderr), never into a cell.
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.__stderr__)
-        handler.setFormatter(logging.Formatter("[bugsnag_ipython] %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+    # Our messages go to the kernel's log, never into a cell (see kernel_log.py).
+    from . import kernel_log
+
+    kernel_log.install()
 
 
 def loaded_in_cell(shell: Any) -> bool:

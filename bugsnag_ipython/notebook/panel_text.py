@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .status import ago, host_of, outside_text, status_text, waiting_where
+from .status import ago, delivery_problem, host_of, outside_text, status_text, waiting_where
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -146,6 +146,11 @@ def _delivery_rows(client: Client) -> Rows:
                              "(lost if the kernel exits first)"))
     if stats.last_error:
         rows.append(("Last error", stats.last_error))
+    if client.on_error.repaired:
+        rows.append(("Repaired", f"{client.on_error.repaired} events an on_error callback broke"))
+    problem = delivery_problem(client)
+    if problem:
+        rows.append(("Problem", problem))
     return tuple(rows)
 
 

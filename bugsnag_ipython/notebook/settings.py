@@ -18,7 +18,7 @@ from traitlets import Any as AnyTrait
 from traitlets import TraitError, TraitType, validate
 from traitlets.config import Config, Configurable
 
-from ..config import Configuration, ConfigurationError, MaskedApiKey, mask_api_key
+from ..config import Configuration, ConfigurationError, MaskedApiKey, MaskedUrl, mask_api_key, shown_url
 
 _HELP = "BugSnag option {name} (None: not set here; see the README for its default)."
 
@@ -62,6 +62,8 @@ class _Settings(Configurable):
                 raise TraitError(str(error)) from None
         if name == "api_key" and isinstance(value, str):
             return MaskedApiKey(value)
+        if name.endswith("_endpoint") and isinstance(value, str):
+            return MaskedUrl(value)
         return value
 
     def update_config(self, config: Config) -> None:
@@ -101,10 +103,12 @@ def _shown(config: Configuration, name: str) -> str:
     value = getattr(config, name)
     if name == "api_key":
         return mask_api_key(value)
-    if name == "notify_endpoint" and value is None:
-        return config.notify_url
-    if name == "sessions_endpoint" and value is None:
-        return config.sessions_url or "(off: notify_endpoint is set alone)"
+    if name == "notify_endpoint":
+        return shown_url(config.notify_url)  # never the credentials a URL may carry
+    if name == "sessions_endpoint":
+        if config.sessions_url is None:
+            return "(off: notify_endpoint is set alone)"
+        return shown_url(config.sessions_url)
     if value is None:
         return {"enabled_release_stages": "(all)", "persistence_directory": "(the user cache dir)"}.get(
             name, "(none)")
