@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -72,11 +73,18 @@ class Client:
         self.launched_at = monotonic()
         self._launched_wall = wall_clock()
         self.cell: CellRun | None = None
+        self.widget_message_since: float | None = None  # while a widget message is handled
+        # What notify_unhandled reported while this cell ran: raised again by the cell, it is
+        # not a second event.
+        self._caught_in_cell: tuple[CellRun | None, deque[BaseException]] = (None, deque())
         self.metadata = MetadataStore()
         self.context: str | None = None  # set_context(): replaces the automatic `In [n]`
         self.user: dict[str, str] = {}  # set_user()
         self.on_error = events.OnErrorCallbacks()
         self.problems: list[str] = []  # configuration problems, shown by status
+        self.origins: dict[str, str] = {}  # option -> where its value came from; else default
+        # Called once, with the first event held for lack of an API key (the glue says so).
+        self.on_first_held_event: Callable[[], None] | None = None
         self._warned: set[str] = set()
         self._launching = False
         self._launch_session: SessionSnapshot | None = None
@@ -86,10 +94,12 @@ class Client:
 
     # -- configuration ------------------------------------------------------------------
 
-    def configure(self, **changes: Any) -> None:
-        """Apply option changes from now on; a refused change raises and changes nothing."""
+    def configure(self, origin: str = "call", /, **changes: Any) -> None:
+        """Apply option changes from now on; a refused change raises and changes nothing.
+        `origin` is where they came from, as `%config BugsnagIPython` says it."""
         updated = self.config.replace(**changes)
         self.config = updated
+        self.origins.update(dict.fromkeys(changes, origin))
         self.tracker.auto_track = updated.auto_track_sessions
         self.tracker.background_timeout = updated.background_timeout
         self.breadcrumbs.resize(updated.max_breadcrumbs)
@@ -206,6 +216,22 @@ class Client:
                 run.execution_count, at, run.started_monotonic, ended, error is None
             )
 
+    def widget_message_started(self) -> None:
+        """The frontend's message to a widget (a click, a slider moved) is being handled. Outside
+        a cell that is the foreground, as a cell is: after `background_timeout` or more of
+        idleness it starts a new session. In a running cell (one awaiting a click) it is the
+        cell's foreground still."""
+        if self.cell is None and self.widget_message_since is None:
+            now = self.widget_message_since = self.tracker.monotonic()
+            if self.tracker.enter_foreground(now) is not None:
+                self._changed()
+
+    def widget_message_finished(self) -> None:
+        if self.widget_message_since is not None:
+            self.widget_message_since = None
+            if self.cell is None:
+                self.tracker.enter_background()
+
     # -- events ---------------------------------------------------------------------------
 
     def should_report(self, error: BaseException) -> bool:
@@ -225,6 +251,9 @@ class Client:
         cell: CellRun | None = None,
     ) -> bool:
         """Report one event; True if it was handed to delivery (or held for a key)."""
+        run, caught = self._caught_in_cell
+        if unhandled and run is not None and run is cell and any(seen is error for seen in caught):
+            return False  # reported by notify_unhandled already, and raised again by the cell
         return self._report(
             error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
             cell=cell or self.cell,
@@ -234,6 +263,22 @@ class Client:
         """Report an exception that ended a thread: unhandled, attributed to the session
         current now (the thread's excepthook runs as the exception leaves the thread)."""
         return self._report(error, unhandled=True, cell=None, thread=thread)
+
+    def notify_unhandled(
+        self, error: BaseException, context: str, section: str, facts: dict[str, Any]
+    ) -> bool:
+        """Report an exception that a widget callback or the event loop caught: unhandled, of the
+        session current now, with `context` (unless set_context set one) and a metadata tab
+        `section` saying where it came from. A cell may be running (`button.click()`)."""
+        run = self.cell
+        if run is not None:
+            if self._caught_in_cell[0] is not run:
+                self._caught_in_cell = (run, deque(maxlen=16))
+            self._caught_in_cell[1].append(error)
+        return self._report(
+            error, unhandled=True, context=self.context or context, metadata={section: facts},
+            cell=run,
+        )
 
     def _report(
         self,
@@ -297,7 +342,7 @@ class Client:
         # discarded event moves no session counter.
         if callbacks and not self.on_error.run(body):
             return False
-        events.settle_severity(body, chosen)
+        events.settle_severity(body, chosen, unhandled)
         session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)
@@ -377,11 +422,10 @@ class Client:
         if include_timing:
             now = self._monotonic()
             run = self.cell
+            since = run.started_monotonic if run is not None else self.widget_message_since
             app["duration"] = round((now - self.launched_at) * 1000)
-            app["durationInForeground"] = (
-                round((now - run.started_monotonic) * 1000) if run is not None else 0
-            )
-            app["inForeground"] = run is not None
+            app["durationInForeground"] = round((now - since) * 1000) if since is not None else 0
+            app["inForeground"] = since is not None
         return app
 
     def _user(self) -> dict[str, str]:
@@ -391,6 +435,9 @@ class Client:
 
     def _send(self, kind: Kind, payload: dict[str, Any], encoded: bytes | None = None) -> None:
         self._delegate.send(kind, payload, encoded)
+        if kind == "event" and not self.config.api_key and self.on_first_held_event is not None:
+            said, self.on_first_held_event = self.on_first_held_event, None
+            said()
 
     @property
     def delivery(self) -> Delivery:
