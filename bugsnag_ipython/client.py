@@ -372,7 +372,7 @@ class Client:
             return False
         if self.on_error and not self.on_error.run(body):
             return False
-        events.settle_severity(body, "error")
+        events.settle_severity(body, "error", True)
         payloads.redact_event(body, config.redacted_keys)
         payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
         self._send("event", *trimming.encode_within_limit(payload))
