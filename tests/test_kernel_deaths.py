@@ -33,6 +33,16 @@ def start_cell(kernel: Kernel, code: str, cell_id: str | None = None, *, wait: b
     assert not wait, "the cell did not start"
 
 
+def recording(kernel: Kernel) -> Kernel:
+    """Wait until the kernel keeps its crash record (made in the background at load)."""
+    deadline = time.monotonic() + WAIT
+    ready = ("all(s.record is not None for s in get_ipython()._bugsnag_ipython.sources"
+             " if hasattr(s, 'scanned'))")
+    while not kernel.evaluate(ready) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return kernel
+
+
 def wait_dead(kernel: Kernel) -> None:
     deadline = time.monotonic() + WAIT
     while kernel.alive and time.monotonic() < deadline:
@@ -104,7 +114,7 @@ def test_a_kernel_killed_during_a_cell_is_reported_against_its_session(
 def test_a_segfault_in_a_cell_is_reported_with_its_frames_named_by_cell(
     start_kernel: StartKernel, collector: Any
 ) -> None:
-    first = start_kernel()
+    first = recording(start_kernel())
     first.execute("def read_nothing():\n    return ctypes.string_at(0)", cell_id="helper")
     time.sleep(1.2)  # the checkpoint names the cells that ran, once a second
     start_cell(first, "import ctypes\nread_nothing()", cell_id="crash", wait=False)
@@ -114,7 +124,7 @@ def test_a_segfault_in_a_cell_is_reported_with_its_frames_named_by_cell(
     assert collector.wait_for("events", 1, WAIT)
     [death] = deaths(collector)
     body = death.event
-    assert death.message == "segmentation fault (SIGSEGV) while running In [3]"
+    assert death.message == "segmentation fault (SIGSEGV) while running In [4]"  # [2]: recording()
     assert body["severityReason"] == {"type": "signal", "attributes": {"signalType": "SIGSEGV"}}
     frames = body["exceptions"][0]["stacktrace"]
     assert [(f["file"], f["method"], f["inProject"]) for f in frames] == [
@@ -172,7 +182,7 @@ def test_two_kernels_starting_after_one_crash_send_one_event(
 
 
 def test_send_code_off_leaves_no_source_in_the_death(start_kernel: StartKernel, collector: Any) -> None:
-    first = start_kernel(BUGSNAG_SEND_CODE="false")
+    first = recording(start_kernel(BUGSNAG_SEND_CODE="false"))
     start_cell(first, "marker = 'quarterly_secret_41'\nimport ctypes\nctypes.string_at(0)", cell_id="c",
                wait=False)
     wait_dead(first)

@@ -172,6 +172,12 @@ class KernelDeaths(Source):
             client.listeners.append(checkpoint.session_changed)
             if self.cell_runs is not None:
                 self.cell_runs.crash_record = record
+            # A cell that started before the record was handed over: the cell hook saw none.
+            # (It sets client.cell before it looks, this thread looks after handing over: one
+            # of the two stores it.)
+            run = client.cell
+            if run is not None:
+                record.cell_started(run)
         return directory
 
     def _scan(self, directory: str) -> None:
