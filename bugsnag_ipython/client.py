@@ -9,6 +9,7 @@ ConfigurationError. Events are made by `report/` and handed to `delivery/`.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +82,8 @@ class Client:
         self._launch_session: SessionSnapshot | None = None
         self._launch_lock = threading.Lock()
         self.listeners: list[Callable[[], None]] = []
+        self._run_tab: Callable[[], dict[str, Any] | None] | None = None
+        self._one_session = False
         self._warn_about_endpoints()
 
     # -- configuration ------------------------------------------------------------------
@@ -90,7 +93,7 @@ class Client:
         updated = self.config.replace(**changes)
         self.config = updated
         self.tracker.auto_track = updated.auto_track_sessions
-        self.tracker.background_timeout = updated.background_timeout
+        self.tracker.background_timeout = math.inf if self._one_session else updated.background_timeout
         self.breadcrumbs.resize(updated.max_breadcrumbs)
         self._delegate.reconfigure(updated)
         self._warn_about_endpoints()
@@ -165,6 +168,14 @@ class Client:
 
     def current_session(self) -> SessionSnapshot | None:
         return self.tracker.current()
+
+    def headless_run(self, tab: Callable[[], dict[str, Any] | None], *, one_session: bool) -> None:
+        """A runner executes the notebook: `tab` gives events their `run` tab, and with
+        `one_session` the idle rule never splits the run (its launch session is the run's)."""
+        self._run_tab = tab
+        self._one_session = one_session
+        if one_session:
+            self.tracker.background_timeout = math.inf
 
     def _on_session_started(self, session: SessionSnapshot) -> None:
         self.leave_breadcrumb("Session started", {"id": session.id}, "state")
@@ -285,7 +296,7 @@ class Client:
             context=events.context_of(context, self.context, cell, thread),
             breadcrumbs=crumbs,
             metadata=events.event_metadata(
-                self.metadata.snapshot(),
+                self._tabs(),
                 kernel=self._kernel_facts,
                 notebook=events.notebook_tab(notebook, cell, send_code=config.send_code),
                 thread=thread,
@@ -309,6 +320,14 @@ class Client:
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
         self._changed()
         return True
+
+    def _tabs(self) -> dict[str, Any]:
+        """The user's tabs, and the run's (the user's keys win)."""
+        tabs = self.metadata.snapshot()
+        run = self._run_tab() if self._run_tab is not None else None
+        if run:
+            tabs["run"] = {**run, **tabs.get("run", {})}
+        return tabs
 
     # -- what events carry, set by the user ----------------------------------------------
 

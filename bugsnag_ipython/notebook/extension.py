@@ -11,6 +11,7 @@ import atexit
 import logging
 import os
 import sys
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from ..client import Client
 from ..config import Configuration, ConfigurationError, from_environment
 from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
-from ..sources import Source
+from ..sources import Source, headless
 from ..sources.cell_runs import CellRuns
 from ..sources.threads import ThreadExceptions
 from .settings import BugsnagIPython
@@ -51,11 +52,16 @@ class Extension:
         self.shell = shell
         self.settings = BugsnagIPython(parent=shell)
         config, self.problems = self._initial_configuration()
-        project_root = config.project_root or os.getcwd()
+        run = headless.detect(os.environ, os.getcwd(), time.time())
         if config.project_root is None:
-            config = config.replace(project_root=project_root)
-        self.cells = CellIndex(shell)
+            config = config.replace(project_root=(run and run.project_root()) or os.getcwd())
+        self.cells = CellIndex(shell, run)
         self.client = Client(config, resolve_cell=self.cells)
+        if run is not None:
+            # A run the command line names is known now: one session for all of it. One
+            # recognised only by its notebook (nbclient called from Python) keeps the idle
+            # rule, which never splits cells run back to back.
+            self.client.headless_run(self.cells.run_tab, one_session=run.known_at_launch)
         self.client.problems.extend(self.problems)
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)

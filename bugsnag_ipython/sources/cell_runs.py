@@ -20,6 +20,8 @@ class CellRuns(Source):
         super().__init__(client)
         self.shell = shell
         self.cells = cells
+        # The execute request being handled (ipykernel >= 6), for its cell id.
+        self._request = getattr(getattr(shell, "kernel", None), "get_parent", None)
 
     def install(self) -> None:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
@@ -39,7 +41,7 @@ class CellRuns(Source):
             count = self.shell.execution_count
             if info.store_history:
                 count -= 1
-            cell_id = info.cell_id
+            cell_id = info.cell_id or (self._requested_cell_id() if self._request else None)
             if cell_id:
                 self.cells.record(count, cell_id)
             # tuple.__new__ rather than CellRun(...): half the cost, and this runs for every cell.
@@ -47,6 +49,15 @@ class CellRuns(Source):
             self.client.cell_started(run)
         except Exception:
             self.internal_failure("pre_run_cell")
+
+    def _requested_cell_id(self) -> str | None:
+        """The frontend's cell id from the execute request's metadata (`cellId`), where
+        ipykernel does not pass it to `pre_run_cell` (6.x under IPython 9): every ipykernel
+        then names cells alike. A dict lookup or three; runners send none."""
+        request = self._request() if self._request is not None else None
+        metadata = request.get("metadata") if isinstance(request, dict) else None
+        cell_id = metadata.get("cellId") if isinstance(metadata, dict) else None
+        return cell_id if isinstance(cell_id, str) and cell_id else None
 
     def post_run_cell(self, result: Any) -> None:
         try:
