@@ -84,8 +84,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     make_kernelspec(work)
     collector = Collector(work / "collector.sqlite").start()
 
-    def env(version: str) -> dict[str, str]:
-        extra = collector_env(collector, work / "outbox", BUGSNAG_APP_VERSION=version)
+    def env(version: str, **options: str) -> dict[str, str]:
+        extra = collector_env(collector, work / "outbox", BUGSNAG_APP_VERSION=version, **options)
         return kernel_environment(ipython_dir, {**extra, "JUPYTER_PATH": str(work)})
 
     def finished(version: str) -> Run:
@@ -98,8 +98,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         )
 
     def run(version: str, argv: list[str], cwd: Path) -> Run:
-        done = subprocess.run(argv, cwd=cwd, env=env(version), capture_output=True, text=True,
-                              timeout=RUN_TIMEOUT)
+        # Every moment between two cells would start a new session by the idle rule: a run
+        # named by its runner's command line is one session all the same.
+        done = subprocess.run(argv, cwd=cwd, env=env(version, BUGSNAG_BACKGROUND_TIMEOUT="0"),
+                              capture_output=True, text=True, timeout=RUN_TIMEOUT)
         assert "Traceback" not in done.stderr or version == "papermill", done.stderr[-3000:]
         return finished(version)
 
