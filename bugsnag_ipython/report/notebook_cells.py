@@ -56,14 +56,18 @@ def read_notebook(path: str) -> NotebookFile | None:
     for cell in document["cells"]:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
-        tags = metadata.get("tags") if isinstance(metadata.get("tags"), list) else []
         # papermill's injected cell gets a new random id every run: its tag is its name.
-        identity = INJECTED_PARAMETERS if INJECTED_PARAMETERS in tags else cell.get("id")
+        identity = INJECTED_PARAMETERS if INJECTED_PARAMETERS in _tags(cell) else cell.get("id")
         cells.append((_normalised(cell.get("source")), identity if isinstance(identity, str) else None))
     metadata = document.get("metadata")
     papermill = metadata.get("papermill") if isinstance(metadata, dict) else None
     return NotebookFile(path, tuple(cells), papermill if isinstance(papermill, dict) else {})
+
+
+def _tags(cell: JsonDict) -> list[Any]:
+    metadata = cell.get("metadata")
+    tags = metadata.get("tags") if isinstance(metadata, dict) else None
+    return tags if isinstance(tags, list) else []
 
 
 def best_match(candidates: Iterable[NotebookFile], history: Sequence[str]) -> NotebookFile | None:
