@@ -70,6 +70,8 @@ class Run:
 class Runs:
     work: Path
     by_name: dict[str, Run]
+    offline: Run  # a run while the endpoint was down, when its runner had exited
+    flushed: Run  # ...and after `bugsnag-ipython outbox flush`
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +86,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     make_kernelspec(work)
     collector = Collector(work / "collector.sqlite").start()
 
-    def env(version: str, **options: str) -> dict[str, str]:
-        extra = collector_env(collector, work / "outbox", BUGSNAG_APP_VERSION=version, **options)
+    def env(version: str, outbox: str = "outbox", **options: str) -> dict[str, str]:
+        extra = collector_env(collector, work / outbox, BUGSNAG_APP_VERSION=version, **options)
         return kernel_environment(ipython_dir, {**extra, "JUPYTER_PATH": str(work)})
 
     def finished(version: str) -> Run:
@@ -97,10 +99,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
             [record.session_id for record in store.sessions() if record.app_version == version],
         )
 
-    def run(version: str, argv: list[str], cwd: Path) -> Run:
+    def run(version: str, argv: list[str], cwd: Path, outbox: str = "outbox") -> Run:
         # Every moment between two cells would start a new session by the idle rule: a run
         # named by its runner's command line is one session all the same.
-        done = subprocess.run(argv, cwd=cwd, env=env(version, BUGSNAG_BACKGROUND_TIMEOUT="0"),
+        done = subprocess.run(argv, cwd=cwd, env=env(version, outbox, BUGSNAG_BACKGROUND_TIMEOUT="0"),
                               capture_output=True, text=True, timeout=RUN_TIMEOUT)
         assert "Traceback" not in done.stderr or version == "papermill", done.stderr[-3000:]
         return finished(version)
@@ -121,7 +123,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         by_name["nbclient"] = finished("nbclient")
         run_like_jupyterlab(notebook, env("jupyterlab"), work)
         by_name["jupyterlab"] = finished("jupyterlab")
-        yield Runs(work, by_name)
+        # A short-lived container: the endpoint is down while the job runs, and the job's last
+        # step is `bugsnag-ipython outbox flush`.
+        collector.go_down()
+        offline = run("offline", [jupyter, "execute", "--allow-errors", "jobs/analysis.ipynb"], work,
+                      outbox="offline-outbox")
+        collector.come_back()
+        flush = [str(BIN / "bugsnag-ipython"), "outbox", "flush", "--dir", str(work / "offline-outbox")]
+        subprocess.run(flush, env=env("offline"), capture_output=True, timeout=RUN_TIMEOUT, check=True)
+        yield Runs(work, by_name, offline, finished("offline"))
     finally:
         collector.stop()
 
@@ -220,3 +230,19 @@ def test_nbconvert_names_the_notebook_it_wrote(runs: Runs) -> None:
 
 def test_jupyterlab_runs_have_no_run_tab(runs: Runs) -> None:
     assert "run" not in unhandled(runs.by_name["jupyterlab"])["metaData"]
+
+
+def test_every_payload_of_a_run_is_delivered_before_its_runner_exits(runs: Runs) -> None:
+    # Each run's payloads were read from the collector the moment its runner had exited.
+    for name in ("nbconvert", "jupyter-execute", "papermill", "nbclient"):
+        run = runs.by_name[name]
+        assert (len(run.sessions), [e["unhandled"] for e in run.events]) == (1, [True]), name
+
+
+def test_what_a_run_could_not_deliver_is_sent_by_outbox_flush(runs: Runs) -> None:
+    assert (runs.offline.sessions, runs.offline.events) == ([], [])
+
+    event = unhandled(runs.flushed)
+    assert len(runs.flushed.sessions) == 1
+    assert frames(event) == FRAMES
+    assert event["metaData"]["run"]["runner"] == "jupyter execute"

@@ -256,7 +256,10 @@ class HeadlessRun:
         self._resolve(history)
         command = self.command
         if command is not None and len(command.notebooks) == 1:
-            return command.notebooks[0]
+            given = command.notebooks[0]
+            # papermill's s3://bucket/jobs/a.ipynb is named a.ipynb, as JupyterLab names a
+            # notebook in the kernel's folder.
+            return given.rsplit("/", 1)[-1] if remote(given) else given
         return self._notebook.path if self._notebook is not None else None
 
     def cell_id(self, execution_count: int, history: Sequence[str]) -> str | None:
