@@ -272,6 +272,9 @@ class Client:
         chosen, reason = events.severity_of(unhandled, severity)
         keys = config.redacted_keys
         notebook = notebook_ref(self._resolve_cell.notebook_path(), config.project_root)
+        if cell is not None and not cell.cell_id and cell.execution_count is not None:
+            # No frontend sent one: a runner's notebook may know the cell (report/run.py).
+            cell = cell._replace(cell_id=self._resolve_cell.cell_id(cell.execution_count))
         frames = FrameContext(
             resolve_cell=self._resolve_cell,
             project_root=config.project_root,

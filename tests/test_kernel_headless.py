@@ -184,7 +184,8 @@ def test_every_run_names_the_cells_as_jupyterlab_does(runs: Runs, name: str) -> 
 
     assert event["exceptions"][0]["errorClass"] == "ValueError"
     assert frames(event) == FRAMES
-    assert event["metaData"]["notebook"]["path"] == "analysis.ipynb"
+    notebook = event["metaData"]["notebook"]
+    assert (notebook["path"], notebook["cellId"]) == ("analysis.ipynb", "check-big")
 
 
 def test_an_edited_cell_keeps_the_names_of_its_frames(runs: Runs) -> None:

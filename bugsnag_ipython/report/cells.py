@@ -104,6 +104,15 @@ class CellIndex:
         run = self._headless()
         return run.tab(self.history()) if run is not None else None
 
+    def cell_id(self, execution_count: int) -> str | None:
+        """The id of the cell that ran as `In [n]`: the frontend's, else, in a headless run,
+        that of the notebook's cell whose code it was."""
+        recorded = self._cell_ids.get(execution_count)
+        if recorded is None and self.run is not None:
+            run = self._headless()
+            return run.cell_id(execution_count, self.history()) if run is not None else None
+        return recorded
+
     def execution_count_of(self, filename: str) -> int | None:
         compiler = getattr(self._shell, "compile", None)
         mapping = getattr(compiler, "_filename_map", None)
@@ -117,10 +126,7 @@ class CellIndex:
         count = self.execution_count_of(filename)
         if count is None and not _CELL_FILE.search(filename):
             return None
-        cell_id = self._cell_ids.get(count) if count is not None else None
-        if cell_id is None and count is not None and self.run is not None:
-            run = self._headless()
-            cell_id = run.cell_id(count, self.history()) if run is not None else None
+        cell_id = self.cell_id(count) if count is not None else None
         key = (filename, count, cell_id)
         ref = self._refs.get(key)
         if ref is None:
