@@ -54,7 +54,8 @@ class CellRuns(Source):
         """The frontend's cell id from the execute request's metadata (`cellId`), where
         ipykernel does not pass it to `pre_run_cell` (6.x under IPython 9): every ipykernel
         then names cells alike. A dict lookup or three; runners send none."""
-        request = self._request() if self._request is not None else None
+        # The shell channel named: the cell runs there, and ipykernel need not ask which thread.
+        request = self._request("shell") if self._request is not None else None
         metadata = request.get("metadata") if isinstance(request, dict) else None
         cell_id = metadata.get("cellId") if isinstance(metadata, dict) else None
         return cell_id if isinstance(cell_id, str) and cell_id else None
