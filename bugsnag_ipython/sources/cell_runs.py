@@ -20,6 +20,8 @@ class CellRuns(Source):
         super().__init__(client)
         self.shell = shell
         self.cells = cells
+        inputs = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+        self._inputs: list[str] | None = inputs if isinstance(inputs, list) else None
         # The execute request being handled (ipykernel >= 6), for its cell id.
         self._request = getattr(getattr(shell, "kernel", None), "get_parent", None)
 
@@ -37,10 +39,12 @@ class CellRuns(Source):
 
     def pre_run_cell(self, info: Any) -> None:
         try:
-            # IPython counts the cell before pre_run_cell: this cell is `In [count - 1]`.
             count = self.shell.execution_count
             if info.store_history:
-                count -= 1
+                # This cell is `In`'s next entry: IPython 9.8 and later count the cell before
+                # pre_run_cell, earlier ones after it; both store its input after it.
+                inputs = self._inputs
+                count = len(inputs) if inputs is not None else count - 1
             cell_id = info.cell_id or (self._requested_cell_id() if self._request else None)
             if cell_id:
                 self.cells.record(count, cell_id)
