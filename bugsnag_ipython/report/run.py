@@ -34,6 +34,7 @@ _PAPERMILL_VALUED = {
     "-f", "--parameters_file", "-y", "--parameters_yaml", "-b", "--parameters_base64",
     "-k", "--kernel", "-l", "--language", "--cwd", "--engine", "--log-level",
     "--start-timeout", "--start_timeout", "--execution-timeout", "--autosave-cell-every",
+    "--stdout-file", "--stderr-file",
 }
 # nbconvert's output extension per exporter (`--to`), for naming the file it writes.
 _NBCONVERT_EXTENSIONS = {
