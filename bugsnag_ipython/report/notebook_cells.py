@@ -21,6 +21,7 @@ JsonDict = dict[str, Any]
 
 MAX_NOTEBOOK_BYTES = 20_000_000  # a notebook bigger than this is not read to name cells
 MAX_SEARCHED = 50  # notebooks looked at in one folder when nothing names the notebook
+MAX_SEARCHED_BYTES = 64_000_000  # ...and at most this much of them read
 INJECTED_PARAMETERS = "injected-parameters"  # papermill's tag (and its cell's stable name)
 
 
@@ -81,15 +82,42 @@ def best_match(candidates: Iterable[NotebookFile], history: Sequence[str]) -> No
     return best
 
 
-def notebooks_in(directory: str) -> list[str]:
-    """The notebooks of one folder, newest first (a runner's output was just written)."""
+def notebooks_in(directory: str, history: Sequence[str]) -> list[str]:
+    """The notebooks of one folder whose text holds a line of the code executed last, newest
+    first (a runner's output was just written there). A substring test on the raw file, so
+    that a folder of large notebooks costs a read each, not a parse."""
+    needles = _needles(history)
+    if not needles:
+        return []
     try:
         entries = [entry for entry in os.scandir(directory)
                    if entry.name.endswith(".ipynb") and entry.is_file()]
         entries.sort(key=lambda entry: entry.stat().st_mtime, reverse=True)
     except OSError:
         return []
-    return [entry.path for entry in entries[:MAX_SEARCHED]]
+    found, budget = [], MAX_SEARCHED_BYTES
+    for entry in entries[:MAX_SEARCHED]:
+        try:
+            size = entry.stat().st_size
+            if size > min(MAX_NOTEBOOK_BYTES, budget):
+                continue
+            budget -= size
+            with open(entry.path, "rb") as file:
+                raw = file.read()
+        except OSError:
+            continue
+        if any(needle in raw for needle in needles):
+            found.append(entry.path)
+    return found
+
+
+def _needles(history: Sequence[str]) -> set[bytes]:
+    """The longest line of the last few executed sources, as a notebook's JSON has it."""
+    lines = (line.strip() for source in history[-3:] for line in source.splitlines())
+    longest = max(lines, key=len, default="")
+    if len(longest) < 4:
+        return set()
+    return {json.dumps(longest)[1:-1].encode(), json.dumps(longest, ensure_ascii=False)[1:-1].encode()}
 
 
 class CellMatcher:

@@ -228,7 +228,7 @@ class HeadlessRun:
     def _find(self, history: Sequence[str]) -> NotebookFile | None:
         command = self.command
         if command is None:
-            paths = notebooks_in(self.kernel_cwd)
+            paths = notebooks_in(self.kernel_cwd, history)
         elif command.runner == PAPERMILL:
             # papermill writes its output (parameters injected, its metadata) before the kernel
             # starts; its cells keep the input's ids.
