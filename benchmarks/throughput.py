@@ -52,7 +52,7 @@ if DELIVERY == "off":
     from bugsnag_ipython.delivery.sender import Delivery, NullTransport
     loaded = client.delivery
     loaded.listeners.remove(client._changed)
-    client._use_delivery(Delivery(NullTransport))
+    client._delegate._use(Delivery(NullTransport))
 delivery = client.delivery
 delivered_before = delivery.counters()["delivered"]
 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -12,6 +12,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,10 @@ class Client:
         self.launched_at = monotonic()
         self._launched_wall = wall_clock()
         self.cell: CellRun | None = None
+        self.widget_message_since: float | None = None  # while a widget message is handled
+        # What notify_unhandled reported while this cell ran: raised again by the cell, it is
+        # not a second event.
+        self._caught_in_cell: tuple[CellRun | None, deque[BaseException]] = (None, deque())
         self.metadata = MetadataStore()
         self.context: str | None = None  # set_context(): replaces the automatic `In [n]`
         self.user: dict[str, str] = {}  # set_user()
@@ -216,6 +221,22 @@ class Client:
                 run.execution_count, at, run.started_monotonic, ended, error is None
             )
 
+    def widget_message_started(self) -> None:
+        """The frontend's message to a widget (a click, a slider moved) is being handled. Outside
+        a cell that is the foreground, as a cell is: after `background_timeout` or more of
+        idleness it starts a new session. In a running cell (one awaiting a click) it is the
+        cell's foreground still."""
+        if self.cell is None and self.widget_message_since is None:
+            now = self.widget_message_since = self.tracker.monotonic()
+            if self.tracker.enter_foreground(now) is not None:
+                self._changed()
+
+    def widget_message_finished(self) -> None:
+        if self.widget_message_since is not None:
+            self.widget_message_since = None
+            if self.cell is None:
+                self.tracker.enter_background()
+
     # -- events ---------------------------------------------------------------------------
 
     def should_report(self, error: BaseException) -> bool:
@@ -235,6 +256,9 @@ class Client:
         cell: CellRun | None = None,
     ) -> bool:
         """Report one event; True if it was handed to delivery (or held for a key)."""
+        run, caught = self._caught_in_cell
+        if unhandled and run is not None and run is cell and any(seen is error for seen in caught):
+            return False  # reported by notify_unhandled already, and raised again by the cell
         return self._report(
             error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
             cell=cell or self.cell,
@@ -244,6 +268,22 @@ class Client:
         """Report an exception that ended a thread: unhandled, attributed to the session
         current now (the thread's excepthook runs as the exception leaves the thread)."""
         return self._report(error, unhandled=True, cell=None, thread=thread)
+
+    def notify_unhandled(
+        self, error: BaseException, context: str, section: str, facts: dict[str, Any]
+    ) -> bool:
+        """Report an exception that a widget callback or the event loop caught: unhandled, of the
+        session current now, with `context` (unless set_context set one) and a metadata tab
+        `section` saying where it came from. A cell may be running (`button.click()`)."""
+        run = self.cell
+        if run is not None:
+            if self._caught_in_cell[0] is not run:
+                self._caught_in_cell = (run, deque(maxlen=16))
+            self._caught_in_cell[1].append(error)
+        return self._report(
+            error, unhandled=True, context=self.context or context, metadata={section: facts},
+            cell=run,
+        )
 
     def _report(
         self,
@@ -375,11 +415,10 @@ class Client:
         if include_timing:
             now = self._monotonic()
             run = self.cell
+            since = run.started_monotonic if run is not None else self.widget_message_since
             app["duration"] = round((now - self.launched_at) * 1000)
-            app["durationInForeground"] = (
-                round((now - run.started_monotonic) * 1000) if run is not None else 0
-            )
-            app["inForeground"] = run is not None
+            app["durationInForeground"] = round((now - since) * 1000) if since is not None else 0
+            app["inForeground"] = since is not None
         return app
 
     def _user(self) -> dict[str, str]:

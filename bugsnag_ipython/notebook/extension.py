@@ -22,7 +22,9 @@ from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
 from ..sources import Source, headless
 from ..sources.cell_runs import CellRuns
+from ..sources.event_loop import LoopExceptions
 from ..sources.threads import ThreadExceptions
+from ..sources.widgets import WidgetActivity, WidgetCallbacks
 from .settings import BugsnagIPython
 
 log = logging.getLogger("bugsnag_ipython")
@@ -31,13 +33,10 @@ EXIT_FLUSH_SECONDS = 1.5  # jupyter_client sends SIGTERM 2.5 s after a shutdown 
 
 
 def _setup_logging() -> None:
-    # Our messages go to the kernel's log (the process's real stderr), never into a cell.
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.__stderr__)
-        handler.setFormatter(logging.Formatter("[bugsnag_ipython] %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+    # Our messages go to the kernel's log, never into a cell (see kernel_log.py).
+    from . import kernel_log
+
+    kernel_log.install()
 
 
 def loaded_in_cell(shell: Any) -> bool:
@@ -65,7 +64,14 @@ class Extension:
         self.client.problems.extend(self.problems)
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)
-        self.sources: list[Source] = [self.cell_runs, ThreadExceptions(self.client)]
+        activity = WidgetActivity(self.client, getattr(shell, "kernel", None))
+        self.sources: list[Source] = [
+            self.cell_runs,
+            ThreadExceptions(self.client),
+            activity,
+            WidgetCallbacks(self.client, shell, activity),
+            LoopExceptions(self.client, shell),
+        ]
         self.installed = False
 
     def _initial_configuration(self) -> tuple[Configuration, list[str]]:

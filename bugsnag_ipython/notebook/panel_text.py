@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .status import ago, host_of, status_text
+from .status import ago, delivery_problem, host_of, status_text
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -145,6 +145,11 @@ def _delivery_rows(client: Client) -> Rows:
         rows.append(("Held", f"{client.held} until an API key is set"))
     if stats.last_error:
         rows.append(("Last error", stats.last_error))
+    if client.on_error.repaired:
+        rows.append(("Repaired", f"{client.on_error.repaired} events an on_error callback broke"))
+    problem = delivery_problem(client)
+    if problem:
+        rows.append(("Problem", problem))
     return tuple(rows)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..sources.widgets import not_user_activity
 from .panel_text import PanelView, Rows
 
 ACTIONS = ("start", "pause", "resume", "flush")
@@ -67,6 +68,7 @@ class PanelWidgets:
             button.add_class(f"bugsnag-{action}")
             button.on_click(lambda _button, action=action: on_action(action))
             self.buttons[action] = button
+            not_user_activity(button)  # the panel's clicks are not the user's work
         self.header.add_class("bugsnag-header")
         self.session.add_class("bugsnag-session")
         self.delivery.add_class("bugsnag-delivery")

@@ -14,7 +14,7 @@ from typing import Any
 from traitlets import Bool, Float, Int, List, TraitType, Unicode, validate
 from traitlets.config import Configurable
 
-from ..config import Configuration, MaskedApiKey
+from ..config import Configuration, MaskedApiKey, MaskedUrl
 
 _HELP = "BugSnag option {name} (None: not set here; see the README for its default)."
 
@@ -60,6 +60,8 @@ class _Settings(Configurable):
             self.on_change(name, tuple(value) if isinstance(value, list) else value)
         if name == "api_key" and isinstance(value, str):
             return MaskedApiKey(value)
+        if name.endswith("_endpoint") and isinstance(value, str):
+            return MaskedUrl(value)
         return value
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
+from ..config import shown_host
 from ..report.payloads import iso8601
 
 if TYPE_CHECKING:
@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 def host_of(url: str | None) -> str:
-    return urlsplit(url).netloc if url else "off"
+    """The endpoint's host as status and the panel show it: never credentials in its URL."""
+    return shown_host(url)
 
 
 def ago(seconds: float, *, coarse: bool = False) -> str:
@@ -67,7 +68,15 @@ def delivery_line(client: Client) -> str:
     parts.append(f"{dropped + client.held_overflow} dropped" + (f" ({reasons})" if reasons else ""))
     if client.held:
         parts.append(f"{client.held} held until an API key is set")
+    if client.on_error.repaired:
+        parts.append(f"{client.on_error.repaired} repaired after an on_error callback broke them")
     return "Delivery: " + ", ".join(parts)
+
+
+def delivery_problem(client: Client) -> str | None:
+    """Why payloads are kept in memory only (the outbox refused or failed), if they are."""
+    problem = getattr(client.delivery, "problem", None)
+    return problem if isinstance(problem, str) else None
 
 
 def status_text(client: Client) -> str:
@@ -89,5 +98,6 @@ def status_text(client: Client) -> str:
         + (f"on, new after {config.background_timeout:g}s idle" if config.auto_track_sessions
            else "off"),
     ]
-    lines += [f"Problem: {problem}" for problem in client.problems]
+    problems = [*client.problems, delivery_problem(client)]
+    lines += [f"Problem: {problem}" for problem in problems if problem]
     return "\n".join(lines)

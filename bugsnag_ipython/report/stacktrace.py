@@ -20,6 +20,8 @@ from functools import cache, cached_property
 from types import CodeType, FrameType, TracebackType
 from typing import Any, NamedTuple, Protocol
 
+from .naming import class_name, message_of
+
 JsonDict = dict[str, Any]
 CODE_WINDOW = 7  # lines around the frame's line, as the official notifiers send
 MAX_CODE_LINE = 200  # characters of one source line; a minified line says nothing more
@@ -128,25 +130,10 @@ def _entry(error: BaseException, frames: _EventFrames) -> JsonDict:
             stacktrace.insert(0, syntax[0])
     return {
         "errorClass": class_name(error),
-        "message": _message(error),
+        "message": message_of(error),
         "type": "python",
         "stacktrace": stacktrace,
     }
-
-
-def class_name(error: BaseException) -> str:
-    cls = type(error)
-    module = cls.__module__
-    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
-
-
-def _message(error: BaseException) -> str:
-    try:
-        if isinstance(error, SyntaxError):
-            return str(error.msg or "")
-        return str(error)
-    except Exception:
-        return f"<unprintable {type(error).__name__}>"
 
 
 class _Source(NamedTuple):
@@ -283,13 +270,14 @@ def _hides_itself(frame: FrameType) -> bool:
 
 def _syntax_frame(error: SyntaxError, frames: _EventFrames) -> tuple[JsonDict, bool] | None:
     """The frame of the line that did not compile, and whether it is a cell's."""
-    if error.lineno is None:
+    # A SyntaxError made by hand may hold anything in these: only what they must be is used.
+    line, filename, text = error.lineno, error.filename, error.text
+    if type(line) is not int:
         return None
-    line = error.lineno
-    filename = error.filename or "<unknown>"
+    filename = filename if isinstance(filename, str) and filename else "<unknown>"
     entry = frames.frame(filename, line, "<module>")
-    if frames.context.send_code and not entry.get("code") and error.text:
-        entry["code"] = {str(line): error.text.rstrip("\n")[:MAX_CODE_LINE]}
+    if frames.context.send_code and not entry.get("code") and isinstance(text, str) and text:
+        entry["code"] = {str(line): text.rstrip("\n")[:MAX_CODE_LINE]}
     return entry, frames.is_cell(filename)
 
 

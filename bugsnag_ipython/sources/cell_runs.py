@@ -4,10 +4,11 @@ between cells the background; an exception a cell raised is an unhandled event."
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..report.events import CellRun
+from ..report.events import CellRun, error_the_cell_ended_with
 from . import Source
 
 if TYPE_CHECKING:
@@ -71,8 +72,20 @@ class CellRuns(Source):
             if error is None and result.error_before_exec is not None:
                 before = result.error_before_exec
                 error = before if isinstance(before, SyntaxError) else None
+            if error is not None:
+                # An interrupt while IPython showed the error ends the cell with it: report the error.
+                error = error_the_cell_ended_with(error, self._is_users_code)
             if error is not None and client.should_report(error):
                 client.notify(error, unhandled=True, cell=client.cell)
             client.cell_finished(error)
         except Exception:
             self.internal_failure("post_run_cell")
+
+    def _is_users_code(self, filename: str) -> bool:
+        """A cell's code, or a file under the project root (a script run with %run, say)."""
+        if self.cells(filename) is not None:
+            return True
+        root = self.client.config.project_root
+        if not root or filename.startswith("<"):
+            return False
+        return os.path.realpath(filename).startswith(os.path.join(os.path.realpath(root), ""))

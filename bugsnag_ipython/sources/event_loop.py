@@ -1,0 +1,113 @@
+"""The kernel's asyncio event loop: what it hands to its exception handler (a task whose
+exception is never retrieved, a failing `call_soon` callback) is an unhandled event.
+
+The loop's earlier handler, or its default one (which logs "Task exception was never
+retrieved"), still runs after ours. `%load_ext` in a cell finds the kernel's loop running; the
+kernel's config loads the extension before the loop exists, so the hook waits for the first
+thing the kernel executes (a cell or a widget message), which runs on that loop.
+asyncio itself is not imported here: a kernel has it already, terminal IPython need not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import TYPE_CHECKING, Any
+
+from . import Source
+
+if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
+
+    from ..client import Client
+
+Handler = Any  # Callable[[AbstractEventLoop, dict[str, Any]], object] | None
+
+
+def _running_loop() -> AbstractEventLoop | None:
+    asyncio = sys.modules.get("asyncio")  # not imported yet: no loop can be running
+    try:
+        return asyncio.get_running_loop() if asyncio is not None else None
+    except RuntimeError:
+        return None
+
+
+def _name_of(thing: Any) -> str:
+    return str(getattr(thing, "__qualname__", None) or getattr(thing, "__name__", None) or thing)[:200]
+
+
+def describe(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The event's context and `asyncio` tab for what the loop handed over. A callback's
+    repr names the kernel's temporary cell file, which is never sent: its name stands in."""
+    import asyncio  # a loop called us: it is imported
+    facts: dict[str, Any] = {"message": str(context.get("message", ""))[:500]}
+    future = context.get("future") or context.get("task")
+    if isinstance(future, asyncio.Task):
+        coroutine = _name_of(future.get_coro())
+        facts.update(task=future.get_name(), coroutine=coroutine)
+        return f"asyncio task {coroutine}", facts
+    callback = getattr(context.get("handle"), "_callback", None)
+    if callback is not None:
+        name = _name_of(callback)
+        facts.update(message=f"Exception in callback {name}", callback=name)
+        return f"asyncio callback {name}", facts
+    return "asyncio", facts
+
+
+class LoopExceptions(Source):
+    """The kernel's event loop's exception handler, chained to the one it had."""
+
+    def __init__(self, client: Client, shell: Any) -> None:
+        super().__init__(client)
+        self.shell = shell
+        self.loop: AbstractEventLoop | None = None
+        self._previous: Handler = None
+        self._waiting = False
+
+    def install(self) -> None:
+        loop = _running_loop()
+        if loop is not None:
+            self._hook(loop)
+        else:
+            # Loaded before the kernel's loop exists (by the kernel's config): hook it from the
+            # first execution, which runs on it. Without a loop then (terminal IPython), never.
+            self.shell.events.register("pre_execute", self._first_execute)
+            self._waiting = True
+
+    def uninstall(self) -> None:
+        if self._waiting:
+            self._waiting = False
+            with contextlib.suppress(ValueError):
+                self.shell.events.unregister("pre_execute", self._first_execute)
+        loop, self.loop = self.loop, None
+        if loop is not None and loop.get_exception_handler() == self.handle:
+            loop.set_exception_handler(self._previous)
+
+    def _first_execute(self) -> None:
+        try:
+            self._waiting = False
+            self.shell.events.unregister("pre_execute", self._first_execute)
+            loop = _running_loop()
+            if loop is not None:
+                self._hook(loop)
+        except Exception:
+            self.internal_failure("asyncio")
+
+    def _hook(self, loop: AbstractEventLoop) -> None:
+        self._previous = loop.get_exception_handler()
+        loop.set_exception_handler(self.handle)
+        self.loop = loop
+
+    def handle(self, loop: AbstractEventLoop, context: dict[str, Any]) -> None:
+        try:
+            error = context.get("exception")
+            if isinstance(error, BaseException) and self.client.should_report(error):
+                where, facts = describe(context)
+                self.client.notify_unhandled(error, where, "asyncio", facts)
+        except Exception:
+            self.internal_failure("asyncio")
+        # What the user saw before still happens: the earlier handler, or the default logging.
+        if self._previous is not None:
+            self._previous(loop, context)
+        else:
+            loop.default_exception_handler(context)

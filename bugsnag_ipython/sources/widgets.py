@@ -1,0 +1,235 @@
+"""Widgets: exceptions in their callbacks, and the user's widget activity as the foreground.
+
+Two hooks, both on this kernel's own objects and both undone on unload:
+
+- `WidgetCallbacks` wraps the shell's `showtraceback`. ipywidgets catches every exception of
+  a user's callback (`on_click`, `on_submit`, `on_msg`, an `observe` handler fired by the
+  frontend, `interact`, a `with output:` block) and shows it with `showtraceback()`; no cell
+  raises. That one call is the narrowest place that sees all of them, whether a frontend message
+  or a cell (`button.click()`, `interact` at creation) triggered the callback, and it sees
+  exactly what the user sees. Only calls made by ipywidgets' own code are reported: a cell's
+  own error, which IPython shows through the same method, is the cell source's.
+- `WidgetActivity` wraps the kernel's `comm_msg` handler: a message from the frontend to a
+  user's widget (a click, a slider moved) is a return to the foreground, as a cell is. The
+  status panel's own buttons are not the user's activity.
+
+Neither imports ipywidgets: a kernel that never shows a widget never pays for it.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from . import Source
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+# Where ipywidgets' machinery runs between a user's action and their callback.
+WIDGET_MODULES = ("ipywidgets.", "traitlets.", "comm.")
+MAX_FRAMES = 64  # how far out from ipywidgets' catch to look for the widget the user touched
+
+# The model ids of this package's own widgets (the status panel's buttons): their messages are
+# not the user's activity. Filled by `not_user_activity`.
+_OWN_MODEL_IDS: set[str] = set()
+
+
+def not_user_activity(widget: Any) -> None:
+    """Mark one of this package's widgets: its messages never count as the user's activity."""
+    model_id = getattr(widget, "model_id", None)
+    if isinstance(model_id, str):
+        _OWN_MODEL_IDS.add(model_id)
+
+
+class WidgetAction(NamedTuple):
+    """What the user did to which widget, as an event's context and `widget` tab say it."""
+
+    widget_class: str
+    description: str
+    model_id: str | None
+    action: str  # click, change, submit, ... or `callback` when nothing says more
+
+    @property
+    def context(self) -> str:
+        named = f' "{self.description}"' if self.description else ""
+        return f"{self.widget_class} {self.action}{named}"
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "class": self.widget_class,
+            "description": self.description,
+            "modelId": self.model_id,
+            "action": self.action,
+        }
+
+
+def describe(widget: Any, action: str) -> WidgetAction:
+    """The widget by its class and what it shows: its description, or interact's function."""
+    description = getattr(widget, "description", "")
+    if not (isinstance(description, str) and description):
+        function = getattr(widget, "f", None)  # interact's function
+        description = getattr(function, "__name__", "") if callable(function) else ""
+    model_id = getattr(widget, "model_id", None)
+    return WidgetAction(
+        type(widget).__name__, str(description)[:100], model_id if isinstance(model_id, str) else None,
+        action,
+    )
+
+
+def message_action(data: Any) -> str | None:
+    """The user's action a widget message carries: `click` (or another custom event), `change`."""
+    if not isinstance(data, dict):
+        return None
+    method = data.get("method")
+    if method == "update":
+        return "change"
+    if method == "custom":
+        content = data.get("content")
+        event = content.get("event") if isinstance(content, dict) else None
+        return event if isinstance(event, str) and event else "message"
+    return None
+
+
+def _widget_registry() -> dict[str, Any]:
+    """The live widgets by model id (ipywidgets' own registry; `Widget.widgets`, which returns
+    it, warns that it is deprecated)."""
+    module = sys.modules.get("ipywidgets.widgets.widget")  # no widgets before it is imported
+    registry = getattr(module, "_instances", None)
+    return registry if isinstance(registry, dict) else {}
+
+
+def _is_widget(candidate: Any) -> bool:
+    return isinstance(getattr(candidate, "model_id", None), str) and hasattr(candidate, "_model_name")
+
+
+def _module_of(frame: FrameType) -> str:
+    return str(frame.f_globals.get("__name__", ""))
+
+
+def widget_in_frames(frame: FrameType | None) -> tuple[Any, str] | None:
+    """The widget whose code was running outermost in the ipywidgets (and traitlets, comm)
+    frames from `frame` out, and that frame's function: the widget the user touched (the Button
+    whose click ran the callback, the slider whose change ran the observer)."""
+    found: tuple[Any, str] | None = None
+    for _ in range(MAX_FRAMES):
+        if frame is None or not _module_of(frame).startswith(WIDGET_MODULES):
+            break
+        candidate = frame.f_locals.get("self")
+        if _is_widget(candidate):
+            found = (candidate, frame.f_code.co_name)
+        frame = frame.f_back
+    return found
+
+
+class WidgetActivity(Source):
+    """The kernel's `comm_msg` handler, wrapped: messages to a user's widget are activity."""
+
+    def __init__(self, client: Client, kernel: Any) -> None:
+        super().__init__(client)
+        self.kernel = kernel  # None outside a kernel (terminal IPython): nothing to hook
+        self.current: WidgetAction | None = None  # the user's message being handled
+        self._previous: Any = None
+        self._active = False
+        self._last: WidgetAction | None = None
+
+    def install(self) -> None:
+        handlers = getattr(self.kernel, "shell_handlers", None)
+        if isinstance(handlers, dict) and "comm_msg" in handlers:
+            self._previous = handlers["comm_msg"]
+            handlers["comm_msg"] = self.comm_msg
+            self._active = True
+
+    def uninstall(self) -> None:
+        self._active = False  # if someone wrapped us in turn, we stay in their chain, idle
+        handlers = getattr(self.kernel, "shell_handlers", None)
+        if isinstance(handlers, dict) and handlers.get("comm_msg") == self.comm_msg:
+            handlers["comm_msg"] = self._previous
+
+    def comm_msg(self, stream: Any, ident: Any, msg: Any) -> Any:
+        action = self._started(msg) if self._active else None
+        if action is None:
+            return self._previous(stream, ident, msg)
+        outer, self.current = self.current, action
+        try:
+            return self._previous(stream, ident, msg)
+        finally:
+            self.current = outer
+            try:
+                self.client.widget_message_finished()
+            except Exception:
+                self.internal_failure("comm_msg")
+
+    def _started(self, msg: Any) -> WidgetAction | None:
+        """The user's action if `msg` is one (and its foreground begun), else None."""
+        try:
+            action = self._user_action(msg)
+            if action is not None:
+                if action != self._last or action.action != "change":
+                    # A slider dragged sends a stream of changes: one breadcrumb for them.
+                    self.client.leave_breadcrumb(action.context, action.facts(), "user")
+                self._last = action
+                self.client.widget_message_started()
+            return action
+        except Exception:
+            self.internal_failure("comm_msg")
+            return None
+
+    @staticmethod
+    def _user_action(msg: Any) -> WidgetAction | None:
+        content = msg["content"]
+        action = message_action(content.get("data"))
+        comm_id = content.get("comm_id")
+        if action is None or comm_id in _OWN_MODEL_IDS:
+            return None
+        widget = _widget_registry().get(comm_id)
+        return describe(widget, action) if widget is not None else None
+
+
+class WidgetCallbacks(Source):
+    """The shell's `showtraceback`, wrapped: what ipywidgets caught is an unhandled event."""
+
+    def __init__(self, client: Client, shell: Any, activity: WidgetActivity) -> None:
+        super().__init__(client)
+        self.shell = shell
+        self.activity = activity
+        self._show: Any = None
+        self._had_own: Any = None  # an instance attribute someone set before us
+        self._active = False
+
+    def install(self) -> None:
+        self._had_own = self.shell.__dict__.get("showtraceback")
+        self._show = self.shell.showtraceback
+        self.shell.showtraceback = self.showtraceback
+        self._active = True
+
+    def uninstall(self) -> None:
+        self._active = False  # if someone wrapped us in turn, we stay in their chain, silent
+        if self.shell.__dict__.get("showtraceback") == self.showtraceback:
+            if self._had_own is None:
+                del self.shell.showtraceback
+            else:
+                self.shell.showtraceback = self._had_own
+
+    def showtraceback(self, exc_tuple: Any = None, *args: Any, **kwargs: Any) -> Any:
+        caller = sys._getframe(1)
+        # ipywidgets' own catch (not a cell's error, which IPython shows through this too).
+        if self._active and _module_of(caller).startswith("ipywidgets."):
+            error = exc_tuple[1] if exc_tuple else sys.exc_info()[1]
+            try:
+                if isinstance(error, BaseException) and self.client.should_report(error):
+                    action = self._action(caller)
+                    self.client.notify_unhandled(error, action.context, "widget", action.facts())
+            except Exception:
+                self.internal_failure("widget callback")
+        return self._show(exc_tuple, *args, **kwargs)
+
+    def _action(self, caller: FrameType) -> WidgetAction:
+        if self.activity.current is not None:
+            return self.activity.current  # the click or change being handled: what the user did
+        found = widget_in_frames(caller)  # a cell's `button.click()`, `interact(...)`
+        if found is None:
+            return WidgetAction("Widget", "", None, "callback")
+        widget, function = found
+        return describe(widget, function if function in ("click", "submit") else "callback")
