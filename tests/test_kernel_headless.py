@@ -29,6 +29,8 @@ from tests.kernel import Kernel
 pytest.importorskip("papermill")
 pytest.importorskip("nbconvert")
 
+# Runners are told by their command line, read from /proc (Linux).
+pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="no /proc")
 BIN = Path(sys.executable).parent
 RUN_TIMEOUT = 90
 
@@ -99,11 +101,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
             [record.session_id for record in store.sessions() if record.app_version == version],
         )
 
-    def run(version: str, argv: list[str], cwd: Path, outbox: str = "outbox") -> Run:
+    def run(version: str, argv: list[str], cwd: Path, outbox: str = "outbox", **more: str) -> Run:
         # Every moment between two cells would start a new session by the idle rule: a run
         # named by its runner's command line is one session all the same.
-        done = subprocess.run(argv, cwd=cwd, env=env(version, outbox, BUGSNAG_BACKGROUND_TIMEOUT="0"),
-                              capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        options = env(version, outbox, BUGSNAG_BACKGROUND_TIMEOUT="0") | more
+        done = subprocess.run(argv, cwd=cwd, env=options, capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT)
         assert "Traceback" not in done.stderr or version == "papermill", done.stderr[-3000:]
         return finished(version)
 
@@ -114,8 +117,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
                              "--to", "notebook", "jobs/analysis.ipynb", "--output-dir", "out"], work),
             "jupyter-execute": run("jupyter-execute", [jupyter, "execute", "--allow-errors",
                                    "analysis.ipynb"], work / "jobs"),
+            # Called in a cell of another notebook (`!papermill …`): that notebook's
+            # JPY_SESSION_NAME comes with the environment, and is not this run's notebook.
             "papermill": run("papermill", [papermill, "jobs/analysis.ipynb", "out/papermill.ipynb",
-                             "-p", "threshold", "5", "-p", "token", "s3cret"], work),
+                             "-p", "threshold", "5", "-p", "token", "s3cret"], work,
+                             JPY_SESSION_NAME=str(work / "scheduler.ipynb")),
             "edited": run("edited", [jupyter, "execute", "--allow-errors", "edited/analysis.ipynb"],
                           work),
         }

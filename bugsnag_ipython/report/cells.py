@@ -82,16 +82,21 @@ class CellIndex:
             self._cell_ids[execution_count] = cell_id
 
     def notebook_path(self) -> str | None:
+        run = self._headless()
+        if run is not None and run.outranks_frontend:
+            return run.notebook_path(self.history())
         found = notebook_path(os.environ, getattr(self._shell, "user_ns", None) or {})
-        run = self._headless() if found is None else None
-        return run.notebook_path(self.history()) if run is not None else found
+        return run.notebook_path(self.history()) if found is None and run is not None else found
 
     def _headless(self) -> HeadlessRun | None:
-        """The run, unless a frontend showed itself (a cell id, a notebook variable)."""
-        user_ns = getattr(self._shell, "user_ns", None) or {}
-        if self._cell_ids or any(user_ns.get(name) for name in NOTEBOOK_VARIABLES):
+        """The run, unless a frontend showed itself (a cell id, a notebook variable of its own)."""
+        run = self.run
+        if run is None or self._cell_ids:
             return None
-        return self.run
+        if run.outranks_frontend:
+            return run
+        user_ns = getattr(self._shell, "user_ns", None) or {}
+        return None if any(user_ns.get(name) for name in NOTEBOOK_VARIABLES) else run
 
     def history(self) -> Sequence[str]:
         """The sources this kernel executed, `In[0]` (empty) first, as they were sent."""

@@ -73,6 +73,14 @@ def runner_command(argv: Sequence[str], cwd: str) -> RunnerCommand | None:
     return None
 
 
+def kernel_command(argv: Sequence[str]) -> bool:
+    """Whether `argv` runs an IPython kernel (`python -m ipykernel_launcher -f …`)."""
+    return any(
+        word in ("ipykernel_launcher", "ipykernel") or os.path.basename(word) == "ipykernel_launcher.py"
+        for word in argv[:4]
+    )
+
+
 def _after_program(argv: Sequence[str]) -> tuple[str, list[str]] | None:
     """(runner, its arguments), for `papermill …`, `jupyter-nbconvert …`, `jupyter nbconvert …`,
     `python -m papermill …` and the like (the interpreter comes first for a script)."""
@@ -186,14 +194,30 @@ class HeadlessRun:
     report may come from any thread.
     """
 
-    def __init__(self, command: RunnerCommand | None, kernel_cwd: str, started_at: float) -> None:
+    def __init__(
+        self,
+        command: RunnerCommand | None,
+        kernel_cwd: str,
+        started_at: float,
+        *,
+        inherited_frontend: bool = False,
+    ) -> None:
         self.command = command
+        self.inherited_frontend = inherited_frontend
         self.kernel_cwd = kernel_cwd
         self.started_at = started_at
         self._lock = threading.Lock()
         self._resolved = False
         self._notebook: NotebookFile | None = None
         self._matcher: CellMatcher | None = None
+
+    @property
+    def outranks_frontend(self) -> bool:
+        """True when the notebook variables of a frontend (`JPY_SESSION_NAME`, `__session__`)
+        are not this kernel's: a runner started it (called in a notebook's cell, `!papermill
+        …`), or another kernel did (nbclient called in a cell), and the variables came with the
+        environment it inherited."""
+        return self.command is not None or self.inherited_frontend
 
     @property
     def known_at_launch(self) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ..report.run import HeadlessRun, runner_command
+from ..report.run import HeadlessRun, kernel_command, runner_command
 
 FRONTEND_VARIABLE = "JPY_SESSION_NAME"  # the notebook a person opened in Jupyter Server
 PARENT_VARIABLE = "JPY_PARENT_PID"  # set by jupyter_client for the kernels it starts
@@ -32,8 +32,6 @@ def process_command(pid: int) -> tuple[list[str], str] | None:
 def detect(env: Mapping[str, str], kernel_cwd: str, started_at: float) -> HeadlessRun | None:
     """The run this kernel may serve; None for a notebook opened in a frontend, or a kernel
     jupyter_client did not start (a terminal IPython, an in-process shell)."""
-    if env.get(FRONTEND_VARIABLE):
-        return None
     try:
         parent = int(env.get(PARENT_VARIABLE) or "")
     except ValueError:
@@ -43,4 +41,13 @@ def detect(env: Mapping[str, str], kernel_cwd: str, started_at: float) -> Headle
         command = runner_command(*found) if found is not None else None
     except Exception:  # an odd command line is no runner's; the notebook search may still tell
         command = None
-    return HeadlessRun(command, kernel_cwd, started_at)
+    if command is not None:
+        # Run by a runner called in a notebook's cell, it has that notebook's JPY_SESSION_NAME.
+        return HeadlessRun(command, kernel_cwd, started_at)
+    if env.get(FRONTEND_VARIABLE):
+        # Started by another kernel (nbclient or papermill called in a cell): the variable is
+        # that kernel's notebook, not this one.
+        if found is not None and kernel_command(found[0]):
+            return HeadlessRun(None, kernel_cwd, started_at, inherited_frontend=True)
+        return None
+    return HeadlessRun(None, kernel_cwd, started_at)
