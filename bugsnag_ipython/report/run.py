@@ -73,6 +73,24 @@ def runner_command(argv: Sequence[str], cwd: str) -> RunnerCommand | None:
     return None
 
 
+_SERVERS = {"lab", "notebook", "server", "nbclassic", "jupyterlab", "jupyter_server", "voila"}
+
+
+def server_command(argv: Sequence[str]) -> bool:
+    """Whether `argv` runs a notebook server (`jupyter lab`, `jupyter notebook`, ...): its
+    kernels are a person's, even where it sets no `JPY_SESSION_NAME` (before Jupyter Server 2.1)."""
+    words = [os.path.basename(word) for word in argv[:4]]
+    for index, word in enumerate(words):
+        following = words[index + 1] if index + 1 < len(words) else ""
+        if word.startswith("jupyter-") and word[len("jupyter-"):] in _SERVERS:
+            return True
+        if word in ("jupyter", "-m") and following in _SERVERS:
+            return True
+        if word == "voila":
+            return True
+    return False
+
+
 def kernel_command(argv: Sequence[str]) -> bool:
     """Whether `argv` runs an IPython kernel (`python -m ipykernel_launcher -f …`)."""
     return any(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ..report.run import HeadlessRun, kernel_command, runner_command
+from ..report.run import HeadlessRun, kernel_command, runner_command, server_command
 
 FRONTEND_VARIABLE = "JPY_SESSION_NAME"  # the notebook a person opened in Jupyter Server
 PARENT_VARIABLE = "JPY_PARENT_PID"  # set by jupyter_client for the kernels it starts
@@ -44,6 +44,8 @@ def detect(env: Mapping[str, str], kernel_cwd: str, started_at: float) -> Headle
     if command is not None:
         # Run by a runner called in a notebook's cell, it has that notebook's JPY_SESSION_NAME.
         return HeadlessRun(command, kernel_cwd, started_at)
+    if found is not None and server_command(found[0]):
+        return None  # a notebook server's kernel: a person's, named by its frontend
     if env.get(FRONTEND_VARIABLE):
         # Started by another kernel (nbclient or papermill called in a cell): the variable is
         # that kernel's notebook, not this one.

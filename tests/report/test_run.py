@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bugsnag_ipython.report.notebook_cells import CellMatcher, best_match, read_notebook
-from bugsnag_ipython.report.run import HeadlessRun, RunnerCommand, runner_command
+from bugsnag_ipython.report.run import HeadlessRun, RunnerCommand, runner_command, server_command
 
 PY = "/env/bin/python"
 
@@ -55,6 +55,23 @@ def test_runner_command_lines(argv: list[str], expected: RunnerCommand) -> None:
 )
 def test_other_command_lines_are_no_runner(argv: list[str]) -> None:
     assert runner_command(argv, "/work") is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "server"),
+    [
+        ([PY, "/env/bin/jupyter-lab", "--no-browser"], True),
+        ([PY, "/env/bin/jupyter-notebook"], True),
+        ([PY, "-m", "jupyterlab"], True),
+        ([PY, "/env/bin/jupyter", "server"], True),
+        ([PY, "/env/bin/voila", "a.ipynb"], True),
+        ([PY, "/env/bin/jupyter-execute", "a.ipynb"], False),
+        ([PY, "-m", "ipykernel_launcher", "-f", "k.json"], False),
+    ],
+)
+def test_notebook_servers_are_told_apart(argv: list[str], server: bool) -> None:
+    # A server's kernels are a person's, even without JPY_SESSION_NAME (Jupyter Server < 2.1).
+    assert server_command(argv) is server
 
 
 def write(path: Path, cells: list[tuple[str, str, list[str]]], **metadata: object) -> Path:
