@@ -9,6 +9,7 @@ ConfigurationError. Events are made by `report/` and handed to `delivery/`.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -90,6 +91,8 @@ class Client:
         self._launch_session: SessionSnapshot | None = None
         self._launch_lock = threading.Lock()
         self.listeners: list[Callable[[], None]] = []
+        self._run_tab: Callable[[], dict[str, Any] | None] | None = None
+        self._one_session = False
         self._warn_about_endpoints()
 
     # -- configuration ------------------------------------------------------------------
@@ -101,7 +104,7 @@ class Client:
         self.config = updated
         self.origins.update(dict.fromkeys(changes, origin))
         self.tracker.auto_track = updated.auto_track_sessions
-        self.tracker.background_timeout = updated.background_timeout
+        self.tracker.background_timeout = math.inf if self._one_session else updated.background_timeout
         self.breadcrumbs.resize(updated.max_breadcrumbs)
         self._delegate.reconfigure(updated)
         self._warn_about_endpoints()
@@ -176,6 +179,14 @@ class Client:
 
     def current_session(self) -> SessionSnapshot | None:
         return self.tracker.current()
+
+    def headless_run(self, tab: Callable[[], dict[str, Any] | None], *, one_session: bool) -> None:
+        """A runner executes the notebook: `tab` gives events their `run` tab, and with
+        `one_session` the idle rule never splits the run (its launch session is the run's)."""
+        self._run_tab = tab
+        self._one_session = one_session
+        if one_session:
+            self.tracker.background_timeout = math.inf
 
     def _on_session_started(self, session: SessionSnapshot) -> None:
         self.leave_breadcrumb("Session started", {"id": session.id}, "state")
@@ -307,6 +318,9 @@ class Client:
         chosen, reason = events.severity_of(unhandled, severity)
         keys = config.redacted_keys
         notebook = notebook_ref(self._resolve_cell.notebook_path(), config.project_root)
+        if cell is not None and not cell.cell_id and cell.execution_count is not None:
+            # No frontend sent one: a runner's notebook may know the cell (report/run.py).
+            cell = cell._replace(cell_id=self._resolve_cell.cell_id(cell.execution_count))
         frames = FrameContext(
             resolve_cell=self._resolve_cell,
             project_root=config.project_root,
@@ -331,7 +345,7 @@ class Client:
             context=events.context_of(context, self.context, cell, thread),
             breadcrumbs=crumbs,
             metadata=events.event_metadata(
-                self.metadata.snapshot(),
+                self._tabs(),
                 kernel=self._kernel_facts,
                 notebook=events.notebook_tab(notebook, cell, send_code=config.send_code),
                 thread=thread,
@@ -378,6 +392,14 @@ class Client:
         self._send("event", *trimming.encode_within_limit(payload))
         self._changed()
         return True
+
+    def _tabs(self) -> dict[str, Any]:
+        """The user's tabs, and the run's (the user's keys win)."""
+        tabs = self.metadata.snapshot()
+        run = self._run_tab() if self._run_tab is not None else None
+        if run:
+            tabs["run"] = {**run, **tabs.get("run", {})}
+        return tabs
 
     # -- what events carry, set by the user ----------------------------------------------
 

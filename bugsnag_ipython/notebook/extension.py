@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,7 +21,7 @@ from ..client import Client
 from ..config import Configuration, ConfigurationError, from_environment
 from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
-from ..sources import Source
+from ..sources import Source, headless
 from ..sources.cell_runs import CellRuns
 from ..sources.event_loop import LoopExceptions
 from ..sources.kernel_deaths import KernelDeaths
@@ -55,11 +56,17 @@ class Extension:
         self._environment = bugsnag_variables(os.environ)
         config, origins, self._file_problems, env_problems = self._initial_configuration()
         self.problems = self._file_problems + env_problems
-        self._default_project_root = os.getcwd()
+        run = headless.detect(os.environ, os.getcwd(), time.time())
+        self._default_project_root = (run and run.project_root()) or os.getcwd()
         if config.project_root is None:
             config = config.replace(project_root=self._default_project_root)
-        self.cells = CellIndex(shell)
+        self.cells = CellIndex(shell, run)
         self.client = Client(config, resolve_cell=self.cells)
+        if run is not None:
+            # A run the command line names is known now: one session for all of it. One
+            # recognised only by its notebook (nbclient called from Python) keeps the idle
+            # rule, which never splits cells run back to back.
+            self.client.headless_run(self.cells.run_tab, one_session=run.known_at_launch)
         self.client.problems.extend(self.problems)
         self.client.origins.update(origins)
         self.client.on_first_held_event = self._say_held

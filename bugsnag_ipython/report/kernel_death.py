@@ -171,6 +171,9 @@ class DeadKernelCells:
     def notebook_path(self) -> str | None:
         return self._notebook
 
+    def cell_id(self, execution_count: int) -> str | None:
+        return None  # the running cell's id is in the dead kernel's record, on its notebook tab
+
 
 def running_cell_ref(cell: DeadCell) -> CellRef:
     lines = tuple(cell.source.splitlines(keepends=True))

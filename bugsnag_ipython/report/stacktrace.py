@@ -53,6 +53,8 @@ class CellMap(Protocol):
 
     def notebook_path(self) -> str | None: ...
 
+    def cell_id(self, execution_count: int) -> str | None: ...
+
 
 class NoCells:
     """The CellMap outside a kernel: no file is a cell, no notebook is known."""
@@ -61,6 +63,9 @@ class NoCells:
         return None
 
     def notebook_path(self) -> str | None:
+        return None
+
+    def cell_id(self, execution_count: int) -> str | None:
         return None
 
 
