@@ -206,6 +206,7 @@ def _run_outbox(args: argparse.Namespace) -> int:
 def _list_outbox(directory: Path) -> int:
     import time
 
+    from bugsnag_ipython.config import shown_url
     from bugsnag_ipython.delivery.inventory import inventory
     from bugsnag_ipython.delivery.outbox import Outbox
     from bugsnag_ipython.notebook.status import ago
@@ -221,7 +222,7 @@ def _list_outbox(directory: Path) -> int:
     now = time.time()
     for (url, kind), created in sorted(groups.items()):
         print(
-            f"  {url}  {len(created)} {kind}(s), oldest {ago(now - min(created))}, "
+            f"  {shown_url(url)}  {len(created)} {kind}(s), oldest {ago(now - min(created))}, "
             f"newest {ago(now - max(created))}"
         )
     held = sum(entry.owner_alive for entry in entries)

@@ -9,6 +9,7 @@ ConfigurationError. Events are made by `report/` and handed to `delivery/`.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     # Imported when first needed, not at load: delivery (with its threads and outbox) when the
     # first payload is handed over, stack traces and trimming with the first report.
     from .delivery.sender import Delivery, Kind
+    from .report.kernel_death import KernelDeath
     from .report.stacktrace import CellMap
 
 log = logging.getLogger("bugsnag_ipython")
@@ -81,21 +83,28 @@ class Client:
         self.user: dict[str, str] = {}  # set_user()
         self.on_error = events.OnErrorCallbacks()
         self.problems: list[str] = []  # configuration problems, shown by status
+        self.origins: dict[str, str] = {}  # option -> where its value came from; else default
+        # Called once, with the first event held for lack of an API key (the glue says so).
+        self.on_first_held_event: Callable[[], None] | None = None
         self._warned: set[str] = set()
         self._launching = False
         self._launch_session: SessionSnapshot | None = None
         self._launch_lock = threading.Lock()
         self.listeners: list[Callable[[], None]] = []
+        self._run_tab: Callable[[], dict[str, Any] | None] | None = None
+        self._one_session = False
         self._warn_about_endpoints()
 
     # -- configuration ------------------------------------------------------------------
 
-    def configure(self, **changes: Any) -> None:
-        """Apply option changes from now on; a refused change raises and changes nothing."""
+    def configure(self, origin: str = "call", /, **changes: Any) -> None:
+        """Apply option changes from now on; a refused change raises and changes nothing.
+        `origin` is where they came from, as `%config BugsnagIPython` says it."""
         updated = self.config.replace(**changes)
         self.config = updated
+        self.origins.update(dict.fromkeys(changes, origin))
         self.tracker.auto_track = updated.auto_track_sessions
-        self.tracker.background_timeout = updated.background_timeout
+        self.tracker.background_timeout = math.inf if self._one_session else updated.background_timeout
         self.breadcrumbs.resize(updated.max_breadcrumbs)
         self._delegate.reconfigure(updated)
         self._warn_about_endpoints()
@@ -170,6 +179,14 @@ class Client:
 
     def current_session(self) -> SessionSnapshot | None:
         return self.tracker.current()
+
+    def headless_run(self, tab: Callable[[], dict[str, Any] | None], *, one_session: bool) -> None:
+        """A runner executes the notebook: `tab` gives events their `run` tab, and with
+        `one_session` the idle rule never splits the run (its launch session is the run's)."""
+        self._run_tab = tab
+        self._one_session = one_session
+        if one_session:
+            self.tracker.background_timeout = math.inf
 
     def _on_session_started(self, session: SessionSnapshot) -> None:
         self.leave_breadcrumb("Session started", {"id": session.id}, "state")
@@ -301,6 +318,9 @@ class Client:
         chosen, reason = events.severity_of(unhandled, severity)
         keys = config.redacted_keys
         notebook = notebook_ref(self._resolve_cell.notebook_path(), config.project_root)
+        if cell is not None and not cell.cell_id and cell.execution_count is not None:
+            # No frontend sent one: a runner's notebook may know the cell (report/run.py).
+            cell = cell._replace(cell_id=self._resolve_cell.cell_id(cell.execution_count))
         frames = FrameContext(
             resolve_cell=self._resolve_cell,
             project_root=config.project_root,
@@ -325,7 +345,7 @@ class Client:
             context=events.context_of(context, self.context, cell, thread),
             breadcrumbs=crumbs,
             metadata=events.event_metadata(
-                self.metadata.snapshot(),
+                self._tabs(),
                 kernel=self._kernel_facts,
                 notebook=events.notebook_tab(notebook, cell, send_code=config.send_code),
                 thread=thread,
@@ -336,7 +356,7 @@ class Client:
         # discarded event moves no session counter.
         if callbacks and not self.on_error.run(body):
             return False
-        events.settle_severity(body, chosen)
+        events.settle_severity(body, chosen, unhandled)
         session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)
@@ -349,6 +369,37 @@ class Client:
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
         self._changed()
         return True
+
+    def notify_kernel_death(self, death: KernelDeath) -> bool:
+        """Report an earlier kernel's death (sources/dead_kernels.py): one unhandled event
+        carrying that kernel's session, its counts including the event; no counter of this
+        kernel's moves. The on-error callbacks see it like any event."""
+        from .report import trimming
+        from .report.kernel_death import kernel_death_event
+
+        config = self.config
+        device = self._device_facts
+        user = events.user_of(death.user, environment.jupyterhub_user(), device.get("id"))
+        body = kernel_death_event(death, project_root=config.project_root, device=device, user=user)
+        stages = config.enabled_release_stages
+        if stages is not None and body["app"]["releaseStage"] not in stages:
+            return False
+        if self.on_error and not self.on_error.run(body):
+            return False
+        events.settle_severity(body, "error", True)
+        payloads.redact_event(body, config.redacted_keys)
+        payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
+        self._send("event", *trimming.encode_within_limit(payload))
+        self._changed()
+        return True
+
+    def _tabs(self) -> dict[str, Any]:
+        """The user's tabs, and the run's (the user's keys win)."""
+        tabs = self.metadata.snapshot()
+        run = self._run_tab() if self._run_tab is not None else None
+        if run:
+            tabs["run"] = {**run, **tabs.get("run", {})}
+        return tabs
 
     # -- what events carry, set by the user ----------------------------------------------
 
@@ -406,6 +457,9 @@ class Client:
 
     def _send(self, kind: Kind, payload: dict[str, Any], encoded: bytes | None = None) -> None:
         self._delegate.send(kind, payload, encoded)
+        if kind == "event" and not self.config.api_key and self.on_first_held_event is not None:
+            said, self.on_first_held_event = self.on_first_held_event, None
+            said()
 
     @property
     def delivery(self) -> Delivery:

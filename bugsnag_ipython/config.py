@@ -43,6 +43,48 @@ def mask_api_key(key: str | None) -> str:
     return "…" + key[-4:] if len(key) > 4 else "…"
 
 
+def shown_url(url: str | None) -> str:
+    """An endpoint as it may be shown (status, panel, log lines, the command line): never the
+    credentials a URL can carry, as proxies and On-Premise setups use them
+    (`https://user:password@host/notify` is shown `https://***@host/notify`), nor its query."""
+    if not url:
+        return "off"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an endpoint that is not a URL)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    shown = f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else f"{netloc}{parts.path}"
+    return shown + ("?***" if parts.query else "")
+
+
+def shown_host(url: str | None) -> str:
+    """The endpoint's host (and port), without any credentials the URL carries."""
+    if not url:
+        return "off"
+    try:
+        return urlsplit(url).netloc.rpartition("@")[2] or shown_url(url)
+    except ValueError:
+        return shown_url(url)
+
+
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+
+
+def without_credentials(text: str) -> str:
+    """`text` (an error from the network library, say) with every URL's credentials hidden."""
+    return _CREDENTIALS.sub(r"\1***@", text)
+
+
+class MaskedUrl(str):
+    """A str whose repr never shows the credentials of the URL it holds (for `%config`)."""
+
+    def __repr__(self) -> str:
+        return repr(shown_url(str(self)))
+
+
 class MaskedApiKey(str):
     """A str whose repr never shows the key whole (for `%config` and trait listings)."""
 
@@ -233,6 +275,6 @@ def _validate_url(name: str, value: Any) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(
             f"{name} must be an http:// or https:// URL such as "
-            f"'https://notify.example.com', not {value!r}."
+            f"'https://notify.example.com', not {shown_url(value)!r}."
         )
     return value.strip()

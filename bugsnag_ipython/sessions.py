@@ -53,11 +53,15 @@ class Session:
 class TrackerCounts:
     """What this kernel's tracker has seen, for status and the stability of this kernel."""
 
-    __slots__ = ("sessions_started", "sessions_with_unhandled")
+    __slots__ = ("handled_outside", "sessions_started", "sessions_with_unhandled", "unhandled_outside")
 
     def __init__(self) -> None:
         self.sessions_started = 0
         self.sessions_with_unhandled = 0
+        # Events made while there was no session or it was paused: reported, but they count
+        # against no session, so only these counters show them.
+        self.handled_outside = 0
+        self.unhandled_outside = 0
 
 
 SessionListener = Callable[[SessionSnapshot], None]
@@ -178,6 +182,10 @@ class SessionTracker:
         with self._lock:
             session = self._session
             if session is None or session.paused:
+                if unhandled:
+                    self.counts.unhandled_outside += 1
+                else:
+                    self.counts.handled_outside += 1
                 return None
             if unhandled:
                 if session.unhandled == 0:

@@ -10,16 +10,25 @@ import pytest
 
 from tests.kernel import API_KEY, Kernel
 
+# Every payload a client makes in a test is checked against BugSnag's shape (shape_check.py).
+pytest_plugins = ["tests.shape_check"]
+
 StartKernel = Callable[..., Kernel]
 
 
 @pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Any]:
+def collector(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     from bugsnag_ipython.collector.server import Collector
 
     server = Collector(tmp_path / "collector.sqlite").start()
     try:
         yield server
+        # What kernels sent must have had BugSnag's shape, unless the test sent junk on purpose.
+        if request.node.get_closest_marker("sends_malformed") is None:
+            from tests.shape_check import refused_by_validation
+
+            refused = refused_by_validation(server)
+            assert not refused, f"the collector refused payloads for their shape: {refused}"
     finally:
         server.stop()
 

@@ -53,7 +53,12 @@ class Kernel:
         specs = KernelSpecManager(kernel_dirs=[str(make_kernelspec(root))])
         self.manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
         ipython_dir = make_ipython_dir(root, kernel_config)
-        self.manager.start_kernel(env=kernel_environment(ipython_dir, env), cwd=str(cwd or root))
+        # The kernel's own log (ours included) goes to a file, not into the test run's output.
+        self.log_path = root / "kernel.log"
+        with open(self.log_path, "ab") as log:
+            self.manager.start_kernel(
+                env=kernel_environment(ipython_dir, env), cwd=str(cwd or root), stderr=log
+            )
         self.client = self.manager.blocking_client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
@@ -125,6 +130,10 @@ class Kernel:
     def kill(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
+
+    def log(self) -> str:
+        """What the kernel wrote to its log so far."""
+        return self.log_path.read_text(errors="replace")
 
     @property
     def alive(self) -> bool:

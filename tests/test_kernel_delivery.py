@@ -328,6 +328,6 @@ def test_status_shows_the_delivery_counters(start_kernel: StartKernel, collector
     kernel.execute("1/0")
     assert flush(kernel) is True
     line = next(line for line in status(kernel).splitlines() if line.startswith("Delivery:"))
-    assert line == "Delivery: 2 delivered, 0 queued, 0 stored, 0 retried, 0 dropped"
+    assert line == "Delivery: 2 delivered, 0 waiting, 0 retried, 0 dropped"
     counters = kernel.evaluate("__import__('bugsnag_ipython')._client().delivery.counters()")
     assert json.loads(json.dumps(counters))["delivered"] == 2

@@ -189,6 +189,43 @@ def test_a_callback_may_change_severity_and_says_so(make_client: Any, recorder: 
     assert event["severity"] == "info" and event["severityReason"] == {"type": "userCallbackSetSeverity"}
 
 
+def test_a_callback_flipping_unhandled_is_marked_overridden_and_counted_as_flipped(
+    make_client: Any, recorder: Recorder
+) -> None:
+    client = make_client()
+    client.on_error.add(lambda event: event.update(unhandled=False))
+    client.notify(error(), unhandled=True)
+    client.on_error.add(lambda event: event.update(severity="info"))
+    client.notify(error(), unhandled=True)
+    first, second = recorder.events()
+    assert first["unhandled"] is False and first["severity"] == "error"
+    assert first["severityReason"] == {"type": "unhandledException", "unhandledOverridden": True}
+    assert second["severityReason"] == {"type": "userCallbackSetSeverity", "unhandledOverridden": True}
+    assert second["session"]["events"] == {"handled": 2, "unhandled": 0}  # as the callback said
+    client.on_error = type(client.on_error)()
+    client.notify(error(), unhandled=True)
+    assert "unhandledOverridden" not in recorder.events()[2]["severityReason"]
+
+
+def notify_from_user_code(client: Client) -> None:
+    client.notify(ValueError("made, never raised"))  # the line the event should point at
+
+
+def test_notify_of_a_never_raised_exception_carries_the_callers_stack(
+    make_client: Any, recorder: Recorder
+) -> None:
+    client = make_client(project_root=str(Path(__file__).parent.parent))
+    notify_from_user_code(client)
+    [event] = recorder.events()
+    frames = event["exceptions"][0]["stacktrace"]
+    top = frames[0]
+    assert (top["file"], top["method"]) == ("tests/test_payloads_client.py", "notify_from_user_code")
+    assert "never raised" in top["code"][str(top["lineNumber"])]
+    assert frames[1]["method"] == "test_notify_of_a_never_raised_exception_carries_the_callers_stack"
+    assert not [f for f in frames if f["file"].startswith("bugsnag_ipython/")]  # none of ours
+    assert all(f["inProject"] is False for f in frames[2:]) and top["inProject"] is True
+
+
 def test_metadata_is_added_merged_and_cleared_like_the_other_notifiers(
     make_client: Any, recorder: Recorder
 ) -> None:
@@ -385,6 +422,12 @@ def test_warnings_from_logging_become_breadcrumbs_without_changing_logging(
         logging.getLogger("app.io").warning("disk %s full", "almost")
         logging.getLogger("app.io").info("not a breadcrumb")
         logging.getLogger("bugsnag_ipython").warning("about ourselves")
+        # The kernel's own machinery talking to its frontend is not the notebook's story.
+        logging.getLogger("Comm").error("No such comm target registered: %s", "jupyter.widget.control")
+        logging.getLogger("ipykernel.comm").error("No such comm target registered: x")
+        logging.getLogger("traitlets").warning("Config option not recognized")
+        logging.getLogger("tornado.general").warning("Uncaught exception in ZMQStream callback")
+        logging.getLogger("ipykernelish").warning("a library whose name only starts alike")
         assert logging.getLogger().handlers == root_handlers  # basicConfig still works
     finally:
         hook.uninstall()
@@ -392,10 +435,11 @@ def test_warnings_from_logging_become_breadcrumbs_without_changing_logging(
     logging.getLogger("app.io").warning("after unload")
     client.notify(error())
     logs = [c for c in recorder.events()[0]["breadcrumbs"] if c["type"] == "log"]
-    assert logs == [{
+    assert [c["metaData"]["logger"] for c in logs] == ["app.io", "ipykernelish"]
+    assert logs[0] == {
         "timestamp": logs[0]["timestamp"], "name": "disk almost full", "type": "log",
         "metaData": {"logLevel": "WARNING", "logger": "app.io", "message": "disk almost full"},
-    }]
+    }
 
 
 def test_breadcrumbs_are_redacted_even_when_left_before_the_keys_changed(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .page import report_page
 from .report import build_report
 from .store import Kind
-from .validation import check_request
+from .validation import Verdict, check_request
 
 if TYPE_CHECKING:
     from .server import Collector, Endpoint
@@ -119,8 +119,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(status, answer, extra)
             return
 
-        verdict = check_request(kind, headers, body)
-        collector.record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
+        try:
+            verdict = check_request(kind, headers, body)
+            collector.record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
+        except RecursionError:  # JSON nested deeper than the parser (or the store) goes
+            verdict = Verdict(400, "The body is not valid JSON: it is nested too deeply.")
+            collector.record(kind, verdict.status, verdict.reason, headers, body)
         if verdict.accepted:
             self._reply(202, {"status": "ok"})
         else:

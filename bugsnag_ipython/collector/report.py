@@ -14,6 +14,7 @@ counted session with an unhandled error (never more than were counted).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -190,7 +191,18 @@ def _row(group: ReportGroup, version_label: str, stage_label: str) -> list[str]:
 
 
 def _label(value: str | None) -> str:
-    return _NONE_LABEL if value is None else value
+    return _NONE_LABEL if value is None else printable(value)
+
+
+# Terminal controls: C0 and C1 control characters, DEL, and the bidirectional marks that
+# reorder what a reader sees. Anyone who can POST to the collector chooses these texts.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with each control character shown as an escape (`\\x1b`), never written raw."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}" if ord(match[0]) < 0x100
+                        else f"\\u{ord(match[0]):04x}", text)
 
 
 def _table(rows: Iterable[list[str]]) -> list[str]:
@@ -231,7 +243,7 @@ def format_report(report: Report) -> str:
             continue
         lines.append(f"  {_label(group.app_version)} / {_label(group.release_stage)}")
         for error in group.top_errors:
-            text = (
+            text = printable(
                 error.error_class if not error.message else f"{error.error_class}: {error.message}"
             )
             lines.append(f"    {error.count:>5}  {text}")

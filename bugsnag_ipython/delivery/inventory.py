@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .journal import read_contents
-from .outbox import JOURNAL, NAME, CorruptPayload, Outbox, Stored, listing
+from .outbox import JOURNAL, NAME, CorruptPayload, Outbox, Stored, listing, read_journal
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,9 @@ def inventory(outbox: Outbox) -> list[Entry]:
 
 def _journal_inventory(path: Path, owner_alive: bool) -> list[Entry]:
     try:
-        contents = read_contents(path.read_bytes())
-    except OSError:
-        return []
+        contents = read_contents(read_journal(path))
+    except (OSError, CorruptPayload):
+        return [Entry(path.name, None, owner_alive)]
     entries = [
         Entry(f"{path.name}#{entry.ident}", Stored(path, entry.kind, entry.url, entry.api_key,
                                                   entry.created_at, entry.size), owner_alive)

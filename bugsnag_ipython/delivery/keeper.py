@@ -32,6 +32,8 @@ log = logging.getLogger("bugsnag_ipython")
 RESCAN_SECONDS = 30.0  # how often the keeper looks for payloads of kernels that died
 REOPEN = object()  # the keeper's queue: open the outbox in its new directory
 RENEW = object()  # ... retire the journal, which grew past its limit, for a new one
+WATCH = object()  # ... look out for forked children that end
+CHILD_WATCH_SECONDS = 0.25  # how often a process that forked looks for children that ended
 
 class OutboxKeeper:
     """This process's outbox on disk, and the thread that does its slow work."""
@@ -59,6 +61,7 @@ class OutboxKeeper:
         self._warned: set[str] = set()
         self.outbox: Outbox | None = None  # open: any thread may write to it
         self._outbox_failed = False
+        self.problem: str | None = None  # why there is no outbox, in one sentence, for status
         self._renewing = False  # a RENEW is queued or being done
         self._to_keep: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.scanned = threading.Event()  # the first look through the outbox is done
@@ -67,6 +70,9 @@ class OutboxKeeper:
         # The first payload is the launch session, made while the extension loads: the keeper
         # opens the outbox for it, so that loading never waits on the disk.
         self._launched = False
+        self._adopts = True  # this process looks for what dead owners left (a child does not)
+        self._watching_children = False  # this process forked: look for children that ended
+        self._dead: set[str] = set()  # owners seen dead while watching
 
     # -- the sender's calls ------------------------------------------------------------------
 
@@ -82,7 +88,7 @@ class OutboxKeeper:
         moved = directory != self.directory
         self.directory = directory
         if moved and self._thread is not None:
-            self.outbox, self._outbox_failed = None, False
+            self.outbox, self._outbox_failed, self.problem = None, False, None
             self.scanned.clear()
             self._to_keep.put(REOPEN)
 
@@ -98,9 +104,16 @@ class OutboxKeeper:
         return True
 
     def store_at_once(self) -> None:
-        """Store every payload on the thread that made it, from the first: a forked child may
-        `os._exit` right after an error."""
+        """In a forked child: store every payload on the thread that made it, from the first
+        (a child may `os._exit` right after an error), and adopt nothing (the parent does)."""
         self._launched = True
+        self._adopts = False
+
+    def watch_children(self) -> None:
+        """In a parent that forked: adopt what a child left as soon as it ends, not at the
+        next rescan (a pool's workers end without sending what they made, see sender.py)."""
+        self._watching_children = True
+        self._to_keep.put(WATCH)
 
     def store_later(self, record: Record) -> None:
         """Queue a record for the keeper thread to store (called under the lock, once the
@@ -151,13 +164,21 @@ class OutboxKeeper:
                 self._outbox_now(may_import=True)
                 next_scan = 0.0
             self._keep_all_queued()
-            if self._monotonic() >= next_scan:
+            if self._monotonic() >= next_scan or self._a_child_ended():
                 self._rescan()
                 next_scan = self._monotonic() + RESCAN_SECONDS
+            wait = max(0.01, next_scan - self._monotonic())
+            if self._watching_children:
+                wait = min(wait, CHILD_WATCH_SECONDS)
             try:
-                self._keep(self._to_keep.get(timeout=max(0.01, next_scan - self._monotonic())))
+                self._keep(self._to_keep.get(timeout=wait))
             except queue.Empty:
                 continue
+
+    def _a_child_ended(self) -> bool:
+        # A few lock calls: cheap enough to make a few times a second, in a process that forked.
+        outbox = self.outbox
+        return self._watching_children and outbox is not None and outbox.an_owner_died(self._dead)
 
     def _keep_all_queued(self) -> None:
         # This process's own payloads reach the disk before, and during, any scan for others'.
@@ -233,14 +254,21 @@ class OutboxKeeper:
 
                 outbox = Outbox(directory or default_directory()).open()
         except Exception as error:
-            log.warning(
-                "The outbox in %s cannot be used (%s); payloads are kept in memory only and are "
-                "lost if the kernel dies before they are sent.",
-                directory or "the user cache directory",
-                error,
+            from .privacy import NotPrivate
+
+            where = directory or "the user cache directory"
+            why = (
+                error if isinstance(error, NotPrivate)
+                else f"The outbox in {where} cannot be used ({error})."
             )
+            self.problem = (
+                f"{why} Payloads are kept in memory only and are lost if the kernel dies "
+                "before they are sent."
+            )
+            log.warning(self.problem)
             with self._wake:
                 self._outbox_failed = True
+            self._changed()
             return
         with self._wake:
             if directory == self.directory and self.outbox is None:
@@ -250,6 +278,9 @@ class OutboxKeeper:
         outbox.close()
 
     def _rescan(self) -> None:
+        if not self._adopts:
+            self.scanned.set()
+            return
         with self._wake:
             outbox = self.outbox
             caps = self._caps()

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from .journal import LIMIT as JOURNAL_LIMIT
 from .journal import Journal, header_fields, read_contents
+from .privacy import UntrustedFile, is_file_or_link, make_private, open_private, read_private
 from .retry import MAX_AGE_SECONDS
 from .transport import Envelope, Kind
 
@@ -46,10 +48,15 @@ NAME = re.compile(
 )
 JOURNAL = re.compile(r"(?P<tag>journal-\d{19}-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.journal")
 _MAX_HEADER_BYTES = 16384
+# No payload file is larger than one payload (BugSnag's limit) and its header, and no journal
+# much larger than its limit; a file that is, is not one of ours, and is not read.
+MAX_FILE_BYTES = 1_000_000 + _MAX_HEADER_BYTES
+MAX_JOURNAL_BYTES = JOURNAL_LIMIT + 2 * MAX_FILE_BYTES
 
 
-class CorruptPayload(ValueError):
-    """A file in the outbox that is not a payload this notifier wrote (the reason is the text)."""
+# A file in the outbox that is not a payload this notifier wrote, or not one it may trust (the
+# reason is the text): refused the same way whether reading or parsing it found out.
+CorruptPayload = UntrustedFile
 
 
 def default_directory() -> str:
@@ -99,12 +106,11 @@ class Outbox:
     # -- owning ---------------------------------------------------------------------------
 
     def open(self) -> Outbox:
-        """Create the directories and become a live owner. Raises OSError if it cannot."""
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """Create the directories and become a live owner. Raises OSError if it cannot, and
+        NotPrivate (an OSError, one sentence) for a directory that is not this user's alone."""
+        make_private(self.root)  # payloads hold API keys: this user's eyes only
         for directory in (self.payloads, self.owners, self.aside):
-            directory.mkdir(mode=0o700, exist_ok=True)
-            if directory.stat().st_mode & 0o077:
-                directory.chmod(0o700)  # payloads hold API keys: this user's eyes only
+            make_private(directory)
         if self.owner is None:
             self._become_owner()
             self.journal = self._new_journal()
@@ -183,7 +189,7 @@ class Outbox:
             return True
         path = self.owners / f"{owner}.lock"
         try:
-            fd = os.open(path, os.O_RDWR)
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
             return False
         except OSError:
@@ -202,6 +208,19 @@ class Outbox:
             return False
         finally:
             os.close(fd)
+
+    def an_owner_died(self, seen: set[str]) -> bool:
+        """Whether an owner other than this one, and not in `seen`, has let go of its lock (a
+        child that ended); the dead are added to `seen`, so each death is news once."""
+        died = False
+        for name in listing(self.owners):
+            owner = name[:-5]
+            if not name.endswith(".lock") or owner == self.owner or owner in seen:
+                continue
+            if not self.owner_alive(owner, tidy=False):
+                seen.add(owner)
+                died = True
+        return died
 
     # -- payload files --------------------------------------------------------------------
 
@@ -240,7 +259,7 @@ class Outbox:
 
     def read(self, path: Path) -> tuple[Stored, bytes]:
         """A payload and its body; raises CorruptPayload, or FileNotFoundError if it is gone."""
-        data = path.read_bytes()
+        data = read_private(path, MAX_FILE_BYTES)
         header, _, body = data.partition(b"\n")
         stored = _parse_header(path, header)
         if len(body) != stored.size:
@@ -248,9 +267,15 @@ class Outbox:
         return stored, body
 
     def read_header(self, path: Path) -> Stored:
-        with path.open("rb") as file:
-            line = file.readline(_MAX_HEADER_BYTES)
-        return _parse_header(path, line.rstrip(b"\n"))
+        fd = open_private(path)
+        try:
+            size = os.fstat(fd).st_size
+            if size > MAX_FILE_BYTES:  # said before reading, not found out by reading it all
+                raise CorruptPayload(f"it is {size} bytes, larger than any payload")
+            line = os.read(fd, _MAX_HEADER_BYTES).partition(b"\n")[0]
+        finally:
+            os.close(fd)
+        return _parse_header(path, line)
 
     @staticmethod
     def delete(path: Path) -> None:
@@ -299,7 +324,7 @@ class Outbox:
                     journals.append(path)
                 continue
             if match is None:
-                if path.is_file() and self.set_aside(path):
+                if is_file_or_link(path) and self.set_aside(path):
                     scan.set_aside.append(f"{name}: not a payload file of this notifier")
                 continue
             if self.alive(match["owner"], alive):
@@ -354,8 +379,12 @@ class Outbox:
         mine = path.with_name(f"{match['tag']}.{self.owner}.journal")
         try:
             os.rename(path, mine)  # the claim, as for payload files
-            data = mine.read_bytes()
+            data = read_private(mine, MAX_JOURNAL_BYTES)
         except FileNotFoundError:
+            return []
+        except CorruptPayload as error:
+            if self.set_aside(mine):
+                scan.set_aside.append(f"{mine.name}: {error}")
             return []
         contents = read_contents(data)
         made: list[tuple[int, str, Path]] = []
@@ -385,6 +414,11 @@ def listing(directory: Path) -> list[str]:
         return sorted(os.listdir(directory))
     except FileNotFoundError:
         return []
+
+
+def read_journal(path: Path) -> bytes:
+    """A journal's bytes, for the listing: read as carefully as in a scan."""
+    return read_private(path, MAX_JOURNAL_BYTES)
 
 
 def _parse_header(path: Path, line: bytes) -> Stored:

@@ -84,6 +84,10 @@ class Backoff:
         self.next_attempt = now + delay
         return delay
 
+    def hold(self, seconds: float) -> None:
+        """No attempt for `seconds` from now, unless hurried (flush)."""
+        self.next_attempt = max(self.next_attempt, self._clock() + seconds)
+
     def hurry(self) -> None:
         """Try again now (flush), except before a time the server asked us to wait for."""
         self.next_attempt = min(self.next_attempt, max(self._clock(), self.imposed_until))

@@ -29,6 +29,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..config import shown_host
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
 from . import forkguard
@@ -44,6 +45,7 @@ __all__ = ["Delivery", "DeliveryStats", "Envelope", "Kind", "NullTransport", "Ou
 
 log = logging.getLogger("bugsnag_ipython")
 MEMORY_BUDGET = 16 * 1024 * 1024  # bodies kept in memory; past it they are read back from disk
+CHILD_HOLD_SECONDS = 10.0  # a forked child's payloads wait this long for the parent (see below)
 MAX_BATCH = 100  # events sent in one request, at most ...
 MAX_BATCH_BYTES = MAX_PAYLOAD_BYTES  # ... and bytes: one payload's limit
 
@@ -68,9 +70,13 @@ class Delivery:
         self._caps: dict[Kind, int] = {"session": 1000, "event": 10000}
         self.listeners: list[Callable[[], None]] = []
         self._start_afresh(directory=None)
+        self._forked_child = False
         reference = weakref.ref(self)
         if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-            os.register_at_fork(after_in_child=lambda: _after_fork(reference))
+            os.register_at_fork(
+                after_in_child=lambda: _after_fork(reference, child=True),
+                after_in_parent=lambda: _after_fork(reference, child=False),
+            )
 
     def _start_afresh(self, directory: str | None) -> None:
         self._lock = threading.Lock()
@@ -107,6 +113,11 @@ class Delivery:
         outbox = self._keeper.outbox
         return str(outbox.root) if outbox is not None else None
 
+    @property
+    def problem(self) -> str | None:
+        """Why payloads are kept in memory only (no outbox), in one sentence; None if they are not."""
+        return self._keeper.problem
+
     def counters(self) -> dict[str, Any]:
         """A consistent snapshot of the counters, for the status panel."""
         with self._lock:
@@ -141,7 +152,10 @@ class Delivery:
                 self._keeper.store_later(record)
             elif self.pending.memory > self._memory_budget:
                 self.pending.spill(record)
-            if not self.pending.in_flight and self.pending.endpoint(record.url).backoff.ready():
+            backoff = self.pending.endpoint(record.url).backoff
+            if self._forked_child and stored and backoff.ready():
+                backoff.hold(CHILD_HOLD_SECONDS)  # see _after_fork_in_child
+            if not self.pending.in_flight and backoff.ready():
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
                 self._wake.notify_all()
         self._keeper.forget(removed)
@@ -260,6 +274,7 @@ class Delivery:
                     removed += self.pending.finish(record, dropped)
             elif outcome.delivered:
                 backoff.succeeded()
+                self.stats.last_error = None  # the endpoint answers again: the error is history
                 for record in records:
                     removed += self.pending.finish(record, None)
             elif outcome.undeliverable and len(records) > 1:
@@ -303,20 +318,29 @@ class Delivery:
         # Only the forking thread survives, and locks may be held by threads that are gone;
         # the parent's payloads are the parent's to send. Start afresh, and let go of the
         # parent's outbox lock without unlocking it.
+        #
+        # A pool's workers are terminated (SIGTERM) once their work is done, often while their
+        # sender is in the middle of a request, which then arrives without the worker marking
+        # it sent, and the parent sends it again. So a child sends a stored payload only once
+        # it is CHILD_HOLD_SECONDS old (or at a flush or exit): a worker that ends before, as
+        # pool workers do, leaves it in its journal, and the parent, which watches for its
+        # children ending, sends it once, at once. A payload the child could not store it
+        # sends itself, at once.
         outbox = self._keeper.outbox
         self._start_afresh(self._keeper.directory)
+        self._forked_child = True
         self._keeper.store_at_once()  # a child may os._exit right after an error: store it at once
         if outbox is not None:
             outbox.forget_after_fork()
 
 
-def _after_fork(reference: weakref.ref[Delivery]) -> None:
+def _after_fork(reference: weakref.ref[Delivery], *, child: bool) -> None:
     delivery = reference()
-    if delivery is not None:
+    if delivery is not None and child:
         delivery._after_fork_in_child()
+    elif delivery is not None:
+        delivery._keeper.watch_children()
 
 
 def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).netloc or url
+    return shown_host(url)  # never the credentials a URL may carry

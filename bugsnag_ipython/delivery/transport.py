@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from ..config import without_credentials
 from ..report import payloads
 
 Kind = Literal["session", "event"]
@@ -137,13 +138,14 @@ class NullTransport:
 def plain_error(error: Exception) -> str:
     """A failed request in words a notebook user can act on."""
     name = type(error).__name__
+    text = without_credentials(str(error))  # requests' messages may hold the URL
     if "Timeout" in name:
         return "the endpoint did not answer in time"
     if "SSL" in name:
-        return f"a TLS error ({error})"
+        return f"a TLS error ({text})"
     if "Connection" in name:
         return "could not connect to the endpoint"
-    return f"{name}: {error}"
+    return f"{name}: {text}"
 
 
 def retry_after(response_headers: Mapping[str, str]) -> float | None:

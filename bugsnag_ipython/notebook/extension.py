@@ -11,20 +11,24 @@ import atexit
 import logging
 import os
 import sys
+import threading
+import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..client import Client
 from ..config import Configuration, ConfigurationError, from_environment
 from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
-from ..sources import Source
+from ..sources import Source, headless
 from ..sources.cell_runs import CellRuns
 from ..sources.event_loop import LoopExceptions
+from ..sources.kernel_deaths import KernelDeaths
 from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetActivity, WidgetCallbacks
-from .settings import BugsnagIPython
+from .settings import CONFIG_FILE, DEFAULT, ENVIRONMENT, BugsnagIPython
+from .status import HOW_TO_SET_A_KEY
 
 log = logging.getLogger("bugsnag_ipython")
 SHELL_ATTRIBUTE = "_bugsnag_ipython"
@@ -32,13 +36,10 @@ EXIT_FLUSH_SECONDS = 1.5  # jupyter_client sends SIGTERM 2.5 s after a shutdown 
 
 
 def _setup_logging() -> None:
-    # Our messages go to the kernel's log (the process's real stderr), never into a cell.
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.__stderr__)
-        handler.setFormatter(logging.Formatter("[bugsnag_ipython] %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+    # Our messages go to the kernel's log, never into a cell (see kernel_log.py).
+    from . import kernel_log
+
+    kernel_log.install()
 
 
 def loaded_in_cell(shell: Any) -> bool:
@@ -52,13 +53,24 @@ class Extension:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.settings = BugsnagIPython(parent=shell)
-        config, self.problems = self._initial_configuration()
-        project_root = config.project_root or os.getcwd()
+        self._environment = bugsnag_variables(os.environ)
+        config, origins, self._file_problems, env_problems = self._initial_configuration()
+        self.problems = self._file_problems + env_problems
+        run = headless.detect(os.environ, os.getcwd(), time.time())
+        self._default_project_root = (run and run.project_root()) or os.getcwd()
         if config.project_root is None:
-            config = config.replace(project_root=project_root)
-        self.cells = CellIndex(shell)
+            config = config.replace(project_root=self._default_project_root)
+        self.cells = CellIndex(shell, run)
         self.client = Client(config, resolve_cell=self.cells)
+        if run is not None:
+            # A run the command line names is known now: one session for all of it. One
+            # recognised only by its notebook (nbclient called from Python) keeps the idle
+            # rule, which never splits cells run back to back.
+            self.client.headless_run(self.cells.run_tab, one_session=run.known_at_launch)
         self.client.problems.extend(self.problems)
+        self.client.origins.update(origins)
+        self.client.on_first_held_event = self._say_held
+        self.settings.effective = lambda: (self.client.config, self.client.origins)
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)
         activity = WidgetActivity(self.client, getattr(shell, "kernel", None))
@@ -68,21 +80,57 @@ class Extension:
             activity,
             WidgetCallbacks(self.client, shell, activity),
             LoopExceptions(self.client, shell),
+            KernelDeaths(self.client, shell, self.cells, self.cell_runs),
         ]
         self.installed = False
 
-    def _initial_configuration(self) -> tuple[Configuration, list[str]]:
-        """Defaults < IPython config files < environment; bad values fall back to defaults."""
+    def _initial_configuration(self) -> tuple[Configuration, dict[str, str], list[str], list[str]]:
+        """Defaults < IPython config files < environment; bad values fall back to defaults.
+        Also where each option came from, and the problems of each source."""
         config = Configuration()
+        origins: dict[str, str] = {}
         problems: list[str] = []
         for name, value in self.settings.set_options().items():
             try:
                 config = config.replace(**{name: value})
+                origins[name] = CONFIG_FILE
             except ConfigurationError as error:
                 problems.append(f"{error} (from IPython config; the default is used instead)")
         env_changes, env_problems = from_environment(os.environ)
-        problems += env_problems
-        return config.replace(**env_changes), problems
+        origins.update(dict.fromkeys(env_changes, ENVIRONMENT))
+        return config.replace(**env_changes), origins, problems, env_problems
+
+    def reread_environment(self) -> None:
+        """`%reload_ext`: apply the `BUGSNAG_*` variables that changed since they were last read
+        (set with `%env`, say); a variable removed gives the option back to config or default.
+        Options nobody changed in the environment keep what later calls gave them."""
+        now = bugsnag_variables(os.environ)
+        changed = {name for name in now.keys() | self._environment.keys()
+                   if now.get(name) != self._environment.get(name)}
+        self._environment = now
+        changes, env_problems = from_environment({v: now[v] for v in changed if v in now})
+        self.problems = self._file_problems + env_problems
+        self.client.problems[:] = self.problems
+        fallback = self.settings.set_options()
+        for variable in changed - now.keys():
+            name = variable.removeprefix(Configuration.ENV_PREFIX).lower()
+            if self.client.origins.get(name) != ENVIRONMENT:
+                continue
+            if name in fallback:
+                self._apply(CONFIG_FILE, {name: fallback[name]})
+            else:
+                default = getattr(Configuration(), name)
+                if name == "project_root":
+                    default = self._default_project_root  # as at load: the working directory
+                self._apply(DEFAULT, {name: default})
+        self._apply(ENVIRONMENT, changes)
+
+    def _apply(self, origin: str, changes: dict[str, Any]) -> None:
+        try:
+            if changes:
+                self.client.configure(origin, **changes)
+        except ConfigurationError as error:  # a config file's value, refused once already
+            self.problems.append(str(error))
 
     # -- install / uninstall ---------------------------------------------------------------
 
@@ -92,11 +140,7 @@ class Extension:
         for problem in self.problems:
             self._say(problem, in_cell)
         if in_cell and not self.client.config.api_key:
-            self._say(
-                "No BugSnag API key is set, so nothing will be sent; set BUGSNAG_API_KEY or call "
-                "bugsnag_ipython.configure(api_key=...).",
-                in_cell,
-            )
+            self._say(f"No BugSnag API key is set, so nothing will be sent; {HOW_TO_SET_A_KEY}.", in_cell)
         self.settings.on_change = self._on_setting
         if self.settings not in shell.configurables:
             shell.configurables.append(self.settings)
@@ -131,6 +175,19 @@ class Extension:
         else:
             log.warning(message)
 
+    def _say_held(self) -> None:
+        """The first event held for lack of an API key: said in the cell that made it (once per
+        kernel), or in the kernel log when no cell is running on this thread."""
+        try:
+            in_cell = self.client.cell is not None and threading.current_thread() is threading.main_thread()
+            self._say(
+                "This error was not sent: no BugSnag API key is set, so errors are kept in memory "
+                f"(and lost when the kernel exits); {HOW_TO_SET_A_KEY}.",
+                in_cell,
+            )
+        except Exception:
+            pass  # said nowhere is better than said into the user's traceback
+
     # -- settings -------------------------------------------------------------------------
 
     def _on_setting(self, name: str, value: Any) -> None:
@@ -157,12 +214,18 @@ class Extension:
         return source
 
 
+def bugsnag_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k.startswith(Configuration.ENV_PREFIX)}
+
+
 def load(shell: Any) -> Extension:
     _setup_logging()
     existing: Extension | None = getattr(shell, SHELL_ATTRIBUTE, None)
     if existing is not None:
-        # %reload_ext is not a launch: the same client and session go on.
+        # %reload_ext is not a launch: the same client and session go on, with what the
+        # environment says now.
         if not existing.installed:
+            existing.reread_environment()
             existing.install(launch=False)
         return existing
     extension = Extension(shell)

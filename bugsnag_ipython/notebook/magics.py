@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 
 SUBCOMMANDS = ("start", "pause", "resume", "status", "flush")
 USAGE = "usage: %bugsnag_session [start | pause | resume | status | flush [SECONDS]]"
+HELP_WORDS = ("--help", "-h", "help")
+HELP = """usage: %bugsnag_session [SUBCOMMAND]
+
+  (none)           show the live status panel
+  start            start a new session, replacing the current one
+  pause            errors from now on count against no session
+  resume           resume the paused session (or start one if there is none)
+  status           session, counts, delivery, endpoints and the API key (masked), as text
+  flush [SECONDS]  try to deliver everything now, waiting at most SECONDS (default 5)
+  --help, -h       this help"""
 
 
 @magics_class
@@ -36,6 +46,9 @@ class BugsnagMagics(Magics):
             show_panel(client, self.extension.panel_source())
             return
         command, arguments = words[0], words[1:]
+        if command in HELP_WORDS:
+            print(HELP)
+            return
         if command not in SUBCOMMANDS:
             raise UsageError(f"unknown subcommand {command!r}; {USAGE}")
         if command == "flush":

@@ -65,6 +65,17 @@ def _shell() -> Any:
     return get_ipython()
 
 
+SessionKey = tuple[str, bool] | str | None
+
+
+def session_key(client: Client | None) -> SessionKey:
+    """What a notice about the session describes: its id and whether it is paused."""
+    if client is None:
+        return "unloaded"
+    session = client.current_session()
+    return None if session is None else (session.id, session.paused)
+
+
 class StatusPanel:
     """One displayed panel: its widgets and the client source they show."""
 
@@ -75,7 +86,11 @@ class StatusPanel:
         self._hub = hub or refresher()
         self._lock = threading.Lock()
         self.notice = ""
-        self.widgets: PanelWidgets = PanelWidgets(self._view(), self.notice, self.act, self.fallback)
+        # The state a click's notice describes ("Resumed session 89f038a1."): the notice is
+        # shown only while that is still the state, never under a newer one.
+        self._notice_state: SessionKey = None
+        self.widgets: PanelWidgets = PanelWidgets(self._view(self._source()), self.notice, self.act,
+                                                  self.fallback)
         self._hub.add(self)
 
     @property
@@ -83,12 +98,13 @@ class StatusPanel:
         return self.widgets.closed
 
     def refresh(self) -> None:
-        view = self._view()
-        with self._lock:  # two refreshes never interleave their trait writes
-            self.widgets.show(view, self.notice)
-
-    def _view(self) -> PanelView:
         client = self._source()
+        view = self._view(client)
+        notice = self.notice if session_key(client) == self._notice_state else ""
+        with self._lock:  # two refreshes never interleave their trait writes
+            self.widgets.show(view, notice)
+
+    def _view(self, client: Client | None) -> PanelView:
         if client is not None:
             self._hub.listen_to(client)
         return panel_view(
@@ -112,6 +128,10 @@ class StatusPanel:
                 self.notice = perform(client, action, self._hub)
         except Exception as error:  # a click must never put a traceback anywhere
             self.notice = f"{action} failed: {type(error).__name__}: {error}"
+        try:
+            self._notice_state = session_key(self._source())
+        except Exception:
+            self.notice = ""
         self._hub.changed()
 
 

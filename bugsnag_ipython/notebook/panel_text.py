@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .status import ago, host_of, status_text
+from .status import ago, delivery_problem, host_of, outside_text, status_text, waiting_where
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -99,9 +99,9 @@ def panel_view(
 
 
 def waiting_count(client: Client) -> int:
-    """Payloads not yet delivered but still on their way: in the queue or on disk."""
-    stored = getattr(client.delivery, "stored", None)
-    return client.delivery.queued + (stored if isinstance(stored, int) else 0)
+    """Payloads not yet delivered but still on their way, each once: those on disk are a part
+    of them, not more of them."""
+    return client.delivery.queued
 
 
 def _session_rows(client: Client, wall_clock: float) -> Rows:
@@ -117,6 +117,9 @@ def _session_rows(client: Client, wall_clock: float) -> Rows:
         ]
         if session.paused:
             rows.append(("Paused", "errors now count against no session"))
+    outside = outside_text(client)
+    if outside:
+        rows.append(("Outside a session", outside))
     started = counts.sessions_started
     rows.append(("This kernel", f"{started} session{'' if started == 1 else 's'} started"))
     if started:
@@ -128,13 +131,10 @@ def _session_rows(client: Client, wall_clock: float) -> Rows:
 
 def _delivery_rows(client: Client) -> Rows:
     stats = client.delivery.stats
-    stored = getattr(client.delivery, "stored", None)
-    waiting = f"{client.delivery.queued} queued"
-    if isinstance(stored, int):
-        waiting += f", {stored} on disk"
+    waiting, where = waiting_where(client)
     rows: list[tuple[str, str]] = [
         ("Delivered", str(stats.delivered)),
-        ("Waiting", f"{waiting_count(client)} ({waiting})"),
+        ("Waiting", f"{waiting}" + (f" ({where})" if where else "")),
     ]
     dropped = sum(stats.dropped.values()) + client.held_overflow
     reasons = [f"{n} {reason}" for reason, n in stats.dropped.most_common()]
@@ -142,9 +142,15 @@ def _delivery_rows(client: Client) -> Rows:
         reasons.append(f"{client.held_overflow} held too long without an API key")
     rows.append(("Dropped", f"{dropped} ({', '.join(reasons)})" if dropped else "0"))
     if client.held:
-        rows.append(("Held", f"{client.held} until an API key is set"))
+        rows.append(("Held", f"{client.held} in memory, not sent: no API key is set "
+                             "(lost if the kernel exits first)"))
     if stats.last_error:
         rows.append(("Last error", stats.last_error))
+    if client.on_error.repaired:
+        rows.append(("Repaired", f"{client.on_error.repaired} events an on_error callback broke"))
+    problem = delivery_problem(client)
+    if problem:
+        rows.append(("Problem", problem))
     return tuple(rows)
 
 
@@ -165,9 +171,10 @@ def flush_text(flush: FlushProgress | None, waiting: int, monotonic: float) -> s
         return f"Flushing… {waiting} waiting ({monotonic - flush.started:.0f}s)"
     if flush.failure:
         return f"Flush failed: {flush.failure}"
+    # A finished flush's outcome is said only while it still describes the present.
     if flush.delivered_all:
-        return f"Flushed in {flush.seconds:.1f}s: everything was delivered."
-    return f"Flush gave up after {flush.seconds:.0f}s: {waiting} still waiting."
+        return f"Flushed in {flush.seconds:.1f}s: everything was delivered." if not waiting else ""
+    return f"Flush gave up after {flush.seconds:.0f}s: {waiting} still waiting." if waiting else ""
 
 
 # -- fallbacks ------------------------------------------------------------------------------

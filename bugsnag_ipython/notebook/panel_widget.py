@@ -135,7 +135,8 @@ def _table(heading: str, rows: Rows) -> str:
         return ""
     body = "".join(
         f"<tr><td style='padding-right:1em;opacity:0.7'>{html.escape(label)}</td>"
-        f"<td>{html.escape(value)}</td></tr>"
+        # A long value (a delivery error) wraps, so the three columns stay side by side.
+        f"<td style='max-width:26em'>{html.escape(value)}</td></tr>"
         for label, value in rows
     )
     return f"<div style='font-weight:bold'>{html.escape(heading)}</div><table>{body}</table>"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
+from ..config import shown_host
 from ..report.payloads import iso8601
 
 if TYPE_CHECKING:
@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 def host_of(url: str | None) -> str:
-    return urlsplit(url).netloc if url else "off"
+    """The endpoint's host as status and the panel show it: never credentials in its URL."""
+    return shown_host(url)
 
 
 def ago(seconds: float, *, coarse: bool = False) -> str:
@@ -53,21 +54,67 @@ def stability_line(client: Client) -> str:
     )
 
 
+def outside_text(client: Client) -> str | None:
+    """Errors made while there was no session or it was paused, or None if there were none."""
+    counts = client.tracker.counts
+    if not counts.handled_outside and not counts.unhandled_outside:
+        return None
+    return (
+        f"{counts.handled_outside} handled, {counts.unhandled_outside} unhandled "
+        "(reported, counted in no session)"
+    )
+
+
+HOW_TO_SET_A_KEY = (
+    "set BUGSNAG_API_KEY and run %reload_ext bugsnag_ipython, or call "
+    "bugsnag_ipython.configure(api_key=...)"
+)
+
+
+def held_text(held: int) -> str:
+    noun = "payload" if held == 1 else "payloads"
+    return (
+        f"{held} {noun} kept in memory, not sent: no API key is set; {HOW_TO_SET_A_KEY} "
+        "(they are lost if the kernel exits first)."
+    )
+
+
+def waiting_where(client: Client) -> tuple[int, str]:
+    """What this kernel still has to send, each payload once, and where it is: those on disk
+    are a part of the queue, not more of it."""
+    queued = client.delivery.queued
+    stored = min(client.delivery.stored, queued)
+    if not queued:
+        return 0, ""
+    if stored == queued:
+        return queued, "on disk"
+    if not stored:
+        return queued, "in memory"
+    return queued, f"{queued - stored} in memory, {stored} on disk"
+
+
 def delivery_line(client: Client) -> str:
     stats = client.delivery.stats
     dropped = sum(stats.dropped.values())
-    parts = [f"{stats.delivered} delivered", f"{client.delivery.queued} queued"]
-    stored = getattr(client.delivery, "stored", None)
-    if stored is not None:
-        parts.append(f"{stored} stored")
-    parts.append(f"{stats.retried} retried")
+    waiting, where = waiting_where(client)
+    parts = [
+        f"{stats.delivered} delivered",
+        f"{waiting} waiting" + (f" ({where})" if where else ""),
+        f"{stats.retried} retried",
+    ]
     reasons = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common())
     if client.held_overflow:
         reasons = ", ".join(filter(None, [reasons, f"{client.held_overflow} held overflow"]))
     parts.append(f"{dropped + client.held_overflow} dropped" + (f" ({reasons})" if reasons else ""))
-    if client.held:
-        parts.append(f"{client.held} held until an API key is set")
+    if client.on_error.repaired:
+        parts.append(f"{client.on_error.repaired} repaired after an on_error callback broke them")
     return "Delivery: " + ", ".join(parts)
+
+
+def delivery_problem(client: Client) -> str | None:
+    """Why payloads are kept in memory only (the outbox refused or failed), if they are."""
+    problem = getattr(client.delivery, "problem", None)
+    return problem if isinstance(problem, str) else None
 
 
 def status_text(client: Client) -> str:
@@ -76,8 +123,13 @@ def status_text(client: Client) -> str:
         "BugSnag for this kernel",
         session_line(client),
         stability_line(client),
-        delivery_line(client),
     ]
+    outside = outside_text(client)
+    if outside:
+        lines.append(f"Outside a session: {outside}")
+    lines.append(delivery_line(client))
+    if client.held:
+        lines.append(f"Held: {held_text(client.held)}")
     if client.delivery.stats.last_error:
         lines.append(f"Last error: {client.delivery.stats.last_error}")
     lines += [
@@ -89,5 +141,6 @@ def status_text(client: Client) -> str:
         + (f"on, new after {config.background_timeout:g}s idle" if config.auto_track_sessions
            else "off"),
     ]
-    lines += [f"Problem: {problem}" for problem in client.problems]
+    problems = [*client.problems, delivery_problem(client)]
+    lines += [f"Problem: {problem}" for problem in problems if problem]
     return "\n".join(lines)

@@ -187,7 +187,7 @@ class LogBreadcrumbs:
     def _make_record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         previous = self._previous or logging.LogRecord
         record = previous(*args, **kwargs)
-        if self._active and record.levelno >= self.level and not record.name.startswith(_OWN_LOGGER):
+        if self._active and record.levelno >= self.level and not _machinery(record.name):
             try:
                 message = record.getMessage()
                 self._leave(
@@ -204,4 +204,16 @@ class LogBreadcrumbs:
         return record
 
 
-_OWN_LOGGER = "bugsnag_ipython"  # our own warnings are about the notifier, not the notebook
+# Loggers of the notifier itself and of the kernel's own machinery: their records say how the
+# kernel talks to its frontend ("No such comm target registered: jupyter.widget.control"), not
+# what the user's code or its libraries did before an error, so they leave no breadcrumb.
+MACHINERY_LOGGERS = (
+    "bugsnag_ipython", "ipykernel", "IPKernelApp", "IPython", "Comm", "comm", "traitlets",
+    "tornado", "jupyter_client", "zmq",
+)
+_MACHINERY_NAMES = frozenset(MACHINERY_LOGGERS)
+_MACHINERY_PREFIXES = tuple(name + "." for name in MACHINERY_LOGGERS)
+
+
+def _machinery(logger: str) -> bool:
+    return logger in _MACHINERY_NAMES or logger.startswith(_MACHINERY_PREFIXES)

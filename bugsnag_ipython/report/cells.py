@@ -3,7 +3,8 @@
 IPython compiles each cell to a file name of its own (`/tmp/ipykernel_<pid>/<hash>.py` in a
 kernel, `<ipython-input-N-…>` in a terminal) that changes with every kernel. A frame in such a
 file is named by the notebook and the cell's stable identity instead: the frontend's cell id
-when it sent one, else a hash of the cell's source.
+when it sent one, else the id of the notebook cell a runner executed (see `run`), else a hash
+of the cell's source.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .run import HeadlessRun
     from .stacktrace import CellRef, NotebookRef
 
 NOTEBOOK_VARIABLES = ("__session__", "__vsc_ipynb_file__")
@@ -64,8 +68,9 @@ def source_identity(source: str) -> str:
 class CellIndex:
     """Maps a cell's code file to a CellRef, with what the glue recorded as cells ran."""
 
-    def __init__(self, shell: Any) -> None:
+    def __init__(self, shell: Any, run: HeadlessRun | None = None) -> None:
         self._shell = shell
+        self.run = run  # a runner executing the notebook without a frontend, if it may be one
         self._cell_ids: dict[int, str] = {}
         self._refs: dict[tuple[str, int | None, str | None], CellRef] = {}
 
@@ -77,7 +82,41 @@ class CellIndex:
             self._cell_ids[execution_count] = cell_id
 
     def notebook_path(self) -> str | None:
-        return notebook_path(os.environ, getattr(self._shell, "user_ns", None) or {})
+        run = self._headless()
+        if run is not None and run.outranks_frontend:
+            return run.notebook_path(self.history())
+        found = notebook_path(os.environ, getattr(self._shell, "user_ns", None) or {})
+        return run.notebook_path(self.history()) if found is None and run is not None else found
+
+    def _headless(self) -> HeadlessRun | None:
+        """The run, unless a frontend showed itself (a cell id, a notebook variable of its own)."""
+        run = self.run
+        if run is None or self._cell_ids:
+            return None
+        if run.outranks_frontend:
+            return run
+        user_ns = getattr(self._shell, "user_ns", None) or {}
+        return None if any(user_ns.get(name) for name in NOTEBOOK_VARIABLES) else run
+
+    def history(self) -> Sequence[str]:
+        """The sources this kernel executed, `In[0]` (empty) first, as they were sent."""
+        manager = getattr(self._shell, "history_manager", None)
+        raw = getattr(manager, "input_hist_raw", None)
+        return raw if isinstance(raw, list) else []
+
+    def run_tab(self) -> dict[str, Any] | None:
+        """The `run` tab of events, in a headless run."""
+        run = self._headless()
+        return run.tab(self.history()) if run is not None else None
+
+    def cell_id(self, execution_count: int) -> str | None:
+        """The id of the cell that ran as `In [n]`: the frontend's, else, in a headless run,
+        that of the notebook's cell whose code it was."""
+        recorded = self._cell_ids.get(execution_count)
+        if recorded is None and self.run is not None:
+            run = self._headless()
+            return run.cell_id(execution_count, self.history()) if run is not None else None
+        return recorded
 
     def execution_count_of(self, filename: str) -> int | None:
         compiler = getattr(self._shell, "compile", None)
@@ -92,7 +131,7 @@ class CellIndex:
         count = self.execution_count_of(filename)
         if count is None and not _CELL_FILE.search(filename):
             return None
-        cell_id = self._cell_ids.get(count) if count is not None else None
+        cell_id = self.cell_id(count) if count is not None else None
         key = (filename, count, cell_id)
         ref = self._refs.get(key)
         if ref is None:

@@ -31,16 +31,23 @@ def persistence_directory(configured: str | None) -> str:
 def device_id(directory: str) -> str:
     """The id stored in `directory`, made (mode 0600, in a 0700 directory) if there is none.
 
-    When the directory cannot be written the id is made for this process only: reports still
+    When the directory cannot be written, or is not this user's alone (another user's, or open
+    to others and not to be made private), the id is made for this process only: reports still
     work, they just count this kernel as a user of its own.
     """
+    from ..delivery.privacy import make_private
+
     path = os.path.join(directory, DEVICE_ID_FILE)
+    made = uuid.uuid4().hex
+    try:
+        make_private(directory)
+    except OSError as error:
+        log.debug("could not keep the device id in %s: %s", directory, error)
+        return made
     found = _read(path)
     if found is not None:
         return found
-    made = uuid.uuid4().hex
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
         temporary = f"{path}.{made}.tmp"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
@@ -63,9 +70,17 @@ def device_id(directory: str) -> str:
 
 
 def _read(path: str) -> str | None:
+    from pathlib import Path
+
+    from ..delivery.privacy import open_private
+
     try:
-        with open(path, encoding="ascii") as file:
-            text = file.read(64).strip()
-    except (OSError, UnicodeDecodeError):
+        descriptor = open_private(Path(path))  # never through a link, never another's file
+        try:
+            os.fchmod(descriptor, 0o600)  # private, whatever it was made with
+            text = os.read(descriptor, 64).decode("ascii").strip()
+        finally:
+            os.close(descriptor)
+    except (OSError, ValueError):  # UntrustedFile and UnicodeDecodeError are ValueErrors
         return None
     return text if _VALID.fullmatch(text) else None

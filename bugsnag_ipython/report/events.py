@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .metadata import merge_event_metadata
+from .naming import class_name, message_of, names_of
+from .repair import before_callbacks, repair_event
 
 if TYPE_CHECKING:
     from .stacktrace import NotebookRef
@@ -53,19 +55,49 @@ def severity_of(unhandled: bool, severity: str | None) -> tuple[str, str]:
 def discarded(error_class: type[BaseException], discard_classes: tuple[str, ...]) -> bool:
     """Whether `discard_classes` names the class or a base of it, by name or module.qualname.
 
-    Remembered per class: a failing cell raises the same class again and again."""
-    key = (error_class, discard_classes)
-    verdict = _DISCARDED.get(key)
-    if verdict is None:
-        names = {cls.__name__ for cls in error_class.__mro__}
-        names |= {f"{cls.__module__}.{cls.__qualname__}" for cls in error_class.__mro__}
-        if len(_DISCARDED) >= 256:
-            _DISCARDED.clear()
-        verdict = _DISCARDED[key] = not names.isdisjoint(discard_classes)
+    Remembered per class: a failing cell raises the same class again and again. Keyed by the
+    class's id, and checked by identity, since a metaclass may make a class unhashable."""
+    key = (id(error_class), discard_classes)
+    found = _DISCARDED.get(key)
+    if found is not None and found[0] is error_class:
+        return found[1]
+    verdict = not names_of(error_class).isdisjoint(discard_classes)
+    if len(_DISCARDED) >= 256:
+        _DISCARDED.clear()
+    _DISCARDED[key] = (error_class, verdict)
     return verdict
 
 
-_DISCARDED: dict[tuple[type[BaseException], tuple[str, ...]], bool] = {}
+_DISCARDED: dict[tuple[int, tuple[str, ...]], tuple[type[BaseException], bool]] = {}
+
+
+def error_the_cell_ended_with(error: BaseException, is_users_code: Callable[[str], bool]) -> BaseException:
+    """The error to report for a cell that ended with `error`.
+
+    An interrupt that lands while IPython is showing a cell's error (formatting its traceback)
+    ends the cell with a KeyboardInterrupt whose context is that error: the error is what the
+    cell did, and what is reported. An interrupt raised in the user's own code (a cell's frame,
+    or a file of the project: the user stopping their code, even inside an `except` block) is
+    the user's, and stays as it is.
+    """
+    current: BaseException = error
+    for _ in range(8):  # an interrupt of the handling of an interrupt, and so on
+        if not isinstance(current, KeyboardInterrupt) or _raised_in(current, is_users_code):
+            break
+        context = current.__context__
+        if context is None:
+            break
+        current = context
+    return error if isinstance(current, KeyboardInterrupt) else current
+
+
+def _raised_in(error: BaseException, is_users_code: Callable[[str], bool]) -> bool:
+    tb = error.__traceback__
+    while tb is not None:
+        if is_users_code(tb.tb_frame.f_code.co_filename):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def context_of(
@@ -121,10 +153,12 @@ def error_breadcrumb(event: JsonDict, error: BaseException) -> tuple[str, JsonDi
     """The `error` breadcrumb a sent event leaves: its name and metadata."""
     found = event.get("exceptions")
     first = found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else {}
-    error_class = str(first.get("errorClass") or type(error).__name__)
+    error_class = first.get("errorClass")
+    error_class = error_class if isinstance(error_class, str) and error_class else class_name(error)
+    message = first.get("message")
     return error_class, {
         "errorClass": error_class,
-        "message": str(first.get("message", ""))[:200],
+        "message": message[:200] if isinstance(message, str) else "",
         "unhandled": event.get("unhandled") is True,
         "severity": event.get("severity"),
     }
@@ -142,13 +176,21 @@ def user_of(
     return {"id": device_id} if device_id else {}
 
 
-def settle_severity(event: JsonDict, chosen: str) -> None:
-    """After the callbacks: a severity they changed is theirs (and says so), a bad one is not."""
+def settle_severity(event: JsonDict, chosen: str, unhandled: bool) -> None:
+    """After the callbacks: a severity they changed is theirs (and says so), a bad one is not;
+    an `unhandled` they flipped is marked `severityReason.unhandledOverridden` (as bugsnag-js
+    does), so that BugSnag can tell the event's own handling from the callback's verdict."""
     severity = event.get("severity")
     if severity not in SEVERITIES:
         event["severity"] = chosen
     elif severity != chosen:
         event["severityReason"] = {"type": "userCallbackSetSeverity"}
+    if (event.get("unhandled") is True) != unhandled:
+        reason = event.get("severityReason")
+        if not isinstance(reason, dict):  # a callback took it away: the original one
+            kind = "unhandledException" if unhandled else "handledException"
+            reason = event["severityReason"] = {"type": kind}
+        reason["unhandledOverridden"] = True
 
 
 class OnErrorCallbacks:
@@ -158,6 +200,8 @@ class OnErrorCallbacks:
         self._lock = threading.Lock()
         self._callbacks: list[OnError] = []
         self._warned: set[int] = set()
+        self._warned_repair = False
+        self.repaired = 0  # events a callback broke, repaired before sending
 
     def add(self, callback: OnError) -> None:
         if not callable(callback):
@@ -179,9 +223,12 @@ class OnErrorCallbacks:
 
         A callback that raises is logged once and does not discard: the event goes on as the
         callback left it, because losing a report to a bug in a callback is the worse outcome.
+        A callback that leaves the event in a shape BugSnag refuses has it repaired (said once,
+        counted in `repaired`), for the same reason.
         """
         with self._lock:
             callbacks = list(self._callbacks)
+        before = before_callbacks(event)
         for callback in callbacks:
             try:
                 if callback(event) is False:
@@ -189,12 +236,24 @@ class OnErrorCallbacks:
             except Exception as error:
                 if id(callback) not in self._warned:
                     self._warned.add(id(callback))
-                    name = getattr(callback, "__qualname__", repr(callback))
+                    name = getattr(callback, "__qualname__", None)
+                    # Formatted here: a message that fails to format in the handler would
+                    # have logging print a traceback into the cell.
                     log.warning(
                         "The on_error callback %s raised %s: %s; the event is sent as the "
                         "callback left it.",
-                        name,
-                        type(error).__name__,
-                        error,
+                        name if isinstance(name, str) else "?",
+                        class_name(error),
+                        message_of(error),
                     )
+        broken = repair_event(event, before)
+        if broken:
+            self.repaired += 1
+            if not self._warned_repair:
+                self._warned_repair = True
+                log.warning(
+                    "An on_error callback left an event that BugSnag would refuse (%s); it was "
+                    "repaired from what the notifier made and sent.",
+                    ", ".join(broken),
+                )
         return True

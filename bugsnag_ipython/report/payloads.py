@@ -5,7 +5,9 @@ Pure functions: dicts in, dicts or bytes out. No I/O, no IPython.
 
 from __future__ import annotations
 
+import codecs
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -124,13 +126,59 @@ def join_events(bodies: list[bytes]) -> tuple[bytes, int]:
 def encode(payload: Any) -> bytes:
     """Compact UTF-8 JSON; values JSON cannot hold become their str(), and mapping keys
     that JSON cannot hold (tuples, objects) are left out rather than failing the event."""
-    # A lone surrogate (a file name decoded with surrogateescape) is not UTF-8: send U+FFFD.
-    return encode_text(payload).encode("utf-8", "replace")
+    return utf8(encode_text(payload))
 
 
 def encode_text(value: Any) -> str:
     """The JSON text that encode() makes bytes of."""
-    return _ENCODER.encode(value)
+    try:
+        return _ENCODER.encode(value)
+    except ValueError:  # NaN or infinity (which JSON has not), or an int too long to print
+        return _ENCODER.encode(json_safe(value))
+
+
+def utf8(text: str) -> bytes:
+    """UTF-8 bytes of `text`; a lone surrogate (a file name decoded with surrogateescape, a
+    message cut mid-pair) is not UTF-8 and is sent as U+FFFD, the replacement character."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", _REPLACEMENT_CHARACTER)
+
+
+_REPLACEMENT_CHARACTER = "bugsnag-ipython-fffd"
+
+
+def _replacement_character(error: UnicodeError) -> tuple[bytes, int]:
+    assert isinstance(error, UnicodeEncodeError)
+    return "\ufffd".encode() * (error.end - error.start), error.end
+
+
+codecs.register_error(_REPLACEMENT_CHARACTER, _replacement_character)
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """A copy of `value` that JSON can hold: NaN and infinities as the strings Python prints,
+    an int too long to print as a note of its size (BugSnag refuses a body with NaN in it)."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else repr(value)
+    if kind is int:
+        try:
+            repr(value)
+        except ValueError:
+            return f"<int of {value.bit_length()} bits>"
+        return value
+    if depth > 64:
+        return "[DEPTH LIMIT]"
+    if isinstance(value, Mapping):
+        return {
+            json_safe(k, depth + 1) if type(k) in (float, int) else k: json_safe(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [json_safe(v, depth + 1) for v in value]
+    return value
 
 
 class RawJson:
@@ -155,15 +203,19 @@ def encode_spliced(payload: Any) -> bytes | None:
         return _fallback(value)
 
     encoder = json.JSONEncoder(
-        separators=(",", ":"), ensure_ascii=False, default=default, skipkeys=True
+        separators=(",", ":"), ensure_ascii=False, default=default, skipkeys=True, allow_nan=False
     )
-    pieces = encoder.encode(payload).split(_RAW_MARK_JSON)
+    try:
+        text = encoder.encode(payload)
+    except ValueError:  # NaN, infinity, a huge int: encode() makes them what JSON holds
+        return None
+    pieces = text.split(_RAW_MARK_JSON)
     if len(pieces) != len(texts) + 1:
         return None
     spliced = [pieces[0]]
     for text, piece in zip(texts, pieces[1:], strict=True):
         spliced += (text, piece)
-    return "".join(spliced).encode("utf-8", "replace")
+    return utf8("".join(spliced))
 
 
 def _fallback(value: object) -> str:
@@ -197,7 +249,9 @@ def encode_event(payload: JsonDict, breadcrumbs_json: str) -> bytes:
 
 
 # One encoder for every call: json.dumps() with options builds one per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_fallback, skipkeys=True)
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, default=_fallback, skipkeys=True, allow_nan=False
+)
 # What a RawJson is encoded as before its text replaces it: unguessable, so no value can hold it.
 _RAW_MARK = f"\x00raw-json-{os.urandom(8).hex()}\x00"
 _RAW_MARK_JSON = json.dumps(_RAW_MARK)
@@ -276,7 +330,7 @@ def _redact_mapping(value: Mapping[Any, Any], keys: tuple[str, ...], depth: int)
         verdicts = _VERDICTS.setdefault(keys, {})
     redacted: JsonDict = {}
     for k, v in value.items():
-        key = k if type(k) is str else str(k)
+        key = k if type(k) is str else _fallback(k)  # a key whose str() raises is named so
         verdict = verdicts.get(key)
         if verdict is None:
             if len(verdicts) >= 4096:

@@ -20,6 +20,8 @@ from functools import cache, cached_property
 from types import CodeType, FrameType, TracebackType
 from typing import Any, NamedTuple, Protocol
 
+from .naming import class_name, message_of
+
 JsonDict = dict[str, Any]
 CODE_WINDOW = 7  # lines around the frame's line, as the official notifiers send
 MAX_CODE_LINE = 200  # characters of one source line; a minified line says nothing more
@@ -51,6 +53,8 @@ class CellMap(Protocol):
 
     def notebook_path(self) -> str | None: ...
 
+    def cell_id(self, execution_count: int) -> str | None: ...
+
 
 class NoCells:
     """The CellMap outside a kernel: no file is a cell, no notebook is known."""
@@ -59,6 +63,9 @@ class NoCells:
         return None
 
     def notebook_path(self) -> str | None:
+        return None
+
+    def cell_id(self, execution_count: int) -> str | None:
         return None
 
 
@@ -93,7 +100,25 @@ def exception_entries(
     With `share_frames`, for an event that nothing will change (no on-error callbacks), a frame
     that repeats is one dict: cheaper to make, and encoded once (payloads.encode_event)."""
     frames = _EventFrames(context, share=share_frames)
-    return [_entry(e, frames) for e in _chain(error)]
+    # An exception made and notified without being raised has no traceback: like
+    # bugsnag-python, its event carries the stack of the code that notified it.
+    stack = caller_traceback() if error.__traceback__ is None else None
+    return [_entry(e, frames, stack if e is error else None) for e in _chain(error)]
+
+
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
+
+
+def caller_traceback() -> TracebackType | None:
+    """The calling thread's stack as a traceback (outermost first), without this package's own
+    frames: where the user's code called in."""
+    tb: TracebackType | None = None
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            tb = TracebackType(tb, frame, frame.f_lasti, frame.f_lineno)
+        frame = frame.f_back
+    return tb
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -111,37 +136,22 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         pending[:0] = [*members, *([follow] if follow is not None else [])]
 
 
-def _entry(error: BaseException, frames: _EventFrames) -> JsonDict:
+def _entry(error: BaseException, frames: _EventFrames, stack: TracebackType | None = None) -> JsonDict:
     stacktrace: list[JsonDict]
     syntax = _syntax_frame(error, frames) if isinstance(error, SyntaxError) else None
     if syntax is not None and syntax[1]:
         # A cell that did not compile: the frames are IPython's compiler, the cell is the story.
         stacktrace = [syntax[0]]
     else:
-        stacktrace = frames.stacktrace(frames.shown(error))
+        stacktrace = frames.stacktrace(frames.shown(error, stack))
         if syntax is not None:
             stacktrace.insert(0, syntax[0])
     return {
         "errorClass": class_name(error),
-        "message": _message(error),
+        "message": message_of(error),
         "type": "python",
         "stacktrace": stacktrace,
     }
-
-
-def class_name(error: BaseException) -> str:
-    cls = type(error)
-    module = cls.__module__
-    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
-
-
-def _message(error: BaseException) -> str:
-    try:
-        if isinstance(error, SyntaxError):
-            return str(error.msg or "")
-        return str(error)
-    except Exception:
-        return f"<unprintable {type(error).__name__}>"
 
 
 class _Source(NamedTuple):
@@ -169,7 +179,7 @@ class _EventFrames:
         self._made: dict[tuple[str, int, str], JsonDict] = {}
         self._codes: dict[int, tuple[bool, bool]] = {}  # id(code): (may hide, machinery)
 
-    def shown(self, error: BaseException) -> list[tuple[CodeType, int]]:
+    def shown(self, error: BaseException, stack: TracebackType | None = None) -> list[tuple[CodeType, int]]:
         """The traceback's frames, outermost first, without hidden and IPython machinery frames.
 
         IPython's frames are dropped where they run the cell (`run_code`) or sit between user
@@ -178,7 +188,7 @@ class _EventFrames:
         """
         walked: list[tuple[CodeType, int, bool]] = []
         codes = self._codes  # the traceback keeps its code objects, and so their ids, alive
-        tb: TracebackType | None = error.__traceback__
+        tb: TracebackType | None = stack or error.__traceback__
         while tb is not None:
             frame = tb.tb_frame
             code = frame.f_code
@@ -278,13 +288,14 @@ def _hides_itself(frame: FrameType) -> bool:
 
 def _syntax_frame(error: SyntaxError, frames: _EventFrames) -> tuple[JsonDict, bool] | None:
     """The frame of the line that did not compile, and whether it is a cell's."""
-    if error.lineno is None:
+    # A SyntaxError made by hand may hold anything in these: only what they must be is used.
+    line, filename, text = error.lineno, error.filename, error.text
+    if type(line) is not int:
         return None
-    line = error.lineno
-    filename = error.filename or "<unknown>"
+    filename = filename if isinstance(filename, str) and filename else "<unknown>"
     entry = frames.frame(filename, line, "<module>")
-    if frames.context.send_code and not entry.get("code") and error.text:
-        entry["code"] = {str(line): error.text.rstrip("\n")[:MAX_CODE_LINE]}
+    if frames.context.send_code and not entry.get("code") and isinstance(text, str) and text:
+        entry["code"] = {str(line): text.rstrip("\n")[:MAX_CODE_LINE]}
     return entry, frames.is_cell(filename)
 
 

@@ -2,8 +2,9 @@
 
 Most events are a few kilobytes, so the common path is one measurement. Only a body over the
 limit is trimmed, in the order that loses the least first (bugsnag-android's order, then
-ours): long metadata strings, the oldest breadcrumbs, code windows, then very long exception
-messages and the middle of very deep stacks. Exception classes are never dropped.
+ours): long strings wherever they are (the largest fields: metadata, a message, a user's
+name), the oldest breadcrumbs, code windows, then the middle of very deep stacks. Exception
+classes are never dropped.
 
 Pure: the event's nested values may be shared with the client's own state (metadata tabs,
 breadcrumbs), so trimmed parts are rebuilt, never changed in place.
@@ -63,7 +64,7 @@ def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None =
     ]
     trimmed = {**payload, "events": [event, *payload["events"][1:]]}
     steps: list[Callable[[JsonDict], None]] = [
-        _trim_metadata_strings,
+        _trim_long_strings,
         lambda e: _drop_oldest_breadcrumbs(e, size_of(trimmed) - limit),
         _drop_code_windows(lambda: size_of(trimmed) - limit),
         _cut_messages,
@@ -158,17 +159,14 @@ def _bound(value: Any, depth: int) -> int:
 # -- the steps --------------------------------------------------------------------------
 
 
-def _trim_metadata_strings(event: JsonDict) -> None:
-    if isinstance(event.get("metaData"), dict):
-        event["metaData"] = _trim_strings(event["metaData"], MAX_METADATA_STRING)
-    crumbs = event.get("breadcrumbs")
-    if isinstance(crumbs, list):
-        event["breadcrumbs"] = [
-            {**c, "metaData": _trim_strings(c["metaData"], MAX_METADATA_STRING)}
-            if isinstance(c, dict) and isinstance(c.get("metaData"), dict)
-            else c
-            for c in crumbs
-        ]
+def _trim_long_strings(event: JsonDict) -> None:
+    """The largest fields go first: every string over 10,000 characters, wherever it is
+    (metadata, breadcrumbs, the user, the context, a message), is cut before anything whole
+    is dropped; an errorClass never is."""
+    for key, value in list(event.items()):
+        if key != "exceptions":
+            event[key] = _trim_strings(value, MAX_METADATA_STRING)
+    _cut_messages(event)
 
 
 def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:

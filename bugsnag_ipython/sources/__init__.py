@@ -29,9 +29,12 @@ class Source:
 
     def internal_failure(self, where: str) -> None:
         """Say once that the extension failed in `where` (called in an `except` block)."""
+        from ..report.naming import class_name, message_of
+
         error = sys.exc_info()[1]
+        # Named and printed without trusting the error: it may be one of the user's.
+        what = f"{class_name(error)}: {message_of(error)}" if error is not None else "unknown"
         self.client.warn_once(
             f"internal-{where}",
-            f"bugsnag_ipython failed in {where} ({type(error).__name__}: {error}); "
-            "your code is unaffected.",
+            f"bugsnag_ipython failed in {where} ({what}); your code is unaffected.",
         )

@@ -43,8 +43,10 @@ pytest.importorskip("jupyterlab", reason="jupyterlab is missing: pip install -e 
 CELLS = [
     "%load_ext bugsnag_ipython",
     "%bugsnag_session",
-    "import bugsnag_ipython\nprint('paused:', bugsnag_ipython.current_session().paused)",
+    "import bugsnag_ipython\nprint('paused:', bugsnag_ipython.current_session().paused)\n"
+    "bugsnag_ipython.notify(ValueError('while paused'))",
     "1 / 0",
+    "raise KeyError('during the outage')",
 ]
 
 
@@ -63,8 +65,9 @@ class _Accepting(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def collector(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(notify URL, sessions URL) of the project's collector, or of a server that accepts."""
+def collector(tmp_path: Path) -> Iterator[tuple[str, str, Any]]:
+    """(notify URL, sessions URL, the collector) of the project's collector, or of a server
+    that accepts (and cannot go down: None)."""
     try:
         from bugsnag_ipython.collector.server import Collector
     except ImportError:
@@ -72,7 +75,7 @@ def collector(tmp_path: Path) -> Iterator[tuple[str, str]]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/"
         try:
-            yield url, url
+            yield url, url, None
         finally:
             server.shutdown()
             server.server_close()
@@ -80,7 +83,7 @@ def collector(tmp_path: Path) -> Iterator[tuple[str, str]]:
     running = Collector(str(tmp_path / "collector.sqlite"), host="127.0.0.1", port=0)
     running.start()
     try:
-        yield running.notify_url, running.sessions_url
+        yield running.notify_url, running.sessions_url, running
     finally:
         running.stop()
 
@@ -185,7 +188,7 @@ def test_panel_in_jupyterlab(tmp_path: Path) -> None:
     (tmp_path / "notebooks").mkdir()
     write_notebook(tmp_path / "notebooks" / "panel.ipynb")
     with (
-        collector(tmp_path) as (notify_url, sessions_url),
+        collector(tmp_path) as (notify_url, sessions_url, running),
         jupyterlab(tmp_path, lab_environment(tmp_path, notify_url, sessions_url)) as url,
         playwright_sync.sync_playwright() as playwright,
     ):
@@ -193,6 +196,8 @@ def test_panel_in_jupyterlab(tmp_path: Path) -> None:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             drive(page, f"{url}/lab/tree/panel.ipynb")
+            if running is not None:
+                outage_and_recovery(page, running)
         except Exception:
             with contextlib.suppress(Exception):
                 page.screenshot(path=str(ARTIFACTS / "failure.png"))
@@ -220,6 +225,9 @@ def drive(page: Any, notebook_url: str) -> None:
     expect(state).to_have_attribute("data-state", "paused", timeout=5_000)
     page.evaluate(RUN_CELL, 2)
     expect(cells.nth(2).locator(".jp-OutputArea-output")).to_contain_text("paused: True", timeout=10_000)
+    # Reported, but in no session: shown on its own row, not in the session's counts.
+    expect(panel.locator(".bugsnag-session")).to_contain_text(
+        re.compile(r"Outside a session\s*1 handled, 0 unhandled"), timeout=5_000)
     page.screenshot(path=str(ARTIFACTS / "2-paused.png"))
 
     panel.locator(".bugsnag-resume").click()
@@ -228,7 +236,35 @@ def drive(page: Any, notebook_url: str) -> None:
     page.evaluate(RUN_CELL, 3)
     expect(cells.nth(3).locator(".jp-OutputArea-output")).to_contain_text("ZeroDivisionError", timeout=10_000)
     expect(panel.locator(".bugsnag-session")).to_contain_text("0 handled, 1 unhandled", timeout=5_000)
-    # The launch session and the event both reached the collector.
-    expect(panel.locator(".bugsnag-delivery")).to_contain_text(re.compile(r"Delivered\s*2"), timeout=10_000)
+    # The launch session and both events reached the collector.
+    expect(panel.locator(".bugsnag-delivery")).to_contain_text(re.compile(r"Delivered\s*3"), timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "3-error-counted.png"))
+    assert "Traceback" not in panel.inner_text()
+
+
+def outage_and_recovery(page: Any, running: Any) -> None:
+    """The endpoint goes down: the panel counts the waiting event once and says why; it comes
+    back and a Flush delivers it: the error line goes, nothing waits."""
+    expect = playwright_sync.expect
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    panel = page.locator(".bugsnag-panel")
+    delivery = panel.locator(".bugsnag-delivery")
+
+    running.go_down()
+    page.evaluate(RUN_CELL, 4)
+    expect(cells.nth(4).locator(".jp-OutputArea-output")).to_contain_text("KeyError", timeout=10_000)
+    expect(delivery).to_contain_text("Last error", timeout=10_000)
+    expect(delivery).to_contain_text(re.compile(r"Waiting\s*1 \((on disk|in memory)\)"))
+    expect(panel.locator(".bugsnag-flush")).to_be_enabled()
+    expect(panel.locator(".bugsnag-session")).to_contain_text("0 handled, 2 unhandled")
+    page.screenshot(path=str(ARTIFACTS / "4-outage.png"))
+
+    running.come_back()
+    panel.locator(".bugsnag-flush").click()
+    expect(delivery).to_contain_text(re.compile(r"Delivered\s*4"), timeout=15_000)
+    expect(delivery).to_contain_text(re.compile(r"Waiting\s*0"))
+    expect(delivery).not_to_contain_text("Last error")
+    expect(panel.locator(".bugsnag-footer")).to_contain_text("everything was delivered", timeout=10_000)
+    expect(panel.locator(".bugsnag-flush")).to_be_disabled()
+    page.screenshot(path=str(ARTIFACTS / "5-recovered.png"))
     assert "Traceback" not in panel.inner_text()

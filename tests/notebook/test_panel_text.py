@@ -20,6 +20,19 @@ API_KEY = "0123456789abcdef0123456789abcdef"
 NOW = 1_796_000_000.0  # November 2026: payloads this old are not aged out
 
 
+class Outage:
+    """A transport whose endpoint is down until `up` is set, then accepts everything."""
+
+    def __init__(self) -> None:
+        self.up = False
+
+    def send(self, envelope: Envelope) -> Outcome:
+        return Outcome(202) if self.up else Outcome(503)
+
+    def close(self) -> None:
+        pass
+
+
 class Refusing:
     """A transport whose endpoint refuses everything, as a wrong API key would."""
 
@@ -30,11 +43,11 @@ class Refusing:
         pass
 
 
-def make_client(**options: object) -> Client:
+def make_client(transport: object = Refusing, **options: object) -> Client:
     clock = [NOW]
     outbox = tempfile.TemporaryDirectory(prefix="bugsnag-panel-test-")
     config = Configuration().replace(persistence_directory=outbox.name, **options)
-    client = Client(config, delivery=Delivery(Refusing), wall_clock=lambda: clock[0])
+    client = Client(config, delivery=Delivery(transport), wall_clock=lambda: clock[0])  # type: ignore[arg-type]
     client.outbox_directory = outbox  # type: ignore[attr-defined]  # removed with the client
     return client
 
@@ -83,7 +96,46 @@ def test_dropped_payloads_show_their_reason() -> None:
 
     assert delivery["Dropped"] == "2 (2 payload refused (HTTP 400))"
     assert delivery["Last error"] == "BugSnag refused a payload as invalid (HTTP 400); it is dropped."
-    assert delivery["Waiting"].startswith("0 (0 queued")
+    assert delivery["Waiting"] == "0"
+
+
+def test_an_outage_then_a_recovery_counts_each_payload_once_and_clears_the_error() -> None:
+    endpoint = Outage()
+    client = make_client(lambda: endpoint, api_key=API_KEY)
+    client.launch(in_background=True)
+    client.notify(ValueError("x"))
+    assert not client.flush(0.5)
+
+    view = panel_view(client, None, wall_clock=NOW, monotonic=0.0)
+    delivery = rows(view.delivery)
+    # Two payloads wait (the launch session and the event), each counted once, kept on disk.
+    assert delivery["Waiting"] == "2 (on disk)"
+    assert delivery["Last error"].startswith("Sending to ") and "HTTP 503" in delivery["Last error"]
+    assert view.can_flush
+    assert "Delivery: 0 delivered, 2 waiting (on disk)" in status_text(client)
+
+    endpoint.up = True
+    assert client.flush(5)
+
+    view = panel_view(client, None, wall_clock=NOW, monotonic=0.0)
+    delivery = rows(view.delivery)
+    assert delivery["Delivered"] == "2" and delivery["Waiting"] == "0"
+    assert "Last error" not in delivery and "Last error" not in status_text(client)
+    assert not view.can_flush
+
+
+def test_errors_outside_a_session_are_counted_and_shown() -> None:
+    client = make_client(api_key=API_KEY)
+    client.notify(ValueError("before any session"))
+    client.launch(in_background=True)
+    client.pause_session()
+    client.notify(ValueError("while paused"), unhandled=True)
+
+    session = rows(panel_view(client, None, wall_clock=NOW, monotonic=0.0).session)
+
+    assert session["Errors"] == "0 handled, 0 unhandled in this session"
+    assert session["Outside a session"] == "1 handled, 1 unhandled (reported, counted in no session)"
+    assert "Outside a session: 1 handled, 1 unhandled" in status_text(client)
 
 
 def test_without_a_key_payloads_are_held_and_said_so() -> None:
@@ -93,9 +145,15 @@ def test_without_a_key_payloads_are_held_and_said_so() -> None:
 
     view = panel_view(client, None, wall_clock=NOW, monotonic=0.0)
 
-    assert rows(view.delivery)["Held"] == "1 until an API key is set"
+    assert rows(view.delivery)["Held"].startswith("1 in memory, not sent: no API key is set")
     assert "nothing is sent" in rows(view.settings)["API key"]
     assert not view.can_flush
+    held = [line for line in status_text(client).splitlines() if line.startswith("Held:")]
+    assert held == [
+        "Held: 1 payload kept in memory, not sent: no API key is set; set BUGSNAG_API_KEY and run "
+        "%reload_ext bugsnag_ipython, or call bugsnag_ipython.configure(api_key=...) "
+        "(they are lost if the kernel exits first)."
+    ]
 
 
 def test_flush_progress_and_outcome() -> None:
@@ -105,7 +163,8 @@ def test_flush_progress_and_outcome() -> None:
     done = FlushProgress(started=10.0, running=False, delivered_all=True, seconds=0.4)
     assert "everything was delivered" in panel_view(client, done, wall_clock=0, monotonic=12.0).flush
     gave_up = FlushProgress(started=10.0, running=False, seconds=5.0)
-    assert "gave up after 5s" in panel_view(client, gave_up, wall_clock=0, monotonic=12.0).flush
+    # Nothing waits any more: "gave up, 0 still waiting" would describe a past that is gone.
+    assert panel_view(client, gave_up, wall_clock=0, monotonic=12.0).flush == ""
 
 
 def test_unloaded_extension_disables_everything() -> None:

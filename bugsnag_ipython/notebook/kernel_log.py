@@ -1,0 +1,56 @@
+"""Where the extension's own log lines go: the kernel's log, never a user's cell.
+
+ipykernel 7 replaces the process's stderr (file descriptor 2) with a pipe and forwards what
+arrives on it to the cell that is running, so a line written to `sys.__stderr__`, or by a
+handler of the root logger, lands in whatever cell happens to run. ipykernel keeps a copy of
+the original descriptor (`sys.stderr._original_stdstream_copy`) for its own log; the handler
+here writes to a duplicate of that copy, which is where the kernel's log goes (the terminal
+of the Jupyter server, or the file a kernel manager gave it). Outside ipykernel (terminal
+IPython) it writes to the process's stderr, as before.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+from typing import IO
+
+LOGGER_NAME = "bugsnag_ipython"
+PREFIX = "[bugsnag_ipython] "
+
+
+def kernel_log_stream() -> IO[str] | None:
+    """A text stream on the kernel's own log: the original stderr ipykernel kept aside, else
+    the process's stderr; None if neither can be written."""
+    kept = getattr(sys.stderr, "_original_stdstream_copy", None)
+    if isinstance(kept, int):
+        try:
+            # A duplicate: ipykernel closes its copy when it restores the streams at exit.
+            return io.TextIOWrapper(
+                io.FileIO(os.dup(kept), "w"), encoding="utf-8", errors="backslashreplace",
+                line_buffering=True,
+            )
+        except OSError:
+            return None
+    return sys.__stderr__
+
+
+class KernelLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler on the kernel's log; one per process, found again on reload by its class."""
+
+    def __init__(self) -> None:
+        super().__init__(kernel_log_stream() or io.StringIO())
+        self.setFormatter(logging.Formatter(PREFIX + "%(message)s"))
+
+
+def install() -> logging.Logger:
+    """Route the extension's logger to the kernel log, and only there: never on to the root
+    logger, whose handlers (a `logging.basicConfig()` in a notebook) write into the cell."""
+    log = logging.getLogger(LOGGER_NAME)
+    if not any(isinstance(handler, KernelLogHandler) for handler in log.handlers):
+        log.addHandler(KernelLogHandler())
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return log

@@ -1,0 +1,314 @@
+"""The event of a kernel that died: `KernelDied`, built by the next kernel from what the dead
+one left (its crash record and fault dump). Pure: no I/O, no IPython.
+
+As bugsnag-android's exitinfo plugin synthesizes an event from the system's exit record, this
+synthesizes one from the crash record: what was running, the Python stacks at a fatal signal
+(named by cell like any event's frames), and an `exitInfo` tab with the evidence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import payloads
+from .cells import source_identity
+
+# The frames of a fault dump are made and named exactly as an exception's are, by the same
+# (module-private) machinery: a cell is named alike in both, so both group alike.
+from .stacktrace import CellRef, FrameContext, NotebookRef, _EventFrames, _path_info, cell_file
+
+JsonDict = dict[str, Any]
+ERROR_CLASS = "KernelDied"
+
+# faulthandler's first line for each fatal signal it handles.
+SIGNALS = {
+    "Segmentation fault": "SIGSEGV",
+    "Bus error": "SIGBUS",
+    "Floating point exception": "SIGFPE",
+    "Aborted": "SIGABRT",
+    "Illegal instruction": "SIGILL",
+}
+_FATAL = re.compile(r"Fatal Python error: (?P<what>[^\n]+)")
+_THREAD = re.compile(r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+)(?: \[(?P<name>[^\]]*)\])?")
+_FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<method>.*)$')
+
+
+@dataclass(frozen=True)
+class DumpThread:
+    ident: str
+    current: bool
+    frames: list[tuple[str, int, str]]  # (file, line, method), innermost first
+
+
+@dataclass(frozen=True)
+class FaultDump:
+    """What faulthandler wrote at a fatal signal."""
+
+    description: str  # e.g. "Segmentation fault"
+    signal: str | None  # e.g. "SIGSEGV"
+    threads: list[DumpThread]
+
+
+def parse_fault_dump(text: str) -> FaultDump | None:
+    """The first fault in `text`, or None when there is none."""
+    fatal = _FATAL.search(text)
+    if fatal is None:
+        return None
+    description = fatal["what"].strip()
+    threads: list[DumpThread] = []
+    for line in text[fatal.end() :].splitlines():
+        thread = _THREAD.match(line)
+        if thread is not None:
+            threads.append(DumpThread(thread["id"], thread["current"] == "Current thread", []))
+            continue
+        frame = _FRAME.match(line)
+        if frame is not None and threads:
+            number = int(frame["line"]) if frame["line"].isdigit() else 0
+            threads[-1].frames.append((frame["file"], number, frame["method"]))
+        elif line.startswith(("Extension modules", "Fatal Python error")):
+            break
+    return FaultDump(description, SIGNALS.get(description), threads)
+
+
+@dataclass(frozen=True)
+class DeadCell:
+    """The cell that was running when the kernel died."""
+
+    execution_count: int | None
+    cell_id: str | None
+    source: str
+    ran_ms: int | None  # how long it had run, as far as known
+
+
+@dataclass(frozen=True)
+class OomEvidence:
+    """The cgroup's OOM-kill count when the kernel started and after it died."""
+
+    before: int
+    after: int
+    cgroup_version: int
+
+    @property
+    def went_up(self) -> bool:
+        return self.after > self.before
+
+
+@dataclass(frozen=True)
+class KernelDeath:
+    """Everything known about one dead kernel."""
+
+    pid: int
+    died_at: float  # seconds since the epoch, the best estimate
+    launched_at: float
+    cell: DeadCell | None
+    fault: FaultDump | None
+    oom: OomEvidence | None
+    memory: JsonDict  # residentBytes, peakResidentBytes, cgroupUsageBytes, cgroupLimitBytes, at
+    facts: Mapping[str, Any]  # the dead kernel's checkpoint document
+    session: JsonDict | None = None  # its session, counts including this event
+    notebook: NotebookRef | None = None
+    send_code: bool = True
+    cells: Mapping[str, Any] = field(default_factory=dict)  # code file -> [identity, count, source]
+
+    @property
+    def user(self) -> dict[str, str]:
+        """What `set_user()` had set in the dead kernel."""
+        found = self.facts.get("user")
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def cause(death: KernelDeath) -> str:
+    """What ended the kernel, in a few words."""
+    if death.fault is not None:
+        signal = f" ({death.fault.signal})" if death.fault.signal else ""
+        return f"{death.fault.description.lower()}{signal}"
+    if death.oom is not None and death.oom.went_up:
+        return "out of memory"
+    return "killed"
+
+
+def message(death: KernelDeath) -> str:
+    """E.g. "killed while running In [7] (out of memory: the cgroup's oom_kill count went up)"."""
+    where = "while idle"
+    if death.cell is not None:
+        count = death.cell.execution_count
+        where = f"while running In [{count}]" if count else "while running a cell"
+    if death.fault is not None:
+        return f"{cause(death)} {where}"
+    if death.oom is not None and death.oom.went_up:
+        return f"killed {where} (out of memory: the cgroup's oom_kill count went up)"
+    return f"killed {where}"
+
+
+class DeadKernelCells:
+    """The CellMap of the dead kernel: its cell files, as its checkpoint named them, and the
+    cell that was running (the outermost cell frame of the crashing thread)."""
+
+    def __init__(self, named: Mapping[str, Any], running: tuple[str, CellRef] | None,
+                 notebook: str | None) -> None:
+        self._named = named
+        self._running = running
+        self._notebook = notebook
+
+    def __call__(self, filename: str) -> CellRef | None:
+        if self._running is not None and filename == self._running[0]:
+            return self._running[1]
+        entry = self._named.get(filename)
+        if not isinstance(entry, list) or len(entry) != 3:
+            if _CELL_FILE.search(filename) is None:
+                return None
+            # A cell run less than a second before the death, other than the running one: the
+            # checkpoint had not named it. The kernel's hash of its code stands in for its name.
+            stem = re.sub(r"\W", "", filename.rsplit("/", 1)[-1].removesuffix(".py"))
+            return CellRef(f"code-{stem}", (), None)
+        identity, count, source = entry
+        lines = tuple(source.splitlines(keepends=True)) if isinstance(source, str) else ()
+        return CellRef(str(identity), lines, count if isinstance(count, int) else None)
+
+    def notebook_path(self) -> str | None:
+        return self._notebook
+
+    def cell_id(self, execution_count: int) -> str | None:
+        return None  # the running cell's id is in the dead kernel's record, on its notebook tab
+
+
+def running_cell_ref(cell: DeadCell) -> CellRef:
+    lines = tuple(cell.source.splitlines(keepends=True))
+    return CellRef(cell.cell_id or source_identity(cell.source), lines, cell.execution_count)
+
+
+_CELL_FILE = re.compile(r"(ipykernel_\d+[/\\]\d+\.py$)|(^<ipython-input-\d+-[0-9a-f]+>$)")
+
+
+def _is_cell_file(filename: str, named: Mapping[str, Any]) -> bool:
+    return filename in named or _CELL_FILE.search(filename) is not None
+
+
+def thread_frames(thread: DumpThread, frames: _EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
+    """A dumped thread's frames, innermost first, shown as an exception's would be: the frames
+    outside the outermost cell frame (the kernel's loop running the cell) and IPython's own
+    frames between cells are left out."""
+    shown = thread.frames
+    cells = [index for index, (file, _, _) in enumerate(shown) if _is_cell_file(file, named)]
+    if cells:
+        shown = shown[: cells[-1] + 1]
+        roots = frames.context.roots
+        inner_end = 0  # IPython's innermost frames, before the first user frame, stay
+        while inner_end < len(shown) and _path_info(shown[inner_end][0], roots).machinery:
+            inner_end += 1
+        shown = shown[:inner_end] + [
+            f for f in shown[inner_end:] if not _path_info(f[0], roots).machinery
+        ]
+    return [frames.frame(file, line, method) for file, line, method in shown]
+
+
+def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: JsonDict,
+                       user: JsonDict) -> JsonDict:
+    """The event body, session attached; the client adds what every event of its carries."""
+    facts = death.facts
+    named = death.cells
+    fault = death.fault
+    current = next((t for t in fault.threads if t.current), None) if fault else None
+    running: tuple[str, CellRef] | None = None
+    if death.cell is not None and current is not None:
+        cell_files = [file for file, _, _ in current.frames if _is_cell_file(file, named)]
+        if cell_files:
+            running = (cell_files[-1], running_cell_ref(death.cell))
+    notebook_path = facts.get("notebook") if isinstance(facts.get("notebook"), str) else None
+    resolve = DeadKernelCells(named, running, notebook_path)
+    context = FrameContext(resolve_cell=resolve, project_root=project_root,
+                           send_code=death.send_code, notebook=death.notebook)
+    frames = _EventFrames(context)
+    stacktrace = thread_frames(current, frames, named) if current is not None else []
+    exception = {"errorClass": ERROR_CLASS, "message": message(death), "type": "python",
+                 "stacktrace": stacktrace}
+    found_app = facts.get("app")
+    app: JsonDict = found_app if isinstance(found_app, dict) else {}
+    app_fields: JsonDict = {"type": "jupyter", "releaseStage": app.get("releaseStage") or "production"}
+    if app.get("version"):
+        app_fields["version"] = app["version"]
+    app_fields["duration"] = max(0, round((death.died_at - death.launched_at) * 1000))
+    app_fields["durationInForeground"] = (death.cell.ran_ms or 0) if death.cell else 0
+    app_fields["inForeground"] = death.cell is not None
+    cell = death.cell
+    body = payloads.event(
+        exceptions=[exception],
+        unhandled=True,
+        severity="error",
+        severity_reason="signal" if fault is not None and fault.signal else "unhandledException",
+        app=app_fields,
+        device={**device, "time": payloads.iso8601(death.died_at)},
+        user=user,
+        context=facts.get("context") or (f"In [{cell.execution_count}]" if cell and cell.execution_count
+                                         else None),
+        breadcrumbs=[c for c in facts.get("breadcrumbs") or [] if isinstance(c, dict)],
+        metadata=_metadata(death, running[1] if running else None),
+    )
+    if fault is not None and fault.signal:
+        body["severityReason"]["attributes"] = {"signalType": fault.signal}
+    if fault is not None:
+        body["threads"] = [
+            {"id": t.ident, "name": "crashed thread" if t.current else f"thread {t.ident}",
+             "errorReportingThread": t.current, "type": "python",
+             "stacktrace": thread_frames(t, frames, named)}
+            for t in fault.threads
+        ]
+    if not stacktrace:
+        # No frame to group by: the same death in the same cell is one error.
+        where = cell_file(death.notebook, running_cell_ref(cell)) if cell else "idle"
+        body["groupingHash"] = f"{ERROR_CLASS} {cause(death)} {where}"
+    if death.session is not None:
+        body["session"] = death.session
+    return body
+
+
+def _metadata(death: KernelDeath, running: CellRef | None) -> dict[str, JsonDict]:
+    facts = death.facts
+    tabs: dict[str, JsonDict] = {}
+    user_tabs = facts.get("metadata")
+    if isinstance(user_tabs, dict):
+        tabs.update({str(k): v for k, v in user_tabs.items() if isinstance(v, dict)})
+    cell = death.cell
+    notebook: JsonDict = {}
+    if death.notebook is not None:
+        notebook["path"] = death.notebook.path
+    if cell is not None:
+        if cell.cell_id:
+            notebook["cellId"] = cell.cell_id
+        notebook["executionCount"] = cell.execution_count
+        if death.send_code:
+            notebook["cellSource"] = cell.source
+    if notebook:
+        tabs["notebook"] = {**notebook, **tabs.get("notebook", {})}
+    kernel = facts.get("kernel")
+    if isinstance(kernel, dict):
+        tabs["kernel"] = {**kernel, "pid": death.pid}
+    tabs["exitInfo"] = exit_info(death)
+    return tabs
+
+
+def exit_info(death: KernelDeath) -> JsonDict:
+    """The `exitInfo` tab (as bugsnag-android's exitinfo plugin names it): why, and the
+    evidence."""
+    info: JsonDict = {"description": message(death)}
+    fault = death.fault
+    if fault is not None:
+        info["cause"] = "fatal signal"
+        info["signal"] = fault.signal or fault.description
+    elif death.oom is not None and death.oom.went_up:
+        info["cause"] = "out of memory"
+    else:
+        info["cause"] = "killed (no fault recorded: SIGKILL, or an exit that ran no exit code)"
+    info["importance"] = "foreground" if death.cell is not None else "background"
+    if death.cell is not None and death.cell.ran_ms is not None:
+        info["cellRanMs"] = death.cell.ran_ms
+    if death.oom is not None:
+        info["oomKillCount"] = {"atStart": death.oom.before, "afterDeath": death.oom.after,
+                                "cgroupVersion": death.oom.cgroup_version}
+    if death.memory:
+        info["memoryLastSeen"] = dict(death.memory)
+    info["pid"] = death.pid
+    return info

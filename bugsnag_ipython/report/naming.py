@@ -1,0 +1,79 @@
+"""What an exception is called and what it says, as strings, whatever its class does.
+
+BugSnag refuses an event whose `errorClass` or `message` is not a string, and an exception's
+class is user code: a metaclass may give `__qualname__` as a number or raise from it, and
+`__str__` may raise, return garbage or take its time. Everything here falls back to what the
+interpreter itself knows (the type's own name slots), so that every exception gets a readable
+name and nothing raised here reaches the cell.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The type's own slots: they read the class's real name, past any metaclass property.
+_QUALNAME: Any = type.__dict__["__qualname__"]
+_NAME: Any = type.__dict__["__name__"]
+_MODULE: Any = type.__dict__["__module__"]
+UNNAMED = "UnnamedError"
+
+
+def class_name(error: BaseException) -> str:
+    """`module.QualName` of the error's class (`QualName` for builtins and `__main__`)."""
+    return qualified_name(type(error))
+
+
+def qualified_name(cls: type) -> str:
+    qualname = type_name(cls)
+    module = _text(cls, "__module__", _MODULE)
+    if module is None or module in ("builtins", "__main__"):
+        return qualname
+    return f"{module}.{qualname}"
+
+
+def type_name(cls: type, *, qualified: bool = True) -> str:
+    """The class's `__qualname__` (or `__name__`) as a non-empty string, never raising."""
+    slot = _QUALNAME if qualified else _NAME
+    return _text(cls, slot.__name__, slot) or _text(cls, "__name__", _NAME) or UNNAMED
+
+
+def names_of(cls: type) -> set[str]:
+    """The names `discard_classes` may give a class: its own and each base's, bare and with
+    their module."""
+    names: set[str] = set()
+    try:
+        mro = type.__dict__["__mro__"].__get__(cls, type(cls))
+    except Exception:
+        mro = (cls,)
+    for base in mro:
+        qualname = type_name(base)
+        names.add(type_name(base, qualified=False))
+        names.add(f"{_text(base, '__module__', _MODULE)}.{qualname}")
+    return names
+
+
+def message_of(error: BaseException) -> str:
+    """What the error says: `str(error)` (a SyntaxError's `msg`), or a placeholder when that
+    raises or is not a string."""
+    try:
+        if isinstance(error, SyntaxError):
+            text: object = error.msg if error.msg is not None else ""
+            return text if isinstance(text, str) else str(text)
+        text = str(error)
+        return text if isinstance(text, str) else ""
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # a __str__ may raise anything, SystemExit included
+        return f"<unprintable {class_name(error)}>"
+
+
+def _text(cls: type, attribute: str, slot: Any) -> str | None:
+    """The class's attribute if it is a non-empty string, else what the type's slot holds."""
+    for from_slot in (False, True):
+        try:
+            value = slot.__get__(cls, type(cls)) if from_slot else getattr(cls, attribute)
+        except Exception:
+            continue
+        if type(value) is str and value:
+            return str(value)
+    return None

@@ -1,0 +1,135 @@
+"""Putting right an event that an on-error callback left in a shape BugSnag refuses.
+
+Callbacks may change anything in an event, and a change that breaks its shape (`exceptions`
+deleted, an `errorClass` that is a number, a frame that is a string) would have BugSnag answer
+400 and drop the event. Each broken part is put back from what the notifier made before the
+callbacks ran, or made the string or number BugSnag wants; what was repaired is handed back,
+so that it is said once and counted. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+
+def before_callbacks(event: JsonDict) -> JsonDict:
+    """What a repair may need of the event as the notifier made it: copies, since callbacks
+    may change the event's own lists and dicts in place."""
+    exceptions = event.get("exceptions") or []
+    return {
+        "exceptions": [
+            {**entry, "stacktrace": [dict(frame) for frame in entry.get("stacktrace", [])]}
+            for entry in exceptions
+        ],
+        "unhandled": event.get("unhandled"),
+        "severityReason": dict(event.get("severityReason") or {}),
+    }
+
+
+def repair_event(event: JsonDict, before: JsonDict) -> list[str]:
+    """Make `event` one BugSnag accepts, in place; returns the names of the parts repaired."""
+    repaired: list[str] = []
+    exceptions = event.get("exceptions")
+    entries = [e for e in exceptions if isinstance(e, dict)] if isinstance(exceptions, list) else []
+    if not entries:
+        event["exceptions"] = [_copy(entry) for entry in before["exceptions"]]
+        repaired.append("exceptions")
+    else:
+        if len(entries) != len(exceptions or ()):
+            repaired.append("exceptions")
+        originals = before["exceptions"]
+        for index, entry in enumerate(entries):
+            original = originals[min(index, len(originals) - 1)]
+            if _repair_exception(entry, original):
+                repaired.append(f"exceptions[{index}]")
+        event["exceptions"] = entries
+    if not isinstance(event.get("unhandled"), bool):
+        event["unhandled"] = before["unhandled"]
+        repaired.append("unhandled")
+    reason = event.get("severityReason")
+    if not isinstance(reason, dict) or not _is_text(reason.get("type")):
+        event["severityReason"] = dict(before["severityReason"])
+        repaired.append("severityReason")
+    for key, kind in (("metaData", dict), ("breadcrumbs", list), ("app", dict), ("device", dict)):
+        if key in event and not isinstance(event[key], kind):
+            event[key] = kind()
+            repaired.append(key)
+    if "user" in event and not isinstance(event["user"], dict):
+        del event["user"]
+        repaired.append("user")
+    context = event.get("context")
+    if context is not None and not isinstance(context, str):
+        event["context"] = _as_text(context)
+        repaired.append("context")
+    return repaired
+
+
+def _repair_exception(entry: JsonDict, original: JsonDict) -> bool:
+    """Repair one `exceptions[]` entry in place; True if anything was wrong with it."""
+    broken = False
+    error_class = entry.get("errorClass")
+    if not _is_text(error_class):
+        shown = _as_text(error_class) if error_class is not None else ""
+        entry["errorClass"] = shown or original["errorClass"]
+        broken = True
+    message = entry.get("message")
+    if message is not None and not isinstance(message, str):
+        entry["message"] = _as_text(message)
+        broken = True
+    if not _is_text(entry.get("type")):
+        entry["type"] = "python"
+        broken = True
+    frames = entry.get("stacktrace")
+    if not isinstance(frames, list):
+        entry["stacktrace"] = [dict(frame) for frame in original.get("stacktrace", [])]
+        return True
+    kept = [frame for frame in frames if isinstance(frame, dict)]
+    broken |= len(kept) != len(frames)
+    for frame in kept:
+        broken |= _repair_frame(frame)
+    entry["stacktrace"] = kept
+    return broken
+
+
+def _repair_frame(frame: JsonDict) -> bool:
+    broken = False
+    for key in ("file", "method"):
+        if key in frame and not isinstance(frame[key], str):
+            frame[key] = _as_text(frame[key])
+            broken = True
+    line = frame.get("lineNumber")
+    if line is not None and (isinstance(line, bool) or not isinstance(line, int)):
+        frame["lineNumber"] = _as_int(line)
+        broken = True
+    code = frame.get("code")
+    if code is not None and not (
+        isinstance(code, dict) and all(isinstance(text, str) for text in code.values())
+    ):
+        del frame["code"]
+        broken = True
+    return broken
+
+
+def _copy(entry: JsonDict) -> JsonDict:
+    return {**entry, "stacktrace": [dict(frame) for frame in entry.get("stacktrace", [])]}
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _as_text(value: object) -> str:
+    try:
+        text = str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+    return text if isinstance(text, str) else ""
+
+
+def _as_int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except Exception:
+        return 0

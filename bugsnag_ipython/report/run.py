@@ -1,0 +1,352 @@
+"""A headless run: a notebook runner (nbclient, `jupyter nbconvert --execute`, `jupyter
+execute`, papermill) executing this kernel's notebook, with no frontend.
+
+Runners send no cell ids and tell the kernel no notebook path, but their command line names the
+notebook (and papermill's output, where papermill writes its parameters before the kernel
+starts); the notebook file names the cells (see `notebook_cells`). The command line is read by
+`sources.headless`; this module decides what it means and, with the first report, reads the
+notebook. Nothing here runs per cell.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .notebook_cells import CellMatcher, NotebookFile, best_match, notebooks_in, read_notebook
+
+log = logging.getLogger("bugsnag_ipython")
+
+JsonDict = dict[str, Any]
+
+PAPERMILL = "papermill"
+NBCONVERT = "nbconvert"
+JUPYTER_EXECUTE = "jupyter execute"
+NBCLIENT = "nbclient"
+
+# papermill options that take values (the rest are switches): two for -p/-r, one for these.
+_PAPERMILL_PAIRS = {"-p", "--parameters", "-r", "--parameters_raw"}
+_PAPERMILL_VALUED = {
+    "-f", "--parameters_file", "-y", "--parameters_yaml", "-b", "--parameters_base64",
+    "-k", "--kernel", "-l", "--language", "--cwd", "--engine", "--log-level",
+    "--start-timeout", "--start_timeout", "--execution-timeout", "--autosave-cell-every",
+    "--stdout-file", "--stderr-file",
+}
+# nbconvert's output extension per exporter (`--to`), for naming the file it writes.
+_NBCONVERT_EXTENSIONS = {
+    "notebook": ".ipynb", "html": ".html", "slides": ".slides.html", "pdf": ".pdf",
+    "webpdf": ".pdf", "latex": ".tex", "markdown": ".md", "rst": ".rst", "asciidoc": ".asciidoc",
+    "python": ".py", "script": ".py",
+}
+
+
+@dataclass(frozen=True)
+class RunnerCommand:
+    """What a runner's command line says about the run."""
+
+    runner: str
+    notebooks: tuple[str, ...]  # absolute paths of the notebooks it runs, in order
+    output_path: str | None = None  # where the executed notebook goes (single notebook)
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # papermill -p / -r, as text
+
+
+def runner_command(argv: Sequence[str], cwd: str) -> RunnerCommand | None:
+    """The runner of `argv` (the kernel's parent process, run in `cwd`), if it is one."""
+    rest = _after_program(argv)
+    if rest is None:
+        return None
+    program, args = rest
+    if program == PAPERMILL:
+        return _papermill(args, cwd)
+    if program == NBCONVERT:
+        return _nbconvert(args, cwd)
+    if program == JUPYTER_EXECUTE:
+        notebooks = _notebooks(args, cwd)
+        if not notebooks:
+            return None
+        inplace = "--inplace" in args
+        return RunnerCommand(JUPYTER_EXECUTE, notebooks, notebooks[0] if inplace else None)
+    return None
+
+
+_SERVERS = {"lab", "notebook", "server", "nbclassic", "jupyterlab", "jupyter_server", "voila"}
+
+
+def server_command(argv: Sequence[str]) -> bool:
+    """Whether `argv` runs a notebook server (`jupyter lab`, `jupyter notebook`, ...): its
+    kernels are a person's, even where it sets no `JPY_SESSION_NAME` (before Jupyter Server 2.1)."""
+    words = [os.path.basename(word) for word in argv[:4]]
+    for index, word in enumerate(words):
+        following = words[index + 1] if index + 1 < len(words) else ""
+        if word.startswith("jupyter-") and word[len("jupyter-"):] in _SERVERS:
+            return True
+        if word in ("jupyter", "-m") and following in _SERVERS:
+            return True
+        if word == "voila":
+            return True
+    return False
+
+
+def kernel_command(argv: Sequence[str]) -> bool:
+    """Whether `argv` runs an IPython kernel (`python -m ipykernel_launcher -f …`)."""
+    return any(
+        word in ("ipykernel_launcher", "ipykernel") or os.path.basename(word) == "ipykernel_launcher.py"
+        for word in argv[:4]
+    )
+
+
+def _after_program(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+    """(runner, its arguments), for `papermill …`, `jupyter-nbconvert …`, `jupyter nbconvert …`,
+    `python -m papermill …` and the like (the interpreter comes first for a script)."""
+    args = list(argv)
+    for index, word in enumerate(args[:4]):
+        name = os.path.basename(word)
+        following = args[index + 1] if index + 1 < len(args) else ""
+        if name in ("papermill", "papermill.exe"):
+            return PAPERMILL, args[index + 1:]
+        if name in ("jupyter-nbconvert", "jupyter-execute"):
+            return (NBCONVERT if name.endswith("nbconvert") else JUPYTER_EXECUTE), args[index + 1:]
+        if name in ("jupyter", "jupyter.exe") and following in ("nbconvert", "execute"):
+            return (NBCONVERT if following == "nbconvert" else JUPYTER_EXECUTE), args[index + 2:]
+        if word == "-m" and following in ("papermill", "nbconvert", "nbclient", "nbclient.cli"):
+            program = {"papermill": PAPERMILL, "nbconvert": NBCONVERT}.get(following, JUPYTER_EXECUTE)
+            return program, args[index + 2:]
+    return None
+
+
+def _notebooks(args: Sequence[str], cwd: str) -> tuple[str, ...]:
+    return tuple(
+        os.path.normpath(os.path.join(cwd, arg))
+        for arg in args
+        if arg.endswith(".ipynb") and not arg.startswith("-")
+    )
+
+
+def _option(args: Sequence[str], *names: str) -> str | None:
+    """The value of `--name value` or `--name=value` (the last one given)."""
+    found = None
+    for index, arg in enumerate(args):
+        for name in names:
+            if arg == name and index + 1 < len(args):
+                found = args[index + 1]
+            elif arg.startswith(name + "="):
+                found = arg[len(name) + 1:]
+    return found
+
+
+def _nbconvert(args: Sequence[str], cwd: str) -> RunnerCommand | None:
+    executes = "--execute" in args or "--ExecutePreprocessor.enabled=True" in args
+    inplace = "--inplace" in args
+    notebooks = _notebooks([a for a in args if a != _option(args, "--output")], cwd)
+    if not (executes or inplace) or not notebooks:
+        return None
+    output = None
+    if len(notebooks) == 1:
+        output = notebooks[0] if inplace else _nbconvert_output(args, notebooks[0], cwd)
+    return RunnerCommand(NBCONVERT, notebooks, output)
+
+
+def _nbconvert_output(args: Sequence[str], notebook: str, cwd: str) -> str:
+    """Where nbconvert writes: `--output-dir` or the notebook's folder; `--output` or the
+    notebook's name (`.nbconvert` added when the output is a notebook beside its input)."""
+    to = _option(args, "--to") or "html"
+    extension = _NBCONVERT_EXTENSIONS.get(to, "." + to)
+    directory = _option(args, "--output-dir")
+    base = _option(args, "--output")
+    if base is None:
+        base = os.path.splitext(os.path.basename(notebook))[0]
+        if to == "notebook" and directory is None:
+            base += ".nbconvert"
+    elif base.endswith(extension):
+        base = base[: -len(extension)]
+    folder = os.path.join(cwd, directory) if directory is not None else os.path.dirname(notebook)
+    return os.path.normpath(os.path.join(folder, base + extension))
+
+
+def _papermill(args: Sequence[str], cwd: str) -> RunnerCommand | None:
+    positional: list[str] = []
+    parameters: dict[str, Any] = {}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in _PAPERMILL_PAIRS:
+            pair = [*args[index + 1:index + 3], None, None]
+            if pair[0] is not None:
+                parameters[pair[0]] = pair[1]
+            index += 3
+            continue
+        if arg in _PAPERMILL_VALUED:
+            index += 2
+            continue
+        if not arg.startswith("-") or arg == "-":
+            positional.append(arg)
+        index += 1
+    if not positional:
+        return None
+    notebook = _resolve_path(positional[0], cwd)
+    output = _resolve_path(positional[1], cwd) if len(positional) > 1 else None
+    return RunnerCommand(PAPERMILL, (notebook,), output, parameters)
+
+
+def _resolve_path(path: str, cwd: str) -> str:
+    # s3://, gs://, https:// ... stay as given: papermill reads and writes them itself.
+    if remote(path) or path == "-":
+        return path
+    return os.path.normpath(os.path.join(cwd, path))
+
+
+def remote(path: str) -> bool:
+    return "://" in path
+
+
+class HeadlessRun:
+    """What the kernel knows of its run: the runner, its notebooks and their cells.
+
+    Made at load from the command line (`command` None when none names a runner: nbclient or
+    papermill called from Python, told apart from a person's kernel by the first report, which
+    looks for the executed sources in the notebooks of the kernel's folder). Thread-safe: a
+    report may come from any thread.
+    """
+
+    def __init__(
+        self,
+        command: RunnerCommand | None,
+        kernel_cwd: str,
+        started_at: float,
+        *,
+        inherited_frontend: bool = False,
+    ) -> None:
+        self.command = command
+        self.inherited_frontend = inherited_frontend
+        self.kernel_cwd = kernel_cwd
+        self.started_at = started_at
+        self._lock = threading.Lock()
+        self._resolved = False
+        self._notebook: NotebookFile | None = None
+        self._matcher: CellMatcher | None = None
+
+    @property
+    def outranks_frontend(self) -> bool:
+        """True when the notebook variables of a frontend (`JPY_SESSION_NAME`, `__session__`)
+        are not this kernel's: a runner started it (called in a notebook's cell, `!papermill
+        …`), or another kernel did (nbclient called in a cell), and the variables came with the
+        environment it inherited."""
+        return self.command is not None or self.inherited_frontend
+
+    @property
+    def known_at_launch(self) -> bool:
+        """True when the command line named the runner: the run is known before any cell."""
+        return self.command is not None
+
+    def project_root(self) -> str | None:
+        """Where a notebook frontend (and nbconvert, `jupyter execute`, nbclient given the
+        notebook's path) starts the kernel: the notebook's folder. Only papermill starts it
+        elsewhere (the folder it was called from, or `--cwd`), so the default project root of
+        a papermill run is its input's folder: its frames are then named as in JupyterLab."""
+        command = self.command
+        if command is not None and command.runner == PAPERMILL and not remote(command.notebooks[0]):
+            return os.path.dirname(command.notebooks[0])
+        return None
+
+    # -- the notebook, read with the first report --------------------------------------
+
+    def _resolve(self, history: Sequence[str]) -> None:
+        with self._lock:
+            if self._resolved:
+                return
+            self._resolved = True
+            try:
+                self._notebook = self._find(history)
+            except Exception as error:  # a notebook we cannot make sense of names nothing
+                log.warning("The notebook of this run could not be read (%s); its cells are "
+                            "named by their source.", error)
+            if self._notebook is not None:
+                self._matcher = CellMatcher(self._notebook)
+
+    def _find(self, history: Sequence[str]) -> NotebookFile | None:
+        command = self.command
+        if command is None:
+            paths = notebooks_in(self.kernel_cwd, history)
+        elif command.runner == PAPERMILL:
+            # papermill writes its output (parameters injected, its metadata) before the kernel
+            # starts; its cells keep the input's ids.
+            paths = [command.output_path or "", command.notebooks[0]]
+        else:
+            paths = list(command.notebooks)
+        candidates = [nb for nb in map(read_notebook, filter(_local, paths)) if nb is not None]
+        notebook = best_match(candidates, history)
+        if notebook is not None and command is None and notebook.papermill:
+            # papermill called from Python: its output, in the kernel's folder, says the rest.
+            given = notebook.papermill
+            self.command = RunnerCommand(
+                PAPERMILL,
+                (_resolve_path(str(given.get("input_path") or notebook.path), self.kernel_cwd),),
+                _resolve_path(str(given.get("output_path") or notebook.path), self.kernel_cwd),
+            )
+        return notebook
+
+    @property
+    def confirmed(self) -> bool:
+        """Known to be a run: named by the command line, or its notebook found."""
+        return self.command is not None or self._notebook is not None
+
+    def notebook_path(self, history: Sequence[str]) -> str | None:
+        """The notebook a person would open: the runner's input."""
+        self._resolve(history)
+        command = self.command
+        if command is not None and len(command.notebooks) == 1:
+            given = command.notebooks[0]
+            # papermill's s3://bucket/jobs/a.ipynb is named a.ipynb, as JupyterLab names a
+            # notebook in the kernel's folder.
+            return given.rsplit("/", 1)[-1] if remote(given) else given
+        return self._notebook.path if self._notebook is not None else None
+
+    def cell_id(self, execution_count: int, history: Sequence[str]) -> str | None:
+        """The notebook's id of the cell that ran as `In[execution_count]`."""
+        self._resolve(history)
+        with self._lock:
+            matcher = self._matcher
+            return matcher.cell_id(execution_count, history) if matcher is not None else None
+
+    # -- the `run` tab ----------------------------------------------------------------
+
+    def tab(self, history: Sequence[str]) -> JsonDict | None:
+        """The event's `run` tab: the runner, its notebooks, papermill's parameters, the start."""
+        self._resolve(history)
+        if not self.confirmed:
+            return None
+        from .payloads import iso8601
+
+        command = self.command
+        papermill = self._notebook.papermill if self._notebook is not None else {}
+        tab: JsonDict = {"runner": command.runner if command is not None else NBCLIENT}
+        if command is not None:
+            tab["inputPath"] = (command.notebooks[0] if len(command.notebooks) == 1
+                                else list(command.notebooks))
+            if command.output_path:
+                tab["outputPath"] = command.output_path
+        elif self._notebook is not None:
+            tab["inputPath"] = self._notebook.path
+        if command is not None and command.runner == PAPERMILL:
+            given = papermill.get("parameters")
+            tab["parameters"] = dict(given) if isinstance(given, Mapping) else dict(command.parameters)
+        tab["startedAt"] = iso8601(_epoch(papermill.get("start_time")) or self.started_at)
+        return tab
+
+
+def _epoch(text: Any) -> float | None:
+    """papermill's `start_time` (ISO 8601 with an offset) as seconds since the epoch."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(text)).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+def _local(path: str) -> bool:
+    return bool(path) and not remote(path) and path != "-"

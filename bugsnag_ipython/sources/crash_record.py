@@ -1,0 +1,336 @@
+"""The crash record: what a kernel leaves behind for the next one, in case it dies.
+
+A kernel that is killed (the OOM killer's SIGKILL) or crashes (a segfault in a C extension)
+runs none of its exit code, so whatever is to be reported about it must already be on disk.
+Each kernel keeps one small file, `kernels/<token>.record` in the persistence directory,
+mapped into memory with MAP_SHARED: updating it is a store into memory, which the system
+writes back on its own and keeps after the process dies, however it dies. A cell pays no
+`write()` for it: starting a cell is one `pack_into` (the cell's number, start, id and
+source), ending it one store.
+
+What changes rarely (the session, the breadcrumbs, the notebook, memory facts) is written by
+the checkpoint thread (crash_checkpoint.py) as a JSON document in one of two areas, the
+other one staying whole, so a death in the middle of a write leaves the previous one.
+
+The record's owner holds a flock() on it for its whole life: the system lets go of it when
+the process dies. The next kernel takes that as the sign of death (dead_kernels.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import fcntl
+import functools
+import json
+import mmap
+import os
+import secrets
+import struct
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..report.events import CellRun
+
+MAGIC = b"BSGKREC1"
+DIRECTORY = "kernels"
+RECORD_SUFFIX = ".record"
+FAULTS_SUFFIX = ".faults"
+
+# Layout. The header and the slots are fixed; the source and the two JSON areas follow.
+_HEADER = struct.Struct("<8sqdd")  # magic, pid, launched (wall), launched (monotonic)
+_ENDED = 32  # q: 1 once the kernel began a normal end (a shutdown request, exit)
+_DOCUMENT = 40  # q: (generation << 1) | area of the current JSON document
+_VITALS = struct.Struct("<ddqqqq")  # last seen (monotonic, wall), RSS, peak RSS, cgroup use, limit
+_VITALS_AT = 48
+_SESSION = struct.Struct("<q40sdqqq")  # state, id, started, handled, unhandled, sending
+_SESSION_AT = 96
+_CELL = struct.Struct("<qd64s1024s")  # count while running (0 idle), started, cell id, source
+_CELL_AT = 192
+_RUNNING = _CELL_AT // 8  # index of the running field in the record as int64s
+INLINE_SOURCE_BYTES = 1024  # of the running cell, stored as it starts (NUL-padded)
+# A longer source is stored whole by the checkpoint, within a second, tagged with its cell.
+_LONG_TAG = struct.Struct("<qdq")  # count, started, bytes
+_LONG_AT = _CELL_AT + _CELL.size
+SOURCE_BYTES = 64 * 1024  # of a long cell; a longer one is cut
+DOCUMENT_BYTES = 96 * 1024  # each of the two areas
+_DOCUMENT_AT = (_LONG_AT + _LONG_TAG.size + SOURCE_BYTES,
+                _LONG_AT + _LONG_TAG.size + SOURCE_BYTES + 8 + DOCUMENT_BYTES)
+assert _VITALS_AT + _VITALS.size <= _SESSION_AT and _SESSION_AT + _SESSION.size <= _CELL_AT
+SIZE = _DOCUMENT_AT[1] + 8 + DOCUMENT_BYTES
+
+NO_SESSION, ACTIVE, PAUSED = 0, 1, 2
+
+_live: weakref.WeakSet[CrashRecord] = weakref.WeakSet()
+
+
+class CrashRecord:
+    """This kernel's record, mapped and locked until close()."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, launched_wall: float,
+                 launched_monotonic: float) -> None:
+        """Create the record in `directory` (its `kernels/` folder). Raises OSError if it cannot."""
+        folder = Path(directory).expanduser() / DIRECTORY
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.token = secrets.token_hex(6)
+        self.path = folder / f"{self.token}{RECORD_SUFFIX}"
+        self.faults_path = folder / f"{self.token}{FAULTS_SUFFIX}"
+        # Made under a hidden name and locked before it is seen: a scan never takes a record
+        # still being made for a dead one. The lock goes with the file through the rename.
+        hidden = folder / f".{self.token}{RECORD_SUFFIX}.tmp"
+        fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.ftruncate(fd, SIZE)
+            self._mm = mmap.mmap(fd, SIZE)
+            _HEADER.pack_into(self._mm, 0, MAGIC, os.getpid(), launched_wall, launched_monotonic)
+            os.rename(hidden, self.path)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(hidden)
+            raise
+        self._fd = fd
+        self._words = memoryview(self._mm).cast("q")
+        self._pack_cell = _CELL.pack_into
+        self.cell_finished = _store(self._words, _RUNNING, 0)
+        self._lock = threading.Lock()  # the session slot and the document: written by threads
+        self._generation = 0
+        self._faults: IO[bytes] | None = None
+        self._had_faulthandler = False
+        self.closed = False
+        _live.add(self)
+        _watch_forks()
+
+    # -- the cell's thread: stores only ---------------------------------------------------
+
+    def cell_started(self, run: CellRun) -> None:
+        """A cell starts (a CellRun: its number, id, source and start on the monotonic clock):
+        all of it in one pack.
+
+        This runs for every cell, so it is one pack into a fixed field: a source longer than
+        the field is cut here (Python source holds no NUL, so the padding marks its end) and
+        stored whole by the checkpoint (long_source)."""
+        count, cell_id, source, started = run
+        try:
+            self._pack_cell(self._mm, _CELL_AT, count, started,
+                            cell_id.encode() if cell_id else b"", source.encode())
+        except UnicodeEncodeError:  # a lone surrogate: rare, so not paid for on every cell
+            self._pack_cell(self._mm, _CELL_AT, count, started,
+                            (cell_id or "").encode("utf-8", "surrogatepass"),
+                            source.encode("utf-8", "surrogatepass"))
+
+    # -- rare writes ----------------------------------------------------------------------
+
+    def session(self, state: int, id: str, started_at: float, handled: int, unhandled: int,
+                sending: bool) -> None:
+        """The session current now (NO_SESSION, ACTIVE or PAUSED) and whether events are sent."""
+        with self._lock:
+            _SESSION.pack_into(self._mm, _SESSION_AT, state, id.encode("ascii", "replace"),
+                               started_at, handled, unhandled, int(sending))
+
+    def long_source(self, count: int, started: float, source: str) -> None:
+        """The whole source of the running cell `count` (started at `started`), when it is
+        longer than the field cell_started fills."""
+        encoded = source.encode("utf-8", "surrogatepass")[:SOURCE_BYTES]
+        at = _LONG_AT + _LONG_TAG.size
+        with self._lock:
+            self._mm[at : at + len(encoded)] = encoded
+            _LONG_TAG.pack_into(self._mm, _LONG_AT, count, started, len(encoded))
+
+    def vitals(self, monotonic: float, wall: float, rss: int, peak_rss: int, cgroup_usage: int,
+               cgroup_limit: int) -> None:
+        """When the kernel was last seen alive, and its memory then (-1: unknown)."""
+        _VITALS.pack_into(self._mm, _VITALS_AT, monotonic, wall, rss, peak_rss, cgroup_usage,
+                          cgroup_limit)
+
+    def document(self, data: bytes) -> bool:
+        """Make `data` (JSON) the current document; False if it does not fit."""
+        if len(data) > DOCUMENT_BYTES:
+            return False
+        with self._lock:
+            area = (self._generation + 1) & 1
+            at = _DOCUMENT_AT[area]
+            struct.pack_into("<q", self._mm, at, len(data))
+            self._mm[at + 8 : at + 8 + len(data)] = data
+            self._generation += 1
+            self._words[_DOCUMENT // 8] = (self._generation << 1) | area  # the switch
+        return True
+
+    def mark_ended(self) -> None:
+        """The kernel began a normal end: whatever ends the process now is not a death."""
+        if not self.closed:
+            self._words[_ENDED // 8] = 1
+
+    def catch_faults(self) -> None:
+        """Point faulthandler at the fault file: a fatal signal (SIGSEGV, SIGBUS, SIGFPE,
+        SIGABRT, SIGILL) writes every thread's Python stack there. Raises OSError."""
+        fd = os.open(self.faults_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._faults = os.fdopen(fd, "wb", buffering=0)
+        self._had_faulthandler = faulthandler.is_enabled()
+        faulthandler.enable(self._faults, all_threads=True)
+
+    def _release_faults(self) -> None:
+        """Give faulthandler back as it was: to the kernel's stderr if it was on, else off."""
+        faults, self._faults = self._faults, None
+        if faults is None:
+            return
+        with contextlib.suppress(Exception):
+            if self._had_faulthandler and sys.__stderr__ is not None:
+                faulthandler.enable(sys.__stderr__, all_threads=True)
+            else:
+                faulthandler.disable()
+        with contextlib.suppress(OSError):
+            faults.close()
+
+    # -- the end --------------------------------------------------------------------------
+
+    def close(self, *, remove: bool) -> None:
+        """Stop recording; with `remove`, the record and its fault file go (a normal end)."""
+        if self.closed:
+            return
+        self.closed = True
+        if remove:
+            self.mark_ended()
+            for path in (self.path, self.faults_path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        self._release()
+
+    def _release(self) -> None:
+        self._release_faults()
+        self._words.release()
+        self._mm.close()
+        os.close(self._fd)
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: stop writing to the parent's record and let go of the parent's
+        lock (the child's copies of the descriptor would keep it held after the parent died).
+        Stores from here on go to private memory, so no cell path needs a check."""
+        if self.closed:
+            return
+        self.closed = True
+        self._release()
+        self._mm = mmap.mmap(-1, SIZE)
+        self._words = memoryview(self._mm).cast("q")
+        self.cell_finished = _store(self._words, _RUNNING, 0)
+
+
+def _store(words: memoryview, index: int, value: int) -> Callable[[], None]:
+    """`cell_finished`: the cell ends, the running field goes to 0. A partial of the view's
+    item assignment, so that the call runs no Python frame: it is made for every cell."""
+    return functools.partial(words.__setitem__, index, value)
+
+
+def _forget_in_child() -> None:
+    for record in list(_live):
+        with contextlib.suppress(Exception):
+            record.forget_after_fork()
+
+
+_watching = False
+
+
+def _watch_forks() -> None:
+    global _watching
+    if not _watching:
+        _watching = True
+        os.register_at_fork(after_in_child=_forget_in_child)
+
+
+# -- reading a record left behind ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vitals:
+    seen_monotonic: float
+    seen_wall: float
+    rss: int
+    peak_rss: int
+    cgroup_usage: int
+    cgroup_limit: int
+
+
+@dataclass(frozen=True)
+class SessionState:
+    state: int
+    id: str
+    started_at: float
+    handled: int
+    unhandled: int
+
+
+@dataclass(frozen=True)
+class RunningCell:
+    execution_count: int | None
+    cell_id: str | None
+    source: str
+    started_monotonic: float
+
+
+@dataclass(frozen=True)
+class RecordContents:
+    """A record as a dead kernel left it."""
+
+    pid: int
+    launched_wall: float
+    launched_monotonic: float
+    ended: bool
+    sending: bool
+    session: SessionState | None  # None: no session, or it was paused
+    cell: RunningCell | None  # None: idle
+    vitals: Vitals | None
+    facts: dict[str, Any]  # the last JSON document
+
+
+class DamagedRecord(ValueError):
+    """A file in kernels/ that is not a whole record."""
+
+
+def read_record(data: bytes) -> RecordContents:
+    """The contents of a record's bytes; raises DamagedRecord."""
+    if len(data) != SIZE:
+        raise DamagedRecord("it is not the size of a record")
+    magic, pid, launched_wall, launched_monotonic = _HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise DamagedRecord("it is not a crash record of this version")
+    ended = struct.unpack_from("<q", data, _ENDED)[0] == 1
+    state, raw_id, started_at, handled, unhandled, sending = _SESSION.unpack_from(data, _SESSION_AT)
+    session = None
+    if state == ACTIVE:
+        session = SessionState(state, raw_id.rstrip(b"\0").decode("ascii", "replace"), started_at,
+                               handled, unhandled)
+    running, started, raw_cell_id, inline = _CELL.unpack_from(data, _CELL_AT)
+    cell = None
+    if running > 0:
+        source = inline.rstrip(b"\0")
+        long_count, long_started, size = _LONG_TAG.unpack_from(data, _LONG_AT)
+        if (long_count, long_started) == (running, started) and 0 < size <= SOURCE_BYTES:
+            at = _LONG_AT + _LONG_TAG.size
+            source = data[at : at + size]
+        cell_id = raw_cell_id.rstrip(b"\0").decode("utf-8", "replace") or None
+        cell = RunningCell(running, cell_id, source.decode("utf-8", "replace"), started)
+    vitals = Vitals(*_VITALS.unpack_from(data, _VITALS_AT))
+    return RecordContents(pid, launched_wall, launched_monotonic, ended, bool(sending), session,
+                          cell, vitals if vitals.seen_wall > 0 else None, _document(data))
+
+
+def _document(data: bytes) -> dict[str, Any]:
+    current = struct.unpack_from("<q", data, _DOCUMENT)[0]
+    if current <= 0:
+        return {}
+    at = _DOCUMENT_AT[current & 1]
+    size = struct.unpack_from("<q", data, at)[0]
+    if not 0 < size <= DOCUMENT_BYTES:
+        return {}
+    try:
+        found = json.loads(data[at + 8 : at + 8 + size])
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}

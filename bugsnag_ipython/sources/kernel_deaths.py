@@ -1,0 +1,191 @@
+"""Kernel deaths: a kernel that dies without running its exit code is reported by the next.
+
+This source keeps the running kernel's crash record (crash_record.py, kept current by
+crash_checkpoint.py), points faulthandler at the record's fault file, and marks a normal end
+(a shutdown request, `exit`, the process's exit). At launch it claims the records of dead
+kernels (dead_kernels.py) and hands each death to the client as one `KernelDied` event,
+counted against the session that was current in the dead kernel.
+
+The rules (README, "Kernel deaths"):
+- a kernel that began a normal end is never reported, whatever ends the process after it;
+- a fatal signal (a fault dump was written) is reported, whether a cell was running or not;
+- a kernel that vanished without a fault dump (SIGKILL, the OOM killer, `os._exit`) is
+  reported only if a cell was running, as bugsnag-cocoa reports only foreground terminations:
+  an idle kernel killed by a reboot, `docker stop` or a culler lost no work in progress;
+- a kernel that had no API key, or whose release stage was not enabled, sent nothing while
+  it lived, and its death is not sent either.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..delivery import forkguard
+from . import Source
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..report.cells import CellIndex
+    from .cell_runs import CellRuns
+    from .crash_checkpoint import Checkpoint
+    from .crash_record import CrashRecord
+
+INTERVAL = 1.0  # seconds between checkpoints of the record
+SCAN_DELAY = 1.0  # seconds after the load before dead kernels are looked for
+SCAN_DELAY_MAX = 10.0  # ...waiting at most this long for a running cell to end
+SCAN_POLL = 0.05
+
+
+class KernelDeaths(Source):
+    """The source: this kernel's record while it runs, and the reports of earlier deaths.
+
+    One daemon thread does the work off the loading thread (the persistence directory may
+    import platformdirs, and opening the record touches the disk): it makes the record, hands
+    it to the cell hooks (`cell_runs.crash_record`), looks for dead kernels once the kernel is
+    idle, then keeps the record current once a second."""
+
+    def __init__(self, client: Client, shell: Any, cells: CellIndex | None,
+                 cell_runs: CellRuns | None = None, *, interval: float = INTERVAL) -> None:
+        super().__init__(client)
+        self.shell = shell
+        self.cells = cells
+        self.cell_runs = cell_runs
+        self.interval = interval
+        self.record: CrashRecord | None = None
+        self.checkpoint: Checkpoint | None = None
+        self.scanned = threading.Event()  # set once earlier kernels were looked for
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    # -- install / uninstall ---------------------------------------------------------------
+
+    def install(self) -> None:
+        self._stop = stop = threading.Event()
+        self.scanned = threading.Event()
+        with contextlib.suppress(Exception):
+            self.shell.observe(self._on_exit_now, names="exit_now")
+        atexit.register(self.at_exit)
+        threading.Thread(target=self._run, args=(stop,), name="bugsnag-crash-record",
+                         daemon=True).start()
+
+    def uninstall(self) -> None:
+        """Stop recording: the record goes, as at a normal end."""
+        atexit.unregister(self.at_exit)
+        with contextlib.suppress(Exception):
+            self.shell.unobserve(self._on_exit_now, names="exit_now")
+        self._close()
+
+    def at_exit(self) -> None:
+        """The process ends normally: its record goes."""
+        try:
+            self.ending()
+            self._close()
+        except Exception:
+            self.internal_failure("exit")
+
+    def _close(self) -> None:
+        with self._lock:
+            self._stop.set()
+            record, self.record = self.record, None
+            checkpoint, self.checkpoint = self.checkpoint, None
+            if self.cell_runs is not None:
+                self.cell_runs.crash_record = None
+            if checkpoint is not None:
+                with contextlib.suppress(ValueError):
+                    self.client.listeners.remove(checkpoint.session_changed)
+            if record is not None:
+                record.close(remove=True)
+
+    def ending(self) -> None:
+        """A normal end began (exit, a shutdown request): nothing after it is a death."""
+        record = self.record
+        if record is not None:
+            record.mark_ended()
+
+    def _on_exit_now(self, change: Any) -> None:
+        try:
+            if change.get("new"):
+                self.ending()
+        except Exception:
+            pass
+
+    def _cell_files(self) -> list[str]:
+        # ipykernel's and IPython's compiler: code file -> execution count, oldest first.
+        mapping = getattr(getattr(self.shell, "compile", None), "_filename_map", None)
+        return list(mapping) if isinstance(mapping, dict) else []
+
+    # -- the thread -------------------------------------------------------------------------
+
+    def _run(self, stop: threading.Event) -> None:
+        try:
+            directory = self._open(stop)
+        except Exception as error:
+            self.client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
+            self.scanned.set()
+            return
+        if directory is None:
+            return
+        started = time.monotonic()
+        while not stop.is_set():
+            checkpoint = self.checkpoint
+            try:
+                if checkpoint is not None:
+                    checkpoint.checkpoint()
+            except Exception as error:
+                self.client.warn_once("checkpoint", f"the crash record could not be updated ({error}).")
+            waited = time.monotonic() - started
+            if not self.scanned.is_set() and waited >= SCAN_DELAY and (
+                not self.client.tracker.in_foreground or waited >= SCAN_DELAY_MAX
+            ):
+                self._scan(directory)
+            stop.wait(self.interval if self.scanned.is_set() else SCAN_POLL)
+
+    def _open(self, stop: threading.Event) -> str | None:
+        """Make the record and hand it to the cell hooks; None if uninstalled meanwhile."""
+        client = self.client
+        with forkguard.importing:  # here, not at load: the load stays cheap
+            from ..report.device import persistence_directory
+            from . import memory
+            from .crash_checkpoint import Checkpoint
+            from .crash_record import CrashRecord
+
+            directory = persistence_directory(client.config.persistence_directory)
+        # The launch on the wall clock, from the monotonic one the client keeps.
+        launched_wall = time.time() - (time.monotonic() - client.launched_at)
+        record = CrashRecord(directory, launched_wall=launched_wall,
+                             launched_monotonic=client.launched_at)
+        try:
+            record.catch_faults()
+        except (OSError, RuntimeError, ValueError) as error:
+            client.warn_once("faulthandler", f"fatal signals will be reported without stacks ({error}).")
+        checkpoint = Checkpoint(record, client, self.cells, self._cell_files, cgroup=memory.find_cgroup())
+        with self._lock:
+            if stop.is_set():
+                record.close(remove=True)
+                return None
+            self.record, self.checkpoint = record, checkpoint
+            checkpoint.session_changed()
+            client.listeners.append(checkpoint.session_changed)
+            if self.cell_runs is not None:
+                self.cell_runs.crash_record = record
+            # A cell that started before the record was handed over: the cell hook saw none.
+            # (It sets client.cell before it looks, this thread looks after handing over: one
+            # of the two stores it.)
+            run = client.cell
+            if run is not None:
+                record.cell_started(run)
+        return directory
+
+    def _scan(self, directory: str) -> None:
+        try:
+            from .dead_kernels import report_dead_kernels
+
+            report_dead_kernels(self.client, directory, self.record)
+        except Exception as error:
+            self.client.warn_once("kernel-deaths", f"earlier kernels' deaths could not be read ({error}).")
+        finally:
+            self.scanned.set()

@@ -1,0 +1,107 @@
+"""The kernel's memory and its cgroup's OOM-kill counter, as Linux shows them.
+
+The OOM killer leaves no trace in the process it kills; the cgroup it belongs to counts its
+kills: `oom_kill` in `memory.oom_control` (cgroup v1) or in `memory.events` (cgroup v2). The
+count when a kernel started, compared with the count after it died, says whether the OOM
+killer acted in between. Everything here answers None (or -1) where the system does not say.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+UNLIMITED = 1 << 62  # cgroup v1 shows "no limit" as a page-rounded 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """The memory files of one cgroup."""
+
+    version: int
+    oom_file: Path  # holds the `oom_kill N` line
+    usage_file: Path
+    limit_file: Path
+
+    def oom_kills(self) -> int | None:
+        try:
+            text = self.oom_file.read_text()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill" and value.strip().isdigit():
+                return int(value)
+        return None
+
+    def usage(self) -> int:
+        return _number(self.usage_file)
+
+    def limit(self) -> int:
+        found = _number(self.limit_file)
+        return -1 if found >= UNLIMITED else found
+
+
+def find_cgroup(proc: str = "/proc", fs: str = "/sys/fs/cgroup") -> Cgroup | None:
+    """This process's memory cgroup: v1's memory controller, else v2's unified one."""
+    try:
+        lines = Path(proc, "self", "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    v1 = v2 = None
+    for line in lines:
+        _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
+        if "memory" in controllers.split(","):
+            v1 = path
+        elif controllers == "":
+            v2 = path
+    candidates: list[tuple[int, Path]] = []
+    if v1 is not None:
+        candidates += [(1, Path(fs, "memory", v1.lstrip("/"))), (1, Path(fs, "memory"))]
+    if v2 is not None:
+        candidates += [(2, Path(fs, v2.lstrip("/"))), (2, Path(fs))]
+    for version, folder in candidates:
+        if version == 1 and (folder / "memory.oom_control").is_file():
+            return Cgroup(1, folder / "memory.oom_control", folder / "memory.usage_in_bytes",
+                          folder / "memory.limit_in_bytes")
+        if version == 2 and (folder / "memory.events").is_file():
+            return Cgroup(2, folder / "memory.events", folder / "memory.current",
+                          folder / "memory.max")
+    return None
+
+
+def oom_kills_at(path: str) -> int | None:
+    """The OOM-kill count in a cgroup's counter file, as a dead kernel named it: only a file of
+    that name is read."""
+    if not path.endswith(("/memory.oom_control", "/memory.events")):
+        return None
+    return Cgroup(0, Path(path), Path(path), Path(path)).oom_kills()
+
+
+def resident_bytes(proc: str = "/proc") -> int:
+    """The process's resident set now (-1 if unknown)."""
+    try:
+        with open(os.path.join(proc, "self", "statm"), "rb") as file:
+            fields = file.read().split()
+        return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def peak_resident_bytes() -> int:
+    """The largest resident set the process has had (-1 if unknown)."""
+    try:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+    except (ImportError, OSError):
+        return -1
+
+
+def _number(path: Path) -> int:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return -1
+    return int(text) if text.isdigit() else -1

@@ -1,0 +1,152 @@
+"""Which dead kernels are reported, and how: records left by processes killed here, reported by
+a client that holds what it makes (it has no API key), so the event itself can be read."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bugsnag_ipython.client import Client
+from bugsnag_ipython.config import Configuration
+from bugsnag_ipython.sources.crash_record import ACTIVE, CrashRecord
+from bugsnag_ipython.sources.dead_kernels import report_dead_kernels
+
+ROOT = str(Path(__file__).resolve().parents[2])
+SESSION = "0f1e2d3c-1111-4222-8333-444455556666"
+
+_DYING = r"""
+import os, sys, time
+sys.path.insert(0, {root!r})
+from bugsnag_ipython.sources.crash_record import CrashRecord
+record = CrashRecord({directory!r}, launched_wall=time.time() - 60, launched_monotonic=time.monotonic() - 60)
+record.session({state}, {session!r}, 1_800_000_000.0, 2, 0, {sending})
+if {running}:
+    record.cell_started((7, "train", "model.fit(data)", time.monotonic() - 5))
+record.vitals(time.monotonic(), time.time(), 123_456_789, 223_456_789, -1, -1)  # last seen
+if {ended}:
+    record.mark_ended()
+record.faults_path.write_text({fault!r})
+record.document({document!r})
+os.write(1, b"ready\n")
+time.sleep(60)
+"""
+
+SEGFAULT = (
+    "Fatal Python error: Segmentation fault\n\nCurrent thread 0x0000000000000001 (most recent call first):\n"
+    '  File "/tmp/ipykernel_77/123.py", line 1 in <module>\n'
+)
+
+
+def dead_kernel(directory: Path, *, running: bool = True, sending: bool = True, ended: bool = False,
+                fault: str = "", state: int = ACTIVE, document: bytes = b"{}") -> None:
+    """A process that keeps a record as told, then is killed with SIGKILL."""
+    code = _DYING.format(root=ROOT, directory=str(directory), running=running, sending=sending,
+                         ended=ended, fault=fault, session=SESSION, state=state, document=document)
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)
+
+
+@pytest.fixture
+def reporter(tmp_path: Path) -> Any:
+    """A client without an API key (it holds its events) and a live record of its own."""
+    client = Client(Configuration(persistence_directory=str(tmp_path)))
+    own = CrashRecord(tmp_path, launched_wall=time.time(), launched_monotonic=time.monotonic())
+    yield client, own
+    own.close(remove=True)
+
+
+def held_events(client: Client) -> list[dict[str, Any]]:
+    return [event for held in client._delegate._held if held.kind == "event"
+            for event in held.payload["events"]]
+
+
+def test_a_kernel_killed_in_a_cell_is_one_event_of_its_session(tmp_path: Path, reporter: Any) -> None:
+    client, own = reporter
+    dead_kernel(tmp_path)
+    assert report_dead_kernels(client, str(tmp_path), own) == 1
+    [event] = held_events(client)
+    assert event["exceptions"][0]["errorClass"] == "KernelDied"
+    assert event["session"]["id"] == SESSION
+    assert event["session"]["events"] == {"handled": 2, "unhandled": 1}
+    assert event["metaData"]["notebook"]["cellSource"] == "model.fit(data)"
+    assert 4900 <= event["app"]["durationInForeground"] <= 6000  # to when it was last seen
+    assert event["metaData"]["exitInfo"]["memoryLastSeen"]["peakResidentBytes"] == 223_456_789
+    assert client.tracker.counts.sessions_with_unhandled == 0  # this kernel's counts never move
+    assert report_dead_kernels(client, str(tmp_path), own) == 0  # reported once, then gone
+    assert [p.name for p in (tmp_path / "kernels").iterdir()] == [own.path.name]
+
+
+@pytest.mark.parametrize(
+    "left",
+    [
+        {"ended": True},  # a shutdown request or exit had begun
+        {"running": False},  # idle, and no fault: a reboot, a culler, a kill of an idle kernel
+        {"sending": False},  # no API key: it sent nothing while it lived
+        {"ended": True, "fault": SEGFAULT},  # a crash after the end began is the end's
+    ],
+)
+def test_what_is_not_a_reported_death(tmp_path: Path, reporter: Any, left: dict[str, Any]) -> None:
+    client, own = reporter
+    dead_kernel(tmp_path, **left)
+    assert report_dead_kernels(client, str(tmp_path), own) == 0
+    assert held_events(client) == []
+    assert len(list((tmp_path / "kernels").glob("*.claimed"))) == 0  # removed all the same
+
+
+def test_a_fatal_signal_while_idle_is_reported(tmp_path: Path, reporter: Any) -> None:
+    client, own = reporter
+    dead_kernel(tmp_path, running=False, fault=SEGFAULT)
+    assert report_dead_kernels(client, str(tmp_path), own) == 1
+    [event] = held_events(client)
+    assert event["exceptions"][0]["message"] == "segmentation fault (SIGSEGV) while idle"
+    assert event["app"]["inForeground"] is False
+
+
+def test_a_paused_session_is_not_counted(tmp_path: Path, reporter: Any) -> None:
+    client, own = reporter
+    dead_kernel(tmp_path, state=2)
+    assert report_dead_kernels(client, str(tmp_path), own) == 1
+    [event] = held_events(client)
+    assert "session" not in event
+
+
+def test_an_on_error_callback_sees_the_death_and_may_drop_it(tmp_path: Path, reporter: Any) -> None:
+    client, own = reporter
+    seen: list[str] = []
+
+    def drop(event: dict[str, Any]) -> bool:
+        seen.append(event["exceptions"][0]["errorClass"])
+        return False
+
+    client.on_error.add(drop)
+    dead_kernel(tmp_path)
+    assert report_dead_kernels(client, str(tmp_path), own) == 0
+    assert seen == ["KernelDied"] and held_events(client) == []
+
+
+def test_an_oom_kill_count_that_went_up_says_out_of_memory(tmp_path: Path, reporter: Any) -> None:
+    client, own = reporter
+    counter = tmp_path / "cgroup" / "memory.oom_control"
+    counter.parent.mkdir()
+    counter.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    baseline = {"oomKill": {"file": str(counter), "count": 0, "cgroupVersion": 1}}
+    dead_kernel(tmp_path, document=json.dumps(baseline).encode())
+    counter.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")  # the OOM killer acted
+    assert report_dead_kernels(client, str(tmp_path), own) == 1
+    [event] = held_events(client)
+    assert event["exceptions"][0]["message"] == (
+        "killed while running In [7] (out of memory: the cgroup's oom_kill count went up)"
+    )
+    counts = event["metaData"]["exitInfo"]["oomKillCount"]
+    assert counts == {"atStart": 0, "afterDeath": 1, "cgroupVersion": 1}
+    assert event["groupingHash"] == "KernelDied out of memory cell-train"

@@ -1,0 +1,61 @@
+"""The OOM killer's count and the kernel's memory, read from cgroup v1 and v2 trees as Linux
+lays them out (made here in a temporary directory), and from this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bugsnag_ipython.sources import memory
+
+
+def tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_cgroup_v1_counts_oom_kills_in_memory_oom_control(tmp_path: Path) -> None:
+    tree(tmp_path, {
+        "proc/self/cgroup": "9:name=systemd:/\n4:memory:/kernels/k1\n0::/\n",
+        "fs/memory/kernels/k1/memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        "fs/memory/kernels/k1/memory.usage_in_bytes": "1740881920\n",
+        "fs/memory/kernels/k1/memory.limit_in_bytes": "9223372036854771712\n",
+    })
+    cgroup = memory.find_cgroup(str(tmp_path / "proc"), str(tmp_path / "fs"))
+    assert cgroup is not None and cgroup.version == 1
+    assert cgroup.oom_kills() == 2
+    assert cgroup.usage() == 1740881920
+    assert cgroup.limit() == -1  # v1's "no limit"
+
+
+def test_cgroup_v2_counts_oom_kills_in_memory_events(tmp_path: Path) -> None:
+    tree(tmp_path, {
+        "proc/self/cgroup": "0::/user.slice/kernel\n",
+        "fs/user.slice/kernel/memory.events": "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n",
+        "fs/user.slice/kernel/memory.current": "52428800\n",
+        "fs/user.slice/kernel/memory.max": "max\n",
+    })
+    cgroup = memory.find_cgroup(str(tmp_path / "proc"), str(tmp_path / "fs"))
+    assert cgroup is not None and cgroup.version == 2
+    assert (cgroup.oom_kills(), cgroup.usage(), cgroup.limit()) == (1, 52428800, -1)
+
+
+def test_no_cgroup_no_answer(tmp_path: Path) -> None:
+    tree(tmp_path, {"proc/self/cgroup": "0::/\n"})
+    assert memory.find_cgroup(str(tmp_path / "proc"), str(tmp_path / "fs")) is None
+    assert memory.find_cgroup(str(tmp_path / "nowhere"), str(tmp_path / "fs")) is None
+
+
+def test_this_process_memory() -> None:
+    resident = memory.resident_bytes()
+    assert resident > 1_000_000
+    assert memory.peak_resident_bytes() >= resident * 0.5
+
+
+def test_a_dead_kernels_counter_file_is_read_only_if_it_is_one(tmp_path: Path) -> None:
+    tree(tmp_path, {"memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n",
+                    "notes.txt": "oom_kill 9\n"})
+    assert memory.oom_kills_at(str(tmp_path / "memory.oom_control")) == 5
+    assert memory.oom_kills_at(str(tmp_path / "notes.txt")) is None
+    assert memory.oom_kills_at(str(tmp_path / "gone" / "memory.events")) is None

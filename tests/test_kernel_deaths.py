@@ -1,0 +1,224 @@
+"""Kernels that die, reported by the next kernel, read back from the real collector: a SIGKILL
+during a cell, a segfault in a cell, a clean shutdown after errors, two kernels starting after
+one crash, and `send_code` off."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from tests.conftest import StartKernel
+from tests.kernel import Kernel
+
+WAIT = 20.0
+
+
+def start_cell(kernel: Kernel, code: str, cell_id: str | None = None, *, wait: bool = True) -> None:
+    """Send a cell without waiting for it to finish; with `wait`, return once it has started
+    (a cell that crashes at once may die before its output leaves the kernel)."""
+    content = {"code": f"print('started', flush=True)\n{code}", "silent": False,
+               "store_history": True, "user_expressions": {}, "allow_stdin": False,
+               "stop_on_error": False}
+    message = kernel.client.session.msg("execute_request", content)
+    if cell_id is not None:
+        message["metadata"]["cellId"] = cell_id
+    kernel.client.shell_channel.send(message)
+    deadline = time.monotonic() + WAIT
+    while wait and time.monotonic() < deadline:
+        msg = kernel.client.get_iopub_msg(timeout=WAIT)
+        if msg["msg_type"] == "stream" and "started" in msg["content"]["text"]:
+            return
+    assert not wait, "the cell did not start"
+
+
+def recording(kernel: Kernel) -> Kernel:
+    """Wait until the kernel keeps its crash record (made in the background at load)."""
+    deadline = time.monotonic() + WAIT
+    ready = ("all(s.record is not None for s in get_ipython()._bugsnag_ipython.sources"
+             " if hasattr(s, 'scanned'))")
+    while not kernel.evaluate(ready) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return kernel
+
+
+def wait_dead(kernel: Kernel) -> None:
+    deadline = time.monotonic() + WAIT
+    while kernel.alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not kernel.alive, "the kernel is still alive"
+
+
+def kill_in_cell(kernel: Kernel, code: str, cell_id: str | None = None) -> None:
+    """SIGKILL the kernel while `code` runs, after the checkpoint has seen it running."""
+    pid = kernel.evaluate("__import__('os').getpid()")
+    start_cell(kernel, code, cell_id)
+    time.sleep(1.5)  # the checkpoint runs every second: the breadcrumbs so far are on disk
+    os.kill(pid, signal.SIGKILL)
+    wait_dead(kernel)
+
+
+def scanned(kernel: Kernel) -> None:
+    """Wait until the kernel has looked for dead kernels, then deliver what it made."""
+    deadline = time.monotonic() + WAIT
+    done = ("all(s.scanned.is_set() for s in get_ipython()._bugsnag_ipython.sources"
+            " if hasattr(s, 'scanned'))")
+    while not kernel.evaluate(done) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+
+
+def deaths(collector: Any) -> list[Any]:
+    return [event for event in collector.store.events() if event.error_class == "KernelDied"]
+
+
+def test_a_kernel_killed_during_a_cell_is_reported_against_its_session(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    first = start_kernel()
+    first.execute("import bugsnag_ipython\nbugsnag_ipython.add_metadata('dataset', {'rows': 3})")
+    first.execute("total = sum(range(10))", cell_id="prepare")
+    session = first.evaluate("bugsnag_ipython.current_session().id")
+    assert first.evaluate("bugsnag_ipython.flush(10)") is True
+    kill_in_cell(first, "import time\ntime.sleep(60)", cell_id="train")
+
+    second = start_kernel()
+    assert collector.wait_for("events", 1, WAIT)
+    scanned(second)
+    [death] = deaths(collector)
+    body = death.event
+    # In [1] loaded the extension, In [4] to [6] asked the kernel for its session, flush, pid.
+    assert death.unhandled and death.message == "killed while running In [7]"
+    assert body["session"]["id"] == session and session in {s.session_id for s in collector.store.sessions()}
+    assert body["session"]["events"] == {"handled": 0, "unhandled": 1}
+    assert body["context"] == "In [7]" and body["app"]["inForeground"] is True
+    # Until it was last seen alive: the checkpoint's last look, at most a second before the kill.
+    ran = body["app"]["durationInForeground"]
+    assert 0 < ran <= 1600 and body["metaData"]["exitInfo"]["cellRanMs"] == ran
+    assert body["metaData"]["notebook"] == {
+        "cellId": "train", "executionCount": 7,
+        "cellSource": "print('started', flush=True)\nimport time\ntime.sleep(60)",
+    }
+    assert body["metaData"]["dataset"] == {"rows": 3}
+    info = body["metaData"]["exitInfo"]
+    assert info["importance"] == "foreground" and info["cause"].startswith("killed")
+    assert info["memoryLastSeen"]["residentBytes"] > 10_000_000
+    assert "oomKillCount" in info  # these machines have cgroup v1: the count, before and after
+    assert {"In [3]", "In [6]"} <= {crumb["name"] for crumb in body["breadcrumbs"]}
+    assert body["groupingHash"] == "KernelDied killed cell-train"
+    # The record was claimed and removed: only the living kernel's is left.
+    assert len(list((second.root.parent / "outbox" / "kernels").glob("*.record"))) == 1
+
+
+def test_a_segfault_in_a_cell_is_reported_with_its_frames_named_by_cell(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    first = recording(start_kernel())
+    first.execute("def read_nothing():\n    return ctypes.string_at(0)", cell_id="helper")
+    time.sleep(1.2)  # the checkpoint names the cells that ran, once a second
+    start_cell(first, "import ctypes\nread_nothing()", cell_id="crash", wait=False)
+    wait_dead(first)
+
+    start_kernel()
+    assert collector.wait_for("events", 1, WAIT)
+    [death] = deaths(collector)
+    body = death.event
+    assert death.message == "segmentation fault (SIGSEGV) while running In [4]"  # [2]: recording()
+    assert body["severityReason"] == {"type": "signal", "attributes": {"signalType": "SIGSEGV"}}
+    frames = body["exceptions"][0]["stacktrace"]
+    assert [(f["file"], f["method"], f["inProject"]) for f in frames] == [
+        ("ctypes/__init__.py", "string_at", False),
+        ("cell-helper", "read_nothing", True),
+        ("cell-crash", "<module>", True),
+    ]
+    assert (frames[1]["lineNumber"], frames[2]["lineNumber"]) == (2, 3)
+    assert frames[2]["code"]["3"] == "read_nothing()"
+    assert frames[1]["code"]["2"] == "    return ctypes.string_at(0)"
+    assert "groupingHash" not in body  # grouped by the top in-project frame, like any event
+    threads = body["threads"]
+    assert sum(thread["errorReportingThread"] for thread in threads) == 1 and len(threads) > 1
+    every_file = [f["file"] for thread in threads for f in thread["stacktrace"]]
+    assert not any(file.startswith("/tmp/ipykernel_") for file in every_file)
+    assert body["metaData"]["exitInfo"]["signal"] == "SIGSEGV"
+
+
+def test_a_clean_shutdown_after_errors_reports_no_death(start_kernel: StartKernel, collector: Any) -> None:
+    first = start_kernel()
+    first.execute("1/0")
+    first.execute("import threading\nthreading.Thread(target=lambda: {}['k']).start()")
+    assert collector.wait_for("events", 2, WAIT)
+    first.shutdown()
+    second = start_kernel()
+    scanned(second)
+    assert deaths(collector) == [], [d.message for d in deaths(collector)]
+    assert len(collector.store.events()) == 2
+    kernels = second.root.parent / "outbox" / "kernels"
+    assert len(list(kernels.glob("*.record"))) == 1 and list(kernels.glob("*.claimed")) == []
+
+
+def test_a_kernel_killed_while_idle_is_not_reported(start_kernel: StartKernel, collector: Any) -> None:
+    first = start_kernel()
+    first.execute("x = 1")
+    pid = first.evaluate("__import__('os').getpid()")
+    time.sleep(1.2)
+    os.kill(pid, signal.SIGKILL)
+    wait_dead(first)
+    second = start_kernel()
+    scanned(second)
+    assert deaths(collector) == []
+    assert len(list((second.root.parent / "outbox" / "kernels").glob("*.record"))) == 1
+
+
+def test_two_kernels_starting_after_one_crash_send_one_event(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    first = start_kernel()
+    kill_in_cell(first, "while True:\n    pass")
+    second, third = start_kernel(), start_kernel()
+    scanned(second)
+    scanned(third)
+    assert len(deaths(collector)) == 1
+
+
+def test_send_code_off_leaves_no_source_in_the_death(start_kernel: StartKernel, collector: Any) -> None:
+    first = recording(start_kernel(BUGSNAG_SEND_CODE="false"))
+    start_cell(first, "marker = 'quarterly_secret_41'\nimport ctypes\nctypes.string_at(0)", cell_id="c",
+               wait=False)
+    wait_dead(first)
+    start_kernel(BUGSNAG_SEND_CODE="false")
+    assert collector.wait_for("events", 1, WAIT)
+    [death] = deaths(collector)
+    assert "cellSource" not in death.event["metaData"]["notebook"]
+    frames = death.event["exceptions"][0]["stacktrace"]
+    assert frames[-1]["file"] == "cell-c" and all("code" not in frame for frame in frames)
+    [request] = collector.store.requests("events")
+    assert "quarterly_secret_41" not in request.body and "string_at(0)" not in request.body
+
+
+
+
+def test_a_busy_kernel_killed_after_a_shutdown_request_is_no_death(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    first = start_kernel()
+    pid = first.evaluate("__import__('os').getpid()")
+    start_cell(first, "import time\ntime.sleep(60)")
+    first.client.shutdown()  # the frontend's restart: the control channel answers while busy
+    first.client.get_control_msg(timeout=WAIT)  # the shutdown reply: exit_now is set
+    os.kill(pid, signal.SIGKILL)  # what jupyter_client does when the busy kernel does not exit
+    wait_dead(first)
+    second = start_kernel()
+    scanned(second)
+    assert deaths(collector) == []
+
+
+def test_unloading_removes_the_record_and_gives_faulthandler_back(start_kernel: StartKernel) -> None:
+    kernel = start_kernel()
+    scanned(kernel)
+    kernels = kernel.root.parent / "outbox" / "kernels"
+    assert len(list(kernels.glob("*.record"))) == 1
+    assert kernel.evaluate("__import__('faulthandler').is_enabled()") is True
+    assert kernel.execute("%unload_ext bugsnag_ipython").status == "ok"
+    assert list(kernels.glob("*")) == []
+    assert kernel.evaluate("__import__('faulthandler').is_enabled()") is False
