@@ -81,8 +81,12 @@ class CellIndex:
                 self._cell_ids.pop(next(iter(self._cell_ids)))
             self._cell_ids[execution_count] = cell_id
 
-    def notebook_path(self) -> str | None:
+    def notebook_path(self, *, look: bool = True) -> str | None:
+        """The notebook's path; without `look`, a run's notebook not looked for yet is not
+        looked for now (see __call__)."""
         run = self._headless()
+        if run is not None and not (look or run.resolved):
+            run = None
         if run is not None and run.outranks_frontend:
             return run.notebook_path(self.history())
         found = notebook_path(os.environ, getattr(self._shell, "user_ns", None) or {})
@@ -109,11 +113,12 @@ class CellIndex:
         run = self._headless()
         return run.tab(self.history()) if run is not None else None
 
-    def cell_id(self, execution_count: int) -> str | None:
+    def cell_id(self, execution_count: int, *, look: bool = True) -> str | None:
         """The id of the cell that ran as `In [n]`: the frontend's, else, in a headless run,
-        that of the notebook's cell whose code it was."""
+        that of the notebook's cell whose code it was. Without `look`, a run's notebook not
+        looked for yet is not looked for now."""
         recorded = self._cell_ids.get(execution_count)
-        if recorded is None and self.run is not None:
+        if recorded is None and self.run is not None and (look or self.run.resolved):
             run = self._headless()
             return run.cell_id(execution_count, self.history()) if run is not None else None
         return recorded
@@ -127,11 +132,14 @@ class CellIndex:
                 return count
         return None
 
-    def __call__(self, filename: str) -> CellRef | None:
+    def __call__(self, filename: str, *, look: bool = True) -> CellRef | None:
+        """The cell whose code file this is. Without `look`, as far as it is known now: a
+        headless run's notebook is looked for with the first report, once, and a look before
+        the run's cells have executed would find nothing to match them with."""
         count = self.execution_count_of(filename)
         if count is None and not _CELL_FILE.search(filename):
             return None
-        cell_id = self.cell_id(count) if count is not None else None
+        cell_id = self.cell_id(count, look=look) if count is not None else None
         key = (filename, count, cell_id)
         ref = self._refs.get(key)
         if ref is None:

@@ -226,6 +226,7 @@ class HeadlessRun:
         self.started_at = started_at
         self._lock = threading.Lock()
         self._resolved = False
+        self._looked_at: int | None = None  # the history's length at the last look
         self._notebook: NotebookFile | None = None
         self._matcher: CellMatcher | None = None
 
@@ -256,14 +257,18 @@ class HeadlessRun:
 
     def _resolve(self, history: Sequence[str]) -> None:
         with self._lock:
-            if self._resolved:
+            # Looked for once; again only if nothing had run yet to match the cells with.
+            if self._resolved or (self._looked_at is not None and len(history) <= self._looked_at):
                 return
-            self._resolved = True
+            self._looked_at = len(history)
             try:
                 self._notebook = self._find(history)
             except Exception as error:  # a notebook we cannot make sense of names nothing
                 log.warning("The notebook of this run could not be read (%s); its cells are "
                             "named by their source.", error)
+                self._resolved = True
+                return
+            self._resolved = self._notebook is not None or len(history) > 1
             if self._notebook is not None:
                 self._matcher = CellMatcher(self._notebook)
 
@@ -288,6 +293,11 @@ class HeadlessRun:
                 _resolve_path(str(given.get("output_path") or notebook.path), self.kernel_cwd),
             )
         return notebook
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the run's notebook was looked for (found or not)."""
+        return self._resolved
 
     @property
     def confirmed(self) -> bool:

@@ -94,7 +94,7 @@ class Checkpoint:
         crumbs, _ = client.breadcrumbs.redacted(keys)
         facts: dict[str, Any] = {
             "app": {"releaseStage": config.release_stage, "version": config.app_version},
-            "notebook": self.cells.notebook_path() if self.cells is not None else None,
+            "notebook": self.cells.notebook_path(look=False) if self.cells is not None else None,
             "projectRoot": config.project_root,
             "sendCode": config.send_code,
             "kernel": environment.kernel_facts(),
@@ -119,7 +119,7 @@ class Checkpoint:
         named: dict[str, Any] = {}
         budget = MAX_CELL_LINES_BYTES if send_code else 0
         for filename in reversed(files):
-            ref = cells(filename)
+            ref = cells(filename, look=False)  # the first report looks for a run's notebook
             if ref is None:
                 continue
             source = "".join(ref.lines)

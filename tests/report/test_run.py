@@ -148,3 +148,16 @@ def test_a_kernel_whose_folder_holds_no_such_notebook_is_no_run(tmp_path: Path) 
     assert run.tab(history) is None
     assert run.cell_id(1, history) is None
     assert run.notebook_path(history) is None
+
+
+def test_a_look_before_any_cell_ran_does_not_stop_the_cells_being_named(tmp_path: Path) -> None:
+    # Something may ask for the notebook as the kernel starts (the crash record does), when no
+    # executed source can be lined up with the cells yet: the first report must still name them.
+    notebook = write(tmp_path / "a.ipynb", [("setup", "x = 1", []), ("use", "print(x)", [])])
+    run = HeadlessRun(RunnerCommand("nbconvert", (str(notebook),), None), str(tmp_path), 0.0)
+
+    assert run.cell_id(1, [""]) is None
+    assert not run.resolved
+
+    assert run.cell_id(2, ["", "x = 1", "print(x)"]) == "use"
+    assert run.resolved
