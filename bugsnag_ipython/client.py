@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,8 +17,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .config import Configuration, ConfigurationError, mask_api_key
-from .delivery import forkguard
 from .delivery.delegate import DeliveryDelegate
+from .launch import LaunchSession
 from .report import environment, events, payloads
 from .report.breadcrumbs import Breadcrumbs
 from .report.events import SEVERITIES, CellRun, OnError, ThreadInfo
@@ -36,11 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bugsnag_ipython")
 
 __all__ = ["CellRun", "Client", "OnError", "ThreadInfo"]
-
-LAUNCH_DELAY = 0.5  # seconds after the launch before its session's payload is made
-LAUNCH_DELAY_MAX = 5.0  # ...waiting at most this long for a running cell to end
-LAUNCH_POLL = 0.05
-
 
 class Client:
     def __init__(
@@ -87,9 +81,13 @@ class Client:
         # Called once, with the first event held for lack of an API key (the glue says so).
         self.on_first_held_event: Callable[[], None] | None = None
         self._warned: set[str] = set()
-        self._launching = False
-        self._launch_session: SessionSnapshot | None = None
-        self._launch_lock = threading.Lock()
+        self._launch = LaunchSession(
+            send=self._send_session,
+            prepare=lambda: self._device_facts,
+            busy=lambda: self.tracker.in_foreground,
+            warn_once=self.warn_once,
+            monotonic=monotonic,
+        )
         self.listeners: list[Callable[[], None]] = []
         self._run_tab: Callable[[], dict[str, Any] | None] | None = None
         self._one_session = False
@@ -126,41 +124,14 @@ class Client:
     # -- sessions -------------------------------------------------------------------------
 
     def launch(self, *, in_background: bool) -> None:
-        """The launch: its session starts now, and its payload is made a moment later.
-
-        Making and storing the launch session's payload (the device id, the outbox, the
-        sender's first import of `requests`) is the start-up work that would otherwise compete
-        with the kernel's first cells for the interpreter lock. A daemon thread does it once
-        the kernel has been idle for LAUNCH_DELAY; a report, flush or exit before then does
-        it at once, so the launch session is never lost nor sent after what follows it.
-        """
-        self._launching = True
-        try:
+        """The launch: its session starts now, and its payload is made a moment later
+        (launch.py)."""
+        with self._launch.launching():
             self.tracker.launch(in_background=in_background)
-        finally:
-            self._launching = False
-        if self._launch_session is not None:
-            threading.Thread(target=self._send_launch_when_idle, name="bugsnag-launch",
-                             daemon=True).start()
-
-    def _send_launch_when_idle(self) -> None:
-        deadline = self._monotonic() + LAUNCH_DELAY_MAX
-        time.sleep(LAUNCH_DELAY)
-        while self.tracker.in_foreground and self._monotonic() < deadline:
-            time.sleep(LAUNCH_POLL)  # a cell is running: it has the interpreter to itself
-        try:
-            with forkguard.importing:  # the device id may import platformdirs
-                self._device_facts  # noqa: B018 (made here, once, off the cell thread)
-            self.send_launch_session()
-        except Exception as error:
-            self.warn_once("launch", f"the launch session could not be stored ({error}).")
 
     def send_launch_session(self) -> None:
         """Make and hand over the launch session's payload, if it is still to be sent."""
-        with self._launch_lock:
-            session, self._launch_session = self._launch_session, None
-            if session is not None:
-                self._send_session(session)
+        self._launch.send_now()
 
     def start_session(self) -> SessionSnapshot:
         return self.tracker.start_session()
@@ -190,10 +161,8 @@ class Client:
 
     def _on_session_started(self, session: SessionSnapshot) -> None:
         self.leave_breadcrumb("Session started", {"id": session.id}, "state")
-        if self._launching:
-            self._launch_session = session  # sent by launch(), off the loading thread
-        else:
-            self.send_launch_session()  # a session that replaces the launch one comes after it
+        if not self._launch.hold(session):  # the launch's is sent off the loading thread
+            self._launch.send_now()  # a session that replaces the launch one comes after it
             self._send_session(session)
         self._changed()
 
@@ -309,8 +278,8 @@ class Client:
         config = self.config
         if not config.release_stage_enabled:
             return False
-        if self._launch_session is not None:
-            self.send_launch_session()
+        if self._launch.pending:
+            self._launch.send_now()
         from .report import trimming
         from .report.cells import notebook_ref
         from .report.stacktrace import FrameContext, exception_entries
