@@ -13,7 +13,6 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .config import Configuration, ConfigurationError, mask_api_key
@@ -73,6 +72,7 @@ class Client:
         # not a second event.
         self._caught_in_cell: tuple[CellRun | None, deque[BaseException]] = (None, deque())
         self.metadata = MetadataStore()
+        self._facts = environment.PayloadFacts(lambda: self.config.persistence_directory)
         self.context: str | None = None  # set_context(): replaces the automatic `In [n]`
         self.user: dict[str, str] = {}  # set_user()
         self.on_error = events.OnErrorCallbacks()
@@ -83,7 +83,7 @@ class Client:
         self._warned: set[str] = set()
         self._launch = LaunchSession(
             send=self._send_session,
-            prepare=lambda: self._device_facts,
+            prepare=lambda: self._facts.device,
             busy=lambda: self.tracker.in_foreground,
             warn_once=self.warn_once,
             monotonic=monotonic,
@@ -172,8 +172,8 @@ class Client:
                 session,
                 notifier=environment.NOTIFIER,
                 app=self._app(include_timing=False),
-                device=self._device_facts,
-                user=self._user(),
+                device=self._facts.device,
+                user=self._facts.user(self.user),
             )
             self._send("session", payload)
 
@@ -281,46 +281,23 @@ class Client:
         if self._launch.pending:
             self._launch.send_now()
         from .report import trimming
-        from .report.cells import notebook_ref
-        from .report.stacktrace import FrameContext, exception_entries
+        from .report.builder import EventFacts, build_event
 
-        chosen, reason = events.severity_of(unhandled, severity)
-        keys = config.redacted_keys
-        notebook = notebook_ref(self._resolve_cell.notebook_path(), config.project_root)
-        if cell is not None and not cell.cell_id and cell.execution_count is not None:
-            # No frontend sent one: a runner's notebook may know the cell (report/run.py).
-            cell = cell._replace(cell_id=self._resolve_cell.cell_id(cell.execution_count))
-        frames = FrameContext(
-            resolve_cell=self._resolve_cell,
-            project_root=config.project_root,
-            send_code=config.send_code,
-            notebook=notebook,
-        )
-        # Callbacks get copies they may change; an event without any shares what it can.
-        callbacks = bool(self.on_error)
-        crumbs_json: str | None = None
-        if callbacks:
-            crumbs = self.breadcrumbs.snapshot()
-        else:
-            crumbs, crumbs_json = self.breadcrumbs.redacted(keys)
-        body = payloads.event(
-            exceptions=exception_entries(error, frames, share_frames=not callbacks),
-            unhandled=unhandled,
-            severity=chosen,
-            severity_reason=reason,
+        callbacks = bool(self.on_error)  # they get copies they may change
+        facts = EventFacts(
             app=self._app(include_timing=True),
-            device={**self._device_facts, "time": payloads.iso8601(self._wall_clock())},
-            user=self._user(),
-            context=events.context_of(context, self.context, cell, thread),
-            breadcrumbs=crumbs,
-            metadata=events.event_metadata(
-                self._tabs(),
-                kernel=self._kernel_facts,
-                notebook=events.notebook_tab(notebook, cell, send_code=config.send_code),
-                thread=thread,
-                extra=metadata,
-            ),
+            device={**self._facts.device, "time": payloads.iso8601(self._wall_clock())},
+            user=self._facts.user(self.user),
+            tabs=self._tabs(),
+            kernel=self._facts.kernel,
+            context=self.context,
         )
+        built = build_event(
+            error, unhandled=unhandled, severity=severity, context=context, extra=metadata,
+            cell=cell, thread=thread, facts=facts, config=config, cells=self._resolve_cell,
+            breadcrumbs=self.breadcrumbs, for_callbacks=callbacks,
+        )
+        body, chosen, crumbs_json = built.body, built.severity, built.breadcrumbs_json
         # As bugsnag-android: callbacks see the event before the session is attached, and a
         # discarded event moves no session counter.
         if callbacks and not self.on_error.run(body):
@@ -330,7 +307,7 @@ class Client:
         if session is not None:
             body["session"] = payloads.event_session(session)
         # Without callbacks the breadcrumbs came redacted; with them, they may have changed.
-        payloads.redact_event(body, keys, breadcrumbs=callbacks)
+        payloads.redact_event(body, config.redacted_keys, breadcrumbs=callbacks)
         # Encoded with the key it is sent with; nothing changed the breadcrumbs without
         # callbacks, so their redacted text is spliced in.
         payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
@@ -347,8 +324,8 @@ class Client:
         from .report.kernel_death import kernel_death_event
 
         config = self.config
-        device = self._device_facts
-        user = events.user_of(death.user, environment.jupyterhub_user(), device.get("id"))
+        device = self._facts.device
+        user = self._facts.user(death.user)
         body = kernel_death_event(death, project_root=config.project_root, device=device, user=user)
         stages = config.enabled_release_stages
         if stages is not None and body["app"]["releaseStage"] not in stages:
@@ -393,19 +370,6 @@ class Client:
 
     # -- payload facts ------------------------------------------------------------------
 
-    @cached_property
-    def _device_facts(self) -> dict[str, Any]:
-        # The first payload reads (or makes) the device id: a file read, once per kernel.
-        facts = environment.device_facts()
-        from .report import device
-
-        facts["id"] = device.device_id(device.persistence_directory(self.config.persistence_directory))
-        return facts
-
-    @cached_property
-    def _kernel_facts(self) -> dict[str, Any]:
-        return environment.kernel_facts()
-
     def _app(self, *, include_timing: bool) -> dict[str, Any]:
         app: dict[str, Any] = {"type": "jupyter", "releaseStage": self.config.release_stage}
         if self.config.app_version:
@@ -418,9 +382,6 @@ class Client:
             app["durationInForeground"] = round((now - since) * 1000) if since is not None else 0
             app["inForeground"] = since is not None
         return app
-
-    def _user(self) -> dict[str, str]:
-        return events.user_of(self.user, environment.jupyterhub_user(), self._device_facts.get("id"))
 
     # -- delivery -----------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from .._version import __version__
@@ -70,3 +72,29 @@ def kernel_facts() -> dict[str, Any]:
         if name in versions:
             facts[name] = versions[name]
     return facts
+
+
+class PayloadFacts:
+    """The device and kernel facts every payload carries, made once each: the device id is a
+    file read (or write) in the persistence directory, done with the first payload."""
+
+    def __init__(self, persistence_directory: Callable[[], str | None]) -> None:
+        self._persistence_directory = persistence_directory
+
+    @cached_property
+    def device(self) -> dict[str, Any]:
+        facts = device_facts()
+        from . import device
+
+        facts["id"] = device.device_id(device.persistence_directory(self._persistence_directory()))
+        return facts
+
+    @cached_property
+    def kernel(self) -> dict[str, Any]:
+        return kernel_facts()
+
+    def user(self, given: dict[str, str]) -> dict[str, str]:
+        """The user of a payload: set_user()'s, else JupyterHub's, else this device's id."""
+        from .events import user_of
+
+        return user_of(given, jupyterhub_user(), self.device.get("id"))
