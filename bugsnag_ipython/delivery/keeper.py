@@ -26,7 +26,8 @@ from .pending import Pending, Record
 from .transport import KINDS, Kind
 
 if TYPE_CHECKING:
-    from .outbox import Outbox, Scan
+    from .adoption import Scan
+    from .outbox import Outbox
 
 log = logging.getLogger("bugsnag_ipython")
 RESCAN_SECONDS = 30.0  # how often the keeper looks for payloads of kernels that died

@@ -24,16 +24,14 @@ import os
 import re
 import secrets
 import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 from .journal import LIMIT as JOURNAL_LIMIT
-from .journal import Journal, header_fields, read_contents
-from .privacy import UntrustedFile, is_file_or_link, make_private, open_private, read_private
-from .retry import MAX_AGE_SECONDS
+from .journal import Journal, header_fields
+from .privacy import UntrustedFile, make_private, open_private, read_private
 from .transport import Envelope, Kind
 
 try:
@@ -82,14 +80,8 @@ class Stored:
         return self.path.name.split(".")[-2]
 
 
-@dataclass
-class Scan:
-    """What one scan claimed, and what it discarded."""
-
-    adopted: list[Stored] = field(default_factory=list)  # oldest first
-    expired: int = 0
-    over_cap: int = 0
-    set_aside: list[str] = field(default_factory=list)  # "name: why"
+if TYPE_CHECKING:
+    from .adoption import Scan
 
 
 class Outbox:
@@ -299,115 +291,13 @@ class Outbox:
         now: float | None = None,
         pause: Callable[[], None] = lambda: None,
     ) -> Scan:
-        """Adopt the payloads of dead owners, oldest first.
+        """Adopt the payloads of dead owners, oldest first (adoption.py)."""
+        from .adoption import adopt
 
-        `room` is how many more of each kind this owner may hold; beyond it the oldest are
-        discarded, as are payloads older than 60 days. Unreadable files are set aside.
-        `pause` is called every few files, so a long scan can let other disk work go first.
-        """
-        now = time.time() if now is None else now
-        scan = Scan()
-        alive: dict[str, bool] = {}
-        claimed: list[tuple[int, str, Path]] = []
-        journals: list[Path] = []
-        names = listing(self.payloads)
-        for index, name in enumerate(names):
-            if index % 64 == 63:
-                pause()
-            path = self.payloads / name
-            match = NAME.fullmatch(name)
-            if name.startswith("."):
-                self._remove_if_stale(path, now)
-                continue
-            if match is None and (journal := JOURNAL.fullmatch(name)) is not None:
-                if not self.alive(journal["owner"], alive):
-                    journals.append(path)
-                continue
-            if match is None:
-                if is_file_or_link(path) and self.set_aside(path):
-                    scan.set_aside.append(f"{name}: not a payload file of this notifier")
-                continue
-            if self.alive(match["owner"], alive):
-                continue
-            mine = path.with_name(f"{match['kind']}-{match['ns']}-{match['id']}.{self.owner}.payload")
-            try:
-                os.rename(path, mine)  # the claim: another kernel's rename of it now fails
-            except FileNotFoundError:
-                continue
-            claimed.append((int(match["ns"]), match["kind"], mine))
-        if journals:
-            filed = {f"{m['ns']}-{m['id']}" for m in map(NAME.fullmatch, names) if m is not None}
-            for path in journals:
-                pause()
-                claimed += self._file_dead_journal(path, filed, scan)
-        claimed.sort()
-        by_kind: dict[str, list[Path]] = defaultdict(list)
-        for ns, kind, path in claimed:
-            if now - ns / 1e9 > MAX_AGE_SECONDS:
-                self.delete(path)
-                scan.expired += 1
-            else:
-                by_kind[kind].append(path)
-        for kind, paths in by_kind.items():
-            keep = max(0, room.get(cast(Kind, kind), 0))
-            for path in paths[: max(0, len(paths) - keep)]:
-                self.delete(path)
-                scan.over_cap += 1
-            for index, path in enumerate(paths[max(0, len(paths) - keep) :]):
-                if index % 64 == 63:
-                    pause()
-                try:
-                    scan.adopted.append(self.read_header(path))
-                except FileNotFoundError:
-                    continue
-                except (CorruptPayload, OSError) as error:
-                    if self.set_aside(path):
-                        scan.set_aside.append(f"{path.name}: {error}")
-        scan.adopted.sort(key=lambda stored: stored.created_at)
-        # Every kernel leaves a lock file behind; those of the dead go (owner_alive tidies).
-        for name in listing(self.owners):
-            if name.endswith(".lock") and name[:-5] not in alive:
-                self.owner_alive(name[:-5])
-        return scan
-
-    def _file_dead_journal(self, path: Path, filed: set[str], scan: Scan) -> list[tuple[int, str, Path]]:
-        """Claim a dead owner's journal and turn what it holds that was not done into payload
-        files of this owner's; those already filed (by an adopter that died on the way) are
-        skipped. A journal that cannot be read to its end is set aside after that."""
-        match = JOURNAL.fullmatch(path.name)
-        assert match is not None and self.owner is not None
-        mine = path.with_name(f"{match['tag']}.{self.owner}.journal")
-        try:
-            os.rename(path, mine)  # the claim, as for payload files
-            data = read_private(mine, MAX_JOURNAL_BYTES)
-        except FileNotFoundError:
-            return []
-        except CorruptPayload as error:
-            if self.set_aside(mine):
-                scan.set_aside.append(f"{mine.name}: {error}")
-            return []
-        contents = read_contents(data)
-        made: list[tuple[int, str, Path]] = []
-        for entry in contents.entries:
-            if entry.ident in filed:
-                continue
-            body = data[entry.offset : entry.offset + entry.size]
-            filed_as = self.write(entry.envelope(body), entry.ident)
-            made.append((int(entry.ident.split("-", 1)[0]), entry.kind, filed_as))
-        if contents.problem is None:
-            self.delete(mine)
-        elif self.set_aside(mine):
-            scan.set_aside.append(f"{mine.name}: {contents.problem}")
-        return made
+        return adopt(self, room, now, pause)
 
     def set_aside_count(self) -> int:
         return len(listing(self.aside))
-
-    def _remove_if_stale(self, path: Path, now: float) -> None:
-        with contextlib.suppress(OSError):
-            if path.name.endswith(".tmp") and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
-                path.unlink()
-
 
 def listing(directory: Path) -> list[str]:
     try:

@@ -17,9 +17,9 @@ import pytest
 
 from bugsnag_ipython.cli import main
 from bugsnag_ipython.config import Configuration
-from bugsnag_ipython.delivery.outbox import MAX_AGE_SECONDS, Outbox
+from bugsnag_ipython.delivery.outbox import Outbox
 from bugsnag_ipython.delivery.pending import Pending, Record
-from bugsnag_ipython.delivery.retry import Backoff, RetryPolicy, refusal
+from bugsnag_ipython.delivery.retry import MAX_AGE_SECONDS, Backoff, RetryPolicy, refusal
 from bugsnag_ipython.delivery.sender import Delivery
 from bugsnag_ipython.delivery.transport import Envelope, Kind, NullTransport, Outcome, retry_after
 from bugsnag_ipython.report.payloads import encode

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bugsnag_ipython.delivery.outbox import MAX_AGE_SECONDS, Outbox
+from bugsnag_ipython.delivery.outbox import Outbox
+from bugsnag_ipython.delivery.retry import MAX_AGE_SECONDS
 from bugsnag_ipython.delivery.transport import Envelope, Kind
 
 KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
