@@ -75,7 +75,7 @@ class LaunchSession:
         while self._busy() and self._monotonic() < deadline:
             time.sleep(LAUNCH_POLL)  # a cell is running: it has the interpreter to itself
         try:
-            with forkguard.importing:  # the device id may import platformdirs
+            with forkguard.no_fork:  # the device id may import platformdirs
                 self._prepare()
             self.send_now()
         except Exception as error:

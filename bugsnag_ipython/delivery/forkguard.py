@@ -1,10 +1,13 @@
-"""A lock that `os.fork()` waits for: background threads hold it while they import.
+"""A lock that `os.fork()` waits for: background threads hold it around work a fork must not
+cut in half.
 
 A child forked while another thread is in the middle of an import inherits that import's module
-lock with no thread left to release it, and hangs the first time it imports the same module.
-Notebooks fork (multiprocessing), and this package imports lazily on its own threads (the
-sender's `requests`, the outbox, platformdirs), so those imports run under this lock, and a fork
-waits the few milliseconds until they are done.
+lock with no thread left to release it, and hangs the first time it imports the same module; a
+child forked while another thread holds one of the client's locks (the breadcrumbs', the
+metadata's, the session tracker's) hangs the first time it reports. Notebooks fork
+(multiprocessing), and this package imports lazily on its own threads (the sender's `requests`,
+the outbox, platformdirs) and reads the client's state on one (the crash record's checkpoint),
+so that work runs under this lock, and a fork waits the few milliseconds until it is done.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from __future__ import annotations
 import os
 import threading
 
-importing = threading.Lock()
+no_fork = threading.Lock()
 
 if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
     os.register_at_fork(
-        before=importing.acquire,
-        after_in_parent=importing.release,
-        after_in_child=importing.release,
+        before=no_fork.acquire,
+        after_in_parent=no_fork.release,
+        after_in_child=no_fork.release,
     )

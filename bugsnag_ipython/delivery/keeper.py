@@ -250,7 +250,7 @@ class OutboxKeeper:
     def _open(self) -> None:
         directory = self.directory
         try:
-            with forkguard.importing:  # outbox, and platformdirs for the default directory
+            with forkguard.no_fork:  # outbox, and platformdirs for the default directory
                 from .outbox import Outbox, default_directory
 
                 outbox = Outbox(directory or default_directory()).open()

@@ -228,7 +228,7 @@ class Delivery:
                 records = records[:count]
             try:
                 if transport is None:
-                    with forkguard.importing:  # its first import of requests
+                    with forkguard.no_fork:  # its first import of requests
                         transport = self._transport_factory()
                 outcome = transport.send(records[0].envelope(body))
             except Exception as error:  # a broken transport must not end the sender

@@ -134,7 +134,8 @@ class KernelDeaths(Source):
             checkpoint = self.checkpoint
             try:
                 if checkpoint is not None:
-                    checkpoint.checkpoint()
+                    with forkguard.no_fork:  # it takes the client's locks: see forkguard
+                        checkpoint.checkpoint()
             except Exception as error:
                 self.client.warn_once("checkpoint", f"the crash record could not be updated ({error}).")
             waited = time.monotonic() - started
@@ -147,7 +148,7 @@ class KernelDeaths(Source):
     def _open(self, stop: threading.Event) -> str | None:
         """Make the record and hand it to the cell hooks; None if uninstalled meanwhile."""
         client = self.client
-        with forkguard.importing:  # here, not at load: the load stays cheap
+        with forkguard.no_fork:  # here, not at load: the load stays cheap
             from ..report.device import persistence_directory
             from . import memory
             from .crash_checkpoint import Checkpoint
