@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
+from bugsnag_ipython.sources.crash_record import DamagedRecord, RecordContents, read_record
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
 
@@ -33,14 +35,46 @@ def start_cell(kernel: Kernel, code: str, cell_id: str | None = None, *, wait: b
     assert not wait, "the cell did not start"
 
 
-def recording(kernel: Kernel) -> Kernel:
-    """Wait until the kernel keeps its crash record (made in the background at load)."""
+def on_disk(kernel: Kernel) -> RecordContents | None:
+    """The kernel's crash record as its file holds it now, read as the next kernel reads it
+    (None: not made yet). Read from outside the kernel: waiting on it runs no cell, so the
+    execution counts a test asserts stay its own."""
+    pid = kernel.manager.provisioner.pid
+    for path in (kernel.root.parent / "outbox" / "kernels").glob("*.record"):
+        try:
+            contents = read_record(path.read_bytes())
+        except (OSError, DamagedRecord):
+            continue  # claimed or removed meanwhile
+        if contents.pid == pid:
+            return contents
+    return None
+
+
+def until(kernel: Kernel, ready: Callable[[RecordContents], bool], what: str) -> RecordContents:
+    """Wait until the kernel's record on disk satisfies `ready`; the record then."""
     deadline = time.monotonic() + WAIT
-    ready = ("all(s.record is not None for s in get_ipython()._bugsnag_ipython.sources"
-             " if hasattr(s, 'scanned'))")
-    while not kernel.evaluate(ready) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while time.monotonic() < deadline:
+        contents = on_disk(kernel)
+        if contents is not None and ready(contents):
+            return contents
+        time.sleep(0.02)
+    raise AssertionError(f"the crash record never showed {what} within {WAIT} s")
+
+
+def recording(kernel: Kernel) -> Kernel:
+    """Wait until the kernel keeps its crash record (made in the background at load): the
+    checkpoint wrote it once, so the record is the cell hooks' and faulthandler's."""
+    until(kernel, lambda record: bool(record.facts), "a first checkpoint")
     return kernel
+
+
+def named(kernel: Kernel, cell_id: str) -> None:
+    """Wait until the checkpoint (once a second) has named the code file of cell `cell_id`."""
+    def has_it(record: RecordContents) -> bool:
+        cells = record.facts.get("cells") or {}
+        return any(entry[0] == cell_id for entry in cells.values())
+
+    until(kernel, has_it, f"cell {cell_id!r} named")
 
 
 def wait_dead(kernel: Kernel) -> None:
@@ -116,7 +150,7 @@ def test_a_segfault_in_a_cell_is_reported_with_its_frames_named_by_cell(
 ) -> None:
     first = recording(start_kernel())
     first.execute("def read_nothing():\n    return ctypes.string_at(0)", cell_id="helper")
-    time.sleep(1.2)  # the checkpoint names the cells that ran, once a second
+    named(first, "helper")  # as the checkpoint does once a second: until then it is "code-<hash>"
     start_cell(first, "import ctypes\nread_nothing()", cell_id="crash", wait=False)
     wait_dead(first)
 
@@ -124,7 +158,7 @@ def test_a_segfault_in_a_cell_is_reported_with_its_frames_named_by_cell(
     assert collector.wait_for("events", 1, WAIT)
     [death] = deaths(collector)
     body = death.event
-    assert death.message == "segmentation fault (SIGSEGV) while running In [4]"  # [2]: recording()
+    assert death.message == "segmentation fault (SIGSEGV) while running In [3]"  # [1]: the load
     assert body["severityReason"] == {"type": "signal", "attributes": {"signalType": "SIGSEGV"}}
     frames = body["exceptions"][0]["stacktrace"]
     assert [(f["file"], f["method"], f["inProject"]) for f in frames] == [
