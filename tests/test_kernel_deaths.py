@@ -84,13 +84,26 @@ def wait_dead(kernel: Kernel) -> None:
     assert not kernel.alive, "the kernel is still alive"
 
 
-def kill_in_cell(kernel: Kernel, code: str, cell_id: str | None = None) -> None:
-    """SIGKILL the kernel while `code` runs, after the checkpoint has seen it running."""
+def kill_in_cell(kernel: Kernel, code: str, cell_id: str | None = None) -> tuple[RecordContents, float]:
+    """SIGKILL the kernel while `code` runs, once a checkpoint made after the cell started is
+    whole on disk (the breadcrumbs so far with it); the record as last read before the kill,
+    and when the kill was sent (the monotonic clock, the kernel's too)."""
     pid = kernel.evaluate("__import__('os').getpid()")
     start_cell(kernel, code, cell_id)
-    time.sleep(1.5)  # the checkpoint runs every second: the breadcrumbs so far are on disk
+
+    def seen_running(record: RecordContents) -> bool:
+        return (record.cell is not None and record.vitals is not None
+                and record.vitals.seen_monotonic > record.cell.started_monotonic)
+
+    first = until(kernel, seen_running, "the cell running at a checkpoint").vitals
+    assert first is not None
+    # A checkpoint writes its document after the vitals: the next one's vitals mean it is whole.
+    last = until(kernel, lambda record: record.vitals is not None
+                 and record.vitals.seen_monotonic > first.seen_monotonic, "the next checkpoint")
     os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
     wait_dead(kernel)
+    return last, killed
 
 
 def scanned(kernel: Kernel) -> None:
@@ -115,7 +128,7 @@ def test_a_kernel_killed_during_a_cell_is_reported_against_its_session(
     first.execute("total = sum(range(10))", cell_id="prepare")
     session = first.evaluate("bugsnag_ipython.current_session().id")
     assert first.evaluate("bugsnag_ipython.flush(10)") is True
-    kill_in_cell(first, "import time\ntime.sleep(60)", cell_id="train")
+    seen, killed = kill_in_cell(first, "import time\ntime.sleep(60)", cell_id="train")
 
     second = start_kernel()
     assert collector.wait_for("events", 1, WAIT)
@@ -127,9 +140,15 @@ def test_a_kernel_killed_during_a_cell_is_reported_against_its_session(
     assert body["session"]["id"] == session and session in {s.session_id for s in collector.store.sessions()}
     assert body["session"]["events"] == {"handled": 0, "unhandled": 1}
     assert body["context"] == "In [7]" and body["app"]["inForeground"] is True
-    # Until it was last seen alive: the checkpoint's last look, at most a second before the kill.
+    # Until it was last seen alive: the checkpoint's last look, no earlier than the one read
+    # before the kill, no later than the kill (give or take the wall clock against the
+    # monotonic one, which the record keeps both of).
     ran = body["app"]["durationInForeground"]
-    assert 0 < ran <= 1600 and body["metaData"]["exitInfo"]["cellRanMs"] == ran
+    assert seen.cell is not None and seen.vitals is not None
+    started = seen.cell.started_monotonic
+    last_seen_ms, killed_ms = (seen.vitals.seen_monotonic - started) * 1000, (killed - started) * 1000
+    assert last_seen_ms - 50 <= ran <= killed_ms + 50, (last_seen_ms, ran, killed_ms)
+    assert ran > 0 and body["metaData"]["exitInfo"]["cellRanMs"] == ran
     assert body["metaData"]["notebook"] == {
         "cellId": "train", "executionCount": 7,
         "cellSource": "print('started', flush=True)\nimport time\ntime.sleep(60)",
@@ -195,7 +214,8 @@ def test_a_kernel_killed_while_idle_is_not_reported(start_kernel: StartKernel, c
     first = start_kernel()
     first.execute("x = 1")
     pid = first.evaluate("__import__('os').getpid()")
-    time.sleep(1.2)
+    # Its record is on disk and says idle: the kill finds a record to leave, and no cell.
+    until(first, lambda record: bool(record.facts) and record.cell is None, "the kernel idle")
     os.kill(pid, signal.SIGKILL)
     wait_dead(first)
     second = start_kernel()
