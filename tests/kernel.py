@@ -51,7 +51,12 @@ class Kernel:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         specs = KernelSpecManager(kernel_dirs=[str(make_kernelspec(root))])
-        self.manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+        # Over Unix sockets in the kernel's own folder, not TCP: a TCP port picked free here can
+        # be taken by another process before the kernel binds it ("Address already in use"),
+        # which on a busy machine kills the kernel at its start. The path is absolute: the
+        # kernel runs in another directory than this client.
+        self.manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs,
+                                     transport="ipc", ip=str(root.resolve() / "ipc"))
         ipython_dir = make_ipython_dir(root, kernel_config)
         # The kernel's own log (ours included) goes to a file, not into the test run's output.
         self.log_path = root / "kernel.log"

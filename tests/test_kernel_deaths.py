@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
+from bugsnag_ipython.sources.crash_record import DamagedRecord, RecordContents, read_record
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
 
@@ -33,14 +35,46 @@ def start_cell(kernel: Kernel, code: str, cell_id: str | None = None, *, wait: b
     assert not wait, "the cell did not start"
 
 
-def recording(kernel: Kernel) -> Kernel:
-    """Wait until the kernel keeps its crash record (made in the background at load)."""
+def on_disk(kernel: Kernel) -> RecordContents | None:
+    """The kernel's crash record as its file holds it now, read as the next kernel reads it
+    (None: not made yet). Read from outside the kernel: waiting on it runs no cell, so the
+    execution counts a test asserts stay its own."""
+    pid = kernel.manager.provisioner.pid
+    for path in (kernel.root.parent / "outbox" / "kernels").glob("*.record"):
+        try:
+            contents = read_record(path.read_bytes())
+        except (OSError, DamagedRecord):
+            continue  # claimed or removed meanwhile
+        if contents.pid == pid:
+            return contents
+    return None
+
+
+def until(kernel: Kernel, ready: Callable[[RecordContents], bool], what: str) -> RecordContents:
+    """Wait until the kernel's record on disk satisfies `ready`; the record then."""
     deadline = time.monotonic() + WAIT
-    ready = ("all(s.record is not None for s in get_ipython()._bugsnag_ipython.sources"
-             " if hasattr(s, 'scanned'))")
-    while not kernel.evaluate(ready) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while time.monotonic() < deadline:
+        contents = on_disk(kernel)
+        if contents is not None and ready(contents):
+            return contents
+        time.sleep(0.02)
+    raise AssertionError(f"the crash record never showed {what} within {WAIT} s")
+
+
+def recording(kernel: Kernel) -> Kernel:
+    """Wait until the kernel keeps its crash record (made in the background at load): the
+    checkpoint wrote it once, so the record is the cell hooks' and faulthandler's."""
+    until(kernel, lambda record: bool(record.facts), "a first checkpoint")
     return kernel
+
+
+def named(kernel: Kernel, cell_id: str) -> None:
+    """Wait until the checkpoint (once a second) has named the code file of cell `cell_id`."""
+    def has_it(record: RecordContents) -> bool:
+        cells = record.facts.get("cells") or {}
+        return any(entry[0] == cell_id for entry in cells.values())
+
+    until(kernel, has_it, f"cell {cell_id!r} named")
 
 
 def wait_dead(kernel: Kernel) -> None:
@@ -50,13 +84,26 @@ def wait_dead(kernel: Kernel) -> None:
     assert not kernel.alive, "the kernel is still alive"
 
 
-def kill_in_cell(kernel: Kernel, code: str, cell_id: str | None = None) -> None:
-    """SIGKILL the kernel while `code` runs, after the checkpoint has seen it running."""
+def kill_in_cell(kernel: Kernel, code: str, cell_id: str | None = None) -> tuple[RecordContents, float]:
+    """SIGKILL the kernel while `code` runs, once a checkpoint made after the cell started is
+    whole on disk (the breadcrumbs so far with it); the record as last read before the kill,
+    and when the kill was sent (the monotonic clock, the kernel's too)."""
     pid = kernel.evaluate("__import__('os').getpid()")
     start_cell(kernel, code, cell_id)
-    time.sleep(1.5)  # the checkpoint runs every second: the breadcrumbs so far are on disk
+
+    def seen_running(record: RecordContents) -> bool:
+        return (record.cell is not None and record.vitals is not None
+                and record.vitals.seen_monotonic > record.cell.started_monotonic)
+
+    first = until(kernel, seen_running, "the cell running at a checkpoint").vitals
+    assert first is not None
+    # A checkpoint writes its document after the vitals: the next one's vitals mean it is whole.
+    last = until(kernel, lambda record: record.vitals is not None
+                 and record.vitals.seen_monotonic > first.seen_monotonic, "the next checkpoint")
     os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
     wait_dead(kernel)
+    return last, killed
 
 
 def scanned(kernel: Kernel) -> None:
@@ -81,7 +128,7 @@ def test_a_kernel_killed_during_a_cell_is_reported_against_its_session(
     first.execute("total = sum(range(10))", cell_id="prepare")
     session = first.evaluate("bugsnag_ipython.current_session().id")
     assert first.evaluate("bugsnag_ipython.flush(10)") is True
-    kill_in_cell(first, "import time\ntime.sleep(60)", cell_id="train")
+    seen, killed = kill_in_cell(first, "import time\ntime.sleep(60)", cell_id="train")
 
     second = start_kernel()
     assert collector.wait_for("events", 1, WAIT)
@@ -93,9 +140,15 @@ def test_a_kernel_killed_during_a_cell_is_reported_against_its_session(
     assert body["session"]["id"] == session and session in {s.session_id for s in collector.store.sessions()}
     assert body["session"]["events"] == {"handled": 0, "unhandled": 1}
     assert body["context"] == "In [7]" and body["app"]["inForeground"] is True
-    # Until it was last seen alive: the checkpoint's last look, at most a second before the kill.
+    # Until it was last seen alive: the checkpoint's last look, no earlier than the one read
+    # before the kill, no later than the kill (give or take the wall clock against the
+    # monotonic one, which the record keeps both of).
     ran = body["app"]["durationInForeground"]
-    assert 0 < ran <= 1600 and body["metaData"]["exitInfo"]["cellRanMs"] == ran
+    assert seen.cell is not None and seen.vitals is not None
+    started = seen.cell.started_monotonic
+    last_seen_ms, killed_ms = (seen.vitals.seen_monotonic - started) * 1000, (killed - started) * 1000
+    assert last_seen_ms - 50 <= ran <= killed_ms + 50, (last_seen_ms, ran, killed_ms)
+    assert ran > 0 and body["metaData"]["exitInfo"]["cellRanMs"] == ran
     assert body["metaData"]["notebook"] == {
         "cellId": "train", "executionCount": 7,
         "cellSource": "print('started', flush=True)\nimport time\ntime.sleep(60)",
@@ -116,7 +169,7 @@ def test_a_segfault_in_a_cell_is_reported_with_its_frames_named_by_cell(
 ) -> None:
     first = recording(start_kernel())
     first.execute("def read_nothing():\n    return ctypes.string_at(0)", cell_id="helper")
-    time.sleep(1.2)  # the checkpoint names the cells that ran, once a second
+    named(first, "helper")  # as the checkpoint does once a second: until then it is "code-<hash>"
     start_cell(first, "import ctypes\nread_nothing()", cell_id="crash", wait=False)
     wait_dead(first)
 
@@ -124,7 +177,7 @@ def test_a_segfault_in_a_cell_is_reported_with_its_frames_named_by_cell(
     assert collector.wait_for("events", 1, WAIT)
     [death] = deaths(collector)
     body = death.event
-    assert death.message == "segmentation fault (SIGSEGV) while running In [4]"  # [2]: recording()
+    assert death.message == "segmentation fault (SIGSEGV) while running In [3]"  # [1]: the load
     assert body["severityReason"] == {"type": "signal", "attributes": {"signalType": "SIGSEGV"}}
     frames = body["exceptions"][0]["stacktrace"]
     assert [(f["file"], f["method"], f["inProject"]) for f in frames] == [
@@ -161,7 +214,8 @@ def test_a_kernel_killed_while_idle_is_not_reported(start_kernel: StartKernel, c
     first = start_kernel()
     first.execute("x = 1")
     pid = first.evaluate("__import__('os').getpid()")
-    time.sleep(1.2)
+    # Its record is on disk and says idle: the kill finds a record to leave, and no cell.
+    until(first, lambda record: bool(record.facts) and record.cell is None, "the kernel idle")
     os.kill(pid, signal.SIGKILL)
     wait_dead(first)
     second = start_kernel()

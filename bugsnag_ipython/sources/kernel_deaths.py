@@ -58,6 +58,7 @@ class KernelDeaths(Source):
         self.record: CrashRecord | None = None
         self.checkpoint: Checkpoint | None = None
         self.scanned = threading.Event()  # set once earlier kernels were looked for
+        self._ended = False  # a normal end began, maybe before the record was made
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -66,6 +67,7 @@ class KernelDeaths(Source):
     def install(self) -> None:
         self._stop = stop = threading.Event()
         self.scanned = threading.Event()
+        self._ended = False
         with contextlib.suppress(Exception):
             self.shell.observe(self._on_exit_now, names="exit_now")
         atexit.register(self.at_exit)
@@ -102,6 +104,9 @@ class KernelDeaths(Source):
 
     def ending(self) -> None:
         """A normal end began (exit, a shutdown request): nothing after it is a death."""
+        # Noted first: a record handed over after this look is marked by _open, which looks
+        # at the note after handing it over (one of the two marks it).
+        self._ended = True
         record = self.record
         if record is not None:
             record.mark_ended()
@@ -169,6 +174,8 @@ class KernelDeaths(Source):
                 record.close(remove=True)
                 return None
             self.record, self.checkpoint = record, checkpoint
+            if self._ended:  # a shutdown request came while the record was being made
+                record.mark_ended()
             checkpoint.session_changed()
             client.listeners.append(checkpoint.session_changed)
             if self.cell_runs is not None:

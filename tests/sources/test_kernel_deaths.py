@@ -16,8 +16,9 @@ import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.config import Configuration
-from bugsnag_ipython.sources.crash_record import ACTIVE, CrashRecord
+from bugsnag_ipython.sources.crash_record import ACTIVE, CrashRecord, read_record
 from bugsnag_ipython.sources.dead_kernels import report_dead_kernels
+from bugsnag_ipython.sources.kernel_deaths import KernelDeaths
 
 ROOT = str(Path(__file__).resolve().parents[2])
 SESSION = "0f1e2d3c-1111-4222-8333-444455556666"
@@ -150,3 +151,22 @@ def test_an_oom_kill_count_that_went_up_says_out_of_memory(tmp_path: Path, repor
     counts = event["metaData"]["exitInfo"]["oomKillCount"]
     assert counts == {"atStart": 0, "afterDeath": 1, "cgroupVersion": 1}
     assert event["groupingHash"] == "KernelDied out of memory cell-train"
+
+
+def test_a_shutdown_request_before_the_record_is_made_still_marks_it_ended(client: Client,
+                                                                          shell: Any) -> None:
+    """The record is made in the background after the load: a frontend's restart that comes
+    first (a shutdown request sets exit_now, then the busy kernel is killed) is still a normal
+    end, not a death, once the record is there."""
+    deaths = KernelDeaths(client, shell, None)
+    with deaths._lock:  # the record can be handed over only after the shutdown request
+        deaths.install()
+        shell.exit_now = True
+    try:
+        deadline = time.monotonic() + 10
+        while deaths.record is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert deaths.record is not None, "the record was never made"
+        assert read_record(deaths.record.path.read_bytes()).ended
+    finally:
+        deaths.uninstall()
