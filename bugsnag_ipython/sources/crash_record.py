@@ -98,7 +98,7 @@ class CrashRecord:
             raise
         self._fd = fd
         self._words = memoryview(self._mm).cast("q")
-        self._pack_cell = _CELL.pack_into
+        self._pack_cell = functools.partial(_CELL.pack_into, self._mm, _CELL_AT)
         self.cell_finished = _store(self._words, _RUNNING, 0)
         self._lock = threading.Lock()  # the session slot and the document: written by threads
         self._generation = 0
@@ -119,10 +119,9 @@ class CrashRecord:
         stored whole by the checkpoint (long_source)."""
         count, cell_id, source, started = run
         try:
-            self._pack_cell(self._mm, _CELL_AT, count, started,
-                            cell_id.encode() if cell_id else b"", source.encode())
+            self._pack_cell(count, started, cell_id.encode() if cell_id else b"", source.encode())
         except UnicodeEncodeError:  # a lone surrogate: rare, so not paid for on every cell
-            self._pack_cell(self._mm, _CELL_AT, count, started,
+            self._pack_cell(count, started,
                             (cell_id or "").encode("utf-8", "surrogatepass"),
                             source.encode("utf-8", "surrogatepass"))
 
@@ -219,6 +218,7 @@ class CrashRecord:
         self._release()
         self._mm = mmap.mmap(-1, SIZE)
         self._words = memoryview(self._mm).cast("q")
+        self._pack_cell = functools.partial(_CELL.pack_into, self._mm, _CELL_AT)
         self.cell_finished = _store(self._words, _RUNNING, 0)
 
 
