@@ -11,7 +11,7 @@ import pytest
 from tests.kernel import API_KEY, Kernel
 
 # Every payload a client makes in a test is checked against BugSnag's shape (shape_check.py).
-pytest_plugins = ["tests.shape_check"]
+pytest_plugins = ["tests.shape_check", "tests.fakes"]  # fakes: the clock and recorder fixtures
 
 StartKernel = Callable[..., Kernel]
 

@@ -16,43 +16,7 @@ from bugsnag_ipython.client import CellRun, Client, ThreadInfo
 from bugsnag_ipython.config import Configuration
 from bugsnag_ipython.report.breadcrumbs import LogBreadcrumbs
 from bugsnag_ipython.report.device import DEVICE_ID_FILE, device_id
-
-API_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Recorder:
-    """Stands in for Delivery: keeps the envelopes it is handed."""
-
-    def __init__(self) -> None:
-        self.listeners: list[Any] = []
-        self.envelopes: list[Any] = []
-
-    def submit(self, envelope: Any) -> None:
-        self.envelopes.append(envelope)
-
-    def reconfigure(self, config: Any) -> None:
-        pass  # where payloads are stored is not what these tests are about
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(e.body)["events"][0] for e in self.envelopes if e.kind == "event"]
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from tests.fakes import API_KEY, Clock, Recorder
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from html import escape
 
-from .report import TOP_ERRORS, Report, ReportGroup
+from .report import TOP_ERRORS, Report, ReportGroup, figures
 
 _NONE_LABEL = "(none)"
 _BAR_HEIGHT = 22
@@ -130,17 +130,7 @@ def _table(report: Report) -> str:
 
 
 def _row(group: ReportGroup, version: str, stage: str, kind: str) -> str:
-    cells = [
-        escape(version),
-        escape(stage),
-        str(group.sessions),
-        str(group.sessions_with_unhandled),
-        group.stability_text,
-        str(group.handled_events),
-        str(group.unhandled_events),
-        str(group.events_outside_sessions),
-        str(group.events_in_unknown_sessions),
-    ]
+    cells = [escape(version), escape(stage), *figures(group)]
     tds = "".join(
         f'<td class="number">{cell}</td>' if number else f"<td>{cell}</td>"
         for cell, (_, number) in zip(cells, _COLUMNS, strict=True)

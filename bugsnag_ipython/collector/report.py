@@ -176,10 +176,9 @@ _COLUMNS = (
 )
 
 
-def _row(group: ReportGroup, version_label: str, stage_label: str) -> list[str]:
+def figures(group: ReportGroup) -> list[str]:
+    """A group's figures, in the order of the report's columns after version and stage."""
     return [
-        version_label,
-        stage_label,
         str(group.sessions),
         str(group.sessions_with_unhandled),
         group.stability_text,
@@ -188,6 +187,10 @@ def _row(group: ReportGroup, version_label: str, stage_label: str) -> list[str]:
         str(group.events_outside_sessions),
         str(group.events_in_unknown_sessions),
     ]
+
+
+def _row(group: ReportGroup, version_label: str, stage_label: str) -> list[str]:
+    return [version_label, stage_label, *figures(group)]
 
 
 def _label(value: str | None) -> str:
