@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from .client import Client
+    from .core.sessions import SessionSnapshot
     from .notebook.extension import Extension
-    from .sessions import SessionSnapshot
 
 __all__ = [
     "add_metadata",

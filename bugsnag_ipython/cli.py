@@ -15,7 +15,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bugsnag_ipython.config import Configuration
+    from bugsnag_ipython.core.config import Configuration
 
 DEFAULT_DB = "bugsnag-collector.sqlite"
 DEFAULT_PORT = 9339
@@ -187,7 +187,7 @@ def _configure_outbox(parser: argparse.ArgumentParser) -> None:
 def _run_outbox(args: argparse.Namespace) -> int:
     import os
 
-    from bugsnag_ipython.config import Configuration, from_environment
+    from bugsnag_ipython.core.config import Configuration, from_environment
     from bugsnag_ipython.delivery.outbox import default_directory
 
     changes, problems = from_environment(os.environ)
@@ -206,7 +206,7 @@ def _run_outbox(args: argparse.Namespace) -> int:
 def _list_outbox(directory: Path) -> int:
     import time
 
-    from bugsnag_ipython.config import shown_url
+    from bugsnag_ipython.core.config import shown_url
     from bugsnag_ipython.delivery.inventory import inventory
     from bugsnag_ipython.delivery.outbox import Outbox
     from bugsnag_ipython.notebook.status import ago

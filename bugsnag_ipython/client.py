@@ -15,14 +15,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .config import Configuration, ConfigurationError, mask_api_key
+from .core.config import Configuration, ConfigurationError, mask_api_key
+from .core.launch import LaunchSession
+from .core.sessions import SessionSnapshot, SessionTracker
 from .delivery.delegate import DeliveryDelegate
-from .launch import LaunchSession
 from .report import environment, events, payloads
 from .report.breadcrumbs import Breadcrumbs
 from .report.events import SEVERITIES, CellRun, OnError, ThreadInfo
 from .report.metadata import MetadataStore
-from .sessions import SessionSnapshot, SessionTracker
 
 if TYPE_CHECKING:
     # Imported when first needed, not at load: delivery (with its threads and outbox) when the
@@ -125,7 +125,7 @@ class Client:
 
     def launch(self, *, in_background: bool) -> None:
         """The launch: its session starts now, and its payload is made a moment later
-        (launch.py)."""
+        (core/launch.py)."""
         with self._launch.launching():
             self.tracker.launch(in_background=in_background)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bugsnag_ipython.config import (
+from bugsnag_ipython.core.config import (
     DEFAULT_NOTIFY_ENDPOINT,
     DEFAULT_SESSIONS_ENDPOINT,
     SMARTBEAR_NOTIFY_ENDPOINT,

@@ -24,7 +24,7 @@ import pytest
 from bugsnag_ipython import cli
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.collector.report import build_report, format_report
-from bugsnag_ipython.config import Configuration
+from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.notebook.panel_text import fallback_text, panel_view
 from bugsnag_ipython.notebook.status import status_text
 from bugsnag_ipython.report.trimming import MAX_PAYLOAD_BYTES
@@ -171,7 +171,7 @@ def test_credentials_in_an_endpoint_are_never_shown(
     ],
 )
 def test_every_shown_endpoint_goes_through_one_helper_that_hides_credentials(url: str, shown: str) -> None:
-    from bugsnag_ipython.config import shown_host, shown_url, without_credentials
+    from bugsnag_ipython.core.config import shown_host, shown_url, without_credentials
     from bugsnag_ipython.delivery.transport import plain_error
 
     assert shown_url(url) == shown

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bugsnag_ipython.client import CellRun, Client, ThreadInfo
-from bugsnag_ipython.config import Configuration
+from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.report.breadcrumbs import LogBreadcrumbs
 from bugsnag_ipython.report.device import DEVICE_ID_FILE, device_id
 from tests.fakes import API_KEY, Clock, Recorder

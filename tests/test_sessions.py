@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bugsnag_ipython.sessions import SessionSnapshot, SessionTracker
+from bugsnag_ipython.core.sessions import SessionSnapshot, SessionTracker
 
 
 class Clock:

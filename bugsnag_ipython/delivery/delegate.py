@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..report import payloads
 
 if TYPE_CHECKING:
-    from ..config import Configuration
+    from ..core.config import Configuration
     from .sender import Delivery
     from .transport import Kind
 

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import forkguard
+from ..core import forkguard
 from .journal import LIMIT as JOURNAL_LIMIT
 from .journal import Journal, Retired
 from .pending import Pending, Record

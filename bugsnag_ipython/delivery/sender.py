@@ -29,17 +29,17 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..config import shown_host
+from ..core import forkguard
+from ..core.config import shown_host
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
-from . import forkguard
 from .keeper import OutboxKeeper
 from .pending import DeliveryStats, Pending, Record
 from .retry import MAX_AGE_SECONDS, Backoff, RetryPolicy, refusal
 from .transport import Envelope, HttpTransport, Kind, NullTransport, Outcome, Transport
 
 if TYPE_CHECKING:
-    from ..config import Configuration
+    from ..core.config import Configuration
 
 __all__ = ["Delivery", "DeliveryStats", "Envelope", "Kind", "NullTransport", "Outcome", "Transport"]
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from ..config import without_credentials
+from ..core.config import without_credentials
 from ..report import payloads
 
 Kind = Literal["session", "event"]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..client import Client
-from ..config import Configuration, ConfigurationError, from_environment
+from ..core.config import Configuration, ConfigurationError, from_environment
 from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
 from ..sources import Source, headless

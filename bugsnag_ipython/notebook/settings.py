@@ -18,7 +18,7 @@ from traitlets import Any as AnyTrait
 from traitlets import TraitError, TraitType, validate
 from traitlets.config import Config, Configurable
 
-from ..config import Configuration, ConfigurationError, MaskedApiKey, MaskedUrl, mask_api_key, shown_url
+from ..core.config import Configuration, ConfigurationError, MaskedApiKey, MaskedUrl, mask_api_key, shown_url
 
 _HELP = "BugSnag option {name} (None: not set here; see the README for its default)."
 

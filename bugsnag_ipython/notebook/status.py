@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..config import shown_host
+from ..core.config import shown_host
 from ..report.payloads import iso8601
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from .cells import notebook_ref
 from .stacktrace import FrameContext, exception_entries
 
 if TYPE_CHECKING:
-    from ..config import Configuration
+    from ..core.config import Configuration
     from .breadcrumbs import Breadcrumbs
     from .events import CellRun, ThreadInfo
     from .stacktrace import CellMap

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from ..sessions import SessionSnapshot
+from ..core.sessions import SessionSnapshot
 
 SESSION_PAYLOAD_VERSION = "1.0"
 EVENT_PAYLOAD_VERSION = "4.0"

@@ -24,7 +24,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..delivery import forkguard
+from ..core import forkguard
 from . import Source
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bugsnag_ipython.cli import main
-from bugsnag_ipython.config import Configuration
+from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.delivery.outbox import Outbox
 from bugsnag_ipython.delivery.pending import Pending, Record
 from bugsnag_ipython.delivery.retry import MAX_AGE_SECONDS, Backoff, RetryPolicy, refusal

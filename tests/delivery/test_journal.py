@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bugsnag_ipython.config import Configuration
+from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.delivery import keeper
 from bugsnag_ipython.delivery.inventory import inventory
 from bugsnag_ipython.delivery.journal import read_contents

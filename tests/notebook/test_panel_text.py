@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 
 from bugsnag_ipython.client import Client
-from bugsnag_ipython.config import Configuration
+from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.delivery.sender import Delivery, Envelope, Outcome
 from bugsnag_ipython.notebook.panel_text import (
     FlushProgress,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bugsnag_ipython.client import Client
-from bugsnag_ipython.config import Configuration
+from bugsnag_ipython.core.config import Configuration
 from tests.fakes import API_KEY, Clock, Recorder
 
 

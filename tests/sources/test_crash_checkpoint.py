@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bugsnag_ipython.client import Client
-from bugsnag_ipython.config import Configuration
+from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.report.events import CellRun
 from bugsnag_ipython.sources.crash_checkpoint import Checkpoint
 from bugsnag_ipython.sources.crash_record import CrashRecord, read_record

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bugsnag_ipython.client import Client
-from bugsnag_ipython.config import Configuration
+from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.sources.crash_record import ACTIVE, CrashRecord, read_record
 from bugsnag_ipython.sources.dead_kernels import report_dead_kernels
 from bugsnag_ipython.sources.kernel_deaths import KernelDeaths

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .delivery import forkguard
+from . import forkguard
 from .sessions import SessionSnapshot
 
 LAUNCH_DELAY = 0.5  # seconds after the launch before its session's payload is made

@@ -1,0 +1,1 @@
+"""The core: options, the session rules and the launch session; no IPython, no network."""
