@@ -221,8 +221,10 @@ def drive(page: Any, notebook_url: str) -> None:
     expect(panel.locator(".bugsnag-resume")).to_be_disabled()
     page.screenshot(path=str(ARTIFACTS / "1-active.png"))
 
+    # A click is a message the kernel handles once idle: wait for it, and allow a busy machine.
+    page.wait_for_function(KERNEL_IDLE, timeout=20_000)
     panel.locator(".bugsnag-pause").click()
-    expect(state).to_have_attribute("data-state", "paused", timeout=5_000)
+    expect(state).to_have_attribute("data-state", "paused", timeout=15_000)
     page.evaluate(RUN_CELL, 2)
     expect(cells.nth(2).locator(".jp-OutputArea-output")).to_contain_text("paused: True", timeout=10_000)
     # Reported, but in no session: shown on its own row, not in the session's counts.
@@ -230,8 +232,9 @@ def drive(page: Any, notebook_url: str) -> None:
         re.compile(r"Outside a session\s*1 handled, 0 unhandled"), timeout=5_000)
     page.screenshot(path=str(ARTIFACTS / "2-paused.png"))
 
+    page.wait_for_function(KERNEL_IDLE, timeout=20_000)
     panel.locator(".bugsnag-resume").click()
-    expect(state).to_have_attribute("data-state", "active", timeout=5_000)
+    expect(state).to_have_attribute("data-state", "active", timeout=15_000)
     expect(panel.locator(".bugsnag-session")).to_contain_text("0 handled, 0 unhandled")
     page.evaluate(RUN_CELL, 3)
     expect(cells.nth(3).locator(".jp-OutputArea-output")).to_contain_text("ZeroDivisionError", timeout=10_000)
