@@ -11,6 +11,7 @@ import functools
 import sys
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -35,20 +36,24 @@ def in_fresh_context(test: Callable[[Collector], None]) -> Callable[[Collector],
     return run
 
 
-@in_fresh_context
-def test_bugsnag_python_sessions_and_events_are_taken_and_reported(collector: Collector) -> None:
+def python_notifier(collector: Collector, **options: Any) -> Any:
+    """The real bugsnag-python client, sending to the collector at once, hooking nothing."""
     import bugsnag
 
-    client = bugsnag.Client(
+    return bugsnag.Client(
         api_key=shaped.API_KEY,
         endpoint=collector.notify_url,
         session_endpoint=collector.sessions_url,
         asynchronous=False,
         auto_capture_sessions=False,
-        release_stage="staging",
-        app_version="2.0.0",
         install_sys_hook=False,
+        **options,
     )
+
+
+@in_fresh_context
+def test_bugsnag_python_sessions_and_events_are_taken_and_reported(collector: Collector) -> None:
+    client = python_notifier(collector, release_stage="staging", app_version="2.0.0")
     tracker = client.session_tracker
     # No 30 s timer thread and no atexit hook: the test sends the counted sessions itself.
     tracker.auto_sessions = True
@@ -87,17 +92,7 @@ def test_bugsnag_python_sessions_and_events_are_taken_and_reported(collector: Co
 
 @in_fresh_context
 def test_bugsnag_python_outside_a_session(collector: Collector) -> None:
-    import bugsnag
-
-    client = bugsnag.Client(
-        api_key=shaped.API_KEY,
-        endpoint=collector.notify_url,
-        session_endpoint=collector.sessions_url,
-        asynchronous=False,
-        auto_capture_sessions=False,
-        release_stage="production",
-        install_sys_hook=False,
-    )
+    client = python_notifier(collector, release_stage="production")
     client.notify(ValueError("never raised"))
     [request] = collector.store.requests("events")
     assert request.status == 202, request.reason
