@@ -21,7 +21,7 @@ from .core.sessions import SessionSnapshot, SessionTracker
 from .delivery.delegate import DeliveryDelegate
 from .report import environment, events, payloads
 from .report.breadcrumbs import Breadcrumbs
-from .report.events import SEVERITIES, CellRun, OnError, ThreadInfo
+from .report.events import SEVERITIES, CellRun, CellStart, OnError, ThreadInfo
 from .report.metadata import MetadataStore
 
 if TYPE_CHECKING:
@@ -66,11 +66,11 @@ class Client:
         self.breadcrumbs = Breadcrumbs(config.max_breadcrumbs)
         self.launched_at = monotonic()
         self._launched_wall = wall_clock()
-        self.cell: CellRun | None = None
+        self._cell: CellStart | None = None  # the running cell, as the cell hook stored it
         self.widget_message_since: float | None = None  # while a widget message is handled
         # What notify_unhandled reported while this cell ran: raised again by the cell, it is
         # not a second event.
-        self._caught_in_cell: tuple[CellRun | None, deque[BaseException]] = (None, deque())
+        self._caught_in_cell: tuple[CellStart | None, deque[BaseException]] = (None, deque())
         self.metadata = MetadataStore()
         self._facts = environment.PayloadFacts(lambda: self.config.persistence_directory)
         self.context: str | None = None  # set_context(): replaces the automatic `In [n]`
@@ -179,29 +179,35 @@ class Client:
 
     # -- cells ---------------------------------------------------------------------------
 
-    def cell_started(self, run: CellRun) -> None:
-        self.cell = run
-        if self.tracker.enter_foreground(run.started_monotonic) is not None:
+    @property
+    def cell(self) -> CellRun | None:
+        """The cell running now, if any."""
+        running = self._cell
+        return None if running is None else CellRun._make(running)
+
+    def cell_started(self, run: CellStart) -> None:
+        """A cell starts: a CellRun, or its fields as a bare tuple (what the cell hook makes)."""
+        self._cell = run
+        if self.tracker.enter_foreground(run[3]) is not None:
             self._changed()
 
     def cell_finished(self, error: BaseException | None) -> None:
-        run = self.cell
-        self.cell = None
+        run = self._cell
+        self._cell = None
         ended = self._monotonic()
         self.tracker.enter_background(ended)
         if run is not None:
+            count, _, _, started = run
             # The wall time of the end, from the monotonic clock: one clock read less per cell.
             at = self._launched_wall + (ended - self.launched_at)
-            self.breadcrumbs.leave_cell(
-                run.execution_count, at, run.started_monotonic, ended, error is None
-            )
+            self.breadcrumbs.leave_cell(count, at, started, ended, error is None)
 
     def widget_message_started(self) -> None:
         """The frontend's message to a widget (a click, a slider moved) is being handled. Outside
         a cell that is the foreground, as a cell is: after `background_timeout` or more of
         idleness it starts a new session. In a running cell (one awaiting a click) it is the
         cell's foreground still."""
-        if self.cell is None and self.widget_message_since is None:
+        if self._cell is None and self.widget_message_since is None:
             now = self.widget_message_since = self.tracker.monotonic()
             if self.tracker.enter_foreground(now) is not None:
                 self._changed()
@@ -209,7 +215,7 @@ class Client:
     def widget_message_finished(self) -> None:
         if self.widget_message_since is not None:
             self.widget_message_since = None
-            if self.cell is None:
+            if self._cell is None:
                 self.tracker.enter_background()
 
     # -- events ---------------------------------------------------------------------------
@@ -231,8 +237,9 @@ class Client:
         cell: CellRun | None = None,
     ) -> bool:
         """Report one event; True if it was handed to delivery (or held for a key)."""
-        run, caught = self._caught_in_cell
-        if unhandled and run is not None and run is cell and any(seen is error for seen in caught):
+        running, caught = self._caught_in_cell
+        if (unhandled and running is not None and running is self._cell
+                and (cell is None or cell == running) and any(seen is error for seen in caught)):
             return False  # reported by notify_unhandled already, and raised again by the cell
         return self._report(
             error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
@@ -250,14 +257,14 @@ class Client:
         """Report an exception that a widget callback or the event loop caught: unhandled, of the
         session current now, with `context` (unless set_context set one) and a metadata tab
         `section` saying where it came from. A cell may be running (`button.click()`)."""
-        run = self.cell
-        if run is not None:
-            if self._caught_in_cell[0] is not run:
-                self._caught_in_cell = (run, deque(maxlen=16))
+        running = self._cell
+        if running is not None:
+            if self._caught_in_cell[0] is not running:
+                self._caught_in_cell = (running, deque(maxlen=16))
             self._caught_in_cell[1].append(error)
         return self._report(
             error, unhandled=True, context=self.context or context, metadata={section: facts},
-            cell=run,
+            cell=self.cell,
         )
 
     def _report(

@@ -89,8 +89,9 @@ class SessionTracker:
         self.new_id = new_id or random_uuid4
         self._lock = threading.Lock()
         self._session: Session | None = None
+        # When the kernel went idle (the monotonic clock); None while a cell runs (and before
+        # the launch, which sets it). The cell thread alone writes it, one store at a time.
         self._background_since: float | None = None
-        self._in_foreground = False
         self._listeners: list[SessionListener] = []
         self.counts = TrackerCounts()
 
@@ -106,21 +107,17 @@ class SessionTracker:
         load happens inside a cell, whose end begins the background.
         """
         with self._lock:
-            if in_background:
-                self._background_since = self.monotonic()
-            else:
-                self._in_foreground = True
+            self._background_since = self.monotonic() if in_background else None
             started = self._start_locked() if self.auto_track else None
         return self._announce(started)
 
     def enter_foreground(self, now: float | None = None) -> SessionSnapshot | None:
         """A user cell starts (at `now` on the monotonic clock, when the caller has read it).
         Returns the session this started, if it started one."""
-        # Every cell passes here: the common case (no new session) takes no lock. The two
-        # fields are only written by the cell thread, one at a time, each write atomic.
+        # Every cell passes here: the common case (no new session) takes no lock. The field
+        # is only written by the cell thread, each write atomic.
         since = self._background_since
         self._background_since = None
-        self._in_foreground = True
         if not (self.auto_track and since is not None):
             return None
         if (self.monotonic() if now is None else now) - since < self.background_timeout:
@@ -133,12 +130,11 @@ class SessionTracker:
 
     def enter_background(self, now: float | None = None) -> None:
         """A user cell finished (at `now` on the monotonic clock, when the caller has read it)."""
-        self._in_foreground = False  # no lock: see enter_foreground
-        self._background_since = self.monotonic() if now is None else now
+        self._background_since = self.monotonic() if now is None else now  # see enter_foreground
 
     @property
     def in_foreground(self) -> bool:
-        return self._in_foreground
+        return self._background_since is None
 
     # -- manual control -----------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..report.events import CellRun, error_the_cell_ended_with
+from ..report.events import error_the_cell_ended_with
 from . import Source
 
 if TYPE_CHECKING:
@@ -53,12 +53,16 @@ class CellRuns(Source):
             cell_id = info.cell_id or (self._requested_cell_id(info) if self._request else None)
             if cell_id:
                 self.cells.record(count, cell_id)
-            # tuple.__new__ rather than CellRun(...): half the cost, and this runs for every cell.
-            run = tuple.__new__(CellRun, (count, cell_id, info.raw_cell, time.monotonic()))
+            source, started = info.raw_cell, time.monotonic()
+            run = (count, cell_id, source, started)  # a CellStart: see there why not a CellRun
             self.client.cell_started(run)
             record = self.crash_record
             if record is not None:
-                record.cell_started(run)
+                try:  # the record's pack itself, not a method around it: no frame per cell
+                    record.store_cell(count, started, cell_id.encode() if cell_id else b"",
+                                      source.encode())
+                except UnicodeEncodeError:  # a lone surrogate: rare, so not paid for per cell
+                    record.cell_started(run)
         except Exception:
             self.internal_failure("pre_run_cell")
 
@@ -88,7 +92,7 @@ class CellRuns(Source):
                 # An interrupt while IPython showed the error ends the cell with it: report the error.
                 error = error_the_cell_ended_with(error, self._is_users_code)
             if error is not None and client.should_report(error):
-                client.notify(error, unhandled=True, cell=client.cell)
+                client.notify(error, unhandled=True)  # the running cell's
             client.cell_finished(error)
             record = self.crash_record
             if record is not None:

@@ -77,7 +77,7 @@ class Checkpoint:
                       memory.peak_resident_bytes(), cgroup.usage() if cgroup else -1,
                       cgroup.limit() if cgroup else -1)
         run = self.client.cell
-        if run is not None and run is not self._long_for:
+        if run is not None and run != self._long_for:  # a new CellRun each read: compare fields
             self._long_for = run
             if len(run.source.encode("utf-8", "surrogatepass")) > INLINE_SOURCE_BYTES:
                 record.long_source(run.execution_count or 0, run.started_monotonic, run.source)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..report.events import CellRun
+    from ..report.events import CellStart
 
 MAGIC = b"BSGKREC1"
 DIRECTORY = "kernels"
@@ -98,8 +98,7 @@ class CrashRecord:
             raise
         self._fd = fd
         self._words = memoryview(self._mm).cast("q")
-        self._pack_cell = functools.partial(_CELL.pack_into, self._mm, _CELL_AT)
-        self.cell_finished = _store(self._words, _RUNNING, 0)
+        self._bind_cell_stores()
         self._lock = threading.Lock()  # the session slot and the document: written by threads
         self._generation = 0
         self._faults: IO[bytes] | None = None
@@ -110,20 +109,13 @@ class CrashRecord:
 
     # -- the cell's thread: stores only ---------------------------------------------------
 
-    def cell_started(self, run: CellRun) -> None:
-        """A cell starts (a CellRun: its number, id, source and start on the monotonic clock):
-        all of it in one pack.
-
-        This runs for every cell, so it is one pack into a fixed field: a source longer than
-        the field is cut here (Python source holds no NUL, so the padding marks its end) and
-        stored whole by the checkpoint (long_source)."""
+    def cell_started(self, run: CellStart) -> None:
+        """A cell starts (a CellRun or CellStart: its number, id, source and start on the
+        monotonic clock). The cell hook calls store_cell itself, without this frame; this is
+        for the rarer callers (a cell already running when the record is made)."""
         count, cell_id, source, started = run
-        try:
-            self._pack_cell(count, started, cell_id.encode() if cell_id else b"", source.encode())
-        except UnicodeEncodeError:  # a lone surrogate: rare, so not paid for on every cell
-            self._pack_cell(count, started,
-                            (cell_id or "").encode("utf-8", "surrogatepass"),
-                            source.encode("utf-8", "surrogatepass"))
+        self.store_cell(count or 0, started, (cell_id or "").encode("utf-8", "surrogatepass"),
+                        source.encode("utf-8", "surrogatepass"))
 
     # -- rare writes ----------------------------------------------------------------------
 
@@ -218,14 +210,22 @@ class CrashRecord:
         self._release()
         self._mm = mmap.mmap(-1, SIZE)
         self._words = memoryview(self._mm).cast("q")
-        self._pack_cell = functools.partial(_CELL.pack_into, self._mm, _CELL_AT)
-        self.cell_finished = _store(self._words, _RUNNING, 0)
+        self._bind_cell_stores()
 
+    def _bind_cell_stores(self) -> None:
+        """The two stores every cell makes, as partials of C functions, so that a call runs no
+        Python frame (a frame is about a tenth of the extension's cost per cell):
 
-def _store(words: memoryview, index: int, value: int) -> Callable[[], None]:
-    """`cell_finished`: the cell ends, the running field goes to 0. A partial of the view's
-    item assignment, so that the call runs no Python frame: it is made for every cell."""
-    return functools.partial(words.__setitem__, index, value)
+        - `store_cell(count, started, cell_id, source)`: a cell starts; its number, its start
+          on the monotonic clock, its id and source as UTF-8 (lone surrogates passed), all in
+          one pack into a fixed field. A source longer than the field is cut here (Python
+          source holds no NUL, so the padding marks its end) and stored whole by the
+          checkpoint (long_source).
+        - `cell_finished()`: the cell ends, the running field goes to 0."""
+        self.store_cell: Callable[[int, float, bytes, bytes], None] = functools.partial(
+            _CELL.pack_into, self._mm, _CELL_AT)
+        self.cell_finished: Callable[[], None] = functools.partial(
+            self._words.__setitem__, _RUNNING, 0)
 
 
 def _forget_in_child() -> None:
