@@ -191,10 +191,13 @@ class Client:
         if self.tracker.enter_foreground(run[3]) is not None:
             self._changed()
 
-    def cell_finished(self, error: BaseException | None) -> None:
+    def cell_finished(self, error: BaseException | None, ended: float | None = None) -> None:
+        """The running cell ended (at `ended` on the monotonic clock, when the caller has read
+        it: the cell hook reads the clock itself, as it does for the start)."""
         run = self._cell
         self._cell = None
-        ended = self._monotonic()
+        if ended is None:
+            ended = self._monotonic()
         self.tracker.enter_background(ended)
         if run is not None:
             count, _, _, started = run

@@ -93,7 +93,7 @@ class CellRuns(Source):
                 error = error_the_cell_ended_with(error, self._is_users_code)
             if error is not None and client.should_report(error):
                 client.notify(error, unhandled=True)  # the running cell's
-            client.cell_finished(error)
+            client.cell_finished(error, time.monotonic())
             record = self.crash_record
             if record is not None:
                 record.cell_finished()

@@ -24,6 +24,7 @@ import fcntl
 import functools
 import json
 import mmap
+import operator
 import os
 import secrets
 import struct
@@ -224,8 +225,8 @@ class CrashRecord:
         - `cell_finished()`: the cell ends, the running field goes to 0."""
         self.store_cell: Callable[[int, float, bytes, bytes], None] = functools.partial(
             _CELL.pack_into, self._mm, _CELL_AT)
-        self.cell_finished: Callable[[], None] = functools.partial(
-            self._words.__setitem__, _RUNNING, 0)
+        self.cell_finished: Callable[[], None] = functools.partial(  # setitem: no slot wrapper
+            operator.setitem, self._words, _RUNNING, 0)
 
 
 def _forget_in_child() -> None:
