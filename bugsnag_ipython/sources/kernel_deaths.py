@@ -136,11 +136,14 @@ class KernelDeaths(Source):
             return
         started = time.monotonic()
         while not stop.is_set():
-            checkpoint = self.checkpoint
             try:
-                if checkpoint is not None:
-                    with forkguard.no_fork:  # it takes the client's locks: see forkguard
-                        checkpoint.checkpoint()
+                # Under the lock _close takes: an exit waits the few milliseconds a checkpoint
+                # takes, rather than closing the record under it (the write would fail).
+                with self._lock:
+                    checkpoint = self.checkpoint
+                    if checkpoint is not None:
+                        with forkguard.no_fork:  # it takes the client's locks: see forkguard
+                            checkpoint.checkpoint()
             except Exception as error:
                 self.client.warn_once("checkpoint", f"the crash record could not be updated ({error}).")
             waited = time.monotonic() - started

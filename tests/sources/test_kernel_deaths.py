@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,39 @@ def test_a_shutdown_request_before_the_record_is_made_still_marks_it_ended(clien
         assert read_record(deaths.record.path.read_bytes()).ended
     finally:
         deaths.uninstall()
+
+
+def test_an_exit_during_a_checkpoint_waits_for_it(client: Client, shell: Any,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """The kernel exits while the checkpoint thread is writing the record: the exit waits for
+    the write, so the user sees no warning that the record could not be updated, and the
+    record is gone as after any normal end."""
+    deaths = KernelDeaths(client, shell, None, interval=0.01)
+    deaths.install()
+    try:
+        deadline = time.monotonic() + 10
+        while deaths.checkpoint is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        checkpoint = deaths.checkpoint
+        assert checkpoint is not None and deaths.record is not None, "the record was never made"
+        record = deaths.record
+        path, real = record.path, record.vitals
+        writing, tried = threading.Event(), threading.Event()
+
+        def slow_vitals(*args: Any) -> None:  # the exit comes in the middle of the checkpoint
+            writing.set()
+            time.sleep(0.2)
+            try:
+                real(*args)
+            finally:
+                tried.set()
+
+        record.vitals = slow_vitals  # type: ignore[method-assign]
+        assert writing.wait(10)
+        deaths.at_exit()
+    finally:
+        deaths.uninstall()
+    assert tried.wait(10)
+    time.sleep(0.05)  # the thread logs a failed write right after it
+    assert not [r.getMessage() for r in caplog.records if "could not be updated" in r.getMessage()]
+    assert not path.exists()
