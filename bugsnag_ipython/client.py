@@ -188,7 +188,8 @@ class Client:
     def cell_started(self, run: CellStart) -> None:
         """A cell starts: a CellRun, or its fields as a bare tuple (what the cell hook makes)."""
         self._cell = run
-        if self.tracker.enter_foreground(run[3]) is not None:
+        _, _, _, started = run
+        if self.tracker.enter_foreground(started) is not None:
             self._changed()
 
     def cell_finished(self, error: BaseException | None, ended: float | None = None) -> None:
@@ -246,7 +247,7 @@ class Client:
             return False  # reported by notify_unhandled already, and raised again by the cell
         return self._report(
             error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
-            cell=cell or self.cell,
+            cell=cell or self._cell,
         )
 
     def notify_thread_exception(self, error: BaseException, thread: ThreadInfo) -> bool:
@@ -267,7 +268,7 @@ class Client:
             self._caught_in_cell[1].append(error)
         return self._report(
             error, unhandled=True, context=self.context or context, metadata={section: facts},
-            cell=self.cell,
+            cell=running,
         )
 
     def _report(
@@ -278,9 +279,10 @@ class Client:
         severity: str | None = None,
         context: str | None = None,
         metadata: dict[str, Any] | None = None,
-        cell: CellRun | None,
+        cell: CellStart | None,
         thread: ThreadInfo | None = None,
     ) -> bool:
+        """`cell`: the cell the event is of, as stored; its CellRun is made here, once."""
         if severity is not None and severity not in SEVERITIES:
             raise ConfigurationError(
                 f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}."
@@ -304,7 +306,8 @@ class Client:
         )
         built = build_event(
             error, unhandled=unhandled, severity=severity, context=context, extra=metadata,
-            cell=cell, thread=thread, facts=facts, config=config, cells=self._resolve_cell,
+            cell=None if cell is None else CellRun._make(cell), thread=thread, facts=facts,
+            config=config, cells=self._resolve_cell,
             breadcrumbs=self.breadcrumbs, for_callbacks=callbacks,
         )
         body, chosen, crumbs_json = built.body, built.severity, built.breadcrumbs_json

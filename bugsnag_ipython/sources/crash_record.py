@@ -215,7 +215,8 @@ class CrashRecord:
 
     def _bind_cell_stores(self) -> None:
         """The two stores every cell makes, as partials of C functions, so that a call runs no
-        Python frame (a frame is about a tenth of the extension's cost per cell):
+        Python frame (the method that was around the pack cost 900 of the 15,200 instructions
+        the extension spent per cell):
 
         - `store_cell(count, started, cell_id, source)`: a cell starts; its number, its start
           on the monotonic clock, its id and source as UTF-8 (lone surrogates passed), all in
