@@ -22,6 +22,10 @@ EVENTS = 100
 # (jupyter_client sends SIGTERM 2.5 s after the shutdown request; the exit status row checks that
 # it never came to that).
 TARGET = 1.25
+# jupyter_client's default shutdown_wait_time (5 s) halved. Ending by 80 % of it leaves a busy
+# machine half a second more than this one's.
+SIGTERM_AFTER = 2.5
+MARGIN = 0.8
 POLL_FOR = 5.0
 
 _REPORT = f"""
@@ -100,6 +104,8 @@ def measure(workdir: Path) -> list[Row]:
             f"≤ {TARGET}", added <= TARGET),
         Row("  kernel exit status", ", ".join(str(status) for status in statuses), "0",
             statuses == [0]),
+        Row(f"  worst exit, / jupyter_client's SIGTERM ({SIGTERM_AFTER} s after the request)",
+            f"{worst / SIGTERM_AFTER:.2f}", f"≤ {MARGIN}", worst / SIGTERM_AFTER <= MARGIN),
         Row("  events left on disk (fewest of the runs)", f"{on_disk}", f"{EVENTS}", on_disk == EVENTS),
         Row("  same kernel without the extension", milliseconds(bare["seconds"]), "", None),
     ]

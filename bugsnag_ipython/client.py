@@ -422,7 +422,7 @@ class Client:
         self.send_launch_session()
         return self._delegate.flush(timeout)
 
-    def shutdown(self, timeout: float = 1.5) -> None:
+    def shutdown(self, timeout: float) -> None:
         self.send_launch_session()
         self._delegate.close(timeout)
 

@@ -17,6 +17,17 @@ StartKernel = Callable[..., Kernel]
 
 
 @pytest.fixture
+def shell() -> Iterator[Any]:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    made = InteractiveShell.instance()
+    try:
+        yield made
+    finally:
+        InteractiveShell.clear_instance()
+
+
+@pytest.fixture
 def collector(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     from bugsnag_ipython.collector.server import Collector
 

@@ -138,11 +138,12 @@ def test_a_hanging_endpoint_neither_blocks_cells_nor_the_exit_and_the_next_kerne
     assert len(collector.store.events()) == 1
     sessions = [s.session_id for s in collector.store.sessions()]
     assert len(sessions) == len(set(sessions)) == 2
-    # The hang added the exit flush to the exit and no more: the next kernel, with nothing left
-    # to send, exits in the time the kernel itself takes (longer on a busy machine, and on the
+    # The hang added at most the exit flush to the exit: the next kernel, with nothing left to
+    # send, exits in the time the kernel itself takes (longer on a busy machine, and on the
     # lowest versions' IPython). What the user would notice, a SIGTERM 2.5 s after the request,
-    # is the exit status above; this bound allows the two exits' noise on two busy workers
-    # (0.31 s seen once on the lowest versions), not a second flush.
+    # is the exit status above (a flush counted from the exit rather than the request met it on
+    # a busy machine); this bound allows the two exits' noise on two busy workers, not a
+    # second flush.
     assert took - next_kernel.shutdown() < EXIT_FLUSH_SECONDS + 0.5
 
 

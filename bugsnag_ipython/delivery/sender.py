@@ -167,7 +167,7 @@ class Delivery:
         self._wait(timeout, lambda _deadline: self.pending.own == 0)
         return self.pending.own == 0
 
-    def close(self, timeout: float = 1.5) -> bool:
+    def close(self, timeout: float) -> bool:
         """The exit flush: at most `timeout` seconds; what is left stays on disk."""
         self._wait(timeout, self._nothing_to_wait_for)
         return self.pending.own == 0

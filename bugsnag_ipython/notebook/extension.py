@@ -8,6 +8,7 @@ shown to the user in the cell, and nothing this extension does may reach the use
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import sys
@@ -32,7 +33,20 @@ from .status import HOW_TO_SET_A_KEY
 
 log = logging.getLogger("bugsnag_ipython")
 SHELL_ATTRIBUTE = "_bugsnag_ipython"
-EXIT_FLUSH_SECONDS = 1.5  # jupyter_client sends SIGTERM 2.5 s after a shutdown request
+# jupyter_client sends SIGTERM half its shutdown_wait_time, 2.5 s by default, after a shutdown
+# request. The exit flush ends at most EXIT_FLUSH_SECONDS after the request (after the exit itself,
+# without one), so the kernel's own exit has the rest: 0.5 s on an idle machine, over 1 s on a busy
+# one with ipykernel 6. Counted from the exit instead, a 1.5 s flush met SIGTERM on a busy machine.
+EXIT_FLUSH_SECONDS = 1.0
+# A late exit still waits this long, for a payload the outbox has not written yet (keeper.py).
+EXIT_FLUSH_FLOOR = 0.2
+
+
+def exit_flush_seconds(ending_since: float | None, now: float) -> float:
+    """How long the exit flush may wait at `now`: what is left of EXIT_FLUSH_SECONDS since the
+    end began (`ending_since`, None if nothing announced it), never under EXIT_FLUSH_FLOOR."""
+    began = now if ending_since is None else ending_since
+    return max(EXIT_FLUSH_FLOOR, min(EXIT_FLUSH_SECONDS, began + EXIT_FLUSH_SECONDS - now))
 
 
 def _setup_logging() -> None:
@@ -50,8 +64,10 @@ def loaded_in_cell(shell: Any) -> bool:
 class Extension:
     """What one shell has loaded: its client, settings and the hooks to remove on unload."""
 
-    def __init__(self, shell: Any) -> None:
+    def __init__(self, shell: Any, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.shell = shell
+        self._monotonic = monotonic
+        self._ending_since: float | None = None  # when a shutdown request or `exit` came
         self.settings = BugsnagIPython(parent=shell)
         self._environment = bugsnag_variables(os.environ)
         config, origins, self._file_problems, env_problems = self._initial_configuration()
@@ -148,6 +164,8 @@ class Extension:
             source.install()
         self.log_breadcrumbs.install()
         atexit.register(self.at_exit)
+        with contextlib.suppress(Exception):  # a shell without traitlets: the exit counts alone
+            shell.observe(self._on_exit_now, names="exit_now")
         from .magics import BugsnagMagics
 
         shell.register_magics(BugsnagMagics(shell, extension=self))
@@ -161,6 +179,8 @@ class Extension:
             source.uninstall()
         self.log_breadcrumbs.uninstall()
         atexit.unregister(self.at_exit)
+        with contextlib.suppress(Exception):
+            shell.unobserve(self._on_exit_now, names="exit_now")
         self.settings.on_change = None
         if self.settings in shell.configurables:
             shell.configurables.remove(self.settings)
@@ -193,9 +213,14 @@ class Extension:
     def _on_setting(self, name: str, value: Any) -> None:
         self.client.configure(**{name: value})
 
+    def _on_exit_now(self, change: Any) -> None:
+        # ipykernel sets exit_now as it answers a shutdown request, IPython as `exit` runs.
+        if change.get("new") and self._ending_since is None:
+            self._ending_since = self._monotonic()
+
     def at_exit(self) -> None:
         try:
-            self.client.shutdown(EXIT_FLUSH_SECONDS)
+            self.client.shutdown(exit_flush_seconds(self._ending_since, self._monotonic()))
         except Exception:
             self.cell_runs.internal_failure("exit")
 

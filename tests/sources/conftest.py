@@ -1,11 +1,9 @@
 """What the source tests share: a client on an injected clock whose delivery is a recorder of
-what it was handed, and a real in-process IPython shell."""
+what it was handed (the in-process shell is tests/conftest.py's)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -28,14 +26,3 @@ def client(tmp_path: Path, recorder: Recorder, clock: Clock, monkeypatch: pytest
     made.launch(in_background=True)
     made.send_launch_session()
     return made
-
-
-@pytest.fixture
-def shell() -> Iterator[Any]:
-    from IPython.core.interactiveshell import InteractiveShell
-
-    made = InteractiveShell.instance()
-    try:
-        yield made
-    finally:
-        InteractiveShell.clear_instance()
