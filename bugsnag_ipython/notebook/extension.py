@@ -8,7 +8,6 @@ shown to the user in the cell, and nothing this extension does may reach the use
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import sys
@@ -65,9 +64,8 @@ class Extension:
     """What one shell has loaded: its client, settings and the hooks to remove on unload."""
 
     def __init__(self, shell: Any, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        """`monotonic`: the clock of the client, the sessions and the exit flush."""
         self.shell = shell
-        self._monotonic = monotonic
-        self._ending_since: float | None = None  # when a shutdown request or `exit` came
         self.settings = BugsnagIPython(parent=shell)
         self._environment = bugsnag_variables(os.environ)
         config, origins, self._file_problems, env_problems = self._initial_configuration()
@@ -77,7 +75,7 @@ class Extension:
         if config.project_root is None:
             config = config.replace(project_root=self._default_project_root)
         self.cells = CellIndex(shell, run)
-        self.client = Client(config, resolve_cell=self.cells)
+        self.client = Client(config, resolve_cell=self.cells, monotonic=monotonic)
         if run is not None:
             # A run the command line names is known now: one session for all of it. One
             # recognised only by its notebook (nbclient called from Python) keeps the idle
@@ -89,6 +87,7 @@ class Extension:
         self.settings.effective = lambda: (self.client.config, self.client.origins)
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)
+        self.kernel_deaths = KernelDeaths(self.client, shell, self.cells, self.cell_runs)
         activity = WidgetActivity(self.client, getattr(shell, "kernel", None))
         self.sources: list[Source] = [
             self.cell_runs,
@@ -96,7 +95,7 @@ class Extension:
             activity,
             WidgetCallbacks(self.client, shell, activity),
             LoopExceptions(self.client, shell),
-            KernelDeaths(self.client, shell, self.cells, self.cell_runs),
+            self.kernel_deaths,
         ]
         self.installed = False
 
@@ -164,8 +163,6 @@ class Extension:
             source.install()
         self.log_breadcrumbs.install()
         atexit.register(self.at_exit)
-        with contextlib.suppress(Exception):  # a shell without traitlets: the exit counts alone
-            shell.observe(self._on_exit_now, names="exit_now")
         from .magics import BugsnagMagics
 
         shell.register_magics(BugsnagMagics(shell, extension=self))
@@ -179,8 +176,6 @@ class Extension:
             source.uninstall()
         self.log_breadcrumbs.uninstall()
         atexit.unregister(self.at_exit)
-        with contextlib.suppress(Exception):
-            shell.unobserve(self._on_exit_now, names="exit_now")
         self.settings.on_change = None
         if self.settings in shell.configurables:
             shell.configurables.remove(self.settings)
@@ -213,14 +208,12 @@ class Extension:
     def _on_setting(self, name: str, value: Any) -> None:
         self.client.configure(**{name: value})
 
-    def _on_exit_now(self, change: Any) -> None:
-        # ipykernel sets exit_now as it answers a shutdown request, IPython as `exit` runs.
-        if change.get("new") and self._ending_since is None:
-            self._ending_since = self._monotonic()
-
     def at_exit(self) -> None:
         try:
-            self.client.shutdown(exit_flush_seconds(self._ending_since, self._monotonic()))
+            # Registered after the sources' exit hooks, this runs before them: the end began
+            # at a shutdown request or `exit` (kernel_deaths saw exit_now), or begins now.
+            began = self.kernel_deaths.ending_since
+            self.client.shutdown(exit_flush_seconds(began, self.client.tracker.monotonic()))
         except Exception:
             self.cell_runs.internal_failure("exit")
 

@@ -58,7 +58,10 @@ class KernelDeaths(Source):
         self.record: CrashRecord | None = None
         self.checkpoint: Checkpoint | None = None
         self.scanned = threading.Event()  # set once earlier kernels were looked for
-        self._ended = False  # a normal end began, maybe before the record was made
+        # When a normal end began (the monotonic clock), maybe before the record was made:
+        # a shutdown request or `exit` (exit_now), else the exit itself. The exit flush counts
+        # from it (notebook/extension.py).
+        self.ending_since: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -67,7 +70,7 @@ class KernelDeaths(Source):
     def install(self) -> None:
         self._stop = stop = threading.Event()
         self.scanned = threading.Event()
-        self._ended = False
+        self.ending_since = None
         with contextlib.suppress(Exception):
             self.shell.observe(self._on_exit_now, names="exit_now")
         atexit.register(self.at_exit)
@@ -106,7 +109,8 @@ class KernelDeaths(Source):
         """A normal end began (exit, a shutdown request): nothing after it is a death."""
         # Noted first: a record handed over after this look is marked by _open, which looks
         # at the note after handing it over (one of the two marks it).
-        self._ended = True
+        if self.ending_since is None:
+            self.ending_since = self.client.tracker.monotonic()
         record = self.record
         if record is not None:
             record.mark_ended()
@@ -177,7 +181,7 @@ class KernelDeaths(Source):
                 record.close(remove=True)
                 return None
             self.record, self.checkpoint = record, checkpoint
-            if self._ended:  # a shutdown request came while the record was being made
+            if self.ending_since is not None:  # a shutdown request came while the record was being made
                 record.mark_ended()
             checkpoint.session_changed()
             client.listeners.append(checkpoint.session_changed)
