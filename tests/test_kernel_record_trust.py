@@ -169,3 +169,20 @@ def test_a_record_of_another_version_is_left_alone_by_two_kernels(
     assert (newer.read_bytes(), faults.read_bytes()) == before
     assert deaths(collector) == []
     assert not (kernels(persistence) / "set-aside").exists()
+
+
+def test_a_persistence_directory_that_cannot_be_used_is_said_once_in_one_sentence(
+    start_kernel: StartKernel, collector: Any, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    kernel = start_kernel(BUGSNAG_PERSISTENCE_DIRECTORY=str(blocker / "p"))
+    assert kernel.execute("1/0").status == "error"
+    scanned(kernel)  # the outbox, the crash record and the device id have all met it
+    assert [event.error_class for event in collector.store.events()] == ["ZeroDivisionError"]
+    said = [line for line in kernel.log().splitlines() if "[bugsnag_ipython]" in line]
+    assert len(said) == 1, said
+    assert f"The persistence directory {blocker / 'p'} cannot be used (Not a directory)" in said[0]
+    problems = [line for line in kernel.execute("%bugsnag_session status").stdout.splitlines()
+                if line.startswith("Problem:")]
+    assert len(problems) == 1 and "cannot be used (Not a directory)" in problems[0]
