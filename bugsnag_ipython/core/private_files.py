@@ -118,12 +118,14 @@ def open_private(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600) -> int
     return fd
 
 
-def read_descriptor(fd: int, limit: int) -> bytes:
+def read_descriptor(fd: int, limit: int, *, cut: bool = False) -> bytes:
     """The bytes of the open file `fd` from its start; raises UntrustedFile, before reading
-    anything, when it is larger than `limit`."""
+    anything, when it is larger than `limit`. With `cut`, its first `limit` bytes instead (a
+    text whose beginning is what matters, such as a fault dump)."""
     size = os.fstat(fd).st_size
-    if size > limit:
+    if size > limit and not cut:
         raise UntrustedFile(f"it is {size} bytes, over the {limit} byte limit")
+    size = min(size, limit)
     os.lseek(fd, 0, os.SEEK_SET)
     chunks, left = [], size
     while left > 0:  # no more than its size, even if it grows meanwhile

@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bugsnag_ipython")
 
 STALE_SECONDS = 3600.0  # a half-made record or a fault dump without a record, left this long
-MAX_FAULT_BYTES = 4 * 1024 * 1024  # faulthandler's dump of 100 threads of 100 frames fits
+MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read; the crashing thread comes first
 MAGIC_FAMILY = MAGIC[:7]  # b"BSGKREC": every version's magic, the last byte its number
 SET_ASIDE = "set-aside"
 _RECORD = re.compile(r"(?P<token>[0-9a-f]{12})\.record")
@@ -93,7 +93,7 @@ class Claimed:
         except FileNotFoundError:
             return data, "", None
         try:
-            dump = read_descriptor(fd, MAX_FAULT_BYTES)
+            dump = read_descriptor(fd, MAX_FAULT_BYTES, cut=True)
             written = os.fstat(fd).st_mtime if dump else None
         finally:
             os.close(fd)
@@ -116,23 +116,31 @@ class SetAside:
 
     def put(self, path: Path, why: str, faults: Path | None = None) -> None:
         stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
-        moved = False
+        outcome = None  # of the record itself: "kept", "removed", or None when it was gone
         for each in (path, faults):
             if each is None:
                 continue
             try:
                 make_private(self.folder, root=False)
                 os.rename(each, self.folder / f"{stamp}-{each.name}")  # a link moves, not its target
+                done = "kept"
             except FileNotFoundError:
                 continue
             except OSError:
+                done = "removed"  # not kept for a look, then, but never tried again either
                 with contextlib.suppress(OSError):
-                    each.unlink()  # not kept for a look, then: never tried again either
-            moved = moved or each == path
-        if moved:
-            self.moved.append(f"{path.name}: {why}")
+                    each.unlink()
+            if each == path:
+                outcome = done
+        if outcome is None:
+            return
+        self.moved.append(f"{path.name}: {why}")
+        if outcome == "kept":
             log.warning("Set aside the crash record %s of an earlier kernel into %s: %s.",
                         path.name, self.folder, why)
+        else:
+            log.warning("Removed the crash record %s of an earlier kernel, which could not be set "
+                        "aside into %s: %s.", path.name, self.folder, why)
 
 
 def _take(path: Path) -> int | None:

@@ -141,3 +141,16 @@ def test_a_record_of_another_user_is_set_aside_unread(tmp_path: Path, reporter: 
     os.chown(planted, 65534, 65534)
     assert report_dead_kernels(client, str(tmp_path), own) == 0
     assert deaths(client) == [] and len(set_aside(tmp_path)) == 1
+
+
+def test_a_record_whose_fault_file_is_a_fifo_is_set_aside_with_it_unread(
+    tmp_path: Path, reporter: Any
+) -> None:
+    client, own = reporter
+    record = left_dead(tmp_path)
+    os.mkfifo(record.with_suffix(".faults"))
+    left_dead(tmp_path, source="the_other()")
+    assert report_dead_kernels(client, str(tmp_path), own) == 1
+    [death] = deaths(client)
+    assert death["metaData"]["notebook"]["cellSource"] == "the_other()"
+    assert len(set_aside(tmp_path)) == 2  # the record and its fault file, together
