@@ -73,6 +73,7 @@ class KernelDeaths(Source):
         self._stop = stop = threading.Event()
         self.scanned = threading.Event()
         self.ending_since = None
+        self.client.crash_records.problem = None  # the directory is looked at again
         with contextlib.suppress(Exception):
             self.shell.observe(self._on_exit_now, names="exit_now")
         atexit.register(self.at_exit)
