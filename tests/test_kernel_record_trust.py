@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,18 +173,44 @@ def test_a_record_of_another_version_is_left_alone_by_two_kernels(
     assert not (kernels(persistence) / "set-aside").exists()
 
 
+def said_once(kernel: Kernel, collector: Any, why: str) -> None:
+    """The kernel works from memory, and says why in one line and one problem."""
+    assert kernel.execute("1/0").status == "error"
+    scanned(kernel)  # the outbox, the crash record and the device id have all met it
+    assert [event.error_class for event in collector.store.events()] == ["ZeroDivisionError"]
+    said = [line for line in kernel.log().splitlines() if "[bugsnag_ipython]" in line]
+    assert len(said) == 1 and why in said[0], said
+    problems = [line for line in kernel.execute("%bugsnag_session status").stdout.splitlines()
+                if line.startswith("Problem:")]
+    assert len(problems) == 1 and why in problems[0], problems
+
+
 def test_a_persistence_directory_that_cannot_be_used_is_said_once_in_one_sentence(
     start_kernel: StartKernel, collector: Any, tmp_path: Path
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     kernel = start_kernel(BUGSNAG_PERSISTENCE_DIRECTORY=str(blocker / "p"))
-    assert kernel.execute("1/0").status == "error"
-    scanned(kernel)  # the outbox, the crash record and the device id have all met it
-    assert [event.error_class for event in collector.store.events()] == ["ZeroDivisionError"]
-    said = [line for line in kernel.log().splitlines() if "[bugsnag_ipython]" in line]
-    assert len(said) == 1, said
-    assert f"The persistence directory {blocker / 'p'} cannot be used (Not a directory)" in said[0]
-    problems = [line for line in kernel.execute("%bugsnag_session status").stdout.splitlines()
-                if line.startswith("Problem:")]
-    assert len(problems) == 1 and "cannot be used (Not a directory)" in problems[0]
+    said_once(kernel, collector,
+              f"The persistence directory {blocker / 'p'} cannot be used (Not a directory)")
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Path]:
+    """A read-only file system, as a persistence directory some setups mount."""
+    mount = tmp_path / "read-only"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a file system needs root")
+def test_a_read_only_persistence_directory_is_said_once_in_one_sentence(
+    start_kernel: StartKernel, collector: Any, read_only: Path
+) -> None:
+    kernel = start_kernel(BUGSNAG_PERSISTENCE_DIRECTORY=str(read_only))
+    said_once(kernel, collector,
+              f"The persistence directory {read_only} cannot be used (it is not writable)")

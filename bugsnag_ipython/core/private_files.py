@@ -68,6 +68,9 @@ def make_private(directory: str | os.PathLike[str], *, create: bool = True,
         raise RefusedDirectory(f"{what} {path} is not a directory, {consequence}; {fix}.")
     if hasattr(os, "geteuid") and facts.st_uid != os.geteuid():
         raise RefusedDirectory(f"{what} {path} belongs to another user, {consequence}; {fix}.")
+    if create and not os.access(path, os.W_OK | os.X_OK):  # its users all meet it: said once, here
+        raise RefusedDirectory(f"{what} {path} cannot be used (it is not writable), {consequence}; "
+                               f"{fix}.")
     if stat.S_IMODE(facts.st_mode) & 0o077:
         try:
             os.chmod(path, 0o700)
