@@ -207,10 +207,17 @@ def _list_outbox(directory: Path) -> int:
     import time
 
     from bugsnag_ipython.core.config import shown_url
+    from bugsnag_ipython.core.private_files import RefusedDirectory, make_private
     from bugsnag_ipython.delivery.inventory import inventory
     from bugsnag_ipython.delivery.outbox import Outbox
     from bugsnag_ipython.notebook.status import ago
 
+    if directory.exists():
+        try:
+            make_private(directory, create=False)  # the rule kernels follow: nothing read there
+        except RefusedDirectory as refused:
+            print(refused, file=sys.stderr)
+            return 1
     outbox = Outbox(directory)
     entries = inventory(outbox)
     readable = [entry for entry in entries if entry.stored is not None]

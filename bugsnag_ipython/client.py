@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core.config import Configuration, ConfigurationError, mask_api_key
 from .core.launch import LaunchSession
+from .core.private_files import Refusals
 from .core.sessions import SessionSnapshot, SessionTracker
 from .delivery.delegate import DeliveryDelegate
 from .report import environment, events, payloads
@@ -77,6 +78,7 @@ class Client:
         self.user: dict[str, str] = {}  # set_user()
         self.on_error = events.OnErrorCallbacks()
         self.problems: list[str] = []  # configuration problems, shown by status
+        self.crash_records = Refusals()  # what the crash records' folder refused, for status
         self.origins: dict[str, str] = {}  # option -> where its value came from; else default
         # Called once, with the first event held for lack of an API key (the glue says so).
         self.on_first_held_event: Callable[[], None] | None = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+from ..core.private_files import is_file_or_link, read_private
 from .journal import read_contents
 from .outbox import (
     JOURNAL,
@@ -27,7 +28,6 @@ from .outbox import (
     Stored,
     listing,
 )
-from .privacy import is_file_or_link, read_private
 from .retry import MAX_AGE_SECONDS
 from .transport import Kind
 

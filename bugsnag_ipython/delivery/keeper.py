@@ -255,18 +255,20 @@ class OutboxKeeper:
 
                 outbox = Outbox(directory or default_directory()).open()
         except Exception as error:
-            from .privacy import NotPrivate
+            from ..core.private_files import RefusedDirectory, say_once
 
-            where = directory or "the user cache directory"
-            why = (
-                error if isinstance(error, NotPrivate)
-                else f"The outbox in {where} cannot be used ({error})."
-            )
-            self.problem = (
-                f"{why} Payloads are kept in memory only and are lost if the kernel dies "
-                "before they are sent."
-            )
-            log.warning(self.problem)
+            if isinstance(error, RefusedDirectory):
+                # The directory's own sentence, said once for all its users (the crash record
+                # and the device id meet the same refusal).
+                self.problem = str(error)
+                say_once(error)
+            else:
+                where = directory or "the user cache directory"
+                self.problem = (
+                    f"The outbox in {where} cannot be used ({error}); payloads are kept in "
+                    "memory only and are lost if the kernel dies before they are sent."
+                )
+                log.warning(self.problem)
             with self._wake:
                 self._outbox_failed = True
             self._changed()

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.private_files import UntrustedFile, make_private, open_private, read_private
 from .journal import LIMIT as JOURNAL_LIMIT
 from .journal import Journal, header_fields
-from .privacy import UntrustedFile, make_private, open_private, read_private
 from .transport import Envelope, Kind
 
 try:
@@ -99,10 +99,11 @@ class Outbox:
 
     def open(self) -> Outbox:
         """Create the directories and become a live owner. Raises OSError if it cannot, and
-        NotPrivate (an OSError, one sentence) for a directory that is not this user's alone."""
+        RefusedDirectory (an OSError, one sentence) for a directory that is not this user's
+        alone or cannot be used."""
         make_private(self.root)  # payloads hold API keys: this user's eyes only
         for directory in (self.payloads, self.owners, self.aside):
-            make_private(directory)
+            make_private(directory, root=False)
         if self.owner is None:
             self._become_owner()
             self.journal = self._new_journal()
@@ -181,9 +182,11 @@ class Outbox:
             return True
         path = self.owners / f"{owner}.lock"
         try:
-            fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+            fd = open_private(path, os.O_RDWR)
         except FileNotFoundError:
             return False
+        except UntrustedFile:
+            return False  # no kernel holds a lock on a link or a FIFO: it goes, as a dead one's
         except OSError:
             return True  # cannot tell: leave its files alone
         try:

@@ -13,7 +13,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .status import ago, delivery_problem, host_of, outside_text, status_text, waiting_where
+from .status import (
+    ago,
+    host_of,
+    outside_text,
+    persistence_problems,
+    records_set_aside,
+    status_text,
+    waiting_where,
+)
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -148,9 +156,10 @@ def _delivery_rows(client: Client) -> Rows:
         rows.append(("Last error", stats.last_error))
     if client.on_error.repaired:
         rows.append(("Repaired", f"{client.on_error.repaired} events an on_error callback broke"))
-    problem = delivery_problem(client)
-    if problem:
-        rows.append(("Problem", problem))
+    aside = records_set_aside(client)
+    if aside:
+        rows.append(("Kernel deaths", aside))
+    rows += [("Problem", problem) for problem in persistence_problems(client)]
     return tuple(rows)
 
 

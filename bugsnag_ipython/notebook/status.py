@@ -117,6 +117,23 @@ def delivery_problem(client: Client) -> str | None:
     return problem if isinstance(problem, str) else None
 
 
+def persistence_problems(client: Client) -> list[str]:
+    """The outbox's problem and the crash records', each once: a refused persistence directory
+    is one sentence for both."""
+    found = [delivery_problem(client), client.crash_records.problem]
+    return list(dict.fromkeys(problem for problem in found if problem))
+
+
+def records_set_aside(client: Client) -> str | None:
+    """Crash records of earlier kernels this kernel set aside, and where, if it did."""
+    refusals = client.crash_records
+    if not refusals.set_aside:
+        return None
+    noun = "record" if refusals.set_aside == 1 else "records"
+    return (f"{refusals.set_aside} crash {noun} of earlier kernels could not be used and "
+            f"{'was' if refusals.set_aside == 1 else 'were'} set aside into {refusals.folder}")
+
+
 def status_text(client: Client) -> str:
     config = client.config
     lines = [
@@ -141,6 +158,9 @@ def status_text(client: Client) -> str:
         + (f"on, new after {config.background_timeout:g}s idle" if config.auto_track_sessions
            else "off"),
     ]
-    problems = [*client.problems, delivery_problem(client)]
+    aside = records_set_aside(client)
+    if aside:
+        lines.append(f"Kernel deaths: {aside}")
+    problems = [*client.problems, *persistence_problems(client)]
     lines += [f"Problem: {problem}" for problem in problems if problem]
     return "\n".join(lines)

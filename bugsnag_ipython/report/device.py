@@ -11,12 +11,16 @@ import logging
 import os
 import re
 import uuid
+from pathlib import Path
+
+from ..core.private_files import RefusedDirectory, make_private, read_private, say_once
 
 log = logging.getLogger("bugsnag_ipython")
 
 DEVICE_ID_FILE = "device-id"
 APP_NAME = "bugsnag-ipython"
 _VALID = re.compile(r"[0-9a-f]{32}")
+MAX_BYTES = 64  # an id and its newline; a larger file is not one
 
 
 def persistence_directory(configured: str | None) -> str:
@@ -35,14 +39,12 @@ def device_id(directory: str) -> str:
     to others and not to be made private), the id is made for this process only: reports still
     work, they just count this kernel as a user of its own.
     """
-    from ..delivery.privacy import make_private
-
     path = os.path.join(directory, DEVICE_ID_FILE)
     made = uuid.uuid4().hex
     try:
         make_private(directory)
-    except OSError as error:
-        log.debug("could not keep the device id in %s: %s", directory, error)
+    except RefusedDirectory as error:
+        say_once(error)  # the sentence the outbox and the crash record say: one, once
         return made
     found = _read(path)
     if found is not None:
@@ -70,17 +72,9 @@ def device_id(directory: str) -> str:
 
 
 def _read(path: str) -> str | None:
-    from pathlib import Path
-
-    from ..delivery.privacy import open_private
-
     try:
-        descriptor = open_private(Path(path))  # never through a link, never another's file
-        try:
-            os.fchmod(descriptor, 0o600)  # private, whatever it was made with
-            text = os.read(descriptor, 64).decode("ascii").strip()
-        finally:
-            os.close(descriptor)
+        # Never through a link, never another's file, never more than an id and its newline.
+        text = read_private(Path(path), MAX_BYTES).decode("ascii").strip()
     except (OSError, ValueError):  # UntrustedFile and UnicodeDecodeError are ValueErrors
         return None
     return text if _VALID.fullmatch(text) else None

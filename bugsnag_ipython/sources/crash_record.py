@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ..core.private_files import open_private
+
 if TYPE_CHECKING:
     from ..report.events import CellStart
 
@@ -162,8 +164,10 @@ class CrashRecord:
 
     def catch_faults(self) -> None:
         """Point faulthandler at the fault file: a fatal signal (SIGSEGV, SIGBUS, SIGFPE,
-        SIGABRT, SIGILL) writes every thread's Python stack there. Raises OSError."""
-        fd = os.open(self.faults_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        SIGABRT, SIGILL) writes every thread's Python stack there. Raises OSError, or
+        UntrustedFile (a ValueError) when something other than a file of this user's is there."""
+        # By the rule of every file here: never through a link, a regular file of this user's.
+        fd = open_private(self.faults_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         self._faults = os.fdopen(fd, "wb", buffering=0)
         self._had_faulthandler = faulthandler.is_enabled()
         faulthandler.enable(self._faults, all_threads=True)
@@ -296,19 +300,27 @@ class DamagedRecord(ValueError):
 
 
 def read_record(data: bytes) -> RecordContents:
-    """The contents of a record's bytes; raises DamagedRecord."""
+    """The contents of a record's bytes; raises DamagedRecord, also for values no kernel
+    writes (a record with a whole header and garbage after it)."""
     if len(data) != SIZE:
         raise DamagedRecord("it is not the size of a record")
     magic, pid, launched_wall, launched_monotonic = _HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise DamagedRecord("it is not a crash record of this version")
-    ended = struct.unpack_from("<q", data, _ENDED)[0] == 1
+    ended_word = struct.unpack_from("<q", data, _ENDED)[0]
     state, raw_id, started_at, handled, unhandled, sending = _SESSION.unpack_from(data, _SESSION_AT)
+    running, started, raw_cell_id, inline = _CELL.unpack_from(data, _CELL_AT)
+    vitals = Vitals(*_VITALS.unpack_from(data, _VITALS_AT))
+    _check(pid > 0 and ended_word in (0, 1) and state in (NO_SESSION, ACTIVE, PAUSED)
+           and sending in (0, 1) and running >= 0 and handled >= 0 and unhandled >= 0
+           and min(vitals.rss, vitals.peak_rss, vitals.cgroup_usage, vitals.cgroup_limit) >= -1)
+    _check(all(map(_a_time, (launched_wall, launched_monotonic, vitals.seen_monotonic,
+                              vitals.seen_wall, started, started_at))))
+    ended = ended_word == 1
     session = None
     if state == ACTIVE:
         session = SessionState(state, raw_id.rstrip(b"\0").decode("ascii", "replace"), started_at,
                                handled, unhandled)
-    running, started, raw_cell_id, inline = _CELL.unpack_from(data, _CELL_AT)
     cell = None
     if running > 0:
         source = inline.rstrip(b"\0")
@@ -318,9 +330,22 @@ def read_record(data: bytes) -> RecordContents:
             source = data[at : at + size]
         cell_id = raw_cell_id.rstrip(b"\0").decode("utf-8", "replace") or None
         cell = RunningCell(running, cell_id, source.decode("utf-8", "replace"), started)
-    vitals = Vitals(*_VITALS.unpack_from(data, _VITALS_AT))
     return RecordContents(pid, launched_wall, launched_monotonic, ended, bool(sending), session,
                           cell, vitals if vitals.seen_wall > 0 else None, _document(data))
+
+
+# Any clock a kernel reads, wall or monotonic, in seconds, is within the year 9999 of 0; past
+# that a time is garbage, which would fail where it is turned into a date.
+_LATEST = 253_402_300_799.0
+
+
+def _a_time(value: float) -> bool:
+    return abs(value) <= _LATEST  # False for NaN too
+
+
+def _check(sound: bool) -> None:
+    if not sound:
+        raise DamagedRecord("it holds values no kernel writes")
 
 
 def _document(data: bytes) -> dict[str, Any]:

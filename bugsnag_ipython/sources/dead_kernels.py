@@ -1,35 +1,59 @@
 """Dead kernels' records in the persistence directory: found, claimed once, read, reported.
 
-    kernels/<token>.record             a kernel's crash record, flock()ed while it lives
-    kernels/<token>.faults             its fault dump (faulthandler's file)
-    kernels/<token>.<claimer>.claimed  a dead kernel's record, taken by the kernel <claimer>
+    kernels/<token>.record                   a kernel's crash record, flock()ed while it lives
+    kernels/<token>.faults                   its fault dump (faulthandler's file)
+    kernels/<token>.<claimer>.claimed        a dead kernel's record, taken by the kernel <claimer>
+    kernels/<token>.<claimer>.claimed-again  the same, taken again: its first claimer died
+    kernels/set-aside/                       what could not be used, kept for a look
 
 A record whose lock nobody holds belongs to a kernel that is gone. The next kernel to look
 claims it by renaming it to a name of its own, as the outbox claims a dead owner's journal:
 rename is atomic, so when two kernels start at once each record goes to exactly one of them.
-A claim whose claimer died in turn is claimed again.
+
+Each record is dealt with on its own, by the rule every file under the persistence directory
+follows (core/private_files.py):
+- a file that fails the rule (a link, a FIFO, another user's, not a record of any version) is
+  set aside with its fault file, with one log line, and counted: never read, never waited on;
+- a record of another format version (another magic, another size) is left where it is, with
+  its fault file: not claimed, not reported, not deleted (the version that wrote it reports it);
+- any error while reading or reporting a claimed record sets that one aside, and the others
+  are still reported;
+- a claim whose claimer died is claimed once more (the claimer may have died of something
+  else); one claimed again whose second claimer died too is set aside, not tried a third time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
 import re
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.private_files import (
+    UntrustedFile,
+    make_private,
+    open_private,
+    read_descriptor,
+    read_private,
+)
 from ..report.cells import notebook_ref
 from ..report.kernel_death import DeadCell, FaultDump, KernelDeath, OomEvidence, parse_fault_dump
+from ..report.naming import class_name, message_of
 from ..report.payloads import iso8601
 from . import memory
 from .crash_record import (
     DIRECTORY,
     FAULTS_SUFFIX,
+    MAGIC,
     RECORD_SUFFIX,
+    SIZE,
     CrashRecord,
     DamagedRecord,
     RecordContents,
@@ -43,9 +67,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("bugsnag_ipython")
 
 STALE_SECONDS = 3600.0  # a half-made record or a fault dump without a record, left this long
-MAX_FAULT_BYTES = 1024 * 1024
+MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read; the crashing thread comes first
+MAGIC_FAMILY = MAGIC[:7]  # b"BSGKREC": every version's magic, the last byte its number
+SET_ASIDE = "set-aside"
 _RECORD = re.compile(r"(?P<token>[0-9a-f]{12})\.record")
-_CLAIMED = re.compile(r"(?P<token>[0-9a-f]{12})\.(?P<claimer>[0-9a-f]{12})\.claimed")
+_CLAIMED = re.compile(r"(?P<token>[0-9a-f]{12})\.(?P<claimer>[0-9a-f]{12})\.claimed(?P<again>-again)?")
+# Errors of the moment, not of the file: it is looked at again by a later scan.
+_PASSING = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN}
 
 
 @dataclass(frozen=True)
@@ -57,14 +85,18 @@ class Claimed:
     faults: Path
 
     def read(self) -> tuple[bytes, str, float | None]:
-        """The record's bytes, the fault dump's text and when it was written (None: no dump)."""
-        data = self.path.read_bytes()
+        """The record's bytes, the fault dump's text and when it was written (None: no dump);
+        raises UntrustedFile (a file that fails the rule) or OSError."""
+        data = read_private(self.path, SIZE)
         try:
-            with self.faults.open("rb") as file:
-                dump = file.read(MAX_FAULT_BYTES)
-                written = os.fstat(file.fileno()).st_mtime if dump else None
+            fd = open_private(self.faults)
         except FileNotFoundError:
-            dump, written = b"", None
+            return data, "", None
+        try:
+            dump = read_descriptor(fd, MAX_FAULT_BYTES, cut=True)
+            written = os.fstat(fd).st_mtime if dump else None
+        finally:
+            os.close(fd)
         return data, dump.decode("utf-8", "replace"), written
 
     def remove(self) -> None:
@@ -73,31 +105,101 @@ class Claimed:
                 path.unlink()
 
 
-def alive(path: Path) -> bool:
-    """Whether a live kernel holds the lock on the record at `path` (False if it is gone)."""
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # cannot tell: leave it alone
+class SetAside:
+    """Where the files of one record folder that cannot be used go: `set-aside/` in it (the
+    same file system, so the move is a rename), each record with its fault file, one log line
+    each."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder / SET_ASIDE
+        self.moved: list[str] = []  # "name: why"
+
+    def put(self, path: Path, why: str, faults: Path | None = None) -> None:
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+        outcome = None  # of the record itself: "kept", "removed", or None when it was gone
+        for each in (path, faults):
+            if each is None:
+                continue
+            try:
+                make_private(self.folder, root=False)
+                os.rename(each, self.folder / f"{stamp}-{each.name}")  # a link moves, not its target
+                done = "kept"
+            except FileNotFoundError:
+                continue
+            except OSError:
+                done = "removed"  # not kept for a look, then, but never tried again either
+                with contextlib.suppress(OSError):
+                    each.unlink()
+            if each == path:
+                outcome = done
+        if outcome is None:
+            return
+        self.moved.append(f"{path.name}: {why}")
+        if outcome == "kept":
+            log.warning("Set aside the crash record %s of an earlier kernel into %s: %s.",
+                        path.name, self.folder, why)
+        else:
+            log.warning("Removed the crash record %s of an earlier kernel, which could not be set "
+                        "aside into %s: %s.", path.name, self.folder, why)
+
+
+def _take(path: Path) -> int | None:
+    """A descriptor on the record at `path`, opened by the rule and locked here: its kernel is
+    gone. None when a live kernel holds its lock, or when the lock cannot be had (a file
+    system without locks: no telling, so it is left alone). Raises UntrustedFile or OSError."""
+    fd = open_private(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def alive(path: Path) -> bool:
+    """Whether a live kernel holds the lock on the record at `path` (False if it is gone, or is
+    no file a kernel could hold: a link, a FIFO)."""
+    try:
+        fd = _take(path)
+    except (FileNotFoundError, UntrustedFile):
+        return False
+    except OSError:
+        return True  # cannot tell: leave it alone
+    if fd is None:
         return True
-    finally:
-        os.close(fd)  # closing lets go of a lock taken here
+    os.close(fd)  # closing lets go of a lock taken here
     return False
 
 
-def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None = None) -> list[Claimed]:
-    """Claim the records of dead kernels under `root` for the kernel `own_token`."""
+def _of_this_version(fd: int) -> bool:
+    """Whether the record open at `fd` is of this version (False: of another one, left to
+    it); raises DamagedRecord for a file that is no crash record of any version."""
+    magic = os.pread(fd, len(MAGIC), 0)
+    if not magic.startswith(MAGIC_FAMILY):
+        raise DamagedRecord("it is not a crash record of any version")
+    return magic == MAGIC and os.fstat(fd).st_size == SIZE
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, (UntrustedFile, DamagedRecord)):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return f"{class_name(error)}: {message_of(error)}"
+
+
+def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None = None, *,
+               aside: SetAside | None = None) -> list[Claimed]:
+    """Claim the records of dead kernels under `root` for the kernel `own_token`; files that
+    cannot be used go to `aside` (by default the folder's own)."""
     folder = Path(root).expanduser() / DIRECTORY
+    aside = aside or SetAside(folder)
     now = time.time() if now is None else now
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:
         return []
+    make_private(folder, create=False, root=False)  # never a folder another user could write to
     claimed: list[Claimed] = []
     records = set()
     for name in names:
@@ -107,8 +209,9 @@ def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None =
         if record is not None:
             token = record["token"]
             records.add(token)
-            if token == own_token or alive(path):
+            if token == own_token:
                 continue
+            mine = folder / f"{token}.{own_token}.claimed"
         elif taken is not None:
             token = taken["token"]
             records.add(token)
@@ -117,40 +220,70 @@ def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None =
                 continue  # left by an earlier scan of this kernel
             if alive(folder / f"{taken['claimer']}{RECORD_SUFFIX}"):
                 continue  # its claimer is reporting it now
+            mine = folder / f"{token}.{own_token}.claimed-again"
         else:
             continue
-        mine = folder / f"{token}.{own_token}.claimed"
+        faults = folder / f"{token}{FAULTS_SUFFIX}"
         try:
+            fd = _take(path)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            if error.errno not in _PASSING:
+                aside.put(path, _why(error), faults)
+            continue
+        except UntrustedFile as error:
+            aside.put(path, _why(error), faults)
+            continue
+        if fd is None:
+            continue  # a live kernel's
+        try:
+            if not _of_this_version(fd):
+                continue  # another version's, with its fault file: that version reports it
+            if taken is not None and taken["again"]:
+                aside.put(path, "two kernels died while reporting it", faults)
+                continue
             os.rename(path, mine)  # the claim: another kernel's rename of it now fails
         except FileNotFoundError:
             continue
-        claimed.append(Claimed(token, mine, folder / f"{token}{FAULTS_SUFFIX}"))
+        except (OSError, DamagedRecord) as error:
+            aside.put(path, _why(error), faults)
+            continue
+        finally:
+            os.close(fd)  # lets go of the lock taken here
+        claimed.append(Claimed(token, mine, faults))
     for name in names:  # leftovers of kernels that died while making or removing a record
         if (name.startswith(".") and name.endswith(".tmp")) or (
             name.endswith(FAULTS_SUFFIX) and name[: -len(FAULTS_SUFFIX)] not in records
         ):
             with contextlib.suppress(OSError):
-                if now - (folder / name).stat().st_mtime > STALE_SECONDS:
+                if now - os.lstat(folder / name).st_mtime > STALE_SECONDS:
                     (folder / name).unlink()
     return claimed
 
 
 def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> int:
-    """Claim the records of dead kernels under `directory` and report each death that counts;
-    returns how many events were handed over."""
+    """Claim the records of dead kernels under `directory` and report each death that counts,
+    each record on its own: one that cannot be read or reported is set aside, and counted in
+    `client.crash_records`. Returns how many events were handed over."""
     if own is None or own.closed:
         return 0  # a claim needs a live record of this kernel's to be seen alive
+    aside = SetAside(Path(directory).expanduser() / DIRECTORY)
     reported = 0
-    for claimed in claim_dead(directory, own.token):
-        try:
-            death = _death_of(claimed, client)
-        except (OSError, DamagedRecord) as error:
-            log.info("A crash record of an earlier kernel was unreadable and is removed (%s).", error)
+    try:
+        for claimed in claim_dead(directory, own.token, aside=aside):
+            try:
+                death = _death_of(claimed, client)
+                if death is not None and client.notify_kernel_death(death):
+                    reported += 1
+            except Exception as error:  # whatever the record holds: it alone is set aside
+                aside.put(claimed.path, _why(error), claimed.faults)
+                continue
             claimed.remove()
-            continue
-        if death is not None and client.notify_kernel_death(death):
-            reported += 1
-        claimed.remove()
+    finally:
+        if aside.moved:
+            client.crash_records.set_aside += len(aside.moved)
+            client.crash_records.folder = str(aside.folder)
     return reported
 
 

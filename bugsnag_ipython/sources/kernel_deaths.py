@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..core import forkguard
+from ..core.private_files import RefusedDirectory, make_private, say_once
 from . import Source
 
 if TYPE_CHECKING:
@@ -71,6 +73,7 @@ class KernelDeaths(Source):
         self._stop = stop = threading.Event()
         self.scanned = threading.Event()
         self.ending_since = None
+        self.client.crash_records.problem = None  # the directory is looked at again
         with contextlib.suppress(Exception):
             self.shell.observe(self._on_exit_now, names="exit_now")
         atexit.register(self.at_exit)
@@ -132,6 +135,13 @@ class KernelDeaths(Source):
     def _run(self, stop: threading.Event) -> None:
         try:
             directory = self._open(stop)
+        except RefusedDirectory as refused:
+            # Nothing written or read there: no record, no fault file, no scan. The sentence
+            # is the directory's, said once with the outbox's and the device id's.
+            say_once(refused)
+            self.client.crash_records.problem = str(refused)
+            self.scanned.set()
+            return
         except Exception as error:
             self.client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
             self.scanned.set()
@@ -164,9 +174,12 @@ class KernelDeaths(Source):
             from ..report.device import persistence_directory
             from . import memory
             from .crash_checkpoint import Checkpoint
-            from .crash_record import CrashRecord
+            from .crash_record import DIRECTORY, CrashRecord
 
             directory = persistence_directory(client.config.persistence_directory)
+        # The trust rule before anything is made there: raises RefusedDirectory.
+        make_private(directory)
+        make_private(os.path.join(directory, DIRECTORY), root=False)
         # The launch on the wall clock, from the monotonic one the client keeps.
         launched_wall = time.time() - (time.monotonic() - client.launched_at)
         record = CrashRecord(directory, launched_wall=launched_wall,

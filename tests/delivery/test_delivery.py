@@ -253,6 +253,21 @@ def test_the_outbox_command_lists_and_flushes(
     assert "could not connect" in capsys.readouterr().out
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory another user's needs root")
+def test_the_outbox_command_reads_nothing_in_another_users_directory(
+    tmp_path: Path, collector: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stored = Outbox(tmp_path / "p").open()
+    stored.write(event(collector, 1))
+    stored.close()
+    for path in [tmp_path / "p", *(tmp_path / "p").rglob("*")]:
+        os.chown(path, 65534, 65534)
+    assert main(["outbox", "--dir", str(tmp_path / "p")]) == 1
+    said = capsys.readouterr()
+    assert "payload" not in said.out
+    assert said.err.startswith(f"The persistence directory {tmp_path / 'p'} belongs to another user")
+
+
 # -- several events in one request ---------------------------------------------------------
 
 

@@ -103,7 +103,7 @@ def test_a_killed_kernel_is_claimed_by_exactly_one_of_two_later_kernels(tmp_path
         second.close(remove=True)
 
 
-def test_a_claim_whose_claimer_died_is_claimed_again(tmp_path: Path) -> None:
+def test_a_claim_whose_claimer_died_is_claimed_again_once_then_set_aside(tmp_path: Path) -> None:
     process, token, _ = a_kernel(tmp_path)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(10)
@@ -111,14 +111,22 @@ def test_a_claim_whose_claimer_died_is_claimed_again(tmp_path: Path) -> None:
     [claimed] = claim_dead(tmp_path, claimer.token)
     claimer.close(remove=False)  # dies before reporting: its record stays, unlocked
     later = new_record(tmp_path)
+    claims = {found.token: found for found in claim_dead(tmp_path, later.token)}
+    # Both are dead kernels' now: the first one's, claimed again, and the claimer's own.
+    assert set(claims) == {token, claimer.token}
+    assert claims[token].path.name.endswith(f".{later.token}.claimed-again")
+    assert not claimed.path.exists()
+    claims[claimer.token].remove()
+    later.close(remove=False)  # the second claimer dies before reporting too
+    last = new_record(tmp_path)
     try:
-        claims = {found.token: found for found in claim_dead(tmp_path, later.token)}
-        # Both are dead kernels' now: the first one's, claimed again, and the claimer's own.
-        assert set(claims) == {token, claimer.token}
-        assert claims[token].path.name.endswith(f".{later.token}.claimed")
-        assert not claimed.path.exists()
+        # Not tried a third time: the record may be what killed them. Set aside, kept for a look.
+        assert {found.token for found in claim_dead(tmp_path, last.token)} == {later.token}
+        assert not claims[token].path.exists()
+        [kept] = (tmp_path / "kernels" / "set-aside").iterdir()
+        assert kept.name.endswith(claims[token].path.name)
     finally:
-        later.close(remove=True)
+        last.close(remove=True)
 
 
 def test_a_forked_child_neither_writes_nor_keeps_alive_its_parents_record(tmp_path: Path) -> None:
