@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .status import ago, delivery_problem, host_of, outside_text, status_text, waiting_where
+from .status import ago, delivery_problem, host_of, outside_text, release_text, status_text, waiting_where
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -160,7 +160,7 @@ def _settings_rows(client: Client) -> Rows:
     return (
         ("Endpoints", f"events {host_of(config.notify_url)}, sessions {host_of(config.sessions_url)}"),
         ("API key", key),
-        ("Release", f"stage {config.release_stage}, version {config.app_version or '(none)'}"),
+        ("Release", f"stage {config.release_stage}, version {release_text(client)}"),
     )
 
 
