@@ -100,7 +100,9 @@ def test_commits_tags_and_an_edited_tree_are_releases_of_their_own(runs: Runs, t
     assert runs.run(notebook, BUGSNAG_APP_VERSION="2.0-rc1") == ({"2.0-rc1"}, {"2.0-rc1"})
 
 
-def test_outside_a_repository_the_image_or_the_ci_commit_names_the_release(runs: Runs, tmp_path: Path) -> None:
+def test_outside_a_repository_the_image_or_the_ci_commit_names_the_release(
+    runs: Runs, tmp_path: Path
+) -> None:
     notebook = write_notebook(tmp_path / "plain" / "job.ipynb", 3)
     image = "registry.example/team/notebook:2026.12.07@sha256:" + "ab" * 32
     assert runs.run(notebook, JUPYTER_IMAGE_SPEC=image) == ({"2026.12.07"}, {"2026.12.07"})
