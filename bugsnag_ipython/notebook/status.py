@@ -121,7 +121,8 @@ def release_text(client: Client) -> str:
     """The app version and where it came from (`2.1 (git)`), never waiting for the look."""
     config = client.config
     if config.app_version:
-        return f"{config.app_version} ({client.origins.get('app_version', 'default')})"
+        origin = client.origins.get("app_version")
+        return f"{config.app_version} ({origin})" if origin else config.app_version
     if client.release_lookup.looking:
         return "(looking for the release…)"
     release = client.release_lookup.result(0)
