@@ -134,14 +134,6 @@ class Client:
         release = self.default_release
         return release.version if release is not None else None
 
-    @property
-    def app_version_origin(self) -> str | None:
-        """Where the app version came from: the option's origin, or `git`, `image`, `ci`."""
-        if self.config.app_version:
-            return self.origins.get("app_version", "default")
-        release = self.release_lookup.result(0)
-        return release.origin if release is not None else None
-
     def warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
