@@ -269,3 +269,74 @@ register(
         _run_outbox,
     )
 )
+
+
+# -- release -----------------------------------------------------------------------------
+
+
+def _configure_release(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--app-version", help="the version to report (default: the app version "
+                        "a kernel here would use: BUGSNAG_APP_VERSION, else git, image or CI)")
+    parser.add_argument("--release-stage", help="default: BUGSNAG_RELEASE_STAGE, else production")
+    parser.add_argument("--builder-name", help="who or what made the release (default: this user)")
+    parser.add_argument("--api-key", help="default: BUGSNAG_API_KEY")
+    parser.add_argument("--dir", default=".", help="the notebooks' folder, in the repository whose "
+                        "commit is the release (default: the current directory)")
+    parser.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
+                        help="metadata to attach to the release (repeatable)")
+
+
+def _run_release(args: argparse.Namespace) -> int:
+    import getpass
+    import os
+
+    from bugsnag_ipython.core.config import Configuration, from_environment, shown_url
+    from bugsnag_ipython.core.release import find_release
+    from bugsnag_ipython.delivery.builds import (
+        Build,
+        BuildError,
+        build_endpoint,
+        checked_key,
+        parse_metadata,
+        report_build,
+    )
+
+    changes, problems = from_environment(os.environ)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    config = Configuration().replace(**changes)
+    try:
+        api_key = checked_key(args.api_key or config.api_key)
+        found = find_release(args.dir, os.environ)
+        version = args.app_version or config.app_version or (found.version if found else None)
+        if not version:
+            raise BuildError("No release to report: no app version is set and none was found (no git "
+                             f"commit in {os.path.abspath(args.dir)}, no hub image, no CI commit); pass "
+                             "--app-version.")
+        try:
+            builder = args.builder_name or getpass.getuser()
+        except (OSError, KeyError):
+            builder = None
+        build = Build(api_key, version, args.release_stage or config.release_stage, builder, found,
+                      parse_metadata(args.metadata))
+        endpoint = build_endpoint(api_key, os.environ)
+        warnings = report_build(build, endpoint)
+    except BuildError as error:
+        print(f"bugsnag-ipython release: {error}", file=sys.stderr)
+        return 1
+    revision = build.release.revision if build.release else None
+    print(f"Reported release {version} ({build.release_stage}"
+          + (f", commit {revision[:12]}" if revision else "") + f") to {shown_url(endpoint)}.")
+    for warning in warnings:
+        print(f"  The Build API warned: {warning}")
+    return 0
+
+
+register(
+    Subcommand(
+        "release",
+        "report the current release (its version and commit) to BugSnag's Build API",
+        _configure_release,
+        _run_release,
+    )
+)

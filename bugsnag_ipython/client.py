@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .core.config import Configuration, ConfigurationError, mask_api_key
 from .core.launch import LaunchSession
 from .core.private_files import Refusals
+from .core.release import Release, ReleaseLookup
 from .core.sessions import SessionSnapshot, SessionTracker
 from .delivery.delegate import DeliveryDelegate
 from .report import environment, events, payloads
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .report.stacktrace import CellMap
 
 log = logging.getLogger("bugsnag_ipython")
+RELEASE_WAIT = 1.0  # seconds a payload waits at most for the default release to be found
 
 __all__ = ["CellRun", "Client", "OnError", "ThreadInfo"]
 
@@ -80,6 +82,7 @@ class Client:
         self.problems: list[str] = []  # configuration problems, shown by status
         self.crash_records = Refusals()  # what the crash records' folder refused, for status
         self.origins: dict[str, str] = {}  # option -> where its value came from; else default
+        self.release_lookup = ReleaseLookup()  # the default app version (core/release.py)
         # Called once, with the first event held for lack of an API key (the glue says so).
         self.on_first_held_event: Callable[[], None] | None = None
         self._warned: set[str] = set()
@@ -117,6 +120,21 @@ class Client:
                 "notify_endpoint is set without sessions_endpoint, so sessions are not sent; "
                 "set sessions_endpoint too to track stability.",
             )
+
+    @property
+    def default_release(self) -> Release | None:
+        """The release found for this kernel (git, image, CI), used when no app_version is set.
+        A payload made while the look runs (it ends within milliseconds of the load) waits for
+        it, so that every session and event of the kernel names the same release."""
+        return self.release_lookup.result(RELEASE_WAIT)
+
+    @property
+    def app_version(self) -> str | None:
+        """The app version payloads carry: the option's, else the default release's."""
+        if self.config.app_version:
+            return self.config.app_version
+        release = self.default_release
+        return release.version if release is not None else None
 
     def warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -387,8 +405,9 @@ class Client:
 
     def _app(self, *, include_timing: bool) -> dict[str, Any]:
         app: dict[str, Any] = {"type": "jupyter", "releaseStage": self.config.release_stage}
-        if self.config.app_version:
-            app["version"] = self.config.app_version
+        version = self.app_version
+        if version:
+            app["version"] = version
         if include_timing:
             now = self._monotonic()
             run = self.cell

@@ -21,6 +21,7 @@ from ..client import Client
 from ..core.config import Configuration, ConfigurationError, from_environment
 from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
+from ..report.run import HeadlessRun, remote
 from ..sources import Source, headless
 from ..sources.cell_runs import CellRuns
 from ..sources.event_loop import LoopExceptions
@@ -84,7 +85,9 @@ class Extension:
         self.client.problems.extend(self.problems)
         self.client.origins.update(origins)
         self.client.on_first_held_event = self._say_held
-        self.settings.effective = lambda: (self.client.config, self.client.origins)
+        if config.app_version is None:
+            self.client.release_lookup.start(release_directory(run), os.environ)
+        self.settings.effective = self._effective
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)
         self.kernel_deaths = KernelDeaths(self.client, shell, self.cells, self.cell_runs)
@@ -114,6 +117,15 @@ class Extension:
         env_changes, env_problems = from_environment(os.environ)
         origins.update(dict.fromkeys(env_changes, ENVIRONMENT))
         return config.replace(**env_changes), origins, problems, env_problems
+
+    def _effective(self) -> tuple[Configuration, dict[str, str]]:
+        """The options as `%config BugsnagIPython` shows them: an app version nobody set is the
+        default release's, its origin where that was found (`git`, `image`, `ci`)."""
+        config, origins = self.client.config, self.client.origins
+        release = self.client.release_lookup.result(0)
+        if config.app_version is None and release is not None:
+            return config.replace(app_version=release.version), {**origins, "app_version": release.origin}
+        return config, origins
 
     def reread_environment(self) -> None:
         """`%reload_ext`: apply the `BUGSNAG_*` variables that changed since they were last read
@@ -230,6 +242,18 @@ class Extension:
             return None if getattr(shell, SHELL_ATTRIBUTE, None) is not None else shown()
 
         return source
+
+
+def release_directory(run: HeadlessRun | None) -> str:
+    """Where the notebook lies, for its repository: a run's notebook as its command line names
+    it, else the notebook Jupyter Server names (`JPY_SESSION_NAME`, a full path), else the
+    kernel's working directory (where frontends and runners start a notebook's kernel)."""
+    if run is not None and run.command is not None and not remote(run.command.notebooks[0]):
+        return os.path.dirname(run.command.notebooks[0])
+    named = os.environ.get(headless.FRONTEND_VARIABLE, "")
+    if os.path.isabs(named) and (run is None or not run.outranks_frontend):
+        return os.path.dirname(named)
+    return os.getcwd()
 
 
 def bugsnag_variables(environ: Mapping[str, str]) -> dict[str, str]:

@@ -19,6 +19,7 @@ from .status import (
     outside_text,
     persistence_problems,
     records_set_aside,
+    release_text,
     status_text,
     waiting_where,
 )
@@ -169,7 +170,7 @@ def _settings_rows(client: Client) -> Rows:
     return (
         ("Endpoints", f"events {host_of(config.notify_url)}, sessions {host_of(config.sessions_url)}"),
         ("API key", key),
-        ("Release", f"stage {config.release_stage}, version {config.app_version or '(none)'}"),
+        ("Release", f"stage {config.release_stage}, version {release_text(client)}"),
     )
 
 

@@ -134,6 +134,20 @@ def records_set_aside(client: Client) -> str | None:
             f"{'was' if refusals.set_aside == 1 else 'were'} set aside into {refusals.folder}")
 
 
+def release_text(client: Client) -> str:
+    """The app version and where it came from (`2.1 (git)`), never waiting for the look."""
+    config = client.config
+    if config.app_version:
+        origin = client.origins.get("app_version")
+        return f"{config.app_version} ({origin})" if origin else config.app_version
+    if client.release_lookup.looking:
+        return "(looking for the release…)"
+    release = client.release_lookup.result(0)
+    if release is None:
+        return "(none: no repository, image or CI commit found; set app_version)"
+    return f"{release.version} ({release.origin})"
+
+
 def status_text(client: Client) -> str:
     config = client.config
     lines = [
@@ -153,7 +167,7 @@ def status_text(client: Client) -> str:
         f"Endpoints: events {host_of(config.notify_url)}, sessions {host_of(config.sessions_url)}",
         f"API key: {client.masked_key()}"
         + ("" if config.api_key else " (nothing is sent until one is set)"),
-        f"Release: stage {config.release_stage}, version {config.app_version or '(none)'}",
+        f"Release: stage {config.release_stage}, version {release_text(client)}",
         "Automatic sessions: "
         + (f"on, new after {config.background_timeout:g}s idle" if config.auto_track_sessions
            else "off"),

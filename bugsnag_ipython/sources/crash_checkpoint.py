@@ -93,7 +93,7 @@ class Checkpoint:
         keys = config.redacted_keys
         crumbs, _ = client.breadcrumbs.redacted(keys)
         facts: dict[str, Any] = {
-            "app": {"releaseStage": config.release_stage, "version": config.app_version},
+            "app": {"releaseStage": config.release_stage, "version": client.app_version},
             "notebook": self.cells.notebook_path(look=False) if self.cells is not None else None,
             "projectRoot": config.project_root,
             "sendCode": config.send_code,

@@ -1,0 +1,314 @@
+"""The default release: which app version a kernel's sessions and events carry when no option,
+variable or call names one.
+
+A notebook's release is the commit of the repository that holds it, or the image its hub runs:
+
+1. `git`: the repository holding the notebook (else the kernel's working directory), named as
+   `git describe --tags --always --dirty` names it: the tag of a tagged commit, else the nearest
+   tag and the distance to it, else the abbreviated commit, with `-dirty` when tracked files
+   have uncommitted changes (an edited notebook is a release of its own). Without a `git`
+   binary (or when it fails) the repository is read directly: the tag on HEAD, else the
+   abbreviated commit; whether the tree is dirty is then not known.
+2. `image`: the image a hub started the server from (`JUPYTER_IMAGE_SPEC`, `JUPYTER_IMAGE`,
+   set by KubeSpawner): its tag, else its digest.
+3. `ci`: the commit a CI runner names (`GITHUB_SHA`, `CI_COMMIT_SHA`, ...), abbreviated.
+
+The release is read once, as the kernel starts, off the loading thread: a kernel's cells were
+run under the code it started with, so a commit made while it lives is a release from the next
+kernel on, and every session of a kernel belongs to one release (as a mobile app's version
+changes only with a new launch).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import without_credentials
+
+GIT, IMAGE, CI = "git", "image", "ci"
+GIT_TIMEOUT = 5.0  # seconds: `--dirty` stats every tracked file of a large repository
+ABBREV = 7
+MAX_REF_BYTES = 4096  # a ref file holds one line; anything longer is not one
+MAX_PACKED_REFS_BYTES = 16 * 1024 * 1024
+MAX_OBJECT_BYTES = 64 * 1024  # a tag object: a few header lines and a message
+
+IMAGE_VARIABLES = ("JUPYTER_IMAGE_SPEC", "JUPYTER_IMAGE")
+# The commit CI runners put in the environment, the commonest first.
+CI_VARIABLES = (
+    "GITHUB_SHA", "CI_COMMIT_SHA", "CIRCLE_SHA1", "BUILDKITE_COMMIT", "BITBUCKET_COMMIT",
+    "TRAVIS_COMMIT", "CODEBUILD_RESOLVED_SOURCE_VERSION", "SOURCE_VERSION", "GIT_COMMIT",
+)
+_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")  # SHA-1 or SHA-256 object names
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release as found: its version, where it was found, and its source control facts."""
+
+    version: str
+    origin: str  # GIT, IMAGE or CI
+    revision: str | None = None  # the full commit
+    repository: str | None = None  # the first remote's URL, without credentials
+    provider: str | None = None  # github, gitlab, bitbucket, where the host tells
+
+
+def find_release(directory: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Release | None:
+    """The default release for a notebook in `directory`, by the rules above; None if none."""
+    if directory is not None:
+        found = git_release(directory)
+        if found is not None:
+            return found
+    return image_release(env) or ci_release(env)
+
+
+def image_release(env: Mapping[str, str]) -> Release | None:
+    for variable in IMAGE_VARIABLES:
+        spec = env.get(variable, "").strip()
+        if spec:
+            return Release(image_version(spec), IMAGE)
+    return None
+
+
+def image_version(spec: str) -> str:
+    """`registry:5000/team/image:tag@sha256:…` -> `tag`; without a tag, the digest, shortened."""
+    name, _, digest = spec.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    tag = last.rpartition(":")[2] if ":" in last else ""
+    if tag and (tag != "latest" or not digest):
+        return tag
+    if digest:
+        algorithm, _, value = digest.partition(":")
+        return f"{algorithm}:{value[:12]}" if value else digest
+    return spec
+
+
+def ci_release(env: Mapping[str, str]) -> Release | None:
+    for variable in CI_VARIABLES:
+        commit = env.get(variable, "").strip().lower()
+        if _SHA.fullmatch(commit):
+            return Release(commit[:ABBREV], CI, revision=commit)
+    return None
+
+
+# -- git ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Repository:
+    top: Path  # the work tree
+    git_dir: Path  # .git, or a worktree's own folder
+    common_dir: Path  # where refs, objects and config live (.git for a plain repository)
+
+
+def find_repository(directory: str | os.PathLike[str]) -> Repository | None:
+    """The git repository whose work tree holds `directory`, if any."""
+    try:
+        here = Path(directory).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return None
+    for folder in (here, *here.parents):
+        dot_git = folder / ".git"
+        try:
+            if dot_git.is_dir():
+                git_dir = dot_git
+            elif dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
+                text = _small_text(dot_git)
+                if not text.startswith("gitdir:"):
+                    continue
+                git_dir = (folder / text[len("gitdir:"):].strip()).resolve()
+            else:
+                continue
+            common = git_dir
+            if (git_dir / "commondir").is_file():
+                common = (git_dir / _small_text(git_dir / "commondir").strip()).resolve()
+            if (git_dir / "HEAD").is_file():
+                return Repository(folder, git_dir, common)
+        except OSError:
+            return None
+    return None
+
+
+def git_release(directory: str | os.PathLike[str]) -> Release | None:
+    """The release of the repository holding `directory`, or None outside one."""
+    repository = find_repository(directory)
+    if repository is None:
+        return None
+    try:
+        revision = head_commit(repository)
+    except OSError:
+        revision = None
+    if revision is None:
+        return None  # a repository without a commit yet has no release
+    version = _described(repository) or tag_of(repository, revision) or revision[:ABBREV]
+    remote = first_remote(repository)
+    return Release(version, GIT, revision, remote, provider_of(remote))
+
+
+def _described(repository: Repository) -> str | None:
+    """What `git describe --tags --always --dirty` prints, or None without a working git."""
+    import subprocess  # here, like every import of this lookup: it runs off the loading thread
+
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"}
+    try:
+        done = subprocess.run(
+            # No hook or fsmonitor of the repository's config runs: describe only reads.
+            ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null",
+             "describe", "--tags", "--always", "--dirty"],
+            cwd=repository.top, env=env, capture_output=True, timeout=GIT_TIMEOUT, check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = done.stdout.decode("utf-8", "replace").strip()
+    return text if done.returncode == 0 and text and "\n" not in text else None
+
+
+def head_commit(repository: Repository) -> str | None:
+    head = _small_text(repository.git_dir / "HEAD").strip()
+    if head.startswith("ref:"):
+        return resolve_ref(repository, head[4:].strip())
+    return head if _SHA.fullmatch(head) else None
+
+
+def resolve_ref(repository: Repository, name: str, depth: int = 0) -> str | None:
+    """The commit a ref names (loose refs first, then packed-refs), following symbolic refs."""
+    if depth > 5 or ".." in name:
+        return None
+    for folder in (repository.git_dir, repository.common_dir):
+        try:
+            text = _small_text(folder / name).strip()
+        except OSError:
+            continue
+        if text.startswith("ref:"):
+            return resolve_ref(repository, text[4:].strip(), depth + 1)
+        return text if _SHA.fullmatch(text) else None
+    return _packed_refs(repository).get(name, (None, None))[0]
+
+
+def _packed_refs(repository: Repository) -> dict[str, tuple[str, str | None]]:
+    """packed-refs: ref name -> (object, the commit it peels to when it is an annotated tag)."""
+    try:
+        text = _small_text(repository.common_dir / "packed-refs", MAX_PACKED_REFS_BYTES)
+    except OSError:
+        return {}
+    refs: dict[str, tuple[str, str | None]] = {}
+    last = None
+    for line in text.splitlines():
+        if line.startswith("^") and last is not None:
+            refs[last] = (refs[last][0], line[1:].strip())
+        elif line and not line.startswith("#"):
+            sha, _, name = line.partition(" ")
+            if _SHA.fullmatch(sha):
+                refs[name.strip()] = (sha, None)
+                last = name.strip()
+    return refs
+
+
+def tag_of(repository: Repository, commit: str) -> str | None:
+    """A tag on `commit` (the last in name order, as several may be), or None."""
+    found: list[str] = []
+    for name, (sha, peeled) in _packed_refs(repository).items():
+        if name.startswith("refs/tags/") and commit in (sha, peeled):
+            found.append(name[len("refs/tags/"):])
+    tags = repository.common_dir / "refs" / "tags"
+    for path in sorted(tags.rglob("*")) if tags.is_dir() else []:
+        try:
+            sha = _small_text(path).strip()
+        except OSError:
+            continue
+        if sha == commit or (_SHA.fullmatch(sha) and _peeled(repository, sha) == commit):
+            found.append(path.relative_to(tags).as_posix())
+    return max(found) if found else None
+
+
+def _peeled(repository: Repository, sha: str) -> str | None:
+    """The object an annotated tag points at, when the tag is a loose object."""
+    import zlib
+
+    path = repository.common_dir / "objects" / sha[:2] / sha[2:]
+    try:
+        with open(path, "rb") as file:
+            data = zlib.decompressobj().decompress(file.read(MAX_OBJECT_BYTES), 4096)
+    except (OSError, zlib.error):
+        return None
+    header, _, body = data.partition(b"\0")
+    if not header.startswith(b"tag ") or not body.startswith(b"object "):
+        return None
+    target = body[7:].split(b"\n", 1)[0].decode("ascii", "replace")
+    return target if _SHA.fullmatch(target) else None
+
+
+def first_remote(repository: Repository) -> str | None:
+    """The URL of the repository's first remote, credentials hidden."""
+    import configparser
+
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    try:
+        parser.read_string(_small_text(repository.common_dir / "config", 1024 * 1024))
+    except (OSError, configparser.Error):
+        return None
+    for section in parser.sections():
+        if section.startswith('remote "') and parser.has_option(section, "url"):
+            url = parser.get(section, "url").strip()
+            return without_credentials(url) if url else None
+    return None
+
+
+def provider_of(remote: str | None) -> str | None:
+    """BugSnag's source control provider for a remote, where its host tells."""
+    if not remote:
+        return None
+    host = remote.lower()
+    for needle, provider in (("github", "github"), ("gitlab", "gitlab"), ("bitbucket", "bitbucket")):
+        if needle in host:
+            return provider
+    return None
+
+
+def _small_text(path: Path, limit: int = MAX_REF_BYTES) -> str:
+    with open(path, "rb") as file:
+        return file.read(limit).decode("utf-8", "replace")
+
+
+# -- found once, off the loading thread ---------------------------------------------------------
+
+
+class ReleaseLookup:
+    """The default release, looked for on a daemon thread as the kernel starts."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._started = False
+        self._release: Release | None = None
+
+    def start(self, directory: str | None, env: Mapping[str, str]) -> None:
+        self._started = True
+        threading.Thread(target=self._find, args=(directory, dict(env)), name="bugsnag-release",
+                         daemon=True).start()
+
+    def found(self, release: Release | None) -> None:
+        self._release = release
+        self._done.set()
+
+    def _find(self, directory: str | None, env: Mapping[str, str]) -> None:
+        try:
+            self.found(find_release(directory, env))
+        except Exception:  # an odd repository is no release; nothing is said
+            self.found(None)
+
+    def result(self, timeout: float) -> Release | None:
+        """The release, waiting at most `timeout` for a look in progress to end (None meanwhile,
+        and without a look)."""
+        if self._started and not self._done.is_set():
+            self._done.wait(timeout)
+        return self._release
+
+    @property
+    def looking(self) -> bool:
+        """True while a look is in progress."""
+        return self._started and not self._done.is_set()

@@ -1,0 +1,120 @@
+"""A release reported to BugSnag's Build API, which links an app version to its commit.
+
+    POST https://build.bugsnag.com/   (https://build.bugsnag.smartbear.com/ for keys 00000…)
+    {"apiKey", "appVersion", "releaseStage", "builderName",
+     "sourceControl": {"provider", "repository", "revision"}, "metadata": {...}}
+
+BugSnag then shows the release with its commit, and the stability of each release beside the
+one before. `bugsnag-ipython release` (cli.py) calls this.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..core.config import Configuration, ConfigurationError, shown_host
+from ..core.release import Release
+
+DEFAULT_BUILD_ENDPOINT = "https://build.bugsnag.com/"
+SMARTBEAR_BUILD_ENDPOINT = "https://build.bugsnag.smartbear.com/"
+ENDPOINT_VARIABLE = "BUGSNAG_BUILD_ENDPOINT"
+TIMEOUT = 30.0
+
+
+class BuildError(Exception):
+    """A release that could not be reported, said in one sentence (the text)."""
+
+
+@dataclass(frozen=True)
+class Build:
+    api_key: str
+    app_version: str
+    release_stage: str
+    builder_name: str | None
+    release: Release | None  # where the version was found: its source control facts
+    metadata: Mapping[str, str]
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"apiKey": self.api_key, "appVersion": self.app_version,
+                                "releaseStage": self.release_stage}
+        if self.builder_name:
+            body["builderName"] = self.builder_name
+        release = self.release
+        if release is not None and release.revision:
+            control = {"revision": release.revision, "repository": release.repository,
+                       "provider": release.provider}
+            body["sourceControl"] = {k: v for k, v in control.items() if v}
+        if self.metadata:
+            body["metadata"] = dict(self.metadata)
+        return body
+
+
+def build_endpoint(api_key: str, env: Mapping[str, str]) -> str:
+    """`BUGSNAG_BUILD_ENDPOINT`, else BugSnag's, on SmartBear's hosts for keys 00000…"""
+    given = env.get(ENDPOINT_VARIABLE, "").strip()
+    if given:
+        parts = urlsplit(given)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise BuildError(f"{ENDPOINT_VARIABLE} is not an http(s) URL; set it to the Build API's "
+                             "address, such as https://build.bugsnag.com/.")
+        return given
+    return SMARTBEAR_BUILD_ENDPOINT if api_key.startswith("00000") else DEFAULT_BUILD_ENDPOINT
+
+
+def checked_key(api_key: str | None) -> str:
+    if not api_key:
+        raise BuildError("No API key is set, so no release can be reported; set BUGSNAG_API_KEY "
+                         "or pass --api-key.")
+    try:
+        validated = Configuration().replace(api_key=api_key).api_key
+    except ConfigurationError as error:
+        raise BuildError(str(error)) from None
+    assert validated is not None
+    return validated
+
+
+def parse_metadata(pairs: list[str]) -> dict[str, str]:
+    """`--metadata key=value` pairs as a dict; a pair without `=` is refused."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BuildError(f"--metadata {pair!r} is not key=value; give it as, for example, "
+                             "--metadata pipeline=nightly.")
+        found[key.strip()] = value
+    return found
+
+
+def report_build(build: Build, endpoint: str) -> list[str]:
+    """POST the build; returns the warnings the API gave. Raises BuildError in one sentence."""
+    import requests  # here: the command line's other tools do not need it
+
+    body = json.dumps(build.payload()).encode("utf-8")
+    host = shown_host(endpoint)
+    try:
+        response = requests.post(endpoint, data=body, timeout=TIMEOUT,
+                                 headers={"Content-Type": "application/json"})
+    except requests.RequestException as error:
+        raise BuildError(f"The Build API at {host} could not be reached ({type(error).__name__}); "
+                         f"check the network or {ENDPOINT_VARIABLE}.") from None
+    answer = _json(response.text)
+    if not 200 <= response.status_code < 300:
+        said = answer.get("errors") or answer.get("error") or response.reason
+        if isinstance(said, list):
+            said = "; ".join(map(str, said))
+        raise BuildError(f"The Build API at {host} refused the release (HTTP {response.status_code}: "
+                         f"{str(said)[:300]}).")
+    warnings = answer.get("warnings")
+    return [str(w) for w in warnings] if isinstance(warnings, list) else []
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
