@@ -243,7 +243,8 @@ def test_errors_are_grouped_by_class_and_top_in_project_frame_never_by_message(t
         # Raised inside a library, called from the cell: placed at the cell's frame.
         _record(store, "events", _error("KernelDied", "died again", [library, cell]))
         # The same class elsewhere is another error.
-        _record(store, "events", _error("KernelDied", "The kernel died in In [16]", [{**cell, "lineNumber": 9}]))
+        elsewhere = [{**cell, "lineNumber": 9}]
+        _record(store, "events", _error("KernelDied", "The kernel died in In [16]", elsewhere))
         # No line number: file and method place it; no in-project frame: the top frame does;
         # no frames at all: the class alone.
         _record(store, "events", _error("OSError", "a", [_frame("helpers.py", "load", None)]))
