@@ -384,7 +384,7 @@ def test_an_outage_turns_the_badge_amber_and_the_next_try_counts_down(tmp_path: 
         assert re.search(r"bugsnag-last-error[^>]*>none<", before)
         assert re.search(r"bugsnag-last-error[^>]*>Sending to 127\.0\.0\.1", after)
         layout = kernel.models[str(kernel.models[parts["delivery"]]["layout"]).removeprefix("IPY_MODEL_")]
-        assert layout["width"] == "27em"
+        assert layout["width"] == "25em"
     finally:
         kernel.client.stop_channels()
         kernel.manager.shutdown_kernel(now=True)
