@@ -18,15 +18,17 @@ _PLOT_WIDTH = 480
 _CHART_WIDTH = _LABEL_WIDTH + _PLOT_WIDTH + 70
 
 _STYLE = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 62em; color: #1d2330; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #1d2330; }
 h1 { font-size: 1.4em; margin-bottom: 0.2em; }
 h2 { font-size: 1.1em; margin-top: 1.8em; }
 h3 { font-size: 1em; margin: 1em 0 0.3em; }
 .received { color: #5a6275; margin-top: 0; }
 table { border-collapse: collapse; }
-th, td { padding: 0.3em 0.8em; border-bottom: 1px solid #dde1ea; }
+th, td { padding: 0.3em 0.6em; border-bottom: 1px solid #dde1ea; }
 th { text-align: left; font-weight: 600; background: #f3f5f9; }
 td.number, th.number { text-align: right; font-variant-numeric: tabular-nums; }
+td { white-space: nowrap; }
+p.none { margin: 0 0 0 0.5em; color: #5a6275; }
 tr.total td { font-weight: 600; border-top: 2px solid #b8bfcf; }
 dl.columns { display: grid; grid-template-columns: max-content auto; gap: 0.1em 1em; }
 dl.columns dt { font-weight: 600; }

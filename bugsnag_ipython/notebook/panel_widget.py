@@ -26,7 +26,7 @@ BADGE_COLOURS = {"active": "#2e7d32", "paused": "#546e7a", "none": "#616161", "u
 DELIVERY_COLOURS = {"failing": "#e65100", "stopped": "#c62828"}
 # Fixed widths: a longer value (an error appearing) wraps inside its column, never moves the
 # columns; the last error keeps three lines whether there is one or not.
-COLUMN_WIDTHS = {"session": "19em", "delivery": "25em", "settings": "21em"}
+COLUMN_WIDTHS = {"session": "23em", "delivery": "25em", "settings": "19em"}
 ERROR_LINES = 3
 
 
