@@ -32,10 +32,9 @@ _ENDPOINT_KINDS: Mapping[str, tuple[Endpoint, Kind]] = {
     "/sessions": ("sessions", "sessions"),
     "/builds": ("builds", "builds"),
 }
-
-
-_ROOT_ROUTES: Mapping[Kind, tuple[Endpoint, Kind]] = {kind: (endpoint, kind) for endpoint, kind in
-                                                     _ENDPOINT_KINDS.values()}
+_ROOT_ROUTES: Mapping[Kind, tuple[Endpoint, Kind]] = {
+    kind: (endpoint, kind) for endpoint, kind in _ENDPOINT_KINDS.values()
+}
 
 
 def _route(path: str, body: bytes) -> tuple[Endpoint, Kind] | None:
