@@ -134,7 +134,8 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from bugsnag_ipython.collector.report import build_report, format_report, format_report_json
+    from bugsnag_ipython.collector.report import build_report, format_report_json
+    from bugsnag_ipython.collector.report_text import format_report
     from bugsnag_ipython.collector.store import Store
 
     path = Path(args.db)

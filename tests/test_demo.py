@@ -15,7 +15,7 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "demo.ipynb"
 def test_the_demo_notebook_runs_and_the_report_counts_its_sessions(tmp_path: Path) -> None:
     result = run_demo(NOTEBOOK, tmp_path / "demo")
     assert result.seconds < 90
-    [group] = result.report.groups
+    [group] = result.report.releases
     assert (group.app_version, group.release_stage) == ("1.0.0", "demo")
     # The launch session (with the FileNotFoundError) and the one after the idle gap.
     assert group.sessions == 2 and group.sessions_with_unhandled == 1

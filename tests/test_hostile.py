@@ -23,7 +23,8 @@ import pytest
 
 from bugsnag_ipython import cli
 from bugsnag_ipython.client import Client
-from bugsnag_ipython.collector.report import build_report, format_report
+from bugsnag_ipython.collector.report import build_report
+from bugsnag_ipython.collector.report_text import format_report
 from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.notebook.panel_text import fallback_text, panel_view
 from bugsnag_ipython.notebook.status import status_text

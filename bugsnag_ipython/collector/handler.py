@@ -1,5 +1,9 @@
 """The collector's HTTP side: each request checked as BugSnag would check it, answered as the
-collector is scripted to answer, and recorded in its store (server.py runs it)."""
+collector is scripted to answer, and recorded in its store (server.py runs it).
+
+`/notify`, `/sessions` and `/builds` each take their own payloads. `/` takes all three, told
+apart by shape, so that a client of build.bugsnag.com (or of notify.bugsnag.com or
+sessions.bugsnag.com, which also take payloads at their root) can point at it unchanged."""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from .builds import check_build, kind_at_root
 from .page import report_page
+from .records import Kind
 from .report import build_report
-from .store import Kind
 from .validation import Verdict, check_request
 
 if TYPE_CHECKING:
@@ -25,7 +30,17 @@ _MAX_READ_BYTES = 16 * 1024 * 1024
 _ENDPOINT_KINDS: Mapping[str, tuple[Endpoint, Kind]] = {
     "/notify": ("notify", "events"),
     "/sessions": ("sessions", "sessions"),
+    "/builds": ("builds", "builds"),
 }
+_ROOT_ROUTES: Mapping[Kind, tuple[Endpoint, Kind]] = {
+    kind: (endpoint, kind) for endpoint, kind in _ENDPOINT_KINDS.values()
+}
+
+
+def _route(path: str, body: bytes) -> tuple[Endpoint, Kind] | None:
+    """The endpoint a POST is for; at `/`, the one whose payload the body is shaped like."""
+    path = path.split("?", 1)[0].rstrip("/")
+    return _ENDPOINT_KINDS.get(path) if path else _ROOT_ROUTES[kind_at_root(body)]
 
 
 class Server(ThreadingHTTPServer):
@@ -92,10 +107,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         collector = self.server.collector
-        route = _ENDPOINT_KINDS.get(self.path.split("?", 1)[0].rstrip("/"))
         body = self._read_body()
         if body is None:
             return
+        route = _route(self.path, body)
         headers = dict(self.headers.items())
         gate = collector.current_hang_gate()
         if gate is not None:
@@ -120,12 +135,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         try:
-            verdict = check_request(kind, headers, body)
+            verdict = check_build(headers, body) if kind == "builds" else check_request(kind, headers, body)
             collector.record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
         except RecursionError:  # JSON nested deeper than the parser (or the store) goes
             verdict = Verdict(400, "The body is not valid JSON: it is nested too deeply.")
             collector.record(kind, verdict.status, verdict.reason, headers, body)
-        if verdict.accepted:
+        if kind == "builds":
+            # The Build API's answers: bugsnag-build-reporter takes 200 as success, and shows
+            # the `errors` of a 400.
+            if verdict.accepted:
+                self._reply(200, {"status": "ok", "warnings": []})
+            else:
+                self._reply(verdict.status, {"error": verdict.reason, "errors": [verdict.reason]})
+        elif verdict.accepted:
             self._reply(202, {"status": "ok"})
         else:
             self._reply(verdict.status, {"error": verdict.reason})

@@ -1,14 +1,16 @@
-"""The stability report as one HTML page: what the text report shows, and a chart of stability
-per app version and release stage drawn as inline SVG. No scripts, no front-end build: the
-collector serves it at `/`. Every text from a payload goes through `html.escape`."""
+"""The stability report as one HTML page: what the text report shows, each column explained
+in one line, and a chart of stability per release, in the order releases appeared, drawn as
+inline SVG. No scripts, no front-end build: the collector serves it at `/`. Every text from a
+payload goes through `html.escape`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 
-from .report import TOP_ERRORS, Report, ReportGroup, figures
+from .error_groups import ErrorGroup
+from .report import TOP_ERRORS, Release, Report, figures, short_revision
 
-_NONE_LABEL = "(none)"
 _BAR_HEIGHT = 22
 _BAR_GAP = 10
 _LABEL_WIDTH = 220
@@ -16,16 +18,22 @@ _PLOT_WIDTH = 480
 _CHART_WIDTH = _LABEL_WIDTH + _PLOT_WIDTH + 70
 
 _STYLE = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 62em; color: #1d2330; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #1d2330; }
 h1 { font-size: 1.4em; margin-bottom: 0.2em; }
 h2 { font-size: 1.1em; margin-top: 1.8em; }
 h3 { font-size: 1em; margin: 1em 0 0.3em; }
 .received { color: #5a6275; margin-top: 0; }
 table { border-collapse: collapse; }
-th, td { padding: 0.3em 0.8em; border-bottom: 1px solid #dde1ea; }
+th, td { padding: 0.3em 0.6em; border-bottom: 1px solid #dde1ea; }
 th { text-align: left; font-weight: 600; background: #f3f5f9; }
 td.number, th.number { text-align: right; font-variant-numeric: tabular-nums; }
+td { white-space: nowrap; }
+p.none { margin: 0 0 0 0.5em; color: #5a6275; }
 tr.total td { font-weight: 600; border-top: 2px solid #b8bfcf; }
+dl.columns { display: grid; grid-template-columns: max-content auto; gap: 0.1em 1em; }
+dl.columns dt { font-weight: 600; }
+dl.columns dd { margin: 0; }
+td.build { font-family: ui-monospace, monospace; font-size: 0.92em; }
 ul.errors { list-style: none; margin: 0; padding-left: 0.5em; }
 .errors li { margin: 0.15em 0; }
 .errors .count { display: inline-block; min-width: 3em; text-align: right; margin-right: 0.8em;
@@ -36,16 +44,19 @@ svg .bar { fill: #4a6cf7; }
 svg .rest { fill: #e7eaf2; }
 """
 
+# Each column, whether it holds a number, and what it means in one line.
 _COLUMNS = (
-    ("app version", False),
-    ("release stage", False),
-    ("sessions", True),
-    ("with unhandled", True),
-    ("stability", True),
-    ("handled", True),
-    ("unhandled", True),
-    ("no session", True),
-    ("unknown session", True),
+    ("version", False, "the app version the notifier sent ((none): it sent none)"),
+    ("stage", False, "the release stage it sent"),
+    ("sessions", True, "sessions started in this release"),
+    ("with unhandled", True, "of them, those in which an unhandled error occurred"),
+    ("stability", True, "the share of sessions without an unhandled error"),
+    ("change", True, "stability's change from the previous release in this stage, in percentage points"),
+    ("handled", True, "handled events (errors reported and caught)"),
+    ("unhandled", True, "unhandled events (errors that reached the top of a cell, kernel deaths)"),
+    ("no session", True, "events reported while no session ran (none started, or paused)"),
+    ("unknown session", True, "events naming a session the collector never received (lost or refused)"),
+    ("build", False, "the revision and builder the Build API reported for this release"),
 )
 
 
@@ -60,45 +71,50 @@ def report_page(report: Report) -> str:
         "<h1>BugSnag collector: stability report</h1>",
         f'<p class="received">{report.requests_received} requests received{refused}</p>',
     ]
-    if not report.groups:
-        parts.append('<p class="empty">No sessions or events received yet.</p>')
+    if not report.releases:
+        parts.append('<p class="empty">No sessions, events or builds received yet.</p>')
     else:
-        parts += ["<h2>Stability per app version</h2>", stability_chart(report.groups)]
-        parts += ["<h2>Sessions and events</h2>", _table(report)]
+        parts += ["<h2>Stability per release, in the order releases appeared</h2>",
+                  stability_chart(report.releases)]
+        parts += ["<h2>Releases</h2>", _table(report)]
         if report.total.counted_sessions:
             parts.append(
                 f"<p>Sessions include {report.total.counted_sessions} counted per minute without"
                 " ids (sessionCounts).</p>"
             )
-        parts += [
-            f"<h2>Most frequent errors (top {TOP_ERRORS} per version and stage)</h2>",
-            _top_errors(report.groups),
-        ]
+        parts += ['<dl class="columns">', *(f"<dt>{name}</dt><dd>{meaning}</dd>"
+                                            for name, _, meaning in _COLUMNS), "</dl>"]
+        parts += ["<h2>New errors per release (errors first seen in it)</h2>",
+                  _new_errors(report.releases)]
+        parts += [f"<h2>Most frequent errors, all releases (top {TOP_ERRORS})</h2>",
+                  _error_list(report.total.top_errors, report.total.more_errors)]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def stability_chart(groups: tuple[ReportGroup, ...]) -> str:
-    """A horizontal bar per version and stage with sessions: its share of crash-free sessions."""
-    charted = [group for group in groups if group.stability is not None]
+def stability_chart(releases: Sequence[Release]) -> str:
+    """A horizontal bar per release with sessions, in release order: its share of sessions
+    without an unhandled error."""
+    charted = [release for release in releases if release.stability is not None]
     if not charted:
         return '<p class="no-chart">No sessions yet: stability needs sessions.</p>'
     height = len(charted) * (_BAR_HEIGHT + _BAR_GAP) + 30
     rows = []
-    for index, group in enumerate(charted):
-        stability = group.stability
+    for index, release in enumerate(charted):
+        stability = release.stability
         assert stability is not None
         y = index * (_BAR_HEIGHT + _BAR_GAP)
         width = round(stability * _PLOT_WIDTH, 1)
-        label = escape(_group_label(group))
+        label = escape(_release_label(release))
         rows.append(
-            f'<g class="version" data-version="{escape(_label(group.app_version))}">'
+            f'<g class="version" data-version="{escape(_label(release.app_version))}"'
+            f' data-stage="{escape(_label(release.release_stage))}">'
             f'<text x="{_LABEL_WIDTH - 10}" y="{y + 16}" text-anchor="end">{label}</text>'
             f'<rect class="rest" x="{_LABEL_WIDTH}" y="{y}" width="{_PLOT_WIDTH}"'
             f' height="{_BAR_HEIGHT}"/>'
             f'<rect class="bar" x="{_LABEL_WIDTH}" y="{y}" width="{width}" height="{_BAR_HEIGHT}">'
-            f"<title>{label}: {group.stability_text} of {group.sessions} sessions</title></rect>"
-            f'<text x="{_LABEL_WIDTH + _PLOT_WIDTH + 8}" y="{y + 16}">{group.stability_text}</text>'
+            f"<title>{label}: {release.stability_text} of {release.sessions} sessions</title></rect>"
+            f'<text x="{_LABEL_WIDTH + _PLOT_WIDTH + 8}" y="{y + 16}">{release.stability_text}</text>'
             "</g>"
         )
     axis_y = len(charted) * (_BAR_HEIGHT + _BAR_GAP)
@@ -110,7 +126,7 @@ def stability_chart(groups: tuple[ReportGroup, ...]) -> str:
     return (
         f'<svg class="stability-chart" role="img" width="{_CHART_WIDTH}" height="{height}"'
         f' viewBox="0 0 {_CHART_WIDTH} {height}" xmlns="http://www.w3.org/2000/svg"'
-        ' aria-label="Stability (share of sessions without an unhandled error) per app version">'
+        ' aria-label="Stability (share of sessions without an unhandled error) per release">'
         + "".join(rows)
         + f'<line class="axis" x1="{_LABEL_WIDTH}" y1="{axis_y}" x2="{_LABEL_WIDTH + _PLOT_WIDTH}"'
         f' y2="{axis_y}"/>' + ticks + "</svg>"
@@ -119,43 +135,55 @@ def stability_chart(groups: tuple[ReportGroup, ...]) -> str:
 
 def _table(report: Report) -> str:
     head = "".join(
-        f'<th class="number">{name}</th>' if number else f"<th>{name}</th>" for name, number in _COLUMNS
+        f'<th class="number">{name}</th>' if number else f"<th>{name}</th>"
+        for name, number, _ in _COLUMNS
     )
-    rows = [
-        _row(group, _label(group.app_version), _label(group.release_stage), "group")
-        for group in report.groups
-    ]
+    rows = [_row(release, _label(release.app_version), _label(release.release_stage), "release")
+            for release in report.releases]
     rows.append(_row(report.total, "all", "", "total"))
     return f'<table class="report"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _row(group: ReportGroup, version: str, stage: str, kind: str) -> str:
-    cells = [escape(version), escape(stage), *figures(group)]
+def _row(release: Release, version: str, stage: str, kind: str) -> str:
+    build = release.build
+    cells = [escape(version), escape(stage), *figures(release)]
     tds = "".join(
         f'<td class="number">{cell}</td>' if number else f"<td>{cell}</td>"
-        for cell, (_, number) in zip(cells, _COLUMNS, strict=True)
+        for cell, (_, number, _) in zip(cells, _COLUMNS[:-1], strict=True)
     )
+    title = "" if build is None or not build.repository else f' title="{escape(build.repository)}"'
+    tds += f'<td class="build"{title}>{escape(short_revision(build)) if build else ""}</td>'
     return f'<tr class="{kind}">{tds}</tr>'
 
 
-def _top_errors(groups: tuple[ReportGroup, ...]) -> str:
+def _new_errors(releases: Sequence[Release]) -> str:
     sections = []
-    for group in groups:
-        if not group.top_errors:
-            continue
-        items = "".join(
-            f'<li><span class="count">{error.count}</span> {escape(error.error_class)}'
-            + (f": {escape(error.message)}" if error.message else "")
-            + "</li>"
-            for error in group.top_errors
+    for release in releases:
+        listing = (
+            _error_list(release.new_errors, release.more_new_errors)
+            if release.new_errors
+            else '<p class="none">No new errors.</p>'
         )
-        sections.append(f'<h3>{escape(_group_label(group))}</h3><ul class="errors">{items}</ul>')
+        sections.append(f"<h3>{escape(_release_label(release))}</h3>{listing}")
     return "".join(sections)
 
 
-def _group_label(group: ReportGroup) -> str:
-    return f"{_label(group.app_version)} / {_label(group.release_stage)}"
+def _error_list(errors: Sequence[ErrorGroup], more: int) -> str:
+    items = "".join(
+        f'<li><span class="count">{error.count}</span> {escape(error.error_class)}'
+        f' <span class="where">at {escape(error.where)}</span>'
+        + (f": {escape(error.message)}" if error.message else "")
+        + "</li>"
+        for error in errors
+    )
+    if more:
+        items += f'<li class="more"><span class="count"></span> and {more} more</li>'
+    return f'<ul class="errors">{items}</ul>'
+
+
+def _release_label(release: Release) -> str:
+    return f"{_label(release.app_version)} / {_label(release.release_stage)}"
 
 
 def _label(value: str | None) -> str:
-    return _NONE_LABEL if value is None else value
+    return "(none)" if value is None else value

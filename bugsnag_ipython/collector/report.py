@@ -1,4 +1,5 @@
-"""The stability report: sessions, crash-free share and top errors per app version and stage.
+"""The stability report: one row per release (app version and release stage), in the order
+releases first appeared, with sessions, stability, its change, the build and the new errors.
 
 Stability follows BugSnag's definition: the share of sessions in which no unhandled error
 occurred. A session counts once it has been received on the sessions endpoint; an unhandled
@@ -6,9 +7,16 @@ event naming a session that never arrived still counts as an event, but not as a
 
 Server notifiers (bugsnag-python, bugsnag-js on Node) send no session ids, only how many
 sessions started each minute (`sessionCounts`); their events still name a session id of their
-own. Those sessions are counted too, and in a version and stage that has counted sessions an
-event naming an id never received is one of them: each such id with an unhandled event is one
+own. Those sessions are counted too, and in a release that has counted sessions an event
+naming an id never received is one of them: each such id with an unhandled event is one
 counted session with an unhandled error (never more than were counted).
+
+A release first appears with its first session, event or build. Its stability change is
+against the release before it in the same release stage that has sessions (releases of
+different stages are not compared). A build is a release's when it names the same version and
+stage, or the same version and no stage; the latest such build is shown. A build for a version
+nothing else has named yet is a release of its own, with no sessions so far. An error is new in
+the release of its first event; errors are grouped by class and location (error_groups.py).
 """
 
 from __future__ import annotations
@@ -16,27 +24,32 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .store import EventRecord, SessionCountRecord, SessionRecord, Store
+from .error_groups import ErrorGroup, GroupKey, cut, group_errors, group_key
+from .records import BuildRecord, EventRecord, SessionCountRecord, SessionRecord
+from .store import Store
 
 TOP_ERRORS = 5
-_NONE_LABEL = "(none)"
+
+ReleaseKey = tuple[str | None, str | None]  # app version, release stage
 
 
 @dataclass(frozen=True)
-class ErrorCount:
-    """How often one error (class and message) was reported."""
+class BuildInfo:
+    """What the Build API said about a release: who built it, from which commit."""
 
-    error_class: str
-    message: str | None
-    count: int
+    revision: str | None
+    repository: str | None
+    provider: str | None
+    builder_name: str | None
+    received_at: str
 
 
 @dataclass(frozen=True)
-class ReportGroup:
+class Release:
     """The figures for one app version and release stage (None when not sent)."""
 
     app_version: str | None
@@ -47,8 +60,13 @@ class ReportGroup:
     unhandled_events: int
     events_outside_sessions: int
     events_in_unknown_sessions: int
-    top_errors: tuple[ErrorCount, ...] = ()
+    top_errors: tuple[ErrorGroup, ...] = ()  # the most frequent here, TOP_ERRORS at most
+    more_errors: int = 0  # ... and how many other errors there were
+    new_errors: tuple[ErrorGroup, ...] = ()  # first seen in this release, most frequent first
+    more_new_errors: int = 0
     counted_sessions: int = 0  # of `sessions`, those counted without ids (`sessionCounts`)
+    stability_change: float | None = None  # percentage points since the release before
+    build: BuildInfo | None = None
 
     @property
     def stability(self) -> float | None:
@@ -62,13 +80,19 @@ class ReportGroup:
         stability = self.stability
         return "n/a" if stability is None else f"{stability * 100:.1f}%"
 
+    @property
+    def change_text(self) -> str:
+        """The change in percentage points ("+12.5 pp"), or "" for a first release."""
+        change = self.stability_change
+        return "" if change is None else f"{change:+.1f} pp"
+
 
 @dataclass(frozen=True)
 class Report:
-    """The whole report: one group per (app version, release stage), and the totals."""
+    """The whole report: one release per (app version, release stage), and the totals."""
 
-    groups: tuple[ReportGroup, ...]
-    total: ReportGroup
+    releases: tuple[Release, ...]
+    total: Release
     requests_received: int
     requests_refused: int
     statuses: dict[int, int] = field(default_factory=dict)
@@ -79,43 +103,83 @@ def build_report(store: Store) -> Report:
     sessions = store.sessions()
     counts = store.session_counts()
     events = store.events()
+    builds = store.builds()
     requests = store.requests()
-    keys = sorted(
-        {(s.app_version, s.release_stage) for s in sessions}
-        | {(c.app_version, c.release_stage) for c in counts}
-        | {(e.app_version, e.release_stage) for e in events},
-        key=lambda key: (key[0] is not None, key[0] or "", key[1] is not None, key[1] or ""),
-    )
+    appeared = _first_appearances(sessions, counts, events, builds)
+    order = sorted(appeared, key=lambda key: appeared[key])
+    new_in: dict[GroupKey, ReleaseKey] = {}
+    for event in events:
+        new_in.setdefault(group_key(event), (event.app_version, event.release_stage))
     known_sessions = {s.session_id for s in sessions}
-    groups = tuple(
-        _group(
-            key[0],
-            key[1],
+    releases: list[Release] = []
+    last_stability: dict[str | None, float] = {}
+    for key in order:
+        release = _release(
+            key,
             [s for s in sessions if (s.app_version, s.release_stage) == key],
             [c for c in counts if (c.app_version, c.release_stage) == key],
             [e for e in events if (e.app_version, e.release_stage) == key],
             known_sessions,
+            new_in,
+            _build_for(key, builds),
+            last_stability.get(key[1]),
         )
-        for key in keys
-    )
+        if release.stability is not None:
+            last_stability[key[1]] = release.stability
+        releases.append(release)
     statuses = Counter(request.status for request in requests)
     return Report(
-        groups=groups,
-        total=_total(groups, events),
+        releases=tuple(releases),
+        total=_total(releases, events),
         requests_received=len(requests),
         requests_refused=sum(1 for request in requests if not 200 <= request.status < 300),
         statuses=dict(sorted(statuses.items())),
     )
 
 
-def _group(
-    app_version: str | None,
-    release_stage: str | None,
+def _first_appearances(
+    sessions: Sequence[SessionRecord],
+    counts: Sequence[SessionCountRecord],
+    events: Sequence[EventRecord],
+    builds: Sequence[BuildRecord],
+) -> dict[ReleaseKey, int]:
+    """Each release and the id of the first request that named it (ids grow with arrival)."""
+    appeared: dict[ReleaseKey, int] = {}
+    rows: list[SessionRecord | SessionCountRecord | EventRecord] = [*sessions, *counts, *events]
+    for row in rows:
+        key = (row.app_version, row.release_stage)
+        appeared[key] = min(appeared.get(key, row.request_id), row.request_id)
+    named = dict(appeared)
+    for build in builds:
+        keys: list[ReleaseKey] = [(build.app_version, build.release_stage)]
+        if build.release_stage is None:
+            keys = [key for key in named if key[0] == build.app_version] or keys
+        for key in keys:
+            appeared[key] = min(appeared.get(key, build.request_id), build.request_id)
+    return appeared
+
+
+def _build_for(key: ReleaseKey, builds: Sequence[BuildRecord]) -> BuildInfo | None:
+    exact = [b for b in builds if (b.app_version, b.release_stage) == key]
+    loose = [b for b in builds if b.app_version == key[0] and b.release_stage is None]
+    if not (exact or loose):
+        return None
+    chosen = (exact or loose)[-1]
+    return BuildInfo(
+        chosen.revision, chosen.repository, chosen.provider, chosen.builder_name, chosen.received_at
+    )
+
+
+def _release(
+    key: ReleaseKey,
     sessions: Sequence[SessionRecord],
     counts: Sequence[SessionCountRecord],
     events: Sequence[EventRecord],
     known_sessions: set[str],
-) -> ReportGroup:
+    new_in: Mapping[GroupKey, ReleaseKey],
+    build: BuildInfo | None,
+    stability_before: float | None,
+) -> Release:
     session_ids = {s.session_id for s in sessions}
     counted = sum(c.sessions_started for c in counts)
     crashed = {e.session_id for e in events if e.unhandled and e.session_id is not None}
@@ -125,76 +189,73 @@ def _group(
         # The ids a counting notifier gave its sessions: they are the counted sessions.
         with_unhandled += min(counted, len({e.session_id for e in unknown} & crashed))
         unknown = []
-    return ReportGroup(
-        app_version=app_version,
-        release_stage=release_stage,
-        sessions=len(session_ids) + counted,
+    errors = group_errors(events)
+    top, more = cut(errors, TOP_ERRORS)
+    new, more_new = cut([error for error in errors if new_in[error.key] == key], TOP_ERRORS)
+    sessions_total = len(session_ids) + counted
+    change = None
+    if sessions_total and stability_before is not None:
+        stability = (sessions_total - with_unhandled) / sessions_total
+        change = round((stability - stability_before) * 100, 1)
+    return Release(
+        app_version=key[0],
+        release_stage=key[1],
+        sessions=sessions_total,
         sessions_with_unhandled=with_unhandled,
         handled_events=sum(1 for e in events if not e.unhandled),
         unhandled_events=sum(1 for e in events if e.unhandled),
         events_outside_sessions=sum(1 for e in events if e.session_id is None),
         events_in_unknown_sessions=len(unknown),
-        top_errors=_top_errors(events),
+        top_errors=top,
+        more_errors=more,
+        new_errors=new,
+        more_new_errors=more_new,
         counted_sessions=counted,
+        stability_change=change,
+        build=build,
     )
 
 
-def _total(groups: Sequence[ReportGroup], events: Sequence[EventRecord]) -> ReportGroup:
-    """Every group added up; the top errors over all events."""
-    return ReportGroup(
+def _total(releases: Sequence[Release], events: Sequence[EventRecord]) -> Release:
+    """Every release added up; the most frequent errors over all events."""
+    top, more = cut(group_errors(events), TOP_ERRORS)
+    return Release(
         app_version=None,
         release_stage=None,
-        sessions=sum(g.sessions for g in groups),
-        sessions_with_unhandled=sum(g.sessions_with_unhandled for g in groups),
-        handled_events=sum(g.handled_events for g in groups),
-        unhandled_events=sum(g.unhandled_events for g in groups),
-        events_outside_sessions=sum(g.events_outside_sessions for g in groups),
-        events_in_unknown_sessions=sum(g.events_in_unknown_sessions for g in groups),
-        top_errors=_top_errors(events),
-        counted_sessions=sum(g.counted_sessions for g in groups),
+        sessions=sum(r.sessions for r in releases),
+        sessions_with_unhandled=sum(r.sessions_with_unhandled for r in releases),
+        handled_events=sum(r.handled_events for r in releases),
+        unhandled_events=sum(r.unhandled_events for r in releases),
+        events_outside_sessions=sum(r.events_outside_sessions for r in releases),
+        events_in_unknown_sessions=sum(r.events_in_unknown_sessions for r in releases),
+        top_errors=top,
+        more_errors=more,
+        counted_sessions=sum(r.counted_sessions for r in releases),
     )
 
 
-def _top_errors(events: Sequence[EventRecord]) -> tuple[ErrorCount, ...]:
-    errors = Counter((e.error_class, e.message) for e in events)
-    top = sorted(errors.items(), key=lambda item: (-item[1], item[0][0], item[0][1] or ""))
-    return tuple(
-        ErrorCount(error_class, message, count) for (error_class, message), count in top[:TOP_ERRORS]
-    )
-
-
-_COLUMNS = (
-    ("app version", "<"),
-    ("release stage", "<"),
-    ("sessions", ">"),
-    ("with unhandled", ">"),
-    ("stability", ">"),
-    ("handled", ">"),
-    ("unhandled", ">"),
-    ("no session", ">"),
-    ("unknown session", ">"),
-)
-
-
-def figures(group: ReportGroup) -> list[str]:
-    """A group's figures, in the order of the report's columns after version and stage."""
+def figures(release: Release) -> list[str]:
+    """A release's figures, in the order of the report's columns after version and stage."""
     return [
-        str(group.sessions),
-        str(group.sessions_with_unhandled),
-        group.stability_text,
-        str(group.handled_events),
-        str(group.unhandled_events),
-        str(group.events_outside_sessions),
-        str(group.events_in_unknown_sessions),
+        str(release.sessions),
+        str(release.sessions_with_unhandled),
+        release.stability_text,
+        release.change_text,
+        str(release.handled_events),
+        str(release.unhandled_events),
+        str(release.events_outside_sessions),
+        str(release.events_in_unknown_sessions),
     ]
 
 
-def _row(group: ReportGroup, version_label: str, stage_label: str) -> list[str]:
-    return [version_label, stage_label, *figures(group)]
-
-
-def _label(value: str | None) -> str:
-    return _NONE_LABEL if value is None else printable(value)
+def short_revision(build: BuildInfo) -> str:
+    """A build as a few words: its revision's first 12 characters and who built it."""
+    parts = []
+    if build.revision:
+        parts.append(build.revision[:12])
+    if build.builder_name:
+        parts.append(f"by {build.builder_name}")
+    return " ".join(parts) or "reported"
 
 
 # Terminal controls: C0 and C1 control characters, DEL, and the bidirectional marks that
@@ -208,66 +269,37 @@ def printable(text: str) -> str:
                         else f"\\u{ord(match[0]):04x}", text)
 
 
-def _table(rows: Iterable[list[str]]) -> list[str]:
-    rows = [[name for name, _ in _COLUMNS], *rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    lines = []
-    for row in rows:
-        cells = [
-            f"{cell:{align}{width}}"
-            for cell, (_, align), width in zip(row, _COLUMNS, widths, strict=True)
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return lines
-
-
-def format_report(report: Report) -> str:
-    """The report as a plain-text table, followed by the most frequent errors."""
-    refused = f", {report.requests_refused} refused" if report.requests_refused else ""
-    lines = [
-        "BugSnag collector: stability report",
-        f"{report.requests_received} requests received{refused}",
-        "",
-    ]
-    if not report.groups:
-        lines.append("No sessions or events received yet.")
-        return "\n".join(lines) + "\n"
-    rows = [_row(g, _label(g.app_version), _label(g.release_stage)) for g in report.groups]
-    rows.append(_row(report.total, "all", ""))
-    lines.extend(_table(rows))
-    if report.total.counted_sessions:
-        lines.append(
-            f"Sessions include {report.total.counted_sessions} counted per minute without ids"
-            " (sessionCounts)."
-        )
-    lines += ["", f"Most frequent errors (top {TOP_ERRORS} per version and stage)"]
-    for group in report.groups:
-        if not group.top_errors:
-            continue
-        lines.append(f"  {_label(group.app_version)} / {_label(group.release_stage)}")
-        for error in group.top_errors:
-            text = printable(
-                error.error_class if not error.message else f"{error.error_class}: {error.message}"
-            )
-            lines.append(f"    {error.count:>5}  {text}")
-    return "\n".join(lines) + "\n"
-
-
 def report_as_dict(report: Report) -> dict[str, Any]:
     """The report as plain JSON-ready data, stability included as a percentage."""
 
-    def group_dict(group: ReportGroup) -> dict[str, Any]:
-        data = asdict(group)
-        stability = group.stability
+    def release_dict(release: Release) -> dict[str, Any]:
+        data = asdict(release)
+        stability = release.stability
         data["stability_percent"] = None if stability is None else round(stability * 100, 1)
+        data["stability_change_points"] = data.pop("stability_change")
+        for name in ("top_errors", "new_errors"):
+            data[name] = [_error_dict(error) for error in getattr(release, name)]
         return data
 
     return {
         "requests_received": report.requests_received,
         "requests_refused": report.requests_refused,
         "statuses": {str(status): count for status, count in report.statuses.items()},
-        "groups": [group_dict(group) for group in report.groups],
-        "total": group_dict(report.total),
+        "releases": [release_dict(release) for release in report.releases],
+        "total": release_dict(report.total),
+    }
+
+
+def _error_dict(error: ErrorGroup) -> dict[str, Any]:
+    location = None
+    if error.location is not None:
+        file, method, line = error.location
+        location = {"file": file, "method": method, "line": line}
+    return {
+        "error_class": error.error_class,
+        "location": location,
+        "message": error.message,
+        "count": error.count,
     }
 
 

@@ -1,4 +1,4 @@
-"""A local HTTP receiver that speaks BugSnag's sessions and notify endpoints.
+"""A local HTTP receiver that speaks BugSnag's sessions, notify and build endpoints.
 
 It checks each request as BugSnag would, records it in a SQLite `Store`, and can be told
 to misbehave (scripted statuses, going down, hanging) so delivery code can be tested
@@ -17,9 +17,10 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .handler import Server
-from .store import Kind, Store
+from .records import Kind
+from .store import Store
 
-Endpoint = Literal["notify", "sessions"]
+Endpoint = Literal["notify", "sessions", "builds"]
 ScriptedResponse = int | tuple[int, Mapping[str, str]]
 
 
@@ -85,6 +86,10 @@ class Collector:
         return self.url + "/sessions"
 
     @property
+    def builds_url(self) -> str:
+        return self.url + "/builds"
+
+    @property
     def store(self) -> Store:
         return self._store
 
@@ -136,7 +141,7 @@ class Collector:
         """Answer the next requests with these responses, before any validation.
 
         Each response is a status (503) or a status and headers ((429, {"Retry-After": "2"})).
-        With `endpoint` None they answer the next requests on either endpoint. Requests take
+        With `endpoint` None they answer the next requests on any endpoint. Requests take
         the oldest response queued for their endpoint or for both; once the queue is empty
         the collector checks and stores requests normally again.
         """
@@ -179,7 +184,7 @@ class Collector:
             gate.set()
 
     def wait_for(self, kind: Kind, count: int, timeout: float = 5.0) -> bool:
-        """Block until at least `count` sessions or events are stored; False on timeout."""
+        """Block until at least `count` sessions, events or builds are stored; False on timeout."""
         with self._stored:
             return self._stored.wait_for(lambda: self._store.count(kind) >= count, timeout)
 

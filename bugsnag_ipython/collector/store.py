@@ -1,4 +1,5 @@
-"""The collector's SQLite store: every request received, and the sessions and events accepted.
+"""The collector's SQLite store: every request received, and the sessions, events and builds
+accepted.
 
 One connection, guarded by a lock, shared by the receiver's handler threads. WAL mode with
 `synchronous=NORMAL` commits without an fsync per request, which is what lets one connection
@@ -12,12 +13,18 @@ import os
 import sqlite3
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Kind = Literal["sessions", "events"]
+from .records import (
+    BuildRecord,
+    EventRecord,
+    Kind,
+    RequestRecord,
+    SessionCountRecord,
+    SessionRecord,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -65,78 +72,22 @@ CREATE TABLE IF NOT EXISTS session_counts (
     received_at TEXT NOT NULL,
     request_id INTEGER NOT NULL REFERENCES requests(id)
 );
+CREATE TABLE IF NOT EXISTS builds (
+    id INTEGER PRIMARY KEY,
+    api_key TEXT NOT NULL,
+    app_version TEXT NOT NULL,
+    release_stage TEXT,
+    builder_name TEXT,
+    provider TEXT,
+    repository TEXT,
+    revision TEXT,
+    received_at TEXT NOT NULL,
+    request_id INTEGER NOT NULL REFERENCES requests(id),
+    build TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS sessions_by_session_id ON sessions(session_id);
 CREATE INDEX IF NOT EXISTS events_by_session_id ON events(session_id);
 """
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One request received on an endpoint, accepted or refused."""
-
-    id: int
-    received_at: str
-    kind: Kind
-    status: int
-    reason: str
-    headers: dict[str, str]
-    body: str
-
-    def header(self, name: str) -> str | None:
-        """A header's value, looked up case-insensitively."""
-        wanted = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == wanted:
-                return value
-        return None
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """One session from an accepted sessions payload."""
-
-    id: int
-    session_id: str
-    started_at: str
-    api_key: str | None
-    app_version: str | None
-    release_stage: str | None
-    received_at: str
-    request_id: int
-
-
-@dataclass(frozen=True)
-class SessionCountRecord:
-    """Sessions a server notifier counted without ids: how many started in one minute."""
-
-    id: int
-    started_at: str
-    sessions_started: int
-    api_key: str | None
-    app_version: str | None
-    release_stage: str | None
-    received_at: str
-    request_id: int
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """One event from an accepted events payload; `event` is the event object as sent."""
-
-    id: int
-    api_key: str | None
-    app_version: str | None
-    release_stage: str | None
-    error_class: str
-    message: str | None
-    unhandled: bool
-    severity: str
-    session_id: str | None
-    session_handled: int | None
-    session_unhandled: int | None
-    received_at: str
-    request_id: int
-    event: dict[str, Any]
 
 
 def utc_now() -> str:
@@ -177,7 +128,7 @@ class Store:
         body: bytes,
         payload: Mapping[str, Any] | None = None,
     ) -> int:
-        """Store one request and, when it carries a payload, its sessions or events.
+        """Store one request and, when it carries a payload, its sessions, events or build.
 
         All rows go in one transaction. Returns the request's id.
         """
@@ -204,6 +155,13 @@ class Store:
                     "INSERT INTO sessions (session_id, started_at, api_key, app_version,"
                     " release_stage, received_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     _session_rows(payload, header_key, received_at, request_id),
+                )
+            elif payload is not None and kind == "builds":
+                self._conn.execute(
+                    "INSERT INTO builds (api_key, app_version, release_stage, builder_name,"
+                    " provider, repository, revision, received_at, request_id, build)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _build_row(payload, received_at, request_id),
                 )
             elif payload is not None and kind == "sessions":
                 self._conn.executemany(
@@ -278,10 +236,33 @@ class Store:
             for row in rows
         ]
 
+    def builds(self) -> list[BuildRecord]:
+        """Every build accepted, oldest first."""
+        rows = self._fetch(
+            "SELECT id, api_key, app_version, release_stage, builder_name, provider, repository,"
+            " revision, received_at, request_id, build FROM builds ORDER BY id"
+        )
+        return [
+            BuildRecord(
+                id=row[0],
+                api_key=row[1],
+                app_version=row[2],
+                release_stage=row[3],
+                builder_name=row[4],
+                provider=row[5],
+                repository=row[6],
+                revision=row[7],
+                received_at=row[8],
+                request_id=row[9],
+                build=json.loads(row[10]),
+            )
+            for row in rows
+        ]
+
     def count(self, kind: Kind) -> int:
-        """How many sessions (sent one by one or counted) or events have been accepted."""
-        if kind == "events":
-            return int(self._fetch("SELECT COUNT(*) FROM events")[0][0])
+        """How many sessions (sent one by one or counted), events or builds have been accepted."""
+        if kind in ("events", "builds"):
+            return int(self._fetch(f"SELECT COUNT(*) FROM {kind}")[0][0])
         rows = self._fetch(
             "SELECT (SELECT COUNT(*) FROM sessions),"
             " (SELECT COALESCE(SUM(sessions_started), 0) FROM session_counts)"
@@ -294,6 +275,7 @@ class Store:
             self._conn.execute("DELETE FROM sessions")
             self._conn.execute("DELETE FROM session_counts")
             self._conn.execute("DELETE FROM events")
+            self._conn.execute("DELETE FROM builds")
             self._conn.execute("DELETE FROM requests")
 
     def _fetch(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -321,6 +303,24 @@ def _optional_str(value: object) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else str(value)
+
+
+def _build_row(payload: Mapping[str, Any], received_at: str, request_id: int) -> tuple[Any, ...]:
+    source = payload.get("sourceControl")
+    if not isinstance(source, dict):
+        source = {}
+    return (
+        payload["apiKey"],
+        payload["appVersion"],
+        _optional_str(payload.get("releaseStage")),
+        _optional_str(payload.get("builderName")),
+        _optional_str(source.get("provider")),
+        _optional_str(source.get("repository")),
+        _optional_str(source.get("revision")),
+        received_at,
+        request_id,
+        json.dumps(dict(payload)),
+    )
 
 
 def _session_rows(

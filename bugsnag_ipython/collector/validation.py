@@ -47,7 +47,7 @@ class Verdict:
 
     @property
     def accepted(self) -> bool:
-        return self.status == 202
+        return self.status in (200, 202)  # 200: the Build API's answer
 
 
 class _Refusal(Exception):

@@ -118,6 +118,14 @@ class Delivery:
         """Why payloads are kept in memory only (no outbox), in one sentence; None if they are not."""
         return self._keeper.problem
 
+    def retry_in(self) -> float | None:
+        """Seconds, on the delivery's clock, until what waits is tried again: 0 while a send
+        is under way or due, None when nothing waits."""
+        with self._lock:
+            if self.pending.in_flight:
+                return 0.0
+            return self.pending.next_wait()
+
     def counters(self) -> dict[str, Any]:
         """A consistent snapshot of the counters, for the status panel."""
         with self._lock:

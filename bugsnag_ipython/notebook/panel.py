@@ -4,7 +4,9 @@ Nothing here runs until a panel is first shown: then one daemon thread (the refr
 and one listener joins the client's listeners. The listener only sets an event, so a cell that
 reports errors pays next to nothing; the refresher wakes, waits out the rest of its interval
 (coalescing bursts of changes into one refresh) and copies the state into every displayed
-panel. It also refreshes once a second, so "how long ago" and an unloaded extension show up.
+panel. It also refreshes once a second, so "how long ago" and an unloaded extension show up,
+and while a panel counts down to the next delivery try it wakes just after each whole second of
+the countdown, so the figure steps by one. With no panel left it sleeps until the next one.
 
 Where widgets cannot render the status appears as text: terminal IPython prints it, and the
 display bundle of a widget panel carries it as `text/plain` and `text/html`.
@@ -16,6 +18,7 @@ now (the extension makes it): nothing here reaches back up to the extension.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -34,6 +37,7 @@ log = logging.getLogger("bugsnag_ipython")
 
 REFRESH_INTERVAL = 0.25  # at most four refreshes a second, however fast the client changes
 TICK = 1.0  # the clock in the panel, and noticing an unloaded extension
+COUNTDOWN_MARGIN = 0.02  # wake this long after the countdown's second has passed, not before
 FLUSH_SECONDS = 5.0  # as `%bugsnag_session flush`
 
 ClientSource = Callable[[], "Client | None"]
@@ -86,6 +90,7 @@ class StatusPanel:
         self._hub = hub or refresher()
         self._lock = threading.Lock()
         self.notice = ""
+        self.countdown: float | None = None  # as of the last refresh, on the delivery's clock
         # The state a click's notice describes ("Resumed session 89f038a1."): the notice is
         # shown only while that is still the state, never under a newer one.
         self._notice_state: SessionKey = None
@@ -101,6 +106,7 @@ class StatusPanel:
         client = self._source()
         view = self._view(client)
         notice = self.notice if session_key(client) == self._notice_state else ""
+        self.countdown = view.countdown
         with self._lock:  # two refreshes never interleave their trait writes
             self.widgets.show(view, notice)
 
@@ -224,11 +230,25 @@ class Refresher:
         """Called from any thread after any change; must stay this cheap."""
         self._wake.set()
 
+    def next_wake(self) -> float | None:
+        """Seconds until the next refresh is due without a change: the tick, or sooner when a
+        panel's countdown shows a new whole second; None with no panel."""
+        with self._lock:
+            panels = list(self._panels)
+        if not panels:
+            return None
+        wake = self.tick
+        for panel in panels:
+            countdown = panel.countdown
+            if countdown is not None and countdown > 0:
+                # The shown figure is rounded up: it changes as the countdown passes a whole second.
+                wake = min(wake, (countdown - math.floor(countdown) or 1.0) + COUNTDOWN_MARGIN)
+        return wake
+
     def _run(self) -> None:
         last = 0.0
         while True:
-            # With no panel left there is nothing to tick for: sleep until the next one.
-            self._wake.wait(self.tick if self._panels else None)
+            self._wake.wait(self.next_wake())
             delay = last + self.interval - time.monotonic()
             if delay > 0:
                 time.sleep(delay)

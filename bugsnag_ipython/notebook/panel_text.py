@@ -9,10 +9,13 @@ status magic, the fallbacks and the panel say the same things in the same words.
 from __future__ import annotations
 
 import html
+import math
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ..delivery.retry import refusal
 from .status import (
     ago,
     host_of,
@@ -28,7 +31,21 @@ if TYPE_CHECKING:
     from ..client import Client
 
 SessionState = Literal["active", "paused", "none", "unloaded"]
+# "failing": payloads wait on an endpoint that fails and will be tried again; "stopped":
+# nothing gets through until the user acts (no API key, the key rejected, no such endpoint).
+DeliveryState = Literal["ok", "failing", "stopped"]
 NOT_LOADED = "The extension is not loaded in this kernel; run %load_ext bugsnag_ipython."
+NO_ERROR = "none"
+
+# The refusals that drop every payload, not one: each is the sentence delivery keeps as its
+# last error, and what the badge says for it.
+_STOPPING_REFUSALS = {
+    refusal(401)[1]: "API key rejected",
+    refusal(403)[1]: "API key rejected",
+    refusal(404)[1]: "endpoint not found",
+}
+# Delivery's sentence for a failed try names the wait it chose then; the panel counts it down.
+_CHOSEN_WAIT = re.compile(r"; kept, next try in [^;]*s\.$")
 
 
 @dataclass
@@ -48,6 +65,7 @@ Rows = tuple[tuple[str, str], ...]
 @dataclass(frozen=True)
 class PanelView:
     state: SessionState
+    delivery_state: DeliveryState
     title: str
     session: Rows
     delivery: Rows
@@ -57,6 +75,7 @@ class PanelView:
     can_pause: bool
     can_resume: bool
     can_flush: bool
+    countdown: float | None = None  # seconds to the next try shown, for a timely refresh
 
 
 def short_ago(seconds: float) -> str:
@@ -79,6 +98,7 @@ def panel_view(
     if client is None:
         return PanelView(
             state="unloaded",
+            delivery_state="ok",
             title="not loaded",
             session=(("Session", NOT_LOADED),),
             delivery=(),
@@ -93,18 +113,51 @@ def panel_view(
     state: SessionState = "none" if session is None else "paused" if session.paused else "active"
     waiting = waiting_count(client)
     flushing = flush is not None and flush.running
+    health, trouble = delivery_state(client)
+    countdown = retry_in(client) if health == "failing" else None
+    title = state if session is None else f"{state} · {session.id[:8]}"
     return PanelView(
         state=state,
-        title=state if session is None else f"{state} · {session.id[:8]}",
+        delivery_state=health,
+        title=f"{title} · {trouble}" if trouble else title,
         session=_session_rows(client, wall_clock),
-        delivery=_delivery_rows(client),
+        delivery=_delivery_rows(client, countdown),
         settings=_settings_rows(client),
         flush=flush_text(flush, waiting, monotonic),
         can_start=True,
         can_pause=state == "active",
         can_resume=state == "paused",
         can_flush=waiting > 0 and not flushing,
+        countdown=countdown,
     )
+
+
+def delivery_state(client: Client) -> tuple[DeliveryState, str]:
+    """Whether delivery gets through, and the badge's words when it does not."""
+    if not client.config.api_key:
+        return "stopped", "not sending: no API key"
+    last_error = client.delivery.stats.last_error
+    if last_error in _STOPPING_REFUSALS:
+        return "stopped", f"not sending: {_STOPPING_REFUSALS[last_error]}"
+    if last_error and waiting_count(client):
+        return "failing", "delivery failing"
+    return "ok", ""
+
+
+def retry_in(client: Client) -> float | None:
+    """Seconds until what waits is tried again (0: now), None when nothing waits."""
+    seconds = getattr(client.delivery, "retry_in", lambda: None)()
+    return seconds if isinstance(seconds, int | float) else None
+
+
+def countdown_text(seconds: float) -> str:
+    """A wait as the panel counts it down: whole seconds, rounded up, so "in 0s" never shows."""
+    whole = math.ceil(seconds)
+    if whole <= 0:
+        return "trying now"
+    if whole < 60:
+        return f"next try in {whole}s"
+    return f"next try in {whole // 60} min {whole % 60:02d}s"
 
 
 def waiting_count(client: Client) -> int:
@@ -138,23 +191,28 @@ def _session_rows(client: Client, wall_clock: float) -> Rows:
     return tuple(rows)
 
 
-def _delivery_rows(client: Client) -> Rows:
+def _delivery_rows(client: Client, countdown: float | None) -> Rows:
+    """The rows every panel has, in a fixed order ("Last error" too, as "none"), and then the
+    rare ones; the widget reserves the error's lines, so the panel keeps its size."""
     stats = client.delivery.stats
     waiting, where = waiting_where(client)
+    waiting_text = f"{waiting}" + (f" ({where})" if where else "")
+    if countdown is not None and waiting:
+        waiting_text += f", {countdown_text(countdown)}"
     rows: list[tuple[str, str]] = [
         ("Delivered", str(stats.delivered)),
-        ("Waiting", f"{waiting}" + (f" ({where})" if where else "")),
+        ("Waiting", waiting_text),
     ]
     dropped = sum(stats.dropped.values()) + client.held_overflow
     reasons = [f"{n} {reason}" for reason, n in stats.dropped.most_common()]
     if client.held_overflow:
         reasons.append(f"{client.held_overflow} held too long without an API key")
     rows.append(("Dropped", f"{dropped} ({', '.join(reasons)})" if dropped else "0"))
+    last_error = _CHOSEN_WAIT.sub("; kept.", stats.last_error) if stats.last_error else NO_ERROR
+    rows.append(("Last error", last_error))
     if client.held:
         rows.append(("Held", f"{client.held} in memory, not sent: no API key is set "
                              "(lost if the kernel exits first)"))
-    if stats.last_error:
-        rows.append(("Last error", stats.last_error))
     if client.on_error.repaired:
         rows.append(("Repaired", f"{client.on_error.repaired} events an on_error callback broke"))
     aside = records_set_aside(client)

@@ -20,7 +20,14 @@ TIPS = {
     "resume": "Count errors against the paused session again (%bugsnag_session resume)",
     "flush": "Deliver what is waiting now, in the background (%bugsnag_session flush)",
 }
-BADGE_COLOURS = {"active": "#2e7d32", "paused": "#b26a00", "none": "#616161", "unloaded": "#616161"}
+# The session's state in green or grey; a delivery problem overrides it, amber while payloads
+# wait on a failing endpoint, red when nothing gets through until the user acts.
+BADGE_COLOURS = {"active": "#2e7d32", "paused": "#546e7a", "none": "#616161", "unloaded": "#616161"}
+DELIVERY_COLOURS = {"failing": "#e65100", "stopped": "#c62828"}
+# Fixed widths: a longer value (an error appearing) wraps inside its column, never moves the
+# columns; the last error keeps three lines whether there is one or not.
+COLUMN_WIDTHS = {"session": "23em", "delivery": "25em", "settings": "19em"}
+ERROR_LINES = 3
 
 
 class PanelBox(widgets.VBox):  # type: ignore[misc]
@@ -52,10 +59,14 @@ class PanelWidgets:
         # Built with their first values, so that the comm_open messages carry them and no
         # round of updates follows the display.
         self.header = widgets.HTML(_header(view))
-        self.session = widgets.HTML(_table("Session", view.session))
-        self.delivery = widgets.HTML(_table("Delivery", view.delivery))
-        self.settings = widgets.HTML(_table("Settings", view.settings))
-        self.footer = widgets.HTML(_footer(view, notice))
+        self.session = widgets.HTML(_table("Session", view.session),
+                                    layout=widgets.Layout(width=COLUMN_WIDTHS["session"]))
+        self.delivery = widgets.HTML(_table("Delivery", view.delivery),
+                                     layout=widgets.Layout(width=COLUMN_WIDTHS["delivery"]))
+        self.settings = widgets.HTML(_table("Settings", view.settings),
+                                     layout=widgets.Layout(width=COLUMN_WIDTHS["settings"]))
+        # One line kept for the flush's progress and a click's message, shown or not.
+        self.footer = widgets.HTML(_footer(view, notice), layout=widgets.Layout(min_height="1.6em"))
         self.buttons: dict[str, widgets.Button] = {}
         enabled = _enabled(view)
         for action in ACTIONS:
@@ -107,10 +118,11 @@ class PanelWidgets:
 
 
 def _header(view: PanelView) -> str:
-    colour = BADGE_COLOURS[view.state]
+    colour = DELIVERY_COLOURS.get(view.delivery_state, BADGE_COLOURS[view.state])
     return (
         "<b>BugSnag</b> "
-        f"<span class='bugsnag-state' data-state='{view.state}' style='background:{colour};"
+        f"<span class='bugsnag-state' data-state='{view.state}' data-delivery='{view.delivery_state}'"
+        f" style='background:{colour};"
         "color:white;border-radius:3px;padding:0 6px;margin-left:4px'>"
         f"{html.escape(view.title)}</span>"
     )
@@ -134,9 +146,18 @@ def _table(heading: str, rows: Rows) -> str:
     if not rows:
         return ""
     body = "".join(
-        f"<tr><td style='padding-right:1em;opacity:0.7'>{html.escape(label)}</td>"
-        # A long value (a delivery error) wraps, so the three columns stay side by side.
-        f"<td style='max-width:26em'>{html.escape(value)}</td></tr>"
+        f"<tr><td style='padding-right:1em;opacity:0.7;vertical-align:top'>{html.escape(label)}</td>"
+        f"<td>{_value(label, value)}</td></tr>"
         for label, value in rows
     )
     return f"<div style='font-weight:bold'>{html.escape(heading)}</div><table>{body}</table>"
+
+
+def _value(label: str, value: str) -> str:
+    if label != "Last error":
+        return html.escape(value)
+    # Its lines are kept even when there is no error, so that one appearing moves nothing.
+    return (
+        f"<div class='bugsnag-last-error' style='line-height:1.3em;height:{1.3 * ERROR_LINES:.1f}em;"
+        f"overflow-y:auto'>{html.escape(value)}</div>"
+    )

@@ -74,7 +74,9 @@ def test_the_report_page_in_chromium(tmp_path: Path) -> None:
             expect(rows).to_have_count(4)
             expect(rows.nth(0)).to_contain_text("75.0%")
             expect(rows.nth(3)).to_contain_text("77.8%")  # 7 of 9 sessions without a crash
-            expect(page.locator("ul.errors").nth(1)).to_contain_text("ValueError: bad <input>")
+            expect(page.locator("ul.errors").nth(1)).to_contain_text(
+                "ValueError at <cell 3>:3 in <module>: bad <input>"
+            )
             page.screenshot(path=str(ARTIFACTS / "collector-report.png"), full_page=True)
         finally:
             browser.close()

@@ -241,23 +241,35 @@ def drive(page: Any, notebook_url: str) -> None:
     expect(panel.locator(".bugsnag-session")).to_contain_text("0 handled, 1 unhandled", timeout=5_000)
     # The launch session and both events reached the collector.
     expect(panel.locator(".bugsnag-delivery")).to_contain_text(re.compile(r"Delivered\s*3"), timeout=10_000)
+    expect(panel.locator(".bugsnag-delivery")).to_contain_text(re.compile(r"Last error\s*none"))
     page.screenshot(path=str(ARTIFACTS / "3-error-counted.png"))
     assert "Traceback" not in panel.inner_text()
 
 
 def outage_and_recovery(page: Any, running: Any) -> None:
-    """The endpoint goes down: the panel counts the waiting event once and says why; it comes
-    back and a Flush delivers it: the error line goes, nothing waits."""
+    """The endpoint goes down: the badge turns amber, the panel counts the waiting event once,
+    says why and counts down to the next try, without changing size; it comes back and a Flush
+    delivers it: the error line empties, nothing waits, the badge is green again."""
     expect = playwright_sync.expect
     cells = page.locator(".jp-Notebook .jp-Cell")
     panel = page.locator(".bugsnag-panel")
     delivery = panel.locator(".bugsnag-delivery")
+    state = panel.locator(".bugsnag-state")
+    size = panel.bounding_box()
 
     running.go_down()
     page.evaluate(RUN_CELL, 4)
     expect(cells.nth(4).locator(".jp-OutputArea-output")).to_contain_text("KeyError", timeout=10_000)
-    expect(delivery).to_contain_text("Last error", timeout=10_000)
-    expect(delivery).to_contain_text(re.compile(r"Waiting\s*1 \((on disk|in memory)\)"))
+    expect(state).to_have_attribute("data-delivery", "failing", timeout=10_000)
+    expect(state).to_contain_text("delivery failing")
+    expect(delivery).to_contain_text(re.compile(r"Last error\s*Sending to"))
+    expect(delivery).to_contain_text(
+        re.compile(r"Waiting\s*1 \((on disk|in memory)\), (next try in \d+s|trying now)")
+    )
+    # The error's row was kept for it: the panel is the size it was.
+    now = panel.bounding_box()
+    assert size is not None and now is not None
+    assert (now["width"], now["height"]) == pytest.approx((size["width"], size["height"]), abs=1)
     expect(panel.locator(".bugsnag-flush")).to_be_enabled()
     expect(panel.locator(".bugsnag-session")).to_contain_text("0 handled, 2 unhandled")
     page.screenshot(path=str(ARTIFACTS / "4-outage.png"))
@@ -266,7 +278,8 @@ def outage_and_recovery(page: Any, running: Any) -> None:
     panel.locator(".bugsnag-flush").click()
     expect(delivery).to_contain_text(re.compile(r"Delivered\s*4"), timeout=15_000)
     expect(delivery).to_contain_text(re.compile(r"Waiting\s*0"))
-    expect(delivery).not_to_contain_text("Last error")
+    expect(delivery).to_contain_text(re.compile(r"Last error\s*none"))
+    expect(state).to_have_attribute("data-delivery", "ok")
     expect(panel.locator(".bugsnag-footer")).to_contain_text("everything was delivered", timeout=10_000)
     expect(panel.locator(".bugsnag-flush")).to_be_disabled()
     page.screenshot(path=str(ARTIFACTS / "5-recovered.png"))

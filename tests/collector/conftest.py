@@ -107,6 +107,28 @@ def event_payload(
     }
 
 
+def build_payload(
+    version: str = "1.2.3",
+    stage: str | None = "production",
+    *,
+    revision: str | None = "4f2c1e9a0b7d3c5e8f1a2b3c4d5e6f708192a3b4",
+    builder: str | None = "ci",
+) -> dict[str, Any]:
+    """A Build API body as bugsnag-build-reporter and bugsnag-cli send it."""
+    build: dict[str, Any] = {"apiKey": API_KEY, "appVersion": version, "buildTool": "tests"}
+    if stage is not None:
+        build["releaseStage"] = stage
+    if builder is not None:
+        build["builderName"] = builder
+    if revision is not None:
+        build["sourceControl"] = {
+            "provider": "github",
+            "repository": "https://github.com/example/notebooks",
+            "revision": revision,
+        }
+    return build
+
+
 def encode(payload: object) -> bytes:
     return json.dumps(payload).encode("utf-8")
 

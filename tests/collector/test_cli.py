@@ -127,7 +127,7 @@ def test_report_prints_text_and_json(db: Path, capsys: pytest.CaptureFixture[str
 
     assert main(["report", "--db", str(db), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["groups"][0]["stability_percent"] == 50.0
+    assert data["releases"][0]["stability_percent"] == 50.0
 
 
 def test_bad_arguments_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -84,7 +84,7 @@ def test_bugsnag_python_sessions_and_events_are_taken_and_reported(collector: Co
     assert (unhandled.error_class, unhandled.unhandled) == ("ZeroDivisionError", True)
     assert handled.session_id != unhandled.session_id
 
-    [group] = build_report(collector.store).groups
+    [group] = build_report(collector.store).releases
     assert (group.app_version, group.release_stage) == ("2.0.0", "staging")
     assert (group.sessions, group.sessions_with_unhandled, group.stability_text) == (2, 1, "50.0%")
     assert (group.handled_events, group.unhandled_events, group.events_in_unknown_sessions) == (1, 1, 0)
@@ -121,7 +121,7 @@ def test_bugsnag_js_in_a_browser(collector: Collector) -> None:
     [stored] = collector.store.events()
     assert (stored.error_class, stored.session_id, stored.api_key) == ("TypeError", crashed, shaped.API_KEY)
     assert stored.message == "Cannot read properties of undefined (reading 'naïve')"
-    [group] = build_report(collector.store).groups
+    [group] = build_report(collector.store).releases
     assert (group.app_version, group.sessions, group.sessions_with_unhandled) == ("7.1", 2, 1)
 
 
@@ -142,7 +142,7 @@ def test_bugsnag_js_on_node_counts_its_sessions(collector: Collector) -> None:
         assert response.status_code == 202, response.text
 
     report = build_report(collector.store)
-    [group] = report.groups
+    [group] = report.releases
     assert (group.app_version, group.release_stage) == (None, "production")
     assert (group.sessions, group.counted_sessions, group.sessions_with_unhandled) == (4, 4, 1)
     assert group.stability_text == "75.0%"
@@ -165,7 +165,7 @@ def test_bugsnag_android(collector: Collector) -> None:
         1,
     )
     assert event.event["threads"][0]["name"] == "main"
-    [group] = build_report(collector.store).groups
+    [group] = build_report(collector.store).releases
     assert (group.app_version, group.release_stage, group.sessions) == ("5.2.0", "production", 3)
     assert group.stability_text == "66.7%"
 

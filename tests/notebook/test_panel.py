@@ -335,6 +335,69 @@ def test_flush_runs_in_the_background_and_reports_its_outcome(tmp_path: Path) ->
             kernel.manager.shutdown_kernel(now=True)
 
 
+def closed_port_url() -> str:
+    """An endpoint that refuses connections: a port bound a moment ago, and closed."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def countdown(kernel: Kernel, parts: dict[str, str]) -> int | None:
+    found = re.search(r"next try in (\d+)s", text_of(kernel, parts, "delivery"))
+    return int(found[1]) if found else None
+
+
+def test_an_outage_turns_the_badge_amber_and_the_next_try_counts_down(tmp_path: Path) -> None:
+    down = closed_port_url()
+    kernel = start_kernel(tmp_path, {
+        "BUGSNAG_API_KEY": API_KEY,
+        "BUGSNAG_NOTIFY_ENDPOINT": down,
+        "BUGSNAG_SESSIONS_ENDPOINT": down,
+        # Waits of 30 to 60 s: long enough to watch a few seconds of it count down.
+        "BUGSNAG_RETRY_BASE_SECONDS": "60",
+        "BUGSNAG_RETRY_MAX_SECONDS": "60",
+    })
+    try:
+        kernel.execute("%load_ext bugsnag_ipython")
+        parts = panel_parts(kernel, show_panel(kernel)[WIDGET_VIEW]["model_id"])
+        before = text_of(kernel, parts, "delivery")
+        kernel.execute("import bugsnag_ipython; bugsnag_ipython.notify(ValueError('offline'))")
+
+        kernel.wait_for(lambda: "data-delivery='failing'" in header(kernel, parts), timeout=5)
+        assert "data-state='active'" in header(kernel, parts)  # the session is still active
+        assert "delivery failing" in header(kernel, parts) and "#e65100" in header(kernel, parts)
+        kernel.wait_for(lambda: countdown(kernel, parts) is not None)
+        first = countdown(kernel, parts)
+        assert first is not None and 1 < first <= 60
+        # It counts while nothing else happens: each second, one less.
+        kernel.wait_for(lambda: countdown(kernel, parts) == first - 1, timeout=2.5)
+        kernel.wait_for(lambda: countdown(kernel, parts) == first - 2, timeout=2.5)
+        # The error's row was there before the error, with the same reserved height: the panel
+        # does not grow when it fills.
+        after = text_of(kernel, parts, "delivery")
+        reserved = re.compile(r"<div class='bugsnag-last-error' style='[^']*height:3.9em")
+        assert reserved.search(before) and reserved.search(after)
+        assert before.count("<tr>") == after.count("<tr>")
+        assert re.search(r"bugsnag-last-error[^>]*>none<", before)
+        assert re.search(r"bugsnag-last-error[^>]*>Sending to 127\.0\.0\.1", after)
+        layout = kernel.models[str(kernel.models[parts["delivery"]]["layout"]).removeprefix("IPY_MODEL_")]
+        assert layout["width"] == "25em"
+    finally:
+        kernel.client.stop_channels()
+        kernel.manager.shutdown_kernel(now=True)
+
+
+def test_without_an_api_key_the_badge_is_red(kernel: Kernel) -> None:
+    kernel.execute("%load_ext bugsnag_ipython")
+    parts = panel_parts(kernel, show_panel(kernel)[WIDGET_VIEW]["model_id"])
+    badge = header(kernel, parts)
+    assert "data-delivery='stopped'" in badge and "#c62828" in badge
+    assert "not sending: no API key" in badge
+
+
 def test_panel_after_unload_says_so_without_traceback(kernel: Kernel) -> None:
     kernel.execute("%load_ext bugsnag_ipython")
     parts = panel_parts(kernel, show_panel(kernel)[WIDGET_VIEW]["model_id"])
@@ -397,3 +460,19 @@ class slow_collector:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def test_the_refresher_wakes_as_the_countdown_passes_each_second() -> None:
+    from types import SimpleNamespace
+
+    from bugsnag_ipython.notebook.panel import COUNTDOWN_MARGIN, Refresher
+
+    hub = Refresher(tick=1.0)
+    assert hub.next_wake() is None  # no panel shown: it sleeps until one is
+    panel = SimpleNamespace(countdown=None, closed=False)
+    hub._panels.append(panel)  # type: ignore[arg-type]
+    assert hub.next_wake() == 1.0  # the panel's clock
+    panel.countdown = 3.4  # shows "4s" until 0.4 s from now
+    assert hub.next_wake() == pytest.approx(0.4 + COUNTDOWN_MARGIN)
+    panel.countdown = 0.0  # "trying now": the delivery's own change wakes it next
+    assert hub.next_wake() == 1.0

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
+import threading
+from collections.abc import Callable
+
+import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
+from bugsnag_ipython.delivery.retry import RetryPolicy
 from bugsnag_ipython.delivery.sender import Delivery, Envelope, Outcome
 from bugsnag_ipython.notebook.panel_text import (
     FlushProgress,
+    countdown_text,
     fallback_html,
     fallback_text,
     panel_view,
@@ -34,20 +41,26 @@ class Outage:
 
 
 class Refusing:
-    """A transport whose endpoint refuses everything, as a wrong API key would."""
+    """A transport whose endpoint refuses everything with one status (400: as invalid)."""
+
+    def __init__(self, status: int = 400) -> None:
+        self.status = status
 
     def send(self, envelope: Envelope) -> Outcome:
-        return Outcome(400)
+        return Outcome(self.status)
 
     def close(self) -> None:
         pass
 
 
-def make_client(transport: object = Refusing, **options: object) -> Client:
+def make_client(
+    transport: object = Refusing, delivery: Delivery | None = None, **options: object
+) -> Client:
     clock = [NOW]
     outbox = tempfile.TemporaryDirectory(prefix="bugsnag-panel-test-")
     config = Configuration().replace(persistence_directory=outbox.name, **options)
-    client = Client(config, delivery=Delivery(transport), wall_clock=lambda: clock[0])  # type: ignore[arg-type]
+    delivery = delivery or Delivery(transport)  # type: ignore[arg-type]
+    client = Client(config, delivery=delivery, wall_clock=lambda: clock[0])
     client.outbox_directory = outbox  # type: ignore[attr-defined]  # removed with the client
     return client
 
@@ -109,8 +122,9 @@ def test_an_outage_then_a_recovery_counts_each_payload_once_and_clears_the_error
     view = panel_view(client, None, wall_clock=NOW, monotonic=0.0)
     delivery = rows(view.delivery)
     # Two payloads wait (the launch session and the event), each counted once, kept on disk.
-    assert delivery["Waiting"] == "2 (on disk)"
+    assert delivery["Waiting"].startswith("2 (on disk), next try in ")
     assert delivery["Last error"].startswith("Sending to ") and "HTTP 503" in delivery["Last error"]
+    assert view.delivery_state == "failing" and view.title.endswith(" · delivery failing")
     assert view.can_flush
     assert "Delivery: 0 delivered, 2 waiting (on disk)" in status_text(client)
 
@@ -120,8 +134,92 @@ def test_an_outage_then_a_recovery_counts_each_payload_once_and_clears_the_error
     view = panel_view(client, None, wall_clock=NOW, monotonic=0.0)
     delivery = rows(view.delivery)
     assert delivery["Delivered"] == "2" and delivery["Waiting"] == "0"
-    assert "Last error" not in delivery and "Last error" not in status_text(client)
+    # The row stays, so that the panel keeps its size; the status text drops the line.
+    assert delivery["Last error"] == "none" and "Last error" not in status_text(client)
+    assert view.delivery_state == "ok" and "delivery" not in view.title
     assert not view.can_flush
+
+
+class Clock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def wait_for_failures(delivery: Delivery, count: int) -> Callable[[], None]:
+    """Returns a wait that ends once `count` tries have failed (and were kept to retry)."""
+    failed = threading.Event()
+
+    def check() -> None:
+        if delivery.stats.retried >= count:
+            failed.set()
+
+    delivery.listeners.append(check)
+    return lambda: None if failed.wait(10) else pytest.fail("no failed try within 10 s")
+
+
+def test_while_an_endpoint_fails_the_countdown_to_the_next_try_counts_down() -> None:
+    clock = Clock()
+    endpoint = Outage()
+    delivery = Delivery(lambda: endpoint, policy=RetryPolicy(base=40.0, maximum=40.0), monotonic=clock)
+    waited = wait_for_failures(delivery, 2)  # the launch session's endpoint and the event's
+    client = make_client(delivery=delivery, api_key=API_KEY)
+    client.launch(in_background=True)
+    client.notify(ValueError("x"))
+    waited()
+
+    def shown() -> tuple[str, float]:
+        view = panel_view(client, None, wall_clock=NOW, monotonic=0.0)
+        assert view.delivery_state == "failing" and view.countdown is not None
+        waiting = rows(view.delivery)["Waiting"]  # "2 (on disk), next try in 28s"
+        assert waiting.startswith("2 (")
+        return waiting.rpartition("), ")[2], view.countdown
+
+    said, countdown = shown()
+    assert 20.0 <= countdown < 40.0  # the policy's wait, with its jitter
+    assert said == f"next try in {math.ceil(countdown)}s"
+    clock.now += 1.0
+    assert shown() == (f"next try in {math.ceil(countdown - 1.0)}s", countdown - 1.0)
+    clock.now += countdown - 1.0
+    assert shown()[0] == "trying now"  # due: never "in 0s"
+    # The error says what happened; the chosen wait it named then is the countdown's to show.
+    last_error = rows(panel_view(client, None, wall_clock=NOW, monotonic=0.0).delivery)["Last error"]
+    assert last_error.endswith("failed (HTTP 503); kept.")
+
+
+def test_countdown_texts() -> None:
+    assert [countdown_text(s) for s in (0, 0.2, 4.0, 4.01, 59.5, 61, 300)] == [
+        "trying now",
+        "next try in 1s",
+        "next try in 4s",
+        "next try in 5s",
+        "next try in 1 min 00s",
+        "next try in 1 min 01s",
+        "next try in 5 min 00s",
+    ]
+
+
+@pytest.mark.parametrize(("status", "said"), [(401, "API key rejected"), (404, "endpoint not found")])
+def test_a_refusal_that_drops_everything_turns_the_badge_red(status: int, said: str) -> None:
+    client = make_client(lambda: Refusing(status), api_key=API_KEY)
+    client.launch(in_background=True)
+    assert client.flush(5)
+
+    view = panel_view(client, None, wall_clock=NOW, monotonic=0.0)
+
+    assert view.delivery_state == "stopped" and view.title.endswith(f" · not sending: {said}")
+    assert view.countdown is None
+
+
+def test_a_refused_payload_alone_leaves_the_badge_alone() -> None:
+    client = make_client(api_key=API_KEY)  # 400: that payload is dropped, the next may pass
+    client.launch(in_background=True)
+    assert client.flush(5)
+    assert panel_view(client, None, wall_clock=NOW, monotonic=0.0).delivery_state == "ok"
 
 
 def test_errors_outside_a_session_are_counted_and_shown() -> None:
@@ -146,6 +244,7 @@ def test_without_a_key_payloads_are_held_and_said_so() -> None:
     view = panel_view(client, None, wall_clock=NOW, monotonic=0.0)
 
     assert rows(view.delivery)["Held"].startswith("1 in memory, not sent: no API key is set")
+    assert view.delivery_state == "stopped" and view.title.endswith(" · not sending: no API key")
     assert "nothing is sent" in rows(view.settings)["API key"]
     assert not view.can_flush
     held = [line for line in status_text(client).splitlines() if line.startswith("Held:")]

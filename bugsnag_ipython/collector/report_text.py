@@ -1,0 +1,114 @@
+"""The stability report as plain text for a terminal: the releases' table, then each release's
+build and new errors, the most frequent errors, and a legend of the less obvious columns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .error_groups import ErrorGroup
+from .report import TOP_ERRORS, Release, Report, figures, printable, short_revision
+
+NONE_LABEL = "(none)"
+MESSAGE_WIDTH = 60  # an error's message is cut here, so that a line stays on a terminal's line
+
+# Each column's heading, on two lines so that the table fits a terminal, and its alignment.
+COLUMNS = (
+    ("", "version", "<"),
+    ("", "stage", "<"),
+    ("", "sessions", ">"),
+    ("with", "unhandled", ">"),
+    ("", "stability", ">"),
+    ("", "change", ">"),
+    ("", "handled", ">"),
+    ("", "unhandled", ">"),
+    ("no", "session", ">"),
+    ("unknown", "session", ">"),
+)
+
+# One line per column whose meaning is not in its name; the page says the same.
+LEGEND = (
+    ("with unhandled", "sessions in which an unhandled error occurred"),
+    ("stability", "the share of sessions without an unhandled error"),
+    ("change", "stability's change from the previous release in this stage, in percentage points"),
+    ("no session", "events reported while no session ran (none started, or paused); in no stability"),
+    ("unknown session", "events naming a session the collector never received (lost or refused)"),
+)
+
+
+def label(value: str | None) -> str:
+    return NONE_LABEL if value is None else printable(value)
+
+
+def release_label(release: Release) -> str:
+    return f"{label(release.app_version)} / {label(release.release_stage)}"
+
+
+def format_report(report: Report) -> str:
+    """The whole report as text."""
+    refused = f", {report.requests_refused} refused" if report.requests_refused else ""
+    lines = [
+        "BugSnag collector: stability report",
+        f"{report.requests_received} requests received{refused}",
+        "",
+    ]
+    if not report.releases:
+        lines.append("No sessions, events or builds received yet.")
+        return "\n".join(lines) + "\n"
+    lines.append("Releases, in the order they first appeared")
+    rows = [[label(r.app_version), label(r.release_stage), *figures(r)] for r in report.releases]
+    rows.append(["all", "", *figures(report.total)])
+    lines.extend(_table(rows))
+    if report.total.counted_sessions:
+        lines.append(
+            f"Sessions include {report.total.counted_sessions} counted per minute without ids"
+            " (sessionCounts)."
+        )
+    lines += ["", "Builds and new errors (errors first seen in the release)"]
+    for release in report.releases:
+        lines.extend(_release_lines(release))
+    lines += ["", f"Most frequent errors, all releases (top {TOP_ERRORS})"]
+    lines.extend(_error_lines(report.total.top_errors, report.total.more_errors, "    "))
+    lines += ["", "Columns"]
+    width = max(len(name) for name, _ in LEGEND)
+    lines += [f"  {name:<{width}}  {meaning}" for name, meaning in LEGEND]
+    return "\n".join(lines) + "\n"
+
+
+def _release_lines(release: Release) -> list[str]:
+    build = release.build
+    built = f": build {printable(short_revision(build))}" if build is not None else ""
+    lines = [f"  {release_label(release)}{built}"]
+    if release.new_errors:
+        lines.extend(_error_lines(release.new_errors, release.more_new_errors, "    "))
+    else:
+        lines.append("    no new errors")
+    return lines
+
+
+def _error_lines(errors: Sequence[ErrorGroup], more: int, indent: str) -> list[str]:
+    lines = [f"{indent}{error.count:>5}  {error_text(error)}" for error in errors]
+    if more:
+        lines.append(f"{indent}       and {more} more")
+    return lines
+
+
+def error_text(error: ErrorGroup) -> str:
+    """One error as a line: class, location, and its first message, cut to fit a terminal."""
+    message = error.message or ""
+    if len(message) > MESSAGE_WIDTH:
+        message = message[: MESSAGE_WIDTH - 1] + "…"
+    text = f"{error.error_class} at {error.where}" + (f": {message}" if message else "")
+    return printable(" ".join(text.split()))
+
+
+def _table(rows: Iterable[list[str]]) -> list[str]:
+    rows = [[top for top, _, _ in COLUMNS], [name for _, name, _ in COLUMNS], *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = []
+    for row in rows:
+        cells = [
+            f"{cell:{align}{width}}"
+            for cell, (_, _, align), width in zip(row, COLUMNS, widths, strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
