@@ -153,3 +153,24 @@ def test_keys_of_smartbear_hosting_use_its_build_host() -> None:
     assert build_endpoint("00000" + "a" * 27, {}) == "https://build.bugsnag.smartbear.com/"
     assert build_endpoint(API_KEY, {}) == "https://build.bugsnag.com/"
     assert build_endpoint("00000" + "a" * 27, {"BUGSNAG_BUILD_ENDPOINT": "http://x/b"}) == "http://x/b"
+
+
+@needs_git
+def test_the_collector_takes_the_release_and_its_report_shows_the_build(
+    collector: Any, tmp_path: Path
+) -> None:
+    from bugsnag_ipython.collector.report import build_report
+
+    repo = make_repo(tmp_path / "repo")
+    head = git(repo, "rev-parse", "HEAD")
+    for endpoint in (collector.builds_url, collector.url + "/"):  # as build.bugsnag.com's root too
+        done = release("--builder-name", "nightly-job", cwd=repo, BUGSNAG_API_KEY=API_KEY,
+                       BUGSNAG_BUILD_ENDPOINT=endpoint, BUGSNAG_RELEASE_STAGE="nightly")
+        assert done.returncode == 0, done.stderr
+    assert collector.wait_for("builds", 2)
+    builds = collector.store.builds()
+    assert {(b.app_version, b.release_stage, b.builder_name, b.revision, b.provider) for b in builds} == {
+        (head[:7], "nightly", "nightly-job", head, "github")}
+    [shown] = build_report(collector.store).releases
+    assert (shown.app_version, shown.release_stage) == (head[:7], "nightly")
+    assert shown.build is not None and shown.build.revision == head
