@@ -75,9 +75,11 @@ def shown_host(url: str | None) -> str:
         return shown_url(url)
 
 
-# A URL's userinfo runs to the last "@" before its path, query or fragment (a password may hold
-# an "@" of its own), and never past a space: prose after a URL is not taken for its userinfo.
-_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+# A URL's userinfo: up to the last "@" before its path (a password may hold an "@" of its own),
+# or, after "user:", up to the next "@" even past a "/" (as SQLAlchemy reads database URLs: an
+# AWS secret key holds "/", and is often written unencoded). Never past a space, so prose after
+# a URL is not taken for its userinfo.
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^/?#\s]*|[^:/?#\s@]*:[^\s@]*)@")
 
 
 def without_credentials(text: str) -> str:
