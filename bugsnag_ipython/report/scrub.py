@@ -22,10 +22,15 @@ _API_KEY_HEAD = b'{"apiKey":"'
 
 
 @lru_cache(maxsize=8)
-def _needles(secrets: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
-    # The longest first: a `user:password` is replaced whole before its password alone.
+def _needles(secrets: tuple[str, ...]) -> tuple[tuple[tuple[str, bytes], ...], tuple[bytes, ...]]:
+    """Each secret with its JSON text, the longest first (a `user:password` is replaced whole
+    before its password alone); and the texts to search for: those holding no other one (where
+    the password is absent, so is the `user:password` that holds it)."""
     ordered = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
-    return tuple((secret, utf8(encode_text(secret)[1:-1])) for secret in ordered)
+    needles = tuple((secret, utf8(encode_text(secret)[1:-1])) for secret in ordered)
+    texts = [text for _, text in needles]
+    probes = tuple(text for text in texts if not any(o != text and o in text for o in texts))
+    return needles, probes
 
 
 def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
@@ -33,12 +38,12 @@ def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
     replaced by [REDACTED]; the payload's own `apiKey`, which BugSnag needs, is left as it is."""
     if not secrets:
         return body
-    needles = _needles(secrets)
+    needles, probes = _needles(secrets)
     start = 0
     if body.startswith(_API_KEY_HEAD):  # an event payload: its apiKey comes first
         start = body.find(b'"', len(_API_KEY_HEAD)) + 1
-    if not any(body.find(needle, start) >= 0 for _, needle in needles):
-        return body  # nearly every payload: a search per secret, in C
+    if not any(body.find(probe, start) >= 0 for probe in probes):
+        return body  # nearly every payload: a search per secret, in C (4 µs for 14 kB)
     try:
         payload = json.loads(body)
         cleaned = {
