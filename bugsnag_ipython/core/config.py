@@ -78,15 +78,16 @@ def shown_host(url: str | None) -> str:
 # A URL's userinfo: up to the last "@" before its path (a password may hold an "@" of its own),
 # or, after "user:", up to the next "@" even past a "/" (as SQLAlchemy reads database URLs: an
 # AWS secret key holds "/", and is often written unencoded). Never past a space, so prose after
-# a URL is not taken for its userinfo.
-_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^/?#\s]*|[^:/?#\s@]*:[^\s@]*)@")
+# a URL is not taken for its userinfo. A scheme has at most 32 characters, so that a long run of
+# words (a parameter of 100 kB, say) is scanned in linear time.
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^/?#\s]*|[^:/?#\s@]*:[^\s@]*)@")
 
 
 def without_credentials(text: str) -> str:
     """`text` with every URL's credentials hidden (`postgresql://admin:pw@db/x` becomes
     `postgresql://***@db/x`): for an error from the network library, and for the strings of a
     run's metadata (papermill's parameters and paths), which often are connection URLs."""
-    if "@" not in text:  # most strings: no URL with credentials, and no regex run
+    if "@" not in text or "://" not in text:  # most strings: no URL with credentials
         return text
     return _CREDENTIALS.sub(r"\1***@", text)
 

@@ -75,7 +75,6 @@ class BugsnagMagics(Magics):
         else:
             print(status_text(client))
 
-
     @line_magic
     def bugsnag_key(self, line: str) -> None:
         """Ask for the BugSnag API key (typing is hidden), use it in this kernel and save it,
