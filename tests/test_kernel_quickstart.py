@@ -118,6 +118,11 @@ def test_an_answer_that_is_not_a_key_gets_one_sentence_and_nothing_is_kept(
         "Settings > Notifier API key), so nothing was set or saved."
     ]
     assert typo not in notebook_text([result])
+    # The key typed after the magic is refused too, unechoed: the prompt is the way.
+    typed = kernel.execute(f"%bugsnag_key {API_KEY}", answers=[])
+    assert typed.status == "error" and typed.prompts == []
+    assert typed.stderr.startswith("UsageError: %bugsnag_key takes no argument")
+    assert API_KEY not in notebook_text([typed])
     assert not (config_home / "bugsnag-ipython").exists()
     assert "API key: (not set)" in kernel.execute("%bugsnag_session status").stdout
 
