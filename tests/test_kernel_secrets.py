@@ -19,7 +19,6 @@ from bugsnag_ipython.demo import kernel_environment, make_kernelspec
 from tests.conftest import StartKernel, collector_env
 from tests.kernel import API_KEY
 from tests.test_kernel_deaths import deaths, recording, start_cell, wait_dead
-from tests.test_kernel_headless import BIN, RUN_TIMEOUT, write_notebook
 
 WAIT = 20.0
 PASSWORD = "Endpoint-Pa55word"  # the endpoints' password: long enough to be replaced alone too
@@ -124,6 +123,9 @@ class _NotebookServer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def notebook_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    # The headless runs' notebook; that module skips where papermill or nbconvert is missing.
+    from tests.test_kernel_headless import write_notebook
+
     notebook = write_notebook(tmp_path / "served" / "analysis.ipynb")
     handler = type("Handler", (_NotebookServer,), {"notebook": notebook.read_bytes(), "written": {}})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -139,6 +141,8 @@ def notebook_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
 def test_a_papermill_runs_urls_arrive_without_their_credentials(
     tmp_path: Path, collector: Any, notebook_server: tuple[str, dict[str, bytes]]
 ) -> None:
+    from tests.test_kernel_headless import BIN, RUN_TIMEOUT
+
     served, written = notebook_server
     ipython_dir = tmp_path / "ipython"  # no profile: the installed kernel config loads the extension
     ipython_dir.mkdir()
