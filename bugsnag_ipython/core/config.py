@@ -165,8 +165,6 @@ class Configuration:
         )
         return f"Configuration(api_key={mask_api_key(self.api_key)!r}, {shown})"
 
-    __str__ = __repr__
-
     @property
     def secrets(self) -> tuple[str, ...]:
         """What no event may carry: the API key and the endpoints' credentials."""
