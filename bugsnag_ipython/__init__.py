@@ -32,6 +32,7 @@ __all__ = [
     "pause_session",
     "remove_on_error",
     "resume_session",
+    "set_api_key",
     "set_context",
     "set_user",
     "start_session",
@@ -83,6 +84,23 @@ def configure(**options: Any) -> None:
     refused call changes nothing.
     """
     _client().configure(**options)
+
+
+def set_api_key() -> None:
+    """Ask for the API key at a prompt that does not echo (as ``%bugsnag_key`` does), use it in
+    this kernel and save it, readable only by you, for later kernels: the key is never written
+    into the notebook. Works before the extension is loaded too (it is then only saved)."""
+    from IPython import get_ipython
+
+    from .notebook import extension
+    from .notebook.key_prompt import ask_for_key
+
+    shell = get_ipython()
+    loaded = extension.active(shell) if shell is not None else None
+    if loaded is None:
+        ask_for_key(None)
+    else:
+        loaded.ask_for_key()
 
 
 def start_session() -> SessionSnapshot:

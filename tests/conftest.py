@@ -16,6 +16,16 @@ pytest_plugins = ["tests.shape_check", "tests.fakes"]  # fakes: the clock and re
 StartKernel = Callable[..., Kernel]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test, nor any kernel it starts, reads an API key that someone saved on this machine
+    with %bugsnag_key: the user config dir is an empty folder of the test run's."""
+    folder = tmp_path_factory.mktemp("user-config")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(folder))
+        yield folder
+
+
 @pytest.fixture
 def shell() -> Iterator[Any]:
     from IPython.core.interactiveshell import InteractiveShell

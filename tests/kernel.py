@@ -31,6 +31,7 @@ class CellResult:
     error_name: str | None = None
     traceback: list[str] = field(default_factory=list)
     data: list[dict[str, Any]] = field(default_factory=list)  # display_data / execute_result
+    prompts: list[dict[str, Any]] = field(default_factory=list)  # input_request contents
 
     @property
     def text(self) -> str:
@@ -68,16 +69,26 @@ class Kernel:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
 
-    def execute(self, code: str, *, timeout: float = 60.0, cell_id: str | None = None) -> CellResult:
-        """Run one cell as a notebook frontend would, collecting what it showed."""
+    def execute(
+        self,
+        code: str,
+        *,
+        timeout: float = 60.0,
+        cell_id: str | None = None,
+        answers: list[str] | None = None,
+    ) -> CellResult:
+        """Run one cell as a notebook frontend would, collecting what it showed. With `answers`,
+        the frontend takes input (`allow_stdin`), and answers the cell's prompts with them, in
+        order."""
         content = {
             "code": code,
             "silent": False,
             "store_history": True,
             "user_expressions": {},
-            "allow_stdin": False,
+            "allow_stdin": answers is not None,
             "stop_on_error": False,
         }
+        pending_answers = list(answers or [])
         message = self.client.session.msg("execute_request", content)
         if cell_id is not None:
             message["metadata"]["cellId"] = cell_id
@@ -90,8 +101,11 @@ class Kernel:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"cell did not finish within {timeout}s: {code[:60]!r}")
+            if answers is not None:
+                self._answer_prompt(msg_id, pending_answers, result)
             try:
-                msg = self.client.get_iopub_msg(timeout=remaining)
+                # While a prompt may come, iopub is read in short waits so the stdin channel is too.
+                msg = self.client.get_iopub_msg(timeout=remaining if answers is None else 0.05)
             except queue.Empty:
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
@@ -117,6 +131,16 @@ class Kernel:
         if result.status != "ok" and not result.traceback:
             result.traceback = [f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}"]
         return result
+
+    def _answer_prompt(self, msg_id: str, answers: list[str], result: CellResult) -> None:
+        try:
+            request = self.client.get_stdin_msg(timeout=0)
+        except queue.Empty:
+            return
+        if request["parent_header"].get("msg_id") != msg_id or request["msg_type"] != "input_request":
+            return
+        result.prompts.append(request["content"])
+        self.client.input(answers.pop(0) if answers else "")
 
     def evaluate(self, expression: str) -> Any:
         """The value of a Python expression in the kernel, passed back as JSON."""

@@ -110,3 +110,31 @@ def test_the_api_key_is_never_shown_whole() -> None:
     assert KEY not in repr(config)
     assert KEY not in repr(MaskedApiKey(KEY))
     assert repr(config).count("cdef") == 1  # only the last four digits
+
+
+def test_no_credential_in_the_configurations_repr_or_str() -> None:
+    config = Configuration().replace(
+        api_key=KEY,
+        notify_endpoint="https://user:pw-notify@notify.example/notify",
+        sessions_endpoint="https://ci:s3cr%40t@sessions.example:8443/s?token=abc",
+    )
+
+    for shown in (repr(config), str(config), f"{config}", repr([config])):
+        assert KEY not in shown and "cdef" in shown
+        assert "pw-notify" not in shown and "s3cr" not in shown and "token=abc" not in shown
+        assert "user" not in shown and "ci:" not in shown
+        assert "'https://***@notify.example/notify'" in shown
+        assert "'https://***@sessions.example:8443/s?***'" in shown
+
+
+def test_the_secrets_no_event_may_carry() -> None:
+    config = Configuration().replace(
+        api_key=KEY,
+        notify_endpoint="https://user:pw@notify.example",  # short: replaced only with its user
+        sessions_endpoint="https://ci:Pa55w%40rd-long@sessions.example",
+    )
+
+    assert config.secrets == (KEY, "user:pw", "ci:Pa55w%40rd-long", "Pa55w%40rd-long", "Pa55w@rd-long")
+    assert Configuration().secrets == ()
+    token_only = Configuration().replace(notify_endpoint="https://tok3n-abcdef@proxy.example")
+    assert token_only.secrets == ("tok3n-abcdef",)

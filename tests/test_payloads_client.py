@@ -24,13 +24,13 @@ def make_client(tmp_path: Path, recorder: Recorder, clock: Clock, monkeypatch: p
     monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
 
     def make(**options: Any) -> Client:
-        config = Configuration().replace(
-            api_key=API_KEY,
-            notify_endpoint="http://127.0.0.1:9/notify",
-            sessions_endpoint="http://127.0.0.1:9/sessions",
-            persistence_directory=str(tmp_path / "persistence"),
+        config = Configuration().replace(**{
+            "api_key": API_KEY,
+            "notify_endpoint": "http://127.0.0.1:9/notify",
+            "sessions_endpoint": "http://127.0.0.1:9/sessions",
+            "persistence_directory": str(tmp_path / "persistence"),
             **options,
-        )
+        })
         client = Client(config, delivery=recorder, monotonic=clock, wall_clock=clock)  # type: ignore[arg-type]
         client.launch(in_background=True)
         return client
@@ -417,6 +417,24 @@ def test_breadcrumbs_are_redacted_even_when_left_before_the_keys_changed(
     first, second = (e["breadcrumbs"][-2 if i else -1] for i, e in enumerate(recorder.events()))
     assert first["metaData"]["user_email"] == "a@b.c"
     assert second["metaData"] == {"user_email": "[REDACTED]", "ok": True}
+
+
+def test_an_event_held_before_its_key_was_set_is_sent_without_that_key_in_it(
+    make_client: Any, recorder: Recorder
+) -> None:
+    client = make_client(api_key=None)
+    key = "feedfacefeedfacefeedfacefeedface"
+    client.leave_breadcrumb(f"pasted {key}")
+    client.notify(ValueError(f"the key {key} was refused"))
+    assert recorder.envelopes == []  # held: no key yet
+
+    client.configure(api_key=key)
+
+    [body] = [e.body.decode() for e in recorder.envelopes if e.kind == "event"]
+    assert body.count(key) == 1 and json.loads(body)["apiKey"] == key
+    [event] = recorder.events()
+    assert event["exceptions"][0]["message"] == "the key [REDACTED] was refused"
+    assert event["breadcrumbs"][-1]["name"] == "pasted [REDACTED]"
 
 
 def test_event_payloads_join_into_one_with_every_event_in_order() -> None:

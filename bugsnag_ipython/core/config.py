@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 DEFAULT_NOTIFY_ENDPOINT = "https://notify.bugsnag.com"
 DEFAULT_SESSIONS_ENDPOINT = "https://sessions.bugsnag.com"
@@ -34,6 +34,11 @@ class ConfigurationError(ValueError):
     def _render_traceback_(self) -> list[str]:
         # IPython shows this instead of a traceback: the sentence is the whole message.
         return [f"bugsnag_ipython: {self}"]
+
+
+def is_api_key(text: str) -> bool:
+    """Whether `text` is an API key: 32 hexadecimal digits."""
+    return _API_KEY.fullmatch(text) is not None
 
 
 def mask_api_key(key: str | None) -> str:
@@ -70,12 +75,48 @@ def shown_host(url: str | None) -> str:
         return shown_url(url)
 
 
-_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+# A URL's userinfo: up to the last "@" before its path (a password may hold an "@" of its own),
+# or, after "user:", up to the next "@" even past a "/" (as SQLAlchemy reads database URLs: an
+# AWS secret key holds "/", and is often written unencoded). Never past a space, so prose after
+# a URL is not taken for its userinfo. A scheme has at most 32 characters, so that a long run of
+# words (a parameter of 100 kB, say) is scanned in linear time.
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^/?#\s]*|[^:/?#\s@]*:[^\s@]*)@")
 
 
 def without_credentials(text: str) -> str:
-    """`text` (an error from the network library, say) with every URL's credentials hidden."""
+    """`text` with every URL's credentials hidden (`postgresql://admin:pw@db/x` becomes
+    `postgresql://***@db/x`): for an error from the network library, and for the strings of a
+    run's metadata (papermill's parameters and paths), which often are connection URLs."""
+    if "@" not in text or "://" not in text:  # most strings: no URL with credentials
+        return text
     return _CREDENTIALS.sub(r"\1***@", text)
+
+
+_LONG_ENOUGH = 8  # characters: a shorter secret alone would match ordinary text
+
+
+def endpoint_credentials(*urls: str | None) -> tuple[str, ...]:
+    """The secrets that endpoint URLs carry, as they may appear in text: each URL's userinfo as
+    written (`user:password`, or a token alone), and a password on its own, as written and
+    percent-decoded, when it is long enough not to be ordinary text (8 characters or more)."""
+    found: list[str] = []
+    for url in urls:
+        if not url:
+            continue
+        try:
+            netloc = urlsplit(url).netloc
+        except ValueError:
+            continue
+        userinfo = netloc.rpartition("@")[0]
+        if not userinfo:
+            continue
+        _, colon, password = userinfo.partition(":")
+        if colon or len(userinfo) >= _LONG_ENOUGH:
+            found.append(userinfo)
+        for secret in (password, unquote(password)) if colon else ():
+            if len(secret) >= _LONG_ENOUGH:
+                found.append(secret)
+    return tuple(dict.fromkeys(found))
 
 
 class MaskedUrl(str):
@@ -117,10 +158,18 @@ class Configuration:
     ENV_PREFIX: ClassVar[str] = "BUGSNAG_"
 
     def __repr__(self) -> str:
+        # Never a credential: the key masked, endpoints without the user:password they carry.
         shown = ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
+            f"{f.name}={_shown_field(f.name, getattr(self, f.name))!r}"
+            for f in dataclasses.fields(self) if f.repr
         )
         return f"Configuration(api_key={mask_api_key(self.api_key)!r}, {shown})"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What no event may carry: the API key and the endpoints' credentials."""
+        found = endpoint_credentials(self.notify_endpoint, self.sessions_endpoint)
+        return (self.api_key, *found) if self.api_key else found
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
@@ -161,6 +210,10 @@ class Configuration:
     def release_stage_enabled(self) -> bool:
         stages = self.enabled_release_stages
         return stages is None or self.release_stage in stages
+
+
+def _shown_field(name: str, value: Any) -> Any:
+    return shown_url(value) if name in _URLS and value else value
 
 
 def from_environment(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:

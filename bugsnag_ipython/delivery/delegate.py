@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..report import payloads
+from ..report.scrub import scrub
 
 if TYPE_CHECKING:
     from ..core.config import Configuration
@@ -42,6 +43,7 @@ class DeliveryDelegate:
         delivery: Delivery | None = None,
     ) -> None:
         self.config = config
+        self._secrets = config.secrets
         self._changed = on_change
         self._wall_clock = wall_clock
         self._delivery: Delivery | None = None
@@ -56,6 +58,7 @@ class DeliveryDelegate:
         """Use new options; a key set for the first time sends what was held."""
         had_key = self.config.api_key
         self.config = config
+        self._secrets = config.secrets
         if self._delivery is not None:
             self._delivery.reconfigure(config)
         if config.api_key and not had_key:
@@ -104,6 +107,9 @@ class DeliveryDelegate:
             payload, encoded = {**payload, "apiKey": key}, None  # made before this key was set
         if encoded is None:
             encoded = payloads.encode(payload)
+        # Finished: nothing adds text to it from here on. The key (pasted into a cell, say) and
+        # the endpoints' credentials leave no string of it, whatever part carried them.
+        encoded = scrub(encoded, self._secrets)
         self.delivery.submit(Envelope(kind, url, key, encoded, created_at))
 
     def _release_held(self) -> None:

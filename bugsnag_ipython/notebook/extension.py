@@ -28,7 +28,7 @@ from ..sources.event_loop import LoopExceptions
 from ..sources.kernel_deaths import KernelDeaths
 from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetActivity, WidgetCallbacks
-from .settings import CONFIG_FILE, DEFAULT, ENVIRONMENT, BugsnagIPython
+from .settings import CONFIG_FILE, DEFAULT, ENVIRONMENT, KEY_FILE, BugsnagIPython
 from .status import HOW_TO_SET_A_KEY
 
 log = logging.getLogger("bugsnag_ipython")
@@ -103,12 +103,18 @@ class Extension:
         self.installed = False
 
     def _initial_configuration(self) -> tuple[Configuration, dict[str, str], list[str], list[str]]:
-        """Defaults < IPython config files < environment; bad values fall back to defaults.
-        Also where each option came from, and the problems of each source."""
+        """Defaults < the saved key < IPython config files < environment; bad values fall back to
+        defaults. Also where each option came from, and the problems of each source."""
         config = Configuration()
         origins: dict[str, str] = {}
         problems: list[str] = []
-        for name, value in self.settings.set_options().items():
+        options = self.settings.set_options()
+        if "api_key" not in options and not os.environ.get("BUGSNAG_API_KEY", "").strip():
+            saved, problem = saved_key()
+            if saved is not None:
+                config, origins["api_key"] = config.replace(api_key=saved), KEY_FILE
+            problems += [problem] if problem else []
+        for name, value in options.items():
             try:
                 config = config.replace(**{name: value})
                 origins[name] = CONFIG_FILE
@@ -145,6 +151,8 @@ class Extension:
                 continue
             if name in fallback:
                 self._apply(CONFIG_FILE, {name: fallback[name]})
+            elif name == "api_key" and (saved := saved_key()[0]) is not None:
+                self._apply(KEY_FILE, {name: saved})
             else:
                 default = getattr(Configuration(), name)
                 if name == "project_root":
@@ -193,6 +201,7 @@ class Extension:
             shell.configurables.remove(self.settings)
         magics = shell.magics_manager.magics.get("line", {})
         magics.pop("bugsnag_session", None)
+        magics.pop("bugsnag_key", None)
         self.installed = False
 
     @staticmethod
@@ -214,6 +223,12 @@ class Extension:
             )
         except Exception:
             pass  # said nowhere is better than said into the user's traceback
+
+    def ask_for_key(self) -> None:
+        """`%bugsnag_key`: the key from a prompt that does not echo, for this kernel and later ones."""
+        from .key_prompt import ask_for_key
+
+        ask_for_key(self.client, config_sets_key="api_key" in self.settings.set_options())
 
     # -- settings -------------------------------------------------------------------------
 
@@ -254,6 +269,18 @@ def release_directory(run: HeadlessRun | None) -> str:
     if os.path.isabs(named) and (run is None or not run.outranks_frontend):
         return os.path.dirname(named)
     return os.getcwd()
+
+
+def saved_key() -> tuple[str | None, str | None]:
+    """The key `%bugsnag_key` saved, and the sentence saying why a file there is not used."""
+    from ..core.key_file import KeyFileError, key_file_path, read_key
+
+    try:
+        return read_key(key_file_path()), None
+    except KeyFileError as error:
+        return None, str(error)
+    except OSError as error:  # the folder vanished between the open and its check, say
+        return None, f"The saved API key could not be read ({error.strerror or error})."
 
 
 def bugsnag_variables(environ: Mapping[str, str]) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""`%bugsnag_session`: start, pause, resume, status and flush from a cell."""
+"""`%bugsnag_session`: start, pause, resume, status and flush from a cell; `%bugsnag_key`: the
+API key, asked for at a prompt that does not echo."""
 
 from __future__ import annotations
 
@@ -73,6 +74,16 @@ class BugsnagMagics(Magics):
             print(f"Resumed session {short}." if resumed else f"Session {short} is active.")
         else:
             print(status_text(client))
+
+    @line_magic
+    def bugsnag_key(self, line: str) -> None:
+        """Ask for the BugSnag API key (typing is hidden), use it in this kernel and save it,
+        readable only by you, for later kernels. The key is never shown."""
+        if line.strip():
+            # Whatever was typed after the magic may be the key itself: it is not echoed back.
+            raise UsageError("%bugsnag_key takes no argument: it asks for the key, so that the "
+                             "key is not written into the notebook.")
+        self.extension.ask_for_key()
 
 
 def _seconds(arguments: list[str]) -> float:

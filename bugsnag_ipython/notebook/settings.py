@@ -24,6 +24,7 @@ _HELP = "BugSnag option {name} (None: not set here; see the README for its defau
 
 # Where an option's effective value came from, as `%config BugsnagIPython` says it.
 DEFAULT, CONFIG_FILE, ENVIRONMENT, CALL = "default", "config file", "environment", "call"
+KEY_FILE = "key file"  # the key saved by %bugsnag_key (core/key_file.py)
 
 
 def _trait_for(field: dataclasses.Field[Any]) -> TraitType[Any, Any]:

@@ -66,8 +66,8 @@ def outside_text(client: Client) -> str | None:
 
 
 HOW_TO_SET_A_KEY = (
-    "set BUGSNAG_API_KEY and run %reload_ext bugsnag_ipython, or call "
-    "bugsnag_ipython.configure(api_key=...)"
+    "run %bugsnag_key to enter it (it is kept for later kernels, never shown), or set "
+    "BUGSNAG_API_KEY and run %reload_ext bugsnag_ipython"
 )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.config import without_credentials
 from .notebook_cells import CellMatcher, NotebookFile, best_match, notebooks_in, read_notebook
 
 log = logging.getLogger("bugsnag_ipython")
@@ -345,7 +346,23 @@ class HeadlessRun:
             given = papermill.get("parameters")
             tab["parameters"] = dict(given) if isinstance(given, Mapping) else dict(command.parameters)
         tab["startedAt"] = iso8601(_epoch(papermill.get("start_time")) or self.started_at)
-        return tab
+        # Parameters and paths are often connection URLs (`-p db postgresql://admin:pw@…`, an
+        # input read over HTTPS with a token): sent without the credentials they carry.
+        cleaned: JsonDict = _no_credentials(tab, 0)
+        return cleaned
+
+
+def _no_credentials(value: Any, depth: int) -> Any:
+    """`value` with every URL in its strings (keys too) without the credentials it carries."""
+    if type(value) is str:
+        return without_credentials(value)
+    if depth > 32:
+        return value
+    if isinstance(value, Mapping):
+        return {_no_credentials(k, depth): _no_credentials(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_credentials(v, depth + 1) for v in value]
+    return value
 
 
 def _epoch(text: Any) -> float | None:

@@ -249,9 +249,9 @@ def test_without_a_key_payloads_are_held_and_said_so() -> None:
     assert not view.can_flush
     held = [line for line in status_text(client).splitlines() if line.startswith("Held:")]
     assert held == [
-        "Held: 1 payload kept in memory, not sent: no API key is set; set BUGSNAG_API_KEY and run "
-        "%reload_ext bugsnag_ipython, or call bugsnag_ipython.configure(api_key=...) "
-        "(they are lost if the kernel exits first)."
+        "Held: 1 payload kept in memory, not sent: no API key is set; run %bugsnag_key to enter "
+        "it (it is kept for later kernels, never shown), or set BUGSNAG_API_KEY and run "
+        "%reload_ext bugsnag_ipython (they are lost if the kernel exits first)."
     ]
 
 

@@ -140,6 +140,29 @@ def test_a_papermill_output_found_in_the_kernels_folder_tells_the_run(tmp_path: 
     }
 
 
+def test_urls_in_the_run_tab_are_sent_without_their_credentials(tmp_path: Path) -> None:
+    # papermill's own record of the run, as it writes it into the output: typed parameters,
+    # nested ones from -y, an input read over HTTPS with a token.
+    write(tmp_path / "run.ipynb", [("use", "connect(db)", [])], papermill={
+        "input_path": "https://ci:tok3n@notebooks.example/jobs/in.ipynb", "output_path": "run.ipynb",
+        "parameters": {"db": "postgresql://admin:p@ss@db:5432/x", "retries": 3,
+                       "mirrors": ["s3://AKIA:sec/ret@bucket/a", {"url": "https://u@h/"}],
+                       "note": "mail ops@example.com, see https://example.com/a@b"},
+    })
+    run = HeadlessRun(None, str(tmp_path), started_at=0.0)
+
+    tab = run.tab(["", "connect(db)"])
+
+    assert tab is not None
+    assert tab["inputPath"] == "https://***@notebooks.example/jobs/in.ipynb"
+    assert tab["parameters"] == {
+        "db": "postgresql://***@db:5432/x", "retries": 3,
+        # An AWS secret key holds "/", often unencoded: all of it is hidden all the same.
+        "mirrors": ["s3://***@bucket/a", {"url": "https://***@h/"}],
+        "note": "mail ops@example.com, see https://example.com/a@b",  # no userinfo: as it is
+    }
+
+
 def test_a_kernel_whose_folder_holds_no_such_notebook_is_no_run(tmp_path: Path) -> None:
     write(tmp_path / "a.ipynb", [("s", "x = 1", [])])
     run = HeadlessRun(None, str(tmp_path), started_at=0.0)

@@ -1,0 +1,77 @@
+"""`%bugsnag_key` and `bugsnag_ipython.set_api_key()`: the API key asked for at a prompt that does
+not echo, set for this kernel and saved in the user's private configuration for later kernels.
+
+So the key is never written into a notebook: not in a cell's source (`%env BUGSNAG_API_KEY=…`
+would be saved with the notebook and sent with its cells), not in an output. What the cell
+shows is the key masked to its last four digits. In a kernel, `getpass.getpass` is ipykernel's:
+an `input_request` with `password: true` that the frontend answers in a field that hides what
+is typed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from ..core.config import ConfigurationError, is_api_key, mask_api_key
+from ..core.key_file import KeyFileError, key_file_path, save_key
+from .settings import CALL, KEY_FILE
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+PROMPT = "BugSnag API key (typing is hidden): "
+NOT_A_KEY = (
+    "That is not a BugSnag API key (32 hexadecimal digits, in Project Settings > Notifier API "
+    "key), so nothing was set or saved."
+)
+
+
+def ask_for_key(client: Client | None, *, config_sets_key: bool = False) -> None:
+    """Prompt for the key, then set it for `client` (None where the extension is not loaded)
+    and save it. A bad answer raises ConfigurationError (one sentence, nothing kept); the rest
+    is said in one line in the cell. `config_sets_key`: IPython config sets an api_key, which
+    later kernels use before the saved one."""
+    try:
+        answer = getpass.getpass(PROMPT)
+    except (NotImplementedError, EOFError):  # ipykernel's StdinNotImplementedError; no stdin
+        print(
+            "bugsnag_ipython: this frontend cannot prompt for input (a scheduled run, say), so "
+            "the key was not asked for; set BUGSNAG_API_KEY in the kernel's environment instead.",
+            file=sys.stderr,
+        )
+        return
+    key = answer.strip()
+    if not key:
+        print("No key was entered, so nothing changed.")
+        return
+    if not is_api_key(key):
+        raise ConfigurationError(NOT_A_KEY)
+    path = key_file_path()
+    try:
+        save_key(key, path)
+    except KeyFileError as error:
+        if client is not None:
+            client.configure(CALL, api_key=key)
+        print(f"bugsnag_ipython: API key {mask_api_key(key)} is set for this kernel only: {error}",
+              file=sys.stderr)
+        return
+    if client is None:
+        print(f"API key {mask_api_key(key)} saved in {path} (readable only by you): kernels that "
+              "load bugsnag_ipython from now on use it (%load_ext bugsnag_ipython here).")
+        return
+    overridden = _overridden_in_later_kernels(config_sets_key)
+    client.configure(KEY_FILE, api_key=key)
+    print(f"API key {mask_api_key(key)} is set for this kernel and saved for later ones in {path} "
+          f"(readable only by you){overridden}.")
+
+
+def _overridden_in_later_kernels(config_sets_key: bool) -> str:
+    """What comes before the saved key in a later kernel, as the end of a sentence."""
+    if os.environ.get("BUGSNAG_API_KEY", "").strip():
+        return "; kernels whose environment sets BUGSNAG_API_KEY use that key instead"
+    if config_sets_key:
+        return "; kernels use the api_key of your IPython config instead while it sets one"
+    return ""
