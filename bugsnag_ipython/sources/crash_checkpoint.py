@@ -1,12 +1,12 @@
 """The checkpoint: what the crash record holds besides the running cell, kept current.
 
 Once a second (on the kernel-deaths source's thread) it notes that the kernel is alive and
-its memory (the last word a SIGKILLed kernel leaves), looks again which memory cgroup the kernel
-is in (one moved into another since the last look has its OOM-kill count taken as the new
-baseline), and, when they changed, writes the facts
-a crash event needs as the record's JSON document: the breadcrumbs (redacted), the notebook, the app, the
-user's metadata, and which code files are which cells. The session, whose counts must be
-exact, is written at once whenever it changes, by a client listener (session_changed).
+its memory (the last word a SIGKILLed kernel leaves), looks again which memory cgroup the
+kernel is in (moved into another since the last look, the new one's OOM-kill count is the
+baseline), and, when they changed, writes the facts a crash event needs as the record's JSON
+document: the breadcrumbs (redacted), the notebook, the app, the user's metadata, and which
+code files are which cells. The session, whose counts must be exact, is written at once
+whenever it changes, by a client listener (session_changed).
 
 None of this runs on the cell's thread except session_changed, after an event or a session
 change, which costs a few microseconds.
