@@ -15,7 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..client import Client
 from ..core.config import Configuration, ConfigurationError, from_environment
@@ -30,6 +30,9 @@ from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetActivity, WidgetCallbacks
 from .settings import CONFIG_FILE, DEFAULT, ENVIRONMENT, KEY_FILE, BugsnagIPython
 from .status import HOW_TO_SET_A_KEY
+
+if TYPE_CHECKING:
+    from .magics import BugsnagMagics
 
 log = logging.getLogger("bugsnag_ipython")
 SHELL_ATTRIBUTE = "_bugsnag_ipython"
@@ -100,6 +103,7 @@ class Extension:
             LoopExceptions(self.client, shell),
             self.kernel_deaths,
         ]
+        self.magics: BugsnagMagics | None = None
         self.installed = False
 
     def _initial_configuration(self) -> tuple[Configuration, dict[str, str], list[str], list[str]]:
@@ -183,9 +187,7 @@ class Extension:
             source.install()
         self.log_breadcrumbs.install()
         atexit.register(self.at_exit)
-        from .magics import BugsnagMagics
-
-        shell.register_magics(BugsnagMagics(shell, extension=self))
+        self._register_magics()
         self.installed = True
         if launch:
             self.client.launch(in_background=not in_cell)
@@ -199,10 +201,36 @@ class Extension:
         self.settings.on_change = None
         if self.settings in shell.configurables:
             shell.configurables.remove(self.settings)
-        magics = shell.magics_manager.magics.get("line", {})
-        magics.pop("bugsnag_session", None)
-        magics.pop("bugsnag_key", None)
+        self._unregister_magics()
         self.installed = False
+
+    def _register_magics(self) -> None:
+        """The magic, made once per extension: making a Magics adds it to the shell's
+        configurables, so a new one at each load would leave one more behind each unload."""
+        shell = self.shell
+        if self.magics is None:
+            from .magics import BugsnagMagics
+
+            self.magics = BugsnagMagics(shell, extension=self)
+        elif self.magics not in shell.configurables:
+            shell.configurables.append(self.magics)
+        shell.register_magics(self.magics)
+
+    def _unregister_magics(self) -> None:
+        """Everything _register_magics added: the magics, their registry entry, the configurable."""
+        shell, magics = self.shell, self.magics
+        if magics is None:
+            return
+        line = shell.magics_manager.magics.get("line", {})
+        for name in ("bugsnag_session", "bugsnag_key"):
+            if getattr(line.get(name), "__self__", None) is magics:
+                del line[name]
+        registry = shell.magics_manager.registry
+        name = type(magics).__name__
+        if registry.get(name) is magics:
+            del registry[name]
+        while magics in shell.configurables:
+            shell.configurables.remove(magics)
 
     @staticmethod
     def _say(message: str, in_cell: bool) -> None:

@@ -3,8 +3,10 @@
 Most events are a few kilobytes, so the common path is one measurement. Only a body over the
 limit is trimmed, in the order that loses the least first (bugsnag-android's order, then
 ours): long strings wherever they are (the largest fields: metadata, a message, a user's
-name), the oldest breadcrumbs, code windows, then the middle of very deep stacks. Exception
-classes are never dropped.
+name), the stacks of the threads that did not crash (a dead kernel's event carries every
+thread's), the oldest breadcrumbs, code windows, then the middle of very deep stacks. The
+crashing thread's stack is the last of the threads touched, and exception classes are never
+dropped.
 
 Pure: the event's nested values may be shared with the client's own state (metadata tabs,
 breadcrumbs), so trimmed parts are rebuilt, never changed in place.
@@ -62,13 +64,26 @@ def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None =
     event["exceptions"] = [
         {**e, "stacktrace": [dict(f) for f in _frames(e)]} for e in _exceptions(event)
     ]
+    if isinstance(event.get("threads"), list):
+        event["threads"] = [
+            {**t, "stacktrace": [dict(f) for f in _frames(t)]} if isinstance(t, dict) else t
+            for t in event["threads"]
+        ]
     trimmed = {**payload, "events": [event, *payload["events"][1:]]}
+
+    def excess() -> int:
+        return size_of(trimmed) - limit
+
     steps: list[Callable[[JsonDict], None]] = [
         _trim_long_strings,
-        lambda e: _drop_oldest_breadcrumbs(e, size_of(trimmed) - limit),
-        _drop_code_windows(lambda: size_of(trimmed) - limit),
+        lambda e: _drop_windows(_other_threads(e), excess()),
+        lambda e: _drop_middle_of(_other_threads(e), KEPT_FRAMES),
+        lambda e: _drop_other_threads(e, excess()),
+        lambda e: _drop_oldest_breadcrumbs(e, excess()),
+        # The crashing thread's windows are those of the exception's frames, shown again.
+        lambda e: _drop_windows([*_exceptions(e), *_crashing_thread(e)], excess()),
         _cut_messages,
-        _drop_middle_frames,
+        lambda e: _drop_middle_of([*_exceptions(e), *_crashing_thread(e)], KEPT_FRAMES),
         *(_trim_every_string(n) for n in _LAST_RESORT_STRINGS),
         _drop_everything_but_exceptions,
     ]
@@ -189,20 +204,41 @@ def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
     event["breadcrumbs"] = [notice, *kept] if notice["timestamp"] else kept
 
 
-def _drop_code_windows(excess: Callable[[], int]) -> Callable[[JsonDict], None]:
-    def step(event: JsonDict) -> None:
-        # The outermost frames of the last exceptions first: the innermost frame of the raised
-        # exception is the line the reader wants to see.
-        frames = [f for e in _exceptions(event) for f in _frames(e)]
-        needed = excess()
-        for frame in reversed(frames):
-            if needed <= 0:
-                break
-            code = frame.pop("code", None)
-            if code is not None:
-                needed -= size_of({"code": code})
+def _drop_windows(stacks: list[JsonDict], excess: int) -> None:
+    """Code windows of `stacks` (exceptions or threads), from the outermost frames of the last
+    stack: the innermost frame of the first (the raised exception's) is the line the reader
+    wants to see."""
+    frames = [f for stack in stacks for f in _frames(stack)]
+    for frame in reversed(frames):
+        if excess <= 0:
+            break
+        code = frame.pop("code", None)
+        if code is not None:
+            excess -= size_of(code) + 8  # and its `,"code":`
 
-    return step
+
+def _other_threads(event: JsonDict) -> list[JsonDict]:
+    return [t for t in _threads(event) if t.get("errorReportingThread") is not True]
+
+
+def _crashing_thread(event: JsonDict) -> list[JsonDict]:
+    return [t for t in _threads(event) if t.get("errorReportingThread") is True]
+
+
+def _drop_other_threads(event: JsonDict, excess: int) -> None:
+    """Whole threads that did not crash, the last listed first, as far as needed."""
+    threads = event.get("threads")
+    if not isinstance(threads, list) or excess <= 0:
+        return
+    dropped: set[int] = set()
+    for index in reversed(range(len(threads))):
+        if excess <= 0:
+            break
+        thread = threads[index]
+        if not (isinstance(thread, dict) and thread.get("errorReportingThread") is True):
+            dropped.add(index)
+            excess -= size_of(thread) + 1  # and its comma
+    event["threads"] = [t for index, t in enumerate(threads) if index not in dropped]
 
 
 def _cut_messages(event: JsonDict) -> None:
@@ -212,18 +248,20 @@ def _cut_messages(event: JsonDict) -> None:
             exception["message"] = truncated(message, MAX_MESSAGE)
 
 
-def _drop_middle_frames(event: JsonDict) -> None:
-    for exception in _exceptions(event):
-        frames = _frames(exception)
-        if len(frames) > 2 * KEPT_FRAMES + 1:
-            left_out = len(frames) - 2 * KEPT_FRAMES
+def _drop_middle_of(stacks: list[JsonDict], kept: int) -> None:
+    """Very deep stacks (exceptions or threads) keep their `kept` innermost and outermost
+    frames, with one frame between them saying how many were left out."""
+    for stack in stacks:
+        frames = _frames(stack)
+        if len(frames) > 2 * kept + 1:
+            left_out = len(frames) - 2 * kept
             marker = {
                 "file": "[frames left out]",
                 "lineNumber": 0,
                 "method": f"[{left_out} frames left out]",
                 "inProject": False,
             }
-            exception["stacktrace"] = [*frames[:KEPT_FRAMES], marker, *frames[-KEPT_FRAMES:]]
+            stack["stacktrace"] = [*frames[:kept], marker, *frames[-kept:]]
 
 
 def _trim_every_string(limit: int) -> Callable[[JsonDict], None]:
@@ -242,6 +280,7 @@ def _trim_every_string(limit: int) -> Callable[[JsonDict], None]:
 def _drop_everything_but_exceptions(event: JsonDict) -> None:
     event["metaData"] = {}
     event["breadcrumbs"] = []
+    event.pop("threads", None)  # the crashing thread's stack is the exception's
     for exception in _exceptions(event):
         frames = _frames(exception)
         exception["stacktrace"] = frames[:KEPT_FRAMES]
@@ -252,8 +291,14 @@ def _exceptions(event: JsonDict) -> list[JsonDict]:
     return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
 
 
-def _frames(exception: JsonDict) -> list[JsonDict]:
-    found = exception.get("stacktrace")
+def _threads(event: JsonDict) -> list[JsonDict]:
+    found = event.get("threads")
+    return [t for t in found if isinstance(t, dict)] if isinstance(found, list) else []
+
+
+def _frames(stack: JsonDict) -> list[JsonDict]:
+    """The frames of an exception or a thread."""
+    found = stack.get("stacktrace")
     return [f for f in found if isinstance(f, dict)] if isinstance(found, list) else []
 
 

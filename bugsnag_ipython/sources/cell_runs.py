@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..report.events import error_the_cell_ended_with
 from . import Source
+from .interrupts import HeldInterrupt, replaced_error
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -84,21 +85,33 @@ class CellRuns(Source):
     def post_run_cell(self, result: Any) -> None:
         try:
             client = self.client
-            error = result.error_in_exec
+            try:
+                error = result.error_in_exec
+            except AttributeError:  # no result: an interrupt met IPython's recovery from one
+                error = KeyboardInterrupt()
             if error is None and result.error_before_exec is not None:
                 before = result.error_before_exec
                 error = before if isinstance(before, SyntaxError) else None
             if error is not None:
-                # An interrupt while IPython showed the error ends the cell with it: report the error.
-                error = error_the_cell_ended_with(error, self._is_users_code)
-            if error is not None and client.should_report(error):
-                client.notify(error, unhandled=True)  # the running cell's
+                error = self._report(result, error)
             client.cell_finished(error, time.monotonic())
             record = self.crash_record
             if record is not None:
                 record.cell_finished()
         except Exception:
             self.internal_failure("post_run_cell")
+
+    def _report(self, result: Any, error: BaseException) -> BaseException:
+        """Report the error the cell ended with (see interrupts.py); the error it was."""
+        with HeldInterrupt():
+            # An interrupt while IPython showed the error ends the cell with it: report the error.
+            error = error_the_cell_ended_with(error, self._is_users_code)
+            if isinstance(error, KeyboardInterrupt):  # or one that came after the error was shown
+                run = self.client.cell
+                error = replaced_error(self.shell, result, run and run.execution_count) or error
+            if self.client.should_report(error):
+                self.client.notify(error, unhandled=True)  # the running cell's
+        return error
 
     def _is_users_code(self, filename: str) -> bool:
         """A cell's code, or a file under the project root (a script run with %run, say)."""

@@ -1,10 +1,12 @@
 """The checkpoint: what the crash record holds besides the running cell, kept current.
 
 Once a second (on the kernel-deaths source's thread) it notes that the kernel is alive and
-its memory (the last word a SIGKILLed kernel leaves), and, when they changed, writes the facts
-a crash event needs as the record's JSON document: the breadcrumbs (redacted), the notebook, the app, the
-user's metadata, and which code files are which cells. The session, whose counts must be
-exact, is written at once whenever it changes, by a client listener (session_changed).
+its memory (the last word a SIGKILLed kernel leaves), looks again which memory cgroup the
+kernel is in (moved into another since the last look, the new one's OOM-kill count is the
+baseline), and, when they changed, writes the facts a crash event needs as the record's JSON
+document: the breadcrumbs (redacted), the notebook, the app, the user's metadata, and which
+code files are which cells. The session, whose counts must be exact, is written at once
+whenever it changes, by a client listener (session_changed).
 
 None of this runs on the cell's thread except session_changed, after an event or a session
 change, which costs a few microseconds.
@@ -36,7 +38,8 @@ class Checkpoint:
     second (kernel_deaths.py's thread calls it), session_changed() as a client listener."""
 
     def __init__(self, record: CrashRecord, client: Client, cells: CellIndex | None,
-                 cell_files: Callable[[], list[str]] = list, *, cgroup: memory.Cgroup | None = None,
+                 cell_files: Callable[[], list[str]] = list, *,
+                 cgroup: memory.FollowedCgroup | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.record = record
@@ -48,7 +51,6 @@ class Checkpoint:
         self._wall_clock = wall_clock
         self._written = b""
         self._long_for: CellRun | None = None  # the cell whose long source was stored
-        self._oom_baseline = cgroup.oom_kills() if cgroup is not None else None
 
     # -- what is written ------------------------------------------------------------------
 
@@ -72,7 +74,11 @@ class Checkpoint:
         record = self.record
         if record.closed:
             return
-        cgroup = self.cgroup
+        followed = self.cgroup
+        cgroup = None
+        if followed is not None:
+            followed.follow()  # moved into a cgroup with a limit: its OOM kills are the evidence
+            cgroup = followed.cgroup
         record.vitals(self._monotonic(), self._wall_clock(), memory.resident_bytes(),
                       memory.peak_resident_bytes(), cgroup.usage() if cgroup else -1,
                       cgroup.limit() if cgroup else -1)
@@ -104,9 +110,11 @@ class Checkpoint:
             "breadcrumbs": list(crumbs),
             "cells": self._cell_files(config.send_code),
         }
-        if self.cgroup is not None and self._oom_baseline is not None:
-            facts["oomKill"] = {"file": str(self.cgroup.oom_file), "count": self._oom_baseline,
-                                "cgroupVersion": self.cgroup.version}
+        followed = self.cgroup
+        if followed is not None and followed.cgroup is not None and followed.baseline is not None:
+            cgroup = followed.cgroup
+            facts["oomKill"] = {"file": str(cgroup.oom_file), "count": followed.baseline,
+                                "cgroupVersion": cgroup.version}
         return facts
 
     def _cell_files(self, send_code: bool) -> dict[str, Any]:

@@ -188,7 +188,7 @@ class KernelDeaths(Source):
             record.catch_faults()
         except (OSError, RuntimeError, ValueError) as error:
             client.warn_once("faulthandler", f"fatal signals will be reported without stacks ({error}).")
-        checkpoint = Checkpoint(record, client, self.cells, self._cell_files, cgroup=memory.find_cgroup())
+        checkpoint = Checkpoint(record, client, self.cells, self._cell_files, cgroup=memory.FollowedCgroup())
         with self._lock:
             if stop.is_set():
                 record.close(remove=True)

@@ -2,8 +2,9 @@
 
 The OOM killer leaves no trace in the process it kills; the cgroup it belongs to counts its
 kills: `oom_kill` in `memory.oom_control` (cgroup v1) or in `memory.events` (cgroup v2). The
-count when a kernel started, compared with the count after it died, says whether the OOM
-killer acted in between. Everything here answers None (or -1) where the system does not say.
+count when a kernel started (or was moved into the cgroup), compared with the count after it
+died, says whether the OOM killer acted in between. Everything here answers None (or -1)
+where the system does not say.
 """
 
 from __future__ import annotations
@@ -45,12 +46,50 @@ class Cgroup:
 
 def find_cgroup(proc: str = "/proc", fs: str = "/sys/fs/cgroup") -> Cgroup | None:
     """This process's memory cgroup: v1's memory controller, else v2's unified one."""
+    membership = _membership(proc)
+    return _cgroup_of(membership, fs) if membership is not None else None
+
+
+class FollowedCgroup:
+    """This process's memory cgroup, followed: a process can be moved into another cgroup
+    while it runs (a memory limit put on a running kernel), and an OOM kill is then counted
+    by the new one. `baseline` is the count of the cgroup when the process was first seen in
+    it. Following costs one read of /proc/self/cgroup while the process stays where it is."""
+
+    def __init__(self, proc: str = "/proc", fs: str = "/sys/fs/cgroup") -> None:
+        self._proc = proc
+        self._fs = fs
+        self._membership: str | None = None
+        self.cgroup: Cgroup | None = None
+        self.baseline: int | None = None
+        self.follow()
+
+    def follow(self) -> bool:
+        """Look again; True when the process is in another memory cgroup than last seen."""
+        membership = _membership(self._proc)
+        if membership == self._membership:
+            return False
+        self._membership = membership
+        found = _cgroup_of(membership, self._fs) if membership is not None else None
+        if found == self.cgroup:
+            return False  # another controller's cgroup changed, not the memory one
+        self.cgroup = found
+        self.baseline = found.oom_kills() if found is not None else None
+        return True
+
+
+def _membership(proc: str) -> str | None:
+    """What /proc says of this process's cgroups (one line per hierarchy)."""
     try:
-        lines = Path(proc, "self", "cgroup").read_text().splitlines()
+        with open(os.path.join(proc, "self", "cgroup")) as file:
+            return file.read()
     except OSError:
         return None
+
+
+def _cgroup_of(membership: str, fs: str) -> Cgroup | None:
     v1 = v2 = None
-    for line in lines:
+    for line in membership.splitlines():
         _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
         if "memory" in controllers.split(","):
             v1 = path

@@ -96,6 +96,61 @@ def test_then_long_messages_are_cut_and_deep_stacks_lose_their_middle() -> None:
     assert any("19950 frames left out" in f["method"] for f in shown)
 
 
+def dead_kernel(threads: int, depth: int, *, code: bool, crashed: int = 0) -> dict[str, Any]:
+    """A KernelDied-like payload: every thread's stack, the crashing one's also the exception's."""
+    def stack(thread: int) -> list[dict[str, Any]]:
+        return [{**frame(n, code), "file": f"cell-t{thread}"} for n in range(depth)]
+
+    listed = [{"id": f"0x{t:x}", "name": f"thread {t}", "errorReportingThread": t == crashed,
+               "type": "python", "stacktrace": stack(t)} for t in range(threads)]
+    exceptions = [{"errorClass": "KernelDied", "message": "segmentation fault (SIGSEGV)", "type": "python",
+                   "stacktrace": stack(crashed)}]
+    return payload(exceptions=exceptions, threads=listed, breadcrumbs=[crumb(n) for n in range(50)])
+
+
+def test_the_other_threads_lose_their_code_windows_first_and_the_crashing_thread_stays_whole() -> None:
+    original = dead_kernel(20, 100, code=True, crashed=3)  # 10 threads of a segfaulted kernel
+    assert sent_size(original) > 2 * LIMIT
+    trimmed = fit(original)
+    assert sent_size(trimmed) < LIMIT
+    event, before = trimmed["events"][0], original["events"][0]
+    assert event["exceptions"] == before["exceptions"]  # every frame, every code window
+    assert event["threads"][3] == before["threads"][3]
+    assert event["breadcrumbs"] == before["breadcrumbs"]
+    others = [thread for thread in event["threads"] if not thread["errorReportingThread"]]
+    assert len(others) == 19 and all(len(thread["stacktrace"]) == 100 for thread in others)
+    # As far as needed, from the last threads' outermost frames: the first threads keep theirs.
+    windows = [sum("code" in f for f in thread["stacktrace"]) for thread in others]
+    assert windows == sorted(windows, reverse=True) and windows[0] == 100 and windows[-1] == 0
+    assert all("code" in f for f in before["threads"][0]["stacktrace"])  # not changed in place
+
+
+def test_then_their_deep_stacks_lose_their_middle_and_then_whole_threads_go_last_first() -> None:
+    original = dead_kernel(300, 200, code=False, crashed=5)  # 4 MB of stacks without code
+    trimmed = fit(original)
+    assert sent_size(trimmed) < LIMIT
+    event, before = trimmed["events"][0], original["events"][0]
+    assert event["exceptions"] == before["exceptions"] and event["breadcrumbs"] == before["breadcrumbs"]
+    threads = event["threads"]
+    assert threads[5] == before["threads"][5]  # the crashing thread, all 200 frames
+    assert [t["id"] for t in threads] == [t["id"] for t in before["threads"][: len(threads)]]
+    assert 5 < len(threads) < 300
+    others = [thread for thread in threads if not thread["errorReportingThread"]]
+    for thread in others:
+        frames = thread["stacktrace"]
+        assert len(frames) == 51 and frames[25]["method"] == "[150 frames left out]"
+        assert (frames[0]["method"], frames[-1]["method"]) == ("f0", "f199")  # innermost, outermost
+
+
+def test_a_crashing_thread_too_deep_for_the_limit_is_cut_like_the_exception() -> None:
+    original = dead_kernel(2, 8_000, code=False)  # 550 kB each: the exception and its thread
+    trimmed = fit(original)
+    assert sent_size(trimmed) < LIMIT
+    event = trimmed["events"][0]
+    assert [len(e["stacktrace"]) for e in event["exceptions"]] == [51]
+    assert [len(t["stacktrace"]) for t in event.get("threads", [])] in ([51], [51, 51])
+
+
 def test_even_absurd_events_fit_and_keep_every_exception_class() -> None:
     exceptions = [{"errorClass": f"E{n}", "message": "m" * 50_000, "type": "python",
                    "stacktrace": [frame(i) for i in range(100)]} for n in range(100)]

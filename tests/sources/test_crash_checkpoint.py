@@ -71,3 +71,28 @@ def test_a_checkpoint_writes_vitals_breadcrumbs_metadata_redacted_and_a_long_sou
         assert "hunter2" not in record.path.read_bytes().decode("utf-8", "replace")
     finally:
         record.close(remove=True)
+
+
+def test_a_kernel_moved_into_another_cgroup_has_that_cgroups_oom_count_as_baseline(tmp_path: Path) -> None:
+    from bugsnag_ipython.sources import memory
+    from tests.sources.test_memory import tree, v1_cgroup
+
+    v1_cgroup(tmp_path, "user", 2)
+    v1_cgroup(tmp_path, "limited", 7, limit=256 * 1024 * 1024)
+    tree(tmp_path, {"proc/self/cgroup": "4:memory:/user\n"})
+    client, record, _ = setup(tmp_path / "outbox", api_key=KEY)
+    checkpoint = Checkpoint(record, client, None, cgroup=memory.FollowedCgroup(
+        str(tmp_path / "proc"), str(tmp_path / "fs")), monotonic=lambda: 1042.0)
+    try:
+        checkpoint.checkpoint()
+        found = read_record(record.path.read_bytes())
+        assert found.facts["oomKill"] == {"file": str(tmp_path / "fs/memory/user/memory.oom_control"),
+                                          "count": 2, "cgroupVersion": 1}
+        tree(tmp_path, {"proc/self/cgroup": "4:memory:/limited\n"})  # moved while it runs
+        checkpoint.checkpoint()
+        found = read_record(record.path.read_bytes())
+        assert found.facts["oomKill"] == {"file": str(tmp_path / "fs/memory/limited/memory.oom_control"),
+                                          "count": 7, "cgroupVersion": 1}
+        assert found.vitals is not None and found.vitals.cgroup_limit == 256 * 1024 * 1024
+    finally:
+        record.close(remove=True)

@@ -47,6 +47,33 @@ def test_no_cgroup_no_answer(tmp_path: Path) -> None:
     assert memory.find_cgroup(str(tmp_path / "nowhere"), str(tmp_path / "fs")) is None
 
 
+def v1_cgroup(root: Path, name: str, oom_kills: int, limit: int = 9223372036854771712) -> None:
+    tree(root, {
+        f"fs/memory/{name}/memory.oom_control": f"oom_kill_disable 0\nunder_oom 0\noom_kill {oom_kills}\n",
+        f"fs/memory/{name}/memory.usage_in_bytes": "1740881920\n",
+        f"fs/memory/{name}/memory.limit_in_bytes": f"{limit}\n",
+    })
+
+
+def test_a_process_moved_into_another_cgroup_is_followed_with_that_cgroups_count(tmp_path: Path) -> None:
+    v1_cgroup(tmp_path, "user", 2)
+    v1_cgroup(tmp_path, "limited", 7, limit=512 * 1024 * 1024)
+    tree(tmp_path, {"proc/self/cgroup": "5:cpu:/\n4:memory:/user\n0::/\n"})
+    followed = memory.FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs"))
+    assert followed.cgroup is not None and followed.cgroup.oom_file.parent.name == "user"
+    assert followed.baseline == 2
+    assert followed.follow() is False  # not moved
+    tree(tmp_path, {"proc/self/cgroup": "5:cpu:/batch\n4:memory:/user\n0::/\n"})
+    assert followed.follow() is False and followed.baseline == 2  # another controller's cgroup
+    v1_cgroup(tmp_path, "user", 3)  # a kill in the cgroup it is in: the evidence, not a new baseline
+    tree(tmp_path, {"proc/self/cgroup": "5:cpu:/batch\n4:memory:/limited\n0::/\n"})
+    assert followed.follow() is True
+    assert followed.cgroup is not None and followed.cgroup.limit() == 512 * 1024 * 1024
+    assert followed.baseline == 7  # the new cgroup's count when the process was first seen in it
+    (tmp_path / "proc/self/cgroup").unlink()
+    assert followed.follow() is True and followed.cgroup is None and followed.baseline is None
+
+
 def test_this_process_memory() -> None:
     resident = memory.resident_bytes()
     assert resident > 1_000_000
