@@ -1,4 +1,7 @@
-"""Dead kernels' records in the persistence directory: found, claimed once, read, reported.
+"""Dead kernels' records: found, claimed once, read, reported.
+
+They are in the persistence directory's `kernels/` and in its runtime folder (record_place.py),
+each folder laid out alike:
 
     kernels/<token>.record             a kernel's crash record, flock()ed while it lives
     kernels/<token>.faults             its fault dump (faulthandler's file)
@@ -18,6 +21,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +40,7 @@ from .crash_record import (
     Vitals,
     read_record,
 )
+from .record_place import record_folders
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -90,8 +95,10 @@ def alive(path: Path) -> bool:
     return False
 
 
-def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None = None) -> list[Claimed]:
-    """Claim the records of dead kernels under `root` for the kernel `own_token`."""
+def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None = None, *,
+               live: Path | None = None) -> list[Claimed]:
+    """Claim the records of dead kernels under `root` for the kernel `own_token`, whose own
+    record is in the folder `live` (by default `root`'s)."""
     folder = Path(root).expanduser() / DIRECTORY
     now = time.time() if now is None else now
     try:
@@ -115,7 +122,8 @@ def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None =
             if taken["claimer"] == own_token:
                 claimed.append(Claimed(token, path, folder / f"{token}{FAULTS_SUFFIX}"))
                 continue  # left by an earlier scan of this kernel
-            if alive(folder / f"{taken['claimer']}{RECORD_SUFFIX}"):
+            claimer = f"{taken['claimer']}{RECORD_SUFFIX}"
+            if alive(folder / claimer) or (live not in (None, folder) and alive(live / claimer)):
                 continue  # its claimer is reporting it now
         else:
             continue
@@ -141,7 +149,7 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
     if own is None or own.closed:
         return 0  # a claim needs a live record of this kernel's to be seen alive
     reported = 0
-    for claimed in claim_dead(directory, own.token):
+    for claimed in _claims(directory, own):
         try:
             death = _death_of(claimed, client)
         except (OSError, DamagedRecord) as error:
@@ -152,6 +160,18 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
             reported += 1
         claimed.remove()
     return reported
+
+
+def _claims(directory: str, own: CrashRecord) -> Iterator[Claimed]:
+    """Claims of dead kernels' records in each folder a record of `directory` may be in: its
+    `kernels/` and its runtime folder (record_place.py), each `<root>/kernels`."""
+    for folder in record_folders(directory):
+        try:
+            claims = claim_dead(folder.parent, own.token, live=own.path.parent)
+        except OSError as error:
+            log.info("Crash records in %s could not be looked at (%s).", folder, error)
+            continue
+        yield from claims
 
 
 def _death_of(claimed: Claimed, client: Client) -> KernelDeath | None:
