@@ -98,7 +98,8 @@ def test_a_local_persistence_directory_keeps_the_record(tmp_path: Path) -> None:
         record.close(remove=True)
 
 
-def test_a_record_of_a_directory_on_nfs_lives_in_a_private_runtime_folder(on_nfs: Path, tmp_path: Path) -> None:
+def test_a_record_of_a_directory_on_nfs_lives_in_a_private_runtime_folder(on_nfs: Path,
+                                                                          tmp_path: Path) -> None:
     record = CrashRecord(on_nfs, launched_wall=time.time(), launched_monotonic=time.monotonic())
     try:
         record.catch_faults()
