@@ -3,6 +3,7 @@ mapped or left behind, and one sentence says why, in the log, status and the pan
 
 from __future__ import annotations
 
+import errno
 import faulthandler
 import os
 import time
@@ -98,3 +99,24 @@ def test_a_kernel_without_room_runs_without_a_record_and_says_so_once(
     finally:
         deaths.uninstall()
         client.shutdown(0)
+
+
+@pytest.mark.parametrize(("code", "says"), [
+    (errno.EDQUOT, "has no room for the crash record (Disk quota exceeded); free space or set "
+                   "BUGSNAG_PERSISTENCE_DIRECTORY to another directory."),
+    (errno.EOPNOTSUPP, "cannot reserve the crash record's space (Operation not supported); set "
+                       "BUGSNAG_PERSISTENCE_DIRECTORY to a directory on a local disk."),
+])
+def test_a_quota_or_a_filesystem_that_reserves_nothing_is_said_in_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, says: str
+) -> None:
+    """As a quota or such a filesystem answers posix_fallocate (neither is at hand here)."""
+    def refuse(fd: int, offset: int, length: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "posix_fallocate", refuse)
+    with pytest.raises(NoRecord) as refused:
+        CrashRecord(tmp_path, launched_wall=time.time(), launched_monotonic=time.monotonic())
+    where = f"the persistence directory {tmp_path}"
+    assert str(refused.value) == f"Kernel deaths are not recorded: {where} {says}"
+    assert list((tmp_path / "kernels").iterdir()) == []
