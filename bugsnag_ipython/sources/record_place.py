@@ -127,17 +127,20 @@ def live_folder(directory: str | os.PathLike[str]) -> tuple[Path, str]:
     fstype = network_filesystem(root)
     if fstype is None:
         return root / DIRECTORY, f"the persistence directory {root}"
-    base = runtime_bases()[0]
-    try:
-        folder = _private(base, root, create=True)
-    except OSError as error:
-        reason = str(error) if error.strerror is None else f"{error.filename or base}: {error.strerror}"
-        raise NoRecord(
-            f"Kernel deaths are not recorded: the persistence directory {root} is on a network "
-            f"filesystem ({fstype}) and no private runtime folder can be made for the crash record "
-            f"({reason}); set BUGSNAG_PERSISTENCE_DIRECTORY to a directory on a local disk."
-        ) from None
-    return folder, f"the runtime folder {folder} (the persistence directory {root} is on {fstype})"
+    reasons = []
+    for base in runtime_bases():
+        try:
+            folder = _private(base, root, create=True)
+        except OSError as error:
+            reasons.append(str(error) if error.strerror is None
+                           else f"{error.filename or base}: {error.strerror}")
+            continue
+        return folder, f"the runtime folder {folder} (the persistence directory {root} is on {fstype})"
+    raise NoRecord(
+        f"Kernel deaths are not recorded: the persistence directory {root} is on a network "
+        f"filesystem ({fstype}) and no private runtime folder can be made for the crash record "
+        f"({'; '.join(reasons)}); set BUGSNAG_PERSISTENCE_DIRECTORY to a directory on a local disk."
+    )
 
 
 def record_folders(directory: str | os.PathLike[str]) -> list[Path]:

@@ -143,10 +143,18 @@ def test_a_planted_link_in_shared_memory_means_no_record(on_nfs: Path, tmp_path:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a folder of another user's needs root to make")
 def test_a_runtime_folder_of_another_user_is_neither_used_nor_scanned(on_nfs: Path, tmp_path: Path) -> None:
-    base = tmp_path / "run" / "bugsnag-ipython"
-    planted = base / record_place.digest(on_nfs) / "kernels"
-    planted.mkdir(parents=True)
-    os.chown(base, 65534, 65534)
+    planted = []
+    for base in (tmp_path / "run" / "bugsnag-ipython", tmp_path / "shm" / f"bugsnag-ipython-{os.geteuid()}"):
+        (base / record_place.digest(on_nfs) / "kernels").mkdir(parents=True)
+        planted.append(base)
+    os.chown(planted[0], 65534, 65534)
+    record = CrashRecord(on_nfs, launched_wall=time.time(), launched_monotonic=time.monotonic())
+    try:
+        assert record.path.is_relative_to(planted[1])  # the runtime directory's is another user's
+        assert record_folders(on_nfs) == [on_nfs / "kernels", record.path.parent]
+    finally:
+        record.close(remove=True)
+    os.chown(planted[1], 65534, 65534)
     with pytest.raises(NoRecord, match="is another user's or cannot be made private"):
         CrashRecord(on_nfs, launched_wall=time.time(), launched_monotonic=time.monotonic())
     assert record_folders(on_nfs) == [on_nfs / "kernels"]
