@@ -229,6 +229,8 @@ def _settings_rows(client: Client) -> Rows:
         ("Endpoints", f"events {host_of(config.notify_url)}, sessions {host_of(config.sessions_url)}"),
         ("API key", key),
         ("Release", f"stage {config.release_stage}, version {release_text(client)}"),
+        # What status lists as problems besides delivery's (a refused option, no crash record).
+        *(("Problem", problem) for problem in list(client.problems)),
     )
 
 

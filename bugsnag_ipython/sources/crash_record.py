@@ -2,11 +2,12 @@
 
 A kernel that is killed (the OOM killer's SIGKILL) or crashes (a segfault in a C extension)
 runs none of its exit code, so whatever is to be reported about it must already be on disk.
-Each kernel keeps one small file, `kernels/<token>.record` in the persistence directory,
-mapped into memory with MAP_SHARED: updating it is a store into memory, which the system
-writes back on its own and keeps after the process dies, however it dies. A cell pays no
-`write()` for it: starting a cell is one `pack_into` (the cell's number, start, id and
-source), ending it one store.
+Each kernel keeps one small file, `kernels/<token>.record` in the persistence directory (or
+in a runtime folder in memory when that is on a network filesystem: record_place.py),
+its every block reserved, then mapped into memory with MAP_SHARED: updating it is a store
+into memory, which the system writes back on its own and keeps after the process dies,
+however it dies. A cell pays no `write()` for it: starting a cell is one `pack_into` (the
+cell's number, start, id and source), ending it one store.
 
 What changes rarely (the session, the breadcrumbs, the notebook, memory facts) is written by
 the checkpoint thread (crash_checkpoint.py) as a JSON document in one of two areas, the
@@ -19,6 +20,7 @@ the process dies. The next kernel takes that as the sign of death (dead_kernels.
 from __future__ import annotations
 
 import contextlib
+import errno
 import faulthandler
 import fcntl
 import functools
@@ -33,16 +35,16 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..core.private_files import open_private
+from .record_place import DIRECTORY as DIRECTORY  # the folder's name, as dead_kernels.py reads it
+from .record_place import NoRecord, live_folder
 
 if TYPE_CHECKING:
     from ..report.events import CellStart
 
 MAGIC = b"BSGKREC1"
-DIRECTORY = "kernels"
 RECORD_SUFFIX = ".record"
 FAULTS_SUFFIX = ".faults"
 
@@ -78,26 +80,35 @@ class CrashRecord:
 
     def __init__(self, directory: str | os.PathLike[str], *, launched_wall: float,
                  launched_monotonic: float) -> None:
-        """Create the record in `directory` (its `kernels/` folder). Raises OSError if it cannot."""
-        folder = Path(directory).expanduser() / DIRECTORY
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """Create the record of the persistence directory `directory`, in the folder the place
+        rule gives (record_place.py). Raises NoRecord, with the sentence for the user, when it
+        cannot: then nothing is mapped and nothing is left behind."""
+        folder, where = live_folder(directory)
         self.token = secrets.token_hex(6)
         self.path = folder / f"{self.token}{RECORD_SUFFIX}"
         self.faults_path = folder / f"{self.token}{FAULTS_SUFFIX}"
         # Made under a hidden name and locked before it is seen: a scan never takes a record
         # still being made for a dead one. The lock goes with the file through the rename.
         hidden = folder / f".{self.token}{RECORD_SUFFIX}.tmp"
-        fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as error:
+            raise _refused(where, error) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.ftruncate(fd, SIZE)
+            # Every block reserved before the first store: a store into a page with no block
+            # behind it, on a full disk or over a quota, is SIGBUS, which would kill the kernel.
+            os.posix_fallocate(fd, 0, SIZE)
             self._mm = mmap.mmap(fd, SIZE)
             _HEADER.pack_into(self._mm, 0, MAGIC, os.getpid(), launched_wall, launched_monotonic)
             os.rename(hidden, self.path)
-        except BaseException:
+        except BaseException as error:
             os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(hidden)
+            if isinstance(error, OSError):
+                raise _refused(where, error) from None
             raise
         self._fd = fd
         self._words = memoryview(self._mm).cast("q")
@@ -232,6 +243,21 @@ class CrashRecord:
             _CELL.pack_into, self._mm, _CELL_AT)
         self.cell_finished: Callable[[], None] = functools.partial(  # setitem: no slot wrapper
             operator.setitem, self._words, _RUNNING, 0)
+
+
+def _refused(where: str, error: OSError) -> NoRecord:
+    """The one sentence for a record that cannot be made in `where`: the problem and the fix."""
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoRecord(f"Kernel deaths are not recorded: {where} has no room for the crash record "
+                        f"({reason}); free space or set BUGSNAG_PERSISTENCE_DIRECTORY to another "
+                        "directory.")
+    if error.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem that reserves no space
+        return NoRecord(f"Kernel deaths are not recorded: {where} cannot reserve the crash "
+                        f"record's space ({reason}); set BUGSNAG_PERSISTENCE_DIRECTORY to a "
+                        "directory on a local disk.")
+    return NoRecord(f"Kernel deaths are not recorded: the crash record cannot be made in {where} "
+                    f"({reason}); set BUGSNAG_PERSISTENCE_DIRECTORY to another directory.")
 
 
 def _forget_in_child() -> None:

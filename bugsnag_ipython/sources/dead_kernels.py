@@ -1,4 +1,7 @@
-"""Dead kernels' records in the persistence directory: found, claimed once, read, reported.
+"""Dead kernels' records: found, claimed once, read, reported.
+
+They are in the persistence directory's `kernels/` and in its runtime folder (record_place.py),
+each folder laid out alike:
 
     kernels/<token>.record                   a kernel's crash record, flock()ed while it lives
     kernels/<token>.faults                   its fault dump (faulthandler's file)
@@ -60,6 +63,7 @@ from .crash_record import (
     Vitals,
     read_record,
 )
+from .record_place import record_folders
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -189,9 +193,10 @@ def _why(error: BaseException) -> str:
 
 
 def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None = None, *,
-               aside: SetAside | None = None) -> list[Claimed]:
-    """Claim the records of dead kernels under `root` for the kernel `own_token`; files that
-    cannot be used go to `aside` (by default the folder's own)."""
+               aside: SetAside | None = None, live: Path | None = None) -> list[Claimed]:
+    """Claim the records of dead kernels under `root` for the kernel `own_token`, whose own
+    record is in the folder `live` (by default `root`'s); files that cannot be used go to
+    `aside` (by default the folder's own)."""
     folder = Path(root).expanduser() / DIRECTORY
     aside = aside or SetAside(folder)
     now = time.time() if now is None else now
@@ -218,7 +223,8 @@ def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None =
             if taken["claimer"] == own_token:
                 claimed.append(Claimed(token, path, folder / f"{token}{FAULTS_SUFFIX}"))
                 continue  # left by an earlier scan of this kernel
-            if alive(folder / f"{taken['claimer']}{RECORD_SUFFIX}"):
+            claimer = f"{taken['claimer']}{RECORD_SUFFIX}"
+            if alive(folder / claimer) or (live not in (None, folder) and alive(live / claimer)):
                 continue  # its claimer is reporting it now
             mine = folder / f"{token}.{own_token}.claimed-again"
         else:
@@ -268,22 +274,28 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
     `client.crash_records`. Returns how many events were handed over."""
     if own is None or own.closed:
         return 0  # a claim needs a live record of this kernel's to be seen alive
-    aside = SetAside(Path(directory).expanduser() / DIRECTORY)
     reported = 0
-    try:
-        for claimed in claim_dead(directory, own.token, aside=aside):
-            try:
-                death = _death_of(claimed, client)
-                if death is not None and client.notify_kernel_death(death):
-                    reported += 1
-            except Exception as error:  # whatever the record holds: it alone is set aside
-                aside.put(claimed.path, _why(error), claimed.faults)
-                continue
-            claimed.remove()
-    finally:
-        if aside.moved:
-            client.crash_records.set_aside += len(aside.moved)
-            client.crash_records.folder = str(aside.folder)
+    for folder in record_folders(directory):
+        aside = SetAside(folder)
+        try:
+            claims = claim_dead(folder.parent, own.token, aside=aside, live=own.path.parent)
+        except OSError as error:
+            log.info("Crash records in %s could not be looked at (%s).", folder, error)
+            continue
+        try:
+            for claimed in claims:
+                try:
+                    death = _death_of(claimed, client)
+                    if death is not None and client.notify_kernel_death(death):
+                        reported += 1
+                except Exception as error:  # whatever the record holds: it alone is set aside
+                    aside.put(claimed.path, _why(error), claimed.faults)
+                    continue
+                claimed.remove()
+        finally:
+            if aside.moved:
+                client.crash_records.set_aside += len(aside.moved)
+                client.crash_records.folder = str(aside.folder)
     return reported
 
 

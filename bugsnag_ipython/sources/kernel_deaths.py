@@ -60,6 +60,7 @@ class KernelDeaths(Source):
         self.record: CrashRecord | None = None
         self.checkpoint: Checkpoint | None = None
         self.scanned = threading.Event()  # set once earlier kernels were looked for
+        self.problem: str | None = None  # why there is no record, in one sentence, for status
         # When a normal end began (the monotonic clock), maybe before the record was made:
         # a shutdown request or `exit` (exit_now), else the exit itself. The exit flush counts
         # from it (notebook/extension.py).
@@ -107,6 +108,9 @@ class KernelDeaths(Source):
                     self.client.listeners.remove(checkpoint.session_changed)
             if record is not None:
                 record.close(remove=True)
+            problem, self.problem = self.problem, None
+            if problem in self.client.problems:
+                self.client.problems.remove(problem)
 
     def ending(self) -> None:
         """A normal end began (exit, a shutdown request): nothing after it is a death."""
@@ -143,7 +147,12 @@ class KernelDeaths(Source):
             self.scanned.set()
             return
         except Exception as error:
-            self.client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
+            from .record_place import NoRecord
+
+            if isinstance(error, NoRecord):  # no room, or no safe place: the kernel runs without
+                self._without_record(str(error), stop)
+            else:
+                self.client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
             self.scanned.set()
             return
         if directory is None:
@@ -166,6 +175,16 @@ class KernelDeaths(Source):
             ):
                 self._scan(directory)
             stop.wait(self.interval if self.scanned.is_set() else SCAN_POLL)
+
+    def _without_record(self, sentence: str, stop: threading.Event) -> None:
+        """Say once, in the log and in status and the panel while it lasts, why this kernel has
+        no crash record."""
+        self.client.warn_once(f"no-crash-record {sentence}", sentence)
+        with self._lock:
+            if stop.is_set() or self.problem is not None:
+                return
+            self.problem = sentence
+            self.client.problems.append(sentence)
 
     def _open(self, stop: threading.Event) -> str | None:
         """Make the record and hand it to the cell hooks; None if uninstalled meanwhile."""

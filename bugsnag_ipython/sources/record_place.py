@@ -1,0 +1,155 @@
+"""Where a kernel keeps its live crash record, and where the next kernel looks for records.
+
+The record lives in the persistence directory's `kernels/`, unless that directory lies on a
+network or FUSE filesystem (NFS home directories are common on hubs). There a store into the
+record's shared mapping, or the system's write-back of it, can need the server: when the
+server is unreachable the store raises SIGBUS in the kernel. And a flock() on a network
+filesystem can be lost (a server restart, a lapsed lease), so that a living kernel's record
+looks dead to the next kernel, which reports a death that did not happen. So the live record
+(and its fault file) go to a private folder in memory on this machine instead:
+
+    $XDG_RUNTIME_DIR/bugsnag-ipython/<digest>/kernels       (if it is a directory of this user's)
+    /dev/shm/bugsnag-ipython-<uid>/<digest>/kernels         (else)
+
+`<digest>` is a short digest of the persistence directory's real path, so kernels sharing a
+persistence directory share a folder. A record there is found by the next kernel on the same
+machine, not on another node, and does not outlive a reboot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..core.private_files import RefusedDirectory, make_private
+
+DIRECTORY = "kernels"
+MOUNTINFO = "/proc/self/mountinfo"
+SHARED_MEMORY = "/dev/shm"
+NETWORK_TYPES = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "lustre", "afs", "gpfs",
+    "fuse", "fuseblk",
+})
+_ESCAPE = re.compile(r"\\([0-7]{3})")  # mountinfo's octal escapes of space, tab, newline, backslash
+
+
+class NoRecord(OSError):
+    """The kernel runs without a crash record; the text is the one sentence that says why."""
+
+
+# -- the filesystem under a directory -------------------------------------------------------
+
+
+def mounts(mountinfo: str) -> list[tuple[str, str]]:
+    """(mount point, filesystem type) of each line of /proc/self/mountinfo text, in order."""
+    found = []
+    for line in mountinfo.splitlines():
+        before, separator, after = line.partition(" - ")
+        fields, kind = before.split(" "), after.split(" ", 1)[0]
+        if separator and len(fields) >= 5 and kind:
+            found.append((_ESCAPE.sub(lambda m: chr(int(m[1], 8)), fields[4]), kind))
+    return found
+
+
+def filesystem_of(path: str, mountinfo: str) -> str | None:
+    """The type of the filesystem mounted at the longest mount point holding `path` (a real
+    path); of two mounts at one point, the later one, which hides the other."""
+    longest, kind = -1, None
+    for point, fstype in mounts(mountinfo):
+        holds = point == "/" or path == point or path.startswith(point.rstrip("/") + "/")
+        if holds and len(point) >= longest:
+            longest, kind = len(point), fstype
+    return kind
+
+
+def is_network(fstype: str) -> bool:
+    return fstype in NETWORK_TYPES or fstype.startswith("fuse.")
+
+
+def network_filesystem(directory: str | os.PathLike[str]) -> str | None:
+    """The type of the network or FUSE filesystem holding `directory`, None if it is local
+    (or if the mounts cannot be read: then it is taken for local)."""
+    try:
+        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as file:
+            mountinfo = file.read()
+    except OSError:
+        return None
+    fstype = filesystem_of(os.path.realpath(Path(directory).expanduser()), mountinfo)
+    return fstype if fstype is not None and is_network(fstype) else None
+
+
+# -- the runtime folder ---------------------------------------------------------------------
+
+
+def digest(directory: str | os.PathLike[str]) -> str:
+    """A short digest of the persistence directory's real path: its runtime folder's name."""
+    real = os.path.realpath(Path(directory).expanduser())
+    return hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
+
+
+def runtime_bases(environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """The folders in memory that may hold runtime folders, the one used now first."""
+    bases = [Path(SHARED_MEMORY) / f"bugsnag-ipython-{os.geteuid()}"]
+    runtime = environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        try:
+            facts = os.stat(runtime)
+        except OSError:
+            return bases
+        if stat.S_ISDIR(facts.st_mode) and facts.st_uid == os.geteuid():
+            bases.insert(0, Path(runtime) / "bugsnag-ipython")
+    return bases
+
+
+def _private(base: Path, directory: str | os.PathLike[str], *, create: bool) -> Path:
+    """`base/<digest>/kernels`, each level checked (made, with `create`) 0700 and this user's;
+    raises OSError (PermissionError for a folder of another user's)."""
+    if os.path.islink(base):  # /dev/shm is everyone's: a link planted there is not followed
+        raise NotADirectoryError(f"{base} is a symbolic link")
+    folder = base / digest(directory) / DIRECTORY
+    for level in (base, folder.parent, folder):
+        try:
+            make_private(level, create=create, root=False)
+        except RefusedDirectory:
+            raise PermissionError(f"{level} is another user's or cannot be made private") from None
+    return folder
+
+
+def live_folder(directory: str | os.PathLike[str]) -> tuple[Path, str]:
+    """The folder this kernel's record goes to and how a sentence names it: the persistence
+    directory's `kernels/` (not made here), or a runtime folder (made here). Raises NoRecord
+    when the directory is on a network filesystem and no runtime folder can be had."""
+    root = Path(directory).expanduser()
+    fstype = network_filesystem(root)
+    if fstype is None:
+        return root / DIRECTORY, f"the persistence directory {root}"
+    reasons = []
+    for base in runtime_bases():
+        try:
+            folder = _private(base, root, create=True)
+        except OSError as error:
+            reasons.append(str(error) if error.strerror is None
+                           else f"{error.filename or base}: {error.strerror}")
+            continue
+        return folder, f"the runtime folder {folder} (the persistence directory {root} is on {fstype})"
+    raise NoRecord(
+        f"Kernel deaths are not recorded: the persistence directory {root} is on a network "
+        f"filesystem ({fstype}) and no private runtime folder can be made for the crash record "
+        f"({'; '.join(reasons)}); set BUGSNAG_PERSISTENCE_DIRECTORY to a directory on a local disk."
+    )
+
+
+def record_folders(directory: str | os.PathLike[str]) -> list[Path]:
+    """Every folder where a kernel with this persistence directory may have left its record:
+    its `kernels/`, and its runtime folders that exist and are this user's alone."""
+    folders = [Path(directory).expanduser() / DIRECTORY]
+    for base in runtime_bases():
+        try:
+            folders.append(_private(base, directory, create=False))
+        except OSError:
+            continue  # none there, or not this user's alone: nothing of this kernel's to read
+    return folders
