@@ -57,9 +57,13 @@ class DeathWatch:
             raise OSError("this Python does not know its own interpreter (sys.executable)")
         facts = os.stat(self.record.path)
         self._identity = [facts.st_dev, facts.st_ino]  # the watcher checks it opened this file
+        # Its few lines go to the kernel's log: ipykernel sends what reaches descriptor 2 into
+        # the running cell, and keeps the log's own descriptor aside (notebook/kernel_log.py).
+        kept = getattr(sys.stderr, "_original_stdstream_copy", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", MODULE], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            stderr=None, start_new_session=True, close_fds=True, bufsize=0,
+            stderr=kept if isinstance(kept, int) else None, start_new_session=True, close_fds=True,
+            bufsize=0,
         )
         assert self.process.stdin is not None
         self._pipe = self.process.stdin.fileno()

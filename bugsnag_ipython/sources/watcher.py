@@ -40,6 +40,7 @@ from ..core.private_files import UntrustedFile, open_private
 from .record_place import DIRECTORY
 
 log = logging.getLogger("bugsnag_ipython")
+EOF_GRACE = 1.0  # seconds
 MODULE = __name__ if __name__ != "__main__" else "bugsnag_ipython.sources.watcher"
 
 
@@ -50,6 +51,7 @@ class Watch:
         self.setup = setup
         self._stdin = stdin
         self._lock = threading.Lock()
+        self.woke = threading.Event()  # the main thread has the record's lock
 
     def current(self) -> dict[str, Any]:
         with self._lock:
@@ -62,8 +64,9 @@ class Watch:
                 with self._lock:
                     self.setup = found
         # EOF. The kernel closed it (stopped us) or died: dead, its lock is free now too, and
-        # the main thread, woken by it, goes on; alive, the kernel let us go.
-        if kernel_alive(Path(self.current()["record"])):
+        # the main thread, woken by it, goes on; alive, the kernel let us go. (The lock held
+        # by the main thread, just woken, looks like the kernel's for a moment: hence the wait.)
+        if kernel_alive(Path(self.current()["record"])) and not self.woke.wait(EOF_GRACE):
             os._exit(0)
 
 
@@ -106,6 +109,7 @@ def watch(stdin: IO[bytes]) -> None:
     state = Watch(setup, stdin)
     threading.Thread(target=state.read_updates, name="setup", daemon=True).start()
     fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel's lock, released as it dies or ends
+    state.woke.set()
     if os.fstat(fd).st_nlink == 0:
         return  # removed: a normal end
     from .crash_record import SIZE, RecordContents, read_record
