@@ -19,15 +19,22 @@ from tests.test_kernel_deaths import WAIT, deaths, recording, scanned, start_cel
 SOON = 1.0  # seconds: a death at the endpoint within this of the kill
 
 
-def watchers() -> set[int]:
-    """The pids of every watcher process on the machine (of this test run's and others')."""
+def watchers(persistence: Path | None = None) -> set[int]:
+    """The pids of the watcher processes running on the machine; with `persistence`, of those
+    started by kernels with that persistence directory (named in their environment)."""
     found = set()
     for entry in Path("/proc").iterdir():
         try:
             cmdline = (entry / "cmdline").read_bytes()
+            if MODULE.encode() not in cmdline.split(b"\0"):
+                continue
+            if persistence is not None:
+                variable = f"BUGSNAG_PERSISTENCE_DIRECTORY={persistence}".encode()
+                if variable not in (entry / "environ").read_bytes().split(b"\0"):
+                    continue
         except OSError:
             continue
-        if MODULE.encode() in cmdline.split(b"\0"):
+        if not gone(int(entry.name)):
             found.add(int(entry.name))
     return found
 
@@ -83,3 +90,104 @@ def test_a_kernel_killed_mid_cell_is_reported_at_once_and_the_next_kernel_says_s
     assert len(deaths(collector)) == 1  # not reported again
     status = second.execute("%bugsnag_session status").stdout
     assert f"Previous kernel died running In [{count}] (killed); reported." in status
+
+
+def uss(pid: int) -> int:
+    """The memory only this process has (its unique set size), in bytes."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    fields = {line.split(":")[0]: int(line.split()[1]) for line in rollup[1:]}
+    return (fields["Private_Clean"] + fields["Private_Dirty"]) * 1024
+
+
+def settled(pid: int) -> int:
+    """The USS of a process once it has stopped changing (the watcher is started, then waits)."""
+    readings = [uss(pid)]
+    while len(readings) < 3 or len(set(readings[-3:])) > 1:
+        time.sleep(0.1)
+        readings.append(uss(pid))
+    return readings[-1]
+
+
+def test_a_normal_end_reports_nothing_and_leaves_no_watcher(start_kernel: StartKernel, collector: Any) -> None:
+    kernel = start_kernel()
+    watcher = watched(kernel)
+    kernel.execute("1/0")
+    assert collector.wait_for("events", 1, WAIT)
+    start_cell(kernel, "x = 1")
+    kernel.shutdown()
+    assert waited(lambda: gone(watcher)) < SOON
+    assert deaths(collector) == []
+
+
+def test_an_interrupt_leaves_the_watcher_alone(start_kernel: StartKernel, collector: Any) -> None:
+    kernel = start_kernel()
+    watcher = watched(kernel)
+    start_cell(kernel, "import time\ntime.sleep(60)")
+    kernel.manager.interrupt_kernel()  # SIGINT to the kernel's process group
+    assert kernel.execute("print(6 * 7)").stdout.strip() == "42"
+    assert not gone(watcher) and watcher_of(kernel) == watcher
+    assert deaths(collector) == []
+
+
+def test_a_busy_kernel_ended_by_its_manager_reports_nothing(start_kernel: StartKernel, collector: Any) -> None:
+    """As a restart ends the kernel (the log file the test kernel was started with is closed, so
+    it is not started again here)."""
+    kernel = start_kernel()
+    watcher = watched(kernel)
+    pid = kernel.manager.provisioner.pid
+    # A cell that sits out the interrupt jupyter_client sends first: the shutdown request is
+    # answered, the kernel does not exit, and its process group is terminated, then killed.
+    start_cell(kernel, "import time\nwhile True:\n    try:\n        time.sleep(60)\n"
+                       "    except KeyboardInterrupt:\n        pass")
+    kernel.client.stop_channels()
+    kernel.manager.shutdown_kernel(now=False)
+    assert gone(pid)
+    waited(lambda: gone(watcher))
+    time.sleep(SOON)  # a report, had there been one, would be at the endpoint by now
+    assert deaths(collector) == []
+
+
+def test_the_watcher_stays_small_however_the_kernel_grows(start_kernel: StartKernel) -> None:
+    kernel = start_kernel()
+    watcher = watched(kernel)
+    small = settled(watcher)
+    kernel.execute("grown = bytearray(200 * 1024 * 1024)\ngrown[::4096] = b'x' * (len(grown) // 4096)")
+    kernel.execute("del grown")
+    assert uss(watcher) == small  # nothing of the kernel's, nothing new
+    assert small < 25 * 1024 * 1024, small
+
+
+def test_a_kernel_with_a_forked_child_alive_is_reported_at_once(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    kernel = start_kernel()
+    watched(kernel)
+    child = kernel.evaluate(
+        "__import__('multiprocessing').get_context('fork').Process(target=__import__('time').sleep,"
+        " args=(60,), daemon=True).start() or __import__('multiprocessing').active_children()[0].pid")
+    pid = kernel.evaluate("__import__('os').getpid()")
+    start_cell(kernel, "import time\ntime.sleep(60)")
+    os.kill(pid, signal.SIGKILL)
+    try:
+        assert waited(lambda: len(deaths(collector)) == 1) < SOON
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+def test_with_the_option_off_no_watcher_runs_and_the_next_kernel_reports(
+    start_kernel: StartKernel, collector: Any, tmp_path: Path
+) -> None:
+    first = recording(start_kernel(BUGSNAG_WATCH_KERNEL_DEATHS="false"))
+    assert first.evaluate("get_ipython()._bugsnag_ipython.kernel_deaths.watch is None") is True
+    assert watchers(tmp_path / "outbox") == set()
+    pid = first.evaluate("__import__('os').getpid()")
+    start_cell(first, "import time\ntime.sleep(60)")
+    os.kill(pid, signal.SIGKILL)
+    wait_dead(first)
+    time.sleep(SOON)
+    assert deaths(collector) == []  # nobody watched
+
+    second = start_kernel(BUGSNAG_WATCH_KERNEL_DEATHS="false")
+    scanned(second)
+    assert len(deaths(collector)) == 1
+    assert "Previous kernel died running" in second.execute("%bugsnag_session status").stdout
