@@ -108,7 +108,9 @@ def settled(pid: int) -> int:
     return readings[-1]
 
 
-def test_a_normal_end_reports_nothing_and_leaves_no_watcher(start_kernel: StartKernel, collector: Any) -> None:
+def test_a_normal_end_reports_nothing_and_leaves_no_watcher(
+    start_kernel: StartKernel, collector: Any
+) -> None:
     kernel = start_kernel()
     watcher = watched(kernel)
     kernel.execute("1/0")
@@ -129,7 +131,9 @@ def test_an_interrupt_leaves_the_watcher_alone(start_kernel: StartKernel, collec
     assert deaths(collector) == []
 
 
-def test_a_busy_kernel_ended_by_its_manager_reports_nothing(start_kernel: StartKernel, collector: Any) -> None:
+def test_a_busy_kernel_ended_by_its_manager_reports_nothing(
+    start_kernel: StartKernel, collector: Any
+) -> None:
     """As a restart ends the kernel (the log file the test kernel was started with is closed, so
     it is not started again here)."""
     kernel = start_kernel()

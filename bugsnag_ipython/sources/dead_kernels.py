@@ -63,7 +63,7 @@ from .crash_record import (
     Vitals,
     read_record,
 )
-from .death_notes import REPORTED, leave_note, note_of
+from .death_notes import REPORTED, DeathNote, note_of
 from .record_place import record_folders
 
 if TYPE_CHECKING:
@@ -290,10 +290,12 @@ def claim_locked(path: Path, fd: int, claimer: str) -> Claimed | None:
     return Claimed(token, mine, path.with_name(f"{token}{FAULTS_SUFFIX}"))
 
 
-def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> int:
+def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None,
+                        told: list[DeathNote] | None = None) -> int:
     """Claim the records of dead kernels under `directory` and report each death that counts,
     each record on its own: one that cannot be read or reported is set aside, and counted in
-    `client.crash_records`. Returns how many events were handed over."""
+    `client.crash_records`. Returns how many events were handed over; the note of each is
+    added to `told`."""
     if own is None or own.closed:
         return 0  # a claim needs a live record of this kernel's to be seen alive
     reported = 0
@@ -310,8 +312,8 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
                     death = death_of(claimed, client.config)
                     if death is not None and client.notify_kernel_death(death):
                         reported += 1
-                        leave_note(Path(directory) / DIRECTORY, claimed.token,
-                                   note_of(death, REPORTED))
+                        if told is not None:
+                            told.append(note_of(death, REPORTED))
                 except Exception as error:  # whatever the record holds: it alone is set aside
                     aside.put(claimed.path, why(error), claimed.faults)
                     continue

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .cell_runs import CellRuns
     from .crash_checkpoint import Checkpoint
     from .crash_record import CrashRecord
+    from .death_notes import DeathNote
     from .death_watch import DeathWatch
 
 INTERVAL = 1.0  # seconds between checkpoints of the record
@@ -279,15 +280,17 @@ class KernelDeaths(Source):
         try:
             from .dead_kernels import report_dead_kernels
 
-            report_dead_kernels(self.client, directory, self.record)
-            self._tell_previous_death(directory)
+            told: list[DeathNote] = []
+            report_dead_kernels(self.client, directory, self.record, told)
+            self._tell_previous_death(directory, told)
         except Exception as error:
             self.client.warn_once("kernel-deaths", f"earlier kernels' deaths could not be read ({error}).")
         finally:
             self.scanned.set()
 
-    def _tell_previous_death(self, directory: str) -> None:
-        """Take the notes of earlier deaths (death_notes.py) and say the newest recent one."""
+    def _tell_previous_death(self, directory: str, told: list[DeathNote]) -> None:
+        """Take the notes of earlier deaths (death_notes.py) and say the newest recent one, of
+        those and of the deaths this kernel's scan reported (`told`)."""
         from .crash_record import DIRECTORY
         from .death_notes import RECENT_SECONDS, take_notes
 
@@ -295,6 +298,9 @@ class KernelDeaths(Source):
         if record is None:
             return
         launched_wall = time.time() - (time.monotonic() - self.client.launched_at)
-        note = take_notes(Path(directory) / DIRECTORY, record.token, launched_wall - RECENT_SECONDS)
-        if note is not None:
-            self.client.previous_kernel_died(note.text())
+        since = launched_wall - RECENT_SECONDS
+        notes = [note for note in told if note.died_at >= since]
+        taken = take_notes(Path(directory) / DIRECTORY, record.token, since)
+        notes += [taken] if taken is not None else []
+        if notes:
+            self.client.previous_kernel_died(max(notes, key=lambda note: note.died_at).text())
