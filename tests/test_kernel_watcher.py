@@ -16,6 +16,7 @@ from tests.conftest import StartKernel
 from tests.kernel import Kernel
 from tests.test_kernel_deaths import WAIT, deaths, recording, scanned, start_cell, wait_dead
 
+OTHER_KEY = "0123456789abcdef0123456789abcdef"
 SOON = 1.0  # seconds: a death at the endpoint within this of the kill
 
 
@@ -195,3 +196,38 @@ def test_with_the_option_off_no_watcher_runs_and_the_next_kernel_reports(
     scanned(second)
     assert len(deaths(collector)) == 1
     assert "Previous kernel died running" in second.execute("%bugsnag_session status").stdout
+
+
+def test_a_death_the_endpoint_cannot_take_now_is_sent_by_the_next_kernel(
+    start_kernel: StartKernel, collector: Any, tmp_path: Path
+) -> None:
+    first = start_kernel()
+    watcher = watched(first)
+    pid = first.evaluate("__import__('os').getpid()")
+    start_cell(first, "import time\ntime.sleep(60)")
+    collector.go_down()
+    os.kill(pid, signal.SIGKILL)
+    waited(lambda: gone(watcher))
+    assert list((tmp_path / "outbox" / "outbox").glob("event-*.payload"))  # kept, for the next kernel
+    collector.come_back()
+    assert deaths(collector) == []
+
+    second = start_kernel()
+    scanned(second)
+    assert len(deaths(collector)) == 1
+    assert ("Previous kernel died running In [" in (status := second.execute("%bugsnag_session status").stdout)
+            and "(killed); kept to be reported later (the endpoint could not be reached)." in status)
+
+
+def test_options_changed_after_the_start_reach_the_watcher(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    kernel = start_kernel()
+    watched(kernel)
+    kernel.execute(f"import bugsnag_ipython\nbugsnag_ipython.configure(api_key='{OTHER_KEY}')")
+    pid = kernel.evaluate("__import__('os').getpid()")
+    start_cell(kernel, "import time\ntime.sleep(60)")
+    os.kill(pid, signal.SIGKILL)
+    waited(lambda: len(deaths(collector)) == 1)
+    [death] = deaths(collector)
+    assert death.api_key == OTHER_KEY
