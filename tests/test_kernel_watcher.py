@@ -215,8 +215,9 @@ def test_a_death_the_endpoint_cannot_take_now_is_sent_by_the_next_kernel(
     second = start_kernel()
     scanned(second)
     assert len(deaths(collector)) == 1
-    assert ("Previous kernel died running In [" in (status := second.execute("%bugsnag_session status").stdout)
-            and "(killed); kept to be reported later (the endpoint could not be reached)." in status)
+    status = second.execute("%bugsnag_session status").stdout
+    assert "Previous kernel died running In [" in status
+    assert "(killed); kept to be reported later (the endpoint could not be reached)." in status
 
 
 def test_options_changed_after_the_start_reach_the_watcher(
