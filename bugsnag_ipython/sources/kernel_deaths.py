@@ -43,6 +43,7 @@ INTERVAL = 1.0  # seconds between checkpoints of the record
 SCAN_DELAY = 1.0  # seconds after the load before dead kernels are looked for
 SCAN_DELAY_MAX = 10.0  # ...waiting at most this long for a running cell to end
 SCAN_POLL = 0.05
+LOAD_WAIT = 1.0  # seconds the watcher's start waits at most for the load to be over
 
 
 class KernelDeaths(Source):
@@ -72,11 +73,15 @@ class KernelDeaths(Source):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._refused: set[str] = set()  # what could not be started, not tried again
+        # Set by the glue once the load is over: the watcher's start (a fork and exec, and a
+        # new interpreter on the other core) waits for it, so that it never competes with it.
+        self.loaded = threading.Event()
         self.spawn_seconds: float | None = None  # what starting the watcher cost this thread
 
     # -- install / uninstall ---------------------------------------------------------------
 
     def install(self) -> None:
+        self.loaded.clear()
         self._stop = stop = threading.Event()
         self.scanned = threading.Event()
         self.ending_since = None
@@ -199,6 +204,7 @@ class KernelDeaths(Source):
             return
         if not wanted or self.record is None or "watcher" in self._refused:
             return
+        self.loaded.wait(LOAD_WAIT)
         from .death_watch import DeathWatch
 
         with self._lock:
