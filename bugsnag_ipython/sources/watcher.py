@@ -139,14 +139,14 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
     from .dead_kernels import SetAside, claim_locked, death_of, why
     from .death_notes import KEPT, NOT_SENT, REPORTED, leave_note, note_of
 
-    claimed = claim_locked(path, fd, secrets.token_hex(6))
-    if claimed is None:
-        return  # a scan took it first: it reports it
     options = {name: tuple(value) if isinstance(value, list) else value
                for name, value in (setup.get("config") or {}).items()
                if name in Configuration.option_names()}
+    config = Configuration().replace(**options)  # the kernel's own, valid: a failure is ours
+    claimed = claim_locked(path, fd, secrets.token_hex(6))
+    if claimed is None:
+        return  # a scan took it first: it reports it
     try:
-        config = Configuration().replace(**options)
         death = death_of(claimed, config)
     except Exception as error:  # whatever the record holds, as the scan does
         SetAside(path.parent).put(claimed.path, why(error), claimed.faults)
