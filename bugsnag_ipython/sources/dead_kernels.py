@@ -272,22 +272,18 @@ def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None =
 
 
 def claim_locked(path: Path, fd: int, claimer: str) -> Claimed | None:
-    """Claim the record at `path` whose lock this process holds on `fd`, for `claimer` (the
-    dead kernel's watcher): renamed as a scan claims, the lock going with the file, so that a
-    scan meanwhile sees a claim whose lock is held, one being reported now. None when `path`
-    no longer names that record (a scan took it first)."""
+    """Claim the record at `path`, whose lock this process holds on `fd`, for `claimer` (its
+    kernel's watcher): the lock goes with the renamed file, and a scan leaves a claim whose lock
+    is held alone. None when `path` no longer names that record (a scan took it first)."""
     found = _RECORD.fullmatch(path.name)
-    if found is None:
-        return None
-    token = found["token"]
-    mine = path.with_name(f"{token}.{claimer}.claimed")
+    mine = path.with_name(f"{found['token']}.{claimer}.claimed") if found else path
     try:
-        if not os.path.samestat(os.fstat(fd), os.lstat(path)):
+        if found is None or not os.path.samestat(os.fstat(fd), os.lstat(path)):
             return None
         os.rename(path, mine)
     except FileNotFoundError:
         return None
-    return Claimed(token, mine, path.with_name(f"{token}{FAULTS_SUFFIX}"))
+    return Claimed(found["token"], mine, path.with_name(f"{found['token']}{FAULTS_SUFFIX}"))
 
 
 def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None,
