@@ -232,3 +232,16 @@ def test_options_changed_after_the_start_reach_the_watcher(
     waited(lambda: len(deaths(collector)) == 1)
     [death] = deaths(collector)
     assert death.api_key == OTHER_KEY
+
+
+def test_the_option_turned_off_and_on_in_a_kernel_stops_and_starts_its_watcher(
+    start_kernel: StartKernel, tmp_path: Path
+) -> None:
+    kernel = start_kernel()
+    first = watched(kernel)
+    kernel.execute("import bugsnag_ipython\nbugsnag_ipython.configure(watch_kernel_deaths=False)")
+    waited(lambda: gone(first))
+    assert watchers(tmp_path / "outbox") == set()
+    kernel.execute("bugsnag_ipython.configure(watch_kernel_deaths=True)")
+    waited(lambda: len(watchers(tmp_path / "outbox")) == 1)
+    assert watcher_of(kernel) != first
