@@ -34,10 +34,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..core.private_files import UntrustedFile, open_private
 from .record_place import DIRECTORY
+
+if TYPE_CHECKING:
+    from ..core.config import Configuration
 
 log = logging.getLogger("bugsnag_ipython")
 EOF_GRACE = 1.0  # seconds
@@ -158,7 +161,7 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
 
     made = death_payload(death, config, device=setup.get("device") or {}, hub_user=setup.get("hubUser"))
     directory = Path(setup.get("directory") or path.parent.parent)
-    outcome = NOT_SENT if made is None else _send(made[1], config, directory, death.died_at)
+    outcome = NOT_SENT if made is None else _send(made[1], config, directory)
     if outcome is None:
         return  # neither sent nor stored: left claimed for the next kernel's scan
     claimed.remove()
@@ -170,7 +173,7 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
                     "of %s for the next kernel to send.", death.pid, directory)
 
 
-def _send(body: bytes, config: Any, directory: Path, died_at: float) -> str | None:
+def _send(body: bytes, config: Configuration, directory: Path) -> str | None:
     """POST the event now; what cannot be sent goes to the outbox. The note's outcome, or None
     when it could be neither sent nor stored."""
     from ..delivery.plain_transport import PlainTransport

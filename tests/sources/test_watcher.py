@@ -78,8 +78,7 @@ def test_the_watcher_leaves_when_the_kernel_closes_its_stdin(tmp_path: Path) -> 
 def test_a_kernel_that_began_a_normal_end_is_not_reported_and_its_record_goes(tmp_path: Path) -> None:
     record = new_record(tmp_path)
     record.cell_started((3, None, "time.sleep(60)", time.monotonic()))
-    watcher = a_watcher(record, tmp_path)
-    time.sleep(0.3)  # waiting on the lock (an earlier look would find the same)
+    watcher = a_watcher(record, tmp_path)  # waiting on the lock, or about to: the same either way
     record.mark_ended()
     record.close(remove=False)  # killed after the shutdown request, the record still there
     assert watcher.wait(WAIT) == 0 and watcher.stderr is not None and watcher.stderr.read() == b""
