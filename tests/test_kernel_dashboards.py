@@ -116,7 +116,8 @@ def dashboards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboards]
 
 def unhandled(dashboards: Dashboards, version: str) -> dict[str, Any]:
     found = [event for event in dashboards.events.get(version, []) if event["unhandled"]]
-    assert len(found) == 1, (version, {name: [frames(e) for e in found] for name, found in dashboards.events.items()})
+    shown = {name: [frames(event) for event in events] for name, events in dashboards.events.items()}
+    assert len(found) == 1, (version, shown)
     return found[0]
 
 
