@@ -24,7 +24,10 @@ from tests.conftest import collector_env
 from tests.test_kernel_headless import BIN, FRAMES, RUN_TIMEOUT, frames, run_with_nbclient, write_notebook
 
 pytest.importorskip("papermill")
-pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="no /proc")
+pytestmark = [
+    pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="no /proc"),
+    pytest.mark.timeout(300),  # four runs in the first test's setup: room for a busy machine
+]
 
 PAPERMILL_FROM_PYTHON = (
     "import sys, papermill\n"

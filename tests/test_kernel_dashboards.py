@@ -28,6 +28,8 @@ from tests.conftest import collector_env
 from tests.test_kernel_headless import RUN_TIMEOUT, frames, run_like_jupyterlab, write_notebook
 
 pytest.importorskip("voila", reason="voila is missing: pip install -e '.[browser]'")
+# Two servers and a kernel start in the first test's setup: room for a busy machine.
+pytestmark = pytest.mark.timeout(300)
 
 FRAMES = [("dashboard.ipynb#cell-helpers", 3, "check"), ("dashboard.ipynb#cell-check-big", 1, "<module>")]
 START_TIMEOUT = 60.0
