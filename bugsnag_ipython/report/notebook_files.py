@@ -23,8 +23,10 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-MAX_LISTED = 100_000  # directory entries read in one folder search
-MAX_CANDIDATES = 1_000  # `.ipynb` entries of it examined (one lstat each)
+# One folder search looks at this many directory entries, and examines (one lstat each, so that
+# the newest, read first, are known) this many `.ipynb` among them: 0.1 s for 10,000 of them.
+MAX_LISTED = 100_000
+MAX_EXAMINED = 10_000
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -76,14 +78,14 @@ def parse_json(raw: bytes) -> Any:
 
 def folder_notebooks(directory: str) -> list[FolderEntry]:
     """The `.ipynb` regular files of `directory` (links to one inside it included), newest
-    first. At most MAX_LISTED entries are listed and MAX_CANDIDATES of them examined."""
+    first: the first MAX_EXAMINED of them among its first MAX_LISTED entries."""
     try:
         root = os.path.realpath(directory)
         inside = os.path.join(root, "")
         found: list[FolderEntry] = []
         with os.scandir(directory) as listing:
             for listed, entry in enumerate(listing):
-                if listed >= MAX_LISTED or len(found) >= MAX_CANDIDATES:
+                if listed >= MAX_LISTED or len(found) >= MAX_EXAMINED:
                     break
                 if entry.name.endswith(".ipynb"):
                     notebook = _regular(entry, inside)

@@ -102,11 +102,14 @@ def test_a_folder_search_keeps_to_the_folders_regular_notebooks(tmp_path: Path) 
 def test_a_folder_search_examines_a_bounded_number_of_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(notebook_files, "MAX_CANDIDATES", 3)
+    monkeypatch.setattr(notebook_files, "MAX_EXAMINED", 3)
     for index in range(10):
         (tmp_path / f"{index}.ipynb").write_text("{}")
 
     assert len(folder_notebooks(str(tmp_path))) == 3
+
+    monkeypatch.setattr(notebook_files, "MAX_LISTED", 2)
+    assert len(folder_notebooks(str(tmp_path))) == 2
 
 
 def test_a_bad_file_beside_the_notebook_leaves_the_search_to_the_others(tmp_path: Path) -> None:
