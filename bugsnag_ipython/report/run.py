@@ -243,7 +243,8 @@ class HeadlessRun:
 
     @property
     def known_at_launch(self) -> bool:
-        """True when the command line named the runner: the run is known before any cell."""
+        """True when the command line named the runner: the run is known before any cell (a
+        dashboard is no run, but a person's visit)."""
         return self.command is not None and not self.dashboard
 
     @property
@@ -283,7 +284,7 @@ class HeadlessRun:
     def _find(self, history: Sequence[str]) -> NotebookFile | None:
         command = self.command
         if command is None or not command.notebooks:
-            # Each found file was examined as a regular file of the folder: links not opened.
+            # The search resolved links (to files inside the folder): no path it gives is one.
             found = [read_notebook(path, follow=False) for path in notebooks_in(self.kernel_cwd, history)]
         elif command.runner == PAPERMILL:
             # papermill writes its output (parameters injected, its metadata) before the kernel
