@@ -15,11 +15,13 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.config import without_credentials
 from .dashboard import VOILA
-from .notebook_cells import CellMatcher, NotebookFile, best_match, notebooks_in, read_notebook
+
+if TYPE_CHECKING:
+    from .notebook_cells import CellMatcher, NotebookFile
 
 log = logging.getLogger("bugsnag_ipython")
 
@@ -280,9 +282,13 @@ class HeadlessRun:
                 return
             self._resolved = self._notebook is not None or len(history) > 1
             if self._notebook is not None:
+                from .notebook_cells import CellMatcher
+
                 self._matcher = CellMatcher(self._notebook)
 
     def _find(self, history: Sequence[str]) -> NotebookFile | None:
+        from .notebook_cells import best_match, notebooks_in, read_notebook  # the first report's
+
         command = self.command
         if command is None or not command.notebooks:
             # The search resolved links (to files inside the folder): no path it gives is one.
