@@ -16,9 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .core.config import Configuration, ConfigurationError, mask_api_key
-from .core.launch import LaunchSession
+from .core.launch import LaunchSession, ReleaseLookup
 from .core.private_files import Refusals
-from .core.release import Release, ReleaseLookup
 from .core.sessions import SessionSnapshot, SessionTracker
 from .delivery.delegate import DeliveryDelegate
 from .report import environment, events, payloads
@@ -27,6 +26,8 @@ from .report.events import SEVERITIES, CellRun, CellStart, OnError, ThreadInfo
 from .report.metadata import MetadataStore
 
 if TYPE_CHECKING:
+    from .core.release import Release
+
     # Imported when first needed, not at load: delivery (with its threads and outbox) when the
     # first payload is handed over, stack traces and trimming with the first report.
     from .delivery.sender import Delivery, Kind
@@ -83,7 +84,7 @@ class Client:
         self.crash_records = Refusals()  # what the crash records' folder refused, for status
         self.previous_death: str | None = None  # what became of the previous kernel, for status
         self.origins: dict[str, str] = {}  # option -> where its value came from; else default
-        self.release_lookup = ReleaseLookup()  # the default app version (core/release.py)
+        self.release_lookup = ReleaseLookup()  # the default app version
         # Called once, with the first event held for lack of an API key (the glue says so).
         self.on_first_held_event: Callable[[], None] | None = None
         self._warned: set[str] = set()

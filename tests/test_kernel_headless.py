@@ -30,7 +30,9 @@ pytest.importorskip("papermill")
 pytest.importorskip("nbconvert")
 
 # Runners are told by their command line, read from /proc (Linux).
-pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="no /proc")
+# The first test's setup makes seven runs: on a loaded machine that is over the default timeout.
+pytestmark = [pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="no /proc"),
+              pytest.mark.timeout(300)]
 BIN = Path(sys.executable).parent
 RUN_TIMEOUT = 90
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from bugsnag_ipython.core import release as release_module
+from bugsnag_ipython.core.launch import ReleaseLookup
 from bugsnag_ipython.core.release import (
     CI,
     GIT,
     IMAGE,
-    ReleaseLookup,
     find_release,
     git_release,
     image_version,

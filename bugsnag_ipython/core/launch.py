@@ -1,4 +1,6 @@
-"""The launch session: started as the extension loads, its payload made a moment later.
+"""The launch's work off the loading thread: the launch session and the default release.
+
+The launch session is started as the extension loads, its payload made a moment later.
 
 Making and storing the launch session's payload (the device id, the outbox, the sender's first
 import of `requests`) is the start-up work that would otherwise compete with the kernel's first
@@ -11,11 +13,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from . import forkguard
 from .sessions import SessionSnapshot
+
+if TYPE_CHECKING:
+    from .release import Release
 
 LAUNCH_DELAY = 0.5  # seconds after the launch before its session's payload is made
 LAUNCH_DELAY_MAX = 5.0  # ...waiting at most this long for a running cell to end
@@ -80,3 +86,43 @@ class LaunchSession:
             self.send_now()
         except Exception as error:
             self._warn_once("launch", f"the launch session could not be stored ({error}).")
+
+
+class ReleaseLookup:
+    """The default release (release.py), looked for on a daemon thread as the kernel starts:
+    the module, git and the files it reads stay off the loading thread."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._started = False
+        self._release: Release | None = None
+
+    def start(self, directory: str | None, env: Mapping[str, str]) -> None:
+        self._started = True
+        threading.Thread(target=self._find, args=(directory, dict(env)), name="bugsnag-release",
+                         daemon=True).start()
+
+    def found(self, release: Release | None) -> None:
+        self._release = release
+        self._done.set()
+
+    def _find(self, directory: str | None, env: Mapping[str, str]) -> None:
+        try:
+            with forkguard.no_fork:  # its imports take the import lock: see forkguard
+                from .release import find_release
+
+            self.found(find_release(directory, env))
+        except Exception:  # an odd repository is no release; nothing is said
+            self.found(None)
+
+    def result(self, timeout: float) -> Release | None:
+        """The release, waiting at most `timeout` for a look in progress to end (None meanwhile,
+        and without a look)."""
+        if self._started and not self._done.is_set():
+            self._done.wait(timeout)
+        return self._release
+
+    @property
+    def looking(self) -> bool:
+        """True while a look is in progress."""
+        return self._started and not self._done.is_set()

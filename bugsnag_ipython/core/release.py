@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,42 +272,3 @@ def provider_of(remote: str | None) -> str | None:
 def _small_text(path: Path, limit: int = MAX_REF_BYTES) -> str:
     with open(path, "rb") as file:
         return file.read(limit).decode("utf-8", "replace")
-
-
-# -- found once, off the loading thread ---------------------------------------------------------
-
-
-class ReleaseLookup:
-    """The default release, looked for on a daemon thread as the kernel starts."""
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._started = False
-        self._release: Release | None = None
-
-    def start(self, directory: str | None, env: Mapping[str, str]) -> None:
-        self._started = True
-        threading.Thread(target=self._find, args=(directory, dict(env)), name="bugsnag-release",
-                         daemon=True).start()
-
-    def found(self, release: Release | None) -> None:
-        self._release = release
-        self._done.set()
-
-    def _find(self, directory: str | None, env: Mapping[str, str]) -> None:
-        try:
-            self.found(find_release(directory, env))
-        except Exception:  # an odd repository is no release; nothing is said
-            self.found(None)
-
-    def result(self, timeout: float) -> Release | None:
-        """The release, waiting at most `timeout` for a look in progress to end (None meanwhile,
-        and without a look)."""
-        if self._started and not self._done.is_set():
-            self._done.wait(timeout)
-        return self._release
-
-    @property
-    def looking(self) -> bool:
-        """True while a look is in progress."""
-        return self._started and not self._done.is_set()

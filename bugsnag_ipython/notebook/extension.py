@@ -80,10 +80,11 @@ class Extension:
             config = config.replace(project_root=self._default_project_root)
         self.cells = CellIndex(shell, run)
         self.client = Client(config, resolve_cell=self.cells, monotonic=monotonic)
-        if run is not None:
+        if run is not None and not run.dashboard:
             # A run the command line names is known now: one session for all of it. One
             # recognised only by its notebook (nbclient called from Python) keeps the idle
-            # rule, which never splits cells run back to back.
+            # rule, which never splits cells run back to back. A dashboard is a person's:
+            # sessions as in JupyterLab, no `run` tab.
             self.client.headless_run(self.cells.run_tab, one_session=run.known_at_launch)
         self.client.problems.extend(self.problems)
         self.client.origins.update(origins)

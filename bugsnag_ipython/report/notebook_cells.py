@@ -12,10 +12,11 @@ Read only when an error is reported, never per cell.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from .notebook_files import folder_notebooks, parse_json, read_bounded
 
 JsonDict = dict[str, Any]
 
@@ -26,7 +27,10 @@ INJECTED_PARAMETERS = "injected-parameters"  # papermill's tag (and its cell's s
 
 
 def _normalised(source: Any) -> str:
-    text = "".join(source) if isinstance(source, list) else str(source or "")
+    if isinstance(source, list):
+        text = "".join(part for part in source if isinstance(part, str))
+    else:
+        text = source if isinstance(source, str) else ""
     return text.rstrip()  # IPython's history drops trailing newlines
 
 
@@ -42,15 +46,11 @@ class NotebookFile:
         return {source for source, _ in self.cells}
 
 
-def read_notebook(path: str) -> NotebookFile | None:
-    """The notebook at `path`, or None when it is not a readable notebook (of sane size)."""
-    try:
-        if os.path.getsize(path) > MAX_NOTEBOOK_BYTES:
-            return None
-        with open(path, encoding="utf-8") as file:
-            document = json.load(file)
-    except (OSError, ValueError):
-        return None
+def read_notebook(path: str, *, follow: bool = True) -> NotebookFile | None:
+    """The notebook at `path`, or None when it is not a readable notebook of sane size (see
+    `notebook_files` for what is never read). Without `follow`, a link is not opened."""
+    raw = read_bounded(path, MAX_NOTEBOOK_BYTES, follow=follow)
+    document = parse_json(raw) if raw is not None else None
     if not isinstance(document, dict) or not isinstance(document.get("cells"), list):
         return None
     cells: list[tuple[str, str | None]] = []
@@ -85,27 +85,19 @@ def best_match(candidates: Iterable[NotebookFile], history: Sequence[str]) -> No
 def notebooks_in(directory: str, history: Sequence[str]) -> list[str]:
     """The notebooks of one folder whose text holds a line of the code executed last, newest
     first (a runner's output was just written there). A substring test on the raw file, so
-    that a folder of large notebooks costs a read each, not a parse."""
+    that a folder of large notebooks costs a read each, not a parse. A file that cannot be
+    read (see `notebook_files`) is passed over; the others are still looked at."""
     needles = _needles(history)
     if not needles:
         return []
-    try:
-        entries = [entry for entry in os.scandir(directory)
-                   if entry.name.endswith(".ipynb") and entry.is_file()]
-        entries.sort(key=lambda entry: entry.stat().st_mtime, reverse=True)
-    except OSError:
-        return []
     found, budget = [], MAX_SEARCHED_BYTES
-    for entry in entries[:MAX_SEARCHED]:
-        try:
-            size = entry.stat().st_size
-            if size > min(MAX_NOTEBOOK_BYTES, budget):
-                continue
-            budget -= size
-            with open(entry.path, "rb") as file:
-                raw = file.read()
-        except OSError:
+    for entry in folder_notebooks(directory)[:MAX_SEARCHED]:
+        if entry.size > min(MAX_NOTEBOOK_BYTES, budget):
             continue
+        raw = read_bounded(entry.path, min(MAX_NOTEBOOK_BYTES, budget), follow=False)
+        if raw is None:
+            continue
+        budget -= len(raw)
         if any(needle in raw for needle in needles):
             found.append(entry.path)
     return found

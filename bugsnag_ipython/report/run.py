@@ -15,10 +15,13 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.config import without_credentials
-from .notebook_cells import CellMatcher, NotebookFile, best_match, notebooks_in, read_notebook
+from .dashboard import VOILA
+
+if TYPE_CHECKING:
+    from .notebook_cells import CellMatcher, NotebookFile
 
 log = logging.getLogger("bugsnag_ipython")
 
@@ -209,8 +212,10 @@ class HeadlessRun:
 
     Made at load from the command line (`command` None when none names a runner: nbclient or
     papermill called from Python, told apart from a person's kernel by the first report, which
-    looks for the executed sources in the notebooks of the kernel's folder). Thread-safe: a
-    report may come from any thread.
+    looks for the executed sources in the notebooks of the kernel's folder). A Voilà dashboard
+    is one too (runner `voila`, see `dashboard`): its notebook is executed the same way, but
+    for a person, who is its session and sees no `run` tab. Thread-safe: a report may come
+    from any thread.
     """
 
     def __init__(
@@ -241,8 +246,14 @@ class HeadlessRun:
 
     @property
     def known_at_launch(self) -> bool:
-        """True when the command line named the runner: the run is known before any cell."""
-        return self.command is not None
+        """True when the command line named the runner: the run is known before any cell (a
+        dashboard is no run, but a person's visit)."""
+        return self.command is not None and not self.dashboard
+
+    @property
+    def dashboard(self) -> bool:
+        """True for a Voilà dashboard: a notebook run for a person looking at it."""
+        return self.command is not None and self.command.runner == VOILA
 
     def project_root(self) -> str | None:
         """Where a notebook frontend (and nbconvert, `jupyter execute`, nbclient given the
@@ -271,20 +282,25 @@ class HeadlessRun:
                 return
             self._resolved = self._notebook is not None or len(history) > 1
             if self._notebook is not None:
+                from .notebook_cells import CellMatcher
+
                 self._matcher = CellMatcher(self._notebook)
 
     def _find(self, history: Sequence[str]) -> NotebookFile | None:
+        from .notebook_cells import best_match, notebooks_in, read_notebook  # the first report's
+
         command = self.command
-        if command is None:
-            paths = notebooks_in(self.kernel_cwd, history)
+        if command is None or not command.notebooks:
+            # The search resolved links (to files inside the folder): no path it gives is one.
+            found = [read_notebook(path, follow=False) for path in notebooks_in(self.kernel_cwd, history)]
         elif command.runner == PAPERMILL:
             # papermill writes its output (parameters injected, its metadata) before the kernel
             # starts; its cells keep the input's ids.
-            paths = [command.output_path or "", command.notebooks[0]]
+            found = [read_notebook(path) for path in (command.output_path or "", command.notebooks[0])
+                     if _local(path)]
         else:
-            paths = list(command.notebooks)
-        candidates = [nb for nb in map(read_notebook, filter(_local, paths)) if nb is not None]
-        notebook = best_match(candidates, history)
+            found = [read_notebook(path) for path in command.notebooks if _local(path)]
+        notebook = best_match([nb for nb in found if nb is not None], history)
         if notebook is not None and command is None and notebook.papermill:
             # papermill called from Python: its output, in the kernel's folder, says the rest.
             given = notebook.papermill
@@ -306,7 +322,8 @@ class HeadlessRun:
         return self.command is not None or self._notebook is not None
 
     def notebook_path(self, history: Sequence[str]) -> str | None:
-        """The notebook a person would open: the runner's input."""
+        """The notebook a person would open: the runner's input (a dashboard's, or a run's that
+        no command line named, is found by its cells)."""
         self._resolve(history)
         command = self.command
         if command is not None and len(command.notebooks) == 1:
@@ -327,6 +344,8 @@ class HeadlessRun:
 
     def tab(self, history: Sequence[str]) -> JsonDict | None:
         """The event's `run` tab: the runner, its notebooks, papermill's parameters, the start."""
+        if self.dashboard:
+            return None  # as in JupyterLab: a person's notebook, no run
         self._resolve(history)
         if not self.confirmed:
             return None

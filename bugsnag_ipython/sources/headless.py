@@ -3,6 +3,8 @@
 jupyter_client gives every kernel it starts its own process id (`JPY_PARENT_PID`): under
 nbconvert, `jupyter execute` and papermill that is the runner, whose command line names the
 notebook. Jupyter Server sets `JPY_SESSION_NAME` for a notebook a person opened: never a run.
+Voilà, standalone or inside Jupyter Server, sets its own variables instead (`report.dashboard`):
+its kernels run their notebook as a runner does, for a person looking at the dashboard.
 Read once at load: two small reads of Linux's /proc (elsewhere there is none, and a run is
 recognised, as for nbclient called from Python, by its notebook at the first report).
 """
@@ -12,7 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ..report.run import HeadlessRun, kernel_command, runner_command, server_command
+from ..report.dashboard import VOILA, dashboard_notebook, voila_kernel
+from ..report.run import HeadlessRun, RunnerCommand, kernel_command, runner_command, server_command
 
 FRONTEND_VARIABLE = "JPY_SESSION_NAME"  # the notebook a person opened in Jupyter Server
 PARENT_VARIABLE = "JPY_PARENT_PID"  # set by jupyter_client for the kernels it starts
@@ -44,7 +47,13 @@ def detect(env: Mapping[str, str], kernel_cwd: str, started_at: float) -> Headle
     if command is not None:
         # Run by a runner called in a notebook's cell, it has that notebook's JPY_SESSION_NAME.
         return HeadlessRun(command, kernel_cwd, started_at)
-    if found is not None and server_command(found[0]):
+    server = found is not None and server_command(found[0])
+    if voila_kernel(env) and (server or found is None):
+        # Voilà's variables, not inherited from a dashboard's kernel that started this one.
+        notebook = dashboard_notebook(env, kernel_cwd, found)
+        dashboard = RunnerCommand(VOILA, (notebook,) if notebook is not None else ())
+        return HeadlessRun(dashboard, kernel_cwd, started_at)
+    if server:
         return None  # a notebook server's kernel: a person's, named by its frontend
     if env.get(FRONTEND_VARIABLE):
         # Started by another kernel (nbclient or papermill called in a cell): the variable is

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import forkguard
-from ..core.private_files import RefusedDirectory, make_private, say_once
 from . import Source
 
 if TYPE_CHECKING:
@@ -149,6 +148,8 @@ class KernelDeaths(Source):
     # -- the thread -------------------------------------------------------------------------
 
     def _run(self, stop: threading.Event) -> None:
+        from ..core.private_files import RefusedDirectory, say_once  # here: the load stays cheap
+
         try:
             directory = self._open(stop)
         except RefusedDirectory as refused:
@@ -245,6 +246,7 @@ class KernelDeaths(Source):
         """Make the record and hand it to the cell hooks; None if uninstalled meanwhile."""
         client = self.client
         with forkguard.no_fork:  # here, not at load: the load stays cheap
+            from ..core.private_files import make_private
             from ..report.device import persistence_directory
             from . import memory
             from .crash_checkpoint import Checkpoint

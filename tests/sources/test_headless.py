@@ -85,3 +85,39 @@ def test_a_notebook_a_person_opened_is_no_run(tmp_path: Path) -> None:
 
     assert detect(env, str(tmp_path), 0.0) is None
     assert detect({}, str(tmp_path), 0.0) is None  # not started by jupyter_client at all
+
+
+VOILA_PAGE = {"SERVER_SOFTWARE": "voila/0.5.13", "VOILA_PREHEAT": "False"}
+
+
+def test_a_standalone_voila_kernel_renders_the_notebook_voila_names(parent: Start, tmp_path: Path) -> None:
+    pid = parent("voila", "--no-browser", "--port=8866", "board/dashboard.ipynb")
+    env = {"JPY_PARENT_PID": str(pid), "SCRIPT_NAME": "/", **VOILA_PAGE}
+
+    run = detect(env, str(tmp_path / "board"), 0.0)
+
+    # A person's dashboard: named like a run's notebook, sessions and tabs as in JupyterLab.
+    assert run is not None and run.dashboard and run.outranks_frontend and not run.known_at_launch
+    assert run.notebook_path([""]) == str(tmp_path / "board" / "dashboard.ipynb")
+    assert run.tab([""]) is None
+
+
+def test_a_voila_page_in_a_jupyter_server_names_its_notebook(parent: Start, tmp_path: Path) -> None:
+    pid = parent("jupyter-server", "--no-browser")
+    env = {"JPY_PARENT_PID": str(pid), "SCRIPT_NAME": "/voila/render/reports/dashboard.ipynb", **VOILA_PAGE}
+
+    run = detect(env, str(tmp_path / "reports"), 0.0)
+
+    assert run is not None and run.dashboard
+    assert run.notebook_path([""]) == str(tmp_path / "reports" / "dashboard.ipynb")
+
+
+def test_a_kernel_started_from_a_dashboards_cell_is_no_dashboard(parent: Start, tmp_path: Path) -> None:
+    # nbclient called in a dashboard's cell: Voilà's variables came with the environment.
+    pid = parent("ipykernel_launcher.py", "-f", "kernel-1.json")
+    env = {"JPY_PARENT_PID": str(pid), "SCRIPT_NAME": "/voila/render/dashboard.ipynb", **VOILA_PAGE}
+
+    run = detect(env, str(tmp_path), 0.0)
+
+    assert run is not None and not run.dashboard
+    assert run.notebook_path(["", "print('no notebook here has this')"]) is None

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from bugsnag_ipython.client import Client
-from bugsnag_ipython.core.config import Configuration
-from bugsnag_ipython.sources.crash_record import ACTIVE, CrashRecord, read_record
+from bugsnag_ipython.sources.crash_record import ACTIVE, read_record
 from bugsnag_ipython.sources.dead_kernels import report_dead_kernels
 from bugsnag_ipython.sources.kernel_deaths import KernelDeaths
+from tests.sources.conftest import held_events
 
 ROOT = str(Path(__file__).resolve().parents[2])
 SESSION = "0f1e2d3c-1111-4222-8333-444455556666"
@@ -58,18 +58,6 @@ def dead_kernel(directory: Path, *, running: bool = True, sending: bool = True, 
     process.wait(10)
 
 
-@pytest.fixture
-def reporter(tmp_path: Path) -> Any:
-    """A client without an API key (it holds its events) and a live record of its own."""
-    client = Client(Configuration(persistence_directory=str(tmp_path)))
-    own = CrashRecord(tmp_path, launched_wall=time.time(), launched_monotonic=time.monotonic())
-    yield client, own
-    own.close(remove=True)
-
-
-def held_events(client: Client) -> list[dict[str, Any]]:
-    return [event for held in client._delegate._held if held.kind == "event"
-            for event in held.payload["events"]]
 
 
 def test_a_kernel_killed_in_a_cell_is_one_event_of_its_session(tmp_path: Path, reporter: Any) -> None:

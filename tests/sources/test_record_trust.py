@@ -14,26 +14,11 @@ from typing import Any
 
 import pytest
 
-from bugsnag_ipython.client import Client
-from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.notebook.status import status_text
 from bugsnag_ipython.sources.crash_record import CrashRecord
 from bugsnag_ipython.sources.dead_kernels import report_dead_kernels
 from tests.records import damaged, kernels, left_dead, other_version, token_name
-
-
-@pytest.fixture
-def reporter(tmp_path: Path) -> Any:
-    """A client without an API key (it holds its events) and a live record of its own."""
-    client = Client(Configuration(persistence_directory=str(tmp_path)))
-    own = CrashRecord(tmp_path, launched_wall=time.time(), launched_monotonic=time.monotonic())
-    yield client, own
-    own.close(remove=True)
-
-
-def deaths(client: Client) -> list[dict[str, Any]]:
-    return [event for held in client._delegate._held if held.kind == "event"
-            for event in held.payload["events"]]
+from tests.sources.conftest import held_events
 
 
 def set_aside(directory: Path) -> list[str]:
@@ -51,7 +36,7 @@ def test_a_fifo_and_a_link_to_dev_zero_are_set_aside_unread_and_the_death_beside
     (kernels(tmp_path) / token_name()).symlink_to("/dev/zero")
     with caplog.at_level(logging.WARNING, logger="bugsnag_ipython"):
         assert report_dead_kernels(client, str(tmp_path), own) == 1  # returns: nothing waited on
-    [death] = deaths(client)
+    [death] = held_events(client)
     assert death["metaData"]["notebook"]["cellSource"] == "train()"
     assert not genuine.exists()
     assert [path.name for path in kernels(tmp_path).glob("*.record")] == [own.path.name]
@@ -73,13 +58,13 @@ def test_a_damaged_record_is_set_aside_the_genuine_one_reported_once_and_neither
     bad = damaged(tmp_path)
     left_dead(tmp_path)
     assert report_dead_kernels(client, str(tmp_path), own) == 1
-    assert len(deaths(client)) == 1
+    assert len(held_events(client)) == 1
     [aside] = set_aside(tmp_path)
     assert aside.endswith(bad.name.replace(".record", f".{own.token}.claimed"))
     later = CrashRecord(tmp_path, launched_wall=time.time(), launched_monotonic=time.monotonic())
     try:
         assert report_dead_kernels(client, str(tmp_path), later) == 0
-        assert len(deaths(client)) == 1 and set_aside(tmp_path) == [aside]
+        assert len(held_events(client)) == 1 and set_aside(tmp_path) == [aside]
         assert list(kernels(tmp_path).glob("*.claimed")) == []
     finally:
         later.close(remove=True)
@@ -106,7 +91,7 @@ def test_any_error_reading_one_record_sets_that_one_aside_and_the_others_are_rep
 
     monkeypatch.setattr(dead_kernels, "_synthesize", fails_once)
     assert report_dead_kernels(client, str(tmp_path), own) == 1
-    assert len(deaths(client)) == 1 and len(set_aside(tmp_path)) == 1
+    assert len(held_events(client)) == 1 and len(set_aside(tmp_path)) == 1
     assert report_dead_kernels(client, str(tmp_path), own) == 0  # not tried again
 
 
@@ -124,7 +109,7 @@ def test_a_record_of_another_version_is_left_in_place_with_its_fault_file(
     for _ in range(2):
         assert report_dead_kernels(client, str(tmp_path), own) == 0
     assert path.read_bytes() == before and faults.exists()
-    assert deaths(client) == [] and set_aside(tmp_path) == []
+    assert held_events(client) == [] and set_aside(tmp_path) == []
 
 
 def test_a_file_that_is_no_record_of_any_version_is_set_aside(tmp_path: Path, reporter: Any) -> None:
@@ -140,7 +125,7 @@ def test_a_record_of_another_user_is_set_aside_unread(tmp_path: Path, reporter: 
     planted = left_dead(tmp_path)
     os.chown(planted, 65534, 65534)
     assert report_dead_kernels(client, str(tmp_path), own) == 0
-    assert deaths(client) == [] and len(set_aside(tmp_path)) == 1
+    assert held_events(client) == [] and len(set_aside(tmp_path)) == 1
 
 
 def test_a_record_whose_fault_file_is_a_fifo_is_set_aside_with_it_unread(
@@ -151,6 +136,6 @@ def test_a_record_whose_fault_file_is_a_fifo_is_set_aside_with_it_unread(
     os.mkfifo(record.with_suffix(".faults"))
     left_dead(tmp_path, source="the_other()")
     assert report_dead_kernels(client, str(tmp_path), own) == 1
-    [death] = deaths(client)
+    [death] = held_events(client)
     assert death["metaData"]["notebook"]["cellSource"] == "the_other()"
     assert len(set_aside(tmp_path)) == 2  # the record and its fault file, together
