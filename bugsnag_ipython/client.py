@@ -82,6 +82,7 @@ class Client:
         self.on_error = events.OnErrorCallbacks()
         self.problems: list[str] = []  # configuration problems, shown by status
         self.crash_records = Refusals()  # what the crash records' folder refused, for status
+        self.previous_death: str | None = None  # what became of the previous kernel, for status
         self.origins: dict[str, str] = {}  # option -> where its value came from; else default
         self.release_lookup = ReleaseLookup()  # the default app version
         # Called once, with the first event held for lack of an API key (the glue says so).
@@ -354,24 +355,26 @@ class Client:
         """Report an earlier kernel's death (sources/dead_kernels.py): one unhandled event
         carrying that kernel's session, its counts including the event; no counter of this
         kernel's moves. The on-error callbacks see it like any event."""
-        from .report import trimming
-        from .report.kernel_death import kernel_death_event
+        from .report.kernel_death import death_payload
 
-        config = self.config
-        device = self._facts.device
-        user = self._facts.user(death.user)
-        body = kernel_death_event(death, project_root=config.project_root, device=device, user=user)
-        stages = config.enabled_release_stages
-        if stages is not None and body["app"]["releaseStage"] not in stages:
+        made = death_payload(death, self.config, device=self._facts.device,
+                             hub_user=environment.jupyterhub_user(), on_error=self.on_error)
+        if made is None:
             return False
-        if self.on_error and not self.on_error.run(body):
-            return False
-        events.settle_severity(body, "error", True)
-        payloads.redact_event(body, config.redacted_keys)
-        payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
-        self._send("event", *trimming.encode_within_limit(payload))
+        self._send("event", *made)
         self._changed()
         return True
+
+    def previous_kernel_died(self, text: str) -> None:
+        """What became of the previous kernel, for status and the panel ("died running In [14]
+        (out of memory); reported.")."""
+        self.previous_death = text
+        self._changed()
+
+    @property
+    def device(self) -> dict[str, Any]:
+        """The device facts every payload carries (the device id read or made with the first)."""
+        return self._facts.device
 
     def _tabs(self) -> dict[str, Any]:
         """The user's tabs, and the run's (the user's keys win)."""

@@ -11,7 +11,8 @@ import pytest
 from tests.kernel import API_KEY, Kernel
 
 # Every payload a client makes in a test is checked against BugSnag's shape (shape_check.py).
-pytest_plugins = ["tests.shape_check", "tests.fakes"]  # fakes: the clock and recorder fixtures
+# fakes: the clock and recorder fixtures; cgroups: a memory-limited cgroup
+pytest_plugins = ["tests.shape_check", "tests.fakes", "tests.cgroups"]
 
 StartKernel = Callable[..., Kernel]
 

@@ -5,16 +5,11 @@ there (the event has the OOM evidence)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bugsnag_ipython.report.kernel_death import parse_fault_dump
+from tests.cgroups import LIMIT_BYTES
 from tests.conftest import StartKernel
 from tests.test_kernel_deaths import WAIT, deaths, named, recording, scanned, start_cell, until, wait_dead
 
@@ -87,34 +82,6 @@ def test_a_segfault_with_deep_stacks_in_ten_threads_fits_and_keeps_the_crashing_
     assert len(others) == len(dump.threads) - 1 and len(parked) == 10
     assert all(len(thread["stacktrace"]) == 100 for thread in parked)
     assert any("code" not in f for thread in parked for f in thread["stacktrace"] if f["method"] == "dive")
-
-
-MEMORY_V1 = Path("/sys/fs/cgroup/memory")
-LIMIT_BYTES = 256 * 1024 * 1024
-
-
-@pytest.fixture
-def limited_cgroup() -> Iterator[Path]:
-    """A new cgroup v1 memory cgroup with a 256 MB limit (and no swap); whatever is still in it
-    at the end goes back to this process's cgroup, and the cgroup is removed."""
-    if os.geteuid() != 0:
-        pytest.skip("making a memory cgroup needs root")
-    if not (MEMORY_V1 / "memory.oom_control").is_file():
-        pytest.skip("no cgroup v1 memory controller at /sys/fs/cgroup/memory")
-    folder = MEMORY_V1 / f"bugsnag-ipython-test-{uuid.uuid4().hex[:12]}"
-    folder.mkdir()
-    try:
-        (folder / "memory.limit_in_bytes").write_text(str(LIMIT_BYTES))
-        if (folder / "memory.memsw.limit_in_bytes").exists():
-            (folder / "memory.memsw.limit_in_bytes").write_text(str(LIMIT_BYTES))
-        yield folder
-    finally:
-        own = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
-                   if "memory" in line.split(":", 2)[1].split(","))
-        for pid in (folder / "cgroup.procs").read_text().split():
-            with contextlib.suppress(OSError):  # ended meanwhile
-                (MEMORY_V1 / own.lstrip("/") / "cgroup.procs").write_text(pid)
-        folder.rmdir()
 
 
 def test_a_kernel_moved_into_a_memory_limited_cgroup_and_oom_killed_there_is_reported_out_of_memory(

@@ -154,6 +154,7 @@ class Configuration:
     max_held_payloads: int = 1000
     max_stored_sessions: int = 1000
     max_stored_events: int = 10000
+    watch_kernel_deaths: bool = True
 
     ENV_PREFIX: ClassVar[str] = "BUGSNAG_"
 
@@ -234,7 +235,7 @@ def from_environment(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]
 
 # -- validation -----------------------------------------------------------------------
 
-_BOOLS = {"auto_track_sessions", "send_code"}
+_BOOLS = {"auto_track_sessions", "send_code", "watch_kernel_deaths"}
 _TUPLES = {"discard_classes", "enabled_release_stages", "redacted_keys"}
 _POSITIVE_INTS = {"max_breadcrumbs", "max_held_payloads", "max_stored_sessions", "max_stored_events"}
 _URLS = {"notify_endpoint", "sessions_endpoint"}

@@ -192,6 +192,7 @@ class Extension:
         self.installed = True
         if launch:
             self.client.launch(in_background=not in_cell)
+        self.kernel_deaths.loaded.set()
 
     def uninstall(self) -> None:
         shell = self.shell

@@ -215,6 +215,8 @@ def _delivery_rows(client: Client, countdown: float | None) -> Rows:
                              "(lost if the kernel exits first)"))
     if client.on_error.repaired:
         rows.append(("Repaired", f"{client.on_error.repaired} events an on_error callback broke"))
+    if client.previous_death:
+        rows.append(("Previous kernel", client.previous_death))
     aside = records_set_aside(client)
     if aside:
         rows.append(("Kernel deaths", aside))

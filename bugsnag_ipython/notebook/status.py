@@ -172,6 +172,8 @@ def status_text(client: Client) -> str:
         + (f"on, new after {config.background_timeout:g}s idle" if config.auto_track_sessions
            else "off"),
     ]
+    if client.previous_death:
+        lines.append(f"Previous kernel {client.previous_death}")
     aside = records_set_aside(client)
     if aside:
         lines.append(f"Kernel deaths: {aside}")

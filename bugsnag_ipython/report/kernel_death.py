@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import payloads
 from .cells import source_identity
@@ -19,6 +19,10 @@ from .cells import source_identity
 # The frames of a fault dump are made and named exactly as an exception's are, by the same
 # (module-private) machinery: a cell is named alike in both, so both group alike.
 from .stacktrace import CellRef, FrameContext, NotebookRef, _EventFrames, _path_info, cell_file
+
+if TYPE_CHECKING:
+    from ..core.config import Configuration
+    from .events import OnErrorCallbacks
 
 JsonDict = dict[str, Any]
 ERROR_CLASS = "KernelDied"
@@ -288,6 +292,27 @@ def _metadata(death: KernelDeath, running: CellRef | None) -> dict[str, JsonDict
         tabs["kernel"] = {**kernel, "pid": death.pid}
     tabs["exitInfo"] = exit_info(death)
     return tabs
+
+
+def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict,
+                  hub_user: str | None, on_error: OnErrorCallbacks | None = None,
+                  ) -> tuple[JsonDict, bytes] | None:
+    """The payload of a death and its encoded body (redacted, within BugSnag's size limit), as
+    the next kernel's scan and the dead kernel's watcher both send it; None when the dead
+    kernel's release stage is not enabled, or a callback (`on_error`, the scan's) drops it."""
+    from . import environment, events, trimming
+
+    user = events.user_of(death.user, hub_user, device.get("id"))
+    body = kernel_death_event(death, project_root=config.project_root, device=device, user=user)
+    stages = config.enabled_release_stages
+    if stages is not None and body["app"]["releaseStage"] not in stages:
+        return None
+    if on_error and not on_error.run(body):
+        return None
+    events.settle_severity(body, "error", True)
+    payloads.redact_event(body, config.redacted_keys)
+    payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
+    return trimming.encode_within_limit(payload)
 
 
 def exit_info(death: KernelDeath) -> JsonDict:

@@ -63,10 +63,12 @@ from .crash_record import (
     Vitals,
     read_record,
 )
+from .death_notes import REPORTED, DeathNote, note_of
 from .record_place import record_folders
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..core.config import Configuration
 
 log = logging.getLogger("bugsnag_ipython")
 
@@ -184,7 +186,7 @@ def _of_this_version(fd: int) -> bool:
     return magic == MAGIC and os.fstat(fd).st_size == SIZE
 
 
-def _why(error: BaseException) -> str:
+def why(error: BaseException) -> str:
     if isinstance(error, (UntrustedFile, DamagedRecord)):
         return str(error)
     if isinstance(error, OSError) and error.strerror:
@@ -226,6 +228,7 @@ def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None =
             claimer = f"{taken['claimer']}{RECORD_SUFFIX}"
             if alive(folder / claimer) or (live not in (None, folder) and alive(live / claimer)):
                 continue  # its claimer is reporting it now
+            # A claim whose lock is held (below) is the dead kernel's watcher's: it reports it now.
             mine = folder / f"{token}.{own_token}.claimed-again"
         else:
             continue
@@ -236,13 +239,13 @@ def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None =
             continue
         except OSError as error:
             if error.errno not in _PASSING:
-                aside.put(path, _why(error), faults)
+                aside.put(path, why(error), faults)
             continue
         except UntrustedFile as error:
-            aside.put(path, _why(error), faults)
+            aside.put(path, why(error), faults)
             continue
         if fd is None:
-            continue  # a live kernel's
+            continue  # a live kernel's, or a claim its watcher is reporting now
         try:
             if not _of_this_version(fd):
                 continue  # another version's, with its fault file: that version reports it
@@ -253,7 +256,7 @@ def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None =
         except FileNotFoundError:
             continue
         except (OSError, DamagedRecord) as error:
-            aside.put(path, _why(error), faults)
+            aside.put(path, why(error), faults)
             continue
         finally:
             os.close(fd)  # lets go of the lock taken here
@@ -268,10 +271,27 @@ def claim_dead(root: str | os.PathLike[str], own_token: str, now: float | None =
     return claimed
 
 
-def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> int:
+def claim_locked(path: Path, fd: int, claimer: str) -> Claimed | None:
+    """Claim the record at `path`, whose lock this process holds on `fd`, for `claimer` (its
+    kernel's watcher): the lock goes with the renamed file, and a scan leaves a claim whose lock
+    is held alone. None when `path` no longer names that record (a scan took it first)."""
+    found = _RECORD.fullmatch(path.name)
+    mine = path.with_name(f"{found['token']}.{claimer}.claimed") if found else path
+    try:
+        if found is None or not os.path.samestat(os.fstat(fd), os.lstat(path)):
+            return None
+        os.rename(path, mine)
+    except FileNotFoundError:
+        return None
+    return Claimed(found["token"], mine, path.with_name(f"{found['token']}{FAULTS_SUFFIX}"))
+
+
+def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None,
+                        told: list[DeathNote] | None = None) -> int:
     """Claim the records of dead kernels under `directory` and report each death that counts,
     each record on its own: one that cannot be read or reported is set aside, and counted in
-    `client.crash_records`. Returns how many events were handed over."""
+    `client.crash_records`. Returns how many events were handed over; the note of each is
+    added to `told`."""
     if own is None or own.closed:
         return 0  # a claim needs a live record of this kernel's to be seen alive
     reported = 0
@@ -285,11 +305,13 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
         try:
             for claimed in claims:
                 try:
-                    death = _death_of(claimed, client)
+                    death = death_of(claimed, client.config)
                     if death is not None and client.notify_kernel_death(death):
                         reported += 1
+                        if told is not None:
+                            told.append(note_of(death, REPORTED))
                 except Exception as error:  # whatever the record holds: it alone is set aside
-                    aside.put(claimed.path, _why(error), claimed.faults)
+                    aside.put(claimed.path, why(error), claimed.faults)
                     continue
                 claimed.remove()
         finally:
@@ -299,8 +321,9 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
     return reported
 
 
-def _death_of(claimed: Claimed, client: Client) -> KernelDeath | None:
-    """The death to report from a claimed record, or None when the rules say it is not one."""
+def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
+    """The death to report from a claimed record, or None when the rules say it is not one
+    (the reporter's `config` fills in what the record lacks)."""
     data, dump, dumped_at = claimed.read()
     contents = read_record(data)
     fault = parse_fault_dump(dump) if dump else None
@@ -310,11 +333,11 @@ def _death_of(claimed: Claimed, client: Client) -> KernelDeath | None:
         log.info("An earlier kernel (pid %d) ended while idle without a fault; not reported as a "
                  "crash.", contents.pid)
         return None
-    return _synthesize(contents, fault, dumped_at, client)
+    return _synthesize(contents, fault, dumped_at, config)
 
 
 def _synthesize(contents: RecordContents, fault: FaultDump | None, dumped_at: float | None,
-                client: Client) -> KernelDeath:
+                config: Configuration) -> KernelDeath:
     facts = contents.facts
     vitals = contents.vitals
     # When it died: when faulthandler wrote, else when it was last seen alive.
@@ -331,7 +354,6 @@ def _synthesize(contents: RecordContents, fault: FaultDump | None, dumped_at: fl
         session = {"id": contents.session.id, "startedAt": iso8601(contents.session.started_at),
                    "events": {"handled": contents.session.handled,
                               "unhandled": contents.session.unhandled + 1}}
-    config = client.config
     project_root = _text(facts.get("projectRoot")) or config.project_root
     cells = facts.get("cells")
     return KernelDeath(

@@ -23,6 +23,7 @@ import contextlib
 import os
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import forkguard
@@ -34,11 +35,14 @@ if TYPE_CHECKING:
     from .cell_runs import CellRuns
     from .crash_checkpoint import Checkpoint
     from .crash_record import CrashRecord
+    from .death_notes import DeathNote
+    from .death_watch import DeathWatch
 
 INTERVAL = 1.0  # seconds between checkpoints of the record
 SCAN_DELAY = 1.0  # seconds after the load before dead kernels are looked for
 SCAN_DELAY_MAX = 10.0  # ...waiting at most this long for a running cell to end
 SCAN_POLL = 0.05
+LOAD_WAIT = 1.0  # seconds the watcher's start waits at most for the load to be over
 
 
 class KernelDeaths(Source):
@@ -58,6 +62,7 @@ class KernelDeaths(Source):
         self.interval = interval
         self.record: CrashRecord | None = None
         self.checkpoint: Checkpoint | None = None
+        self.watch: DeathWatch | None = None  # this kernel's watcher process, while it runs
         self.scanned = threading.Event()  # set once earlier kernels were looked for
         self.problem: str | None = None  # why there is no record, in one sentence, for status
         # When a normal end began (the monotonic clock), maybe before the record was made:
@@ -66,10 +71,16 @@ class KernelDeaths(Source):
         self.ending_since: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._refused: set[str] = set()  # what could not be started, not tried again
+        # Set by the glue once the load is over: the watcher's start (a fork and exec, and a
+        # new interpreter on the other core) waits for it, so that it never competes with it.
+        self.loaded = threading.Event()
+        self.spawn_seconds: float | None = None  # what starting the watcher cost this thread
 
     # -- install / uninstall ---------------------------------------------------------------
 
     def install(self) -> None:
+        self.loaded.clear()
         self._stop = stop = threading.Event()
         self.scanned = threading.Event()
         self.ending_since = None
@@ -106,7 +117,8 @@ class KernelDeaths(Source):
                 with contextlib.suppress(ValueError):
                     self.client.listeners.remove(checkpoint.session_changed)
             if record is not None:
-                record.close(remove=True)
+                record.close(remove=True)  # the watcher, woken, finds it removed and exits
+            self._stop_watch()
             problem, self.problem = self.problem, None
             if problem in self.client.problems:
                 self.client.problems.remove(problem)
@@ -160,6 +172,7 @@ class KernelDeaths(Source):
             return
         started = time.monotonic()
         while not stop.is_set():
+            self._keep_watch(directory)
             try:
                 # Under the lock _close takes: an exit waits the few milliseconds a checkpoint
                 # takes, rather than closing the record under it (the write would fail).
@@ -176,6 +189,48 @@ class KernelDeaths(Source):
             ):
                 self._scan(directory)
             stop.wait(self.interval if self.scanned.is_set() else SCAN_POLL)
+
+    # -- the watcher -------------------------------------------------------------------------
+
+    def _keep_watch(self, directory: str) -> None:
+        """Start the watcher when the option is on and none runs yet, stop it when it is off."""
+        wanted = self.client.config.watch_kernel_deaths
+        watch = self.watch
+        if watch is not None:
+            if not wanted:
+                self._stop_watch()
+            elif not watch.running():
+                self.client.warn_once("watcher-ended", "The kernel-death watcher ended early; this "
+                                      "kernel's death would be reported by the next kernel that starts.")
+            return
+        if not wanted or self.record is None or "watcher" in self._refused:
+            return
+        self.loaded.wait(LOAD_WAIT)
+        from .death_watch import DeathWatch
+
+        with self._lock:
+            record = self.record
+            if record is None or self._stop.is_set():
+                return
+            watch = DeathWatch(self.client, record, directory)
+            try:
+                began = time.perf_counter()
+                watch.start()
+                self.spawn_seconds = time.perf_counter() - began
+            except OSError as error:
+                self._refused.add("watcher")
+                self.client.warn_once("watcher", f"The kernel-death watcher cannot start ({error}); this "
+                                      "kernel's death would be reported by the next kernel that starts.")
+                return
+            self.watch = watch
+            self.client.listeners.append(watch.options_changed)
+
+    def _stop_watch(self) -> None:
+        watch, self.watch = self.watch, None
+        if watch is not None:
+            with contextlib.suppress(ValueError):
+                self.client.listeners.remove(watch.options_changed)
+            watch.stop()
 
     def _without_record(self, sentence: str, stop: threading.Event) -> None:
         """Say once, in the log and in status and the panel while it lasts, why this kernel has
@@ -233,8 +288,27 @@ class KernelDeaths(Source):
         try:
             from .dead_kernels import report_dead_kernels
 
-            report_dead_kernels(self.client, directory, self.record)
+            told: list[DeathNote] = []
+            report_dead_kernels(self.client, directory, self.record, told)
+            self._tell_previous_death(directory, told)
         except Exception as error:
             self.client.warn_once("kernel-deaths", f"earlier kernels' deaths could not be read ({error}).")
         finally:
             self.scanned.set()
+
+    def _tell_previous_death(self, directory: str, told: list[DeathNote]) -> None:
+        """Take the notes of earlier deaths (death_notes.py) and say the newest recent one, of
+        those and of the deaths this kernel's scan reported (`told`)."""
+        from .crash_record import DIRECTORY
+        from .death_notes import RECENT_SECONDS, take_notes
+
+        record = self.record
+        if record is None:
+            return
+        launched_wall = time.time() - (time.monotonic() - self.client.launched_at)
+        since = launched_wall - RECENT_SECONDS
+        notes = [note for note in told if note.died_at >= since]
+        taken = take_notes(Path(directory) / DIRECTORY, record.token, since)
+        notes += [taken] if taken is not None else []
+        if notes:
+            self.client.previous_kernel_died(max(notes, key=lambda note: note.died_at).text())

@@ -25,6 +25,7 @@ def client(tmp_path: Path, recorder: Recorder, clock: Clock, monkeypatch: pytest
         sessions_endpoint="http://127.0.0.1:9/sessions",
         persistence_directory=str(tmp_path / "persistence"),
         background_timeout=30.0,
+        watch_kernel_deaths=False,  # no process of its own in these: tests/test_kernel_watcher.py
     )
     made = Client(config, delivery=recorder, monotonic=clock, wall_clock=clock)  # type: ignore[arg-type]
     made.launch(in_background=True)
