@@ -16,6 +16,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -209,10 +210,9 @@ def test_forked_workers_events_arrive_once_and_promptly(
     assert ran.status == "ok" and ran.stdout.strip() == "15", ran.traceback
     ended = kernel.evaluate("ended")
     assert collector.wait_for("events", 7, timeout=10)
-    arrived = max(
-        time.mktime(time.strptime(event.received_at[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-        for event in collector.store.events()
-    )
+    # The collector stamps arrivals in UTC with a "Z": an aware datetime, so no local-time rule
+    # (daylight saving included) shifts the comparison with the kernel's time.time().
+    arrived = max(datetime.fromisoformat(event.received_at).timestamp() for event in collector.store.events())
     assert arrived - ended < 3.0  # promptly after the children ended, not at a rescan
     time.sleep(1.0)  # a duplicate, if one were coming
     messages = sorted(event.message or "" for event in collector.store.events())

@@ -276,6 +276,7 @@ def wait_for_a_failed_attempt(delivery: Delivery) -> None:
     deadline = time.monotonic() + 5
     while delivery.stats.retried == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert delivery.stats.retried > 0, "the sender made no failed attempt within 5 s"
 
 
 def test_events_waiting_together_go_in_one_request_each_once(delivery: Delivery, collector: Any) -> None:
