@@ -32,6 +32,7 @@ from bugsnag_ipython.notebook.status import status_text
 from bugsnag_ipython.report.trimming import MAX_PAYLOAD_BYTES
 from tests.conftest import StartKernel
 from tests.kernel import API_KEY
+from tests.stored import stored_payloads
 
 FAST = {"BUGSNAG_RETRY_BASE_SECONDS": "0.05", "BUGSNAG_RETRY_MAX_SECONDS": "0.4"}
 
@@ -126,7 +127,8 @@ def test_the_extensions_log_lines_go_to_the_kernel_log_never_into_a_cell(
     kernel = start_kernel(**FAST)
     collector.script("notify", 401)  # refused: one warning, said while the next cell runs
     failing = kernel.execute("1/0")
-    waiting = kernel.execute("import time; time.sleep(1.5); print('done')")
+    # The next cell lasts until the refusal is answered: the warning is said while it runs.
+    waiting = kernel.execute("import bugsnag_ipython; bugsnag_ipython.flush(10); print('done')")
     assert "BugSnag rejected the API key" not in failing.text + waiting.text
     assert waiting.stderr == ""
     assert "[bugsnag_ipython] BugSnag rejected the API key (HTTP 401)" in kernel.log()
@@ -145,8 +147,10 @@ def test_credentials_in_an_endpoint_are_never_shown(
         **FAST,
     )
     kernel.execute("1/0")
-    time.sleep(1.0)
-    status = kernel.execute("%bugsnag_session status").stdout
+    deadline = time.monotonic() + 10
+    while "Last error" not in (status := kernel.execute("%bugsnag_session status").stdout):
+        assert time.monotonic() < deadline, f"no failed attempt shown within 10 s:\n{status}"
+        time.sleep(0.1)
     panel = kernel.evaluate(
         "__import__('bugsnag_ipython.notebook.panel_text', fromlist=['x']).fallback_html("
         "get_ipython()._bugsnag_ipython.client)"
@@ -184,7 +188,7 @@ def test_every_shown_endpoint_goes_through_one_helper_that_hides_credentials(url
 
 
 def test_forked_workers_events_arrive_once_and_promptly(
-    start_kernel: StartKernel, collector: Any
+    start_kernel: StartKernel, collector: Any, tmp_path: Path
 ) -> None:
     kernel = start_kernel(**FAST)
     ran = kernel.execute(
@@ -214,7 +218,9 @@ def test_forked_workers_events_arrive_once_and_promptly(
     # (daylight saving included) shifts the comparison with the kernel's time.time().
     arrived = max(datetime.fromisoformat(event.received_at).timestamp() for event in collector.store.events())
     assert arrived - ended < 3.0  # promptly after the children ended, not at a rescan
-    time.sleep(1.0)  # a duplicate, if one were coming
+    # Nothing is left to send, from the kernel or the children's files: no duplicate is coming.
+    assert kernel.evaluate("bugsnag_ipython.flush(10)") is True
+    assert stored_payloads(tmp_path / "outbox") == []
     messages = sorted(event.message or "" for event in collector.store.events())
     assert messages == ["'from a forked child'", *(f"task {n}" for n in range(6))]
     assert kernel.alive

@@ -160,17 +160,26 @@ def test_without_a_usable_outbox_payloads_are_still_sent_from_memory(
     assert "kept in memory only" in caplog.text
 
 
+def stored_soon(directory: Path, count: int, seconds: float = 5.0) -> bool:
+    """Wait until the outbox in `directory` holds `count` payloads."""
+    deadline = time.monotonic() + seconds
+    while len(stored_payloads(directory)) != count:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_reconfiguring_the_directory_stores_new_payloads_there(
     delivery: Delivery, collector: Any, tmp_path: Path
 ) -> None:
     collector.go_down()
     delivery.submit(event(collector, 1))
-    time.sleep(0.1)
+    assert stored_soon(tmp_path / "p", 1)
     delivery.reconfigure(Configuration(persistence_directory=str(tmp_path / "q")))
     delivery.submit(event(collector, 2))
-    time.sleep(0.1)
+    assert stored_soon(tmp_path / "q", 1)
     assert len(stored_payloads(tmp_path / "p")) == 1
-    assert len(stored_payloads(tmp_path / "q")) == 1
     collector.come_back()
     assert delivery.flush(10) is True
     assert collector.store.count("events") == 2
