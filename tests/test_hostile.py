@@ -15,7 +15,9 @@ import math
 import os
 import socket
 import time
+import tracemalloc
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from bugsnag_ipython.notebook.status import status_text
 from bugsnag_ipython.report.trimming import MAX_PAYLOAD_BYTES
 from tests.conftest import StartKernel
 from tests.kernel import API_KEY
+from tests.stored import stored_payloads
 
 FAST = {"BUGSNAG_RETRY_BASE_SECONDS": "0.05", "BUGSNAG_RETRY_MAX_SECONDS": "0.4"}
 
@@ -125,7 +128,8 @@ def test_the_extensions_log_lines_go_to_the_kernel_log_never_into_a_cell(
     kernel = start_kernel(**FAST)
     collector.script("notify", 401)  # refused: one warning, said while the next cell runs
     failing = kernel.execute("1/0")
-    waiting = kernel.execute("import time; time.sleep(1.5); print('done')")
+    # The next cell lasts until the refusal is answered: the warning is said while it runs.
+    waiting = kernel.execute("import bugsnag_ipython; bugsnag_ipython.flush(10); print('done')")
     assert "BugSnag rejected the API key" not in failing.text + waiting.text
     assert waiting.stderr == ""
     assert "[bugsnag_ipython] BugSnag rejected the API key (HTTP 401)" in kernel.log()
@@ -144,8 +148,10 @@ def test_credentials_in_an_endpoint_are_never_shown(
         **FAST,
     )
     kernel.execute("1/0")
-    time.sleep(1.0)
-    status = kernel.execute("%bugsnag_session status").stdout
+    deadline = time.monotonic() + 10
+    while "Last error" not in (status := kernel.execute("%bugsnag_session status").stdout):
+        assert time.monotonic() < deadline, f"no failed attempt shown within 10 s:\n{status}"
+        time.sleep(0.1)
     panel = kernel.evaluate(
         "__import__('bugsnag_ipython.notebook.panel_text', fromlist=['x']).fallback_html("
         "get_ipython()._bugsnag_ipython.client)"
@@ -183,7 +189,7 @@ def test_every_shown_endpoint_goes_through_one_helper_that_hides_credentials(url
 
 
 def test_forked_workers_events_arrive_once_and_promptly(
-    start_kernel: StartKernel, collector: Any
+    start_kernel: StartKernel, collector: Any, tmp_path: Path
 ) -> None:
     kernel = start_kernel(**FAST)
     ran = kernel.execute(
@@ -209,12 +215,13 @@ def test_forked_workers_events_arrive_once_and_promptly(
     assert ran.status == "ok" and ran.stdout.strip() == "15", ran.traceback
     ended = kernel.evaluate("ended")
     assert collector.wait_for("events", 7, timeout=10)
-    arrived = max(
-        time.mktime(time.strptime(event.received_at[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-        for event in collector.store.events()
-    )
+    # The collector stamps arrivals in UTC with a "Z": an aware datetime, so no local-time rule
+    # (daylight saving included) shifts the comparison with the kernel's time.time().
+    arrived = max(datetime.fromisoformat(event.received_at).timestamp() for event in collector.store.events())
     assert arrived - ended < 3.0  # promptly after the children ended, not at a rescan
-    time.sleep(1.0)  # a duplicate, if one were coming
+    # Nothing is left to send, from the kernel or the children's files: no duplicate is coming.
+    assert kernel.evaluate("bugsnag_ipython.flush(10)") is True
+    assert stored_payloads(tmp_path / "outbox") == []
     messages = sorted(event.message or "" for event in collector.store.events())
     assert messages == ["'from a forked child'", *(f"task {n}" for n in range(6))]
     assert kernel.alive
@@ -352,10 +359,14 @@ def test_a_tampered_outbox_is_neither_followed_nor_read_whole_and_what_is_set_as
     (outbox / elsewhere.name.replace(elsewhere.name.split(".")[-2], "0123456789ab")).symlink_to(elsewhere)
     huge = stored_elsewhere(tmp_path / "big", "fifty megabytes", size=50_000_000)
     huge.rename(outbox / huge.name.replace(huge.name.split(".")[-2], "ba9876543210"))
-    client = client_for()
-    started = time.monotonic()
-    assert client.delivery.drain(5)
-    assert time.monotonic() - started < 3.0
+    tracemalloc.start()  # before the client: its first look through the outbox is traced too
+    try:
+        client = client_for()
+        assert client.delivery.drain(5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000  # the fifty megabytes were never read into memory
     assert collector.store.events() == []  # neither was sent
     assert client.delivery.stats.dropped["unreadable file set aside"] == 2
     assert len(os.listdir(persistence / "set-aside")) == 2

@@ -107,12 +107,15 @@ def kill_in_cell(kernel: Kernel, code: str, cell_id: str | None = None) -> tuple
 
 
 def scanned(kernel: Kernel) -> None:
-    """Wait until the kernel has looked for dead kernels, then deliver what it made."""
+    """Wait until the kernel has looked for dead kernels, then deliver what it made. The
+    kernel-deaths source (the README's "kernel deaths" row) must be loaded, exactly once:
+    without it there is no scan to wait for, and the wait must fail rather than pass."""
+    looks = ("[s.scanned.is_set() for s in get_ipython()._bugsnag_ipython.sources"
+             " if type(s).__name__ == 'KernelDeaths']")
     deadline = time.monotonic() + WAIT
-    done = ("all(s.scanned.is_set() for s in get_ipython()._bugsnag_ipython.sources"
-            " if hasattr(s, 'scanned'))")
-    while not kernel.evaluate(done) and time.monotonic() < deadline:
+    while (state := kernel.evaluate(looks)) == [False] and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert state == [True], f"no look for dead kernels within {WAIT} s (kernel-deaths sources: {state})"
     assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
 
 

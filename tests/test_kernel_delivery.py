@@ -52,9 +52,19 @@ def received(request: Any) -> float:
     return datetime.fromisoformat(request.received_at.replace("Z", "+00:00")).timestamp()
 
 
-def settle(collector: Any, seconds: float = 0.5) -> None:
-    """Give a duplicate, if any were coming, the time to arrive."""
-    time.sleep(seconds)
+def drained(*kernels: Kernel) -> None:
+    """Wait until each kernel has nothing left to send (its outbox looked through, every payload
+    answered): a duplicate, if one were coming, has arrived by then."""
+    for kernel in kernels:
+        assert flush(kernel) is True, "a kernel still had payloads waiting"
+
+
+def held(collector: Any) -> None:
+    """Wait until the hanging collector holds an event request unanswered."""
+    deadline = time.monotonic() + WAIT
+    while not any(r.status == 0 for r in collector.store.requests("events")):
+        assert time.monotonic() < deadline, f"no event request reached the collector within {WAIT} s"
+        time.sleep(0.02)
 
 
 def test_endpoint_down_then_back_delivers_the_error_and_the_launch_session_once(
@@ -69,7 +79,6 @@ def test_endpoint_down_then_back_delivers_the_error_and_the_launch_session_once(
     assert flush(kernel, 0.2) is False  # nothing can arrive while the endpoint is down
     collector.come_back()
     assert flush(kernel) is True
-    settle(collector)
     assert len(collector.store.sessions()) == 1
     [event] = collector.store.events()
     assert event.error_class == "ZeroDivisionError"
@@ -81,7 +90,6 @@ def test_503_503_202_is_delivered_once_after_retries(start_kernel: StartKernel, 
     collector.script("notify", 503, 503)
     kernel.execute("1/0")
     assert flush(kernel) is True
-    settle(collector)
     assert [r.status for r in collector.store.requests("events")] == [503, 503, 202]
     assert len(collector.store.events()) == 1
     first, second, third = collector.store.requests("events")
@@ -110,7 +118,6 @@ def test_401_is_dropped_not_retried_and_status_says_why(
     collector.script("notify", 401)
     kernel.execute("1/0")
     assert flush(kernel) is True  # dropped on purpose: nothing is left to send
-    settle(collector)
     assert [r.status for r in collector.store.requests("events")] == [401]
     shown = status(kernel)
     assert "1 dropped (1 API key rejected (HTTP 401))" in shown
@@ -134,7 +141,7 @@ def test_a_hanging_endpoint_neither_blocks_cells_nor_the_exit_and_the_next_kerne
     collector.unhang()
     next_kernel = start_kernel(**FAST)
     assert collector.wait_for("events", 1, WAIT) and collector.wait_for("sessions", 2, WAIT)
-    settle(collector)
+    drained(next_kernel)
     assert len(collector.store.events()) == 1
     sessions = [s.session_id for s in collector.store.sessions()]
     assert len(sessions) == len(set(sessions)) == 2
@@ -153,12 +160,12 @@ def test_killed_while_the_endpoint_hangs_the_next_kernel_delivers_the_error(
     collector.hang()
     kernel = start_kernel(**FAST)
     kernel.execute("raise ValueError('sent while hanging')")
-    time.sleep(0.5)
+    held(collector)  # the event is on the wire, unanswered, when the kernel dies
     kill(kernel)
     collector.unhang()
-    start_kernel(**FAST)
+    next_kernel = start_kernel(**FAST)
     assert collector.wait_for("events", 1, WAIT)
-    settle(collector)
+    drained(next_kernel)
     [event] = collector.store.events()
     assert event.message == "sent while hanging"
 
@@ -171,9 +178,9 @@ def test_killed_right_after_an_error_while_the_endpoint_is_down_the_next_kernel_
     kernel.execute("raise KeyError('killed right after')")
     kill(kernel)
     collector.come_back()
-    start_kernel(**FAST)
+    next_kernel = start_kernel(**FAST)
     assert collector.wait_for("events", 1, WAIT)
-    settle(collector)
+    drained(next_kernel)
     [event] = collector.store.events()
     assert event.error_class == "KeyError"
 
@@ -198,7 +205,7 @@ def test_two_kernels_on_one_outbox_send_each_stored_payload_once(
     for load in loads:
         load.join()
     assert collector.wait_for("events", 50, WAIT) and collector.wait_for("sessions", 3, WAIT)
-    settle(collector, 1.0)
+    drained(first, second)
     messages = sorted(event.message for event in collector.store.events())
     assert messages == sorted(f"stored {n}" for n in range(50))
     assert len(collector.store.sessions()) == 3  # the maker's and each kernel's launch
@@ -227,7 +234,6 @@ def test_a_corrupt_file_is_set_aside_and_the_rest_are_delivered(
     kernel = start_kernel(**FAST)
     assert collector.wait_for("events", 3, WAIT)
     assert flush(kernel) is True
-    settle(collector)
     assert sorted(e.message for e in collector.store.events()) == ["0", "1", "2"]
     aside = sorted(p.name for p in (tmp_path / "outbox" / "set-aside").iterdir())
     assert len(aside) == 4
@@ -320,9 +326,9 @@ def test_a_forked_child_that_exits_at_once_leaves_its_error_for_the_next_kernel(
         "os.waitpid(pid, 0)"
     )
     kill(kernel)
-    start_kernel(**FAST)
+    next_kernel = start_kernel(**FAST)
     assert collector.wait_for("events", 1, WAIT)
-    settle(collector)
+    drained(next_kernel)
     assert [e.message for e in collector.store.events()] == ["child exits at once"]
 
 

@@ -8,14 +8,12 @@ without them the test is skipped, and pytest's summary says why. Screenshots go 
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -48,44 +46,6 @@ CELLS = [
     "1 / 0",
     "raise KeyError('during the outage')",
 ]
-
-
-# -- the collector -------------------------------------------------------------------------------
-
-
-class _Accepting(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(202)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def collector(tmp_path: Path) -> Iterator[tuple[str, str, Any]]:
-    """(notify URL, sessions URL, the collector) of the project's collector, or of a server
-    that accepts (and cannot go down: None)."""
-    try:
-        from bugsnag_ipython.collector.server import Collector
-    except ImportError:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accepting)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
-        try:
-            yield url, url, None
-        finally:
-            server.shutdown()
-            server.server_close()
-        return
-    running = Collector(str(tmp_path / "collector.sqlite"), host="127.0.0.1", port=0)
-    running.start()
-    try:
-        yield running.notify_url, running.sessions_url, running
-    finally:
-        running.stop()
 
 
 # -- JupyterLab ----------------------------------------------------------------------------------
@@ -183,21 +143,21 @@ KERNEL_IDLE = """() => {
 
 
 @pytest.mark.timeout(150)
-def test_panel_in_jupyterlab(tmp_path: Path) -> None:
+def test_panel_in_jupyterlab(tmp_path: Path, collector: Any) -> None:
+    """Both halves always run, against the suite's collector: the outage half needs it to go
+    down and come back."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (tmp_path / "notebooks").mkdir()
     write_notebook(tmp_path / "notebooks" / "panel.ipynb")
     with (
-        collector(tmp_path) as (notify_url, sessions_url, running),
-        jupyterlab(tmp_path, lab_environment(tmp_path, notify_url, sessions_url)) as url,
+        jupyterlab(tmp_path, lab_environment(tmp_path, collector.notify_url, collector.sessions_url)) as url,
         playwright_sync.sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             drive(page, f"{url}/lab/tree/panel.ipynb")
-            if running is not None:
-                outage_and_recovery(page, running)
+            outage_and_recovery(page, collector)
         except Exception:
             with contextlib.suppress(Exception):
                 page.screenshot(path=str(ARTIFACTS / "failure.png"))
