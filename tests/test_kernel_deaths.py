@@ -1,6 +1,7 @@
-"""Kernels that die, reported by the next kernel, read back from the real collector: a SIGKILL
-during a cell, a segfault in a cell, a clean shutdown after errors, two kernels starting after
-one crash, and `send_code` off."""
+"""Kernels that die, reported by their watcher or the next kernel, read back from the real
+collector: a SIGKILL during a cell, a segfault in a cell, the other fatal signals, `os._exit`
+and a kill without a shutdown request during a cell, a clean shutdown after errors, two kernels
+starting after one crash, `send_code` off, and kernels that sent nothing while they lived."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import signal
 import time
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from bugsnag_ipython.sources.crash_record import DamagedRecord, RecordContents, read_record
 from tests.conftest import StartKernel
@@ -279,3 +282,64 @@ def test_unloading_removes_the_record_and_gives_faulthandler_back(start_kernel: 
     assert kernel.execute("%unload_ext bugsnag_ipython").status == "ok"
     assert list(kernels.glob("*")) == []
     assert kernel.evaluate("__import__('faulthandler').is_enabled()") is False
+
+
+def records_left(kernel: Kernel) -> list[str]:
+    folder = kernel.root.parent / "outbox" / "kernels"
+    return sorted(path.name for path in folder.glob("*") if path.suffix in (".record", ".claimed"))
+
+
+@pytest.mark.parametrize("name", ["SIGABRT", "SIGFPE", "SIGILL"])
+def test_a_fatal_signal_in_a_cell_is_reported_by_the_watcher_with_its_name(
+    start_kernel: StartKernel, collector: Any, name: str
+) -> None:
+    kernel = recording(start_kernel())
+    start_cell(kernel, f"import os, signal\nos.kill(os.getpid(), signal.{name})", cell_id="fatal", wait=False)
+    wait_dead(kernel)
+    assert collector.wait_for("events", 1, WAIT)  # no next kernel: the watcher sent it
+    [death] = deaths(collector)
+    assert death.unhandled and death.message.endswith(f"({name}) while running In [2]")
+    assert death.event["severityReason"] == {"type": "signal", "attributes": {"signalType": name}}
+    assert death.event["metaData"]["exitInfo"]["signal"] == name
+    assert death.event["exceptions"][0]["stacktrace"][-1]["file"] == "cell-fatal"
+
+
+@pytest.mark.parametrize("how", ["os._exit", "restart_kernel(now=True)"])
+def test_a_kernel_gone_without_a_trace_during_a_cell_is_reported(
+    start_kernel: StartKernel, collector: Any, how: str
+) -> None:
+    kernel = recording(start_kernel())
+    if how == "os._exit":
+        start_cell(kernel, "import os\nos._exit(3)", wait=False)
+        wait_dead(kernel)
+    else:
+        start_cell(kernel, "import time\ntime.sleep(60)")
+        # restart_kernel(now=True)'s first half, all the old kernel meets: killed, with no shutdown
+        # request (the second half starts a new kernel, with launch arguments this harness closed).
+        kernel.manager.shutdown_kernel(now=True, restart=True)
+    assert collector.wait_for("events", 1, WAIT)
+    [death] = deaths(collector)
+    assert death.unhandled and death.message == "killed while running In [2]"
+    assert death.event["app"]["inForeground"] is True
+    info = death.event["metaData"]["exitInfo"]
+    assert info["importance"] == "foreground" and info["cause"].startswith("killed")
+    assert death.event["groupingHash"].startswith("KernelDied killed cell-")
+
+
+@pytest.mark.parametrize("settings", [
+    {"BUGSNAG_RELEASE_STAGE": "staging", "BUGSNAG_ENABLED_RELEASE_STAGES": "production"},
+    {"BUGSNAG_API_KEY": ""},
+], ids=["release stage not enabled", "no API key"])
+def test_a_kernel_that_sent_nothing_while_it_lived_has_its_death_not_sent(
+    start_kernel: StartKernel, collector: Any, settings: dict[str, str]
+) -> None:
+    kernel = start_kernel(**settings)
+    kernel.execute("1/0")
+    kill_in_cell(kernel, "import time\ntime.sleep(60)")
+    # The watcher looked at the record and removed it: a death that does not count.
+    deadline = time.monotonic() + WAIT
+    while records_left(kernel) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert records_left(kernel) == []
+    assert collector.store.events() == [] and collector.store.sessions() == []
+    assert collector.store.requests("events") == []

@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from bugsnag_ipython.delivery.transport import READ_TIMEOUT
 from bugsnag_ipython.notebook.extension import EXIT_FLUSH_SECONDS
 from tests.conftest import StartKernel
-from tests.kernel import Kernel
+from tests.kernel import API_KEY, Kernel
 from tests.stored import stored_payloads
 
 WAIT = 15.0
@@ -277,8 +278,12 @@ def test_a_thousand_errors_with_the_endpoint_down_are_stored_then_delivered(
     assert kernel.evaluate("grown_kb") < 50 * 1024
     collector.come_back()
     assert flush(kernel, 30) is True
-    assert len(collector.store.events()) == 1000
+    events = collector.store.events()
+    assert len(events) == 1000
     assert stored_kinds(tmp_path) == []
+    # BugSnag's event API takes an array: the waiting events went together, at most 100 a request.
+    per_request = Counter(event.request_id for event in events)
+    assert max(per_request.values()) == 100, per_request
 
 
 def test_past_the_cap_the_oldest_are_dropped_and_counted(
@@ -340,3 +345,40 @@ def test_status_shows_the_delivery_counters(start_kernel: StartKernel, collector
     assert line == "Delivery: 2 delivered, 0 waiting, 0 retried, 0 dropped"
     counters = kernel.evaluate("__import__('bugsnag_ipython')._client().delivery.counters()")
     assert json.loads(json.dumps(counters))["delivered"] == 2
+
+
+NOTIFY_TEN = ("import bugsnag_ipython\nfor n in range(10):\n"
+              "    bugsnag_ipython.notify(ValueError(f'held {n}'))")
+
+
+def test_without_an_api_key_past_the_held_cap_the_oldest_are_dropped_and_counted(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    # Without automatic sessions, what is held is the ten events alone.
+    kernel = start_kernel(BUGSNAG_API_KEY="", BUGSNAG_MAX_HELD_PAYLOADS="3",
+                          BUGSNAG_AUTO_TRACK_SESSIONS="false")
+    assert kernel.execute(NOTIFY_TEN).status == "ok"
+    assert "7 dropped (7 held overflow)" in status(kernel)
+    kernel.execute(f"bugsnag_ipython.configure(api_key={API_KEY!r})")
+    assert flush(kernel) is True
+    assert sorted(e.message for e in collector.store.events()) == ["held 7", "held 8", "held 9"]
+
+
+def test_past_the_stored_sessions_cap_the_oldest_are_dropped_and_counted(
+    tmp_path: Path, start_kernel: StartKernel, collector: Any
+) -> None:
+    collector.go_down()
+    kernel = start_kernel(BUGSNAG_MAX_STORED_SESSIONS="2", **FAST)
+    started = kernel.execute("import bugsnag_ipython\nids = []\nfor _ in range(4):\n"
+                             "    bugsnag_ipython.start_session()\n"
+                             "    ids.append(bugsnag_ipython.current_session().id)")
+    assert started.status == "ok"
+    # A session in flight when the cap is met is measured against it once its send fails.
+    deadline = time.monotonic() + WAIT
+    while stored_kinds(tmp_path).count("session") > 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stored_kinds(tmp_path).count("session") == 2
+    assert "3 over the stored cap" in status(kernel)  # the launch session and two of the four
+    collector.come_back()
+    assert flush(kernel, 30) is True
+    assert sorted(s.session_id for s in collector.store.sessions()) == sorted(kernel.evaluate("ids[-2:]"))

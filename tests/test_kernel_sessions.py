@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import time
@@ -261,3 +262,54 @@ def test_loaded_by_kernel_config_it_is_silent_and_launches_before_any_cell(
     assert collector.wait_for("events", 1, WAIT)
     [event] = events_of(collector)
     assert event.session_id == sessions_of(collector)[0]
+
+
+def execute_silently(kernel: Any, code: str, **expressions: str) -> dict[str, Any]:
+    """Run `code` as frontends run completions and inspections (`silent`: no cell, no history);
+    the values of `expressions`, as the reply carries them."""
+    content = {"code": code, "silent": True, "store_history": False,
+               "user_expressions": expressions, "allow_stdin": False, "stop_on_error": False}
+    message = kernel.client.session.msg("execute_request", content)
+    kernel.client.shell_channel.send(message)
+    while True:
+        reply = kernel.client.get_shell_msg(timeout=WAIT)
+        if reply["parent_header"].get("msg_id") == message["header"]["msg_id"]:
+            break
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return {name: ast.literal_eval(value["data"]["text/plain"])
+            for name, value in reply["content"]["user_expressions"].items()}
+
+
+def test_silent_executions_do_not_move_the_foreground(start_kernel: StartKernel, collector: Any) -> None:
+    kernel = start_kernel(BUGSNAG_BACKGROUND_TIMEOUT="1")
+    launch = kernel.evaluate("__import__('bugsnag_ipython').current_session().id")
+    time.sleep(1.3)  # the kernel is idle between cells: background time
+    # A silent run after the idle timeout is no return to the foreground: no new session.
+    seen = execute_silently(kernel, "import bugsnag_ipython\nflushed = bugsnag_ipython.flush(10)",
+                            session="bugsnag_ipython.current_session().id", flushed="flushed")
+    assert seen == {"session": launch, "flushed": True}
+    assert sessions_of(collector) == [launch]
+    # Nor does it end the background: the cell right after it is the return, with a new session.
+    kernel.execute("1/0")
+    flush(kernel)
+    first, returned = sessions_of(collector)
+    assert first == launch and returned != launch
+    [event] = events_of(collector)
+    assert event.session_id == returned
+
+
+def test_only_a_notify_endpoint_turns_sessions_off_with_one_warning(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    kernel = start_kernel(BUGSNAG_SESSIONS_ENDPOINT="")  # the notify endpoint alone
+    kernel.execute("1/0")
+    kernel.execute("import bugsnag_ipython\nbugsnag_ipython.configure(release_stage='staging')")
+    kernel.execute("%reload_ext bugsnag_ipython")
+    flush(kernel)
+    shown = kernel.execute("%bugsnag_session status").stdout
+    assert "sessions off" in shown
+    assert "(off: notify_endpoint is set alone)" in kernel.execute("%config BugsnagIPython").stdout
+    warning = "notify_endpoint is set without sessions_endpoint, so sessions are not sent"
+    assert kernel.log().count(warning) == 1
+    assert len(events_of(collector)) == 1
+    assert collector.store.sessions() == [] and collector.store.requests("sessions") == []

@@ -179,3 +179,70 @@ def test_reload_hooks_once_and_unload_puts_back_the_shell_the_kernel_and_the_loo
         " __import__('asyncio').get_running_loop().get_exception_handler() is None]"
     )
     assert restored == [False, True, True]
+
+
+CALLBACKS = """\
+import ipywidgets as widgets
+
+out = widgets.Output()
+with out:
+    raise KeyError("inside the output block")
+
+query = widgets.Text(description="query")
+def search(_):
+    raise LookupError("the search failed")
+query.on_submit(search)
+
+canvas = widgets.DOMWidget()
+def draw(widget, content, buffers):
+    raise ValueError("the drawing failed")
+canvas.on_msg(draw)
+
+level = widgets.IntSlider(description="level")
+def plot(level):
+    if level:
+        raise ArithmeticError("the plot failed")
+shown = widgets.interactive_output(plot, {"level": level})
+
+import comm
+plain = comm.create_comm(target_name="plain")
+received = []
+def receive(message):
+    received.append(message)
+    raise OSError("a plain comm's handler failed")
+plain.on_msg(receive)
+print(query.model_id, canvas.model_id, level.model_id, plain.comm_id)
+"""
+
+
+def test_callbacks_in_an_output_block_on_submit_on_msg_and_interactive_output_are_reported(
+    start_kernel: StartKernel, collector: Any
+) -> None:
+    kernel = start_kernel()
+    made = kernel.execute(CALLBACKS, cell_id="callbacks")
+    assert made.status == "ok", made.traceback  # the Output block showed its error, the cell went on
+    query, canvas, level, plain = made.stdout.split()
+    shown = send_to_widget(kernel, query, {"method": "custom", "content": {"event": "submit"}})
+    shown += send_to_widget(kernel, canvas, {"method": "custom", "content": {"shape": "circle"}})
+    # interactive_output shows its function's error in its own Output widget, not as an `error`
+    # message of the comm_msg: it is counted by its event below.
+    send_to_widget(kernel, level, move_to(3))
+    # A plain comm's handler is no widget callback: the comm manager logs its failure, and that
+    # is not reported.
+    send_to_widget(kernel, plain, {"anything": 1})
+    flush(kernel)
+    events = events_of(collector, 4)
+    assert [e.error_class for e in events] == ["KeyError", "LookupError", "ValueError", "ArithmeticError"]
+    assert all(e.event["unhandled"] is True for e in events)
+    output_block, submit, message, interactive = events
+    assert output_block.event["metaData"]["notebook"]["cellId"] == "callbacks"
+    assert submit.event["context"] == 'Text submit "query"'
+    assert message.event["context"] == "DOMWidget message"
+    # Run by a change of its control, the function's error is that change's.
+    assert interactive.event["context"] == 'IntSlider change "level"'
+    for event in (submit, message, interactive):
+        top = event.event["exceptions"][0]["stacktrace"][0]
+        assert top["file"] == "cell-callbacks" and top["inProject"] is True
+    assert [e["ename"] for e in shown] == ["LookupError", "ValueError"]  # shown as before
+    assert len(collector.store.events()) == 4
+    assert kernel.evaluate("len(received)") == 1  # the plain comm's handler ran, and failed
