@@ -90,11 +90,12 @@ def dashboards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboards]
     def rendered(version: str, argv: list[str], cwd: Path, page: str) -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
+        before = len(events())  # counted first: the event may arrive before the page is whole
         with serving([*argv, f"--port={port}"], cwd, env(version), work / f"{version}.log", port):
             shown = requests.get(url + page, timeout=RUN_TIMEOUT)
             assert shown.status_code == 200, shown.text[-2000:]
             # Delivered from the kernel's own thread: the page may be whole before it is.
-            assert collector.wait_for("events", len(events()) + 1, RUN_TIMEOUT), version
+            assert collector.wait_for("events", before + 1, RUN_TIMEOUT), version
 
     def events() -> list[Any]:
         return list(collector.store.events())

@@ -157,7 +157,8 @@ def test_the_watcher_stays_small_however_the_kernel_grows(start_kernel: StartKer
     small = settled(watcher)
     kernel.execute("grown = bytearray(200 * 1024 * 1024)\ngrown[::4096] = b'x' * (len(grown) // 4096)")
     kernel.execute("del grown")
-    assert uss(watcher) == small  # nothing of the kernel's, nothing new
+    # Nothing of the kernel's 200 MB: a few pages of its own may move (a config line read).
+    assert abs(uss(watcher) - small) < 1024 * 1024, (uss(watcher), small)
     assert small < 25 * 1024 * 1024, small
 
 
