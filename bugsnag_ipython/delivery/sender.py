@@ -1,5 +1,5 @@
 """Delivery: every payload reaches its endpoint once, is kept on disk until it does, or is
-dropped on purpose, counted and said (PROTOCOL.md, Delivery outcomes).
+dropped on purpose, counted and said (a 4xx other than 408 and 429; a cap reached).
 
 Three parts:
 

@@ -42,7 +42,8 @@ class Envelope:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one attempt came to (PROTOCOL.md, Delivery outcomes)."""
+    """What one attempt came to: a 2xx is delivered; a 4xx other than 408 and 429 is refused
+    for good (dropped, said); 408, 429, a 5xx or no response at all is tried again later."""
 
     status: int | None  # None: no HTTP response at all
     error: str | None = None  # in plain words, when there was no response

@@ -1,4 +1,5 @@
-"""Session and event payloads as BugSnag's API takes them (see PROTOCOL.md).
+"""Session and event payloads as BugSnag's API takes them: sessions in the per-session form
+of the mobile notifiers (payload version 1.0), events in payload version 4.0.
 
 Pure functions: dicts in, dicts or bytes out. No I/O, no IPython.
 """
