@@ -32,11 +32,11 @@ import secrets
 import struct
 import sys
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from ..core import forkguard
 from ..core.private_files import open_private
 from .record_place import DIRECTORY as DIRECTORY  # the folder's name, as dead_kernels.py reads it
 from .record_place import NoRecord, live_folder
@@ -72,7 +72,7 @@ SIZE = _DOCUMENT_AT[1] + 8 + DOCUMENT_BYTES
 
 NO_SESSION, ACTIVE, PAUSED = 0, 1, 2
 
-_live: weakref.WeakSet[CrashRecord] = weakref.WeakSet()
+_live = forkguard.ForgottenInChildren()
 
 
 class CrashRecord:
@@ -119,7 +119,6 @@ class CrashRecord:
         self._had_faulthandler = False
         self.closed = False
         _live.add(self)
-        _watch_forks()
 
     # -- the cell's thread: stores only ---------------------------------------------------
 
@@ -259,21 +258,6 @@ def _refused(where: str, error: OSError) -> NoRecord:
     return NoRecord(f"Kernel deaths are not recorded: the crash record cannot be made in {where} "
                     f"({reason}); set BUGSNAG_PERSISTENCE_DIRECTORY to another directory.")
 
-
-def _forget_in_child() -> None:
-    for record in list(_live):
-        with contextlib.suppress(Exception):
-            record.forget_after_fork()
-
-
-_watching = False
-
-
-def _watch_forks() -> None:
-    global _watching
-    if not _watching:
-        _watching = True
-        os.register_at_fork(after_in_child=_forget_in_child)
 
 
 # -- reading a record left behind ----------------------------------------------------------

@@ -19,9 +19,9 @@ import os
 import subprocess
 import sys
 import threading
-import weakref
 from typing import TYPE_CHECKING, Any
 
+from ..core import forkguard
 from ..report.environment import jupyterhub_user
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 MODULE = "bugsnag_ipython.sources.watcher"
 
-_live: weakref.WeakSet[DeathWatch] = weakref.WeakSet()
+_live = forkguard.ForgottenInChildren()
 
 
 class DeathWatch:
@@ -70,7 +70,6 @@ class DeathWatch:
         # A watcher that stops reading never blocks the kernel: a full pipe drops the watcher.
         os.set_blocking(self._pipe, False)
         _live.add(self)
-        _watch_forks()
         self.options_changed()
 
     def options_changed(self) -> None:
@@ -135,19 +134,3 @@ def _json(setup: dict[str, Any]) -> str:
 
     return json.dumps(setup, default=str, separators=(",", ":"))
 
-
-def _forget_in_child() -> None:
-    for each in list(_live):
-        with contextlib.suppress(Exception):
-            each.forget_after_fork()
-    _live.clear()
-
-
-_watching = False
-
-
-def _watch_forks() -> None:
-    global _watching
-    if not _watching:
-        _watching = True
-        os.register_at_fork(after_in_child=_forget_in_child)
