@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..core.basics import JsonDict
 from .metadata import merge_event_metadata
 from .naming import class_name, message_of, names_of
 from .repair import before_callbacks, repair_event
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bugsnag_ipython")
 
-JsonDict = dict[str, Any]
 OnError = Callable[[JsonDict], Any]
 SEVERITIES = ("error", "warning", "info")
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.basics import JsonDict
 from . import payloads
 from .cells import source_identity
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from ..core.config import Configuration
     from .events import OnErrorCallbacks
 
-JsonDict = dict[str, Any]
 ERROR_CLASS = "KernelDied"
 
 # faulthandler's first line for each fatal signal it handles.

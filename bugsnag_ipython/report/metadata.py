@@ -11,7 +11,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-JsonDict = dict[str, Any]
+from ..core.basics import JsonDict
 
 
 class MetadataStore:

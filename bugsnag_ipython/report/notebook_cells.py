@@ -16,9 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.basics import JsonDict
 from .notebook_files import folder_notebooks, parse_json, read_bounded
-
-JsonDict = dict[str, Any]
 
 MAX_NOTEBOOK_BYTES = 20_000_000  # a notebook bigger than this is not read to name cells
 MAX_SEARCHED = 50  # notebooks looked at in one folder when nothing names the notebook

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from ..core.basics import JsonDict
 from ..core.sessions import SessionSnapshot
 
 SESSION_PAYLOAD_VERSION = "1.0"
 EVENT_PAYLOAD_VERSION = "4.0"
 REDACTED = "[REDACTED]"
 
-JsonDict = dict[str, Any]
 
 
 def iso8601(epoch_seconds: float) -> str:

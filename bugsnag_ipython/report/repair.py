@@ -9,9 +9,7 @@ so that it is said once and counted. Pure: no I/O.
 
 from __future__ import annotations
 
-from typing import Any
-
-JsonDict = dict[str, Any]
+from ..core.basics import JsonDict
 
 
 def before_callbacks(event: JsonDict) -> JsonDict:

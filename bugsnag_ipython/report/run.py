@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.basics import JsonDict
 from ..core.config import without_credentials
 from .dashboard import VOILA
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bugsnag_ipython")
 
-JsonDict = dict[str, Any]
 
 PAPERMILL = "papermill"
 NBCONVERT = "nbconvert"

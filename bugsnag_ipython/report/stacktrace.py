@@ -18,11 +18,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 from types import CodeType, FrameType, TracebackType
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
+from ..core.basics import JsonDict
 from .naming import class_name, message_of
 
-JsonDict = dict[str, Any]
 CODE_WINDOW = 7  # lines around the frame's line, as the official notifiers send
 MAX_CODE_LINE = 200  # characters of one source line; a minified line says nothing more
 MAX_CHAIN = 100  # causes, contexts and group members followed for one event

@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..core.basics import JsonDict
 from .payloads import encode, encode_event
-
-JsonDict = dict[str, Any]
 
 # BugSnag's limit is 1,000,000 bytes; delivery adds the API key (32 characters) afterwards.
 MAX_PAYLOAD_BYTES = 999_000

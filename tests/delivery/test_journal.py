@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import stat
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from bugsnag_ipython.delivery.sender import Delivery
 from bugsnag_ipython.delivery.transport import Envelope, Kind
 from tests.delivery.test_delivery import event
 from tests.stored import stored_payloads
+from tests.waits import eventually
 
 KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 URL = "http://127.0.0.1:9/notify"
@@ -30,15 +30,6 @@ ROOM: dict[Kind, int] = {"session": 1000, "event": 10000}
 
 def envelope(n: int, url: str = URL) -> Envelope:
     return Envelope("event", url, KEY, json.dumps({"n": n}).encode(), time.time())
-
-
-def eventually(condition: Callable[[], object], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_appended_payloads_read_back_and_the_journal_empties_once_all_are_settled(tmp_path: Path) -> None:

@@ -1,0 +1,38 @@
+"""What every part of the package shares: its logger, the type of a JSON object, and saying a
+sentence once (a cause met at every retry or every cell is logged the first time only)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Hashable
+from typing import Any
+
+log = logging.getLogger("bugsnag_ipython")
+JsonDict = dict[str, Any]
+
+
+class Once:
+    """Remembers what was said: `say(key, sentence)` logs the sentence the first time `key`
+    is met, and returns whether it did."""
+
+    def __init__(self, level: int = logging.WARNING) -> None:
+        self._level = level
+        self._said: set[Hashable] = set()
+        self._lock = threading.Lock()
+
+    def say(self, key: Hashable, sentence: str) -> bool:
+        with self._lock:
+            if key in self._said:
+                return False
+            self._said.add(key)
+        log.log(self._level, sentence)
+        return True
+
+    def first(self, key: Hashable) -> bool:
+        """True the first time `key` is met, for callers that say it their own way."""
+        with self._lock:
+            if key in self._said:
+                return False
+            self._said.add(key)
+            return True
