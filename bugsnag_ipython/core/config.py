@@ -177,7 +177,7 @@ class Configuration:
     def replace(self, **changes: Any) -> Configuration:
         """A copy with `changes` applied; raises ConfigurationError and changes nothing if any
         change is invalid."""
-        cleaned = {name: _validate(name, value) for name, value in changes.items()}
+        cleaned = {name: validated(name, value) for name, value in changes.items()}
         return dataclasses.replace(self, **cleaned)
 
     # -- derived values ----------------------------------------------------------------
@@ -223,7 +223,7 @@ def from_environment(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]
         variable = Configuration.ENV_PREFIX + name.upper()
         if variable in env:
             try:
-                changes[name] = _validate(name, _parse_text(name, env[variable], variable))
+                changes[name] = validated(name, _parse_text(name, env[variable], variable))
             except ConfigurationError as error:
                 problems.append(f"{error} The default is used instead.")
     return changes, problems
@@ -244,8 +244,11 @@ _MUST_BE = {
     "text": "a string or None", "bool": "True or False", "names": "a list of strings",
     "seconds": "a number of seconds, 0 or more", "count": "a whole number, 1 or more",
 }
-_SPELLED = {"bool": "true or false (or 1/0, yes/no)", "seconds": "a number of seconds", "count": "a whole number"}
-_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+_SPELLED = {
+    "bool": "true or false (or 1/0, yes/no)", "seconds": "a number of seconds", "count": "a whole number",
+}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}
 
 
 def _parse_text(name: str, raw: str, variable: str) -> Any:
@@ -263,7 +266,8 @@ def _parse_text(name: str, raw: str, variable: str) -> Any:
     return text or None
 
 
-def _validate(name: str, value: Any) -> Any:
+def validated(name: str, value: Any) -> Any:
+    """`value` as option `name` holds it; ConfigurationError if the option refuses it."""
     kind = _KINDS.get(name)
     if kind is None:
         known = ", ".join(_KINDS)

@@ -17,7 +17,6 @@ now (the extension makes it): nothing here reaches back up to the extension.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import threading
@@ -26,14 +25,12 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .panel_text import FlushProgress, PanelView, fallback_html, fallback_text, panel_view
-from .status import status_text
+from ..core.basics import log
+from .status import FlushProgress, PanelView, panel_view, session_change, status_html, status_text
 
 if TYPE_CHECKING:
     from ..client import Client
     from .panel_widget import PanelWidgets
-
-log = logging.getLogger("bugsnag_ipython")
 
 REFRESH_INTERVAL = 0.25  # at most four refreshes a second, however fast the client changes
 TICK = 1.0  # the clock in the panel, and noticing an unloaded extension
@@ -122,7 +119,7 @@ class StatusPanel:
 
     def fallback(self) -> tuple[str, str]:
         client = self._source()
-        return fallback_text(client), fallback_html(client)
+        return status_text(client), status_html(client)
 
     def act(self, action: str) -> None:
         """A button click, on the kernel's thread: does what the magic does, never raises."""
@@ -142,20 +139,10 @@ class StatusPanel:
 
 
 def perform(client: Client, action: str, hub: Refresher) -> str:
-    if action == "start":
-        return f"Started session {client.start_session().id[:8]}."
-    if action == "pause":
-        client.pause_session()
-        return "Session paused: errors now count against no session."
-    if action == "resume":
-        resumed = client.resume_session()
-        session = client.current_session()
-        short = session.id[:8] if session else "?"
-        return f"Resumed session {short}." if resumed else f"Session {short} is active."
     if action == "flush":
         start_flush(client, hub)
         return ""
-    raise ValueError(f"unknown action {action!r}")
+    return session_change(client, action)
 
 
 # -- flushing in the background ----------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..sources.widgets import not_user_activity
-from .panel_text import PanelView, Rows
+from .status import PanelView, Rows
 
 ACTIONS = ("start", "pause", "resume", "flush")
 LABELS = {"start": "New session", "pause": "Pause", "resume": "Resume", "flush": "Flush"}
