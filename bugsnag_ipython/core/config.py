@@ -2,7 +2,7 @@
 
 Options come, lowest priority first, from the defaults, IPython config files, the environment
 and calls (`configure()`, `%config`, magics). This module only knows how to turn raw values
-into a valid :class:`Configuration`; who reads which source lives in the extension glue.
+into a valid :class:`Configuration`; notebook/settings.py reads the sources.
 """
 
 from __future__ import annotations

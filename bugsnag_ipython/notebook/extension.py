@@ -29,7 +29,7 @@ from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetActivity, WidgetCallbacks
 from . import kernel_log, key_prompt, panel
 from .magics import BugsnagMagics
-from .settings import BugsnagIPython, Sources, effective
+from .settings import BugsnagIPython, Sources
 from .status import HOW_TO_SET_A_KEY
 
 SHELL_ATTRIBUTE = "_bugsnag_ipython"
@@ -76,7 +76,6 @@ class Extension:
         self.client.on_first_held_event = self._say_held
         if config.app_version is None:
             self.client.release_lookup.start(release_directory(run), os.environ)
-        self.settings.effective = lambda: effective(self.client)
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)
         self.kernel_deaths = KernelDeaths(self.client, shell, self.cells, self.cell_runs)
@@ -113,7 +112,7 @@ class Extension:
             self._say(problem, in_cell)
         if in_cell and not self.client.config.api_key:
             self._say(f"No BugSnag API key is set, so nothing will be sent; {HOW_TO_SET_A_KEY}.", in_cell)
-        self.settings.on_change = self._on_setting
+        self.settings.client = self.client
         if self.settings not in shell.configurables:
             shell.configurables.append(self.settings)
         for source in self.sources:
@@ -132,7 +131,7 @@ class Extension:
             source.uninstall()
         self.log_breadcrumbs.uninstall()
         atexit.unregister(self.at_exit)
-        self.settings.on_change = None
+        self.settings.client = None
         if self.settings in shell.configurables:
             shell.configurables.remove(self.settings)
         self._unregister_magics()
@@ -183,9 +182,6 @@ class Extension:
 
     def show_panel(self) -> None:
         panel.show_panel(self.client, self.panel_source())
-
-    def _on_setting(self, name: str, value: Any) -> None:
-        self.client.configure(**{name: value})
 
     def at_exit(self) -> None:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from traitlets import Bool, Float, Int, List, TraitError, TraitType, Unicode
@@ -68,10 +68,9 @@ class BugsnagIPython(Configurable):
     def __init__(self, **kwargs: Any) -> None:
         self.from_files: dict[str, Any] = {}  # the options config files set, validated
         self.problems: list[str] = []  # the config files' refused values, one sentence each
-        # A value `%config` set; None while the files are read at load.
-        self.on_change: Callable[[str, Any], None] | None = None
-        # The effective options and their origins, for `%config BugsnagIPython`.
-        self.effective: Callable[[], tuple[Configuration, Mapping[str, str]]] | None = None
+        # The client `%config` changes and lists while the extension is loaded; None at load,
+        # while the config files are read.
+        self.client: Client | None = None
         super().__init__(**kwargs)
 
     def _load_config(self, cfg: Config, section_names: list[str] | None = None,
@@ -81,20 +80,16 @@ class BugsnagIPython(Configurable):
             try:
                 accepted[name] = self._checked(name, value)
             except ConfigurationError as error:
-                if self.on_change is None:
+                if self.client is None:
                     self.problems.append(f"{error} (from IPython config; the default is used instead)")
                 else:
                     print(f"bugsnag_ipython: {error}", file=sys.stderr)
-        # The traits hold a key or URL as a str whose repr hides its secrets.
-        loaded = {name: MaskedApiKey(value) if name == "api_key" and value
-                  else MaskedUrl(value) if name.endswith("_endpoint") and value else value
-                  for name, value in accepted.items()}
+        loaded = {name: _masked(name, value) for name, value in accepted.items()}
         super()._load_config(Config({type(self).__name__: loaded}), section_names, traits)
-        for name, value in accepted.items():
-            if self.on_change is None:
-                self.from_files[name] = value
-            else:
-                self.on_change(name, value)
+        if self.client is None:
+            self.from_files.update(accepted)
+        elif accepted:
+            self.client.configure(CALL, **accepted)
 
     def _checked(self, name: str, value: Any) -> Any:
         trait = self.traits(config=True).get(name)
@@ -110,10 +105,19 @@ class BugsnagIPython(Configurable):
     @classmethod
     def class_get_help(cls, inst: Any = None) -> str:
         """`%config BugsnagIPython`: each option's effective value and where it came from."""
-        effective = getattr(inst, "effective", None)
-        if effective is None:
+        client = getattr(inst, "client", None)
+        if client is None:
             return str(super().class_get_help(inst))
-        return describe(*effective())
+        return describe(*effective(client))
+
+
+def _masked(name: str, value: Any) -> Any:
+    """A key or URL as a str whose repr hides its secrets (`%config BugsnagIPython.api_key`)."""
+    if name == "api_key" and isinstance(value, str):
+        return MaskedApiKey(value)
+    if name.endswith("_endpoint") and isinstance(value, str):
+        return MaskedUrl(value)
+    return value
 
 
 class Sources:

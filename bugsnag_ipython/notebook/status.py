@@ -124,8 +124,7 @@ def _kernel_deaths(client: Client) -> Rows:
 def persistence_problems(client: Client) -> list[str]:
     """The outbox's problem and the crash records', each once: a refused persistence directory
     is one sentence for both."""
-    outbox = getattr(client.delivery, "problem", None)
-    found = [outbox if isinstance(outbox, str) else None, client.crash_records.problem]
+    found = (client.delivery.problem, client.crash_records.problem)
     return list(dict.fromkeys(problem for problem in found if problem))
 
 
@@ -282,7 +281,7 @@ def panel_view(client: Client | None, flush: FlushProgress | None, *, wall_clock
     state: SessionState = "none" if session is None else "paused" if session.paused else "active"
     waiting = client.delivery.queued
     health, trouble = delivery_state(client)
-    countdown = retry_in(client) if health == "failing" else None
+    countdown = client.delivery.retry_in() if health == "failing" else None
     title = state if session is None else f"{state} · {session.id[:8]}"
     return PanelView(
         state=state,
@@ -311,12 +310,6 @@ def delivery_state(client: Client) -> tuple[DeliveryState, str]:
     if last_error and client.delivery.queued:
         return "failing", "delivery failing"
     return "ok", ""
-
-
-def retry_in(client: Client) -> float | None:
-    """Seconds until what waits is tried again (0: now), None when nothing waits."""
-    seconds = getattr(client.delivery, "retry_in", lambda: None)()
-    return seconds if isinstance(seconds, int | float) else None
 
 
 def countdown_text(seconds: float) -> str:
