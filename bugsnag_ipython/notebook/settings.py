@@ -158,24 +158,15 @@ class Sources:
         (set with `%env`, say); a variable removed gives the option back to the config file, the
         saved key or the default. Options nobody changed in the environment keep what later
         calls gave them."""
-        now = bugsnag_variables(os.environ)
-        changed = {name for name in now.keys() | self.environment.keys()
-                   if now.get(name) != self.environment.get(name)}
-        self.environment = now
-        changes, self.refused_variables = from_environment({name: now[name] for name in changed & now.keys()})
-        for variable in changed - now.keys():
-            name = variable.removeprefix(Configuration.ENV_PREFIX).lower()
-            if client.origins.get(name) != ENVIRONMENT:
+        before, self.environment = self.environment, bugsnag_variables(os.environ)
+        config, origins = self.initial()
+        for name in Configuration.option_names():
+            variable = Configuration.ENV_PREFIX + name.upper()
+            if before.get(variable) == self.environment.get(variable):
                 continue
-            if name in self.settings.from_files:
-                client.configure(CONFIG_FILE, **{name: self.settings.from_files[name]})
-            elif name == "api_key" and (saved := saved_key()[0]) is not None:
-                client.configure(KEY_FILE, api_key=saved)
-            else:
-                default = self.default_project_root if name == "project_root" else getattr(_DEFAULT, name)
-                client.configure(DEFAULT, **{name: default})
-        if changes:
-            client.configure(ENVIRONMENT, **changes)
+            removed = variable not in self.environment and client.origins.get(name) == ENVIRONMENT
+            if origins.get(name) == ENVIRONMENT or removed:  # a refused value changes nothing
+                client.configure(origins.get(name, DEFAULT), **{name: getattr(config, name)})
 
 
 def effective(client: Client) -> tuple[Configuration, dict[str, str]]:
