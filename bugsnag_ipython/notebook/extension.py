@@ -119,7 +119,9 @@ class Extension:
             source.install()
         self.log_breadcrumbs.install()
         atexit.register(self.at_exit)
-        self._register_magics()
+        if self.magics not in shell.configurables:
+            shell.configurables.append(self.magics)
+        shell.register_magics(self.magics)
         self.installed = True
         if launch:
             self.client.launch(in_background=not in_cell)
@@ -137,13 +139,8 @@ class Extension:
         self._unregister_magics()
         self.installed = False
 
-    def _register_magics(self) -> None:
-        if self.magics not in self.shell.configurables:
-            self.shell.configurables.append(self.magics)
-        self.shell.register_magics(self.magics)
-
     def _unregister_magics(self) -> None:
-        """Everything _register_magics added: the magics, their registry entry, the configurable."""
+        """Everything install added for the magics: their names, registry entry and configurable."""
         shell, magics = self.shell, self.magics
         line = shell.magics_manager.magics.get("line", {})
         for name in ("bugsnag_session", "bugsnag_key"):

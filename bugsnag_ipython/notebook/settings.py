@@ -73,6 +73,11 @@ class BugsnagIPython(Configurable):
         self.client: Client | None = None
         super().__init__(**kwargs)
 
+    def update_config(self, config: Config) -> None:
+        """`%config BugsnagIPython.x = …`: the values given now, and only those, are checked and
+        applied (traitlets would load every value of the config files again, as calls)."""
+        self._load_config(config)
+
     def _load_config(self, cfg: Config, section_names: list[str] | None = None,
                      traits: dict[str, TraitType[Any, Any]] | None = None) -> None:
         accepted: dict[str, Any] = {}
