@@ -29,7 +29,7 @@ from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetActivity, WidgetCallbacks
 from . import kernel_log, key_prompt, panel
 from .magics import BugsnagMagics
-from .settings import BugsnagIPython, Sources
+from .settings import BugsnagIPython, OptionSources
 from .status import HOW_TO_SET_A_KEY
 
 SHELL_ATTRIBUTE = "_bugsnag_ipython"
@@ -61,7 +61,7 @@ class Extension:
         self.shell = shell
         self.settings = BugsnagIPython(parent=shell)
         run = headless.detect(os.environ, os.getcwd(), time.time())
-        self.options = Sources(self.settings, (run and run.project_root()) or os.getcwd())
+        self.options = OptionSources(self.settings, (run and run.project_root()) or os.getcwd())
         config, origins = self.options.initial()
         self.cells = CellIndex(shell, run)
         self.client = Client(config, resolve_cell=self.cells, monotonic=monotonic)

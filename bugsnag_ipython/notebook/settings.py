@@ -3,8 +3,8 @@
 `BugsnagIPython` is the configurable of config files and `%config`: each option a typed trait.
 Every value passes the options' one validation (core/config.py) before it is loaded, so a
 refused one is said in that sentence, never as a traitlets error, and the rest still load.
-`Sources` reads the options at load, lowest first: defaults, the key `%bugsnag_key` saved,
-IPython config files, the `BUGSNAG_*` environment; calls after load come after all of them.
+`OptionSources` reads the options at load, lowest first: defaults, the key `%bugsnag_key`
+saved, IPython config files, the `BUGSNAG_*` environment; calls after load come after them all.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def _masked(name: str, value: Any) -> Any:
     return value
 
 
-class Sources:
+class OptionSources:
     """The options at load, and again at `%reload_ext`, with where each came from."""
 
     def __init__(self, settings: BugsnagIPython, default_project_root: str) -> None:
