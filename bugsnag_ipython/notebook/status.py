@@ -108,17 +108,14 @@ def _dropped(client: Client) -> tuple[int, str]:
     return sum(stats.dropped.values()) + client.held_overflow, f" ({', '.join(reasons)})" if reasons else ""
 
 
-def _kernel_deaths(client: Client) -> Rows:
-    """The previous kernel's death, and crash records of earlier kernels set aside, if any."""
-    rows: list[tuple[str, str]] = []
-    if client.previous_death:
-        rows.append(("Previous kernel", client.previous_death))
+def _records_set_aside(client: Client) -> str | None:
+    """Crash records of earlier kernels this kernel could not use, if there were any."""
     aside = client.crash_records
-    if aside.set_aside:
-        were = "was" if aside.set_aside == 1 else "were"
-        rows.append(("Kernel deaths", f"{_plural(aside.set_aside, 'crash record')} of earlier kernels "
-                                      f"could not be used and {were} set aside into {aside.folder}"))
-    return tuple(rows)
+    if not aside.set_aside:
+        return None
+    were = "was" if aside.set_aside == 1 else "were"
+    return (f"{_plural(aside.set_aside, 'crash record')} of earlier kernels could not be used and "
+            f"{were} set aside into {aside.folder}")
 
 
 def persistence_problems(client: Client) -> list[str]:
@@ -183,10 +180,14 @@ def status_text(client: Client | None) -> str:
         ("Last error", stats.last_error),
         *_settings(client),
         ("Automatic sessions", automatic),
-        *_kernel_deaths(client),
+        ("Previous kernel", client.previous_death),
+        ("Kernel deaths", _records_set_aside(client)),
         *(("Problem", problem) for problem in [*client.problems, *persistence_problems(client)]),
     ]
-    return "\n".join(["BugSnag for this kernel", *(f"{label}: {value}" for label, value in rows if value)])
+    # The previous kernel's line is a sentence: "Previous kernel died running In [3] (killed); reported."
+    lines = [f"{label} {value}" if label == "Previous kernel" else f"{label}: {value}"
+             for label, value in rows if value]
+    return "\n".join(["BugSnag for this kernel", *lines])
 
 
 def _iso(epoch_seconds: float) -> str:
@@ -362,7 +363,10 @@ def _delivery_rows(client: Client, countdown: float | None) -> Rows:
                              "(lost if the kernel exits first)"))
     if client.on_error.repaired:
         rows.append(("Repaired", f"{client.on_error.repaired} events an on_error callback broke"))
-    rows += _kernel_deaths(client)
+    if client.previous_death:
+        rows.append(("Previous kernel", client.previous_death))
+    if aside := _records_set_aside(client):
+        rows.append(("Kernel deaths", aside))
     rows += [("Problem", problem) for problem in persistence_problems(client)]
     return tuple(rows)
 
