@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from bugsnag_ipython.collector import Collector, Store
+from tests.collector_support import ScriptedCollector
 
 from .conftest import API_KEY, encode, event_payload, headers_for, session_payload
 
@@ -34,7 +35,7 @@ def post(
     return (http or requests).post(url, data=body, headers=headers, timeout=timeout)
 
 
-def test_a_good_session_is_stored_with_its_headers(collector: Collector) -> None:
+def test_a_good_session_is_stored_with_its_headers(collector: ScriptedCollector) -> None:
     response = post(collector.sessions_url, "sessions", session_payload("s-1", version="2.0.0"))
     assert response.status_code == 202
     assert response.json() == {"status": "ok"}
@@ -48,7 +49,7 @@ def test_a_good_session_is_stored_with_its_headers(collector: Collector) -> None
     assert json.loads(request.body)["sessions"][0]["id"] == "s-1"
 
 
-def test_a_good_event_is_stored_with_its_session_counts(collector: Collector) -> None:
+def test_a_good_event_is_stored_with_its_session_counts(collector: ScriptedCollector) -> None:
     payload = event_payload(session_id="s-1", handled_count=2, unhandled_count=1)
     assert post(collector.notify_url, "events", payload).status_code == 202
 
@@ -60,7 +61,7 @@ def test_a_good_event_is_stored_with_its_session_counts(collector: Collector) ->
     assert event.event["context"] == "notebook.ipynb"
 
 
-def test_a_bad_digest_is_refused_and_recorded(collector: Collector) -> None:
+def test_a_bad_digest_is_refused_and_recorded(collector: ScriptedCollector) -> None:
     response = post(
         collector.sessions_url, "sessions", session_payload(), Bugsnag_Integrity="sha1 " + "0" * 40
     )
@@ -71,25 +72,25 @@ def test_a_bad_digest_is_refused_and_recorded(collector: Collector) -> None:
     assert (request.status, request.reason) == (400, response.json()["error"])
 
 
-def test_a_request_without_digest_is_accepted(collector: Collector) -> None:
+def test_a_request_without_digest_is_accepted(collector: ScriptedCollector) -> None:
     body = encode(session_payload())
     headers = headers_for("sessions", body)
     del headers["Bugsnag-Integrity"]
     assert requests.post(collector.sessions_url, data=body, headers=headers).status_code == 202
 
 
-def test_a_request_without_api_key_is_unauthorised(collector: Collector) -> None:
+def test_a_request_without_api_key_is_unauthorised(collector: ScriptedCollector) -> None:
     response = post(collector.sessions_url, "sessions", session_payload(), Bugsnag_Api_Key="")
     assert response.status_code == 401
     assert "Bugsnag-Api-Key" in response.json()["error"]
 
 
-def test_the_wrong_payload_version_is_refused(collector: Collector) -> None:
+def test_the_wrong_payload_version_is_refused(collector: ScriptedCollector) -> None:
     response = post(collector.notify_url, "events", event_payload(), Bugsnag_Payload_Version="1.0")
     assert response.status_code == 400
 
 
-def test_a_malformed_event_is_refused_naming_the_field(collector: Collector) -> None:
+def test_a_malformed_event_is_refused_naming_the_field(collector: ScriptedCollector) -> None:
     payload = event_payload()
     payload["events"][0]["severity"] = "fatal"
     response = post(collector.notify_url, "events", payload)
@@ -97,7 +98,7 @@ def test_a_malformed_event_is_refused_naming_the_field(collector: Collector) -> 
     assert "events[0].severity" in response.json()["error"]
 
 
-def test_a_body_over_one_megabyte_is_refused(collector: Collector) -> None:
+def test_a_body_over_one_megabyte_is_refused(collector: ScriptedCollector) -> None:
     payload = session_payload()
     payload["app"]["padding"] = "x" * 1_000_001
     response = post(collector.sessions_url, "sessions", payload)
@@ -105,13 +106,13 @@ def test_a_body_over_one_megabyte_is_refused(collector: Collector) -> None:
     assert "too large" in response.json()["error"]
 
 
-def test_health_and_unknown_paths(collector: Collector) -> None:
+def test_health_and_unknown_paths(collector: ScriptedCollector) -> None:
     assert requests.get(collector.url + "/health").status_code == 200
     assert requests.get(collector.url + "/elsewhere").status_code == 404
     assert requests.post(collector.url + "/elsewhere", data=b"{}").status_code == 404
 
 
-def test_requests_on_one_session_share_one_connection(collector: Collector) -> None:
+def test_requests_on_one_session_share_one_connection(collector: ScriptedCollector) -> None:
     with requests.Session() as http:
         for _ in range(3):
             assert post(collector.sessions_url, "sessions", session_payload(), http=http).ok
@@ -120,7 +121,7 @@ def test_requests_on_one_session_share_one_connection(collector: Collector) -> N
     assert len(collector.store.sessions()) == 3
 
 
-def test_scripted_statuses_come_first_then_normal_service(collector: Collector) -> None:
+def test_scripted_statuses_come_first_then_normal_service(collector: ScriptedCollector) -> None:
     collector.script("sessions", 503, (429, {"Retry-After": "2"}))
     first = post(collector.sessions_url, "sessions", session_payload())
     second = post(collector.sessions_url, "sessions", session_payload())
@@ -132,7 +133,7 @@ def test_scripted_statuses_come_first_then_normal_service(collector: Collector) 
     assert len(collector.store.sessions()) == 1
 
 
-def test_a_script_for_one_endpoint_leaves_the_other_alone(collector: Collector) -> None:
+def test_a_script_for_one_endpoint_leaves_the_other_alone(collector: ScriptedCollector) -> None:
     collector.script("notify", 500)
     assert post(collector.sessions_url, "sessions", session_payload()).status_code == 202
     assert post(collector.notify_url, "events", event_payload()).status_code == 500
@@ -142,7 +143,7 @@ def test_a_script_for_one_endpoint_leaves_the_other_alone(collector: Collector) 
 
 
 def test_going_down_refuses_connections_and_coming_back_reuses_the_port(
-    collector: Collector,
+    collector: ScriptedCollector,
 ) -> None:
     port = collector.port
     with requests.Session() as http:
@@ -162,7 +163,7 @@ def test_going_down_refuses_connections_and_coming_back_reuses_the_port(
     assert len(collector.store.sessions()) == 2
 
 
-def test_a_hung_collector_times_clients_out_and_lets_go(collector: Collector) -> None:
+def test_a_hung_collector_times_clients_out_and_lets_go(collector: ScriptedCollector) -> None:
     collector.hang()
     with pytest.raises(requests.ReadTimeout):
         post(collector.sessions_url, "sessions", session_payload(), timeout=0.5)
@@ -174,7 +175,7 @@ def test_a_hung_collector_times_clients_out_and_lets_go(collector: Collector) ->
 
 
 def test_stop_does_not_wait_for_hung_requests(tmp_path: Path) -> None:
-    collector = Collector(tmp_path / "db.sqlite").start()
+    collector = ScriptedCollector(tmp_path / "db.sqlite").start()
     collector.hang()
     outcome: list[Any] = []
 
@@ -195,7 +196,7 @@ def test_stop_does_not_wait_for_hung_requests(tmp_path: Path) -> None:
     assert isinstance(outcome[0], requests.ConnectionError)
 
 
-def test_wait_for_returns_once_enough_rows_are_stored(collector: Collector) -> None:
+def test_wait_for_returns_once_enough_rows_are_stored(collector: ScriptedCollector) -> None:
     assert collector.wait_for("events", 1, timeout=0.1) is False
     sender = threading.Timer(0.1, lambda: post(collector.notify_url, "events", event_payload()))
     sender.start()
@@ -211,7 +212,7 @@ def test_the_store_can_be_reopened_after_stop(tmp_path: Path) -> None:
         assert [s.session_id for s in store.sessions()] == ["s-9"]
 
 
-def test_keep_alive_requests_are_all_answered_on_one_connection(collector: Collector) -> None:
+def test_keep_alive_requests_are_all_answered_on_one_connection(collector: ScriptedCollector) -> None:
     body = encode(event_payload())
     headers = headers_for("events", body)
     with requests.Session() as http:
@@ -221,7 +222,7 @@ def test_keep_alive_requests_are_all_answered_on_one_connection(collector: Colle
     assert collector.store.count("events") == 50
 
 
-def test_a_chunked_body_is_read(collector: Collector) -> None:
+def test_a_chunked_body_is_read(collector: ScriptedCollector) -> None:
     body = encode(session_payload("s-chunked"))
     connection = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=5)
     try:
