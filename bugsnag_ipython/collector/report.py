@@ -262,8 +262,8 @@ def label(value: str | None) -> str:
     return "(none)" if value is None else value
 
 
-def report_as_dict(report: Report) -> dict[str, Any]:
-    """The report as plain JSON-ready data, stability included as a percentage."""
+def format_report_json(report: Report) -> str:
+    """The report as indented JSON, stability included as a percentage."""
 
     def release_dict(release: Release) -> dict[str, Any]:
         data = asdict(release)
@@ -272,15 +272,11 @@ def report_as_dict(report: Report) -> dict[str, Any]:
         data["stability_change_points"] = data.pop("stability_change")
         return data
 
-    return {
+    data = {
         "requests_received": report.requests_received,
         "requests_refused": report.requests_refused,
         "statuses": {str(status): count for status, count in report.statuses.items()},
         "releases": [release_dict(release) for release in report.releases],
         "total": release_dict(report.total),
     }
-
-
-def format_report_json(report: Report) -> str:
-    """The report as indented JSON."""
-    return json.dumps(report_as_dict(report), indent=2) + "\n"
+    return json.dumps(data, indent=2) + "\n"

@@ -11,19 +11,10 @@ from .report import TOP_ERRORS, Release, Report, figures, label, short_revision
 
 MESSAGE_WIDTH = 60  # an error's message is cut here, so that a line stays on a terminal's line
 
-# Each column's heading, on two lines so that the table fits a terminal, and its alignment.
-COLUMNS = (
-    ("", "version", "<"),
-    ("", "stage", "<"),
-    ("", "sessions", ">"),
-    ("with", "unhandled", ">"),
-    ("", "stability", ">"),
-    ("", "change", ">"),
-    ("", "handled", ">"),
-    ("", "unhandled", ">"),
-    ("no", "session", ">"),
-    ("unknown", "session", ">"),
-)
+# The table's columns: a name of two words is a heading on two lines, so that the table fits
+# a terminal. Version and stage are aligned left, the figures right.
+COLUMNS = ("version", "stage", "sessions", "with unhandled", "stability", "change", "handled",
+           "unhandled", "no session", "unknown session")
 
 # One line per column whose meaning is not in its name; the page says the same.
 LEGEND = (
@@ -106,13 +97,12 @@ def error_text(error: ErrorGroup) -> str:
 
 
 def _table(rows: Iterable[list[str]]) -> list[str]:
-    rows = [[top for top, _, _ in COLUMNS], [name for _, name, _ in COLUMNS], *rows]
+    headings = [name.rpartition(" ") for name in COLUMNS]
+    rows = [[top for top, _, _ in headings], [bottom for _, _, bottom in headings], *rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    aligns = ["<", "<"] + [">"] * (len(COLUMNS) - 2)
     lines = []
     for row in rows:
-        cells = [
-            f"{cell:{align}{width}}"
-            for cell, (_, _, align), width in zip(row, COLUMNS, widths, strict=True)
-        ]
+        cells = [f"{cell:{align}{width}}" for cell, align, width in zip(row, aligns, widths, strict=True)]
         lines.append("  ".join(cells).rstrip())
     return lines
