@@ -18,14 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .records import (
-    BuildRecord,
-    EventRecord,
-    Kind,
-    RequestRecord,
-    SessionCountRecord,
-    SessionRecord,
-)
+from .records import BuildRecord, EventRecord, Kind, RequestRecord, SessionCountRecord, SessionRecord
 
 Row = dict[str, Any]
 R = TypeVar("R", RequestRecord, SessionRecord, SessionCountRecord, EventRecord, BuildRecord)
@@ -215,9 +208,8 @@ class Store:
     def _select(self, record: type[R], where: str = "", params: tuple[Any, ...] = ()) -> list[R]:
         """The rows of `record`'s table as records, oldest first: each column is a field."""
         names = [field.name for field in fields(record)]
-        rows = self._fetch(f"SELECT {', '.join(names)} FROM {_TABLES[record]}{where} ORDER BY id", params)
-        return [record(**{name: _decoded(name, value) for name, value in zip(names, row, strict=True)})
-                for row in rows]
+        query = f"SELECT {', '.join(names)} FROM {_TABLES[record]}{where} ORDER BY id"
+        return [record(*map(_decoded, names, row)) for row in self._fetch(query, params)]
 
     def _fetch(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
