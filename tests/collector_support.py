@@ -33,7 +33,7 @@ class ScriptedHandler(Handler):
         gate = collector.hang_gate
         if gate is not None:
             # Recorded so a test can see the request arrived although it got no answer.
-            collector.record(kind, 0, "Held unanswered: the collector hung.", headers, body)
+            collector.store.record(kind, 0, "Held unanswered: the collector hung.", headers, body)
             self._hold(gate)
             return
         scripted = collector.next_scripted(_ENDPOINTS[kind])
@@ -41,7 +41,7 @@ class ScriptedHandler(Handler):
             super().receive(kind, headers, body)
             return
         status, extra = (scripted, {}) if isinstance(scripted, int) else scripted
-        collector.record(kind, status, "Scripted response.", headers, body)
+        collector.store.record(kind, status, "Scripted response.", headers, body)
         self.reply(status, {"status": "ok"} if status < 400 else {"error": "Scripted response."}, extra)
 
     def _collector(self) -> ScriptedCollector:

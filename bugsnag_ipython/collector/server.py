@@ -78,13 +78,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def receive(self, kind: Kind, headers: dict[str, str], body: bytes) -> None:
         """Check, record and answer one request to the `kind` endpoint."""
-        collector = self.server.collector
+        store = self.server.collector.store
         try:
             verdict = check_build(headers, body) if kind == "builds" else check_request(kind, headers, body)
-            collector.record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
+            store.record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
         except RecursionError:  # JSON nested deeper than the parser (or the store) goes
             verdict = Verdict(400, "The body is not valid JSON: it is nested too deeply.")
-            collector.record(kind, verdict.status, verdict.reason, headers, body)
+            store.record(kind, verdict.status, verdict.reason, headers, body)
         if kind == "builds":
             # The Build API's answers: bugsnag-build-reporter takes 200 as success, and shows
             # the `errors` of a 400.
@@ -213,7 +213,6 @@ class Collector:
         self.store = Store(store_path)
         self._host = host
         self._lock = threading.Lock()
-        self._stored = threading.Condition()
         self._connections: set[socket.socket] = set()
         self._started = False
         self._stopped = False
@@ -276,23 +275,7 @@ class Collector:
 
     def wait_for(self, kind: Kind, count: int, timeout: float = 5.0) -> bool:
         """Block until at least `count` sessions, events or builds are stored; False on timeout."""
-        with self._stored:
-            return self._stored.wait_for(lambda: self.store.count(kind) >= count, timeout)
-
-    def record(
-        self,
-        kind: Kind,
-        status: int,
-        reason: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        payload: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Store one request (and its payload, when accepted), waking `wait_for`."""
-        self.store.record(kind, status, reason, headers, body, payload)
-        if payload is not None:
-            with self._stored:
-                self._stored.notify_all()
+        return self.store.wait_for(kind, count, timeout)
 
     @contextlib.contextmanager
     def tracked(self, connection: socket.socket) -> Iterator[None]:
