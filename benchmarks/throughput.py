@@ -103,7 +103,7 @@ class _Collector:
         self.db = db
         self.process = subprocess.Popen(
             [sys.executable, "-c", _COLLECTOR, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True,
+            text=True, cwd=Path(__file__).resolve().parent.parent,  # where `tests` imports from
         )
         assert self.process.stdout is not None
         self.urls = json.loads(self.process.stdout.readline())
