@@ -10,31 +10,14 @@ is how those clients leave a field unset. Other fields are ignored.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from .records import Kind
-from .validation import Refusal, Verdict, check_content_type, too_large
+from .validation import Refusal, Verdict, check_content_type, parse_json, too_large
 
 _API_KEY = re.compile(r"[0-9a-fA-F]{32}")
 _OPTIONAL_STRINGS = ("releaseStage", "builderName", "buildTool", "appVersionCode", "appBundleVersion")
-
-
-def kind_at_root(body: bytes) -> Kind:
-    """What a body posted to `/` is: events or sessions when it carries them, else a build
-    (`apiKey` and `appVersion`), which is also what anything else is checked as, so that the
-    answer says what a build lacks."""
-    try:
-        parsed = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return "builds"
-    if isinstance(parsed, dict) and "events" in parsed:
-        return "events"
-    if isinstance(parsed, dict) and ("sessions" in parsed or "sessionCounts" in parsed):
-        return "sessions"
-    return "builds"
 
 
 def check_build(headers: Mapping[str, str], body: bytes) -> Verdict:
@@ -43,10 +26,7 @@ def check_build(headers: Mapping[str, str], body: bytes) -> Verdict:
         return refused
     try:
         check_content_type({name.lower(): value for name, value in headers.items()})
-        try:
-            build = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise Refusal("The body must be a JSON object.") from None
+        build = parse_json(body)
         if not isinstance(build, dict):
             raise Refusal("The body must be a JSON object.")
         _check_build(build)

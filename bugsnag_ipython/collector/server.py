@@ -19,12 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from .builds import check_build, kind_at_root
+from .builds import check_build
 from .page import report_page
 from .records import Kind
 from .report import build_report
 from .store import Store
-from .validation import Verdict, check_request
+from .validation import Verdict, check_request, parse_json
 
 # Bodies above BugSnag's limit are still read (and refused with 400) so the connection stays
 # usable; above this much we answer without reading and close the connection.
@@ -35,7 +35,21 @@ _KINDS: Mapping[str, Kind] = {"/notify": "events", "/sessions": "sessions", "/bu
 def _route(path: str, body: bytes) -> Kind | None:
     """What a POST carries: its endpoint's kind; at `/`, the kind the body is shaped like."""
     path = path.split("?", 1)[0].rstrip("/")
-    return _KINDS.get(path) if path else kind_at_root(body)
+    return _KINDS.get(path) if path else _kind_at_root(body)
+
+
+def _kind_at_root(body: bytes) -> Kind:
+    """Events or sessions when the body carries them, else a build (`apiKey` and `appVersion`),
+    which is also what anything else is checked as, so that the answer says what a build lacks."""
+    try:
+        parsed = parse_json(body)
+    except RecursionError:
+        return "builds"
+    if isinstance(parsed, dict) and "events" in parsed:
+        return "events"
+    if isinstance(parsed, dict) and ("sessions" in parsed or "sessionCounts" in parsed):
+        return "sessions"
+    return "builds"
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -23,11 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-Kind = Literal["sessions", "events"]
-
 MAX_BODY_BYTES = 1_000_000
 # The Bugsnag-Payload-Version values the official notifiers send to each endpoint.
-PAYLOAD_VERSIONS: Mapping[Kind, frozenset[str]] = {
+PAYLOAD_VERSIONS: Mapping[str, frozenset[str]] = {
     "sessions": frozenset({"1", "1.0", "4.0"}),  # 4.0: bugsnag-python sends its event version
     "events": frozenset({"4", "4.0"}),
 }
@@ -67,15 +65,20 @@ def check_content_type(headers: Mapping[str, str]) -> None:
         raise Refusal("The Content-Type header must be application/json.")
 
 
-def check_request(kind: Kind, headers: Mapping[str, str], body: bytes) -> Verdict:
+def parse_json(body: bytes) -> object:
+    """The decoded body, or None when it is not valid UTF-8 JSON (RecursionError propagates)."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def check_request(kind: Literal["sessions", "events"], headers: Mapping[str, str], body: bytes) -> Verdict:
     """Return BugSnag's verdict on one request to the `kind` endpoint."""
     if (refused := too_large(body)) is not None:
         return refused
     lowered = {name.lower(): value for name, value in headers.items()}
-    try:
-        parsed = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        parsed = None
+    parsed = parse_json(body)
 
     if not lowered.get("bugsnag-api-key", "").strip():
         body_key = parsed.get("apiKey") if isinstance(parsed, dict) else None
@@ -114,7 +117,7 @@ def _check_integrity(integrity: str, body: bytes) -> None:
         )
 
 
-def _check_headers(kind: Kind, headers: Mapping[str, str], body: bytes) -> None:
+def _check_headers(kind: str, headers: Mapping[str, str], body: bytes) -> None:
     integrity = headers.get("bugsnag-integrity")
     if integrity is not None:
         _check_integrity(integrity.strip(), body)
