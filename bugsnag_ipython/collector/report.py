@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .error_groups import ErrorGroup, GroupKey, cut, group_errors, group_key
@@ -126,10 +126,13 @@ def build_report(store: Store) -> Report:
             known_sessions,
             new_in,
             _build_for(key, builds),
-            last_stability.get(key[1]),
         )
-        if release.stability is not None:
-            last_stability[key[1]] = release.stability
+        stability = release.stability
+        if stability is not None:
+            before = last_stability.get(key[1])
+            if before is not None:
+                release = replace(release, stability_change=round((stability - before) * 100, 1))
+            last_stability[key[1]] = stability
         releases.append(release)
     statuses = Counter(request.status for request in requests)
     return Report(
@@ -177,7 +180,6 @@ def _release(
     known_sessions: set[str],
     new_in: Mapping[GroupKey, ReleaseKey],
     build: BuildInfo | None,
-    stability_before: float | None,
 ) -> Release:
     session_ids = {s.session_id for s in sessions}
     counted = sum(c.sessions_started for c in counts)
@@ -191,15 +193,10 @@ def _release(
     errors = group_errors(events)
     top, more = cut(errors, TOP_ERRORS)
     new, more_new = cut([error for error in errors if new_in[error.key] == key], TOP_ERRORS)
-    sessions_total = len(session_ids) + counted
-    change = None
-    if sessions_total and stability_before is not None:
-        stability = (sessions_total - with_unhandled) / sessions_total
-        change = round((stability - stability_before) * 100, 1)
     return Release(
         app_version=key[0],
         release_stage=key[1],
-        sessions=sessions_total,
+        sessions=len(session_ids) + counted,
         sessions_with_unhandled=with_unhandled,
         handled_events=sum(1 for e in events if not e.unhandled),
         unhandled_events=sum(1 for e in events if e.unhandled),
@@ -210,7 +207,6 @@ def _release(
         new_errors=new,
         more_new_errors=more_new,
         counted_sessions=counted,
-        stability_change=change,
         build=build,
     )
 
