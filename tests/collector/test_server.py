@@ -35,7 +35,7 @@ def post(
     return (http or requests).post(url, data=body, headers=headers, timeout=timeout)
 
 
-def test_a_good_session_is_stored_with_its_headers(collector: ScriptedCollector) -> None:
+def test_a_good_session_is_stored_with_its_headers(collector: Collector) -> None:
     response = post(collector.sessions_url, "sessions", session_payload("s-1", version="2.0.0"))
     assert response.status_code == 202
     assert response.json() == {"status": "ok"}
@@ -49,7 +49,7 @@ def test_a_good_session_is_stored_with_its_headers(collector: ScriptedCollector)
     assert json.loads(request.body)["sessions"][0]["id"] == "s-1"
 
 
-def test_a_good_event_is_stored_with_its_session_counts(collector: ScriptedCollector) -> None:
+def test_a_good_event_is_stored_with_its_session_counts(collector: Collector) -> None:
     payload = event_payload(session_id="s-1", handled_count=2, unhandled_count=1)
     assert post(collector.notify_url, "events", payload).status_code == 202
 
@@ -61,7 +61,7 @@ def test_a_good_event_is_stored_with_its_session_counts(collector: ScriptedColle
     assert event.event["context"] == "notebook.ipynb"
 
 
-def test_a_bad_digest_is_refused_and_recorded(collector: ScriptedCollector) -> None:
+def test_a_bad_digest_is_refused_and_recorded(collector: Collector) -> None:
     response = post(
         collector.sessions_url, "sessions", session_payload(), Bugsnag_Integrity="sha1 " + "0" * 40
     )
@@ -72,25 +72,25 @@ def test_a_bad_digest_is_refused_and_recorded(collector: ScriptedCollector) -> N
     assert (request.status, request.reason) == (400, response.json()["error"])
 
 
-def test_a_request_without_digest_is_accepted(collector: ScriptedCollector) -> None:
+def test_a_request_without_digest_is_accepted(collector: Collector) -> None:
     body = encode(session_payload())
     headers = headers_for("sessions", body)
     del headers["Bugsnag-Integrity"]
     assert requests.post(collector.sessions_url, data=body, headers=headers).status_code == 202
 
 
-def test_a_request_without_api_key_is_unauthorised(collector: ScriptedCollector) -> None:
+def test_a_request_without_api_key_is_unauthorised(collector: Collector) -> None:
     response = post(collector.sessions_url, "sessions", session_payload(), Bugsnag_Api_Key="")
     assert response.status_code == 401
     assert "Bugsnag-Api-Key" in response.json()["error"]
 
 
-def test_the_wrong_payload_version_is_refused(collector: ScriptedCollector) -> None:
+def test_the_wrong_payload_version_is_refused(collector: Collector) -> None:
     response = post(collector.notify_url, "events", event_payload(), Bugsnag_Payload_Version="1.0")
     assert response.status_code == 400
 
 
-def test_a_malformed_event_is_refused_naming_the_field(collector: ScriptedCollector) -> None:
+def test_a_malformed_event_is_refused_naming_the_field(collector: Collector) -> None:
     payload = event_payload()
     payload["events"][0]["severity"] = "fatal"
     response = post(collector.notify_url, "events", payload)
@@ -98,7 +98,7 @@ def test_a_malformed_event_is_refused_naming_the_field(collector: ScriptedCollec
     assert "events[0].severity" in response.json()["error"]
 
 
-def test_a_body_over_one_megabyte_is_refused(collector: ScriptedCollector) -> None:
+def test_a_body_over_one_megabyte_is_refused(collector: Collector) -> None:
     payload = session_payload()
     payload["app"]["padding"] = "x" * 1_000_001
     response = post(collector.sessions_url, "sessions", payload)
@@ -106,7 +106,7 @@ def test_a_body_over_one_megabyte_is_refused(collector: ScriptedCollector) -> No
     assert "too large" in response.json()["error"]
 
 
-def test_health_and_unknown_paths(collector: ScriptedCollector) -> None:
+def test_health_and_unknown_paths(collector: Collector) -> None:
     assert requests.get(collector.url + "/health").status_code == 200
     assert requests.get(collector.url + "/elsewhere").status_code == 404
     assert requests.post(collector.url + "/elsewhere", data=b"{}").status_code == 404
@@ -196,7 +196,7 @@ def test_stop_does_not_wait_for_hung_requests(tmp_path: Path) -> None:
     assert isinstance(outcome[0], requests.ConnectionError)
 
 
-def test_wait_for_returns_once_enough_rows_are_stored(collector: ScriptedCollector) -> None:
+def test_wait_for_returns_once_enough_rows_are_stored(collector: Collector) -> None:
     assert collector.wait_for("events", 1, timeout=0.1) is False
     sender = threading.Timer(0.1, lambda: post(collector.notify_url, "events", event_payload()))
     sender.start()
@@ -222,7 +222,7 @@ def test_keep_alive_requests_are_all_answered_on_one_connection(collector: Scrip
     assert collector.store.count("events") == 50
 
 
-def test_a_chunked_body_is_read(collector: ScriptedCollector) -> None:
+def test_a_chunked_body_is_read(collector: Collector) -> None:
     body = encode(session_payload("s-chunked"))
     connection = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=5)
     try:
