@@ -16,6 +16,9 @@ from bugsnag_ipython.collector.server import Collector, Handler
 Endpoint = Literal["notify", "sessions", "builds"]
 ScriptedResponse = int | tuple[int, Mapping[str, str]]
 _ENDPOINTS: Mapping[Kind, Endpoint] = {"events": "notify", "sessions": "sessions", "builds": "builds"}
+# The reasons recorded for requests the collector answered as scripted, or held unanswered.
+SCRIPTED = "Scripted response."
+HELD = "Held unanswered: the collector hung."
 
 
 class ScriptedHandler(Handler):
@@ -33,7 +36,7 @@ class ScriptedHandler(Handler):
         gate = collector.hang_gate
         if gate is not None:
             # Recorded so a test can see the request arrived although it got no answer.
-            collector.store.record(kind, 0, "Held unanswered: the collector hung.", headers, body)
+            collector.store.record(kind, 0, HELD, headers, body)
             self._hold(gate)
             return
         scripted = collector.next_scripted(_ENDPOINTS[kind])
@@ -41,8 +44,8 @@ class ScriptedHandler(Handler):
             super().receive(kind, headers, body)
             return
         status, extra = (scripted, {}) if isinstance(scripted, int) else scripted
-        collector.store.record(kind, status, "Scripted response.", headers, body)
-        self.reply(status, {"status": "ok"} if status < 400 else {"error": "Scripted response."}, extra)
+        collector.store.record(kind, status, SCRIPTED, headers, body)
+        self.reply(status, {"status": "ok"} if status < 400 else {"error": SCRIPTED}, extra)
 
     def _collector(self) -> ScriptedCollector:
         return cast(ScriptedCollector, self.server.collector)
