@@ -16,7 +16,6 @@ import socketserver
 import threading
 from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 from .builds import check_build
@@ -279,12 +278,7 @@ class Collector:
     def __enter__(self) -> Collector:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def wait_for(self, kind: Kind, count: int, timeout: float = 5.0) -> bool:
