@@ -16,7 +16,7 @@ MESSAGE_WIDTH = 60  # an error's message is cut here, so that a line stays on a 
 COLUMNS = ("version", "stage", "sessions", "with unhandled", "stability", "change", "handled",
            "unhandled", "no session", "unknown session")
 
-# One line per column whose meaning is not in its name; the page says the same.
+# One line per column whose meaning is not in its name (the page explains every column).
 LEGEND = (
     ("with unhandled", "sessions in which an unhandled error occurred"),
     ("stability", "the share of sessions without an unhandled error"),
