@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.basics import JsonDict
-from .payloads import encode, encode_event
+from .payloads import encode
 
 # BugSnag's limit is 1,000,000 bytes; delivery adds the API key (32 characters) afterwards.
 MAX_PAYLOAD_BYTES = 999_000
@@ -41,22 +41,12 @@ def size_of(payload: JsonDict) -> int:
 
 def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None = None) -> JsonDict:
     """The payload (itself when it fits), under `limit` bytes if at all possible without
-    dropping an exception class.
-
-    `size` is the payload's encoded size when the caller has measured it (a body over the
-    limit is a megabyte to encode again). Without it, a payload whose upper bound is under the
-    limit is not even encoded here: delivery encodes it anyway.
-    """
+    dropping an exception class. `size` is the payload's encoded size when the caller has
+    measured it (a body over the limit is a megabyte to encode again)."""
     events = payload.get("events")
     if not isinstance(events, list) or not events or not isinstance(events[0], dict):
         return payload
-    if size is None and len(events) == 1:
-        bound = upper_bound(events[0])
-        if bound is not None and bound + 200 <= limit:  # 200: apiKey, notifier, brackets
-            return payload
-    if size is None:
-        size = size_of(payload)
-    if size <= limit:
+    if (size_of(payload) if size is None else size) <= limit:
         return payload
     event = dict(payload["events"][0])
     # Exceptions and frames are small and changed in place below: copy them, once.
@@ -91,83 +81,6 @@ def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None =
         if size_of(trimmed) <= limit:
             break
     return trimmed
-
-
-# -- the upper bound ------------------------------------------------------------------
-
-_LONG = 4096  # strings longer than this are measured exactly (in C); shorter ones bounded
-_FRAME_KEYS = frozenset({"file", "lineNumber", "method", "inProject", "code"})
-
-
-def upper_bound(event: JsonDict) -> int | None:
-    """At least the encoded size of `event`, cheaply; None when it cannot tell.
-
-    A character takes at most 6 bytes in JSON (a `\\u00XX` escape), so short strings count 6
-    per character; frames are walked directly, since they are most of an event's values.
-    """
-    total = 0
-    for key, value in event.items():
-        total += len(key) + 4
-        if key == "exceptions":
-            found = _exceptions_bound(value)
-            if found is None:
-                return None
-            total += found
-        else:
-            total += _bound(value, 0)
-    return total
-
-
-def _exceptions_bound(exceptions: Any) -> int | None:
-    if not isinstance(exceptions, list):
-        return None
-    total = 2
-    for exception in exceptions:
-        if not isinstance(exception, dict):
-            return None
-        frames = exception.get("stacktrace", ())
-        if not isinstance(frames, list):
-            return None
-        total += sum(_bound(v, 0) + len(k) + 4 for k, v in exception.items() if k != "stacktrace")
-        for frame in frames:
-            if not isinstance(frame, dict):
-                return None
-            file, method, code = frame.get("file", ""), frame.get("method", ""), frame.get("code")
-            if (
-                type(file) is not str
-                or type(method) is not str
-                or type(frame.get("lineNumber", 0)) is not int
-                or not frame.keys() <= _FRAME_KEYS
-            ):
-                return None
-            total += 80 + 6 * (len(file) + len(method))  # 80: keys, line number, inProject
-            if code is not None:
-                if type(code) is not dict:
-                    return None
-                lines = code.values()
-                if not all(type(line) is str for line in lines):
-                    return None
-                total += 14 * len(code) + 6 * sum(map(len, lines))
-    return total
-
-
-def _bound(value: Any, depth: int) -> int:
-    kind = type(value)
-    if kind is str:
-        return 6 * len(value) + 2 if len(value) <= _LONG else len(encode(value))
-    if kind is bool or value is None:
-        return 5
-    if kind is int:
-        return 24 if -(10**20) < value < 10**20 else len(str(value))
-    if kind is float:
-        return 24
-    if depth > 32:
-        return len(encode(value))
-    if kind is dict:
-        return 2 + sum(_bound(str(k), depth) + 1 + _bound(v, depth + 1) + 1 for k, v in value.items())
-    if kind is list or kind is tuple:
-        return 2 + sum(_bound(v, depth + 1) + 1 for v in value)
-    return len(encode(value))
 
 
 # -- the steps --------------------------------------------------------------------------
@@ -313,15 +226,10 @@ def _trim_strings(value: Any, limit: int, depth: int = 0) -> Any:
     return value
 
 
-def encode_within_limit(
-    payload: dict[str, Any], breadcrumbs_json: str | None = None
-) -> tuple[dict[str, Any], bytes]:
-    """An event payload and its body, trimmed (and encoded again) only when over the limit.
-
-    Encoded once in the common case: measuring is an encode, so an estimate first would cost
-    more. `breadcrumbs_json`, when given, is the text of the event's breadcrumbs to splice in.
-    """
-    encoded = encode(payload) if breadcrumbs_json is None else encode_event(payload, breadcrumbs_json)
+def encode_within_limit(payload: JsonDict) -> tuple[JsonDict, bytes]:
+    """An event payload and its body, trimmed (and encoded again) only when over the limit:
+    encoded once in the common case, since measuring is an encode."""
+    encoded = encode(payload)
     if len(encoded) > MAX_PAYLOAD_BYTES:
         payload = fit(payload, size=len(encoded))
         encoded = encode(payload)
