@@ -24,9 +24,14 @@ if TYPE_CHECKING:
 
 NOTEBOOK_VARIABLES = ("__session__", "__vsc_ipynb_file__")
 MAX_CELLS = 10000
-# Cell files not in this shell's compiler map (another shell's, or an old kernel's in a
-# pickled traceback) are still cells: never show their temp path or pid.
 _CELL_FILE = re.compile(r"(ipykernel_\d+[/\\]\d+\.py$)|(^<ipython-input-\d+-[0-9a-f]+>$)")
+
+
+def is_cell_file(filename: str) -> bool:
+    """Whether IPython named the file for a cell. Cell files not in this shell's compiler map
+    (another shell's, a dead kernel's, an old kernel's in a pickled traceback) are still cells:
+    their temp path or pid is never shown."""
+    return _CELL_FILE.search(filename) is not None
 
 
 def notebook_path(env: Mapping[str, str], user_ns: Mapping[str, Any]) -> str | None:
@@ -137,7 +142,7 @@ class CellIndex:
         headless run's notebook is looked for with the first report, once, and a look before
         the run's cells have executed would find nothing to match them with."""
         count = self.execution_count_of(filename)
-        if count is None and not _CELL_FILE.search(filename):
+        if count is None and not is_cell_file(filename):
             return None
         cell_id = self.cell_id(count, look=look) if count is not None else None
         key = (filename, count, cell_id)

@@ -14,16 +14,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.basics import JsonDict
-from . import payloads
-from .cells import source_identity
+from . import environment, events, payloads, trimming
+from .cells import is_cell_file, source_identity
 
-# The frames of a fault dump are made and named exactly as an exception's are, by the same
-# (module-private) machinery: a cell is named alike in both, so both group alike.
-from .stacktrace import CellRef, FrameContext, NotebookRef, _EventFrames, _path_info, cell_file
+# The frames of a fault dump are made and named exactly as an exception's are: a cell is named
+# alike in both, so both group alike.
+from .stacktrace import CellRef, EventFrames, FrameContext, NotebookRef, cell_file, without_machinery
 
 if TYPE_CHECKING:
     from ..core.config import Configuration
-    from .events import OnErrorCallbacks
 
 ERROR_CLASS = "KernelDied"
 
@@ -162,7 +161,7 @@ class DeadKernelCells:
             return self._running[1]
         entry = self._named.get(filename)
         if not isinstance(entry, list) or len(entry) != 3:
-            if _CELL_FILE.search(filename) is None:
+            if not is_cell_file(filename):
                 return None
             # A cell run less than a second before the death, other than the running one: the
             # checkpoint had not named it. The kernel's hash of its code stands in for its name.
@@ -184,28 +183,19 @@ def running_cell_ref(cell: DeadCell) -> CellRef:
     return CellRef(cell.cell_id or source_identity(cell.source), lines, cell.execution_count)
 
 
-_CELL_FILE = re.compile(r"(ipykernel_\d+[/\\]\d+\.py$)|(^<ipython-input-\d+-[0-9a-f]+>$)")
-
-
 def _is_cell_file(filename: str, named: Mapping[str, Any]) -> bool:
-    return filename in named or _CELL_FILE.search(filename) is not None
+    return filename in named or is_cell_file(filename)
 
 
-def thread_frames(thread: DumpThread, frames: _EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
+def thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
     """A dumped thread's frames, innermost first, shown as an exception's would be: the frames
     outside the outermost cell frame (the kernel's loop running the cell) and IPython's own
     frames between cells are left out."""
     shown = thread.frames
     cells = [index for index, (file, _, _) in enumerate(shown) if _is_cell_file(file, named)]
     if cells:
-        shown = shown[: cells[-1] + 1]
-        roots = frames.context.roots
-        inner_end = 0  # IPython's innermost frames, before the first user frame, stay
-        while inner_end < len(shown) and _path_info(shown[inner_end][0], roots).machinery:
-            inner_end += 1
-        shown = shown[:inner_end] + [
-            f for f in shown[inner_end:] if not _path_info(f[0], roots).machinery
-        ]
+        outermost_first = shown[: cells[-1] + 1][::-1]
+        shown = without_machinery(outermost_first, frames.context.roots)[::-1]
     return [frames.frame(file, line, method) for file, line, method in shown]
 
 
@@ -225,7 +215,7 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
     resolve = DeadKernelCells(named, running, notebook_path)
     context = FrameContext(resolve_cell=resolve, project_root=project_root,
                            send_code=death.send_code, notebook=death.notebook)
-    frames = _EventFrames(context)
+    frames = EventFrames(context)
     stacktrace = thread_frames(current, frames, named) if current is not None else []
     exception = {"errorClass": ERROR_CLASS, "message": message(death), "type": "python",
                  "stacktrace": stacktrace}
@@ -295,13 +285,11 @@ def _metadata(death: KernelDeath, running: CellRef | None) -> dict[str, JsonDict
 
 
 def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict,
-                  hub_user: str | None, on_error: OnErrorCallbacks | None = None,
+                  hub_user: str | None, on_error: events.OnErrorCallbacks | None = None,
                   ) -> tuple[JsonDict, bytes] | None:
     """The payload of a death and its encoded body (redacted, within BugSnag's size limit), as
     the next kernel's scan and the dead kernel's watcher both send it; None when the dead
     kernel's release stage is not enabled, or a callback (`on_error`, the scan's) drops it."""
-    from . import environment, events, trimming
-
     user = events.user_of(death.user, hub_user, device.get("id"))
     body = kernel_death_event(death, project_root=config.project_root, device=device, user=user)
     stages = config.enabled_release_stages
