@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..core.basics import JsonDict, Once, log
 from .metadata import merge_event_metadata
@@ -30,6 +30,19 @@ class CellRun(NamedTuple):
     cell_id: str | None
     source: str
     started_monotonic: float
+
+
+class RanCell(Protocol):
+    """A cell as an event names it: the running cell, or the one a dead kernel was running."""
+
+    @property
+    def execution_count(self) -> int | None: ...
+
+    @property
+    def cell_id(self) -> str | None: ...
+
+    @property
+    def source(self) -> str: ...
 
 
 class ThreadInfo(NamedTuple):
@@ -84,7 +97,7 @@ def _raised_in(error: BaseException, is_users_code: Callable[[str], bool]) -> bo
 
 
 def context_of(
-    given: str | None, configured: str | None, cell: CellRun | None, thread: ThreadInfo | None
+    given: str | None, configured: str | None, cell: RanCell | None, thread: ThreadInfo | None
 ) -> str | None:
     """The event's context: given > set_context > the thread > the running cell's `In [n]`."""
     if given or configured:
@@ -97,7 +110,7 @@ def context_of(
 
 
 def notebook_tab(
-    notebook: NotebookRef | None, cell: CellRun | None, *, send_code: bool
+    notebook: NotebookRef | None, cell: RanCell | None, *, send_code: bool
 ) -> JsonDict | None:
     """The `notebook` tab: which notebook, and which cell ran (its source unless send_code
     is off)."""

@@ -139,11 +139,9 @@ def message(death: KernelDeath) -> str:
     if death.cell is not None:
         count = death.cell.execution_count
         where = f"while running In [{count}]" if count else "while running a cell"
-    if death.fault is not None:
-        return f"{cause(death)} {where}"
-    if death.oom is not None and death.oom.went_up:
+    if death.fault is None and death.oom is not None and death.oom.went_up:
         return f"killed {where} (out of memory: the cgroup's oom_kill count went up)"
-    return f"killed {where}"
+    return f"{cause(death)} {where}"
 
 
 class DeadKernelCells:
@@ -202,47 +200,34 @@ def thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, A
 def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: JsonDict,
                        user: JsonDict) -> JsonDict:
     """The event body, session attached; the client adds what every event of its carries."""
-    facts = death.facts
-    named = death.cells
-    fault = death.fault
+    facts, named, fault, cell = death.facts, death.cells, death.fault, death.cell
     current = next((t for t in fault.threads if t.current), None) if fault else None
     running: tuple[str, CellRef] | None = None
-    if death.cell is not None and current is not None:
+    if cell is not None and current is not None:
         cell_files = [file for file, _, _ in current.frames if _is_cell_file(file, named)]
         if cell_files:
-            running = (cell_files[-1], running_cell_ref(death.cell))
+            running = (cell_files[-1], running_cell_ref(cell))
     notebook_path = facts.get("notebook") if isinstance(facts.get("notebook"), str) else None
-    resolve = DeadKernelCells(named, running, notebook_path)
-    context = FrameContext(resolve_cell=resolve, project_root=project_root,
-                           send_code=death.send_code, notebook=death.notebook)
+    context = FrameContext(resolve_cell=DeadKernelCells(named, running, notebook_path),
+                           project_root=project_root, send_code=death.send_code, notebook=death.notebook)
     frames = EventFrames(context)
     stacktrace = thread_frames(current, frames, named) if current is not None else []
-    exception = {"errorClass": ERROR_CLASS, "message": message(death), "type": "python",
-                 "stacktrace": stacktrace}
-    found_app = facts.get("app")
-    app: JsonDict = found_app if isinstance(found_app, dict) else {}
-    app_fields: JsonDict = {"type": "jupyter", "releaseStage": app.get("releaseStage") or "production"}
-    if app.get("version"):
-        app_fields["version"] = app["version"]
-    app_fields["duration"] = max(0, round((death.died_at - death.launched_at) * 1000))
-    app_fields["durationInForeground"] = (death.cell.ran_ms or 0) if death.cell else 0
-    app_fields["inForeground"] = death.cell is not None
-    cell = death.cell
+    signal = fault.signal if fault is not None else None
     body = payloads.event(
-        exceptions=[exception],
+        exceptions=[{"errorClass": ERROR_CLASS, "message": message(death), "type": "python",
+                     "stacktrace": stacktrace}],
         unhandled=True,
         severity="error",
-        severity_reason="signal" if fault is not None and fault.signal else "unhandledException",
-        app=app_fields,
+        severity_reason="signal" if signal else "unhandledException",
+        app=_app(death),
         device={**device, "time": payloads.iso8601(death.died_at)},
         user=user,
-        context=facts.get("context") or (f"In [{cell.execution_count}]" if cell and cell.execution_count
-                                         else None),
+        context=facts.get("context") or events.context_of(None, None, cell, None),
         breadcrumbs=[c for c in facts.get("breadcrumbs") or [] if isinstance(c, dict)],
-        metadata=_metadata(death, running[1] if running else None),
+        metadata=_metadata(death),
     )
-    if fault is not None and fault.signal:
-        body["severityReason"]["attributes"] = {"signalType": fault.signal}
+    if signal:
+        body["severityReason"]["attributes"] = {"signalType": signal}
     if fault is not None:
         body["threads"] = [
             {"id": t.ident, "name": "crashed thread" if t.current else f"thread {t.ident}",
@@ -259,25 +244,25 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
     return body
 
 
-def _metadata(death: KernelDeath, running: CellRef | None) -> dict[str, JsonDict]:
-    facts = death.facts
-    tabs: dict[str, JsonDict] = {}
-    user_tabs = facts.get("metadata")
-    if isinstance(user_tabs, dict):
-        tabs.update({str(k): v for k, v in user_tabs.items() if isinstance(v, dict)})
-    cell = death.cell
-    notebook: JsonDict = {}
-    if death.notebook is not None:
-        notebook["path"] = death.notebook.path
-    if cell is not None:
-        if cell.cell_id:
-            notebook["cellId"] = cell.cell_id
-        notebook["executionCount"] = cell.execution_count
-        if death.send_code:
-            notebook["cellSource"] = cell.source
+def _app(death: KernelDeath) -> JsonDict:
+    found = death.facts.get("app")
+    app: JsonDict = found if isinstance(found, dict) else {}
+    fields: JsonDict = {"type": "jupyter", "releaseStage": app.get("releaseStage") or "production"}
+    if app.get("version"):
+        fields["version"] = app["version"]
+    fields["duration"] = max(0, round((death.died_at - death.launched_at) * 1000))
+    fields["durationInForeground"] = (death.cell.ran_ms or 0) if death.cell else 0
+    fields["inForeground"] = death.cell is not None
+    return fields
+
+
+def _metadata(death: KernelDeath) -> dict[str, JsonDict]:
+    found = death.facts.get("metadata")
+    tabs = {str(k): v for k, v in found.items() if isinstance(v, dict)} if isinstance(found, dict) else {}
+    notebook = events.notebook_tab(death.notebook, death.cell, send_code=death.send_code)
     if notebook:
         tabs["notebook"] = {**notebook, **tabs.get("notebook", {})}
-    kernel = facts.get("kernel")
+    kernel = death.facts.get("kernel")
     if isinstance(kernel, dict):
         tabs["kernel"] = {**kernel, "pid": death.pid}
     tabs["exitInfo"] = exit_info(death)
