@@ -42,7 +42,7 @@ class Breadcrumbs:
         self, execution_count: int | None, at: float, started: float, ended: float, ok: bool
     ) -> None:
         """The `process` breadcrumb of a finished cell, kept as a tuple until an event reads
-        it: a dict per cell would take a quarter of the cell events' 2.5 µs budget."""
+        it: the cell events' budget (README, Performance) has no room for a dict per cell."""
         self._trail.append((execution_count, at, started, ended, ok))
 
     def snapshot(self) -> list[JsonDict]:

@@ -43,7 +43,7 @@ def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
     if body.startswith(_API_KEY_HEAD):  # an event payload: its apiKey comes first
         start = body.find(b'"', len(_API_KEY_HEAD)) + 1
     if not any(body.find(probe, start) >= 0 for probe in probes):
-        return body  # nearly every payload: a search per secret, in C (4 µs for 14 kB)
+        return body  # nearly every payload: a search per secret, in C
     try:
         payload = json.loads(body)
         cleaned = {
