@@ -122,7 +122,7 @@ def encode(payload: Any) -> bytes:
 
 def _dumps(value: Any) -> str:
     return json.dumps(
-        value, separators=(",", ":"), ensure_ascii=False, default=_fallback, skipkeys=True, allow_nan=False
+        value, separators=(",", ":"), ensure_ascii=False, default=printable, skipkeys=True, allow_nan=False
     )
 
 
@@ -160,7 +160,9 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _fallback(value: object) -> str:
+def printable(value: object) -> str:
+    """str(value), or a placeholder when that raises: a value or key JSON cannot hold, or a
+    part of an event a callback left as something other than a string."""
     try:
         return str(value)
     except Exception:
@@ -216,7 +218,7 @@ def _redact(value: Any, keys: tuple[str, ...], depth: int) -> Any:
         return [_redact(v, keys, depth + 1) for v in value]
     redacted: JsonDict = {}
     for k, v in value.items():
-        key = k if type(k) is str else _fallback(k)  # a key whose str() raises is named so
+        key = k if type(k) is str else printable(k)  # a key whose str() raises is named so
         lowered = key.lower()
         redacted[key] = REDACTED if any(part in lowered for part in keys) else _redact(v, keys, depth + 1)
     return redacted
