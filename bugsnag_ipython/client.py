@@ -335,9 +335,7 @@ class Client:
         session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)
-        payloads.redact_event(body, config.redacted_keys)
-        payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
-        self._send("event", *trimming.encode_within_limit(payload))
+        self._send("event", *trimming.sealed_event(body, config))
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
         self._changed()
         return True

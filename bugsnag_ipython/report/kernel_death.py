@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.basics import JsonDict
-from . import environment, events, payloads, trimming
+from . import events, payloads, trimming
 from .cells import is_cell_file, source_identity
 
 # The frames of a fault dump are made and named exactly as an exception's are: a cell is named
@@ -283,9 +283,7 @@ def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict
     if on_error and not on_error.run(body):
         return None
     events.settle_severity(body, "error", True)
-    payloads.redact_event(body, config.redacted_keys)
-    payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
-    return trimming.encode_within_limit(payload)
+    return trimming.sealed_event(body, config)
 
 
 def exit_info(death: KernelDeath) -> JsonDict:

@@ -15,10 +15,15 @@ breadcrumbs), so trimmed parts are rebuilt, never changed in place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.basics import JsonDict
+from . import payloads
+from .environment import NOTIFIER
 from .payloads import encode
+
+if TYPE_CHECKING:
+    from ..core.config import Configuration
 
 # BugSnag's limit is 1,000,000 bytes; delivery adds the API key (32 characters) afterwards.
 MAX_PAYLOAD_BYTES = 999_000
@@ -234,3 +239,10 @@ def encode_within_limit(payload: JsonDict) -> tuple[JsonDict, bytes]:
         payload = fit(payload, size=len(encoded))
         encoded = encode(payload)
     return payload, encoded
+
+
+def sealed_event(body: JsonDict, config: Configuration) -> tuple[JsonDict, bytes]:
+    """The payload of an event as it is sent, and its encoded body: redacted, with the API key
+    and the notifier, within BugSnag's size limit."""
+    payloads.redact_event(body, config.redacted_keys)
+    return encode_within_limit(payloads.event_payload(config.api_key or "", NOTIFIER, [body]))
