@@ -56,11 +56,11 @@ def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None =
     event = dict(payload["events"][0])
     # Exceptions and frames are small and changed in place below: copy them, once.
     event["exceptions"] = [
-        {**e, "stacktrace": [dict(f) for f in _frames(e)]} for e in _exceptions(event)
+        {**e, "stacktrace": [dict(f) for f in _dicts(e, "stacktrace")]} for e in _dicts(event, "exceptions")
     ]
     if isinstance(event.get("threads"), list):
         event["threads"] = [
-            {**t, "stacktrace": [dict(f) for f in _frames(t)]} if isinstance(t, dict) else t
+            {**t, "stacktrace": [dict(f) for f in _dicts(t, "stacktrace")]} if isinstance(t, dict) else t
             for t in event["threads"]
         ]
     trimmed = {**payload, "events": [event, *payload["events"][1:]]}
@@ -70,14 +70,14 @@ def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None =
 
     steps: list[Callable[[JsonDict], None]] = [
         _trim_long_strings,
-        lambda e: _drop_windows(_other_threads(e), excess()),
-        lambda e: _drop_middle_of(_other_threads(e), KEPT_FRAMES),
+        lambda e: _drop_windows(_threads(e, crashing=False), excess()),
+        lambda e: _drop_middle_of(_threads(e, crashing=False), KEPT_FRAMES),
         lambda e: _drop_other_threads(e, excess()),
         lambda e: _drop_oldest_breadcrumbs(e, excess()),
         # The crashing thread's windows are those of the exception's frames, shown again.
-        lambda e: _drop_windows([*_exceptions(e), *_crashing_thread(e)], excess()),
+        lambda e: _drop_windows([*_dicts(e, "exceptions"), *_threads(e, crashing=True)], excess()),
         _cut_messages,
-        lambda e: _drop_middle_of([*_exceptions(e), *_crashing_thread(e)], KEPT_FRAMES),
+        lambda e: _drop_middle_of([*_dicts(e, "exceptions"), *_threads(e, crashing=True)], KEPT_FRAMES),
         *(_trim_every_string(n) for n in _LAST_RESORT_STRINGS),
         _drop_everything_but_exceptions,
     ]
@@ -125,7 +125,7 @@ def _drop_windows(stacks: list[JsonDict], excess: int) -> None:
     """Code windows of `stacks` (exceptions or threads), from the outermost frames of the last
     stack: the innermost frame of the first (the raised exception's) is the line the reader
     wants to see."""
-    frames = [f for stack in stacks for f in _frames(stack)]
+    frames = [f for stack in stacks for f in _dicts(stack, "stacktrace")]
     for frame in reversed(frames):
         if excess <= 0:
             break
@@ -134,12 +134,8 @@ def _drop_windows(stacks: list[JsonDict], excess: int) -> None:
             excess -= size_of(code) + 8  # and its `,"code":`
 
 
-def _other_threads(event: JsonDict) -> list[JsonDict]:
-    return [t for t in _threads(event) if t.get("errorReportingThread") is not True]
-
-
-def _crashing_thread(event: JsonDict) -> list[JsonDict]:
-    return [t for t in _threads(event) if t.get("errorReportingThread") is True]
+def _threads(event: JsonDict, *, crashing: bool) -> list[JsonDict]:
+    return [t for t in _dicts(event, "threads") if (t.get("errorReportingThread") is True) == crashing]
 
 
 def _drop_other_threads(event: JsonDict, excess: int) -> None:
@@ -159,7 +155,7 @@ def _drop_other_threads(event: JsonDict, excess: int) -> None:
 
 
 def _cut_messages(event: JsonDict) -> None:
-    for exception in _exceptions(event):
+    for exception in _dicts(event, "exceptions"):
         message = exception.get("message")
         if isinstance(message, str):
             exception["message"] = truncated(message, MAX_MESSAGE)
@@ -169,7 +165,7 @@ def _drop_middle_of(stacks: list[JsonDict], kept: int) -> None:
     """Very deep stacks (exceptions or threads) keep their `kept` innermost and outermost
     frames, with one frame between them saying how many were left out."""
     for stack in stacks:
-        frames = _frames(stack)
+        frames = _dicts(stack, "stacktrace")
         if len(frames) > 2 * kept + 1:
             left_out = len(frames) - 2 * kept
             marker = {
@@ -186,7 +182,7 @@ def _trim_every_string(limit: int) -> Callable[[JsonDict], None]:
         for key, value in list(event.items()):
             if key != "exceptions":
                 event[key] = _trim_strings(value, limit)
-        for exception in _exceptions(event):
+        for exception in _dicts(event, "exceptions"):
             for key, value in list(exception.items()):
                 if key != "errorClass":
                     exception[key] = _trim_strings(value, limit)
@@ -198,25 +194,15 @@ def _drop_everything_but_exceptions(event: JsonDict) -> None:
     event["metaData"] = {}
     event["breadcrumbs"] = []
     event.pop("threads", None)  # the crashing thread's stack is the exception's
-    for exception in _exceptions(event):
-        frames = _frames(exception)
+    for exception in _dicts(event, "exceptions"):
+        frames = _dicts(exception, "stacktrace")
         exception["stacktrace"] = frames[:KEPT_FRAMES]
 
 
-def _exceptions(event: JsonDict) -> list[JsonDict]:
-    found = event.get("exceptions")
-    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
-
-
-def _threads(event: JsonDict) -> list[JsonDict]:
-    found = event.get("threads")
-    return [t for t in found if isinstance(t, dict)] if isinstance(found, list) else []
-
-
-def _frames(stack: JsonDict) -> list[JsonDict]:
-    """The frames of an exception or a thread."""
-    found = stack.get("stacktrace")
-    return [f for f in found if isinstance(f, dict)] if isinstance(found, list) else []
+def _dicts(holder: JsonDict, key: str) -> list[JsonDict]:
+    """The dicts of `holder[key]`: an event's exceptions or threads, a stack's frames."""
+    found = holder.get(key)
+    return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
 
 
 def _trim_strings(value: Any, limit: int, depth: int = 0) -> Any:
