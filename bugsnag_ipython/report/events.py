@@ -17,7 +17,7 @@ from .naming import class_name, message_of, names_of
 from .repair import before_callbacks, repair_event
 
 if TYPE_CHECKING:
-    from .stacktrace import NotebookRef
+    from .cells import NotebookRef
 
 OnError = Callable[[JsonDict], Any]
 SEVERITIES = ("error", "warning", "info")

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.basics import JsonDict
 from . import events, payloads, trimming
-from .cells import is_cell_file, source_identity
+from .cells import CellRef, NotebookRef, cell_file, is_cell_file, source_identity
 
 # The frames of a fault dump are made and named exactly as an exception's are: a cell is named
 # alike in both, so both group alike.
-from .stacktrace import CellRef, EventFrames, FrameContext, NotebookRef, cell_file, without_machinery
+from .stacktrace import EventFrames, FrameContext, without_machinery
 
 if TYPE_CHECKING:
     from ..core.config import Configuration

@@ -21,28 +21,12 @@ from types import FrameType, TracebackType
 from typing import NamedTuple, Protocol
 
 from ..core.basics import JsonDict
+from .cells import CellRef, NotebookRef, cell_file
 from .naming import class_name, message_of
 
 CODE_WINDOW = 7  # lines around the frame's line, as the official notifiers send
 MAX_CODE_LINE = 200  # characters of one source line; a minified line says nothing more
 MAX_CHAIN = 100  # causes, contexts and group members followed for one event
-
-
-@dataclass(frozen=True)
-class CellRef:
-    """What a code file of a cell stands for."""
-
-    identity: str  # the frontend's cell id, else a hash of the cell's source
-    lines: tuple[str, ...]  # the cell's source, as run
-    execution_count: int | None = None
-
-
-@dataclass(frozen=True)
-class NotebookRef:
-    """The notebook of this kernel, as frames and metadata name it."""
-
-    path: str  # relative to the project root when under it, else the base name
-    directory: str  # its real directory: files there are the user's own code
 
 
 class CellMap(Protocol):
@@ -66,11 +50,6 @@ class NoCells:
 
     def cell_id(self, execution_count: int) -> str | None:
         return None
-
-
-def cell_file(notebook: NotebookRef | None, cell: CellRef) -> str:
-    """The `file` of a cell's frames, e.g. `analysis.ipynb#cell-3f2a9c`."""
-    return f"{notebook.path}#cell-{cell.identity}" if notebook else f"cell-{cell.identity}"
 
 
 @dataclass(frozen=True)
