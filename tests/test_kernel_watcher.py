@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bugsnag_ipython.sources.death_watch import MODULE
+from bugsnag_ipython.deaths.watcher_process import MODULE
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
 from tests.test_kernel_deaths import WAIT, deaths, recording, scanned, start_cell, wait_dead

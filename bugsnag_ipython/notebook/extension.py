@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..client import Client
 from ..core.config import Configuration, ConfigurationError, from_environment
+from ..deaths.kernel_deaths import KernelDeaths
 from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
 from ..report.run import HeadlessRun, remote
 from ..sources import Source, headless
 from ..sources.cell_runs import CellRuns
 from ..sources.event_loop import LoopExceptions
-from ..sources.kernel_deaths import KernelDeaths
 from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetActivity, WidgetCallbacks
 from .settings import CONFIG_FILE, DEFAULT, ENVIRONMENT, KEY_FILE, BugsnagIPython

@@ -41,9 +41,6 @@ class NoRecord(OSError):
     """The kernel runs without a crash record; the text is the one sentence that says why."""
 
 
-# -- the filesystem under a directory -------------------------------------------------------
-
-
 def mounts(mountinfo: str) -> list[tuple[str, str]]:
     """(mount point, filesystem type) of each line of /proc/self/mountinfo text, in order."""
     found = []
@@ -80,9 +77,6 @@ def network_filesystem(directory: str | os.PathLike[str]) -> str | None:
         return None
     fstype = filesystem_of(os.path.realpath(Path(directory).expanduser()), mountinfo)
     return fstype if fstype is not None and is_network(fstype) else None
-
-
-# -- the runtime folder ---------------------------------------------------------------------
 
 
 def digest(directory: str | os.PathLike[str]) -> str:

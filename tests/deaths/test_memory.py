@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bugsnag_ipython.sources import memory
+from bugsnag_ipython.deaths import memory
 
 
 def tree(root: Path, files: dict[str, str]) -> None:
