@@ -1,24 +1,15 @@
 """The trust rule for every file under the persistence directory, and the claim of a file whose
 owner is gone.
 
-What is stored there (payloads with their API key, crash records, fault dumps, the device id)
-is read back and acted on: a stored payload is sent as it is, a crash record becomes an event
-sent with this user's API key. Whoever could write there could make a kernel read files of
-theirs and post them, or block it. So:
-
-- The directory and its folders belong to this user and are 0700 (made so when they are not);
-  a directory of another user, one open to others that cannot be made private, or one that
-  cannot be used at all is refused for everything, in one sentence naming the problem and the
-  fix (`RefusedDirectory`), said once (`say_once`).
-- A file is opened without following a symbolic link (O_NOFOLLOW) and without waiting
-  (O_NONBLOCK: a FIFO opens at once), then checked on the open descriptor: a regular file of
-  this user's. It is read only up to a limit checked before reading, so a link to /dev/zero is
-  refused as a link and a huge file by its size. What fails is an `UntrustedFile`: its user
-  sets it aside and counts it.
-- A file's owner is alive while it holds a flock() on it: the system lets go of the lock when
-  the process dies, however it dies. Whoever takes the lock of a file whose owner is gone
-  (`lock_if_ownerless`) may claim it, by renaming it to a name of its own: a rename is atomic,
-  so of two claimers exactly one wins.
+What is stored there is read back and acted on (a stored payload is sent as it is, a crash
+record becomes an event sent with this user's API key), so whoever could write there could make
+a kernel post files of theirs, or hang it. So the directory and its folders must be this
+user's and 0700 (`make_private`, else `RefusedDirectory`, said once); a file is opened without
+following a link and without waiting, used only if it is a regular file of this user's, and
+read only up to a limit checked first (`UntrustedFile` otherwise). A file's owner is alive
+while it holds a flock() on it, which the system lets go of when the process dies; whoever
+locks a file whose owner is gone may claim it by renaming it to a name of its own (a rename is
+atomic: of two claimers, one wins).
 """
 
 from __future__ import annotations

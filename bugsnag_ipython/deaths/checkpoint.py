@@ -1,15 +1,10 @@
 """The checkpoint: what the crash record holds besides the running cell, kept current.
 
-Once a second (on the kernel-deaths thread, kernel_deaths.py) it notes that the kernel is alive and
-its memory (the last word a SIGKILLed kernel leaves), looks again which memory cgroup the
-kernel is in (moved into another since the last look, the new one's OOM-kill count is the
-baseline), and, when they changed, writes the facts a crash event needs as the record's JSON
-document: the breadcrumbs (redacted), the notebook, the app, the user's metadata, and which
-code files are which cells. The session, whose counts must be exact, is written at once
-whenever it changes, by a client listener (session_changed).
-
-None of this runs on the cell's thread except session_changed, after an event or a session
-change.
+Once a second (on the kernel-deaths thread) it notes the kernel alive with its memory, follows
+its memory cgroup (moved into another, the new one's OOM-kill count is the baseline), and
+writes the facts a death's event needs when they changed: the breadcrumbs and metadata
+(redacted), the notebook, the app, and which code files are which cells. The session, whose
+counts must be exact, is written whenever it changes, by a client listener.
 """
 
 from __future__ import annotations

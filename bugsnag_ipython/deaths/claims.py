@@ -1,24 +1,12 @@
-"""Dead kernels' records, claimed once: by the next kernel's scan, or by the dead kernel's watcher.
+"""Dead kernels' records, claimed once, by the dead kernel's watcher or the next kernel's scan.
 
-Each record folder (place.py) is laid out alike:
-
-    <token>.record                   a kernel's crash record, locked while it lives
-    <token>.faults                   its fault dump (faulthandler's file)
-    <token>.<claimer>.claimed        a dead kernel's record, taken by the kernel <claimer>
-    <token>.<claimer>.claimed-again  the same, taken again: its first claimer died
-    <token>.died                     the note of a reported death (notes.py)
-    set-aside/                       what could not be used, kept for a look
-
-A record whose lock nobody holds belongs to a kernel that is gone, and is claimed by the
-trust-and-claim rule of every file under the persistence directory (core/private_files.py):
-locked, then renamed to a name of the claimer's own. Each record is dealt with on its own:
-- a file that fails the rule (a link, a FIFO, another user's, not a record of any version) is
-  set aside with its fault file, with one log line, and counted: never read, never waited on;
-- a record of another format version (another magic, another size) is left where it is, with
-  its fault file: not claimed, not reported, not deleted (the version that wrote it reports it);
-- a claim whose claimer died is claimed once more (the claimer may have died of something
-  else); one claimed again whose second claimer died too is set aside, not tried a third time;
-- a claim whose lock is held is the dead kernel's watcher's, reporting it now: left alone.
+A record folder (place.py) holds `<token>.record` (a kernel's record, locked while it lives),
+`<token>.faults` (its fault dump), `<token>.<claimer>.claimed[-again]` (a dead kernel's record
+taken by the kernel <claimer>, again when the first claimer died), `<token>.died` (notes.py)
+and `set-aside/`. A record is claimed by the rule of core/private_files.py (locked, then
+renamed to the claimer's name), each on its own, as README's "The scan, record by record" says:
+what fails the trust rule is set aside, another version's record is left in place, a claim is
+taken again once when its claimer died, and a claim whose lock is held is its watcher's.
 """
 
 from __future__ import annotations

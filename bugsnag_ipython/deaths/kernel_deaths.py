@@ -1,11 +1,7 @@
-"""Kernel deaths: a kernel that dies without running its exit code is reported by its watcher,
-or else by the next kernel.
-
-This source keeps the running kernel's crash record (record.py, kept current by
-checkpoint.py), points faulthandler at the record's fault file, starts the watcher
-(watcher_process.py), and marks a normal end (a shutdown request, `exit`, the process's exit).
-Once the kernel is idle after its launch it reports the records dead kernels left (scan.py)
-and says the newest recent death (notes.py).
+"""Kernel deaths, the source: this kernel's crash record (record.py, checkpoint.py), its fault
+file, its watcher (watcher_process.py), the mark of a normal end (a shutdown request, `exit`,
+the process's exit), and, once the kernel is idle after its launch, the report of the records
+dead kernels left (scan.py) and the newest recent death said (notes.py).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Notes of kernel deaths for the user: `kernels/<token>.died` in the persistence directory.
 
-Whoever reports a death (the dead kernel's watcher, or the next kernel's scan) leaves a small
-JSON note: the cell that was running, the cause in a few words, when, and what became of the
-report. The next kernel to start takes the notes (renaming each to a name of its own first, so
-that two kernels starting at once never both show one), and says the newest, if it is recent,
-in its status and panel: "Previous kernel died running In [14] (out of memory); reported."
+Whoever reports a death leaves a small JSON note (the running cell, the cause, when, what became
+of the report). The next kernel takes the notes, each renamed to a name of its own first so that
+two kernels never both show one, and says the newest recent one in status and the panel:
+"Previous kernel died running In [14] (out of memory); reported."
 """
 
 from __future__ import annotations

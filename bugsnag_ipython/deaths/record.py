@@ -1,19 +1,11 @@
 """The crash record: what a kernel leaves behind for the next one, in case it dies.
 
-A kernel that is killed (the OOM killer's SIGKILL) or crashes (a segfault in a C extension)
-runs none of its exit code, so whatever is to be reported about it must already be on disk.
-Each kernel keeps one small file, `<token>.record` in its record folder (place.py), its every
-block reserved, then mapped into memory with MAP_SHARED: updating it is a store into memory,
-which the system writes back on its own and keeps after the process dies, however it dies.
-Starting a cell is one pack (its number, start, id and source), ending it one store.
-
-What changes rarely (the breadcrumbs, the notebook, memory facts) is written by the checkpoint
-(checkpoint.py) as a JSON document in one of two areas, the other one staying whole, so a death
-in the middle of a write leaves the previous one.
-
-The record's owner holds a flock() on it for its whole life (core/private_files.py): the
-system lets go of it when the process dies, which is how the watcher and the next kernel know
-the kernel is gone.
+A killed or crashed kernel runs none of its exit code, so what is to be reported must already
+be on disk: one small file per kernel, its every block reserved, mapped with MAP_SHARED, so
+that an update is a store into memory the system keeps after the process dies. Its owner holds
+a flock() on it for its whole life (core/private_files.py), the sign of a living kernel. The
+facts that change rarely (checkpoint.py) are a JSON document in one of two areas, the other
+staying whole, so a death in the middle of a write leaves the previous one.
 """
 
 from __future__ import annotations

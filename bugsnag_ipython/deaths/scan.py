@@ -1,17 +1,8 @@
-"""From a claimed record to a reported death: the rules of what counts, the death the event is
-made of (report/kernel_death.py makes the event), and the scan of the records dead kernels left.
-
-The rules (README, "Kernel deaths"):
-- a kernel that began a normal end is never reported, whatever ends the process after it;
-- a fatal signal (a fault dump was written) is reported, whether a cell was running or not;
-- a kernel that vanished without a fault dump (SIGKILL, the OOM killer, `os._exit`) is
-  reported only if a cell was running, as bugsnag-cocoa reports only foreground terminations:
-  an idle kernel killed by a reboot, `docker stop` or a culler lost no work in progress;
-- a kernel that had no API key, or whose release stage was not enabled, sent nothing while
-  it lived, and its death is not sent either.
-
-Both reporters, the dead kernel's watcher and the next kernel's scan, settle a claimed record
-the same way (`settle`); they differ only in how they send.
+"""From a claimed record to a reported death, by the rules of README's "Kernel deaths": a normal
+end is never reported; a fatal signal always; a kernel gone without a trace only if a cell ran
+(an idle kernel killed by a reboot or a culler lost no work); nothing of a kernel that sent
+nothing. The watcher and the next kernel's scan both settle a claimed record here (`settle`),
+differing only in how they send; report/kernel_death.py makes the event.
 """
 
 from __future__ import annotations

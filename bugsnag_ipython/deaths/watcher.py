@@ -1,26 +1,14 @@
 """The watcher: a small process per kernel that reports the kernel's death the moment it dies.
 
-The kernel starts it (watcher_process.py) as `python -m bugsnag_ipython.deaths.watcher`: a
-fresh interpreter, in a session of its own, so that the signals jupyter_client sends to the
-kernel's process group (an interrupt, a terminate, a kill) never reach it. What it needs (the
-record, the options with the API key, the device) comes as one JSON line on its stdin, and
-again as a new line whenever the options change: never on its command line or in its
-environment, which other users can read.
-
-It opens the kernel's crash record itself and waits in flock() for the kernel's lock: the
-system lets go of it the moment the kernel dies, however it dies, and at a normal end. So it
-uses no CPU while the kernel lives, and wakes at once. Then:
-- the record removed or marked ended (a shutdown request, `exit`, a restart): it exits;
-- else it claims the record as the next kernel's scan would, keeping the lock (a scan leaves a
-  claim whose lock is held alone), and settles it as the scan does (scan.py), sending the
-  event at once (the kernel's on_error callbacks, which died with it, are not run). What it
-  cannot send goes to the outbox, for the next kernel to send; what it cannot store is left
-  claimed, for the next kernel's scan.
-It leaves a note for the next kernel to show (notes.py). It also exits when its stdin closes
-while the kernel still holds the lock (the kernel stopped it).
-
-Until the kernel dies it has imported little (no IPython, no requests): the rest is imported
-when there is something to report.
+The kernel starts it (watcher_process.py) as `python -m bugsnag_ipython.deaths.watcher`, in a
+session of its own, so that the signals jupyter_client sends to the kernel's process group
+never reach it. Its setup (the record, the options with the API key, the device) comes as JSON
+lines on stdin, never on its command line or in its environment, which other users can read.
+It waits in flock() for the kernel's lock on its record, which the system lets go of the
+moment the kernel dies or ends: no CPU while the kernel lives. A removed or ended record is a
+normal end; else it claims the record (keeping the lock, so a scan leaves it alone), settles it
+as the scan does (scan.py) and sends the event at once; what it cannot send goes to the outbox,
+what it cannot store stays claimed for the next kernel. It imports little until then.
 """
 
 from __future__ import annotations
@@ -130,7 +118,6 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
 def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], directory: Path) -> str | None:
     """POST the event now; what cannot be sent goes to the outbox. The note's outcome, or None
     when it could be neither sent nor stored."""
-    from ..delivery.outbox import Outbox
     from ..delivery.plain_transport import PlainTransport
     from ..delivery.transport import Envelope
     from ..report.kernel_death import death_payload, message
@@ -152,6 +139,8 @@ def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], dire
         log.warning("The endpoint refused the death of the kernel (HTTP %s); it is not sent again.",
                     outcome.status)
         return REFUSED
+    from ..delivery.outbox import Outbox  # only now: the death is sent first
+
     try:
         outbox = Outbox(directory).open()
         try:

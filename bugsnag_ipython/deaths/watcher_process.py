@@ -1,13 +1,9 @@
 """The kernel's handle on its watcher process (watcher.py): started once the crash record is
 made, told the options over a pipe, stopped at a normal end.
 
-Started by the kernel-deaths thread, never on the loading thread or a cell's. The watcher is a
-fresh interpreter (a fork of a grown kernel would end up owning the kernel's old pages), in a
-session of its own (jupyter_client signals the kernel's whole process group), with no
-descriptor of the kernel's but the pipe. The setup goes down the pipe as one JSON line, and
-again whenever the client's options change (a client listener that compares one reference).
-A forked child of the kernel (multiprocessing) closes its copy of the pipe, as it lets go of
-the record's lock (record.py), so a child that lives on neither keeps the watcher asleep
+The watcher is a fresh interpreter (a fork of a grown kernel would own the kernel's old pages)
+in a session of its own, with no descriptor of the kernel's but the pipe. A forked child of the
+kernel closes its copy of the pipe, so that a child living on neither keeps the watcher asleep
 nor keeps it from learning that the kernel stopped it.
 """
 
