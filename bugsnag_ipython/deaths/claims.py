@@ -83,26 +83,23 @@ class SetAside:
 
     def put(self, path: Path, why: str, faults: Path | None = None) -> None:
         stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
-        outcome = None  # of the record itself: "kept", "removed", or None when it was gone
-        for each in (path, faults):
-            if each is None:
-                continue
+        kept = None  # whether the record itself was kept for a look (None: it was gone)
+        for each in [path] + ([faults] if faults is not None else []):
             try:
                 make_private(self.folder, root=False)
                 os.rename(each, self.folder / f"{stamp}-{each.name}")  # a link moves, not its target
-                done = "kept"
+                moved = True
             except FileNotFoundError:
                 continue
             except OSError:
-                done = "removed"  # not kept for a look, then, but never tried again either
+                moved = False  # not kept for a look, then, but never tried again either
                 with contextlib.suppress(OSError):
                     each.unlink()
-            if each == path:
-                outcome = done
-        if outcome is None:
+            kept = moved if each == path else kept
+        if kept is None:
             return
         self.moved.append(f"{path.name}: {why}")
-        if outcome == "kept":
+        if kept:
             log.warning("Set aside the crash record %s of an earlier kernel into %s: %s.",
                         path.name, self.folder, why)
         else:

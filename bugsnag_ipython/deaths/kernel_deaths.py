@@ -33,9 +33,7 @@ LOAD_WAIT = 1.0  # seconds the watcher's start waits at most for the load to be 
 
 
 class KernelDeaths(Source):
-    """The source: this kernel's record while it runs, and the reports of earlier deaths.
-
-    One daemon thread does the work off the loading thread (the persistence directory may
+    """One daemon thread does the work off the loading thread (the persistence directory may
     import platformdirs, and opening the record touches the disk): it makes the record, hands
     it to the cell hooks (`cell_runs.crash_record`), looks for dead kernels once the kernel is
     idle, then keeps the record current once a second."""
@@ -141,8 +139,13 @@ class KernelDeaths(Source):
             say_once(refused)
             self.client.crash_records.problem = str(refused)
             directory = None
-        except NoRecord as error:  # no room, or no safe place: the kernel runs without one
-            self._without_record(str(error), stop)
+        except NoRecord as error:  # no room, or no safe place: said in the log, status and panel
+            sentence = str(error)
+            self.client.warn_once(f"no-crash-record {sentence}", sentence)
+            with self._lock:
+                if not stop.is_set() and self.problem is None:
+                    self.problem = sentence
+                    self.client.problems.append(sentence)
             directory = None
         except Exception as error:
             self.client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
@@ -206,16 +209,6 @@ class KernelDeaths(Source):
             with contextlib.suppress(ValueError):
                 self.client.listeners.remove(watch.options_changed)
             watch.stop()
-
-    def _without_record(self, sentence: str, stop: threading.Event) -> None:
-        """Say once, in the log and in status and the panel while it lasts, why this kernel has
-        no crash record."""
-        self.client.warn_once(f"no-crash-record {sentence}", sentence)
-        with self._lock:
-            if stop.is_set() or self.problem is not None:
-                return
-            self.problem = sentence
-            self.client.problems.append(sentence)
 
     def _open(self, stop: threading.Event) -> str | None:
         """Make the record and hand it to the cell hooks; None if uninstalled meanwhile."""

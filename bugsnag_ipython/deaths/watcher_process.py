@@ -10,7 +10,6 @@ nor keeps it from learning that the kernel stopped it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import subprocess
@@ -81,7 +80,7 @@ class WatcherProcess:
             "record": str(self.record.path),
             "identity": self._identity,
             "directory": self.directory,
-            "config": {field.name: getattr(config, field.name) for field in dataclasses.fields(config)},
+            "config": {name: getattr(config, name) for name in config.option_names()},
             "device": self.client.device,
             "hubUser": jupyterhub_user(),
         }
