@@ -47,7 +47,7 @@ class KernelDeaths(Source):
         self.interval = interval
         self.record: CrashRecord | None = None
         self.checkpoint: Checkpoint | None = None
-        self.watch: WatcherProcess | None = None  # this kernel's watcher, while it runs
+        self.watcher: WatcherProcess | None = None  # this kernel's watcher, while it runs
         self.scanned = threading.Event()  # set once earlier kernels were looked for
         self.problem: str | None = None  # why there is no record, in one sentence, for status
         # When a normal end began (the monotonic clock), maybe before the record was made:
@@ -102,7 +102,7 @@ class KernelDeaths(Source):
                     self.client.listeners.remove(checkpoint.session_changed)
             if record is not None:
                 record.close(remove=True)  # the watcher, woken, finds it removed and exits
-            self._stop_watch()
+            self._stop_watcher()
             problem, self.problem = self.problem, None
             if problem in self.client.problems:
                 self.client.problems.remove(problem)
@@ -155,7 +155,7 @@ class KernelDeaths(Source):
             return
         started = time.monotonic()
         while not stop.is_set():
-            self._keep_watch(directory)
+            self._keep_watcher(directory)
             try:
                 # Under the lock _close takes: an exit waits the few milliseconds a checkpoint
                 # takes, rather than closing the record under it (the write would fail).
@@ -173,16 +173,16 @@ class KernelDeaths(Source):
                 self._scan(directory)
             stop.wait(self.interval if self.scanned.is_set() else SCAN_POLL)
 
-    def _keep_watch(self, directory: str) -> None:
+    def _keep_watcher(self, directory: str) -> None:
         """Start the watcher when the option is on and none runs yet, stop it when it is off."""
         from .watcher_process import NEXT_KERNEL, WatcherProcess
 
         wanted = self.client.config.watch_kernel_deaths
-        watch = self.watch
-        if watch is not None:
+        watcher = self.watcher
+        if watcher is not None:
             if not wanted:
-                self._stop_watch()
-            elif not watch.running():
+                self._stop_watcher()
+            elif not watcher.running():
                 self.client.warn_once("watcher-ended", f"The kernel-death watcher ended early; {NEXT_KERNEL}")
             return
         if not wanted or self.record is None or self._watcher_refused:
@@ -192,23 +192,23 @@ class KernelDeaths(Source):
             record = self.record
             if record is None or self._stop.is_set():
                 return
-            watch = WatcherProcess(self.client, record, directory)
+            watcher = WatcherProcess(self.client, record, directory)
             try:
-                watch.start()
+                watcher.start()
             except OSError as error:
                 self._watcher_refused = True
                 self.client.warn_once("watcher", f"The kernel-death watcher cannot start ({error}); "
                                       + NEXT_KERNEL)
                 return
-            self.watch = watch
-            self.client.listeners.append(watch.options_changed)
+            self.watcher = watcher
+            self.client.listeners.append(watcher.options_changed)
 
-    def _stop_watch(self) -> None:
-        watch, self.watch = self.watch, None
-        if watch is not None:
+    def _stop_watcher(self) -> None:
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
             with contextlib.suppress(ValueError):
-                self.client.listeners.remove(watch.options_changed)
-            watch.stop()
+                self.client.listeners.remove(watcher.options_changed)
+            watcher.stop()
 
     def _open(self, stop: threading.Event) -> str | None:
         """Make the record and hand it to the cell hooks; None if uninstalled meanwhile."""
