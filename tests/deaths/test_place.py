@@ -16,7 +16,7 @@ import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
-from bugsnag_ipython.deaths import place as record_place
+from bugsnag_ipython.deaths import place
 from bugsnag_ipython.deaths.place import (
     NoRecord,
     filesystem_of,
@@ -83,11 +83,11 @@ def on_nfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     sample = tmp_path / "mountinfo"
     real_home = os.path.realpath(tmp_path / "home").replace(" ", "\\040")
     sample.write_text(MOUNTINFO + f"40 27 0:50 / {real_home} rw - nfs4 server:/h rw\n")
-    monkeypatch.setattr(record_place, "MOUNTINFO", str(sample))
+    monkeypatch.setattr(place, "MOUNTINFO", str(sample))
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setattr(record_place, "SHARED_MEMORY", str(tmp_path / "shm"))
+    monkeypatch.setattr(place, "SHARED_MEMORY", str(tmp_path / "shm"))
     return persistence
 
 
@@ -146,7 +146,7 @@ def test_a_planted_link_in_shared_memory_means_no_record(on_nfs: Path, tmp_path:
 def test_a_runtime_folder_of_another_user_is_neither_used_nor_scanned(on_nfs: Path, tmp_path: Path) -> None:
     planted = []
     for base in (tmp_path / "run" / "bugsnag-ipython", tmp_path / "shm" / f"bugsnag-ipython-{os.geteuid()}"):
-        (base / record_place.digest(on_nfs) / "kernels").mkdir(parents=True)
+        (base / place.digest(on_nfs) / "kernels").mkdir(parents=True)
         planted.append(base)
     os.chown(planted[0], 65534, 65534)
     record = CrashRecord(on_nfs, launched_wall=time.time(), launched_monotonic=time.monotonic())
@@ -164,8 +164,8 @@ def test_a_runtime_folder_of_another_user_is_neither_used_nor_scanned(on_nfs: Pa
 _DYING = r"""
 import os, sys, time
 sys.path.insert(0, {root!r})
-from bugsnag_ipython.deaths import place as record_place
-record_place.MOUNTINFO = {mountinfo!r}
+from bugsnag_ipython.deaths import place
+place.MOUNTINFO = {mountinfo!r}
 from bugsnag_ipython.deaths.record import CrashRecord
 from bugsnag_ipython.report.events import CellRun
 record = CrashRecord({directory!r}, launched_wall=time.time() - 60, launched_monotonic=time.monotonic() - 60)
@@ -180,7 +180,7 @@ time.sleep(60)
 
 def test_a_record_left_in_the_runtime_folder_is_found_and_reported_once(on_nfs: Path, tmp_path: Path,
                                                                         collector: Any) -> None:
-    code = _DYING.format(root=ROOT, mountinfo=record_place.MOUNTINFO, directory=str(on_nfs))
+    code = _DYING.format(root=ROOT, mountinfo=place.MOUNTINFO, directory=str(on_nfs))
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     left = Path(process.stdout.readline().strip())
@@ -222,5 +222,5 @@ def test_a_record_left_in_the_persistence_directory_is_still_found(on_nfs: Path)
 
 
 def test_unreadable_mounts_are_taken_for_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(record_place, "MOUNTINFO", str(tmp_path / "missing"))
+    monkeypatch.setattr(place, "MOUNTINFO", str(tmp_path / "missing"))
     assert live_folder(tmp_path) == (tmp_path / "kernels", f"the persistence directory {tmp_path}")
