@@ -25,7 +25,7 @@ from .basics import Once
 
 try:
     import fcntl
-except ImportError:  # pragma: no cover - Windows has no flock(): no owner is ever seen gone
+except ImportError:  # pragma: no cover - Windows: no owner is ever seen gone
     fcntl = None  # type: ignore[assignment]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -198,13 +198,13 @@ def lock_if_ownerless(path: Path) -> int | None:
     so it is left alone). Raises UntrustedFile or OSError."""
     fd = open_private(path, os.O_RDWR)
     try:
-        if fcntl is None:  # pragma: no cover
-            raise OSError("no flock()")
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
     except OSError:
-        os.close(fd)
-        return None
-    return fd
+        pass
+    os.close(fd)
+    return None
 
 
 def owner_alive(path: Path) -> bool:

@@ -217,16 +217,14 @@ class CrashRecord:
 def _refused(where: str, error: OSError) -> NoRecord:
     """The one sentence for a record that cannot be made in `where`: the problem and the fix."""
     reason = error.strerror or str(error)
+    problem = f"the crash record cannot be made in {where} ({reason})"
+    fix = "set BUGSNAG_PERSISTENCE_DIRECTORY to another directory"
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return NoRecord(f"Kernel deaths are not recorded: {where} has no room for the crash record "
-                        f"({reason}); free space or set BUGSNAG_PERSISTENCE_DIRECTORY to another "
-                        "directory.")
-    if error.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem that reserves no space
-        return NoRecord(f"Kernel deaths are not recorded: {where} cannot reserve the crash "
-                        f"record's space ({reason}); set BUGSNAG_PERSISTENCE_DIRECTORY to a "
-                        "directory on a local disk.")
-    return NoRecord(f"Kernel deaths are not recorded: the crash record cannot be made in {where} "
-                    f"({reason}); set BUGSNAG_PERSISTENCE_DIRECTORY to another directory.")
+        problem, fix = f"{where} has no room for the crash record ({reason})", f"free space or {fix}"
+    elif error.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem that reserves no space
+        problem = f"{where} cannot reserve the crash record's space ({reason})"
+        fix = "set BUGSNAG_PERSISTENCE_DIRECTORY to a directory on a local disk"
+    return NoRecord(f"Kernel deaths are not recorded: {problem}; {fix}.")
 
 
 # -- a record left behind, as the next kernel reads it ---------------------------------------
