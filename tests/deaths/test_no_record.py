@@ -19,8 +19,7 @@ from bugsnag_ipython.deaths.kernel_deaths import KernelDeaths
 from bugsnag_ipython.deaths.place import NoRecord
 from bugsnag_ipython.deaths.record import SIZE, CrashRecord
 from bugsnag_ipython.delivery.sender import Delivery, Envelope, Outcome
-from bugsnag_ipython.notebook.panel_text import panel_view
-from bugsnag_ipython.notebook.status import status_text
+from bugsnag_ipython.notebook.status import panel_view, status_text
 from tests.fakes import API_KEY
 from tests.mounts import fill, needs_root, small_tmpfs
 
