@@ -341,7 +341,7 @@ class Client:
         return True
 
     def notify_kernel_death(self, death: KernelDeath) -> bool:
-        """Report an earlier kernel's death (sources/dead_kernels.py): one unhandled event
+        """Report an earlier kernel's death (deaths/scan.py): one unhandled event
         carrying that kernel's session, its counts including the event; no counter of this
         kernel's moves. The on-error callbacks see it like any event."""
         from .report.kernel_death import death_payload

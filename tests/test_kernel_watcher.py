@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bugsnag_ipython.sources.death_watch import MODULE
+from bugsnag_ipython.deaths.watcher_process import MODULE
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
 from tests.test_kernel_deaths import WAIT, deaths, recording, scanned, start_cell, wait_dead
@@ -41,7 +41,7 @@ def watchers(persistence: Path | None = None) -> set[int]:
 
 
 def watcher_of(kernel: Kernel) -> int:
-    pid = kernel.evaluate("get_ipython()._bugsnag_ipython.kernel_deaths.watch.pid")
+    pid = kernel.evaluate("get_ipython()._bugsnag_ipython.kernel_deaths.watcher.pid")
     assert isinstance(pid, int) and pid in watchers()
     return pid
 
@@ -66,7 +66,7 @@ def waited(condition: Callable[[], bool], timeout: float = WAIT) -> float:
 def watched(kernel: Kernel) -> int:
     recording(kernel)
     waited(lambda: kernel.evaluate(
-        "getattr(get_ipython()._bugsnag_ipython.kernel_deaths.watch, 'pid', None)") is not None)
+        "getattr(get_ipython()._bugsnag_ipython.kernel_deaths.watcher, 'pid', None)") is not None)
     return watcher_of(kernel)
 
 
@@ -183,7 +183,7 @@ def test_with_the_option_off_no_watcher_runs_and_the_next_kernel_reports(
     start_kernel: StartKernel, collector: Any, tmp_path: Path
 ) -> None:
     first = recording(start_kernel(BUGSNAG_WATCH_KERNEL_DEATHS="false"))
-    assert first.evaluate("get_ipython()._bugsnag_ipython.kernel_deaths.watch is None") is True
+    assert first.evaluate("get_ipython()._bugsnag_ipython.kernel_deaths.watcher is None") is True
     assert watchers(tmp_path / "outbox") == set()
     pid = first.evaluate("__import__('os').getpid()")
     start_cell(first, "import time\ntime.sleep(60)")

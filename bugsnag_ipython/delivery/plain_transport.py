@@ -1,4 +1,4 @@
-"""One POST with the standard library only: the watcher's (sources/watcher.py), which must stay
+"""One POST with the standard library only: the watcher's (deaths/watcher.py), which must stay
 small and has one payload to send, so it imports neither `requests` nor its dependencies.
 
 It sends what HttpTransport sends (the same headers, the integrity digest over the exact

@@ -15,11 +15,11 @@ import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
+from bugsnag_ipython.deaths.kernel_deaths import KernelDeaths
+from bugsnag_ipython.deaths.place import NoRecord
+from bugsnag_ipython.deaths.record import SIZE, CrashRecord
 from bugsnag_ipython.delivery.sender import Delivery, Envelope, Outcome
 from bugsnag_ipython.notebook.status import panel_view, status_text
-from bugsnag_ipython.sources.crash_record import SIZE, CrashRecord
-from bugsnag_ipython.sources.kernel_deaths import KernelDeaths
-from bugsnag_ipython.sources.record_place import NoRecord
 from tests.fakes import API_KEY
 from tests.mounts import fill, needs_root, small_tmpfs
 
