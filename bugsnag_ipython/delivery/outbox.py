@@ -2,8 +2,8 @@
 
 Layout under the persistence directory (every directory 0700, every file 0600):
 
-    outbox/<tag>.<owner>.journal                       the payloads a live owner made (journal.py)
-    outbox/<kind>-<created ns>-<id>.<owner>.payload   one payload: a JSON header line, the body
+    outbox/<tag>.<owner>.journal                       the payloads an owner made (journal.py)
+    outbox/<kind>-<created ns>-<id>.<owner>.payload   one payload, as older versions stored it
     owners/<owner>.lock                                held with flock() by the live owner
     set-aside/                                         unreadable or foreign files, kept for a look
 
@@ -11,50 +11,43 @@ Several kernels of one user share an outbox. Each file belongs to the owner name
 only its owner sends it. An owner is alive while it holds the flock on its lock file; the
 kernel lets go of it when it dies, however it dies (a pid check would be fooled by pid reuse).
 A kernel adopts a dead owner's files by renaming each to its own name: rename is atomic, so
-when two kernels adopt at once, each file goes to exactly one of them. A dead owner's journal
-is claimed the same way, and what it holds that was not done becomes payload files.
+when two kernels adopt at once, each file goes to exactly one of them. What an adopted file
+holds that was not done is appended to the adopter's journal, keeping its id, and the file
+goes; an adopter that dies in between leaves both, and the next one takes each id once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import NamedTuple
 
-from ..core.private_files import UntrustedFile, make_private, open_private, read_private
-from .journal import LIMIT as JOURNAL_LIMIT
-from .journal import Journal, header_fields
-from .transport import Envelope, Kind
+from ..core.private_files import UntrustedFile, is_file_or_link, make_private, open_private, read_private
+from .journal import LIMIT, MAX_HEADER, Contents, Journal, Stored, parse_header, read_journal
+from .payload import KINDS, MAX_AGE_SECONDS, Kind, Payload
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no claims between kernels, see docs
     fcntl = None  # type: ignore[assignment]
 
-FORMAT = 2  # 2: the body's length in the header (1 had its SHA-1)
-STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
-NAME = re.compile(
-    r"(?P<kind>session|event)-(?P<ns>\d{19})-(?P<id>[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
+PAYLOAD_FILE = re.compile(
+    r"(?P<kind>session|event)-(?P<ident>\d{19}-[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
 )
 JOURNAL = re.compile(r"(?P<tag>journal-\d{19}-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.journal")
-_MAX_HEADER_BYTES = 16384
+STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
 # No payload file is larger than one payload (BugSnag's limit) and its header, and no journal
 # much larger than its limit; a file that is, is not one of ours, and is not read.
-MAX_FILE_BYTES = 1_000_000 + _MAX_HEADER_BYTES
-MAX_JOURNAL_BYTES = JOURNAL_LIMIT + 2 * MAX_FILE_BYTES
-
-
-# A file in the outbox that is not a payload this notifier wrote, or not one it may trust (the
-# reason is the text): refused the same way whether reading or parsing it found out.
-CorruptPayload = UntrustedFile
+MAX_FILE_BYTES = 1_000_000 + MAX_HEADER
+MAX_JOURNAL_BYTES = LIMIT + 2 * MAX_FILE_BYTES
 
 
 def default_directory() -> str:
@@ -64,24 +57,22 @@ def default_directory() -> str:
     return str(platformdirs.user_cache_dir("bugsnag-ipython", appauthor=False))
 
 
-@dataclass(frozen=True)
-class Stored:
-    """A payload file, as its header describes it."""
+@dataclass
+class Scan:
+    """What one look through the outbox adopted, and what it discarded."""
 
-    path: Path
-    kind: Kind
-    url: str
-    api_key: str
-    created_at: float
-    size: int  # bytes of the body
-
-    @property
-    def owner(self) -> str:
-        return self.path.name.split(".")[-2]
+    adopted: list[tuple[Journal, Stored]] = field(default_factory=list)  # now this owner's, oldest first
+    expired: int = 0
+    over_cap: int = 0
+    set_aside: list[str] = field(default_factory=list)  # "name: why"
 
 
-if TYPE_CHECKING:
-    from .adoption import Scan
+class Listed(NamedTuple):
+    """One payload, or one unreadable file (`stored` None), as `bugsnag-ipython outbox` lists it."""
+
+    name: str
+    stored: Stored | None
+    owner_alive: bool
 
 
 class Outbox:
@@ -93,7 +84,7 @@ class Outbox:
         self.owner: str | None = None
         self.journal: Journal | None = None  # where this owner's payloads are appended
         self._lock_fd: int | None = None
-        self._sequence = itertools.count()
+        self._renewing = threading.Lock()
 
     # -- owning ---------------------------------------------------------------------------
 
@@ -113,15 +104,6 @@ class Outbox:
         assert self.owner is not None
         tag = f"journal-{time.time_ns():019d}-{secrets.token_hex(3)}"
         return Journal(self.payloads / f"{tag}.{self.owner}.journal", self.owner)
-
-    def renew_journal(self) -> Journal:
-        """Retire the journal for a new one, which takes the appends from now on; returns the
-        old one, whose payloads the caller files before removing it."""
-        old = self.journal
-        assert old is not None and self.owner is not None
-        self.journal = self._new_journal()
-        old.retire()
-        return old
 
     def _become_owner(self) -> None:
         for _ in range(8):
@@ -148,7 +130,7 @@ class Outbox:
         if journal is not None and journal.live == 0:
             journal.remove()
         elif journal is not None:
-            journal.close()  # what it holds is adopted with the rest
+            journal.close()
         fd, self._lock_fd = self._lock_fd, None
         owner, self.owner = self.owner, None
         if fd is not None:
@@ -169,12 +151,6 @@ class Outbox:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-    def alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:
-        """owner_alive(), asked once per owner and listing: it takes a lock to answer."""
-        if owner not in known:
-            known[owner] = self.owner_alive(owner, tidy=tidy)
-        return known[owner]
 
     def owner_alive(self, owner: str, *, tidy: bool = True) -> bool:
         """Whether `owner` still holds its lock. With `tidy`, a dead owner's lock file goes."""
@@ -208,7 +184,7 @@ class Outbox:
         """Whether an owner other than this one, and not in `seen`, has let go of its lock (a
         child that ended); the dead are added to `seen`, so each death is news once."""
         died = False
-        for name in listing(self.owners):
+        for name in _listing(self.owners):
             owner = name[:-5]
             if not name.endswith(".lock") or owner == self.owner or owner in seen:
                 continue
@@ -217,65 +193,24 @@ class Outbox:
                 died = True
         return died
 
-    # -- payload files --------------------------------------------------------------------
+    # -- storing --------------------------------------------------------------------------
 
-    def write(self, envelope: Envelope, ident: str | None = None) -> Path:
-        """Store one payload atomically (temp file, then rename); no fsync, by design: the
-        outbox survives a killed kernel, which is the failure that matters here. `ident`
-        keeps the id a journal gave it."""
-        owner = self.owner
-        if owner is None:
-            raise OSError("the outbox is not open")
-        if ident is None:
-            ident = f"{int(envelope.created_at * 1e9):019d}-{owner}-{next(self._sequence):x}"
-        name = f"{envelope.kind}-{ident}.{owner}.payload"
-        header = {
-            "format": FORMAT,
-            "kind": envelope.kind,
-            "url": envelope.url,
-            "apiKey": envelope.api_key,
-            "createdAt": envelope.created_at,
-            # The body's length tells a damaged file (temp file and rename already keep a
-            # half-written one out); a checksum would cost the cell's thread ~30 µs an event.
-            "bytes": len(envelope.body),
-        }
-        data = json.dumps(header, separators=(",", ":")).encode() + b"\n" + envelope.body
-        temporary = self.payloads / f".{name}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        final = self.payloads / name
-        os.rename(temporary, final)
-        return final
-
-    def read(self, path: Path) -> tuple[Stored, bytes]:
-        """A payload and its body; raises CorruptPayload, or FileNotFoundError if it is gone."""
-        data = read_private(path, MAX_FILE_BYTES)
-        header, _, body = data.partition(b"\n")
-        stored = _parse_header(path, header)
-        if len(body) != stored.size:
-            raise CorruptPayload("its body is not the length its header says")
-        return stored, body
-
-    def read_header(self, path: Path) -> Stored:
-        fd = open_private(path)
-        try:
-            size = os.fstat(fd).st_size
-            if size > MAX_FILE_BYTES:  # said before reading, not found out by reading it all
-                raise CorruptPayload(f"it is {size} bytes, larger than any payload")
-            line = os.read(fd, _MAX_HEADER_BYTES).partition(b"\n")[0]
-        finally:
-            os.close(fd)
-        return _parse_header(path, line)
-
-    @staticmethod
-    def delete(path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    def store(self, payload: Payload, ident: str | None = None) -> tuple[Journal, Stored]:
+        """Append a payload to this owner's journal, starting a new journal when it has grown
+        past its limit. Raises OSError."""
+        while True:
+            journal = self.journal
+            if journal is None:
+                raise OSError("the outbox is not open")
+            stored = journal.append(payload, ident)
+            if stored is None:
+                continue  # retired meanwhile: the new one takes it
+            if journal.size > LIMIT:
+                with self._renewing:
+                    if self.journal is journal:
+                        self.journal = self._new_journal()
+                        journal.retire()
+            return journal, stored
 
     def set_aside(self, path: Path) -> bool:
         """Move a file out of the way, keeping it for a look; False if it was already gone."""
@@ -286,42 +221,143 @@ class Outbox:
             return False
         return True
 
-    # -- scanning -------------------------------------------------------------------------
-
-    def scan(
-        self,
-        room: Mapping[Kind, int],
-        now: float | None = None,
-        pause: Callable[[], None] = lambda: None,
-    ) -> Scan:
-        """Adopt the payloads of dead owners, oldest first (adoption.py)."""
-        from .adoption import adopt
-
-        return adopt(self, room, now, pause)
-
     def set_aside_count(self) -> int:
-        return len(listing(self.aside))
+        return len(_listing(self.aside))
 
-def listing(directory: Path) -> list[str]:
+    # -- adopting what dead owners left -----------------------------------------------------
+
+    def adopt(
+        self, room: Mapping[Kind, int], now: float | None = None, pause: Callable[[], None] = lambda: None
+    ) -> Scan:
+        """Adopt the payloads of dead owners into this owner's journal, oldest first.
+
+        `room` is how many more of each kind this owner may hold; beyond it the oldest are
+        discarded, as are payloads older than 60 days. Unreadable files are set aside.
+        `pause` is called between files, so a long scan can let other disk work go first."""
+        now = time.time() if now is None else now
+        scan, contents, alive = Scan(), Contents(), dict[str, bool]()
+        bodies: dict[Path, bytes] = {}
+        claimed: list[Path] = []
+        for name in _listing(self.payloads):
+            path = self.payloads / name
+            found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
+            if name.startswith("."):
+                _remove_if_stale(path, now)
+            elif found is None:
+                if is_file_or_link(path) and self.set_aside(path):
+                    scan.set_aside.append(f"{name}: not a payload file of this notifier")
+            elif not self._alive(found["owner"], alive) and (mine := self._claim(path)) is not None:
+                claimed.append(mine)
+        # Journals first: a payload file whose id a journal holds was adopted before.
+        claimed.sort(key=lambda path: not path.name.endswith(".journal"))
+        damaged: list[Path] = []
+        for path in claimed:
+            pause()
+            try:
+                problem = _read_file(path, contents, bodies)
+            except FileNotFoundError:
+                continue
+            except (ValueError, OSError) as error:  # UntrustedFile is a ValueError
+                if self.set_aside(path):
+                    scan.set_aside.append(f"{path.name}: {error}")
+                continue
+            if problem is not None:
+                scan.set_aside.append(f"{path.name}: {problem}")
+                damaged.append(path)  # set aside once what comes before the damage is adopted
+        live = contents.live()
+        fresh = [stored for stored in live if now - stored.created_at <= MAX_AGE_SECONDS]
+        scan.expired = len(live) - len(fresh)
+        for kind in KINDS:
+            of_kind = [stored for stored in fresh if stored.kind == kind]
+            keep = max(0, room.get(kind, 0))
+            scan.over_cap += max(0, len(of_kind) - keep)
+            for stored in of_kind[max(0, len(of_kind) - keep) :]:
+                body = bodies[stored.path][stored.offset : stored.offset + stored.size]
+                scan.adopted.append(self.store(stored.payload(body), stored.ident))
+        scan.adopted.sort(key=lambda place: place[1].created_at)
+        for path in claimed:
+            if path in damaged:
+                self.set_aside(path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        # Every kernel leaves a lock file behind; those of the dead go (owner_alive tidies).
+        for name in _listing(self.owners):
+            if name.endswith(".lock") and name[:-5] not in alive:
+                self.owner_alive(name[:-5])
+        return scan
+
+    def _alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:
+        """owner_alive(), asked once per owner and look through the outbox: it takes a lock."""
+        if owner not in known:
+            known[owner] = self.owner_alive(owner, tidy=tidy)
+        return known[owner]
+
+    def _claim(self, path: Path) -> Path | None:
+        """Rename a dead owner's file to this owner's name: another kernel's rename then fails."""
+        head, _, suffix = path.name.rsplit(".", 2)
+        mine = path.with_name(f"{head}.{self.owner}.{suffix}")
+        try:
+            os.rename(path, mine)
+        except FileNotFoundError:
+            return None
+        return mine
+
+    # -- listing --------------------------------------------------------------------------
+
+    def listing(self) -> list[Listed]:
+        """Every payload, in a journal or an older version's file, readable or not, and
+        whether a running kernel owns it."""
+        listed: list[Listed] = []
+        alive: dict[str, bool] = {}
+        for name in _listing(self.payloads):
+            found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
+            if found is None or name.startswith("."):
+                continue
+            owner_alive = self._alive(found["owner"], alive, tidy=False)
+            contents = Contents()
+            try:
+                problem = _read_file(self.payloads / name, contents, {})
+            except (ValueError, OSError):
+                problem = "unreadable"
+            listed += [Listed(f"{name}#{stored.ident}", stored, owner_alive) for stored in contents.live()]
+            # A live owner may be halfway through an append: only a dead one's journal is damaged.
+            if problem is not None and not owner_alive:
+                listed.append(Listed(name, None, owner_alive))
+        return listed
+
+
+def _read_file(path: Path, contents: Contents, bodies: dict[Path, bytes]) -> str | None:
+    """Add what a journal or an older version's payload file holds to `contents`, its bytes to
+    `bodies`; returns why a journal could not be read to its end. Raises UntrustedFile (a
+    ValueError) for a file that is not one of ours, OSError as the system does."""
+    if path.name.endswith(".journal"):
+        data = read_private(path, MAX_JOURNAL_BYTES)
+        bodies[path] = data
+        return read_journal(path, data, contents).problem
+    match = PAYLOAD_FILE.fullmatch(path.name)
+    assert match is not None
+    data = read_private(path, MAX_FILE_BYTES)
+    header, _, body = data.partition(b"\n")
+    try:
+        stored = parse_header(path, json.loads(header), len(header) + 1, match["ident"])
+    except ValueError:
+        stored = None
+    if stored is None or stored.size != len(body):
+        raise UntrustedFile("its header is not one this version knows, or its body is cut short")
+    bodies[path] = data
+    contents.entries.setdefault(stored.ident, stored)
+    return None
+
+
+def _listing(directory: Path) -> list[str]:
     try:
         return sorted(os.listdir(directory))
     except FileNotFoundError:
         return []
 
 
-def read_journal(path: Path) -> bytes:
-    """A journal's bytes, for the listing: read as carefully as in a scan."""
-    return read_private(path, MAX_JOURNAL_BYTES)
-
-
-def _parse_header(path: Path, line: bytes) -> Stored:
-    try:
-        header: Any = json.loads(line)
-    except ValueError:
-        raise CorruptPayload("its header is not JSON") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CorruptPayload("its header is not in a format this version knows")
-    fields = header_fields(header)
-    if fields is None:
-        raise CorruptPayload("its header lacks the kind, endpoint, API key or length")
-    return Stored(path, *fields)
+def _remove_if_stale(path: Path, now: float) -> None:
+    with contextlib.suppress(OSError):
+        if path.name.endswith(".tmp") and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
+            path.unlink()

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ..delivery.retry import refusal
+from ..delivery.payload import refusal
 from .status import (
     ago,
     host_of,

@@ -176,16 +176,16 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
 def _send(body: bytes, config: Configuration, directory: Path) -> str | None:
     """POST the event now; what cannot be sent goes to the outbox. The note's outcome, or None
     when it could be neither sent nor stored."""
-    from ..delivery.plain_transport import PlainTransport
-    from ..delivery.transport import Envelope
+    from ..delivery.payload import Payload
+    from ..delivery.transport import PlainTransport
     from ..report.scrub import scrub
     from .death_notes import KEPT, REFUSED, REPORTED
 
     if not config.api_key:
         return None
-    envelope = Envelope("event", config.notify_url, config.api_key, scrub(body, config.secrets),
-                        time.time())
-    outcome = PlainTransport().send(envelope)
+    payload = Payload("event", config.notify_url, config.api_key, scrub(body, config.secrets),
+                      time.time())
+    outcome = PlainTransport().send(payload)
     if outcome.delivered:
         return REPORTED
     if outcome.undeliverable:
@@ -197,7 +197,7 @@ def _send(body: bytes, config: Configuration, directory: Path) -> str | None:
     try:
         outbox = Outbox(directory).open()
         try:
-            outbox.write(envelope)
+            outbox.store(payload)
         finally:
             outbox.close()  # its lock goes: the next kernel adopts the payload
     except Exception:

@@ -44,5 +44,5 @@ def reporter(tmp_path: Path) -> Iterator[tuple[Client, CrashRecord]]:
 
 def held_events(client: Client) -> list[dict[str, Any]]:
     """The events a client without an API key holds, oldest first."""
-    return [event for held in client._delegate._held if held.kind == "event"
+    return [event for held in client._dispatcher._held if held.kind == "event"
             for event in held.payload["events"]]

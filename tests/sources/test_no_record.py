@@ -15,7 +15,8 @@ import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
-from bugsnag_ipython.delivery.sender import Delivery, Envelope, Outcome
+from bugsnag_ipython.delivery.delivery import Delivery
+from bugsnag_ipython.delivery.payload import Outcome, Payload
 from bugsnag_ipython.notebook.panel_text import panel_view
 from bugsnag_ipython.notebook.status import status_text
 from bugsnag_ipython.sources.crash_record import SIZE, CrashRecord
@@ -52,10 +53,10 @@ class Endpoint:
     """A transport that accepts everything and keeps what it was sent."""
 
     def __init__(self) -> None:
-        self.sent: list[Envelope] = []
+        self.sent: list[Payload] = []
 
-    def send(self, envelope: Envelope) -> Outcome:
-        self.sent.append(envelope)
+    def send(self, payload: Payload) -> Outcome:
+        self.sent.append(payload)
         return Outcome(202)
 
     def close(self) -> None:

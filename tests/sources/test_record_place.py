@@ -191,7 +191,7 @@ def test_a_record_left_in_the_runtime_folder_is_found_and_reported_once(on_nfs: 
         assert report_dead_kernels(client, str(on_nfs), own) == 0
     finally:
         own.close(remove=True)
-    events: list[Any] = [e for held in client._delegate._held if held.kind == "event"
+    events: list[Any] = [e for held in client._dispatcher._held if held.kind == "event"
                          for e in held.payload["events"]]
     assert [e["exceptions"][0]["message"] for e in events] == ["killed while running In [4]"]
     assert list(left.parent.iterdir()) == []

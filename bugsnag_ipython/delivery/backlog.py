@@ -1,0 +1,349 @@
+"""What a process still has to send: per endpoint, in order, with the counters, and when each
+endpoint is tried again.
+
+Pure bookkeeping, no threads and no I/O: `Delivery` calls every method with its lock held,
+and settles the journal entries of the payloads these methods hand back as done.
+
+One `Backoff` per endpoint, not per payload: when an endpoint is down, a hundred stored
+payloads wait behind one timer, and the first success lets them all go.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .payload import KINDS, Kind, Payload
+
+if TYPE_CHECKING:
+    from .journal import Journal, Stored
+
+_sequence = itertools.count()
+
+# For tests only: retries that wait milliseconds instead of seconds. A Retry-After from the
+# server is honoured exactly whatever these say.
+BASE_VARIABLE = "BUGSNAG_RETRY_BASE_SECONDS"
+MAX_VARIABLE = "BUGSNAG_RETRY_MAX_SECONDS"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: about base, 2 base, 4 base... up to `maximum`."""
+
+    base: float = 2.0
+    maximum: float = 300.0
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] = os.environ) -> RetryPolicy:
+        policy = cls()
+        base, maximum = policy.base, policy.maximum
+        try:
+            base = max(0.0, float(env.get(BASE_VARIABLE, base)))
+            maximum = max(base, float(env.get(MAX_VARIABLE, max(maximum, base))))
+        except ValueError:
+            pass  # a mistyped test knob must not break delivery
+        return cls(base, maximum)
+
+    def delay(self, failures: int, jitter: float) -> float:
+        """The wait after `failures` consecutive failures; `jitter` in [0, 1) spreads kernels
+        that failed together so they do not all come back at the same instant."""
+        exponent = min(max(failures - 1, 0), 30)
+        ceiling = min(self.maximum, self.base * 2.0**exponent)
+        return ceiling * (0.5 + 0.5 * jitter)
+
+
+class Backoff:
+    """The retry timer of one endpoint, on an injected monotonic clock."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        clock: Callable[[], float],
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._jitter = jitter
+        self.failures = 0
+        self.next_attempt = 0.0  # when the endpoint may be tried again
+        self.imposed_until = 0.0  # a Retry-After: not even flush() tries before this
+
+    def ready(self) -> bool:
+        return self._clock() >= self.next_attempt
+
+    def wait(self) -> float:
+        """Seconds until the endpoint may be tried again (0 when it may now)."""
+        return max(0.0, self.next_attempt - self._clock())
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.next_attempt = self.imposed_until = 0.0
+
+    def failed(self, retry_after: float | None = None) -> float:
+        """Count a failure; returns the seconds until the next attempt."""
+        self.failures += 1
+        now = self._clock()
+        if retry_after is not None:
+            delay = retry_after
+            self.imposed_until = now + retry_after
+        else:
+            delay = self._policy.delay(self.failures, self._jitter())
+        self.next_attempt = now + delay
+        return delay
+
+    def hold(self, seconds: float) -> None:
+        """No attempt for `seconds` from now, unless hurried (flush)."""
+        self.next_attempt = max(self.next_attempt, self._clock() + seconds)
+
+    def hurry(self) -> None:
+        """Try again now (flush), except before a time the server asked us to wait for."""
+        self.next_attempt = min(self.next_attempt, max(self._clock(), self.imposed_until))
+
+
+
+class Queued:
+    """One payload to send: in memory (`body`), in a journal at `offset`, or both."""
+
+    __slots__ = (
+        "api_key",
+        "body",
+        "created_at",
+        "done",
+        "ident",
+        "journal",
+        "kind",
+        "offset",
+        "own",
+        "seq",
+        "size",
+        "solo",
+        "url",
+    )
+
+    def __init__(self, payload: Payload, *, own: bool) -> None:
+        self.kind: Kind = payload.kind
+        self.url = payload.url
+        self.api_key = payload.api_key
+        self.created_at = payload.created_at
+        self.body: bytes | None = payload.body
+        self.size = len(payload.body)
+        self.own = own  # made by this process: what flush() waits for
+        self.journal: Journal | None = None
+        self.ident = ""  # its id in the journal
+        self.offset = -1  # of its body in the journal
+        self.done = False
+        self.solo = False  # sent on its own: a batch it was in was refused
+        self.seq = next(_sequence)
+
+    @property
+    def stored(self) -> bool:
+        return self.journal is not None
+
+    def keep_in(self, journal: Journal, stored: Stored) -> None:
+        self.journal, self.ident, self.offset = journal, stored.ident, stored.offset
+
+    @classmethod
+    def adopted(cls, journal: Journal, stored: Stored) -> Queued:
+        item = cls(stored.payload(b""), own=False)
+        item.body, item.size = None, stored.size
+        item.keep_in(journal, stored)
+        return item
+
+    def payload(self, body: bytes) -> Payload:
+        return Payload(self.kind, self.url, self.api_key, body, self.created_at)
+
+
+@dataclass
+class Stats:
+    delivered: int = 0
+    retried: int = 0  # failed attempts that were kept for another try
+    dropped: Counter[str] = field(default_factory=Counter)  # by reason
+    last_error: str | None = None
+
+
+class _Endpoint:
+    def __init__(self, backoff: Backoff) -> None:
+        self.backoff = backoff
+        self.own: deque[Queued] = deque()
+        self.adopted: deque[Queued] = deque()
+
+    def head(self) -> Queued | None:
+        """The next item to send: this process's own first, oldest first."""
+        for line in (self.own, self.adopted):
+            while line and line[0].done:
+                line.popleft()
+            if line:
+                return line[0]
+        return None
+
+
+class Backlog:
+    def __init__(self, policy: RetryPolicy, monotonic: Callable[[], float]) -> None:
+        self._policy = policy
+        self._monotonic = monotonic
+        self.stats = Stats()
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._oldest: dict[Kind, list[tuple[float, int, Queued]]] = {kind: [] for kind in KINDS}
+        self._counts: dict[Kind, int] = dict.fromkeys(KINDS, 0)
+        self.count = 0  # items not yet delivered or dropped
+        self.own = 0  # ... of them made by this process
+        self.stored = 0  # ... of them on disk
+        self.memory = 0  # bytes of bodies held in memory
+        self.in_flight: set[Queued] = set()  # the items of the send under way
+
+    def by_kind(self, kind: Kind) -> int:
+        return self._counts[kind]
+
+    def endpoint(self, url: str) -> _Endpoint:
+        endpoint = self._endpoints.get(url)
+        if endpoint is None:
+            endpoint = self._endpoints[url] = _Endpoint(Backoff(self._policy, self._monotonic))
+        return endpoint
+
+    # -- in and out -----------------------------------------------------------------------
+
+    def add(self, item: Queued, caps: Mapping[Kind, int]) -> list[Queued]:
+        """Queue a item; returns the items dropped to keep within the caps."""
+        self.count += 1
+        self._counts[item.kind] += 1
+        self.own += item.own
+        self.stored += item.stored
+        self.memory += item.size if item.body is not None else 0
+        endpoint = self.endpoint(item.url)
+        (endpoint.own if item.own else endpoint.adopted).append(item)
+        heapq.heappush(self._oldest[item.kind], (item.created_at, item.seq, item))
+        return self.enforce_caps(caps, kinds=(item.kind,))
+
+    def take(self, most: int, budget: int) -> tuple[list[tuple[Queued, bytes | None]], Backoff] | None:
+        """The next items to send together, marked in flight, each with its body (None:
+        read it from disk), and their endpoint's backoff; None while a send is under way or
+        no endpoint may be tried. Own items of any ready endpoint go first.
+
+        Events for one endpoint and key go together, up to `most` of them and `budget` bytes
+        (BugSnag takes several events in one payload); a session, or a item whose batch was
+        refused, goes alone."""
+        if self.in_flight:
+            return None
+        choice: tuple[Queued, _Endpoint] | None = None
+        for endpoint in self._endpoints.values():
+            item = endpoint.head()
+            if item is None or not endpoint.backoff.ready():
+                continue
+            if item.own:
+                choice = (item, endpoint)
+                break
+            if choice is None:
+                choice = (item, endpoint)
+        if choice is None:
+            return None
+        first, endpoint = choice
+        batch = [first]
+        if first.kind == "event" and not first.solo:
+            size = first.size
+            for item in itertools.chain(endpoint.own, endpoint.adopted):
+                if len(batch) >= most:
+                    break
+                if item is first or item.done or item.solo:
+                    continue
+                if item.kind != first.kind or item.api_key != first.api_key:
+                    continue
+                if size + item.size > budget:
+                    break
+                size += item.size
+                batch.append(item)
+        self.in_flight.update(batch)
+        return [(item, item.body) for item in batch], endpoint.backoff
+
+    def next_wait(self) -> float | None:
+        """Seconds until some endpoint with items may be tried; None: nothing to send."""
+        waits = [
+            endpoint.backoff.wait() for endpoint in self._endpoints.values() if endpoint.head()
+        ]
+        return min(waits) if waits else None
+
+    def finish(self, item: Queued, dropped: str | None) -> list[Queued]:
+        """Delivered (`dropped` None) or dropped for that reason; returns [item] so its
+        file is deleted, or [] if it was already finished."""
+        self.in_flight.discard(item)
+        if item.done:
+            return []
+        item.done = True
+        self.count -= 1
+        self._counts[item.kind] -= 1
+        self.own -= item.own
+        self.stored -= item.stored
+        if item.body is not None:
+            self.memory -= item.size
+            item.body = None
+        if dropped is None:
+            self.stats.delivered += 1
+        else:
+            self.stats.dropped[dropped] += 1
+        return [item]
+
+    def put_back(self, item: Queued) -> None:
+        """Not sent after all (a retryable failure, or left out of a batch): the item keeps
+        its place in line, behind its endpoint's backoff."""
+        self.in_flight.discard(item)
+
+    def hurry(self) -> None:
+        for endpoint in self._endpoints.values():
+            endpoint.backoff.hurry()
+
+    # -- disk and memory ------------------------------------------------------------------
+
+    def now_stored(self, item: Queued) -> None:
+        """A item that was in memory only is now on disk too (its place is set)."""
+        self.stored += 1
+
+    def spill(self, item: Queued) -> None:
+        """Let go of a stored item's body; the sender reads it back from disk."""
+        if item.stored and item.body is not None and not item.done:
+            self.memory -= item.size
+            item.body = None
+
+    def enforce_caps(self, caps: Mapping[Kind, int], kinds: tuple[Kind, ...] = KINDS) -> list[Queued]:
+        """Drop the oldest items of each kind beyond its cap.
+
+        Records in flight are neither dropped nor counted here: the send decides their fate,
+        and a failed one is measured against the cap again when it is put back (`Delivery`
+        calls this then), so that a newer item is never dropped in an older one's place."""
+        removed: list[Queued] = []
+        for kind in kinds:
+            heap, kept = self._oldest[kind], []
+            # Every submit passes here, on the cell's thread: count what flies only when over.
+            over = self._counts[kind] > caps[kind]
+            flying = sum(1 for item in self.in_flight if item.kind == kind) if over else 0
+            while over and self._counts[kind] - flying > caps[kind] and heap:
+                entry = heapq.heappop(heap)
+                item = entry[2]
+                if item.done:
+                    continue
+                if item in self.in_flight:
+                    kept.append(entry)
+                    continue
+                removed += self.finish(item, "over the stored cap")
+            for entry in kept:
+                heapq.heappush(heap, entry)
+            if len(heap) > 2 * self._counts[kind] + 1024:  # done items linger in the heap
+                self._oldest[kind] = [entry for entry in heap if not entry[2].done]
+                heapq.heapify(self._oldest[kind])
+        return removed
+
+    def own_stored_and_waiting(self, deadline: float) -> bool:
+        """True when every own item is on disk and none could be tried before `deadline`."""
+        for endpoint in self._endpoints.values():
+            live = [item for item in endpoint.own if not item.done]
+            if not live:
+                continue
+            if not all(item.stored for item in live):
+                return False
+            if endpoint.backoff.next_attempt <= deadline:
+                return False
+        return True

@@ -1,0 +1,537 @@
+"""Delivery: every payload reaches its endpoint once, is kept on disk until it does, or is
+dropped on purpose, counted and said (a 4xx other than 408 and 429; a cap reached).
+
+- `submit()` runs on the thread that made the payload (a cell, a thread's excepthook) and
+  never touches the network. It appends the payload to this process's journal itself (one
+  write() to a file already open, no fsync; see journal.py). That makes the payload durable
+  before the cell that raised it has returned, so a kernel killed right after an error still
+  leaves the error on disk.
+- One daemon thread, the sender, does the rest. It opens the outbox (resolving the default
+  directory imports platformdirs, which a cell's thread leaves to it), stores what came before
+  the outbox was open, adopts what dead kernels left (at launch and every `RESCAN_SECONDS`),
+  and sends over one keep-alive connection: this process's own payloads first, oldest first,
+  with one backoff per endpoint. The events that wait for one endpoint together go in one
+  request (`Backlog.take`, `payloads.join_events`).
+
+The thread starts when first needed. A forked child starts afresh with a thread of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..core import forkguard
+from ..core.basics import Once, log
+from ..core.config import shown_host
+from ..report import payloads
+from ..report.trimming import MAX_PAYLOAD_BYTES
+from .backlog import Backlog, Backoff, Queued, RetryPolicy, Stats
+from .journal import Journal, Stored
+from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload, refusal
+from .transport import HttpTransport, Transport
+
+if TYPE_CHECKING:
+    from ..core.config import Configuration
+    from .outbox import Outbox, Scan
+
+MEMORY_BUDGET = 16 * 1024 * 1024  # bodies kept in memory; past it they are read back from disk
+CHILD_HOLD_SECONDS = 10.0  # a forked child's payloads wait this long for the parent (see below)
+MAX_BATCH = 100  # events sent in one request, at most ...
+MAX_BATCH_BYTES = MAX_PAYLOAD_BYTES  # ... and bytes: one payload's limit
+RESCAN_SECONDS = 30.0  # how often the outbox is looked through for payloads of kernels that died
+CHILD_WATCH_SECONDS = 0.25  # how often a process that forked looks for children that ended
+UNREADABLE = "unreadable file set aside"
+
+
+class Delivery:
+    """The outbox and the sender of one process."""
+
+    def __init__(
+        self,
+        transport_factory: Callable[[], Transport] = HttpTransport,
+        *,
+        policy: RetryPolicy | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        memory_budget: int = MEMORY_BUDGET,
+    ) -> None:
+        self._transport_factory = transport_factory
+        self._policy = policy or RetryPolicy.from_environment()
+        self._monotonic = monotonic
+        self._wall_clock = wall_clock
+        self._memory_budget = memory_budget
+        self._caps: dict[Kind, int] = {"session": 1000, "event": 10000}
+        self._directory: str | None = None
+        self.listeners: list[Callable[[], None]] = []
+        self._start_afresh()
+        self._forked_child = False
+        self._watching_children = False  # this process forked: look for children that ended
+        reference = weakref.ref(self)
+        if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+            os.register_at_fork(
+                after_in_child=lambda: _after_fork(reference, child=True),
+                after_in_parent=lambda: _after_fork(reference, child=False),
+            )
+
+    def _start_afresh(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # its lock guards the backlog and the outbox
+        self.backlog = Backlog(self._policy, self._monotonic)
+        self.stats: Stats = self.backlog.stats
+        self._said = Once()
+        self._thread: threading.Thread | None = None
+        self._opening = threading.Lock()  # one thread opens the outbox; others wait for it
+        self.outbox: Outbox | None = None  # open: any thread may store in it
+        self._outbox_failed = False
+        self.problem: str | None = None  # why payloads are kept in memory only, for status
+        self._unstored: list[Queued] = []  # made before the outbox was open: the sender stores them
+        self.scanned = threading.Event()  # the first look through the outbox is done
+        self._next_scan = 0.0
+        self._next_child_look = 0.0
+        self._dead: set[str] = set()  # owners seen dead while watching for children
+        # The first payload is the launch session, made while the extension loads: the sender
+        # opens the outbox for it, so that loading never waits on the disk.
+        self._launched = False
+        self._adopts = True  # this process looks for what dead owners left (a child does not)
+
+    # -- what status and the panel read ---------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Payloads this process still has to send (its own and adopted ones)."""
+        return self.backlog.count
+
+    @property
+    def stored(self) -> int:
+        """Of those, how many are safe in the outbox on disk."""
+        return self.backlog.stored
+
+    @property
+    def outbox_directory(self) -> str | None:
+        outbox = self.outbox
+        return str(outbox.root) if outbox is not None else None
+
+    def retry_in(self) -> float | None:
+        """Seconds, on the delivery's clock, until what waits is tried again: 0 while a send
+        is under way or due, None when nothing waits."""
+        with self._lock:
+            if self.backlog.in_flight:
+                return 0.0
+            return self.backlog.next_wait()
+
+    def counters(self) -> dict[str, Any]:
+        """A consistent snapshot of the counters, for the status panel."""
+        with self._lock:
+            return {
+                "delivered": self.stats.delivered,
+                "queued": self.backlog.count,
+                "stored": self.backlog.stored,
+                "retried": self.stats.retried,
+                "dropped": dict(self.stats.dropped),
+                "last_error": self.stats.last_error,
+            }
+
+    # -- the client's calls ----------------------------------------------------------------
+
+    def reconfigure(self, config: Configuration) -> None:
+        """Take the outbox directory and the caps from the client's configuration. Payloads
+        stored so far stay where they are; new ones go to the new directory."""
+        with self._wake:
+            self._caps = {"session": config.max_stored_sessions, "event": config.max_stored_events}
+            removed = self.backlog.enforce_caps(self._caps)
+            if config.persistence_directory != self._directory:
+                self._directory = config.persistence_directory
+                self.outbox, self._outbox_failed, self.problem = None, False, None
+                self.scanned.clear()
+                self._wake.notify_all()
+        self._forget(removed)
+
+    def submit(self, payload: Payload) -> None:
+        """Store a payload and queue it for the sender; never waits on the network."""
+        item = Queued(payload, own=True)
+        with self._lock:
+            self._ensure_thread_locked()
+        outbox = self._outbox_now(may_import=False)
+        self._launched = True
+        place = self._append(item, outbox) if outbox is not None else None
+        with self._wake:
+            removed = self.backlog.add(item, self._caps)
+            if place is not None:
+                item.keep_in(*place)
+                self.backlog.now_stored(item)
+                if self.backlog.memory > self._memory_budget:
+                    self.backlog.spill(item)
+            elif outbox is None and not self._outbox_failed:
+                self._unstored.append(item)
+            backoff = self.backlog.endpoint(item.url).backoff
+            if self._forked_child and item.stored and backoff.ready():
+                backoff.hold(CHILD_HOLD_SECONDS)  # see _after_fork_in_child
+            if self._unstored or (not self.backlog.in_flight and backoff.ready()):
+                # Woken for nothing, the sender would take the GIL from this (cell) thread.
+                self._wake.notify_all()
+        self._forget(removed)
+        self._changed()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Retry now (but not before a Retry-After) and wait until none of this process's own
+        payloads is left; True if none is. Adopted ones go on in the background."""
+        self._wait(timeout, lambda _deadline: self.backlog.own == 0)
+        return self.backlog.own == 0
+
+    def close(self, timeout: float) -> bool:
+        """The exit flush: at most `timeout` seconds; what is left stays on disk."""
+        self._wait(timeout, self._nothing_to_wait_for)
+        return self.backlog.own == 0
+
+    def drain(self, timeout: float) -> bool:
+        """Adopt what the outbox holds and deliver everything (`bugsnag-ipython outbox flush`)."""
+        started = self._monotonic()
+        with self._lock:
+            self._ensure_thread_locked()
+        if not self.scanned.wait(max(0.0, timeout)):
+            return False
+        remaining = timeout - (self._monotonic() - started)
+        self._wait(remaining, lambda _deadline: self.backlog.count == 0)
+        return self.backlog.count == 0
+
+    def _wait(self, timeout: float, done: Callable[[float], bool]) -> None:
+        deadline = self._monotonic() + max(0.0, timeout)
+        with self._wake:
+            self.backlog.hurry()
+            self._wake.notify_all()
+            while not done(deadline):
+                remaining = deadline - self._monotonic()
+                if remaining <= 0:
+                    break
+                self._wake.wait(remaining)
+
+    def _nothing_to_wait_for(self, deadline: float) -> bool:
+        # Leaving early is safe once every own payload is on disk and none could be sent
+        # before the deadline: the next kernel delivers them.
+        backlog = self.backlog
+        return backlog.own == 0 or (not backlog.in_flight and backlog.own_stored_and_waiting(deadline))
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    def _outbox_now(self, *, may_import: bool) -> Outbox | None:
+        """The open outbox, opening it if need be. Opening is a few directory and lock calls,
+        cheap enough for any thread; resolving the default directory imports platformdirs,
+        which a cell's thread leaves to the sender until it has been imported."""
+        outbox = self.outbox
+        if outbox is not None or self._outbox_failed:
+            return outbox
+        if not may_import and (
+            not self._launched or (self._directory is None and "platformdirs" not in sys.modules)
+        ):
+            return None
+        with self._opening:
+            if self.outbox is None and not self._outbox_failed:
+                self._open()
+        return self.outbox
+
+    def _open(self) -> None:
+        directory = self._directory
+        try:
+            with forkguard.no_fork:  # outbox, and platformdirs for the default directory
+                from .outbox import Outbox, default_directory
+
+                outbox = Outbox(directory or default_directory()).open()
+        except Exception as error:
+            from ..core.private_files import RefusedDirectory, say_once
+
+            if isinstance(error, RefusedDirectory):
+                # The directory's own sentence, said once for all its users (the crash record
+                # and the device id meet the same refusal).
+                self.problem = str(error)
+                say_once(error)
+            else:
+                where = directory or "the user cache directory"
+                self.problem = (
+                    f"The outbox in {where} cannot be used ({error}); payloads are kept in "
+                    "memory only and are lost if the kernel dies before they are sent."
+                )
+                log.warning(self.problem)
+            with self._wake:
+                self._outbox_failed = True
+                self._unstored.clear()
+            self._changed()
+            return
+        with self._wake:
+            if directory == self._directory and self.outbox is None:
+                self.outbox = outbox
+                return
+        outbox.close()  # reconfigured meanwhile (the next turn opens the new directory)
+
+    def _append(self, item: Queued, outbox: Outbox) -> tuple[Journal, Stored] | None:
+        """Append an item's body to the outbox's journal: where it went, or None if it cannot."""
+        body = item.body
+        if body is None:
+            return None
+        try:
+            return outbox.store(item.payload(body))
+        except OSError as error:
+            self._said.say(
+                "write-failed", f"Could not write to the outbox in {outbox.root} ({error}); kept in memory."
+            )
+            return None
+
+    def _keep_outbox(self) -> None:
+        """The sender's disk work, before each send: open the outbox, store what came before
+        it was open, and look for what dead kernels left."""
+        if self.outbox is None and not self._outbox_failed:
+            self._outbox_now(may_import=True)
+            self._next_scan = 0.0
+        self._store_unstored()
+        now = self._monotonic()
+        if now >= self._next_scan or self._a_child_ended(now):
+            self._rescan()
+            self._next_scan = self._monotonic() + RESCAN_SECONDS
+
+    def _store_unstored(self) -> None:
+        with self._wake:
+            items, self._unstored = self._unstored, []
+            outbox = self.outbox
+        for item in items:
+            place = self._append(item, outbox) if outbox is not None and not item.done else None
+            if place is None:
+                continue
+            with self._wake:
+                late = item.done  # delivered or dropped while it was being written
+                if not late:
+                    item.keep_in(*place)
+                    self.backlog.now_stored(item)
+                    if self.backlog.memory > self._memory_budget:
+                        self.backlog.spill(item)
+            if late:
+                self._settle_entries(place[0], [place[1].ident])
+
+    def _a_child_ended(self, now: float) -> bool:
+        # A few lock calls: cheap enough to make a few times a second, in a process that forked.
+        outbox = self.outbox
+        if not self._watching_children or outbox is None or now < self._next_child_look:
+            return False
+        self._next_child_look = now + CHILD_WATCH_SECONDS
+        return outbox.an_owner_died(self._dead)
+
+    def _rescan(self) -> None:
+        if not self._adopts:
+            self.scanned.set()
+            return
+        with self._wake:
+            outbox = self.outbox
+            room = {kind: self._caps[kind] - self.backlog.by_kind(kind) for kind in KINDS}
+        try:
+            if outbox is not None:
+                self._adopt(outbox, outbox.adopt(room, self._wall_clock(), self._store_unstored))
+        except Exception as error:
+            log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
+        finally:
+            self.scanned.set()
+
+    def _adopt(self, outbox: Outbox, scan: Scan) -> None:
+        if scan.set_aside:
+            shown = "; ".join(scan.set_aside[:3]) + ("; ..." if len(scan.set_aside) > 3 else "")
+            log.warning(
+                "Set aside %d unreadable file(s) from the outbox into %s: %s.",
+                len(scan.set_aside), outbox.aside, shown,
+            )
+        removed: list[Queued] = []
+        with self._wake:
+            for reason, count in (
+                ("older than 60 days", scan.expired),
+                ("over the stored cap", scan.over_cap),
+                (UNREADABLE, len(scan.set_aside)),
+            ):
+                if count:
+                    self.stats.dropped[reason] += count
+            for journal, stored in scan.adopted:
+                removed += self.backlog.add(Queued.adopted(journal, stored), self._caps)
+            self._wake.notify_all()
+        self._forget(removed)
+        if scan.adopted or scan.set_aside or scan.expired or scan.over_cap:
+            self._changed()
+
+    def _forget(self, removed: list[Queued]) -> None:
+        """Mark the journal entries of items delivered or dropped as done."""
+        done: dict[Journal, list[str]] = {}
+        for item in removed:
+            if item.journal is not None:
+                done.setdefault(item.journal, []).append(item.ident)
+        for journal, idents in done.items():
+            self._settle_entries(journal, idents)
+
+    def _settle_entries(self, journal: Journal, idents: list[str]) -> None:
+        try:
+            journal.settle(idents)
+        except OSError as error:
+            self._said.say(
+                "settle-failed",
+                f"Could not mark payloads as sent in {journal.path} ({error}); "
+                "a later kernel may send them again.",
+            )
+
+    # -- the sender ------------------------------------------------------------------------
+
+    def _ensure_thread_locked(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="bugsnag-sender", daemon=True)
+            self._thread.start()
+
+    def _due_in(self) -> float:
+        """Seconds until the sender has disk work to do (called under the lock)."""
+        if self._unstored or (self.outbox is None and not self._outbox_failed):
+            return 0.0
+        now = self._monotonic()
+        waits = [self._next_scan - now]
+        if self._watching_children:
+            waits.append(self._next_child_look - now)
+        return max(0.0, min(waits))
+
+    def _run(self) -> None:
+        transport: Transport | None = None
+        while True:
+            self._keep_outbox()
+            with self._wake:
+                while (taken := self.backlog.take(MAX_BATCH, MAX_BATCH_BYTES)) is None:
+                    due = self._due_in()
+                    if due <= 0:
+                        break
+                    wait = self.backlog.next_wait()
+                    self._wake.wait(due if wait is None else min(due, wait))
+            if taken is None:
+                continue
+            batch, backoff = taken
+            items, bodies = self._bodies(batch, backoff)
+            if not items:
+                continue
+            body, count = payloads.join_events(bodies)
+            if count < len(items):  # not all of one key and notifier: the rest go next
+                with self._wake:
+                    for item in items[count:]:
+                        self.backlog.put_back(item)
+                items = items[:count]
+            try:
+                if transport is None:
+                    with forkguard.no_fork:  # its first import of requests
+                        transport = self._transport_factory()
+                outcome = transport.send(items[0].payload(body))
+            except Exception as error:  # a broken transport must not end the sender
+                outcome = Outcome(None, error=f"{type(error).__name__}: {error}")
+            self._after_send(items, backoff, outcome)
+
+    def _bodies(
+        self, batch: list[tuple[Queued, bytes | None]], backoff: Backoff
+    ) -> tuple[list[Queued], list[bytes]]:
+        """The items of a batch that are still to be sent, with their bodies."""
+        items, bodies = [], []
+        for item, body in batch:
+            if body is None and item.journal is not None:
+                try:
+                    body = item.journal.read(item.offset, item.size)
+                except (ValueError, OSError):
+                    body = None
+            if body is None:
+                self._after_send([item], backoff, None, UNREADABLE)
+            elif self._wall_clock() - item.created_at > MAX_AGE_SECONDS:
+                self._after_send([item], backoff, None, "older than 60 days")
+            else:
+                items.append(item)
+                bodies.append(body)
+        return items, bodies
+
+    def _after_send(
+        self, items: list[Queued], backoff: Backoff, outcome: Outcome | None, dropped: str | None = None
+    ) -> None:
+        warning = None
+        removed: list[Queued] = []
+        with self._wake:
+            if outcome is None:
+                for item in items:
+                    removed += self.backlog.finish(item, dropped)
+            elif outcome.delivered:
+                backoff.succeeded()
+                self.stats.last_error = None  # the endpoint answers again: the error is history
+                for item in items:
+                    removed += self.backlog.finish(item, None)
+            elif outcome.undeliverable and len(items) > 1:
+                # Refused together: one bad event must not take the others down with it.
+                for item in items:
+                    item.solo = True
+                    self.backlog.put_back(item)
+                removed = self.backlog.enforce_caps(self._caps)
+            elif outcome.undeliverable:
+                assert outcome.status is not None
+                reason, sentence = refusal(outcome.status)
+                self.stats.last_error = sentence
+                removed = self.backlog.finish(items[0], reason)
+                warning = (reason, sentence)
+            else:
+                delay = backoff.failed(outcome.retry_after)
+                self.stats.retried += 1  # attempts, however many payloads each carried
+                what = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
+                self.stats.last_error = (
+                    f"Sending to {shown_host(items[0].url)} failed ({what}); kept, next try in {delay:.3g}s."
+                )
+                for item in items:
+                    self.backlog.put_back(item)
+                removed = self.backlog.enforce_caps(self._caps)  # the cap skipped them in flight
+            self._wake.notify_all()
+        if warning:
+            self._said.say(*warning)
+        self._forget(removed)
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:
+                log.debug("state listener failed", exc_info=True)
+
+    # -- fork ------------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        # Only the forking thread survives, and locks may be held by threads that are gone;
+        # the parent's payloads are the parent's to send. Start afresh, and let go of the
+        # parent's outbox lock without unlocking it.
+        #
+        # A pool's workers are terminated (SIGTERM) once their work is done, often while their
+        # sender is in the middle of a request, which then arrives without the worker marking
+        # it sent, and the parent sends it again. So a child sends a stored payload only once
+        # it is CHILD_HOLD_SECONDS old (or at a flush or exit): a worker that ends before, as
+        # pool workers do, leaves it in its journal, and the parent, which watches for its
+        # children ending, sends it once, at once. A payload the child could not store it
+        # sends itself, at once.
+        outbox = self.outbox
+        self._start_afresh()
+        self._forked_child = True
+        self._watching_children = False
+        # A child may os._exit right after an error: it stores from the first payload, on the
+        # thread that made it, and adopts nothing (the parent does).
+        self._launched = True
+        self._adopts = False
+        if outbox is not None:
+            outbox.forget_after_fork()
+
+    def _watch_children(self) -> None:
+        # Adopt what a child left as soon as it ends, not at the next rescan.
+        self._watching_children = True
+        if self._lock.acquire(blocking=False):  # never wait here, in the thread that forked
+            try:
+                self._wake.notify_all()
+            finally:
+                self._lock.release()
+
+
+def _after_fork(reference: weakref.ref[Delivery], *, child: bool) -> None:
+    delivery = reference()
+    if delivery is not None and child:
+        delivery._after_fork_in_child()
+    elif delivery is not None:
+        delivery._watch_children()
