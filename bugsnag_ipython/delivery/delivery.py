@@ -1,19 +1,13 @@
 """Delivery: every payload reaches its endpoint once, is kept on disk until it does, or is
 dropped on purpose, counted and said (a 4xx other than 408 and 429; a cap reached).
 
-- `submit()` runs on the thread that made the payload (a cell, a thread's excepthook) and
-  never touches the network. It appends the payload to this process's journal itself (one
-  write() to a file already open, no fsync; see journal.py). That makes the payload durable
-  before the cell that raised it has returned, so a kernel killed right after an error still
-  leaves the error on disk.
-- One daemon thread, the sender, does the rest. It opens the outbox (resolving the default
-  directory imports platformdirs, which a cell's thread leaves to it), stores what came before
-  the outbox was open, adopts what dead kernels left (at launch and every `RESCAN_SECONDS`),
-  and sends over one keep-alive connection: this process's own payloads first, oldest first,
-  with one backoff per endpoint. The events that wait for one endpoint together go in one
-  request (`Backlog.take`, `payloads.join_events`).
-
-The thread starts when first needed. A forked child starts afresh with a thread of its own.
+`submit()` runs on the thread that made the payload (a cell's) and never touches the network:
+it appends the payload to the outbox's journal, so that a kernel killed right after an error
+still leaves the error on disk. One daemon thread, the sender, does the rest: it opens the
+outbox (the default directory imports platformdirs, which a cell's thread leaves to it),
+stores what came before it was open, adopts what dead kernels left, and sends, this process's
+own payloads first, the events that wait for one endpoint together in one request. It starts
+when first needed; a forked child starts afresh with a sender of its own.
 """
 
 from __future__ import annotations
@@ -236,50 +230,26 @@ class Delivery:
         return self.outbox
 
     def _open(self) -> None:
+        from .outbox import open_outbox
+
         directory = self._directory
-        try:
-            with forkguard.no_fork:  # outbox, and platformdirs for the default directory
-                from .outbox import Outbox, default_directory
-
-                outbox = Outbox(directory or default_directory()).open()
-        except Exception as error:
-            from ..core.private_files import RefusedDirectory, say_once
-
-            if isinstance(error, RefusedDirectory):
-                # The directory's own sentence, said once for all its users (the crash record
-                # and the device id meet the same refusal).
-                self.problem = str(error)
-                say_once(error)
-            else:
-                where = directory or "the user cache directory"
-                self.problem = (
-                    f"The outbox in {where} cannot be used ({error}); payloads are kept in "
-                    "memory only and are lost if the kernel dies before they are sent."
-                )
-                log.warning(self.problem)
-            with self._wake:
-                self._outbox_failed = True
-                self._unstored.clear()
-            self._changed()
-            return
+        with forkguard.no_fork:  # outbox, and platformdirs for the default directory
+            outbox, problem = open_outbox(directory)
         with self._wake:
-            if directory == self._directory and self.outbox is None:
+            if outbox is None:
+                self.problem, self._outbox_failed = problem, True
+                self._unstored.clear()
+            elif directory == self._directory and self.outbox is None:
                 self.outbox = outbox
                 return
-        outbox.close()  # reconfigured meanwhile (the next turn opens the new directory)
+        if outbox is None:
+            self._changed()
+        else:
+            outbox.close()  # reconfigured meanwhile (the next turn opens the new directory)
 
     def _append(self, item: Queued, outbox: Outbox) -> tuple[Journal, Stored] | None:
-        """Append an item's body to the outbox's journal: where it went, or None if it cannot."""
         body = item.body
-        if body is None:
-            return None
-        try:
-            return outbox.store(item.payload(body))
-        except OSError as error:
-            self._said.say(
-                "write-failed", f"Could not write to the outbox in {outbox.root} ({error}); kept in memory."
-            )
-            return None
+        return outbox.keep(item.payload(body)) if body is not None else None
 
     def _keep_outbox(self) -> None:
         """The sender's disk work, before each send: open the outbox, store what came before
@@ -309,15 +279,15 @@ class Delivery:
                     if self.backlog.memory > self._memory_budget:
                         self.backlog.spill(item)
             if late:
-                self._settle_entries(place[0], [place[1].ident])
+                place[0].settle([place[1].ident])
 
     def _a_child_ended(self, now: float) -> bool:
         # A few lock calls: cheap enough to make a few times a second, in a process that forked.
         outbox = self.outbox
-        if not self._watching_children or outbox is None or now < self._next_child_look:
+        if not self._watching_children or now < self._next_child_look:
             return False
         self._next_child_look = now + CHILD_WATCH_SECONDS
-        return outbox.an_owner_died(self._dead)
+        return outbox is not None and outbox.an_owner_died(self._dead)
 
     def _rescan(self) -> None:
         if not self._adopts:
@@ -328,19 +298,13 @@ class Delivery:
             room = {kind: self._caps[kind] - self.backlog.by_kind(kind) for kind in KINDS}
         try:
             if outbox is not None:
-                self._adopt(outbox, outbox.adopt(room, self._wall_clock(), self._store_unstored))
+                self._adopt(outbox.adopt(room, self._wall_clock(), self._store_unstored))
         except Exception as error:
             log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
         finally:
             self.scanned.set()
 
-    def _adopt(self, outbox: Outbox, scan: Scan) -> None:
-        if scan.set_aside:
-            shown = "; ".join(scan.set_aside[:3]) + ("; ..." if len(scan.set_aside) > 3 else "")
-            log.warning(
-                "Set aside %d unreadable file(s) from the outbox into %s: %s.",
-                len(scan.set_aside), outbox.aside, shown,
-            )
+    def _adopt(self, scan: Scan) -> None:
         removed: list[Queued] = []
         with self._wake:
             for reason, count in (
@@ -357,24 +321,15 @@ class Delivery:
         if scan.adopted or scan.set_aside or scan.expired or scan.over_cap:
             self._changed()
 
-    def _forget(self, removed: list[Queued]) -> None:
+    @staticmethod
+    def _forget(removed: list[Queued]) -> None:
         """Mark the journal entries of items delivered or dropped as done."""
         done: dict[Journal, list[str]] = {}
         for item in removed:
             if item.journal is not None:
                 done.setdefault(item.journal, []).append(item.ident)
         for journal, idents in done.items():
-            self._settle_entries(journal, idents)
-
-    def _settle_entries(self, journal: Journal, idents: list[str]) -> None:
-        try:
             journal.settle(idents)
-        except OSError as error:
-            self._said.say(
-                "settle-failed",
-                f"Could not mark payloads as sent in {journal.path} ({error}); "
-                "a later kernel may send them again.",
-            )
 
     # -- the sender ------------------------------------------------------------------------
 
@@ -481,10 +436,11 @@ class Delivery:
                 for item in items:
                     self.backlog.put_back(item)
                 removed = self.backlog.enforce_caps(self._caps)  # the cap skipped them in flight
+            # Marked done on disk before a flush sees them done: a child may exit right after.
+            self._forget(removed)
             self._wake.notify_all()
         if warning:
             self._said.say(*warning)
-        self._forget(removed)
         self._changed()
 
     def _changed(self) -> None:
@@ -498,16 +454,12 @@ class Delivery:
 
     def _after_fork_in_child(self) -> None:
         # Only the forking thread survives, and locks may be held by threads that are gone;
-        # the parent's payloads are the parent's to send. Start afresh, and let go of the
-        # parent's outbox lock without unlocking it.
-        #
-        # A pool's workers are terminated (SIGTERM) once their work is done, often while their
-        # sender is in the middle of a request, which then arrives without the worker marking
-        # it sent, and the parent sends it again. So a child sends a stored payload only once
-        # it is CHILD_HOLD_SECONDS old (or at a flush or exit): a worker that ends before, as
-        # pool workers do, leaves it in its journal, and the parent, which watches for its
-        # children ending, sends it once, at once. A payload the child could not store it
-        # sends itself, at once.
+        # the parent's payloads are the parent's to send: start afresh, and let go of the
+        # parent's outbox lock without unlocking it. A pool's workers are terminated once
+        # their work is done, often in the middle of a request, which then arrives without
+        # the worker marking it sent. So a child sends a stored payload only once it is
+        # CHILD_HOLD_SECONDS old (or at a flush or exit): a worker that ends before leaves it
+        # in its journal, for the parent, which watches for its children ending, to send once.
         outbox = self.outbox
         self._start_afresh()
         self._forked_child = True

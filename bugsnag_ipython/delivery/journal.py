@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from ..core.basics import Once
 from .payload import KINDS, Kind, Payload
 
 FORMAT = 2  # the format of a journal's headers, and of the payload files older versions wrote
 LIMIT = 16 * 1024 * 1024  # bytes: past this, a new journal takes the appends
 MAX_HEADER = 16384
+_said = Once()
 
 
 class CorruptJournal(ValueError):
@@ -112,8 +114,13 @@ class Journal:
     def settle(self, idents: list[str]) -> None:
         """These payloads were delivered or dropped; once none is left, the journal is emptied
         (or removed, when retired)."""
-        if not idents:
-            return
+        try:
+            self._settle(idents)
+        except OSError as error:
+            _said.say("settle", f"Could not mark payloads as sent in {self.path} ({error}); "
+                      "a later kernel may send them again.")
+
+    def _settle(self, idents: list[str]) -> None:
         with self._lock:
             if self._fd < 0:
                 return

@@ -30,7 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from ..core.private_files import UntrustedFile, is_file_or_link, make_private, open_private, read_private
+from ..core.basics import Once, log
+from ..core.private_files import (
+    RefusedDirectory,
+    UntrustedFile,
+    is_file_or_link,
+    make_private,
+    open_private,
+    read_private,
+    say_once,
+)
 from .journal import LIMIT, MAX_HEADER, Contents, Journal, Stored, parse_header, read_journal
 from .payload import KINDS, MAX_AGE_SECONDS, Kind, Payload
 
@@ -48,6 +57,26 @@ STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that di
 # much larger than its limit; a file that is, is not one of ours, and is not read.
 MAX_FILE_BYTES = 1_000_000 + MAX_HEADER
 MAX_JOURNAL_BYTES = LIMIT + 2 * MAX_FILE_BYTES
+
+
+def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
+    """The outbox in `directory` (None: the default one), open; or None and why not, in one
+    sentence, said once."""
+    try:
+        return Outbox(directory or default_directory()).open(), None
+    except RefusedDirectory as refused:
+        # The directory's own sentence, said once for all its users (the crash record and the
+        # device id meet the same refusal).
+        say_once(refused)
+        return None, str(refused)
+    except Exception as error:
+        where = directory or "the user cache directory"
+        problem = (
+            f"The outbox in {where} cannot be used ({error}); payloads are kept in memory only "
+            "and are lost if the kernel dies before they are sent."
+        )
+        log.warning(problem)
+        return None, problem
 
 
 def default_directory() -> str:
@@ -85,6 +114,7 @@ class Outbox:
         self.journal: Journal | None = None  # where this owner's payloads are appended
         self._lock_fd: int | None = None
         self._renewing = threading.Lock()
+        self._said = Once()
 
     # -- owning ---------------------------------------------------------------------------
 
@@ -212,6 +242,15 @@ class Outbox:
                         journal.retire()
             return journal, stored
 
+    def keep(self, payload: Payload) -> tuple[Journal, Stored] | None:
+        """`store()`, or None, said once, when the disk refuses: the payload stays in memory."""
+        try:
+            return self.store(payload)
+        except OSError as error:
+            self._said.say("write", f"Could not write to the outbox in {self.root} ({error}); "
+                           "kept in memory.")
+            return None
+
     def set_aside(self, path: Path) -> bool:
         """Move a file out of the way, keeping it for a look; False if it was already gone."""
         target = self.aside / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}-{path.name}"
@@ -281,6 +320,10 @@ class Outbox:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+        if scan.set_aside:
+            shown = "; ".join(scan.set_aside[:3]) + ("; ..." if len(scan.set_aside) > 3 else "")
+            log.warning("Set aside %d unreadable file(s) from the outbox into %s: %s.",
+                        len(scan.set_aside), self.aside, shown)
         # Every kernel leaves a lock file behind; those of the dead go (owner_alive tidies).
         for name in _listing(self.owners):
             if name.endswith(".lock") and name[:-5] not in alive:
