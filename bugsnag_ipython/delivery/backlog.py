@@ -1,111 +1,28 @@
-"""What a process still has to send: per endpoint, in order, with the counters, and when each
-endpoint is tried again.
+"""What a process still has to send: per endpoint, in order, with the counters.
 
 Pure bookkeeping, no threads and no I/O: `Delivery` calls every method with its lock held,
-and settles the journal entries of the payloads these methods hand back as done.
-
-One `Backoff` per endpoint, not per payload: when an endpoint is down, a hundred stored
-payloads wait behind one timer, and the first success lets them all go.
+and marks the journal entries of the payloads these methods hand back as done.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import os
-import random
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .payload import KINDS, Kind, Payload
+from ..core.config import shown_host
+from .payload import KINDS, Kind, Outcome, Payload, refusal
+from .retry import Backoff, RetryPolicy
 
 if TYPE_CHECKING:
     from .journal import Journal, Stored
+    from .outbox import Scan
 
 _sequence = itertools.count()
-
-# For tests only: retries that wait milliseconds instead of seconds. A Retry-After from the
-# server is honoured exactly whatever these say.
-BASE_VARIABLE = "BUGSNAG_RETRY_BASE_SECONDS"
-MAX_VARIABLE = "BUGSNAG_RETRY_MAX_SECONDS"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: about base, 2 base, 4 base... up to `maximum`."""
-
-    base: float = 2.0
-    maximum: float = 300.0
-
-    @classmethod
-    def from_environment(cls, env: Mapping[str, str] = os.environ) -> RetryPolicy:
-        policy = cls()
-        base, maximum = policy.base, policy.maximum
-        try:
-            base = max(0.0, float(env.get(BASE_VARIABLE, base)))
-            maximum = max(base, float(env.get(MAX_VARIABLE, max(maximum, base))))
-        except ValueError:
-            pass  # a mistyped test knob must not break delivery
-        return cls(base, maximum)
-
-    def delay(self, failures: int, jitter: float) -> float:
-        """The wait after `failures` consecutive failures; `jitter` in [0, 1) spreads kernels
-        that failed together so they do not all come back at the same instant."""
-        exponent = min(max(failures - 1, 0), 30)
-        ceiling = min(self.maximum, self.base * 2.0**exponent)
-        return ceiling * (0.5 + 0.5 * jitter)
-
-
-class Backoff:
-    """The retry timer of one endpoint, on an injected monotonic clock."""
-
-    def __init__(
-        self,
-        policy: RetryPolicy,
-        clock: Callable[[], float],
-        jitter: Callable[[], float] = random.random,
-    ) -> None:
-        self._policy = policy
-        self._clock = clock
-        self._jitter = jitter
-        self.failures = 0
-        self.next_attempt = 0.0  # when the endpoint may be tried again
-        self.imposed_until = 0.0  # a Retry-After: not even flush() tries before this
-
-    def ready(self) -> bool:
-        return self._clock() >= self.next_attempt
-
-    def wait(self) -> float:
-        """Seconds until the endpoint may be tried again (0 when it may now)."""
-        return max(0.0, self.next_attempt - self._clock())
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.next_attempt = self.imposed_until = 0.0
-
-    def failed(self, retry_after: float | None = None) -> float:
-        """Count a failure; returns the seconds until the next attempt."""
-        self.failures += 1
-        now = self._clock()
-        if retry_after is not None:
-            delay = retry_after
-            self.imposed_until = now + retry_after
-        else:
-            delay = self._policy.delay(self.failures, self._jitter())
-        self.next_attempt = now + delay
-        return delay
-
-    def hold(self, seconds: float) -> None:
-        """No attempt for `seconds` from now, unless hurried (flush)."""
-        self.next_attempt = max(self.next_attempt, self._clock() + seconds)
-
-    def hurry(self) -> None:
-        """Try again now (flush), except before a time the server asked us to wait for."""
-        self.next_attempt = min(self.next_attempt, max(self._clock(), self.imposed_until))
-
-
+UNREADABLE = "unreadable file set aside"
 
 class Queued:
     """One payload to send: in memory (`body`), in a journal at `offset`, or both."""
@@ -154,6 +71,13 @@ class Queued:
         item.body, item.size = None, stored.size
         item.keep_in(journal, stored)
         return item
+
+    def read_back(self) -> bytes | None:
+        """A spilled or adopted item's body, from its journal; None if it cannot be read."""
+        try:
+            return self.journal.read(self.offset, self.size) if self.journal is not None else None
+        except (ValueError, OSError):
+            return None
 
     def payload(self, body: bytes) -> Payload:
         return Payload(self.kind, self.url, self.api_key, body, self.created_at)
@@ -298,9 +222,58 @@ class Backlog:
 
     # -- disk and memory ------------------------------------------------------------------
 
-    def now_stored(self, item: Queued) -> None:
-        """A item that was in memory only is now on disk too (its place is set)."""
+    def now_stored(self, item: Queued, journal: Journal, stored: Stored, budget: int) -> None:
+        """An item that was in memory only is now on disk too; past the memory `budget`, its
+        body is let go of (the sender reads it back)."""
+        item.keep_in(journal, stored)
         self.stored += 1
+        if self.memory > budget:
+            self.spill(item)
+
+    def adopt(self, scan: Scan, caps: Mapping[Kind, int]) -> list[Queued]:
+        """Queue what a look through the outbox adopted, and count what it discarded."""
+        for reason, count in (
+            ("older than 60 days", scan.expired),
+            ("over the stored cap", scan.over_cap),
+            (UNREADABLE, len(scan.set_aside)),
+        ):
+            if count:
+                self.stats.dropped[reason] += count
+        removed: list[Queued] = []
+        for journal, stored in scan.adopted:
+            removed += self.add(Queued.adopted(journal, stored), caps)
+        return removed
+
+    def after_send(
+        self, items: list[Queued], backoff: Backoff, outcome: Outcome | None, dropped: str | None,
+        caps: Mapping[Kind, int],
+    ) -> tuple[list[Queued], tuple[str, str] | None]:
+        """What an attempt (`outcome`), or a drop before it (`dropped`), did to its items: the
+        items done, and the warning to say once (its key, its sentence), if any."""
+        if outcome is None:
+            return [gone for item in items for gone in self.finish(item, dropped)], None
+        if outcome.delivered:
+            backoff.succeeded()
+            self.stats.last_error = None  # the endpoint answers again: the error is history
+            return [gone for item in items for gone in self.finish(item, None)], None
+        if outcome.undeliverable and len(items) == 1:
+            assert outcome.status is not None
+            reason, sentence = refusal(outcome.status)
+            self.stats.last_error = sentence
+            return self.finish(items[0], reason), (reason, sentence)
+        if outcome.undeliverable:
+            for item in items:  # refused together: one bad event must not take the others down
+                item.solo = True
+        else:
+            delay = backoff.failed(outcome.retry_after)
+            self.stats.retried += 1  # attempts, however many payloads each carried
+            what = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
+            self.stats.last_error = (
+                f"Sending to {shown_host(items[0].url)} failed ({what}); kept, next try in {delay:.3g}s."
+            )
+        for item in items:
+            self.put_back(item)
+        return self.enforce_caps(caps), None  # the cap skipped them in flight
 
     def spill(self, item: Queued) -> None:
         """Let go of a stored item's body; the sender reads it back from disk."""
@@ -336,8 +309,13 @@ class Backlog:
                 heapq.heapify(self._oldest[kind])
         return removed
 
-    def own_stored_and_waiting(self, deadline: float) -> bool:
-        """True when every own item is on disk and none could be tried before `deadline`."""
+    def may_leave(self, deadline: float) -> bool:
+        """Whether an exit need wait no longer: no own item is left, or every one is on disk
+        and none could be tried before `deadline` (the next kernel delivers them)."""
+        if self.own == 0:
+            return True
+        if self.in_flight:
+            return False
         for endpoint in self._endpoints.values():
             live = [item for item in endpoint.own if not item.done]
             if not live:

@@ -18,21 +18,22 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ..core import forkguard
 from ..core.basics import Once, log
-from ..core.config import shown_host
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
-from .backlog import Backlog, Backoff, Queued, RetryPolicy, Stats
-from .journal import Journal, Stored
-from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload, refusal
+from .backlog import UNREADABLE, Backlog, Queued, Stats
+from .journal import mark_done
+from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload
+from .retry import Backoff, RetryPolicy
 from .transport import HttpTransport, Transport
 
 if TYPE_CHECKING:
     from ..core.config import Configuration
-    from .outbox import Outbox, Scan
+    from .outbox import Outbox
 
 MEMORY_BUDGET = 16 * 1024 * 1024  # bodies kept in memory; past it they are read back from disk
 CHILD_HOLD_SECONDS = 10.0  # a forked child's payloads wait this long for the parent (see below)
@@ -40,7 +41,6 @@ MAX_BATCH = 100  # events sent in one request, at most ...
 MAX_BATCH_BYTES = MAX_PAYLOAD_BYTES  # ... and bytes: one payload's limit
 RESCAN_SECONDS = 30.0  # how often the outbox is looked through for payloads of kernels that died
 CHILD_WATCH_SECONDS = 0.25  # how often a process that forked looks for children that ended
-UNREADABLE = "unreadable file set aside"
 
 
 class Delivery:
@@ -88,11 +88,9 @@ class Delivery:
         self.scanned = threading.Event()  # the first look through the outbox is done
         self._next_scan = 0.0
         self._next_child_look = 0.0
-        self._dead: set[str] = set()  # owners seen dead while watching for children
         # The first payload is the launch session, made while the extension loads: the sender
         # opens the outbox for it, so that loading never waits on the disk.
         self._launched = False
-        self._adopts = True  # this process looks for what dead owners left (a child does not)
 
     # -- what status and the panel read ---------------------------------------------------
 
@@ -106,30 +104,16 @@ class Delivery:
         """Of those, how many are safe in the outbox on disk."""
         return self.backlog.stored
 
-    @property
-    def outbox_directory(self) -> str | None:
-        outbox = self.outbox
-        return str(outbox.root) if outbox is not None else None
-
     def retry_in(self) -> float | None:
         """Seconds, on the delivery's clock, until what waits is tried again: 0 while a send
         is under way or due, None when nothing waits."""
         with self._lock:
-            if self.backlog.in_flight:
-                return 0.0
-            return self.backlog.next_wait()
+            return 0.0 if self.backlog.in_flight else self.backlog.next_wait()
 
     def counters(self) -> dict[str, Any]:
         """A consistent snapshot of the counters, for the status panel."""
         with self._lock:
-            return {
-                "delivered": self.stats.delivered,
-                "queued": self.backlog.count,
-                "stored": self.backlog.stored,
-                "retried": self.stats.retried,
-                "dropped": dict(self.stats.dropped),
-                "last_error": self.stats.last_error,
-            }
+            return {**asdict(self.stats), "queued": self.backlog.count, "stored": self.backlog.stored}
 
     # -- the client's calls ----------------------------------------------------------------
 
@@ -149,18 +133,14 @@ class Delivery:
     def submit(self, payload: Payload) -> None:
         """Store a payload and queue it for the sender; never waits on the network."""
         item = Queued(payload, own=True)
-        with self._lock:
-            self._ensure_thread_locked()
         outbox = self._outbox_now(may_import=False)
         self._launched = True
-        place = self._append(item, outbox) if outbox is not None else None
+        place = outbox.keep(payload) if outbox is not None else None
         with self._wake:
+            self._ensure_thread_locked()
             removed = self.backlog.add(item, self._caps)
             if place is not None:
-                item.keep_in(*place)
-                self.backlog.now_stored(item)
-                if self.backlog.memory > self._memory_budget:
-                    self.backlog.spill(item)
+                self.backlog.now_stored(item, *place, self._memory_budget)
             elif outbox is None and not self._outbox_failed:
                 self._unstored.append(item)
             backoff = self.backlog.endpoint(item.url).backoff
@@ -180,7 +160,7 @@ class Delivery:
 
     def close(self, timeout: float) -> bool:
         """The exit flush: at most `timeout` seconds; what is left stays on disk."""
-        self._wait(timeout, self._nothing_to_wait_for)
+        self._wait(timeout, self.backlog.may_leave)
         return self.backlog.own == 0
 
     def drain(self, timeout: float) -> bool:
@@ -204,12 +184,6 @@ class Delivery:
                 if remaining <= 0:
                     break
                 self._wake.wait(remaining)
-
-    def _nothing_to_wait_for(self, deadline: float) -> bool:
-        # Leaving early is safe once every own payload is on disk and none could be sent
-        # before the deadline: the next kernel delivers them.
-        backlog = self.backlog
-        return backlog.own == 0 or (not backlog.in_flight and backlog.own_stored_and_waiting(deadline))
 
     # -- the outbox ------------------------------------------------------------------------
 
@@ -247,10 +221,6 @@ class Delivery:
         else:
             outbox.close()  # reconfigured meanwhile (the next turn opens the new directory)
 
-    def _append(self, item: Queued, outbox: Outbox) -> tuple[Journal, Stored] | None:
-        body = item.body
-        return outbox.keep(item.payload(body)) if body is not None else None
-
     def _keep_outbox(self) -> None:
         """The sender's disk work, before each send: open the outbox, store what came before
         it was open, and look for what dead kernels left."""
@@ -268,16 +238,14 @@ class Delivery:
             items, self._unstored = self._unstored, []
             outbox = self.outbox
         for item in items:
-            place = self._append(item, outbox) if outbox is not None and not item.done else None
+            body = item.body
+            place = outbox.keep(item.payload(body)) if outbox is not None and body is not None else None
             if place is None:
                 continue
             with self._wake:
                 late = item.done  # delivered or dropped while it was being written
                 if not late:
-                    item.keep_in(*place)
-                    self.backlog.now_stored(item)
-                    if self.backlog.memory > self._memory_budget:
-                        self.backlog.spill(item)
+                    self.backlog.now_stored(item, *place, self._memory_budget)
             if late:
                 place[0].settle([place[1].ident])
 
@@ -287,49 +255,28 @@ class Delivery:
         if not self._watching_children or now < self._next_child_look:
             return False
         self._next_child_look = now + CHILD_WATCH_SECONDS
-        return outbox is not None and outbox.an_owner_died(self._dead)
+        return outbox is not None and outbox.an_owner_died()
 
     def _rescan(self) -> None:
-        if not self._adopts:
-            self.scanned.set()
-            return
         with self._wake:
-            outbox = self.outbox
+            outbox = None if self._forked_child else self.outbox  # a child leaves it to the parent
             room = {kind: self._caps[kind] - self.backlog.by_kind(kind) for kind in KINDS}
         try:
             if outbox is not None:
-                self._adopt(outbox.adopt(room, self._wall_clock(), self._store_unstored))
+                scan = outbox.adopt(room, self._wall_clock(), self._store_unstored)
+                with self._wake:
+                    self._forget(self.backlog.adopt(scan, self._caps))
+                    self._wake.notify_all()
+                self._changed()
         except Exception as error:
             log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
         finally:
             self.scanned.set()
 
-    def _adopt(self, scan: Scan) -> None:
-        removed: list[Queued] = []
-        with self._wake:
-            for reason, count in (
-                ("older than 60 days", scan.expired),
-                ("over the stored cap", scan.over_cap),
-                (UNREADABLE, len(scan.set_aside)),
-            ):
-                if count:
-                    self.stats.dropped[reason] += count
-            for journal, stored in scan.adopted:
-                removed += self.backlog.add(Queued.adopted(journal, stored), self._caps)
-            self._wake.notify_all()
-        self._forget(removed)
-        if scan.adopted or scan.set_aside or scan.expired or scan.over_cap:
-            self._changed()
-
     @staticmethod
     def _forget(removed: list[Queued]) -> None:
         """Mark the journal entries of items delivered or dropped as done."""
-        done: dict[Journal, list[str]] = {}
-        for item in removed:
-            if item.journal is not None:
-                done.setdefault(item.journal, []).append(item.ident)
-        for journal, idents in done.items():
-            journal.settle(idents)
+        mark_done((item.journal, item.ident) for item in removed)
 
     # -- the sender ------------------------------------------------------------------------
 
@@ -386,11 +333,7 @@ class Delivery:
         """The items of a batch that are still to be sent, with their bodies."""
         items, bodies = [], []
         for item, body in batch:
-            if body is None and item.journal is not None:
-                try:
-                    body = item.journal.read(item.offset, item.size)
-                except (ValueError, OSError):
-                    body = None
+            body = body if body is not None else item.read_back()
             if body is None:
                 self._after_send([item], backoff, None, UNREADABLE)
             elif self._wall_clock() - item.created_at > MAX_AGE_SECONDS:
@@ -403,39 +346,8 @@ class Delivery:
     def _after_send(
         self, items: list[Queued], backoff: Backoff, outcome: Outcome | None, dropped: str | None = None
     ) -> None:
-        warning = None
-        removed: list[Queued] = []
         with self._wake:
-            if outcome is None:
-                for item in items:
-                    removed += self.backlog.finish(item, dropped)
-            elif outcome.delivered:
-                backoff.succeeded()
-                self.stats.last_error = None  # the endpoint answers again: the error is history
-                for item in items:
-                    removed += self.backlog.finish(item, None)
-            elif outcome.undeliverable and len(items) > 1:
-                # Refused together: one bad event must not take the others down with it.
-                for item in items:
-                    item.solo = True
-                    self.backlog.put_back(item)
-                removed = self.backlog.enforce_caps(self._caps)
-            elif outcome.undeliverable:
-                assert outcome.status is not None
-                reason, sentence = refusal(outcome.status)
-                self.stats.last_error = sentence
-                removed = self.backlog.finish(items[0], reason)
-                warning = (reason, sentence)
-            else:
-                delay = backoff.failed(outcome.retry_after)
-                self.stats.retried += 1  # attempts, however many payloads each carried
-                what = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
-                self.stats.last_error = (
-                    f"Sending to {shown_host(items[0].url)} failed ({what}); kept, next try in {delay:.3g}s."
-                )
-                for item in items:
-                    self.backlog.put_back(item)
-                removed = self.backlog.enforce_caps(self._caps)  # the cap skipped them in flight
+            removed, warning = self.backlog.after_send(items, backoff, outcome, dropped, self._caps)
             # Marked done on disk before a flush sees them done: a child may exit right after.
             self._forget(removed)
             self._wake.notify_all()
@@ -460,14 +372,12 @@ class Delivery:
         # the worker marking it sent. So a child sends a stored payload only once it is
         # CHILD_HOLD_SECONDS old (or at a flush or exit): a worker that ends before leaves it
         # in its journal, for the parent, which watches for its children ending, to send once.
+        # A child may os._exit right after an error: it stores from the first payload, on the
+        # thread that made it, and adopts nothing.
         outbox = self.outbox
         self._start_afresh()
-        self._forked_child = True
-        self._watching_children = False
-        # A child may os._exit right after an error: it stores from the first payload, on the
-        # thread that made it, and adopts nothing (the parent does).
+        self._forked_child, self._watching_children = True, False
         self._launched = True
-        self._adopts = False
         if outbox is not None:
             outbox.forget_after_fork()
 

@@ -21,7 +21,7 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -164,6 +164,16 @@ class Journal:
     def forget_after_fork(self) -> None:
         """In a forked child: close the inherited descriptor, leaving the parent's file be."""
         self._close_locked()  # the lock may be held by a thread the fork left behind
+
+
+def mark_done(places: Iterable[tuple[Journal | None, str]]) -> None:
+    """Mark these payloads (their journal, their id) as done, in one line per journal."""
+    done: dict[Journal, list[str]] = {}
+    for journal, ident in places:
+        if journal is not None:
+            done.setdefault(journal, []).append(ident)
+    for journal, idents in done.items():
+        journal.settle(idents)
 
 
 @dataclass

@@ -36,17 +36,12 @@ from ..core.private_files import (
     UntrustedFile,
     is_file_or_link,
     make_private,
-    open_private,
     read_private,
     say_once,
 )
+from . import owners
 from .journal import LIMIT, MAX_HEADER, Contents, Journal, Stored, parse_header, read_journal
 from .payload import KINDS, MAX_AGE_SECONDS, Kind, Payload
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no claims between kernels, see docs
-    fcntl = None  # type: ignore[assignment]
 
 PAYLOAD_FILE = re.compile(
     r"(?P<kind>session|event)-(?P<ident>\d{19}-[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
@@ -115,6 +110,7 @@ class Outbox:
         self._lock_fd: int | None = None
         self._renewing = threading.Lock()
         self._said = Once()
+        self._dead: set[str] = set()  # owners an_owner_died() told of
 
     # -- owning ---------------------------------------------------------------------------
 
@@ -126,7 +122,7 @@ class Outbox:
         for directory in (self.payloads, self.owners, self.aside):
             make_private(directory, root=False)
         if self.owner is None:
-            self._become_owner()
+            self.owner, self._lock_fd = owners.take_lock(self.owners)
             self.journal = self._new_journal()
         return self
 
@@ -135,24 +131,13 @@ class Outbox:
         tag = f"journal-{time.time_ns():019d}-{secrets.token_hex(3)}"
         return Journal(self.payloads / f"{tag}.{self.owner}.journal", self.owner)
 
-    def _become_owner(self) -> None:
-        for _ in range(8):
-            owner = secrets.token_hex(6)
-            path = self.owners / f"{owner}.lock"
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                # Someone who took our new file for a dead owner's may have unlinked it.
-                if os.fstat(fd).st_ino != os.stat(path).st_ino:
-                    raise BlockingIOError
-            except (BlockingIOError, FileNotFoundError):
-                os.close(fd)
-                continue
-            os.write(fd, f"{os.getpid()}\n".encode())
-            self.owner, self._lock_fd = owner, fd
-            return
-        raise OSError(f"could not take a lock in {self.owners}")
+    def owner_alive(self, owner: str, *, tidy: bool = True) -> bool:
+        """Whether `owner` still holds its lock. With `tidy`, a dead owner's lock file goes."""
+        return owner == self.owner or owners.alive(self.owners, owner, tidy=tidy)
+
+    def an_owner_died(self) -> bool:
+        """Whether another owner has let go of its lock since last asked (a child that ended)."""
+        return owners.news_of_death(self.owners, self._dead | {self.owner or ""}, self._dead)
 
     def close(self) -> None:
         """Stop owning: the next scan by any kernel adopts what is left."""
@@ -181,47 +166,6 @@ class Outbox:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-    def owner_alive(self, owner: str, *, tidy: bool = True) -> bool:
-        """Whether `owner` still holds its lock. With `tidy`, a dead owner's lock file goes."""
-        if owner == self.owner:
-            return True
-        path = self.owners / f"{owner}.lock"
-        try:
-            fd = open_private(path, os.O_RDWR)
-        except FileNotFoundError:
-            return False
-        except UntrustedFile:
-            return False  # no kernel holds a lock on a link or a FIFO: it goes, as a dead one's
-        except OSError:
-            return True  # cannot tell: leave its files alone
-        try:
-            if fcntl is None:  # pragma: no cover
-                return True
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return True
-            if tidy:
-                # Unlinked while we hold the lock, so no one can mistake it for a live one.
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-            return False
-        finally:
-            os.close(fd)
-
-    def an_owner_died(self, seen: set[str]) -> bool:
-        """Whether an owner other than this one, and not in `seen`, has let go of its lock (a
-        child that ended); the dead are added to `seen`, so each death is news once."""
-        died = False
-        for name in _listing(self.owners):
-            owner = name[:-5]
-            if not name.endswith(".lock") or owner == self.owner or owner in seen:
-                continue
-            if not self.owner_alive(owner, tidy=False):
-                seen.add(owner)
-                died = True
-        return died
 
     # -- storing --------------------------------------------------------------------------
 
@@ -324,10 +268,7 @@ class Outbox:
             shown = "; ".join(scan.set_aside[:3]) + ("; ..." if len(scan.set_aside) > 3 else "")
             log.warning("Set aside %d unreadable file(s) from the outbox into %s: %s.",
                         len(scan.set_aside), self.aside, shown)
-        # Every kernel leaves a lock file behind; those of the dead go (owner_alive tidies).
-        for name in _listing(self.owners):
-            if name.endswith(".lock") and name[:-5] not in alive:
-                self.owner_alive(name[:-5])
+        owners.tidy(self.owners, known=alive)
         return scan
 
     def _alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:

@@ -11,9 +11,9 @@ import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
-from bugsnag_ipython.delivery.backlog import RetryPolicy
 from bugsnag_ipython.delivery.delivery import Delivery
 from bugsnag_ipython.delivery.payload import Outcome, Payload
+from bugsnag_ipython.delivery.retry import RetryPolicy
 from bugsnag_ipython.notebook.panel_text import (
     FlushProgress,
     countdown_text,
