@@ -1,7 +1,7 @@
 """What a process still has to send: per endpoint, in order, with the counters.
 
 Pure bookkeeping, no threads and no I/O: `Delivery` calls every method with its lock held,
-and marks the journal entries of the payloads these methods hand back as done.
+and marks the payloads these methods hand back as done.
 """
 
 from __future__ import annotations
@@ -284,7 +284,7 @@ class Backlog:
     def enforce_caps(self, caps: Mapping[Kind, int], kinds: tuple[Kind, ...] = KINDS) -> list[Queued]:
         """Drop the oldest items of each kind beyond its cap.
 
-        Records in flight are neither dropped nor counted here: the send decides their fate,
+        Items in flight are neither dropped nor counted here: the send decides their fate,
         and a failed one is measured against the cap again when it is put back (`Delivery`
         calls this then), so that a newer item is never dropped in an older one's place."""
         removed: list[Queued] = []

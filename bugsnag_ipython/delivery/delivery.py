@@ -275,7 +275,7 @@ class Delivery:
 
     @staticmethod
     def _forget(removed: list[Queued]) -> None:
-        """Mark the journal entries of items delivered or dropped as done."""
+        """Mark items delivered or dropped as done in their journals."""
         mark_done((item.journal, item.ident) for item in removed)
 
     # -- the sender ------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class Journal:
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError:
-            # A record cut short would hide every record after it: take it back out.
+            # A payload cut short would hide every payload after it: take it back out.
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, offset)
             raise
@@ -180,13 +180,13 @@ def mark_done(places: Iterable[tuple[Journal | None, str]]) -> None:
 class Contents:
     """What journals hold: payloads by id, the ids marked done, and why reading stopped early."""
 
-    entries: dict[str, Stored] = field(default_factory=dict)
+    stored: dict[str, Stored] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
     problem: str | None = None
 
     def live(self) -> list[Stored]:
         """The payloads not marked done in any journal read, oldest first."""
-        found = [stored for ident, stored in self.entries.items() if ident not in self.done]
+        found = [stored for ident, stored in self.stored.items() if ident not in self.done]
         return sorted(found, key=lambda stored: stored.created_at)
 
 
@@ -196,17 +196,17 @@ def read_journal(path: Path, data: bytes, contents: Contents | None = None) -> C
     contents = contents if contents is not None else Contents()
     contents.problem = None
     try:
-        for found in _records(path, data):
+        for found in _parse(path, data):
             if isinstance(found, list):
                 contents.done.update(found)
             else:
-                contents.entries.setdefault(found.ident, found)
+                contents.stored.setdefault(found.ident, found)
     except CorruptJournal as error:
         contents.problem = str(error)
     return contents
 
 
-def _records(path: Path, data: bytes) -> Iterator[Stored | list[str]]:
+def _parse(path: Path, data: bytes) -> Iterator[Stored | list[str]]:
     position = 0
     while position < len(data):
         end = data.find(b"\n", position, position + MAX_HEADER)

@@ -330,7 +330,7 @@ def _read_file(path: Path, contents: Contents, bodies: dict[Path, bytes]) -> str
     if stored is None or stored.size != len(body):
         raise UntrustedFile("its header is not one this version knows, or its body is cut short")
     bodies[path] = data
-    contents.entries.setdefault(stored.ident, stored)
+    contents.stored.setdefault(stored.ident, stored)
     return None
 
 

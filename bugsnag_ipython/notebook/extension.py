@@ -41,7 +41,7 @@ SHELL_ATTRIBUTE = "_bugsnag_ipython"
 # without one), so the kernel's own exit has the rest: 0.5 s on an idle machine, over 1 s on a busy
 # one with ipykernel 6. Counted from the exit instead, a 1.5 s flush met SIGTERM on a busy machine.
 EXIT_FLUSH_SECONDS = 1.0
-# A late exit still waits this long, for a payload the outbox has not written yet (keeper.py).
+# A late exit still waits this long, for a payload the outbox has not written yet (delivery/delivery.py).
 EXIT_FLUSH_FLOOR = 0.2
 
 
