@@ -24,39 +24,28 @@ if TYPE_CHECKING:
 _sequence = itertools.count()
 UNREADABLE = "unreadable file set aside"
 
+@dataclass(eq=False, slots=True)  # eq=False: each item is itself, in sets and by identity
 class Queued:
     """One payload to send: in memory (`body`), in a journal at `offset`, or both."""
 
-    __slots__ = (
-        "api_key",
-        "body",
-        "created_at",
-        "done",
-        "ident",
-        "journal",
-        "kind",
-        "offset",
-        "own",
-        "seq",
-        "size",
-        "solo",
-        "url",
-    )
+    kind: Kind
+    url: str
+    api_key: str
+    created_at: float
+    size: int
+    body: bytes | None
+    own: bool  # made by this process: what flush() waits for
+    journal: Journal | None = None
+    ident: str = ""  # its id in the journal
+    offset: int = -1  # of its body in the journal
+    done: bool = False
+    solo: bool = False  # sent on its own: a batch it was in was refused
+    seq: int = field(default_factory=lambda: next(_sequence))
 
-    def __init__(self, payload: Payload, *, own: bool) -> None:
-        self.kind: Kind = payload.kind
-        self.url = payload.url
-        self.api_key = payload.api_key
-        self.created_at = payload.created_at
-        self.body: bytes | None = payload.body
-        self.size = len(payload.body)
-        self.own = own  # made by this process: what flush() waits for
-        self.journal: Journal | None = None
-        self.ident = ""  # its id in the journal
-        self.offset = -1  # of its body in the journal
-        self.done = False
-        self.solo = False  # sent on its own: a batch it was in was refused
-        self.seq = next(_sequence)
+    @classmethod
+    def made(cls, payload: Payload, *, own: bool) -> Queued:
+        fields = payload.kind, payload.url, payload.api_key, payload.created_at, len(payload.body)
+        return cls(*fields, payload.body, own)
 
     @property
     def stored(self) -> bool:
@@ -67,10 +56,8 @@ class Queued:
 
     @classmethod
     def adopted(cls, journal: Journal, stored: Stored) -> Queued:
-        item = cls(stored.payload(b""), own=False)
-        item.body, item.size = None, stored.size
-        item.keep_in(journal, stored)
-        return item
+        fields = stored.kind, stored.url, stored.api_key, stored.created_at, stored.size
+        return cls(*fields, None, False, journal, stored.ident, stored.offset)
 
     def read_back(self) -> bytes | None:
         """A spilled or adopted item's body, from its journal; None if it cannot be read."""
