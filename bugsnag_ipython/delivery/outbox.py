@@ -180,11 +180,19 @@ class Outbox:
             if stored is None:
                 continue  # retired meanwhile: the new one takes it
             if journal.size > LIMIT:
-                with self._renewing:
-                    if self.journal is journal:
-                        self.journal = self._new_journal()
-                        journal.retire()
+                self._renew(journal)
             return journal, stored
+
+    def _renew(self, journal: Journal) -> None:
+        with self._renewing:
+            if self.journal is not journal:
+                return
+            try:
+                self.journal = self._new_journal()
+            except OSError as error:  # the full one goes on taking appends
+                self._said.say("renew", f"Could not start a new outbox journal ({error}).")
+                return
+        journal.retire()
 
     def keep(self, payload: Payload) -> tuple[Journal, Stored] | None:
         """`store()`, or None, said once, when the disk refuses: the payload stays in memory."""
