@@ -19,10 +19,10 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core import forkguard
-from ..core.basics import Once, log
+from ..core.basics import JsonDict, Once, log
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
 from .backlog import UNREADABLE, Backlog, Queued, Stats
@@ -110,7 +110,7 @@ class Delivery:
         with self._lock:
             return 0.0 if self.backlog.in_flight else self.backlog.next_wait()
 
-    def counters(self) -> dict[str, Any]:
+    def counters(self) -> JsonDict:
         """A consistent snapshot of the counters, for the status panel."""
         with self._lock:
             return {**asdict(self.stats), "queued": self.backlog.count, "stored": self.backlog.stored}
