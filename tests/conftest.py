@@ -40,9 +40,9 @@ def shell() -> Iterator[Any]:
 
 @pytest.fixture
 def collector(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
-    from bugsnag_ipython.collector.server import Collector
+    from tests.collector_support import ScriptedCollector
 
-    server = Collector(tmp_path / "collector.sqlite").start()
+    server = ScriptedCollector(tmp_path / "collector.sqlite").start()
     try:
         yield server
         # What kernels sent must have had BugSnag's shape, unless the test sent junk on purpose.

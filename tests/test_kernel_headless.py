@@ -21,8 +21,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from bugsnag_ipython.collector.server import Collector
 from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_kernelspec
+from tests.collector_support import ScriptedCollector
 from tests.conftest import collector_env
 from tests.kernel import Kernel
 
@@ -88,7 +88,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     ipython_dir = work / "ipython"  # no profile: the installed kernel config loads the extension
     ipython_dir.mkdir()
     make_kernelspec(work)
-    collector = Collector(work / "collector.sqlite").start()
+    collector = ScriptedCollector(work / "collector.sqlite").start()
 
     def env(version: str, outbox: str = "outbox", **options: str) -> dict[str, str]:
         extra = collector_env(collector, work / outbox, BUGSNAG_APP_VERSION=version, **options)

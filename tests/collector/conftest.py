@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bugsnag_ipython.collector import Collector
+from tests.collector_support import ScriptedCollector
 
 API_KEY = "0123456789abcdef0123456789abcdef"
 NOTIFIER = {
@@ -144,6 +144,6 @@ def headers_for(kind: str, body: bytes, *, api_key: str = API_KEY) -> dict[str, 
 
 
 @pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Collector]:
-    with Collector(tmp_path / "collector.sqlite") as running:
+def collector(tmp_path: Path) -> Iterator[ScriptedCollector]:
+    with ScriptedCollector(tmp_path / "collector.sqlite") as running:
         yield running

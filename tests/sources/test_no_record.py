@@ -17,8 +17,7 @@ from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.delivery.delivery import Delivery
 from bugsnag_ipython.delivery.payload import Outcome, Payload
-from bugsnag_ipython.notebook.panel_text import panel_view
-from bugsnag_ipython.notebook.status import status_text
+from bugsnag_ipython.notebook.status import panel_view, status_text
 from bugsnag_ipython.sources.crash_record import SIZE, CrashRecord
 from bugsnag_ipython.sources.kernel_deaths import KernelDeaths
 from bugsnag_ipython.sources.record_place import NoRecord
