@@ -79,9 +79,13 @@ class Journal:
         Raises OSError."""
         if ident is None:
             ident = f"{int(payload.created_at * 1e9):019d}-{self.owner}-{next(self._sequence):x}"
-        header = {"format": FORMAT, "id": ident, "kind": payload.kind, "url": payload.url,
-                  "apiKey": payload.api_key, "createdAt": payload.created_at, "bytes": len(payload.body)}
-        line = json.dumps(header, separators=(",", ":")).encode() + b"\n"
+        # On the cell's thread: only the endpoint and the key can need escaping, so the line is
+        # made around them rather than by encoding a dict.
+        line = (
+            f'{{"format":{FORMAT},"id":"{ident}","kind":"{payload.kind}","url":{json.dumps(payload.url)},'
+            f'"apiKey":{json.dumps(payload.api_key)},"createdAt":{payload.created_at!r},'
+            f'"bytes":{len(payload.body)}}}\n'
+        ).encode()
         with self._lock:
             if self.retired or self._fd < 0:
                 return None
