@@ -118,8 +118,8 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
 def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], directory: Path) -> str | None:
     """POST the event now; what cannot be sent goes to the outbox. The note's outcome, or None
     when it could be neither sent nor stored."""
-    from ..delivery.plain_transport import PlainTransport
-    from ..delivery.transport import Envelope
+    from ..delivery.payload import Payload
+    from ..delivery.transport import PlainTransport
     from ..report.kernel_death import death_payload, message
     from ..report.scrub import scrub
     from .notes import KEPT, NOT_SENT, REFUSED, REPORTED
@@ -129,9 +129,9 @@ def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], dire
         return NOT_SENT
     if not config.api_key:
         return None
-    envelope = Envelope("event", config.notify_url, config.api_key, scrub(made[1], config.secrets),
-                        time.time())
-    outcome = PlainTransport().send(envelope)
+    payload = Payload("event", config.notify_url, config.api_key, scrub(made[1], config.secrets),
+                      time.time())
+    outcome = PlainTransport().send(payload)
     if outcome.delivered:
         log.info("Reported the death of the kernel (pid %d): %s.", death.pid, message(death))
         return REPORTED
@@ -144,7 +144,7 @@ def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], dire
     try:
         outbox = Outbox(directory).open()
         try:
-            outbox.write(envelope)
+            outbox.store(payload)
         finally:
             outbox.close()  # its lock goes: the next kernel adopts the payload
     except Exception:
