@@ -155,12 +155,12 @@ def flush(timeout: float = 5.0) -> bool:
 def add_metadata(section: str, key_or_values: str | Mapping[str, Any], value: Any = None) -> None:
     """Add to a tab of every later event: ``add_metadata("data", "rows", 120)`` or
     ``add_metadata("data", {"rows": 120, "source": "s3"})``. A value of None removes the key."""
-    _client().add_metadata(section, key_or_values, value)
+    _client().metadata.add(section, key_or_values, value)
 
 
 def clear_metadata(section: str, key: str | None = None) -> None:
     """Remove a whole tab, or one key of it."""
-    _client().clear_metadata(section, key)
+    _client().metadata.clear(section, key)
 
 
 def get_metadata(section: str, key: str | None = None) -> Any:

@@ -7,25 +7,14 @@ launch, a running cell is the foreground, the kernel idle between cells is the b
 
 from __future__ import annotations
 
-import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 
-def random_uuid4() -> str:
-    """A random (version 4) UUID as text; what uuid.uuid4() makes, without importing uuid and
-    its platform probing at load."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    hexed = raw.hex()
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
-
-
-# Tuples and slotted classes rather than dataclasses: this module loads with the extension, and
-# a dataclass costs a few tenths of a millisecond to define.
 class SessionSnapshot(NamedTuple):
     """A read-only view of a session, as events carry it and `current_session()` returns it."""
 
@@ -36,32 +25,28 @@ class SessionSnapshot(NamedTuple):
     paused: bool
 
 
+@dataclass
 class Session:
-    __slots__ = ("handled", "id", "paused", "started_at", "unhandled")
-
-    def __init__(self, id: str, started_at: float) -> None:
-        self.id = id
-        self.started_at = started_at
-        self.handled = 0
-        self.unhandled = 0
-        self.paused = False
+    id: str
+    started_at: float
+    handled: int = 0
+    unhandled: int = 0
+    paused: bool = False
 
     def snapshot(self) -> SessionSnapshot:
         return SessionSnapshot(self.id, self.started_at, self.handled, self.unhandled, self.paused)
 
 
+@dataclass
 class TrackerCounts:
     """What this kernel's tracker has seen, for status and the stability of this kernel."""
 
-    __slots__ = ("handled_outside", "sessions_started", "sessions_with_unhandled", "unhandled_outside")
-
-    def __init__(self) -> None:
-        self.sessions_started = 0
-        self.sessions_with_unhandled = 0
-        # Events made while there was no session or it was paused: reported, but they count
-        # against no session, so only these counters show them.
-        self.handled_outside = 0
-        self.unhandled_outside = 0
+    sessions_started: int = 0
+    sessions_with_unhandled: int = 0
+    # Events made while there was no session or it was paused: reported, but they count
+    # against no session, so only these counters show them.
+    handled_outside: int = 0
+    unhandled_outside: int = 0
 
 
 SessionListener = Callable[[SessionSnapshot], None]
@@ -86,7 +71,7 @@ class SessionTracker:
         self.background_timeout = background_timeout
         self.monotonic = monotonic
         self.wall_clock = wall_clock
-        self.new_id = new_id or random_uuid4
+        self.new_id = new_id or (lambda: str(uuid.uuid4()))
         self._lock = threading.Lock()
         self._session: Session | None = None
         # When the kernel went idle (the monotonic clock); None while a cell runs (and before
@@ -114,8 +99,7 @@ class SessionTracker:
     def enter_foreground(self, now: float | None = None) -> SessionSnapshot | None:
         """A user cell starts (at `now` on the monotonic clock, when the caller has read it).
         Returns the session this started, if it started one."""
-        # Every cell passes here: the common case (no new session) takes no lock. The field
-        # is only written by the cell thread, each write atomic.
+        # The common case (no new session) takes no lock: only the cell thread writes the field.
         since = self._background_since
         self._background_since = None
         if not (self.auto_track and since is not None):
@@ -190,8 +174,6 @@ class SessionTracker:
             else:
                 session.handled += 1
             return session.snapshot()
-
-    # -- internals ----------------------------------------------------------------------
 
     def _start_locked(self) -> SessionSnapshot:
         self._session = Session(self.new_id(), self.wall_clock())
