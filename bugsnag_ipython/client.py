@@ -42,15 +42,9 @@ class Client:
     crash record. Stack traces, trimming and delivery are imported with the first payload.
     """
 
-    def __init__(
-        self,
-        config: Configuration,
-        *,
-        delivery: Delivery | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-        resolve_cell: CellMap | None = None,
-    ) -> None:
+    def __init__(self, config: Configuration, *, delivery: Delivery | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time, resolve_cell: CellMap | None = None) -> None:
         self.config = config
         self._delegate = DeliveryDelegate(config, on_change=self._changed, wall_clock=wall_clock,
                                           delivery=delivery)
@@ -213,16 +207,9 @@ class Client:
             return False  # a refused option is the user's input, not a crash of their code
         return not events.discarded(type(error), self.config.discard_classes)
 
-    def notify(
-        self,
-        error: BaseException,
-        *,
-        unhandled: bool = False,
-        severity: str | None = None,
-        context: str | None = None,
-        metadata: JsonDict | None = None,
-        cell: CellRun | None = None,
-    ) -> bool:
+    def notify(self, error: BaseException, *, unhandled: bool = False, severity: str | None = None,
+               context: str | None = None, metadata: JsonDict | None = None,
+               cell: CellRun | None = None) -> bool:
         """Report one event; True if it was handed to delivery (or held for a key)."""
         running, caught = self._caught_in_cell
         if (unhandled and running is not None and running is self.cell

@@ -16,25 +16,14 @@ from typing import NamedTuple
 
 
 class SessionSnapshot(NamedTuple):
-    """A read-only view of a session, as events carry it and `current_session()` returns it."""
+    """A session as it stands, as events carry it and `current_session()` returns it; the tracker
+    replaces its own with a new snapshot at each change."""
 
     id: str
     started_at: float  # seconds since the epoch
     handled: int
     unhandled: int
     paused: bool
-
-
-@dataclass
-class Session:
-    id: str
-    started_at: float
-    handled: int = 0
-    unhandled: int = 0
-    paused: bool = False
-
-    def snapshot(self) -> SessionSnapshot:
-        return SessionSnapshot(self.id, self.started_at, self.handled, self.unhandled, self.paused)
 
 
 @dataclass
@@ -73,14 +62,12 @@ class SessionTracker:
         self.wall_clock = wall_clock
         self.new_id = new_id or (lambda: str(uuid.uuid4()))
         self._lock = threading.Lock()
-        self._session: Session | None = None
+        self._session: SessionSnapshot | None = None
         # When the kernel went idle (the monotonic clock); None while a cell runs (and before
         # the launch, which sets it). The cell thread alone writes it, one store at a time.
         self._background_since: float | None = None
         self._listeners: list[SessionListener] = []
         self.counts = TrackerCounts()
-
-    # -- lifecycle --------------------------------------------------------------------
 
     def add_listener(self, listener: SessionListener) -> None:
         self._listeners.append(listener)
@@ -120,8 +107,6 @@ class SessionTracker:
     def in_foreground(self) -> bool:
         return self._background_since is None
 
-    # -- manual control -----------------------------------------------------------------
-
     def start_session(self) -> SessionSnapshot:
         with self._lock:
             started = self._start_locked()
@@ -133,7 +118,7 @@ class SessionTracker:
         with self._lock:
             if self._session is None:
                 return False
-            self._session.paused = True
+            self._session = self._session._replace(paused=True)
             return True
 
     def resume_session(self) -> tuple[bool, SessionSnapshot]:
@@ -144,17 +129,14 @@ class SessionTracker:
             if session is None:
                 started = self._start_locked()
             else:
-                was_paused = session.paused
-                session.paused = False
-                return was_paused, session.snapshot()
+                self._session = session._replace(paused=False)
+                return session.paused, self._session
         self._announce(started)
         return False, started
 
-    # -- events --------------------------------------------------------------------------
-
     def current(self) -> SessionSnapshot | None:
         with self._lock:
-            return self._session.snapshot() if self._session else None
+            return self._session
 
     def track_event(self, *, unhandled: bool) -> SessionSnapshot | None:
         """Count an event against the current session and return the snapshot it carries
@@ -170,15 +152,16 @@ class SessionTracker:
             if unhandled:
                 if session.unhandled == 0:
                     self.counts.sessions_with_unhandled += 1
-                session.unhandled += 1
+                session = session._replace(unhandled=session.unhandled + 1)
             else:
-                session.handled += 1
-            return session.snapshot()
+                session = session._replace(handled=session.handled + 1)
+            self._session = session
+            return session
 
     def _start_locked(self) -> SessionSnapshot:
-        self._session = Session(self.new_id(), self.wall_clock())
+        self._session = SessionSnapshot(self.new_id(), self.wall_clock(), 0, 0, False)
         self.counts.sessions_started += 1
-        return self._session.snapshot()
+        return self._session
 
     def _announce(self, started: SessionSnapshot | None) -> SessionSnapshot | None:
         if started is not None:
