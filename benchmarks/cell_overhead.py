@@ -52,10 +52,6 @@ print(json.dumps(measure_here()))
 """
 
 
-def measure(workdir: Path) -> list[Row]:
-    return measure_round_trip(workdir / "kernels") + measure_events(workdir / "events")
-
-
 def measure_round_trip(workdir: Path) -> list[Row]:
     with_it: list[float] = []
     without: list[float] = []
