@@ -60,7 +60,6 @@ class Client:
         self.tracker.add_listener(self._on_session_started)
         self.breadcrumbs = Breadcrumbs(config.max_breadcrumbs)
         self.launched_at = monotonic()
-        self._launched_wall = wall_clock()
         self.cell: CellRun | None = None  # the cell running now, if any
         self.widget_message_since: float | None = None  # while a widget message is handled
         # What notify_unhandled reported while this cell ran: raised again by the cell, it is
@@ -103,11 +102,8 @@ class Client:
 
     def _warn_about_endpoints(self) -> None:
         if self.config.sessions_url is None:
-            self.warn_once(
-                "sessions-off",
-                "notify_endpoint is set without sessions_endpoint, so sessions are not sent; "
-                "set sessions_endpoint too to track stability.",
-            )
+            self.once.say("sessions-off", "notify_endpoint is set without sessions_endpoint, so sessions "
+                          "are not sent; set sessions_endpoint too to track stability.")
 
     @property
     def app_version(self) -> str | None:
@@ -182,8 +178,8 @@ class Client:
         ended = self._monotonic()
         self.tracker.enter_background(ended)
         if run is not None:
-            at = self._launched_wall + (ended - self.launched_at)  # the end, on the wall clock
-            self.breadcrumbs.leave_cell(run.execution_count, at, run.started_monotonic, ended, error is None)
+            self.breadcrumbs.leave_cell(run.execution_count, self._wall_clock(), run.started_monotonic, ended,
+                                        error is None)
 
     def widget_message_started(self) -> None:
         """The frontend's message to a widget (a click, a slider moved) is being handled. Outside
