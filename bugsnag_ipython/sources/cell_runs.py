@@ -8,7 +8,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..report.events import CellRun, error_the_cell_ended_with
+from ..report.events import error_the_cell_ended_with
 from . import Source
 from .interrupts import HeldInterrupt, replaced_error
 
@@ -54,7 +54,7 @@ class CellRuns(Source):
             if cell_id:
                 self.cells.record(count, cell_id)
             source, started = info.raw_cell, time.monotonic()
-            run = CellRun(count, cell_id, source, started)
+            run = (count, cell_id, source, started)  # a CellStart: see Client._cell
             self.client.cell_started(run)
             record = self.crash_record  # set by another thread: read once
             if record is not None:
