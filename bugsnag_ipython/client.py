@@ -77,7 +77,7 @@ class Client:
         self.previous_death: str | None = None  # what became of the previous kernel, for status
         self.origins: dict[str, str] = {}  # option -> where its value came from; else default
         self.release_lookup = ReleaseLookup()  # the default app version
-        # Called once, with the first event held for lack of an API key (the glue says so).
+        # Called once, with the first event held for lack of an API key (the extension says so).
         self.on_first_held_event: Callable[[], None] | None = None
         self.once = Once()  # what was said once, of the warnings a kernel may meet repeatedly
         self._launch = LaunchSession(
