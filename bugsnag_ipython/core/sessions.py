@@ -7,12 +7,22 @@ launch, a running cell is the foreground, the kernel idle between cells is the b
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
+
+
+def random_uuid4() -> str:
+    """What str(uuid.uuid4()) makes. Importing uuid (and the platform module it probes) at load
+    would take %load_ext over its target, the IPython shell's own start."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    hexed = raw.hex()
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
 
 
 class SessionSnapshot(NamedTuple):
@@ -60,7 +70,7 @@ class SessionTracker:
         self.background_timeout = background_timeout
         self.monotonic = monotonic
         self.wall_clock = wall_clock
-        self.new_id = new_id or (lambda: str(uuid.uuid4()))
+        self.new_id = new_id or random_uuid4
         self._lock = threading.Lock()
         self._session: SessionSnapshot | None = None
         # When the kernel went idle (the monotonic clock); None while a cell runs (and before
