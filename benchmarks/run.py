@@ -54,8 +54,10 @@ def main() -> int:
             throughput.measure,
             shutdown.measure,
         ):
-            print(f"… {step.__module__.split('.')[-1]}.{step.__name__}", file=sys.stderr, flush=True)
+            print(f"… {step.__module__.split('.')[-1]}.{step.__name__}", end="", file=sys.stderr, flush=True)
+            began = time.monotonic()
             rows += step(work / step.__name__)
+            print(f" ({time.monotonic() - began:.0f} s)", file=sys.stderr, flush=True)
     print(f"… done in {time.monotonic() - started:.0f} s", file=sys.stderr)
     print(f"Machine: {machine()}\n")
     print(format_table(rows))
