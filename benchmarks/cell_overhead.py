@@ -1,16 +1,23 @@
-"""1. The extension's cost per cell, against a bare in-process `run_cell` of a trivial cell.
+"""1. The extension's cost per cell: a trivial cell's round trip through real kernels, and the two
+cell events in process.
 
-Whole-cell timings jitter more than the target, so the cost is measured directly: the two cell
-events the extension listens to are triggered with real ExecutionInfo/ExecutionResult objects,
-in interleaved batches with its callbacks attached and detached, on this thread's CPU clock,
-once the extension has settled (the launch session sent): the state a kernel is in for all
-but its first moments. The bare cell is the same trivial cell, run whole without the extension,
-on the same clock: a CPU cost set against a wall-clock median would flatter the ratio whenever
-the machine is busy (the wall time grows with the waiting, the CPU time does not).
+The round trip is what a user meets: an `execute_request` of a trivial cell to its
+`execute_reply`, over jupyter_client's BlockingKernelClient. Each round starts three fresh
+kernels, one with the extension loaded by kernel config and two without, and runs the cell in
+blocks, each kernel's block in turn, so that the machine's drift hits all three alike. One pair
+of kernels drifts against another by several percent whatever they run, so the figure is over
+ROUNDS rounds, printed beside the same comparison between the two kernels without the extension.
+
+The two cell events (IPython's pre_run_cell and post_run_cell through the loaded extension) are
+measured directly: triggered with real ExecutionInfo/ExecutionResult objects in interleaved
+batches with the extension's callbacks attached and detached, on this thread's CPU clock, once
+the extension has settled (the launch session sent). Beside them, the in-process ratio against
+a bare `run_cell` of the same cell on the same clock.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -20,17 +27,22 @@ from benchmarks.common import (
     CollectorProcess,
     Row,
     median,
+    milliseconds,
     paired_difference,
     run_python,
     thread_seconds,
 )
 
-CELL = "x = 1"  # a trivial cell
+CELL = "pass"  # a trivial cell
+ROUNDS = 4
+CELLS = 1500  # per kernel and round
+BLOCK = 100
+WARM_UP = 50
+ROUND_TRIP_TARGET = 1.01
 BATCH = 2000
 PAIRS = 31
 RUNS = 3
-TARGET = 1.01
-
+EVENTS_TARGET = 2.5e-6  # seconds of CPU for the two cell events
 
 _CHILD = r"""
 import json, sys
@@ -40,7 +52,95 @@ print(json.dumps(measure_here()))
 """
 
 
-def measure(workdir: Path) -> list[Row]:
+def measure_round_trip(workdir: Path) -> list[Row]:
+    with_it: list[float] = []
+    without: list[float] = []
+    alike: list[float] = []
+    with CollectorProcess(workdir / "collector") as collector:
+        for number in range(ROUNDS):
+            times = _round(workdir / f"round-{number}", collector.env(workdir / f"persistence-{number}"),
+                           first=number % 3)
+            with_it.append(median(times["with"]))
+            without.append(median(times["without"]))
+            alike.append(median(times["without, again"]))
+    ratio = sum(with_it) / sum(without)
+    same = sum(alike) / sum(without)
+    per_pair = ", ".join(f"{a / b:.3f}" for a, b in zip(with_it, without, strict=True))
+    per_alike = ", ".join(f"{a / b:.3f}" for a, b in zip(alike, without, strict=True))
+    return [
+        Row(f"cell round trip {CELL!r} (execute_request -> reply), with; without",
+            f"{milliseconds(median(with_it))}; {milliseconds(median(without))}", "", None),
+        Row(f"  with / without, {ROUNDS} pairs of kernels x {CELLS:,} cells", f"{ratio:.4f}",
+            f"≤ {ROUND_TRIP_TARGET}", ratio <= ROUND_TRIP_TARGET),
+        Row("    each pair", per_pair, "", None),
+        Row("  without / without, the same kernels' drift", f"{same:.4f} ({per_alike})", "(noise)", None),
+    ]
+
+
+def _round(root: Path, env: dict[str, str], first: int) -> dict[str, list[float]]:
+    """One round: three fresh kernels, the cell timed in blocks taken by each kernel in turn."""
+    autoload = "c.InteractiveShellApp.extensions = ['bugsnag_ipython']"
+    configs = {"with": autoload, "without": "", "without, again": ""}
+    names = list(configs)
+    names = names[first:] + names[:first]  # which kernel starts, and runs first, changes by round
+    kernels = {name: _Kernel(root / name.replace(", ", "-"), env, configs[name]) for name in names}
+    try:
+        for kernel in kernels.values():
+            kernel.settle()
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for _ in range(CELLS // BLOCK):
+            for name in names:
+                times[name] += kernels[name].run(BLOCK)
+        return times
+    finally:
+        for kernel in kernels.values():
+            kernel.stop()
+
+
+class _Kernel:
+    """A fresh kernel of this interpreter's Python, with a blocking client."""
+
+    def __init__(self, root: Path, env: dict[str, str], kernel_config: str) -> None:
+        from jupyter_client.kernelspec import KernelSpecManager
+        from jupyter_client.manager import KernelManager
+
+        from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_ipython_dir, make_kernelspec
+
+        specs = KernelSpecManager(kernel_dirs=[str(make_kernelspec(root))])
+        self.manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+        self.manager.start_kernel(env=kernel_environment(make_ipython_dir(root, kernel_config), env),
+                                  stderr=subprocess.DEVNULL)
+        self.client = self.manager.blocking_client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def settle(self) -> None:
+        """Past the start-up: a few cells run, and the extension's launch session delivered."""
+        self.run(WARM_UP)
+        reply = self.client.execute(
+            "import sys\nif 'bugsnag_ipython.client' in sys.modules:\n"
+            "    import bugsnag_ipython; assert bugsnag_ipython.flush(30)", reply=True, timeout=60,
+        )
+        assert reply["content"]["status"] == "ok", reply["content"]
+        time.sleep(1.0)  # the extension's background start-up (the crash record, its watcher)
+
+    def run(self, cells: int) -> list[float]:
+        times = []
+        for _ in range(cells):
+            started = time.perf_counter()
+            reply = self.client.execute(CELL, reply=True, timeout=60)
+            times.append(time.perf_counter() - started)
+            assert reply["content"]["status"] == "ok", reply["content"]
+        while self.client.iopub_channel.msg_ready():  # what the cells published, unread
+            self.client.get_iopub_msg(timeout=0)
+        return times
+
+    def stop(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+def measure_events(workdir: Path) -> list[Row]:
     """The medians over RUNS fresh interpreters: a process's figures drift by up to ±20 %."""
     found: list[dict[str, Any]] = []
     for run in range(RUNS):
@@ -49,21 +149,14 @@ def measure(workdir: Path) -> list[Row]:
             found.append(run_python(_CHILD.format(root=str(ROOT)), env, timeout=300))
     cost = median([run["cost"] for run in found])
     bare = median([run["bare"] for run in found])
-    whole = median([run["whole"] for run in found])
-    alike = [run["alike"] for run in found]
     floor = median([run["floor"] for run in found])
-    in_situ = median([run["in_situ"] for run in found])
     ratio = (bare + cost) / bare
     return [
-        Row("per-cell cost (events, CPU)", f"{cost * 1e6:.2f} µs", "", None),
+        Row("two cell events in process (pre_run_cell + post_run_cell, CPU)", f"{cost * 1e6:.2f} µs",
+            f"≤ {EVENTS_TARGET * 1e6} µs", cost <= EVENTS_TARGET),
         Row("  of which IPython's dispatch of two no-op callbacks", f"{floor * 1e6:.2f} µs", "", None),
-        Row(f"bare run_cell({CELL!r}) (CPU)", f"{bare * 1e6:.0f} µs", "", None),
-        Row("per-cell ratio (bare + cost) / bare", f"{ratio:.4f}", f"≤ {TARGET}", ratio <= TARGET),
-        Row("per-cell cost in situ (inside run_cell, CPU)", f"{in_situ * 1e6:.2f} µs", "", None),
-        Row("  (bare + in situ) / bare", f"{(bare + in_situ) / bare:.4f}", "(cold)", None),
-        Row("whole-cell ratio, cross-check", f"{whole:.3f}", "(noisy)", None),
-        Row("  the same, nothing changed between the sides",
-            ", ".join(f"{a:.3f}" for a in sorted(alike)), "(noise)", None),
+        Row(f"  in-process ratio, against a bare run_cell({CELL!r}) of {bare * 1e6:.0f} µs (CPU)",
+            f"{ratio:.4f}", "", None),
     ]
 
 
@@ -77,136 +170,64 @@ def measure_here() -> dict[str, float]:
     # The steady state: the launch session sent, the sender's first import done, so that
     # the start-up's background work does not share the cores with the measurement.
     assert extension.client.flush(30), "the launch session was not delivered"
+    deadline = time.monotonic() + 10
+    while extension.cell_runs.crash_record is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     info = ExecutionInfo(CELL, True, False, True, None)
     result = ExecutionResult(info)
     events = shell.events
-
-    def one_cell() -> None:
-        events.trigger("pre_run_cell", info)
-        events.trigger("post_run_cell", result)
-
-    def attach() -> None:
-        events.register("pre_run_cell", extension.cell_runs.pre_run_cell)
-        events.register("post_run_cell", extension.cell_runs.post_run_cell)
-
-    def detach() -> None:
-        events.unregister("pre_run_cell", extension.cell_runs.pre_run_cell)
-        events.unregister("post_run_cell", extension.cell_runs.post_run_cell)
-
-    def attached() -> float:
-        return thread_seconds(one_cell, BATCH)
-
-    def detached() -> float:
-        detach()
-        try:
-            return thread_seconds(one_cell, BATCH)
-        finally:
-            attach()
-
-    thread_seconds(one_cell, BATCH)  # warm up
-    cost = median(paired_difference(attached, detached, PAIRS))
-    floor = _dispatch_floor(events, info, result)
-    detach()
-    try:
-        in_situ = _in_situ(shell, extension.cell_runs)
-    finally:
-        attach()
+    callbacks = (("pre_run_cell", extension.cell_runs.pre_run_cell),
+                 ("post_run_cell", extension.cell_runs.post_run_cell))
+    cost = _events_cost(events, info, result, callbacks)
+    floor = _events_cost(events, info, result, (("pre_run_cell", _nothing), ("post_run_cell", _nothing)),
+                         attached=False)
+    shell.run_line_magic("unload_ext", "bugsnag_ipython")
 
     def bare_cell() -> None:  # the very cell whose events were triggered
         shell.run_cell(CELL, store_history=True)
 
-    def cells_with() -> float:
-        return thread_seconds(bare_cell, 200)
-
-    def cells_without() -> float:
-        extension.uninstall()
-        try:
-            return thread_seconds(bare_cell, 200)
-        finally:
-            extension.install(launch=False)
-            settled()
-
-    def settled() -> None:
-        """Back to the steady state before the next batch with the extension: its crash record
-        made anew in the background (by a thread that would otherwise share the batch)."""
-        deadline = time.monotonic() + 10
-        while extension.cell_runs.crash_record is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)
-
-    settled()
-    pairs = [(cells_with(), cells_without()) for _ in range(15)]
-    bare = median([b for _, b in pairs])
-    whole = median([a for a, _ in pairs]) / bare
-    # The same comparison with nothing changed between its two sides: how far apart two
-    # batches of whole cells read anyway, the resolution of the cross-check above.
-    same = [(cells_with(), cells_with()) for _ in range(15)]
-    alike = median([a for a, _ in same]) / median([b for _, b in same])
-    shell.run_line_magic("unload_ext", "bugsnag_ipython")
-    return {"cost": cost, "bare": bare, "whole": whole, "alike": alike, "floor": floor,
-            "in_situ": in_situ}
+    bare = median([thread_seconds(bare_cell, 200) for _ in range(15)])
+    return {"cost": cost, "bare": bare, "floor": floor}
 
 
-def _dispatch_floor(events: Any, info: Any, result: Any) -> float:
-    """What IPython's dispatch of two no-op callbacks adds to a cell, measured the same way."""
+def _nothing(_: Any) -> None:
+    pass
 
-    def pre(info: Any) -> None:
-        pass
 
-    def post(result: Any) -> None:
-        pass
+def _events_cost(events: Any, info: Any, result: Any, callbacks: tuple[tuple[str, Any], ...],
+                 attached: bool = True) -> float:
+    """What `callbacks` add to the two events, in batches with them attached and detached;
+    `attached`: whether they are registered already (and stay so)."""
 
     def one_cell() -> None:
         events.trigger("pre_run_cell", info)
         events.trigger("post_run_cell", result)
 
-    def attached() -> float:
-        events.register("pre_run_cell", pre)
-        events.register("post_run_cell", post)
+    def register() -> None:
+        for event, callback in callbacks:
+            events.register(event, callback)
+
+    def unregister() -> None:
+        for event, callback in callbacks:
+            events.unregister(event, callback)
+
+    def with_them() -> float:
+        if not attached:
+            register()
         try:
             return thread_seconds(one_cell, BATCH)
         finally:
-            events.unregister("pre_run_cell", pre)
-            events.unregister("post_run_cell", post)
+            if not attached:
+                unregister()
 
-    return median(paired_difference(attached, lambda: thread_seconds(one_cell, BATCH), PAIRS))
+    def without_them() -> float:
+        if attached:
+            unregister()
+        try:
+            return thread_seconds(one_cell, BATCH)
+        finally:
+            if attached:
+                register()
 
-
-def _in_situ(shell: Any, cell_runs: Any, cells: int = 4000) -> float:
-    """The two callbacks timed where they run, inside real run_cell calls of the trivial cell,
-    less the same timing around two no-op callbacks in every other cell.
-
-    The batches above run the callbacks back to back, their code and data hot in the caches;
-    inside a real cell, the cell's own work has pushed them out since the last one, and the
-    same calls cost several times as much (a no-op callback too). This is that cost: what the
-    extension adds to a cell as a notebook runs it."""
-    events, clock = shell.events, time.thread_time_ns
-
-    def nothing(_: Any) -> None:
-        pass
-
-    spans: dict[bool, list[int]] = {True: [], False: []}
-    state = {"real": False, "pre": 0}
-
-    def pre(info: Any) -> None:
-        callback = cell_runs.pre_run_cell if state["real"] else nothing
-        started = clock()
-        callback(info)
-        state["pre"] = clock() - started
-
-    def post(result: Any) -> None:
-        callback = cell_runs.post_run_cell if state["real"] else nothing
-        started = clock()
-        callback(result)
-        spans[bool(state["real"])].append(state["pre"] + clock() - started)
-
-    events.register("pre_run_cell", pre)
-    events.register("post_run_cell", post)
-    try:
-        for index in range(cells):
-            state["real"] = bool(index % 2)
-            shell.run_cell(CELL, store_history=True)
-    finally:
-        events.unregister("pre_run_cell", pre)
-        events.unregister("post_run_cell", post)
-    return (median(spans[True]) - median(spans[False])) / 1e9
+    with_them()  # warm up
+    return median(paired_difference(with_them, without_them, PAIRS))

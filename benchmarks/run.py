@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -41,18 +42,23 @@ def compile_package() -> None:
 def main() -> int:
     compile_package()
     rows: list[Row] = []
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bugsnag-bench-") as scratch:
         work = Path(scratch)
         for step in (
-            cell_overhead.measure,
+            cell_overhead.measure_round_trip,
+            cell_overhead.measure_events,
             load_cost.measure_load,
             load_cost.measure_first_cell,
             error_cost.measure,
             throughput.measure,
             shutdown.measure,
         ):
-            print(f"… {step.__module__.split('.')[-1]}.{step.__name__}", file=sys.stderr, flush=True)
+            print(f"… {step.__module__.split('.')[-1]}.{step.__name__}", end="", file=sys.stderr, flush=True)
+            began = time.monotonic()
             rows += step(work / step.__name__)
+            print(f" ({time.monotonic() - began:.0f} s)", file=sys.stderr, flush=True)
+    print(f"… done in {time.monotonic() - started:.0f} s", file=sys.stderr)
     print(f"Machine: {machine()}\n")
     print(format_table(rows))
     return 0 if all(row.met is not False for row in rows) else 1

@@ -18,24 +18,9 @@ if TYPE_CHECKING:
     from .notebook.extension import Extension
 
 __all__ = [
-    "add_metadata",
-    "add_on_error",
-    "clear_metadata",
-    "configure",
-    "current_session",
-    "flush",
-    "get_metadata",
-    "leave_breadcrumb",
-    "load_ipython_extension",
-    "notify",
-    "panel",
-    "pause_session",
-    "remove_on_error",
-    "resume_session",
-    "set_api_key",
-    "set_context",
-    "set_user",
-    "start_session",
+    "add_metadata", "add_on_error", "clear_metadata", "configure", "current_session", "flush",
+    "get_metadata", "leave_breadcrumb", "load_ipython_extension", "notify", "panel", "pause_session",
+    "remove_on_error", "resume_session", "set_api_key", "set_context", "set_user", "start_session",
     "unload_ipython_extension",
 ]
 
@@ -59,13 +44,17 @@ def unload_ipython_extension(shell: Any) -> None:
     extension.unload(shell)
 
 
-def _extension() -> Extension:
+def _loaded() -> Extension | None:
     from IPython import get_ipython
 
     from .notebook import extension
 
     shell = get_ipython()
-    loaded = extension.active(shell) if shell is not None else None
+    return extension.active(shell) if shell is not None else None
+
+
+def _extension() -> Extension:
+    loaded = _loaded()
     if loaded is None:
         raise NotLoadedError(
             "the extension is not loaded in this shell; run %load_ext bugsnag_ipython first."
@@ -90,13 +79,9 @@ def set_api_key() -> None:
     """Ask for the API key at a prompt that does not echo (as ``%bugsnag_key`` does), use it in
     this kernel and save it, readable only by you, for later kernels: the key is never written
     into the notebook. Works before the extension is loaded too (it is then only saved)."""
-    from IPython import get_ipython
-
-    from .notebook import extension
     from .notebook.key_prompt import ask_for_key
 
-    shell = get_ipython()
-    loaded = extension.active(shell) if shell is not None else None
+    loaded = _loaded()
     if loaded is None:
         ask_for_key(None)
     else:
@@ -155,12 +140,12 @@ def flush(timeout: float = 5.0) -> bool:
 def add_metadata(section: str, key_or_values: str | Mapping[str, Any], value: Any = None) -> None:
     """Add to a tab of every later event: ``add_metadata("data", "rows", 120)`` or
     ``add_metadata("data", {"rows": 120, "source": "s3"})``. A value of None removes the key."""
-    _client().add_metadata(section, key_or_values, value)
+    _client().metadata.add(section, key_or_values, value)
 
 
 def clear_metadata(section: str, key: str | None = None) -> None:
     """Remove a whole tab, or one key of it."""
-    _client().clear_metadata(section, key)
+    _client().metadata.clear(section, key)
 
 
 def get_metadata(section: str, key: str | None = None) -> Any:

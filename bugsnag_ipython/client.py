@@ -1,20 +1,14 @@
-"""The client: ties configuration, the session tracker, breadcrumbs and delivery together.
-
-No IPython here: the failure sources (`sources/`) turn kernel events into calls of this object,
-and the public API and the magics (`notebook/`) call it too. Every entry point that a cell
-reaches through a kernel event is guarded by its source; the public calls raise only
-ConfigurationError. Events are made by `report/` and handed to `delivery/`.
-"""
+"""The Client: one kernel's reporter, without IPython."""
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .core.basics import JsonDict, Once, log
 from .core.config import Configuration, ConfigurationError, mask_api_key
 from .core.launch import LaunchSession, ReleaseLookup
 from .core.private_files import Refusals
@@ -26,30 +20,33 @@ from .report.events import SEVERITIES, CellRun, OnError, ThreadInfo
 from .report.metadata import MetadataStore
 
 if TYPE_CHECKING:
-    from .core.release import Release
-
     # Imported when first needed, not at load: delivery (with its threads and outbox) when the
     # first payload is handed over, stack traces and trimming with the first report.
     from .delivery.delivery import Delivery
-    from .delivery.payload import Kind
     from .report.kernel_death import KernelDeath
     from .report.stacktrace import CellMap
 
-log = logging.getLogger("bugsnag_ipython")
 RELEASE_WAIT = 1.0  # seconds a payload waits at most for the default release to be found
 
 __all__ = ["CellRun", "Client", "OnError", "ThreadInfo"]
 
+
 class Client:
-    def __init__(
-        self,
-        config: Configuration,
-        *,
-        delivery: Delivery | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-        resolve_cell: CellMap | None = None,
-    ) -> None:
+    """What the package does for one kernel: it holds the options in force, the session tracker
+    and what events carry (breadcrumbs, metadata, user, context), and turns what it is told (a
+    cell started or ended, an exception caught, a session paused) into session and event
+    payloads, made with `report/` and handed to delivery (`delivery/`), sent at once or held
+    until there is an API key.
+
+    The failure sources (`sources/`) turn kernel events into its calls and guard them; the
+    public API and the magics (`notebook/`) call it too, and only ConfigurationError comes out
+    of those calls. `listeners` hear of every change, for the status text, the panel and the
+    crash record. Stack traces, trimming and delivery are imported with the first payload.
+    """
+
+    def __init__(self, config: Configuration, *, delivery: Delivery | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time, resolve_cell: CellMap | None = None) -> None:
         self.config = config
         self._dispatcher = Dispatcher(
             config, on_change=self._changed, wall_clock=wall_clock, delivery=delivery
@@ -61,12 +58,8 @@ class Client:
 
             resolve_cell = NoCells()
         self._resolve_cell: CellMap = resolve_cell
-        self.tracker = SessionTracker(
-            auto_track=config.auto_track_sessions,
-            background_timeout=config.background_timeout,
-            monotonic=monotonic,
-            wall_clock=wall_clock,
-        )
+        self.tracker = SessionTracker(config.auto_track_sessions, config.background_timeout, monotonic,
+                                      wall_clock)
         self.tracker.add_listener(self._on_session_started)
         self.breadcrumbs = Breadcrumbs(config.max_breadcrumbs)
         self.launched_at = monotonic()
@@ -86,22 +79,17 @@ class Client:
         self.previous_death: str | None = None  # what became of the previous kernel, for status
         self.origins: dict[str, str] = {}  # option -> where its value came from; else default
         self.release_lookup = ReleaseLookup()  # the default app version
-        # Called once, with the first event held for lack of an API key (the glue says so).
+        # Called once, with the first event held for lack of an API key (the extension says so).
         self.on_first_held_event: Callable[[], None] | None = None
-        self._warned: set[str] = set()
+        self.once = Once()  # what was said once, of the warnings a kernel may meet repeatedly
         self._launch = LaunchSession(
-            send=self._send_session,
-            prepare=lambda: self._facts.device,
-            busy=lambda: self.tracker.in_foreground,
-            warn_once=self.warn_once,
-            monotonic=monotonic,
+            send=self._send_session, prepare=lambda: self._facts.device,
+            busy=lambda: self.tracker.in_foreground, once=self.once, monotonic=monotonic,
         )
         self.listeners: list[Callable[[], None]] = []
-        self._run_tab: Callable[[], dict[str, Any] | None] | None = None
+        self._run_tab: Callable[[], JsonDict | None] | None = None
         self._one_session = False
         self._warn_about_endpoints()
-
-    # -- configuration ------------------------------------------------------------------
 
     def configure(self, origin: str = "call", /, **changes: Any) -> None:
         """Apply option changes from now on; a refused change raises and changes nothing.
@@ -118,37 +106,24 @@ class Client:
 
     def _warn_about_endpoints(self) -> None:
         if self.config.sessions_url is None:
-            self.warn_once(
-                "sessions-off",
-                "notify_endpoint is set without sessions_endpoint, so sessions are not sent; "
-                "set sessions_endpoint too to track stability.",
-            )
-
-    @property
-    def default_release(self) -> Release | None:
-        """The release found for this kernel (git, image, CI), used when no app_version is set.
-        A payload made while the look runs (it ends within milliseconds of the load) waits for
-        it, so that every session and event of the kernel names the same release."""
-        return self.release_lookup.result(RELEASE_WAIT)
+            self.once.say("sessions-off", "notify_endpoint is set without sessions_endpoint, so sessions "
+                          "are not sent; set sessions_endpoint too to track stability.")
 
     @property
     def app_version(self) -> str | None:
-        """The app version payloads carry: the option's, else the default release's."""
+        """The app version payloads carry: the option's, else the release found for this kernel
+        (git, image, CI). A payload made while the look runs (it ends within milliseconds of the
+        load) waits for it, so that every session and event of the kernel names one release."""
         if self.config.app_version:
             return self.config.app_version
-        release = self.default_release
+        release = self.release_lookup.result(RELEASE_WAIT)
         return release.version if release is not None else None
 
     def warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(message)
-
-    # -- sessions -------------------------------------------------------------------------
+        self.once.say(key, message)
 
     def launch(self, *, in_background: bool) -> None:
-        """The launch: its session starts now, and its payload is made a moment later
-        (core/launch.py)."""
+        """The launch: its session starts now, its payload is made a moment later (core/launch.py)."""
         with self._launch.launching():
             self.tracker.launch(in_background=in_background)
 
@@ -174,7 +149,7 @@ class Client:
     def current_session(self) -> SessionSnapshot | None:
         return self.tracker.current()
 
-    def headless_run(self, tab: Callable[[], dict[str, Any] | None], *, one_session: bool) -> None:
+    def headless_run(self, tab: Callable[[], JsonDict | None], *, one_session: bool) -> None:
         """A runner executes the notebook: `tab` gives events their `run` tab, and with
         `one_session` the idle rule never splits the run (its launch session is the run's)."""
         self._run_tab = tab
@@ -192,15 +167,10 @@ class Client:
     def _send_session(self, session: SessionSnapshot) -> None:
         if self.config.release_stage_enabled and self.config.sessions_url is not None:
             payload = payloads.session_payload(
-                session,
-                notifier=environment.NOTIFIER,
-                app=self._app(include_timing=False),
-                device=self._facts.device,
-                user=self._facts.user(self.user),
+                session, notifier=environment.NOTIFIER, app=self._app(include_timing=False),
+                device=self._facts.device, user=self._facts.user(self.user),
             )
-            self._send("session", payload)
-
-    # -- cells ---------------------------------------------------------------------------
+            self._dispatcher.send("session", payload)
 
     @property
     def cell(self) -> CellRun | None:
@@ -213,13 +183,9 @@ class Client:
         if self.tracker.enter_foreground(run.started_monotonic) is not None:
             self._changed()
 
-    def cell_finished(self, error: BaseException | None, ended: float | None = None) -> None:
-        """The running cell ended (at `ended` on the monotonic clock, when the caller has read
-        it: the cell hook reads the clock itself, as it does for the start)."""
-        run = self._cell
-        self._cell = None
-        if ended is None:
-            ended = self._monotonic()
+    def cell_finished(self, error: BaseException | None) -> None:
+        run, self._cell = self._cell, None
+        ended = self._monotonic()
         self.tracker.enter_background(ended)
         if run is not None:
             # The wall time of the end, from the monotonic clock: one clock read less per cell.
@@ -242,24 +208,15 @@ class Client:
             if self._cell is None:
                 self.tracker.enter_background()
 
-    # -- events ---------------------------------------------------------------------------
-
     def should_report(self, error: BaseException) -> bool:
         """Whether an exception the kernel hands over is reported at all."""
         if isinstance(error, ConfigurationError):
             return False  # a refused option is the user's input, not a crash of their code
         return not events.discarded(type(error), self.config.discard_classes)
 
-    def notify(
-        self,
-        error: BaseException,
-        *,
-        unhandled: bool = False,
-        severity: str | None = None,
-        context: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        cell: CellRun | None = None,
-    ) -> bool:
+    def notify(self, error: BaseException, *, unhandled: bool = False, severity: str | None = None,
+               context: str | None = None, metadata: JsonDict | None = None,
+               cell: CellRun | None = None) -> bool:
         """Report one event; True if it was handed to delivery (or held for a key)."""
         running, caught = self._caught_in_cell
         if (unhandled and running is not None and running is self._cell
@@ -267,7 +224,7 @@ class Client:
             return False  # reported by notify_unhandled already, and raised again by the cell
         return self._report(
             error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
-            cell=cell or self._cell,
+            cell=cell or self.cell,
         )
 
     def notify_thread_exception(self, error: BaseException, thread: ThreadInfo) -> bool:
@@ -276,7 +233,7 @@ class Client:
         return self._report(error, unhandled=True, cell=None, thread=thread)
 
     def notify_unhandled(
-        self, error: BaseException, context: str, section: str, facts: dict[str, Any]
+        self, error: BaseException, context: str, section: str, facts: JsonDict
     ) -> bool:
         """Report an exception that a widget callback or the event loop caught: unhandled, of the
         session current now, with `context` (unless set_context set one) and a metadata tab
@@ -288,29 +245,18 @@ class Client:
             self._caught_in_cell[1].append(error)
         return self._report(
             error, unhandled=True, context=self.context or context, metadata={section: facts},
-            cell=running,
+            cell=self.cell,
         )
 
-    def _report(
-        self,
-        error: BaseException,
-        *,
-        unhandled: bool,
-        severity: str | None = None,
-        context: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        cell: CellRun | None,
-        thread: ThreadInfo | None = None,
-    ) -> bool:
+    def _report(self, error: BaseException, *, unhandled: bool, cell: CellRun | None,
+                severity: str | None = None, context: str | None = None,
+                metadata: JsonDict | None = None, thread: ThreadInfo | None = None) -> bool:
         if severity is not None and severity not in SEVERITIES:
-            raise ConfigurationError(
-                f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}."
-            )
+            raise ConfigurationError(f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}.")
         config = self.config
         if not config.release_stage_enabled:
             return False
-        if self._launch.pending:
-            self._launch.send_now()
+        self._launch.send_now()
         from .report import trimming
         from .report.builder import EventFacts, build_event
 
@@ -336,10 +282,9 @@ class Client:
         session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)
-        self._send("event", *trimming.sealed_event(body, config))
+        made = trimming.sealed_event(body, config)
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
-        self._changed()
-        return True
+        return self._send_event(made)
 
     def notify_kernel_death(self, death: KernelDeath) -> bool:
         """Report an earlier kernel's death (deaths/scan.py): one unhandled event
@@ -349,11 +294,7 @@ class Client:
 
         made = death_payload(death, self.config, device=self._facts.device,
                              hub_user=environment.jupyterhub_user(), on_error=self.on_error)
-        if made is None:
-            return False
-        self._send("event", *made)
-        self._changed()
-        return True
+        return made is not None and self._send_event(made)
 
     def previous_kernel_died(self, text: str) -> None:
         """What became of the previous kernel, for status and the panel ("died running In [14]
@@ -362,25 +303,17 @@ class Client:
         self._changed()
 
     @property
-    def device(self) -> dict[str, Any]:
+    def device(self) -> JsonDict:
         """The device facts every payload carries (the device id read or made with the first)."""
         return self._facts.device
 
-    def _tabs(self) -> dict[str, Any]:
+    def _tabs(self) -> JsonDict:
         """The user's tabs, and the run's (the user's keys win)."""
         tabs = self.metadata.snapshot()
         run = self._run_tab() if self._run_tab is not None else None
         if run:
             tabs["run"] = {**run, **tabs.get("run", {})}
         return tabs
-
-    # -- what events carry, set by the user ----------------------------------------------
-
-    def add_metadata(self, section: str, key_or_values: Any, value: Any = None) -> None:
-        self.metadata.add(section, key_or_values, value)
-
-    def clear_metadata(self, section: str, key: str | None = None) -> None:
-        self.metadata.clear(section, key)
 
     def set_context(self, context: str | None) -> None:
         self.context = str(context) if context else None
@@ -391,14 +324,12 @@ class Client:
         self.user = {key: str(value) for key, value in fields.items() if value is not None}
 
     def leave_breadcrumb(
-        self, name: str, metadata: dict[str, Any] | None = None, type: str = "manual"
+        self, name: str, metadata: JsonDict | None = None, type: str = "manual"
     ) -> None:
         self.breadcrumbs.leave(name, self._wall_clock(), metadata, type)
 
-    # -- payload facts ------------------------------------------------------------------
-
-    def _app(self, *, include_timing: bool) -> dict[str, Any]:
-        app: dict[str, Any] = {"type": "jupyter", "releaseStage": self.config.release_stage}
+    def _app(self, *, include_timing: bool) -> JsonDict:
+        app: JsonDict = {"type": "jupyter", "releaseStage": self.config.release_stage}
         version = self.app_version
         if version:
             app["version"] = version
@@ -411,13 +342,14 @@ class Client:
             app["inForeground"] = since is not None
         return app
 
-    # -- delivery -----------------------------------------------------------------------
-
-    def _send(self, kind: Kind, payload: dict[str, Any], encoded: bytes | None = None) -> None:
-        self._dispatcher.send(kind, payload, encoded)
-        if kind == "event" and not self.config.api_key and self.on_first_held_event is not None:
+    def _send_event(self, made: tuple[JsonDict, bytes]) -> bool:
+        """Hand over a finished event (its payload and encoded body): the tail of every report."""
+        self._dispatcher.send("event", *made)
+        if not self.config.api_key and self.on_first_held_event is not None:
             said, self.on_first_held_event = self.on_first_held_event, None
             said()
+        self._changed()
+        return True
 
     @property
     def delivery(self) -> Delivery:
@@ -440,8 +372,6 @@ class Client:
     def shutdown(self, timeout: float) -> None:
         self.send_launch_session()
         self._dispatcher.close(timeout)
-
-    # -- state for status and the panel ------------------------------------------------
 
     def _changed(self) -> None:
         for listener in list(self.listeners):

@@ -54,9 +54,7 @@ def make_ipython_dir(root: Path, kernel_config: str = "") -> Path:
 def kernel_environment(ipython_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     """This process's environment without BugSnag or Jupyter session variables, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BUGSNAG_", "JPY_"))}
-    env.update({"IPYTHONDIR": str(ipython_dir), "PYTHONUNBUFFERED": "1"})
-    env.update(extra)
-    return env
+    return {**env, "IPYTHONDIR": str(ipython_dir), "PYTHONUNBUFFERED": "1", **extra}
 
 
 @dataclass(frozen=True)

@@ -299,7 +299,7 @@ def test_metadata_json_cannot_hold_and_odd_exceptions_still_make_events_bugsnag_
     client = client_for()
     cyclic: dict[str, Any] = {"name": "loop"}
     cyclic["self"] = cyclic
-    client.add_metadata("training", {
+    client.metadata.add("training", {
         "loss": math.nan, "best": math.inf, "digits": 10**5000, "cyclic": cyclic,
         "path \udcff": "file \udcfe name", 3.5: "a float key",
     })

@@ -194,13 +194,13 @@ def test_metadata_is_added_merged_and_cleared_like_the_other_notifiers(
     make_client: Any, recorder: Recorder
 ) -> None:
     client = make_client()
-    client.add_metadata("data", {"rows": 120, "source": "s3"})
-    client.add_metadata("data", "rows", 121)
-    client.add_metadata("data", "source", None)  # None removes the key
-    client.add_metadata("gone", "k", "v")
-    client.clear_metadata("gone")
-    client.add_metadata("other", {"a": 1, "b": 2})
-    client.clear_metadata("other", "a")
+    client.metadata.add("data", {"rows": 120, "source": "s3"})
+    client.metadata.add("data", "rows", 121)
+    client.metadata.add("data", "source", None)  # None removes the key
+    client.metadata.add("gone", "k", "v")
+    client.metadata.clear("gone")
+    client.metadata.add("other", {"a": 1, "b": 2})
+    client.metadata.clear("other", "a")
     client.notify(error(), metadata={"call": {"x": 1}, "loose": 5})
     [event] = recorder.events()
     tabs = event["metaData"]

@@ -1,12 +1,10 @@
-"""The launch's work off the loading thread: the launch session and the default release.
+"""The launch's work off the loading thread: the launch session's payload and the default release.
 
-The launch session is started as the extension loads, its payload made a moment later.
-
-Making and storing the launch session's payload (the device id, the outbox, the sender's first
-import of `requests`) is the start-up work that would otherwise compete with the kernel's first
-cells for the interpreter lock. A daemon thread does it once the kernel has been idle for
-LAUNCH_DELAY; a report, flush or exit before then does it at once (`send_now`), so the launch
-session is never lost nor sent after what follows it.
+The launch session is started as the extension loads. Making and storing its payload (the device
+id, the outbox, the sender's first import of `requests`) is start-up work that would otherwise
+compete with the kernel's first cells for the interpreter lock: a daemon thread does it once the
+kernel has been idle for LAUNCH_DELAY. A report, flush or exit before then does it at once
+(`send_now`), so the launch session is never lost nor sent after what follows it.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from . import forkguard
+from .basics import Once
 from .sessions import SessionSnapshot
 
 if TYPE_CHECKING:
@@ -29,19 +28,21 @@ LAUNCH_POLL = 0.05
 
 
 class LaunchSession:
+    """Holds the session started during the launch until the kernel is idle, then sends it."""
+
     def __init__(
         self,
         *,
-        send: Callable[[SessionSnapshot], None],
-        prepare: Callable[[], object],
-        busy: Callable[[], bool],
-        warn_once: Callable[[str, str], None],
+        send: Callable[[SessionSnapshot], None],  # makes and hands over a session's payload
+        prepare: Callable[[], object],  # the payload's facts that cost a file read
+        busy: Callable[[], bool],  # a cell is running
+        once: Once,
         monotonic: Callable[[], float],
     ) -> None:
-        self._send = send  # makes and hands over a session's payload
-        self._prepare = prepare  # the payload's facts that cost a file read, made off the cell
-        self._busy = busy  # a cell is running
-        self._warn_once = warn_once
+        self._send = send
+        self._prepare = prepare
+        self._busy = busy
+        self._once = once
         self._monotonic = monotonic
         self._launching = False
         self._session: SessionSnapshot | None = None
@@ -64,10 +65,6 @@ class LaunchSession:
             self._session = session
         return self._launching
 
-    @property
-    def pending(self) -> bool:
-        return self._session is not None
-
     def send_now(self) -> None:
         """Make and hand over the launch session's payload, if it is still to be sent."""
         with self._lock:
@@ -85,7 +82,7 @@ class LaunchSession:
                 self._prepare()
             self.send_now()
         except Exception as error:
-            self._warn_once("launch", f"the launch session could not be stored ({error}).")
+            self._once.say("launch", f"the launch session could not be stored ({error}).")
 
 
 class ReleaseLookup:
@@ -102,23 +99,20 @@ class ReleaseLookup:
         threading.Thread(target=self._find, args=(directory, dict(env)), name="bugsnag-release",
                          daemon=True).start()
 
-    def found(self, release: Release | None) -> None:
-        self._release = release
-        self._done.set()
-
     def _find(self, directory: str | None, env: Mapping[str, str]) -> None:
         try:
             with forkguard.no_fork:  # its imports take the import lock: see forkguard
                 from .release import find_release
 
-            self.found(find_release(directory, env))
+            self._release = find_release(directory, env)
         except Exception:  # an odd repository is no release; nothing is said
-            self.found(None)
+            self._release = None
+        self._done.set()
 
     def result(self, timeout: float) -> Release | None:
         """The release, waiting at most `timeout` for a look in progress to end (None meanwhile,
         and without a look)."""
-        if self._started and not self._done.is_set():
+        if self.looking:
             self._done.wait(timeout)
         return self._release
 

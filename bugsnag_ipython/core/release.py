@@ -1,22 +1,12 @@
-"""The default release: which app version a kernel's sessions and events carry when no option,
-variable or call names one.
+"""The default release: the app version a kernel's payloads carry when nothing names one.
 
-A notebook's release is the commit of the repository that holds it, or the image its hub runs:
-
-1. `git`: the repository holding the notebook (else the kernel's working directory), named as
-   `git describe --tags --always --dirty` names it: the tag of a tagged commit, else the nearest
-   tag and the distance to it, else the abbreviated commit, with `-dirty` when tracked files
-   have uncommitted changes (an edited notebook is a release of its own). Without a `git`
-   binary (or when it fails) the repository is read directly: the tag on HEAD, else the
-   abbreviated commit; whether the tree is dirty is then not known.
-2. `image`: the image a hub started the server from (`JUPYTER_IMAGE_SPEC`, `JUPYTER_IMAGE`,
-   set by KubeSpawner): its tag, else its digest.
+In order (the README's Releases section says more):
+1. `git`: the repository holding the notebook, as `git describe --tags --always --dirty` names
+   it; without a working `git` binary the repository is read directly (the tag on HEAD, else
+   the abbreviated commit).
+2. `image`: the image a hub started the server from (`JUPYTER_IMAGE_SPEC`, `JUPYTER_IMAGE`):
+   its tag, else its digest.
 3. `ci`: the commit a CI runner names (`GITHUB_SHA`, `CI_COMMIT_SHA`, ...), abbreviated.
-
-The release is read once, as the kernel starts, off the loading thread: a kernel's cells were
-run under the code it started with, so a commit made while it lives is a release from the next
-kernel on, and every session of a kernel belongs to one release (as a mobile app's version
-changes only with a new launch).
 """
 
 from __future__ import annotations
@@ -260,13 +250,8 @@ def first_remote(repository: Repository) -> str | None:
 
 def provider_of(remote: str | None) -> str | None:
     """BugSnag's source control provider for a remote, where its host tells."""
-    if not remote:
-        return None
-    host = remote.lower()
-    for needle, provider in (("github", "github"), ("gitlab", "gitlab"), ("bitbucket", "bitbucket")):
-        if needle in host:
-            return provider
-    return None
+    host = (remote or "").lower()
+    return next((provider for provider in ("github", "gitlab", "bitbucket") if provider in host), None)
 
 
 def _small_text(path: Path, limit: int = MAX_REF_BYTES) -> str:

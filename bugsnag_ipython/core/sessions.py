@@ -11,12 +11,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 
 def random_uuid4() -> str:
-    """A random (version 4) UUID as text; what uuid.uuid4() makes, without importing uuid and
-    its platform probing at load."""
+    """What str(uuid.uuid4()) makes. Importing uuid (and the platform module it probes) at load
+    would take %load_ext over its target, the IPython shell's own start."""
     raw = bytearray(os.urandom(16))
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
@@ -24,10 +25,9 @@ def random_uuid4() -> str:
     return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
 
 
-# Tuples and slotted classes rather than dataclasses: this module loads with the extension, and
-# a dataclass costs a few tenths of a millisecond to define.
 class SessionSnapshot(NamedTuple):
-    """A read-only view of a session, as events carry it and `current_session()` returns it."""
+    """A session as it stands, as events carry it and `current_session()` returns it; the tracker
+    replaces its own with a new snapshot at each change."""
 
     id: str
     started_at: float  # seconds since the epoch
@@ -36,32 +36,16 @@ class SessionSnapshot(NamedTuple):
     paused: bool
 
 
-class Session:
-    __slots__ = ("handled", "id", "paused", "started_at", "unhandled")
-
-    def __init__(self, id: str, started_at: float) -> None:
-        self.id = id
-        self.started_at = started_at
-        self.handled = 0
-        self.unhandled = 0
-        self.paused = False
-
-    def snapshot(self) -> SessionSnapshot:
-        return SessionSnapshot(self.id, self.started_at, self.handled, self.unhandled, self.paused)
-
-
+@dataclass
 class TrackerCounts:
     """What this kernel's tracker has seen, for status and the stability of this kernel."""
 
-    __slots__ = ("handled_outside", "sessions_started", "sessions_with_unhandled", "unhandled_outside")
-
-    def __init__(self) -> None:
-        self.sessions_started = 0
-        self.sessions_with_unhandled = 0
-        # Events made while there was no session or it was paused: reported, but they count
-        # against no session, so only these counters show them.
-        self.handled_outside = 0
-        self.unhandled_outside = 0
+    sessions_started: int = 0
+    sessions_with_unhandled: int = 0
+    # Events made while there was no session or it was paused: reported, but they count
+    # against no session, so only these counters show them.
+    handled_outside: int = 0
+    unhandled_outside: int = 0
 
 
 SessionListener = Callable[[SessionSnapshot], None]
@@ -88,14 +72,12 @@ class SessionTracker:
         self.wall_clock = wall_clock
         self.new_id = new_id or random_uuid4
         self._lock = threading.Lock()
-        self._session: Session | None = None
+        self._session: SessionSnapshot | None = None
         # When the kernel went idle (the monotonic clock); None while a cell runs (and before
         # the launch, which sets it). The cell thread alone writes it, one store at a time.
         self._background_since: float | None = None
         self._listeners: list[SessionListener] = []
         self.counts = TrackerCounts()
-
-    # -- lifecycle --------------------------------------------------------------------
 
     def add_listener(self, listener: SessionListener) -> None:
         self._listeners.append(listener)
@@ -114,8 +96,7 @@ class SessionTracker:
     def enter_foreground(self, now: float | None = None) -> SessionSnapshot | None:
         """A user cell starts (at `now` on the monotonic clock, when the caller has read it).
         Returns the session this started, if it started one."""
-        # Every cell passes here: the common case (no new session) takes no lock. The field
-        # is only written by the cell thread, each write atomic.
+        # The common case (no new session) takes no lock: only the cell thread writes the field.
         since = self._background_since
         self._background_since = None
         if not (self.auto_track and since is not None):
@@ -136,8 +117,6 @@ class SessionTracker:
     def in_foreground(self) -> bool:
         return self._background_since is None
 
-    # -- manual control -----------------------------------------------------------------
-
     def start_session(self) -> SessionSnapshot:
         with self._lock:
             started = self._start_locked()
@@ -149,7 +128,7 @@ class SessionTracker:
         with self._lock:
             if self._session is None:
                 return False
-            self._session.paused = True
+            self._session = self._session._replace(paused=True)
             return True
 
     def resume_session(self) -> tuple[bool, SessionSnapshot]:
@@ -160,17 +139,14 @@ class SessionTracker:
             if session is None:
                 started = self._start_locked()
             else:
-                was_paused = session.paused
-                session.paused = False
-                return was_paused, session.snapshot()
+                self._session = session._replace(paused=False)
+                return session.paused, self._session
         self._announce(started)
         return False, started
 
-    # -- events --------------------------------------------------------------------------
-
     def current(self) -> SessionSnapshot | None:
         with self._lock:
-            return self._session.snapshot() if self._session else None
+            return self._session
 
     def track_event(self, *, unhandled: bool) -> SessionSnapshot | None:
         """Count an event against the current session and return the snapshot it carries
@@ -186,17 +162,16 @@ class SessionTracker:
             if unhandled:
                 if session.unhandled == 0:
                     self.counts.sessions_with_unhandled += 1
-                session.unhandled += 1
+                session = session._replace(unhandled=session.unhandled + 1)
             else:
-                session.handled += 1
-            return session.snapshot()
-
-    # -- internals ----------------------------------------------------------------------
+                session = session._replace(handled=session.handled + 1)
+            self._session = session
+            return session
 
     def _start_locked(self) -> SessionSnapshot:
-        self._session = Session(self.new_id(), self.wall_clock())
+        self._session = SessionSnapshot(self.new_id(), self.wall_clock(), 0, 0, False)
         self.counts.sessions_started += 1
-        return self._session.snapshot()
+        return self._session
 
     def _announce(self, started: SessionSnapshot | None) -> SessionSnapshot | None:
         if started is not None:

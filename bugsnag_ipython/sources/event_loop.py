@@ -1,11 +1,9 @@
 """The kernel's asyncio event loop: what it hands to its exception handler (a task whose
 exception is never retrieved, a failing `call_soon` callback) is an unhandled event.
 
-The loop's earlier handler, or its default one (which logs "Task exception was never
-retrieved"), still runs after ours. `%load_ext` in a cell finds the kernel's loop running; the
-kernel's config loads the extension before the loop exists, so the hook waits for the first
-thing the kernel executes (a cell or a widget message), which runs on that loop.
-asyncio itself is not imported here: a kernel has it already, terminal IPython need not.
+The loop's earlier handler, or its default one, still runs after ours. The kernel's config loads
+the extension before the loop exists: the hook then waits for the first thing the kernel
+executes, which runs on that loop. asyncio is not imported here: terminal IPython need not.
 """
 
 from __future__ import annotations
@@ -14,14 +12,13 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ..core.basics import JsonDict
 from . import Source
 
 if TYPE_CHECKING:
     from asyncio import AbstractEventLoop
 
     from ..client import Client
-
-Handler = Any  # Callable[[AbstractEventLoop, dict[str, Any]], object] | None
 
 
 def _running_loop() -> AbstractEventLoop | None:
@@ -36,11 +33,11 @@ def _name_of(thing: Any) -> str:
     return str(getattr(thing, "__qualname__", None) or getattr(thing, "__name__", None) or thing)[:200]
 
 
-def describe(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def describe(context: JsonDict) -> tuple[str, JsonDict]:
     """The event's context and `asyncio` tab for what the loop handed over. A callback's
     repr names the kernel's temporary cell file, which is never sent: its name stands in."""
     import asyncio  # a loop called us: it is imported
-    facts: dict[str, Any] = {"message": str(context.get("message", ""))[:500]}
+    facts: JsonDict = {"message": str(context.get("message", ""))[:500]}
     future = context.get("future") or context.get("task")
     if isinstance(future, asyncio.Task):
         coroutine = _name_of(future.get_coro())
@@ -61,7 +58,7 @@ class LoopExceptions(Source):
         super().__init__(client)
         self.shell = shell
         self.loop: AbstractEventLoop | None = None
-        self._previous: Handler = None
+        self._previous: Any = None  # the loop's handler before ours
         self._waiting = False
 
     def install(self) -> None:
@@ -98,7 +95,7 @@ class LoopExceptions(Source):
         loop.set_exception_handler(self.handle)
         self.loop = loop
 
-    def handle(self, loop: AbstractEventLoop, context: dict[str, Any]) -> None:
+    def handle(self, loop: AbstractEventLoop, context: JsonDict) -> None:
         try:
             error = context.get("exception")
             if isinstance(error, BaseException) and self.client.should_report(error):

@@ -1,19 +1,15 @@
 """Widgets: exceptions in their callbacks, and the user's widget activity as the foreground.
 
-Two hooks, both on this kernel's own objects and both undone on unload:
+Two hooks on this kernel's own objects, neither importing ipywidgets:
 
-- `WidgetCallbacks` wraps the shell's `showtraceback`. ipywidgets catches every exception of
-  a user's callback (`on_click`, `on_submit`, `on_msg`, an `observe` handler fired by the
-  frontend, `interact`, a `with output:` block) and shows it with `showtraceback()`; no cell
-  raises. That one call is the narrowest place that sees all of them, whether a frontend message
-  or a cell (`button.click()`, `interact` at creation) triggered the callback, and it sees
-  exactly what the user sees. Only calls made by ipywidgets' own code are reported: a cell's
-  own error, which IPython shows through the same method, is the cell source's.
+- `WidgetCallbacks` wraps the shell's `showtraceback`. ipywidgets catches every exception of a
+  user's callback (`on_click`, `on_submit`, `on_msg`, an `observe` handler, `interact`, a `with
+  output:` block) and shows it with `showtraceback()`; no cell raises. That one call sees all of
+  them, whether a frontend message or a cell (`button.click()`) triggered the callback. Only
+  ipywidgets' own calls are reported: a cell's own error, shown the same way, is the cell source's.
 - `WidgetActivity` wraps the kernel's `comm_msg` handler: a message from the frontend to a
   user's widget (a click, a slider moved) is a return to the foreground, as a cell is. The
   status panel's own buttons are not the user's activity.
-
-Neither imports ipywidgets: a kernel that never shows a widget never pays for it.
 """
 
 from __future__ import annotations
@@ -22,6 +18,7 @@ import sys
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..core.basics import JsonDict
 from . import Source
 
 if TYPE_CHECKING:
@@ -56,13 +53,9 @@ class WidgetAction(NamedTuple):
         named = f' "{self.description}"' if self.description else ""
         return f"{self.widget_class} {self.action}{named}"
 
-    def facts(self) -> dict[str, Any]:
-        return {
-            "class": self.widget_class,
-            "description": self.description,
-            "modelId": self.model_id,
-            "action": self.action,
-        }
+    def facts(self) -> JsonDict:
+        return {"class": self.widget_class, "description": self.description, "modelId": self.model_id,
+                "action": self.action}
 
 
 def describe(widget: Any, action: str) -> WidgetAction:
@@ -72,10 +65,8 @@ def describe(widget: Any, action: str) -> WidgetAction:
         function = getattr(widget, "f", None)  # interact's function
         description = getattr(function, "__name__", "") if callable(function) else ""
     model_id = getattr(widget, "model_id", None)
-    return WidgetAction(
-        type(widget).__name__, str(description)[:100], model_id if isinstance(model_id, str) else None,
-        action,
-    )
+    model_id = model_id if isinstance(model_id, str) else None
+    return WidgetAction(type(widget).__name__, str(description)[:100], model_id, action)
 
 
 def message_action(data: Any) -> str | None:

@@ -53,7 +53,7 @@ def test_a_checkpoint_writes_vitals_breadcrumbs_metadata_redacted_and_a_long_sou
     client, record, checkpoint = setup(tmp_path, api_key=KEY, app_version="2.0")
     try:
         client.leave_breadcrumb("loaded prices", {"rows": 120, "db_password": "hunter2"})
-        client.add_metadata("dataset", {"source": "s3://bucket/key", "api_token": "t0ken"})
+        client.metadata.add("dataset", {"source": "s3://bucket/key", "api_token": "t0ken"})
         long = "x = 1\n" * 400
         run = CellRun(9, "train", long, 1040.0)
         client.cell_started(run)
