@@ -18,9 +18,34 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_ipython_dir, make_kernelspec
+from tests.payloads import API_KEY
 
-API_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 STARTUP_TIMEOUT = 60.0
+
+
+def collector_env(collector: Any, persistence: Path, **extra: str) -> dict[str, str]:
+    """The variables that make a kernel report to `collector` with its payloads stored under
+    `persistence`; `extra` adds or overrides ("" removes a variable)."""
+    env = {
+        "BUGSNAG_API_KEY": API_KEY,
+        "BUGSNAG_NOTIFY_ENDPOINT": collector.notify_url,
+        "BUGSNAG_SESSIONS_ENDPOINT": collector.sessions_url,
+        "BUGSNAG_PERSISTENCE_DIRECTORY": str(persistence),
+    }
+    env.update(extra)
+    return {k: v for k, v in env.items() if v != ""}
+
+
+def installed_env(
+    work: Path, collector: Any, persistence: Path | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment of a kernel that a runner (nbconvert, papermill, Voila...) starts from the
+    kernelspec in `work`: the installed kernel config loads the extension (an IPYTHONDIR without a
+    profile), and the kernel reports to `collector`, storing under `persistence` (`work/outbox`)."""
+    (work / "ipython").mkdir(exist_ok=True)
+    make_kernelspec(work)
+    extra = collector_env(collector, persistence or work / "outbox", **extra)
+    return kernel_environment(work / "ipython", {**extra, "JUPYTER_PATH": str(work)})
 
 
 @dataclass
@@ -148,6 +173,10 @@ class Kernel:
         if shown.status != "ok":
             raise AssertionError(f"{expression!r} failed in the kernel: {shown}")
         return json.loads(shown.stdout.strip().splitlines()[-1])
+
+    def flush(self, seconds: float = 10) -> Any:
+        """`bugsnag_ipython.flush(seconds)` in the kernel: True once it has nothing left to send."""
+        return self.evaluate(f"__import__('bugsnag_ipython').flush({seconds})")
 
     def shutdown(self) -> float:
         """Ask the kernel to shut down as a frontend would; the seconds it took to exit."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import StartKernel
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY
 
 WAIT = 10.0
 OTHER_KEY = "0123456789abcdef0123456789abcdef"

@@ -15,7 +15,8 @@ from typing import Any
 from bugsnag_ipython.delivery.transport import READ_TIMEOUT
 from bugsnag_ipython.notebook.extension import EXIT_FLUSH_SECONDS
 from tests.conftest import StartKernel
-from tests.kernel import API_KEY, Kernel
+from tests.kernel import Kernel
+from tests.payloads import API_KEY
 from tests.stored import stored_payloads
 
 WAIT = 15.0

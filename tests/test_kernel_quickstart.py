@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import StartKernel
-from tests.kernel import API_KEY, CellResult
+from tests.kernel import CellResult
+from tests.payloads import API_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALLED_KERNEL_CONFIG = Path(sys.prefix, "etc", "ipython", "ipython_kernel_config.json")

@@ -10,7 +10,7 @@ import requests
 
 from bugsnag_ipython.collector import build_report, format_report
 from tests.conftest import StartKernel
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY
 
 WAIT = 10.0
 HELPER = "def price_of(item):\n    return {'apple': 1}[item]"

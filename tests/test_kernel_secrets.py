@@ -17,7 +17,7 @@ import pytest
 
 from bugsnag_ipython.demo import kernel_environment, make_kernelspec
 from tests.conftest import StartKernel, collector_env
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY
 from tests.test_kernel_deaths import deaths, recording, start_cell, wait_dead
 
 WAIT = 20.0

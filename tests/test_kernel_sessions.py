@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from tests.conftest import StartKernel
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY
 
 WAIT = 10.0
 

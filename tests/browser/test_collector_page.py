@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-import requests
 
 from bugsnag_ipython.collector import Collector
-from tests.collector.conftest import encode, event_payload, headers_for, session_payload
+from tests.payloads import event_payload, post, session_payload
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -32,9 +31,8 @@ playwright_sync = pytest.importorskip(
 
 
 def send(collector: Collector, kind: str, payload: object) -> None:
-    body = encode(payload)
     url = collector.sessions_url if kind == "sessions" else collector.notify_url
-    assert requests.post(url, data=body, headers=headers_for(kind, body), timeout=5).status_code == 202
+    assert post(url, kind, payload).status_code == 202
 
 
 def fill(collector: Collector) -> None:

@@ -23,7 +23,7 @@ from bugsnag_ipython.delivery.retry import MAX_AGE_SECONDS, Backoff, RetryPolicy
 from bugsnag_ipython.delivery.sender import Delivery
 from bugsnag_ipython.delivery.transport import Envelope, Kind, NullTransport, Outcome, retry_after
 from bugsnag_ipython.report.payloads import encode
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY
 from tests.stored import stored_payloads
 
 FAST = RetryPolicy(base=0.05, maximum=0.4)

@@ -20,10 +20,10 @@ from bugsnag_ipython.delivery.retry import RetryPolicy
 from bugsnag_ipython.delivery.sender import Delivery
 from bugsnag_ipython.delivery.transport import Envelope, Kind
 from tests.delivery.test_delivery import event
+from tests.payloads import API_KEY as KEY
 from tests.stored import stored_payloads
 from tests.waits import eventually
 
-KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 URL = "http://127.0.0.1:9/notify"
 ROOM: dict[Kind, int] = {"session": 1000, "event": 10000}
 

@@ -12,7 +12,7 @@ from typing import Any
 from bugsnag_ipython.delivery.plain_transport import PlainTransport
 from bugsnag_ipython.delivery.transport import Envelope
 from bugsnag_ipython.report import environment, payloads
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY
 
 
 def an_event() -> bytes:

@@ -13,7 +13,8 @@ import pytest
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.sources.crash_record import CrashRecord
-from tests.fakes import API_KEY, Clock, Recorder
+from tests.fakes import Clock, Recorder
+from tests.payloads import API_KEY
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.report.events import CellRun
 from bugsnag_ipython.sources.crash_checkpoint import Checkpoint
 from bugsnag_ipython.sources.crash_record import CrashRecord, read_record
-
-KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+from tests.payloads import API_KEY as KEY
 
 
 def setup(tmp_path: Path, **options: object) -> tuple[Client, CrashRecord, Checkpoint]:

@@ -21,8 +21,8 @@ from bugsnag_ipython.notebook.status import status_text
 from bugsnag_ipython.sources.crash_record import SIZE, CrashRecord
 from bugsnag_ipython.sources.kernel_deaths import KernelDeaths
 from bugsnag_ipython.sources.record_place import NoRecord
-from tests.fakes import API_KEY
 from tests.mounts import fill, needs_root, small_tmpfs
+from tests.payloads import API_KEY
 
 
 @pytest.fixture
