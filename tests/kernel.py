@@ -8,6 +8,7 @@ off unless a test asks for it.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import time
 from dataclasses import dataclass, field
@@ -73,10 +74,17 @@ class Kernel:
         *,
         kernel_config: str = "",
         cwd: Path | None = None,
+        python: Path | None = None,
     ) -> None:
+        """A kernel of `python` (this one's by default) with `env` over kernel_environment's,
+        its IPython profile switching the installed auto-load off, `kernel_config` added."""
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         specs = KernelSpecManager(kernel_dirs=[str(make_kernelspec(root))])
+        if python is not None:
+            spec_file = root / "kernels" / KERNEL_NAME / "kernel.json"
+            spec = json.loads(spec_file.read_text())
+            spec_file.write_text(json.dumps(spec | {"argv": [str(python), *spec["argv"][1:]]}))
         # Over Unix sockets in the kernel's own folder, not TCP: a TCP port picked free here can
         # be taken by another process before the kernel binds it ("Address already in use"),
         # which on a busy machine kills the kernel at its start. The path is absolute: the
@@ -84,12 +92,13 @@ class Kernel:
         self.manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs,
                                      transport="ipc", ip=str(root.resolve() / "ipc"))
         ipython_dir = make_ipython_dir(root, kernel_config)
-        # The kernel's own log (ours included) goes to a file, not into the test run's output.
+        # The kernel's own log (ours included) goes to a file, not into the test run's output;
+        # open while the kernel lives, for a restart starts the new one with the same stderr.
         self.log_path = root / "kernel.log"
-        with open(self.log_path, "ab") as log:
-            self.manager.start_kernel(
-                env=kernel_environment(ipython_dir, env), cwd=str(cwd or root), stderr=log
-            )
+        self._log: int | None = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        self.manager.start_kernel(
+            env=kernel_environment(ipython_dir, env), cwd=str(cwd or root), stderr=self._log
+        )
         self.client = self.manager.blocking_client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
@@ -183,11 +192,18 @@ class Kernel:
         started = time.monotonic()
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=False)
+        self._close_log()
         return time.monotonic() - started
 
     def kill(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            os.close(self._log)
+            self._log = None
 
     def log(self) -> str:
         """What the kernel wrote to its log so far."""

@@ -110,7 +110,7 @@ def test_reload_reads_the_environment_again_and_sends_what_was_held(
     reloaded = kernel.execute("%reload_ext bugsnag_ipython")
     assert reloaded.status == "ok" and "no bugsnag api key" not in reloaded.text.lower()
 
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+    assert kernel.flush() is True
     assert kernel.evaluate("__import__('bugsnag_ipython').current_session().id") == session
     assert collector.wait_for("events", 2, WAIT) and collector.wait_for("sessions", 1, WAIT)
     requests = collector.store.requests()

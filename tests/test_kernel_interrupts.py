@@ -97,7 +97,7 @@ def test_a_deep_error_interrupted_while_shown_is_delivered_once_each_time(
         for after, delay in runs:
             shown = interrupted(kernel, f"{after}-{delay}", raising, after=after, delay=delay)
             assert "RecursionError" in shown or "KeyboardInterrupt" in shown, shown
-        assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+        assert kernel.flush() is True
         reported = Counter(event.event["metaData"]["notebook"]["cellId"]
                            for event in collector.store.events() if event.error_class == "RecursionError")
         assert reported == Counter({f"{after}-{delay}": 1 for after, delay in runs})
@@ -105,7 +105,7 @@ def test_a_deep_error_interrupted_while_shown_is_delivered_once_each_time(
         # The kernel goes on: cells run, and the next error is reported.
         assert kernel.execute("x = 1 + 1").status == "ok"
         kernel.execute("{}['missing']")
-        assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+        assert kernel.flush() is True
         assert [event.error_class for event in collector.store.events()][-1] == "KeyError"
     finally:
         os.close(raising)
@@ -118,7 +118,7 @@ def test_an_interrupt_while_the_event_is_made_is_held_off(start_kernel: StartKer
                    "bugsnag_ipython.add_on_error(lambda event: os.kill(os.getpid(), signal.SIGINT))")
     failed = kernel.execute("1/0")
     assert failed.error_name == "ZeroDivisionError" and "KeyboardInterrupt" not in failed.text
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+    assert kernel.flush() is True
     assert [event.error_class for event in collector.store.events()] == ["ZeroDivisionError"]
     # Held off once, not for good: the next interrupt stops a running cell.
     stopped = kernel.execute("import time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(30)")

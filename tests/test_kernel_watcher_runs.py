@@ -18,6 +18,7 @@ from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_kernelspe
 from tests.conftest import collector_env
 from tests.test_kernel_deaths import WAIT, deaths
 from tests.test_kernel_watcher import SOON, watchers
+from tests.waits import eventually
 
 pytest.importorskip("papermill")
 BIN = Path(sys.executable).parent
@@ -96,9 +97,6 @@ def test_a_run_that_ends_well_reports_no_death_and_leaves_no_process(
                           capture_output=True, timeout=RUN_TIMEOUT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert collector.wait_for("sessions", 1, WAIT)
-    started = time.monotonic()
-    while watchers(tmp_path / "outbox") and time.monotonic() - started < WAIT:
-        time.sleep(0.01)
-    assert watchers(tmp_path / "outbox") == set()
+    assert eventually(lambda: watchers(tmp_path / "outbox") == set(), WAIT), watchers(tmp_path / "outbox")
     assert deaths(collector) == []
     assert list((tmp_path / "outbox" / "kernels").iterdir()) == []
