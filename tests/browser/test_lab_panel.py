@@ -1,15 +1,13 @@
 """The status panel in JupyterLab, driven in headless Chromium by Playwright.
 
-Needs Debian's `chromium` and the `browser` extra (`tests/browser/install.sh` installs both);
-without them the test is skipped, and pytest's summary says why. Screenshots go to
-`artifacts/browser/` (git-ignored).
+Needs what tests/browser/chromium.py says, and JupyterLab (the `browser` extra). Screenshots go
+to `artifacts/browser/` (git-ignored).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -19,22 +17,10 @@ from typing import Any
 import pytest
 
 from bugsnag_ipython.demo import kernel_environment, make_ipython_dir
+from tests.browser.chromium import ARTIFACTS, chromium_page, expect
 from tests.kernel import collector_env
 from tests.servers import serving
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
-
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(f"{CHROMIUM} is missing: run tests/browser/install.sh (apt-get install chromium)",
-                allow_module_level=True)
-playwright_sync = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is missing: pip install -e '.[browser]'"
-)
 pytest.importorskip("jupyterlab", reason="jupyterlab is missing: pip install -e '.[browser]'")
 
 CELLS = [
@@ -112,27 +98,16 @@ KERNEL_IDLE = """() => {
 def test_panel_in_jupyterlab(tmp_path: Path, collector: Any) -> None:
     """Both halves always run, against the suite's collector: the outage half needs it to go
     down and come back."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     write_notebook(tmp_path / "notebooks" / "panel.ipynb", CELLS)
     with (
         jupyterlab(tmp_path, lab_environment(tmp_path, collector)) as url,
-        playwright_sync.sync_playwright() as playwright,
+        chromium_page(1400, 900, "failure.png") as page,
     ):
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            drive(page, f"{url}/lab/tree/panel.ipynb")
-            outage_and_recovery(page, collector)
-        except Exception:
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(ARTIFACTS / "failure.png"))
-            raise
-        finally:
-            browser.close()
+        drive(page, f"{url}/lab/tree/panel.ipynb")
+        outage_and_recovery(page, collector)
 
 
 def drive(page: Any, notebook_url: str) -> None:
-    expect = playwright_sync.expect
     page.goto(notebook_url)
     page.wait_for_function(KERNEL_IDLE, timeout=40_000)
     cells = page.locator(".jp-Notebook .jp-Cell")
@@ -175,7 +150,6 @@ def outage_and_recovery(page: Any, running: Any) -> None:
     """The endpoint goes down: the badge turns amber, the panel counts the waiting event once,
     says why and counts down to the next try, without changing size; it comes back and a Flush
     delivers it: the error line empties, nothing waits, the badge is green again."""
-    expect = playwright_sync.expect
     cells = page.locator(".jp-Notebook .jp-Cell")
     panel = page.locator(".bugsnag-panel")
     delivery = panel.locator(".bugsnag-delivery")

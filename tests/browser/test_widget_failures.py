@@ -17,15 +17,12 @@ from typing import Any
 
 import pytest
 
+from tests.browser.chromium import ARTIFACTS, chromium_page
 from tests.browser.test_lab_panel import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
     KERNEL_IDLE,
     RUN_CELL,
     jupyterlab,
     lab_environment,
-    playwright_sync,
     write_notebook,
 )
 from tests.servers import serving
@@ -48,37 +45,21 @@ def environment(tmp_path: Path, collector: Any) -> dict[str, str]:
     return lab_environment(tmp_path, collector, f"c.BugsnagIPython.background_timeout = {IDLE_TIMEOUT}")
 
 
-@contextlib.contextmanager
-def chromium_page() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        try:
-            yield browser.new_page(viewport={"width": 1200, "height": 800})
-        finally:
-            browser.close()
-
-
 @pytest.mark.timeout(150)
 def test_a_failing_button_click_in_jupyterlab_is_reported(tmp_path: Path, collector: Any) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     write_notebook(tmp_path / "notebooks" / "widgets.ipynb", CELLS)
     with (
         jupyterlab(tmp_path, environment(tmp_path, collector)) as url,
-        chromium_page() as page,
+        chromium_page(1200, 800, "lab-button-failure.png") as page,
     ):
-        try:
-            page.goto(f"{url}/lab/tree/widgets.ipynb")
-            page.wait_for_function(KERNEL_IDLE, timeout=40_000)
-            page.evaluate(RUN_CELL, 0)
-            page.evaluate(RUN_CELL, 1)
-            button = page.locator(".jp-Notebook button", has_text="Refresh")
-            button.click(timeout=20_000)
-            [event] = events_of(collector, 1, WAIT)
-            page.screenshot(path=str(ARTIFACTS / "lab-button-click.png"))
-        except Exception:
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(ARTIFACTS / "lab-button-failure.png"))
-            raise
+        page.goto(f"{url}/lab/tree/widgets.ipynb")
+        page.wait_for_function(KERNEL_IDLE, timeout=40_000)
+        page.evaluate(RUN_CELL, 0)
+        page.evaluate(RUN_CELL, 1)
+        button = page.locator(".jp-Notebook button", has_text="Refresh")
+        button.click(timeout=20_000)
+        [event] = events_of(collector, 1, WAIT)
+        page.screenshot(path=str(ARTIFACTS / "lab-button-click.png"))
     body = event.event
     assert event.error_class == "RuntimeError" and body["unhandled"] is True
     assert body["context"] == 'Button click "Refresh"'
@@ -99,27 +80,21 @@ def voila(tmp_path: Path, notebook: Path, env: dict[str, str]) -> Iterator[str]:
 @pytest.mark.timeout(150)
 def test_a_voila_dashboard_counts_each_return_as_a_session(tmp_path: Path, collector: Any) -> None:
     pytest.importorskip("voila", reason="voila is missing: pip install -e '.[browser]'")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     notebook = tmp_path / "dashboard" / "dashboard.ipynb"
     write_notebook(notebook, CELLS)
     with (
         voila(tmp_path, notebook, environment(tmp_path, collector)) as url,
-        chromium_page() as page,
+        chromium_page(1200, 800, "voila-failure.png") as page,
     ):
-        try:
-            page.goto(url)
-            button = page.locator("button", has_text="Refresh")
-            button.click(timeout=60_000)
-            button.click()  # at once: the same visit
-            events_of(collector, 2, WAIT)
-            time.sleep(IDLE_TIMEOUT + 0.5)  # the user is away longer than the idle timeout
-            button.click()  # and comes back
-            first, again, returned = events_of(collector, 3, WAIT)
-            page.screenshot(path=str(ARTIFACTS / "voila-dashboard.png"))
-        except Exception:
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(ARTIFACTS / "voila-failure.png"))
-            raise
+        page.goto(url)
+        button = page.locator("button", has_text="Refresh")
+        button.click(timeout=60_000)
+        button.click()  # at once: the same visit
+        events_of(collector, 2, WAIT)
+        time.sleep(IDLE_TIMEOUT + 0.5)  # the user is away longer than the idle timeout
+        button.click()  # and comes back
+        first, again, returned = events_of(collector, 3, WAIT)
+        page.screenshot(path=str(ARTIFACTS / "voila-dashboard.png"))
         assert collector.wait_for("sessions", 2, WAIT)
         sessions = sessions_of(collector)
     assert [e.event["context"] for e in (first, again, returned)] == ['Button click "Refresh"'] * 3
