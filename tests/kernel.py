@@ -103,6 +103,31 @@ class Kernel:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
 
+    def send(
+        self,
+        code: str,
+        *,
+        cell_id: str | None = None,
+        silent: bool = False,
+        allow_stdin: bool = False,
+        user_expressions: dict[str, str] | None = None,
+    ) -> str:
+        """Send an execute_request as a notebook frontend does, without waiting for it (`silent`:
+        as frontends run completions, with no cell and no history); its msg_id."""
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": not silent,
+            "user_expressions": user_expressions or {},
+            "allow_stdin": allow_stdin,
+            "stop_on_error": False,
+        }
+        message = self.client.session.msg("execute_request", content)
+        if cell_id is not None:
+            message["metadata"]["cellId"] = cell_id
+        self.client.shell_channel.send(message)
+        return str(message["header"]["msg_id"])
+
     def execute(
         self,
         code: str,
@@ -114,20 +139,8 @@ class Kernel:
         """Run one cell as a notebook frontend would, collecting what it showed. With `answers`,
         the frontend takes input (`allow_stdin`), and answers the cell's prompts with them, in
         order."""
-        content = {
-            "code": code,
-            "silent": False,
-            "store_history": True,
-            "user_expressions": {},
-            "allow_stdin": answers is not None,
-            "stop_on_error": False,
-        }
         pending_answers = list(answers or [])
-        message = self.client.session.msg("execute_request", content)
-        if cell_id is not None:
-            message["metadata"]["cellId"] = cell_id
-        self.client.shell_channel.send(message)
-        msg_id = message["header"]["msg_id"]
+        msg_id = self.send(code, cell_id=cell_id, allow_stdin=answers is not None)
         result = CellResult(status="unknown")
         deadline = time.monotonic() + timeout
         idle = False

@@ -24,13 +24,7 @@ WAIT = 20.0
 def start_cell(kernel: Kernel, code: str, cell_id: str | None = None, *, wait: bool = True) -> None:
     """Send a cell without waiting for it to finish; with `wait`, return once it has started
     (a cell that crashes at once may die before its output leaves the kernel)."""
-    content = {"code": f"print('started', flush=True)\n{code}", "silent": False,
-               "store_history": True, "user_expressions": {}, "allow_stdin": False,
-               "stop_on_error": False}
-    message = kernel.client.session.msg("execute_request", content)
-    if cell_id is not None:
-        message["metadata"]["cellId"] = cell_id
-    kernel.client.shell_channel.send(message)
+    kernel.send(f"print('started', flush=True)\n{code}", cell_id=cell_id)
     deadline = time.monotonic() + WAIT
     while wait and time.monotonic() < deadline:
         msg = kernel.client.get_iopub_msg(timeout=WAIT)

@@ -55,11 +55,7 @@ def interrupted(kernel: Kernel, cell_id: str, raising: int, *, after: str, delay
     with contextlib.suppress(BlockingIOError):
         while os.read(raising, 4096):  # what showing earlier errors wrote
             pass
-    content = {"code": "dive(0)", "silent": False, "store_history": True, "user_expressions": {},
-               "allow_stdin": False, "stop_on_error": False}
-    message = kernel.client.session.msg("execute_request", content)
-    message["metadata"]["cellId"] = cell_id
-    kernel.client.shell_channel.send(message)
+    msg_id = kernel.send("dive(0)", cell_id=cell_id)
     if after == "raised":
         assert select.select([raising], [], [], WAIT)[0], "IPython never showed the error"
         os.read(raising, 16)
@@ -68,7 +64,7 @@ def interrupted(kernel: Kernel, cell_id: str, raising: int, *, after: str, delay
     shown: list[str] = []
     while True:
         msg = kernel.client.get_iopub_msg(timeout=WAIT)
-        if msg["parent_header"].get("msg_id") != message["header"]["msg_id"]:
+        if msg["parent_header"].get("msg_id") != msg_id:
             continue
         kind, body = msg["msg_type"], msg["content"]
         if kind == "error":

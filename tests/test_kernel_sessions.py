@@ -256,13 +256,10 @@ def test_loaded_by_kernel_config_it_is_silent_and_launches_before_any_cell(
 def execute_silently(kernel: Any, code: str, **expressions: str) -> dict[str, Any]:
     """Run `code` as frontends run completions and inspections (`silent`: no cell, no history);
     the values of `expressions`, as the reply carries them."""
-    content = {"code": code, "silent": True, "store_history": False,
-               "user_expressions": expressions, "allow_stdin": False, "stop_on_error": False}
-    message = kernel.client.session.msg("execute_request", content)
-    kernel.client.shell_channel.send(message)
+    msg_id = kernel.send(code, silent=True, user_expressions=expressions)
     while True:
         reply = kernel.client.get_shell_msg(timeout=WAIT)
-        if reply["parent_header"].get("msg_id") == message["header"]["msg_id"]:
+        if reply["parent_header"].get("msg_id") == msg_id:
             break
     assert reply["content"]["status"] == "ok", reply["content"]
     return {name: ast.literal_eval(value["data"]["text/plain"])
