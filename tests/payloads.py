@@ -11,6 +11,9 @@ from typing import Any
 import requests
 
 API_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+# Another project's key. Its last four digits stand in it twice: a mask that shows more than
+# the last four shows them twice.
+OTHER_KEY = "0123456789abcdef0123456789abcdef"
 NOTIFIER = {
     "name": "Bugsnag IPython",
     "version": "0.1.0",

@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import StartKernel
-from tests.payloads import API_KEY
+from tests.payloads import API_KEY, OTHER_KEY
 
 WAIT = 10.0
-OTHER_KEY = "0123456789abcdef0123456789abcdef"
 
 
 def option_lines(text: str) -> dict[str, tuple[str, str]]:

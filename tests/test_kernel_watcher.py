@@ -13,10 +13,10 @@ from typing import Any
 from bugsnag_ipython.sources.death_watch import MODULE
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
+from tests.payloads import OTHER_KEY
 from tests.test_kernel_deaths import WAIT, deaths, recording, scanned, start_cell, wait_dead
 from tests.waits import waited
 
-OTHER_KEY = "0123456789abcdef0123456789abcdef"
 SOON = 1.0  # seconds: a death at the endpoint within this of the kill
 
 
