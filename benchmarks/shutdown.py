@@ -38,14 +38,14 @@ def _run(root: Path, *, load: bool) -> dict[str, Any]:
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
-    from bugsnag_ipython.collector.server import Collector
     from bugsnag_ipython.delivery.inventory import inventory
     from bugsnag_ipython.delivery.outbox import Outbox
     from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_ipython_dir, make_kernelspec
+    from tests.collector_support import ScriptedCollector
 
     root.mkdir(parents=True, exist_ok=True)
     persistence = root / "persistence"
-    collector = Collector(root / "collector.sqlite").start()
+    collector = ScriptedCollector(root / "collector.sqlite").start()
     collector.hang()  # from the start: the launch session's request is held too
     try:
         env = {

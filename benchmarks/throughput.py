@@ -43,8 +43,8 @@ LOOP_TARGET = 1.5
 
 _COLLECTOR = r"""
 import json, sys, time
-from bugsnag_ipython.collector.server import Collector
-collector = Collector(sys.argv[1]).start()
+from tests.collector_support import ScriptedCollector
+collector = ScriptedCollector(sys.argv[1]).start()
 print(json.dumps({"notify": collector.notify_url, "sessions": collector.sessions_url}), flush=True)
 for _ in sys.stdin:
     print(json.dumps({"connections": collector.connection_count, "cpu": time.process_time()}), flush=True)
@@ -103,7 +103,7 @@ class _Collector:
         self.db = db
         self.process = subprocess.Popen(
             [sys.executable, "-c", _COLLECTOR, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True,
+            text=True, cwd=Path(__file__).resolve().parent.parent,  # where `tests` imports from
         )
         assert self.process.stdout is not None
         self.urls = json.loads(self.process.stdout.readline())

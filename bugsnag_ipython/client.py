@@ -22,7 +22,7 @@ from .core.sessions import SessionSnapshot, SessionTracker
 from .delivery.delegate import DeliveryDelegate
 from .report import environment, events, payloads
 from .report.breadcrumbs import Breadcrumbs
-from .report.events import SEVERITIES, CellRun, CellStart, OnError, ThreadInfo
+from .report.events import SEVERITIES, CellRun, OnError, ThreadInfo
 from .report.metadata import MetadataStore
 
 if TYPE_CHECKING:
@@ -70,11 +70,11 @@ class Client:
         self.breadcrumbs = Breadcrumbs(config.max_breadcrumbs)
         self.launched_at = monotonic()
         self._launched_wall = wall_clock()
-        self._cell: CellStart | None = None  # the running cell, as the cell hook stored it
+        self._cell: CellRun | None = None  # the running cell
         self.widget_message_since: float | None = None  # while a widget message is handled
         # What notify_unhandled reported while this cell ran: raised again by the cell, it is
         # not a second event.
-        self._caught_in_cell: tuple[CellStart | None, deque[BaseException]] = (None, deque())
+        self._caught_in_cell: tuple[CellRun | None, deque[BaseException]] = (None, deque())
         self.metadata = MetadataStore()
         self._facts = environment.PayloadFacts(lambda: self.config.persistence_directory)
         self.context: str | None = None  # set_context(): replaces the automatic `In [n]`
@@ -204,14 +204,12 @@ class Client:
     @property
     def cell(self) -> CellRun | None:
         """The cell running now, if any."""
-        running = self._cell
-        return None if running is None else CellRun._make(running)
+        return self._cell
 
-    def cell_started(self, run: CellStart) -> None:
-        """A cell starts: a CellRun, or its fields as a bare tuple (what the cell hook makes)."""
+    def cell_started(self, run: CellRun) -> None:
+        """A cell starts."""
         self._cell = run
-        _, _, _, started = run
-        if self.tracker.enter_foreground(started) is not None:
+        if self.tracker.enter_foreground(run.started_monotonic) is not None:
             self._changed()
 
     def cell_finished(self, error: BaseException | None, ended: float | None = None) -> None:
@@ -223,10 +221,9 @@ class Client:
             ended = self._monotonic()
         self.tracker.enter_background(ended)
         if run is not None:
-            count, _, _, started = run
             # The wall time of the end, from the monotonic clock: one clock read less per cell.
             at = self._launched_wall + (ended - self.launched_at)
-            self.breadcrumbs.leave_cell(count, at, started, ended, error is None)
+            self.breadcrumbs.leave_cell(run.execution_count, at, run.started_monotonic, ended, error is None)
 
     def widget_message_started(self) -> None:
         """The frontend's message to a widget (a click, a slider moved) is being handled. Outside
@@ -301,10 +298,9 @@ class Client:
         severity: str | None = None,
         context: str | None = None,
         metadata: dict[str, Any] | None = None,
-        cell: CellStart | None,
+        cell: CellRun | None,
         thread: ThreadInfo | None = None,
     ) -> bool:
-        """`cell`: the cell the event is of, as stored; its CellRun is made here, once."""
         if severity is not None and severity not in SEVERITIES:
             raise ConfigurationError(
                 f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}."
@@ -317,7 +313,6 @@ class Client:
         from .report import trimming
         from .report.builder import EventFacts, build_event
 
-        callbacks = bool(self.on_error)  # they get copies they may change
         facts = EventFacts(
             app=self._app(include_timing=True),
             device={**self._facts.device, "time": payloads.iso8601(self._wall_clock())},
@@ -328,25 +323,19 @@ class Client:
         )
         built = build_event(
             error, unhandled=unhandled, severity=severity, context=context, extra=metadata,
-            cell=None if cell is None else CellRun._make(cell), thread=thread, facts=facts,
-            config=config, cells=self._resolve_cell,
-            breadcrumbs=self.breadcrumbs, for_callbacks=callbacks,
+            cell=cell, thread=thread, facts=facts,
+            config=config, cells=self._resolve_cell, breadcrumbs=self.breadcrumbs,
         )
-        body, chosen, crumbs_json = built.body, built.severity, built.breadcrumbs_json
+        body, chosen = built.body, built.severity
         # As bugsnag-android: callbacks see the event before the session is attached, and a
         # discarded event moves no session counter.
-        if callbacks and not self.on_error.run(body):
+        if self.on_error and not self.on_error.run(body):
             return False
         events.settle_severity(body, chosen, unhandled)
         session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)
-        # Without callbacks the breadcrumbs came redacted; with them, they may have changed.
-        payloads.redact_event(body, config.redacted_keys, breadcrumbs=callbacks)
-        # Encoded with the key it is sent with; nothing changed the breadcrumbs without
-        # callbacks, so their redacted text is spliced in.
-        payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
-        self._send("event", *trimming.encode_within_limit(payload, crumbs_json))
+        self._send("event", *trimming.sealed_event(body, config))
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
         self._changed()
         return True

@@ -44,10 +44,10 @@ def collecting(folder: Path, *, shapes_checked: bool = True) -> Iterator[Any]:
     """A collector running on a free port with its store in `folder`. On the way out, what
     kernels sent must have had BugSnag's shape (unless `shapes_checked` is off: junk sent on
     purpose)."""
-    from bugsnag_ipython.collector.server import Collector
+    from tests.collector_support import ScriptedCollector
     from tests.shape_check import refused_by_validation
 
-    server = Collector(folder / "collector.sqlite").start()
+    server = ScriptedCollector(folder / "collector.sqlite").start()
     try:
         yield server
         refused = refused_by_validation(server) if shapes_checked else []

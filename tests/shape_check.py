@@ -15,9 +15,7 @@ import pytest
 
 from bugsnag_ipython.collector.validation import check_request
 from bugsnag_ipython.report import payloads
-
-SCRIPTED = "Scripted response."
-HELD = "Held unanswered: the collector hung."
+from tests.collector_support import HELD, SCRIPTED
 
 
 def shape_problem(kind: str, body: bytes, api_key: str) -> str | None:

@@ -28,8 +28,7 @@ from bugsnag_ipython.client import Client
 from bugsnag_ipython.collector.report import build_report
 from bugsnag_ipython.collector.report_text import format_report
 from bugsnag_ipython.core.config import Configuration
-from bugsnag_ipython.notebook.panel_text import fallback_text, panel_view
-from bugsnag_ipython.notebook.status import status_text
+from bugsnag_ipython.notebook.status import panel_view, status_html, status_text
 from bugsnag_ipython.report.trimming import MAX_PAYLOAD_BYTES
 from tests.conftest import StartKernel
 from tests.payloads import API_KEY, event_payload, post
@@ -157,7 +156,7 @@ def test_credentials_in_an_endpoint_are_never_shown(
     status = eventually(failed_attempt_shown)
     assert status, "no failed attempt shown within 10 s"
     panel = kernel.evaluate(
-        "__import__('bugsnag_ipython.notebook.panel_text', fromlist=['x']).fallback_html("
+        "__import__('bugsnag_ipython.notebook.status', fromlist=['x']).status_html("
         "get_ipython()._bugsnag_ipython.client)"
     )
     config = kernel.execute("%config BugsnagIPython").stdout + kernel.execute(
@@ -412,7 +411,7 @@ def test_a_persistence_directory_of_another_user_is_refused_and_delivery_works_f
     assert f"Problem: The persistence directory {persistence} belongs to another user" in status
     assert "Problem" in dict(panel_view(client, None, wall_clock=time.time(),
                                         monotonic=time.monotonic()).delivery)
-    assert "belongs to another user" in fallback_text(client)
+    assert "belongs to another user" in status_html(client)
 
 
 # -- the collector -------------------------------------------------------------------------

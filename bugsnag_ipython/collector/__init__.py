@@ -13,19 +13,7 @@ from .store import Store
 from .validation import Verdict, check_request
 
 __all__ = [
-    "BuildRecord",
-    "Collector",
-    "EventRecord",
-    "Release",
-    "Report",
-    "RequestRecord",
-    "SessionCountRecord",
-    "SessionRecord",
-    "Store",
-    "Verdict",
-    "build_report",
-    "check_build",
-    "check_request",
-    "format_report",
-    "format_report_json",
+    "BuildRecord", "Collector", "EventRecord", "Release", "Report", "RequestRecord",
+    "SessionCountRecord", "SessionRecord", "Store", "Verdict", "build_report", "check_build",
+    "check_request", "format_report", "format_report_json",
 ]

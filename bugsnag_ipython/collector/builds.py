@@ -10,55 +10,27 @@ is how those clients leave a field unset. Other fields are ignored.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from .records import Kind
-from .validation import MAX_BODY_BYTES, Verdict
+from .validation import Refusal, Verdict, check_content_type, parse_json, too_large
 
 _API_KEY = re.compile(r"[0-9a-fA-F]{32}")
 _OPTIONAL_STRINGS = ("releaseStage", "builderName", "buildTool", "appVersionCode", "appBundleVersion")
 
 
-class _Refusal(Exception):
-    """Raised inside the checks; carries the 400 reason."""
-
-
-def kind_at_root(body: bytes) -> Kind:
-    """What a body posted to `/` is: events or sessions when it carries them, else a build
-    (`apiKey` and `appVersion`), which is also what anything else is checked as, so that the
-    answer says what a build lacks."""
-    try:
-        parsed = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return "builds"
-    if isinstance(parsed, dict) and "events" in parsed:
-        return "events"
-    if isinstance(parsed, dict) and ("sessions" in parsed or "sessionCounts" in parsed):
-        return "sessions"
-    return "builds"
-
-
 def check_build(headers: Mapping[str, str], body: bytes) -> Verdict:
     """Return the Build API's verdict: 200 with the parsed build, or 400 with one sentence."""
-    if len(body) > MAX_BODY_BYTES:
-        return Verdict(
-            400, f"Payload too large: {len(body)} bytes is over the {MAX_BODY_BYTES} byte limit."
-        )
+    if (refused := too_large(body)) is not None:
+        return refused
     try:
-        content_type = {name.lower(): value for name, value in headers.items()}.get("content-type", "")
-        if content_type.split(";", 1)[0].strip().lower() != "application/json":
-            raise _Refusal("The Content-Type header must be application/json.")
-        try:
-            build = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise _Refusal("The body must be a JSON object.") from None
+        check_content_type({name.lower(): value for name, value in headers.items()})
+        build = parse_json(body)
         if not isinstance(build, dict):
-            raise _Refusal("The body must be a JSON object.")
+            raise Refusal("The body must be a JSON object.")
         _check_build(build)
-    except _Refusal as refusal:
+    except Refusal as refusal:
         return Verdict(400, str(refusal))
     return Verdict(200, "Accepted.", build)
 
@@ -66,29 +38,29 @@ def check_build(headers: Mapping[str, str], body: bytes) -> Verdict:
 def _check_build(build: dict[str, Any]) -> None:
     api_key = build.get("apiKey")
     if not isinstance(api_key, str) or not _API_KEY.fullmatch(api_key):
-        raise _Refusal("The field apiKey must be the project's API key: 32 hexadecimal digits.")
+        raise Refusal("The field apiKey must be the project's API key: 32 hexadecimal digits.")
     version = build.get("appVersion")
     if not isinstance(version, str) or not version.strip():
-        raise _Refusal("The field appVersion must be a non-empty string.")
+        raise Refusal("The field appVersion must be a non-empty string.")
     for name in _OPTIONAL_STRINGS:
         value = build.get(name)
         if value is not None and not (isinstance(value, str) and value):
-            raise _Refusal(f"The field {name} must be a non-empty string or null.")
+            raise Refusal(f"The field {name} must be a non-empty string or null.")
     source = build.get("sourceControl")
     if source is not None:
         if not isinstance(source, dict):
-            raise _Refusal("The field sourceControl must be an object with repository and revision.")
+            raise Refusal("The field sourceControl must be an object with repository and revision.")
         for name in ("repository", "revision"):
             if not (isinstance(source.get(name), str) and source[name]):
-                raise _Refusal(f"The field sourceControl.{name} must be a non-empty string.")
+                raise Refusal(f"The field sourceControl.{name} must be a non-empty string.")
         provider = source.get("provider")
         if provider is not None and not (isinstance(provider, str) and provider):
-            raise _Refusal("The field sourceControl.provider must be a non-empty string or null.")
+            raise Refusal("The field sourceControl.provider must be a non-empty string or null.")
     metadata = build.get("metadata")
     if metadata is not None and not (
         isinstance(metadata, dict) and all(isinstance(value, str) for value in metadata.values())
     ):
-        raise _Refusal("The field metadata must be an object whose values are strings.")
+        raise Refusal("The field metadata must be an object whose values are strings.")
     assign = build.get("autoAssignRelease")
     if assign is not None and not isinstance(assign, bool):
-        raise _Refusal("The field autoAssignRelease must be true or false.")
+        raise Refusal("The field autoAssignRelease must be true or false.")

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 from .records import EventRecord
 
-Location = tuple[str, str, int | None]  # file, method, line
+
+@dataclass(frozen=True)
+class Location:
+    """Where an error happened: the frame's file, method and line (None when not sent)."""
+
+    file: str
+    method: str
+    line: int | None
+
+
 GroupKey = tuple[str, Location | None]  # error class, location
 
 
@@ -35,16 +44,16 @@ class ErrorGroup:
         """The location as one line: `file:line in method`, or "no stack frame"."""
         if self.location is None:
             return "no stack frame"
-        file, method, line = self.location
-        return f"{file}{'' if line is None else f':{line}'} in {method}"
+        line = "" if self.location.line is None else f":{self.location.line}"
+        return f"{self.location.file}{line} in {self.location.method}"
 
 
 def group_key(event: EventRecord) -> GroupKey:
     """The error an event belongs to."""
-    return event.error_class, top_frame(event)
+    return event.error_class, _top_frame(event)
 
 
-def top_frame(event: EventRecord) -> Location | None:
+def _top_frame(event: EventRecord) -> Location | None:
     exceptions = event.event.get("exceptions")
     first = exceptions[0] if isinstance(exceptions, list) and exceptions else None
     frames = first.get("stacktrace") if isinstance(first, dict) else None
@@ -53,7 +62,7 @@ def top_frame(event: EventRecord) -> Location | None:
         return None
     frame = next((frame for frame in frames if frame.get("inProject") is True), frames[0])
     line = frame.get("lineNumber")
-    return (
+    return Location(
         str(frame.get("file") or "?"),
         str(frame.get("method") or "?"),
         line if isinstance(line, int) and not isinstance(line, bool) else None,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from html import escape
 
 from .error_groups import ErrorGroup
-from .report import TOP_ERRORS, Release, Report, figures, short_revision
+from .report import TOP_ERRORS, Release, Report, figures, label, short_revision
 
 _BAR_HEIGHT = 22
 _BAR_GAP = 10
@@ -105,15 +105,15 @@ def stability_chart(releases: Sequence[Release]) -> str:
         assert stability is not None
         y = index * (_BAR_HEIGHT + _BAR_GAP)
         width = round(stability * _PLOT_WIDTH, 1)
-        label = escape(_release_label(release))
+        name = escape(release.label)
         rows.append(
-            f'<g class="version" data-version="{escape(_label(release.app_version))}"'
-            f' data-stage="{escape(_label(release.release_stage))}">'
-            f'<text x="{_LABEL_WIDTH - 10}" y="{y + 16}" text-anchor="end">{label}</text>'
+            f'<g class="version" data-version="{escape(label(release.app_version))}"'
+            f' data-stage="{escape(label(release.release_stage))}">'
+            f'<text x="{_LABEL_WIDTH - 10}" y="{y + 16}" text-anchor="end">{name}</text>'
             f'<rect class="rest" x="{_LABEL_WIDTH}" y="{y}" width="{_PLOT_WIDTH}"'
             f' height="{_BAR_HEIGHT}"/>'
             f'<rect class="bar" x="{_LABEL_WIDTH}" y="{y}" width="{width}" height="{_BAR_HEIGHT}">'
-            f"<title>{label}: {release.stability_text} of {release.sessions} sessions</title></rect>"
+            f"<title>{name}: {release.stability_text} of {release.sessions} sessions</title></rect>"
             f'<text x="{_LABEL_WIDTH + _PLOT_WIDTH + 8}" y="{y + 16}">{release.stability_text}</text>'
             "</g>"
         )
@@ -138,7 +138,7 @@ def _table(report: Report) -> str:
         f'<th class="number">{name}</th>' if number else f"<th>{name}</th>"
         for name, number, _ in _COLUMNS
     )
-    rows = [_row(release, _label(release.app_version), _label(release.release_stage), "release")
+    rows = [_row(release, label(release.app_version), label(release.release_stage), "release")
             for release in report.releases]
     rows.append(_row(report.total, "all", "", "total"))
     return f'<table class="report"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -164,7 +164,7 @@ def _new_errors(releases: Sequence[Release]) -> str:
             if release.new_errors
             else '<p class="none">No new errors.</p>'
         )
-        sections.append(f"<h3>{escape(_release_label(release))}</h3>{listing}")
+        sections.append(f"<h3>{escape(release.label)}</h3>{listing}")
     return "".join(sections)
 
 
@@ -179,11 +179,3 @@ def _error_list(errors: Sequence[ErrorGroup], more: int) -> str:
     if more:
         items += f'<li class="more"><span class="count"></span> and {more} more</li>'
     return f'<ul class="errors">{items}</ul>'
-
-
-def _release_label(release: Release) -> str:
-    return f"{_label(release.app_version)} / {_label(release.release_stage)}"
-
-
-def _label(value: str | None) -> str:
-    return "(none)" if value is None else value

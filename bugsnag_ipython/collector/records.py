@@ -1,4 +1,4 @@
-"""The rows the collector's store gives back: one dataclass per table."""
+"""The rows the collector's store gives back: one dataclass per table, each column a field."""
 
 from __future__ import annotations
 
@@ -23,48 +23,41 @@ class RequestRecord:
     def header(self, name: str) -> str | None:
         """A header's value, looked up case-insensitively."""
         wanted = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == wanted:
-                return value
-        return None
+        return next((value for key, value in self.headers.items() if key.lower() == wanted), None)
 
 
 @dataclass(frozen=True)
-class SessionRecord:
+class PayloadRecord:
+    """What every row of an accepted payload carries: its release and the request it came in."""
+
+    id: int
+    api_key: str | None
+    app_version: str | None
+    release_stage: str | None
+    received_at: str
+    request_id: int
+
+
+@dataclass(frozen=True)
+class SessionRecord(PayloadRecord):
     """One session from an accepted sessions payload."""
 
-    id: int
     session_id: str
     started_at: str
-    api_key: str | None
-    app_version: str | None
-    release_stage: str | None
-    received_at: str
-    request_id: int
 
 
 @dataclass(frozen=True)
-class SessionCountRecord:
+class SessionCountRecord(PayloadRecord):
     """Sessions a server notifier counted without ids: how many started in one minute."""
 
-    id: int
     started_at: str
     sessions_started: int
-    api_key: str | None
-    app_version: str | None
-    release_stage: str | None
-    received_at: str
-    request_id: int
 
 
 @dataclass(frozen=True)
-class EventRecord:
+class EventRecord(PayloadRecord):
     """One event from an accepted events payload; `event` is the event object as sent."""
 
-    id: int
-    api_key: str | None
-    app_version: str | None
-    release_stage: str | None
     error_class: str
     message: str | None
     unhandled: bool
@@ -72,23 +65,18 @@ class EventRecord:
     session_id: str | None
     session_handled: int | None
     session_unhandled: int | None
-    received_at: str
-    request_id: int
     event: dict[str, Any]
 
 
 @dataclass(frozen=True)
-class BuildRecord:
-    """One build reported to the Build API; `build` is the body as sent."""
+class BuildRecord(PayloadRecord):
+    """One build reported to the Build API (which requires its API key and version); `build` is
+    the body as sent."""
 
-    id: int
     api_key: str
     app_version: str
-    release_stage: str | None
     builder_name: str | None
     provider: str | None
     repository: str | None
     revision: str | None
-    received_at: str
-    request_id: int
     build: dict[str, Any]

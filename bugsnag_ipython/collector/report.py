@@ -22,14 +22,13 @@ the release of its first event; errors are grouped by class and location (error_
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .error_groups import ErrorGroup, GroupKey, cut, group_errors, group_key
-from .records import BuildRecord, EventRecord, SessionCountRecord, SessionRecord
+from .records import BuildRecord, EventRecord, PayloadRecord, SessionCountRecord, SessionRecord
 from .store import Store
 
 TOP_ERRORS = 5
@@ -76,6 +75,11 @@ class Release:
         return (self.sessions - self.sessions_with_unhandled) / self.sessions
 
     @property
+    def label(self) -> str:
+        """The release as shown: "1.2.0 / production"."""
+        return f"{label(self.app_version)} / {label(self.release_stage)}"
+
+    @property
     def stability_text(self) -> str:
         stability = self.stability
         return "n/a" if stability is None else f"{stability * 100:.1f}%"
@@ -105,8 +109,8 @@ def build_report(store: Store) -> Report:
     events = store.events()
     builds = store.builds()
     requests = store.requests()
-    appeared = _first_appearances(sessions, counts, events, builds)
-    order = sorted(appeared, key=lambda key: appeared[key])
+    appeared = _first_appearances([*sessions, *counts, *events], builds)
+    order = sorted(appeared, key=appeared.__getitem__)
     new_in: dict[GroupKey, ReleaseKey] = {}
     for event in events:
         new_in.setdefault(group_key(event), (event.app_version, event.release_stage))
@@ -122,10 +126,13 @@ def build_report(store: Store) -> Report:
             known_sessions,
             new_in,
             _build_for(key, builds),
-            last_stability.get(key[1]),
         )
-        if release.stability is not None:
-            last_stability[key[1]] = release.stability
+        stability = release.stability
+        if stability is not None:
+            before = last_stability.get(key[1])
+            if before is not None:
+                release = replace(release, stability_change=round((stability - before) * 100, 1))
+            last_stability[key[1]] = stability
         releases.append(release)
     statuses = Counter(request.status for request in requests)
     return Report(
@@ -138,14 +145,10 @@ def build_report(store: Store) -> Report:
 
 
 def _first_appearances(
-    sessions: Sequence[SessionRecord],
-    counts: Sequence[SessionCountRecord],
-    events: Sequence[EventRecord],
-    builds: Sequence[BuildRecord],
+    rows: Sequence[PayloadRecord], builds: Sequence[BuildRecord]
 ) -> dict[ReleaseKey, int]:
     """Each release and the id of the first request that named it (ids grow with arrival)."""
     appeared: dict[ReleaseKey, int] = {}
-    rows: list[SessionRecord | SessionCountRecord | EventRecord] = [*sessions, *counts, *events]
     for row in rows:
         key = (row.app_version, row.release_stage)
         appeared[key] = min(appeared.get(key, row.request_id), row.request_id)
@@ -165,9 +168,8 @@ def _build_for(key: ReleaseKey, builds: Sequence[BuildRecord]) -> BuildInfo | No
     if not (exact or loose):
         return None
     chosen = (exact or loose)[-1]
-    return BuildInfo(
-        chosen.revision, chosen.repository, chosen.provider, chosen.builder_name, chosen.received_at
-    )
+    return BuildInfo(chosen.revision, chosen.repository, chosen.provider, chosen.builder_name,
+                     chosen.received_at)
 
 
 def _release(
@@ -178,7 +180,6 @@ def _release(
     known_sessions: set[str],
     new_in: Mapping[GroupKey, ReleaseKey],
     build: BuildInfo | None,
-    stability_before: float | None,
 ) -> Release:
     session_ids = {s.session_id for s in sessions}
     counted = sum(c.sessions_started for c in counts)
@@ -192,15 +193,10 @@ def _release(
     errors = group_errors(events)
     top, more = cut(errors, TOP_ERRORS)
     new, more_new = cut([error for error in errors if new_in[error.key] == key], TOP_ERRORS)
-    sessions_total = len(session_ids) + counted
-    change = None
-    if sessions_total and stability_before is not None:
-        stability = (sessions_total - with_unhandled) / sessions_total
-        change = round((stability - stability_before) * 100, 1)
     return Release(
         app_version=key[0],
         release_stage=key[1],
-        sessions=sessions_total,
+        sessions=len(session_ids) + counted,
         sessions_with_unhandled=with_unhandled,
         handled_events=sum(1 for e in events if not e.unhandled),
         unhandled_events=sum(1 for e in events if e.unhandled),
@@ -211,7 +207,6 @@ def _release(
         new_errors=new,
         more_new_errors=more_new,
         counted_sessions=counted,
-        stability_change=change,
         build=build,
     )
 
@@ -258,51 +253,26 @@ def short_revision(build: BuildInfo) -> str:
     return " ".join(parts) or "reported"
 
 
-# Terminal controls: C0 and C1 control characters, DEL, and the bidirectional marks that
-# reorder what a reader sees. Anyone who can POST to the collector chooses these texts.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+def label(value: str | None) -> str:
+    """A version or stage as shown: "(none)" when the notifier sent none."""
+    return "(none)" if value is None else value
 
 
-def printable(text: str) -> str:
-    """`text` with each control character shown as an escape (`\\x1b`), never written raw."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}" if ord(match[0]) < 0x100
-                        else f"\\u{ord(match[0]):04x}", text)
-
-
-def report_as_dict(report: Report) -> dict[str, Any]:
-    """The report as plain JSON-ready data, stability included as a percentage."""
+def format_report_json(report: Report) -> str:
+    """The report as indented JSON, stability included as a percentage."""
 
     def release_dict(release: Release) -> dict[str, Any]:
         data = asdict(release)
         stability = release.stability
         data["stability_percent"] = None if stability is None else round(stability * 100, 1)
         data["stability_change_points"] = data.pop("stability_change")
-        for name in ("top_errors", "new_errors"):
-            data[name] = [_error_dict(error) for error in getattr(release, name)]
         return data
 
-    return {
+    data = {
         "requests_received": report.requests_received,
         "requests_refused": report.requests_refused,
         "statuses": {str(status): count for status, count in report.statuses.items()},
         "releases": [release_dict(release) for release in report.releases],
         "total": release_dict(report.total),
     }
-
-
-def _error_dict(error: ErrorGroup) -> dict[str, Any]:
-    location = None
-    if error.location is not None:
-        file, method, line = error.location
-        location = {"file": file, "method": method, "line": line}
-    return {
-        "error_class": error.error_class,
-        "location": location,
-        "message": error.message,
-        "count": error.count,
-    }
-
-
-def format_report_json(report: Report) -> str:
-    """The report as indented JSON."""
-    return json.dumps(report_as_dict(report), indent=2) + "\n"
+    return json.dumps(data, indent=2) + "\n"

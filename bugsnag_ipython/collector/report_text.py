@@ -3,29 +3,20 @@ build and new errors, the most frequent errors, and a legend of the less obvious
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from .error_groups import ErrorGroup
-from .report import TOP_ERRORS, Release, Report, figures, printable, short_revision
+from .report import TOP_ERRORS, Release, Report, figures, label, short_revision
 
-NONE_LABEL = "(none)"
 MESSAGE_WIDTH = 60  # an error's message is cut here, so that a line stays on a terminal's line
 
-# Each column's heading, on two lines so that the table fits a terminal, and its alignment.
-COLUMNS = (
-    ("", "version", "<"),
-    ("", "stage", "<"),
-    ("", "sessions", ">"),
-    ("with", "unhandled", ">"),
-    ("", "stability", ">"),
-    ("", "change", ">"),
-    ("", "handled", ">"),
-    ("", "unhandled", ">"),
-    ("no", "session", ">"),
-    ("unknown", "session", ">"),
-)
+# The table's columns: a name of two words is a heading on two lines, so that the table fits
+# a terminal. Version and stage are aligned left, the figures right.
+COLUMNS = ("version", "stage", "sessions", "with unhandled", "stability", "change", "handled",
+           "unhandled", "no session", "unknown session")
 
-# One line per column whose meaning is not in its name; the page says the same.
+# One line per column whose meaning is not in its name (the page explains every column).
 LEGEND = (
     ("with unhandled", "sessions in which an unhandled error occurred"),
     ("stability", "the share of sessions without an unhandled error"),
@@ -35,12 +26,15 @@ LEGEND = (
 )
 
 
-def label(value: str | None) -> str:
-    return NONE_LABEL if value is None else printable(value)
+# Terminal controls: C0 and C1 control characters, DEL, and the bidirectional marks that
+# reorder what a reader sees. Anyone who can POST to the collector chooses these texts.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def release_label(release: Release) -> str:
-    return f"{label(release.app_version)} / {label(release.release_stage)}"
+def printable(text: str) -> str:
+    """`text` with each control character shown as an escape (`\\x1b`), never written raw."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}" if ord(match[0]) < 0x100
+                        else f"\\u{ord(match[0]):04x}", text)
 
 
 def format_report(report: Report) -> str:
@@ -55,7 +49,8 @@ def format_report(report: Report) -> str:
         lines.append("No sessions, events or builds received yet.")
         return "\n".join(lines) + "\n"
     lines.append("Releases, in the order they first appeared")
-    rows = [[label(r.app_version), label(r.release_stage), *figures(r)] for r in report.releases]
+    rows = [[printable(label(r.app_version)), printable(label(r.release_stage)), *figures(r)]
+            for r in report.releases]
     rows.append(["all", "", *figures(report.total)])
     lines.extend(_table(rows))
     if report.total.counted_sessions:
@@ -77,7 +72,7 @@ def format_report(report: Report) -> str:
 def _release_lines(release: Release) -> list[str]:
     build = release.build
     built = f": build {printable(short_revision(build))}" if build is not None else ""
-    lines = [f"  {release_label(release)}{built}"]
+    lines = [f"  {printable(release.label)}{built}"]
     if release.new_errors:
         lines.extend(_error_lines(release.new_errors, release.more_new_errors, "    "))
     else:
@@ -102,13 +97,12 @@ def error_text(error: ErrorGroup) -> str:
 
 
 def _table(rows: Iterable[list[str]]) -> list[str]:
-    rows = [[top for top, _, _ in COLUMNS], [name for _, name, _ in COLUMNS], *rows]
+    headings = [name.rpartition(" ") for name in COLUMNS]
+    rows = [[top for top, _, _ in headings], [bottom for _, _, bottom in headings], *rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    aligns = ["<", "<"] + [">"] * (len(COLUMNS) - 2)
     lines = []
     for row in rows:
-        cells = [
-            f"{cell:{align}{width}}"
-            for cell, (_, _, align), width in zip(row, COLUMNS, widths, strict=True)
-        ]
+        cells = [f"{cell:{align}{width}}" for cell, align, width in zip(row, aligns, widths, strict=True)]
         lines.append("  ".join(cells).rstrip())
     return lines

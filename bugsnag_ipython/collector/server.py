@@ -1,28 +1,209 @@
 """A local HTTP receiver that speaks BugSnag's sessions, notify and build endpoints.
 
-It checks each request as BugSnag would, records it in a SQLite `Store`, and can be told
-to misbehave (scripted statuses, going down, hanging) so delivery code can be tested
-against a real server.
+Each request is checked as BugSnag would check it, recorded in a SQLite `Store`, and answered.
+`/notify`, `/sessions` and `/builds` each take their own payloads. `/` takes all three, told
+apart by shape, so that a client of build.bugsnag.com (or of notify.bugsnag.com or
+sessions.bugsnag.com, which also take payloads at their root) can point at it unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
+import socketserver
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from types import TracebackType
-from typing import Any, Literal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-from .handler import Server
+from .builds import check_build
+from .page import report_page
 from .records import Kind
+from .report import build_report
 from .store import Store
+from .validation import Verdict, check_request, parse_json
 
-Endpoint = Literal["notify", "sessions", "builds"]
-ScriptedResponse = int | tuple[int, Mapping[str, str]]
+# Bodies above BugSnag's limit are still read (and refused with 400) so the connection stays
+# usable; above this much we answer without reading and close the connection.
+_MAX_READ_BYTES = 16 * 1024 * 1024
+_KINDS: Mapping[str, Kind] = {"/notify": "events", "/sessions": "sessions", "/builds": "builds"}
 
+
+def _route(path: str, body: bytes) -> Kind | None:
+    """What a POST carries: its endpoint's kind; at `/`, the kind the body is shaped like."""
+    path = path.split("?", 1)[0].rstrip("/")
+    return _KINDS.get(path) if path else _kind_at_root(body)
+
+
+def _kind_at_root(body: bytes) -> Kind:
+    """Events or sessions when the body carries them, else a build (`apiKey` and `appVersion`),
+    which is also what anything else is checked as, so that the answer says what a build lacks."""
+    try:
+        parsed = parse_json(body)
+    except RecursionError:
+        return "builds"
+    if isinstance(parsed, dict) and "events" in parsed:
+        return "events"
+    if isinstance(parsed, dict) and ("sessions" in parsed or "sessionCounts" in parsed):
+        return "sessions"
+    return "builds"
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection's requests: each checked, recorded in the collector's store and answered."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, a keep-alive
+    # client's delayed ACK then stalls every response by about 40 ms.
+    disable_nagle_algorithm = True
+    server_version = "BugsnagCollector/0.1"
+    server: _Server
+
+    def handle(self) -> None:
+        with self.server.collector.tracked(self.connection):
+            super().handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.collector.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._discard_body()
+        path = self.path.split("?", 1)[0]
+        if path == "/health":
+            self.reply(200, {"status": "ok"})
+        elif path == "/":
+            self._reply_page()
+        else:
+            self.reply(404, {"error": "Not found."})
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        kind = _route(self.path, body)
+        if kind is None:
+            self.reply(404, {"error": "Not found."})
+        else:
+            self.receive(kind, dict(self.headers.items()), body)
+
+    def receive(self, kind: Kind, headers: dict[str, str], body: bytes) -> None:
+        """Check, record and answer one request to the `kind` endpoint."""
+        store = self.server.collector.store
+        try:
+            verdict = check_build(headers, body) if kind == "builds" else check_request(kind, headers, body)
+            store.record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
+        except RecursionError:  # JSON nested deeper than the parser (or the store) goes
+            verdict = Verdict(400, "The body is not valid JSON: it is nested too deeply.")
+            store.record(kind, verdict.status, verdict.reason, headers, body)
+        if kind == "builds":
+            # The Build API's answers: bugsnag-build-reporter takes 200 as success, and shows
+            # the `errors` of a 400.
+            if verdict.accepted:
+                self.reply(200, {"status": "ok", "warnings": []})
+            else:
+                self.reply(verdict.status, {"error": verdict.reason, "errors": [verdict.reason]})
+        elif verdict.accepted:
+            self.reply(202, {"status": "ok"})
+        else:
+            self.reply(verdict.status, {"error": verdict.reason})
+
+    def reply(
+        self,
+        status: int,
+        answer: Mapping[str, Any],
+        headers: Mapping[str, str] | None = None,
+        *,
+        close: bool = False,
+    ) -> None:
+        """Answer with `answer` as JSON."""
+        if close:
+            self.close_connection = True
+            headers = {**(headers or {}), "Connection": "close"}
+        self._send(status, "application/json", json.dumps(answer), headers or {})
+
+    def _reply_page(self) -> None:
+        """The stability report as a web page, built from the store as it is now."""
+        page = report_page(build_report(self.server.collector.store))
+        self._send(200, "text/html; charset=utf-8", page, {"Cache-Control": "no-store"})
+
+    def _send(self, status: int, content_type: str, text: str, headers: Mapping[str, str]) -> None:
+        body = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None after answering a request whose length is unusable."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.reply(400, {"error": "The Content-Length header is not valid."}, close=True)
+            return None
+        if length > _MAX_READ_BYTES:
+            self.reply(400, {"error": "Payload too large."}, close=True)
+            return None
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes | None:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                self.reply(400, {"error": "The chunked body is not valid."}, close=True)
+                return None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > _MAX_READ_BYTES:
+                self.reply(400, {"error": "Payload too large."}, close=True)
+                return None
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _discard_body(self) -> None:
+        length = self.headers.get("Content-Length", "0")
+        if length.isdigit() and int(length) <= _MAX_READ_BYTES:
+            self.rfile.read(int(length))
+        else:
+            self.close_connection = True  # cannot find where the next request starts
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], collector: Collector) -> None:
+        self.collector = collector
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, collector.handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup of the host; skip it.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if self.collector.verbose:
+            super().handle_error(request, client_address)
 
 
 class Collector:
@@ -30,6 +211,8 @@ class Collector:
 
     The socket is bound on construction, so `url` is known before `start()`.
     """
+
+    handler: type[Handler] = Handler  # what answers each connection's requests
 
     def __init__(
         self,
@@ -40,42 +223,24 @@ class Collector:
         verbose: bool = False,
     ) -> None:
         self.verbose = verbose
-        self._store = Store(store_path)
+        self.store = Store(store_path)
         self._host = host
         self._lock = threading.Lock()
-        self._stored = threading.Condition()
-        self._script: list[tuple[Endpoint | None, ScriptedResponse]] = []
-        self._hang_gate: threading.Event | None = None
         self._connections: set[socket.socket] = set()
-        self._connection_count = 0
         self._started = False
         self._stopped = False
-        self._server: Server | None = None
-        self._held_port: socket.socket | None = None  # while down: bound, not listening
         self._thread: threading.Thread | None = None
         try:
-            self._server = Server((host, port), self)
+            self._server: _Server | None = self._bind(port)
         except OSError:
-            self._store.close()
+            self.store.close()
             raise
-        self._port: int = self._server.server_address[1]
-
-    # -- addresses ---------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._port
+        self.port: int = self._server.server_address[1]
 
     @property
     def url(self) -> str:
-        host = self._host
-        if host in ("", "0.0.0.0"):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self._port}"
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self._host, self._host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @property
     def notify_url(self) -> str:
@@ -89,27 +254,14 @@ class Collector:
     def builds_url(self) -> str:
         return self.url + "/builds"
 
-    @property
-    def store(self) -> Store:
-        return self._store
-
-    @property
-    def connection_count(self) -> int:
-        """How many TCP connections have been accepted since construction."""
-        with self._lock:
-            return self._connection_count
-
-    # -- lifecycle ---------------------------------------------------------------------
-
     def start(self) -> Collector:
         """Serve in a daemon thread. Returns self."""
         with self._lock:
             if self._stopped:
                 raise RuntimeError("this collector has been stopped")
-            if self._started:
-                return self
-            self._started = True
-            self._serve()
+            if not self._started:
+                self._started = True
+                self._serve()
         return self
 
     def stop(self) -> None:
@@ -118,148 +270,55 @@ class Collector:
             if self._stopped:
                 return
             self._stopped = True
-            self._close_listener()
-            gate, self._hang_gate = self._hang_gate, None
-        if gate is not None:
-            gate.set()
+            server = self._stop_serving()
+            if server is not None:
+                server.server_close()
         self._drop_connections()
 
     def __enter__(self) -> Collector:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    # -- fault injection ---------------------------------------------------------------
-
-    def script(self, endpoint: Endpoint | None, *responses: ScriptedResponse) -> None:
-        """Answer the next requests with these responses, before any validation.
-
-        Each response is a status (503) or a status and headers ((429, {"Retry-After": "2"})).
-        With `endpoint` None they answer the next requests on any endpoint. Requests take
-        the oldest response queued for their endpoint or for both; once the queue is empty
-        the collector checks and stores requests normally again.
-        """
-        with self._lock:
-            self._script.extend((endpoint, response) for response in responses)
-
-    def go_down(self) -> None:
-        """Stop listening and close every open connection: connections are refused. The port
-        stays this collector's meanwhile (its socket, no longer listening, stays bound), so
-        that another process's socket cannot take it before `come_back()`."""
-        with self._lock:
-            self._close_listener(hold_port=True)
-        self._drop_connections()
-
-    def come_back(self) -> None:
-        """Listen again, on the same port, after `go_down()`."""
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError("this collector has been stopped")
-            if self._server is None:
-                self._release_port()
-                self._server = Server((self._host, self._port), self)
-                if self._started:
-                    self._serve()
-
-    def hang(self) -> None:
-        """Accept connections and read requests, but answer none until `unhang()`.
-
-        Requests held this way are recorded with status 0.
-        """
-        with self._lock:
-            if self._hang_gate is None:
-                self._hang_gate = threading.Event()
-
-    def unhang(self) -> None:
-        """Answer normally again; requests held by `hang()` are dropped unanswered."""
-        with self._lock:
-            gate, self._hang_gate = self._hang_gate, None
-        if gate is not None:
-            gate.set()
 
     def wait_for(self, kind: Kind, count: int, timeout: float = 5.0) -> bool:
         """Block until at least `count` sessions, events or builds are stored; False on timeout."""
-        with self._stored:
-            return self._stored.wait_for(lambda: self._store.count(kind) >= count, timeout)
+        return self.store.wait_for(kind, count, timeout)
 
-    # -- used by the request handler ---------------------------------------------------
-
-    def next_scripted(self, endpoint: Endpoint) -> ScriptedResponse | None:
-        with self._lock:
-            for index, (wanted, response) in enumerate(self._script):
-                if wanted is None or wanted == endpoint:
-                    del self._script[index]
-                    return response
-        return None
-
-    def current_hang_gate(self) -> threading.Event | None:
-        with self._lock:
-            return self._hang_gate
-
-    def record(
-        self,
-        kind: Kind,
-        status: int,
-        reason: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        payload: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._store.record(kind, status, reason, headers, body, payload)
-        if payload is not None:
-            with self._stored:
-                self._stored.notify_all()
-
-    @contextmanager
+    @contextlib.contextmanager
     def tracked(self, connection: socket.socket) -> Iterator[None]:
+        """Hold `connection` among those `stop()` closes while it is open."""
         with self._lock:
             self._connections.add(connection)
-            self._connection_count += 1
         try:
             yield
         finally:
             with self._lock:
                 self._connections.discard(connection)
 
-    # -- internals (called with self._lock held) ---------------------------------------
+    def _bind(self, port: int) -> _Server:
+        return _Server((self._host, port), self)
 
     def _serve(self) -> None:
+        """Run the serve loop in a thread; called with self._lock held, as is `_stop_serving`."""
         server = self._server
         assert server is not None
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
-            name=f"bugsnag-collector-{self._port}",
+            name=f"bugsnag-collector-{self.port}",
             daemon=True,
         )
         self._thread.start()
 
-    def _close_listener(self, *, hold_port: bool = False) -> None:
+    def _stop_serving(self) -> _Server | None:
+        """End the serve loop (never waiting for handlers); the listening socket stays open."""
         server, self._server = self._server, None
         thread, self._thread = self._thread, None
-        if server is None:
-            self._release_port()
-            return
-        if thread is not None:
-            server.shutdown()  # waits for the serve loop only, never for handlers
+        if server is not None and thread is not None:
+            server.shutdown()
             thread.join()
-        if hold_port:
-            # Out of the listening state (connections are refused), but still bound.
-            server.socket.shutdown(socket.SHUT_RD)
-            self._held_port = server.socket
-        else:
-            server.server_close()
-
-    def _release_port(self) -> None:
-        held, self._held_port = self._held_port, None
-        if held is not None:
-            held.close()
+        return server
 
     def _drop_connections(self) -> None:
         with self._lock:

@@ -13,18 +13,23 @@ import os
 import sqlite3
 import threading
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .records import (
-    BuildRecord,
-    EventRecord,
-    Kind,
-    RequestRecord,
-    SessionCountRecord,
-    SessionRecord,
-)
+from .records import BuildRecord, EventRecord, Kind, RequestRecord, SessionCountRecord, SessionRecord
+
+Row = dict[str, Any]
+R = TypeVar("R", RequestRecord, SessionRecord, SessionCountRecord, EventRecord, BuildRecord)
+_TABLES: Mapping[type, str] = {
+    RequestRecord: "requests",
+    SessionRecord: "sessions",
+    SessionCountRecord: "session_counts",
+    EventRecord: "events",
+    BuildRecord: "builds",
+}
+_JSON_COLUMNS = frozenset({"headers", "event", "build"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -100,8 +105,9 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        _create_private(self.path)
+        self.path.touch(mode=0o600)  # readable by its owner only; SQLite gives -wal/-shm the same
         self._lock = threading.Lock()
+        self._stored = threading.Condition()
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -132,132 +138,53 @@ class Store:
 
         All rows go in one transaction. Returns the request's id.
         """
-        received_at = utc_now()
+        request: Row = {
+            "received_at": utc_now(),
+            "kind": kind,
+            "status": status,
+            "reason": reason,
+            "headers": json.dumps(dict(headers)),
+            "body": body.decode("utf-8", errors="replace"),
+        }
         lowered = {name.lower(): value for name, value in headers.items()}
-        header_key = lowered.get("bugsnag-api-key", "").strip() or None
+        api_key = lowered.get("bugsnag-api-key", "").strip() or None
         with self._lock, self._conn:
-            cursor = self._conn.execute(
-                "INSERT INTO requests (received_at, kind, status, reason, headers, body)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    received_at,
-                    kind,
-                    status,
-                    reason,
-                    json.dumps(dict(headers)),
-                    body.decode("utf-8", errors="replace"),
-                ),
-            )
-            request_id = cursor.lastrowid
-            assert request_id is not None
-            if payload is not None and kind == "sessions" and "sessions" in payload:
-                self._conn.executemany(
-                    "INSERT INTO sessions (session_id, started_at, api_key, app_version,"
-                    " release_stage, received_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    _session_rows(payload, header_key, received_at, request_id),
-                )
-            elif payload is not None and kind == "builds":
-                self._conn.execute(
-                    "INSERT INTO builds (api_key, app_version, release_stage, builder_name,"
-                    " provider, repository, revision, received_at, request_id, build)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _build_row(payload, received_at, request_id),
-                )
-            elif payload is not None and kind == "sessions":
-                self._conn.executemany(
-                    "INSERT INTO session_counts (started_at, sessions_started, api_key,"
-                    " app_version, release_stage, received_at, request_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    _session_count_rows(payload, header_key, received_at, request_id),
-                )
-            elif payload is not None:
-                self._conn.executemany(
-                    "INSERT INTO events (api_key, app_version, release_stage, error_class,"
-                    " message, unhandled, severity, session_id, session_handled,"
-                    " session_unhandled, received_at, request_id, event)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _event_rows(payload, header_key, received_at, request_id),
-                )
+            request_id = self._insert("requests", [request])
+            if payload is not None:
+                table, rows = _payload_rows(kind, payload, api_key)
+                common = {"received_at": request["received_at"], "request_id": request_id}
+                self._insert(table, [{**row, **common} for row in rows])
+        if payload is not None:
+            with self._stored:
+                self._stored.notify_all()
         return request_id
+
+    def wait_for(self, kind: Kind, count: int, timeout: float) -> bool:
+        """Block until at least `count` sessions, events or builds are stored; False on timeout."""
+        with self._stored:
+            return self._stored.wait_for(lambda: self.count(kind) >= count, timeout)
 
     def requests(self, kind: Kind | None = None) -> list[RequestRecord]:
         """Every request received, oldest first; only one endpoint's when `kind` is given."""
-        query = "SELECT id, received_at, kind, status, reason, headers, body FROM requests"
-        params: tuple[str, ...] = ()
-        if kind is not None:
-            query += " WHERE kind = ?"
-            params = (kind,)
-        rows = self._fetch(query + " ORDER BY id", params)
-        return [
-            RequestRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
-            for row in rows
-        ]
+        if kind is None:
+            return self._select(RequestRecord)
+        return self._select(RequestRecord, " WHERE kind = ?", (kind,))
 
     def sessions(self) -> list[SessionRecord]:
         """Every session accepted, oldest first."""
-        rows = self._fetch(
-            "SELECT id, session_id, started_at, api_key, app_version, release_stage,"
-            " received_at, request_id FROM sessions ORDER BY id"
-        )
-        return [SessionRecord(*row) for row in rows]
+        return self._select(SessionRecord)
 
     def session_counts(self) -> list[SessionCountRecord]:
         """Every per-minute session count accepted (the server notifiers' form), oldest first."""
-        rows = self._fetch(
-            "SELECT id, started_at, sessions_started, api_key, app_version, release_stage,"
-            " received_at, request_id FROM session_counts ORDER BY id"
-        )
-        return [SessionCountRecord(*row) for row in rows]
+        return self._select(SessionCountRecord)
 
     def events(self) -> list[EventRecord]:
         """Every event accepted, oldest first."""
-        rows = self._fetch(
-            "SELECT id, api_key, app_version, release_stage, error_class, message, unhandled,"
-            " severity, session_id, session_handled, session_unhandled, received_at,"
-            " request_id, event FROM events ORDER BY id"
-        )
-        return [
-            EventRecord(
-                id=row[0],
-                api_key=row[1],
-                app_version=row[2],
-                release_stage=row[3],
-                error_class=row[4],
-                message=row[5],
-                unhandled=bool(row[6]),
-                severity=row[7],
-                session_id=row[8],
-                session_handled=row[9],
-                session_unhandled=row[10],
-                received_at=row[11],
-                request_id=row[12],
-                event=json.loads(row[13]),
-            )
-            for row in rows
-        ]
+        return self._select(EventRecord)
 
     def builds(self) -> list[BuildRecord]:
         """Every build accepted, oldest first."""
-        rows = self._fetch(
-            "SELECT id, api_key, app_version, release_stage, builder_name, provider, repository,"
-            " revision, received_at, request_id, build FROM builds ORDER BY id"
-        )
-        return [
-            BuildRecord(
-                id=row[0],
-                api_key=row[1],
-                app_version=row[2],
-                release_stage=row[3],
-                builder_name=row[4],
-                provider=row[5],
-                repository=row[6],
-                revision=row[7],
-                received_at=row[8],
-                request_id=row[9],
-                build=json.loads(row[10]),
-            )
-            for row in rows
-        ]
+        return self._select(BuildRecord)
 
     def count(self, kind: Kind) -> int:
         """How many sessions (sent one by one or counted), events or builds have been accepted."""
@@ -272,122 +199,96 @@ class Store:
     def clear(self) -> None:
         """Forget everything received."""
         with self._lock, self._conn:
-            self._conn.execute("DELETE FROM sessions")
-            self._conn.execute("DELETE FROM session_counts")
-            self._conn.execute("DELETE FROM events")
-            self._conn.execute("DELETE FROM builds")
-            self._conn.execute("DELETE FROM requests")
+            for table in ("sessions", "session_counts", "events", "builds", "requests"):
+                self._conn.execute(f"DELETE FROM {table}")
+
+    def _insert(self, table: str, rows: list[Row]) -> int:
+        """Insert rows that share their columns (with the lock held); returns the last row's id."""
+        columns = list(rows[0])
+        statement = (
+            f"INSERT INTO {table} ({', '.join(columns)})"
+            f" VALUES ({', '.join(':' + column for column in columns)})"
+        )
+        for row in rows:
+            row_id = self._conn.execute(statement, row).lastrowid
+        assert row_id is not None
+        return row_id
+
+    def _select(self, record: type[R], where: str = "", params: tuple[Any, ...] = ()) -> list[R]:
+        """The rows of `record`'s table as records, oldest first: each column is a field."""
+        names = [field.name for field in fields(record)]
+        query = f"SELECT {', '.join(names)} FROM {_TABLES[record]}{where} ORDER BY id"
+        return [record(*map(_decoded, names, row)) for row in self._fetch(query, params)]
 
     def _fetch(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(query, params).fetchall()
 
 
-def _create_private(path: Path) -> None:
-    """Create the database file readable by its owner only; SQLite gives -wal/-shm the same."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
+def _decoded(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS:
+        return json.loads(value)
+    return bool(value) if column == "unhandled" else value
 
 
-def _app_fields(app: object, release_stage: object = None) -> tuple[str | None, str | None]:
+def _text(value: object) -> str | None:
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def _app(app: object, release_stage: object = None) -> Row:
     """The app's version and release stage; `release_stage` is the event's own (python's)."""
     if not isinstance(app, dict):
         app = {}
     stage = app.get("releaseStage")
-    if stage is None:
-        stage = release_stage
-    return _optional_str(app.get("version")), _optional_str(stage)
+    return {
+        "app_version": _text(app.get("version")),
+        "release_stage": _text(release_stage if stage is None else stage),
+    }
 
 
-def _optional_str(value: object) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
+def _payload_rows(kind: Kind, payload: Mapping[str, Any], api_key: str | None) -> tuple[str, list[Row]]:
+    """The table an accepted payload goes in, and its rows (without when and by which request)."""
+    if kind == "builds":
+        source = payload.get("sourceControl") or {}
+        return "builds", [{
+            "api_key": payload["apiKey"],
+            "app_version": payload["appVersion"],
+            "release_stage": payload.get("releaseStage"),
+            "builder_name": payload.get("builderName"),
+            "provider": source.get("provider"),
+            "repository": source.get("repository"),
+            "revision": source.get("revision"),
+            "build": json.dumps(dict(payload)),
+        }]
+    if kind == "sessions":
+        app = {"api_key": api_key, **_app(payload.get("app"))}
+        if "sessions" in payload:
+            return "sessions", [
+                {"session_id": session["id"], "started_at": session["startedAt"], **app}
+                for session in payload["sessions"]
+            ]
+        return "session_counts", [
+            {"started_at": count["startedAt"], "sessions_started": count["sessionsStarted"], **app}
+            for count in payload["sessionCounts"]
+        ]
+    api_key = api_key or _text(payload.get("apiKey"))
+    return "events", [_event_row(event, api_key) for event in payload["events"]]
 
 
-def _build_row(payload: Mapping[str, Any], received_at: str, request_id: int) -> tuple[Any, ...]:
-    source = payload.get("sourceControl")
-    if not isinstance(source, dict):
-        source = {}
-    return (
-        payload["apiKey"],
-        payload["appVersion"],
-        _optional_str(payload.get("releaseStage")),
-        _optional_str(payload.get("builderName")),
-        _optional_str(source.get("provider")),
-        _optional_str(source.get("repository")),
-        _optional_str(source.get("revision")),
-        received_at,
-        request_id,
-        json.dumps(dict(payload)),
-    )
-
-
-def _session_rows(
-    payload: Mapping[str, Any], api_key: str | None, received_at: str, request_id: int
-) -> list[tuple[Any, ...]]:
-    app_version, release_stage = _app_fields(payload.get("app"))
-    return [
-        (
-            session["id"],
-            session["startedAt"],
-            api_key,
-            app_version,
-            release_stage,
-            received_at,
-            request_id,
-        )
-        for session in payload["sessions"]
-    ]
-
-
-def _session_count_rows(
-    payload: Mapping[str, Any], api_key: str | None, received_at: str, request_id: int
-) -> list[tuple[Any, ...]]:
-    app_version, release_stage = _app_fields(payload.get("app"))
-    return [
-        (
-            count["startedAt"],
-            count["sessionsStarted"],
-            api_key,
-            app_version,
-            release_stage,
-            received_at,
-            request_id,
-        )
-        for count in payload["sessionCounts"]
-    ]
-
-
-def _event_rows(
-    payload: Mapping[str, Any], api_key: str | None, received_at: str, request_id: int
-) -> list[tuple[Any, ...]]:
-    body_key = _optional_str(payload.get("apiKey"))
-    rows: list[tuple[Any, ...]] = []
-    for event in payload["events"]:
-        app_version, release_stage = _app_fields(event.get("app"), event.get("releaseStage"))
-        first = event["exceptions"][0]
-        session = event.get("session")
-        session_id = handled = unhandled = None
-        if isinstance(session, dict):
-            session_id = session["id"]
-            handled = session["events"]["handled"]
-            unhandled = session["events"]["unhandled"]
-        rows.append(
-            (
-                api_key or body_key,
-                app_version,
-                release_stage,
-                first["errorClass"],
-                _optional_str(first.get("message")),
-                int(bool(event["unhandled"])),
-                event["severity"],
-                session_id,
-                handled,
-                unhandled,
-                received_at,
-                request_id,
-                json.dumps(event),
-            )
-        )
-    return rows
+def _event_row(event: Mapping[str, Any], api_key: str | None) -> Row:
+    first = event["exceptions"][0]
+    session = event.get("session")
+    if not isinstance(session, dict):
+        session = {"id": None, "events": {"handled": None, "unhandled": None}}
+    return {
+        "api_key": api_key,
+        **_app(event.get("app"), event.get("releaseStage")),
+        "error_class": first["errorClass"],
+        "message": _text(first.get("message")),
+        "unhandled": int(bool(event["unhandled"])),
+        "severity": event["severity"],
+        "session_id": session["id"],
+        "session_handled": session["events"]["handled"],
+        "session_unhandled": session["events"]["unhandled"],
+        "event": json.dumps(event),
+    }

@@ -2,7 +2,7 @@
 
 Options come, lowest priority first, from the defaults, IPython config files, the environment
 and calls (`configure()`, `%config`, magics). This module only knows how to turn raw values
-into a valid :class:`Configuration`; who reads which source lives in the extension glue.
+into a valid :class:`Configuration`; notebook/settings.py reads the sources.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ DEFAULT_REDACTED_KEYS = ("password", "secret", "token", "api_key", "authorizatio
 DEFAULT_DISCARD_CLASSES = ("KeyboardInterrupt", "SystemExit", "UsageError")
 
 _API_KEY = re.compile(r"[0-9a-fA-F]{32}")
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
 
 
 class ConfigurationError(ValueError):
@@ -172,14 +170,14 @@ class Configuration:
         found = endpoint_credentials(self.notify_endpoint, self.sessions_endpoint)
         return (self.api_key, *found) if self.api_key else found
 
-    @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
+    @staticmethod
+    def option_names() -> tuple[str, ...]:
+        return tuple(_KINDS)
 
     def replace(self, **changes: Any) -> Configuration:
         """A copy with `changes` applied; raises ConfigurationError and changes nothing if any
         change is invalid."""
-        cleaned = {name: _validate(name, value) for name, value in changes.items()}
+        cleaned = {name: validated(name, value) for name, value in changes.items()}
         return dataclasses.replace(self, **cleaned)
 
     # -- derived values ----------------------------------------------------------------
@@ -214,7 +212,7 @@ class Configuration:
 
 
 def _shown_field(name: str, value: Any) -> Any:
-    return shown_url(value) if name in _URLS and value else value
+    return shown_url(value) if _KINDS[name] == "url" and value else value
 
 
 def from_environment(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -223,101 +221,91 @@ def from_environment(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]
     problems: list[str] = []
     for name in Configuration.option_names():
         variable = Configuration.ENV_PREFIX + name.upper()
-        if variable not in env:
-            continue
-        raw = env[variable]
-        try:
-            changes[name] = _validate(name, _parse_text(name, raw, variable))
-        except ConfigurationError as error:
-            problems.append(f"{error} The default is used instead.")
+        if variable in env:
+            try:
+                changes[name] = validated(name, _parse_text(name, env[variable], variable))
+            except ConfigurationError as error:
+                problems.append(f"{error} The default is used instead.")
     return changes, problems
 
 
 # -- validation -----------------------------------------------------------------------
 
-_BOOLS = {"auto_track_sessions", "send_code", "watch_kernel_deaths"}
-_TUPLES = {"discard_classes", "enabled_release_stages", "redacted_keys"}
-_POSITIVE_INTS = {"max_breadcrumbs", "max_held_payloads", "max_stored_sessions", "max_stored_events"}
-_URLS = {"notify_endpoint", "sessions_endpoint"}
-_OPTIONAL_TEXT = {"app_version", "persistence_directory", "project_root"}
+# What each option holds: its kind decides what it accepts and how its variable is read.
+_KINDS = {
+    "api_key": "key", "release_stage": "stage", "app_version": "text", "notify_endpoint": "url",
+    "sessions_endpoint": "url", "auto_track_sessions": "bool", "background_timeout": "seconds",
+    "persistence_directory": "text", "discard_classes": "names", "enabled_release_stages": "names",
+    "redacted_keys": "names", "send_code": "bool", "project_root": "text", "max_breadcrumbs": "count",
+    "max_held_payloads": "count", "max_stored_sessions": "count", "max_stored_events": "count",
+    "watch_kernel_deaths": "bool",
+}
+_MUST_BE = {
+    "text": "a string or None", "bool": "True or False", "names": "a list of strings",
+    "seconds": "a number of seconds, 0 or more", "count": "a whole number, 1 or more",
+}
+_SPELLED = {
+    "bool": "true or false (or 1/0, yes/no)", "seconds": "a number of seconds", "count": "a whole number",
+}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}
 
 
-def _parse_text(name: str, raw: str, source: str) -> Any:
-    """Turn an environment string into the option's type (validated afterwards)."""
-    text = raw.strip()
-    if name in _BOOLS:
-        if text.lower() in _TRUE:
-            return True
-        if text.lower() in _FALSE:
-            return False
-        raise ConfigurationError(f"{source} must be true or false (or 1/0, yes/no), not {raw!r}.")
-    if name in _TUPLES:
+def _parse_text(name: str, raw: str, variable: str) -> Any:
+    """An environment string as the option's type (validated afterwards)."""
+    text, kind = raw.strip(), _KINDS[name]
+    if kind == "names":
         return tuple(part.strip() for part in text.split(",") if part.strip())
-    if name in _POSITIVE_INTS:
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigurationError(f"{source} must be a whole number, not {raw!r}.") from None
-    if name == "background_timeout":
-        try:
-            return float(text)
-        except ValueError:
-            raise ConfigurationError(
-                f"{source} must be a number of seconds, not {raw!r}."
-            ) from None
+    try:
+        if kind == "bool":
+            return _BOOLEANS[text.lower()]
+        if kind in ("seconds", "count"):
+            return float(text) if kind == "seconds" else int(text)
+    except (KeyError, ValueError):
+        raise ConfigurationError(f"{variable} must be {_SPELLED[kind]}, not {raw!r}.") from None
     return text or None
 
 
-def _validate(name: str, value: Any) -> Any:
-    if name not in Configuration.option_names():
-        known = ", ".join(Configuration.option_names())
+def validated(name: str, value: Any) -> Any:
+    """`value` as option `name` holds it; ConfigurationError if the option refuses it."""
+    kind = _KINDS.get(name)
+    if kind is None:
+        known = ", ".join(_KINDS)
         raise ConfigurationError(f"{name!r} is not an option of bugsnag_ipython; known: {known}.")
-    if name == "api_key":
+    if kind == "key":
         return _validate_api_key(value)
-    if name == "release_stage":
+    if kind == "url":
+        return _validate_url(name, value)
+    if kind == "stage":
         if not isinstance(value, str) or not value.strip():
             raise ConfigurationError("release_stage must be a non-empty string, e.g. 'production'.")
         return value.strip()
-    if name in _OPTIONAL_TEXT:
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise ConfigurationError(f"{name} must be a string or None, not {value!r}.")
-        return value
-    if name in _URLS:
-        return _validate_url(name, value)
-    if name in _BOOLS:
-        if not isinstance(value, bool):
-            raise ConfigurationError(f"{name} must be True or False, not {value!r}.")
-        return value
-    if name == "background_timeout":
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigurationError(
-                f"background_timeout must be a number of seconds, 0 or more, not {value!r}."
-            )
-        return float(value)
-    if name in _POSITIVE_INTS:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(f"{name} must be a whole number, 1 or more, not {value!r}.")
-        return value
-    if name in _TUPLES:
-        if value is None and name == "enabled_release_stages":
-            return None
-        if isinstance(value, str) or not all(isinstance(v, str) for v in value or ()):
-            raise ConfigurationError(f"{name} must be a list of strings, not {value!r}.")
-        return tuple(value)
-    raise AssertionError(f"option {name} has no validation")  # pragma: no cover
+    if kind == "text" and (value is None or value == ""):
+        return None
+    if name == "enabled_release_stages" and value is None:
+        return None  # every stage
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    accepted = {
+        "text": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "names": isinstance(value, list | tuple) and all(isinstance(item, str) for item in value),
+        "seconds": number and value >= 0,
+        "count": number and isinstance(value, int) and value >= 1,
+    }
+    if not accepted[kind]:
+        raise ConfigurationError(f"{name} must be {_MUST_BE[kind]}, not {value!r}.")
+    return tuple(value) if kind == "names" else float(value) if kind == "seconds" else value
 
 
 def _validate_api_key(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not _API_KEY.fullmatch(value.strip()):
+    if not isinstance(value, str) or not is_api_key(value.strip()):
         raise ConfigurationError(
             "api_key must be the 32 hexadecimal digits of your BugSnag project's API key "
             "(Project Settings > Notifier API key)."
         )
-    return str(value.strip())
+    return value.strip()
 
 
 def _validate_url(name: str, value: Any) -> str | None:

@@ -17,7 +17,8 @@ import os
 import sys
 from typing import IO
 
-LOGGER_NAME = "bugsnag_ipython"
+from ..core.basics import log
+
 PREFIX = "[bugsnag_ipython] "
 
 
@@ -48,7 +49,6 @@ class KernelLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def install() -> logging.Logger:
     """Route the extension's logger to the kernel log, and only there: never on to the root
     logger, whose handlers (a `logging.basicConfig()` in a notebook) write into the cell."""
-    log = logging.getLogger(LOGGER_NAME)
     if not any(isinstance(handler, KernelLogHandler) for handler in log.handlers):
         log.addHandler(KernelLogHandler())
     log.setLevel(logging.INFO)

@@ -1,23 +1,23 @@
-"""`%bugsnag_session`: start, pause, resume, status and flush from a cell; `%bugsnag_key`: the
-API key, asked for at a prompt that does not echo."""
+"""`%bugsnag_session`: the panel, and start, pause, resume, status and flush from a cell;
+`%bugsnag_key`: the API key, asked for at a prompt that does not echo."""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, kwds, magic_arguments, parse_argstring
 
-from .status import status_text
+from .status import flush_outcome, session_change, status_text
 
 if TYPE_CHECKING:
-    from .extension import Extension
+    from ..client import Client
 
-SUBCOMMANDS = ("start", "pause", "resume", "status", "flush")
-USAGE = "usage: %bugsnag_session [start | pause | resume | status | flush [SECONDS]]"
-HELP_WORDS = ("--help", "-h", "help")
-HELP = """usage: %bugsnag_session [SUBCOMMAND]
-
+USAGE = "%bugsnag_session [start | pause | resume | status | flush [SECONDS]]"
+SUBCOMMANDS = """\
   (none)           show the live status panel
   start            start a new session, replacing the current one
   pause            errors from now on count against no session
@@ -29,51 +29,39 @@ HELP = """usage: %bugsnag_session [SUBCOMMAND]
 
 @magics_class
 class BugsnagMagics(Magics):
-    def __init__(self, shell: Any, *, extension: Extension) -> None:
+    def __init__(self, shell: Any, client: Client, show_panel: Callable[[], None],
+                 ask_for_key: Callable[[], None]) -> None:
         super().__init__(shell)
-        self.extension = extension
+        self.client = client
+        self.show_panel = show_panel
+        self.ask_for_key = ask_for_key
 
+    @magic_arguments()
+    # argparse formats the usage with %, so the magic's own % is doubled.
+    @kwds(usage=USAGE.replace("%", "%%"), description=SUBCOMMANDS,
+          formatter_class=argparse.RawDescriptionHelpFormatter)
+    @argument("-h", "--help", action="store_true", help=argparse.SUPPRESS)
+    @argument("subcommand", nargs="?", choices=("start", "pause", "resume", "status", "flush"),
+              help=argparse.SUPPRESS)
+    @argument("seconds", nargs="?", type=float, help=argparse.SUPPRESS)
     @line_magic
     def bugsnag_session(self, line: str) -> None:
-        """Control BugSnag sessions: start, pause, resume, status, flush [SECONDS].
-
-        Bare, it shows the status panel.
-        """
-        words = line.split()
-        client = self.extension.client
-        if not words:
-            from .panel import show_panel
-
-            show_panel(client, self.extension.panel_source())
-            return
-        command, arguments = words[0], words[1:]
-        if command in HELP_WORDS:
-            print(HELP)
-            return
-        if command not in SUBCOMMANDS:
-            raise UsageError(f"unknown subcommand {command!r}; {USAGE}")
-        if command == "flush":
-            timeout = _seconds(arguments)
-            done = client.flush(timeout)
-            print("Everything was delivered." if done else _pending_text(client))
-            return
-        if arguments:
-            raise UsageError(f"{command} takes no arguments; {USAGE}")
-        if command == "start":
-            session = client.start_session()
-            print(f"Started session {session.id[:8]}.")
-        elif command == "pause":
-            had = client.current_session() is not None
-            client.pause_session()
-            print("Session paused: errors now count against no session." if had
-                  else "There is no session to pause.")
-        elif command == "resume":
-            resumed = client.resume_session()
-            current = client.current_session()
-            short = current.id[:8] if current else "?"
-            print(f"Resumed session {short}." if resumed else f"Session {short} is active.")
+        options = parse_argstring(self.bugsnag_session, line)
+        command, seconds = options.subcommand, options.seconds
+        if options.help:
+            print(self.bugsnag_session.parser.format_help(), end="")
+        elif seconds is not None and command != "flush":
+            raise UsageError(f"{command or 'the panel'} takes no arguments; usage: {USAGE}")
+        elif command is None:
+            self.show_panel()
+        elif command == "status":
+            print(status_text(self.client))
+        elif command != "flush":
+            print(session_change(self.client, command))
+        elif seconds is not None and seconds < 0:
+            raise UsageError(f"flush takes a number of seconds, 0 or more; usage: {USAGE}")
         else:
-            print(status_text(client))
+            print(flush_outcome(self.client, self.client.flush(5.0 if seconds is None else seconds)))
 
     @line_magic
     def bugsnag_key(self, line: str) -> None:
@@ -83,27 +71,4 @@ class BugsnagMagics(Magics):
             # Whatever was typed after the magic may be the key itself: it is not echoed back.
             raise UsageError("%bugsnag_key takes no argument: it asks for the key, so that the "
                              "key is not written into the notebook.")
-        self.extension.ask_for_key()
-
-
-def _seconds(arguments: list[str]) -> float:
-    if not arguments:
-        return 5.0
-    if len(arguments) > 1:
-        raise UsageError(f"flush takes at most one number of seconds; {USAGE}")
-    try:
-        seconds = float(arguments[0])
-    except ValueError:
-        raise UsageError(f"flush takes a number of seconds, not {arguments[0]!r}; {USAGE}") from None
-    if seconds < 0:
-        raise UsageError(f"flush takes a number of seconds, 0 or more; {USAGE}")
-    return seconds
-
-
-def _pending_text(client: Any) -> str:
-    parts = []
-    if client.delivery.queued:
-        parts.append(f"{client.delivery.queued} still being sent")
-    if client.held:
-        parts.append(f"{client.held} held until an API key is set")
-    return "Not everything was delivered yet: " + (", ".join(parts) or "see status") + "."
+        self.ask_for_key()

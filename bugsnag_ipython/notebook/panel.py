@@ -17,23 +17,23 @@ now (the extension makes it): nothing here reaches back up to the extension.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .panel_text import FlushProgress, PanelView, fallback_html, fallback_text, panel_view
-from .status import status_text
+from IPython import get_ipython
+from IPython.display import display
+
+from ..core.basics import log
+from .status import FlushProgress, PanelView, panel_view, session_change, status_html, status_text
 
 if TYPE_CHECKING:
     from ..client import Client
     from .panel_widget import PanelWidgets
-
-log = logging.getLogger("bugsnag_ipython")
 
 REFRESH_INTERVAL = 0.25  # at most four refreshes a second, however fast the client changes
 TICK = 1.0  # the clock in the panel, and noticing an unloaded extension
@@ -45,7 +45,7 @@ ClientSource = Callable[[], "Client | None"]
 
 def show_panel(client: Client, source: ClientSource) -> None:
     """Display a live panel in a kernel; print the status text anywhere else."""
-    shell = _shell()
+    shell = get_ipython()
     if shell is None or getattr(shell, "kernel", None) is None:
         # Terminal IPython (or plain Python) has no comm to a widget manager.
         print(status_text(client))
@@ -56,23 +56,10 @@ def show_panel(client: Client, source: ClientSource) -> None:
         log.warning("The status panel could not be built (%s); showing text.", error)
         print(status_text(client))
         return
-    from IPython.display import display
-
     display(panel.widgets.box)  # type: ignore[no-untyped-call]
 
 
-def _shell() -> Any:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    return get_ipython()
-
-
-SessionKey = tuple[str, bool] | str | None
-
-
-def session_key(client: Client | None) -> SessionKey:
+def session_key(client: Client | None) -> tuple[str, bool] | str | None:
     """What a notice about the session describes: its id and whether it is paused."""
     if client is None:
         return "unloaded"
@@ -87,13 +74,13 @@ class StatusPanel:
         from .panel_widget import PanelWidgets
 
         self._source = source
-        self._hub = hub or refresher()
+        self._hub = hub or REFRESHER
         self._lock = threading.Lock()
         self.notice = ""
         self.countdown: float | None = None  # as of the last refresh, on the delivery's clock
         # The state a click's notice describes ("Resumed session 89f038a1."): the notice is
         # shown only while that is still the state, never under a newer one.
-        self._notice_state: SessionKey = None
+        self._notice_state = session_key(None)
         self.widgets: PanelWidgets = PanelWidgets(self._view(self._source()), self.notice, self.act,
                                                   self.fallback)
         self._hub.add(self)
@@ -115,14 +102,14 @@ class StatusPanel:
             self._hub.listen_to(client)
         return panel_view(
             client,
-            flush_progress(client) if client is not None else None,
+            self._hub.progress(client),
             wall_clock=time.time(),
             monotonic=time.monotonic(),
         )
 
     def fallback(self) -> tuple[str, str]:
         client = self._source()
-        return fallback_text(client), fallback_html(client)
+        return status_text(client), status_html(client)
 
     def act(self, action: str) -> None:
         """A button click, on the kernel's thread: does what the magic does, never raises."""
@@ -130,8 +117,11 @@ class StatusPanel:
             client = self._source()
             if client is None:
                 self.notice = "The extension is not loaded; the buttons do nothing."
+            elif action == "flush":
+                self.notice = ""
+                self._hub.flush(client)
             else:
-                self.notice = perform(client, action, self._hub)
+                self.notice = session_change(client, action)
         except Exception as error:  # a click must never put a traceback anywhere
             self.notice = f"{action} failed: {type(error).__name__}: {error}"
         try:
@@ -139,56 +129,6 @@ class StatusPanel:
         except Exception:
             self.notice = ""
         self._hub.changed()
-
-
-def perform(client: Client, action: str, hub: Refresher) -> str:
-    if action == "start":
-        return f"Started session {client.start_session().id[:8]}."
-    if action == "pause":
-        client.pause_session()
-        return "Session paused: errors now count against no session."
-    if action == "resume":
-        resumed = client.resume_session()
-        session = client.current_session()
-        short = session.id[:8] if session else "?"
-        return f"Resumed session {short}." if resumed else f"Session {short} is active."
-    if action == "flush":
-        start_flush(client, hub)
-        return ""
-    raise ValueError(f"unknown action {action!r}")
-
-
-# -- flushing in the background ----------------------------------------------------------------
-
-_flushes: weakref.WeakKeyDictionary[Client, FlushProgress] = weakref.WeakKeyDictionary()
-_flushes_lock = threading.Lock()
-
-
-def flush_progress(client: Client) -> FlushProgress | None:
-    with _flushes_lock:
-        return _flushes.get(client)
-
-
-def start_flush(client: Client, hub: Refresher) -> None:
-    """Flush on a daemon thread, so the click returns at once and the kernel stays free."""
-    with _flushes_lock:
-        current = _flushes.get(client)
-        if current is not None and current.running:
-            return
-        progress = FlushProgress(started=time.monotonic())
-        _flushes[client] = progress
-
-    def run() -> None:
-        try:
-            progress.delivered_all = client.flush(FLUSH_SECONDS)
-        except Exception as error:
-            progress.failure = f"{type(error).__name__}: {error}"
-        progress.seconds = time.monotonic() - progress.started
-        progress.running = False
-        hub.changed()
-
-    threading.Thread(target=run, name="bugsnag-panel-flush", daemon=True).start()
-    hub.changed()
 
 
 # -- the refresher -----------------------------------------------------------------------------
@@ -204,9 +144,10 @@ class Refresher:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._clients: weakref.WeakSet[Client] = weakref.WeakSet()
+        # A flush started from a panel, shared by every panel of its client.
+        self._flushes: weakref.WeakKeyDictionary[Client, FlushProgress] = weakref.WeakKeyDictionary()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
-        self.refreshes = 0
 
     def add(self, panel: StatusPanel) -> None:
         with self._lock:
@@ -225,6 +166,30 @@ class Refresher:
                 return
             self._clients.add(client)
         client.listeners.append(self.changed)
+
+    def progress(self, client: Client | None) -> FlushProgress | None:
+        with self._lock:
+            return self._flushes.get(client) if client is not None else None
+
+    def flush(self, client: Client) -> None:
+        """Flush on a daemon thread, so the click returns at once and the kernel stays free."""
+        with self._lock:
+            current = self._flushes.get(client)
+            if current is not None and current.running:
+                return
+            progress = self._flushes[client] = FlushProgress(started=time.monotonic())
+
+        def run() -> None:
+            try:
+                progress.delivered_all = client.flush(FLUSH_SECONDS)
+            except Exception as error:
+                progress.failure = f"{type(error).__name__}: {error}"
+            progress.seconds = time.monotonic() - progress.started
+            progress.running = False
+            self.changed()
+
+        threading.Thread(target=run, name="bugsnag-panel-flush", daemon=True).start()
+        self.changed()
 
     def changed(self) -> None:
         """Called from any thread after any change; must stay this cheap."""
@@ -261,7 +226,6 @@ class Refresher:
         with self._lock:
             self._panels = [panel for panel in self._panels if not panel.closed]
             panels = list(self._panels)
-        self.refreshes += 1
         for panel in panels:
             try:
                 panel.refresh()
@@ -269,13 +233,4 @@ class Refresher:
                 log.debug("panel refresh failed", exc_info=True)
 
 
-_refresher: Refresher | None = None
-_refresher_lock = threading.Lock()
-
-
-def refresher() -> Refresher:
-    global _refresher
-    with _refresher_lock:
-        if _refresher is None:
-            _refresher = Refresher()
-        return _refresher
+REFRESHER = Refresher()  # one for the process: its thread starts with the first panel

@@ -10,15 +10,14 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..sources.widgets import not_user_activity
-from .panel_text import PanelView, Rows
+from .status import PanelView, Rows
 
-ACTIONS = ("start", "pause", "resume", "flush")
-LABELS = {"start": "New session", "pause": "Pause", "resume": "Resume", "flush": "Flush"}
-TIPS = {
-    "start": "Start a new session, replacing the current one (%bugsnag_session start)",
-    "pause": "Errors from now on count against no session (%bugsnag_session pause)",
-    "resume": "Count errors against the paused session again (%bugsnag_session resume)",
-    "flush": "Deliver what is waiting now, in the background (%bugsnag_session flush)",
+# Each button's label and tooltip.
+BUTTONS = {
+    "start": ("New session", "Start a new session, replacing the current one (%bugsnag_session start)"),
+    "pause": ("Pause", "Errors from now on count against no session (%bugsnag_session pause)"),
+    "resume": ("Resume", "Count errors against the paused session again (%bugsnag_session resume)"),
+    "flush": ("Flush", "Deliver what is waiting now, in the background (%bugsnag_session flush)"),
 }
 # The session's state in green or grey; a delivery problem overrides it, amber while payloads
 # wait on a failing endpoint, red when nothing gets through until the user acts.
@@ -59,43 +58,26 @@ class PanelWidgets:
         # Built with their first values, so that the comm_open messages carry them and no
         # round of updates follows the display.
         self.header = widgets.HTML(_header(view))
-        self.session = widgets.HTML(_table("Session", view.session),
-                                    layout=widgets.Layout(width=COLUMN_WIDTHS["session"]))
-        self.delivery = widgets.HTML(_table("Delivery", view.delivery),
-                                     layout=widgets.Layout(width=COLUMN_WIDTHS["delivery"]))
-        self.settings = widgets.HTML(_table("Settings", view.settings),
-                                     layout=widgets.Layout(width=COLUMN_WIDTHS["settings"]))
+        self.columns = {name: widgets.HTML(table, layout=widgets.Layout(width=COLUMN_WIDTHS[name]))
+                        for name, table in _columns(view).items()}
         # One line kept for the flush's progress and a click's message, shown or not.
         self.footer = widgets.HTML(_footer(view, notice), layout=widgets.Layout(min_height="1.6em"))
         self.buttons: dict[str, widgets.Button] = {}
         enabled = _enabled(view)
-        for action in ACTIONS:
-            button = widgets.Button(
-                description=LABELS[action],
-                tooltip=TIPS[action],
-                disabled=not enabled[action],
-                layout=widgets.Layout(width="auto"),
-            )
+        for action, (label, tip) in BUTTONS.items():
+            button = widgets.Button(description=label, tooltip=tip, disabled=not enabled[action],
+                                    layout=widgets.Layout(width="auto"))
             button.add_class(f"bugsnag-{action}")
             button.on_click(lambda _button, action=action: on_action(action))
             self.buttons[action] = button
             not_user_activity(button)  # the panel's clicks are not the user's work
-        self.header.add_class("bugsnag-header")
-        self.session.add_class("bugsnag-session")
-        self.delivery.add_class("bugsnag-delivery")
-        self.footer.add_class("bugsnag-footer")
-        columns = widgets.HBox(
-            [self.session, self.delivery, self.settings],
-            layout=widgets.Layout(flex_flow="row wrap", grid_gap="0 2em"),
-        )
+        for name, widget in [("header", self.header), *self.columns.items(), ("footer", self.footer)]:
+            widget.add_class(f"bugsnag-{name}")
+        columns = widgets.HBox(list(self.columns.values()),
+                               layout=widgets.Layout(flex_flow="row wrap", grid_gap="0 2em"))
         self.box = PanelBox(
             fallback,
-            children=[
-                self.header,
-                columns,
-                widgets.HBox(list(self.buttons.values())),
-                self.footer,
-            ],
+            children=[self.header, columns, widgets.HBox(list(self.buttons.values())), self.footer],
             layout=widgets.Layout(
                 border="1px solid var(--jp-border-color1, #ccc)", padding="4px 8px", width="fit-content"
             ),
@@ -107,9 +89,8 @@ class PanelWidgets:
         return self.box.comm is None
 
     def show(self, view: PanelView, notice: str) -> None:
-        self.session.value = _table("Session", view.session)
-        self.delivery.value = _table("Delivery", view.delivery)
-        self.settings.value = _table("Settings", view.settings)
+        for name, table in _columns(view).items():
+            self.columns[name].value = table
         for action, enabled in _enabled(view).items():
             self.buttons[action].disabled = not enabled
         self.footer.value = _footer(view, notice)
@@ -128,13 +109,14 @@ def _header(view: PanelView) -> str:
     )
 
 
+def _columns(view: PanelView) -> dict[str, str]:
+    return {"session": _table("Session", view.session), "delivery": _table("Delivery", view.delivery),
+            "settings": _table("Settings", view.settings)}
+
+
 def _enabled(view: PanelView) -> dict[str, bool]:
-    return {
-        "start": view.can_start,
-        "pause": view.can_pause,
-        "resume": view.can_resume,
-        "flush": view.can_flush,
-    }
+    return {"start": view.can_start, "pause": view.can_pause, "resume": view.can_resume,
+            "flush": view.can_flush}
 
 
 def _footer(view: PanelView, notice: str) -> str:

@@ -1,88 +1,187 @@
-"""The IPython configurable `BugsnagIPython`: options from config files and `%config`.
+"""The options as IPython sees them, and where each effective value came from.
 
-Every option of :class:`Configuration` is a trait here, `None` meaning "not set in config".
-Config files are read at load; a later `%config BugsnagIPython.x = …` is validated like
-`configure()` and applied, and a refused value is said in the package's one sentence (not as
-traitlets' logged error) and leaves the trait unchanged. `%config BugsnagIPython` lists the
-effective value of each option and where it came from.
+`BugsnagIPython` is the configurable of config files and `%config`: each option a typed trait.
+Every value passes the options' one validation (core/config.py) before it is loaded, so a
+refused one is said in that sentence, never as a traitlets error, and the rest still load.
+`OptionSources` reads the options at load, lowest first: defaults, the key `%bugsnag_key`
+saved, IPython config files, the `BUGSNAG_*` environment; calls after load come after them all.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from traitlets import Any as AnyTrait
-from traitlets import TraitError, TraitType, validate
+from traitlets import Bool, Float, Int, List, TraitError, TraitType, Unicode
 from traitlets.config import Config, Configurable
+from traitlets.config.loader import DeferredConfig, LazyConfigValue
 
-from ..core.config import Configuration, ConfigurationError, MaskedApiKey, MaskedUrl, mask_api_key, shown_url
+from ..core.config import (
+    Configuration,
+    ConfigurationError,
+    MaskedApiKey,
+    MaskedUrl,
+    from_environment,
+    mask_api_key,
+    shown_url,
+    validated,
+)
+from ..core.key_file import KeyFileError, key_file_path, read_key
 
-_HELP = "BugSnag option {name} (None: not set here; see the README for its default)."
+if TYPE_CHECKING:
+    from ..client import Client
 
 # Where an option's effective value came from, as `%config BugsnagIPython` says it.
 DEFAULT, CONFIG_FILE, ENVIRONMENT, CALL = "default", "config file", "environment", "call"
 KEY_FILE = "key file"  # the key saved by %bugsnag_key (core/key_file.py)
 
-
-def _trait_for(field: dataclasses.Field[Any]) -> TraitType[Any, Any]:
-    # Untyped traits: the one validation of every option is Configuration's, so that a bad
-    # value gets its sentence, never a trait-type error worded by traitlets.
-    return AnyTrait(None, allow_none=True, help=_HELP.format(name=field.name)).tag(config=True)
+_DEFAULT = Configuration()
 
 
-class _Settings(Configurable):
-    """The behaviour of BugsnagIPython; its traits are made from the Configuration dataclass
-    below, so that every option is declared once."""
+class BugsnagIPython(Configurable):
+    """BugSnag session tracking and error reporting for this kernel. Each option has an
+    environment variable, `BUGSNAG_<OPTION>`, which comes before config files."""
 
-    on_change: Callable[[str, Any], None] | None = None
-    # The effective options and their origins, for `%config BugsnagIPython`; set by the glue.
-    effective: Callable[[], tuple[Configuration, Mapping[str, str]]] | None = None
+    api_key = Unicode(None, allow_none=True, help="The project's API key (32 hex digits).").tag(config=True)
+    release_stage = Unicode(_DEFAULT.release_stage, help="app.releaseStage").tag(config=True)
+    app_version = Unicode(None, allow_none=True, help="app.version (default: found)").tag(config=True)
+    notify_endpoint = Unicode(None, allow_none=True, help="Where events are POSTed.").tag(config=True)
+    sessions_endpoint = Unicode(None, allow_none=True, help="Where sessions are POSTed.").tag(config=True)
+    auto_track_sessions = Bool(_DEFAULT.auto_track_sessions, help="Sessions by themselves.").tag(config=True)
+    background_timeout = Float(_DEFAULT.background_timeout, help="Idle seconds to a new session.").tag(
+        config=True)
+    persistence_directory = Unicode(None, allow_none=True, help="Where payloads wait.").tag(config=True)
+    discard_classes = List(Unicode(), list(_DEFAULT.discard_classes), help="Never reported.").tag(config=True)
+    enabled_release_stages = List(Unicode(), None, allow_none=True, help="Stages that send.").tag(config=True)
+    redacted_keys = List(Unicode(), list(_DEFAULT.redacted_keys), help="Metadata sent as [REDACTED].").tag(
+        config=True)
+    send_code = Bool(_DEFAULT.send_code, help="Send the source of cells and files.").tag(config=True)
+    project_root = Unicode(None, allow_none=True, help="Files under it are in project.").tag(config=True)
+    max_breadcrumbs = Int(_DEFAULT.max_breadcrumbs, min=1, help="Breadcrumbs kept.").tag(config=True)
+    max_held_payloads = Int(_DEFAULT.max_held_payloads, min=1, help="Held without a key.").tag(config=True)
+    max_stored_sessions = Int(_DEFAULT.max_stored_sessions, min=1, help="Sessions on disk.").tag(config=True)
+    max_stored_events = Int(_DEFAULT.max_stored_events, min=1, help="Events on disk.").tag(config=True)
+    watch_kernel_deaths = Bool(_DEFAULT.watch_kernel_deaths, help="Report deaths at once.").tag(config=True)
 
-    def set_options(self) -> dict[str, Any]:
-        """The options given a value by IPython config."""
-        options = {}
-        for name in Configuration.option_names():
-            value = getattr(self, name)
-            if value is not None:
-                options[name] = tuple(value) if isinstance(value, list) else value
-        return options
-
-    @validate(*Configuration.option_names())
-    def _check(self, proposal: Any) -> Any:
-        name = proposal["trait"].name
-        value = proposal["value"]
-        if self.on_change is not None and value is not None:
-            try:
-                # Validates and applies; a refusal is one sentence.
-                self.on_change(name, tuple(value) if isinstance(value, list) else value)
-            except ConfigurationError as error:
-                # A TraitError makes traitlets put the trait back as it was.
-                raise TraitError(str(error)) from None
-        if name == "api_key" and isinstance(value, str):
-            return MaskedApiKey(value)
-        if name.endswith("_endpoint") and isinstance(value, str):
-            return MaskedUrl(value)
-        return value
+    def __init__(self, **kwargs: Any) -> None:
+        self.from_files: dict[str, Any] = {}  # the options config files set, validated
+        self.problems: list[str] = []  # the config files' refused values, one sentence each
+        # The client `%config` changes and lists while the extension is loaded; None at load,
+        # while the config files are read.
+        self.client: Client | None = None
+        super().__init__(**kwargs)
 
     def update_config(self, config: Config) -> None:
-        """`%config BugsnagIPython.x = …`: a refused value is said in one sentence in the cell,
-        instead of the traceback-less `ERROR:root:` line traitlets' error would make."""
+        """`%config BugsnagIPython.x = …`: the values given now, and only those, are checked and
+        applied (traitlets would load every value of the config files again, as calls)."""
+        self._load_config(config)
+
+    def _load_config(self, cfg: Config, section_names: list[str] | None = None,
+                     traits: dict[str, TraitType[Any, Any]] | None = None) -> None:
+        accepted: dict[str, Any] = {}
+        for name, value in self._find_my_config(cfg).items():
+            try:
+                accepted[name] = self._checked(name, value)
+            except ConfigurationError as error:
+                if self.client is None:
+                    self.problems.append(f"{error} (from IPython config; the default is used instead)")
+                else:
+                    print(f"bugsnag_ipython: {error}", file=sys.stderr)
+        loaded = {name: _masked(name, value) for name, value in accepted.items()}
+        super()._load_config(Config({type(self).__name__: loaded}), section_names, traits)
+        if self.client is None:
+            self.from_files.update(accepted)
+        elif accepted:
+            self.client.configure(CALL, **accepted)
+
+    def _checked(self, name: str, value: Any) -> Any:
+        trait = self.traits(config=True).get(name)
         try:
-            super().update_config(config)
-        except TraitError as error:
-            print(f"bugsnag_ipython: {error}", file=sys.stderr)
+            if trait is not None and isinstance(value, LazyConfigValue):  # c.X.discard_classes.append(…)
+                value = value.get_value(getattr(self, name))
+            elif trait is not None and isinstance(value, DeferredConfig):  # from the command line
+                value = value.get_value(trait)
+        except (TraitError, ValueError) as error:
+            raise ConfigurationError(f"{name} could not be read: {error}.") from None
+        return validated(name, value)
 
     @classmethod
     def class_get_help(cls, inst: Any = None) -> str:
         """`%config BugsnagIPython`: each option's effective value and where it came from."""
-        effective = getattr(inst, "effective", None)
-        if effective is None:
+        client = getattr(inst, "client", None)
+        if client is None:
             return str(super().class_get_help(inst))
-        config, origins = effective()
-        return describe(config, origins)
+        return describe(*effective(client))
+
+
+def _masked(name: str, value: Any) -> Any:
+    """A key or URL as a str whose repr hides its secrets (`%config BugsnagIPython.api_key`)."""
+    if name == "api_key" and isinstance(value, str):
+        return MaskedApiKey(value)
+    if name.endswith("_endpoint") and isinstance(value, str):
+        return MaskedUrl(value)
+    return value
+
+
+class OptionSources:
+    """The options at load, and again at `%reload_ext`, with where each came from."""
+
+    def __init__(self, settings: BugsnagIPython, default_project_root: str) -> None:
+        self.settings = settings
+        self.default_project_root = default_project_root
+        self.environment = bugsnag_variables(os.environ)
+        self.refused_in_files: list[str] = []  # and the saved key's problem
+        self.refused_variables: list[str] = []
+
+    @property
+    def problems(self) -> list[str]:
+        """One sentence per refused value: its option is left to the source below."""
+        return self.refused_in_files + self.refused_variables
+
+    def initial(self) -> tuple[Configuration, dict[str, str]]:
+        """The options and where each came from."""
+        config, origins = Configuration(), {}
+        self.refused_in_files = list(self.settings.problems)
+        if "api_key" not in self.settings.from_files and not os.environ.get("BUGSNAG_API_KEY", "").strip():
+            saved, problem = saved_key()
+            if saved is not None:
+                config, origins["api_key"] = config.replace(api_key=saved), KEY_FILE
+            self.refused_in_files += [problem] if problem else []
+        config = config.replace(**self.settings.from_files)
+        origins.update(dict.fromkeys(self.settings.from_files, CONFIG_FILE))
+        changes, self.refused_variables = from_environment(os.environ)
+        origins.update(dict.fromkeys(changes, ENVIRONMENT))
+        config = config.replace(**changes)
+        if config.project_root is None:
+            config = config.replace(project_root=self.default_project_root)
+        return config, origins
+
+    def reread(self, client: Client) -> None:
+        """`%reload_ext`: apply the `BUGSNAG_*` variables that changed since they were last read
+        (set with `%env`, say); a variable removed gives the option back to the config file, the
+        saved key or the default. Options nobody changed in the environment keep what later
+        calls gave them."""
+        before, self.environment = self.environment, bugsnag_variables(os.environ)
+        config, origins = self.initial()
+        for name in Configuration.option_names():
+            variable = Configuration.ENV_PREFIX + name.upper()
+            if before.get(variable) == self.environment.get(variable):
+                continue
+            removed = variable not in self.environment and client.origins.get(name) == ENVIRONMENT
+            if origins.get(name) == ENVIRONMENT or removed:  # a refused value changes nothing
+                client.configure(origins.get(name, DEFAULT), **{name: getattr(config, name)})
+
+
+def effective(client: Client) -> tuple[Configuration, dict[str, str]]:
+    """The options as `%config BugsnagIPython` shows them: an app version nobody set is the
+    default release's, its origin where that was found (`git`, `image`, `ci`)."""
+    config, origins = client.config, client.origins
+    release = client.release_lookup.result(0)
+    if config.app_version is None and release is not None:
+        return config.replace(app_version=release.version), {**origins, "app_version": release.origin}
+    return config, origins
 
 
 def describe(config: Configuration, origins: Mapping[str, str]) -> str:
@@ -115,20 +214,20 @@ def _shown(config: Configuration, name: str) -> str:
             name, "(none)")
     if isinstance(value, tuple):
         return ", ".join(value) or "(none)"
-    if isinstance(value, bool):
-        return "True" if value else "False"
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
 
 
-_metaclass: Any = type(Configurable)
-BugsnagIPython: type[_Settings] = _metaclass(
-    "BugsnagIPython",
-    (_Settings,),
-    {
-        "__doc__": "BugSnag session tracking and error reporting for this kernel.",
-        "__module__": __name__,
-        **{field.name: _trait_for(field) for field in dataclasses.fields(Configuration)},
-    },
-)
+def saved_key() -> tuple[str | None, str | None]:
+    """The key `%bugsnag_key` saved, and the sentence saying why a file there is not used."""
+    try:
+        return read_key(key_file_path()), None
+    except KeyFileError as error:
+        return None, str(error)
+    except OSError as error:  # the folder vanished between the open and its check, say
+        return None, f"The saved API key could not be read ({error.strerror or error})."
+
+
+def bugsnag_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k.startswith(Configuration.ENV_PREFIX)}

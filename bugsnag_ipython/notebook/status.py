@@ -1,20 +1,48 @@
-"""The short human summary behind `%bugsnag_session status` and the panel's text fallback."""
+"""Every word the extension shows about its state, as plain data: no widgets, no IPython.
+
+`status_text` is `%bugsnag_session status`, terminal IPython's panel, and the `text/plain` (and,
+as a table, the `text/html`) of a displayed panel. `panel_view` is what the live panel shows:
+short rows and button states, from the same pieces, so the two say the same things in the
+same words. `session_change` and `flush_outcome` are what the magic and the buttons say.
+"""
 
 from __future__ import annotations
 
+import html
+import math
+import re
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
 
 from ..core.config import shown_host
-from ..report.payloads import iso8601
+from ..delivery.retry import refusal
 
 if TYPE_CHECKING:
     from ..client import Client
 
+SessionState = Literal["active", "paused", "none", "unloaded"]
+# "failing": payloads wait on an endpoint that fails and will be tried again; "stopped":
+# nothing gets through until the user acts (no API key, the key rejected, no such endpoint).
+DeliveryState = Literal["ok", "failing", "stopped"]
+Rows = tuple[tuple[str, str], ...]
 
-def host_of(url: str | None) -> str:
-    """The endpoint's host as status and the panel show it: never credentials in its URL."""
-    return shown_host(url)
+NOT_LOADED = "The extension is not loaded in this kernel; run %load_ext bugsnag_ipython."
+NO_ERROR = "none"
+HOW_TO_SET_A_KEY = (
+    "run %bugsnag_key to enter it (it is kept for later kernels, never shown), or set "
+    "BUGSNAG_API_KEY and run %reload_ext bugsnag_ipython"
+)
+# The refusals that drop every payload, not one: each is the sentence delivery keeps as its
+# last error, and what the badge says for it.
+_STOPPING_REFUSALS = {
+    refusal(401)[1]: "API key rejected",
+    refusal(403)[1]: "API key rejected",
+    refusal(404)[1]: "endpoint not found",
+}
+# Delivery's sentence for a failed try names the wait it chose then; the panel counts it down.
+_CHOSEN_WAIT = re.compile(r"; kept, next try in [^;]*s\.$")
 
 
 def ago(seconds: float, *, coarse: bool = False) -> str:
@@ -29,109 +57,72 @@ def ago(seconds: float, *, coarse: bool = False) -> str:
     return f"{hours}h {minutes}min ago" if coarse else f"{hours}h {minutes}m ago"
 
 
-def session_line(client: Client) -> str:
-    session = client.current_session()
-    if session is None:
-        return "Session: none"
-    state = "paused" if session.paused else "active"
-    return (
-        f"Session: {state} {session.id[:8]} (started {iso8601(session.started_at)}, "
-        f"{ago(time.time() - session.started_at)}), "
-        f"{session.handled} handled / {session.unhandled} unhandled"
-    )
+def short_ago(seconds: float) -> str:
+    """The panel's age of a session: coarse, so a displayed panel changes at most once a
+    minute once its session is older than that."""
+    return ago(seconds, coarse=True)
 
 
-def stability_line(client: Client) -> str:
+# -- the pieces both say ------------------------------------------------------------------------
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _stability(client: Client) -> tuple[int, int, str]:
+    """Sessions started in this kernel, those without an unhandled error, and their share."""
     counts = client.tracker.counts
     started = counts.sessions_started
-    if not started:
-        return "This kernel: no sessions yet"
     stable = started - counts.sessions_with_unhandled
-    noun = "session" if started == 1 else "sessions"
-    return (
-        f"This kernel: {started} {noun}, {counts.sessions_with_unhandled} with an unhandled "
-        f"error, stability {100.0 * stable / started:.1f}%"
-    )
+    return started, stable, f"{100.0 * stable / started:.1f}%" if started else ""
 
 
-def outside_text(client: Client) -> str | None:
+def _outside(client: Client) -> str | None:
     """Errors made while there was no session or it was paused, or None if there were none."""
     counts = client.tracker.counts
     if not counts.handled_outside and not counts.unhandled_outside:
         return None
-    return (
-        f"{counts.handled_outside} handled, {counts.unhandled_outside} unhandled "
-        "(reported, counted in no session)"
-    )
+    return (f"{counts.handled_outside} handled, {counts.unhandled_outside} unhandled "
+            "(reported, counted in no session)")
 
 
-HOW_TO_SET_A_KEY = (
-    "run %bugsnag_key to enter it (it is kept for later kernels, never shown), or set "
-    "BUGSNAG_API_KEY and run %reload_ext bugsnag_ipython"
-)
-
-
-def held_text(held: int) -> str:
-    noun = "payload" if held == 1 else "payloads"
-    return (
-        f"{held} {noun} kept in memory, not sent: no API key is set; {HOW_TO_SET_A_KEY} "
-        "(they are lost if the kernel exits first)."
-    )
-
-
-def waiting_where(client: Client) -> tuple[int, str]:
-    """What this kernel still has to send, each payload once, and where it is: those on disk
-    are a part of the queue, not more of it."""
+def _waiting(client: Client) -> tuple[int, str]:
+    """What this kernel still has to send, each payload once, and where it is (" (on disk)"):
+    those on disk are a part of the queue, not more of it."""
     queued = client.delivery.queued
     stored = min(client.delivery.stored, queued)
     if not queued:
         return 0, ""
-    if stored == queued:
-        return queued, "on disk"
-    if not stored:
-        return queued, "in memory"
-    return queued, f"{queued - stored} in memory, {stored} on disk"
+    if stored == queued or not stored:
+        return queued, " (on disk)" if stored else " (in memory)"
+    return queued, f" ({queued - stored} in memory, {stored} on disk)"
 
 
-def delivery_line(client: Client) -> str:
+def _dropped(client: Client) -> tuple[int, str]:
+    """Payloads dropped, and why (" (2 payload refused (HTTP 400))")."""
     stats = client.delivery.stats
-    dropped = sum(stats.dropped.values())
-    waiting, where = waiting_where(client)
-    parts = [
-        f"{stats.delivered} delivered",
-        f"{waiting} waiting" + (f" ({where})" if where else ""),
-        f"{stats.retried} retried",
-    ]
-    reasons = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common())
+    reasons = [f"{n} {reason}" for reason, n in stats.dropped.most_common()]
     if client.held_overflow:
-        reasons = ", ".join(filter(None, [reasons, f"{client.held_overflow} held overflow"]))
-    parts.append(f"{dropped + client.held_overflow} dropped" + (f" ({reasons})" if reasons else ""))
-    if client.on_error.repaired:
-        parts.append(f"{client.on_error.repaired} repaired after an on_error callback broke them")
-    return "Delivery: " + ", ".join(parts)
+        reasons.append(f"{client.held_overflow} held overflow")
+    return sum(stats.dropped.values()) + client.held_overflow, f" ({', '.join(reasons)})" if reasons else ""
 
 
-def delivery_problem(client: Client) -> str | None:
-    """Why payloads are kept in memory only (the outbox refused or failed), if they are."""
-    problem = getattr(client.delivery, "problem", None)
-    return problem if isinstance(problem, str) else None
+def _records_set_aside(client: Client) -> str | None:
+    """Crash records of earlier kernels this kernel could not use, if there were any."""
+    aside = client.crash_records
+    if not aside.set_aside:
+        return None
+    were = "was" if aside.set_aside == 1 else "were"
+    return (f"{_plural(aside.set_aside, 'crash record')} of earlier kernels could not be used and "
+            f"{were} set aside into {aside.folder}")
 
 
 def persistence_problems(client: Client) -> list[str]:
     """The outbox's problem and the crash records', each once: a refused persistence directory
     is one sentence for both."""
-    found = [delivery_problem(client), client.crash_records.problem]
+    found = (client.delivery.problem, client.crash_records.problem)
     return list(dict.fromkeys(problem for problem in found if problem))
-
-
-def records_set_aside(client: Client) -> str | None:
-    """Crash records of earlier kernels this kernel set aside, and where, if it did."""
-    refusals = client.crash_records
-    if not refusals.set_aside:
-        return None
-    noun = "record" if refusals.set_aside == 1 else "records"
-    return (f"{refusals.set_aside} crash {noun} of earlier kernels could not be used and "
-            f"{'was' if refusals.set_aside == 1 else 'were'} set aside into {refusals.folder}")
 
 
 def release_text(client: Client) -> str:
@@ -148,35 +139,246 @@ def release_text(client: Client) -> str:
     return f"{release.version} ({release.origin})"
 
 
-def status_text(client: Client) -> str:
+def _settings(client: Client) -> Rows:
     config = client.config
-    lines = [
-        "BugSnag for this kernel",
-        session_line(client),
-        stability_line(client),
+    return (
+        ("Endpoints", f"events {shown_host(config.notify_url)}, sessions {shown_host(config.sessions_url)}"),
+        ("API key", client.masked_key() + ("" if config.api_key else " (nothing is sent until one is set)")),
+        ("Release", f"stage {config.release_stage}, version {release_text(client)}"),
+    )
+
+
+# -- the status text ----------------------------------------------------------------------------
+
+
+def status_text(client: Client | None) -> str:
+    """`%bugsnag_session status`: one line a topic."""
+    if client is None:
+        return f"BugSnag: {NOT_LOADED}"
+    config, stats = client.config, client.delivery.stats
+    session = client.current_session()
+    if session is None:
+        session_line = "none"
+    else:
+        session_line = (f"{'paused' if session.paused else 'active'} {session.id[:8]} (started "
+                        f"{_iso(session.started_at)}, {ago(time.time() - session.started_at)}), "
+                        f"{session.handled} handled / {session.unhandled} unhandled")
+    started, stable, share = _stability(client)
+    (waiting, where), (dropped, why) = _waiting(client), _dropped(client)
+    delivery = [f"{stats.delivered} delivered", f"{waiting} waiting{where}", f"{stats.retried} retried",
+                f"{dropped} dropped{why}"]
+    if client.on_error.repaired:
+        delivery.append(f"{client.on_error.repaired} repaired after an on_error callback broke them")
+    automatic = f"on, new after {config.background_timeout:g}s idle" if config.auto_track_sessions else "off"
+    rows = [
+        ("Session", session_line),
+        ("This kernel", f"{_plural(started, 'session')}, {started - stable} with an unhandled error, "
+                        f"stability {share}" if started else "no sessions yet"),
+        ("Outside a session", _outside(client)),
+        ("Delivery", ", ".join(delivery)),
+        ("Held", _held(client.held) if client.held else None),
+        ("Last error", stats.last_error),
+        *_settings(client),
+        ("Automatic sessions", automatic),
+        ("Previous kernel", client.previous_death),
+        ("Kernel deaths", _records_set_aside(client)),
+        *(("Problem", problem) for problem in [*client.problems, *persistence_problems(client)]),
     ]
-    outside = outside_text(client)
-    if outside:
-        lines.append(f"Outside a session: {outside}")
-    lines.append(delivery_line(client))
+    # The previous kernel's line is a sentence: "Previous kernel died running In [3] (killed); reported."
+    lines = [f"{label} {value}" if label == "Previous kernel" else f"{label}: {value}"
+             for label, value in rows if value]
+    return "\n".join(["BugSnag for this kernel", *lines])
+
+
+def _iso(epoch_seconds: float) -> str:
+    moment = datetime.fromtimestamp(epoch_seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _held(held: int) -> str:
+    return (f"{_plural(held, 'payload')} kept in memory, not sent: no API key is set; {HOW_TO_SET_A_KEY} "
+            "(they are lost if the kernel exits first).")
+
+
+def status_html(client: Client | None) -> str:
+    """The status text as a small table, for frontends that render HTML but not widgets."""
+    title, *lines = status_text(client).splitlines()
+    cells = "".join(
+        f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"
+        f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
+        for label, _, value in (line.partition(": ") for line in lines)
+    )
+    return f"<div class='bugsnag-status'><b>{html.escape(title)}</b><table>{cells}</table></div>"
+
+
+# -- what the magic and the buttons say ---------------------------------------------------------
+
+
+def session_change(client: Client, action: str) -> str:
+    """Start, pause or resume the session, and the sentence that says what happened."""
+    if action == "start":
+        return f"Started session {client.start_session().id[:8]}."
+    if action == "pause":
+        if client.current_session() is None:
+            return "There is no session to pause."
+        client.pause_session()
+        return "Session paused: errors now count against no session."
+    if action != "resume":
+        raise ValueError(f"unknown action {action!r}")
+    resumed = client.resume_session()
+    current = client.current_session()
+    short = current.id[:8] if current else "?"
+    return f"Resumed session {short}." if resumed else f"Session {short} is active."
+
+
+def flush_outcome(client: Client, delivered_all: bool) -> str:
+    if delivered_all:
+        return "Everything was delivered."
+    parts = [f"{client.delivery.queued} still being sent"] if client.delivery.queued else []
     if client.held:
-        lines.append(f"Held: {held_text(client.held)}")
-    if client.delivery.stats.last_error:
-        lines.append(f"Last error: {client.delivery.stats.last_error}")
-    lines += [
-        f"Endpoints: events {host_of(config.notify_url)}, sessions {host_of(config.sessions_url)}",
-        f"API key: {client.masked_key()}"
-        + ("" if config.api_key else " (nothing is sent until one is set)"),
-        f"Release: stage {config.release_stage}, version {release_text(client)}",
-        "Automatic sessions: "
-        + (f"on, new after {config.background_timeout:g}s idle" if config.auto_track_sessions
-           else "off"),
+        parts.append(f"{client.held} held until an API key is set")
+    return "Not everything was delivered yet: " + (", ".join(parts) or "see status") + "."
+
+
+# -- the live panel -----------------------------------------------------------------------------
+
+
+@dataclass
+class FlushProgress:
+    """A flush started from the panel, shared by every panel of the same client."""
+
+    started: float  # time.monotonic() when the click came
+    running: bool = True
+    delivered_all: bool = False
+    seconds: float = 0.0
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class PanelView:
+    state: SessionState
+    delivery_state: DeliveryState
+    title: str
+    session: Rows
+    delivery: Rows
+    settings: Rows
+    flush: str
+    can_start: bool
+    can_pause: bool
+    can_resume: bool
+    can_flush: bool
+    countdown: float | None = None  # seconds to the next try shown, for a timely refresh
+
+
+UNLOADED = PanelView("unloaded", "ok", "not loaded", (("Session", NOT_LOADED),), (), (), "",
+                     can_start=False, can_pause=False, can_resume=False, can_flush=False)
+
+
+def panel_view(client: Client | None, flush: FlushProgress | None, *, wall_clock: float,
+               monotonic: float) -> PanelView:
+    if client is None:
+        return UNLOADED
+    session = client.current_session()
+    state: SessionState = "none" if session is None else "paused" if session.paused else "active"
+    waiting = client.delivery.queued
+    health, trouble = delivery_state(client)
+    countdown = client.delivery.retry_in() if health == "failing" else None
+    title = state if session is None else f"{state} · {session.id[:8]}"
+    return PanelView(
+        state=state,
+        delivery_state=health,
+        title=f"{title} · {trouble}" if trouble else title,
+        session=_session_rows(client, wall_clock),
+        delivery=_delivery_rows(client, countdown),
+        # What status lists as problems besides delivery's (a refused option, no crash record).
+        settings=_settings(client) + tuple(("Problem", problem) for problem in list(client.problems)),
+        flush=flush_text(flush, waiting, monotonic),
+        can_start=True,
+        can_pause=state == "active",
+        can_resume=state == "paused",
+        can_flush=waiting > 0 and not (flush is not None and flush.running),
+        countdown=countdown,
+    )
+
+
+def delivery_state(client: Client) -> tuple[DeliveryState, str]:
+    """Whether delivery gets through, and the badge's words when it does not."""
+    if not client.config.api_key:
+        return "stopped", "not sending: no API key"
+    last_error = client.delivery.stats.last_error
+    if last_error in _STOPPING_REFUSALS:
+        return "stopped", f"not sending: {_STOPPING_REFUSALS[last_error]}"
+    if last_error and client.delivery.queued:
+        return "failing", "delivery failing"
+    return "ok", ""
+
+
+def countdown_text(seconds: float) -> str:
+    """A wait as the panel counts it down: whole seconds, rounded up, so "in 0s" never shows."""
+    whole = math.ceil(seconds)
+    if whole <= 0:
+        return "trying now"
+    if whole < 60:
+        return f"next try in {whole}s"
+    return f"next try in {whole // 60} min {whole % 60:02d}s"
+
+
+def _session_rows(client: Client, wall_clock: float) -> Rows:
+    session = client.current_session()
+    rows: list[tuple[str, str | None]] = []
+    if session is None:
+        rows.append(("Session", "none; New session starts one"))
+    else:
+        rows += [
+            ("Started", f"{time.strftime('%H:%M:%S UTC', time.gmtime(session.started_at))} "
+                        f"({short_ago(wall_clock - session.started_at)})"),
+            ("Errors", f"{session.handled} handled, {session.unhandled} unhandled in this session"),
+            ("Paused", "errors now count against no session" if session.paused else None),
+        ]
+    started, stable, share = _stability(client)
+    rows += [
+        ("Outside a session", _outside(client)),
+        ("This kernel", f"{_plural(started, 'session')} started"),
+        ("Stability", f"{share} ({stable} of {started} without an unhandled error)" if started else None),
     ]
+    return tuple((label, value) for label, value in rows if value is not None)
+
+
+def _delivery_rows(client: Client, countdown: float | None) -> Rows:
+    """The rows every panel has, in a fixed order ("Last error" too, as "none"), and then the
+    rare ones; the widget reserves the error's lines, so the panel keeps its size."""
+    stats = client.delivery.stats
+    (count, where), (dropped, why) = _waiting(client), _dropped(client)
+    waiting = f"{count}{where}"
+    if countdown is not None and count:
+        waiting += f", {countdown_text(countdown)}"
+    rows: list[tuple[str, str]] = [
+        ("Delivered", str(stats.delivered)),
+        ("Waiting", waiting),
+        ("Dropped", f"{dropped}{why}"),
+        ("Last error", _CHOSEN_WAIT.sub("; kept.", stats.last_error) if stats.last_error else NO_ERROR),
+    ]
+    if client.held:
+        rows.append(("Held", f"{client.held} in memory, not sent: no API key is set "
+                             "(lost if the kernel exits first)"))
+    if client.on_error.repaired:
+        rows.append(("Repaired", f"{client.on_error.repaired} events an on_error callback broke"))
     if client.previous_death:
-        lines.append(f"Previous kernel {client.previous_death}")
-    aside = records_set_aside(client)
-    if aside:
-        lines.append(f"Kernel deaths: {aside}")
-    problems = [*client.problems, *persistence_problems(client)]
-    lines += [f"Problem: {problem}" for problem in problems if problem]
-    return "\n".join(lines)
+        rows.append(("Previous kernel", client.previous_death))
+    if aside := _records_set_aside(client):
+        rows.append(("Kernel deaths", aside))
+    rows += [("Problem", problem) for problem in persistence_problems(client)]
+    return tuple(rows)
+
+
+def flush_text(flush: FlushProgress | None, waiting: int, monotonic: float) -> str:
+    if flush is None:
+        return ""
+    if flush.running:
+        return f"Flushing… {waiting} waiting ({monotonic - flush.started:.0f}s)"
+    if flush.failure:
+        return f"Flush failed: {flush.failure}"
+    # A finished flush's outcome is said only while it still describes the present.
+    if flush.delivered_all:
+        return f"Flushed in {flush.seconds:.1f}s: everything was delivered." if not waiting else ""
+    return f"Flush gave up after {flush.seconds:.0f}s: {waiting} still waiting." if waiting else ""

@@ -33,7 +33,6 @@ class EventFacts:
 class BuiltEvent:
     body: dict[str, Any]
     severity: str
-    breadcrumbs_json: str | None  # the redacted breadcrumbs' text, when nothing may change them
 
 
 def build_event(
@@ -49,10 +48,8 @@ def build_event(
     config: Configuration,
     cells: CellMap,
     breadcrumbs: Breadcrumbs,
-    for_callbacks: bool,
 ) -> BuiltEvent:
-    """The event body. With `for_callbacks`, everything in it is a copy the on-error callbacks
-    may change; without, it shares what it can (frames, the breadcrumbs' redacted text)."""
+    """The event body: everything in it is a copy the on-error callbacks may change."""
     chosen, reason = events.severity_of(unhandled, severity)
     notebook = notebook_ref(cells.notebook_path(), config.project_root)
     if cell is not None and not cell.cell_id and cell.execution_count is not None:
@@ -64,13 +61,8 @@ def build_event(
         send_code=config.send_code,
         notebook=notebook,
     )
-    crumbs_json: str | None = None
-    if for_callbacks:
-        crumbs = breadcrumbs.snapshot()
-    else:
-        crumbs, crumbs_json = breadcrumbs.redacted(config.redacted_keys)
     body = payloads.event(
-        exceptions=exception_entries(error, frames, share_frames=not for_callbacks),
+        exceptions=exception_entries(error, frames),
         unhandled=unhandled,
         severity=chosen,
         severity_reason=reason,
@@ -78,7 +70,7 @@ def build_event(
         device=facts.device,
         user=facts.user,
         context=events.context_of(context, facts.context, cell, thread),
-        breadcrumbs=crumbs,
+        breadcrumbs=breadcrumbs.snapshot(),
         metadata=events.event_metadata(
             facts.tabs,
             kernel=facts.kernel,
@@ -87,4 +79,4 @@ def build_event(
             extra=extra,
         ),
     )
-    return BuiltEvent(body, chosen, crumbs_json)
+    return BuiltEvent(body, chosen)

@@ -13,6 +13,7 @@ import linecache
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +21,41 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .run import HeadlessRun
-    from .stacktrace import CellRef, NotebookRef
 
 NOTEBOOK_VARIABLES = ("__session__", "__vsc_ipynb_file__")
 MAX_CELLS = 10000
-# Cell files not in this shell's compiler map (another shell's, or an old kernel's in a
-# pickled traceback) are still cells: never show their temp path or pid.
+
+
+@dataclass(frozen=True)
+class CellRef:
+    """What a code file of a cell stands for."""
+
+    identity: str  # the frontend's cell id, else a hash of the cell's source
+    lines: tuple[str, ...]  # the cell's source, as run
+    execution_count: int | None = None
+
+
+@dataclass(frozen=True)
+class NotebookRef:
+    """The notebook of this kernel, as frames and metadata name it."""
+
+    path: str  # relative to the project root when under it, else the base name
+    directory: str  # its real directory: files there are the user's own code
+
+
+def cell_file(notebook: NotebookRef | None, cell: CellRef) -> str:
+    """The `file` of a cell's frames, e.g. `analysis.ipynb#cell-3f2a9c`."""
+    return f"{notebook.path}#cell-{cell.identity}" if notebook else f"cell-{cell.identity}"
+
+
 _CELL_FILE = re.compile(r"(ipykernel_\d+[/\\]\d+\.py$)|(^<ipython-input-\d+-[0-9a-f]+>$)")
+
+
+def is_cell_file(filename: str) -> bool:
+    """Whether IPython named the file for a cell. Cell files not in this shell's compiler map
+    (another shell's, a dead kernel's, an old kernel's in a pickled traceback) are still cells:
+    their temp path or pid is never shown."""
+    return _CELL_FILE.search(filename) is not None
 
 
 def notebook_path(env: Mapping[str, str], user_ns: Mapping[str, Any]) -> str | None:
@@ -53,8 +82,6 @@ def notebook_ref(path: str | None, project_root: str | None) -> NotebookRef | No
         root = os.path.realpath(project_root)
         if full.startswith(os.path.join(root, "")):
             shown = os.path.relpath(full, root).replace(os.sep, "/")
-    from .stacktrace import NotebookRef  # with the first report, not at load
-
     return NotebookRef(path=shown, directory=os.path.dirname(full))
 
 
@@ -137,7 +164,7 @@ class CellIndex:
         headless run's notebook is looked for with the first report, once, and a look before
         the run's cells have executed would find nothing to match them with."""
         count = self.execution_count_of(filename)
-        if count is None and not _CELL_FILE.search(filename):
+        if count is None and not is_cell_file(filename):
             return None
         cell_id = self.cell_id(count, look=look) if count is not None else None
         key = (filename, count, cell_id)
@@ -145,8 +172,6 @@ class CellIndex:
         if ref is None:
             # A cell's file name is derived from its code, so its lines never change.
             lines = tuple(linecache.getlines(filename))
-            from .stacktrace import CellRef  # with the first report, not at load
-
             ref = CellRef(cell_id or source_identity("".join(lines)), lines, count)
             if len(self._refs) >= MAX_CELLS:
                 self._refs.clear()

@@ -7,15 +7,13 @@ set none is the device's, so every kernel of one OS user counts as the same user
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import uuid
 from pathlib import Path
 
+from ..core.basics import log
 from ..core.private_files import RefusedDirectory, make_private, read_private, say_once
-
-log = logging.getLogger("bugsnag_ipython")
 
 DEVICE_ID_FILE = "device-id"
 APP_NAME = "bugsnag-ipython"

@@ -7,27 +7,24 @@ these; keeping them here keeps the client a coordinator.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from ..core.basics import JsonDict
+from ..core.basics import JsonDict, Once, log
 from .metadata import merge_event_metadata
 from .naming import class_name, message_of, names_of
 from .repair import before_callbacks, repair_event
 
 if TYPE_CHECKING:
-    from .stacktrace import NotebookRef
-
-log = logging.getLogger("bugsnag_ipython")
+    from .cells import NotebookRef
 
 OnError = Callable[[JsonDict], Any]
 SEVERITIES = ("error", "warning", "info")
 
 
 class CellRun(NamedTuple):
-    """The cell that is running, as the glue saw it start (a tuple: one is made per cell)."""
+    """The cell that is running, as the cell hook saw it start."""
 
     execution_count: int | None
     cell_id: str | None
@@ -35,10 +32,17 @@ class CellRun(NamedTuple):
     started_monotonic: float
 
 
-# CellRun's fields as the cell hook stores them, one per cell: a bare tuple is made and freed in
-# a quarter of a CellRun's time and read without a descriptor lookup, which took a tenth of the
-# extension's cost per cell. Client.cell makes the CellRun when something reads it.
-CellStart = tuple[int | None, str | None, str, float]
+class RanCell(Protocol):
+    """A cell as an event names it: the running cell, or the one a dead kernel was running."""
+
+    @property
+    def execution_count(self) -> int | None: ...
+
+    @property
+    def cell_id(self) -> str | None: ...
+
+    @property
+    def source(self) -> str: ...
 
 
 class ThreadInfo(NamedTuple):
@@ -59,22 +63,8 @@ def severity_of(unhandled: bool, severity: str | None) -> tuple[str, str]:
 
 
 def discarded(error_class: type[BaseException], discard_classes: tuple[str, ...]) -> bool:
-    """Whether `discard_classes` names the class or a base of it, by name or module.qualname.
-
-    Remembered per class: a failing cell raises the same class again and again. Keyed by the
-    class's id, and checked by identity, since a metaclass may make a class unhashable."""
-    key = (id(error_class), discard_classes)
-    found = _DISCARDED.get(key)
-    if found is not None and found[0] is error_class:
-        return found[1]
-    verdict = not names_of(error_class).isdisjoint(discard_classes)
-    if len(_DISCARDED) >= 256:
-        _DISCARDED.clear()
-    _DISCARDED[key] = (error_class, verdict)
-    return verdict
-
-
-_DISCARDED: dict[tuple[int, tuple[str, ...]], tuple[type[BaseException], bool]] = {}
+    """Whether `discard_classes` names the class or a base of it, by name or module.qualname."""
+    return not names_of(error_class).isdisjoint(discard_classes)
 
 
 def error_the_cell_ended_with(error: BaseException, is_users_code: Callable[[str], bool]) -> BaseException:
@@ -107,7 +97,7 @@ def _raised_in(error: BaseException, is_users_code: Callable[[str], bool]) -> bo
 
 
 def context_of(
-    given: str | None, configured: str | None, cell: CellRun | None, thread: ThreadInfo | None
+    given: str | None, configured: str | None, cell: RanCell | None, thread: ThreadInfo | None
 ) -> str | None:
     """The event's context: given > set_context > the thread > the running cell's `In [n]`."""
     if given or configured:
@@ -120,7 +110,7 @@ def context_of(
 
 
 def notebook_tab(
-    notebook: NotebookRef | None, cell: CellRun | None, *, send_code: bool
+    notebook: NotebookRef | None, cell: RanCell | None, *, send_code: bool
 ) -> JsonDict | None:
     """The `notebook` tab: which notebook, and which cell ran (its source unless send_code
     is off)."""
@@ -205,8 +195,7 @@ class OnErrorCallbacks:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._callbacks: list[OnError] = []
-        self._warned: set[int] = set()
-        self._warned_repair = False
+        self._said = Once()
         self.repaired = 0  # events a callback broke, repaired before sending
 
     def add(self, callback: OnError) -> None:
@@ -240,8 +229,7 @@ class OnErrorCallbacks:
                 if callback(event) is False:
                     return False
             except Exception as error:
-                if id(callback) not in self._warned:
-                    self._warned.add(id(callback))
+                if self._said.first(("raised", id(callback))):
                     name = getattr(callback, "__qualname__", None)
                     # Formatted here: a message that fails to format in the handler would
                     # have logging print a traceback into the cell.
@@ -255,11 +243,9 @@ class OnErrorCallbacks:
         broken = repair_event(event, before)
         if broken:
             self.repaired += 1
-            if not self._warned_repair:
-                self._warned_repair = True
-                log.warning(
-                    "An on_error callback left an event that BugSnag would refuse (%s); it was "
-                    "repaired from what the notifier made and sent.",
-                    ", ".join(broken),
-                )
+            self._said.say(
+                "repaired",
+                "An on_error callback left an event that BugSnag would refuse "
+                f"({', '.join(broken)}); it was repaired from what the notifier made and sent.",
+            )
         return True

@@ -14,16 +14,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.basics import JsonDict
-from . import payloads
-from .cells import source_identity
+from . import events, payloads, trimming
+from .cells import CellRef, NotebookRef, cell_file, is_cell_file, source_identity
 
-# The frames of a fault dump are made and named exactly as an exception's are, by the same
-# (module-private) machinery: a cell is named alike in both, so both group alike.
-from .stacktrace import CellRef, FrameContext, NotebookRef, _EventFrames, _path_info, cell_file
+# The frames of a fault dump are made and named exactly as an exception's are: a cell is named
+# alike in both, so both group alike.
+from .stacktrace import EventFrames, FrameContext, without_machinery
 
 if TYPE_CHECKING:
     from ..core.config import Configuration
-    from .events import OnErrorCallbacks
 
 ERROR_CLASS = "KernelDied"
 
@@ -140,11 +139,9 @@ def message(death: KernelDeath) -> str:
     if death.cell is not None:
         count = death.cell.execution_count
         where = f"while running In [{count}]" if count else "while running a cell"
-    if death.fault is not None:
-        return f"{cause(death)} {where}"
-    if death.oom is not None and death.oom.went_up:
+    if death.fault is None and death.oom is not None and death.oom.went_up:
         return f"killed {where} (out of memory: the cgroup's oom_kill count went up)"
-    return f"killed {where}"
+    return f"{cause(death)} {where}"
 
 
 class DeadKernelCells:
@@ -162,7 +159,7 @@ class DeadKernelCells:
             return self._running[1]
         entry = self._named.get(filename)
         if not isinstance(entry, list) or len(entry) != 3:
-            if _CELL_FILE.search(filename) is None:
+            if not is_cell_file(filename):
                 return None
             # A cell run less than a second before the death, other than the running one: the
             # checkpoint had not named it. The kernel's hash of its code stands in for its name.
@@ -184,75 +181,53 @@ def running_cell_ref(cell: DeadCell) -> CellRef:
     return CellRef(cell.cell_id or source_identity(cell.source), lines, cell.execution_count)
 
 
-_CELL_FILE = re.compile(r"(ipykernel_\d+[/\\]\d+\.py$)|(^<ipython-input-\d+-[0-9a-f]+>$)")
-
-
 def _is_cell_file(filename: str, named: Mapping[str, Any]) -> bool:
-    return filename in named or _CELL_FILE.search(filename) is not None
+    return filename in named or is_cell_file(filename)
 
 
-def thread_frames(thread: DumpThread, frames: _EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
+def thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
     """A dumped thread's frames, innermost first, shown as an exception's would be: the frames
     outside the outermost cell frame (the kernel's loop running the cell) and IPython's own
     frames between cells are left out."""
     shown = thread.frames
     cells = [index for index, (file, _, _) in enumerate(shown) if _is_cell_file(file, named)]
     if cells:
-        shown = shown[: cells[-1] + 1]
-        roots = frames.context.roots
-        inner_end = 0  # IPython's innermost frames, before the first user frame, stay
-        while inner_end < len(shown) and _path_info(shown[inner_end][0], roots).machinery:
-            inner_end += 1
-        shown = shown[:inner_end] + [
-            f for f in shown[inner_end:] if not _path_info(f[0], roots).machinery
-        ]
+        outermost_first = shown[: cells[-1] + 1][::-1]
+        shown = without_machinery(outermost_first, frames.context.roots)[::-1]
     return [frames.frame(file, line, method) for file, line, method in shown]
 
 
 def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: JsonDict,
                        user: JsonDict) -> JsonDict:
     """The event body, session attached; the client adds what every event of its carries."""
-    facts = death.facts
-    named = death.cells
-    fault = death.fault
+    facts, named, fault, cell = death.facts, death.cells, death.fault, death.cell
     current = next((t for t in fault.threads if t.current), None) if fault else None
     running: tuple[str, CellRef] | None = None
-    if death.cell is not None and current is not None:
+    if cell is not None and current is not None:
         cell_files = [file for file, _, _ in current.frames if _is_cell_file(file, named)]
         if cell_files:
-            running = (cell_files[-1], running_cell_ref(death.cell))
+            running = (cell_files[-1], running_cell_ref(cell))
     notebook_path = facts.get("notebook") if isinstance(facts.get("notebook"), str) else None
-    resolve = DeadKernelCells(named, running, notebook_path)
-    context = FrameContext(resolve_cell=resolve, project_root=project_root,
-                           send_code=death.send_code, notebook=death.notebook)
-    frames = _EventFrames(context)
+    context = FrameContext(resolve_cell=DeadKernelCells(named, running, notebook_path),
+                           project_root=project_root, send_code=death.send_code, notebook=death.notebook)
+    frames = EventFrames(context)
     stacktrace = thread_frames(current, frames, named) if current is not None else []
-    exception = {"errorClass": ERROR_CLASS, "message": message(death), "type": "python",
-                 "stacktrace": stacktrace}
-    found_app = facts.get("app")
-    app: JsonDict = found_app if isinstance(found_app, dict) else {}
-    app_fields: JsonDict = {"type": "jupyter", "releaseStage": app.get("releaseStage") or "production"}
-    if app.get("version"):
-        app_fields["version"] = app["version"]
-    app_fields["duration"] = max(0, round((death.died_at - death.launched_at) * 1000))
-    app_fields["durationInForeground"] = (death.cell.ran_ms or 0) if death.cell else 0
-    app_fields["inForeground"] = death.cell is not None
-    cell = death.cell
+    signal = fault.signal if fault is not None else None
     body = payloads.event(
-        exceptions=[exception],
+        exceptions=[{"errorClass": ERROR_CLASS, "message": message(death), "type": "python",
+                     "stacktrace": stacktrace}],
         unhandled=True,
         severity="error",
-        severity_reason="signal" if fault is not None and fault.signal else "unhandledException",
-        app=app_fields,
+        severity_reason="signal" if signal else "unhandledException",
+        app=_app(death),
         device={**device, "time": payloads.iso8601(death.died_at)},
         user=user,
-        context=facts.get("context") or (f"In [{cell.execution_count}]" if cell and cell.execution_count
-                                         else None),
+        context=facts.get("context") or events.context_of(None, None, cell, None),
         breadcrumbs=[c for c in facts.get("breadcrumbs") or [] if isinstance(c, dict)],
-        metadata=_metadata(death, running[1] if running else None),
+        metadata=_metadata(death),
     )
-    if fault is not None and fault.signal:
-        body["severityReason"]["attributes"] = {"signalType": fault.signal}
+    if signal:
+        body["severityReason"]["attributes"] = {"signalType": signal}
     if fault is not None:
         body["threads"] = [
             {"id": t.ident, "name": "crashed thread" if t.current else f"thread {t.ident}",
@@ -269,25 +244,25 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
     return body
 
 
-def _metadata(death: KernelDeath, running: CellRef | None) -> dict[str, JsonDict]:
-    facts = death.facts
-    tabs: dict[str, JsonDict] = {}
-    user_tabs = facts.get("metadata")
-    if isinstance(user_tabs, dict):
-        tabs.update({str(k): v for k, v in user_tabs.items() if isinstance(v, dict)})
-    cell = death.cell
-    notebook: JsonDict = {}
-    if death.notebook is not None:
-        notebook["path"] = death.notebook.path
-    if cell is not None:
-        if cell.cell_id:
-            notebook["cellId"] = cell.cell_id
-        notebook["executionCount"] = cell.execution_count
-        if death.send_code:
-            notebook["cellSource"] = cell.source
+def _app(death: KernelDeath) -> JsonDict:
+    found = death.facts.get("app")
+    app: JsonDict = found if isinstance(found, dict) else {}
+    fields: JsonDict = {"type": "jupyter", "releaseStage": app.get("releaseStage") or "production"}
+    if app.get("version"):
+        fields["version"] = app["version"]
+    fields["duration"] = max(0, round((death.died_at - death.launched_at) * 1000))
+    fields["durationInForeground"] = (death.cell.ran_ms or 0) if death.cell else 0
+    fields["inForeground"] = death.cell is not None
+    return fields
+
+
+def _metadata(death: KernelDeath) -> dict[str, JsonDict]:
+    found = death.facts.get("metadata")
+    tabs = {str(k): v for k, v in found.items() if isinstance(v, dict)} if isinstance(found, dict) else {}
+    notebook = events.notebook_tab(death.notebook, death.cell, send_code=death.send_code)
     if notebook:
         tabs["notebook"] = {**notebook, **tabs.get("notebook", {})}
-    kernel = facts.get("kernel")
+    kernel = death.facts.get("kernel")
     if isinstance(kernel, dict):
         tabs["kernel"] = {**kernel, "pid": death.pid}
     tabs["exitInfo"] = exit_info(death)
@@ -295,13 +270,11 @@ def _metadata(death: KernelDeath, running: CellRef | None) -> dict[str, JsonDict
 
 
 def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict,
-                  hub_user: str | None, on_error: OnErrorCallbacks | None = None,
+                  hub_user: str | None, on_error: events.OnErrorCallbacks | None = None,
                   ) -> tuple[JsonDict, bytes] | None:
     """The payload of a death and its encoded body (redacted, within BugSnag's size limit), as
     the next kernel's scan and the dead kernel's watcher both send it; None when the dead
     kernel's release stage is not enabled, or a callback (`on_error`, the scan's) drops it."""
-    from . import environment, events, trimming
-
     user = events.user_of(death.user, hub_user, device.get("id"))
     body = kernel_death_event(death, project_root=config.project_root, device=device, user=user)
     stages = config.enabled_release_stages
@@ -310,9 +283,7 @@ def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict
     if on_error and not on_error.run(body):
         return None
     events.settle_severity(body, "error", True)
-    payloads.redact_event(body, config.redacted_keys)
-    payload = payloads.event_payload(config.api_key or "", environment.NOTIFIER, [body])
-    return trimming.encode_within_limit(payload)
+    return trimming.sealed_event(body, config)
 
 
 def exit_info(death: KernelDeath) -> JsonDict:

@@ -44,17 +44,11 @@ class MetadataStore:
                 self._sections.pop(str(section), None)
 
     def clear(self, section: str, key: str | None = None) -> None:
+        if key is not None:
+            self.add(section, {key: None})
+            return
         with self._lock:
-            if key is None:
-                self._sections.pop(str(section), None)
-                return
-            tab = self._sections.get(str(section))
-            if tab is not None and key in tab:
-                tab = {k: v for k, v in tab.items() if k != key}
-                if tab:
-                    self._sections[str(section)] = tab
-                else:
-                    del self._sections[str(section)]
+            self._sections.pop(str(section), None)
 
     def get(self, section: str, key: str | None = None) -> Any:
         with self._lock:

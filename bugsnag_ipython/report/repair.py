@@ -10,17 +10,14 @@ so that it is said once and counted. Pure: no I/O.
 from __future__ import annotations
 
 from ..core.basics import JsonDict
+from .payloads import printable
 
 
 def before_callbacks(event: JsonDict) -> JsonDict:
     """What a repair may need of the event as the notifier made it: copies, since callbacks
     may change the event's own lists and dicts in place."""
-    exceptions = event.get("exceptions") or []
     return {
-        "exceptions": [
-            {**entry, "stacktrace": [dict(frame) for frame in entry.get("stacktrace", [])]}
-            for entry in exceptions
-        ],
+        "exceptions": [_copy(entry) for entry in event.get("exceptions") or []],
         "unhandled": event.get("unhandled"),
         "severityReason": dict(event.get("severityReason") or {}),
     }
@@ -59,7 +56,7 @@ def repair_event(event: JsonDict, before: JsonDict) -> list[str]:
         repaired.append("user")
     context = event.get("context")
     if context is not None and not isinstance(context, str):
-        event["context"] = _as_text(context)
+        event["context"] = printable(context)
         repaired.append("context")
     return repaired
 
@@ -69,12 +66,12 @@ def _repair_exception(entry: JsonDict, original: JsonDict) -> bool:
     broken = False
     error_class = entry.get("errorClass")
     if not _is_text(error_class):
-        shown = _as_text(error_class) if error_class is not None else ""
+        shown = printable(error_class) if error_class is not None else ""
         entry["errorClass"] = shown or original["errorClass"]
         broken = True
     message = entry.get("message")
     if message is not None and not isinstance(message, str):
-        entry["message"] = _as_text(message)
+        entry["message"] = printable(message)
         broken = True
     if not _is_text(entry.get("type")):
         entry["type"] = "python"
@@ -95,7 +92,7 @@ def _repair_frame(frame: JsonDict) -> bool:
     broken = False
     for key in ("file", "method"):
         if key in frame and not isinstance(frame[key], str):
-            frame[key] = _as_text(frame[key])
+            frame[key] = printable(frame[key])
             broken = True
     line = frame.get("lineNumber")
     if line is not None and (isinstance(line, bool) or not isinstance(line, int)):
@@ -116,14 +113,6 @@ def _copy(entry: JsonDict) -> JsonDict:
 
 def _is_text(value: object) -> bool:
     return isinstance(value, str) and bool(value)
-
-
-def _as_text(value: object) -> str:
-    try:
-        text = str(value)
-    except Exception:
-        return f"<unprintable {type(value).__name__}>"
-    return text if isinstance(text, str) else ""
 
 
 def _as_int(value: object) -> int:

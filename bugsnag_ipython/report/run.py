@@ -10,28 +10,30 @@ notebook. Nothing here runs per cell.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
-from ..core.basics import JsonDict
+from ..core.basics import JsonDict, log
 from ..core.config import without_credentials
 from .dashboard import VOILA
-
-if TYPE_CHECKING:
-    from .notebook_cells import CellMatcher, NotebookFile
-
-log = logging.getLogger("bugsnag_ipython")
-
+from .notebook_cells import CellMatcher, NotebookFile, best_match, notebooks_in, read_notebook
+from .payloads import iso8601
 
 PAPERMILL = "papermill"
 NBCONVERT = "nbconvert"
 JUPYTER_EXECUTE = "jupyter execute"
 NBCLIENT = "nbclient"
 
+# How each runner is started: as a script of its own, as `jupyter <subcommand>`, as `python -m`.
+_SCRIPTS = {"papermill": PAPERMILL, "papermill.exe": PAPERMILL, "jupyter-nbconvert": NBCONVERT,
+            "jupyter-execute": JUPYTER_EXECUTE}
+_SUBCOMMANDS = {"nbconvert": NBCONVERT, "execute": JUPYTER_EXECUTE}
+_MODULES = {"papermill": PAPERMILL, "nbconvert": NBCONVERT, "nbclient": JUPYTER_EXECUTE,
+            "nbclient.cli": JUPYTER_EXECUTE}
 # papermill options that take values (the rest are switches): two for -p/-r, one for these.
 _PAPERMILL_PAIRS = {"-p", "--parameters", "-r", "--parameters_raw"}
 _PAPERMILL_VALUED = {
@@ -46,6 +48,7 @@ _NBCONVERT_EXTENSIONS = {
     "webpdf": ".pdf", "latex": ".tex", "markdown": ".md", "rst": ".rst", "asciidoc": ".asciidoc",
     "python": ".py", "script": ".py",
 }
+_SERVERS = {"lab", "notebook", "server", "nbclassic", "jupyterlab", "jupyter_server", "voila"}
 
 
 @dataclass(frozen=True)
@@ -59,38 +62,29 @@ class RunnerCommand:
 
 
 def runner_command(argv: Sequence[str], cwd: str) -> RunnerCommand | None:
-    """The runner of `argv` (the kernel's parent process, run in `cwd`), if it is one."""
-    rest = _after_program(argv)
-    if rest is None:
-        return None
-    program, args = rest
-    if program == PAPERMILL:
-        return _papermill(args, cwd)
-    if program == NBCONVERT:
-        return _nbconvert(args, cwd)
-    if program == JUPYTER_EXECUTE:
-        notebooks = _notebooks(args, cwd)
-        if not notebooks:
-            return None
-        inplace = "--inplace" in args
-        return RunnerCommand(JUPYTER_EXECUTE, notebooks, notebooks[0] if inplace else None)
+    """The runner of `argv` (the kernel's parent process, run in `cwd`), if it is one: `papermill
+    …`, `jupyter-nbconvert …`, `jupyter nbconvert …`, `python -m papermill …` and the like (the
+    interpreter comes first for a script)."""
+    for index, word in enumerate(argv[:4]):
+        name = os.path.basename(word)
+        following = argv[index + 1] if index + 1 < len(argv) else ""
+        if name in _SCRIPTS:
+            return _parse(_SCRIPTS[name], argv[index + 1:], cwd)
+        if name in ("jupyter", "jupyter.exe") and following in _SUBCOMMANDS:
+            return _parse(_SUBCOMMANDS[following], argv[index + 2:], cwd)
+        if word == "-m" and following in _MODULES:
+            return _parse(_MODULES[following], argv[index + 2:], cwd)
     return None
-
-
-_SERVERS = {"lab", "notebook", "server", "nbclassic", "jupyterlab", "jupyter_server", "voila"}
 
 
 def server_command(argv: Sequence[str]) -> bool:
     """Whether `argv` runs a notebook server (`jupyter lab`, `jupyter notebook`, ...): its
     kernels are a person's, even where it sets no `JPY_SESSION_NAME` (before Jupyter Server 2.1)."""
     words = [os.path.basename(word) for word in argv[:4]]
-    for index, word in enumerate(words):
-        following = words[index + 1] if index + 1 < len(words) else ""
-        if word.startswith("jupyter-") and word[len("jupyter-"):] in _SERVERS:
+    for word, following in zip(words, [*words[1:], ""], strict=True):
+        if word == "voila" or (word.startswith("jupyter-") and word.removeprefix("jupyter-") in _SERVERS):
             return True
         if word in ("jupyter", "-m") and following in _SERVERS:
-            return True
-        if word == "voila":
             return True
     return False
 
@@ -103,23 +97,21 @@ def kernel_command(argv: Sequence[str]) -> bool:
     )
 
 
-def _after_program(argv: Sequence[str]) -> tuple[str, list[str]] | None:
-    """(runner, its arguments), for `papermill …`, `jupyter-nbconvert …`, `jupyter nbconvert …`,
-    `python -m papermill …` and the like (the interpreter comes first for a script)."""
-    args = list(argv)
-    for index, word in enumerate(args[:4]):
-        name = os.path.basename(word)
-        following = args[index + 1] if index + 1 < len(args) else ""
-        if name in ("papermill", "papermill.exe"):
-            return PAPERMILL, args[index + 1:]
-        if name in ("jupyter-nbconvert", "jupyter-execute"):
-            return (NBCONVERT if name.endswith("nbconvert") else JUPYTER_EXECUTE), args[index + 1:]
-        if name in ("jupyter", "jupyter.exe") and following in ("nbconvert", "execute"):
-            return (NBCONVERT if following == "nbconvert" else JUPYTER_EXECUTE), args[index + 2:]
-        if word == "-m" and following in ("papermill", "nbconvert", "nbclient", "nbclient.cli"):
-            program = {"papermill": PAPERMILL, "nbconvert": NBCONVERT}.get(following, JUPYTER_EXECUTE)
-            return program, args[index + 2:]
-    return None
+def _parse(runner: str, args: Sequence[str], cwd: str) -> RunnerCommand | None:
+    if runner == PAPERMILL:
+        return _papermill(args, cwd)
+    inplace = "--inplace" in args
+    if runner == JUPYTER_EXECUTE:
+        notebooks = _notebooks(args, cwd)
+        return RunnerCommand(runner, notebooks, notebooks[0] if inplace else None) if notebooks else None
+    executes = "--execute" in args or "--ExecutePreprocessor.enabled=True" in args
+    notebooks = _notebooks([a for a in args if a != _option(args, "--output")], cwd)
+    if not (executes or inplace) or not notebooks:
+        return None
+    output = None
+    if len(notebooks) == 1:
+        output = notebooks[0] if inplace else _nbconvert_output(args, notebooks[0], cwd)
+    return RunnerCommand(NBCONVERT, notebooks, output)
 
 
 def _notebooks(args: Sequence[str], cwd: str) -> tuple[str, ...]:
@@ -130,28 +122,15 @@ def _notebooks(args: Sequence[str], cwd: str) -> tuple[str, ...]:
     )
 
 
-def _option(args: Sequence[str], *names: str) -> str | None:
+def _option(args: Sequence[str], name: str) -> str | None:
     """The value of `--name value` or `--name=value` (the last one given)."""
     found = None
-    for index, arg in enumerate(args):
-        for name in names:
-            if arg == name and index + 1 < len(args):
-                found = args[index + 1]
-            elif arg.startswith(name + "="):
-                found = arg[len(name) + 1:]
+    for arg, following in zip(args, [*args[1:], None], strict=True):
+        if arg == name and following is not None:
+            found = following
+        elif arg.startswith(name + "="):
+            found = arg[len(name) + 1:]
     return found
-
-
-def _nbconvert(args: Sequence[str], cwd: str) -> RunnerCommand | None:
-    executes = "--execute" in args or "--ExecutePreprocessor.enabled=True" in args
-    inplace = "--inplace" in args
-    notebooks = _notebooks([a for a in args if a != _option(args, "--output")], cwd)
-    if not (executes or inplace) or not notebooks:
-        return None
-    output = None
-    if len(notebooks) == 1:
-        output = notebooks[0] if inplace else _nbconvert_output(args, notebooks[0], cwd)
-    return RunnerCommand(NBCONVERT, notebooks, output)
 
 
 def _nbconvert_output(args: Sequence[str], notebook: str, cwd: str) -> str:
@@ -161,12 +140,12 @@ def _nbconvert_output(args: Sequence[str], notebook: str, cwd: str) -> str:
     extension = _NBCONVERT_EXTENSIONS.get(to, "." + to)
     directory = _option(args, "--output-dir")
     base = _option(args, "--output")
-    if base is None:
+    if base is not None:
+        base = base.removesuffix(extension)
+    else:
         base = os.path.splitext(os.path.basename(notebook))[0]
         if to == "notebook" and directory is None:
             base += ".nbconvert"
-    elif base.endswith(extension):
-        base = base[: -len(extension)]
     folder = os.path.join(cwd, directory) if directory is not None else os.path.dirname(notebook)
     return os.path.normpath(os.path.join(folder, base + extension))
 
@@ -178,15 +157,13 @@ def _papermill(args: Sequence[str], cwd: str) -> RunnerCommand | None:
     while index < len(args):
         arg = args[index]
         if arg in _PAPERMILL_PAIRS:
-            pair = [*args[index + 1:index + 3], None, None]
-            if pair[0] is not None:
-                parameters[pair[0]] = pair[1]
+            if index + 1 < len(args):
+                parameters[args[index + 1]] = args[index + 2] if index + 2 < len(args) else None
             index += 3
             continue
         if arg in _PAPERMILL_VALUED:
-            index += 2
-            continue
-        if not arg.startswith("-") or arg == "-":
+            index += 1
+        elif not arg.startswith("-") or arg == "-":
             positional.append(arg)
         index += 1
     if not positional:
@@ -218,14 +195,8 @@ class HeadlessRun:
     from any thread.
     """
 
-    def __init__(
-        self,
-        command: RunnerCommand | None,
-        kernel_cwd: str,
-        started_at: float,
-        *,
-        inherited_frontend: bool = False,
-    ) -> None:
+    def __init__(self, command: RunnerCommand | None, kernel_cwd: str, started_at: float, *,
+                 inherited_frontend: bool = False) -> None:
         self.command = command
         self.inherited_frontend = inherited_frontend
         self.kernel_cwd = kernel_cwd
@@ -282,13 +253,9 @@ class HeadlessRun:
                 return
             self._resolved = self._notebook is not None or len(history) > 1
             if self._notebook is not None:
-                from .notebook_cells import CellMatcher
-
                 self._matcher = CellMatcher(self._notebook)
 
     def _find(self, history: Sequence[str]) -> NotebookFile | None:
-        from .notebook_cells import best_match, notebooks_in, read_notebook  # the first report's
-
         command = self.command
         if command is None or not command.notebooks:
             # The search resolved links (to files inside the folder): no path it gives is one.
@@ -349,8 +316,6 @@ class HeadlessRun:
         self._resolve(history)
         if not self.confirmed:
             return None
-        from .payloads import iso8601
-
         command = self.command
         papermill = self._notebook.papermill if self._notebook is not None else {}
         tab: JsonDict = {"runner": command.runner if command is not None else NBCLIENT}
@@ -386,8 +351,6 @@ def _no_credentials(value: Any, depth: int) -> Any:
 
 def _epoch(text: Any) -> float | None:
     """papermill's `start_time` (ISO 8601 with an offset) as seconds since the epoch."""
-    from datetime import datetime
-
     try:
         return datetime.fromisoformat(str(text)).timestamp() if text else None
     except ValueError:

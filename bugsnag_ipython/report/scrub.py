@@ -16,7 +16,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from .payloads import REDACTED, encode, encode_text, utf8
+from .payloads import REDACTED, encode, utf8
 
 _API_KEY_HEAD = b'{"apiKey":"'
 
@@ -27,7 +27,7 @@ def _needles(secrets: tuple[str, ...]) -> tuple[tuple[tuple[str, bytes], ...], t
     before its password alone); and the texts to search for: those holding no other one (where
     the password is absent, so is the `user:password` that holds it)."""
     ordered = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
-    needles = tuple((secret, utf8(encode_text(secret)[1:-1])) for secret in ordered)
+    needles = tuple((secret, utf8(json.dumps(secret, ensure_ascii=False)[1:-1])) for secret in ordered)
     texts = [text for _, text in needles]
     probes = tuple(text for text in texts if not any(o != text and o in text for o in texts))
     return needles, probes
@@ -43,7 +43,7 @@ def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
     if body.startswith(_API_KEY_HEAD):  # an event payload: its apiKey comes first
         start = body.find(b'"', len(_API_KEY_HEAD)) + 1
     if not any(body.find(probe, start) >= 0 for probe in probes):
-        return body  # nearly every payload: a search per secret, in C (4 µs for 14 kB)
+        return body  # nearly every payload: a search per secret, in C
     try:
         payload = json.loads(body)
         cleaned = {

@@ -4,8 +4,8 @@ A frame of a cell is named by the notebook and the cell's stable identity (never
 temp path or execution count), so that the same failure groups the same way in every kernel.
 The glue supplies a `CellMap` that knows which code file is which cell.
 
-This runs on the cell's thread for every reported error, so everything that touches the file
-system (realpath, reading source) is done once per file name and cached.
+Everything that touches the file system (realpath) is done once per file name and cached:
+this runs on the cell's thread for every reported error.
 """
 
 from __future__ import annotations
@@ -14,36 +14,19 @@ import linecache
 import os
 import sys
 import sysconfig
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache, cached_property
-from types import CodeType, FrameType, TracebackType
+from functools import cache, cached_property, lru_cache
+from types import FrameType, TracebackType
 from typing import NamedTuple, Protocol
 
 from ..core.basics import JsonDict
+from .cells import CellRef, NotebookRef, cell_file
 from .naming import class_name, message_of
 
 CODE_WINDOW = 7  # lines around the frame's line, as the official notifiers send
 MAX_CODE_LINE = 200  # characters of one source line; a minified line says nothing more
 MAX_CHAIN = 100  # causes, contexts and group members followed for one event
-_MAX_CACHED_PATHS = 4096
-
-
-@dataclass(frozen=True)
-class CellRef:
-    """What a code file of a cell stands for."""
-
-    identity: str  # the frontend's cell id, else a hash of the cell's source
-    lines: tuple[str, ...]  # the cell's source, as run
-    execution_count: int | None = None
-
-
-@dataclass(frozen=True)
-class NotebookRef:
-    """The notebook of this kernel, as frames and metadata name it."""
-
-    path: str  # relative to the project root when under it, else the base name
-    directory: str  # its real directory: files there are the user's own code
 
 
 class CellMap(Protocol):
@@ -69,11 +52,6 @@ class NoCells:
         return None
 
 
-def cell_file(notebook: NotebookRef | None, cell: CellRef) -> str:
-    """The `file` of a cell's frames, e.g. `analysis.ipynb#cell-3f2a9c`."""
-    return f"{notebook.path}#cell-{cell.identity}" if notebook else f"cell-{cell.identity}"
-
-
 @dataclass(frozen=True)
 class FrameContext:
     """What decides how a frame is shown."""
@@ -92,14 +70,9 @@ class FrameContext:
         return tuple(roots)
 
 
-def exception_entries(
-    error: BaseException, context: FrameContext, *, share_frames: bool = False
-) -> list[JsonDict]:
-    """The raised exception first, then its causes/contexts and any group members.
-
-    With `share_frames`, for an event that nothing will change (no on-error callbacks), a frame
-    that repeats is one dict: cheaper to make, and encoded once (payloads.encode_event)."""
-    frames = _EventFrames(context, share=share_frames)
+def exception_entries(error: BaseException, context: FrameContext) -> list[JsonDict]:
+    """The raised exception first, then its causes/contexts and any group members."""
+    frames = EventFrames(context)
     # An exception made and notified without being raised has no traceback: like
     # bugsnag-python, its event carries the stack of the code that notified it.
     stack = caller_traceback() if error.__traceback__ is None else None
@@ -136,7 +109,7 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         pending[:0] = [*members, *([follow] if follow is not None else [])]
 
 
-def _entry(error: BaseException, frames: _EventFrames, stack: TracebackType | None = None) -> JsonDict:
+def _entry(error: BaseException, frames: EventFrames, stack: TracebackType | None = None) -> JsonDict:
     stacktrace: list[JsonDict]
     syntax = _syntax_frame(error, frames) if isinstance(error, SyntaxError) else None
     if syntax is not None and syntax[1]:
@@ -154,6 +127,9 @@ def _entry(error: BaseException, frames: _EventFrames, stack: TracebackType | No
     }
 
 
+Frame = tuple[str, int, str]  # file name, line, method
+
+
 class _Source(NamedTuple):
     """How the frames of one code file are shown."""
 
@@ -162,81 +138,54 @@ class _Source(NamedTuple):
     lines: tuple[str, ...] | list[str] | None  # the source for code windows; None: none sent
 
 
-class _EventFrames:
-    """The frames of one event, made on the cell's thread.
+class EventFrames:
+    """The frames of one event, named as BugSnag shows them (an exception's, or a dead kernel's
+    dumped threads').
 
     A failure's frames repeat (a recursion is the same few lines many times), so each code
-    file is resolved once per event and each distinct frame is made once. Unless `share`,
-    every place in the event gets its own copy of a frame: on-error callbacks may change one
-    and must not change another. Nothing here outlives the event, so a cell re-run or a file
-    edited later is seen.
+    file is resolved once per event and each distinct frame is made once; every place in the
+    event gets its own copy of a frame, since on-error callbacks may change one and must not
+    change another. Nothing here outlives the event, so a cell re-run or a file edited later
+    is seen.
     """
 
-    def __init__(self, context: FrameContext, *, share: bool = False) -> None:
+    def __init__(self, context: FrameContext) -> None:
         self.context = context
-        self.share = share
         self._sources: dict[str, _Source] = {}
-        self._made: dict[tuple[str, int, str], JsonDict] = {}
-        self._codes: dict[int, tuple[bool, bool]] = {}  # id(code): (may hide, machinery)
+        self._made: dict[Frame, JsonDict] = {}
 
-    def shown(self, error: BaseException, stack: TracebackType | None = None) -> list[tuple[CodeType, int]]:
-        """The traceback's frames, outermost first, without hidden and IPython machinery frames.
-
-        IPython's frames are dropped where they run the cell (`run_code`) or sit between user
-        frames (magics running a script); the innermost ones are kept, as library frames, when
-        the error was raised inside IPython, so the trace still shows where it happened.
-        """
-        walked: list[tuple[CodeType, int, bool]] = []
-        codes = self._codes  # the traceback keeps its code objects, and so their ids, alive
+    def shown(self, error: BaseException, stack: TracebackType | None = None) -> list[Frame]:
+        """The traceback's frames, outermost first, without hidden and IPython machinery frames
+        (see `without_machinery`)."""
+        walked: list[Frame] = []
         tb: TracebackType | None = stack or error.__traceback__
         while tb is not None:
             frame = tb.tb_frame
-            code = frame.f_code
-            facts = codes.get(id(code))
-            if facts is None:
-                facts = codes[id(code)] = self._code_facts(code)
-            may_hide, machinery = facts
-            if not (may_hide and _hides_itself(frame)):
-                walked.append((code, tb.tb_lineno, machinery))
+            if not _hides_itself(frame):
+                code = frame.f_code
+                walked.append((code.co_filename, tb.tb_lineno, code.co_qualname))
             tb = tb.tb_next
-        inner_end = len(walked)  # the innermost machinery frames, after the last user frame, stay
-        while inner_end and walked[inner_end - 1][2]:
-            inner_end -= 1
-        shown = [(c, line) for c, line, machinery in walked[:inner_end] if not machinery]
-        return shown + [(c, line) for c, line, _ in walked[inner_end:]]
+        return without_machinery(walked, self.context.roots)
 
-    def _code_facts(self, code: CodeType) -> tuple[bool, bool]:
-        # Reading f_locals of a function frame copies all its locals: only a function that has
-        # the name, or module and class code, can hide itself.
-        may_hide = not code.co_flags & 0x1 or "__tracebackhide__" in code.co_varnames + code.co_cellvars
-        return may_hide, _path_info(code.co_filename, self.context.roots).machinery
-
-    def stacktrace(self, shown: list[tuple[CodeType, int]]) -> list[JsonDict]:
-        """The frames of `shown`, innermost first as BugSnag wants: each a shared dict if the
-        event's frames may be shared, else a new one."""
-        made, share = self._made, self.share
-        stacktrace = []
-        for code, line in reversed(shown):
-            key = (code.co_filename, line, code.co_qualname)
-            frame = made.get(key)  # _made_frame, inlined: this runs for every frame
-            if frame is None:
-                frame = made[key] = self._make(*key)
-            stacktrace.append(frame if share else _copy_frame(frame))
-        return stacktrace
+    def stacktrace(self, shown: list[Frame]) -> list[JsonDict]:
+        """The frames of `shown` (outermost first), innermost first as BugSnag wants."""
+        return [self.frame(*frame) for frame in reversed(shown)]
 
     def frame(self, filename: str, line: int, method: str) -> JsonDict:
         """A new dict of the frame at `line` of `filename`, in `method`."""
-        return _copy_frame(self._made_frame(filename, line, method))
-
-    def _made_frame(self, filename: str, line: int, method: str) -> JsonDict:
         key = (filename, line, method)
         made = self._made.get(key)
         if made is None:
             made = self._made[key] = self._make(filename, line, method)
-        return made
+        copy = dict(made)
+        if "code" in made:
+            copy["code"] = dict(made["code"])
+        return copy
 
     def _make(self, filename: str, line: int, method: str) -> JsonDict:
-        source = self._source(filename)
+        source = self._sources.get(filename)
+        if source is None:
+            source = self._sources[filename] = self._resolve(filename)
         entry: JsonDict = {
             "file": source.file,
             "lineNumber": line,
@@ -244,14 +193,8 @@ class _EventFrames:
             "inProject": source.in_project,
         }
         if source.lines is not None:
-            entry["code"] = cached_window(source.lines, line)
+            entry["code"] = window(source.lines, line)
         return entry
-
-    def _source(self, filename: str) -> _Source:
-        found = self._sources.get(filename)
-        if found is None:
-            found = self._sources[filename] = self._resolve(filename)
-        return found
 
     def is_cell(self, filename: str) -> bool:
         return self.context.resolve_cell(filename) is not None
@@ -261,32 +204,37 @@ class _EventFrames:
         cell = context.resolve_cell(filename)
         if cell is not None:
             return _Source(cell_file(context.notebook, cell), True, cell.lines if context.send_code else None)
-        info = _path_info(filename, context.roots)
-        lines: list[str] | None = None
-        if context.send_code and info.has_source:
-            lines = linecache.getlines(filename) or None
-            if lines is None:
-                _forget_source(filename)
+        info = path_info(filename, context.roots)
+        lines = (linecache.getlines(filename) or None) if context.send_code else None
         return _Source(info.display, info.in_project, lines)
 
 
-def _copy_frame(frame: JsonDict) -> JsonDict:
-    copy = dict(frame)
-    code = frame.get("code")
-    if code is not None:
-        copy["code"] = dict(code)
-    return copy
+def without_machinery(frames: list[Frame], roots: tuple[str, ...]) -> list[Frame]:
+    """`frames` (outermost first) without IPython's and ipykernel's own: they are dropped where
+    they run the cell (`run_code`) or sit between user frames (magics running a script); the
+    innermost ones are kept, as library frames, when the error was raised inside IPython, so
+    the trace still shows where it happened."""
+    inner_end = len(frames)
+    while inner_end and path_info(frames[inner_end - 1][0], roots).machinery:
+        inner_end -= 1
+    kept = [frame for frame in frames[:inner_end] if not path_info(frame[0], roots).machinery]
+    return kept + frames[inner_end:]
 
 
 def _hides_itself(frame: FrameType) -> bool:
     """A frame that set `__tracebackhide__` (the IPython and pytest convention)."""
+    code = frame.f_code
+    # Reading f_locals of a function frame copies all its locals: only a function that has the
+    # name, or module and class code, can hide itself.
+    if code.co_flags & 0x1 and "__tracebackhide__" not in code.co_varnames + code.co_cellvars:
+        return False
     try:
         return bool(frame.f_locals.get("__tracebackhide__"))
     except Exception:
         return False
 
 
-def _syntax_frame(error: SyntaxError, frames: _EventFrames) -> tuple[JsonDict, bool] | None:
+def _syntax_frame(error: SyntaxError, frames: EventFrames) -> tuple[JsonDict, bool] | None:
     """The frame of the line that did not compile, and whether it is a cell's."""
     # A SyntaxError made by hand may hold anything in these: only what they must be is used.
     line, filename, text = error.lineno, error.filename, error.text
@@ -297,24 +245,6 @@ def _syntax_frame(error: SyntaxError, frames: _EventFrames) -> tuple[JsonDict, b
     if frames.context.send_code and not entry.get("code") and isinstance(text, str) and text:
         entry["code"] = {str(line): text.rstrip("\n")[:MAX_CODE_LINE]}
     return entry, frames.is_cell(filename)
-
-
-_WINDOWS: dict[tuple[int, int], tuple[Sequence[str], dict[str, str]]] = {}
-
-
-def cached_window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
-    """window(), remembered per source and line: the frames of a failure repeat (recursion, a
-    loop of the same error), and an event is built on the cell's thread. The cache holds the
-    source object itself, so a hit is the very same source; callers get their own copy."""
-    key = (id(lines), line)
-    found = _WINDOWS.get(key)
-    if found is not None and found[0] is lines:
-        return dict(found[1])
-    made = window(lines, line)
-    if len(_WINDOWS) >= _MAX_CACHED_PATHS:
-        _WINDOWS.clear()
-    _WINDOWS[key] = (lines, made)
-    return dict(made)
 
 
 def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
@@ -331,52 +261,28 @@ def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
 # -- paths ------------------------------------------------------------------------------
 
 
-class _PathInfo(NamedTuple):
+class PathInfo(NamedTuple):
     display: str
     in_project: bool
     machinery: bool  # IPython's or ipykernel's own code
-    has_source: bool
 
 
-_PATHS: dict[tuple[str, tuple[str, ...]], _PathInfo] = {}
-_NO_SOURCE: set[str] = set()
-
-
-def _path_info(filename: str, roots: tuple[str, ...]) -> _PathInfo:
+@lru_cache(maxsize=4096)
+def path_info(filename: str, roots: tuple[str, ...]) -> PathInfo:
     """How a file is shown, cached per (file, project roots): realpath is a stat per component."""
-    key = (filename, roots)
-    found = _PATHS.get(key)
-    if found is None:
-        if len(_PATHS) >= _MAX_CACHED_PATHS:
-            _PATHS.clear()
-        found = _PATHS[key] = _classify(filename, roots)
-    return found
-
-
-def _forget_source(filename: str) -> None:
-    # Files without source (frozen modules, deleted files) cost a stat on every read: once.
-    if len(_NO_SOURCE) >= _MAX_CACHED_PATHS:
-        _NO_SOURCE.clear()
-    _NO_SOURCE.add(filename)
-    for key in [k for k in _PATHS if k[0] == filename]:
-        _PATHS[key] = _PATHS[key]._replace(has_source=False)
-
-
-def _classify(filename: str, roots: tuple[str, ...]) -> _PathInfo:
-    has_source = filename not in _NO_SOURCE
     if not filename or filename.startswith("<"):
-        return _PathInfo(filename, False, False, has_source)
+        return PathInfo(filename, False, False)
     path = os.path.realpath(filename)
     machinery = path.startswith(_machinery_dirs())
     library = _library_root(path)
     if library is not None:
         # Relative to site-packages or the standard library: the same in every environment.
-        return _PathInfo(os.path.relpath(path, library), False, machinery, has_source)
+        return PathInfo(os.path.relpath(path, library), False, machinery)
     for root in roots:
         real_root = _real_dir(root)
         if path.startswith(real_root):
-            return _PathInfo(os.path.relpath(path, real_root), True, machinery, has_source)
-    return _PathInfo(filename, False, machinery, has_source)
+            return PathInfo(os.path.relpath(path, real_root), True, machinery)
+    return PathInfo(filename, False, machinery)
 
 
 @cache

@@ -15,10 +15,15 @@ breadcrumbs), so trimmed parts are rebuilt, never changed in place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.basics import JsonDict
-from .payloads import encode, encode_event
+from . import payloads
+from .environment import NOTIFIER
+from .payloads import encode
+
+if TYPE_CHECKING:
+    from ..core.config import Configuration
 
 # BugSnag's limit is 1,000,000 bytes; delivery adds the API key (32 characters) afterwards.
 MAX_PAYLOAD_BYTES = 999_000
@@ -41,31 +46,21 @@ def size_of(payload: JsonDict) -> int:
 
 def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None = None) -> JsonDict:
     """The payload (itself when it fits), under `limit` bytes if at all possible without
-    dropping an exception class.
-
-    `size` is the payload's encoded size when the caller has measured it (a body over the
-    limit is a megabyte to encode again). Without it, a payload whose upper bound is under the
-    limit is not even encoded here: delivery encodes it anyway.
-    """
+    dropping an exception class. `size` is the payload's encoded size when the caller has
+    measured it (a body over the limit is a megabyte to encode again)."""
     events = payload.get("events")
     if not isinstance(events, list) or not events or not isinstance(events[0], dict):
         return payload
-    if size is None and len(events) == 1:
-        bound = upper_bound(events[0])
-        if bound is not None and bound + 200 <= limit:  # 200: apiKey, notifier, brackets
-            return payload
-    if size is None:
-        size = size_of(payload)
-    if size <= limit:
+    if (size_of(payload) if size is None else size) <= limit:
         return payload
     event = dict(payload["events"][0])
     # Exceptions and frames are small and changed in place below: copy them, once.
     event["exceptions"] = [
-        {**e, "stacktrace": [dict(f) for f in _frames(e)]} for e in _exceptions(event)
+        {**e, "stacktrace": [dict(f) for f in _dicts(e, "stacktrace")]} for e in _dicts(event, "exceptions")
     ]
     if isinstance(event.get("threads"), list):
         event["threads"] = [
-            {**t, "stacktrace": [dict(f) for f in _frames(t)]} if isinstance(t, dict) else t
+            {**t, "stacktrace": [dict(f) for f in _dicts(t, "stacktrace")]} if isinstance(t, dict) else t
             for t in event["threads"]
         ]
     trimmed = {**payload, "events": [event, *payload["events"][1:]]}
@@ -75,14 +70,14 @@ def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None =
 
     steps: list[Callable[[JsonDict], None]] = [
         _trim_long_strings,
-        lambda e: _drop_windows(_other_threads(e), excess()),
-        lambda e: _drop_middle_of(_other_threads(e), KEPT_FRAMES),
+        lambda e: _drop_windows(_threads(e, crashing=False), excess()),
+        lambda e: _drop_middle_of(_threads(e, crashing=False), KEPT_FRAMES),
         lambda e: _drop_other_threads(e, excess()),
         lambda e: _drop_oldest_breadcrumbs(e, excess()),
         # The crashing thread's windows are those of the exception's frames, shown again.
-        lambda e: _drop_windows([*_exceptions(e), *_crashing_thread(e)], excess()),
+        lambda e: _drop_windows([*_dicts(e, "exceptions"), *_threads(e, crashing=True)], excess()),
         _cut_messages,
-        lambda e: _drop_middle_of([*_exceptions(e), *_crashing_thread(e)], KEPT_FRAMES),
+        lambda e: _drop_middle_of([*_dicts(e, "exceptions"), *_threads(e, crashing=True)], KEPT_FRAMES),
         *(_trim_every_string(n) for n in _LAST_RESORT_STRINGS),
         _drop_everything_but_exceptions,
     ]
@@ -91,83 +86,6 @@ def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None =
         if size_of(trimmed) <= limit:
             break
     return trimmed
-
-
-# -- the upper bound ------------------------------------------------------------------
-
-_LONG = 4096  # strings longer than this are measured exactly (in C); shorter ones bounded
-_FRAME_KEYS = frozenset({"file", "lineNumber", "method", "inProject", "code"})
-
-
-def upper_bound(event: JsonDict) -> int | None:
-    """At least the encoded size of `event`, cheaply; None when it cannot tell.
-
-    A character takes at most 6 bytes in JSON (a `\\u00XX` escape), so short strings count 6
-    per character; frames are walked directly, since they are most of an event's values.
-    """
-    total = 0
-    for key, value in event.items():
-        total += len(key) + 4
-        if key == "exceptions":
-            found = _exceptions_bound(value)
-            if found is None:
-                return None
-            total += found
-        else:
-            total += _bound(value, 0)
-    return total
-
-
-def _exceptions_bound(exceptions: Any) -> int | None:
-    if not isinstance(exceptions, list):
-        return None
-    total = 2
-    for exception in exceptions:
-        if not isinstance(exception, dict):
-            return None
-        frames = exception.get("stacktrace", ())
-        if not isinstance(frames, list):
-            return None
-        total += sum(_bound(v, 0) + len(k) + 4 for k, v in exception.items() if k != "stacktrace")
-        for frame in frames:
-            if not isinstance(frame, dict):
-                return None
-            file, method, code = frame.get("file", ""), frame.get("method", ""), frame.get("code")
-            if (
-                type(file) is not str
-                or type(method) is not str
-                or type(frame.get("lineNumber", 0)) is not int
-                or not frame.keys() <= _FRAME_KEYS
-            ):
-                return None
-            total += 80 + 6 * (len(file) + len(method))  # 80: keys, line number, inProject
-            if code is not None:
-                if type(code) is not dict:
-                    return None
-                lines = code.values()
-                if not all(type(line) is str for line in lines):
-                    return None
-                total += 14 * len(code) + 6 * sum(map(len, lines))
-    return total
-
-
-def _bound(value: Any, depth: int) -> int:
-    kind = type(value)
-    if kind is str:
-        return 6 * len(value) + 2 if len(value) <= _LONG else len(encode(value))
-    if kind is bool or value is None:
-        return 5
-    if kind is int:
-        return 24 if -(10**20) < value < 10**20 else len(str(value))
-    if kind is float:
-        return 24
-    if depth > 32:
-        return len(encode(value))
-    if kind is dict:
-        return 2 + sum(_bound(str(k), depth) + 1 + _bound(v, depth + 1) + 1 for k, v in value.items())
-    if kind is list or kind is tuple:
-        return 2 + sum(_bound(v, depth + 1) + 1 for v in value)
-    return len(encode(value))
 
 
 # -- the steps --------------------------------------------------------------------------
@@ -207,7 +125,7 @@ def _drop_windows(stacks: list[JsonDict], excess: int) -> None:
     """Code windows of `stacks` (exceptions or threads), from the outermost frames of the last
     stack: the innermost frame of the first (the raised exception's) is the line the reader
     wants to see."""
-    frames = [f for stack in stacks for f in _frames(stack)]
+    frames = [f for stack in stacks for f in _dicts(stack, "stacktrace")]
     for frame in reversed(frames):
         if excess <= 0:
             break
@@ -216,12 +134,8 @@ def _drop_windows(stacks: list[JsonDict], excess: int) -> None:
             excess -= size_of(code) + 8  # and its `,"code":`
 
 
-def _other_threads(event: JsonDict) -> list[JsonDict]:
-    return [t for t in _threads(event) if t.get("errorReportingThread") is not True]
-
-
-def _crashing_thread(event: JsonDict) -> list[JsonDict]:
-    return [t for t in _threads(event) if t.get("errorReportingThread") is True]
+def _threads(event: JsonDict, *, crashing: bool) -> list[JsonDict]:
+    return [t for t in _dicts(event, "threads") if (t.get("errorReportingThread") is True) == crashing]
 
 
 def _drop_other_threads(event: JsonDict, excess: int) -> None:
@@ -241,7 +155,7 @@ def _drop_other_threads(event: JsonDict, excess: int) -> None:
 
 
 def _cut_messages(event: JsonDict) -> None:
-    for exception in _exceptions(event):
+    for exception in _dicts(event, "exceptions"):
         message = exception.get("message")
         if isinstance(message, str):
             exception["message"] = truncated(message, MAX_MESSAGE)
@@ -251,7 +165,7 @@ def _drop_middle_of(stacks: list[JsonDict], kept: int) -> None:
     """Very deep stacks (exceptions or threads) keep their `kept` innermost and outermost
     frames, with one frame between them saying how many were left out."""
     for stack in stacks:
-        frames = _frames(stack)
+        frames = _dicts(stack, "stacktrace")
         if len(frames) > 2 * kept + 1:
             left_out = len(frames) - 2 * kept
             marker = {
@@ -268,7 +182,7 @@ def _trim_every_string(limit: int) -> Callable[[JsonDict], None]:
         for key, value in list(event.items()):
             if key != "exceptions":
                 event[key] = _trim_strings(value, limit)
-        for exception in _exceptions(event):
+        for exception in _dicts(event, "exceptions"):
             for key, value in list(exception.items()):
                 if key != "errorClass":
                     exception[key] = _trim_strings(value, limit)
@@ -280,25 +194,15 @@ def _drop_everything_but_exceptions(event: JsonDict) -> None:
     event["metaData"] = {}
     event["breadcrumbs"] = []
     event.pop("threads", None)  # the crashing thread's stack is the exception's
-    for exception in _exceptions(event):
-        frames = _frames(exception)
+    for exception in _dicts(event, "exceptions"):
+        frames = _dicts(exception, "stacktrace")
         exception["stacktrace"] = frames[:KEPT_FRAMES]
 
 
-def _exceptions(event: JsonDict) -> list[JsonDict]:
-    found = event.get("exceptions")
-    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
-
-
-def _threads(event: JsonDict) -> list[JsonDict]:
-    found = event.get("threads")
-    return [t for t in found if isinstance(t, dict)] if isinstance(found, list) else []
-
-
-def _frames(stack: JsonDict) -> list[JsonDict]:
-    """The frames of an exception or a thread."""
-    found = stack.get("stacktrace")
-    return [f for f in found if isinstance(f, dict)] if isinstance(found, list) else []
+def _dicts(holder: JsonDict, key: str) -> list[JsonDict]:
+    """The dicts of `holder[key]`: an event's exceptions or threads, a stack's frames."""
+    found = holder.get(key)
+    return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
 
 
 def _trim_strings(value: Any, limit: int, depth: int = 0) -> Any:
@@ -313,16 +217,18 @@ def _trim_strings(value: Any, limit: int, depth: int = 0) -> Any:
     return value
 
 
-def encode_within_limit(
-    payload: dict[str, Any], breadcrumbs_json: str | None = None
-) -> tuple[dict[str, Any], bytes]:
-    """An event payload and its body, trimmed (and encoded again) only when over the limit.
-
-    Encoded once in the common case: measuring is an encode, so an estimate first would cost
-    more. `breadcrumbs_json`, when given, is the text of the event's breadcrumbs to splice in.
-    """
-    encoded = encode(payload) if breadcrumbs_json is None else encode_event(payload, breadcrumbs_json)
+def encode_within_limit(payload: JsonDict) -> tuple[JsonDict, bytes]:
+    """An event payload and its body, trimmed (and encoded again) only when over the limit:
+    encoded once in the common case, since measuring is an encode."""
+    encoded = encode(payload)
     if len(encoded) > MAX_PAYLOAD_BYTES:
         payload = fit(payload, size=len(encoded))
         encoded = encode(payload)
     return payload, encoded
+
+
+def sealed_event(body: JsonDict, config: Configuration) -> tuple[JsonDict, bytes]:
+    """The payload of an event as it is sent, and its encoded body: redacted, with the API key
+    and the notifier, within BugSnag's size limit."""
+    payloads.redact_event(body, config.redacted_keys)
+    return encode_within_limit(payloads.event_payload(config.api_key or "", NOTIFIER, [body]))

@@ -8,7 +8,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..report.events import error_the_cell_ended_with
+from ..report.events import CellRun, error_the_cell_ended_with
 from . import Source
 from .interrupts import HeldInterrupt, replaced_error
 
@@ -55,7 +55,7 @@ class CellRuns(Source):
             if cell_id:
                 self.cells.record(count, cell_id)
             source, started = info.raw_cell, time.monotonic()
-            run = (count, cell_id, source, started)  # a CellStart: see there why not a CellRun
+            run = CellRun(count, cell_id, source, started)
             self.client.cell_started(run)
             record = self.crash_record
             if record is not None:

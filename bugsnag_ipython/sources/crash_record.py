@@ -42,7 +42,7 @@ from .record_place import DIRECTORY as DIRECTORY  # the folder's name, as dead_k
 from .record_place import NoRecord, live_folder
 
 if TYPE_CHECKING:
-    from ..report.events import CellStart
+    from ..report.events import CellRun
 
 MAGIC = b"BSGKREC1"
 RECORD_SUFFIX = ".record"
@@ -122,8 +122,8 @@ class CrashRecord:
 
     # -- the cell's thread: stores only ---------------------------------------------------
 
-    def cell_started(self, run: CellStart) -> None:
-        """A cell starts (a CellRun or CellStart: its number, id, source and start on the
+    def cell_started(self, run: CellRun) -> None:
+        """A cell starts (its number, id, source and start on the
         monotonic clock). The cell hook calls store_cell itself, without this frame; this is
         for the rarer callers (a cell already running when the record is made)."""
         count, cell_id, source, started = run

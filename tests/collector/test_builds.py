@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bugsnag_ipython.collector import Collector, Store, build_report, check_build
+from tests.collector_support import ScriptedCollector
 from tests.payloads import API_KEY, build_payload, encode, event_payload, post, session_payload
 
 
@@ -137,7 +138,7 @@ def test_a_database_from_before_builds_opens_and_takes_builds(tmp_path: Path) ->
     assert [(release.app_version, release.sessions) for release in report.releases] == [("5.0", 0)]
 
 
-def test_a_scripted_failure_answers_a_build_too(collector: Collector) -> None:
+def test_a_scripted_failure_answers_a_build_too(collector: ScriptedCollector) -> None:
     collector.script("builds", 503)
     assert post(collector.builds_url, "builds", build_payload()).status_code == 503
     assert post(collector.builds_url, "builds", build_payload()).status_code == 200

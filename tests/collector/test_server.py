@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from bugsnag_ipython.collector import Collector, Store
+from tests.collector_support import ScriptedCollector
 from tests.payloads import API_KEY, encode, event_payload, headers_for, post, session_payload
 
 
@@ -94,7 +95,7 @@ def test_health_and_unknown_paths(collector: Collector) -> None:
     assert requests.post(collector.url + "/elsewhere", data=b"{}").status_code == 404
 
 
-def test_requests_on_one_session_share_one_connection(collector: Collector) -> None:
+def test_requests_on_one_session_share_one_connection(collector: ScriptedCollector) -> None:
     with requests.Session() as http:
         for _ in range(3):
             assert post(collector.sessions_url, "sessions", session_payload(), http=http).ok
@@ -103,7 +104,7 @@ def test_requests_on_one_session_share_one_connection(collector: Collector) -> N
     assert len(collector.store.sessions()) == 3
 
 
-def test_scripted_statuses_come_first_then_normal_service(collector: Collector) -> None:
+def test_scripted_statuses_come_first_then_normal_service(collector: ScriptedCollector) -> None:
     collector.script("sessions", 503, (429, {"Retry-After": "2"}))
     first = post(collector.sessions_url, "sessions", session_payload())
     second = post(collector.sessions_url, "sessions", session_payload())
@@ -115,7 +116,7 @@ def test_scripted_statuses_come_first_then_normal_service(collector: Collector) 
     assert len(collector.store.sessions()) == 1
 
 
-def test_a_script_for_one_endpoint_leaves_the_other_alone(collector: Collector) -> None:
+def test_a_script_for_one_endpoint_leaves_the_other_alone(collector: ScriptedCollector) -> None:
     collector.script("notify", 500)
     assert post(collector.sessions_url, "sessions", session_payload()).status_code == 202
     assert post(collector.notify_url, "events", event_payload()).status_code == 500
@@ -125,7 +126,7 @@ def test_a_script_for_one_endpoint_leaves_the_other_alone(collector: Collector) 
 
 
 def test_going_down_refuses_connections_and_coming_back_reuses_the_port(
-    collector: Collector,
+    collector: ScriptedCollector,
 ) -> None:
     port = collector.port
     with requests.Session() as http:
@@ -145,7 +146,7 @@ def test_going_down_refuses_connections_and_coming_back_reuses_the_port(
     assert len(collector.store.sessions()) == 2
 
 
-def test_a_hung_collector_times_clients_out_and_lets_go(collector: Collector) -> None:
+def test_a_hung_collector_times_clients_out_and_lets_go(collector: ScriptedCollector) -> None:
     collector.hang()
     with pytest.raises(requests.ReadTimeout):
         post(collector.sessions_url, "sessions", session_payload(), timeout=0.5)
@@ -157,7 +158,7 @@ def test_a_hung_collector_times_clients_out_and_lets_go(collector: Collector) ->
 
 
 def test_stop_does_not_wait_for_hung_requests(tmp_path: Path) -> None:
-    collector = Collector(tmp_path / "db.sqlite").start()
+    collector = ScriptedCollector(tmp_path / "db.sqlite").start()
     collector.hang()
     outcome: list[Any] = []
 
@@ -194,7 +195,7 @@ def test_the_store_can_be_reopened_after_stop(tmp_path: Path) -> None:
         assert [s.session_id for s in store.sessions()] == ["s-9"]
 
 
-def test_keep_alive_requests_are_all_answered_on_one_connection(collector: Collector) -> None:
+def test_keep_alive_requests_are_all_answered_on_one_connection(collector: ScriptedCollector) -> None:
     body = encode(event_payload())
     headers = headers_for("events", body)
     with requests.Session() as http:

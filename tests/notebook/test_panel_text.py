@@ -13,15 +13,14 @@ from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.delivery.retry import RetryPolicy
 from bugsnag_ipython.delivery.sender import Delivery, Envelope, Outcome
-from bugsnag_ipython.notebook.panel_text import (
+from bugsnag_ipython.notebook.status import (
     FlushProgress,
     countdown_text,
-    fallback_html,
-    fallback_text,
     panel_view,
     short_ago,
+    status_html,
+    status_text,
 )
-from bugsnag_ipython.notebook.status import status_text
 from tests.payloads import OTHER_KEY as API_KEY
 
 NOW = 1_796_000_000.0  # November 2026: payloads this old are not aged out
@@ -271,17 +270,16 @@ def test_unloaded_extension_disables_everything() -> None:
 
     assert view.state == "unloaded"
     assert not (view.can_start or view.can_pause or view.can_resume or view.can_flush)
-    assert "%load_ext bugsnag_ipython" in fallback_text(None)
+    assert "%load_ext bugsnag_ipython" in status_text(None)
 
 
-def test_fallbacks_are_the_status_text() -> None:
+def test_the_html_fallback_is_the_status_text_as_a_table() -> None:
     client = make_client(api_key=API_KEY)
     client.launch(in_background=True)
 
-    text = fallback_text(client)
-    page = fallback_html(client)
+    text = status_text(client)
+    page = status_html(client)
 
-    assert text == status_text(client)
     assert "Session: active" in text and API_KEY not in text + page
     assert "<th style='text-align:left;padding-right:1em'>Session</th>" in page
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bugsnag_ipython.report.cells import NotebookRef
 from bugsnag_ipython.report.kernel_death import (
     DeadCell,
     KernelDeath,
@@ -16,7 +17,6 @@ from bugsnag_ipython.report.kernel_death import (
     message,
     parse_fault_dump,
 )
-from bugsnag_ipython.report.stacktrace import NotebookRef
 
 CELL_FILE = "/tmp/ipykernel_4242/3195746321.py"
 HELPER_FILE = "/tmp/ipykernel_4242/1111111111.py"

@@ -9,15 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bugsnag_ipython.report.cells import notebook_ref, source_identity
-from bugsnag_ipython.report.stacktrace import (
-    CellRef,
-    FrameContext,
-    NoCells,
-    NotebookRef,
-    exception_entries,
-    window,
-)
+from bugsnag_ipython.report.cells import CellRef, NotebookRef, notebook_ref, source_identity
+from bugsnag_ipython.report.stacktrace import FrameContext, NoCells, exception_entries, window
 
 CELL_FILE = "/tmp/ipykernel_4242/123456.py"
 

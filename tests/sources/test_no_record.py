@@ -16,8 +16,7 @@ import pytest
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.delivery.sender import Delivery, Envelope, Outcome
-from bugsnag_ipython.notebook.panel_text import panel_view
-from bugsnag_ipython.notebook.status import status_text
+from bugsnag_ipython.notebook.status import panel_view, status_text
 from bugsnag_ipython.sources.crash_record import SIZE, CrashRecord
 from bugsnag_ipython.sources.kernel_deaths import KernelDeaths
 from bugsnag_ipython.sources.record_place import NoRecord

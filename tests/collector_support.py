@@ -1,0 +1,142 @@
+"""A collector that can be told to misbehave, so that delivery is tested against a real server:
+scripted statuses, going down and coming back on the same port, hanging."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Literal, cast
+
+from bugsnag_ipython.collector.records import Kind
+from bugsnag_ipython.collector.server import Collector, Handler
+
+Endpoint = Literal["notify", "sessions", "builds"]
+ScriptedResponse = int | tuple[int, Mapping[str, str]]
+_ENDPOINTS: Mapping[Kind, Endpoint] = {"events": "notify", "sessions": "sessions", "builds": "builds"}
+# The reasons recorded for requests the collector answered as scripted, or held unanswered.
+SCRIPTED = "Scripted response."
+HELD = "Held unanswered: the collector hung."
+
+
+class ScriptedHandler(Handler):
+    """Answers as the collector is scripted to, or holds requests while it hangs."""
+
+    def do_GET(self) -> None:
+        gate = self._collector().hang_gate
+        if gate is None:
+            super().do_GET()
+        else:
+            self._hold(gate)
+
+    def receive(self, kind: Kind, headers: dict[str, str], body: bytes) -> None:
+        collector = self._collector()
+        gate = collector.hang_gate
+        if gate is not None:
+            # Recorded so a test can see the request arrived although it got no answer.
+            collector.store.record(kind, 0, HELD, headers, body)
+            self._hold(gate)
+            return
+        scripted = collector.next_scripted(_ENDPOINTS[kind])
+        if scripted is None:
+            super().receive(kind, headers, body)
+            return
+        status, extra = (scripted, {}) if isinstance(scripted, int) else scripted
+        collector.store.record(kind, status, SCRIPTED, headers, body)
+        self.reply(status, {"status": "ok"} if status < 400 else {"error": SCRIPTED}, extra)
+
+    def _collector(self) -> ScriptedCollector:
+        return cast(ScriptedCollector, self.server.collector)
+
+    def _hold(self, gate: threading.Event) -> None:
+        """Block until the hang ends, then drop the connection without answering."""
+        gate.wait()
+        self.close_connection = True
+
+
+class ScriptedCollector(Collector):
+    """The collector, with fault injection and a count of the connections it accepted."""
+
+    handler = ScriptedHandler
+
+    def __init__(
+        self, store_path: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.connection_count = 0
+        self.hang_gate: threading.Event | None = None
+        self._script: list[tuple[Endpoint | None, ScriptedResponse]] = []
+        self._down: socket.socket | None = None  # while down: bound, not listening
+        super().__init__(store_path, host, port)
+
+    def script(self, endpoint: Endpoint | None, *responses: ScriptedResponse) -> None:
+        """Answer the next requests with these responses, before any validation.
+
+        Each response is a status (503) or a status and headers ((429, {"Retry-After": "2"})).
+        With `endpoint` None they answer the next requests on any endpoint. Requests take
+        the oldest response queued for their endpoint or for both; once the queue is empty
+        the collector checks and stores requests normally again.
+        """
+        with self._lock:
+            self._script.extend((endpoint, response) for response in responses)
+
+    def next_scripted(self, endpoint: Endpoint) -> ScriptedResponse | None:
+        with self._lock:
+            for index, (wanted, response) in enumerate(self._script):
+                if wanted is None or wanted == endpoint:
+                    del self._script[index]
+                    return response
+        return None
+
+    def go_down(self) -> None:
+        """Stop listening and close every open connection: connections are refused. The port
+        stays this collector's meanwhile (its socket, no longer listening, stays bound), so
+        that another process's socket cannot take it before `come_back()`."""
+        with self._lock:
+            server = self._stop_serving()
+            if server is not None:
+                server.socket.shutdown(socket.SHUT_RD)
+                self._down = server.socket
+        self._drop_connections()
+
+    def come_back(self) -> None:
+        """Listen again, on the same port, after `go_down()`."""
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("this collector has been stopped")
+            if self._down is not None:
+                self._down.close()
+                self._down = None
+                self._server = self._bind(self.port)
+                if self._started:
+                    self._serve()
+
+    def hang(self) -> None:
+        """Accept connections and read requests, but answer none until `unhang()`.
+
+        Requests held this way are recorded with status 0.
+        """
+        with self._lock:
+            if self.hang_gate is None:
+                self.hang_gate = threading.Event()
+
+    def unhang(self) -> None:
+        """Answer normally again; requests held by `hang()` are dropped unanswered."""
+        with self._lock:
+            gate, self.hang_gate = self.hang_gate, None
+        if gate is not None:
+            gate.set()
+
+    def stop(self) -> None:
+        self.unhang()
+        super().stop()
+        if self._down is not None:
+            self._down.close()
+
+    @contextmanager
+    def tracked(self, connection: socket.socket) -> Iterator[None]:
+        with self._lock:
+            self.connection_count += 1
+        with super().tracked(connection):
+            yield
