@@ -251,17 +251,17 @@ def _journal_append(root: Path, size: int) -> float:
     import time
 
     from bugsnag_ipython.delivery.outbox import Outbox
-    from bugsnag_ipython.delivery.transport import Envelope
+    from bugsnag_ipython.delivery.payload import Payload
 
     outbox = Outbox(root).open()
     journal = outbox.journal
     assert journal is not None
-    envelope = Envelope("event", "http://127.0.0.1:9/notify", API_KEY, b"x" * size, time.time())
+    payload = Payload("event", "http://127.0.0.1:9/notify", API_KEY, b"x" * size, time.time())
     try:
         idents: list[str] = []
         batches = []
         for _ in range(ROUNDS):
-            batches.append(thread_seconds(lambda: idents.append(journal.append(envelope)[0]), BATCH))
+            batches.append(thread_seconds(lambda: idents.append(outbox.store(payload)[1].ident), BATCH))
             journal.settle(idents)  # delivered: the journal empties, as it does in a kernel
             idents.clear()
         return median(batches)

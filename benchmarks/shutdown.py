@@ -38,7 +38,6 @@ def _run(root: Path, *, load: bool) -> dict[str, Any]:
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
-    from bugsnag_ipython.delivery.inventory import inventory
     from bugsnag_ipython.delivery.outbox import Outbox
     from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_ipython_dir, make_kernelspec
     from tests.collector_support import ScriptedCollector
@@ -81,7 +80,7 @@ def _run(root: Path, *, load: bool) -> dict[str, Any]:
         manager.cleanup_resources()
     finally:
         collector.stop()
-    entries = inventory(Outbox(persistence)) if persistence.exists() else []
+    entries = Outbox(persistence).listing() if persistence.exists() else []
     on_disk = sum(1 for entry in entries if entry.stored is not None and entry.stored.kind == "event")
     return {"seconds": seconds, "status": status, "on_disk": on_disk}
 

@@ -60,10 +60,11 @@ import bugsnag_ipython
 client = shell._bugsnag_ipython.client
 assert client.flush(30), "the launch session was not delivered"
 if DELIVERY == "off":
-    from bugsnag_ipython.delivery.sender import Delivery, NullTransport
+    from bugsnag_ipython.delivery.delivery import Delivery
+    from bugsnag_ipython.delivery.transport import NullTransport
     loaded = client.delivery
     loaded.listeners.remove(client._changed)
-    client._delegate._use(Delivery(NullTransport))
+    client._dispatcher._use(Delivery(NullTransport))
 delivery = client.delivery
 delivered_before = delivery.counters()["delivered"]
 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -209,7 +209,6 @@ def _list_outbox(directory: Path) -> int:
 
     from bugsnag_ipython.core.config import shown_url
     from bugsnag_ipython.core.private_files import RefusedDirectory, make_private
-    from bugsnag_ipython.delivery.inventory import inventory
     from bugsnag_ipython.delivery.outbox import Outbox
     from bugsnag_ipython.notebook.status import ago
 
@@ -220,7 +219,7 @@ def _list_outbox(directory: Path) -> int:
             print(refused, file=sys.stderr)
             return 1
     outbox = Outbox(directory)
-    entries = inventory(outbox)
+    entries = outbox.listing()
     readable = [entry for entry in entries if entry.stored is not None]
     print(f"Outbox {outbox.root}: {len(entries)} payload(s)")
     groups: dict[tuple[str, str], list[float]] = {}
@@ -245,7 +244,7 @@ def _list_outbox(directory: Path) -> int:
 
 
 def _flush_outbox(config: Configuration, timeout: float) -> int:
-    from bugsnag_ipython.delivery.sender import Delivery
+    from bugsnag_ipython.delivery.delivery import Delivery
 
     delivery = Delivery()
     delivery.reconfigure(config)

@@ -19,7 +19,7 @@ from .core.config import Configuration, ConfigurationError, mask_api_key
 from .core.launch import LaunchSession, ReleaseLookup
 from .core.private_files import Refusals
 from .core.sessions import SessionSnapshot, SessionTracker
-from .delivery.delegate import DeliveryDelegate
+from .delivery.dispatcher import Dispatcher
 from .report import environment, events, payloads
 from .report.breadcrumbs import Breadcrumbs
 from .report.events import SEVERITIES, CellRun, OnError, ThreadInfo
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
     # Imported when first needed, not at load: delivery (with its threads and outbox) when the
     # first payload is handed over, stack traces and trimming with the first report.
-    from .delivery.sender import Delivery, Kind
+    from .delivery.delivery import Delivery
+    from .delivery.payload import Kind
     from .report.kernel_death import KernelDeath
     from .report.stacktrace import CellMap
 
@@ -50,7 +51,7 @@ class Client:
         resolve_cell: CellMap | None = None,
     ) -> None:
         self.config = config
-        self._delegate = DeliveryDelegate(
+        self._dispatcher = Dispatcher(
             config, on_change=self._changed, wall_clock=wall_clock, delivery=delivery
         )
         self._monotonic = monotonic
@@ -111,7 +112,7 @@ class Client:
         self.tracker.auto_track = updated.auto_track_sessions
         self.tracker.background_timeout = math.inf if self._one_session else updated.background_timeout
         self.breadcrumbs.resize(updated.max_breadcrumbs)
-        self._delegate.reconfigure(updated)
+        self._dispatcher.reconfigure(updated)
         self._warn_about_endpoints()
         self._changed()
 
@@ -341,7 +342,7 @@ class Client:
         return True
 
     def notify_kernel_death(self, death: KernelDeath) -> bool:
-        """Report an earlier kernel's death (sources/dead_kernels.py): one unhandled event
+        """Report an earlier kernel's death (deaths/scan.py): one unhandled event
         carrying that kernel's session, its counts including the event; no counter of this
         kernel's moves. The on-error callbacks see it like any event."""
         from .report.kernel_death import death_payload
@@ -413,32 +414,32 @@ class Client:
     # -- delivery -----------------------------------------------------------------------
 
     def _send(self, kind: Kind, payload: dict[str, Any], encoded: bytes | None = None) -> None:
-        self._delegate.send(kind, payload, encoded)
+        self._dispatcher.send(kind, payload, encoded)
         if kind == "event" and not self.config.api_key and self.on_first_held_event is not None:
             said, self.on_first_held_event = self.on_first_held_event, None
             said()
 
     @property
     def delivery(self) -> Delivery:
-        return self._delegate.delivery
+        return self._dispatcher.delivery
 
     @property
     def held(self) -> int:
         """Payloads held while there is no API key."""
-        return self._delegate.held
+        return self._dispatcher.held
 
     @property
     def held_overflow(self) -> int:
         """Held payloads dropped for newer ones, over `max_held_payloads`."""
-        return self._delegate.held_overflow
+        return self._dispatcher.held_overflow
 
     def flush(self, timeout: float = 5.0) -> bool:
         self.send_launch_session()
-        return self._delegate.flush(timeout)
+        return self._dispatcher.flush(timeout)
 
     def shutdown(self, timeout: float) -> None:
         self.send_launch_session()
-        self._delegate.close(timeout)
+        self._dispatcher.close(timeout)
 
     # -- state for status and the panel ------------------------------------------------
 

@@ -18,7 +18,7 @@ class Clock:
 
 
 class Recorder:
-    """Stands in for Delivery: keeps the envelopes it is handed."""
+    """Stands in for Delivery: keeps the payloads it is handed."""
 
     def __init__(self) -> None:
         self.listeners: list[Any] = []

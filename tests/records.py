@@ -8,15 +8,16 @@ import stat
 import time
 from pathlib import Path
 
-from bugsnag_ipython.sources.crash_record import (
+from bugsnag_ipython.deaths.place import DIRECTORY
+from bugsnag_ipython.deaths.record import (
     ACTIVE,
-    DIRECTORY,
     SIZE,
     CrashRecord,
     DamagedRecord,
     RecordContents,
     read_record,
 )
+from bugsnag_ipython.report.events import CellRun
 
 SESSION = "0f1e2d3c-1111-4222-8333-444455556666"
 HEADER_BYTES = 32  # magic, pid, launched (wall and monotonic)
@@ -27,9 +28,10 @@ def left_dead(directory: Path, *, source: str = "model.fit(data)") -> Path:
     code, then let go (its lock released, as the system does when a process dies)."""
     record = CrashRecord(directory, launched_wall=time.time() - 60,
                          launched_monotonic=time.monotonic() - 60)
-    record.session(ACTIVE, SESSION, time.time() - 60, 0, 0, True)
-    record.cell_started((7, "train", source, time.monotonic() - 5))
-    record.vitals(time.monotonic(), time.time(), 123_456_789, 223_456_789, -1, -1)
+    record.session(state=ACTIVE, id=SESSION, started_at=time.time() - 60, sending=True)
+    record.cell_started(CellRun(7, "train", source, time.monotonic() - 5))
+    record.vitals(seen_monotonic=time.monotonic(), seen_wall=time.time(), rss=123_456_789,
+              peak_rss=223_456_789, cgroup_usage=-1, cgroup_limit=-1)
     record.document(b"{}")
     record.close(remove=False)
     return record.path

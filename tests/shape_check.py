@@ -1,7 +1,7 @@
 """Every session and event the test suite makes is one BugSnag accepts.
 
 The collector's own rules (`bugsnag_ipython.collector.validation`) are applied to every payload
-a client hands to delivery in the test process, and, for the payloads real kernels make, the
+handed to delivery in the test process, and, for the payloads real kernels make, the
 test collector's log is read when a test ends: a request it refused by those rules (not by a
 script of the test) fails the test, whatever the test asserts itself.
 """
@@ -41,21 +41,25 @@ def refused_by_validation(collector: Any) -> list[str]:
 def _every_payload_a_client_makes_has_bugsnags_shape(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[None]:
-    from bugsnag_ipython.delivery.delegate import DeliveryDelegate
+    """Checks what reaches `submit(payload)`, the one door into delivery: a real `Delivery`'s,
+    and the recorder's that stands in for it."""
+    from bugsnag_ipython.delivery.delivery import Delivery
+    from bugsnag_ipython.delivery.payload import Payload
+    from tests.fakes import Recorder
 
     problems: list[str] = []
-    submit = DeliveryDelegate._submit
 
-    def checked(
-        self: DeliveryDelegate, kind: Any, payload: Any, created_at: float, encoded: Any = None
-    ) -> None:
-        body = encoded if encoded is not None else payloads.encode(payload)
-        problem = shape_problem(kind, body, self.config.api_key or "0" * 32)
-        if problem is not None:
-            problems.append(f"{kind} made by a client: {problem}")
-        submit(self, kind, payload, created_at, encoded)
+    def checking(submit: Any) -> Any:
+        def checked(self: Any, payload: Payload) -> None:
+            problem = shape_problem(payload.kind, payload.body, payload.api_key)
+            if problem is not None:
+                problems.append(f"{payload.kind} handed to delivery: {problem}")
+            submit(self, payload)
 
-    monkeypatch.setattr(DeliveryDelegate, "_submit", checked)
+        return checked
+
+    for door in (Delivery, Recorder):
+        monkeypatch.setattr(door, "submit", checking(door.submit))
     yield
     assert not problems, problems
 

@@ -336,16 +336,14 @@ def test_a_huge_user_name_is_cut_before_any_breadcrumb_is_dropped(client_for: An
 
 def stored_elsewhere(directory: Path, message: str, *, size: int | None = None) -> Path:
     """A payload file, as a dead kernel would have left it, in another directory."""
-    from bugsnag_ipython.delivery.outbox import Outbox
-    from bugsnag_ipython.delivery.transport import Envelope
+    from bugsnag_ipython.delivery.payload import Payload
     from bugsnag_ipython.report import payloads
+    from tests.stored import payload_file
 
-    outbox = Outbox(directory).open()
     payload = event_payload(message=message)
     payload["apiKey"] = API_KEY
     body = payloads.encode(payload)
-    path = outbox.write(Envelope("event", "http://127.0.0.1:9/notify", API_KEY, body, time.time()))
-    outbox.close()
+    path = payload_file(directory, Payload("event", "http://127.0.0.1:9/notify", API_KEY, body, time.time()))
     if size is not None:  # the header says `size` bytes, and the file is that long (sparse)
         header, _, _ = path.read_bytes().partition(b"\n")
         fixed = json.loads(header) | {"bytes": size}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bugsnag_ipython.sources.crash_record import DamagedRecord, RecordContents, read_record
+from bugsnag_ipython.deaths.record import DamagedRecord, RecordContents, read_record
 from tests.conftest import StartKernel
 from tests.mounts import FILL, fill, free_bytes, needs_root, small_tmpfs
 from tests.waits import eventually

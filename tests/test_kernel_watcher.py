@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bugsnag_ipython.sources.death_watch import MODULE
+from bugsnag_ipython.deaths.watcher_process import MODULE
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
 from tests.payloads import OTHER_KEY
+from tests.stored import stored_payloads
 from tests.test_kernel_deaths import WAIT, deaths, recording, scanned, start_cell, wait_dead
 from tests.waits import waited
 
@@ -41,7 +42,7 @@ def watchers(persistence: Path | None = None) -> set[int]:
 
 
 def watcher_of(kernel: Kernel) -> int:
-    pid = kernel.evaluate("get_ipython()._bugsnag_ipython.kernel_deaths.watch.pid")
+    pid = kernel.evaluate("get_ipython()._bugsnag_ipython.kernel_deaths.watcher.pid")
     assert isinstance(pid, int) and pid in watchers()
     return pid
 
@@ -57,7 +58,7 @@ def gone(pid: int) -> bool:
 def watched(kernel: Kernel) -> int:
     recording(kernel)
     waited(lambda: kernel.evaluate(
-        "getattr(get_ipython()._bugsnag_ipython.kernel_deaths.watch, 'pid', None)") is not None, WAIT)
+        "getattr(get_ipython()._bugsnag_ipython.kernel_deaths.watcher, 'pid', None)") is not None, WAIT)
     return watcher_of(kernel)
 
 
@@ -174,7 +175,7 @@ def test_with_the_option_off_no_watcher_runs_and_the_next_kernel_reports(
     start_kernel: StartKernel, collector: Any, tmp_path: Path
 ) -> None:
     first = recording(start_kernel(BUGSNAG_WATCH_KERNEL_DEATHS="false"))
-    assert first.evaluate("get_ipython()._bugsnag_ipython.kernel_deaths.watch is None") is True
+    assert first.evaluate("get_ipython()._bugsnag_ipython.kernel_deaths.watcher is None") is True
     assert watchers(tmp_path / "outbox") == set()
     pid = first.evaluate("__import__('os').getpid()")
     start_cell(first, "import time\ntime.sleep(60)")
@@ -199,7 +200,8 @@ def test_a_death_the_endpoint_cannot_take_now_is_sent_by_the_next_kernel(
     collector.go_down()
     os.kill(pid, signal.SIGKILL)
     waited(lambda: gone(watcher), WAIT)
-    assert list((tmp_path / "outbox" / "outbox").glob("event-*.payload"))  # kept, for the next kernel
+    kept = stored_payloads(tmp_path / "outbox")
+    assert any(stored.kind == "event" for stored in kept)  # kept, for the next kernel
     collector.come_back()
     assert deaths(collector) == []
 

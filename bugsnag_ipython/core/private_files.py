@@ -1,33 +1,32 @@
-"""The trust rule for every file under the persistence directory.
+"""The trust rule for every file under the persistence directory, and the claim of a file whose
+owner is gone.
 
-What is stored there (payloads with their API key, crash records, fault dumps, the device id)
-is read back and acted on: a stored payload is sent as it is, a crash record becomes an event
-sent with this user's API key. Whoever could write there could make a kernel read files of
-theirs and post them, or block it. So, for the outbox, the crash records, the fault files and
-the device id alike:
-
-- The directory and its folders belong to this user and are 0700 (made so when they are not);
-  a directory of another user, one open to others that cannot be made private, or one that
-  cannot be used at all is refused for everything, in one sentence naming the problem and the
-  fix (`RefusedDirectory`), said once (`say_once`).
-- A file is opened without following a symbolic link (O_NOFOLLOW) and without waiting
-  (O_NONBLOCK: a FIFO opens at once), then checked on the open descriptor: a regular file of
-  this user's. It is read only up to a limit checked before reading, so a link to /dev/zero is
-  refused as a link and a huge file by its size. What fails is an `UntrustedFile`: its user
-  sets it aside and counts it.
+What is stored there is read back and acted on (a stored payload is sent as it is, a crash
+record becomes an event sent with this user's API key), so whoever could write there could make
+a kernel post files of theirs, or hang it. So the directory and its folders must be this
+user's and 0700 (`make_private`, else `RefusedDirectory`, said once); a file is opened without
+following a link and without waiting, used only if it is a regular file of this user's, and
+read only up to a limit checked first (`UntrustedFile` otherwise). A file's owner is alive
+while it holds a flock() on it, which the system lets go of when the process dies; whoever
+locks a file whose owner is gone may claim it by renaming it to a name of its own (a rename is
+atomic: of two claimers, one wins).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
+import secrets
 import stat
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("bugsnag_ipython")
+from .basics import Once
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no owner is ever seen gone
+    fcntl = None  # type: ignore[assignment]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -48,6 +47,12 @@ class RefusedDirectory(OSError):
     used at all; the text is the one sentence that says so and names the fix."""
 
 
+def is_mine(facts: os.stat_result) -> bool:
+    """Whether the file of `facts` belongs to this user (everything does where there are no
+    user ids)."""
+    return not hasattr(os, "geteuid") or facts.st_uid == os.geteuid()
+
+
 def make_private(directory: str | os.PathLike[str], *, create: bool = True,
                  root: bool = True) -> Path:
     """`directory`, created 0700 if missing, this user's and private; raises RefusedDirectory
@@ -66,7 +71,7 @@ def make_private(directory: str | os.PathLike[str], *, create: bool = True,
                                f"{consequence}; {fix}.") from None
     if not stat.S_ISDIR(facts.st_mode):
         raise RefusedDirectory(f"{what} {path} is not a directory, {consequence}; {fix}.")
-    if hasattr(os, "geteuid") and facts.st_uid != os.geteuid():
+    if not is_mine(facts):
         raise RefusedDirectory(f"{what} {path} belongs to another user, {consequence}; {fix}.")
     if create and not os.access(path, os.W_OK | os.X_OK):  # its users all meet it: said once, here
         raise RefusedDirectory(f"{what} {path} cannot be used (it is not writable), {consequence}; "
@@ -82,24 +87,21 @@ def make_private(directory: str | os.PathLike[str], *, create: bool = True,
     return path
 
 
-_said: set[str] = set()
-_said_lock = threading.Lock()
+_refusals = Once()
 
 
 def say_once(refused: RefusedDirectory) -> None:
     """Log the sentence of a refused directory once per process, however many users of the
     directory (the outbox, the crash record, the device id) ran into it."""
-    sentence = str(refused)
-    with _said_lock:
-        if sentence in _said:
-            return
-        _said.add(sentence)
-    log.warning(sentence)
+    _refusals.say(str(refused), str(refused))
 
 
-def open_private(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600) -> int:
+def open_private(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600, *,
+                 loose: bool = True) -> int:
     """A descriptor on a regular file of this user's at `path`, never through a link and never
-    waiting; raises UntrustedFile when it is not one, OSError as the system does."""
+    waiting; raises UntrustedFile when it is not one, OSError as the system does. A file open
+    to other users is made 0600 (what is stored here holds API keys), or with `loose` off
+    refused ("it is open to other users")."""
     try:
         fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK, mode)
     except OSError as error:
@@ -110,14 +112,17 @@ def open_private(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600) -> int
     problem = None
     if not stat.S_ISREG(facts.st_mode):
         problem = "it is not a regular file"
-    elif hasattr(os, "geteuid") and facts.st_uid != os.geteuid():
+    elif not is_mine(facts):
         problem = "it belongs to another user"
+    elif stat.S_IMODE(facts.st_mode) & 0o077:
+        if loose:
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, 0o600)
+        else:
+            problem = "it is open to other users"
     if problem is not None:
         os.close(fd)
         raise UntrustedFile(problem)
-    if stat.S_IMODE(facts.st_mode) & 0o077:
-        with contextlib.suppress(OSError):
-            os.fchmod(fd, 0o600)  # what is stored here holds API keys: private, however made
     return fd
 
 
@@ -128,9 +133,8 @@ def read_descriptor(fd: int, limit: int, *, cut: bool = False) -> bytes:
     size = os.fstat(fd).st_size
     if size > limit and not cut:
         raise UntrustedFile(f"it is {size} bytes, over the {limit} byte limit")
-    size = min(size, limit)
     os.lseek(fd, 0, os.SEEK_SET)
-    chunks, left = [], size
+    chunks, left = [], min(size, limit)
     while left > 0:  # no more than its size, even if it grows meanwhile
         chunk = os.read(fd, left)
         if not chunk:
@@ -140,14 +144,82 @@ def read_descriptor(fd: int, limit: int, *, cut: bool = False) -> bytes:
     return b"".join(chunks)
 
 
-def read_private(path: Path, limit: int) -> bytes:
+def read_private(path: Path, limit: int, *, loose: bool = True) -> bytes:
     """The bytes of a regular file of this user's, read without following a link; raises
     UntrustedFile when it is not one or is larger than `limit`, OSError as the system does."""
-    fd = open_private(path)
+    fd = open_private(path, loose=loose)
     try:
         return read_descriptor(fd, limit)
     finally:
         os.close(fd)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Make `data` the file at `path` at once: written to a new hidden file of this user's
+    beside it, then renamed over it, so that a reader finds the old file or the new one whole.
+    Raises OSError or UntrustedFile, leaving nothing behind."""
+    hidden = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = open_private(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(hidden, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(hidden)
+        raise
+
+
+def create_locked(path: Path) -> int:
+    """A new file of this user's at `path` (never one already there), locked by this process
+    while the descriptor is open: the sign that its owner is alive. Raises OSError, leaving
+    nothing behind."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return fd
+
+
+def lock_if_ownerless(path: Path) -> int | None:
+    """A descriptor on the file at `path`, opened by the rule and locked here, when no live
+    process holds its lock (its owner is gone); closing it lets go of the lock. None when a
+    live owner holds it, or when no lock can be had (a file system without locks: no telling,
+    so it is left alone). Raises UntrustedFile or OSError."""
+    fd = open_private(path, os.O_RDWR)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def owner_alive(path: Path) -> bool:
+    """Whether a live process holds the lock on the file at `path`: False when it is gone or
+    is no file a process could hold (a link, a FIFO), True when that cannot be told."""
+    try:
+        fd = lock_if_ownerless(path)
+    except (FileNotFoundError, UntrustedFile):
+        return False
+    except OSError:
+        return True
+    if fd is None:
+        return True
+    os.close(fd)  # closing lets go of the lock taken here
+    return False
 
 
 def is_file_or_link(path: Path) -> bool:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.basics import JsonDict
 from ..core.config import Configuration, ConfigurationError, shown_host
 from ..core.release import Release
 
@@ -38,8 +38,8 @@ class Build:
     release: Release | None  # where the version was found: its source control facts
     metadata: Mapping[str, str]
 
-    def payload(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"apiKey": self.api_key, "appVersion": self.app_version,
+    def payload(self) -> JsonDict:
+        body: JsonDict = {"apiKey": self.api_key, "appVersion": self.app_version,
                                 "releaseStage": self.release_stage}
         if self.builder_name:
             body["builderName"] = self.builder_name
@@ -112,7 +112,7 @@ def report_build(build: Build, endpoint: str) -> list[str]:
     return [str(w) for w in warnings] if isinstance(warnings, list) else []
 
 
-def _json(text: str) -> dict[str, Any]:
+def _json(text: str) -> JsonDict:
     try:
         found = json.loads(text)
     except ValueError:

@@ -1,9 +1,8 @@
-"""The journal: the payloads a kernel makes, appended to one open file as they are made.
+"""The journal: the payloads an owner makes, appended to one open file as they are made.
 
-A payload file of its own (create, write, rename) costs the thread that made the payload
-50-300 µs of system time, and that thread is a cell's. Appending to a file that is already
-open is one write(), about 5 µs, and is as durable against a killed kernel: the bytes are in
-the kernel's page cache when write() returns (no fsync, by design, as for payload files).
+Appending to a file that is already open is one write() on the thread that made the payload (a
+cell's): cheap, and durable against a killed kernel, since the bytes are in the system's page
+cache when write() returns (no fsync, by design: a killed kernel is the failure that matters).
 
 A journal is a sequence of lines and bodies:
 
@@ -11,10 +10,8 @@ A journal is a sequence of lines and bodies:
     {"done":["<id>", ...]}\\n          payloads delivered or dropped since they were appended
 
 Each journal belongs to one owner (`<tag>.<owner>.journal`), which alone appends to it. When
-none of its payloads is left to send, the owner empties it. A journal that grows past
-`LIMIT` is retired: a new one takes the appends, and the old one's payloads become payload
-files (`Outbox.write`) before it goes. A kernel that adopts a dead owner's journal does the
-same with what was not done (`Outbox.scan`).
+none of its payloads is left to send, the owner empties it; a journal grown past `LIMIT` takes
+no more appends (a new one does) and goes once its last payload is done.
 """
 
 from __future__ import annotations
@@ -24,24 +21,43 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from .transport import KINDS, Envelope, Kind
+from ..core.basics import Once
+from .payload import KINDS, Kind, Payload
 
-FORMAT = 2  # the header's fields are those of a payload file's (outbox.FORMAT)
-LIMIT = 16 * 1024 * 1024  # past this many bytes, the journal is retired and its payloads filed
-_MAX_LINE = 16384
-
-
-class Retired(OSError):
-    """The journal takes no more appends: use the outbox's current one."""
+FORMAT = 2  # the format of a journal's headers, and of the payload files older versions wrote
+LIMIT = 16 * 1024 * 1024  # bytes: past this, a new journal takes the appends
+MAX_HEADER = 16384
+_said = Once()
 
 
 class CorruptJournal(ValueError):
     """A journal this notifier cannot read to its end (the reason is the text)."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A payload on disk, as its header describes it: its body is `size` bytes at `offset`."""
+
+    path: Path  # the journal (or an older version's payload file) it is in
+    ident: str
+    kind: Kind
+    url: str
+    api_key: str
+    created_at: float
+    offset: int
+    size: int
+
+    @property
+    def owner(self) -> str:
+        return self.path.name.split(".")[-2]
+
+    def payload(self, body: bytes) -> Payload:
+        return Payload(self.kind, self.url, self.api_key, body, self.created_at)
 
 
 class Journal:
@@ -56,34 +72,29 @@ class Journal:
         self._sequence = itertools.count()
         self.size = 0  # bytes in the file: every write to it goes through this object
         self.live = 0  # payloads in it that are neither delivered nor dropped
-        self.retired = False
-        self._prefixes: dict[tuple[str, str, str], bytes] = {}
+        self.retired = False  # it takes no more appends
 
-    def append(self, envelope: Envelope) -> tuple[str, int]:
-        """Store a payload; returns its id and its body's offset. Raises OSError (`Retired`)."""
-        ident = f"{int(envelope.created_at * 1e9):019d}-{self.owner}-{next(self._sequence):x}"
-        body = envelope.body
-        header = self._prefix(envelope) + (
-            f'"id":"{ident}","createdAt":{envelope.created_at!r},"bytes":{len(body)}}}\n'.encode()
-        )
-        record = b"".join((header, body, b"\n"))
+    def append(self, payload: Payload, ident: str | None = None) -> Stored | None:
+        """Store a payload (keeping the `ident` it was adopted with); None once retired.
+        Raises OSError."""
+        if ident is None:
+            ident = f"{int(payload.created_at * 1e9):019d}-{self.owner}-{next(self._sequence):x}"
+        # On the cell's thread: only the endpoint and the key can need escaping, so the line is
+        # made around them rather than by encoding a dict.
+        line = (
+            f'{{"format":{FORMAT},"id":"{ident}","kind":"{payload.kind}","url":{json.dumps(payload.url)},'
+            f'"apiKey":{json.dumps(payload.api_key)},"createdAt":{payload.created_at!r},'
+            f'"bytes":{len(payload.body)}}}\n'
+        ).encode()
         with self._lock:
             if self.retired or self._fd < 0:
-                raise Retired("the journal was retired")
+                return None
             offset = self.size
-            self._write_all(record, offset)
-            self.size = offset + len(record)
+            self._write_all(b"".join((line, payload.body, b"\n")), offset)
+            self.size = offset + len(line) + len(payload.body) + 1
             self.live += 1
-        return ident, offset + len(header)
-
-    def _prefix(self, envelope: Envelope) -> bytes:
-        # The header's fixed part, per kind, endpoint and key: JSON-escaped once, not per event.
-        key = (envelope.kind, envelope.url, envelope.api_key)
-        prefix = self._prefixes.get(key)
-        if prefix is None:
-            fixed = {"format": FORMAT, "kind": envelope.kind, "url": envelope.url, "apiKey": envelope.api_key}
-            prefix = self._prefixes[key] = json.dumps(fixed, separators=(",", ":"))[:-1].encode() + b","
-        return prefix
+        fields = payload.kind, payload.url, payload.api_key, payload.created_at
+        return Stored(self.path, ident, *fields, offset + len(line), len(payload.body))
 
     def _write_all(self, data: bytes, offset: int) -> None:
         try:
@@ -91,7 +102,7 @@ class Journal:
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError:
-            # A record cut short would hide every record after it: take it back out.
+            # A payload cut short would hide every payload after it: take it back out.
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, offset)
             raise
@@ -99,39 +110,43 @@ class Journal:
     def read(self, offset: int, size: int) -> bytes:
         """The body stored at `offset`; raises CorruptJournal if the file no longer has it."""
         with self._lock:  # never a descriptor closed, or reused, under the read
-            if self._fd < 0:
-                raise Retired("the journal was removed")
-            body = os.pread(self._fd, size, offset)
+            body = os.pread(self._fd, size, offset) if self._fd >= 0 else b""
         if len(body) != size:
             raise CorruptJournal("the journal is shorter than its payload")
         return body
 
     def settle(self, idents: list[str]) -> None:
-        """These payloads were delivered or dropped; once none is left, the journal is emptied."""
-        if not idents:
-            return
+        """These payloads were delivered or dropped; once none is left, the journal is emptied
+        (or removed, when retired)."""
+        try:
+            self._settle(idents)
+        except OSError as error:
+            _said.say("settle", f"Could not mark payloads as sent in {self.path} ({error}); "
+                      "a later kernel may send them again.")
+
+    def _settle(self, idents: list[str]) -> None:
         with self._lock:
             if self._fd < 0:
                 return
             self.live = max(0, self.live - len(idents))
             if self.live == 0 and self.retired:
                 self._remove_locked()
-                return
-            if self.live == 0:
+            elif self.live == 0:
                 os.ftruncate(self._fd, 0)  # nothing in it matters any more
                 self.size = 0
-                return
-            line = b'{"done":' + json.dumps(idents).encode() + b"}\n"
-            self._write_all(line, self.size)
-            self.size += len(line)
+            else:
+                line = b'{"done":' + json.dumps(idents).encode() + b"}\n"
+                self._write_all(line, self.size)
+                self.size += len(line)
 
     def retire(self) -> None:
-        """Take no more appends (the outbox has a new journal for them)."""
+        """Take no more appends; go once the last payload in it is done."""
         with self._lock:
             self.retired = True
+            if self.live == 0:
+                self._remove_locked()
 
     def remove(self) -> None:
-        """Close and delete the file: everything in it is delivered, dropped or filed."""
         with self._lock:
             self._remove_locked()
 
@@ -147,94 +162,89 @@ class Journal:
     def _close_locked(self) -> None:
         fd, self._fd = self._fd, -1
         if fd >= 0:
-            os.close(fd)
-
-    def forget_after_fork(self) -> None:
-        """In a forked child: close the inherited descriptor, leaving the parent's file be."""
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: close the inherited descriptor, leaving the parent's file be."""
+        self._close_locked()  # the lock may be held by a thread the fork left behind
 
-@dataclass(frozen=True)
-class JournalEntry:
-    """A payload a journal holds, as its header describes it."""
 
-    ident: str
-    kind: Kind
-    url: str
-    api_key: str
-    created_at: float
-    offset: int  # of the body
-    size: int
-
-    def envelope(self, body: bytes) -> Envelope:
-        return Envelope(self.kind, self.url, self.api_key, body, self.created_at)
+def mark_done(places: Iterable[tuple[Journal | None, str]]) -> None:
+    """Mark these payloads (their journal, their id) as done, in one line per journal."""
+    done: dict[Journal, list[str]] = {}
+    for journal, ident in places:
+        if journal is not None:
+            done.setdefault(journal, []).append(ident)
+    for journal, idents in done.items():
+        journal.settle(idents)
 
 
 @dataclass
 class Contents:
-    """What a journal holds that is still to be sent, and how far it could be read."""
+    """What journals hold: payloads by id, the ids marked done, and why reading stopped early."""
 
-    entries: list[JournalEntry] = field(default_factory=list)
-    problem: str | None = None  # why the rest could not be read, if it could not
+    stored: dict[str, Stored] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)
+    problem: str | None = None
+
+    def live(self) -> list[Stored]:
+        """The payloads not marked done in any journal read, oldest first."""
+        found = [stored for ident, stored in self.stored.items() if ident not in self.done]
+        return sorted(found, key=lambda stored: stored.created_at)
 
 
-def read_contents(data: bytes) -> Contents:
-    """The payloads of a journal's bytes that were not marked done, oldest first."""
-    entries: dict[str, JournalEntry] = {}
-    contents = Contents()
+def read_journal(path: Path, data: bytes, contents: Contents | None = None) -> Contents:
+    """Add a journal's payloads and done marks to `contents` (a new one if None); a journal
+    that cannot be read to its end gives what comes before the damage, and the `problem`."""
+    contents = contents if contents is not None else Contents()
+    contents.problem = None
     try:
-        for entry in _records(data):
-            if isinstance(entry, list):
-                for ident in entry:
-                    entries.pop(ident, None)
+        for found in _parse(path, data):
+            if isinstance(found, list):
+                contents.done.update(found)
             else:
-                entries[entry.ident] = entry
+                contents.stored.setdefault(found.ident, found)
     except CorruptJournal as error:
         contents.problem = str(error)
-    contents.entries = list(entries.values())
     return contents
 
 
-def _records(data: bytes) -> Iterator[JournalEntry | list[str]]:
+def _parse(path: Path, data: bytes) -> Iterator[Stored | list[str]]:
     position = 0
     while position < len(data):
-        end = data.find(b"\n", position, position + _MAX_LINE)
+        end = data.find(b"\n", position, position + MAX_HEADER)
         if end < 0:
             raise CorruptJournal(f"a line at byte {position} has no end")
         try:
             line: Any = json.loads(data[position:end])
         except ValueError:
             raise CorruptJournal(f"the line at byte {position} is not JSON") from None
-        position = end + 1
         if isinstance(line, dict) and isinstance(line.get("done"), list):
             yield [ident for ident in line["done"] if isinstance(ident, str)]
+            position = end + 1
             continue
-        entry = _entry(line, position)
-        if position + entry.size + 1 > len(data) or data[position + entry.size] != 0x0A:
-            raise CorruptJournal(f"the payload {entry.ident} is cut short")
-        position += entry.size + 1
-        yield entry
+        stored = parse_header(path, line, end + 1)
+        if stored is None:
+            raise CorruptJournal(f"the header at byte {position} is not one this version knows")
+        position = end + 1 + stored.size
+        if position >= len(data) or data[position] != 0x0A:
+            raise CorruptJournal(f"the payload {stored.ident} is cut short")
+        position += 1
+        yield stored
 
 
-def _entry(header: Any, offset: int) -> JournalEntry:
+def parse_header(path: Path, header: Any, offset: int, ident: str | None = None) -> Stored | None:
+    """A stored payload from its header (a journal's, or an older version's payload file's,
+    whose id is its file name's); None if a field is missing or not what it must be."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CorruptJournal(f"the header at byte {offset} is not in a format this version knows")
-    ident, fields = header.get("id"), header_fields(header)
-    if not isinstance(ident, str) or fields is None:
-        raise CorruptJournal(f"the header at byte {offset} lacks the id, kind, endpoint, key or length")
-    return JournalEntry(ident, *fields[:4], offset, fields[4])
-
-
-def header_fields(header: dict[str, Any]) -> tuple[Kind, str, str, float, int] | None:
-    """A stored payload's kind, endpoint, API key, creation time and length, from its header
-    (in a journal or a payload file); None if one is missing or not what it must be."""
+        return None
+    ident = header.get("id") if ident is None else ident
     kind, url, key = header.get("kind"), header.get("url"), header.get("apiKey")
     created, size = header.get("createdAt"), header.get("bytes")
     if (
-        kind not in KINDS
+        not isinstance(ident, str)
+        or kind not in KINDS
         or not isinstance(url, str)
         or not url.startswith(("http://", "https://"))
         or not isinstance(key, str)
@@ -246,4 +256,4 @@ def header_fields(header: dict[str, Any]) -> tuple[Kind, str, str, float, int] |
         or size < 0
     ):
         return None
-    return cast(Kind, kind), url, key, float(created), size
+    return Stored(path, ident, cast(Kind, kind), url, key, float(created), offset, size)

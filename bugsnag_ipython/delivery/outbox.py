@@ -2,8 +2,8 @@
 
 Layout under the persistence directory (every directory 0700, every file 0600):
 
-    outbox/<tag>.<owner>.journal                       the payloads a live owner made (journal.py)
-    outbox/<kind>-<created ns>-<id>.<owner>.payload   one payload: a JSON header line, the body
+    outbox/<tag>.<owner>.journal                       the payloads an owner made (journal.py)
+    outbox/<kind>-<created ns>-<id>.<owner>.payload   one payload, as older versions stored it
     owners/<owner>.lock                                held with flock() by the live owner
     set-aside/                                         unreadable or foreign files, kept for a look
 
@@ -11,50 +11,67 @@ Several kernels of one user share an outbox. Each file belongs to the owner name
 only its owner sends it. An owner is alive while it holds the flock on its lock file; the
 kernel lets go of it when it dies, however it dies (a pid check would be fooled by pid reuse).
 A kernel adopts a dead owner's files by renaming each to its own name: rename is atomic, so
-when two kernels adopt at once, each file goes to exactly one of them. A dead owner's journal
-is claimed the same way, and what it holds that was not done becomes payload files.
+when two kernels adopt at once, each file goes to exactly one of them. What an adopted file
+holds that was not done is appended to the adopter's journal, keeping its id, and the file
+goes; an adopter that dies in between leaves both, and the next one takes each id once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import NamedTuple
 
-from ..core.private_files import UntrustedFile, make_private, open_private, read_private
-from .journal import LIMIT as JOURNAL_LIMIT
-from .journal import Journal, header_fields
-from .transport import Envelope, Kind
+from ..core.basics import Once, log
+from ..core.private_files import (
+    RefusedDirectory,
+    UntrustedFile,
+    is_file_or_link,
+    make_private,
+    read_private,
+    say_once,
+)
+from . import owners
+from .journal import LIMIT, MAX_HEADER, Contents, Journal, Stored, parse_header, read_journal
+from .payload import KINDS, MAX_AGE_SECONDS, Kind, Payload
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no claims between kernels, see docs
-    fcntl = None  # type: ignore[assignment]
-
-FORMAT = 2  # 2: the body's length in the header (1 had its SHA-1)
-STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
-NAME = re.compile(
-    r"(?P<kind>session|event)-(?P<ns>\d{19})-(?P<id>[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
+PAYLOAD_FILE = re.compile(
+    r"(?P<kind>session|event)-(?P<ident>\d{19}-[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
 )
 JOURNAL = re.compile(r"(?P<tag>journal-\d{19}-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.journal")
-_MAX_HEADER_BYTES = 16384
+STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
 # No payload file is larger than one payload (BugSnag's limit) and its header, and no journal
 # much larger than its limit; a file that is, is not one of ours, and is not read.
-MAX_FILE_BYTES = 1_000_000 + _MAX_HEADER_BYTES
-MAX_JOURNAL_BYTES = JOURNAL_LIMIT + 2 * MAX_FILE_BYTES
+MAX_FILE_BYTES = 1_000_000 + MAX_HEADER
+MAX_JOURNAL_BYTES = LIMIT + 2 * MAX_FILE_BYTES
 
 
-# A file in the outbox that is not a payload this notifier wrote, or not one it may trust (the
-# reason is the text): refused the same way whether reading or parsing it found out.
-CorruptPayload = UntrustedFile
+def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
+    """The outbox in `directory` (None: the default one), open; or None and why not, in one
+    sentence, said once."""
+    try:
+        return Outbox(directory or default_directory()).open(), None
+    except RefusedDirectory as refused:
+        # The directory's own sentence, said once for all its users (the crash record and the
+        # device id meet the same refusal).
+        say_once(refused)
+        return None, str(refused)
+    except Exception as error:
+        where = directory or "the user cache directory"
+        problem = (
+            f"The outbox in {where} cannot be used ({error}); payloads are kept in memory only "
+            "and are lost if the kernel dies before they are sent."
+        )
+        log.warning(problem)
+        return None, problem
 
 
 def default_directory() -> str:
@@ -64,24 +81,22 @@ def default_directory() -> str:
     return str(platformdirs.user_cache_dir("bugsnag-ipython", appauthor=False))
 
 
-@dataclass(frozen=True)
-class Stored:
-    """A payload file, as its header describes it."""
+@dataclass
+class Scan:
+    """What one look through the outbox adopted, and what it discarded."""
 
-    path: Path
-    kind: Kind
-    url: str
-    api_key: str
-    created_at: float
-    size: int  # bytes of the body
-
-    @property
-    def owner(self) -> str:
-        return self.path.name.split(".")[-2]
+    adopted: list[tuple[Journal, Stored]] = field(default_factory=list)  # now this owner's, oldest first
+    expired: int = 0
+    over_cap: int = 0
+    set_aside: list[str] = field(default_factory=list)  # "name: why"
 
 
-if TYPE_CHECKING:
-    from .adoption import Scan
+class Listed(NamedTuple):
+    """One payload, or one unreadable file (`stored` None), as `bugsnag-ipython outbox` lists it."""
+
+    name: str
+    stored: Stored | None
+    owner_alive: bool
 
 
 class Outbox:
@@ -93,7 +108,9 @@ class Outbox:
         self.owner: str | None = None
         self.journal: Journal | None = None  # where this owner's payloads are appended
         self._lock_fd: int | None = None
-        self._sequence = itertools.count()
+        self._renewing = threading.Lock()
+        self._said = Once()
+        self._dead: set[str] = set()  # owners an_owner_died() told of
 
     # -- owning ---------------------------------------------------------------------------
 
@@ -105,7 +122,7 @@ class Outbox:
         for directory in (self.payloads, self.owners, self.aside):
             make_private(directory, root=False)
         if self.owner is None:
-            self._become_owner()
+            self.owner, self._lock_fd = owners.take_lock(self.owners)
             self.journal = self._new_journal()
         return self
 
@@ -114,33 +131,13 @@ class Outbox:
         tag = f"journal-{time.time_ns():019d}-{secrets.token_hex(3)}"
         return Journal(self.payloads / f"{tag}.{self.owner}.journal", self.owner)
 
-    def renew_journal(self) -> Journal:
-        """Retire the journal for a new one, which takes the appends from now on; returns the
-        old one, whose payloads the caller files before removing it."""
-        old = self.journal
-        assert old is not None and self.owner is not None
-        self.journal = self._new_journal()
-        old.retire()
-        return old
+    def owner_alive(self, owner: str, *, tidy: bool = True) -> bool:
+        """Whether `owner` still holds its lock. With `tidy`, a dead owner's lock file goes."""
+        return owner == self.owner or owners.alive(self.owners, owner, tidy=tidy)
 
-    def _become_owner(self) -> None:
-        for _ in range(8):
-            owner = secrets.token_hex(6)
-            path = self.owners / f"{owner}.lock"
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                # Someone who took our new file for a dead owner's may have unlinked it.
-                if os.fstat(fd).st_ino != os.stat(path).st_ino:
-                    raise BlockingIOError
-            except (BlockingIOError, FileNotFoundError):
-                os.close(fd)
-                continue
-            os.write(fd, f"{os.getpid()}\n".encode())
-            self.owner, self._lock_fd = owner, fd
-            return
-        raise OSError(f"could not take a lock in {self.owners}")
+    def an_owner_died(self) -> bool:
+        """Whether another owner has let go of its lock since last asked (a child that ended)."""
+        return owners.news_of_death(self.owners, self._dead | {self.owner or ""}, self._dead)
 
     def close(self) -> None:
         """Stop owning: the next scan by any kernel adopts what is left."""
@@ -148,7 +145,7 @@ class Outbox:
         if journal is not None and journal.live == 0:
             journal.remove()
         elif journal is not None:
-            journal.close()  # what it holds is adopted with the rest
+            journal.close()
         fd, self._lock_fd = self._lock_fd, None
         owner, self.owner = self.owner, None
         if fd is not None:
@@ -170,112 +167,41 @@ class Outbox:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:
-        """owner_alive(), asked once per owner and listing: it takes a lock to answer."""
-        if owner not in known:
-            known[owner] = self.owner_alive(owner, tidy=tidy)
-        return known[owner]
+    # -- storing --------------------------------------------------------------------------
 
-    def owner_alive(self, owner: str, *, tidy: bool = True) -> bool:
-        """Whether `owner` still holds its lock. With `tidy`, a dead owner's lock file goes."""
-        if owner == self.owner:
-            return True
-        path = self.owners / f"{owner}.lock"
-        try:
-            fd = open_private(path, os.O_RDWR)
-        except FileNotFoundError:
-            return False
-        except UntrustedFile:
-            return False  # no kernel holds a lock on a link or a FIFO: it goes, as a dead one's
-        except OSError:
-            return True  # cannot tell: leave its files alone
-        try:
-            if fcntl is None:  # pragma: no cover
-                return True
+    def store(self, payload: Payload, ident: str | None = None) -> tuple[Journal, Stored]:
+        """Append a payload to this owner's journal, starting a new journal when it has grown
+        past its limit. Raises OSError."""
+        while True:
+            journal = self.journal
+            if journal is None:
+                raise OSError("the outbox is not open")
+            stored = journal.append(payload, ident)
+            if stored is None:
+                continue  # retired meanwhile: the new one takes it
+            if journal.size > LIMIT:
+                self._renew(journal)
+            return journal, stored
+
+    def _renew(self, journal: Journal) -> None:
+        with self._renewing:
+            if self.journal is not journal:
+                return
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return True
-            if tidy:
-                # Unlinked while we hold the lock, so no one can mistake it for a live one.
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-            return False
-        finally:
-            os.close(fd)
+                self.journal = self._new_journal()
+            except OSError as error:  # the full one goes on taking appends
+                self._said.say("renew", f"Could not start a new outbox journal ({error}).")
+                return
+        journal.retire()
 
-    def an_owner_died(self, seen: set[str]) -> bool:
-        """Whether an owner other than this one, and not in `seen`, has let go of its lock (a
-        child that ended); the dead are added to `seen`, so each death is news once."""
-        died = False
-        for name in listing(self.owners):
-            owner = name[:-5]
-            if not name.endswith(".lock") or owner == self.owner or owner in seen:
-                continue
-            if not self.owner_alive(owner, tidy=False):
-                seen.add(owner)
-                died = True
-        return died
-
-    # -- payload files --------------------------------------------------------------------
-
-    def write(self, envelope: Envelope, ident: str | None = None) -> Path:
-        """Store one payload atomically (temp file, then rename); no fsync, by design: the
-        outbox survives a killed kernel, which is the failure that matters here. `ident`
-        keeps the id a journal gave it."""
-        owner = self.owner
-        if owner is None:
-            raise OSError("the outbox is not open")
-        if ident is None:
-            ident = f"{int(envelope.created_at * 1e9):019d}-{owner}-{next(self._sequence):x}"
-        name = f"{envelope.kind}-{ident}.{owner}.payload"
-        header = {
-            "format": FORMAT,
-            "kind": envelope.kind,
-            "url": envelope.url,
-            "apiKey": envelope.api_key,
-            "createdAt": envelope.created_at,
-            # The body's length tells a damaged file (temp file and rename already keep a
-            # half-written one out); a checksum would cost the cell's thread ~30 µs an event.
-            "bytes": len(envelope.body),
-        }
-        data = json.dumps(header, separators=(",", ":")).encode() + b"\n" + envelope.body
-        temporary = self.payloads / f".{name}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    def keep(self, payload: Payload) -> tuple[Journal, Stored] | None:
+        """`store()`, or None, said once, when the disk refuses: the payload stays in memory."""
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        final = self.payloads / name
-        os.rename(temporary, final)
-        return final
-
-    def read(self, path: Path) -> tuple[Stored, bytes]:
-        """A payload and its body; raises CorruptPayload, or FileNotFoundError if it is gone."""
-        data = read_private(path, MAX_FILE_BYTES)
-        header, _, body = data.partition(b"\n")
-        stored = _parse_header(path, header)
-        if len(body) != stored.size:
-            raise CorruptPayload("its body is not the length its header says")
-        return stored, body
-
-    def read_header(self, path: Path) -> Stored:
-        fd = open_private(path)
-        try:
-            size = os.fstat(fd).st_size
-            if size > MAX_FILE_BYTES:  # said before reading, not found out by reading it all
-                raise CorruptPayload(f"it is {size} bytes, larger than any payload")
-            line = os.read(fd, _MAX_HEADER_BYTES).partition(b"\n")[0]
-        finally:
-            os.close(fd)
-        return _parse_header(path, line)
-
-    @staticmethod
-    def delete(path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            return self.store(payload)
+        except OSError as error:
+            self._said.say("write", f"Could not write to the outbox in {self.root} ({error}); "
+                           "kept in memory.")
+            return None
 
     def set_aside(self, path: Path) -> bool:
         """Move a file out of the way, keeping it for a look; False if it was already gone."""
@@ -286,42 +212,144 @@ class Outbox:
             return False
         return True
 
-    # -- scanning -------------------------------------------------------------------------
-
-    def scan(
-        self,
-        room: Mapping[Kind, int],
-        now: float | None = None,
-        pause: Callable[[], None] = lambda: None,
-    ) -> Scan:
-        """Adopt the payloads of dead owners, oldest first (adoption.py)."""
-        from .adoption import adopt
-
-        return adopt(self, room, now, pause)
-
     def set_aside_count(self) -> int:
-        return len(listing(self.aside))
+        return len(_listing(self.aside))
 
-def listing(directory: Path) -> list[str]:
+    # -- adopting what dead owners left -----------------------------------------------------
+
+    def adopt(
+        self, room: Mapping[Kind, int], now: float | None = None, pause: Callable[[], None] = lambda: None
+    ) -> Scan:
+        """Adopt the payloads of dead owners into this owner's journal, oldest first.
+
+        `room` is how many more of each kind this owner may hold; beyond it the oldest are
+        discarded, as are payloads older than 60 days. Unreadable files are set aside.
+        `pause` is called between files, so a long scan can let other disk work go first."""
+        now = time.time() if now is None else now
+        scan, contents, alive = Scan(), Contents(), dict[str, bool]()
+        bodies: dict[Path, bytes] = {}
+        claimed: list[Path] = []
+        for name in _listing(self.payloads):
+            path = self.payloads / name
+            found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
+            if name.startswith("."):
+                _remove_if_stale(path, now)
+            elif found is None:
+                if is_file_or_link(path) and self.set_aside(path):
+                    scan.set_aside.append(f"{name}: not a payload file of this notifier")
+            elif not self._alive(found["owner"], alive) and (mine := self._claim(path)) is not None:
+                claimed.append(mine)
+        # Journals first: a payload file whose id a journal holds was adopted before.
+        claimed.sort(key=lambda path: not path.name.endswith(".journal"))
+        damaged: list[Path] = []
+        for path in claimed:
+            pause()
+            try:
+                problem = _read_file(path, contents, bodies)
+            except FileNotFoundError:
+                continue
+            except (ValueError, OSError) as error:  # UntrustedFile is a ValueError
+                if self.set_aside(path):
+                    scan.set_aside.append(f"{path.name}: {error}")
+                continue
+            if problem is not None:
+                scan.set_aside.append(f"{path.name}: {problem}")
+                damaged.append(path)  # set aside once what comes before the damage is adopted
+        live = contents.live()
+        fresh = [stored for stored in live if now - stored.created_at <= MAX_AGE_SECONDS]
+        scan.expired = len(live) - len(fresh)
+        for kind in KINDS:
+            of_kind = [stored for stored in fresh if stored.kind == kind]
+            keep = max(0, room.get(kind, 0))
+            scan.over_cap += max(0, len(of_kind) - keep)
+            for stored in of_kind[max(0, len(of_kind) - keep) :]:
+                body = bodies[stored.path][stored.offset : stored.offset + stored.size]
+                scan.adopted.append(self.store(stored.payload(body), stored.ident))
+        scan.adopted.sort(key=lambda place: place[1].created_at)
+        for path in claimed:
+            if path in damaged:
+                self.set_aside(path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        if scan.set_aside:
+            shown = "; ".join(scan.set_aside[:3]) + ("; ..." if len(scan.set_aside) > 3 else "")
+            log.warning("Set aside %d unreadable file(s) from the outbox into %s: %s.",
+                        len(scan.set_aside), self.aside, shown)
+        owners.tidy(self.owners, known=alive)
+        return scan
+
+    def _alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:
+        """owner_alive(), asked once per owner and look through the outbox: it takes a lock."""
+        if owner not in known:
+            known[owner] = self.owner_alive(owner, tidy=tidy)
+        return known[owner]
+
+    def _claim(self, path: Path) -> Path | None:
+        """Rename a dead owner's file to this owner's name: another kernel's rename then fails."""
+        head, _, suffix = path.name.rsplit(".", 2)
+        mine = path.with_name(f"{head}.{self.owner}.{suffix}")
+        try:
+            os.rename(path, mine)
+        except FileNotFoundError:
+            return None
+        return mine
+
+    # -- listing --------------------------------------------------------------------------
+
+    def listing(self) -> list[Listed]:
+        """Every payload, in a journal or an older version's file, readable or not, and
+        whether a running kernel owns it."""
+        listed: list[Listed] = []
+        alive: dict[str, bool] = {}
+        for name in _listing(self.payloads):
+            found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
+            if found is None or name.startswith("."):
+                continue
+            owner_alive = self._alive(found["owner"], alive, tidy=False)
+            contents = Contents()
+            try:
+                problem = _read_file(self.payloads / name, contents, {})
+            except (ValueError, OSError):
+                problem = "unreadable"
+            listed += [Listed(f"{name}#{stored.ident}", stored, owner_alive) for stored in contents.live()]
+            # A live owner may be halfway through an append: only a dead one's journal is damaged.
+            if problem is not None and not owner_alive:
+                listed.append(Listed(name, None, owner_alive))
+        return listed
+
+
+def _read_file(path: Path, contents: Contents, bodies: dict[Path, bytes]) -> str | None:
+    """Add what a journal or an older version's payload file holds to `contents`, its bytes to
+    `bodies`; returns why a journal could not be read to its end. Raises UntrustedFile (a
+    ValueError) for a file that is not one of ours, OSError as the system does."""
+    if path.name.endswith(".journal"):
+        data = read_private(path, MAX_JOURNAL_BYTES)
+        bodies[path] = data
+        return read_journal(path, data, contents).problem
+    match = PAYLOAD_FILE.fullmatch(path.name)
+    assert match is not None
+    data = read_private(path, MAX_FILE_BYTES)
+    header, _, body = data.partition(b"\n")
+    try:
+        stored = parse_header(path, json.loads(header), len(header) + 1, match["ident"])
+    except ValueError:
+        stored = None
+    if stored is None or stored.size != len(body):
+        raise UntrustedFile("its header is not one this version knows, or its body is cut short")
+    bodies[path] = data
+    contents.stored.setdefault(stored.ident, stored)
+    return None
+
+
+def _listing(directory: Path) -> list[str]:
     try:
         return sorted(os.listdir(directory))
     except FileNotFoundError:
         return []
 
 
-def read_journal(path: Path) -> bytes:
-    """A journal's bytes, for the listing: read as carefully as in a scan."""
-    return read_private(path, MAX_JOURNAL_BYTES)
-
-
-def _parse_header(path: Path, line: bytes) -> Stored:
-    try:
-        header: Any = json.loads(line)
-    except ValueError:
-        raise CorruptPayload("its header is not JSON") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CorruptPayload("its header is not in a format this version knows")
-    fields = header_fields(header)
-    if fields is None:
-        raise CorruptPayload("its header lacks the kind, endpoint, API key or length")
-    return Stored(path, *fields)
+def _remove_if_stale(path: Path, now: float) -> None:
+    with contextlib.suppress(OSError):
+        if path.name.endswith(".tmp") and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
+            path.unlink()

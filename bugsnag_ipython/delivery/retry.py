@@ -1,7 +1,5 @@
-"""When to try an endpoint again, and how to say why a payload was refused.
-
-One `Backoff` per endpoint, not per payload: when an endpoint is down, a hundred stored
-payloads wait behind one timer, and the first success lets them all go.
+"""When to try an endpoint again: one `Backoff` per endpoint, not per payload. When an endpoint
+is down, a hundred stored payloads wait behind one timer, and the first success lets them all go.
 """
 
 from __future__ import annotations
@@ -10,8 +8,6 @@ import os
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-MAX_AGE_SECONDS = 60 * 24 * 3600.0  # stored payloads older than this are discarded
 
 # For tests only: retries that wait milliseconds instead of seconds. A Retry-After from the
 # server is honoured exactly whatever these say.
@@ -73,7 +69,7 @@ class Backoff:
         self.next_attempt = self.imposed_until = 0.0
 
     def failed(self, retry_after: float | None = None) -> float:
-        """Record a failure; returns the seconds until the next attempt."""
+        """Count a failure; returns the seconds until the next attempt."""
         self.failures += 1
         now = self._clock()
         if retry_after is not None:
@@ -91,34 +87,3 @@ class Backoff:
     def hurry(self) -> None:
         """Try again now (flush), except before a time the server asked us to wait for."""
         self.next_attempt = min(self.next_attempt, max(self._clock(), self.imposed_until))
-
-
-def refusal(status: int) -> tuple[str, str]:
-    """For an undeliverable response: the drop reason (counted and shown by status) and the
-    one sentence logged the first time it happens."""
-    if status in (401, 403):
-        return (
-            f"API key rejected (HTTP {status})",
-            f"BugSnag rejected the API key (HTTP {status}); check api_key. "
-            "Payloads refused for this reason are dropped.",
-        )
-    if status == 404:
-        return (
-            "endpoint not found (HTTP 404)",
-            "The endpoint answered 404 Not Found; check notify_endpoint and sessions_endpoint. "
-            "Payloads refused for this reason are dropped.",
-        )
-    if status == 413:
-        return (
-            "payload too large (HTTP 413)",
-            "BugSnag refused a payload as too large (HTTP 413); it is dropped.",
-        )
-    if status == 400:
-        return (
-            "payload refused (HTTP 400)",
-            "BugSnag refused a payload as invalid (HTTP 400); it is dropped.",
-        )
-    return (
-        f"refused (HTTP {status})",
-        f"BugSnag refused a payload with HTTP {status}; it is dropped, not retried.",
-    )

@@ -18,13 +18,13 @@ from typing import Any
 
 from ..client import Client
 from ..core.basics import log
+from ..deaths.kernel_deaths import KernelDeaths
 from ..report.breadcrumbs import LogBreadcrumbs
 from ..report.cells import CellIndex
 from ..report.run import HeadlessRun, remote
 from ..sources import Source, headless
 from ..sources.cell_runs import CellRuns
 from ..sources.event_loop import LoopExceptions
-from ..sources.kernel_deaths import KernelDeaths
 from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetActivity, WidgetCallbacks
 from . import kernel_log, key_prompt, panel

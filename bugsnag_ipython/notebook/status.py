@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from ..core.config import shown_host
-from ..delivery.retry import refusal
+from ..delivery.payload import refusal
 
 if TYPE_CHECKING:
     from ..client import Client

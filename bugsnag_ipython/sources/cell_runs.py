@@ -14,8 +14,8 @@ from .interrupts import HeldInterrupt, replaced_error
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..deaths.record import CrashRecord
     from ..report.cells import CellIndex
-    from .crash_record import CrashRecord
 
 
 class CellRuns(Source):

@@ -1,15 +1,11 @@
 """Interrupts around a cell's error: the error an interrupt replaced, and interrupts held off
 while that error is reported.
 
-An interrupt (SIGINT: Jupyter's interrupt button, `KernelManager.interrupt_kernel()`) raises
-KeyboardInterrupt in the main thread wherever it stands. After a cell has raised, IPython
-shows the error (an interrupt there is taken in by IPython), formats it again for its history
-(IPython 9; an interrupt there ends the cell with a new result holding only the
-KeyboardInterrupt), then runs `post_run_cell`, where the error is reported (an interrupt there
-would end the report half made, and IPython takes in what a callback raises). Neither may cost
-the error's event: the cell's own result, which IPython keeps on the shell, still holds the
-error; and the report holds off one interrupt, since the cell has ended and nothing is left for
-it to stop (a second one goes through, should a callback of the user's hang).
+After a cell raised, an interrupt (Jupyter's interrupt button) can land while IPython shows the
+error, formats it again for its history (IPython 9: the cell then ends with a result holding
+only the KeyboardInterrupt), or runs `post_run_cell`, where the error is reported. Neither may
+cost the error's event: the cell's own result on the shell still holds the error, and the report
+holds off one interrupt (a second one goes through, should a callback of the user's hang).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ import json
 import time
 from typing import Any
 
-from bugsnag_ipython.delivery.plain_transport import PlainTransport
-from bugsnag_ipython.delivery.transport import Envelope
+from bugsnag_ipython.delivery.payload import Payload
+from bugsnag_ipython.delivery.transport import PlainTransport
 from bugsnag_ipython.report import environment, payloads
 from tests.payloads import API_KEY
 
@@ -27,7 +27,7 @@ def an_event() -> bytes:
 
 def test_an_event_reaches_the_collector_with_the_headers_bugsnag_needs(collector: Any) -> None:
     sent = an_event()
-    outcome = PlainTransport().send(Envelope("event", collector.notify_url, API_KEY, sent, time.time()))
+    outcome = PlainTransport().send(Payload("event", collector.notify_url, API_KEY, sent, time.time()))
     assert outcome.delivered, outcome
     [request] = collector.store.requests("events")
     assert request.status == 202 and json.loads(request.body) == json.loads(sent)
@@ -38,12 +38,12 @@ def test_an_event_reaches_the_collector_with_the_headers_bugsnag_needs(collector
 
 def test_an_endpoint_with_credentials_gets_them_as_basic_authorization(collector: Any) -> None:
     url = collector.notify_url.replace("://", "://ops:p%40ss@")
-    assert PlainTransport().send(Envelope("event", url, API_KEY, an_event(), time.time())).delivered
+    assert PlainTransport().send(Payload("event", url, API_KEY, an_event(), time.time())).delivered
     [request] = collector.store.requests("events")
     assert request.header("Authorization") == "Basic " + base64.b64encode(b"ops:p@ss").decode()
 
 
 def test_an_endpoint_that_is_down_is_an_outcome_to_retry() -> None:
-    down = Envelope("event", "http://127.0.0.1:9/", API_KEY, an_event(), time.time())
+    down = Payload("event", "http://127.0.0.1:9/", API_KEY, an_event(), time.time())
     outcome = PlainTransport().send(down)
     assert outcome.status is None and outcome.retryable and outcome.error

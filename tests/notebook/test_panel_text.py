@@ -11,8 +11,9 @@ import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
+from bugsnag_ipython.delivery.delivery import Delivery
+from bugsnag_ipython.delivery.payload import Outcome, Payload
 from bugsnag_ipython.delivery.retry import RetryPolicy
-from bugsnag_ipython.delivery.sender import Delivery, Envelope, Outcome
 from bugsnag_ipython.notebook.status import (
     FlushProgress,
     countdown_text,
@@ -32,7 +33,7 @@ class Outage:
     def __init__(self) -> None:
         self.up = False
 
-    def send(self, envelope: Envelope) -> Outcome:
+    def send(self, payload: Payload) -> Outcome:
         return Outcome(202) if self.up else Outcome(503)
 
     def close(self) -> None:
@@ -45,7 +46,7 @@ class Refusing:
     def __init__(self, status: int = 400) -> None:
         self.status = status
 
-    def send(self, envelope: Envelope) -> Outcome:
+    def send(self, payload: Payload) -> Outcome:
         return Outcome(self.status)
 
     def close(self) -> None:

@@ -3,16 +3,12 @@ what it was handed (the in-process shell is tests/conftest.py's)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
-from bugsnag_ipython.sources.crash_record import CrashRecord
 from tests.fakes import Clock, Recorder
 from tests.payloads import API_KEY
 
@@ -33,17 +29,3 @@ def client(tmp_path: Path, recorder: Recorder, clock: Clock, monkeypatch: pytest
     made.send_launch_session()
     return made
 
-
-@pytest.fixture
-def reporter(tmp_path: Path) -> Iterator[tuple[Client, CrashRecord]]:
-    """A client without an API key (it holds its events) and a live record of its own."""
-    client = Client(Configuration(persistence_directory=str(tmp_path)))
-    own = CrashRecord(tmp_path, launched_wall=time.time(), launched_monotonic=time.monotonic())
-    yield client, own
-    own.close(remove=True)
-
-
-def held_events(client: Client) -> list[dict[str, Any]]:
-    """The events a client without an API key holds, oldest first."""
-    return [event for held in client._delegate._held if held.kind == "event"
-            for event in held.payload["events"]]

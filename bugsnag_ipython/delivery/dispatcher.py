@@ -1,6 +1,6 @@
-"""The client's side of delivery: each payload the client makes goes to delivery now, with the
-URL and key of its kind, or is held in memory while there is no API key (as bugsnag-android's
-`DeliveryDelegate` stands between its client and its delivery).
+"""The client's side of delivery: the `Dispatcher` hands each payload the client makes to
+delivery now, addressed to the URL and key of its kind, or holds it in memory while there is
+no API key.
 
 Delivery itself (threads, outbox, `requests`) is made with the first payload handed over, so
 that loading the extension pays for none of it.
@@ -8,32 +8,30 @@ that loading the extension pays for none of it.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..core.basics import JsonDict, log
 from ..report import payloads
 from ..report.scrub import scrub
 
 if TYPE_CHECKING:
     from ..core.config import Configuration
-    from .sender import Delivery
-    from .transport import Kind
-
-log = logging.getLogger("bugsnag_ipython")
+    from .delivery import Delivery
+    from .payload import Kind
 
 
 @dataclass(frozen=True)
 class _Held:
     kind: Kind
-    payload: dict[str, Any]
+    payload: JsonDict
     created_at: float
 
 
-class DeliveryDelegate:
+class Dispatcher:
     def __init__(
         self,
         config: Configuration,
@@ -64,7 +62,7 @@ class DeliveryDelegate:
         if config.api_key and not had_key:
             self._release_held()
 
-    def send(self, kind: Kind, payload: dict[str, Any], encoded: bytes | None = None) -> None:
+    def send(self, kind: Kind, payload: JsonDict, encoded: bytes | None = None) -> None:
         """Hand a payload to delivery (`encoded`, when given, is its body for the current key),
         or hold it while there is no API key."""
         if not self.config.api_key:
@@ -82,7 +80,7 @@ class DeliveryDelegate:
         if self._delivery is None:
             with self._delivery_lock:
                 if self._delivery is None:
-                    from .sender import Delivery
+                    from .delivery import Delivery
 
                     self._use(Delivery())
         assert self._delivery is not None
@@ -94,9 +92,9 @@ class DeliveryDelegate:
         self._delivery = delivery
 
     def _submit(
-        self, kind: Kind, payload: dict[str, Any], created_at: float, encoded: bytes | None = None
+        self, kind: Kind, payload: JsonDict, created_at: float, encoded: bytes | None = None
     ) -> None:
-        from .transport import Envelope
+        from .payload import Payload
 
         key = self.config.api_key
         assert key is not None
@@ -110,7 +108,7 @@ class DeliveryDelegate:
         # Finished: nothing adds text to it from here on. The key (pasted into a cell, say) and
         # the endpoints' credentials leave no string of it, whatever part carried them.
         encoded = scrub(encoded, self._secrets)
-        self.delivery.submit(Envelope(kind, url, key, encoded, created_at))
+        self.delivery.submit(Payload(kind, url, key, encoded, created_at))
 
     def _release_held(self) -> None:
         with self._held_lock:

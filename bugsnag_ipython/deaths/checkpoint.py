@@ -1,15 +1,10 @@
 """The checkpoint: what the crash record holds besides the running cell, kept current.
 
-Once a second (on the kernel-deaths source's thread) it notes that the kernel is alive and
-its memory (the last word a SIGKILLed kernel leaves), looks again which memory cgroup the
-kernel is in (moved into another since the last look, the new one's OOM-kill count is the
-baseline), and, when they changed, writes the facts a crash event needs as the record's JSON
-document: the breadcrumbs (redacted), the notebook, the app, the user's metadata, and which
-code files are which cells. The session, whose counts must be exact, is written at once
-whenever it changes, by a client listener (session_changed).
-
-None of this runs on the cell's thread except session_changed, after an event or a session
-change, which costs a few microseconds.
+Once a second (on the kernel-deaths thread) it notes the kernel alive with its memory, follows
+its memory cgroup (moved into another, the new one's OOM-kill count is the baseline), and
+writes the facts a death's event needs when they changed: the breadcrumbs and metadata
+(redacted), the notebook, the app, and which code files are which cells. The session, whose
+counts must be exact, is written whenever it changes, by a client listener.
 """
 
 from __future__ import annotations
@@ -22,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..report import environment
 from ..report.payloads import redact
 from . import memory
-from .crash_record import ACTIVE, DOCUMENT_BYTES, INLINE_SOURCE_BYTES, NO_SESSION, PAUSED, CrashRecord
+from .record import ACTIVE, DOCUMENT_BYTES, INLINE_SOURCE_BYTES, NO_SESSION, PAUSED, CrashRecord
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -35,7 +30,7 @@ MAX_CELL_LINES_BYTES = 32 * 1024  # source of earlier cells kept for code window
 
 class Checkpoint:
     """What keeps `record` current for `client` and the shell's cells: checkpoint() once a
-    second (kernel_deaths.py's thread calls it), session_changed() as a client listener."""
+    second, session_changed() as a client listener."""
 
     def __init__(self, record: CrashRecord, client: Client, cells: CellIndex | None,
                  cell_files: Callable[[], list[str]] = list, *,
@@ -52,8 +47,6 @@ class Checkpoint:
         self._written = b""
         self._long_for: CellRun | None = None  # the cell whose long source was stored
 
-    # -- what is written ------------------------------------------------------------------
-
     def session_changed(self) -> None:
         """Write the current session and whether events are sent: a client listener."""
         record = self.record
@@ -64,10 +57,11 @@ class Checkpoint:
         sending = bool(config.api_key) and config.release_stage_enabled
         session = client.current_session()
         if session is None:
-            record.session(NO_SESSION, "", 0.0, 0, 0, sending)
+            record.session(state=NO_SESSION, sending=sending)
         else:
-            record.session(PAUSED if session.paused else ACTIVE, session.id, session.started_at,
-                           session.handled, session.unhandled, sending)
+            record.session(state=PAUSED if session.paused else ACTIVE, id=session.id,
+                           started_at=session.started_at, handled=session.handled,
+                           unhandled=session.unhandled, sending=sending)
 
     def checkpoint(self) -> None:
         """Note the kernel alive now, with its memory; write the facts if they changed."""
@@ -79,9 +73,10 @@ class Checkpoint:
         if followed is not None:
             followed.follow()  # moved into a cgroup with a limit: its OOM kills are the evidence
             cgroup = followed.cgroup
-        record.vitals(self._monotonic(), self._wall_clock(), memory.resident_bytes(),
-                      memory.peak_resident_bytes(), cgroup.usage() if cgroup else -1,
-                      cgroup.limit() if cgroup else -1)
+        record.vitals(seen_monotonic=self._monotonic(), seen_wall=self._wall_clock(),
+                      rss=memory.resident_bytes(), peak_rss=memory.peak_resident_bytes(),
+                      cgroup_usage=cgroup.usage() if cgroup else -1,
+                      cgroup_limit=cgroup.limit() if cgroup else -1)
         run = self.client.cell
         if run is not None and run != self._long_for:  # a new CellRun each read: compare fields
             self._long_for = run

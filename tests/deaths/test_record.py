@@ -11,19 +11,22 @@ import sys
 import time
 from pathlib import Path
 
-from bugsnag_ipython.sources.crash_record import ACTIVE, CrashRecord, read_record
-from bugsnag_ipython.sources.dead_kernels import alive, claim_dead
+from bugsnag_ipython.core.private_files import owner_alive
+from bugsnag_ipython.deaths.claims import Claimed, SetAside, claim_dead
+from bugsnag_ipython.deaths.record import ACTIVE, CrashRecord, read_record
+from bugsnag_ipython.report.events import CellRun
 
 ROOT = str(Path(__file__).resolve().parents[2])
 
 _KERNEL = r"""
 import os, sys, time
 sys.path.insert(0, {root!r})
-from bugsnag_ipython.sources.crash_record import CrashRecord
+from bugsnag_ipython.deaths.record import CrashRecord
+from bugsnag_ipython.report.events import CellRun
 record = CrashRecord({directory!r}, launched_wall=time.time(), launched_monotonic=time.monotonic())
-record.cell_started((7, "big-join", "frame = left.join(right)", time.monotonic()))
+record.cell_started(CellRun(7, "big-join", "frame = left.join(right)", time.monotonic()))
 if {fork!r} and os.fork() == 0:  # the child's at-fork handlers have run when fork returns
-    record.cell_started((99, None, "in the child", time.monotonic()))
+    record.cell_started(CellRun(99, None, "in the child", time.monotonic()))
     os.write(1, f"child {{os.getpid()}}\n".encode())  # one write: the lines never interleave
     time.sleep(60)
     os._exit(0)
@@ -46,11 +49,18 @@ def new_record(directory: Path) -> CrashRecord:
     return CrashRecord(directory, launched_wall=time.time(), launched_monotonic=time.monotonic())
 
 
+def claims(directory: Path, claimer: CrashRecord) -> list[Claimed]:
+    """What the scan of the kernel `claimer` claims in the persistence directory `directory`."""
+    folder = directory / "kernels"
+    return claim_dead(folder, claimer.token, SetAside(folder))
+
+
 def test_what_a_kernel_stores_is_read_back(tmp_path: Path) -> None:
     record = new_record(tmp_path)
     try:
-        record.cell_started((6, "cell-a", "total = sum(range(10))\nprint('é')", 123.5))
-        record.session(ACTIVE, "0f1e2d3c-1111-4222-8333-444455556666", 1_800_000_000.0, 1, 2, True)
+        record.cell_started(CellRun(6, "cell-a", "total = sum(range(10))\nprint('é')", 123.5))
+        record.session(state=ACTIVE, id="0f1e2d3c-1111-4222-8333-444455556666", started_at=1_800_000_000.0,
+                       handled=1, unhandled=2, sending=True)
         record.document(json.dumps({"notebook": "a.ipynb"}).encode())
         record.document(json.dumps({"notebook": "b.ipynb"}).encode())
         found = read_record(record.path.read_bytes())
@@ -63,13 +73,13 @@ def test_what_a_kernel_stores_is_read_back(tmp_path: Path) -> None:
         assert found.facts == {"notebook": "b.ipynb"}
         # A long cell: cut as it starts, whole once the checkpoint has stored it.
         long = "values = [\n" + "    'é',\n" * 400 + "]\n"
-        record.cell_started((8, None, long, 124.0))
+        record.cell_started(CellRun(8, None, long, 124.0))
         cut = read_record(record.path.read_bytes()).cell
         assert cut is not None and long.startswith(cut.source) and len(cut.source) < len(long)
         record.long_source(8, 124.0, long)
         whole = read_record(record.path.read_bytes()).cell
         assert whole is not None and whole.source == long
-        record.cell_started((9, None, "short", 125.0))  # the long source was another cell's
+        record.cell_started(CellRun(9, None, "short", 125.0))  # the long source was another cell's
         assert read_record(record.path.read_bytes()).cell.source == "short"  # type: ignore[union-attr]
         record.cell_finished()
         record.mark_ended()
@@ -84,20 +94,20 @@ def test_a_killed_kernel_is_claimed_by_exactly_one_of_two_later_kernels(tmp_path
     process, token, _ = a_kernel(tmp_path)
     first, second = new_record(tmp_path), new_record(tmp_path)
     try:
-        assert claim_dead(tmp_path, first.token) == []  # alive: nobody takes it
+        assert claims(tmp_path, first) == []  # alive: nobody takes it
         os.kill(process.pid, signal.SIGKILL)
         process.wait(10)
-        claims = [claim_dead(tmp_path, first.token), claim_dead(tmp_path, second.token)]
-        assert sorted(len(found) for found in claims) == [0, 1]
-        [claimed] = claims[0] or claims[1]
+        found = [claims(tmp_path, first), claims(tmp_path, second)]
+        assert sorted(len(each) for each in found) == [0, 1]
+        [claimed] = found[0] or found[1]
         assert claimed.token == token
         data, dump, _ = claimed.read()
         contents = read_record(data)
         assert contents.cell is not None and contents.cell.source == "frame = left.join(right)"
         assert dump == ""
         # The claimer is alive: its claim stays its own.
-        other = second if claims[0] else first
-        assert claim_dead(tmp_path, other.token) == []
+        other = second if found[0] else first
+        assert claims(tmp_path, other) == []
     finally:
         first.close(remove=True)
         second.close(remove=True)
@@ -108,23 +118,23 @@ def test_a_claim_whose_claimer_died_is_claimed_again_once_then_set_aside(tmp_pat
     os.kill(process.pid, signal.SIGKILL)
     process.wait(10)
     claimer = new_record(tmp_path)
-    [claimed] = claim_dead(tmp_path, claimer.token)
+    [claimed] = claims(tmp_path, claimer)
     claimer.close(remove=False)  # dies before reporting: its record stays, unlocked
     later = new_record(tmp_path)
-    claims = {found.token: found for found in claim_dead(tmp_path, later.token)}
+    taken = {found.token: found for found in claims(tmp_path, later)}
     # Both are dead kernels' now: the first one's, claimed again, and the claimer's own.
-    assert set(claims) == {token, claimer.token}
-    assert claims[token].path.name.endswith(f".{later.token}.claimed-again")
+    assert set(taken) == {token, claimer.token}
+    assert taken[token].path.name.endswith(f".{later.token}.claimed-again")
     assert not claimed.path.exists()
-    claims[claimer.token].remove()
+    taken[claimer.token].remove()
     later.close(remove=False)  # the second claimer dies before reporting too
     last = new_record(tmp_path)
     try:
         # Not tried a third time: the record may be what killed them. Set aside, kept for a look.
-        assert {found.token for found in claim_dead(tmp_path, last.token)} == {later.token}
-        assert not claims[token].path.exists()
+        assert {found.token for found in claims(tmp_path, last)} == {later.token}
+        assert not taken[token].path.exists()
         [kept] = (tmp_path / "kernels" / "set-aside").iterdir()
-        assert kept.name.endswith(claims[token].path.name)
+        assert kept.name.endswith(taken[token].path.name)
     finally:
         last.close(remove=True)
 
@@ -135,7 +145,7 @@ def test_a_forked_child_neither_writes_nor_keeps_alive_its_parents_record(tmp_pa
     process.wait(10)
     try:
         [path] = (tmp_path / "kernels").glob("*.record")
-        assert not alive(path)
+        assert not owner_alive(path)
         contents = read_record(path.read_bytes())
         assert contents.cell is not None and contents.cell.execution_count == 7
     finally:
@@ -145,7 +155,7 @@ def test_a_forked_child_neither_writes_nor_keeps_alive_its_parents_record(tmp_pa
 def test_a_cell_with_a_lone_surrogate_is_stored_too(tmp_path: Path) -> None:
     record = new_record(tmp_path)
     try:
-        record.cell_started((3, None, "text = '\udcff'", 1.0))
+        record.cell_started(CellRun(3, None, "text = '\udcff'", 1.0))
         cell = read_record(record.path.read_bytes()).cell
         assert cell is not None and cell.execution_count == 3 and cell.source.startswith("text = '")
     finally:

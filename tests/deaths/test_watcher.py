@@ -12,11 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from bugsnag_ipython.sources.crash_record import CrashRecord
-from bugsnag_ipython.sources.dead_kernels import claim_dead, claim_locked
-from bugsnag_ipython.sources.death_notes import KEPT, REPORTED, DeathNote, leave_note, take_notes
-from bugsnag_ipython.sources.death_watch import MODULE
-from tests.sources.test_crash_record import new_record
+from bugsnag_ipython.deaths.claims import claim_locked
+from bugsnag_ipython.deaths.notes import KEPT, REPORTED, DeathNote, leave_note, take_notes
+from bugsnag_ipython.deaths.record import CrashRecord
+from bugsnag_ipython.deaths.watcher_process import MODULE
+from bugsnag_ipython.report.events import CellRun
+from tests.deaths.test_record import claims, new_record
 
 WAIT = 20.0
 
@@ -35,10 +36,10 @@ def test_a_claim_whose_lock_is_held_is_left_to_its_watcher_then_taken_when_it_is
     claimed = claim_locked(path, fd, "a" * 12)
     assert claimed is not None and claimed.path.name.endswith(".aaaaaaaaaaaa.claimed")
     later = new_record(tmp_path)
-    assert claim_dead(tmp_path, later.token) == []  # being reported now
+    assert claims(tmp_path, later) == []  # being reported now
     assert claim_locked(path, fd, "b" * 12) is None  # once only
     os.close(fd)  # the watcher died before it was done
-    [again] = claim_dead(tmp_path, later.token)
+    [again] = claims(tmp_path, later)
     assert again.path.name.endswith(f".{later.token}.claimed-again")
     later.close(remove=True)
 
@@ -46,7 +47,7 @@ def test_a_claim_whose_lock_is_held_is_left_to_its_watcher_then_taken_when_it_is
 def test_a_scan_that_claimed_first_keeps_the_record(tmp_path: Path) -> None:
     path = dead_record(tmp_path)
     later = new_record(tmp_path)
-    [claimed] = claim_dead(tmp_path, later.token)
+    [claimed] = claims(tmp_path, later)
     fd = os.open(claimed.path, os.O_RDONLY)
     assert claim_locked(path, fd, "a" * 12) is None and claimed.path.exists()
     os.close(fd)
@@ -77,7 +78,7 @@ def test_the_watcher_leaves_when_the_kernel_closes_its_stdin(tmp_path: Path) -> 
 
 def test_a_kernel_that_began_a_normal_end_is_not_reported_and_its_record_goes(tmp_path: Path) -> None:
     record = new_record(tmp_path)
-    record.cell_started((3, None, "time.sleep(60)", time.monotonic()))
+    record.cell_started(CellRun(3, None, "time.sleep(60)", time.monotonic()))
     watcher = a_watcher(record, tmp_path)  # waiting on the lock, or about to: the same either way
     record.mark_ended()
     record.close(remove=False)  # killed after the shutdown request, the record still there

@@ -1,20 +1,11 @@
 """The crash record: what a kernel leaves behind for the next one, in case it dies.
 
-A kernel that is killed (the OOM killer's SIGKILL) or crashes (a segfault in a C extension)
-runs none of its exit code, so whatever is to be reported about it must already be on disk.
-Each kernel keeps one small file, `kernels/<token>.record` in the persistence directory (or
-in a runtime folder in memory when that is on a network filesystem: record_place.py),
-its every block reserved, then mapped into memory with MAP_SHARED: updating it is a store
-into memory, which the system writes back on its own and keeps after the process dies,
-however it dies. A cell pays no `write()` for it: starting a cell is one `pack_into` (the
-cell's number, start, id and source), ending it one store.
-
-What changes rarely (the session, the breadcrumbs, the notebook, memory facts) is written by
-the checkpoint thread (crash_checkpoint.py) as a JSON document in one of two areas, the
-other one staying whole, so a death in the middle of a write leaves the previous one.
-
-The record's owner holds a flock() on it for its whole life: the system lets go of it when
-the process dies. The next kernel takes that as the sign of death (dead_kernels.py).
+A killed or crashed kernel runs none of its exit code, so what is to be reported must already
+be on disk: one small file per kernel, its every block reserved, mapped with MAP_SHARED, so
+that an update is a store into memory the system keeps after the process dies. Its owner holds
+a flock() on it for its whole life (core/private_files.py), the sign of a living kernel. The
+facts that change rarely (checkpoint.py) are a JSON document in one of two areas, the other
+staying whole, so a death in the middle of a write leaves the previous one.
 """
 
 from __future__ import annotations
@@ -22,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import faulthandler
-import fcntl
 import functools
 import json
 import mmap
@@ -37,13 +27,13 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from ..core import forkguard
-from ..core.private_files import open_private
-from .record_place import DIRECTORY as DIRECTORY  # the folder's name, as dead_kernels.py reads it
-from .record_place import NoRecord, live_folder
+from ..core.private_files import create_locked, open_private
+from .place import NoRecord, live_folder
 
 if TYPE_CHECKING:
     from ..report.events import CellRun
 
+# The format's version is the magic's last byte: a record of another version is left to it.
 MAGIC = b"BSGKREC1"
 RECORD_SUFFIX = ".record"
 FAULTS_SUFFIX = ".faults"
@@ -67,7 +57,6 @@ SOURCE_BYTES = 64 * 1024  # of a long cell; a longer one is cut
 DOCUMENT_BYTES = 96 * 1024  # each of the two areas
 _DOCUMENT_AT = (_LONG_AT + _LONG_TAG.size + SOURCE_BYTES,
                 _LONG_AT + _LONG_TAG.size + SOURCE_BYTES + 8 + DOCUMENT_BYTES)
-assert _VITALS_AT + _VITALS.size <= _SESSION_AT and _SESSION_AT + _SESSION.size <= _CELL_AT
 SIZE = _DOCUMENT_AT[1] + 8 + DOCUMENT_BYTES
 
 NO_SESSION, ACTIVE, PAUSED = 0, 1, 2
@@ -81,8 +70,8 @@ class CrashRecord:
     def __init__(self, directory: str | os.PathLike[str], *, launched_wall: float,
                  launched_monotonic: float) -> None:
         """Create the record of the persistence directory `directory`, in the folder the place
-        rule gives (record_place.py). Raises NoRecord, with the sentence for the user, when it
-        cannot: then nothing is mapped and nothing is left behind."""
+        rule gives. Raises NoRecord, with the sentence for the user, when it cannot: then
+        nothing is mapped and nothing is left behind."""
         folder, where = live_folder(directory)
         self.token = secrets.token_hex(6)
         self.path = folder / f"{self.token}{RECORD_SUFFIX}"
@@ -92,11 +81,10 @@ class CrashRecord:
         hidden = folder / f".{self.token}{RECORD_SUFFIX}.tmp"
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = create_locked(hidden)
         except OSError as error:
             raise _refused(where, error) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             # Every block reserved before the first store: a store into a page with no block
             # behind it, on a full disk or over a quota, is SIGBUS, which would kill the kernel.
             os.posix_fallocate(fd, 0, SIZE)
@@ -120,20 +108,27 @@ class CrashRecord:
         self.closed = False
         _live.add(self)
 
-    # -- the cell's thread: stores only ---------------------------------------------------
+    def _bind_cell_stores(self) -> None:
+        """A cell's two stores, as partials of C functions that run no Python frame (with two
+        methods instead, the per-cell cost of `make bench` misses its target):
+        `store_cell(count, started, cell_id, source)` packs its number, its start on the
+        monotonic clock, its id and source as UTF-8 into a fixed field (a longer source is cut,
+        its NUL padding marking the end, and stored whole by the checkpoint);
+        `cell_finished()` sets the running field to 0."""
+        self.store_cell: Callable[[int, float, bytes, bytes], None] = functools.partial(
+            _CELL.pack_into, self._mm, _CELL_AT)
+        self.cell_finished: Callable[[], None] = functools.partial(
+            operator.setitem, self._words, _RUNNING, 0)
 
     def cell_started(self, run: CellRun) -> None:
-        """A cell starts (its number, id, source and start on the
-        monotonic clock). The cell hook calls store_cell itself, without this frame; this is
-        for the rarer callers (a cell already running when the record is made)."""
+        """store_cell for a cell run (its count, id, source and start), lone surrogates passed
+        through."""
         count, cell_id, source, started = run
         self.store_cell(count or 0, started, (cell_id or "").encode("utf-8", "surrogatepass"),
                         source.encode("utf-8", "surrogatepass"))
 
-    # -- rare writes ----------------------------------------------------------------------
-
-    def session(self, state: int, id: str, started_at: float, handled: int, unhandled: int,
-                sending: bool) -> None:
+    def session(self, *, state: int, id: str = "", started_at: float = 0.0, handled: int = 0,
+                unhandled: int = 0, sending: bool) -> None:
         """The session current now (NO_SESSION, ACTIVE or PAUSED) and whether events are sent."""
         with self._lock:
             _SESSION.pack_into(self._mm, _SESSION_AT, state, id.encode("ascii", "replace"),
@@ -141,18 +136,18 @@ class CrashRecord:
 
     def long_source(self, count: int, started: float, source: str) -> None:
         """The whole source of the running cell `count` (started at `started`), when it is
-        longer than the field cell_started fills."""
+        longer than the field store_cell fills."""
         encoded = source.encode("utf-8", "surrogatepass")[:SOURCE_BYTES]
         at = _LONG_AT + _LONG_TAG.size
         with self._lock:
             self._mm[at : at + len(encoded)] = encoded
             _LONG_TAG.pack_into(self._mm, _LONG_AT, count, started, len(encoded))
 
-    def vitals(self, monotonic: float, wall: float, rss: int, peak_rss: int, cgroup_usage: int,
-               cgroup_limit: int) -> None:
+    def vitals(self, *, seen_monotonic: float, seen_wall: float, rss: int, peak_rss: int,
+               cgroup_usage: int, cgroup_limit: int) -> None:
         """When the kernel was last seen alive, and its memory then (-1: unknown)."""
-        _VITALS.pack_into(self._mm, _VITALS_AT, monotonic, wall, rss, peak_rss, cgroup_usage,
-                          cgroup_limit)
+        _VITALS.pack_into(self._mm, _VITALS_AT, seen_monotonic, seen_wall, rss, peak_rss,
+                          cgroup_usage, cgroup_limit)
 
     def document(self, data: bytes) -> bool:
         """Make `data` (JSON) the current document; False if it does not fit."""
@@ -176,26 +171,10 @@ class CrashRecord:
         """Point faulthandler at the fault file: a fatal signal (SIGSEGV, SIGBUS, SIGFPE,
         SIGABRT, SIGILL) writes every thread's Python stack there. Raises OSError, or
         UntrustedFile (a ValueError) when something other than a file of this user's is there."""
-        # By the rule of every file here: never through a link, a regular file of this user's.
         fd = open_private(self.faults_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         self._faults = os.fdopen(fd, "wb", buffering=0)
         self._had_faulthandler = faulthandler.is_enabled()
         faulthandler.enable(self._faults, all_threads=True)
-
-    def _release_faults(self) -> None:
-        """Give faulthandler back as it was: to the kernel's stderr if it was on, else off."""
-        faults, self._faults = self._faults, None
-        if faults is None:
-            return
-        with contextlib.suppress(Exception):
-            if self._had_faulthandler and sys.__stderr__ is not None:
-                faulthandler.enable(sys.__stderr__, all_threads=True)
-            else:
-                faulthandler.disable()
-        with contextlib.suppress(OSError):
-            faults.close()
-
-    # -- the end --------------------------------------------------------------------------
 
     def close(self, *, remove: bool) -> None:
         """Stop recording; with `remove`, the record and its fault file go (a normal end)."""
@@ -210,7 +189,17 @@ class CrashRecord:
         self._release()
 
     def _release(self) -> None:
-        self._release_faults()
+        """Let go of the mapping, the lock, and faulthandler (given back to the kernel's
+        stderr if it was on, else turned off)."""
+        faults, self._faults = self._faults, None
+        if faults is not None:
+            with contextlib.suppress(Exception):
+                if self._had_faulthandler and sys.__stderr__ is not None:
+                    faulthandler.enable(sys.__stderr__, all_threads=True)
+                else:
+                    faulthandler.disable()
+            with contextlib.suppress(OSError):
+                faults.close()
         self._words.release()
         self._mm.close()
         os.close(self._fd)
@@ -227,40 +216,21 @@ class CrashRecord:
         self._words = memoryview(self._mm).cast("q")
         self._bind_cell_stores()
 
-    def _bind_cell_stores(self) -> None:
-        """The two stores every cell makes, as partials of C functions, so that a call runs no
-        Python frame (the method that was around the pack cost 900 of the 15,200 instructions
-        the extension spent per cell):
-
-        - `store_cell(count, started, cell_id, source)`: a cell starts; its number, its start
-          on the monotonic clock, its id and source as UTF-8 (lone surrogates passed), all in
-          one pack into a fixed field. A source longer than the field is cut here (Python
-          source holds no NUL, so the padding marks its end) and stored whole by the
-          checkpoint (long_source).
-        - `cell_finished()`: the cell ends, the running field goes to 0."""
-        self.store_cell: Callable[[int, float, bytes, bytes], None] = functools.partial(
-            _CELL.pack_into, self._mm, _CELL_AT)
-        self.cell_finished: Callable[[], None] = functools.partial(  # setitem: no slot wrapper
-            operator.setitem, self._words, _RUNNING, 0)
-
 
 def _refused(where: str, error: OSError) -> NoRecord:
     """The one sentence for a record that cannot be made in `where`: the problem and the fix."""
     reason = error.strerror or str(error)
+    problem = f"the crash record cannot be made in {where} ({reason})"
+    fix = "set BUGSNAG_PERSISTENCE_DIRECTORY to another directory"
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return NoRecord(f"Kernel deaths are not recorded: {where} has no room for the crash record "
-                        f"({reason}); free space or set BUGSNAG_PERSISTENCE_DIRECTORY to another "
-                        "directory.")
-    if error.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem that reserves no space
-        return NoRecord(f"Kernel deaths are not recorded: {where} cannot reserve the crash "
-                        f"record's space ({reason}); set BUGSNAG_PERSISTENCE_DIRECTORY to a "
-                        "directory on a local disk.")
-    return NoRecord(f"Kernel deaths are not recorded: the crash record cannot be made in {where} "
-                    f"({reason}); set BUGSNAG_PERSISTENCE_DIRECTORY to another directory.")
+        problem, fix = f"{where} has no room for the crash record ({reason})", f"free space or {fix}"
+    elif error.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem that reserves no space
+        problem = f"{where} cannot reserve the crash record's space ({reason})"
+        fix = "set BUGSNAG_PERSISTENCE_DIRECTORY to a directory on a local disk"
+    return NoRecord(f"Kernel deaths are not recorded: {problem}; {fix}.")
 
 
-
-# -- reading a record left behind ----------------------------------------------------------
+# -- a record left behind, as the next kernel reads it ---------------------------------------
 
 
 @dataclass(frozen=True)
@@ -275,7 +245,6 @@ class Vitals:
 
 @dataclass(frozen=True)
 class SessionState:
-    state: int
     id: str
     started_at: float
     handled: int
@@ -284,7 +253,7 @@ class SessionState:
 
 @dataclass(frozen=True)
 class RunningCell:
-    execution_count: int | None
+    execution_count: int
     cell_id: str | None
     source: str
     started_monotonic: float
@@ -306,7 +275,12 @@ class RecordContents:
 
 
 class DamagedRecord(ValueError):
-    """A file in kernels/ that is not a whole record."""
+    """A file in a record folder that is not a whole record."""
+
+
+# Any clock a kernel reads, wall or monotonic, in seconds, is within the year 9999 of 0; past
+# that a time is garbage, which would fail where it is turned into a date.
+_LATEST = 253_402_300_799.0
 
 
 def read_record(data: bytes) -> RecordContents:
@@ -317,19 +291,20 @@ def read_record(data: bytes) -> RecordContents:
     magic, pid, launched_wall, launched_monotonic = _HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise DamagedRecord("it is not a crash record of this version")
-    ended_word = struct.unpack_from("<q", data, _ENDED)[0]
+    ended = struct.unpack_from("<q", data, _ENDED)[0]
     state, raw_id, started_at, handled, unhandled, sending = _SESSION.unpack_from(data, _SESSION_AT)
     running, started, raw_cell_id, inline = _CELL.unpack_from(data, _CELL_AT)
     vitals = Vitals(*_VITALS.unpack_from(data, _VITALS_AT))
-    _check(pid > 0 and ended_word in (0, 1) and state in (NO_SESSION, ACTIVE, PAUSED)
-           and sending in (0, 1) and running >= 0 and handled >= 0 and unhandled >= 0
-           and min(vitals.rss, vitals.peak_rss, vitals.cgroup_usage, vitals.cgroup_limit) >= -1)
-    _check(all(map(_a_time, (launched_wall, launched_monotonic, vitals.seen_monotonic,
-                              vitals.seen_wall, started, started_at))))
-    ended = ended_word == 1
+    times = (launched_wall, launched_monotonic, vitals.seen_monotonic, vitals.seen_wall, started,
+             started_at)
+    if not (pid > 0 and ended in (0, 1) and state in (NO_SESSION, ACTIVE, PAUSED)
+            and sending in (0, 1) and running >= 0 and handled >= 0 and unhandled >= 0
+            and min(vitals.rss, vitals.peak_rss, vitals.cgroup_usage, vitals.cgroup_limit) >= -1
+            and all(abs(value) <= _LATEST for value in times)):  # False for NaN too
+        raise DamagedRecord("it holds values no kernel writes")
     session = None
     if state == ACTIVE:
-        session = SessionState(state, raw_id.rstrip(b"\0").decode("ascii", "replace"), started_at,
+        session = SessionState(raw_id.rstrip(b"\0").decode("ascii", "replace"), started_at,
                                handled, unhandled)
     cell = None
     if running > 0:
@@ -340,22 +315,8 @@ def read_record(data: bytes) -> RecordContents:
             source = data[at : at + size]
         cell_id = raw_cell_id.rstrip(b"\0").decode("utf-8", "replace") or None
         cell = RunningCell(running, cell_id, source.decode("utf-8", "replace"), started)
-    return RecordContents(pid, launched_wall, launched_monotonic, ended, bool(sending), session,
-                          cell, vitals if vitals.seen_wall > 0 else None, _document(data))
-
-
-# Any clock a kernel reads, wall or monotonic, in seconds, is within the year 9999 of 0; past
-# that a time is garbage, which would fail where it is turned into a date.
-_LATEST = 253_402_300_799.0
-
-
-def _a_time(value: float) -> bool:
-    return abs(value) <= _LATEST  # False for NaN too
-
-
-def _check(sound: bool) -> None:
-    if not sound:
-        raise DamagedRecord("it holds values no kernel writes")
+    return RecordContents(pid, launched_wall, launched_monotonic, ended == 1, bool(sending),
+                          session, cell, vitals if vitals.seen_wall > 0 else None, _document(data))
 
 
 def _document(data: bytes) -> dict[str, Any]:

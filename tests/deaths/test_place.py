@@ -16,10 +16,8 @@ import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
-from bugsnag_ipython.sources import record_place
-from bugsnag_ipython.sources.crash_record import CrashRecord
-from bugsnag_ipython.sources.dead_kernels import report_dead_kernels
-from bugsnag_ipython.sources.record_place import (
+from bugsnag_ipython.deaths import place
+from bugsnag_ipython.deaths.place import (
     NoRecord,
     filesystem_of,
     is_network,
@@ -27,6 +25,9 @@ from bugsnag_ipython.sources.record_place import (
     mounts,
     record_folders,
 )
+from bugsnag_ipython.deaths.record import CrashRecord
+from bugsnag_ipython.deaths.scan import report_dead_kernels
+from tests.deaths.conftest import received, sending_client
 
 ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -82,11 +83,11 @@ def on_nfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     sample = tmp_path / "mountinfo"
     real_home = os.path.realpath(tmp_path / "home").replace(" ", "\\040")
     sample.write_text(MOUNTINFO + f"40 27 0:50 / {real_home} rw - nfs4 server:/h rw\n")
-    monkeypatch.setattr(record_place, "MOUNTINFO", str(sample))
+    monkeypatch.setattr(place, "MOUNTINFO", str(sample))
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    monkeypatch.setattr(record_place, "SHARED_MEMORY", str(tmp_path / "shm"))
+    monkeypatch.setattr(place, "SHARED_MEMORY", str(tmp_path / "shm"))
     return persistence
 
 
@@ -145,7 +146,7 @@ def test_a_planted_link_in_shared_memory_means_no_record(on_nfs: Path, tmp_path:
 def test_a_runtime_folder_of_another_user_is_neither_used_nor_scanned(on_nfs: Path, tmp_path: Path) -> None:
     planted = []
     for base in (tmp_path / "run" / "bugsnag-ipython", tmp_path / "shm" / f"bugsnag-ipython-{os.geteuid()}"):
-        (base / record_place.digest(on_nfs) / "kernels").mkdir(parents=True)
+        (base / place.digest(on_nfs) / "kernels").mkdir(parents=True)
         planted.append(base)
     os.chown(planted[0], 65534, 65534)
     record = CrashRecord(on_nfs, launched_wall=time.time(), launched_monotonic=time.monotonic())
@@ -163,20 +164,23 @@ def test_a_runtime_folder_of_another_user_is_neither_used_nor_scanned(on_nfs: Pa
 _DYING = r"""
 import os, sys, time
 sys.path.insert(0, {root!r})
-from bugsnag_ipython.sources import record_place
-record_place.MOUNTINFO = {mountinfo!r}
-from bugsnag_ipython.sources.crash_record import CrashRecord
+from bugsnag_ipython.deaths import place
+place.MOUNTINFO = {mountinfo!r}
+from bugsnag_ipython.deaths.record import CrashRecord
+from bugsnag_ipython.report.events import CellRun
 record = CrashRecord({directory!r}, launched_wall=time.time() - 60, launched_monotonic=time.monotonic() - 60)
-record.session(1, "0f1e2d3c-1111-4222-8333-444455556666", 1_800_000_000.0, 0, 0, True)
-record.cell_started((4, "fit", "model.fit(data)", time.monotonic() - 5))
-record.vitals(time.monotonic(), time.time(), 123_456_789, 223_456_789, -1, -1)
+record.session(state=1, id="0f1e2d3c-1111-4222-8333-444455556666", started_at=1_800_000_000.0, sending=True)
+record.cell_started(CellRun(4, "fit", "model.fit(data)", time.monotonic() - 5))
+record.vitals(seen_monotonic=time.monotonic(), seen_wall=time.time(), rss=123_456_789,
+              peak_rss=223_456_789, cgroup_usage=-1, cgroup_limit=-1)
 os.write(1, (str(record.path) + "\n").encode())
 time.sleep(60)
 """
 
 
-def test_a_record_left_in_the_runtime_folder_is_found_and_reported_once(on_nfs: Path, tmp_path: Path) -> None:
-    code = _DYING.format(root=ROOT, mountinfo=record_place.MOUNTINFO, directory=str(on_nfs))
+def test_a_record_left_in_the_runtime_folder_is_found_and_reported_once(on_nfs: Path, tmp_path: Path,
+                                                                        collector: Any) -> None:
+    code = _DYING.format(root=ROOT, mountinfo=place.MOUNTINFO, directory=str(on_nfs))
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     left = Path(process.stdout.readline().strip())
@@ -184,15 +188,15 @@ def test_a_record_left_in_the_runtime_folder_is_found_and_reported_once(on_nfs: 
     process.wait(10)
     assert left.parent.parent.parent == tmp_path / "run" / "bugsnag-ipython"
 
-    client = Client(Configuration(persistence_directory=str(on_nfs)))  # no API key: events are held
+    client = sending_client(collector, on_nfs)
     own = CrashRecord(on_nfs, launched_wall=time.time(), launched_monotonic=time.monotonic())
     try:
-        assert report_dead_kernels(client, str(on_nfs), own) == 1
-        assert report_dead_kernels(client, str(on_nfs), own) == 0
+        assert len(report_dead_kernels(client, str(on_nfs), own)) == 1
+        assert len(report_dead_kernels(client, str(on_nfs), own)) == 0
+        events = received(client, collector)
     finally:
         own.close(remove=True)
-    events: list[Any] = [e for held in client._delegate._held if held.kind == "event"
-                         for e in held.payload["events"]]
+        client.shutdown(0)
     assert [e["exceptions"][0]["message"] for e in events] == ["killed while running In [4]"]
     assert list(left.parent.iterdir()) == []
 
@@ -211,12 +215,12 @@ def test_a_record_left_in_the_persistence_directory_is_still_found(on_nfs: Path)
     own = CrashRecord(on_nfs, launched_wall=time.time(), launched_monotonic=time.monotonic())
     try:
         assert own.path.parent != legacy
-        assert report_dead_kernels(client, str(on_nfs), own) == 1
+        assert len(report_dead_kernels(client, str(on_nfs), own)) == 1
     finally:
         own.close(remove=True)
     assert list(legacy.iterdir()) == []
 
 
 def test_unreadable_mounts_are_taken_for_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(record_place, "MOUNTINFO", str(tmp_path / "missing"))
+    monkeypatch.setattr(place, "MOUNTINFO", str(tmp_path / "missing"))
     assert live_folder(tmp_path) == (tmp_path / "kernels", f"the persistence directory {tmp_path}")

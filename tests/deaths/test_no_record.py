@@ -15,11 +15,12 @@ import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
-from bugsnag_ipython.delivery.sender import Delivery, Envelope, Outcome
+from bugsnag_ipython.deaths.kernel_deaths import KernelDeaths
+from bugsnag_ipython.deaths.place import NoRecord
+from bugsnag_ipython.deaths.record import SIZE, CrashRecord
+from bugsnag_ipython.delivery.delivery import Delivery
+from bugsnag_ipython.delivery.payload import Outcome, Payload
 from bugsnag_ipython.notebook.status import panel_view, status_text
-from bugsnag_ipython.sources.crash_record import SIZE, CrashRecord
-from bugsnag_ipython.sources.kernel_deaths import KernelDeaths
-from bugsnag_ipython.sources.record_place import NoRecord
 from tests.mounts import fill, needs_root, small_tmpfs
 from tests.payloads import API_KEY
 
@@ -51,10 +52,10 @@ class Endpoint:
     """A transport that accepts everything and keeps what it was sent."""
 
     def __init__(self) -> None:
-        self.sent: list[Envelope] = []
+        self.sent: list[Payload] = []
 
-    def send(self, envelope: Envelope) -> Outcome:
-        self.sent.append(envelope)
+    def send(self, payload: Payload) -> Outcome:
+        self.sent.append(payload)
         return Outcome(202)
 
     def close(self) -> None:

@@ -1,25 +1,21 @@
-"""The kernel's side of its watcher (watcher.py): started once the crash record is made, told
-the options over a pipe, stopped at a normal end.
+"""The kernel's handle on its watcher process (watcher.py): started once the crash record is
+made, told the options over a pipe, stopped at a normal end.
 
-Started by the kernel-deaths thread, never on the loading thread or a cell's. The watcher is a
-fresh interpreter (a fork of a grown kernel would end up owning the kernel's old pages), in a
-session of its own (jupyter_client signals the kernel's whole process group), with no
-descriptor of the kernel's but the pipe. The setup goes down the pipe as one JSON line, and
-again whenever the client's options change (a client listener that compares one reference).
-A forked child of the kernel (multiprocessing) closes its copy of the pipe, as it lets go of
-the record's lock (crash_record.py), so a child that lives on neither keeps the watcher asleep
+The watcher is a fresh interpreter (a fork of a grown kernel would own the kernel's old pages)
+in a session of its own, with no descriptor of the kernel's but the pipe. A forked child of the
+kernel closes its copy of the pipe, so that a child living on neither keeps the watcher asleep
 nor keeps it from learning that the kernel stopped it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import json
 import os
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core import forkguard
 from ..report.environment import jupyterhub_user
@@ -27,14 +23,15 @@ from ..report.environment import jupyterhub_user
 if TYPE_CHECKING:
     from ..client import Client
     from ..core.config import Configuration
-    from .crash_record import CrashRecord
+    from .record import CrashRecord
 
-MODULE = "bugsnag_ipython.sources.watcher"
+MODULE = "bugsnag_ipython.deaths.watcher"
+NEXT_KERNEL = "this kernel's death would be reported by the next kernel that starts."
 
 _live = forkguard.ForgottenInChildren()
 
 
-class DeathWatch:
+class WatcherProcess:
     """One kernel's watcher process, from start() to stop()."""
 
     def __init__(self, client: Client, record: CrashRecord, directory: str) -> None:
@@ -83,11 +80,11 @@ class DeathWatch:
             "record": str(self.record.path),
             "identity": self._identity,
             "directory": self.directory,
-            "config": {field.name: getattr(config, field.name) for field in dataclasses.fields(config)},
+            "config": {name: getattr(config, name) for name in config.option_names()},
             "device": self.client.device,
             "hubUser": jupyterhub_user(),
         }
-        self._write((_json(setup) + "\n").encode())
+        self._write((json.dumps(setup, default=str, separators=(",", ":")) + "\n").encode())
 
     def _write(self, line: bytes) -> None:
         with self._lock:
@@ -98,8 +95,7 @@ class DeathWatch:
             except OSError as error:  # gone (EPIPE), or not reading (EAGAIN)
                 self._close_pipe()
                 self.client.warn_once("watcher-pipe", f"The kernel-death watcher stopped listening "
-                                      f"({error.strerror or error}); this kernel's death would be "
-                                      "reported by the next kernel that starts.")
+                                      f"({error.strerror or error}); {NEXT_KERNEL}")
 
     def running(self) -> bool:
         """Whether the watcher still runs (reaps it when it has ended)."""
@@ -122,15 +118,6 @@ class DeathWatch:
 
     def forget_after_fork(self) -> None:
         """In a forked child: close the child's copy of the pipe, nothing else."""
-        self._pipe = None
-        if self.process is not None and self.process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()
+        self._close_pipe()
         self.process = None
-
-
-def _json(setup: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(setup, default=str, separators=(",", ":"))
 

@@ -1,5 +1,5 @@
 """Which dead kernels are reported, and how: records left by processes killed here, reported by
-a client that holds what it makes (it has no API key), so the event itself can be read."""
+a client to the real local collector, where the event itself is read."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from bugsnag_ipython.client import Client
-from bugsnag_ipython.sources.crash_record import ACTIVE, read_record
-from bugsnag_ipython.sources.dead_kernels import report_dead_kernels
-from bugsnag_ipython.sources.kernel_deaths import KernelDeaths
-from tests.sources.conftest import held_events
+from bugsnag_ipython.deaths.kernel_deaths import KernelDeaths
+from bugsnag_ipython.deaths.record import ACTIVE, read_record
+from bugsnag_ipython.deaths.scan import report_dead_kernels
+from tests.deaths.conftest import received
+from tests.waits import eventually
 
 ROOT = str(Path(__file__).resolve().parents[2])
 SESSION = "0f1e2d3c-1111-4222-8333-444455556666"
@@ -27,12 +27,14 @@ SESSION = "0f1e2d3c-1111-4222-8333-444455556666"
 _DYING = r"""
 import os, sys, time
 sys.path.insert(0, {root!r})
-from bugsnag_ipython.sources.crash_record import CrashRecord
+from bugsnag_ipython.deaths.record import CrashRecord
+from bugsnag_ipython.report.events import CellRun
 record = CrashRecord({directory!r}, launched_wall=time.time() - 60, launched_monotonic=time.monotonic() - 60)
-record.session({state}, {session!r}, 1_800_000_000.0, 2, 0, {sending})
+record.session(state={state}, id={session!r}, started_at=1_800_000_000.0, handled=2, sending={sending})
 if {running}:
-    record.cell_started((7, "train", "model.fit(data)", time.monotonic() - 5))
-record.vitals(time.monotonic(), time.time(), 123_456_789, 223_456_789, -1, -1)  # last seen
+    record.cell_started(CellRun(7, "train", "model.fit(data)", time.monotonic() - 5))
+record.vitals(seen_monotonic=time.monotonic(), seen_wall=time.time(), rss=123_456_789,
+              peak_rss=223_456_789, cgroup_usage=-1, cgroup_limit=-1)  # last seen
 if {ended}:
     record.mark_ended()
 record.faults_path.write_text({fault!r})
@@ -58,13 +60,12 @@ def dead_kernel(directory: Path, *, running: bool = True, sending: bool = True, 
     process.wait(10)
 
 
-
-
-def test_a_kernel_killed_in_a_cell_is_one_event_of_its_session(tmp_path: Path, reporter: Any) -> None:
+def test_a_kernel_killed_in_a_cell_is_one_event_of_its_session(tmp_path: Path, reporter: Any,
+                                                               collector: Any) -> None:
     client, own = reporter
     dead_kernel(tmp_path)
-    assert report_dead_kernels(client, str(tmp_path), own) == 1
-    [event] = held_events(client)
+    assert len(report_dead_kernels(client, str(tmp_path), own)) == 1
+    [event] = received(client, collector)
     assert event["exceptions"][0]["errorClass"] == "KernelDied"
     assert event["session"]["id"] == SESSION
     assert event["session"]["events"] == {"handled": 2, "unhandled": 1}
@@ -72,7 +73,7 @@ def test_a_kernel_killed_in_a_cell_is_one_event_of_its_session(tmp_path: Path, r
     assert 4900 <= event["app"]["durationInForeground"] <= 6000  # to when it was last seen
     assert event["metaData"]["exitInfo"]["memoryLastSeen"]["peakResidentBytes"] == 223_456_789
     assert client.tracker.counts.sessions_with_unhandled == 0  # this kernel's counts never move
-    assert report_dead_kernels(client, str(tmp_path), own) == 0  # reported once, then gone
+    assert len(report_dead_kernels(client, str(tmp_path), own)) == 0  # reported once, then gone
     assert [p.name for p in (tmp_path / "kernels").iterdir()] == [own.path.name]
 
 
@@ -85,32 +86,34 @@ def test_a_kernel_killed_in_a_cell_is_one_event_of_its_session(tmp_path: Path, r
         {"ended": True, "fault": SEGFAULT},  # a crash after the end began is the end's
     ],
 )
-def test_what_is_not_a_reported_death(tmp_path: Path, reporter: Any, left: dict[str, Any]) -> None:
+def test_what_is_not_a_reported_death(tmp_path: Path, reporter: Any, collector: Any,
+                                   left: dict[str, Any]) -> None:
     client, own = reporter
     dead_kernel(tmp_path, **left)
-    assert report_dead_kernels(client, str(tmp_path), own) == 0
-    assert held_events(client) == []
+    assert len(report_dead_kernels(client, str(tmp_path), own)) == 0
+    assert received(client, collector) == []
     assert len(list((tmp_path / "kernels").glob("*.claimed"))) == 0  # removed all the same
 
 
-def test_a_fatal_signal_while_idle_is_reported(tmp_path: Path, reporter: Any) -> None:
+def test_a_fatal_signal_while_idle_is_reported(tmp_path: Path, reporter: Any, collector: Any) -> None:
     client, own = reporter
     dead_kernel(tmp_path, running=False, fault=SEGFAULT)
-    assert report_dead_kernels(client, str(tmp_path), own) == 1
-    [event] = held_events(client)
+    assert len(report_dead_kernels(client, str(tmp_path), own)) == 1
+    [event] = received(client, collector)
     assert event["exceptions"][0]["message"] == "segmentation fault (SIGSEGV) while idle"
     assert event["app"]["inForeground"] is False
 
 
-def test_a_paused_session_is_not_counted(tmp_path: Path, reporter: Any) -> None:
+def test_a_paused_session_is_not_counted(tmp_path: Path, reporter: Any, collector: Any) -> None:
     client, own = reporter
     dead_kernel(tmp_path, state=2)
-    assert report_dead_kernels(client, str(tmp_path), own) == 1
-    [event] = held_events(client)
+    assert len(report_dead_kernels(client, str(tmp_path), own)) == 1
+    [event] = received(client, collector)
     assert "session" not in event
 
 
-def test_an_on_error_callback_sees_the_death_and_may_drop_it(tmp_path: Path, reporter: Any) -> None:
+def test_an_on_error_callback_sees_the_death_and_may_drop_it(tmp_path: Path, reporter: Any,
+                                                             collector: Any) -> None:
     client, own = reporter
     seen: list[str] = []
 
@@ -120,11 +123,12 @@ def test_an_on_error_callback_sees_the_death_and_may_drop_it(tmp_path: Path, rep
 
     client.on_error.add(drop)
     dead_kernel(tmp_path)
-    assert report_dead_kernels(client, str(tmp_path), own) == 0
-    assert seen == ["KernelDied"] and held_events(client) == []
+    assert len(report_dead_kernels(client, str(tmp_path), own)) == 0
+    assert seen == ["KernelDied"] and received(client, collector) == []
 
 
-def test_an_oom_kill_count_that_went_up_says_out_of_memory(tmp_path: Path, reporter: Any) -> None:
+def test_an_oom_kill_count_that_went_up_says_out_of_memory(tmp_path: Path, reporter: Any,
+                                                           collector: Any) -> None:
     client, own = reporter
     counter = tmp_path / "cgroup" / "memory.oom_control"
     counter.parent.mkdir()
@@ -132,8 +136,8 @@ def test_an_oom_kill_count_that_went_up_says_out_of_memory(tmp_path: Path, repor
     baseline = {"oomKill": {"file": str(counter), "count": 0, "cgroupVersion": 1}}
     dead_kernel(tmp_path, document=json.dumps(baseline).encode())
     counter.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")  # the OOM killer acted
-    assert report_dead_kernels(client, str(tmp_path), own) == 1
-    [event] = held_events(client)
+    assert len(report_dead_kernels(client, str(tmp_path), own)) == 1
+    [event] = received(client, collector)
     assert event["exceptions"][0]["message"] == (
         "killed while running In [7] (out of memory: the cgroup's oom_kill count went up)"
     )
@@ -142,47 +146,46 @@ def test_an_oom_kill_count_that_went_up_says_out_of_memory(tmp_path: Path, repor
     assert event["groupingHash"] == "KernelDied out of memory cell-train"
 
 
-def test_a_shutdown_request_before_the_record_is_made_still_marks_it_ended(client: Client,
+def test_a_shutdown_request_before_the_record_is_made_still_marks_it_ended(reporter: Any,
                                                                           shell: Any) -> None:
     """The record is made in the background after the load: a frontend's restart that comes
     first (a shutdown request sets exit_now, then the busy kernel is killed) is still a normal
     end, not a death, once the record is there."""
+    client, _ = reporter
     deaths = KernelDeaths(client, shell, None)
-    with deaths._lock:  # the record can be handed over only after the shutdown request
-        deaths.install()
-        shell.exit_now = True
+    shell.exit_now = True  # the shutdown request, before any record of this kernel's is made
+    deaths.install()
     try:
-        deadline = time.monotonic() + 10
-        while deaths.record is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert deaths.record is not None, "the record was never made"
-        assert read_record(deaths.record.path.read_bytes()).ended
+        assert eventually(lambda: deaths.record is not None), "the record was never made"
+        assert deaths.record is not None and read_record(deaths.record.path.read_bytes()).ended
     finally:
         deaths.uninstall()
 
 
-def test_an_exit_during_a_checkpoint_waits_for_it(client: Client, shell: Any,
+def recording_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "bugsnag-crash-record"]
+
+
+def test_an_exit_during_a_checkpoint_waits_for_it(reporter: Any, shell: Any,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     """The kernel exits while the checkpoint thread is writing the record: the exit waits for
     the write, so the user sees no warning that the record could not be updated, and the
     record is gone as after any normal end."""
+    client, _ = reporter
     deaths = KernelDeaths(client, shell, None, interval=0.01)
     deaths.install()
     try:
-        deadline = time.monotonic() + 10
-        while deaths.checkpoint is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        checkpoint = deaths.checkpoint
-        assert checkpoint is not None and deaths.record is not None, "the record was never made"
+        assert eventually(lambda: deaths.checkpoint is not None), "the record was never made"
         record = deaths.record
+        assert record is not None
         path, real = record.path, record.vitals
         writing, tried = threading.Event(), threading.Event()
 
-        def slow_vitals(*args: Any) -> None:  # the exit comes in the middle of the checkpoint
+        def slow_vitals(**facts: Any) -> None:  # the exit comes in the middle of the checkpoint
             writing.set()
             time.sleep(0.2)
             try:
-                real(*args)
+                real(**facts)
             finally:
                 tried.set()
 
@@ -192,6 +195,6 @@ def test_an_exit_during_a_checkpoint_waits_for_it(client: Client, shell: Any,
     finally:
         deaths.uninstall()
     assert tried.wait(10)
-    time.sleep(0.05)  # the thread logs a failed write right after it
+    assert eventually(lambda: not recording_threads())  # it logs a failed write before it ends
     assert not [r.getMessage() for r in caplog.records if "could not be updated" in r.getMessage()]
     assert not path.exists()

@@ -1,19 +1,7 @@
-"""Kernel deaths: a kernel that dies without running its exit code is reported by the next.
-
-This source keeps the running kernel's crash record (crash_record.py, kept current by
-crash_checkpoint.py), points faulthandler at the record's fault file, and marks a normal end
-(a shutdown request, `exit`, the process's exit). At launch it claims the records of dead
-kernels (dead_kernels.py) and hands each death to the client as one `KernelDied` event,
-counted against the session that was current in the dead kernel.
-
-The rules (README, "Kernel deaths"):
-- a kernel that began a normal end is never reported, whatever ends the process after it;
-- a fatal signal (a fault dump was written) is reported, whether a cell was running or not;
-- a kernel that vanished without a fault dump (SIGKILL, the OOM killer, `os._exit`) is
-  reported only if a cell was running, as bugsnag-cocoa reports only foreground terminations:
-  an idle kernel killed by a reboot, `docker stop` or a culler lost no work in progress;
-- a kernel that had no API key, or whose release stage was not enabled, sent nothing while
-  it lived, and its death is not sent either.
+"""Kernel deaths, the source: this kernel's crash record (record.py, checkpoint.py), its fault
+file, its watcher (watcher_process.py), the mark of a normal end (a shutdown request, `exit`,
+the process's exit), and, once the kernel is idle after its launch, the report of the records
+dead kernels left (scan.py) and the newest recent death said (notes.py).
 """
 
 from __future__ import annotations
@@ -27,16 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import forkguard
-from . import Source
+from ..sources import Source
 
 if TYPE_CHECKING:
     from ..client import Client
     from ..report.cells import CellIndex
-    from .cell_runs import CellRuns
-    from .crash_checkpoint import Checkpoint
-    from .crash_record import CrashRecord
-    from .death_notes import DeathNote
-    from .death_watch import DeathWatch
+    from ..sources.cell_runs import CellRuns
+    from .checkpoint import Checkpoint
+    from .record import CrashRecord
+    from .watcher_process import WatcherProcess
 
 INTERVAL = 1.0  # seconds between checkpoints of the record
 SCAN_DELAY = 1.0  # seconds after the load before dead kernels are looked for
@@ -46,9 +33,7 @@ LOAD_WAIT = 1.0  # seconds the watcher's start waits at most for the load to be 
 
 
 class KernelDeaths(Source):
-    """The source: this kernel's record while it runs, and the reports of earlier deaths.
-
-    One daemon thread does the work off the loading thread (the persistence directory may
+    """One daemon thread does the work off the loading thread (the persistence directory may
     import platformdirs, and opening the record touches the disk): it makes the record, hands
     it to the cell hooks (`cell_runs.crash_record`), looks for dead kernels once the kernel is
     idle, then keeps the record current once a second."""
@@ -62,7 +47,7 @@ class KernelDeaths(Source):
         self.interval = interval
         self.record: CrashRecord | None = None
         self.checkpoint: Checkpoint | None = None
-        self.watch: DeathWatch | None = None  # this kernel's watcher process, while it runs
+        self.watcher: WatcherProcess | None = None  # this kernel's watcher, while it runs
         self.scanned = threading.Event()  # set once earlier kernels were looked for
         self.problem: str | None = None  # why there is no record, in one sentence, for status
         # When a normal end began (the monotonic clock), maybe before the record was made:
@@ -71,13 +56,10 @@ class KernelDeaths(Source):
         self.ending_since: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._refused: set[str] = set()  # what could not be started, not tried again
+        self._watcher_refused = False  # it could not start: not tried again
         # Set by the glue once the load is over: the watcher's start (a fork and exec, and a
         # new interpreter on the other core) waits for it, so that it never competes with it.
         self.loaded = threading.Event()
-        self.spawn_seconds: float | None = None  # what starting the watcher cost this thread
-
-    # -- install / uninstall ---------------------------------------------------------------
 
     def install(self) -> None:
         self.loaded.clear()
@@ -87,6 +69,8 @@ class KernelDeaths(Source):
         self.client.crash_records.problem = None  # the directory is looked at again
         with contextlib.suppress(Exception):
             self.shell.observe(self._on_exit_now, names="exit_now")
+            if self.shell.exit_now:  # loaded while the kernel is already ending
+                self.ending()
         atexit.register(self.at_exit)
         threading.Thread(target=self._run, args=(stop,), name="bugsnag-crash-record",
                          daemon=True).start()
@@ -118,7 +102,7 @@ class KernelDeaths(Source):
                     self.client.listeners.remove(checkpoint.session_changed)
             if record is not None:
                 record.close(remove=True)  # the watcher, woken, finds it removed and exits
-            self._stop_watch()
+            self._stop_watcher()
             problem, self.problem = self.problem, None
             if problem in self.client.problems:
                 self.client.problems.remove(problem)
@@ -134,21 +118,18 @@ class KernelDeaths(Source):
             record.mark_ended()
 
     def _on_exit_now(self, change: Any) -> None:
-        try:
+        with contextlib.suppress(Exception):
             if change.get("new"):
                 self.ending()
-        except Exception:
-            pass
 
     def _cell_files(self) -> list[str]:
         # ipykernel's and IPython's compiler: code file -> execution count, oldest first.
         mapping = getattr(getattr(self.shell, "compile", None), "_filename_map", None)
         return list(mapping) if isinstance(mapping, dict) else []
 
-    # -- the thread -------------------------------------------------------------------------
-
     def _run(self, stop: threading.Event) -> None:
         from ..core.private_files import RefusedDirectory, say_once  # here: the load stays cheap
+        from .place import NoRecord
 
         try:
             directory = self._open(stop)
@@ -157,22 +138,24 @@ class KernelDeaths(Source):
             # is the directory's, said once with the outbox's and the device id's.
             say_once(refused)
             self.client.crash_records.problem = str(refused)
-            self.scanned.set()
-            return
+            directory = None
+        except NoRecord as error:  # no room, or no safe place: said in the log, status and panel
+            sentence = str(error)
+            self.client.warn_once(f"no-crash-record {sentence}", sentence)
+            with self._lock:
+                if not stop.is_set() and self.problem is None:
+                    self.problem = sentence
+                    self.client.problems.append(sentence)
+            directory = None
         except Exception as error:
-            from .record_place import NoRecord
-
-            if isinstance(error, NoRecord):  # no room, or no safe place: the kernel runs without
-                self._without_record(str(error), stop)
-            else:
-                self.client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
-            self.scanned.set()
-            return
+            self.client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
+            directory = None
         if directory is None:
+            self.scanned.set()
             return
         started = time.monotonic()
         while not stop.is_set():
-            self._keep_watch(directory)
+            self._keep_watcher(directory)
             try:
                 # Under the lock _close takes: an exit waits the few milliseconds a checkpoint
                 # takes, rather than closing the record under it (the write would fail).
@@ -190,57 +173,42 @@ class KernelDeaths(Source):
                 self._scan(directory)
             stop.wait(self.interval if self.scanned.is_set() else SCAN_POLL)
 
-    # -- the watcher -------------------------------------------------------------------------
-
-    def _keep_watch(self, directory: str) -> None:
+    def _keep_watcher(self, directory: str) -> None:
         """Start the watcher when the option is on and none runs yet, stop it when it is off."""
+        from .watcher_process import NEXT_KERNEL, WatcherProcess
+
         wanted = self.client.config.watch_kernel_deaths
-        watch = self.watch
-        if watch is not None:
+        watcher = self.watcher
+        if watcher is not None:
             if not wanted:
-                self._stop_watch()
-            elif not watch.running():
-                self.client.warn_once("watcher-ended", "The kernel-death watcher ended early; this "
-                                      "kernel's death would be reported by the next kernel that starts.")
+                self._stop_watcher()
+            elif not watcher.running():
+                self.client.warn_once("watcher-ended", f"The kernel-death watcher ended early; {NEXT_KERNEL}")
             return
-        if not wanted or self.record is None or "watcher" in self._refused:
+        if not wanted or self.record is None or self._watcher_refused:
             return
         self.loaded.wait(LOAD_WAIT)
-        from .death_watch import DeathWatch
-
         with self._lock:
             record = self.record
             if record is None or self._stop.is_set():
                 return
-            watch = DeathWatch(self.client, record, directory)
+            watcher = WatcherProcess(self.client, record, directory)
             try:
-                began = time.perf_counter()
-                watch.start()
-                self.spawn_seconds = time.perf_counter() - began
+                watcher.start()
             except OSError as error:
-                self._refused.add("watcher")
-                self.client.warn_once("watcher", f"The kernel-death watcher cannot start ({error}); this "
-                                      "kernel's death would be reported by the next kernel that starts.")
+                self._watcher_refused = True
+                self.client.warn_once("watcher", f"The kernel-death watcher cannot start ({error}); "
+                                      + NEXT_KERNEL)
                 return
-            self.watch = watch
-            self.client.listeners.append(watch.options_changed)
+            self.watcher = watcher
+            self.client.listeners.append(watcher.options_changed)
 
-    def _stop_watch(self) -> None:
-        watch, self.watch = self.watch, None
-        if watch is not None:
+    def _stop_watcher(self) -> None:
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
             with contextlib.suppress(ValueError):
-                self.client.listeners.remove(watch.options_changed)
-            watch.stop()
-
-    def _without_record(self, sentence: str, stop: threading.Event) -> None:
-        """Say once, in the log and in status and the panel while it lasts, why this kernel has
-        no crash record."""
-        self.client.warn_once(f"no-crash-record {sentence}", sentence)
-        with self._lock:
-            if stop.is_set() or self.problem is not None:
-                return
-            self.problem = sentence
-            self.client.problems.append(sentence)
+                self.client.listeners.remove(watcher.options_changed)
+            watcher.stop()
 
     def _open(self, stop: threading.Event) -> str | None:
         """Make the record and hand it to the cell hooks; None if uninstalled meanwhile."""
@@ -249,16 +217,15 @@ class KernelDeaths(Source):
             from ..core.private_files import make_private
             from ..report.device import persistence_directory
             from . import memory
-            from .crash_checkpoint import Checkpoint
-            from .crash_record import DIRECTORY, CrashRecord
+            from .checkpoint import Checkpoint
+            from .place import DIRECTORY
+            from .record import CrashRecord
 
             directory = persistence_directory(client.config.persistence_directory)
         # The trust rule before anything is made there: raises RefusedDirectory.
         make_private(directory)
         make_private(os.path.join(directory, DIRECTORY), root=False)
-        # The launch on the wall clock, from the monotonic one the client keeps.
-        launched_wall = time.time() - (time.monotonic() - client.launched_at)
-        record = CrashRecord(directory, launched_wall=launched_wall,
+        record = CrashRecord(directory, launched_wall=self._launched_wall(),
                              launched_monotonic=client.launched_at)
         try:
             record.catch_faults()
@@ -284,31 +251,28 @@ class KernelDeaths(Source):
                 record.cell_started(run)
         return directory
 
-    def _scan(self, directory: str) -> None:
-        try:
-            from .dead_kernels import report_dead_kernels
+    def _launched_wall(self) -> float:
+        """The launch on the wall clock, from the monotonic one the client keeps."""
+        return time.time() - (time.monotonic() - self.client.launched_at)
 
-            told: list[DeathNote] = []
-            report_dead_kernels(self.client, directory, self.record, told)
-            self._tell_previous_death(directory, told)
+    def _scan(self, directory: str) -> None:
+        """Report the deaths of earlier kernels, then take the notes of earlier deaths and say
+        the newest recent one, of those and of the deaths reported here."""
+        try:
+            from .notes import RECENT_SECONDS, take_notes
+            from .place import DIRECTORY
+            from .scan import report_dead_kernels
+
+            record = self.record
+            notes = report_dead_kernels(self.client, directory, record)
+            if record is None:
+                return
+            since = self._launched_wall() - RECENT_SECONDS
+            taken = take_notes(Path(directory) / DIRECTORY, record.token, since)
+            notes = [note for note in [*notes, taken] if note is not None and note.died_at >= since]
+            if notes:
+                self.client.previous_kernel_died(max(notes, key=lambda note: note.died_at).text())
         except Exception as error:
             self.client.warn_once("kernel-deaths", f"earlier kernels' deaths could not be read ({error}).")
         finally:
             self.scanned.set()
-
-    def _tell_previous_death(self, directory: str, told: list[DeathNote]) -> None:
-        """Take the notes of earlier deaths (death_notes.py) and say the newest recent one, of
-        those and of the deaths this kernel's scan reported (`told`)."""
-        from .crash_record import DIRECTORY
-        from .death_notes import RECENT_SECONDS, take_notes
-
-        record = self.record
-        if record is None:
-            return
-        launched_wall = time.time() - (time.monotonic() - self.client.launched_at)
-        since = launched_wall - RECENT_SECONDS
-        notes = [note for note in told if note.died_at >= since]
-        taken = take_notes(Path(directory) / DIRECTORY, record.token, since)
-        notes += [taken] if taken is not None else []
-        if notes:
-            self.client.previous_kernel_died(max(notes, key=lambda note: note.died_at).text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bugsnag_ipython.sources import memory
+from bugsnag_ipython.deaths import memory
 
 
 def tree(root: Path, files: dict[str, str]) -> None:
@@ -22,7 +22,7 @@ def test_cgroup_v1_counts_oom_kills_in_memory_oom_control(tmp_path: Path) -> Non
         "fs/memory/kernels/k1/memory.usage_in_bytes": "1740881920\n",
         "fs/memory/kernels/k1/memory.limit_in_bytes": "9223372036854771712\n",
     })
-    cgroup = memory.find_cgroup(str(tmp_path / "proc"), str(tmp_path / "fs"))
+    cgroup = memory.FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs")).cgroup
     assert cgroup is not None and cgroup.version == 1
     assert cgroup.oom_kills() == 2
     assert cgroup.usage() == 1740881920
@@ -36,15 +36,15 @@ def test_cgroup_v2_counts_oom_kills_in_memory_events(tmp_path: Path) -> None:
         "fs/user.slice/kernel/memory.current": "52428800\n",
         "fs/user.slice/kernel/memory.max": "max\n",
     })
-    cgroup = memory.find_cgroup(str(tmp_path / "proc"), str(tmp_path / "fs"))
+    cgroup = memory.FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs")).cgroup
     assert cgroup is not None and cgroup.version == 2
     assert (cgroup.oom_kills(), cgroup.usage(), cgroup.limit()) == (1, 52428800, -1)
 
 
 def test_no_cgroup_no_answer(tmp_path: Path) -> None:
     tree(tmp_path, {"proc/self/cgroup": "0::/\n"})
-    assert memory.find_cgroup(str(tmp_path / "proc"), str(tmp_path / "fs")) is None
-    assert memory.find_cgroup(str(tmp_path / "nowhere"), str(tmp_path / "fs")) is None
+    assert memory.FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs")).cgroup is None
+    assert memory.FollowedCgroup(str(tmp_path / "nowhere"), str(tmp_path / "fs")).cgroup is None
 
 
 def v1_cgroup(root: Path, name: str, oom_kills: int, limit: int = 9223372036854771712) -> None:

@@ -1,19 +1,11 @@
 """Where a kernel keeps its live crash record, and where the next kernel looks for records.
 
-The record lives in the persistence directory's `kernels/`, unless that directory lies on a
-network or FUSE filesystem (NFS home directories are common on hubs). There a store into the
-record's shared mapping, or the system's write-back of it, can need the server: when the
-server is unreachable the store raises SIGBUS in the kernel. And a flock() on a network
-filesystem can be lost (a server restart, a lapsed lease), so that a living kernel's record
-looks dead to the next kernel, which reports a death that did not happen. So the live record
-(and its fault file) go to a private folder in memory on this machine instead:
-
-    $XDG_RUNTIME_DIR/bugsnag-ipython/<digest>/kernels       (if it is a directory of this user's)
-    /dev/shm/bugsnag-ipython-<uid>/<digest>/kernels         (else)
-
-`<digest>` is a short digest of the persistence directory's real path, so kernels sharing a
-persistence directory share a folder. A record there is found by the next kernel on the same
-machine, not on another node, and does not outlive a reboot.
+In the persistence directory's `kernels/`, unless that directory lies on a network or FUSE
+filesystem: there a store into the shared mapping can SIGBUS the kernel when the server is
+unreachable, and a lost flock() makes a living kernel's record look dead. Then the record goes
+to a private folder in memory, `$XDG_RUNTIME_DIR/bugsnag-ipython/<digest>/kernels` (when that
+is this user's) or `/dev/shm/bugsnag-ipython-<uid>/<digest>/kernels`, `<digest>` naming the
+persistence directory, so that kernels sharing one share the folder.
 """
 
 from __future__ import annotations
@@ -39,9 +31,6 @@ _ESCAPE = re.compile(r"\\([0-7]{3})")  # mountinfo's octal escapes of space, tab
 
 class NoRecord(OSError):
     """The kernel runs without a crash record; the text is the one sentence that says why."""
-
-
-# -- the filesystem under a directory -------------------------------------------------------
 
 
 def mounts(mountinfo: str) -> list[tuple[str, str]]:
@@ -80,9 +69,6 @@ def network_filesystem(directory: str | os.PathLike[str]) -> str | None:
         return None
     fstype = filesystem_of(os.path.realpath(Path(directory).expanduser()), mountinfo)
     return fstype if fstype is not None and is_network(fstype) else None
-
-
-# -- the runtime folder ---------------------------------------------------------------------
 
 
 def digest(directory: str | os.PathLike[str]) -> str:

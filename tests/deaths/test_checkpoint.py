@@ -7,9 +7,9 @@ from pathlib import Path
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
+from bugsnag_ipython.deaths.checkpoint import Checkpoint
+from bugsnag_ipython.deaths.record import CrashRecord, read_record
 from bugsnag_ipython.report.events import CellRun
-from bugsnag_ipython.sources.crash_checkpoint import Checkpoint
-from bugsnag_ipython.sources.crash_record import CrashRecord, read_record
 from tests.payloads import API_KEY as KEY
 
 
@@ -73,8 +73,8 @@ def test_a_checkpoint_writes_vitals_breadcrumbs_metadata_redacted_and_a_long_sou
 
 
 def test_a_kernel_moved_into_another_cgroup_has_that_cgroups_oom_count_as_baseline(tmp_path: Path) -> None:
-    from bugsnag_ipython.sources import memory
-    from tests.sources.test_memory import tree, v1_cgroup
+    from bugsnag_ipython.deaths import memory
+    from tests.deaths.test_memory import tree, v1_cgroup
 
     v1_cgroup(tmp_path, "user", 2)
     v1_cgroup(tmp_path, "limited", 7, limit=256 * 1024 * 1024)

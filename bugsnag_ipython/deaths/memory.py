@@ -1,10 +1,7 @@
-"""The kernel's memory and its cgroup's OOM-kill counter, as Linux shows them.
-
-The OOM killer leaves no trace in the process it kills; the cgroup it belongs to counts its
-kills: `oom_kill` in `memory.oom_control` (cgroup v1) or in `memory.events` (cgroup v2). The
-count when a kernel started (or was moved into the cgroup), compared with the count after it
-died, says whether the OOM killer acted in between. Everything here answers None (or -1)
-where the system does not say.
+"""The kernel's memory and its cgroup's OOM-kill counter, as Linux shows them (None or -1 where
+it does not say). The OOM killer leaves no trace in the process it kills, but its cgroup counts
+the kills (`oom_kill` in v1's `memory.oom_control`, v2's `memory.events`): the count when a
+kernel started, against the count after it died, says whether the OOM killer acted.
 """
 
 from __future__ import annotations
@@ -14,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 UNLIMITED = 1 << 62  # cgroup v1 shows "no limit" as a page-rounded 2**63 - 1
+# The files of a memory cgroup by version: the OOM-kill counter, the usage, the limit.
+_FILES = {1: ("memory.oom_control", "memory.usage_in_bytes", "memory.limit_in_bytes"),
+          2: ("memory.events", "memory.current", "memory.max")}
 
 
 @dataclass(frozen=True)
@@ -21,33 +21,21 @@ class Cgroup:
     """The memory files of one cgroup."""
 
     version: int
-    oom_file: Path  # holds the `oom_kill N` line
-    usage_file: Path
-    limit_file: Path
+    folder: Path
+
+    @property
+    def oom_file(self) -> Path:
+        return self.folder / _FILES[self.version][0]
 
     def oom_kills(self) -> int | None:
-        try:
-            text = self.oom_file.read_text()
-        except OSError:
-            return None
-        for line in text.splitlines():
-            name, _, value = line.partition(" ")
-            if name == "oom_kill" and value.strip().isdigit():
-                return int(value)
-        return None
+        return oom_kills_in(self.oom_file)
 
     def usage(self) -> int:
-        return _number(self.usage_file)
+        return _number(self.folder / _FILES[self.version][1])
 
     def limit(self) -> int:
-        found = _number(self.limit_file)
+        found = _number(self.folder / _FILES[self.version][2])
         return -1 if found >= UNLIMITED else found
-
-
-def find_cgroup(proc: str = "/proc", fs: str = "/sys/fs/cgroup") -> Cgroup | None:
-    """This process's memory cgroup: v1's memory controller, else v2's unified one."""
-    membership = _membership(proc)
-    return _cgroup_of(membership, fs) if membership is not None else None
 
 
 class FollowedCgroup:
@@ -66,7 +54,11 @@ class FollowedCgroup:
 
     def follow(self) -> bool:
         """Look again; True when the process is in another memory cgroup than last seen."""
-        membership = _membership(self._proc)
+        try:
+            with open(os.path.join(self._proc, "self", "cgroup")) as file:
+                membership: str | None = file.read()
+        except OSError:
+            membership = None
         if membership == self._membership:
             return False
         self._membership = membership
@@ -78,16 +70,8 @@ class FollowedCgroup:
         return True
 
 
-def _membership(proc: str) -> str | None:
-    """What /proc says of this process's cgroups (one line per hierarchy)."""
-    try:
-        with open(os.path.join(proc, "self", "cgroup")) as file:
-            return file.read()
-    except OSError:
-        return None
-
-
 def _cgroup_of(membership: str, fs: str) -> Cgroup | None:
+    """The memory cgroup of /proc's lines: v1's memory controller, else v2's unified one."""
     v1 = v2 = None
     for line in membership.splitlines():
         _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
@@ -101,21 +85,28 @@ def _cgroup_of(membership: str, fs: str) -> Cgroup | None:
     if v2 is not None:
         candidates += [(2, Path(fs, v2.lstrip("/"))), (2, Path(fs))]
     for version, folder in candidates:
-        if version == 1 and (folder / "memory.oom_control").is_file():
-            return Cgroup(1, folder / "memory.oom_control", folder / "memory.usage_in_bytes",
-                          folder / "memory.limit_in_bytes")
-        if version == 2 and (folder / "memory.events").is_file():
-            return Cgroup(2, folder / "memory.events", folder / "memory.current",
-                          folder / "memory.max")
+        if (folder / _FILES[version][0]).is_file():
+            return Cgroup(version, folder)
+    return None
+
+
+def oom_kills_in(path: Path) -> int | None:
+    """The `oom_kill N` count of a cgroup's counter file."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == "oom_kill" and value.strip().isdigit():
+            return int(value)
     return None
 
 
 def oom_kills_at(path: str) -> int | None:
     """The OOM-kill count in a cgroup's counter file, as a dead kernel named it: only a file of
     that name is read."""
-    if not path.endswith(("/memory.oom_control", "/memory.events")):
-        return None
-    return Cgroup(0, Path(path), Path(path), Path(path)).oom_kills()
+    return oom_kills_in(Path(path)) if path.endswith(("/memory.oom_control", "/memory.events")) else None
 
 
 def resident_bytes(proc: str = "/proc") -> int:

@@ -1,12 +1,9 @@
 """Notes of kernel deaths for the user: `kernels/<token>.died` in the persistence directory.
 
-Whoever reports a death (the dead kernel's watcher, or the next kernel's scan) leaves a small
-JSON note: the cell that was running, the cause in a few words, when, and what became of the
-report. The next kernel to start takes the notes (renaming each to a name of its own first, so
-that two kernels starting at once never both show one), and says the newest, if it is recent,
-in its status and panel: "Previous kernel died running In [14] (out of memory); reported."
-
-Notes are written and read by the trust rule of every file here (core/private_files.py).
+Whoever reports a death leaves a small JSON note (the running cell, the cause, when, what became
+of the report). The next kernel takes the notes, each renamed to a name of its own first so that
+two kernels never both show one, and says the newest recent one in status and the panel:
+"Previous kernel died running In [14] (out of memory); reported."
 """
 
 from __future__ import annotations
@@ -15,12 +12,11 @@ import contextlib
 import json
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.private_files import UntrustedFile, open_private, read_private
+from ..core.private_files import UntrustedFile, read_private, write_private
 
 if TYPE_CHECKING:
     from ..report.kernel_death import KernelDeath
@@ -28,8 +24,9 @@ if TYPE_CHECKING:
 NOTE_SUFFIX = ".died"
 MAX_NOTE_BYTES = 4096
 RECENT_SECONDS = 3600.0  # a death older than this before the kernel started is not said
-# What became of the report.
-REPORTED, KEPT, NOT_SENT, REFUSED = "reported", "kept", "not sent", "refused"
+# What became of the report; DROPPED (not a death that counts, or an on_error callback dropped
+# it) leaves no note.
+REPORTED, KEPT, NOT_SENT, REFUSED, DROPPED = "reported", "kept", "not sent", "refused", "dropped"
 _OUTCOMES = {
     REFUSED: "not reported (the endpoint refused it).",
     REPORTED: "reported.",
@@ -74,16 +71,8 @@ def leave_note(folder: Path, token: str, note: DeathNote) -> None:
     data = json.dumps({"diedAt": note.died_at, "running": note.running,
                        "executionCount": note.execution_count, "cause": note.cause,
                        "outcome": note.outcome}).encode()
-    hidden = folder / f".{token}{NOTE_SUFFIX}.{secrets.token_hex(3)}.tmp"
     with contextlib.suppress(OSError, UntrustedFile):
-        fd = open_private(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.rename(hidden, folder / f"{token}{NOTE_SUFFIX}")
-    with contextlib.suppress(OSError):
-        hidden.unlink()
+        write_private(folder / f"{token}{NOTE_SUFFIX}", data)
 
 
 def take_notes(folder: Path, own_token: str, since: float) -> DeathNote | None:

@@ -1,0 +1,399 @@
+"""Delivery: every payload reaches its endpoint once, is kept on disk until it does, or is
+dropped on purpose, counted and said (a 4xx other than 408 and 429; a cap reached).
+
+`submit()` runs on the thread that made the payload (a cell's) and never touches the network:
+it appends the payload to the outbox's journal, so that a kernel killed right after an error
+still leaves the error on disk. One daemon thread, the sender, does the rest: it opens the
+outbox (the default directory imports platformdirs, which a cell's thread leaves to it),
+stores what came before it was open, adopts what dead kernels left, and sends, this process's
+own payloads first, the events that wait for one endpoint together in one request. It starts
+when first needed; a forked child starts afresh with a sender of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+from ..core import forkguard
+from ..core.basics import JsonDict, Once, log
+from ..report import payloads
+from ..report.trimming import MAX_PAYLOAD_BYTES
+from .backlog import UNREADABLE, Backlog, Queued, Stats
+from .journal import mark_done
+from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload
+from .retry import Backoff, RetryPolicy
+from .transport import HttpTransport, Transport
+
+if TYPE_CHECKING:
+    from ..core.config import Configuration
+    from .outbox import Outbox
+
+MEMORY_BUDGET = 16 * 1024 * 1024  # bodies kept in memory; past it they are read back from disk
+CHILD_HOLD_SECONDS = 10.0  # a forked child's payloads wait this long for the parent (see below)
+MAX_BATCH = 100  # events sent in one request, at most ...
+MAX_BATCH_BYTES = MAX_PAYLOAD_BYTES  # ... and bytes: one payload's limit
+RESCAN_SECONDS = 30.0  # how often the outbox is looked through for payloads of kernels that died
+CHILD_WATCH_SECONDS = 0.25  # how often a process that forked looks for children that ended
+
+
+class Delivery:
+    """The outbox and the sender of one process."""
+
+    def __init__(
+        self,
+        transport_factory: Callable[[], Transport] = HttpTransport,
+        *,
+        policy: RetryPolicy | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        memory_budget: int = MEMORY_BUDGET,
+    ) -> None:
+        self._transport_factory = transport_factory
+        self._policy = policy or RetryPolicy.from_environment()
+        self._monotonic = monotonic
+        self._wall_clock = wall_clock
+        self._memory_budget = memory_budget
+        self._caps: dict[Kind, int] = {"session": 1000, "event": 10000}
+        self._directory: str | None = None
+        self.listeners: list[Callable[[], None]] = []
+        self._start_afresh()
+        self._forked_child = False
+        self._watching_children = False  # this process forked: look for children that ended
+        reference = weakref.ref(self)
+        if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+            os.register_at_fork(
+                after_in_child=lambda: _after_fork(reference, child=True),
+                after_in_parent=lambda: _after_fork(reference, child=False),
+            )
+
+    def _start_afresh(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # its lock guards the backlog and the outbox
+        self.backlog = Backlog(self._policy, self._monotonic)
+        self.stats: Stats = self.backlog.stats
+        self._said = Once()
+        self._thread: threading.Thread | None = None
+        self._opening = threading.Lock()  # one thread opens the outbox; others wait for it
+        self.outbox: Outbox | None = None  # open: any thread may store in it
+        self._outbox_failed = False
+        self.problem: str | None = None  # why payloads are kept in memory only, for status
+        self._unstored: list[Queued] = []  # made before the outbox was open: the sender stores them
+        self.scanned = threading.Event()  # the first look through the outbox is done
+        self._next_scan = 0.0
+        self._next_child_look = 0.0
+        # The first payload is the launch session, made while the extension loads: the sender
+        # opens the outbox for it, so that loading never waits on the disk.
+        self._launched = False
+
+    # -- what status and the panel read ---------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Payloads this process still has to send (its own and adopted ones)."""
+        return self.backlog.count
+
+    @property
+    def stored(self) -> int:
+        """Of those, how many are safe in the outbox on disk."""
+        return self.backlog.stored
+
+    def retry_in(self) -> float | None:
+        """Seconds, on the delivery's clock, until what waits is tried again: 0 while a send
+        is under way or due, None when nothing waits."""
+        with self._lock:
+            return 0.0 if self.backlog.in_flight else self.backlog.next_wait()
+
+    def counters(self) -> JsonDict:
+        """A consistent snapshot of the counters, for the status panel."""
+        with self._lock:
+            return {**asdict(self.stats), "queued": self.backlog.count, "stored": self.backlog.stored}
+
+    # -- the client's calls ----------------------------------------------------------------
+
+    def reconfigure(self, config: Configuration) -> None:
+        """Take the outbox directory and the caps from the client's configuration. Payloads
+        stored so far stay where they are; new ones go to the new directory."""
+        with self._wake:
+            self._caps = {"session": config.max_stored_sessions, "event": config.max_stored_events}
+            removed = self.backlog.enforce_caps(self._caps)
+            if config.persistence_directory != self._directory:
+                self._directory = config.persistence_directory
+                self.outbox, self._outbox_failed, self.problem = None, False, None
+                self.scanned.clear()
+                self._wake.notify_all()
+        self._forget(removed)
+
+    def submit(self, payload: Payload) -> None:
+        """Store a payload and queue it for the sender; never waits on the network."""
+        item = Queued.made(payload, own=True)
+        outbox = self._outbox_now(may_import=False)
+        self._launched = True
+        place = outbox.keep(payload) if outbox is not None else None
+        with self._wake:
+            self._ensure_thread_locked()
+            removed = self.backlog.add(item, self._caps)
+            if place is not None:
+                self.backlog.now_stored(item, *place, self._memory_budget)
+            elif outbox is None and not self._outbox_failed:
+                self._unstored.append(item)
+            backoff = self.backlog.endpoint(item.url).backoff
+            if self._forked_child and item.stored and backoff.ready():
+                backoff.hold(CHILD_HOLD_SECONDS)  # see _after_fork_in_child
+            if self._unstored or (not self.backlog.in_flight and backoff.ready()):
+                # Woken for nothing, the sender would take the GIL from this (cell) thread.
+                self._wake.notify_all()
+        self._forget(removed)
+        self._changed()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Retry now (but not before a Retry-After) and wait until none of this process's own
+        payloads is left; True if none is. Adopted ones go on in the background."""
+        self._wait(timeout, lambda _deadline: self.backlog.own == 0)
+        return self.backlog.own == 0
+
+    def close(self, timeout: float) -> bool:
+        """The exit flush: at most `timeout` seconds; what is left stays on disk."""
+        self._wait(timeout, self.backlog.may_leave)
+        return self.backlog.own == 0
+
+    def drain(self, timeout: float) -> bool:
+        """Adopt what the outbox holds and deliver everything (`bugsnag-ipython outbox flush`)."""
+        started = self._monotonic()
+        with self._lock:
+            self._ensure_thread_locked()
+        if not self.scanned.wait(max(0.0, timeout)):
+            return False
+        remaining = timeout - (self._monotonic() - started)
+        self._wait(remaining, lambda _deadline: self.backlog.count == 0)
+        return self.backlog.count == 0
+
+    def _wait(self, timeout: float, done: Callable[[float], bool]) -> None:
+        deadline = self._monotonic() + max(0.0, timeout)
+        with self._wake:
+            self.backlog.hurry()
+            self._wake.notify_all()
+            while not done(deadline):
+                remaining = deadline - self._monotonic()
+                if remaining <= 0:
+                    break
+                self._wake.wait(remaining)
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    def _outbox_now(self, *, may_import: bool) -> Outbox | None:
+        """The open outbox, opening it if need be. Opening is a few directory and lock calls,
+        cheap enough for any thread; resolving the default directory imports platformdirs,
+        which a cell's thread leaves to the sender until it has been imported."""
+        outbox = self.outbox
+        if outbox is not None or self._outbox_failed:
+            return outbox
+        if not may_import and (
+            not self._launched or (self._directory is None and "platformdirs" not in sys.modules)
+        ):
+            return None
+        with self._opening:
+            if self.outbox is None and not self._outbox_failed:
+                self._open()
+        return self.outbox
+
+    def _open(self) -> None:
+        from .outbox import open_outbox
+
+        directory = self._directory
+        with forkguard.no_fork:  # outbox, and platformdirs for the default directory
+            outbox, problem = open_outbox(directory)
+        with self._wake:
+            if outbox is None:
+                self.problem, self._outbox_failed = problem, True
+                self._unstored.clear()
+            elif directory == self._directory and self.outbox is None:
+                self.outbox = outbox
+                return
+        if outbox is None:
+            self._changed()
+        else:
+            outbox.close()  # reconfigured meanwhile (the next turn opens the new directory)
+
+    def _keep_outbox(self) -> None:
+        """The sender's disk work, before each send: open the outbox, store what came before
+        it was open, and look for what dead kernels left."""
+        if self.outbox is None and not self._outbox_failed:
+            self._outbox_now(may_import=True)
+            self._next_scan = 0.0
+        self._store_unstored()
+        now = self._monotonic()
+        if now >= self._next_scan or self._a_child_ended(now):
+            self._rescan()
+            self._next_scan = self._monotonic() + RESCAN_SECONDS
+
+    def _store_unstored(self) -> None:
+        with self._wake:
+            items, self._unstored = self._unstored, []
+            outbox = self.outbox
+        for item in items:
+            body = item.body
+            place = outbox.keep(item.payload(body)) if outbox is not None and body is not None else None
+            if place is None:
+                continue
+            with self._wake:
+                late = item.done  # delivered or dropped while it was being written
+                if not late:
+                    self.backlog.now_stored(item, *place, self._memory_budget)
+            if late:
+                place[0].settle([place[1].ident])
+
+    def _a_child_ended(self, now: float) -> bool:
+        # A few lock calls: cheap enough to make a few times a second, in a process that forked.
+        outbox = self.outbox
+        if not self._watching_children or now < self._next_child_look:
+            return False
+        self._next_child_look = now + CHILD_WATCH_SECONDS
+        return outbox is not None and outbox.an_owner_died()
+
+    def _rescan(self) -> None:
+        with self._wake:
+            outbox = None if self._forked_child else self.outbox  # a child leaves it to the parent
+            room = {kind: self._caps[kind] - self.backlog.by_kind(kind) for kind in KINDS}
+        try:
+            if outbox is not None:
+                scan = outbox.adopt(room, self._wall_clock(), self._store_unstored)
+                with self._wake:
+                    self._forget(self.backlog.adopt(scan, self._caps))
+                    self._wake.notify_all()
+                self._changed()
+        except Exception as error:
+            log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
+        finally:
+            self.scanned.set()
+
+    @staticmethod
+    def _forget(removed: list[Queued]) -> None:
+        """Mark items delivered or dropped as done in their journals."""
+        mark_done((item.journal, item.ident) for item in removed)
+
+    # -- the sender ------------------------------------------------------------------------
+
+    def _ensure_thread_locked(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="bugsnag-sender", daemon=True)
+            self._thread.start()
+
+    def _due_in(self) -> float:
+        """Seconds until the sender has disk work to do (called under the lock)."""
+        if self._unstored or (self.outbox is None and not self._outbox_failed):
+            return 0.0
+        now = self._monotonic()
+        waits = [self._next_scan - now]
+        if self._watching_children:
+            waits.append(self._next_child_look - now)
+        return max(0.0, min(waits))
+
+    def _run(self) -> None:
+        transport: Transport | None = None
+        while True:
+            self._keep_outbox()
+            with self._wake:
+                while (taken := self.backlog.take(MAX_BATCH, MAX_BATCH_BYTES)) is None:
+                    due = self._due_in()
+                    if due <= 0:
+                        break
+                    wait = self.backlog.next_wait()
+                    self._wake.wait(due if wait is None else min(due, wait))
+            if taken is None:
+                continue
+            batch, backoff = taken
+            items, bodies = self._bodies(batch, backoff)
+            if not items:
+                continue
+            body, count = payloads.join_events(bodies)
+            if count < len(items):  # not all of one key and notifier: the rest go next
+                with self._wake:
+                    for item in items[count:]:
+                        self.backlog.put_back(item)
+                items = items[:count]
+            try:
+                if transport is None:
+                    with forkguard.no_fork:  # its first import of requests
+                        transport = self._transport_factory()
+                outcome = transport.send(items[0].payload(body))
+            except Exception as error:  # a broken transport must not end the sender
+                outcome = Outcome(None, error=f"{type(error).__name__}: {error}")
+            self._after_send(items, backoff, outcome)
+
+    def _bodies(
+        self, batch: list[tuple[Queued, bytes | None]], backoff: Backoff
+    ) -> tuple[list[Queued], list[bytes]]:
+        """The items of a batch that are still to be sent, with their bodies."""
+        items, bodies = [], []
+        for item, body in batch:
+            body = body if body is not None else item.read_back()
+            if body is None:
+                self._after_send([item], backoff, None, UNREADABLE)
+            elif self._wall_clock() - item.created_at > MAX_AGE_SECONDS:
+                self._after_send([item], backoff, None, "older than 60 days")
+            else:
+                items.append(item)
+                bodies.append(body)
+        return items, bodies
+
+    def _after_send(
+        self, items: list[Queued], backoff: Backoff, outcome: Outcome | None, dropped: str | None = None
+    ) -> None:
+        with self._wake:
+            removed, warning = self.backlog.after_send(items, backoff, outcome, dropped, self._caps)
+            # Marked done on disk before a flush sees them done: a child may exit right after.
+            self._forget(removed)
+            self._wake.notify_all()
+        if warning:
+            self._said.say(*warning)
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:
+                log.debug("state listener failed", exc_info=True)
+
+    # -- fork ------------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        # Only the forking thread survives, and locks may be held by threads that are gone;
+        # the parent's payloads are the parent's to send: start afresh, and let go of the
+        # parent's outbox lock without unlocking it. A pool's workers are terminated once
+        # their work is done, often in the middle of a request, which then arrives without
+        # the worker marking it sent. So a child sends a stored payload only once it is
+        # CHILD_HOLD_SECONDS old (or at a flush or exit): a worker that ends before leaves it
+        # in its journal, for the parent, which watches for its children ending, to send once.
+        # A child may os._exit right after an error: it stores from the first payload, on the
+        # thread that made it, and adopts nothing.
+        outbox = self.outbox
+        self._start_afresh()
+        self._forked_child, self._watching_children = True, False
+        self._launched = True
+        if outbox is not None:
+            outbox.forget_after_fork()
+
+    def _watch_children(self) -> None:
+        # Adopt what a child left as soon as it ends, not at the next rescan.
+        self._watching_children = True
+        if self._lock.acquire(blocking=False):  # never wait here, in the thread that forked
+            try:
+                self._wake.notify_all()
+            finally:
+                self._lock.release()
+
+
+def _after_fork(reference: weakref.ref[Delivery], *, child: bool) -> None:
+    delivery = reference()
+    if delivery is not None and child:
+        delivery._after_fork_in_child()
+    elif delivery is not None:
+        delivery._watch_children()

@@ -1,0 +1,88 @@
+"""A `Payload` (one session or event request, bound to the key and URL it was made for: what is
+sent and what is stored) and the `Outcome` of one attempt to send it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..report import payloads
+
+Kind = Literal["session", "event"]
+KINDS: tuple[Kind, ...] = ("session", "event")
+MAX_AGE_SECONDS = 60 * 24 * 3600.0  # stored payloads older than this are discarded
+
+
+@dataclass(frozen=True)
+class Payload:
+    kind: Kind
+    url: str
+    api_key: str
+    body: bytes
+    created_at: float
+
+    @property
+    def payload_version(self) -> str:
+        return (
+            payloads.SESSION_PAYLOAD_VERSION
+            if self.kind == "session"
+            else payloads.EVENT_PAYLOAD_VERSION
+        )
+
+    def headers(self, now: float) -> dict[str, str]:
+        """The request's headers; Sent-At and the digest are made per attempt, over its bytes."""
+        return payloads.headers(self.api_key, self.payload_version, self.body, now)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to: a 2xx is delivered; a 4xx other than 408 and 429 is refused
+    for good (dropped, said); 408, 429, a 5xx or no response at all is tried again later."""
+
+    status: int | None  # None: no HTTP response at all
+    error: str | None = None  # in plain words, when there was no response
+    retry_after: float | None = None  # seconds, from a Retry-After header
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def undeliverable(self) -> bool:
+        """Refused for good: sending it again would be refused again."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 429)
+
+    @property
+    def retryable(self) -> bool:
+        return not self.delivered and not self.undeliverable
+
+
+def refusal(status: int) -> tuple[str, str]:
+    """For an undeliverable response: the drop reason (counted and shown by status) and the
+    one sentence logged the first time it happens."""
+    if status in (401, 403):
+        return (
+            f"API key rejected (HTTP {status})",
+            f"BugSnag rejected the API key (HTTP {status}); check api_key. "
+            "Payloads refused for this reason are dropped.",
+        )
+    if status == 404:
+        return (
+            "endpoint not found (HTTP 404)",
+            "The endpoint answered 404 Not Found; check notify_endpoint and sessions_endpoint. "
+            "Payloads refused for this reason are dropped.",
+        )
+    if status == 413:
+        return (
+            "payload too large (HTTP 413)",
+            "BugSnag refused a payload as too large (HTTP 413); it is dropped.",
+        )
+    if status == 400:
+        return (
+            "payload refused (HTTP 400)",
+            "BugSnag refused a payload as invalid (HTTP 400); it is dropped.",
+        )
+    return (
+        f"refused (HTTP {status})",
+        f"BugSnag refused a payload with HTTP {status}; it is dropped, not retried.",
+    )
