@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.kernel import API_KEY, Kernel
+from tests.kernel import Kernel, collector_env
 
 # Every payload a client makes in a test is checked against BugSnag's shape (shape_check.py).
 # fakes: the clock and recorder fixtures; cgroups: a memory-limited cgroup
@@ -38,32 +39,29 @@ def shell() -> Iterator[Any]:
         InteractiveShell.clear_instance()
 
 
-@pytest.fixture
-def collector(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+@contextlib.contextmanager
+def collecting(folder: Path, *, shapes_checked: bool = True) -> Iterator[Any]:
+    """A collector running on a free port with its store in `folder`. On the way out, what
+    kernels sent must have had BugSnag's shape (unless `shapes_checked` is off: junk sent on
+    purpose)."""
     from tests.collector_support import ScriptedCollector
+    from tests.shape_check import refused_by_validation
 
-    server = ScriptedCollector(tmp_path / "collector.sqlite").start()
+    server = ScriptedCollector(folder / "collector.sqlite").start()
     try:
         yield server
-        # What kernels sent must have had BugSnag's shape, unless the test sent junk on purpose.
-        if request.node.get_closest_marker("sends_malformed") is None:
-            from tests.shape_check import refused_by_validation
-
-            refused = refused_by_validation(server)
-            assert not refused, f"the collector refused payloads for their shape: {refused}"
+        refused = refused_by_validation(server) if shapes_checked else []
+        assert not refused, f"the collector refused payloads for their shape: {refused}"
     finally:
         server.stop()
 
 
-def collector_env(collector: Any, persistence: Path, **extra: str) -> dict[str, str]:
-    env = {
-        "BUGSNAG_API_KEY": API_KEY,
-        "BUGSNAG_NOTIFY_ENDPOINT": collector.notify_url,
-        "BUGSNAG_SESSIONS_ENDPOINT": collector.sessions_url,
-        "BUGSNAG_PERSISTENCE_DIRECTORY": str(persistence),
-    }
-    env.update(extra)
-    return {k: v for k, v in env.items() if v != ""}
+@pytest.fixture
+def collector(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The test's collector; a test marked `sends_malformed` sends junk to it on purpose."""
+    malformed = request.node.get_closest_marker("sends_malformed") is not None
+    with collecting(tmp_path, shapes_checked=not malformed) as server:
+        yield server
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from tests.kernel import API_KEY as API_KEY  # the same key as the kernel tests
-
 
 class Clock:
     def __init__(self) -> None:

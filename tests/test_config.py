@@ -14,8 +14,7 @@ from bugsnag_ipython.core.config import (
     MaskedApiKey,
     from_environment,
 )
-
-KEY = "0123456789abcdef0123456789abcdef"
+from tests.payloads import OTHER_KEY as KEY
 
 
 def test_defaults_match_the_documented_table() -> None:

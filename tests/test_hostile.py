@@ -31,7 +31,7 @@ from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.notebook.status import panel_view, status_html, status_text
 from bugsnag_ipython.report.trimming import MAX_PAYLOAD_BYTES
 from tests.conftest import StartKernel
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY, event_payload, post
 from tests.stored import stored_payloads
 from tests.waits import eventually
 
@@ -118,7 +118,7 @@ def test_an_interrupt_while_ipython_shows_the_error_reports_the_error_the_cell_r
     assert (event.error_class, event.unhandled) == ("ZeroDivisionError", True)
     # An interrupt of the user's own code stays the user's: not reported.
     kernel.execute("try:\n    1/0\nexcept ZeroDivisionError:\n    raise KeyboardInterrupt")
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(5)") is True
+    assert kernel.flush(5) is True
     assert len(collector.store.events()) == 1
 
 
@@ -148,10 +148,13 @@ def test_credentials_in_an_endpoint_are_never_shown(
         **FAST,
     )
     kernel.execute("1/0")
-    deadline = time.monotonic() + 10
-    while "Last error" not in (status := kernel.execute("%bugsnag_session status").stdout):
-        assert time.monotonic() < deadline, f"no failed attempt shown within 10 s:\n{status}"
-        time.sleep(0.1)
+
+    def failed_attempt_shown() -> str | None:
+        shown = kernel.execute("%bugsnag_session status").stdout
+        return shown if "Last error" in shown else None
+
+    status = eventually(failed_attempt_shown)
+    assert status, "no failed attempt shown within 10 s"
     panel = kernel.evaluate(
         "__import__('bugsnag_ipython.notebook.status', fromlist=['x']).status_html("
         "get_ipython()._bugsnag_ipython.client)"
@@ -335,7 +338,6 @@ def stored_elsewhere(directory: Path, message: str, *, size: int | None = None) 
     """A payload file, as a dead kernel would have left it, in another directory."""
     from bugsnag_ipython.delivery.payload import Payload
     from bugsnag_ipython.report import payloads
-    from tests.collector.conftest import event_payload
     from tests.stored import payload_file
 
     payload = event_payload(message=message)
@@ -413,34 +415,17 @@ def test_a_persistence_directory_of_another_user_is_refused_and_delivery_works_f
 # -- the collector -------------------------------------------------------------------------
 
 
-def post(url: str, body: bytes) -> tuple[int, bytes]:
-    import urllib.error
-    import urllib.request
-
-    from bugsnag_ipython.report import payloads
-
-    headers = payloads.headers(API_KEY, "4.0", body, time.time())
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
 @pytest.mark.sends_malformed
 def test_the_collector_answers_any_unparsable_body_with_400_and_keeps_serving(collector: Any) -> None:
-    from tests.collector.conftest import encode, event_payload
-
     deep = b"[" * 200_000 + b"]" * 200_000
-    assert post(collector.notify_url, deep)[0] == 400
+    assert post(collector.notify_url, "events", deep).status_code == 400
     nested: Any = "bottom"
     for _ in range(900):  # deep, but within what the parser takes
         nested = {"n": nested}
     payload = event_payload()
     payload["events"][0]["metaData"] = {"deep": nested}
-    assert post(collector.notify_url, encode(payload))[0] in (202, 400)
-    assert post(collector.notify_url, encode(event_payload()))[0] == 202
+    assert post(collector.notify_url, "events", payload).status_code in (202, 400)
+    assert post(collector.notify_url, "events", event_payload()).status_code == 202
     with socket.create_connection(("127.0.0.1", collector.port), timeout=5):
         pass  # still listening
 
@@ -448,11 +433,9 @@ def test_the_collector_answers_any_unparsable_body_with_400_and_keeps_serving(co
 def test_the_collectors_report_writes_no_control_character_to_the_terminal(
     collector: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.collector.conftest import encode, event_payload
-
     hostile = event_payload(error_class="\x1b]0;pwned\x07Evil\u202eError", message="\x1b[2J\x1b[H\x9b")
     hostile["events"][0]["app"]["version"] = "1.0\x1b[31m"
-    assert post(collector.notify_url, encode(hostile))[0] == 202
+    assert post(collector.notify_url, "events", hostile).status_code == 202
     text = format_report(build_report(collector.store))
     assert "Evil" in text and "\\x1b" in text
     assert not any((ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in text)

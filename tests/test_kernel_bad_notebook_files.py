@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from bugsnag_ipython.collector.server import Collector
-from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_kernelspec
+from bugsnag_ipython.demo import KERNEL_NAME
 from bugsnag_ipython.report.notebook_cells import MAX_NOTEBOOK_BYTES
-from tests.conftest import collector_env
+from tests.conftest import collecting
+from tests.kernel import installed_env
 from tests.test_kernel_headless import BIN, FRAMES, RUN_TIMEOUT, frames, run_with_nbclient, write_notebook
 
 pytest.importorskip("papermill")
@@ -71,20 +71,15 @@ def events(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[
     jobs = work / "jobs"
     notebook = write_notebook(jobs / "analysis.ipynb")
     plant_bad_files(jobs, notebook)
-    ipython_dir = work / "ipython"  # no profile: the installed kernel config loads the extension
-    ipython_dir.mkdir()
-    make_kernelspec(work)
-    collector = Collector(work / "collector.sqlite").start()
+    with collecting(work) as collector:
 
-    def env(version: str) -> dict[str, str]:
-        extra = collector_env(collector, work / "outbox", BUGSNAG_APP_VERSION=version)
-        return kernel_environment(ipython_dir, {**extra, "JUPYTER_PATH": str(work)})
+        def env(version: str) -> dict[str, str]:
+            return installed_env(work, collector, BUGSNAG_APP_VERSION=version)
 
-    def run(version: str, argv: list[str]) -> None:
-        # Each run ends with the notebook's error: its exit status is not 0.
-        subprocess.run(argv, cwd=jobs, env=env(version), capture_output=True, timeout=RUN_TIMEOUT)
+        def run(version: str, argv: list[str]) -> None:
+            # Each run ends with the notebook's error: its exit status is not 0.
+            subprocess.run(argv, cwd=jobs, env=env(version), capture_output=True, timeout=RUN_TIMEOUT)
 
-    try:
         run("papermill", [str(BIN / "papermill"), "analysis.ipynb", "papermill-out.ipynb"])
         run("jupyter-execute", [str(BIN / "jupyter"), "execute", "--allow-errors", "analysis.ipynb"])
         # No command line names these: the notebook is searched for among the folder's files.
@@ -96,8 +91,6 @@ def events(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[
             assert record.app_version not in found, f"two events of {record.app_version}"
             found[record.app_version] = record.event
         yield found
-    finally:
-        collector.stop()
 
 
 RUNS = ["papermill", "jupyter-execute", "papermill-python", "nbclient"]

@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import StartKernel
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY, OTHER_KEY
 
 WAIT = 10.0
-OTHER_KEY = "0123456789abcdef0123456789abcdef"
 
 
 def option_lines(text: str) -> dict[str, tuple[str, str]]:
@@ -110,7 +109,7 @@ def test_reload_reads_the_environment_again_and_sends_what_was_held(
     reloaded = kernel.execute("%reload_ext bugsnag_ipython")
     assert reloaded.status == "ok" and "no bugsnag api key" not in reloaded.text.lower()
 
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+    assert kernel.flush() is True
     assert kernel.evaluate("__import__('bugsnag_ipython').current_session().id") == session
     assert collector.wait_for("events", 2, WAIT) and collector.wait_for("sessions", 1, WAIT)
     requests = collector.store.requests()

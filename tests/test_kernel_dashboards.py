@@ -9,11 +9,7 @@ browser: the cells run while the page is rendered.
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +18,9 @@ from typing import Any
 import pytest
 import requests
 
-from bugsnag_ipython.collector.server import Collector
-from bugsnag_ipython.demo import kernel_environment, make_kernelspec
-from tests.conftest import collector_env
+from tests.conftest import collecting
+from tests.kernel import installed_env
+from tests.servers import serving
 from tests.test_kernel_headless import RUN_TIMEOUT, frames, run_like_jupyterlab, write_notebook
 
 pytest.importorskip("voila", reason="voila is missing: pip install -e '.[browser]'")
@@ -32,7 +28,6 @@ pytest.importorskip("voila", reason="voila is missing: pip install -e '.[browser
 pytestmark = pytest.mark.timeout(300)
 
 FRAMES = [("dashboard.ipynb#cell-helpers", 3, "check"), ("dashboard.ipynb#cell-check-big", 1, "<module>")]
-START_TIMEOUT = 60.0
 
 
 @dataclass
@@ -40,68 +35,31 @@ class Dashboards:
     events: dict[str, list[dict[str, Any]]]  # by app version: one per way of running
 
 
-@contextlib.contextmanager
-def serving(argv: list[str], cwd: Path, env: dict[str, str], log: Path, port: int) -> Iterator[None]:
-    """A server process, once it listens on `port` (a request could render a notebook)."""
-    with log.open("w") as output:
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                with socket.socket() as probe:
-                    if probe.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"{argv[2]} did not start:\n{log.read_text()}")
-                time.sleep(0.2)
-            yield
-        finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def dashboards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboards]:
     work = tmp_path_factory.mktemp("dashboards")
     standalone = write_notebook(work / "board" / "dashboard.ipynb")
     write_notebook(work / "root" / "reports" / "dashboard.ipynb")
-    ipython_dir = work / "ipython"  # no profile: the installed kernel config loads the extension
-    ipython_dir.mkdir()
-    make_kernelspec(work)
-    collector = Collector(work / "collector.sqlite").start()
+    with collecting(work) as collector:
 
-    def env(version: str) -> dict[str, str]:
-        extra = collector_env(collector, work / "outbox", BUGSNAG_APP_VERSION=version)
-        return kernel_environment(ipython_dir, {
-            **extra, "JUPYTER_PATH": str(work), "JUPYTER_CONFIG_DIR": str(work / "jupyter-config"),
-            "JUPYTER_RUNTIME_DIR": str(work / "runtime"),
-        })
+        def env(version: str) -> dict[str, str]:
+            return installed_env(work, collector, BUGSNAG_APP_VERSION=version,
+                                 JUPYTER_CONFIG_DIR=str(work / "jupyter-config"),
+                                 JUPYTER_RUNTIME_DIR=str(work / "runtime"))
 
-    def rendered(version: str, argv: list[str], cwd: Path, page: str) -> None:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        before = len(events())  # counted first: the event may arrive before the page is whole
-        with serving([*argv, f"--port={port}"], cwd, env(version), work / f"{version}.log", port):
-            shown = requests.get(url + page, timeout=RUN_TIMEOUT)
-            assert shown.status_code == 200, shown.text[-2000:]
-            # Delivered from the kernel's own thread: the page may be whole before it is.
-            assert collector.wait_for("events", before + 1, RUN_TIMEOUT), version
+        def rendered(version: str, argv: list[str], cwd: Path, page: str) -> None:
+            before = len(events())  # counted first: the event may arrive before the page is whole
+            # Once it listens: a request could render a notebook.
+            with serving(argv, cwd, env(version), work / f"{version}.log") as url:
+                shown = requests.get(url + page, timeout=RUN_TIMEOUT)
+                assert shown.status_code == 200, shown.text[-2000:]
+                # Delivered from the kernel's own thread: the page may be whole before it is.
+                assert collector.wait_for("events", before + 1, RUN_TIMEOUT), version
 
-    def events() -> list[Any]:
-        return list(collector.store.events())
+        def events() -> list[Any]:
+            return list(collector.store.events())
 
-    python = sys.executable
-    try:
+        python = sys.executable
         rendered("standalone", [python, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1",
                                 "board/dashboard.ipynb"], work, "/")
         rendered("extension", [python, "-m", "jupyter_server", "--no-browser",
@@ -113,8 +71,6 @@ def dashboards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboards]
         for record in collector.store.events():
             by_version.setdefault(record.app_version, []).append(record.event)
         yield Dashboards(by_version)
-    finally:
-        collector.stop()
 
 
 def unhandled(dashboards: Dashboards, version: str) -> dict[str, Any]:

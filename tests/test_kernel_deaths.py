@@ -16,6 +16,7 @@ import pytest
 from bugsnag_ipython.deaths.record import DamagedRecord, RecordContents, read_record
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
+from tests.waits import eventually
 
 WAIT = 20.0
 
@@ -23,13 +24,7 @@ WAIT = 20.0
 def start_cell(kernel: Kernel, code: str, cell_id: str | None = None, *, wait: bool = True) -> None:
     """Send a cell without waiting for it to finish; with `wait`, return once it has started
     (a cell that crashes at once may die before its output leaves the kernel)."""
-    content = {"code": f"print('started', flush=True)\n{code}", "silent": False,
-               "store_history": True, "user_expressions": {}, "allow_stdin": False,
-               "stop_on_error": False}
-    message = kernel.client.session.msg("execute_request", content)
-    if cell_id is not None:
-        message["metadata"]["cellId"] = cell_id
-    kernel.client.shell_channel.send(message)
+    kernel.send(f"print('started', flush=True)\n{code}", cell_id=cell_id)
     deadline = time.monotonic() + WAIT
     while wait and time.monotonic() < deadline:
         msg = kernel.client.get_iopub_msg(timeout=WAIT)
@@ -55,13 +50,13 @@ def on_disk(kernel: Kernel) -> RecordContents | None:
 
 def until(kernel: Kernel, ready: Callable[[RecordContents], bool], what: str) -> RecordContents:
     """Wait until the kernel's record on disk satisfies `ready`; the record then."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
+    def satisfied() -> RecordContents | None:
         contents = on_disk(kernel)
-        if contents is not None and ready(contents):
-            return contents
-        time.sleep(0.02)
-    raise AssertionError(f"the crash record never showed {what} within {WAIT} s")
+        return contents if contents is not None and ready(contents) else None
+
+    found = eventually(satisfied, WAIT)
+    assert found is not None, f"the crash record never showed {what} within {WAIT} s"
+    return found
 
 
 def recording(kernel: Kernel) -> Kernel:
@@ -81,10 +76,7 @@ def named(kernel: Kernel, cell_id: str) -> None:
 
 
 def wait_dead(kernel: Kernel) -> None:
-    deadline = time.monotonic() + WAIT
-    while kernel.alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not kernel.alive, "the kernel is still alive"
+    assert eventually(lambda: not kernel.alive, WAIT), "the kernel is still alive"
 
 
 def kill_in_cell(kernel: Kernel, code: str, cell_id: str | None = None) -> tuple[RecordContents, float]:
@@ -119,7 +111,7 @@ def scanned(kernel: Kernel) -> None:
     while (state := kernel.evaluate(looks)) == [False] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert state == [True], f"no look for dead kernels within {WAIT} s (kernel-deaths sources: {state})"
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+    assert kernel.flush() is True
 
 
 def deaths(collector: Any) -> list[Any]:
@@ -337,9 +329,6 @@ def test_a_kernel_that_sent_nothing_while_it_lived_has_its_death_not_sent(
     kernel.execute("1/0")
     kill_in_cell(kernel, "import time\ntime.sleep(60)")
     # The watcher looked at the record and removed it: a death that does not count.
-    deadline = time.monotonic() + WAIT
-    while records_left(kernel) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert records_left(kernel) == []
+    assert eventually(lambda: records_left(kernel) == [], WAIT), records_left(kernel)
     assert collector.store.events() == [] and collector.store.sessions() == []
     assert collector.store.requests("events") == []

@@ -15,8 +15,10 @@ from typing import Any
 from bugsnag_ipython.delivery.transport import READ_TIMEOUT
 from bugsnag_ipython.notebook.extension import EXIT_FLUSH_SECONDS
 from tests.conftest import StartKernel
-from tests.kernel import API_KEY, Kernel
+from tests.kernel import Kernel
+from tests.payloads import API_KEY
 from tests.stored import stored_payloads
+from tests.waits import eventually
 
 WAIT = 15.0
 # A cell that waited on the network would wait out the read timeout (10 s); a first error cell
@@ -29,10 +31,6 @@ FAST = {"BUGSNAG_RETRY_BASE_SECONDS": "0.05", "BUGSNAG_RETRY_MAX_SECONDS": "0.4"
 def stored_kinds(tmp_path: Path) -> list[str]:
     """The kinds of the payloads the kernels' outbox holds, oldest first."""
     return [stored.kind for stored in stored_payloads(tmp_path / "outbox")]
-
-
-def flush(kernel: Kernel, seconds: float = 10) -> Any:
-    return kernel.evaluate(f"__import__('bugsnag_ipython').flush({seconds})")
 
 
 def status(kernel: Kernel) -> str:
@@ -57,15 +55,13 @@ def drained(*kernels: Kernel) -> None:
     """Wait until each kernel has nothing left to send (its outbox looked through, every payload
     answered): a duplicate, if one were coming, has arrived by then."""
     for kernel in kernels:
-        assert flush(kernel) is True, "a kernel still had payloads waiting"
+        assert kernel.flush() is True, "a kernel still had payloads waiting"
 
 
 def held(collector: Any) -> None:
     """Wait until the hanging collector holds an event request unanswered."""
-    deadline = time.monotonic() + WAIT
-    while not any(r.status == 0 for r in collector.store.requests("events")):
-        assert time.monotonic() < deadline, f"no event request reached the collector within {WAIT} s"
-        time.sleep(0.02)
+    unanswered = eventually(lambda: any(r.status == 0 for r in collector.store.requests("events")), WAIT)
+    assert unanswered, f"no event request reached the collector within {WAIT} s"
 
 
 def test_endpoint_down_then_back_delivers_the_error_and_the_launch_session_once(
@@ -77,9 +73,9 @@ def test_endpoint_down_then_back_delivers_the_error_and_the_launch_session_once(
     failed = kernel.execute("1/0")
     assert failed.error_name == "ZeroDivisionError"
     assert time.monotonic() - started < NOT_WAITING  # the cell did not wait for the network
-    assert flush(kernel, 0.2) is False  # nothing can arrive while the endpoint is down
+    assert kernel.flush(0.2) is False  # nothing can arrive while the endpoint is down
     collector.come_back()
-    assert flush(kernel) is True
+    assert kernel.flush() is True
     assert len(collector.store.sessions()) == 1
     [event] = collector.store.events()
     assert event.error_class == "ZeroDivisionError"
@@ -90,7 +86,7 @@ def test_503_503_202_is_delivered_once_after_retries(start_kernel: StartKernel, 
     kernel = start_kernel(**FAST)
     collector.script("notify", 503, 503)
     kernel.execute("1/0")
-    assert flush(kernel) is True
+    assert kernel.flush() is True
     assert [r.status for r in collector.store.requests("events")] == [503, 503, 202]
     assert len(collector.store.events()) == 1
     first, second, third = collector.store.requests("events")
@@ -105,7 +101,7 @@ def test_429_with_retry_after_waits_that_long_even_when_flushed(
     kernel = start_kernel(**FAST)
     collector.script("notify", (429, {"Retry-After": "1.5"}))
     kernel.execute("1/0")
-    assert flush(kernel) is True
+    assert kernel.flush() is True
     refused, accepted = collector.store.requests("events")
     assert (refused.status, accepted.status) == (429, 202)
     assert received(accepted) - received(refused) >= 1.45
@@ -118,7 +114,7 @@ def test_401_is_dropped_not_retried_and_status_says_why(
     kernel = start_kernel(**FAST)
     collector.script("notify", 401)
     kernel.execute("1/0")
-    assert flush(kernel) is True  # dropped on purpose: nothing is left to send
+    assert kernel.flush() is True  # dropped on purpose: nothing is left to send
     assert [r.status for r in collector.store.requests("events")] == [401]
     shown = status(kernel)
     assert "1 dropped (1 API key rejected (HTTP 401))" in shown
@@ -234,7 +230,7 @@ def test_a_corrupt_file_is_set_aside_and_the_rest_are_delivered(
     collector.come_back()
     kernel = start_kernel(**FAST)
     assert collector.wait_for("events", 3, WAIT)
-    assert flush(kernel) is True
+    assert kernel.flush() is True
     assert sorted(e.message for e in collector.store.events()) == ["0", "1", "2"]
     aside = sorted(p.name for p in (tmp_path / "outbox" / "set-aside").iterdir())
     assert len(aside) == 4
@@ -261,7 +257,7 @@ def test_a_thousand_errors_with_the_endpoint_up_all_arrive_in_bounded_memory(
 ) -> None:
     kernel = start_kernel(**FAST)
     assert kernel.execute(LOOP).status == "ok"
-    assert flush(kernel, 30) is True
+    assert kernel.flush(30) is True
     assert collector.wait_for("events", 1000, WAIT)
     assert len(collector.store.events()) == 1000
     assert kernel.evaluate("grown_kb") < 50 * 1024
@@ -277,7 +273,7 @@ def test_a_thousand_errors_with_the_endpoint_down_are_stored_then_delivered(
     assert len(stored_kinds(tmp_path)) == 1001  # the events and the launch session
     assert kernel.evaluate("grown_kb") < 50 * 1024
     collector.come_back()
-    assert flush(kernel, 30) is True
+    assert kernel.flush(30) is True
     events = collector.store.events()
     assert len(events) == 1000
     assert stored_kinds(tmp_path) == []
@@ -295,7 +291,7 @@ def test_past_the_cap_the_oldest_are_dropped_and_counted(
     assert stored_kinds(tmp_path).count("event") == 100
     assert "900 over the stored cap" in status(kernel)
     collector.come_back()
-    assert flush(kernel, 30) is True
+    assert kernel.flush(30) is True
     messages = {event.message for event in collector.store.events()}
     assert messages == {f"loop {n}" for n in range(900, 1000)}  # the newest were kept
 
@@ -340,7 +336,7 @@ def test_a_forked_child_that_exits_at_once_leaves_its_error_for_the_next_kernel(
 def test_status_shows_the_delivery_counters(start_kernel: StartKernel, collector: Any) -> None:
     kernel = start_kernel(**FAST)
     kernel.execute("1/0")
-    assert flush(kernel) is True
+    assert kernel.flush() is True
     line = next(line for line in status(kernel).splitlines() if line.startswith("Delivery:"))
     assert line == "Delivery: 2 delivered, 0 waiting, 0 retried, 0 dropped"
     counters = kernel.evaluate("__import__('bugsnag_ipython')._client().delivery.counters()")
@@ -360,7 +356,7 @@ def test_without_an_api_key_past_the_held_cap_the_oldest_are_dropped_and_counted
     assert kernel.execute(NOTIFY_TEN).status == "ok"
     assert "7 dropped (7 held overflow)" in status(kernel)
     kernel.execute(f"bugsnag_ipython.configure(api_key={API_KEY!r})")
-    assert flush(kernel) is True
+    assert kernel.flush() is True
     assert sorted(e.message for e in collector.store.events()) == ["held 7", "held 8", "held 9"]
 
 
@@ -374,11 +370,9 @@ def test_past_the_stored_sessions_cap_the_oldest_are_dropped_and_counted(
                              "    ids.append(bugsnag_ipython.current_session().id)")
     assert started.status == "ok"
     # A session in flight when the cap is met is measured against it once its send fails.
-    deadline = time.monotonic() + WAIT
-    while stored_kinds(tmp_path).count("session") > 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert eventually(lambda: stored_kinds(tmp_path).count("session") <= 2, WAIT)
     assert stored_kinds(tmp_path).count("session") == 2
     assert "3 over the stored cap" in status(kernel)  # the launch session and two of the four
     collector.come_back()
-    assert flush(kernel, 30) is True
+    assert kernel.flush(30) is True
     assert sorted(s.session_id for s in collector.store.sessions()) == sorted(kernel.evaluate("ids[-2:]"))

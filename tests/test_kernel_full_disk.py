@@ -5,8 +5,7 @@ reserved, so the checkpoints go on). Either way cells run and errors reach the c
 from __future__ import annotations
 
 import html
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from bugsnag_ipython.deaths.record import DamagedRecord, RecordContents, read_record
 from tests.conftest import StartKernel
 from tests.mounts import FILL, fill, free_bytes, needs_root, small_tmpfs
+from tests.waits import eventually
 
 WAIT = 30.0
 PANEL_SETTINGS = (  # the live panel's Settings column, as its widget holds it in the kernel
@@ -29,17 +29,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     Unmounted after the kernels are gone (requested before start_kernel, it ends after it)."""
     with small_tmpfs(tmp_path / "disk", "4m") as mounted:
         yield mounted
-
-
-def waited(what: str, check: Callable[[], Any]) -> Any:
-    """The first true value `check` gives within WAIT seconds."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {WAIT} s")
 
 
 @needs_root
@@ -57,7 +46,8 @@ def test_a_kernel_started_on_a_full_disk_runs_without_a_crash_record_and_says_so
         assert shown.status == "ok", shown.traceback
         return shown.stdout if "Kernel deaths" in shown.stdout else None
 
-    lines = waited("the status naming the missing record", status)
+    lines = eventually(status, WAIT)
+    assert lines, f"the status never named the missing record within {WAIT} s"
     assert f"Problem: {sentence}" in lines.splitlines()
     assert kernel.execute("total = sum(range(10))\nprint(total)").stdout == "45\n"
     failed = kernel.execute("1/0")
@@ -91,7 +81,8 @@ def test_a_disk_that_fills_while_the_kernel_runs_does_not_kill_it(
 ) -> None:
     kernel = start_kernel(BUGSNAG_PERSISTENCE_DIRECTORY=str(small_disk))
     kernels = small_disk / "kernels"
-    waited("a first checkpoint", lambda: (record := live_record(kernels)) is not None and record.facts)
+    first = eventually(lambda: (record := live_record(kernels)) is not None and record.facts, WAIT)
+    assert first, f"no first checkpoint within {WAIT} s"
 
     filled = kernel.execute(FILL.format(path=str(small_disk / "filler")))
     assert filled.status == "ok", filled.traceback
@@ -110,7 +101,7 @@ def test_a_disk_that_fills_while_the_kernel_runs_does_not_kill_it(
             seen.append(record.vitals.seen_monotonic)
         return len(seen) > 5  # the first one seen, then five more
 
-    waited("five checkpoints on the full disk", checkpointed)
+    assert eventually(checkpointed, WAIT), f"not five checkpoints on the full disk within {WAIT} s"
     record = live_record(kernels)
     assert record is not None and record.facts["metadata"]["large"]["blob"] == "x" * 60_000
     assert kernel.alive

@@ -21,10 +21,9 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_kernelspec
-from tests.collector_support import ScriptedCollector
-from tests.conftest import collector_env
-from tests.kernel import Kernel
+from bugsnag_ipython.demo import KERNEL_NAME
+from tests.conftest import collecting
+from tests.kernel import Kernel, installed_env
 
 pytest.importorskip("papermill")
 pytest.importorskip("nbconvert")
@@ -85,35 +84,30 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     # An edit: a comment line at the end of the helpers' cell (the lines above keep their numbers).
     write_notebook(work / "edited" / "analysis.ipynb", HELPERS + "# threshold: a parameter\n")
     (work / "out").mkdir()
-    ipython_dir = work / "ipython"  # no profile: the installed kernel config loads the extension
-    ipython_dir.mkdir()
-    make_kernelspec(work)
-    collector = ScriptedCollector(work / "collector.sqlite").start()
+    with collecting(work) as collector:
 
-    def env(version: str, outbox: str = "outbox", **options: str) -> dict[str, str]:
-        extra = collector_env(collector, work / outbox, BUGSNAG_APP_VERSION=version, **options)
-        return kernel_environment(ipython_dir, {**extra, "JUPYTER_PATH": str(work)})
+        def env(version: str, outbox: str = "outbox", **options: str) -> dict[str, str]:
+            return installed_env(work, collector, work / outbox, BUGSNAG_APP_VERSION=version, **options)
 
-    def finished(version: str) -> Run:
-        """What the collector holds of a run the moment its runner has exited."""
-        store = collector.store
-        return Run(
-            version,
-            [record.event for record in store.events() if record.app_version == version],
-            [record.session_id for record in store.sessions() if record.app_version == version],
-        )
+        def finished(version: str) -> Run:
+            """What the collector holds of a run the moment its runner has exited."""
+            store = collector.store
+            return Run(
+                version,
+                [record.event for record in store.events() if record.app_version == version],
+                [record.session_id for record in store.sessions() if record.app_version == version],
+            )
 
-    def run(version: str, argv: list[str], cwd: Path, outbox: str = "outbox", **more: str) -> Run:
-        # Every moment between two cells would start a new session by the idle rule: a run
-        # named by its runner's command line is one session all the same.
-        options = env(version, outbox, BUGSNAG_BACKGROUND_TIMEOUT="0") | more
-        done = subprocess.run(argv, cwd=cwd, env=options, capture_output=True, text=True,
-                              timeout=RUN_TIMEOUT)
-        assert "Traceback" not in done.stderr or version == "papermill", done.stderr[-3000:]
-        return finished(version)
+        def run(version: str, argv: list[str], cwd: Path, outbox: str = "outbox", **more: str) -> Run:
+            # Every moment between two cells would start a new session by the idle rule: a run
+            # named by its runner's command line is one session all the same.
+            options = env(version, outbox, BUGSNAG_BACKGROUND_TIMEOUT="0") | more
+            done = subprocess.run(argv, cwd=cwd, env=options, capture_output=True, text=True,
+                                  timeout=RUN_TIMEOUT)
+            assert "Traceback" not in done.stderr or version == "papermill", done.stderr[-3000:]
+            return finished(version)
 
-    jupyter, papermill = str(BIN / "jupyter"), str(BIN / "papermill")
-    try:
+        jupyter, papermill = str(BIN / "jupyter"), str(BIN / "papermill")
         by_name = {
             "nbconvert": run("nbconvert", [jupyter, "nbconvert", "--execute", "--allow-errors",
                              "--to", "notebook", "jobs/analysis.ipynb", "--output-dir", "out"], work),
@@ -140,8 +134,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         flush = [str(BIN / "bugsnag-ipython"), "outbox", "flush", "--dir", str(work / "offline-outbox")]
         subprocess.run(flush, env=env("offline"), capture_output=True, timeout=RUN_TIMEOUT, check=True)
         yield Runs(work, by_name, offline, finished("offline"))
-    finally:
-        collector.stop()
 
 
 def run_with_nbclient(notebook: Path, env: dict[str, str], work: Path) -> None:

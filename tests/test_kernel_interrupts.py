@@ -55,11 +55,7 @@ def interrupted(kernel: Kernel, cell_id: str, raising: int, *, after: str, delay
     with contextlib.suppress(BlockingIOError):
         while os.read(raising, 4096):  # what showing earlier errors wrote
             pass
-    content = {"code": "dive(0)", "silent": False, "store_history": True, "user_expressions": {},
-               "allow_stdin": False, "stop_on_error": False}
-    message = kernel.client.session.msg("execute_request", content)
-    message["metadata"]["cellId"] = cell_id
-    kernel.client.shell_channel.send(message)
+    msg_id = kernel.send("dive(0)", cell_id=cell_id)
     if after == "raised":
         assert select.select([raising], [], [], WAIT)[0], "IPython never showed the error"
         os.read(raising, 16)
@@ -68,7 +64,7 @@ def interrupted(kernel: Kernel, cell_id: str, raising: int, *, after: str, delay
     shown: list[str] = []
     while True:
         msg = kernel.client.get_iopub_msg(timeout=WAIT)
-        if msg["parent_header"].get("msg_id") != message["header"]["msg_id"]:
+        if msg["parent_header"].get("msg_id") != msg_id:
             continue
         kind, body = msg["msg_type"], msg["content"]
         if kind == "error":
@@ -97,7 +93,7 @@ def test_a_deep_error_interrupted_while_shown_is_delivered_once_each_time(
         for after, delay in runs:
             shown = interrupted(kernel, f"{after}-{delay}", raising, after=after, delay=delay)
             assert "RecursionError" in shown or "KeyboardInterrupt" in shown, shown
-        assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+        assert kernel.flush() is True
         reported = Counter(event.event["metaData"]["notebook"]["cellId"]
                            for event in collector.store.events() if event.error_class == "RecursionError")
         assert reported == Counter({f"{after}-{delay}": 1 for after, delay in runs})
@@ -105,7 +101,7 @@ def test_a_deep_error_interrupted_while_shown_is_delivered_once_each_time(
         # The kernel goes on: cells run, and the next error is reported.
         assert kernel.execute("x = 1 + 1").status == "ok"
         kernel.execute("{}['missing']")
-        assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+        assert kernel.flush() is True
         assert [event.error_class for event in collector.store.events()][-1] == "KeyError"
     finally:
         os.close(raising)
@@ -118,7 +114,7 @@ def test_an_interrupt_while_the_event_is_made_is_held_off(start_kernel: StartKer
                    "bugsnag_ipython.add_on_error(lambda event: os.kill(os.getpid(), signal.SIGINT))")
     failed = kernel.execute("1/0")
     assert failed.error_name == "ZeroDivisionError" and "KeyboardInterrupt" not in failed.text
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+    assert kernel.flush() is True
     assert [event.error_class for event in collector.store.events()] == ["ZeroDivisionError"]
     # Held off once, not for good: the next interrupt stops a running cell.
     stopped = kernel.execute("import time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(30)")

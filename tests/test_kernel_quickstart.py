@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import StartKernel
-from tests.kernel import API_KEY, CellResult
+from tests.kernel import CellResult
+from tests.payloads import API_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALLED_KERNEL_CONFIG = Path(sys.prefix, "etc", "ipython", "ipython_kernel_config.json")
@@ -66,7 +67,7 @@ def test_the_readme_quickstart_works_as_written_in_an_auto_loading_kernel(
     assert "application/vnd.jupyter.widget-view+json" in results[1].data[0]  # the panel
     assert results[-1].error_name == "ZeroDivisionError"
     assert "bugsnag_ipython" not in results[-1].stderr  # nothing held: the key was set
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+    assert kernel.flush() is True
     assert collector.wait_for("events", 1, WAIT)
     [event] = collector.store.events()
     assert event.error_class == "ZeroDivisionError" and event.unhandled
@@ -79,7 +80,7 @@ def test_the_readme_quickstart_works_as_written_in_an_auto_loading_kernel(
     later = start_kernel(BUGSNAG_API_KEY="", XDG_CONFIG_HOME=str(config_home), name="later")
     assert later.execute("%bugsnag_session status").stdout.count(f"API key: …{API_KEY[-4:]}") == 1
     assert later.execute("1/0").error_name == "ZeroDivisionError"
-    assert later.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+    assert later.flush() is True
     assert collector.wait_for("events", 2, WAIT)
 
 
@@ -95,7 +96,7 @@ def test_the_readme_quickstart_works_pasted_into_one_cell(
     assert result.error_name == "ZeroDivisionError" and "bugsnag_ipython" not in result.stderr
     assert API_KEY not in notebook_text([result])
     assert "application/vnd.jupyter.widget-view+json" in result.data[0]
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+    assert kernel.flush() is True
     assert collector.wait_for("events", 1, WAIT)
     [event] = collector.store.events()
     assert event.error_class == "ZeroDivisionError"

@@ -28,6 +28,7 @@ from tests.records import (
     token_name,
 )
 from tests.test_kernel_deaths import WAIT, deaths, kill_in_cell, scanned
+from tests.waits import eventually
 
 NOBODY = 65534
 SEGFAULT = (
@@ -106,13 +107,14 @@ def test_a_fifo_and_a_link_to_dev_zero_named_as_records_neither_stall_nor_swell_
     assert kernel.execute("%load_ext bugsnag_ipython").status == "ok"
     # Its own record keeps being written: the vitals move on disk over three checkpoints.
     seen: list[float] = []
-    deadline = time.monotonic() + WAIT
-    while len(seen) < 4 and time.monotonic() < deadline:
+
+    def moved_on() -> bool:
         now = own_vitals(kernel, persistence)
         if now is not None and (not seen or now > seen[-1]):
             seen.append(now)
-        time.sleep(0.05)
-    assert len(seen) == 4, f"the record stopped being updated: {seen}"
+        return len(seen) == 4
+
+    assert eventually(moved_on, WAIT), f"the record stopped being updated: {seen}"
     scanned(kernel)
     [death] = deaths(collector)  # the scan went past both and reported the genuine one
     assert death.event["metaData"]["notebook"]["cellSource"] == "after_the_bad_ones()"

@@ -10,7 +10,7 @@ import requests
 
 from bugsnag_ipython.collector import build_report, format_report
 from tests.conftest import StartKernel
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY
 
 WAIT = 10.0
 HELPER = "def price_of(item):\n    return {'apple': 1}[item]"
@@ -22,7 +22,7 @@ def test_two_releases_of_a_notebook_compared(start_kernel: StartKernel, collecto
     newer.execute(HELPER, cell_id="helper")
     assert newer.execute("price_of('pear')").error_name == "KeyError"
     assert newer.execute("price_of('plum')").error_name == "KeyError"  # another message, same place
-    assert newer.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+    assert newer.flush() is True
 
     source = {"repository": "https://github.com/example/notebooks", "revision": "0123456789ab" + "c" * 28}
     build = {"apiKey": API_KEY, "appVersion": "1.9", "releaseStage": "production",
@@ -30,7 +30,7 @@ def test_two_releases_of_a_notebook_compared(start_kernel: StartKernel, collecto
     assert requests.post(collector.builds_url, json=build, timeout=5).status_code == 200
     older = start_kernel(BUGSNAG_APP_VERSION="1.9")
     older.execute("x = 1")
-    assert older.evaluate("__import__('bugsnag_ipython').flush(10)") is True
+    assert older.flush() is True
     assert collector.wait_for("events", 2, WAIT) and collector.wait_for("sessions", 2, WAIT)
 
     report = build_report(collector.store)

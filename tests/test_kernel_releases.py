@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from bugsnag_ipython.collector.server import Collector
-from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_kernelspec
-from tests.conftest import collector_env
-from tests.kernel import Kernel
+from bugsnag_ipython.demo import KERNEL_NAME
+from tests.kernel import Kernel, collector_env, installed_env
 from tests.test_release import git
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="the git binary is not installed")
@@ -40,18 +37,14 @@ def write_notebook(path: Path, threshold: int) -> Path:
 class Runs:
     """Runs of notebooks by `jupyter execute` against one collector, each with its own outbox."""
 
-    def __init__(self, work: Path, collector: Collector) -> None:
+    def __init__(self, work: Path, collector: Any) -> None:
         self.work = work
         self.collector = collector
-        self.ipython_dir = work / "ipython"  # no profile: the installed kernel config loads it
-        self.ipython_dir.mkdir()
-        make_kernelspec(work)
         self.count = 0
 
     def env(self, **options: str) -> dict[str, str]:
         self.count += 1
-        extra = collector_env(self.collector, self.work / f"outbox-{self.count}", **options)
-        return kernel_environment(self.ipython_dir, {**extra, "JUPYTER_PATH": str(self.work)})
+        return installed_env(self.work, self.collector, self.work / f"outbox-{self.count}", **options)
 
     def run(self, notebook: Path, **options: str) -> tuple[set[str | None], set[str | None]]:
         """The app versions of the sessions and of the events this run added at the collector."""
@@ -67,12 +60,8 @@ class Runs:
 
 
 @pytest.fixture
-def runs(tmp_path: Path) -> Iterator[Runs]:
-    collector = Collector(tmp_path / "collector.sqlite").start()
-    try:
-        yield Runs(tmp_path, collector)
-    finally:
-        collector.stop()
+def runs(tmp_path: Path, collector: Any) -> Runs:
+    return Runs(tmp_path, collector)
 
 
 def test_commits_tags_and_an_edited_tree_are_releases_of_their_own(runs: Runs, tmp_path: Path) -> None:

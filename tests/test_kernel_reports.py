@@ -10,22 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import StartKernel
+from tests.waits import events_of
 
 WAIT = 10.0
-
-
-def events_of(collector: Any, count: int) -> list[Any]:
-    assert collector.wait_for("events", count, WAIT), f"fewer than {count} events arrived"
-    return sorted(collector.store.events(), key=lambda e: e.id)
 
 
 def frames_of(event: Any, index: int = 0) -> list[dict[str, Any]]:
     frames: list[dict[str, Any]] = event.event["exceptions"][index]["stacktrace"]
     return frames
-
-
-def flush(kernel: Any) -> None:
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
 
 
 def test_a_function_from_one_cell_failing_when_called_from_another(
@@ -206,7 +198,7 @@ def test_a_discarding_callback_and_a_raising_callback(start_kernel: StartKernel,
     kernel.execute("bugsnag_ipython.remove_on_error(drop_key_errors)")
     kernel.execute("{}['kept']")
     events = events_of(collector, 3)
-    flush(kernel)
+    assert kernel.flush() is True
     assert [(e.error_class, e.session_unhandled) for e in events] == [
         ("ValueError", 1),  # the dropped KeyError moved no counter
         ("ValueError", 2),

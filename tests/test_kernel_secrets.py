@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from bugsnag_ipython.demo import kernel_environment, make_kernelspec
-from tests.conftest import StartKernel, collector_env
-from tests.kernel import API_KEY
+from tests.conftest import StartKernel
+from tests.kernel import installed_env
+from tests.payloads import API_KEY
 from tests.test_kernel_deaths import deaths, recording, start_cell, wait_dead
 
 WAIT = 20.0
@@ -144,13 +144,7 @@ def test_a_papermill_runs_urls_arrive_without_their_credentials(
     from tests.test_kernel_headless import BIN, RUN_TIMEOUT
 
     served, written = notebook_server
-    ipython_dir = tmp_path / "ipython"  # no profile: the installed kernel config loads the extension
-    ipython_dir.mkdir()
-    make_kernelspec(tmp_path)
-    env = kernel_environment(ipython_dir, {
-        **collector_env(collector, tmp_path / "outbox", BUGSNAG_APP_VERSION="papermill-secrets"),
-        "JUPYTER_PATH": str(tmp_path),
-    })
+    env = installed_env(tmp_path, collector, BUGSNAG_APP_VERSION="papermill-secrets")
     argv = [str(BIN / "papermill"), f"{served}/jobs/analysis.ipynb", f"{served}/out/analysis.ipynb",
             "-p", "threshold", "5", "-p", "db", "postgresql://admin:pw@db/x",
             "-p", "url", "https://ci:pw@host/"]

@@ -9,21 +9,10 @@ import time
 from typing import Any
 
 from tests.conftest import StartKernel
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY
+from tests.waits import events_of, sessions_of
 
 WAIT = 10.0
-
-
-def sessions_of(collector: Any) -> list[str]:
-    return [s.session_id for s in collector.store.sessions()]
-
-
-def events_of(collector: Any) -> list[Any]:
-    return collector.store.events()
-
-
-def flush(kernel: Any) -> None:
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
 
 
 def test_launch_session_arrives_with_the_protocol_headers(start_kernel: StartKernel, collector: Any) -> None:
@@ -84,7 +73,7 @@ def test_a_cell_that_starts_soon_after_keeps_the_session(start_kernel: StartKern
         kernel.execute("x = 1")
     kernel.execute("1/0")
     assert collector.wait_for("events", 1, WAIT)
-    flush(kernel)
+    assert kernel.flush() is True
     assert len(sessions_of(collector)) == 1
 
 
@@ -135,7 +124,7 @@ def test_automatic_tracking_off_sends_no_automatic_session(
     kernel.execute("x = 1")
     kernel.execute("1/0")
     assert collector.wait_for("events", 1, WAIT)
-    flush(kernel)
+    assert kernel.flush() is True
     assert sessions_of(collector) == []
     [event] = events_of(collector)
     assert event.session_id is None
@@ -149,10 +138,10 @@ def test_without_an_api_key_nothing_is_sent_until_one_is_configured(
     assert loaded.status == "ok"
     assert "nothing will be sent" in loaded.text and loaded.text.count("\n") == 1
     kernel.execute("1/0")
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(1)") is False  # held counts as left
+    assert kernel.flush(1) is False  # held counts as left
     assert collector.store.requests() == []
     kernel.execute(f"import bugsnag_ipython; bugsnag_ipython.configure(api_key={API_KEY!r})")
-    flush(kernel)
+    assert kernel.flush() is True
     [session] = sessions_of(collector)
     [event] = events_of(collector)
     assert event.error_class == "ZeroDivisionError" and event.session_id == session
@@ -184,7 +173,7 @@ def test_a_syntax_error_is_reported_and_an_interrupt_is_not(
     broken = kernel.execute("def f(:\n    pass")
     assert broken.error_name == "SyntaxError"
     assert collector.wait_for("events", 1, WAIT)
-    flush(kernel)
+    assert kernel.flush() is True
     [event] = events_of(collector)
     assert event.error_class == "SyntaxError" and event.unhandled
 
@@ -204,7 +193,7 @@ def test_bad_options_get_one_sentence_and_no_traceback(start_kernel: StartKernel
     assert API_KEY not in status.stdout and API_KEY[-4:] in status.stdout
     shown = kernel.execute("%config BugsnagIPython")
     assert API_KEY not in shown.text
-    flush(kernel)
+    assert kernel.flush() is True
     assert events_of(collector) == []  # refused options are never reported as errors
 
 
@@ -245,7 +234,7 @@ def test_reload_is_not_a_launch(start_kernel: StartKernel, collector: Any) -> No
     kernel.execute("%reload_ext bugsnag_ipython")
     after = kernel.evaluate("__import__('bugsnag_ipython').current_session().id")
     assert before == after
-    flush(kernel)
+    assert kernel.flush() is True
     assert sessions_of(collector) == [before]
     assert kernel.evaluate("len(get_ipython().events.callbacks['post_run_cell'])") == 1
 
@@ -267,13 +256,10 @@ def test_loaded_by_kernel_config_it_is_silent_and_launches_before_any_cell(
 def execute_silently(kernel: Any, code: str, **expressions: str) -> dict[str, Any]:
     """Run `code` as frontends run completions and inspections (`silent`: no cell, no history);
     the values of `expressions`, as the reply carries them."""
-    content = {"code": code, "silent": True, "store_history": False,
-               "user_expressions": expressions, "allow_stdin": False, "stop_on_error": False}
-    message = kernel.client.session.msg("execute_request", content)
-    kernel.client.shell_channel.send(message)
+    msg_id = kernel.send(code, silent=True, user_expressions=expressions)
     while True:
         reply = kernel.client.get_shell_msg(timeout=WAIT)
-        if reply["parent_header"].get("msg_id") == message["header"]["msg_id"]:
+        if reply["parent_header"].get("msg_id") == msg_id:
             break
     assert reply["content"]["status"] == "ok", reply["content"]
     return {name: ast.literal_eval(value["data"]["text/plain"])
@@ -291,7 +277,7 @@ def test_silent_executions_do_not_move_the_foreground(start_kernel: StartKernel,
     assert sessions_of(collector) == [launch]
     # Nor does it end the background: the cell right after it is the return, with a new session.
     kernel.execute("1/0")
-    flush(kernel)
+    assert kernel.flush() is True
     first, returned = sessions_of(collector)
     assert first == launch and returned != launch
     [event] = events_of(collector)
@@ -305,7 +291,7 @@ def test_only_a_notify_endpoint_turns_sessions_off_with_one_warning(
     kernel.execute("1/0")
     kernel.execute("import bugsnag_ipython\nbugsnag_ipython.configure(release_stage='staging')")
     kernel.execute("%reload_ext bugsnag_ipython")
-    flush(kernel)
+    assert kernel.flush() is True
     shown = kernel.execute("%bugsnag_session status").stdout
     assert "sessions off" in shown
     assert "(off: notify_endpoint is set alone)" in kernel.execute("%config BugsnagIPython").stdout

@@ -7,17 +7,17 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bugsnag_ipython.deaths.watcher_process import MODULE
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
+from tests.payloads import OTHER_KEY
 from tests.stored import stored_payloads
 from tests.test_kernel_deaths import WAIT, deaths, recording, scanned, start_cell, wait_dead
+from tests.waits import waited
 
-OTHER_KEY = "0123456789abcdef0123456789abcdef"
 SOON = 1.0  # seconds: a death at the endpoint within this of the kill
 
 
@@ -55,19 +55,10 @@ def gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def waited(condition: Callable[[], bool], timeout: float = WAIT) -> float:
-    """Seconds until `condition` held (polled every 10 ms); fails after `timeout`."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, "never happened"
-        time.sleep(0.01)
-    return time.monotonic() - started
-
-
 def watched(kernel: Kernel) -> int:
     recording(kernel)
     waited(lambda: kernel.evaluate(
-        "getattr(get_ipython()._bugsnag_ipython.kernel_deaths.watcher, 'pid', None)") is not None)
+        "getattr(get_ipython()._bugsnag_ipython.kernel_deaths.watcher, 'pid', None)") is not None, WAIT)
     return watcher_of(kernel)
 
 
@@ -80,11 +71,11 @@ def test_a_kernel_killed_mid_cell_is_reported_at_once_and_the_next_kernel_says_s
     pid, count = first.evaluate("[__import__('os').getpid(), get_ipython().execution_count]")
     start_cell(first, "import time\ntime.sleep(60)", cell_id="train")
     os.kill(pid, signal.SIGKILL)
-    assert waited(lambda: len(deaths(collector)) == 1) < SOON
+    assert waited(lambda: len(deaths(collector)) == 1, WAIT) < SOON
     [death] = deaths(collector)
     assert death.message == f"killed while running In [{count}]"
     assert death.event["metaData"]["notebook"]["cellId"] == "train"
-    waited(lambda: gone(watcher))
+    waited(lambda: gone(watcher), WAIT)
 
     second = start_kernel()
     scanned(second)
@@ -118,7 +109,7 @@ def test_a_normal_end_reports_nothing_and_leaves_no_watcher(
     assert collector.wait_for("events", 1, WAIT)
     start_cell(kernel, "x = 1")
     kernel.shutdown()
-    assert waited(lambda: gone(watcher)) < SOON
+    assert waited(lambda: gone(watcher), WAIT) < SOON
     assert deaths(collector) == []
 
 
@@ -147,7 +138,7 @@ def test_a_busy_kernel_ended_by_its_manager_reports_nothing(
     kernel.client.stop_channels()
     kernel.manager.shutdown_kernel(now=False)
     assert gone(pid)
-    waited(lambda: gone(watcher))
+    waited(lambda: gone(watcher), WAIT)
     time.sleep(SOON)  # a report, had there been one, would be at the endpoint by now
     assert deaths(collector) == []
 
@@ -175,7 +166,7 @@ def test_a_kernel_with_a_forked_child_alive_is_reported_at_once(
     start_cell(kernel, "import time\ntime.sleep(60)")
     os.kill(pid, signal.SIGKILL)
     try:
-        assert waited(lambda: len(deaths(collector)) == 1) < SOON
+        assert waited(lambda: len(deaths(collector)) == 1, WAIT) < SOON
     finally:
         os.kill(child, signal.SIGKILL)
 
@@ -208,7 +199,7 @@ def test_a_death_the_endpoint_cannot_take_now_is_sent_by_the_next_kernel(
     start_cell(first, "import time\ntime.sleep(60)")
     collector.go_down()
     os.kill(pid, signal.SIGKILL)
-    waited(lambda: gone(watcher))
+    waited(lambda: gone(watcher), WAIT)
     kept = stored_payloads(tmp_path / "outbox")
     assert any(stored.kind == "event" for stored in kept)  # kept, for the next kernel
     collector.come_back()
@@ -231,7 +222,7 @@ def test_options_changed_after_the_start_reach_the_watcher(
     pid = kernel.evaluate("__import__('os').getpid()")
     start_cell(kernel, "import time\ntime.sleep(60)")
     os.kill(pid, signal.SIGKILL)
-    waited(lambda: len(deaths(collector)) == 1)
+    waited(lambda: len(deaths(collector)) == 1, WAIT)
     [death] = deaths(collector)
     assert death.api_key == OTHER_KEY
 
@@ -242,8 +233,8 @@ def test_the_option_turned_off_and_on_in_a_kernel_stops_and_starts_its_watcher(
     kernel = start_kernel()
     first = watched(kernel)
     kernel.execute("import bugsnag_ipython\nbugsnag_ipython.configure(watch_kernel_deaths=False)")
-    waited(lambda: gone(first))
+    waited(lambda: gone(first), WAIT)
     assert watchers(tmp_path / "outbox") == set()
     kernel.execute("bugsnag_ipython.configure(watch_kernel_deaths=True)")
-    waited(lambda: len(watchers(tmp_path / "outbox")) == 1)
+    waited(lambda: len(watchers(tmp_path / "outbox")) == 1, WAIT)
     assert watcher_of(kernel) != first

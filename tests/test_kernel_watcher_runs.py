@@ -14,10 +14,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from bugsnag_ipython.demo import KERNEL_NAME, kernel_environment, make_kernelspec
-from tests.conftest import collector_env
+from bugsnag_ipython.demo import KERNEL_NAME
+from tests.kernel import installed_env
 from tests.test_kernel_deaths import WAIT, deaths
 from tests.test_kernel_watcher import SOON, watchers
+from tests.waits import eventually
 
 pytest.importorskip("papermill")
 BIN = Path(sys.executable).parent
@@ -29,14 +30,6 @@ def notebook(path: Path, *sources: str) -> Path:
     made.metadata.kernelspec = {"name": KERNEL_NAME, "display_name": "Python", "language": "python"}
     nbformat.write(made, path)
     return path
-
-
-def environment(work: Path, collector: Any) -> dict[str, str]:
-    """The run's: the installed kernel config loads the extension (an IPYTHONDIR without a profile)."""
-    (work / "ipython").mkdir(exist_ok=True)
-    make_kernelspec(work)
-    return kernel_environment(work / "ipython", {**collector_env(collector, work / "outbox"),
-                                                 "JUPYTER_PATH": str(work)})
 
 
 def runners(work: Path) -> dict[str, list[str]]:
@@ -60,7 +53,7 @@ def test_a_run_the_oom_killer_ends_is_reported_within_a_second_before_its_runner
     # watcher are born there, as in a job container with a memory limit.
     argv = ["sh", "-c", f'echo $$ > {limited_cgroup / "cgroup.procs"} && exec "$@"', "sh",
             *runners(tmp_path)[runner]]
-    run = subprocess.Popen(argv, cwd=tmp_path, env=environment(tmp_path, collector),
+    run = subprocess.Popen(argv, cwd=tmp_path, env=installed_env(tmp_path, collector),
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     killed = reported = exited = None
     deadline = time.monotonic() + RUN_TIMEOUT
@@ -92,13 +85,10 @@ def test_a_run_that_ends_well_reports_no_death_and_leaves_no_process(
     tmp_path: Path, collector: Any, runner: str
 ) -> None:
     notebook(tmp_path / "run.ipynb", "rows = list(range(10))", "print(sum(rows))")
-    done = subprocess.run(runners(tmp_path)[runner], cwd=tmp_path, env=environment(tmp_path, collector),
+    done = subprocess.run(runners(tmp_path)[runner], cwd=tmp_path, env=installed_env(tmp_path, collector),
                           capture_output=True, timeout=RUN_TIMEOUT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert collector.wait_for("sessions", 1, WAIT)
-    started = time.monotonic()
-    while watchers(tmp_path / "outbox") and time.monotonic() - started < WAIT:
-        time.sleep(0.01)
-    assert watchers(tmp_path / "outbox") == set()
+    assert eventually(lambda: watchers(tmp_path / "outbox") == set(), WAIT), watchers(tmp_path / "outbox")
     assert deaths(collector) == []
     assert list((tmp_path / "outbox" / "kernels").iterdir()) == []

@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
+from tests.waits import events_of, sessions_of
 
 WAIT = 10.0
 CLICK = {"method": "custom", "content": {"event": "click"}}
@@ -54,19 +55,6 @@ def move_to(value: int) -> dict[str, Any]:
     return {"method": "update", "state": {"value": value}, "buffer_paths": []}
 
 
-def events_of(collector: Any, count: int) -> list[Any]:
-    assert collector.wait_for("events", count, WAIT), f"fewer than {count} events arrived"
-    return sorted(collector.store.events(), key=lambda e: e.id)
-
-
-def sessions_of(collector: Any) -> list[str]:
-    return [s.session_id for s in collector.store.sessions()]
-
-
-def flush(kernel: Kernel) -> None:
-    assert kernel.evaluate("__import__('bugsnag_ipython').flush(10)") is True
-
-
 def test_a_click_and_a_slider_move_whose_callbacks_fail_are_reported_as_shown(
     start_kernel: StartKernel, collector: Any
 ) -> None:
@@ -108,7 +96,7 @@ def test_a_callback_failing_inside_a_cell_is_reported_once(start_kernel: StartKe
         "other = widgets.Button()\nother.on_click(keep)\nother.click()\nraise failure"
     )
     assert again.error_name == "ValueError"
-    flush(kernel)
+    assert kernel.flush() is True
     events = events_of(collector, 3)
     assert [(e.error_class, e.event["context"]) for e in events] == [
         ("RuntimeError", 'Button click "Refresh"'),
@@ -170,7 +158,7 @@ def test_reload_hooks_once_and_unload_puts_back_the_shell_the_kernel_and_the_loo
     button, _ = kernel.execute(WIDGETS).stdout.split()
     kernel.execute("%reload_ext bugsnag_ipython")
     send_to_widget(kernel, button, CLICK)
-    flush(kernel)
+    assert kernel.flush() is True
     assert len(events_of(collector, 1)) == 1  # one event: the hooks were not stacked twice
     kernel.execute("%unload_ext bugsnag_ipython")
     restored = kernel.evaluate(
@@ -230,7 +218,7 @@ def test_callbacks_in_an_output_block_on_submit_on_msg_and_interactive_output_ar
     # A plain comm's handler is no widget callback: the comm manager logs its failure, and that
     # is not reported.
     send_to_widget(kernel, plain, {"anything": 1})
-    flush(kernel)
+    assert kernel.flush() is True
     events = events_of(collector, 4)
     assert [e.error_class for e in events] == ["KeyError", "LookupError", "ValueError", "ArithmeticError"]
     assert all(e.event["unhandled"] is True for e in events)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY
 from tests.test_release import git, make_repo, needs_git
 
 

@@ -1,40 +1,21 @@
 """The collector's report page in headless Chromium (driven by Playwright), as a person sees it.
 
-Needs Debian's `chromium` and the `browser` extra (`tests/browser/install.sh`); without them the
-test is skipped, and pytest's summary says why. The screenshot goes to
+Needs what tests/browser/chromium.py says. The screenshot goes to
 `artifacts/browser/collector-report.png` (git-ignored).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-import requests
 
 from bugsnag_ipython.collector import Collector
-from tests.collector.conftest import encode, event_payload, headers_for, session_payload
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
-
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(f"{CHROMIUM} is missing: run tests/browser/install.sh (apt-get install chromium)",
-                allow_module_level=True)
-playwright_sync = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is missing: pip install -e '.[browser]'"
-)
+from tests.browser.chromium import ARTIFACTS, chromium_page, expect
+from tests.payloads import event_payload, post, session_payload
 
 
 def send(collector: Collector, kind: str, payload: object) -> None:
-    body = encode(payload)
     url = collector.sessions_url if kind == "sessions" else collector.notify_url
-    assert requests.post(url, data=body, headers=headers_for(kind, body), timeout=5).status_code == 202
+    assert post(url, kind, payload).status_code == 202
 
 
 def fill(collector: Collector) -> None:
@@ -51,32 +32,22 @@ def fill(collector: Collector) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_the_report_page_in_chromium(tmp_path: Path) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with (
-        Collector(tmp_path / "collector.sqlite") as collector,
-        playwright_sync.sync_playwright() as playwright,
-    ):
-        fill(collector)
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.goto(collector.url + "/")
-            expect = playwright_sync.expect
-            expect(page.locator("h1")).to_have_text("BugSnag collector: stability report")
-            bars = page.locator("svg.stability-chart rect.bar")
-            expect(bars).to_have_count(3)
-            # Drawn lengths: 75 %, 100 % and 50 % of the same scale.
-            widths = [bars.nth(i).bounding_box()["width"] for i in range(3)]  # type: ignore[index]
-            assert widths[1] == pytest.approx(widths[0] / 0.75, rel=0.01)
-            assert widths[2] == pytest.approx(widths[1] / 2, rel=0.01)
-            rows = page.locator("table.report tbody tr")
-            expect(rows).to_have_count(4)
-            expect(rows.nth(0)).to_contain_text("75.0%")
-            expect(rows.nth(3)).to_contain_text("77.8%")  # 7 of 9 sessions without a crash
-            expect(page.locator("ul.errors").nth(1)).to_contain_text(
-                "ValueError at <cell 3>:3 in <module>: bad <input>"
-            )
-            page.screenshot(path=str(ARTIFACTS / "collector-report.png"), full_page=True)
-        finally:
-            browser.close()
+def test_the_report_page_in_chromium(collector: Collector) -> None:
+    fill(collector)
+    with chromium_page(1100, 900, "collector-failure.png") as page:
+        page.goto(collector.url + "/")
+        expect(page.locator("h1")).to_have_text("BugSnag collector: stability report")
+        bars = page.locator("svg.stability-chart rect.bar")
+        expect(bars).to_have_count(3)
+        # Drawn lengths: 75 %, 100 % and 50 % of the same scale.
+        widths = [bars.nth(i).bounding_box()["width"] for i in range(3)]  # type: ignore[index]
+        assert widths[1] == pytest.approx(widths[0] / 0.75, rel=0.01)
+        assert widths[2] == pytest.approx(widths[1] / 2, rel=0.01)
+        rows = page.locator("table.report tbody tr")
+        expect(rows).to_have_count(4)
+        expect(rows.nth(0)).to_contain_text("75.0%")
+        expect(rows.nth(3)).to_contain_text("77.8%")  # 7 of 9 sessions without a crash
+        expect(page.locator("ul.errors").nth(1)).to_contain_text(
+            "ValueError at <cell 3>:3 in <module>: bad <input>"
+        )
+        page.screenshot(path=str(ARTIFACTS / "collector-report.png"), full_page=True)

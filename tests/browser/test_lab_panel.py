@@ -1,41 +1,26 @@
 """The status panel in JupyterLab, driven in headless Chromium by Playwright.
 
-Needs Debian's `chromium` and the `browser` extra (`tests/browser/install.sh` installs both);
-without them the test is skipped, and pytest's summary says why. Screenshots go to
-`artifacts/browser/` (git-ignored).
+Needs what tests/browser/chromium.py says, and JupyterLab (the `browser` extra). Screenshots go
+to `artifacts/browser/` (git-ignored).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-API_KEY = "0123456789abcdef0123456789abcdef"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
+from bugsnag_ipython.demo import kernel_environment, make_ipython_dir
+from tests.browser.chromium import ARTIFACTS, chromium_page, expect
+from tests.kernel import collector_env
+from tests.servers import serving
 
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(f"{CHROMIUM} is missing: run tests/browser/install.sh (apt-get install chromium)",
-                allow_module_level=True)
-playwright_sync = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is missing: pip install -e '.[browser]'"
-)
 pytest.importorskip("jupyterlab", reason="jupyterlab is missing: pip install -e '.[browser]'")
 
 CELLS = [
@@ -51,17 +36,14 @@ CELLS = [
 # -- JupyterLab ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def write_notebook(path: Path) -> None:
+def write_notebook(path: Path, sources: list[str]) -> None:
+    """A notebook of code cells, with ids `cell0`, `cell1`..."""
     cells = [
-        {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
-        for source in CELLS
+        {"cell_type": "code", "id": f"cell{index}", "metadata": {}, "source": source,
+         "outputs": [], "execution_count": None}
+        for index, source in enumerate(sources)
     ]
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "cells": cells,
         # Without a kernelspec, Lab stops at a kernel picker.
@@ -73,57 +55,27 @@ def write_notebook(path: Path) -> None:
 
 @contextlib.contextmanager
 def jupyterlab(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "lab.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.root_dir={tmp_path / 'notebooks'}", "--IdentityProvider.token=",
-         "--LabApp.expose_app_in_browser=True", "--allow-root"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    started = (tmp_path / "lab.log").read_text()
-                    raise AssertionError(f"JupyterLab did not start:\n{started}") from None
-                time.sleep(0.2)
+    argv = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+            f"--ServerApp.root_dir={tmp_path / 'notebooks'}", "--IdentityProvider.token=",
+            "--LabApp.expose_app_in_browser=True", "--allow-root"]
+    with serving(argv, tmp_path, env, tmp_path / "lab.log") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
-def lab_environment(tmp_path: Path, notify_url: str, sessions_url: str) -> dict[str, str]:
+def lab_environment(tmp_path: Path, collector: Any, kernel_config: str = "") -> dict[str, str]:
     # A private profile without auto-load: the notebook's `%load_ext` is the path under test.
-    profile = tmp_path / "ipython" / "profile_default"
-    profile.mkdir(parents=True)
-    (profile / "ipython_kernel_config.py").write_text("c.InteractiveShellApp.extra_extensions = []\n")
+    ipython_dir = make_ipython_dir(tmp_path, kernel_config)
     # No news prompt and no update check: nothing calls out of this machine or hides the panel.
     labconfig = tmp_path / "jupyter-config" / "labconfig"
     labconfig.mkdir(parents=True)
     (labconfig / "page_config.json").write_text(json.dumps({
         "disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}
     }))
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BUGSNAG_")}
-    return env | {
-        "IPYTHONDIR": str(tmp_path / "ipython"),
+    return kernel_environment(ipython_dir, {
+        **collector_env(collector, tmp_path / "outbox"),
         "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-        "BUGSNAG_API_KEY": API_KEY,
-        "BUGSNAG_NOTIFY_ENDPOINT": notify_url,
-        "BUGSNAG_SESSIONS_ENDPOINT": sessions_url,
-        "BUGSNAG_PERSISTENCE_DIRECTORY": str(tmp_path / "outbox"),
-    }
+    })
 
 
 # -- the test -----------------------------------------------------------------------------------
@@ -146,28 +98,16 @@ KERNEL_IDLE = """() => {
 def test_panel_in_jupyterlab(tmp_path: Path, collector: Any) -> None:
     """Both halves always run, against the suite's collector: the outage half needs it to go
     down and come back."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "notebooks").mkdir()
-    write_notebook(tmp_path / "notebooks" / "panel.ipynb")
+    write_notebook(tmp_path / "notebooks" / "panel.ipynb", CELLS)
     with (
-        jupyterlab(tmp_path, lab_environment(tmp_path, collector.notify_url, collector.sessions_url)) as url,
-        playwright_sync.sync_playwright() as playwright,
+        jupyterlab(tmp_path, lab_environment(tmp_path, collector)) as url,
+        chromium_page(1400, 900, "failure.png") as page,
     ):
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            drive(page, f"{url}/lab/tree/panel.ipynb")
-            outage_and_recovery(page, collector)
-        except Exception:
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(ARTIFACTS / "failure.png"))
-            raise
-        finally:
-            browser.close()
+        drive(page, f"{url}/lab/tree/panel.ipynb")
+        outage_and_recovery(page, collector)
 
 
 def drive(page: Any, notebook_url: str) -> None:
-    expect = playwright_sync.expect
     page.goto(notebook_url)
     page.wait_for_function(KERNEL_IDLE, timeout=40_000)
     cells = page.locator(".jp-Notebook .jp-Cell")
@@ -210,7 +150,6 @@ def outage_and_recovery(page: Any, running: Any) -> None:
     """The endpoint goes down: the badge turns amber, the panel counts the waiting event once,
     says why and counts down to the next try, without changing size; it comes back and a Flush
     delivers it: the error line empties, nothing waits, the badge is green again."""
-    expect = playwright_sync.expect
     cells = page.locator(".jp-Notebook .jp-Cell")
     panel = page.locator(".bugsnag-panel")
     delivery = panel.locator(".bugsnag-delivery")

@@ -9,9 +9,6 @@ are skipped, and pytest's summary says why.
 from __future__ import annotations
 
 import contextlib
-import json
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,18 +17,16 @@ from typing import Any
 
 import pytest
 
-from bugsnag_ipython.collector.server import Collector
+from tests.browser.chromium import ARTIFACTS, chromium_page
 from tests.browser.test_lab_panel import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
     KERNEL_IDLE,
     RUN_CELL,
-    free_port,
     jupyterlab,
     lab_environment,
-    playwright_sync,
+    write_notebook,
 )
+from tests.servers import serving
+from tests.waits import events_of, sessions_of
 
 WAIT = 20.0
 IDLE_TIMEOUT = 2.0  # seconds: c.BugsnagIPython.background_timeout in the kernels' profile
@@ -46,139 +41,62 @@ BUTTON_CELL = (
 CELLS = ["%load_ext bugsnag_ipython", BUTTON_CELL]
 
 
-def write_notebook(path: Path) -> None:
-    cells = [
-        {"cell_type": "code", "id": f"cell{index}", "metadata": {}, "source": source,
-         "outputs": [], "execution_count": None}
-        for index, source in enumerate(CELLS)
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "cells": cells,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }))
-
-
-@contextlib.contextmanager
-def collector(tmp_path: Path) -> Iterator[Collector]:
-    running = Collector(str(tmp_path / "collector.sqlite"), host="127.0.0.1", port=0).start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def environment(tmp_path: Path, running: Collector) -> dict[str, str]:
-    env = lab_environment(tmp_path, running.notify_url, running.sessions_url)
-    profile = Path(env["IPYTHONDIR"]) / "profile_default" / "ipython_kernel_config.py"
-    profile.write_text(profile.read_text() + f"c.BugsnagIPython.background_timeout = {IDLE_TIMEOUT}\n")
-    return env
-
-
-@contextlib.contextmanager
-def chromium_page() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        try:
-            yield browser.new_page(viewport={"width": 1200, "height": 800})
-        finally:
-            browser.close()
-
-
-def events_of(running: Collector, count: int) -> list[Any]:
-    assert running.wait_for("events", count, WAIT), f"fewer than {count} events arrived"
-    return sorted(running.store.events(), key=lambda e: e.id)
+def environment(tmp_path: Path, collector: Any) -> dict[str, str]:
+    return lab_environment(tmp_path, collector, f"c.BugsnagIPython.background_timeout = {IDLE_TIMEOUT}")
 
 
 @pytest.mark.timeout(150)
-def test_a_failing_button_click_in_jupyterlab_is_reported(tmp_path: Path) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    write_notebook(tmp_path / "notebooks" / "widgets.ipynb")
+def test_a_failing_button_click_in_jupyterlab_is_reported(tmp_path: Path, collector: Any) -> None:
+    write_notebook(tmp_path / "notebooks" / "widgets.ipynb", CELLS)
     with (
-        collector(tmp_path) as running,
-        jupyterlab(tmp_path, environment(tmp_path, running)) as url,
-        chromium_page() as page,
+        jupyterlab(tmp_path, environment(tmp_path, collector)) as url,
+        chromium_page(1200, 800, "lab-button-failure.png") as page,
     ):
-        try:
-            page.goto(f"{url}/lab/tree/widgets.ipynb")
-            page.wait_for_function(KERNEL_IDLE, timeout=40_000)
-            page.evaluate(RUN_CELL, 0)
-            page.evaluate(RUN_CELL, 1)
-            button = page.locator(".jp-Notebook button", has_text="Refresh")
-            button.click(timeout=20_000)
-            [event] = events_of(running, 1)
-            page.screenshot(path=str(ARTIFACTS / "lab-button-click.png"))
-        except Exception:
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(ARTIFACTS / "lab-button-failure.png"))
-            raise
+        page.goto(f"{url}/lab/tree/widgets.ipynb")
+        page.wait_for_function(KERNEL_IDLE, timeout=40_000)
+        page.evaluate(RUN_CELL, 0)
+        page.evaluate(RUN_CELL, 1)
+        button = page.locator(".jp-Notebook button", has_text="Refresh")
+        button.click(timeout=20_000)
+        [event] = events_of(collector, 1, WAIT)
+        page.screenshot(path=str(ARTIFACTS / "lab-button-click.png"))
     body = event.event
     assert event.error_class == "RuntimeError" and body["unhandled"] is True
     assert body["context"] == 'Button click "Refresh"'
     top = body["exceptions"][0]["stacktrace"][0]
     # Named by the notebook and the cell that defined the callback, as JupyterLab identifies them.
     assert (top["file"], top["method"], top["lineNumber"]) == ("widgets.ipynb#cell-cell1", "refresh", 4)
-    [launch] = [s.session_id for s in running.store.sessions()]
+    [launch] = sessions_of(collector)
     assert event.session_id == launch
 
 
 @contextlib.contextmanager
 def voila(tmp_path: Path, notebook: Path, env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "voila.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-         str(notebook)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=notebook.parent,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"Voilà did not start:\n{(tmp_path / 'voila.log').read_text()}")
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    argv = [sys.executable, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1", str(notebook)]
+    with serving(argv, notebook.parent, env, tmp_path / "voila.log") as url:
+        yield url + "/"
 
 
 @pytest.mark.timeout(150)
-def test_a_voila_dashboard_counts_each_return_as_a_session(tmp_path: Path) -> None:
+def test_a_voila_dashboard_counts_each_return_as_a_session(tmp_path: Path, collector: Any) -> None:
     pytest.importorskip("voila", reason="voila is missing: pip install -e '.[browser]'")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     notebook = tmp_path / "dashboard" / "dashboard.ipynb"
-    write_notebook(notebook)
+    write_notebook(notebook, CELLS)
     with (
-        collector(tmp_path) as running,
-        voila(tmp_path, notebook, environment(tmp_path, running)) as url,
-        chromium_page() as page,
+        voila(tmp_path, notebook, environment(tmp_path, collector)) as url,
+        chromium_page(1200, 800, "voila-failure.png") as page,
     ):
-        try:
-            page.goto(url)
-            button = page.locator("button", has_text="Refresh")
-            button.click(timeout=60_000)
-            button.click()  # at once: the same visit
-            events_of(running, 2)
-            time.sleep(IDLE_TIMEOUT + 0.5)  # the user is away longer than the idle timeout
-            button.click()  # and comes back
-            first, again, returned = events_of(running, 3)
-            page.screenshot(path=str(ARTIFACTS / "voila-dashboard.png"))
-        except Exception:
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(ARTIFACTS / "voila-failure.png"))
-            raise
-        assert running.wait_for("sessions", 2, WAIT)
-        sessions = [s.session_id for s in running.store.sessions()]
+        page.goto(url)
+        button = page.locator("button", has_text="Refresh")
+        button.click(timeout=60_000)
+        button.click()  # at once: the same visit
+        events_of(collector, 2, WAIT)
+        time.sleep(IDLE_TIMEOUT + 0.5)  # the user is away longer than the idle timeout
+        button.click()  # and comes back
+        first, again, returned = events_of(collector, 3, WAIT)
+        page.screenshot(path=str(ARTIFACTS / "voila-dashboard.png"))
+        assert collector.wait_for("sessions", 2, WAIT)
+        sessions = sessions_of(collector)
     assert [e.event["context"] for e in (first, again, returned)] == ['Button click "Refresh"'] * 3
     assert first.session_id == again.session_id != returned.session_id
     assert returned.session_id == sessions[-1] and returned.session_unhandled == 1

@@ -21,7 +21,8 @@ import hashlib
 import json
 from typing import Any
 
-API_KEY = "0123456789abcdef0123456789abcdef"
+from tests.payloads import API_KEY as API_KEY  # the same key as every other test's
+
 SENT_AT = "2026-12-01T08:05:00.000Z"
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from bugsnag_ipython.collector import Collector, build_report, format_report
-
-from .conftest import API_KEY
+from tests.payloads import API_KEY
 
 REPORTER = "bugsnag-build-reporter@2.0.0"
 # Reports one build with the reporter's API, the way its README shows; `sourceControl` is left

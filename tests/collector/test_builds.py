@@ -8,24 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from bugsnag_ipython.collector import Collector, Store, build_report, check_build
 from tests.collector_support import ScriptedCollector
-
-from .conftest import API_KEY, build_payload, encode, event_payload, headers_for, session_payload
-
-
-def post_build(url: str, payload: object, **headers: str) -> requests.Response:
-    body = payload if isinstance(payload, bytes) else encode(payload)
-    return requests.post(url, data=body, headers={"Content-Type": "application/json", **headers}, timeout=5)
+from tests.payloads import API_KEY, build_payload, encode, event_payload, post, session_payload
 
 
 def test_a_good_build_is_answered_as_the_build_api_answers_and_stored(collector: Collector) -> None:
     payload = build_payload("2.4.0", revision="9" * 40, builder="alice")
     payload["metadata"] = {"notebook": "etl.ipynb"}
     payload["autoAssignRelease"] = True
-    response = post_build(collector.builds_url, payload)
+    response = post(collector.builds_url, "builds", payload)
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "warnings": []}
@@ -42,11 +35,10 @@ def test_a_good_build_is_answered_as_the_build_api_answers_and_stored(collector:
 
 
 def test_the_root_takes_builds_events_and_sessions_told_apart_by_shape(collector: Collector) -> None:
-    assert post_build(collector.url + "/", build_payload("3.0")).status_code == 200
-    assert post_build(collector.url, build_payload("3.1")).status_code == 200
+    assert post(collector.url + "/", "builds", build_payload("3.0")).status_code == 200
+    assert post(collector.url, "builds", build_payload("3.1")).status_code == 200
     for kind, payload in (("events", event_payload()), ("sessions", session_payload("s-1"))):
-        body = encode(payload)
-        response = requests.post(collector.url + "/", data=body, headers=headers_for(kind, body), timeout=5)
+        response = post(collector.url + "/", kind, payload)
         assert response.status_code == 202, response.text
 
     assert [build.app_version for build in collector.store.builds()] == ["3.0", "3.1"]
@@ -84,7 +76,7 @@ def test_a_bad_build_is_refused_with_one_sentence_naming_the_field(
             del payload[name]
         else:
             payload[name] = value
-    response = post_build(collector.builds_url, payload)
+    response = post(collector.builds_url, "builds", payload)
 
     assert response.status_code == 400
     # `errors` is what bugsnag-build-reporter prints of a 400; `error` what the other endpoints say.
@@ -112,7 +104,7 @@ def test_a_body_that_is_no_build_is_refused(body: bytes, headers: dict[str, str]
 
 
 def test_anything_else_at_the_root_is_checked_as_a_build(collector: Collector) -> None:
-    response = post_build(collector.url + "/", {"appVersion": "1.0"})
+    response = post(collector.url + "/", "builds", {"appVersion": "1.0"})
     assert response.status_code == 400
     assert response.json()["error"].startswith("The field apiKey")
 
@@ -138,7 +130,7 @@ def test_a_database_from_before_builds_opens_and_takes_builds(tmp_path: Path) ->
     old.close()
     with Collector(path) as collector:
         assert collector.store.builds() == []
-        assert post_build(collector.builds_url, build_payload("5.0")).status_code == 200
+        assert post(collector.builds_url, "builds", build_payload("5.0")).status_code == 200
     with Store(path) as store:
         assert [build.app_version for build in store.builds()] == ["5.0"]
         report = build_report(store)
@@ -148,6 +140,6 @@ def test_a_database_from_before_builds_opens_and_takes_builds(tmp_path: Path) ->
 
 def test_a_scripted_failure_answers_a_build_too(collector: ScriptedCollector) -> None:
     collector.script("builds", 503)
-    assert post_build(collector.builds_url, build_payload()).status_code == 503
-    assert post_build(collector.builds_url, build_payload()).status_code == 200
+    assert post(collector.builds_url, "builds", build_payload()).status_code == 503
+    assert post(collector.builds_url, "builds", build_payload()).status_code == 200
     assert json.loads(collector.store.requests("builds")[0].body)["appVersion"] == "1.2.3"

@@ -11,12 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from bugsnag_ipython.cli import main
 from bugsnag_ipython.collector import Collector
-
-from .conftest import encode, event_payload, headers_for, session_payload
+from tests.payloads import event_payload, post, session_payload
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
@@ -44,13 +42,7 @@ def test_the_collector_command_prints_its_urls_accepts_and_stops_on_sigterm(db: 
         assert port != 0
         assert f" report http://127.0.0.1:{port}/ " in line  # the report as a web page
 
-        body = encode(session_payload("s-cli"))
-        response = requests.post(
-            f"http://127.0.0.1:{port}/sessions",
-            data=body,
-            headers=headers_for("sessions", body),
-            timeout=5,
-        )
+        response = post(f"http://127.0.0.1:{port}/sessions", "sessions", session_payload("s-cli"))
         assert response.status_code == 202
 
         process.send_signal(signal.SIGTERM)
@@ -117,8 +109,7 @@ def test_report_prints_text_and_json(db: Path, capsys: pytest.CaptureFixture[str
             ("sessions", collector.sessions_url, session_payload("s2", version="3.1.0")),
             ("events", collector.notify_url, event_payload(session_id="s1", version="3.1.0")),
         ):
-            body = encode(payload)
-            assert requests.post(url, data=body, headers=headers_for(kind, body)).ok
+            assert post(url, kind, payload).ok
 
     assert main(["report", "--db", str(db)]) == 0
     text = capsys.readouterr().out

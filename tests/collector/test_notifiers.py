@@ -13,16 +13,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import requests
-
 from bugsnag_ipython.collector import Collector, build_report, format_report
+from tests.payloads import post
 
 from . import notifier_payloads as shaped
-
-
-def post(url: str, request: tuple[dict[str, str], bytes]) -> requests.Response:
-    headers, body = request
-    return requests.post(url, data=body, headers=headers, timeout=5)
 
 
 def in_fresh_context(test: Callable[[Collector], None]) -> Callable[[Collector], None]:
@@ -103,9 +97,8 @@ def test_bugsnag_python_outside_a_session(collector: Collector) -> None:
 def test_bugsnag_js_in_a_browser(collector: Collector) -> None:
     crashed, clean = str(uuid.uuid4()), str(uuid.uuid4())
     for session_id in (crashed, clean):
-        response = post(
-            collector.sessions_url, shaped.js_browser_session(session_id, version="7.1", stage="production")
-        )
+        headers, body = shaped.js_browser_session(session_id, version="7.1", stage="production")
+        response = post(collector.sessions_url, "sessions", body, headers=headers)
         assert response.status_code == 202, response.text
     session = {
         "id": crashed,
@@ -115,7 +108,8 @@ def test_bugsnag_js_in_a_browser(collector: Collector) -> None:
     event = shaped.js_event(
         runtime="browserjs", version="7.1", stage="production", session=session, unhandled=True
     )
-    response = post(collector.notify_url, shaped.js_notify(event, node=False))
+    headers, body = shaped.js_notify(event, node=False)
+    response = post(collector.notify_url, "events", body, headers=headers)
     assert response.status_code == 202, response.text
 
     [stored] = collector.store.events()
@@ -127,7 +121,8 @@ def test_bugsnag_js_in_a_browser(collector: Collector) -> None:
 
 def test_bugsnag_js_on_node_counts_its_sessions(collector: Collector) -> None:
     counts = [("2026-12-01T08:03:00.000Z", 3), ("2026-12-01T08:04:00.000Z", 1)]
-    response = post(collector.sessions_url, shaped.js_node_session_counts(counts, stage="production"))
+    headers, body = shaped.js_node_session_counts(counts, stage="production")
+    response = post(collector.sessions_url, "sessions", body, headers=headers)
     assert response.status_code == 202, response.text
     session = {
         "id": "c2ab-1",
@@ -138,7 +133,8 @@ def test_bugsnag_js_on_node_counts_its_sessions(collector: Collector) -> None:
         event = shaped.js_event(
             runtime="nodejs", version=None, stage="production", session=session, unhandled=not handled
         )
-        response = post(collector.notify_url, shaped.js_notify(event, node=True))
+        headers, body = shaped.js_notify(event, node=True)
+        response = post(collector.notify_url, "events", body, headers=headers)
         assert response.status_code == 202, response.text
 
     report = build_report(collector.store)
@@ -151,9 +147,11 @@ def test_bugsnag_js_on_node_counts_its_sessions(collector: Collector) -> None:
 
 def test_bugsnag_android(collector: Collector) -> None:
     for session_id in ("a-1", "a-2", "a-3"):
-        response = post(collector.sessions_url, shaped.android_session(session_id))
+        headers, body = shaped.android_session(session_id)
+        response = post(collector.sessions_url, "sessions", body, headers=headers)
         assert response.status_code == 202, response.text
-    response = post(collector.notify_url, shaped.android_event("a-2", unhandled=1))
+    headers, body = shaped.android_event("a-2", unhandled=1)
+    response = post(collector.notify_url, "events", body, headers=headers)
     assert response.status_code == 202, response.text
 
     [request] = collector.store.requests("events")
@@ -172,9 +170,7 @@ def test_bugsnag_android(collector: Collector) -> None:
 
 def test_a_replayed_request_whose_body_changed_on_the_way_is_refused(collector: Collector) -> None:
     headers, body = shaped.android_event("a-1", unhandled=1)
-    response = requests.post(
-        collector.notify_url, data=body.replace(b"cart", b"kart"), headers=headers, timeout=5
-    )
+    response = post(collector.notify_url, "events", body.replace(b"cart", b"kart"), headers=headers)
     assert response.status_code == 400
     assert response.json()["error"] == "The Bugsnag-Integrity digest does not match the SHA-1 of the body."
     assert collector.store.events() == []

@@ -10,16 +10,14 @@ import requests
 
 from bugsnag_ipython.collector import Collector, build_report
 from bugsnag_ipython.collector.page import report_page
-
-from .conftest import build_payload, encode, event_payload, headers_for, session_payload
+from tests.payloads import build_payload, event_payload, post, session_payload
 
 
 def send(collector: Collector, kind: str, payload: object) -> None:
-    body = encode(payload)
     urls = {
         "sessions": collector.sessions_url, "events": collector.notify_url, "builds": collector.builds_url
     }
-    response = requests.post(urls[kind], data=body, headers=headers_for(kind, body), timeout=5)
+    response = post(urls[kind], kind, payload)
     assert response.status_code in (200, 202), response.text
 
 

@@ -16,8 +16,7 @@ from bugsnag_ipython.collector import (
     format_report_json,
 )
 from bugsnag_ipython.collector.validation import check_request
-
-from .conftest import build_payload, encode, event_payload, headers_for, session_payload
+from tests.payloads import build_payload, encode, event_payload, headers_for, session_payload
 
 
 def _record(store: Store, kind: Any, payload: object) -> None:

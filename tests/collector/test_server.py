@@ -15,24 +15,7 @@ import requests
 
 from bugsnag_ipython.collector import Collector, Store
 from tests.collector_support import ScriptedCollector
-
-from .conftest import API_KEY, encode, event_payload, headers_for, session_payload
-
-
-def post(
-    url: str,
-    kind: str,
-    payload: object,
-    *,
-    http: requests.Session | None = None,
-    timeout: float = 5.0,
-    **header_changes: str,
-) -> requests.Response:
-    body = encode(payload)
-    headers = headers_for(kind, body)
-    for name, value in header_changes.items():
-        headers[name.replace("_", "-")] = value
-    return (http or requests).post(url, data=body, headers=headers, timeout=timeout)
+from tests.payloads import API_KEY, encode, event_payload, headers_for, post, session_payload
 
 
 def test_a_good_session_is_stored_with_its_headers(collector: Collector) -> None:
@@ -76,7 +59,7 @@ def test_a_request_without_digest_is_accepted(collector: Collector) -> None:
     body = encode(session_payload())
     headers = headers_for("sessions", body)
     del headers["Bugsnag-Integrity"]
-    assert requests.post(collector.sessions_url, data=body, headers=headers).status_code == 202
+    assert post(collector.sessions_url, "sessions", body, headers=headers).status_code == 202
 
 
 def test_a_request_without_api_key_is_unauthorised(collector: Collector) -> None:
@@ -217,7 +200,7 @@ def test_keep_alive_requests_are_all_answered_on_one_connection(collector: Scrip
     headers = headers_for("events", body)
     with requests.Session() as http:
         for _ in range(50):
-            assert http.post(collector.notify_url, data=body, headers=headers).ok
+            assert post(collector.notify_url, "events", body, headers=headers, http=http).ok
     assert collector.connection_count == 1
     assert collector.store.count("events") == 50
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from bugsnag_ipython.collector import Store
 from bugsnag_ipython.collector.validation import check_request
-
-from .conftest import encode, event_payload, headers_for, session_payload
+from tests.payloads import encode, event_payload, headers_for, session_payload
 
 
 def _record(store: Store, kind: str, payload: object) -> int:

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from bugsnag_ipython.collector.validation import check_request
-
-from .conftest import encode, event_payload, headers_for, session_payload
+from tests.payloads import encode, event_payload, headers_for, session_payload
 
 
 def test_a_good_session_payload_is_accepted_with_its_payload() -> None:

@@ -13,7 +13,7 @@ import pytest
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.deaths.record import CrashRecord
-from tests.fakes import API_KEY
+from tests.payloads import API_KEY
 
 
 def sending_client(collector: Any, directory: Path) -> Client:

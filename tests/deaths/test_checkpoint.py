@@ -10,8 +10,7 @@ from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.deaths.checkpoint import Checkpoint
 from bugsnag_ipython.deaths.record import CrashRecord, read_record
 from bugsnag_ipython.report.events import CellRun
-
-KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+from tests.payloads import API_KEY as KEY
 
 
 def setup(tmp_path: Path, **options: object) -> tuple[Client, CrashRecord, Checkpoint]:

@@ -21,8 +21,8 @@ from bugsnag_ipython.deaths.record import SIZE, CrashRecord
 from bugsnag_ipython.delivery.delivery import Delivery
 from bugsnag_ipython.delivery.payload import Outcome, Payload
 from bugsnag_ipython.notebook.status import panel_view, status_text
-from tests.fakes import API_KEY
 from tests.mounts import fill, needs_root, small_tmpfs
+from tests.payloads import API_KEY
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from bugsnag_ipython.delivery.payload import MAX_AGE_SECONDS, Outcome, Payload, 
 from bugsnag_ipython.delivery.retry import RetryPolicy
 from bugsnag_ipython.delivery.transport import HttpTransport, NullTransport, retry_after
 from bugsnag_ipython.report.payloads import encode
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY
 from tests.stored import payload_file, stored_payloads
 from tests.waits import eventually
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from bugsnag_ipython.delivery.outbox import Outbox
 from bugsnag_ipython.delivery.payload import MAX_AGE_SECONDS, Kind, Payload
+from tests.payloads import API_KEY as KEY
 from tests.stored import payload_file, stored_payloads
 
-KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 URL = "http://127.0.0.1:9/notify"
 ROOM: dict[Kind, int] = {"session": 1000, "event": 10000}
 

@@ -12,7 +12,7 @@ from typing import Any
 from bugsnag_ipython.delivery.payload import Payload
 from bugsnag_ipython.delivery.transport import PlainTransport
 from bugsnag_ipython.report import environment, payloads
-from tests.kernel import API_KEY
+from tests.payloads import API_KEY
 
 
 def an_event() -> bytes:

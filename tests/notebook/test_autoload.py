@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import queue
 import subprocess
 import sys
 import sysconfig
@@ -15,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client import KernelManager
-from jupyter_client.kernelspec import KernelSpecManager
+
+from tests.kernel import Kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNEL_CONFIG = "etc/ipython/ipython_kernel_config.json"
@@ -104,38 +103,11 @@ def test_installed_wheel_loads_in_every_kernel_beside_user_extensions(
 
 def run_in_kernel(tmp_path: Path, python: Path, env: dict[str, str], code: str) -> Any:
     """Start a kernel of `python`, run one cell, return the JSON it printed."""
-    specs = tmp_path / "kernels"
-    (specs / "fresh").mkdir(parents=True)
-    (specs / "fresh" / "kernel.json").write_text(json.dumps({
-        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "fresh",
-        "language": "python",
-    }))
-    specs_manager = KernelSpecManager(kernel_dirs=[str(specs)])
-    manager = KernelManager(kernel_name="fresh", kernel_spec_manager=specs_manager)
     # Started elsewhere than this checkout, whose package would come first on sys.path.
-    manager.start_kernel(env=env, cwd=str(tmp_path))
-    client = manager.client()
+    kernel = Kernel(tmp_path / "kernel", env, python=python)
     try:
-        client.start_channels()
-        client.wait_for_ready(timeout=30)
-        msg_id = client.execute(code)
-        printed, errors = [], []
-        while True:
-            try:
-                msg = client.get_iopub_msg(timeout=15)
-            except queue.Empty:
-                raise AssertionError("the kernel did not answer") from None
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "stream":
-                printed.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                errors.append(msg["content"]["evalue"])
-            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-        assert not errors, errors
-        return json.loads("".join(printed))
+        result = kernel.execute(code, timeout=15)
+        assert result.status == "ok", result.traceback
+        return json.loads(result.stdout)
     finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+        kernel.kill()

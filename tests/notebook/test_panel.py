@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import queue
 import re
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,9 +16,11 @@ from typing import Any
 
 import pytest
 from jupyter_client import KernelManager
-from jupyter_client.kernelspec import KernelSpecManager
 
-API_KEY = "0123456789abcdef0123456789abcdef"
+import tests.kernel
+from tests.payloads import API_KEY
+from tests.waits import eventually, waited
+
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -71,13 +71,15 @@ class Kernel:
     def execute(self, code: str, timeout: float = 15.0) -> list[Message]:
         """Run a cell; the iopub messages that answer it, once the kernel is idle again."""
         msg_id = self.client.execute(code)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def answered() -> list[Message]:
             mine = [m for m in list(self.messages) if m.msg["parent_header"].get("msg_id") == msg_id]
-            if any(m.type == "status" and m.content["execution_state"] == "idle" for m in mine):
-                return mine
-            time.sleep(0.01)
-        raise AssertionError(f"cell did not finish in {timeout}s: {code!r}")
+            idle = any(m.type == "status" and m.content["execution_state"] == "idle" for m in mine)
+            return mine if idle else []
+
+        mine = eventually(answered, timeout)
+        assert mine, f"cell did not finish in {timeout}s: {code!r}"
+        return mine
 
     def value(self, expression: str) -> Any:
         replies = self.execute(f"import json as _j; print(_j.dumps({expression}))")
@@ -112,44 +114,15 @@ class Kernel:
 
     def wait_for(self, predicate: Any, timeout: float = 3.0) -> float:
         """Seconds until predicate() held, or fail after timeout."""
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            if predicate():
-                return time.monotonic() - start
-            time.sleep(0.02)
-        raise AssertionError(f"not true within {timeout}s")
+        return waited(predicate, timeout)
 
 
 def start_kernel(tmp_path: Path, env: dict[str, str] | None = None) -> Kernel:
-    # A private profile without auto-load: the editable install puts the kernel config that
-    # loads the extension into this venv, and these tests load it themselves.
-    ipython_dir = tmp_path / "ipython"
-    (ipython_dir / "profile_default").mkdir(parents=True)
-    (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
-        "c.InteractiveShellApp.extra_extensions = []\n"
-    )
-    spec_dir = tmp_path / "kernels" / "panel-test"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "panel test",
-        "language": "python",
-    }))
-    manager = KernelManager(
-        kernel_name="panel-test",
-        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")]),
-    )
-    base = {
-        "IPYTHONDIR": str(ipython_dir),
-        "BUGSNAG_PERSISTENCE_DIRECTORY": str(tmp_path / "outbox"),
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-    }
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("BUGSNAG_")}
-    manager.start_kernel(env={**environment, **base, **(env or {})})
-    client = manager.client()
-    client.start_channels()
-    client.wait_for_ready(timeout=30)
-    kernel = Kernel(manager, client)
+    """A kernel whose profile switches the installed auto-load off: these tests load the
+    extension themselves. Its iopub is read by the reader thread from here on."""
+    started = tests.kernel.Kernel(tmp_path / "kernel", {
+        "BUGSNAG_PERSISTENCE_DIRECTORY": str(tmp_path / "outbox"), **(env or {})})
+    kernel = Kernel(started.manager, started.client)
     kernel.start_reader()
     return kernel
 

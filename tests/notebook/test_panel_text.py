@@ -22,8 +22,8 @@ from bugsnag_ipython.notebook.status import (
     status_html,
     status_text,
 )
+from tests.payloads import OTHER_KEY as API_KEY
 
-API_KEY = "0123456789abcdef0123456789abcdef"
 NOW = 1_796_000_000.0  # November 2026: payloads this old are not aged out
 
 

@@ -15,9 +15,9 @@ import pytest
 from bugsnag_ipython.core.config import ConfigurationError
 from bugsnag_ipython.core.key_file import key_file_path, save_key
 from bugsnag_ipython.notebook.extension import Extension
+from tests.payloads import OTHER_KEY as OTHER
 
 SAVED = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
-OTHER = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-KEY = "0123456789abcdef0123456789abcdef"
+from tests.payloads import API_KEY as KEY
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import json
 from bugsnag_ipython.report.payloads import encode, event_payload
 from bugsnag_ipython.report.scrub import scrub
 from bugsnag_ipython.report.trimming import MAX_PAYLOAD_BYTES
-
-KEY = "0123456789abcdef0123456789abcdef"
+from tests.payloads import API_KEY as KEY
 
 
 def payload_with(text: str, **event: object) -> bytes:

@@ -9,7 +9,8 @@ import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
-from tests.fakes import API_KEY, Clock, Recorder
+from tests.fakes import Clock, Recorder
+from tests.payloads import API_KEY
 
 
 @pytest.fixture
