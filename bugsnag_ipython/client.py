@@ -282,7 +282,7 @@ class Client:
         session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)
-        made = trimming.sealed_event(body, config)
+        made = trimming.sealed_event(body, config, crumbs_redacted=not self.on_error)
         self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
         return self._send_event(made)
 

@@ -92,7 +92,7 @@ class Checkpoint:
         client = self.client
         config = client.config
         keys = config.redacted_keys
-        crumbs = redact(client.breadcrumbs.snapshot(), keys)
+        crumbs = client.breadcrumbs.snapshot(keys)
         facts: dict[str, Any] = {
             "app": {"releaseStage": config.release_stage, "version": client.app_version},
             "notebook": self.cells.notebook_path(look=False) if self.cells is not None else None,

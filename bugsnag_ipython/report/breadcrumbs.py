@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.basics import JsonDict
-from .payloads import iso8601
+from .payloads import iso8601, redact
 
 BREADCRUMB_TYPES = ("error", "log", "manual", "navigation", "process", "request", "state", "user")
 MAX_NAME = 100  # characters of a breadcrumb's name, as the BugSnag dashboard shows it
@@ -23,6 +23,7 @@ class Breadcrumbs:
 
     def __init__(self, limit: int) -> None:
         self._trail: deque[JsonDict | _Cell] = deque(maxlen=limit)
+        self._shown: dict[int, tuple[object, tuple[str, ...], JsonDict]] = {}
 
     def resize(self, limit: int) -> None:
         if self._trail.maxlen != limit:
@@ -45,13 +46,23 @@ class Breadcrumbs:
         it: the cell events' budget (README, Performance) has no room for a dict per cell."""
         self._trail.append((execution_count, at, started, ended, ok))
 
-    def snapshot(self) -> list[JsonDict]:
-        """The trail, oldest first, as copies an event's callbacks may change freely."""
+    def snapshot(self, keys: tuple[str, ...] = ()) -> list[JsonDict]:
+        """The trail, oldest first, redacted by `keys` and timestamped. Each breadcrumb is
+        redacted and formatted once per set of keys and kept so (an event carries up to 100,
+        and redacting them all anew took a reported error's cost from 0.4 ms to 2 ms, over its
+        target): the crumbs are shared, and whoever changes them copies them first
+        (`fresh`, as the on-error callbacks do)."""
+        shown: dict[int, tuple[object, tuple[str, ...], JsonDict]] = {}
         crumbs = []
         for item in list(self._trail):
-            crumb = _cell_crumb(*item) if isinstance(item, tuple) else item
-            metadata = dict(crumb["metaData"])
-            crumbs.append({**crumb, "timestamp": iso8601(crumb["timestamp"]), "metaData": metadata})
+            made = self._shown.get(id(item))
+            if made is None or made[0] is not item or made[1] != keys:
+                crumb = _cell_crumb(*item) if isinstance(item, tuple) else item
+                made = (item, keys, {**crumb, "timestamp": iso8601(crumb["timestamp"]),
+                                     "metaData": redact(crumb["metaData"], keys)})
+            shown[id(item)] = made
+            crumbs.append(made[2])
+        self._shown = shown  # only what the trail holds: an id is never taken for another's
         return crumbs
 
     def __len__(self) -> int:
@@ -59,6 +70,15 @@ class Breadcrumbs:
 
 
 _Cell = tuple[int | None, float, float, float, bool]  # count, when, started, ended, ok
+
+
+def fresh(value: Any) -> Any:
+    """A copy of breadcrumbs as the trail gives them (dicts, lists and plain values)."""
+    if type(value) is dict:
+        return {key: fresh(item) for key, item in value.items()}
+    if type(value) is list:
+        return [fresh(item) for item in value]
+    return value
 
 
 def _cell_crumb(execution_count: int | None, at: float, started: float, ended: float, ok: bool) -> JsonDict:

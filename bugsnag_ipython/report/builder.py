@@ -70,7 +70,7 @@ def build_event(
         device=facts.device,
         user=facts.user,
         context=events.context_of(context, facts.context, cell, thread),
-        breadcrumbs=breadcrumbs.snapshot(),
+        breadcrumbs=breadcrumbs.snapshot(config.redacted_keys),
         metadata=events.event_metadata(
             facts.tabs,
             kernel=facts.kernel,

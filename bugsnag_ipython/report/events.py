@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..core.basics import JsonDict, Once, log
+from .breadcrumbs import fresh
 from .metadata import merge_event_metadata
 from .naming import class_name, message_of, names_of
 from .repair import before_callbacks, repair_event
@@ -223,6 +224,8 @@ class OnErrorCallbacks:
         """
         with self._lock:
             callbacks = list(self._callbacks)
+        if isinstance(event.get("breadcrumbs"), list):  # the trail's own, shared: see snapshot()
+            event["breadcrumbs"] = fresh(event["breadcrumbs"])
         before = before_callbacks(event)
         for callback in callbacks:
             try:

@@ -182,7 +182,7 @@ def headers(api_key: str, payload_version: str, body: bytes, sent_at: float) -> 
     }
 
 
-def redact_event(event: JsonDict, keys: tuple[str, ...]) -> None:
+def redact_event(event: JsonDict, keys: tuple[str, ...], *, breadcrumbs: bool = True) -> None:
     """Redact, in place, the parts of an event whose keys users choose: metadata, breadcrumb
     metadata and user fields. Source text (code windows, cell source) is not a key's value:
     `send_code` alone decides whether it is sent.
@@ -194,7 +194,7 @@ def redact_event(event: JsonDict, keys: tuple[str, ...]) -> None:
         if isinstance(event.get(part), Mapping):
             event[part] = redact(event[part], keys)
     crumbs = event.get("breadcrumbs")
-    if isinstance(crumbs, list):
+    if breadcrumbs and isinstance(crumbs, list):
         event["breadcrumbs"] = [
             {**crumb, "metaData": redact(crumb["metaData"], keys)}
             if isinstance(crumb, Mapping) and isinstance(crumb.get("metaData"), Mapping)

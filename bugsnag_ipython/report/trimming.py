@@ -227,8 +227,10 @@ def encode_within_limit(payload: JsonDict) -> tuple[JsonDict, bytes]:
     return payload, encoded
 
 
-def sealed_event(body: JsonDict, config: Configuration) -> tuple[JsonDict, bytes]:
+def sealed_event(body: JsonDict, config: Configuration, *,
+                 crumbs_redacted: bool = False) -> tuple[JsonDict, bytes]:
     """The payload of an event as it is sent, and its encoded body: redacted, with the API key
-    and the notifier, within BugSnag's size limit."""
-    payloads.redact_event(body, config.redacted_keys)
+    and the notifier, within BugSnag's size limit. `crumbs_redacted`: the breadcrumbs came
+    redacted from the trail and no callback has touched them since."""
+    payloads.redact_event(body, config.redacted_keys, breadcrumbs=not crumbs_redacted)
     return encode_within_limit(payloads.event_payload(config.api_key or "", NOTIFIER, [body]))
