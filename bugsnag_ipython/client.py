@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .core.basics import JsonDict, Once, log
+from .core.basics import JsonDict, Once, tell
 from .core.config import Configuration, ConfigurationError, mask_api_key
 from .core.launch import LaunchSession, ReleaseLookup
 from .core.private_files import Refusals
@@ -374,11 +374,7 @@ class Client:
         self._dispatcher.close(timeout)
 
     def _changed(self) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener()
-            except Exception:
-                log.debug("client listener failed", exc_info=True)
+        tell(self.listeners, "client")
 
     def masked_key(self) -> str:
         return mask_api_key(self.config.api_key)

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 log = logging.getLogger("bugsnag_ipython")
 JsonDict = dict[str, Any]
+
+
+def tell(listeners: list[Callable[[], None]], whose: str) -> None:
+    """Call each listener (status, panel, crash record); one that fails is logged at debug and
+    the rest are still told: a broken display must not stop delivery or a cell."""
+    for listener in list(listeners):
+        try:
+            listener()
+        except Exception:
+            log.debug("%s listener failed", whose, exc_info=True)
 
 
 class Once:

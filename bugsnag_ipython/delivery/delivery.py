@@ -22,7 +22,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from ..core import forkguard
-from ..core.basics import JsonDict, Once, log
+from ..core.basics import JsonDict, Once, log, tell
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
 from .backlog import UNREADABLE, Backlog, Queued, Stats
@@ -356,11 +356,7 @@ class Delivery:
         self._changed()
 
     def _changed(self) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener()
-            except Exception:
-                log.debug("state listener failed", exc_info=True)
+        tell(self.listeners, "delivery")
 
     # -- fork ------------------------------------------------------------------------------
 
