@@ -19,9 +19,7 @@ from .report.breadcrumbs import Breadcrumbs
 from .report.events import SEVERITIES, CellRun, OnError, ThreadInfo
 from .report.metadata import MetadataStore
 
-if TYPE_CHECKING:
-    # Imported when first needed, not at load: delivery (with its threads and outbox) when the
-    # first payload is handed over, stack traces and trimming with the first report.
+if TYPE_CHECKING:  # imported with the first payload or report, not at load
     from .delivery.delivery import Delivery
     from .report.kernel_death import KernelDeath
     from .report.stacktrace import CellMap
@@ -32,16 +30,12 @@ __all__ = ["CellRun", "Client", "OnError", "ThreadInfo"]
 
 
 class Client:
-    """What the package does for one kernel: it holds the options in force, the session tracker
-    and what events carry (breadcrumbs, metadata, user, context), and turns what it is told (a
-    cell started or ended, an exception caught, a session paused) into session and event
-    payloads, made with `report/` and handed to delivery (`delivery/`), sent at once or held
-    until there is an API key.
+    """One kernel's reporter: it holds the options in force, the session tracker and what events
+    carry (breadcrumbs, metadata, user, context), and turns what it is told (a cell started or
+    ended, an exception caught, a session paused) into session and event payloads for delivery.
 
-    The failure sources (`sources/`) turn kernel events into its calls and guard them; the
-    public API and the magics (`notebook/`) call it too, and only ConfigurationError comes out
-    of those calls. `listeners` hear of every change, for the status text, the panel and the
-    crash record. Stack traces, trimming and delivery are imported with the first payload.
+    The failure sources (`sources/`), the public API and the magics call it; of their calls only
+    ConfigurationError comes out. `listeners` hear of every change (status, panel, crash record).
     """
 
     def __init__(self, config: Configuration, *, delivery: Delivery | None = None,
@@ -66,8 +60,7 @@ class Client:
         self._launched_wall = wall_clock()
         self._cell: CellRun | None = None  # the running cell
         self.widget_message_since: float | None = None  # while a widget message is handled
-        # What notify_unhandled reported while this cell ran: raised again by the cell, it is
-        # not a second event.
+        # What notify_unhandled reported in this cell: raised again by the cell, it is no new event.
         self._caught_in_cell: tuple[CellRun | None, deque[BaseException]] = (None, deque())
         self.metadata = MetadataStore()
         self._facts = environment.PayloadFacts(lambda: self.config.persistence_directory)
@@ -111,9 +104,8 @@ class Client:
 
     @property
     def app_version(self) -> str | None:
-        """The app version payloads carry: the option's, else the release found for this kernel
-        (git, image, CI). A payload made while the look runs (it ends within milliseconds of the
-        load) waits for it, so that every session and event of the kernel names one release."""
+        """The app version payloads carry: the option's, else the release found for this kernel.
+        A payload made while the look runs waits for it: every payload of a kernel names one release."""
         if self.config.app_version:
             return self.config.app_version
         release = self.release_lookup.result(RELEASE_WAIT)
@@ -193,10 +185,8 @@ class Client:
             self.breadcrumbs.leave_cell(run.execution_count, at, run.started_monotonic, ended, error is None)
 
     def widget_message_started(self) -> None:
-        """The frontend's message to a widget (a click, a slider moved) is being handled. Outside
-        a cell that is the foreground, as a cell is: after `background_timeout` or more of
-        idleness it starts a new session. In a running cell (one awaiting a click) it is the
-        cell's foreground still."""
+        """The frontend's message to a widget (a click) is being handled: outside a cell, it is
+        the foreground, as a cell is (after `background_timeout` of idleness, a new session)."""
         if self._cell is None and self.widget_message_since is None:
             now = self.widget_message_since = self.tracker.monotonic()
             if self.tracker.enter_foreground(now) is not None:
@@ -235,9 +225,8 @@ class Client:
     def notify_unhandled(
         self, error: BaseException, context: str, section: str, facts: JsonDict
     ) -> bool:
-        """Report an exception that a widget callback or the event loop caught: unhandled, of the
-        session current now, with `context` (unless set_context set one) and a metadata tab
-        `section` saying where it came from. A cell may be running (`button.click()`)."""
+        """Report an exception a widget callback or the event loop caught: unhandled, with
+        `context` (unless set_context set one) and a metadata tab `section` saying where it came from."""
         running = self._cell
         if running is not None:
             if self._caught_in_cell[0] is not running:
@@ -274,8 +263,8 @@ class Client:
             config=config, cells=self._resolve_cell, breadcrumbs=self.breadcrumbs,
         )
         body, chosen = built.body, built.severity
-        # As bugsnag-android: callbacks see the event before the session is attached, and a
-        # discarded event moves no session counter.
+        # As bugsnag-android: callbacks see the event before its session, and a discarded one
+        # moves no session counter.
         if self.on_error and not self.on_error.run(body):
             return False
         events.settle_severity(body, chosen, unhandled)
@@ -287,9 +276,8 @@ class Client:
         return self._send_event(made)
 
     def notify_kernel_death(self, death: KernelDeath) -> bool:
-        """Report an earlier kernel's death (deaths/scan.py): one unhandled event
-        carrying that kernel's session, its counts including the event; no counter of this
-        kernel's moves. The on-error callbacks see it like any event."""
+        """Report an earlier kernel's death: one unhandled event carrying that kernel's session;
+        no counter of this kernel's moves. The on-error callbacks see it like any event."""
         from .report.kernel_death import death_payload
 
         made = death_payload(death, self.config, device=self._facts.device,
@@ -297,8 +285,7 @@ class Client:
         return made is not None and self._send_event(made)
 
     def previous_kernel_died(self, text: str) -> None:
-        """What became of the previous kernel, for status and the panel ("died running In [14]
-        (out of memory); reported.")."""
+        """What became of the previous kernel, for status and the panel."""
         self.previous_death = text
         self._changed()
 
@@ -343,7 +330,7 @@ class Client:
         return app
 
     def _send_event(self, made: tuple[JsonDict, bytes]) -> bool:
-        """Hand over a finished event (its payload and encoded body): the tail of every report."""
+        """Hand over a finished event (its payload and encoded body)."""
         self._dispatcher.send("event", *made)
         if not self.config.api_key and self.on_first_held_event is not None:
             said, self.on_first_held_event = self.on_first_held_event, None

@@ -32,17 +32,14 @@ class Once:
         self._lock = threading.Lock()
 
     def say(self, key: Hashable, sentence: str) -> bool:
-        with self._lock:
-            if key in self._said:
-                return False
-            self._said.add(key)
-        log.log(self._level, sentence)
-        return True
+        said = self.first(key)
+        if said:
+            log.log(self._level, sentence)
+        return said
 
     def first(self, key: Hashable) -> bool:
         """True the first time `key` is met, for callers that say it their own way."""
         with self._lock:
-            if key in self._said:
-                return False
+            said = key in self._said
             self._said.add(key)
-            return True
+        return not said

@@ -1,8 +1,5 @@
-"""Every option of the notifier: one frozen dataclass, one validation step.
-
-Options come, lowest priority first, from the defaults, IPython config files, the environment
-and calls (`configure()`, `%config`, magics). This module only knows how to turn raw values
-into a valid :class:`Configuration`; notebook/settings.py reads the sources.
+"""Every option of the notifier: one frozen dataclass, one validation step, and how options that
+hold credentials (the key, endpoint URLs) may be shown. notebook/settings.py reads the sources.
 """
 
 from __future__ import annotations
@@ -10,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
@@ -47,9 +44,8 @@ def mask_api_key(key: str | None) -> str:
 
 
 def shown_url(url: str | None) -> str:
-    """An endpoint as it may be shown (status, panel, log lines, the command line): never the
-    credentials a URL can carry, as proxies and On-Premise setups use them
-    (`https://user:password@host/notify` is shown `https://***@host/notify`), nor its query."""
+    """An endpoint as it may be shown: never the credentials a URL can carry (proxies and
+    On-Premise setups use them), nor its query: `https://***@host/notify?***`."""
     if not url:
         return "off"
     try:
@@ -83,8 +79,7 @@ _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^/?#\s]*|[^:/?#
 
 def without_credentials(text: str) -> str:
     """`text` with every URL's credentials hidden (`postgresql://admin:pw@db/x` becomes
-    `postgresql://***@db/x`): for an error from the network library, and for the strings of a
-    run's metadata (papermill's parameters and paths), which often are connection URLs."""
+    `postgresql://***@db/x`): for network errors and a run's parameters, often connection URLs."""
     if "@" not in text or "://" not in text:  # most strings: no URL with credentials
         return text
     return _CREDENTIALS.sub(r"\1***@", text)
@@ -94,9 +89,8 @@ _LONG_ENOUGH = 8  # characters: a shorter secret alone would match ordinary text
 
 
 def endpoint_credentials(*urls: str | None) -> tuple[str, ...]:
-    """The secrets that endpoint URLs carry, as they may appear in text: each URL's userinfo as
-    written (`user:password`, or a token alone), and a password on its own, as written and
-    percent-decoded, when it is long enough not to be ordinary text (8 characters or more)."""
+    """The secrets that endpoint URLs carry: each userinfo as written (`user:password`, or a token
+    alone), and a password on its own, as written and percent-decoded, when long enough."""
     found: list[str] = []
     for url in urls:
         if not url:
@@ -135,7 +129,7 @@ class MaskedApiKey(str):
 class Configuration:
     """The notifier's options. Build new ones with :meth:`replace`, which validates."""
 
-    api_key: str | None = field(default=None, repr=False)
+    api_key: str | None = None
     release_stage: str = "production"
     app_version: str | None = None
     notify_endpoint: str | None = None
@@ -158,11 +152,11 @@ class Configuration:
 
     def __repr__(self) -> str:
         # Never a credential: the key masked, endpoints without the user:password they carry.
-        shown = ", ".join(
-            f"{f.name}={_shown_field(f.name, getattr(self, f.name))!r}"
-            for f in dataclasses.fields(self) if f.repr
-        )
-        return f"Configuration(api_key={mask_api_key(self.api_key)!r}, {shown})"
+        shown = {option.name: getattr(self, option.name) for option in dataclasses.fields(self)}
+        shown["api_key"] = mask_api_key(self.api_key)
+        for name in ("notify_endpoint", "sessions_endpoint"):
+            shown[name] = shown[name] and shown_url(shown[name])
+        return f"Configuration({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -175,12 +169,9 @@ class Configuration:
         return tuple(_KINDS)
 
     def replace(self, **changes: Any) -> Configuration:
-        """A copy with `changes` applied; raises ConfigurationError and changes nothing if any
-        change is invalid."""
+        """A copy with `changes` applied; ConfigurationError, and nothing changed, if one is refused."""
         cleaned = {name: validated(name, value) for name, value in changes.items()}
         return dataclasses.replace(self, **cleaned)
-
-    # -- derived values ----------------------------------------------------------------
 
     @property
     def notify_url(self) -> str:
@@ -190,11 +181,8 @@ class Configuration:
 
     @property
     def sessions_url(self) -> str | None:
-        """Where sessions go, or None when session delivery is off.
-
-        Setting only the notify endpoint (BugSnag On-Premise, a proxy) turns session delivery
-        off, as the official notifiers do, rather than sending sessions to BugSnag's cloud.
-        """
+        """Where sessions go; None when only the notify endpoint is set (On-Premise, a proxy), as
+        the official notifiers do, rather than sending sessions to BugSnag's cloud."""
         if self.sessions_endpoint:
             return self.sessions_endpoint
         if self.notify_endpoint:
@@ -209,10 +197,6 @@ class Configuration:
     def release_stage_enabled(self) -> bool:
         stages = self.enabled_release_stages
         return stages is None or self.release_stage in stages
-
-
-def _shown_field(name: str, value: Any) -> Any:
-    return shown_url(value) if _KINDS[name] == "url" and value else value
 
 
 def from_environment(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -240,7 +224,12 @@ _KINDS = {
     "max_held_payloads": "count", "max_stored_sessions": "count", "max_stored_events": "count",
     "watch_kernel_deaths": "bool",
 }
+# What a refusal says each kind must be; it shows the value refused, but never a key.
 _MUST_BE = {
+    "key": "the 32 hexadecimal digits of your BugSnag project's API key "
+           "(Project Settings > Notifier API key)",
+    "url": "an http:// or https:// URL such as 'https://notify.example.com'",
+    "stage": "a non-empty string, e.g. 'production'",
     "text": "a string or None", "bool": "True or False", "names": "a list of strings",
     "seconds": "a number of seconds, 0 or more", "count": "a whole number, 1 or more",
 }
@@ -272,51 +261,33 @@ def validated(name: str, value: Any) -> Any:
     if kind is None:
         known = ", ".join(_KINDS)
         raise ConfigurationError(f"{name!r} is not an option of bugsnag_ipython; known: {known}.")
-    if kind == "key":
-        return _validate_api_key(value)
-    if kind == "url":
-        return _validate_url(name, value)
-    if kind == "stage":
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigurationError("release_stage must be a non-empty string, e.g. 'production'.")
-        return value.strip()
-    if kind == "text" and (value is None or value == ""):
-        return None
-    if name == "enabled_release_stages" and value is None:
-        return None  # every stage
+    unset = value is None or (value == "" and kind in ("key", "url", "text"))
+    if unset and (kind in ("key", "url", "text") or name == "enabled_release_stages"):
+        return None  # for enabled_release_stages: every stage
+    text = value.strip() if isinstance(value, str) else None
     number = isinstance(value, int | float) and not isinstance(value, bool)
     accepted = {
-        "text": isinstance(value, str),
+        "key": is_api_key(text or ""),
+        "url": _is_http_url(text or ""),
+        "stage": bool(text),
+        "text": text is not None,
         "bool": isinstance(value, bool),
         "names": isinstance(value, list | tuple) and all(isinstance(item, str) for item in value),
         "seconds": number and value >= 0,
         "count": number and isinstance(value, int) and value >= 1,
     }
     if not accepted[kind]:
-        raise ConfigurationError(f"{name} must be {_MUST_BE[kind]}, not {value!r}.")
+        shown = shown_url(value) if kind == "url" and text else value
+        refused = "" if kind in ("key", "stage") else f", not {shown!r}"
+        raise ConfigurationError(f"{name} must be {_MUST_BE[kind]}{refused}.")
+    if kind in ("key", "url", "stage"):
+        return text
     return tuple(value) if kind == "names" else float(value) if kind == "seconds" else value
 
 
-def _validate_api_key(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not is_api_key(value.strip()):
-        raise ConfigurationError(
-            "api_key must be the 32 hexadecimal digits of your BugSnag project's API key "
-            "(Project Settings > Notifier API key)."
-        )
-    return value.strip()
-
-
-def _validate_url(name: str, value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{name} must be an http(s) URL string, not {value!r}.")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(
-            f"{name} must be an http:// or https:// URL such as "
-            f"'https://notify.example.com', not {shown_url(value)!r}."
-        )
-    return value.strip()
+def _is_http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)

@@ -1,14 +1,10 @@
 """The API key saved in the user's private configuration, for kernels that have no other.
 
-`%bugsnag_key` saves it, so that the key never has to be written into a notebook: one line, the
-key, in `api_key` under the user config dir (`~/.config/bugsnag-ipython/` on Linux), the file
-0600 in a 0700 folder. A kernel reads it at load, below IPython config and `BUGSNAG_API_KEY`.
-
-Only a file this user owns, that no one else can read or write, in a folder no one else can
-write, is used (by the trust rule of core/private_files.py): a key another user planted would
-send this user's errors to that user's project. Reading it is one `open()` on the loading
-thread (platformdirs is not imported for it on Linux, where the rule is XDG's), and a missing
-file costs nothing more.
+`%bugsnag_key` saves it, so that the key is never written into a notebook: one line in
+`api_key` under the user config dir (`~/.config/bugsnag-ipython/` on Linux), the file 0600 in a
+0700 folder; a kernel reads it at load, below IPython config and `BUGSNAG_API_KEY`. Only a file
+that passes the trust rule of core/private_files.py is used: a key another user planted would
+send this user's errors to that user's project.
 """
 
 from __future__ import annotations

@@ -34,6 +34,9 @@ CI_VARIABLES = (
 )
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")  # SHA-1 or SHA-256 object names
 
+# packed-refs: ref name -> (object, the commit it peels to when it is an annotated tag)
+PackedRefs = dict[str, tuple[str, str | None]]
+
 
 @dataclass(frozen=True)
 class Release:
@@ -48,18 +51,17 @@ class Release:
 
 def find_release(directory: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Release | None:
     """The default release for a notebook in `directory`, by the rules above; None if none."""
-    if directory is not None:
-        found = git_release(directory)
-        if found is not None:
-            return found
-    return image_release(env) or ci_release(env)
-
-
-def image_release(env: Mapping[str, str]) -> Release | None:
+    found = git_release(directory) if directory is not None else None
+    if found is not None:
+        return found
     for variable in IMAGE_VARIABLES:
         spec = env.get(variable, "").strip()
         if spec:
             return Release(image_version(spec), IMAGE)
+    for variable in CI_VARIABLES:
+        commit = env.get(variable, "").strip().lower()
+        if _SHA.fullmatch(commit):
+            return Release(commit[:ABBREV], CI, revision=commit)
     return None
 
 
@@ -76,69 +78,52 @@ def image_version(spec: str) -> str:
     return spec
 
 
-def ci_release(env: Mapping[str, str]) -> Release | None:
-    for variable in CI_VARIABLES:
-        commit = env.get(variable, "").strip().lower()
-        if _SHA.fullmatch(commit):
-            return Release(commit[:ABBREV], CI, revision=commit)
-    return None
-
-
 # -- git ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Repository:
-    top: Path  # the work tree
-    git_dir: Path  # .git, or a worktree's own folder
-    common_dir: Path  # where refs, objects and config live (.git for a plain repository)
-
-
-def find_repository(directory: str | os.PathLike[str]) -> Repository | None:
-    """The git repository whose work tree holds `directory`, if any."""
-    try:
-        here = Path(directory).expanduser().resolve()
-    except (OSError, RuntimeError):
-        return None
-    for folder in (here, *here.parents):
-        dot_git = folder / ".git"
-        try:
-            if dot_git.is_dir():
-                git_dir = dot_git
-            elif dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
-                text = _small_text(dot_git)
-                if not text.startswith("gitdir:"):
-                    continue
-                git_dir = (folder / text[len("gitdir:"):].strip()).resolve()
-            else:
-                continue
-            common = git_dir
-            if (git_dir / "commondir").is_file():
-                common = (git_dir / _small_text(git_dir / "commondir").strip()).resolve()
-            if (git_dir / "HEAD").is_file():
-                return Repository(folder, git_dir, common)
-        except OSError:
-            return None
-    return None
 
 
 def git_release(directory: str | os.PathLike[str]) -> Release | None:
     """The release of the repository holding `directory`, or None outside one."""
-    repository = find_repository(directory)
-    if repository is None:
+    found = _find_repository(directory)
+    if found is None:
         return None
+    top, git_dir, common = found
+    packed = _packed_refs(common)
     try:
-        revision = head_commit(repository)
+        revision = _resolve(git_dir, common, packed, "HEAD")
     except OSError:
         revision = None
     if revision is None:
         return None  # a repository without a commit yet has no release
-    version = _described(repository) or tag_of(repository, revision) or revision[:ABBREV]
-    remote = first_remote(repository)
-    return Release(version, GIT, revision, remote, provider_of(remote))
+    version = _described(top) or _tag_of(common, packed, revision) or revision[:ABBREV]
+    remote = _first_remote(common)
+    host = (remote or "").lower()
+    provider = next((name for name in ("github", "gitlab", "bitbucket") if name in host), None)
+    return Release(version, GIT, revision, remote, provider)
 
 
-def _described(repository: Repository) -> str | None:
+def _find_repository(directory: str | os.PathLike[str]) -> tuple[Path, Path, Path] | None:
+    """The work tree holding `directory`, its git folder (a worktree has one of its own) and
+    the folder where the refs, objects and config live (the same for a plain repository)."""
+    try:
+        here = Path(directory).expanduser().resolve()
+        for top in (here, *here.parents):
+            git_dir = top / ".git"
+            if git_dir.is_file():  # a worktree or submodule: "gitdir: <path>"
+                text = _small_text(git_dir)
+                if not text.startswith("gitdir:"):
+                    continue
+                git_dir = (top / text[len("gitdir:"):].strip()).resolve()
+            if (git_dir / "HEAD").is_file():
+                common = git_dir / "commondir"
+                if common.is_file():
+                    return top, git_dir, (git_dir / _small_text(common).strip()).resolve()
+                return top, git_dir, git_dir
+    except (OSError, RuntimeError):
+        return None
+    return None
+
+
+def _described(top: Path) -> str | None:
     """What `git describe --tags --always --dirty` prints, or None without a working git."""
     import subprocess  # here, like every import of this lookup: it runs off the loading thread
 
@@ -148,7 +133,7 @@ def _described(repository: Repository) -> str | None:
             # No hook or fsmonitor of the repository's config runs: describe only reads.
             ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null",
              "describe", "--tags", "--always", "--dirty"],
-            cwd=repository.top, env=env, capture_output=True, timeout=GIT_TIMEOUT, check=False,
+            cwd=top, env=env, capture_output=True, timeout=GIT_TIMEOUT, check=False,
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError):
@@ -157,35 +142,27 @@ def _described(repository: Repository) -> str | None:
     return text if done.returncode == 0 and text and "\n" not in text else None
 
 
-def head_commit(repository: Repository) -> str | None:
-    head = _small_text(repository.git_dir / "HEAD").strip()
-    if head.startswith("ref:"):
-        return resolve_ref(repository, head[4:].strip())
-    return head if _SHA.fullmatch(head) else None
+def _resolve(git_dir: Path, common: Path, packed: PackedRefs, name: str) -> str | None:
+    """The commit a ref names (HEAD, a branch), following symbolic refs: its file, else packed-refs."""
+    for _ in range(5):
+        if ".." in name:
+            return None
+        files = [folder / name for folder in (git_dir, common) if (folder / name).is_file()]
+        if not files:
+            return packed.get(name, (None, None))[0]
+        text = _small_text(files[0]).strip()
+        if not text.startswith("ref:"):
+            return text if _SHA.fullmatch(text) else None
+        name = text[4:].strip()
+    return None
 
 
-def resolve_ref(repository: Repository, name: str, depth: int = 0) -> str | None:
-    """The commit a ref names (loose refs first, then packed-refs), following symbolic refs."""
-    if depth > 5 or ".." in name:
-        return None
-    for folder in (repository.git_dir, repository.common_dir):
-        try:
-            text = _small_text(folder / name).strip()
-        except OSError:
-            continue
-        if text.startswith("ref:"):
-            return resolve_ref(repository, text[4:].strip(), depth + 1)
-        return text if _SHA.fullmatch(text) else None
-    return _packed_refs(repository).get(name, (None, None))[0]
-
-
-def _packed_refs(repository: Repository) -> dict[str, tuple[str, str | None]]:
-    """packed-refs: ref name -> (object, the commit it peels to when it is an annotated tag)."""
+def _packed_refs(common: Path) -> PackedRefs:
     try:
-        text = _small_text(repository.common_dir / "packed-refs", MAX_PACKED_REFS_BYTES)
+        text = _small_text(common / "packed-refs", MAX_PACKED_REFS_BYTES)
     except OSError:
         return {}
-    refs: dict[str, tuple[str, str | None]] = {}
+    refs: PackedRefs = {}
     last = None
     for line in text.splitlines():
         if line.startswith("^") and last is not None:
@@ -193,35 +170,32 @@ def _packed_refs(repository: Repository) -> dict[str, tuple[str, str | None]]:
         elif line and not line.startswith("#"):
             sha, _, name = line.partition(" ")
             if _SHA.fullmatch(sha):
-                refs[name.strip()] = (sha, None)
                 last = name.strip()
+                refs[last] = (sha, None)
     return refs
 
 
-def tag_of(repository: Repository, commit: str) -> str | None:
+def _tag_of(common: Path, packed: PackedRefs, commit: str) -> str | None:
     """A tag on `commit` (the last in name order, as several may be), or None."""
-    found: list[str] = []
-    for name, (sha, peeled) in _packed_refs(repository).items():
-        if name.startswith("refs/tags/") and commit in (sha, peeled):
-            found.append(name[len("refs/tags/"):])
-    tags = repository.common_dir / "refs" / "tags"
+    found = [name[len("refs/tags/"):] for name, (sha, peeled) in packed.items()
+             if name.startswith("refs/tags/") and commit in (sha, peeled)]
+    tags = common / "refs" / "tags"
     for path in sorted(tags.rglob("*")) if tags.is_dir() else []:
         try:
             sha = _small_text(path).strip()
         except OSError:
             continue
-        if sha == commit or (_SHA.fullmatch(sha) and _peeled(repository, sha) == commit):
+        if sha == commit or (_SHA.fullmatch(sha) and _peeled(common, sha) == commit):
             found.append(path.relative_to(tags).as_posix())
     return max(found) if found else None
 
 
-def _peeled(repository: Repository, sha: str) -> str | None:
+def _peeled(common: Path, sha: str) -> str | None:
     """The object an annotated tag points at, when the tag is a loose object."""
     import zlib
 
-    path = repository.common_dir / "objects" / sha[:2] / sha[2:]
     try:
-        with open(path, "rb") as file:
+        with open(common / "objects" / sha[:2] / sha[2:], "rb") as file:
             data = zlib.decompressobj().decompress(file.read(MAX_OBJECT_BYTES), 4096)
     except (OSError, zlib.error):
         return None
@@ -232,13 +206,13 @@ def _peeled(repository: Repository, sha: str) -> str | None:
     return target if _SHA.fullmatch(target) else None
 
 
-def first_remote(repository: Repository) -> str | None:
+def _first_remote(common: Path) -> str | None:
     """The URL of the repository's first remote, credentials hidden."""
     import configparser
 
     parser = configparser.RawConfigParser(strict=False, interpolation=None)
     try:
-        parser.read_string(_small_text(repository.common_dir / "config", 1024 * 1024))
+        parser.read_string(_small_text(common / "config", 1024 * 1024))
     except (OSError, configparser.Error):
         return None
     for section in parser.sections():
@@ -246,12 +220,6 @@ def first_remote(repository: Repository) -> str | None:
             url = parser.get(section, "url").strip()
             return without_credentials(url) if url else None
     return None
-
-
-def provider_of(remote: str | None) -> str | None:
-    """BugSnag's source control provider for a remote, where its host tells."""
-    host = (remote or "").lower()
-    return next((provider for provider in ("github", "gitlab", "bitbucket") if provider in host), None)
 
 
 def _small_text(path: Path, limit: int = MAX_REF_BYTES) -> str:

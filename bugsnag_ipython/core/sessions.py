@@ -1,8 +1,8 @@
 """Sessions and the rules that start, pause and resume them (bugsnag-android's SessionTracker).
 
-Pure state: no I/O and no IPython. Time comes from injected clocks so the 30-second rule can be
-tested without sleeping. A kernel maps onto the mobile lifecycle: loading the extension is the
-launch, a running cell is the foreground, the kernel idle between cells is the background.
+A kernel maps onto the mobile lifecycle: loading the extension is the launch, a running cell is
+the foreground, the kernel idle between cells is the background. Clocks are injected, so the
+30-second rule is tested without sleeping.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 
 def random_uuid4() -> str:
-    """What str(uuid.uuid4()) makes. Importing uuid (and the platform module it probes) at load
-    would take %load_ext over its target, the IPython shell's own start."""
+    """What str(uuid.uuid4()) makes, without importing uuid (and the platform module it probes)
+    on the loading thread."""
     raw = bytearray(os.urandom(16))
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
@@ -26,8 +26,7 @@ def random_uuid4() -> str:
 
 
 class SessionSnapshot(NamedTuple):
-    """A session as it stands, as events carry it and `current_session()` returns it; the tracker
-    replaces its own with a new snapshot at each change."""
+    """A session as it stands, as events carry it and `current_session()` returns it."""
 
     id: str
     started_at: float  # seconds since the epoch
@@ -48,9 +47,6 @@ class TrackerCounts:
     unhandled_outside: int = 0
 
 
-SessionListener = Callable[[SessionSnapshot], None]
-
-
 class SessionTracker:
     """Decides when sessions start, and counts the events attributed to them.
 
@@ -58,36 +54,28 @@ class SessionTracker:
     outside the lock with each newly started session.
     """
 
-    def __init__(
-        self,
-        auto_track: bool = True,
-        background_timeout: float = 30.0,
-        monotonic: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-        new_id: Callable[[], str] | None = None,
-    ) -> None:
+    def __init__(self, auto_track: bool = True, background_timeout: float = 30.0,
+                 monotonic: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
+                 new_id: Callable[[], str] = random_uuid4) -> None:
         self.auto_track = auto_track
         self.background_timeout = background_timeout
         self.monotonic = monotonic
         self.wall_clock = wall_clock
-        self.new_id = new_id or random_uuid4
+        self.new_id = new_id
         self._lock = threading.Lock()
         self._session: SessionSnapshot | None = None
         # When the kernel went idle (the monotonic clock); None while a cell runs (and before
         # the launch, which sets it). The cell thread alone writes it, one store at a time.
         self._background_since: float | None = None
-        self._listeners: list[SessionListener] = []
+        self._listeners: list[Callable[[SessionSnapshot], None]] = []
         self.counts = TrackerCounts()
 
-    def add_listener(self, listener: SessionListener) -> None:
+    def add_listener(self, listener: Callable[[SessionSnapshot], None]) -> None:
         self._listeners.append(listener)
 
     def launch(self, *, in_background: bool) -> SessionSnapshot | None:
-        """The app's launch: a session when tracking is automatic.
-
-        `in_background` is true when loaded before any cell (kernel config); a `%load_ext`
-        load happens inside a cell, whose end begins the background.
-        """
+        """The app's launch: a session when tracking is automatic. `in_background` when loaded
+        before any cell (kernel config); a `%load_ext` runs in a cell, whose end begins it."""
         with self._lock:
             self._background_since = self.monotonic() if in_background else None
             started = self._start_locked() if self.auto_track else None
