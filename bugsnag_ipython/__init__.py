@@ -56,9 +56,8 @@ def _loaded() -> Extension | None:
 def _extension() -> Extension:
     loaded = _loaded()
     if loaded is None:
-        raise NotLoadedError(
-            "the extension is not loaded in this shell; run %load_ext bugsnag_ipython first."
-        )
+        raise NotLoadedError("the extension is not loaded in this shell; "
+                             "run %load_ext bugsnag_ipython first.")
     return loaded
 
 
@@ -67,11 +66,8 @@ def _client() -> Client:
 
 
 def configure(**options: Any) -> None:
-    """Change options from now on, e.g. ``configure(api_key=..., app_version="1.2")``.
-
-    Raises ConfigurationError (a ValueError) naming the option when a value is refused; a
-    refused call changes nothing.
-    """
+    """Change options from now on, e.g. ``configure(api_key=..., app_version="1.2")``. A refused
+    value raises ConfigurationError (a ValueError) naming the option, and changes nothing."""
     _client().configure(**options)
 
 
@@ -108,13 +104,8 @@ def current_session() -> SessionSnapshot | None:
     return _client().current_session()
 
 
-def notify(
-    exception: BaseException,
-    *,
-    severity: str | None = None,
-    context: str | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> None:
+def notify(exception: BaseException, *, severity: str | None = None, context: str | None = None,
+           metadata: dict[str, Any] | None = None) -> None:
     """Report a handled exception (severity "warning" unless given)."""
     _client().notify(exception, severity=severity, context=context, metadata=metadata)
 
@@ -166,11 +157,9 @@ def set_user(id: str | None = None, email: str | None = None, name: str | None =
 
 
 def add_on_error(callback: Callable[[dict[str, Any]], Any]) -> None:
-    """Run ``callback(event)`` before each event is sent, in the order added.
-
-    The event is a dict the callback may change; returning False discards it (and no session
-    counter moves). A callback that raises is logged once and the event is sent as it left it.
-    """
+    """Run ``callback(event)`` before each event is sent, in the order added: it may change the
+    event (a dict), or return False to discard it (no session counter moves). A callback that
+    raises is logged once and the event is sent as it left it."""
     _client().on_error.add(callback)
 
 

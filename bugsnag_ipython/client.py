@@ -42,9 +42,8 @@ class Client:
                  monotonic: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time, resolve_cell: CellMap | None = None) -> None:
         self.config = config
-        self._dispatcher = Dispatcher(
-            config, on_change=self._changed, wall_clock=wall_clock, delivery=delivery
-        )
+        self._dispatcher = Dispatcher(config, on_change=self._changed, wall_clock=wall_clock,
+                                      delivery=delivery)
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         if resolve_cell is None:
@@ -87,13 +86,12 @@ class Client:
     def configure(self, origin: str = "call", /, **changes: Any) -> None:
         """Apply option changes from now on; a refused change raises and changes nothing.
         `origin` is where they came from, as `%config BugsnagIPython` says it."""
-        updated = self.config.replace(**changes)
-        self.config = updated
+        config = self.config = self.config.replace(**changes)
         self.origins.update(dict.fromkeys(changes, origin))
-        self.tracker.auto_track = updated.auto_track_sessions
-        self.tracker.background_timeout = math.inf if self._one_session else updated.background_timeout
-        self.breadcrumbs.resize(updated.max_breadcrumbs)
-        self._dispatcher.reconfigure(updated)
+        self.tracker.auto_track = config.auto_track_sessions
+        self.tracker.background_timeout = math.inf if self._one_session else config.background_timeout
+        self.breadcrumbs.resize(config.max_breadcrumbs)
+        self._dispatcher.reconfigure(config)
         self._warn_about_endpoints()
         self._changed()
 
@@ -218,13 +216,10 @@ class Client:
         )
 
     def notify_thread_exception(self, error: BaseException, thread: ThreadInfo) -> bool:
-        """Report an exception that ended a thread: unhandled, attributed to the session
-        current now (the thread's excepthook runs as the exception leaves the thread)."""
+        """Report an exception that ended a thread: unhandled, of the session current now."""
         return self._report(error, unhandled=True, cell=None, thread=thread)
 
-    def notify_unhandled(
-        self, error: BaseException, context: str, section: str, facts: JsonDict
-    ) -> bool:
+    def notify_unhandled(self, error: BaseException, context: str, section: str, facts: JsonDict) -> bool:
         """Report an exception a widget callback or the event loop caught: unhandled, with
         `context` (unless set_context set one) and a metadata tab `section` saying where it came from."""
         running = self._cell
@@ -310,9 +305,7 @@ class Client:
         fields = {"id": id, "email": email, "name": name}
         self.user = {key: str(value) for key, value in fields.items() if value is not None}
 
-    def leave_breadcrumb(
-        self, name: str, metadata: JsonDict | None = None, type: str = "manual"
-    ) -> None:
+    def leave_breadcrumb(self, name: str, metadata: JsonDict | None = None, type: str = "manual") -> None:
         self.breadcrumbs.leave(name, self._wall_clock(), metadata, type)
 
     def _app(self, *, include_timing: bool) -> JsonDict:

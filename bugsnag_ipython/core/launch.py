@@ -1,10 +1,9 @@
 """The launch's work off the loading thread: the launch session's payload and the default release.
 
-The launch session is started as the extension loads. Making and storing its payload (the device
-id, the outbox, the sender's first import of `requests`) is start-up work that would otherwise
-compete with the kernel's first cells for the interpreter lock: a daemon thread does it once the
-kernel has been idle for LAUNCH_DELAY. A report, flush or exit before then does it at once
-(`send_now`), so the launch session is never lost nor sent after what follows it.
+Making and storing the launch session's payload (the device id, the outbox, the first import of
+`requests`) would compete with the kernel's first cells for the interpreter lock: a daemon thread
+does it once the kernel is idle. A report, flush or exit before then does it at once (`send_now`),
+so the launch session is never lost nor sent after what follows it.
 """
 
 from __future__ import annotations
@@ -30,15 +29,10 @@ LAUNCH_POLL = 0.05
 class LaunchSession:
     """Holds the session started during the launch until the kernel is idle, then sends it."""
 
-    def __init__(
-        self,
-        *,
-        send: Callable[[SessionSnapshot], None],  # makes and hands over a session's payload
-        prepare: Callable[[], object],  # the payload's facts that cost a file read
-        busy: Callable[[], bool],  # a cell is running
-        once: Once,
-        monotonic: Callable[[], float],
-    ) -> None:
+    def __init__(self, *, send: Callable[[SessionSnapshot], None], prepare: Callable[[], object],
+                 busy: Callable[[], bool], once: Once, monotonic: Callable[[], float]) -> None:
+        # `send` makes and hands over a session's payload; `prepare` reads the payload's facts
+        # that cost a file read; `busy` says a cell is running.
         self._send = send
         self._prepare = prepare
         self._busy = busy
@@ -86,8 +80,7 @@ class LaunchSession:
 
 
 class ReleaseLookup:
-    """The default release (release.py), looked for on a daemon thread as the kernel starts:
-    the module, git and the files it reads stay off the loading thread."""
+    """The default release (release.py), looked for on a daemon thread as the kernel starts."""
 
     def __init__(self) -> None:
         self._done = threading.Event()
@@ -110,8 +103,7 @@ class ReleaseLookup:
         self._done.set()
 
     def result(self, timeout: float) -> Release | None:
-        """The release, waiting at most `timeout` for a look in progress to end (None meanwhile,
-        and without a look)."""
+        """The release, waiting at most `timeout` for a look in progress to end."""
         if self.looking:
             self._done.wait(timeout)
         return self._release
