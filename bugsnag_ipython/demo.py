@@ -95,11 +95,8 @@ def run_demo(notebook: Path, workdir: Path, *, idle_gap: float = IDLE_GAP) -> De
             if "idle-gap" in cell.get("metadata", {}).get("tags", []):
                 time.sleep(idle_gap)  # the kernel sits idle between cells: background time
 
-        client = NotebookClient(
-            nb, km=manager, timeout=60, on_cell_complete=after_cell, resources={
-                "metadata": {"path": str(notebook.parent)}
-            }
-        )
+        client = NotebookClient(nb, km=manager, timeout=60, on_cell_complete=after_cell,
+                                resources={"metadata": {"path": str(notebook.parent)}})
         # The kernel's own log (ours included) goes to a file, not between the report's lines.
         with open(workdir / "kernel.log", "w") as kernel_log:
             client.execute(env=env, cwd=str(notebook.parent), stderr=kernel_log)
@@ -124,8 +121,7 @@ def main() -> int:
 
 
 def serve_report(db: Path, root: Path) -> None:
-    """Serve the demo's report as a web page until Ctrl-C, when run from a terminal; otherwise
-    say how to serve it (a run without a terminal must end by itself)."""
+    """Serve the demo's report as a web page until Ctrl-C from a terminal; else say how to serve it."""
     if not sys.stdin.isatty():
         print("The report as a web page: run `bugsnag-ipython collector --db "
               f"{db.relative_to(root)}` and open the report address it prints.")
