@@ -83,14 +83,14 @@ class ReleaseLookup:
     """The default release (release.py), looked for on a daemon thread as the kernel starts."""
 
     def __init__(self) -> None:
-        self._done = threading.Event()
-        self._started = False
+        self._thread: threading.Thread | None = None
         self._release: Release | None = None
 
     def start(self, directory: str | None, env: Mapping[str, str]) -> None:
-        self._started = True
-        threading.Thread(target=self._find, args=(directory, dict(env)), name="bugsnag-release",
-                         daemon=True).start()
+        thread = threading.Thread(target=self._find, args=(directory, dict(env)), name="bugsnag-release",
+                                  daemon=True)
+        thread.start()
+        self._thread = thread  # set once started: a thread not yet started cannot be joined
 
     def _find(self, directory: str | None, env: Mapping[str, str]) -> None:
         try:
@@ -100,15 +100,14 @@ class ReleaseLookup:
             self._release = find_release(directory, env)
         except Exception:  # an odd repository is no release; nothing is said
             self._release = None
-        self._done.set()
 
     def result(self, timeout: float) -> Release | None:
         """The release, waiting at most `timeout` for a look in progress to end."""
-        if self.looking:
-            self._done.wait(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
         return self._release
 
     @property
     def looking(self) -> bool:
         """True while a look is in progress."""
-        return self._started and not self._done.is_set()
+        return self._thread is not None and self._thread.is_alive()
