@@ -18,7 +18,6 @@ from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .builds import check_build
 from .page import report_page
 from .records import Kind
 from .report import build_report
@@ -93,7 +92,7 @@ class Handler(BaseHTTPRequestHandler):
         """Check, record and answer one request to the `kind` endpoint."""
         store = self.server.collector.store
         try:
-            verdict = check_build(headers, body) if kind == "builds" else check_request(kind, headers, body)
+            verdict = check_request(kind, headers, body)
             store.record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
         except RecursionError:  # JSON nested deeper than the parser (or the store) goes
             verdict = Verdict(400, "The body is not valid JSON: it is nested too deeply.")
