@@ -31,14 +31,12 @@ _KINDS: Mapping[str, Kind] = {"/notify": "events", "/sessions": "sessions", "/bu
 
 
 def _route(path: str, body: bytes) -> Kind | None:
-    """What a POST carries: its endpoint's kind; at `/`, the kind the body is shaped like."""
+    """What a POST carries: its endpoint's kind; at `/`, events or sessions when the body carries
+    them, else a build (`apiKey` and `appVersion`), which is also what anything else is checked
+    as, so that the answer says what a build lacks."""
     path = path.split("?", 1)[0].rstrip("/")
-    return _KINDS.get(path) if path else _kind_at_root(body)
-
-
-def _kind_at_root(body: bytes) -> Kind:
-    """Events or sessions when the body carries them, else a build (`apiKey` and `appVersion`),
-    which is also what anything else is checked as, so that the answer says what a build lacks."""
+    if path:
+        return _KINDS.get(path)
     try:
         parsed = parse_json(body)
     except RecursionError:
@@ -97,31 +95,19 @@ class Handler(BaseHTTPRequestHandler):
         except RecursionError:  # JSON nested deeper than the parser (or the store) goes
             verdict = Verdict(400, "The body is not valid JSON: it is nested too deeply.")
             store.record(kind, verdict.status, verdict.reason, headers, body)
-        if kind == "builds":
-            # The Build API's answers: bugsnag-build-reporter takes 200 as success, and shows
-            # the `errors` of a 400.
-            if verdict.accepted:
-                self.reply(200, {"status": "ok", "warnings": []})
-            else:
-                self.reply(verdict.status, {"error": verdict.reason, "errors": [verdict.reason]})
-        elif verdict.accepted:
-            self.reply(202, {"status": "ok"})
-        else:
-            self.reply(verdict.status, {"error": verdict.reason})
+        answer: dict[str, Any] = {"status": "ok"} if verdict.accepted else {"error": verdict.reason}
+        if kind == "builds":  # the Build API's answers, as bugsnag-build-reporter reads them
+            answer.update({"warnings": []} if verdict.accepted else {"errors": [verdict.reason]})
+        self.reply(verdict.status, answer)
 
-    def reply(
-        self,
-        status: int,
-        answer: Mapping[str, Any],
-        headers: Mapping[str, str] | None = None,
-        *,
-        close: bool = False,
-    ) -> None:
+    def reply(self, status: int, answer: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
         """Answer with `answer` as JSON."""
-        if close:
-            self.close_connection = True
-            headers = {**(headers or {}), "Connection": "close"}
         self._send(status, "application/json", json.dumps(answer), headers or {})
+
+    def _refuse_unread(self, reason: str) -> None:
+        """Answer 400 to a body not read whole, and close: where the next request starts is unknown."""
+        self.close_connection = True
+        self.reply(400, {"error": reason}, {"Connection": "close"})
 
     def _reply_page(self) -> None:
         """The stability report as a web page, built from the store as it is now."""
@@ -147,10 +133,10 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             length = -1
         if length < 0:
-            self.reply(400, {"error": "The Content-Length header is not valid."}, close=True)
+            self._refuse_unread("The Content-Length header is not valid.")
             return None
         if length > _MAX_READ_BYTES:
-            self.reply(400, {"error": "Payload too large."}, close=True)
+            self._refuse_unread("Payload too large.")
             return None
         return self.rfile.read(length)
 
@@ -162,7 +148,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 size = int(size_line, 16)
             except ValueError:
-                self.reply(400, {"error": "The chunked body is not valid."}, close=True)
+                self._refuse_unread("The chunked body is not valid.")
                 return None
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
@@ -170,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
                 return b"".join(chunks)
             total += size
             if total > _MAX_READ_BYTES:
-                self.reply(400, {"error": "Payload too large."}, close=True)
+                self._refuse_unread("Payload too large.")
                 return None
             chunks.append(self.rfile.read(size))
             self.rfile.readline(1024)
