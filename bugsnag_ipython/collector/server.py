@@ -67,7 +67,8 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def do_GET(self) -> None:
-        self._discard_body()
+        if self._read_body() is None:  # read, so that the next request on the connection is found
+            return
         path = self.path.split("?", 1)[0]
         if path == "/health":
             self.reply(200, {"status": "ok"})
@@ -160,13 +161,6 @@ class Handler(BaseHTTPRequestHandler):
                 return None
             chunks.append(self.rfile.read(size))
             self.rfile.readline(1024)
-
-    def _discard_body(self) -> None:
-        length = self.headers.get("Content-Length", "0")
-        if length.isdigit() and int(length) <= _MAX_READ_BYTES:
-            self.rfile.read(int(length))
-        else:
-            self.close_connection = True  # cannot find where the next request starts
 
 
 class _Server(ThreadingHTTPServer):
