@@ -44,6 +44,7 @@ svg .bar { fill: #4a6cf7; }
 svg .rest { fill: #e7eaf2; }
 """
 
+
 def report_page(report: Report) -> str:
     """The whole page for `report`."""
     refused = f", {report.requests_refused} refused" if report.requests_refused else ""
