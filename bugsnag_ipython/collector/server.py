@@ -72,8 +72,9 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/health":
             self.reply(200, {"status": "ok"})
-        elif path == "/":
-            self._reply_page()
+        elif path == "/":  # the stability report as a web page, from the store as it is now
+            page = report_page(build_report(self.server.collector.store))
+            self._send(200, "text/html; charset=utf-8", page, {"Cache-Control": "no-store"})
         else:
             self.reply(404, {"error": "Not found."})
 
@@ -109,11 +110,6 @@ class Handler(BaseHTTPRequestHandler):
         """Answer 400 to a body not read whole, and close: where the next request starts is unknown."""
         self.close_connection = True
         self.reply(400, {"error": reason}, {"Connection": "close"})
-
-    def _reply_page(self) -> None:
-        """The stability report as a web page, built from the store as it is now."""
-        page = report_page(build_report(self.server.collector.store))
-        self._send(200, "text/html; charset=utf-8", page, {"Cache-Control": "no-store"})
 
     def _send(self, status: int, content_type: str, text: str, headers: Mapping[str, str]) -> None:
         body = text.encode("utf-8")

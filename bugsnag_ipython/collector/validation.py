@@ -130,10 +130,6 @@ class _Shape(NamedTuple):
     what: str
 
 
-def _is_text(value: object) -> bool:
-    return isinstance(value, str) and value != ""
-
-
 def _is_whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -145,8 +141,8 @@ def _one_of(values: tuple[str, ...]) -> str:
 _OBJECT = _Shape(lambda value: isinstance(value, dict), "an object")
 _LIST = _Shape(lambda value: isinstance(value, list), "a list")
 _STRING = _Shape(lambda value: isinstance(value, str), "a string")
-_TEXT = _Shape(_is_text, "a non-empty string")
-_TEXT_OR_NULL = _Shape(_is_text, "a non-empty string or null")
+_TEXT = _Shape(lambda value: isinstance(value, str) and value != "", "a non-empty string")
+_TEXT_OR_NULL = _TEXT._replace(what="a non-empty string or null")
 _TIME = _Shape(lambda value: isinstance(value, str) and _is_iso8601(value), "an ISO-8601 time")
 _TRUE_OR_FALSE = _Shape(lambda value: isinstance(value, bool), "true or false")
 _COUNT = _Shape(lambda value: _is_whole(value) and value >= 0, "a whole number")
