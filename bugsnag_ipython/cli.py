@@ -95,20 +95,15 @@ def run_collector(args: argparse.Namespace) -> int:
     except sqlite3.Error as error:
         raise Failed(f"Cannot open the database {args.db}: {error}.") from None
     stopping = threading.Event()
-    previous = {signum: signal.signal(signum, lambda *_: stopping.set())
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with collector:
-            if not _is_loopback(args.host):
-                print(f"Warning: listening on {args.host}, reachable from the network.",
-                      file=sys.stderr, flush=True)
-            print(f"BugSnag collector: notify {collector.notify_url} sessions "
-                  f"{collector.sessions_url} report {collector.url}/ (db {args.db})", flush=True)
-            while not stopping.wait(0.5):
-                pass
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    with collector:
+        if not _is_loopback(args.host):
+            print(f"Warning: listening on {args.host}, reachable from the network.",
+                  file=sys.stderr, flush=True)
+        print(f"BugSnag collector: notify {collector.notify_url} sessions "
+              f"{collector.sessions_url} report {collector.url}/ (db {args.db})", flush=True)
+        stopping.wait()
     print("Collector stopped.", flush=True)
     return 0
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from html import escape
 
 from .error_groups import ErrorGroup
-from .report import TOP_ERRORS, Release, Report, figures, label, short_revision
+from .report import COLUMNS, TOP_ERRORS, Release, Report, label, short_revision, table_rows
 
 _BAR_HEIGHT = 22
 _BAR_GAP = 10
@@ -44,21 +44,6 @@ svg .bar { fill: #4a6cf7; }
 svg .rest { fill: #e7eaf2; }
 """
 
-# Each column, whether it holds a number, and what it means in one line.
-_COLUMNS = (
-    ("version", False, "the app version the notifier sent ((none): it sent none)"),
-    ("stage", False, "the release stage it sent"),
-    ("sessions", True, "sessions started in this release"),
-    ("with unhandled", True, "of them, those in which an unhandled error occurred"),
-    ("stability", True, "the share of sessions without an unhandled error"),
-    ("change", True, "stability's change from the previous release in this stage, in percentage points"),
-    ("handled", True, "handled events (errors reported and caught)"),
-    ("unhandled", True, "unhandled events (errors that reached the top of a cell, kernel deaths)"),
-    ("no session", True, "events reported while no session ran (none started, or paused)"),
-    ("unknown session", True, "events naming a session the collector never received (lost or refused)"),
-    ("build", False, "the revision and builder the Build API reported for this release"),
-)
-
 
 def report_page(report: Report) -> str:
     """The whole page for `report`."""
@@ -83,7 +68,7 @@ def report_page(report: Report) -> str:
                 " ids (sessionCounts).</p>"
             )
         parts += ['<dl class="columns">', *(f"<dt>{name}</dt><dd>{meaning}</dd>"
-                                            for name, _, meaning in _COLUMNS), "</dl>"]
+                                            for name, meaning in COLUMNS.items()), "</dl>"]
         parts += ["<h2>New errors per release (errors first seen in it)</h2>",
                   _new_errors(report.releases)]
         parts += [f"<h2>Most frequent errors, all releases (top {TOP_ERRORS})</h2>",
@@ -134,26 +119,21 @@ def stability_chart(releases: Sequence[Release]) -> str:
 
 
 def _table(report: Report) -> str:
-    head = "".join(
-        f'<th class="number">{name}</th>' if number else f"<th>{name}</th>"
-        for name, number, _ in _COLUMNS
-    )
-    rows = [_row(release, label(release.app_version), label(release.release_stage), "release")
-            for release in report.releases]
-    rows.append(_row(report.total, "all", "", "total"))
+    head = "".join(_cell("th", name, name) for name in COLUMNS)
+    rows = []
+    for release, cells in zip([*report.releases, report.total], table_rows(report), strict=True):
+        build = release.build
+        title = "" if build is None or not build.repository else f' title="{escape(build.repository)}"'
+        tds = "".join(_cell("td", name, escape(cell)) for name, cell in zip(COLUMNS, cells, strict=False))
+        tds += f'<td class="build"{title}>{escape(short_revision(build)) if build else ""}</td>'
+        rows.append(f'<tr class="{"total" if release is report.total else "release"}">{tds}</tr>')
     return f'<table class="report"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _row(release: Release, version: str, stage: str, kind: str) -> str:
-    build = release.build
-    cells = [escape(version), escape(stage), *figures(release)]
-    tds = "".join(
-        f'<td class="number">{cell}</td>' if number else f"<td>{cell}</td>"
-        for cell, (_, number, _) in zip(cells, _COLUMNS[:-1], strict=True)
-    )
-    title = "" if build is None or not build.repository else f' title="{escape(build.repository)}"'
-    tds += f'<td class="build"{title}>{escape(short_revision(build)) if build else ""}</td>'
-    return f'<tr class="{kind}">{tds}</tr>'
+def _cell(tag: str, column: str, html: str) -> str:
+    """A table cell; the figures' columns are aligned right."""
+    number = column not in ("version", "stage", "build")
+    return f'<{tag} class="number">{html}</{tag}>' if number else f"<{tag}>{html}</{tag}>"
 
 
 def _new_errors(releases: Sequence[Release]) -> str:

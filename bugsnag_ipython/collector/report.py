@@ -1,22 +1,17 @@
 """The stability report: one row per release (app version and release stage), in the order
-releases first appeared, with sessions, stability, its change, the build and the new errors.
+releases first appeared (their first session, event or build), with sessions, stability, its
+change, the build and the new errors.
 
-Stability follows BugSnag's definition: the share of sessions in which no unhandled error
-occurred. A session counts once it has been received on the sessions endpoint; an unhandled
-event naming a session that never arrived still counts as an event, but not as a session.
+Stability is BugSnag's: the share of sessions in which no unhandled error occurred. A session
+counts once the sessions endpoint has it; an unhandled event naming a session never received
+counts as an event, not as a session. Server notifiers (bugsnag-python, bugsnag-js on Node) send
+no session ids, only how many sessions started each minute (`sessionCounts`), while their events
+name ids of their own: in a release with counted sessions, each such id with an unhandled event
+is one counted session with an unhandled error (never more than were counted).
 
-Server notifiers (bugsnag-python, bugsnag-js on Node) send no session ids, only how many
-sessions started each minute (`sessionCounts`); their events still name a session id of their
-own. Those sessions are counted too, and in a release that has counted sessions an event
-naming an id never received is one of them: each such id with an unhandled event is one
-counted session with an unhandled error (never more than were counted).
-
-A release first appears with its first session, event or build. Its stability change is
-against the release before it in the same release stage that has sessions (releases of
-different stages are not compared). A build is a release's when it names the same version and
-stage, or the same version and no stage; the latest such build is shown. A build for a version
-nothing else has named yet is a release of its own, with no sessions so far. An error is new in
-the release of its first event; errors are grouped by class and location (error_groups.py).
+The change is against the release before in the same stage that has sessions. A release's
+build is the latest naming its version and stage, or its version and no stage. An error is new
+in the release of its first event.
 """
 
 from __future__ import annotations
@@ -32,6 +27,20 @@ from .records import BuildRecord, EventRecord, PayloadRecord, SessionCountRecord
 from .store import Store
 
 TOP_ERRORS = 5
+# The report's columns, each with what it means in one line.
+COLUMNS = {
+    "version": "the app version the notifier sent ((none): it sent none)",
+    "stage": "the release stage it sent",
+    "sessions": "sessions started in this release",
+    "with unhandled": "sessions in which an unhandled error occurred",
+    "stability": "the share of sessions without an unhandled error",
+    "change": "stability's change from the previous release in this stage, in percentage points",
+    "handled": "handled events (errors reported and caught)",
+    "unhandled": "unhandled events (errors that reached the top of a cell, kernel deaths)",
+    "no session": "events reported while no session ran (none started, or paused); in no stability",
+    "unknown session": "events naming a session the collector never received (lost or refused)",
+    "build": "the revision and builder the Build API reported for this release",
+}
 
 ReleaseKey = tuple[str | None, str | None]  # app version, release stage
 
@@ -214,23 +223,21 @@ def _release(
 def _total(releases: Sequence[Release], events: Sequence[EventRecord]) -> Release:
     """Every release added up; the most frequent errors over all events."""
     top, more = cut(group_errors(events), TOP_ERRORS)
-    return Release(
-        app_version=None,
-        release_stage=None,
-        sessions=sum(r.sessions for r in releases),
-        sessions_with_unhandled=sum(r.sessions_with_unhandled for r in releases),
-        handled_events=sum(r.handled_events for r in releases),
-        unhandled_events=sum(r.unhandled_events for r in releases),
-        events_outside_sessions=sum(r.events_outside_sessions for r in releases),
-        events_in_unknown_sessions=sum(r.events_in_unknown_sessions for r in releases),
-        top_errors=top,
-        more_errors=more,
-        counted_sessions=sum(r.counted_sessions for r in releases),
-    )
+    counts = ("sessions", "sessions_with_unhandled", "handled_events", "unhandled_events",
+              "events_outside_sessions", "events_in_unknown_sessions", "counted_sessions")
+    sums = {name: sum(getattr(release, name) for release in releases) for name in counts}
+    return Release(app_version=None, release_stage=None, top_errors=top, more_errors=more, **sums)
 
 
-def figures(release: Release) -> list[str]:
-    """A release's figures, in the order of the report's columns after version and stage."""
+def table_rows(report: Report) -> list[list[str]]:
+    """The releases' table as texts: a row per release and one for all, a cell per column but
+    the build."""
+    rows = [[label(release.app_version), label(release.release_stage), *_figures(release)]
+            for release in report.releases]
+    return [*rows, ["all", "", *_figures(report.total)]]
+
+
+def _figures(release: Release) -> list[str]:
     return [
         str(release.sessions),
         str(release.sessions_with_unhandled),

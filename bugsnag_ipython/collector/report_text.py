@@ -4,26 +4,14 @@ build and new errors, the most frequent errors, and a legend of the less obvious
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from .error_groups import ErrorGroup
-from .report import TOP_ERRORS, Release, Report, figures, label, short_revision
+from .report import COLUMNS, TOP_ERRORS, Release, Report, short_revision, table_rows
 
 MESSAGE_WIDTH = 60  # an error's message is cut here, so that a line stays on a terminal's line
-
-# The table's columns: a name of two words is a heading on two lines, so that the table fits
-# a terminal. Version and stage are aligned left, the figures right.
-COLUMNS = ("version", "stage", "sessions", "with unhandled", "stability", "change", "handled",
-           "unhandled", "no session", "unknown session")
-
-# One line per column whose meaning is not in its name (the page explains every column).
-LEGEND = (
-    ("with unhandled", "sessions in which an unhandled error occurred"),
-    ("stability", "the share of sessions without an unhandled error"),
-    ("change", "stability's change from the previous release in this stage, in percentage points"),
-    ("no session", "events reported while no session ran (none started, or paused); in no stability"),
-    ("unknown session", "events naming a session the collector never received (lost or refused)"),
-)
+# The columns whose meaning is not in their name, explained under the table.
+LEGEND = ("with unhandled", "stability", "change", "no session", "unknown session")
 
 
 # Terminal controls: C0 and C1 control characters, DEL, and the bidirectional marks that
@@ -49,10 +37,7 @@ def format_report(report: Report) -> str:
         lines.append("No sessions, events or builds received yet.")
         return "\n".join(lines) + "\n"
     lines.append("Releases, in the order they first appeared")
-    rows = [[printable(label(r.app_version)), printable(label(r.release_stage)), *figures(r)]
-            for r in report.releases]
-    rows.append(["all", "", *figures(report.total)])
-    lines.extend(_table(rows))
+    lines.extend(_table([[printable(cell) for cell in row] for row in table_rows(report)]))
     if report.total.counted_sessions:
         lines.append(
             f"Sessions include {report.total.counted_sessions} counted per minute without ids"
@@ -64,8 +49,8 @@ def format_report(report: Report) -> str:
     lines += ["", f"Most frequent errors, all releases (top {TOP_ERRORS})"]
     lines.extend(_error_lines(report.total.top_errors, report.total.more_errors, "    "))
     lines += ["", "Columns"]
-    width = max(len(name) for name, _ in LEGEND)
-    lines += [f"  {name:<{width}}  {meaning}" for name, meaning in LEGEND]
+    width = max(len(name) for name in LEGEND)
+    lines += [f"  {name:<{width}}  {COLUMNS[name]}" for name in LEGEND]
     return "\n".join(lines) + "\n"
 
 
@@ -96,11 +81,13 @@ def error_text(error: ErrorGroup) -> str:
     return printable(" ".join(text.split()))
 
 
-def _table(rows: Iterable[list[str]]) -> list[str]:
-    headings = [name.rpartition(" ") for name in COLUMNS]
+def _table(rows: list[list[str]]) -> list[str]:
+    """The rows under their headings, a name of two words on two lines so that the table fits a
+    terminal; version and stage aligned left, the figures right."""
+    headings = [name.rpartition(" ") for name in list(COLUMNS)[:-1]]  # the build has its own lines
     rows = [[top for top, _, _ in headings], [bottom for _, _, bottom in headings], *rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    aligns = ["<", "<"] + [">"] * (len(COLUMNS) - 2)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headings))]
+    aligns = ["<", "<"] + [">"] * (len(headings) - 2)
     lines = []
     for row in rows:
         cells = [f"{cell:{align}{width}}" for cell, align, width in zip(row, aligns, widths, strict=True)]

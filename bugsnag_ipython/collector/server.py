@@ -18,7 +18,6 @@ from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .builds import check_build
 from .page import report_page
 from .records import Kind
 from .report import build_report
@@ -32,14 +31,12 @@ _KINDS: Mapping[str, Kind] = {"/notify": "events", "/sessions": "sessions", "/bu
 
 
 def _route(path: str, body: bytes) -> Kind | None:
-    """What a POST carries: its endpoint's kind; at `/`, the kind the body is shaped like."""
+    """What a POST carries: its endpoint's kind; at `/`, events or sessions when the body carries
+    them, else a build (`apiKey` and `appVersion`), which is also what anything else is checked
+    as, so that the answer says what a build lacks."""
     path = path.split("?", 1)[0].rstrip("/")
-    return _KINDS.get(path) if path else _kind_at_root(body)
-
-
-def _kind_at_root(body: bytes) -> Kind:
-    """Events or sessions when the body carries them, else a build (`apiKey` and `appVersion`),
-    which is also what anything else is checked as, so that the answer says what a build lacks."""
+    if path:
+        return _KINDS.get(path)
     try:
         parsed = parse_json(body)
     except RecursionError:
@@ -70,12 +67,14 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def do_GET(self) -> None:
-        self._discard_body()
+        if self._read_body() is None:  # read, so that the next request on the connection is found
+            return
         path = self.path.split("?", 1)[0]
         if path == "/health":
             self.reply(200, {"status": "ok"})
-        elif path == "/":
-            self._reply_page()
+        elif path == "/":  # the stability report as a web page, from the store as it is now
+            page = report_page(build_report(self.server.collector.store))
+            self._send(200, "text/html; charset=utf-8", page, {"Cache-Control": "no-store"})
         else:
             self.reply(404, {"error": "Not found."})
 
@@ -93,41 +92,24 @@ class Handler(BaseHTTPRequestHandler):
         """Check, record and answer one request to the `kind` endpoint."""
         store = self.server.collector.store
         try:
-            verdict = check_build(headers, body) if kind == "builds" else check_request(kind, headers, body)
+            verdict = check_request(kind, headers, body)
             store.record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
         except RecursionError:  # JSON nested deeper than the parser (or the store) goes
             verdict = Verdict(400, "The body is not valid JSON: it is nested too deeply.")
             store.record(kind, verdict.status, verdict.reason, headers, body)
-        if kind == "builds":
-            # The Build API's answers: bugsnag-build-reporter takes 200 as success, and shows
-            # the `errors` of a 400.
-            if verdict.accepted:
-                self.reply(200, {"status": "ok", "warnings": []})
-            else:
-                self.reply(verdict.status, {"error": verdict.reason, "errors": [verdict.reason]})
-        elif verdict.accepted:
-            self.reply(202, {"status": "ok"})
-        else:
-            self.reply(verdict.status, {"error": verdict.reason})
+        answer: dict[str, Any] = {"status": "ok"} if verdict.accepted else {"error": verdict.reason}
+        if kind == "builds":  # the Build API's answers, as bugsnag-build-reporter reads them
+            answer.update({"warnings": []} if verdict.accepted else {"errors": [verdict.reason]})
+        self.reply(verdict.status, answer)
 
-    def reply(
-        self,
-        status: int,
-        answer: Mapping[str, Any],
-        headers: Mapping[str, str] | None = None,
-        *,
-        close: bool = False,
-    ) -> None:
+    def reply(self, status: int, answer: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
         """Answer with `answer` as JSON."""
-        if close:
-            self.close_connection = True
-            headers = {**(headers or {}), "Connection": "close"}
         self._send(status, "application/json", json.dumps(answer), headers or {})
 
-    def _reply_page(self) -> None:
-        """The stability report as a web page, built from the store as it is now."""
-        page = report_page(build_report(self.server.collector.store))
-        self._send(200, "text/html; charset=utf-8", page, {"Cache-Control": "no-store"})
+    def _refuse_unread(self, reason: str) -> None:
+        """Answer 400 to a body not read whole, and close: where the next request starts is unknown."""
+        self.close_connection = True
+        self.reply(400, {"error": reason}, {"Connection": "close"})
 
     def _send(self, status: int, content_type: str, text: str, headers: Mapping[str, str]) -> None:
         body = text.encode("utf-8")
@@ -148,10 +130,10 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             length = -1
         if length < 0:
-            self.reply(400, {"error": "The Content-Length header is not valid."}, close=True)
+            self._refuse_unread("The Content-Length header is not valid.")
             return None
         if length > _MAX_READ_BYTES:
-            self.reply(400, {"error": "Payload too large."}, close=True)
+            self._refuse_unread("Payload too large.")
             return None
         return self.rfile.read(length)
 
@@ -163,7 +145,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 size = int(size_line, 16)
             except ValueError:
-                self.reply(400, {"error": "The chunked body is not valid."}, close=True)
+                self._refuse_unread("The chunked body is not valid.")
                 return None
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
@@ -171,17 +153,10 @@ class Handler(BaseHTTPRequestHandler):
                 return b"".join(chunks)
             total += size
             if total > _MAX_READ_BYTES:
-                self.reply(400, {"error": "Payload too large."}, close=True)
+                self._refuse_unread("Payload too large.")
                 return None
             chunks.append(self.rfile.read(size))
             self.rfile.readline(1024)
-
-    def _discard_body(self) -> None:
-        length = self.headers.get("Content-Length", "0")
-        if length.isdigit() and int(length) <= _MAX_READ_BYTES:
-            self.rfile.read(int(length))
-        else:
-            self.close_connection = True  # cannot find where the next request starts
 
 
 class _Server(ThreadingHTTPServer):

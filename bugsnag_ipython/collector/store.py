@@ -31,73 +31,25 @@ _TABLES: Mapping[type, str] = {
 }
 _JSON_COLUMNS = frozenset({"headers", "event", "build"})
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    id INTEGER PRIMARY KEY,
-    received_at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    headers TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id INTEGER PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    api_key TEXT,
-    app_version TEXT,
-    release_stage TEXT,
-    received_at TEXT NOT NULL,
-    request_id INTEGER NOT NULL REFERENCES requests(id)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    api_key TEXT,
-    app_version TEXT,
-    release_stage TEXT,
-    error_class TEXT NOT NULL,
-    message TEXT,
-    unhandled INTEGER NOT NULL,
-    severity TEXT NOT NULL,
-    session_id TEXT,
-    session_handled INTEGER,
-    session_unhandled INTEGER,
-    received_at TEXT NOT NULL,
-    request_id INTEGER NOT NULL REFERENCES requests(id),
-    event TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS session_counts (
-    id INTEGER PRIMARY KEY,
-    started_at TEXT NOT NULL,
-    sessions_started INTEGER NOT NULL,
-    api_key TEXT,
-    app_version TEXT,
-    release_stage TEXT,
-    received_at TEXT NOT NULL,
-    request_id INTEGER NOT NULL REFERENCES requests(id)
-);
-CREATE TABLE IF NOT EXISTS builds (
-    id INTEGER PRIMARY KEY,
-    api_key TEXT NOT NULL,
-    app_version TEXT NOT NULL,
-    release_stage TEXT,
-    builder_name TEXT,
-    provider TEXT,
-    repository TEXT,
-    revision TEXT,
-    received_at TEXT NOT NULL,
-    request_id INTEGER NOT NULL REFERENCES requests(id),
-    build TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_by_session_id ON sessions(session_id);
-CREATE INDEX IF NOT EXISTS events_by_session_id ON events(session_id);
-"""
 
-
-def utc_now() -> str:
-    """The current UTC time as ISO-8601 with milliseconds and a Z suffix."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _schema() -> str:
+    """A table per record, a column per field: `int` and `bool` fields are INTEGER, the rest TEXT
+    (JSON for dicts); only fields that may be None may be NULL."""
+    statements = []
+    for record, table in _TABLES.items():
+        columns = ["id INTEGER PRIMARY KEY"]
+        for field in fields(record)[1:]:
+            kind = str(field.type)
+            sql_type = "INTEGER" if kind.startswith(("int", "bool")) else "TEXT"
+            columns.append(f"{field.name} {sql_type}" + ("" if "None" in kind else " NOT NULL"))
+            if field.name == "request_id":
+                columns[-1] += " REFERENCES requests(id)"
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(columns)});")
+    return "\n".join([
+        *statements,
+        "CREATE INDEX IF NOT EXISTS sessions_by_session_id ON sessions(session_id);",
+        "CREATE INDEX IF NOT EXISTS events_by_session_id ON events(session_id);",
+    ])
 
 
 class Store:
@@ -113,7 +65,7 @@ class Store:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(_schema())
 
     def close(self) -> None:
         with self._lock:
@@ -139,7 +91,7 @@ class Store:
         All rows go in one transaction. Returns the request's id.
         """
         request: Row = {
-            "received_at": utc_now(),
+            "received_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "kind": kind,
             "status": status,
             "reason": reason,

@@ -1,16 +1,14 @@
-"""Checks a delivery request the way BugSnag's endpoints do. Pure: no I/O.
-
-`check_request` looks at the headers and the exact body bytes of one request to the
-sessions or the events endpoint and says what BugSnag would answer: 202 with the
-parsed payload, 400 for a malformed request, or 401 when no API key was given.
+"""Checks a request to the sessions, events or builds endpoint the way BugSnag checks it, from
+its headers and exact body bytes. Pure: no I/O.
 
 It takes what BugSnag takes from every official notifier, not only what this package sends:
 sessions one by one (`sessions[]`: android, cocoa, browsers) or counted per minute
-(`sessionCounts[]`: bugsnag-python, bugsnag-js on Node); payload versions `4` (bugsnag-js) and
-`4.0` for events, `1` (bugsnag-js), `1.0` and `4.0` (bugsnag-python) for sessions;
+(`sessionCounts[]`: bugsnag-python, bugsnag-js on Node); each notifier's payload versions;
 `payloadVersion` at the top of the body or in each event (bugsnag-js); and the
 `Bugsnag-Integrity` header checked when sent (`sha1 <hex>`, or `simple <body length>`), accepted
-when not (bugsnag-python sends none).
+when not (bugsnag-python sends none). A build takes the fields the official clients send
+(bugsnag-build-reporter, bugsnag-cli), each optional one also as null, which is how those
+clients leave a field unset; other fields are ignored.
 """
 
 from __future__ import annotations
@@ -18,21 +16,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, NamedTuple
+
+from .records import Kind
 
 MAX_BODY_BYTES = 1_000_000
 # The Bugsnag-Payload-Version values the official notifiers send to each endpoint.
-PAYLOAD_VERSIONS: Mapping[str, frozenset[str]] = {
-    "sessions": frozenset({"1", "1.0", "4.0"}),  # 4.0: bugsnag-python sends its event version
-    "events": frozenset({"4", "4.0"}),
+PAYLOAD_VERSIONS: Mapping[str, tuple[str, ...]] = {
+    "sessions": ("1", "1.0", "4.0"),  # 4.0: bugsnag-python sends its event version
+    "events": ("4", "4.0"),
 }
 SEVERITIES = frozenset({"error", "warning", "info"})
 
-_SHA1_DIGEST = re.compile(r"sha1 ([0-9a-fA-F]{40})")
-_SIMPLE_DIGEST = re.compile(r"simple ([0-9]+)")
+_OPTIONAL_BUILD_STRINGS = ("releaseStage", "builderName", "buildTool", "appVersionCode", "appBundleVersion")
 
 
 @dataclass(frozen=True)
@@ -49,20 +48,7 @@ class Verdict:
 
 
 class Refusal(Exception):
-    """Raised inside the shape checks; carries the 400 reason."""
-
-
-def too_large(body: bytes) -> Verdict | None:
-    """The 400 for a body over BugSnag's size limit, or None."""
-    if len(body) <= MAX_BODY_BYTES:
-        return None
-    return Verdict(400, f"Payload too large: {len(body)} bytes is over the {MAX_BODY_BYTES} byte limit.")
-
-
-def check_content_type(headers: Mapping[str, str]) -> None:
-    """Refuse anything but JSON; `headers` has lower-case names."""
-    if headers.get("content-type", "").split(";", 1)[0].strip().lower() != "application/json":
-        raise Refusal("The Content-Type header must be application/json.")
+    """Raised inside the checks; carries the 400 reason."""
 
 
 def parse_json(body: bytes) -> object:
@@ -73,17 +59,18 @@ def parse_json(body: bytes) -> object:
         return None
 
 
-def check_request(kind: Literal["sessions", "events"], headers: Mapping[str, str], body: bytes) -> Verdict:
-    """Return BugSnag's verdict on one request to the `kind` endpoint."""
-    if (refused := too_large(body)) is not None:
-        return refused
+def check_request(kind: Kind, headers: Mapping[str, str], body: bytes) -> Verdict:
+    """Return BugSnag's verdict on one request to the `kind` endpoint: 202 (a build: 200) with
+    the parsed payload, 400 for a malformed request, or 401 when no API key was given."""
+    if len(body) > MAX_BODY_BYTES:
+        return Verdict(400, f"Payload too large: {len(body)} bytes is over the {MAX_BODY_BYTES} byte limit.")
     lowered = {name.lower(): value for name, value in headers.items()}
     parsed = parse_json(body)
 
-    if not lowered.get("bugsnag-api-key", "").strip():
-        body_key = parsed.get("apiKey") if isinstance(parsed, dict) else None
+    if kind != "builds" and not lowered.get("bugsnag-api-key", "").strip():
         if kind == "sessions":
             return Verdict(401, "The Bugsnag-Api-Key header is missing.")
+        body_key = parsed.get("apiKey") if isinstance(parsed, dict) else None
         if not (isinstance(body_key, str) and body_key.strip()):
             return Verdict(401, "No API key in the Bugsnag-Api-Key header or the payload's apiKey.")
 
@@ -91,24 +78,43 @@ def check_request(kind: Literal["sessions", "events"], headers: Mapping[str, str
         _check_headers(kind, lowered, body)
         if not isinstance(parsed, dict):
             raise Refusal("The body must be a JSON object.")
-        if kind == "sessions":
-            _check_sessions_payload(parsed)
-        else:
-            _check_events_payload(parsed)
+        {"sessions": _check_sessions, "events": _check_events, "builds": _check_build}[kind](parsed)
     except Refusal as refusal:
         return Verdict(400, str(refusal))
-    return Verdict(202, "Accepted.", parsed)
+    return Verdict(200 if kind == "builds" else 202, "Accepted.", parsed)
+
+
+def check_build(headers: Mapping[str, str], body: bytes) -> Verdict:
+    """Return the Build API's verdict: 200 with the parsed build, or 400 with one sentence."""
+    return check_request("builds", headers, body)
+
+
+def _check_headers(kind: Kind, headers: Mapping[str, str], body: bytes) -> None:
+    """Check the headers (their names lower-case); a build's only need to say it is JSON."""
+    integrity = headers.get("bugsnag-integrity")
+    if integrity is not None and kind != "builds":
+        _check_integrity(integrity.strip(), body)
+    if headers.get("content-type", "").split(";", 1)[0].strip().lower() != "application/json":
+        raise Refusal("The Content-Type header must be application/json.")
+    if kind == "builds":
+        return
+    versions = PAYLOAD_VERSIONS[kind]
+    if headers.get("bugsnag-payload-version", "").strip() not in versions:
+        raise Refusal(f"The Bugsnag-Payload-Version header must be {_one_of(versions)} for {kind}.")
+    sent_at = headers.get("bugsnag-sent-at")
+    if sent_at is not None and not _is_iso8601(sent_at.strip()):
+        raise Refusal("The Bugsnag-Sent-At header must be an ISO-8601 time.")
 
 
 def _check_integrity(integrity: str, body: bytes) -> None:
-    if sha1 := _SHA1_DIGEST.fullmatch(integrity):
-        if sha1.group(1).lower() != hashlib.sha1(body).hexdigest():
+    method, _, value = integrity.partition(" ")
+    if method == "sha1" and re.fullmatch("[0-9a-fA-F]{40}", value):
+        if value.lower() != hashlib.sha1(body).hexdigest():
             raise Refusal("The Bugsnag-Integrity digest does not match the SHA-1 of the body.")
-    elif simple := _SIMPLE_DIGEST.fullmatch(integrity):
-        if int(simple.group(1)) != len(body):
+    elif method == "simple" and re.fullmatch("[0-9]+", value):
+        if int(value) != len(body):
             raise Refusal(
-                f"The Bugsnag-Integrity length {simple.group(1)} does not match the body's"
-                f" {len(body)} bytes."
+                f"The Bugsnag-Integrity length {value} does not match the body's {len(body)} bytes."
             )
     else:
         raise Refusal(
@@ -117,114 +123,116 @@ def _check_integrity(integrity: str, body: bytes) -> None:
         )
 
 
-def _check_headers(kind: str, headers: Mapping[str, str], body: bytes) -> None:
-    integrity = headers.get("bugsnag-integrity")
-    if integrity is not None:
-        _check_integrity(integrity.strip(), body)
-    check_content_type(headers)
-    accepted = PAYLOAD_VERSIONS[kind]
-    if headers.get("bugsnag-payload-version", "").strip() not in accepted:
-        raise Refusal(f"The Bugsnag-Payload-Version header must be {_one_of(accepted)} for {kind}.")
-    sent_at = headers.get("bugsnag-sent-at")
-    if sent_at is not None and not _is_iso8601(sent_at.strip()):
-        raise Refusal("The Bugsnag-Sent-At header must be an ISO-8601 time.")
+class _Shape(NamedTuple):
+    """What a field must be: a test of its value, and the words a refusal says it in."""
+
+    test: Callable[[Any], bool]
+    what: str
 
 
-def _check_sessions_payload(payload: dict[str, Any]) -> None:
-    _require_string(_require_object(payload, "notifier", "notifier"), "name", "notifier.name")
-    _require_object(payload, "app", "app")
-    _require_object(payload, "device", "device")
-    if "sessions" not in payload and "sessionCounts" in payload:
-        # The server notifiers' form: how many sessions started in each minute, no ids.
-        for count, where in _objects(payload, "sessionCounts", "sessionCounts"):
-            _require_time(count, "startedAt", f"{where}.startedAt")
-            _require_count(count, "sessionsStarted", f"{where}.sessionsStarted", "a whole number above 0", 1)
-        return
-    for session, where in _objects(payload, "sessions", "sessions"):
-        _require_string(session, "id", f"{where}.id")
-        _require_time(session, "startedAt", f"{where}.startedAt")
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_events_payload(payload: dict[str, Any]) -> None:
-    api_key = payload.get("apiKey")
-    if api_key is not None and not isinstance(api_key, str):
-        raise Refusal("The field apiKey must be a string.")
-    _check_payload_version(payload, "payloadVersion")
-    _require_string(_require_object(payload, "notifier", "notifier"), "name", "notifier.name")
-    for event, where in _objects(payload, "events", "events"):
-        _check_event(event, where)
+def _one_of(values: tuple[str, ...]) -> str:
+    return ", ".join(values[:-1]) + " or " + values[-1]
 
 
-def _check_payload_version(parent: dict[str, Any], where: str) -> None:
-    """`payloadVersion` is optional, at the top (android, python) or in each event (js)."""
-    version = parent.get("payloadVersion")
-    if version is not None and str(version) not in PAYLOAD_VERSIONS["events"]:
-        raise Refusal(f"The field {where} must be {_one_of(PAYLOAD_VERSIONS['events'])}.")
+_OBJECT = _Shape(lambda value: isinstance(value, dict), "an object")
+_LIST = _Shape(lambda value: isinstance(value, list), "a list")
+_STRING = _Shape(lambda value: isinstance(value, str), "a string")
+_TEXT = _Shape(lambda value: isinstance(value, str) and value != "", "a non-empty string")
+_TEXT_OR_NULL = _TEXT._replace(what="a non-empty string or null")
+_TIME = _Shape(lambda value: isinstance(value, str) and _is_iso8601(value), "an ISO-8601 time")
+_TRUE_OR_FALSE = _Shape(lambda value: isinstance(value, bool), "true or false")
+_COUNT = _Shape(lambda value: _is_whole(value) and value >= 0, "a whole number")
+_POSITIVE_COUNT = _Shape(lambda value: _is_whole(value) and value >= 1, "a whole number above 0")
+_EVENT_VERSION = _Shape(
+    lambda value: str(value) in PAYLOAD_VERSIONS["events"], _one_of(PAYLOAD_VERSIONS["events"])
+)
+_SEVERITY = _Shape(lambda value: isinstance(value, str) and value in SEVERITIES, "error, warning or info")
+_API_KEY = _Shape(
+    lambda value: isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{32}", value) is not None,
+    "the project's API key: 32 hexadecimal digits",
+)
+_VERSION = _Shape(lambda value: isinstance(value, str) and value.strip() != "", "a non-empty string")
+_SOURCE_CONTROL = _Shape(lambda value: isinstance(value, dict), "an object with repository and revision")
+_METADATA = _Shape(
+    lambda value: isinstance(value, dict) and all(isinstance(item, str) for item in value.values()),
+    "an object whose values are strings",
+)
 
 
-def _check_event(event: dict[str, Any], where: str) -> None:
-    _check_payload_version(event, f"{where}.payloadVersion")
-    for exception, at in _objects(event, "exceptions", f"{where}.exceptions"):
-        _require_string(exception, "errorClass", f"{at}.errorClass")
-        if not isinstance(exception.get("stacktrace"), list):
-            raise Refusal(f"The field {at}.stacktrace must be a list.")
-
-    if event.get("severity") not in SEVERITIES:
-        raise Refusal(f"The field {where}.severity must be error, warning or info.")
-    if not isinstance(event.get("unhandled"), bool):
-        raise Refusal(f"The field {where}.unhandled must be true or false.")
-    reason = _require_object(event, "severityReason", f"{where}.severityReason")
-    _require_string(reason, "type", f"{where}.severityReason.type")
-
-    # bugsnag-python sends "session": null for an event outside any session.
-    if event.get("session") is not None:
-        session = _require_object(event, "session", f"{where}.session")
-        _require_string(session, "id", f"{where}.session.id")
-        _require_time(session, "startedAt", f"{where}.session.startedAt")
-        counts = _require_object(session, "events", f"{where}.session.events")
-        for name in ("handled", "unhandled"):
-            _require_count(counts, name, f"{where}.session.events.{name}", "a whole number", 0)
+def _field(parent: dict[str, Any], key: str, at: str, shape: _Shape, *, optional: bool = False) -> Any:
+    """`parent[key]`, refused unless it has `shape` (or is absent or null, when `optional`);
+    `at` is where `parent` is in the payload ("events[0].")."""
+    value = parent.get(key)
+    if (value is None and optional) or shape.test(value):
+        return value
+    raise Refusal(f"The field {at}{key} must be {shape.what}.")
 
 
-def _one_of(values: frozenset[str]) -> str:
-    ordered = sorted(values, key=lambda value: (float(value), len(value)))
-    return ", ".join(ordered[:-1]) + " or " + ordered[-1]
-
-
-def _objects(parent: dict[str, Any], key: str, where: str) -> Iterator[tuple[dict[str, Any], str]]:
-    """Each item of a non-empty list of objects, with where it is (`events[2]`)."""
+def _objects(parent: dict[str, Any], key: str, at: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Each item of a non-empty list of objects, with where it is ("events[2].")."""
     items = parent.get(key)
     if not isinstance(items, list) or not items:
-        raise Refusal(f"The field {where} must be a non-empty list.")
+        raise Refusal(f"The field {at}{key} must be a non-empty list.")
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            raise Refusal(f"The field {where}[{index}] must be an object.")
-        yield item, f"{where}[{index}]"
+            raise Refusal(f"The field {at}{key}[{index}] must be an object.")
+        yield item, f"{at}{key}[{index}]."
 
 
-def _require_object(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = parent.get(key)
-    if not isinstance(value, dict):
-        raise Refusal(f"The field {where} must be an object.")
-    return value
+def _check_sessions(payload: dict[str, Any]) -> None:
+    _field(_field(payload, "notifier", "", _OBJECT), "name", "notifier.", _TEXT)
+    _field(payload, "app", "", _OBJECT)
+    _field(payload, "device", "", _OBJECT)
+    if "sessions" not in payload and "sessionCounts" in payload:
+        # The server notifiers' form: how many sessions started in each minute, no ids.
+        for count, at in _objects(payload, "sessionCounts", ""):
+            _field(count, "startedAt", at, _TIME)
+            _field(count, "sessionsStarted", at, _POSITIVE_COUNT)
+        return
+    for session, at in _objects(payload, "sessions", ""):
+        _field(session, "id", at, _TEXT)
+        _field(session, "startedAt", at, _TIME)
 
 
-def _require_string(parent: dict[str, Any], key: str, where: str) -> None:
-    value = parent.get(key)
-    if not isinstance(value, str) or not value:
-        raise Refusal(f"The field {where} must be a non-empty string.")
+def _check_events(payload: dict[str, Any]) -> None:
+    _field(payload, "apiKey", "", _STRING, optional=True)
+    # `payloadVersion` is optional, at the top (android, python) or in each event (js).
+    _field(payload, "payloadVersion", "", _EVENT_VERSION, optional=True)
+    _field(_field(payload, "notifier", "", _OBJECT), "name", "notifier.", _TEXT)
+    for event, at in _objects(payload, "events", ""):
+        _field(event, "payloadVersion", at, _EVENT_VERSION, optional=True)
+        for exception, place in _objects(event, "exceptions", at):
+            _field(exception, "errorClass", place, _TEXT)
+            _field(exception, "stacktrace", place, _LIST)
+        _field(event, "severity", at, _SEVERITY)
+        _field(event, "unhandled", at, _TRUE_OR_FALSE)
+        _field(_field(event, "severityReason", at, _OBJECT), "type", f"{at}severityReason.", _TEXT)
+        # bugsnag-python sends "session": null for an event outside any session.
+        session = _field(event, "session", at, _OBJECT, optional=True)
+        if session is not None:
+            _field(session, "id", f"{at}session.", _TEXT)
+            _field(session, "startedAt", f"{at}session.", _TIME)
+            counts = _field(session, "events", f"{at}session.", _OBJECT)
+            for name in ("handled", "unhandled"):
+                _field(counts, name, f"{at}session.events.", _COUNT)
 
 
-def _require_count(parent: dict[str, Any], key: str, where: str, what: str, least: int) -> None:
-    value = parent.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise Refusal(f"The field {where} must be {what}.")
-
-
-def _require_time(parent: dict[str, Any], key: str, where: str) -> None:
-    value = parent.get(key)
-    if not isinstance(value, str) or not _is_iso8601(value):
-        raise Refusal(f"The field {where} must be an ISO-8601 time.")
+def _check_build(build: dict[str, Any]) -> None:
+    _field(build, "apiKey", "", _API_KEY)
+    _field(build, "appVersion", "", _VERSION)
+    for name in _OPTIONAL_BUILD_STRINGS:
+        _field(build, name, "", _TEXT_OR_NULL, optional=True)
+    source = _field(build, "sourceControl", "", _SOURCE_CONTROL, optional=True)
+    if source is not None:
+        _field(source, "repository", "sourceControl.", _TEXT)
+        _field(source, "revision", "sourceControl.", _TEXT)
+        _field(source, "provider", "sourceControl.", _TEXT_OR_NULL, optional=True)
+    _field(build, "metadata", "", _METADATA, optional=True)
+    _field(build, "autoAssignRelease", "", _TRUE_OR_FALSE, optional=True)
 
 
 def _is_iso8601(text: str) -> bool:
