@@ -217,11 +217,13 @@ def test_forked_workers_events_arrive_once_and_promptly(
     )
     assert ran.status == "ok" and ran.stdout.strip() == "15", ran.traceback
     ended = kernel.evaluate("ended")
-    assert collector.wait_for("events", 7, timeout=10)
+    assert collector.wait_for("events", 7, timeout=20)
     # The collector stamps arrivals in UTC with a "Z": an aware datetime, so no local-time rule
     # (daylight saving included) shifts the comparison with the kernel's time.time().
     arrived = max(datetime.fromisoformat(event.received_at).timestamp() for event in collector.store.events())
-    assert arrived - ended < 3.0  # promptly after the children ended, not at a rescan
+    # Promptly after the children ended, not at the outbox's next rescan (30 s): a loaded
+    # machine can take seconds, never that long.
+    assert arrived - ended < 10.0
     # Nothing is left to send, from the kernel or the children's files: no duplicate is coming.
     # flush() waits for the kernel's own payloads; the children's, adopted, are removed by the
     # keeper once their answer is in, a moment after the collector has them.

@@ -420,6 +420,29 @@ def test_breadcrumbs_are_redacted_even_when_left_before_the_keys_changed(
     assert second["metaData"] == {"user_email": "[REDACTED]", "ok": True}
 
 
+def test_the_trails_breadcrumbs_reach_the_wire_whole_and_a_callbacks_change_stays_in_its_event(
+    make_client: Any, recorder: Recorder
+) -> None:
+    client = make_client(redacted_keys=("token",))
+    client.leave_breadcrumb("café ☕ \u2028", {"ratio": 1.5, "nested": {"token": "t", "list": [1, None]}})
+    client.notify(error())
+
+    def rename(event: dict[str, Any]) -> None:
+        event["breadcrumbs"][-2]["name"] = "renamed"
+
+    client.on_error.add(rename)
+    client.notify(error())
+    client.on_error.remove(rename)
+    client.notify(error())
+    first, renamed, third = recorder.events()
+    left = {"type": "manual", "name": "café ☕ \u2028",
+            "metaData": {"ratio": 1.5, "nested": {"token": "[REDACTED]", "list": [1, None]}}}
+    assert {k: v for k, v in first["breadcrumbs"][-1].items() if k != "timestamp"} == left
+    assert renamed["breadcrumbs"][-2]["name"] == "renamed"
+    assert third["breadcrumbs"][-3] == first["breadcrumbs"][-1]
+    assert [c["name"] for c in third["breadcrumbs"][-2:]] == ["ValueError", "ValueError"]
+
+
 def test_an_event_held_before_its_key_was_set_is_sent_without_that_key_in_it(
     make_client: Any, recorder: Recorder
 ) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core.basics import JsonDict
-from .payloads import iso8601, redact
+from .payloads import encode, iso8601, redact
 
 BREADCRUMB_TYPES = ("error", "log", "manual", "navigation", "process", "request", "state", "user")
 MAX_NAME = 100  # characters of a breadcrumb's name, as the BugSnag dashboard shows it
@@ -23,7 +23,7 @@ class Breadcrumbs:
 
     def __init__(self, limit: int) -> None:
         self._trail: deque[JsonDict | _Cell] = deque(maxlen=limit)
-        self._shown: dict[int, tuple[object, tuple[str, ...], JsonDict]] = {}
+        self._shown: dict[int, _Shown] = {}
 
     def resize(self, limit: int) -> None:
         if self._trail.maxlen != limit:
@@ -46,23 +46,27 @@ class Breadcrumbs:
         it: the cell events' budget (README, Performance) has no room for a dict per cell."""
         self._trail.append((execution_count, at, started, ended, ok))
 
-    def snapshot(self, keys: tuple[str, ...] = ()) -> list[JsonDict]:
+    def snapshot(self, keys: tuple[str, ...] = ()) -> Trail:
         """The trail, oldest first, redacted by `keys` and timestamped. Each breadcrumb is
-        redacted and formatted once per set of keys and kept so (an event carries up to 100,
-        and redacting them all anew took a reported error's cost from 0.4 ms to 2 ms, over its
-        target): the crumbs are shared, and whoever changes them copies them first
+        redacted, formatted and encoded once per set of keys and kept so: an event carries up
+        to 100, and doing that anew for every event misses the reported error's cost target
+        (README, Performance). The crumbs are shared: whoever changes them copies them first
         (`fresh`, as the on-error callbacks do)."""
-        shown: dict[int, tuple[object, tuple[str, ...], JsonDict]] = {}
-        crumbs = []
+        shown: dict[int, _Shown] = {}
+        crumbs = Trail()
+        encoded = []
         for item in list(self._trail):
             made = self._shown.get(id(item))
-            if made is None or made[0] is not item or made[1] != keys:
+            if made is None or made.item is not item or made.keys != keys:
                 crumb = _cell_crumb(*item) if isinstance(item, tuple) else item
-                made = (item, keys, {**crumb, "timestamp": iso8601(crumb["timestamp"]),
-                                     "metaData": redact(crumb["metaData"], keys)})
+                crumb = {**crumb, "timestamp": iso8601(crumb["timestamp"]),
+                         "metaData": redact(crumb["metaData"], keys)}
+                made = _Shown(item, keys, crumb, encode(crumb))
             shown[id(item)] = made
-            crumbs.append(made[2])
+            crumbs.append(made.crumb)
+            encoded.append(made.encoded)
         self._shown = shown  # only what the trail holds: an id is never taken for another's
+        crumbs.encoded = b"[" + b",".join(encoded) + b"]"
         return crumbs
 
     def __len__(self) -> int:
@@ -72,11 +76,25 @@ class Breadcrumbs:
 _Cell = tuple[int | None, float, float, float, bool]  # count, when, started, ended, ok
 
 
+class _Shown(NamedTuple):
+    item: JsonDict | _Cell  # the trail's own, kept so that its id is not taken by another's
+    keys: tuple[str, ...]
+    crumb: JsonDict
+    encoded: bytes
+
+
+class Trail(list[JsonDict]):
+    """Breadcrumbs as an event carries them, with their JSON array (`encoded`) made from each
+    crumb's encoding: the event's encoding puts it in as it is (`trimming.encode_event`)."""
+
+    encoded: bytes = b""
+
+
 def fresh(value: Any) -> Any:
     """A copy of breadcrumbs as the trail gives them (dicts, lists and plain values)."""
     if type(value) is dict:
         return {key: fresh(item) for key, item in value.items()}
-    if type(value) is list:
+    if isinstance(value, list):  # a Trail too: its copy is a plain list, without `encoded`
         return [fresh(item) for item in value]
     return value
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +59,7 @@ def event(
     device: JsonDict,
     user: JsonDict,
     context: str | None = None,
-    breadcrumbs: Iterable[JsonDict] = (),
+    breadcrumbs: list[JsonDict] | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> JsonDict:
     """One event, without its session (attached last, after the on-error callbacks)."""
@@ -70,7 +70,7 @@ def event(
         "unhandled": unhandled,
         "app": app,
         "device": device,
-        "breadcrumbs": list(breadcrumbs),
+        "breadcrumbs": breadcrumbs if breadcrumbs is not None else [],  # a Trail stays one
         "metaData": dict(metadata or {}),
     }
     if user:
