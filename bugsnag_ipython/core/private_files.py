@@ -1,15 +1,13 @@
 """The trust rule for every file under the persistence directory, and the claim of a file whose
 owner is gone.
 
-What is stored there is read back and acted on (a stored payload is sent as it is, a crash
-record becomes an event sent with this user's API key), so whoever could write there could make
-a kernel post files of theirs, or hang it. So the directory and its folders must be this
-user's and 0700 (`make_private`, else `RefusedDirectory`, said once); a file is opened without
-following a link and without waiting, used only if it is a regular file of this user's, and
-read only up to a limit checked first (`UntrustedFile` otherwise). A file's owner is alive
-while it holds a flock() on it, which the system lets go of when the process dies; whoever
-locks a file whose owner is gone may claim it by renaming it to a name of its own (a rename is
-atomic: of two claimers, one wins).
+What is stored there is read back and acted on (a stored payload is sent with this user's API
+key), so whoever could write there could make a kernel post files of theirs, or hang it. So the
+directory and its folders must be this user's and 0700 (`make_private`); a file is opened
+without following a link and without waiting, used only if it is a regular file of this user's,
+and read only up to a limit (`open_private`, `read_private`). A file's owner is alive while it
+holds a flock() on it, which the system lets go of when the process dies; whoever locks a file
+whose owner is gone may claim it by renaming it (of two claimers, one wins).
 """
 
 from __future__ import annotations
@@ -59,32 +57,30 @@ def make_private(directory: str | os.PathLike[str], *, create: bool = True,
     with one sentence when it belongs to someone else, cannot be made private or cannot be
     used. `root`: it is the persistence directory itself (else a folder in it)."""
     path = Path(directory).expanduser()
-    what = "The persistence directory" if root else "The folder"
-    consequence = CONSEQUENCE if root else "so it is not used"
-    fix = FIX if root else f"remove it, or {FIX}"
+    problem = None
     try:
         if create:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         facts = os.stat(path)  # a symlinked directory is fine if what it points to is ours
     except OSError as error:
-        raise RefusedDirectory(f"{what} {path} cannot be used ({error.strerror or error}), "
-                               f"{consequence}; {fix}.") from None
-    if not stat.S_ISDIR(facts.st_mode):
-        raise RefusedDirectory(f"{what} {path} is not a directory, {consequence}; {fix}.")
-    if not is_mine(facts):
-        raise RefusedDirectory(f"{what} {path} belongs to another user, {consequence}; {fix}.")
-    if create and not os.access(path, os.W_OK | os.X_OK):  # its users all meet it: said once, here
-        raise RefusedDirectory(f"{what} {path} cannot be used (it is not writable), {consequence}; "
-                               f"{fix}.")
-    if stat.S_IMODE(facts.st_mode) & 0o077:
-        try:
-            os.chmod(path, 0o700)
-        except OSError as error:
-            raise RefusedDirectory(
-                f"{what} {path} is open to other users and cannot be made private "
-                f"({error.strerror or error}), {consequence}; {fix}."
-            ) from None
-    return path
+        problem = f"cannot be used ({error.strerror or error})"
+    else:
+        if not stat.S_ISDIR(facts.st_mode):
+            problem = "is not a directory"
+        elif not is_mine(facts):
+            problem = "belongs to another user"
+        elif create and not os.access(path, os.W_OK | os.X_OK):  # its users all meet it: said here
+            problem = "cannot be used (it is not writable)"
+        elif stat.S_IMODE(facts.st_mode) & 0o077:
+            try:
+                os.chmod(path, 0o700)
+            except OSError as error:
+                problem = f"is open to other users and cannot be made private ({error.strerror or error})"
+    if problem is None:
+        return path
+    if root:
+        raise RefusedDirectory(f"The persistence directory {path} {problem}, {CONSEQUENCE}; {FIX}.")
+    raise RefusedDirectory(f"The folder {path} {problem}, so it is not used; remove it, or {FIX}.")
 
 
 _refusals = Once()

@@ -1,12 +1,11 @@
 """Dead kernels' records, claimed once, by the dead kernel's watcher or the next kernel's scan.
 
-A record folder (place.py) holds `<token>.record` (a kernel's record, locked while it lives),
-`<token>.faults` (its fault dump), `<token>.<claimer>.claimed[-again]` (a dead kernel's record
-taken by the kernel <claimer>, again when the first claimer died), `<token>.died` (notes.py)
-and `set-aside/`. A record is claimed by the rule of core/private_files.py (locked, then
-renamed to the claimer's name), each on its own, as README's "The scan, record by record" says:
-what fails the trust rule is set aside, another version's record is left in place, a claim is
-taken again once when its claimer died, and a claim whose lock is held is its watcher's.
+A record folder holds `<token>.record` (a kernel's record, locked while it lives), `<token>.faults`
+(its fault dump), `<token>.<claimer>.claimed[-again]` (a dead kernel's record taken by the kernel
+<claimer>, again when the first claimer died), `<token>.died` (notes.py) and `set-aside/`. Each
+record is claimed on its own, as README's "The scan, record by record" says: what fails the trust
+rule is set aside, another version's record is left in place, a claim is taken again once when its
+claimer died, and a claim whose lock is held is its watcher's.
 """
 
 from __future__ import annotations
@@ -73,9 +72,8 @@ class Claimed:
 
 
 class SetAside:
-    """Where the files of one record folder that cannot be used go: `set-aside/` in it (the
-    same file system, so the move is a rename), each record with its fault file, one log line
-    each."""
+    """Where the files of one record folder that cannot be used go: `set-aside/` in it, each
+    record with its fault file, one log line each."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder / SET_ASIDE
