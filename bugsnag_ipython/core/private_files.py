@@ -122,32 +122,15 @@ def open_private(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600, *,
     return fd
 
 
-def read_descriptor(fd: int, limit: int, *, cut: bool = False) -> bytes:
-    """The bytes of the open file `fd` from its start; raises UntrustedFile, before reading
-    anything, when it is larger than `limit`. With `cut`, its first `limit` bytes instead (a
-    text whose beginning is what matters, such as a fault dump)."""
-    size = os.fstat(fd).st_size
-    if size > limit and not cut:
-        raise UntrustedFile(f"it is {size} bytes, over the {limit} byte limit")
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks, left = [], min(size, limit)
-    while left > 0:  # no more than its size, even if it grows meanwhile
-        chunk = os.read(fd, left)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
 def read_private(path: Path, limit: int, *, loose: bool = True) -> bytes:
     """The bytes of a regular file of this user's, read without following a link; raises
-    UntrustedFile when it is not one or is larger than `limit`, OSError as the system does."""
-    fd = open_private(path, loose=loose)
-    try:
-        return read_descriptor(fd, limit)
-    finally:
-        os.close(fd)
+    UntrustedFile when it is not one or is larger than `limit` (before reading anything),
+    OSError as the system does."""
+    with open(open_private(path, loose=loose), "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > limit:
+            raise UntrustedFile(f"it is {size} bytes, over the {limit} byte limit")
+        return file.read(size)  # no more than its size, even if it grows meanwhile
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -156,14 +139,10 @@ def write_private(path: Path, data: bytes) -> None:
     Raises OSError or UntrustedFile, leaving nothing behind."""
     hidden = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = open_private(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open(open_private(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(hidden, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -189,9 +168,8 @@ def create_locked(path: Path) -> int:
 
 def lock_if_ownerless(path: Path) -> int | None:
     """A descriptor on the file at `path`, opened by the rule and locked here, when no live
-    process holds its lock (its owner is gone); closing it lets go of the lock. None when a
-    live owner holds it, or when no lock can be had (a file system without locks: no telling,
-    so it is left alone). Raises UntrustedFile or OSError."""
+    process holds its lock; closing it lets go of the lock. None when a live owner holds it, or
+    when no lock can be had (no telling, so it is left alone). Raises UntrustedFile or OSError."""
     fd = open_private(path, os.O_RDWR)
     try:
         if fcntl is not None:
@@ -229,8 +207,8 @@ def is_file_or_link(path: Path) -> bool:
 
 @dataclass
 class Refusals:
-    """What the rule refused to one user of the persistence directory in this kernel, for
-    status and the panel: the directory's sentence, and the files set aside, and where."""
+    """What the rule refused to one user of the persistence directory, for status and the
+    panel: the directory's sentence, and the files set aside, and where."""
 
     problem: str | None = None
     set_aside: int = 0

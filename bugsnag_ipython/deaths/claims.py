@@ -26,14 +26,13 @@ from ..core.private_files import (
     make_private,
     open_private,
     owner_alive,
-    read_descriptor,
     read_private,
 )
 from ..report.naming import class_name, message_of
 from .record import FAULTS_SUFFIX, MAGIC, RECORD_SUFFIX, SIZE, DamagedRecord
 
 STALE_SECONDS = 3600.0  # a half-made record or a fault dump without a record, left this long
-MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read; the crashing thread comes first
+MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read
 MAGIC_FAMILY = MAGIC[:7]  # b"BSGKREC": every version's magic, the last byte its number
 SET_ASIDE = "set-aside"
 _RECORD = re.compile(r"(?P<token>[0-9a-f]{12})\.record")
@@ -58,11 +57,9 @@ class Claimed:
             fd = open_private(self.faults)
         except FileNotFoundError:
             return data, "", None
-        try:
-            dump = read_descriptor(fd, MAX_FAULT_BYTES, cut=True)
+        with open(fd, "rb") as file:
+            dump = file.read(MAX_FAULT_BYTES)  # the crashing thread comes first
             written = os.fstat(fd).st_mtime if dump else None
-        finally:
-            os.close(fd)
         return data, dump.decode("utf-8", "replace"), written
 
     def remove(self) -> None:

@@ -100,7 +100,8 @@ def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
     memory_seen: dict[str, Any] = {}
     if vitals is not None:
         for key, value in (("residentBytes", vitals.rss), ("peakResidentBytes", vitals.peak_rss),
-                           ("cgroupUsageBytes", vitals.cgroup_usage), ("cgroupLimitBytes", vitals.cgroup_limit)):
+                           ("cgroupUsageBytes", vitals.cgroup_usage),
+                           ("cgroupLimitBytes", vitals.cgroup_limit)):
             if value >= 0:
                 memory_seen[key] = value
         memory_seen["at"] = iso8601(vitals.seen_wall)

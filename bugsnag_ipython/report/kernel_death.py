@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from ..core.basics import JsonDict
 from . import events, payloads, trimming
 from .cells import CellRef, NotebookRef, cell_file, is_cell_file, source_identity
-
 from .stacktrace import EventFrames, FrameContext, NoCells, without_machinery
 
 if TYPE_CHECKING:
