@@ -63,7 +63,8 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
             continue
         for claimed in claims:
             note = settle(claimed, client.config, send, aside)
-            notes += [note] if note is not None else []
+            if note is not None:
+                notes.append(note)
         if aside.moved:
             client.crash_records.set_aside += len(aside.moved)
             client.crash_records.folder = str(aside.folder)

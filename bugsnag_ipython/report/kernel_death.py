@@ -28,7 +28,7 @@ SIGNALS = {
     "Illegal instruction": "SIGILL",
 }
 _FATAL = re.compile(r"Fatal Python error: (?P<what>[^\n]+)")
-_THREAD = re.compile(r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+)(?: \[(?P<name>[^\]]*)\])?")
+_THREAD = re.compile(r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+)")
 _FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<method>.*)$')
 
 
