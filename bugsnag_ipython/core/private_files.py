@@ -1,15 +1,13 @@
 """The trust rule for every file under the persistence directory, and the claim of a file whose
 owner is gone.
 
-What is stored there is read back and acted on (a stored payload is sent as it is, a crash
-record becomes an event sent with this user's API key), so whoever could write there could make
-a kernel post files of theirs, or hang it. So the directory and its folders must be this
-user's and 0700 (`make_private`, else `RefusedDirectory`, said once); a file is opened without
-following a link and without waiting, used only if it is a regular file of this user's, and
-read only up to a limit checked first (`UntrustedFile` otherwise). A file's owner is alive
-while it holds a flock() on it, which the system lets go of when the process dies; whoever
-locks a file whose owner is gone may claim it by renaming it to a name of its own (a rename is
-atomic: of two claimers, one wins).
+What is stored there is read back and acted on (a stored payload is sent with this user's API
+key), so whoever could write there could make a kernel post files of theirs, or hang it. So the
+directory and its folders must be this user's and 0700 (`make_private`); a file is opened
+without following a link and without waiting, used only if it is a regular file of this user's,
+and read only up to a limit (`open_private`, `read_private`). A file's owner is alive while it
+holds a flock() on it, which the system lets go of when the process dies; whoever locks a file
+whose owner is gone may claim it by renaming it (of two claimers, one wins).
 """
 
 from __future__ import annotations
@@ -59,32 +57,30 @@ def make_private(directory: str | os.PathLike[str], *, create: bool = True,
     with one sentence when it belongs to someone else, cannot be made private or cannot be
     used. `root`: it is the persistence directory itself (else a folder in it)."""
     path = Path(directory).expanduser()
-    what = "The persistence directory" if root else "The folder"
-    consequence = CONSEQUENCE if root else "so it is not used"
-    fix = FIX if root else f"remove it, or {FIX}"
+    problem = None
     try:
         if create:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         facts = os.stat(path)  # a symlinked directory is fine if what it points to is ours
     except OSError as error:
-        raise RefusedDirectory(f"{what} {path} cannot be used ({error.strerror or error}), "
-                               f"{consequence}; {fix}.") from None
-    if not stat.S_ISDIR(facts.st_mode):
-        raise RefusedDirectory(f"{what} {path} is not a directory, {consequence}; {fix}.")
-    if not is_mine(facts):
-        raise RefusedDirectory(f"{what} {path} belongs to another user, {consequence}; {fix}.")
-    if create and not os.access(path, os.W_OK | os.X_OK):  # its users all meet it: said once, here
-        raise RefusedDirectory(f"{what} {path} cannot be used (it is not writable), {consequence}; "
-                               f"{fix}.")
-    if stat.S_IMODE(facts.st_mode) & 0o077:
-        try:
-            os.chmod(path, 0o700)
-        except OSError as error:
-            raise RefusedDirectory(
-                f"{what} {path} is open to other users and cannot be made private "
-                f"({error.strerror or error}), {consequence}; {fix}."
-            ) from None
-    return path
+        problem = f"cannot be used ({error.strerror or error})"
+    else:
+        if not stat.S_ISDIR(facts.st_mode):
+            problem = "is not a directory"
+        elif not is_mine(facts):
+            problem = "belongs to another user"
+        elif create and not os.access(path, os.W_OK | os.X_OK):  # its users all meet it: said here
+            problem = "cannot be used (it is not writable)"
+        elif stat.S_IMODE(facts.st_mode) & 0o077:
+            try:
+                os.chmod(path, 0o700)
+            except OSError as error:
+                problem = f"is open to other users and cannot be made private ({error.strerror or error})"
+    if problem is None:
+        return path
+    if root:
+        raise RefusedDirectory(f"The persistence directory {path} {problem}, {CONSEQUENCE}; {FIX}.")
+    raise RefusedDirectory(f"The folder {path} {problem}, so it is not used; remove it, or {FIX}.")
 
 
 _refusals = Once()
@@ -126,32 +122,15 @@ def open_private(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600, *,
     return fd
 
 
-def read_descriptor(fd: int, limit: int, *, cut: bool = False) -> bytes:
-    """The bytes of the open file `fd` from its start; raises UntrustedFile, before reading
-    anything, when it is larger than `limit`. With `cut`, its first `limit` bytes instead (a
-    text whose beginning is what matters, such as a fault dump)."""
-    size = os.fstat(fd).st_size
-    if size > limit and not cut:
-        raise UntrustedFile(f"it is {size} bytes, over the {limit} byte limit")
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks, left = [], min(size, limit)
-    while left > 0:  # no more than its size, even if it grows meanwhile
-        chunk = os.read(fd, left)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
 def read_private(path: Path, limit: int, *, loose: bool = True) -> bytes:
     """The bytes of a regular file of this user's, read without following a link; raises
-    UntrustedFile when it is not one or is larger than `limit`, OSError as the system does."""
-    fd = open_private(path, loose=loose)
-    try:
-        return read_descriptor(fd, limit)
-    finally:
-        os.close(fd)
+    UntrustedFile when it is not one or is larger than `limit` (before reading anything),
+    OSError as the system does."""
+    with open(open_private(path, loose=loose), "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > limit:
+            raise UntrustedFile(f"it is {size} bytes, over the {limit} byte limit")
+        return file.read(size)  # no more than its size, even if it grows meanwhile
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -160,14 +139,10 @@ def write_private(path: Path, data: bytes) -> None:
     Raises OSError or UntrustedFile, leaving nothing behind."""
     hidden = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = open_private(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open(open_private(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(hidden, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -193,9 +168,8 @@ def create_locked(path: Path) -> int:
 
 def lock_if_ownerless(path: Path) -> int | None:
     """A descriptor on the file at `path`, opened by the rule and locked here, when no live
-    process holds its lock (its owner is gone); closing it lets go of the lock. None when a
-    live owner holds it, or when no lock can be had (a file system without locks: no telling,
-    so it is left alone). Raises UntrustedFile or OSError."""
+    process holds its lock; closing it lets go of the lock. None when a live owner holds it, or
+    when no lock can be had (no telling, so it is left alone). Raises UntrustedFile or OSError."""
     fd = open_private(path, os.O_RDWR)
     try:
         if fcntl is not None:
@@ -233,8 +207,8 @@ def is_file_or_link(path: Path) -> bool:
 
 @dataclass
 class Refusals:
-    """What the rule refused to one user of the persistence directory in this kernel, for
-    status and the panel: the directory's sentence, and the files set aside, and where."""
+    """What the rule refused to one user of the persistence directory, for status and the
+    panel: the directory's sentence, and the files set aside, and where."""
 
     problem: str | None = None
     set_aside: int = 0

@@ -1,10 +1,9 @@
 """The checkpoint: what the crash record holds besides the running cell, kept current.
 
-Once a second (on the kernel-deaths thread) it notes the kernel alive with its memory, follows
-its memory cgroup (moved into another, the new one's OOM-kill count is the baseline), and
-writes the facts a death's event needs when they changed: the breadcrumbs and metadata
-(redacted), the notebook, the app, and which code files are which cells. The session, whose
-counts must be exact, is written whenever it changes, by a client listener.
+Once a second it notes the kernel alive with its memory, follows its memory cgroup, and writes
+the facts a death's event needs when they changed (breadcrumbs and metadata redacted, the
+notebook, the app, which code files are which cells). The session, whose counts must be exact,
+is written whenever it changes, by a client listener.
 """
 
 from __future__ import annotations
@@ -71,7 +70,7 @@ class Checkpoint:
         followed = self.cgroup
         cgroup = None
         if followed is not None:
-            followed.follow()  # moved into a cgroup with a limit: its OOM kills are the evidence
+            followed.follow()
             cgroup = followed.cgroup
         record.vitals(seen_monotonic=self._monotonic(), seen_wall=self._wall_clock(),
                       rss=memory.resident_bytes(), peak_rss=memory.peak_resident_bytes(),

@@ -1,12 +1,11 @@
 """Dead kernels' records, claimed once, by the dead kernel's watcher or the next kernel's scan.
 
-A record folder (place.py) holds `<token>.record` (a kernel's record, locked while it lives),
-`<token>.faults` (its fault dump), `<token>.<claimer>.claimed[-again]` (a dead kernel's record
-taken by the kernel <claimer>, again when the first claimer died), `<token>.died` (notes.py)
-and `set-aside/`. A record is claimed by the rule of core/private_files.py (locked, then
-renamed to the claimer's name), each on its own, as README's "The scan, record by record" says:
-what fails the trust rule is set aside, another version's record is left in place, a claim is
-taken again once when its claimer died, and a claim whose lock is held is its watcher's.
+A record folder holds `<token>.record` (a kernel's record, locked while it lives), `<token>.faults`
+(its fault dump), `<token>.<claimer>.claimed[-again]` (a dead kernel's record taken by the kernel
+<claimer>, again when the first claimer died), `<token>.died` (notes.py) and `set-aside/`. Each
+record is claimed on its own, as README's "The scan, record by record" says: what fails the trust
+rule is set aside, another version's record is left in place, a claim is taken again once when its
+claimer died, and a claim whose lock is held is its watcher's.
 """
 
 from __future__ import annotations
@@ -27,14 +26,13 @@ from ..core.private_files import (
     make_private,
     open_private,
     owner_alive,
-    read_descriptor,
     read_private,
 )
 from ..report.naming import class_name, message_of
 from .record import FAULTS_SUFFIX, MAGIC, RECORD_SUFFIX, SIZE, DamagedRecord
 
 STALE_SECONDS = 3600.0  # a half-made record or a fault dump without a record, left this long
-MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read; the crashing thread comes first
+MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read
 MAGIC_FAMILY = MAGIC[:7]  # b"BSGKREC": every version's magic, the last byte its number
 SET_ASIDE = "set-aside"
 _RECORD = re.compile(r"(?P<token>[0-9a-f]{12})\.record")
@@ -59,11 +57,9 @@ class Claimed:
             fd = open_private(self.faults)
         except FileNotFoundError:
             return data, "", None
-        try:
-            dump = read_descriptor(fd, MAX_FAULT_BYTES, cut=True)
+        with open(fd, "rb") as file:
+            dump = file.read(MAX_FAULT_BYTES)  # the crashing thread comes first
             written = os.fstat(fd).st_mtime if dump else None
-        finally:
-            os.close(fd)
         return data, dump.decode("utf-8", "replace"), written
 
     def remove(self) -> None:
@@ -73,9 +69,8 @@ class Claimed:
 
 
 class SetAside:
-    """Where the files of one record folder that cannot be used go: `set-aside/` in it (the
-    same file system, so the move is a rename), each record with its fault file, one log line
-    each."""
+    """Where the files of one record folder that cannot be used go: `set-aside/` in it, each
+    record with its fault file, one log line each."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder / SET_ASIDE

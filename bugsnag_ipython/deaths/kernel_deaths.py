@@ -1,8 +1,6 @@
-"""Kernel deaths, the source: this kernel's crash record (record.py, checkpoint.py), its fault
-file, its watcher (watcher_process.py), the mark of a normal end (a shutdown request, `exit`,
-the process's exit), and, once the kernel is idle after its launch, the report of the records
-dead kernels left (scan.py) and the newest recent death said (notes.py).
-"""
+"""Kernel deaths, the source: this kernel's crash record and its watcher, the mark of a normal
+end (a shutdown request, `exit`, the process's exit), and, once the kernel is idle after its
+launch, the report of the records dead kernels left and the newest recent death said."""
 
 from __future__ import annotations
 
@@ -50,15 +48,13 @@ class KernelDeaths(Source):
         self.watcher: WatcherProcess | None = None  # this kernel's watcher, while it runs
         self.scanned = threading.Event()  # set once earlier kernels were looked for
         self.problem: str | None = None  # why there is no record, in one sentence, for status
-        # When a normal end began (the monotonic clock), maybe before the record was made:
-        # a shutdown request or `exit` (exit_now), else the exit itself. The exit flush counts
-        # from it (notebook/extension.py).
+        # When a normal end began (the monotonic clock), maybe before the record was made; the
+        # exit flush counts from it.
         self.ending_since: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher_refused = False  # it could not start: not tried again
-        # Set by the glue once the load is over: the watcher's start (a fork and exec, and a
-        # new interpreter on the other core) waits for it, so that it never competes with it.
+        # Set once the load is over: the watcher's start (a new interpreter) waits for it.
         self.loaded = threading.Event()
 
     def install(self) -> None:
@@ -109,8 +105,7 @@ class KernelDeaths(Source):
 
     def ending(self) -> None:
         """A normal end began (exit, a shutdown request): nothing after it is a death."""
-        # Noted first: a record handed over after this look is marked by _open, which looks
-        # at the note after handing it over (one of the two marks it).
+        # Noted first: _open looks at it after handing the record over, so one of the two marks it.
         if self.ending_since is None:
             self.ending_since = self.client.tracker.monotonic()
         record = self.record
@@ -133,9 +128,7 @@ class KernelDeaths(Source):
 
         try:
             directory = self._open(stop)
-        except RefusedDirectory as refused:
-            # Nothing written or read there: no record, no fault file, no scan. The sentence
-            # is the directory's, said once with the outbox's and the device id's.
+        except RefusedDirectory as refused:  # nothing written or read there; said once for all its users
             say_once(refused)
             self.client.crash_records.problem = str(refused)
             directory = None
@@ -157,9 +150,7 @@ class KernelDeaths(Source):
         while not stop.is_set():
             self._keep_watcher(directory)
             try:
-                # Under the lock _close takes: an exit waits the few milliseconds a checkpoint
-                # takes, rather than closing the record under it (the write would fail).
-                with self._lock:
+                with self._lock:  # an exit waits for a checkpoint rather than closing the record under it
                     checkpoint = self.checkpoint
                     if checkpoint is not None:
                         with forkguard.no_fork:  # it takes the client's locks: see forkguard
@@ -222,8 +213,7 @@ class KernelDeaths(Source):
             from .record import CrashRecord
 
             directory = persistence_directory(client.config.persistence_directory)
-        # The trust rule before anything is made there: raises RefusedDirectory.
-        make_private(directory)
+        make_private(directory)  # the trust rule before anything is made there
         make_private(os.path.join(directory, DIRECTORY), root=False)
         record = CrashRecord(directory, launched_wall=self._launched_wall(),
                              launched_monotonic=client.launched_at)
@@ -243,9 +233,8 @@ class KernelDeaths(Source):
             client.listeners.append(checkpoint.session_changed)
             if self.cell_runs is not None:
                 self.cell_runs.crash_record = record
-            # A cell that started before the record was handed over: the cell hook saw none.
-            # (It sets client.cell before it looks, this thread looks after handing over: one
-            # of the two stores it.)
+            # A cell that started before the hand-over: the hook sets client.cell before it looks
+            # for a record, this thread looks after handing it over, so one of the two stores it.
             run = client.cell
             if run is not None:
                 record.cell_started(run)

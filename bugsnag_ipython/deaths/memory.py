@@ -39,10 +39,9 @@ class Cgroup:
 
 
 class FollowedCgroup:
-    """This process's memory cgroup, followed: a process can be moved into another cgroup
-    while it runs (a memory limit put on a running kernel), and an OOM kill is then counted
-    by the new one. `baseline` is the count of the cgroup when the process was first seen in
-    it. Following costs one read of /proc/self/cgroup while the process stays where it is."""
+    """This process's memory cgroup, followed: a running kernel can be moved into another one
+    (a memory limit put on it), which then counts its OOM kill. `baseline` is the count of the
+    cgroup when the process was first seen in it."""
 
     def __init__(self, proc: str = "/proc", fs: str = "/sys/fs/cgroup") -> None:
         self._proc = proc

@@ -1,9 +1,8 @@
 """Notes of kernel deaths for the user: `kernels/<token>.died` in the persistence directory.
 
-Whoever reports a death leaves a small JSON note (the running cell, the cause, when, what became
-of the report). The next kernel takes the notes, each renamed to a name of its own first so that
-two kernels never both show one, and says the newest recent one in status and the panel:
-"Previous kernel died running In [14] (out of memory); reported."
+Whoever reports a death leaves a small JSON note; the next kernel takes the notes (each renamed
+first, so that two kernels never both show one) and says the newest recent one in status and the
+panel: "Previous kernel died running In [14] (out of memory); reported."
 """
 
 from __future__ import annotations
@@ -53,14 +52,10 @@ class DeathNote:
 
 
 def note_of(death: KernelDeath, outcome: str) -> DeathNote:
-    fault = death.fault
+    fault, cell = death.fault, death.cell
+    cause = "out of memory" if death.out_of_memory else "killed"
     if fault is not None:
         cause = fault.signal or fault.description.lower()
-    elif death.oom is not None and death.oom.went_up:
-        cause = "out of memory"
-    else:
-        cause = "killed"
-    cell = death.cell
     return DeathNote(death.died_at, cell is not None, cell.execution_count if cell else None, cause,
                      outcome)
 

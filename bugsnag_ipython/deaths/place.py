@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Mapping
 from pathlib import Path
 
 from ..core.private_files import RefusedDirectory, make_private
@@ -56,19 +55,8 @@ def filesystem_of(path: str, mountinfo: str) -> str | None:
 
 
 def is_network(fstype: str) -> bool:
+    """Whether `fstype` is a network or FUSE filesystem, where the record is not kept."""
     return fstype in NETWORK_TYPES or fstype.startswith("fuse.")
-
-
-def network_filesystem(directory: str | os.PathLike[str]) -> str | None:
-    """The type of the network or FUSE filesystem holding `directory`, None if it is local
-    (or if the mounts cannot be read: then it is taken for local)."""
-    try:
-        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as file:
-            mountinfo = file.read()
-    except OSError:
-        return None
-    fstype = filesystem_of(os.path.realpath(Path(directory).expanduser()), mountinfo)
-    return fstype if fstype is not None and is_network(fstype) else None
 
 
 def digest(directory: str | os.PathLike[str]) -> str:
@@ -77,10 +65,10 @@ def digest(directory: str | os.PathLike[str]) -> str:
     return hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
 
 
-def runtime_bases(environ: Mapping[str, str] = os.environ) -> list[Path]:
+def runtime_bases() -> list[Path]:
     """The folders in memory that may hold runtime folders, the one used now first."""
     bases = [Path(SHARED_MEMORY) / f"bugsnag-ipython-{os.geteuid()}"]
-    runtime = environ.get("XDG_RUNTIME_DIR")
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isabs(runtime):
         try:
             facts = os.stat(runtime)
@@ -110,8 +98,12 @@ def live_folder(directory: str | os.PathLike[str]) -> tuple[Path, str]:
     directory's `kernels/` (not made here), or a runtime folder (made here). Raises NoRecord
     when the directory is on a network filesystem and no runtime folder can be had."""
     root = Path(directory).expanduser()
-    fstype = network_filesystem(root)
-    if fstype is None:
+    try:
+        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as file:
+            fstype = filesystem_of(os.path.realpath(root), file.read())
+    except OSError:
+        fstype = None  # the mounts cannot be read: taken for local
+    if fstype is None or not is_network(fstype):
         return root / DIRECTORY, f"the persistence directory {root}"
     reasons = []
     for base in runtime_bases():

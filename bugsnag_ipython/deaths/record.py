@@ -1,11 +1,10 @@
 """The crash record: what a kernel leaves behind for the next one, in case it dies.
 
-A killed or crashed kernel runs none of its exit code, so what is to be reported must already
-be on disk: one small file per kernel, its every block reserved, mapped with MAP_SHARED, so
-that an update is a store into memory the system keeps after the process dies. Its owner holds
-a flock() on it for its whole life (core/private_files.py), the sign of a living kernel. The
-facts that change rarely (checkpoint.py) are a JSON document in one of two areas, the other
-staying whole, so a death in the middle of a write leaves the previous one.
+A killed kernel runs none of its exit code, so what is to be reported must already be on disk:
+one small file per kernel, its every block reserved, mapped with MAP_SHARED, so that an update is
+a store into memory the system keeps after the process dies. Its owner holds a flock() on it for
+its whole life, the sign of a living kernel. The facts that change rarely are a JSON document in
+one of two areas, the other staying whole, so a death in the middle of a write leaves the last one.
 """
 
 from __future__ import annotations
@@ -69,15 +68,14 @@ class CrashRecord:
 
     def __init__(self, directory: str | os.PathLike[str], *, launched_wall: float,
                  launched_monotonic: float) -> None:
-        """Create the record of the persistence directory `directory`, in the folder the place
-        rule gives. Raises NoRecord, with the sentence for the user, when it cannot: then
-        nothing is mapped and nothing is left behind."""
+        """Create the record of the persistence directory `directory`; raises NoRecord, with the
+        sentence for the user, when it cannot (then nothing is left behind)."""
         folder, where = live_folder(directory)
         self.token = secrets.token_hex(6)
         self.path = folder / f"{self.token}{RECORD_SUFFIX}"
         self.faults_path = folder / f"{self.token}{FAULTS_SUFFIX}"
         # Made under a hidden name and locked before it is seen: a scan never takes a record
-        # still being made for a dead one. The lock goes with the file through the rename.
+        # still being made for a dead one.
         hidden = folder / f".{self.token}{RECORD_SUFFIX}.tmp"
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -111,10 +109,9 @@ class CrashRecord:
     def _bind_cell_stores(self) -> None:
         """A cell's two stores, as partials of C functions that run no Python frame (with two
         methods instead, the per-cell cost of `make bench` misses its target):
-        `store_cell(count, started, cell_id, source)` packs its number, its start on the
-        monotonic clock, its id and source as UTF-8 into a fixed field (a longer source is cut,
-        its NUL padding marking the end, and stored whole by the checkpoint);
-        `cell_finished()` sets the running field to 0."""
+        `store_cell(count, started, cell_id, source)` packs the running cell into its fixed field
+        (a longer source is cut, and stored whole by the checkpoint); `cell_finished()` sets the
+        running field to 0."""
         self.store_cell: Callable[[int, float, bytes, bytes], None] = functools.partial(
             _CELL.pack_into, self._mm, _CELL_AT)
         self.cell_finished: Callable[[], None] = functools.partial(
@@ -189,8 +186,7 @@ class CrashRecord:
         self._release()
 
     def _release(self) -> None:
-        """Let go of the mapping, the lock, and faulthandler (given back to the kernel's
-        stderr if it was on, else turned off)."""
+        """Let go of the mapping, the lock, and faulthandler (given back to stderr if it was on)."""
         faults, self._faults = self._faults, None
         if faults is not None:
             with contextlib.suppress(Exception):
@@ -205,9 +201,8 @@ class CrashRecord:
         os.close(self._fd)
 
     def forget_after_fork(self) -> None:
-        """In a forked child: stop writing to the parent's record and let go of the parent's
-        lock (the child's copies of the descriptor would keep it held after the parent died).
-        Stores from here on go to private memory, so no cell path needs a check."""
+        """In a forked child: let go of the parent's record and lock (the child's copy would keep
+        it held after the parent died); stores go to private memory, so no cell path checks."""
         if self.closed:
             return
         self.closed = True
@@ -218,7 +213,7 @@ class CrashRecord:
 
 
 def _refused(where: str, error: OSError) -> NoRecord:
-    """The one sentence for a record that cannot be made in `where`: the problem and the fix."""
+    """The sentence for a record that cannot be made in `where`: the problem and the fix."""
     reason = error.strerror or str(error)
     problem = f"the crash record cannot be made in {where} ({reason})"
     fix = "set BUGSNAG_PERSISTENCE_DIRECTORY to another directory"
@@ -278,8 +273,7 @@ class DamagedRecord(ValueError):
     """A file in a record folder that is not a whole record."""
 
 
-# Any clock a kernel reads, wall or monotonic, in seconds, is within the year 9999 of 0; past
-# that a time is garbage, which would fail where it is turned into a date.
+# Any time a kernel writes, wall or monotonic, is within the year 9999 of 0: past that, garbage.
 _LATEST = 253_402_300_799.0
 
 

@@ -1,9 +1,7 @@
 """From a claimed record to a reported death, by the rules of README's "Kernel deaths": a normal
 end is never reported; a fatal signal always; a kernel gone without a trace only if a cell ran
 (an idle kernel killed by a reboot or a culler lost no work); nothing of a kernel that sent
-nothing. The watcher and the next kernel's scan both settle a claimed record here (`settle`),
-differing only in how they send; report/kernel_death.py makes the event.
-"""
+nothing. The watcher and the next kernel's scan both settle a claimed record here."""
 
 from __future__ import annotations
 
@@ -12,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.basics import log
 from ..report.cells import notebook_ref
-from ..report.kernel_death import DeadCell, FaultDump, KernelDeath, OomEvidence, parse_fault_dump
+from ..report.kernel_death import DeadCell, KernelDeath, OomEvidence, parse_fault_dump
 from ..report.payloads import iso8601
 from . import memory
 from .claims import Claimed, SetAside, claim_dead, why
 from .notes import DROPPED, REPORTED, DeathNote, note_of
 from .place import record_folders
-from .record import RecordContents, Vitals, read_record
+from .record import read_record
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -65,7 +63,8 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
             continue
         for claimed in claims:
             note = settle(claimed, client.config, send, aside)
-            notes += [note] if note is not None else []
+            if note is not None:
+                notes.append(note)
         if aside.moved:
             client.crash_records.set_aside += len(aside.moved)
             client.crash_records.folder = str(aside.folder)
@@ -84,13 +83,7 @@ def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
         log.info("An earlier kernel (pid %d) ended while idle without a fault; not reported as a "
                  "crash.", contents.pid)
         return None
-    return _death(contents, fault, dumped_at, config)
-
-
-def _death(contents: RecordContents, fault: FaultDump | None, dumped_at: float | None,
-           config: Configuration) -> KernelDeath:
-    facts = contents.facts
-    vitals = contents.vitals
+    facts, vitals = contents.facts, contents.vitals
     # When it died: when faulthandler wrote, else when it was last seen alive.
     died_at = dumped_at or (vitals.seen_wall if vitals else contents.launched_wall)
     cell = None
@@ -105,6 +98,14 @@ def _death(contents: RecordContents, fault: FaultDump | None, dumped_at: float |
         session = {"id": contents.session.id, "startedAt": iso8601(contents.session.started_at),
                    "events": {"handled": contents.session.handled,
                               "unhandled": contents.session.unhandled + 1}}
+    memory_seen: dict[str, Any] = {}
+    if vitals is not None:
+        for key, value in (("residentBytes", vitals.rss), ("peakResidentBytes", vitals.peak_rss),
+                           ("cgroupUsageBytes", vitals.cgroup_usage),
+                           ("cgroupLimitBytes", vitals.cgroup_limit)):
+            if value >= 0:
+                memory_seen[key] = value
+        memory_seen["at"] = iso8601(vitals.seen_wall)
     project_root = _text(facts.get("projectRoot")) or config.project_root
     cells = facts.get("cells")
     return KernelDeath(
@@ -114,7 +115,7 @@ def _death(contents: RecordContents, fault: FaultDump | None, dumped_at: float |
         cell=cell,
         fault=fault,
         oom=_oom_evidence(facts.get("oomKill")),
-        memory=_memory_seen(vitals),
+        memory=memory_seen,
         facts=facts,
         session=session,
         notebook=notebook_ref(_text(facts.get("notebook")), project_root),
@@ -132,18 +133,6 @@ def _oom_evidence(baseline: Any) -> OomEvidence | None:
         return None
     version = baseline.get("cgroupVersion")
     return OomEvidence(baseline["count"], after, version if isinstance(version, int) else 0)
-
-
-def _memory_seen(vitals: Vitals | None) -> dict[str, Any]:
-    if vitals is None:
-        return {}
-    seen: dict[str, Any] = {}
-    for key, value in (("residentBytes", vitals.rss), ("peakResidentBytes", vitals.peak_rss),
-                       ("cgroupUsageBytes", vitals.cgroup_usage), ("cgroupLimitBytes", vitals.cgroup_limit)):
-        if value >= 0:
-            seen[key] = value
-    seen["at"] = iso8601(vitals.seen_wall)
-    return seen
 
 
 def _text(value: Any) -> str | None:

@@ -1,14 +1,12 @@
 """The watcher: a small process per kernel that reports the kernel's death the moment it dies.
 
-The kernel starts it (watcher_process.py) as `python -m bugsnag_ipython.deaths.watcher`, in a
-session of its own, so that the signals jupyter_client sends to the kernel's process group
-never reach it. Its setup (the record, the options with the API key, the device) comes as JSON
-lines on stdin, never on its command line or in its environment, which other users can read.
-It waits in flock() for the kernel's lock on its record, which the system lets go of the
-moment the kernel dies or ends: no CPU while the kernel lives. A removed or ended record is a
-normal end; else it claims the record (keeping the lock, so a scan leaves it alone), settles it
-as the scan does (scan.py) and sends the event at once; what it cannot send goes to the outbox,
-what it cannot store stays claimed for the next kernel. It imports little until then.
+The kernel starts it (watcher_process.py) in a session of its own, so that the signals sent to
+the kernel's process group never reach it. Its setup (the record, the options with the API key,
+the device) comes as JSON lines on stdin, which other users cannot read. It waits in flock() for
+the kernel's lock on its record, let go of the moment the kernel dies or ends. A removed record is
+a normal end; else it claims the record (keeping the lock, so a scan leaves it alone), settles it
+as the scan does and sends the event at once; what it cannot send goes to the outbox, what it
+cannot store stays claimed for the next kernel. It imports little until then.
 """
 
 from __future__ import annotations
@@ -36,28 +34,20 @@ EOF_GRACE = 1.0  # seconds
 
 
 class Setup:
-    """The setup the kernel sent last, kept current by a thread reading stdin."""
+    """The setup the kernel sent last (`current`), kept current by a thread reading stdin."""
 
     def __init__(self, setup: dict[str, Any], stdin: IO[bytes]) -> None:
-        self.setup = setup
+        self.current = setup
         self._stdin = stdin
-        self._lock = threading.Lock()
         self.woke = threading.Event()  # the main thread has the record's lock
-
-    def current(self) -> dict[str, Any]:
-        with self._lock:
-            return self.setup
 
     def read_updates(self) -> None:
         for line in self._stdin:
-            found = parse(line)
-            if found is not None:
-                with self._lock:
-                    self.setup = found
-        # EOF. The kernel closed it (stopped us) or died: dead, its lock is free now too, and
-        # the main thread, woken by it, goes on; alive, the kernel let us go. (The lock held
-        # by the main thread, just woken, looks like the kernel's for a moment: hence the wait.)
-        if owner_alive(Path(self.current()["record"])) and not self.woke.wait(EOF_GRACE):
+            self.current = parse(line) or self.current
+        # EOF: the kernel stopped us or died. Dead, its lock is free too and the main thread goes
+        # on; alive, it let us go. (The main thread's lock, just taken, looks like the kernel's
+        # for a moment: hence the wait.)
+        if owner_alive(Path(self.current["record"])) and not self.woke.wait(EOF_GRACE):
             os._exit(0)
 
 
@@ -88,7 +78,7 @@ def watch(stdin: IO[bytes]) -> None:
     setup.woke.set()
     if os.fstat(fd).st_nlink == 0:
         return  # removed: a normal end
-    report(path, fd, setup.current())
+    report(path, fd, setup.current)
 
 
 def report(path: Path, fd: int, setup: dict[str, Any]) -> None:

@@ -1,10 +1,6 @@
 """The kernel's handle on its watcher process (watcher.py): started once the crash record is
-made, told the options over a pipe, stopped at a normal end.
-
-The watcher is a fresh interpreter (a fork of a grown kernel would own the kernel's old pages)
-in a session of its own, with no descriptor of the kernel's but the pipe. A forked child of the
-kernel closes its copy of the pipe, so that a child living on neither keeps the watcher asleep
-nor keeps it from learning that the kernel stopped it.
+made, told the options over a pipe, stopped at a normal end. The watcher is a fresh interpreter
+(a fork of a grown kernel would own its old pages) with no descriptor of the kernel's but the pipe.
 """
 
 from __future__ import annotations
@@ -70,8 +66,7 @@ class WatcherProcess:
         self.options_changed()
 
     def options_changed(self) -> None:
-        """A client listener: send the setup again when the options changed (one comparison of
-        references otherwise: it runs after events and session changes too)."""
+        """A client listener: send the setup again when the options changed."""
         config = self.client.config
         if config is self._sent or self._pipe is None:
             return
@@ -117,7 +112,8 @@ class WatcherProcess:
                 self.process.stdin.close()
 
     def forget_after_fork(self) -> None:
-        """In a forked child: close the child's copy of the pipe, nothing else."""
+        """In a forked child: close the child's copy of the pipe, so that a child living on
+        neither keeps the watcher asleep nor hides that the kernel stopped it."""
         self._close_pipe()
         self.process = None
 

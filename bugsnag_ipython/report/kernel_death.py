@@ -1,10 +1,6 @@
-"""The event of a kernel that died: `KernelDied`, built by the next kernel from what the dead
-one left (its crash record and fault dump). Pure: no I/O, no IPython.
-
-As bugsnag-android's exitinfo plugin synthesizes an event from the system's exit record, this
-synthesizes one from the crash record: what was running, the Python stacks at a fatal signal
-(named by cell like any event's frames), and an `exitInfo` tab with the evidence.
-"""
+"""The `KernelDied` event, built from what a dead kernel left (its crash record and fault dump),
+as bugsnag-android's exitinfo plugin builds one from the system's exit record: what was running,
+the Python stacks at a fatal signal, and an `exitInfo` tab with the evidence. No I/O here."""
 
 from __future__ import annotations
 
@@ -16,10 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.basics import JsonDict
 from . import events, payloads, trimming
 from .cells import CellRef, NotebookRef, cell_file, is_cell_file, source_identity
-
-# The frames of a fault dump are made and named exactly as an exception's are: a cell is named
-# alike in both, so both group alike.
-from .stacktrace import EventFrames, FrameContext, without_machinery
+from .stacktrace import EventFrames, FrameContext, NoCells, without_machinery
 
 if TYPE_CHECKING:
     from ..core.config import Configuration
@@ -35,7 +28,7 @@ SIGNALS = {
     "Illegal instruction": "SIGILL",
 }
 _FATAL = re.compile(r"Fatal Python error: (?P<what>[^\n]+)")
-_THREAD = re.compile(r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+)(?: \[(?P<name>[^\]]*)\])?")
+_THREAD = re.compile(r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+)")
 _FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<method>.*)$')
 
 
@@ -117,10 +110,9 @@ class KernelDeath:
     cells: Mapping[str, Any] = field(default_factory=dict)  # code file -> [identity, count, source]
 
     @property
-    def user(self) -> dict[str, str]:
-        """What `set_user()` had set in the dead kernel."""
-        found = self.facts.get("user")
-        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    def out_of_memory(self) -> bool:
+        """No fault, and the cgroup's OOM-kill count went up while the kernel ran."""
+        return self.fault is None and self.oom is not None and self.oom.went_up
 
 
 def cause(death: KernelDeath) -> str:
@@ -128,9 +120,7 @@ def cause(death: KernelDeath) -> str:
     if death.fault is not None:
         signal = f" ({death.fault.signal})" if death.fault.signal else ""
         return f"{death.fault.description.lower()}{signal}"
-    if death.oom is not None and death.oom.went_up:
-        return "out of memory"
-    return "killed"
+    return "out of memory" if death.out_of_memory else "killed"
 
 
 def message(death: KernelDeath) -> str:
@@ -139,20 +129,18 @@ def message(death: KernelDeath) -> str:
     if death.cell is not None:
         count = death.cell.execution_count
         where = f"while running In [{count}]" if count else "while running a cell"
-    if death.fault is None and death.oom is not None and death.oom.went_up:
+    if death.out_of_memory:
         return f"killed {where} (out of memory: the cgroup's oom_kill count went up)"
     return f"{cause(death)} {where}"
 
 
-class DeadKernelCells:
+class DeadKernelCells(NoCells):
     """The CellMap of the dead kernel: its cell files, as its checkpoint named them, and the
     cell that was running (the outermost cell frame of the crashing thread)."""
 
-    def __init__(self, named: Mapping[str, Any], running: tuple[str, CellRef] | None,
-                 notebook: str | None) -> None:
+    def __init__(self, named: Mapping[str, Any], running: tuple[str, CellRef] | None) -> None:
         self._named = named
         self._running = running
-        self._notebook = notebook
 
     def __call__(self, filename: str) -> CellRef | None:
         if self._running is not None and filename == self._running[0]:
@@ -168,12 +156,6 @@ class DeadKernelCells:
         identity, count, source = entry
         lines = tuple(source.splitlines(keepends=True)) if isinstance(source, str) else ()
         return CellRef(str(identity), lines, count if isinstance(count, int) else None)
-
-    def notebook_path(self) -> str | None:
-        return self._notebook
-
-    def cell_id(self, execution_count: int) -> str | None:
-        return None  # the running cell's id is in the dead kernel's record, on its notebook tab
 
 
 def running_cell_ref(cell: DeadCell) -> CellRef:
@@ -207,8 +189,7 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
         cell_files = [file for file, _, _ in current.frames if _is_cell_file(file, named)]
         if cell_files:
             running = (cell_files[-1], running_cell_ref(cell))
-    notebook_path = facts.get("notebook") if isinstance(facts.get("notebook"), str) else None
-    context = FrameContext(resolve_cell=DeadKernelCells(named, running, notebook_path),
+    context = FrameContext(resolve_cell=DeadKernelCells(named, running),
                            project_root=project_root, send_code=death.send_code, notebook=death.notebook)
     frames = EventFrames(context)
     stacktrace = thread_frames(current, frames, named) if current is not None else []
@@ -272,10 +253,11 @@ def _metadata(death: KernelDeath) -> dict[str, JsonDict]:
 def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict,
                   hub_user: str | None, on_error: events.OnErrorCallbacks | None = None,
                   ) -> tuple[JsonDict, bytes] | None:
-    """The payload of a death and its encoded body (redacted, within BugSnag's size limit), as
-    the next kernel's scan and the dead kernel's watcher both send it; None when the dead
-    kernel's release stage is not enabled, or a callback (`on_error`, the scan's) drops it."""
-    user = events.user_of(death.user, hub_user, device.get("id"))
+    """The payload of a death and its encoded body, as the scan and the watcher both send it;
+    None when the dead kernel's release stage is not enabled, or an `on_error` callback drops it."""
+    found = death.facts.get("user")  # what set_user() had set in the dead kernel
+    set_user = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    user = events.user_of(set_user, hub_user, device.get("id"))
     body = kernel_death_event(death, project_root=config.project_root, device=device, user=user)
     stages = config.enabled_release_stages
     if stages is not None and body["app"]["releaseStage"] not in stages:
@@ -287,14 +269,12 @@ def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict
 
 
 def exit_info(death: KernelDeath) -> JsonDict:
-    """The `exitInfo` tab (as bugsnag-android's exitinfo plugin names it): why, and the
-    evidence."""
+    """The `exitInfo` tab: why, and the evidence."""
     info: JsonDict = {"description": message(death)}
     fault = death.fault
     if fault is not None:
-        info["cause"] = "fatal signal"
-        info["signal"] = fault.signal or fault.description
-    elif death.oom is not None and death.oom.went_up:
+        info.update(cause="fatal signal", signal=fault.signal or fault.description)
+    elif death.out_of_memory:
         info["cause"] = "out of memory"
     else:
         info["cause"] = "killed (no fault recorded: SIGKILL, or an exit that ran no exit code)"

@@ -80,7 +80,7 @@ def test_any_error_reading_one_record_sets_that_one_aside_and_the_others_are_rep
     client, own = reporter
     left_dead(tmp_path, source="first()")
     left_dead(tmp_path, source="second()")
-    real = scan._death
+    real = scan.death_of
     calls = []
 
     def fails_once(*args: Any) -> Any:
@@ -89,7 +89,7 @@ def test_any_error_reading_one_record_sets_that_one_aside_and_the_others_are_rep
             raise OverflowError("timestamp out of range for platform time_t")
         return real(*args)
 
-    monkeypatch.setattr(scan, "_death", fails_once)
+    monkeypatch.setattr(scan, "death_of", fails_once)
     assert len(report_dead_kernels(client, str(tmp_path), own)) == 1
     assert len(received(client, collector)) == 1 and len(set_aside(tmp_path)) == 1
     assert len(report_dead_kernels(client, str(tmp_path), own)) == 0  # not tried again
