@@ -12,7 +12,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +26,7 @@ from ..sources.cell_runs import CellRuns
 from ..sources.event_loop import LoopExceptions
 from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetActivity, WidgetCallbacks
-from . import kernel_log, key_prompt, panel
+from . import kernel_log
 from .magics import BugsnagMagics
 from .settings import BugsnagIPython, OptionSources
 from .status import HOW_TO_SET_A_KEY
@@ -66,10 +65,8 @@ class Extension:
         self.cells = CellIndex(shell, run)
         self.client = Client(config, resolve_cell=self.cells, monotonic=monotonic)
         if run is not None and not run.dashboard:
-            # A run the command line names is known now: one session for all of it. One
-            # recognised only by its notebook (nbclient called from Python) keeps the idle
-            # rule, which never splits cells run back to back. A dashboard is a person's:
-            # sessions as in JupyterLab, no `run` tab.
+            # A run the command line names is one session; one known only by its notebook keeps
+            # the idle rule. A dashboard is a person's: sessions as in JupyterLab, no `run` tab.
             self.client.headless_run(self.cells.run_tab, one_session=run.known_at_launch)
         self.client.problems.extend(self.problems)
         self.client.origins.update(origins)
@@ -97,13 +94,6 @@ class Extension:
     def problems(self) -> list[str]:
         """The refused options and the unusable saved key, one sentence each."""
         return self.options.problems
-
-    def reread_environment(self) -> None:
-        """`%reload_ext`: the `BUGSNAG_*` variables that changed since they were last read."""
-        self.options.reread(self.client)
-        self.client.problems[:] = self.problems
-
-    # -- install / uninstall ---------------------------------------------------------------
 
     def install(self, *, launch: bool) -> None:
         shell = self.shell
@@ -175,10 +165,14 @@ class Extension:
 
     def ask_for_key(self) -> None:
         """`%bugsnag_key`: the key from a prompt that does not echo, for this kernel and later ones."""
-        key_prompt.ask_for_key(self.client, config_sets_key="api_key" in self.settings.from_files)
+        from .key_prompt import ask_for_key  # here: loading the extension need not import getpass
+
+        ask_for_key(self.client, config_sets_key="api_key" in self.settings.from_files)
 
     def show_panel(self) -> None:
-        panel.show_panel(self.client, self.panel_source())
+        from .panel import show_panel  # here: loading the extension need not import the panel
+
+        show_panel(self.client, self.panel_source())
 
     def at_exit(self) -> None:
         try:
@@ -190,18 +184,9 @@ class Extension:
             self.cell_runs.internal_failure("exit")
 
     def panel_source(self) -> Callable[[], Client | None]:
-        """The client a panel shows: the one loaded in the shell now, so that a panel follows an
-        unload (it says so and disables its buttons) and a reload, instead of driving a stale
-        client."""
-        shell, shown = self.shell, weakref.ref(self.client)
-
-        def source() -> Client | None:
-            loaded = active(shell)
-            if loaded is not None:
-                return loaded.client
-            return None if getattr(shell, SHELL_ATTRIBUTE, None) is not None else shown()
-
-        return source
+        """What a panel shows: the client while it is loaded, so that a panel follows an unload
+        (it says so and disables its buttons) and a reload, instead of driving a stale client."""
+        return lambda: self.client if self.installed else None
 
 
 def release_directory(run: HeadlessRun | None) -> str:
@@ -220,10 +205,11 @@ def load(shell: Any) -> Extension:
     kernel_log.install()  # our messages go to the kernel's log, never into a cell
     existing: Extension | None = getattr(shell, SHELL_ATTRIBUTE, None)
     if existing is not None:
-        # %reload_ext is not a launch: the same client and session go on, with what the
-        # environment says now.
+        # %reload_ext is not a launch: the same client and session go on, with the `BUGSNAG_*`
+        # variables that changed since they were last read.
         if not existing.installed:
-            existing.reread_environment()
+            existing.options.reread(existing.client)
+            existing.client.problems[:] = existing.problems
             existing.install(launch=False)
         return existing
     extension = Extension(shell)

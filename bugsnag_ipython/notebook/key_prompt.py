@@ -1,11 +1,8 @@
 """`%bugsnag_key` and `bugsnag_ipython.set_api_key()`: the API key asked for at a prompt that does
 not echo, set for this kernel and saved in the user's private configuration for later kernels.
 
-So the key is never written into a notebook: not in a cell's source (`%env BUGSNAG_API_KEY=…`
-would be saved with the notebook and sent with its cells), not in an output. What the cell
-shows is the key masked to its last four digits. In a kernel, `getpass.getpass` is ipykernel's:
-an `input_request` with `password: true` that the frontend answers in a field that hides what
-is typed.
+So the key is never written into a notebook, neither in a cell's source nor in an output (which
+shows it masked). In a kernel, `getpass.getpass` is ipykernel's: the frontend hides the typing.
 """
 
 from __future__ import annotations
