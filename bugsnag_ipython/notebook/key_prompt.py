@@ -59,16 +59,12 @@ def ask_for_key(client: Client | None, *, config_sets_key: bool = False) -> None
         print(f"API key {mask_api_key(key)} saved in {path} (readable only by you): kernels that "
               "load bugsnag_ipython from now on use it (%load_ext bugsnag_ipython here).")
         return
-    overridden = _overridden_in_later_kernels(config_sets_key)
+    # What comes before the saved key in a later kernel.
+    overridden = ""
+    if os.environ.get("BUGSNAG_API_KEY", "").strip():
+        overridden = "; kernels whose environment sets BUGSNAG_API_KEY use that key instead"
+    elif config_sets_key:
+        overridden = "; kernels use the api_key of your IPython config instead while it sets one"
     client.configure(KEY_FILE, api_key=key)
     print(f"API key {mask_api_key(key)} is set for this kernel and saved for later ones in {path} "
           f"(readable only by you){overridden}.")
-
-
-def _overridden_in_later_kernels(config_sets_key: bool) -> str:
-    """What comes before the saved key in a later kernel, as the end of a sentence."""
-    if os.environ.get("BUGSNAG_API_KEY", "").strip():
-        return "; kernels whose environment sets BUGSNAG_API_KEY use that key instead"
-    if config_sets_key:
-        return "; kernels use the api_key of your IPython config instead while it sets one"
-    return ""

@@ -222,7 +222,6 @@ class Refresher:
         self._panels: list[StatusPanel] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._clients: weakref.WeakSet[Client] = weakref.WeakSet()
         # A flush started from a panel, shared by every panel of its client.
         self._flushes: weakref.WeakKeyDictionary[Client, FlushProgress] = weakref.WeakKeyDictionary()
         self._thread: threading.Thread | None = None
@@ -241,10 +240,8 @@ class Refresher:
         """Join the client's listeners once. The listener stays after an unload: it only sets
         an event, and the panels then find no loaded client."""
         with self._lock:
-            if client in self._clients:
-                return
-            self._clients.add(client)
-        client.listeners.append(self.changed)
+            if self.changed not in client.listeners:
+                client.listeners.append(self.changed)
 
     def progress(self, client: Client | None) -> FlushProgress | None:
         with self._lock:
