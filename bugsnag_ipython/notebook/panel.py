@@ -84,11 +84,11 @@ class StatusPanel:
     """One displayed panel: its widgets and the client source they show. Traitlets sends only
     the values a refresh changed, so an unchanged refresh costs no comm message."""
 
-    def __init__(self, source: ClientSource, hub: Refresher | None = None) -> None:
+    def __init__(self, source: ClientSource) -> None:
         import ipywidgets as widgets  # here: only a kernel that shows a panel needs them
 
         self._source = source
-        self._hub = hub or REFRESHER
+        self._hub = REFRESHER
         self._lock = threading.Lock()
         self.notice = ""
         self.countdown: float | None = None  # as of the last refresh, on the delivery's clock
@@ -216,8 +216,7 @@ def _value(label: str, value: str) -> str:
 class Refresher:
     """One daemon thread that refreshes every displayed panel, coalescing changes."""
 
-    def __init__(self, interval: float = REFRESH_INTERVAL, tick: float = TICK) -> None:
-        self.interval = interval
+    def __init__(self, tick: float = TICK) -> None:
         self.tick = tick
         self._panels: list[StatusPanel] = []
         self._lock = threading.Lock()
@@ -290,7 +289,7 @@ class Refresher:
         last = 0.0
         while True:
             self._wake.wait(self.next_wake())
-            delay = last + self.interval - time.monotonic()
+            delay = last + REFRESH_INTERVAL - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             # Cleared before refreshing: a change during the refresh wakes the next round.
