@@ -88,7 +88,6 @@ class StatusPanel:
         import ipywidgets as widgets  # here: only a kernel that shows a panel needs them
 
         self._source = source
-        self._hub = REFRESHER
         self._lock = threading.Lock()
         self.notice = ""
         self.countdown: float | None = None  # as of the last refresh, on the delivery's clock
@@ -122,7 +121,7 @@ class StatusPanel:
             ),
         )
         self.box.add_class("bugsnag-panel")
-        self._hub.add(self)
+        REFRESHER.add(self)
 
     @property
     def closed(self) -> bool:
@@ -144,8 +143,8 @@ class StatusPanel:
 
     def _view(self, client: Client | None) -> PanelView:
         if client is not None:
-            self._hub.listen_to(client)
-        return panel_view(client, self._hub.progress(client), wall_clock=time.time(),
+            REFRESHER.listen_to(client)
+        return panel_view(client, REFRESHER.progress(client), wall_clock=time.time(),
                           monotonic=time.monotonic())
 
     def act(self, action: str) -> None:
@@ -156,7 +155,7 @@ class StatusPanel:
                 self.notice = "The extension is not loaded; the buttons do nothing."
             elif action == "flush":
                 self.notice = ""
-                self._hub.flush(client)
+                REFRESHER.flush(client)
             else:
                 self.notice = session_change(client, action)
         except Exception as error:  # a click must never put a traceback anywhere
@@ -165,7 +164,7 @@ class StatusPanel:
             self._notice_state = session_key(self._source())
         except Exception:
             self.notice = ""
-        self._hub.changed()
+        REFRESHER.changed()
 
 
 def _header(view: PanelView) -> str:
