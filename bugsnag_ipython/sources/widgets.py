@@ -150,16 +150,18 @@ class WidgetActivity(Source):
         try:
             content = msg["content"]
             action, comm_id = message_action(content.get("data")), content.get("comm_id")
-            widget = _widget_registry().get(comm_id) if comm_id not in _OWN_MODEL_IDS else None
-            if action is None or widget is None:
+            if action is None or comm_id in _OWN_MODEL_IDS:
                 return None
-            done = describe(widget, action)
-            if done != self._last or action != "change":
+            widget = _widget_registry().get(comm_id)
+            if widget is None:
+                return None
+            user_action = describe(widget, action)
+            if user_action != self._last or action != "change":
                 # A slider dragged sends a stream of changes: one breadcrumb for them.
-                self.client.leave_breadcrumb(done.context, done.facts(), "user")
-            self._last = done
+                self.client.leave_breadcrumb(user_action.context, user_action.facts(), "user")
+            self._last = user_action
             self.client.widget_message_started()
-            return done
+            return user_action
         except Exception:
             self.internal_failure("comm_msg")
             return None
