@@ -31,6 +31,8 @@ SUBCOMMANDS = """\
 
 @magics_class
 class BugsnagMagics(Magics):
+    """The two magics, on one client; the panel and the key prompt are the extension's."""
+
     def __init__(self, shell: Any, client: Client, show_panel: Callable[[], None],
                  ask_for_key: Callable[[], None]) -> None:
         super().__init__(shell)

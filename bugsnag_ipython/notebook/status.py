@@ -233,6 +233,8 @@ class FlushProgress:
 
 @dataclass(frozen=True)
 class PanelView:
+    """What one refresh of the live panel shows."""
+
     state: SessionState
     delivery_state: DeliveryState
     title: str
