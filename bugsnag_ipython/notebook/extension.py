@@ -103,14 +103,13 @@ class Extension:
         if in_cell and not self.client.config.api_key:
             self._say(f"No BugSnag API key is set, so nothing will be sent; {HOW_TO_SET_A_KEY}.", in_cell)
         self.settings.client = self.client
-        if self.settings not in shell.configurables:
-            shell.configurables.append(self.settings)
+        for configurable in (self.settings, self.magics):  # what `%config` lists
+            if configurable not in shell.configurables:
+                shell.configurables.append(configurable)
         for source in self.sources:
             source.install()
         self.log_breadcrumbs.install()
         atexit.register(self.at_exit)
-        if self.magics not in shell.configurables:
-            shell.configurables.append(self.magics)
         shell.register_magics(self.magics)
         self.installed = True
         if launch:
@@ -124,24 +123,18 @@ class Extension:
         self.log_breadcrumbs.uninstall()
         atexit.unregister(self.at_exit)
         self.settings.client = None
-        if self.settings in shell.configurables:
-            shell.configurables.remove(self.settings)
-        self._unregister_magics()
-        self.installed = False
-
-    def _unregister_magics(self) -> None:
-        """Everything install added for the magics: their names, registry entry and configurable."""
-        shell, magics = self.shell, self.magics
+        for configurable in (self.settings, self.magics):
+            while configurable in shell.configurables:
+                shell.configurables.remove(configurable)
+        # IPython has no call that unregisters magics: their names and registry entry go here.
         line = shell.magics_manager.magics.get("line", {})
         for name in ("bugsnag_session", "bugsnag_key"):
-            if getattr(line.get(name), "__self__", None) is magics:
+            if getattr(line.get(name), "__self__", None) is self.magics:
                 del line[name]
-        registry = shell.magics_manager.registry
-        name = type(magics).__name__
-        if registry.get(name) is magics:
+        registry, name = shell.magics_manager.registry, type(self.magics).__name__
+        if registry.get(name) is self.magics:
             del registry[name]
-        while magics in shell.configurables:
-            shell.configurables.remove(magics)
+        self.installed = False
 
     @staticmethod
     def _say(message: str, in_cell: bool) -> None:

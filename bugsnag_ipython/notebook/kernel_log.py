@@ -16,7 +16,7 @@ from typing import IO
 
 from ..core.basics import log
 
-PREFIX = "[bugsnag_ipython] "
+HANDLER_NAME = "bugsnag_ipython kernel log"  # one such handler per process, found again on reload
 
 
 def kernel_log_stream() -> IO[str] | None:
@@ -35,18 +35,13 @@ def kernel_log_stream() -> IO[str] | None:
     return sys.__stderr__
 
 
-class KernelLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A handler on the kernel's log; one per process, found again on reload by its class."""
-
-    def __init__(self) -> None:
-        super().__init__(kernel_log_stream() or io.StringIO())
-        self.setFormatter(logging.Formatter(PREFIX + "%(message)s"))
-
-
 def install() -> None:
     """Route the extension's logger to the kernel log, and only there: never on to the root
     logger, whose handlers (a `logging.basicConfig()` in a notebook) write into the cell."""
-    if not any(isinstance(handler, KernelLogHandler) for handler in log.handlers):
-        log.addHandler(KernelLogHandler())
+    if not any(handler.get_name() == HANDLER_NAME for handler in log.handlers):
+        handler = logging.StreamHandler(kernel_log_stream() or io.StringIO())
+        handler.set_name(HANDLER_NAME)
+        handler.setFormatter(logging.Formatter("[bugsnag_ipython] %(message)s"))
+        log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
