@@ -331,23 +331,20 @@ def _delivery_rows(client: Client, countdown: float | None) -> Rows:
     waiting = f"{count}{where}"
     if countdown is not None and count:
         waiting += f", {countdown_text(countdown)}"
-    rows: list[tuple[str, str]] = [
+    held, repaired = client.held, client.on_error.repaired
+    rows = [
         ("Delivered", str(stats.delivered)),
         ("Waiting", waiting),
         ("Dropped", f"{dropped}{why}"),
         ("Last error", _CHOSEN_WAIT.sub("; kept.", stats.last_error) if stats.last_error else NO_ERROR),
+        ("Held", f"{held} in memory, not sent: no API key is set (lost if the kernel exits first)"
+                 if held else None),
+        ("Repaired", f"{repaired} events an on_error callback broke" if repaired else None),
+        ("Previous kernel", client.previous_death),
+        ("Kernel deaths", _records_set_aside(client)),
+        *(("Problem", problem) for problem in persistence_problems(client)),
     ]
-    if client.held:
-        rows.append(("Held", f"{client.held} in memory, not sent: no API key is set "
-                             "(lost if the kernel exits first)"))
-    if client.on_error.repaired:
-        rows.append(("Repaired", f"{client.on_error.repaired} events an on_error callback broke"))
-    if client.previous_death:
-        rows.append(("Previous kernel", client.previous_death))
-    if aside := _records_set_aside(client):
-        rows.append(("Kernel deaths", aside))
-    rows += [("Problem", problem) for problem in persistence_problems(client)]
-    return tuple(rows)
+    return tuple((label, value) for label, value in rows if value)
 
 
 def flush_text(flush: FlushProgress | None, waiting: int, monotonic: float) -> str:
