@@ -12,7 +12,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +26,7 @@ from ..sources.cell_runs import CellRuns
 from ..sources.event_loop import LoopExceptions
 from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetActivity, WidgetCallbacks
-from . import kernel_log, key_prompt, panel
+from . import kernel_log
 from .magics import BugsnagMagics
 from .settings import BugsnagIPython, OptionSources
 from .status import HOW_TO_SET_A_KEY
@@ -66,10 +65,8 @@ class Extension:
         self.cells = CellIndex(shell, run)
         self.client = Client(config, resolve_cell=self.cells, monotonic=monotonic)
         if run is not None and not run.dashboard:
-            # A run the command line names is known now: one session for all of it. One
-            # recognised only by its notebook (nbclient called from Python) keeps the idle
-            # rule, which never splits cells run back to back. A dashboard is a person's:
-            # sessions as in JupyterLab, no `run` tab.
+            # A run the command line names is one session; one known only by its notebook keeps
+            # the idle rule. A dashboard is a person's: sessions as in JupyterLab, no `run` tab.
             self.client.headless_run(self.cells.run_tab, one_session=run.known_at_launch)
         self.client.problems.extend(self.problems)
         self.client.origins.update(origins)
@@ -98,13 +95,6 @@ class Extension:
         """The refused options and the unusable saved key, one sentence each."""
         return self.options.problems
 
-    def reread_environment(self) -> None:
-        """`%reload_ext`: the `BUGSNAG_*` variables that changed since they were last read."""
-        self.options.reread(self.client)
-        self.client.problems[:] = self.problems
-
-    # -- install / uninstall ---------------------------------------------------------------
-
     def install(self, *, launch: bool) -> None:
         shell = self.shell
         in_cell = loaded_in_cell(shell)
@@ -113,14 +103,13 @@ class Extension:
         if in_cell and not self.client.config.api_key:
             self._say(f"No BugSnag API key is set, so nothing will be sent; {HOW_TO_SET_A_KEY}.", in_cell)
         self.settings.client = self.client
-        if self.settings not in shell.configurables:
-            shell.configurables.append(self.settings)
+        for configurable in (self.settings, self.magics):  # what `%config` lists
+            if configurable not in shell.configurables:
+                shell.configurables.append(configurable)
         for source in self.sources:
             source.install()
         self.log_breadcrumbs.install()
         atexit.register(self.at_exit)
-        if self.magics not in shell.configurables:
-            shell.configurables.append(self.magics)
         shell.register_magics(self.magics)
         self.installed = True
         if launch:
@@ -134,24 +123,18 @@ class Extension:
         self.log_breadcrumbs.uninstall()
         atexit.unregister(self.at_exit)
         self.settings.client = None
-        if self.settings in shell.configurables:
-            shell.configurables.remove(self.settings)
-        self._unregister_magics()
-        self.installed = False
-
-    def _unregister_magics(self) -> None:
-        """Everything install added for the magics: their names, registry entry and configurable."""
-        shell, magics = self.shell, self.magics
+        for configurable in (self.settings, self.magics):
+            while configurable in shell.configurables:
+                shell.configurables.remove(configurable)
+        # IPython has no call that unregisters magics: their names and registry entry go here.
         line = shell.magics_manager.magics.get("line", {})
         for name in ("bugsnag_session", "bugsnag_key"):
-            if getattr(line.get(name), "__self__", None) is magics:
+            if getattr(line.get(name), "__self__", None) is self.magics:
                 del line[name]
-        registry = shell.magics_manager.registry
-        name = type(magics).__name__
-        if registry.get(name) is magics:
+        registry, name = shell.magics_manager.registry, type(self.magics).__name__
+        if registry.get(name) is self.magics:
             del registry[name]
-        while magics in shell.configurables:
-            shell.configurables.remove(magics)
+        self.installed = False
 
     @staticmethod
     def _say(message: str, in_cell: bool) -> None:
@@ -175,10 +158,14 @@ class Extension:
 
     def ask_for_key(self) -> None:
         """`%bugsnag_key`: the key from a prompt that does not echo, for this kernel and later ones."""
-        key_prompt.ask_for_key(self.client, config_sets_key="api_key" in self.settings.from_files)
+        from .key_prompt import ask_for_key  # here: loading the extension need not import getpass
+
+        ask_for_key(self.client, config_sets_key="api_key" in self.settings.from_files)
 
     def show_panel(self) -> None:
-        panel.show_panel(self.client, self.panel_source())
+        from .panel import show_panel  # here: loading the extension need not import the panel
+
+        show_panel(self.client, self.panel_source())
 
     def at_exit(self) -> None:
         try:
@@ -190,18 +177,9 @@ class Extension:
             self.cell_runs.internal_failure("exit")
 
     def panel_source(self) -> Callable[[], Client | None]:
-        """The client a panel shows: the one loaded in the shell now, so that a panel follows an
-        unload (it says so and disables its buttons) and a reload, instead of driving a stale
-        client."""
-        shell, shown = self.shell, weakref.ref(self.client)
-
-        def source() -> Client | None:
-            loaded = active(shell)
-            if loaded is not None:
-                return loaded.client
-            return None if getattr(shell, SHELL_ATTRIBUTE, None) is not None else shown()
-
-        return source
+        """What a panel shows: the client while it is loaded, so that a panel follows an unload
+        (it says so and disables its buttons) and a reload, instead of driving a stale client."""
+        return lambda: self.client if self.installed else None
 
 
 def release_directory(run: HeadlessRun | None) -> str:
@@ -220,10 +198,11 @@ def load(shell: Any) -> Extension:
     kernel_log.install()  # our messages go to the kernel's log, never into a cell
     existing: Extension | None = getattr(shell, SHELL_ATTRIBUTE, None)
     if existing is not None:
-        # %reload_ext is not a launch: the same client and session go on, with what the
-        # environment says now.
+        # %reload_ext is not a launch: the same client and session go on, with the `BUGSNAG_*`
+        # variables that changed since they were last read.
         if not existing.installed:
-            existing.reread_environment()
+            existing.options.reread(existing.client)
+            existing.client.problems[:] = existing.problems
             existing.install(launch=False)
         return existing
     extension = Extension(shell)

@@ -1,12 +1,9 @@
 """Where the extension's own log lines go: the kernel's log, never a user's cell.
 
-ipykernel 7 replaces the process's stderr (file descriptor 2) with a pipe and forwards what
-arrives on it to the cell that is running, so a line written to `sys.__stderr__`, or by a
-handler of the root logger, lands in whatever cell happens to run. ipykernel keeps a copy of
-the original descriptor (`sys.stderr._original_stdstream_copy`) for its own log; the handler
-here writes to a duplicate of that copy, which is where the kernel's log goes (the terminal
-of the Jupyter server, or the file a kernel manager gave it). Outside ipykernel (terminal
-IPython) it writes to the process's stderr, as before.
+ipykernel 7 forwards what arrives on file descriptor 2 to the running cell, so a line written
+to `sys.__stderr__`, or by a handler of the root logger, lands in a user's cell. ipykernel keeps
+the original descriptor aside (`sys.stderr._original_stdstream_copy`) for its own log: the
+handler here writes there. Outside ipykernel (terminal IPython) it writes to stderr.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ from typing import IO
 
 from ..core.basics import log
 
-PREFIX = "[bugsnag_ipython] "
+HANDLER_NAME = "bugsnag_ipython kernel log"  # one such handler per process, found again on reload
 
 
 def kernel_log_stream() -> IO[str] | None:
@@ -38,19 +35,13 @@ def kernel_log_stream() -> IO[str] | None:
     return sys.__stderr__
 
 
-class KernelLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A handler on the kernel's log; one per process, found again on reload by its class."""
-
-    def __init__(self) -> None:
-        super().__init__(kernel_log_stream() or io.StringIO())
-        self.setFormatter(logging.Formatter(PREFIX + "%(message)s"))
-
-
-def install() -> logging.Logger:
+def install() -> None:
     """Route the extension's logger to the kernel log, and only there: never on to the root
     logger, whose handlers (a `logging.basicConfig()` in a notebook) write into the cell."""
-    if not any(isinstance(handler, KernelLogHandler) for handler in log.handlers):
-        log.addHandler(KernelLogHandler())
+    if not any(handler.get_name() == HANDLER_NAME for handler in log.handlers):
+        handler = logging.StreamHandler(kernel_log_stream() or io.StringIO())
+        handler.set_name(HANDLER_NAME)
+        handler.setFormatter(logging.Formatter("[bugsnag_ipython] %(message)s"))
+        log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    return log

@@ -1,11 +1,8 @@
 """`%bugsnag_key` and `bugsnag_ipython.set_api_key()`: the API key asked for at a prompt that does
 not echo, set for this kernel and saved in the user's private configuration for later kernels.
 
-So the key is never written into a notebook: not in a cell's source (`%env BUGSNAG_API_KEY=…`
-would be saved with the notebook and sent with its cells), not in an output. What the cell
-shows is the key masked to its last four digits. In a kernel, `getpass.getpass` is ipykernel's:
-an `input_request` with `password: true` that the frontend answers in a field that hides what
-is typed.
+So the key is never written into a notebook, neither in a cell's source nor in an output (which
+shows it masked). In a kernel, `getpass.getpass` is ipykernel's: the frontend hides the typing.
 """
 
 from __future__ import annotations
@@ -62,16 +59,12 @@ def ask_for_key(client: Client | None, *, config_sets_key: bool = False) -> None
         print(f"API key {mask_api_key(key)} saved in {path} (readable only by you): kernels that "
               "load bugsnag_ipython from now on use it (%load_ext bugsnag_ipython here).")
         return
-    overridden = _overridden_in_later_kernels(config_sets_key)
+    # What comes before the saved key in a later kernel.
+    overridden = ""
+    if os.environ.get("BUGSNAG_API_KEY", "").strip():
+        overridden = "; kernels whose environment sets BUGSNAG_API_KEY use that key instead"
+    elif config_sets_key:
+        overridden = "; kernels use the api_key of your IPython config instead while it sets one"
     client.configure(KEY_FILE, api_key=key)
     print(f"API key {mask_api_key(key)} is set for this kernel and saved for later ones in {path} "
           f"(readable only by you){overridden}.")
-
-
-def _overridden_in_later_kernels(config_sets_key: bool) -> str:
-    """What comes before the saved key in a later kernel, as the end of a sentence."""
-    if os.environ.get("BUGSNAG_API_KEY", "").strip():
-        return "; kernels whose environment sets BUGSNAG_API_KEY use that key instead"
-    if config_sets_key:
-        return "; kernels use the api_key of your IPython config instead while it sets one"
-    return ""

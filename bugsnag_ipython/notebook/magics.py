@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, kwds, magic_arguments, parse_argstring
 
 from .status import flush_outcome, session_change, status_text
 
 if TYPE_CHECKING:
+    from IPython.core.magic_arguments import MagicArgumentParser
+
     from ..client import Client
 
 USAGE = "%bugsnag_session [start | pause | resume | status | flush [SECONDS]]"
@@ -29,6 +31,8 @@ SUBCOMMANDS = """\
 
 @magics_class
 class BugsnagMagics(Magics):
+    """The two magics, on one client; the panel and the key prompt are the extension's."""
+
     def __init__(self, shell: Any, client: Client, show_panel: Callable[[], None],
                  ask_for_key: Callable[[], None]) -> None:
         super().__init__(shell)
@@ -36,20 +40,14 @@ class BugsnagMagics(Magics):
         self.show_panel = show_panel
         self.ask_for_key = ask_for_key
 
-    @magic_arguments()
-    # argparse formats the usage with %, so the magic's own % is doubled.
-    @kwds(usage=USAGE.replace("%", "%%"), description=SUBCOMMANDS,
-          formatter_class=argparse.RawDescriptionHelpFormatter)
-    @argument("-h", "--help", action="store_true", help=argparse.SUPPRESS)
-    @argument("subcommand", nargs="?", choices=("start", "pause", "resume", "status", "flush"),
-              help=argparse.SUPPRESS)
-    @argument("seconds", nargs="?", type=float, help=argparse.SUPPRESS)
     @line_magic
     def bugsnag_session(self, line: str) -> None:
-        options = parse_argstring(self.bugsnag_session, line)
+        """The live status panel, or a subcommand: start, pause, resume, status, flush [SECONDS];
+        `%bugsnag_session -h` says what each does."""
+        options = session_arguments().parse_argstring(line)
         command, seconds = options.subcommand, options.seconds
         if options.help:
-            print(self.bugsnag_session.parser.format_help(), end="")
+            print(session_arguments().format_help(), end="")
         elif seconds is not None and command != "flush":
             raise UsageError(f"{command or 'the panel'} takes no arguments; usage: {USAGE}")
         elif command is None:
@@ -72,3 +70,19 @@ class BugsnagMagics(Magics):
             raise UsageError("%bugsnag_key takes no argument: it asks for the key, so that the "
                              "key is not written into the notebook.")
         self.ask_for_key()
+
+
+@functools.cache
+def session_arguments() -> MagicArgumentParser:
+    """`%bugsnag_session`'s parser (IPython's, whose errors are UsageErrors), made at its first
+    use: loading the extension need not import IPython's magic_arguments."""
+    from IPython.core.magic_arguments import MagicArgumentParser
+
+    # argparse formats the usage with %, so the magic's own % is doubled.
+    parser = MagicArgumentParser("bugsnag_session", usage=USAGE.replace("%", "%%"), description=SUBCOMMANDS,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-h", "--help", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("subcommand", nargs="?", choices=("start", "pause", "resume", "status", "flush"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("seconds", nargs="?", type=float, help=argparse.SUPPRESS)
+    return parser

@@ -1,50 +1,60 @@
 """The live status panel behind bare `%bugsnag_session` and `bugsnag_ipython.panel()`.
 
-Nothing here runs until a panel is first shown: then one daemon thread (the refresher) starts,
-and one listener joins the client's listeners. The listener only sets an event, so a cell that
-reports errors pays next to nothing; the refresher wakes, waits out the rest of its interval
-(coalescing bursts of changes into one refresh) and copies the state into every displayed
-panel. It also refreshes once a second, so "how long ago" and an unloaded extension show up,
-and while a panel counts down to the next delivery try it wakes just after each whole second of
-the countdown, so the figure steps by one. With no panel left it sleeps until the next one.
-
-Where widgets cannot render the status appears as text: terminal IPython prints it, and the
-display bundle of a widget panel carries it as `text/plain` and `text/html`.
-
-The panel is handed the client it shows and a `ClientSource` that says which client is loaded
-now (the extension makes it): nothing here reaches back up to the extension.
+Imported when a panel is first shown, and ipywidgets only when one is built in a kernel, so that
+loading the extension and running cells never pay for them. One daemon thread (the refresher)
+copies the state into every displayed panel. A client's change only sets an event, so a cell
+that reports errors pays next to nothing, and a burst of changes is one refresh. It refreshes
+every second too (the clock, an unloaded extension) and, while a panel counts down to the next
+delivery try, just after each whole second of it.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from IPython import get_ipython
 from IPython.display import display
 
 from ..core.basics import log
-from .status import FlushProgress, PanelView, panel_view, session_change, status_html, status_text
+from ..sources.widgets import not_user_activity
+from .status import FlushProgress, PanelView, Rows, panel_view, session_change, status_html, status_text
 
 if TYPE_CHECKING:
     from ..client import Client
-    from .panel_widget import PanelWidgets
 
 REFRESH_INTERVAL = 0.25  # at most four refreshes a second, however fast the client changes
 TICK = 1.0  # the clock in the panel, and noticing an unloaded extension
 COUNTDOWN_MARGIN = 0.02  # wake this long after the countdown's second has passed, not before
 FLUSH_SECONDS = 5.0  # as `%bugsnag_session flush`
+# Each button's label and tooltip.
+BUTTONS = {
+    "start": ("New session", "Start a new session, replacing the current one (%bugsnag_session start)"),
+    "pause": ("Pause", "Errors from now on count against no session (%bugsnag_session pause)"),
+    "resume": ("Resume", "Count errors against the paused session again (%bugsnag_session resume)"),
+    "flush": ("Flush", "Deliver what is waiting now, in the background (%bugsnag_session flush)"),
+}
+# The session's state in green or grey; a delivery problem overrides it, amber while payloads
+# wait on a failing endpoint, red when nothing gets through until the user acts.
+BADGE_COLOURS = {"active": "#2e7d32", "paused": "#546e7a", "none": "#616161", "unloaded": "#616161"}
+DELIVERY_COLOURS = {"failing": "#e65100", "stopped": "#c62828"}
+# Fixed widths: a longer value (an error appearing) wraps inside its column, never moves the
+# columns; the last error keeps three lines whether there is one or not.
+COLUMN_WIDTHS = {"session": "23em", "delivery": "25em", "settings": "19em"}
+ERROR_LINES = 3
 
 ClientSource = Callable[[], "Client | None"]
 
 
 def show_panel(client: Client, source: ClientSource) -> None:
-    """Display a live panel in a kernel; print the status text anywhere else."""
+    """Display a live panel in a kernel; print the status text anywhere else. `source` says
+    which client is loaded now, so that a panel follows an unload and a reload."""
     shell = get_ipython()
     if shell is None or getattr(shell, "kernel", None) is None:
         # Terminal IPython (or plain Python) has no comm to a widget manager.
@@ -56,7 +66,10 @@ def show_panel(client: Client, source: ClientSource) -> None:
         log.warning("The status panel could not be built (%s); showing text.", error)
         print(status_text(client))
         return
-    display(panel.widgets.box)  # type: ignore[no-untyped-call]
+    # The widget's bundle carries the status as text and HTML too, for where it cannot render.
+    bundle = panel.box._repr_mimebundle_()
+    bundle["text/plain"], bundle["text/html"] = status_text(client), status_html(client)
+    display(bundle, raw=True)  # type: ignore[no-untyped-call]
 
 
 def session_key(client: Client | None) -> tuple[str, bool] | str | None:
@@ -68,26 +81,51 @@ def session_key(client: Client | None) -> tuple[str, bool] | str | None:
 
 
 class StatusPanel:
-    """One displayed panel: its widgets and the client source they show."""
+    """One displayed panel: its widgets and the client source they show. Traitlets sends only
+    the values a refresh changed, so an unchanged refresh costs no comm message."""
 
-    def __init__(self, source: ClientSource, hub: Refresher | None = None) -> None:
-        from .panel_widget import PanelWidgets
+    def __init__(self, source: ClientSource) -> None:
+        import ipywidgets as widgets  # here: only a kernel that shows a panel needs them
 
         self._source = source
-        self._hub = hub or REFRESHER
         self._lock = threading.Lock()
         self.notice = ""
         self.countdown: float | None = None  # as of the last refresh, on the delivery's clock
         # The state a click's notice describes ("Resumed session 89f038a1."): the notice is
         # shown only while that is still the state, never under a newer one.
         self._notice_state = session_key(None)
-        self.widgets: PanelWidgets = PanelWidgets(self._view(self._source()), self.notice, self.act,
-                                                  self.fallback)
-        self._hub.add(self)
+        view = self._view(source())
+        # Built with their first values, so that the comm_open messages carry them and no
+        # round of updates follows the display.
+        self.header = widgets.HTML(_header(view))
+        self.columns = {name: widgets.HTML(table, layout=widgets.Layout(width=COLUMN_WIDTHS[name]))
+                        for name, table in _columns(view).items()}
+        # One line kept for the flush's progress and a click's message, shown or not.
+        self.footer = widgets.HTML(_footer(view, ""), layout=widgets.Layout(min_height="1.6em"))
+        self.buttons: dict[str, Any] = {}
+        for action, (label, tip) in BUTTONS.items():
+            self.buttons[action] = button = widgets.Button(
+                description=label, tooltip=tip, disabled=not getattr(view, f"can_{action}"),
+                layout=widgets.Layout(width="auto"))
+            button.on_click(lambda _button, action=action: self.act(action))
+            not_user_activity(button)  # the panel's clicks are not the user's work
+        parts = {"header": self.header, **self.columns, "footer": self.footer, **self.buttons}
+        for name, widget in parts.items():
+            widget.add_class(f"bugsnag-{name}")
+        columns = widgets.HBox(list(self.columns.values()),
+                               layout=widgets.Layout(flex_flow="row wrap", grid_gap="0 2em"))
+        self.box = widgets.VBox(
+            [self.header, columns, widgets.HBox(list(self.buttons.values())), self.footer],
+            layout=widgets.Layout(
+                border="1px solid var(--jp-border-color1, #ccc)", padding="4px 8px", width="fit-content"
+            ),
+        )
+        self.box.add_class("bugsnag-panel")
+        REFRESHER.add(self)
 
     @property
     def closed(self) -> bool:
-        return self.widgets.closed
+        return self.box.comm is None
 
     def refresh(self) -> None:
         client = self._source()
@@ -95,21 +133,19 @@ class StatusPanel:
         notice = self.notice if session_key(client) == self._notice_state else ""
         self.countdown = view.countdown
         with self._lock:  # two refreshes never interleave their trait writes
-            self.widgets.show(view, notice)
+            for name, table in _columns(view).items():
+                self.columns[name].value = table
+            for action, button in self.buttons.items():
+                button.disabled = not getattr(view, f"can_{action}")
+            self.footer.value = _footer(view, notice)
+            # The state badge last: once it says "paused", the buttons and figures already agree.
+            self.header.value = _header(view)
 
     def _view(self, client: Client | None) -> PanelView:
         if client is not None:
-            self._hub.listen_to(client)
-        return panel_view(
-            client,
-            self._hub.progress(client),
-            wall_clock=time.time(),
-            monotonic=time.monotonic(),
-        )
-
-    def fallback(self) -> tuple[str, str]:
-        client = self._source()
-        return status_text(client), status_html(client)
+            REFRESHER.listen_to(client)
+        return panel_view(client, REFRESHER.progress(client), wall_clock=time.time(),
+                          monotonic=time.monotonic())
 
     def act(self, action: str) -> None:
         """A button click, on the kernel's thread: does what the magic does, never raises."""
@@ -119,7 +155,7 @@ class StatusPanel:
                 self.notice = "The extension is not loaded; the buttons do nothing."
             elif action == "flush":
                 self.notice = ""
-                self._hub.flush(client)
+                REFRESHER.flush(client)
             else:
                 self.notice = session_change(client, action)
         except Exception as error:  # a click must never put a traceback anywhere
@@ -128,7 +164,49 @@ class StatusPanel:
             self._notice_state = session_key(self._source())
         except Exception:
             self.notice = ""
-        self._hub.changed()
+        REFRESHER.changed()
+
+
+def _header(view: PanelView) -> str:
+    colour = DELIVERY_COLOURS.get(view.delivery_state, BADGE_COLOURS[view.state])
+    return (
+        "<b>BugSnag</b> "
+        f"<span class='bugsnag-state' data-state='{view.state}' data-delivery='{view.delivery_state}'"
+        f" style='background:{colour};"
+        "color:white;border-radius:3px;padding:0 6px;margin-left:4px'>"
+        f"{html.escape(view.title)}</span>"
+    )
+
+
+def _columns(view: PanelView) -> dict[str, str]:
+    return {"session": _table("Session", view.session), "delivery": _table("Delivery", view.delivery),
+            "settings": _table("Settings", view.settings)}
+
+
+def _footer(view: PanelView, notice: str) -> str:
+    lines = [line for line in (view.flush, notice) if line]
+    return "<br>".join(f"<small>{html.escape(line)}</small>" for line in lines)
+
+
+def _table(heading: str, rows: Rows) -> str:
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td style='padding-right:1em;opacity:0.7;vertical-align:top'>{html.escape(label)}</td>"
+        f"<td>{_value(label, value)}</td></tr>"
+        for label, value in rows
+    )
+    return f"<div style='font-weight:bold'>{html.escape(heading)}</div><table>{body}</table>"
+
+
+def _value(label: str, value: str) -> str:
+    if label != "Last error":
+        return html.escape(value)
+    # Its lines are kept even when there is no error, so that one appearing moves nothing.
+    return (
+        f"<div class='bugsnag-last-error' style='line-height:1.3em;height:{1.3 * ERROR_LINES:.1f}em;"
+        f"overflow-y:auto'>{html.escape(value)}</div>"
+    )
 
 
 # -- the refresher -----------------------------------------------------------------------------
@@ -137,13 +215,11 @@ class StatusPanel:
 class Refresher:
     """One daemon thread that refreshes every displayed panel, coalescing changes."""
 
-    def __init__(self, interval: float = REFRESH_INTERVAL, tick: float = TICK) -> None:
-        self.interval = interval
+    def __init__(self, tick: float = TICK) -> None:
         self.tick = tick
         self._panels: list[StatusPanel] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._clients: weakref.WeakSet[Client] = weakref.WeakSet()
         # A flush started from a panel, shared by every panel of its client.
         self._flushes: weakref.WeakKeyDictionary[Client, FlushProgress] = weakref.WeakKeyDictionary()
         self._thread: threading.Thread | None = None
@@ -162,10 +238,8 @@ class Refresher:
         """Join the client's listeners once. The listener stays after an unload: it only sets
         an event, and the panels then find no loaded client."""
         with self._lock:
-            if client in self._clients:
-                return
-            self._clients.add(client)
-        client.listeners.append(self.changed)
+            if self.changed not in client.listeners:
+                client.listeners.append(self.changed)
 
     def progress(self, client: Client | None) -> FlushProgress | None:
         with self._lock:
@@ -214,7 +288,7 @@ class Refresher:
         last = 0.0
         while True:
             self._wake.wait(self.next_wake())
-            delay = last + self.interval - time.monotonic()
+            delay = last + REFRESH_INTERVAL - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             # Cleared before refreshing: a change during the refresh wakes the next round.

@@ -113,7 +113,13 @@ class BugsnagIPython(Configurable):
         client = getattr(inst, "client", None)
         if client is None:
             return str(super().class_get_help(inst))
-        return describe(*effective(client))
+        # An app version nobody set is the default release's, from where it was found (`git`).
+        config, origins = client.config, client.origins
+        release = client.release_lookup.result(0)
+        if config.app_version is None and release is not None:
+            config = config.replace(app_version=release.version)
+            origins = {**origins, "app_version": release.origin}
+        return describe(config, origins)
 
 
 def _masked(name: str, value: Any) -> Any:
@@ -132,26 +138,23 @@ class OptionSources:
         self.settings = settings
         self.default_project_root = default_project_root
         self.environment = bugsnag_variables(os.environ)
-        self.refused_in_files: list[str] = []  # and the saved key's problem
-        self.refused_variables: list[str] = []
-
-    @property
-    def problems(self) -> list[str]:
-        """One sentence per refused value: its option is left to the source below."""
-        return self.refused_in_files + self.refused_variables
+        # One sentence per refused value (and the saved key's problem): its option is left to
+        # the source below.
+        self.problems: list[str] = []
 
     def initial(self) -> tuple[Configuration, dict[str, str]]:
         """The options and where each came from."""
         config, origins = Configuration(), {}
-        self.refused_in_files = list(self.settings.problems)
+        problems = list(self.settings.problems)
         if "api_key" not in self.settings.from_files and not os.environ.get("BUGSNAG_API_KEY", "").strip():
             saved, problem = saved_key()
             if saved is not None:
                 config, origins["api_key"] = config.replace(api_key=saved), KEY_FILE
-            self.refused_in_files += [problem] if problem else []
+            problems += [problem] if problem else []
         config = config.replace(**self.settings.from_files)
         origins.update(dict.fromkeys(self.settings.from_files, CONFIG_FILE))
-        changes, self.refused_variables = from_environment(os.environ)
+        changes, refused_variables = from_environment(os.environ)
+        self.problems = problems + refused_variables
         origins.update(dict.fromkeys(changes, ENVIRONMENT))
         config = config.replace(**changes)
         if config.project_root is None:
@@ -172,16 +175,6 @@ class OptionSources:
             removed = variable not in self.environment and client.origins.get(name) == ENVIRONMENT
             if origins.get(name) == ENVIRONMENT or removed:  # a refused value changes nothing
                 client.configure(origins.get(name, DEFAULT), **{name: getattr(config, name)})
-
-
-def effective(client: Client) -> tuple[Configuration, dict[str, str]]:
-    """The options as `%config BugsnagIPython` shows them: an app version nobody set is the
-    default release's, its origin where that was found (`git`, `image`, `ci`)."""
-    config, origins = client.config, client.origins
-    release = client.release_lookup.result(0)
-    if config.app_version is None and release is not None:
-        return config.replace(app_version=release.version), {**origins, "app_version": release.origin}
-    return config, origins
 
 
 def describe(config: Configuration, origins: Mapping[str, str]) -> str:

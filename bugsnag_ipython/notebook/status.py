@@ -1,14 +1,11 @@
 """Every word the extension shows about its state, as plain data: no widgets, no IPython.
 
-`status_text` is `%bugsnag_session status`, terminal IPython's panel, and the `text/plain` (and,
-as a table, the `text/html`) of a displayed panel. `panel_view` is what the live panel shows:
-short rows and button states, from the same pieces, so the two say the same things in the
-same words. `session_change` and `flush_outcome` are what the magic and the buttons say.
+`status_text` is `%bugsnag_session status` (and a panel where widgets cannot render);
+`panel_view` is the live panel's short rows and button states, built from the same pieces.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import re
 import time
@@ -58,12 +55,8 @@ def ago(seconds: float, *, coarse: bool = False) -> str:
 
 
 def short_ago(seconds: float) -> str:
-    """The panel's age of a session: coarse, so a displayed panel changes at most once a
-    minute once its session is older than that."""
+    """The panel's age of a session, which changes at most once a minute after the first."""
     return ago(seconds, coarse=True)
-
-
-# -- the pieces both say ------------------------------------------------------------------------
 
 
 def _plural(count: int, noun: str) -> str:
@@ -88,8 +81,8 @@ def _outside(client: Client) -> str | None:
 
 
 def _waiting(client: Client) -> tuple[int, str]:
-    """What this kernel still has to send, each payload once, and where it is (" (on disk)"):
-    those on disk are a part of the queue, not more of it."""
+    """What this kernel still has to send, and where (" (on disk)"): those on disk are a part
+    of the queue, not more of it."""
     queued = client.delivery.queued
     stored = min(client.delivery.stored, queued)
     if not queued:
@@ -148,9 +141,6 @@ def _settings(client: Client) -> Rows:
     )
 
 
-# -- the status text ----------------------------------------------------------------------------
-
-
 def status_text(client: Client | None) -> str:
     """`%bugsnag_session status`: one line a topic."""
     if client is None:
@@ -160,8 +150,9 @@ def status_text(client: Client | None) -> str:
     if session is None:
         session_line = "none"
     else:
+        started_at = datetime.fromtimestamp(session.started_at, UTC).isoformat(timespec="milliseconds")
         session_line = (f"{'paused' if session.paused else 'active'} {session.id[:8]} (started "
-                        f"{_iso(session.started_at)}, {ago(time.time() - session.started_at)}), "
+                        f"{started_at.replace('+00:00', 'Z')}, {ago(time.time() - session.started_at)}), "
                         f"{session.handled} handled / {session.unhandled} unhandled")
     started, stable, share = _stability(client)
     (waiting, where), (dropped, why) = _waiting(client), _dropped(client)
@@ -176,7 +167,8 @@ def status_text(client: Client | None) -> str:
                         f"stability {share}" if started else "no sessions yet"),
         ("Outside a session", _outside(client)),
         ("Delivery", ", ".join(delivery)),
-        ("Held", _held(client.held) if client.held else None),
+        ("Held", f"{_plural(client.held, 'payload')} kept in memory, not sent: no API key is set; "
+                 f"{HOW_TO_SET_A_KEY} (they are lost if the kernel exits first)." if client.held else None),
         ("Last error", stats.last_error),
         *_settings(client),
         ("Automatic sessions", automatic),
@@ -190,18 +182,10 @@ def status_text(client: Client | None) -> str:
     return "\n".join(["BugSnag for this kernel", *lines])
 
 
-def _iso(epoch_seconds: float) -> str:
-    moment = datetime.fromtimestamp(epoch_seconds, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _held(held: int) -> str:
-    return (f"{_plural(held, 'payload')} kept in memory, not sent: no API key is set; {HOW_TO_SET_A_KEY} "
-            "(they are lost if the kernel exits first).")
-
-
 def status_html(client: Client | None) -> str:
     """The status text as a small table, for frontends that render HTML but not widgets."""
+    import html  # here: loading the extension need not import it
+
     title, *lines = status_text(client).splitlines()
     cells = "".join(
         f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"
@@ -209,9 +193,6 @@ def status_html(client: Client | None) -> str:
         for label, _, value in (line.partition(": ") for line in lines)
     )
     return f"<div class='bugsnag-status'><b>{html.escape(title)}</b><table>{cells}</table></div>"
-
-
-# -- what the magic and the buttons say ---------------------------------------------------------
 
 
 def session_change(client: Client, action: str) -> str:
@@ -223,8 +204,6 @@ def session_change(client: Client, action: str) -> str:
             return "There is no session to pause."
         client.pause_session()
         return "Session paused: errors now count against no session."
-    if action != "resume":
-        raise ValueError(f"unknown action {action!r}")
     resumed = client.resume_session()
     current = client.current_session()
     short = current.id[:8] if current else "?"
@@ -232,15 +211,13 @@ def session_change(client: Client, action: str) -> str:
 
 
 def flush_outcome(client: Client, delivered_all: bool) -> str:
+    """What `%bugsnag_session flush` says after it."""
     if delivered_all:
         return "Everything was delivered."
     parts = [f"{client.delivery.queued} still being sent"] if client.delivery.queued else []
     if client.held:
         parts.append(f"{client.held} held until an API key is set")
     return "Not everything was delivered yet: " + (", ".join(parts) or "see status") + "."
-
-
-# -- the live panel -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -256,6 +233,8 @@ class FlushProgress:
 
 @dataclass(frozen=True)
 class PanelView:
+    """What one refresh of the live panel shows."""
+
     state: SessionState
     delivery_state: DeliveryState
     title: str
@@ -352,23 +331,20 @@ def _delivery_rows(client: Client, countdown: float | None) -> Rows:
     waiting = f"{count}{where}"
     if countdown is not None and count:
         waiting += f", {countdown_text(countdown)}"
-    rows: list[tuple[str, str]] = [
+    held, repaired = client.held, client.on_error.repaired
+    rows = [
         ("Delivered", str(stats.delivered)),
         ("Waiting", waiting),
         ("Dropped", f"{dropped}{why}"),
         ("Last error", _CHOSEN_WAIT.sub("; kept.", stats.last_error) if stats.last_error else NO_ERROR),
+        ("Held", f"{held} in memory, not sent: no API key is set (lost if the kernel exits first)"
+                 if held else None),
+        ("Repaired", f"{repaired} events an on_error callback broke" if repaired else None),
+        ("Previous kernel", client.previous_death),
+        ("Kernel deaths", _records_set_aside(client)),
+        *(("Problem", problem) for problem in persistence_problems(client)),
     ]
-    if client.held:
-        rows.append(("Held", f"{client.held} in memory, not sent: no API key is set "
-                             "(lost if the kernel exits first)"))
-    if client.on_error.repaired:
-        rows.append(("Repaired", f"{client.on_error.repaired} events an on_error callback broke"))
-    if client.previous_death:
-        rows.append(("Previous kernel", client.previous_death))
-    if aside := _records_set_aside(client):
-        rows.append(("Kernel deaths", aside))
-    rows += [("Problem", problem) for problem in persistence_problems(client)]
-    return tuple(rows)
+    return tuple((label, value) for label, value in rows if value)
 
 
 def flush_text(flush: FlushProgress | None, waiting: int, monotonic: float) -> str:

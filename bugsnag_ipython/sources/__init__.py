@@ -1,9 +1,6 @@
 """Failure sources: each module hooks one thing in the kernel and hands what it catches to one
-client call (cell runs, thread exceptions, ...).
-
-A source's callbacks run inside the kernel's own machinery, where an exception escaping them
-would reach the user's cell or the kernel's log: each body catches everything and reports its
-own failure once, through `Source.internal_failure`.
+client call. Their callbacks run inside the kernel's machinery, where an escaping exception
+reaches the user's cell: each body catches everything and says so through `internal_failure`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """The kernel's asyncio event loop: what it hands to its exception handler (a task whose
 exception is never retrieved, a failing `call_soon` callback) is an unhandled event.
 
-The loop's earlier handler, or its default one, still runs after ours. The kernel's config loads
-the extension before the loop exists: the hook then waits for the first thing the kernel
-executes, which runs on that loop. asyncio is not imported here: terminal IPython need not.
+The loop's earlier handler, or its default one, still runs after ours. asyncio is not imported
+here: terminal IPython need not.
 """
 
 from __future__ import annotations
@@ -59,7 +58,6 @@ class LoopExceptions(Source):
         self.shell = shell
         self.loop: AbstractEventLoop | None = None
         self._previous: Any = None  # the loop's handler before ours
-        self._waiting = False
 
     def install(self) -> None:
         loop = _running_loop()
@@ -69,20 +67,16 @@ class LoopExceptions(Source):
             # Loaded before the kernel's loop exists (by the kernel's config): hook it from the
             # first execution, which runs on it. Without a loop then (terminal IPython), never.
             self.shell.events.register("pre_execute", self._first_execute)
-            self._waiting = True
 
     def uninstall(self) -> None:
-        if self._waiting:
-            self._waiting = False
-            with contextlib.suppress(ValueError):
-                self.shell.events.unregister("pre_execute", self._first_execute)
+        with contextlib.suppress(ValueError):  # hooked already, or at load
+            self.shell.events.unregister("pre_execute", self._first_execute)
         loop, self.loop = self.loop, None
         if loop is not None and loop.get_exception_handler() == self.handle:
             loop.set_exception_handler(self._previous)
 
     def _first_execute(self) -> None:
         try:
-            self._waiting = False
             self.shell.events.unregister("pre_execute", self._first_execute)
             loop = _running_loop()
             if loop is not None:

@@ -1,12 +1,10 @@
 """Headless runs: is this kernel run by a notebook runner rather than a person?
 
-jupyter_client gives every kernel it starts its own process id (`JPY_PARENT_PID`): under
-nbconvert, `jupyter execute` and papermill that is the runner, whose command line names the
-notebook. Jupyter Server sets `JPY_SESSION_NAME` for a notebook a person opened: never a run.
-Voilà, standalone or inside Jupyter Server, sets its own variables instead (`report.dashboard`):
-its kernels run their notebook as a runner does, for a person looking at the dashboard.
-Read once at load: two small reads of Linux's /proc (elsewhere there is none, and a run is
-recognised, as for nbclient called from Python, by its notebook at the first report).
+jupyter_client gives every kernel it starts its parent's process id (`JPY_PARENT_PID`): under
+nbconvert, `jupyter execute` and papermill that is the runner, whose command line (read once
+from Linux's /proc) names the notebook. Jupyter Server sets `JPY_SESSION_NAME` for a notebook a
+person opened. Voilà sets its own variables (`report.dashboard`): its kernels run a notebook as
+a runner does, for a person. Elsewhere a run is recognised by its notebook at the first report.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """Interrupts around a cell's error: the error an interrupt replaced, and interrupts held off
 while that error is reported.
 
-After a cell raised, an interrupt (Jupyter's interrupt button) can land while IPython shows the
-error, formats it again for its history (IPython 9: the cell then ends with a result holding
-only the KeyboardInterrupt), or runs `post_run_cell`, where the error is reported. Neither may
-cost the error's event: the cell's own result on the shell still holds the error, and the report
-holds off one interrupt (a second one goes through, should a callback of the user's hang).
+After a cell raised, an interrupt can land while IPython shows the error (the cell then ends
+with only the KeyboardInterrupt), or in `post_run_cell`, where the error is reported. Neither
+may cost the error's event: the cell's own result on the shell still holds the error, and the
+report holds off one interrupt (a second one goes through, should a user's callback hang).
 """
 
 from __future__ import annotations

@@ -2,14 +2,11 @@
 
 Two hooks on this kernel's own objects, neither importing ipywidgets:
 
-- `WidgetCallbacks` wraps the shell's `showtraceback`. ipywidgets catches every exception of a
-  user's callback (`on_click`, `on_submit`, `on_msg`, an `observe` handler, `interact`, a `with
-  output:` block) and shows it with `showtraceback()`; no cell raises. That one call sees all of
-  them, whether a frontend message or a cell (`button.click()`) triggered the callback. Only
-  ipywidgets' own calls are reported: a cell's own error, shown the same way, is the cell source's.
+- `WidgetCallbacks` wraps the shell's `showtraceback`, through which ipywidgets shows every
+  exception of a user's callback (`on_click`, `observe`, `interact`, a `with output:` block...):
+  no cell raises. Only ipywidgets' calls are reported; a cell's own error is the cell source's.
 - `WidgetActivity` wraps the kernel's `comm_msg` handler: a message from the frontend to a
-  user's widget (a click, a slider moved) is a return to the foreground, as a cell is. The
-  status panel's own buttons are not the user's activity.
+  user's widget (a click, a slider moved) is a return to the foreground, as a cell is.
 """
 
 from __future__ import annotations
@@ -91,10 +88,6 @@ def _widget_registry() -> dict[str, Any]:
     return registry if isinstance(registry, dict) else {}
 
 
-def _is_widget(candidate: Any) -> bool:
-    return isinstance(getattr(candidate, "model_id", None), str) and hasattr(candidate, "_model_name")
-
-
 def _module_of(frame: FrameType) -> str:
     return str(frame.f_globals.get("__name__", ""))
 
@@ -108,7 +101,7 @@ def widget_in_frames(frame: FrameType | None) -> tuple[Any, str] | None:
         if frame is None or not _module_of(frame).startswith(WIDGET_MODULES):
             break
         candidate = frame.f_locals.get("self")
-        if _is_widget(candidate):
+        if isinstance(getattr(candidate, "model_id", None), str) and hasattr(candidate, "_model_name"):
             found = (candidate, frame.f_code.co_name)
         frame = frame.f_back
     return found
@@ -155,27 +148,23 @@ class WidgetActivity(Source):
     def _started(self, msg: Any) -> WidgetAction | None:
         """The user's action if `msg` is one (and its foreground begun), else None."""
         try:
-            action = self._user_action(msg)
-            if action is not None:
-                if action != self._last or action.action != "change":
-                    # A slider dragged sends a stream of changes: one breadcrumb for them.
-                    self.client.leave_breadcrumb(action.context, action.facts(), "user")
-                self._last = action
-                self.client.widget_message_started()
-            return action
+            content = msg["content"]
+            action, comm_id = message_action(content.get("data")), content.get("comm_id")
+            if action is None or comm_id in _OWN_MODEL_IDS:
+                return None
+            widget = _widget_registry().get(comm_id)
+            if widget is None:
+                return None
+            user_action = describe(widget, action)
+            if user_action != self._last or action != "change":
+                # A slider dragged sends a stream of changes: one breadcrumb for them.
+                self.client.leave_breadcrumb(user_action.context, user_action.facts(), "user")
+            self._last = user_action
+            self.client.widget_message_started()
+            return user_action
         except Exception:
             self.internal_failure("comm_msg")
             return None
-
-    @staticmethod
-    def _user_action(msg: Any) -> WidgetAction | None:
-        content = msg["content"]
-        action = message_action(content.get("data"))
-        comm_id = content.get("comm_id")
-        if action is None or comm_id in _OWN_MODEL_IDS:
-            return None
-        widget = _widget_registry().get(comm_id)
-        return describe(widget, action) if widget is not None else None
 
 
 class WidgetCallbacks(Source):
