@@ -3,7 +3,7 @@
 jupyter_client gives every kernel it starts its own process id (`JPY_PARENT_PID`): under
 nbconvert, `jupyter execute` and papermill that is the runner, whose command line names the
 notebook. Jupyter Server sets `JPY_SESSION_NAME` for a notebook a person opened: never a run.
-Voilà, standalone or inside Jupyter Server, sets its own variables instead (`report.dashboard`):
+Voilà, standalone or inside Jupyter Server, sets its own variables instead (`report.run`):
 its kernels run their notebook as a runner does, for a person looking at the dashboard.
 Read once at load: two small reads of Linux's /proc (elsewhere there is none, and a run is
 recognised, as for nbclient called from Python, by its notebook at the first report).
@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ..report.dashboard import VOILA, dashboard_notebook, voila_kernel
-from ..report.run import HeadlessRun, RunnerCommand, kernel_command, runner_command, server_command
+from ..report.run import (
+    VOILA, HeadlessRun, RunnerCommand, dashboard_notebook, kernel_command, runner_command, server_command,
+    voila_kernel,
+)
 
 FRONTEND_VARIABLE = "JPY_SESSION_NAME"  # the notebook a person opened in Jupyter Server
 PARENT_VARIABLE = "JPY_PARENT_PID"  # set by jupyter_client for the kernels it starts
