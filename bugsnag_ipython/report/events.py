@@ -1,24 +1,25 @@
-"""The parts of an event that come from the kernel's state: severity, context, the notebook
-tab, the user, and the on-error callbacks. Pure: no I/O, no IPython.
-
-The client gathers the facts (the running cell, the session, the configuration) and calls
-these; keeping them here keeps the client a coordinator.
-"""
+"""An event from an exception and the kernel's state (severity, context, the notebook tab, the
+user), and the on-error callbacks that may change it. No I/O, no IPython."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..core.basics import JsonDict, Once, log
+from . import payloads
 from .breadcrumbs import fresh
-from .metadata import merge_event_metadata
+from .cells import notebook_ref
 from .naming import class_name, message_of, names_of
 from .repair import before_callbacks, repair_event
 
 if TYPE_CHECKING:
+    from ..core.config import Configuration
+    from .breadcrumbs import Breadcrumbs
     from .cells import NotebookRef
+    from .stacktrace import CellMap
 
 OnError = Callable[[JsonDict], Any]
 SEVERITIES = ("error", "warning", "info")
@@ -135,15 +136,84 @@ def event_metadata(
     thread: ThreadInfo | None,
     extra: Mapping[str, Any] | None,
 ) -> dict[str, JsonDict]:
-    """One event's tabs: the user's (a fresh copy, changed here), then ours, then the
-    `metadata` of this notify() call. A user's own keys in our tabs win over ours."""
+    """One event's tabs: the user's (a fresh copy, changed here), then ours (a user's own keys
+    in them win), then the `metadata` of this notify() call: a dict value is a tab, anything
+    else goes to the `custom` tab, as bugsnag-python does."""
     if notebook is not None:
         tabs["notebook"] = {**notebook, **tabs.get("notebook", {})}
     tabs["kernel"] = {**kernel, **tabs.get("kernel", {})}
     if thread is not None:
         tabs["thread"] = {"name": thread.name, "id": thread.ident, "daemon": thread.daemon}
-    merge_event_metadata(tabs, extra)
+    for section, values in (extra or {}).items():
+        if isinstance(values, Mapping):
+            tabs[str(section)] = {**tabs.get(str(section), {}), **{str(k): v for k, v in values.items()}}
+        else:
+            tabs["custom"] = {**tabs.get("custom", {}), str(section): values}
     return tabs
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    """What every event of this kernel carries, as the client knows it at the moment."""
+
+    app: dict[str, Any]
+    device: dict[str, Any]
+    user: dict[str, str]
+    tabs: dict[str, Any]  # the user's metadata tabs (and a run's)
+    kernel: dict[str, Any]
+    context: str | None  # set_context()'s, replacing the automatic one
+
+
+class BuiltEvent(NamedTuple):
+    body: JsonDict
+    severity: str
+
+
+def build_event(
+    error: BaseException,
+    *,
+    unhandled: bool,
+    severity: str | None,
+    context: str | None,
+    extra: dict[str, Any] | None,
+    cell: CellRun | None,
+    thread: ThreadInfo | None,
+    facts: EventFacts,
+    config: Configuration,
+    cells: CellMap,
+    breadcrumbs: Breadcrumbs,
+) -> BuiltEvent:
+    """The event body before the callbacks, the session, redaction and encoding: everything in
+    it is a copy the on-error callbacks may change."""
+    from .stacktrace import FrameContext, exception_entries  # with the first report, not at load
+
+    chosen, reason = severity_of(unhandled, severity)
+    notebook = notebook_ref(cells.notebook_path(), config.project_root)
+    if cell is not None and not cell.cell_id and cell.execution_count is not None:
+        # No frontend sent one: a runner's notebook may know the cell (report/run.py).
+        cell = cell._replace(cell_id=cells.cell_id(cell.execution_count))
+    frames = FrameContext(
+        resolve_cell=cells, project_root=config.project_root, send_code=config.send_code, notebook=notebook
+    )
+    body = payloads.event(
+        exceptions=exception_entries(error, frames),
+        unhandled=unhandled,
+        severity=chosen,
+        severity_reason=reason,
+        app=facts.app,
+        device=facts.device,
+        user=facts.user,
+        context=context_of(context, facts.context, cell, thread),
+        breadcrumbs=breadcrumbs.snapshot(config.redacted_keys),
+        metadata=event_metadata(
+            facts.tabs,
+            kernel=facts.kernel,
+            notebook=notebook_tab(notebook, cell, send_code=config.send_code),
+            thread=thread,
+            extra=extra,
+        ),
+    )
+    return BuiltEvent(body, chosen)
 
 
 def error_breadcrumb(event: JsonDict, error: BaseException) -> tuple[str, JsonDict]:
@@ -215,13 +285,9 @@ class OnErrorCallbacks:
         return len(self._callbacks)
 
     def run(self, event: JsonDict) -> bool:
-        """False if a callback discarded the event by returning False.
-
-        A callback that raises is logged once and does not discard: the event goes on as the
-        callback left it, because losing a report to a bug in a callback is the worse outcome.
-        A callback that leaves the event in a shape BugSnag refuses has it repaired (said once,
-        counted in `repaired`), for the same reason.
-        """
+        """False if a callback discarded the event by returning False. A callback that raises
+        (logged once), or leaves the event in a shape BugSnag refuses (repaired, said once,
+        counted), does not discard it: losing a report to a bug in a callback is worse."""
         with self._lock:
             callbacks = list(self._callbacks)
         if isinstance(event.get("breadcrumbs"), list):  # the trail's own, shared: see snapshot()

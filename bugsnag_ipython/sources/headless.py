@@ -15,7 +15,13 @@ import os
 from collections.abc import Mapping
 
 from ..report.run import (
-    VOILA, HeadlessRun, RunnerCommand, dashboard_notebook, kernel_command, runner_command, server_command,
+    VOILA,
+    HeadlessRun,
+    RunnerCommand,
+    dashboard_notebook,
+    kernel_command,
+    runner_command,
+    server_command,
     voila_kernel,
 )
 
