@@ -2,10 +2,7 @@
 
 A frame of a cell is named by the notebook and the cell's stable identity (never the kernel's
 temp path or execution count), so that the same failure groups the same way in every kernel.
-The glue supplies a `CellMap` that knows which code file is which cell.
-
-Everything that touches the file system (realpath) is done once per file name and cached:
-this runs on the cell's thread for every reported error.
+This runs on the cell's thread for every reported error: each realpath is cached per file name.
 """
 
 from __future__ import annotations
@@ -64,34 +61,24 @@ class FrameContext:
     @cached_property
     def roots(self) -> tuple[str, ...]:
         """The directories whose files are the user's own code."""
-        roots = [self.project_root] if self.project_root else []
-        if self.notebook is not None:
-            roots.append(self.notebook.directory)
-        return tuple(roots)
+        return tuple(root for root in (self.project_root, self.notebook and self.notebook.directory) if root)
 
 
 def exception_entries(error: BaseException, context: FrameContext) -> list[JsonDict]:
     """The raised exception first, then its causes/contexts and any group members."""
     frames = EventFrames(context)
-    # An exception made and notified without being raised has no traceback: like
-    # bugsnag-python, its event carries the stack of the code that notified it.
-    stack = caller_traceback() if error.__traceback__ is None else None
+    # An exception notified without being raised has no traceback: like bugsnag-python, its
+    # event carries the stack of the code that notified it (this package's frames left out).
+    stack: TracebackType | None = None
+    frame: FrameType | None = sys._getframe(1) if error.__traceback__ is None else None
+    while frame is not None:
+        if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            stack = TracebackType(stack, frame, frame.f_lasti, frame.f_lineno)
+        frame = frame.f_back
     return [_entry(e, frames, stack if e is error else None) for e in _chain(error)]
 
 
 _PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
-
-
-def caller_traceback() -> TracebackType | None:
-    """The calling thread's stack as a traceback (outermost first), without this package's own
-    frames: where the user's code called in."""
-    tb: TracebackType | None = None
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-            tb = TracebackType(tb, frame, frame.f_lasti, frame.f_lineno)
-        frame = frame.f_back
-    return tb
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -116,7 +103,7 @@ def _entry(error: BaseException, frames: EventFrames, stack: TracebackType | Non
         # A cell that did not compile: the frames are IPython's compiler, the cell is the story.
         stacktrace = [syntax[0]]
     else:
-        stacktrace = frames.stacktrace(frames.shown(error, stack))
+        stacktrace = [frames.frame(*frame) for frame in reversed(frames.shown(error, stack))]
         if syntax is not None:
             stacktrace.insert(0, syntax[0])
     return {
@@ -139,14 +126,11 @@ class _Source(NamedTuple):
 
 
 class EventFrames:
-    """The frames of one event, named as BugSnag shows them (an exception's, or a dead kernel's
-    dumped threads').
+    """The frames of one event (an exception's, or a dead kernel's dumped threads').
 
-    A failure's frames repeat (a recursion is the same few lines many times), so each code
-    file is resolved once per event and each distinct frame is made once; every place in the
-    event gets its own copy of a frame, since on-error callbacks may change one and must not
-    change another. Nothing here outlives the event, so a cell re-run or a file edited later
-    is seen.
+    A recursion repeats the same few frames many times: each code file is resolved once per
+    event and each distinct frame made once, and every place in the event gets its own copy,
+    since on-error callbacks may change one and must not change another.
     """
 
     def __init__(self, context: FrameContext) -> None:
@@ -155,8 +139,7 @@ class EventFrames:
         self._made: dict[Frame, JsonDict] = {}
 
     def shown(self, error: BaseException, stack: TracebackType | None = None) -> list[Frame]:
-        """The traceback's frames, outermost first, without hidden and IPython machinery frames
-        (see `without_machinery`)."""
+        """The traceback's frames, outermost first, without hidden and IPython machinery frames."""
         walked: list[Frame] = []
         tb: TracebackType | None = stack or error.__traceback__
         while tb is not None:
@@ -167,39 +150,24 @@ class EventFrames:
             tb = tb.tb_next
         return without_machinery(walked, self.context.roots)
 
-    def stacktrace(self, shown: list[Frame]) -> list[JsonDict]:
-        """The frames of `shown` (outermost first), innermost first as BugSnag wants."""
-        return [self.frame(*frame) for frame in reversed(shown)]
-
     def frame(self, filename: str, line: int, method: str) -> JsonDict:
         """A new dict of the frame at `line` of `filename`, in `method`."""
         key = (filename, line, method)
         made = self._made.get(key)
         if made is None:
-            made = self._made[key] = self._make(filename, line, method)
+            source = self._sources.get(filename)
+            if source is None:
+                source = self._sources[filename] = self._source(filename)
+            made = {"file": source.file, "lineNumber": line, "method": method, "inProject": source.in_project}
+            if source.lines is not None:
+                made["code"] = window(source.lines, line)
+            self._made[key] = made
         copy = dict(made)
         if "code" in made:
             copy["code"] = dict(made["code"])
         return copy
 
-    def _make(self, filename: str, line: int, method: str) -> JsonDict:
-        source = self._sources.get(filename)
-        if source is None:
-            source = self._sources[filename] = self._resolve(filename)
-        entry: JsonDict = {
-            "file": source.file,
-            "lineNumber": line,
-            "method": method,
-            "inProject": source.in_project,
-        }
-        if source.lines is not None:
-            entry["code"] = window(source.lines, line)
-        return entry
-
-    def is_cell(self, filename: str) -> bool:
-        return self.context.resolve_cell(filename) is not None
-
-    def _resolve(self, filename: str) -> _Source:
+    def _source(self, filename: str) -> _Source:
         context = self.context
         cell = context.resolve_cell(filename)
         if cell is not None:
@@ -210,10 +178,8 @@ class EventFrames:
 
 
 def without_machinery(frames: list[Frame], roots: tuple[str, ...]) -> list[Frame]:
-    """`frames` (outermost first) without IPython's and ipykernel's own: they are dropped where
-    they run the cell (`run_code`) or sit between user frames (magics running a script); the
-    innermost ones are kept, as library frames, when the error was raised inside IPython, so
-    the trace still shows where it happened."""
+    """`frames` (outermost first) without IPython's and ipykernel's own, but for the innermost
+    ones, kept as library frames when the error was raised inside IPython."""
     inner_end = len(frames)
     while inner_end and path_info(frames[inner_end - 1][0], roots).machinery:
         inner_end -= 1
@@ -224,8 +190,7 @@ def without_machinery(frames: list[Frame], roots: tuple[str, ...]) -> list[Frame
 def _hides_itself(frame: FrameType) -> bool:
     """A frame that set `__tracebackhide__` (the IPython and pytest convention)."""
     code = frame.f_code
-    # Reading f_locals of a function frame copies all its locals: only a function that has the
-    # name, or module and class code, can hide itself.
+    # Reading a function frame's f_locals copies them all: first, whether it has the name at all.
     if code.co_flags & 0x1 and "__tracebackhide__" not in code.co_varnames + code.co_cellvars:
         return False
     try:
@@ -244,7 +209,7 @@ def _syntax_frame(error: SyntaxError, frames: EventFrames) -> tuple[JsonDict, bo
     entry = frames.frame(filename, line, "<module>")
     if frames.context.send_code and not entry.get("code") and isinstance(text, str) and text:
         entry["code"] = {str(line): text.rstrip("\n")[:MAX_CODE_LINE]}
-    return entry, frames.is_cell(filename)
+    return entry, frames.context.resolve_cell(filename) is not None
 
 
 def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
@@ -258,9 +223,6 @@ def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
     return {str(n): lines[n - 1].rstrip("\r\n")[:MAX_CODE_LINE] for n in range(first, last + 1)}
 
 
-# -- paths ------------------------------------------------------------------------------
-
-
 class PathInfo(NamedTuple):
     display: str
     in_project: bool
@@ -269,7 +231,7 @@ class PathInfo(NamedTuple):
 
 @lru_cache(maxsize=4096)
 def path_info(filename: str, roots: tuple[str, ...]) -> PathInfo:
-    """How a file is shown, cached per (file, project roots): realpath is a stat per component."""
+    """How a file is shown (cached: realpath is a stat per path component)."""
     if not filename or filename.startswith("<"):
         return PathInfo(filename, False, False)
     path = os.path.realpath(filename)
