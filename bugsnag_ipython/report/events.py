@@ -55,15 +55,6 @@ class ThreadInfo(NamedTuple):
     daemon: bool
 
 
-def severity_of(unhandled: bool, severity: str | None) -> tuple[str, str]:
-    """(severity, severityReason.type) as the official notifiers choose them."""
-    if unhandled:
-        return severity or "error", "unhandledException"
-    if severity is not None:
-        return severity, "userSpecifiedSeverity"
-    return "warning", "handledException"
-
-
 def discarded(error_class: type[BaseException], discard_classes: tuple[str, ...]) -> bool:
     """Whether `discard_classes` names the class or a base of it, by name or module.qualname."""
     return not names_of(error_class).isdisjoint(discard_classes)
@@ -98,9 +89,8 @@ def _raised_in(error: BaseException, is_users_code: Callable[[str], bool]) -> bo
     return False
 
 
-def context_of(
-    given: str | None, configured: str | None, cell: RanCell | None, thread: ThreadInfo | None
-) -> str | None:
+def context_of(given: str | None, configured: str | None, cell: RanCell | None,
+               thread: ThreadInfo | None) -> str | None:
     """The event's context: given > set_context > the thread > the running cell's `In [n]`."""
     if given or configured:
         return given or configured
@@ -111,11 +101,8 @@ def context_of(
     return None
 
 
-def notebook_tab(
-    notebook: NotebookRef | None, cell: RanCell | None, *, send_code: bool
-) -> JsonDict | None:
-    """The `notebook` tab: which notebook, and which cell ran (its source unless send_code
-    is off)."""
+def notebook_tab(notebook: NotebookRef | None, cell: RanCell | None, *, send_code: bool) -> JsonDict | None:
+    """The `notebook` tab: which notebook, and which cell ran (its source unless send_code is off)."""
     tab: JsonDict = {}
     if notebook is not None:
         tab["path"] = notebook.path
@@ -126,30 +113,6 @@ def notebook_tab(
         if send_code:
             tab["cellSource"] = cell.source
     return tab or None
-
-
-def event_metadata(
-    tabs: dict[str, JsonDict],
-    *,
-    kernel: JsonDict,
-    notebook: JsonDict | None,
-    thread: ThreadInfo | None,
-    extra: Mapping[str, Any] | None,
-) -> dict[str, JsonDict]:
-    """One event's tabs: the user's (a fresh copy, changed here), then ours (a user's own keys
-    in them win), then the `metadata` of this notify() call: a dict value is a tab, anything
-    else goes to the `custom` tab, as bugsnag-python does."""
-    if notebook is not None:
-        tabs["notebook"] = {**notebook, **tabs.get("notebook", {})}
-    tabs["kernel"] = {**kernel, **tabs.get("kernel", {})}
-    if thread is not None:
-        tabs["thread"] = {"name": thread.name, "id": thread.ident, "daemon": thread.daemon}
-    for section, values in (extra or {}).items():
-        if isinstance(values, Mapping):
-            tabs[str(section)] = {**tabs.get(str(section), {}), **{str(k): v for k, v in values.items()}}
-        else:
-            tabs["custom"] = {**tabs.get("custom", {}), str(section): values}
-    return tabs
 
 
 @dataclass(frozen=True)
@@ -169,25 +132,20 @@ class BuiltEvent(NamedTuple):
     severity: str
 
 
-def build_event(
-    error: BaseException,
-    *,
-    unhandled: bool,
-    severity: str | None,
-    context: str | None,
-    extra: dict[str, Any] | None,
-    cell: CellRun | None,
-    thread: ThreadInfo | None,
-    facts: EventFacts,
-    config: Configuration,
-    cells: CellMap,
-    breadcrumbs: Breadcrumbs,
-) -> BuiltEvent:
+def build_event(error: BaseException, *, unhandled: bool, severity: str | None, context: str | None,
+                extra: dict[str, Any] | None, cell: CellRun | None, thread: ThreadInfo | None,
+                facts: EventFacts, config: Configuration, cells: CellMap,
+                breadcrumbs: Breadcrumbs) -> BuiltEvent:
     """The event body before the callbacks, the session, redaction and encoding: everything in
     it is a copy the on-error callbacks may change."""
     from .stacktrace import FrameContext, exception_entries  # with the first report, not at load
 
-    chosen, reason = severity_of(unhandled, severity)
+    if unhandled:
+        chosen, reason = severity or "error", "unhandledException"
+    elif severity is not None:
+        chosen, reason = severity, "userSpecifiedSeverity"
+    else:
+        chosen, reason = "warning", "handledException"
     notebook = notebook_ref(cells.notebook_path(), config.project_root)
     if cell is not None and not cell.cell_id and cell.execution_count is not None:
         # No frontend sent one: a runner's notebook may know the cell (report/run.py).
@@ -195,23 +153,26 @@ def build_event(
     frames = FrameContext(
         resolve_cell=cells, project_root=config.project_root, send_code=config.send_code, notebook=notebook
     )
+    exceptions = exception_entries(error, frames)
+    # The tabs: the user's (a fresh copy), then ours (a user's own keys in them win), then this
+    # call's `metadata`, whose values that are no dict go to `custom`, as bugsnag-python does.
+    tabs = facts.tabs
+    ours = notebook_tab(notebook, cell, send_code=config.send_code)
+    if ours is not None:
+        tabs["notebook"] = {**ours, **tabs.get("notebook", {})}
+    tabs["kernel"] = {**facts.kernel, **tabs.get("kernel", {})}
+    if thread is not None:
+        tabs["thread"] = {"name": thread.name, "id": thread.ident, "daemon": thread.daemon}
+    for section, values in (extra or {}).items():
+        if isinstance(values, Mapping):
+            tabs[str(section)] = {**tabs.get(str(section), {}), **{str(k): v for k, v in values.items()}}
+        else:
+            tabs["custom"] = {**tabs.get("custom", {}), str(section): values}
     body = payloads.event(
-        exceptions=exception_entries(error, frames),
-        unhandled=unhandled,
-        severity=chosen,
-        severity_reason=reason,
-        app=facts.app,
-        device=facts.device,
-        user=facts.user,
+        exceptions=exceptions, unhandled=unhandled, severity=chosen, severity_reason=reason,
+        app=facts.app, device=facts.device, user=facts.user,
         context=context_of(context, facts.context, cell, thread),
-        breadcrumbs=breadcrumbs.snapshot(config.redacted_keys),
-        metadata=event_metadata(
-            facts.tabs,
-            kernel=facts.kernel,
-            notebook=notebook_tab(notebook, cell, send_code=config.send_code),
-            thread=thread,
-            extra=extra,
-        ),
+        breadcrumbs=breadcrumbs.snapshot(config.redacted_keys), metadata=tabs,
     )
     return BuiltEvent(body, chosen)
 
@@ -231,9 +192,7 @@ def error_breadcrumb(event: JsonDict, error: BaseException) -> tuple[str, JsonDi
     }
 
 
-def user_of(
-    set_by_user: dict[str, str], hub_user: str | None, device_id: str | None
-) -> dict[str, str]:
+def user_of(set_by_user: dict[str, str], hub_user: str | None, device_id: str | None) -> dict[str, str]:
     """`set_user(...)`, else JupyterHub's user, else the device id (as bugsnag-android does),
     so that BugSnag's "users affected" counts people rather than kernels."""
     if set_by_user:
@@ -300,15 +259,11 @@ class OnErrorCallbacks:
             except Exception as error:
                 if self._said.first(("raised", id(callback))):
                     name = getattr(callback, "__qualname__", None)
-                    # Formatted here: a message that fails to format in the handler would
-                    # have logging print a traceback into the cell.
-                    log.warning(
-                        "The on_error callback %s raised %s: %s; the event is sent as the "
-                        "callback left it.",
-                        name if isinstance(name, str) else "?",
-                        class_name(error),
-                        message_of(error),
-                    )
+                    # Strings only: a value that fails to format in logging's handler would
+                    # have it print a traceback into the cell.
+                    log.warning("The on_error callback %s raised %s: %s; the event is sent as the callback "
+                                "left it.", name if isinstance(name, str) else "?", class_name(error),
+                                message_of(error))
         broken = repair_event(event, before)
         if broken:
             self.repaired += 1

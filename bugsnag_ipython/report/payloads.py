@@ -23,14 +23,8 @@ def iso8601(epoch_seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def session_payload(
-    snapshot: SessionSnapshot,
-    *,
-    notifier: JsonDict,
-    app: JsonDict,
-    device: JsonDict,
-    user: JsonDict,
-) -> JsonDict:
+def session_payload(snapshot: SessionSnapshot, *, notifier: JsonDict, app: JsonDict, device: JsonDict,
+                    user: JsonDict) -> JsonDict:
     """One session in the per-session (mobile) form: its id is what events refer to."""
     session: JsonDict = {"id": snapshot.id, "startedAt": iso8601(snapshot.started_at)}
     if user:
@@ -39,26 +33,14 @@ def session_payload(
 
 
 def event_session(snapshot: SessionSnapshot) -> JsonDict:
-    return {
-        "id": snapshot.id,
-        "startedAt": iso8601(snapshot.started_at),
-        "events": {"handled": snapshot.handled, "unhandled": snapshot.unhandled},
-    }
+    """The session an event belongs to, with its counts of events so far."""
+    counts = {"handled": snapshot.handled, "unhandled": snapshot.unhandled}
+    return {"id": snapshot.id, "startedAt": iso8601(snapshot.started_at), "events": counts}
 
 
-def event(
-    *,
-    exceptions: list[JsonDict],
-    unhandled: bool,
-    severity: str,
-    severity_reason: str,
-    app: JsonDict,
-    device: JsonDict,
-    user: JsonDict,
-    context: str | None = None,
-    breadcrumbs: Iterable[JsonDict] = (),
-    metadata: Mapping[str, Any] | None = None,
-) -> JsonDict:
+def event(*, exceptions: list[JsonDict], unhandled: bool, severity: str, severity_reason: str,
+          app: JsonDict, device: JsonDict, user: JsonDict, context: str | None = None,
+          breadcrumbs: Iterable[JsonDict] = (), metadata: Mapping[str, Any] | None = None) -> JsonDict:
     """One event, without its session (attached last, after the on-error callbacks)."""
     body: JsonDict = {
         "exceptions": exceptions,
@@ -78,12 +60,9 @@ def event(
 
 
 def event_payload(api_key: str, notifier: JsonDict, events: list[JsonDict]) -> JsonDict:
-    return {
-        "apiKey": api_key,
-        "payloadVersion": EVENT_PAYLOAD_VERSION,
-        "notifier": notifier,
-        "events": events,
-    }
+    """A request's payload of events; the events come last (see join_events)."""
+    return {"apiKey": api_key, "payloadVersion": EVENT_PAYLOAD_VERSION, "notifier": notifier,
+            "events": events}
 
 
 _EVENTS_KEY = b'"events":['
