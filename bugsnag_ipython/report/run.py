@@ -318,20 +318,20 @@ class HeadlessRun:
             return None
         self._resolve(history)
         command, notebook = self.command, self._notebook
-        if command is None and notebook is None:
-            return None  # no run, as far as can be told
         papermill = notebook.papermill if notebook is not None else {}
-        tab: JsonDict = {"runner": command.runner if command is not None else NBCLIENT}
         if command is not None:
-            tab["inputPath"] = (command.notebooks[0] if len(command.notebooks) == 1
-                                else list(command.notebooks))
+            notebooks = command.notebooks
+            tab: JsonDict = {"runner": command.runner,
+                             "inputPath": notebooks[0] if len(notebooks) == 1 else list(notebooks)}
             if command.output_path:
                 tab["outputPath"] = command.output_path
+            if command.runner == PAPERMILL:
+                given = papermill.get("parameters")
+                tab["parameters"] = dict(given) if isinstance(given, Mapping) else dict(command.parameters)
         elif notebook is not None:
-            tab["inputPath"] = notebook.path
-        if command is not None and command.runner == PAPERMILL:
-            given = papermill.get("parameters")
-            tab["parameters"] = dict(given) if isinstance(given, Mapping) else dict(command.parameters)
+            tab = {"runner": NBCLIENT, "inputPath": notebook.path}
+        else:
+            return None  # no run, as far as can be told
         tab["startedAt"] = iso8601(_epoch(papermill.get("start_time")) or self.started_at)
         # Parameters and paths are often connection URLs: sent without their credentials.
         cleaned: JsonDict = strings_replaced(tab, without_credentials)

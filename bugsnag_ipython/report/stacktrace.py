@@ -97,21 +97,18 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def _entry(error: BaseException, frames: EventFrames, stack: TracebackType | None = None) -> JsonDict:
-    stacktrace: list[JsonDict]
-    syntax = _syntax_frame(error, frames) if isinstance(error, SyntaxError) else None
-    if syntax is not None and syntax[1]:
-        # A cell that did not compile: the frames are IPython's compiler, the cell is the story.
-        stacktrace = [syntax[0]]
-    else:
-        stacktrace = [frames.frame(*frame) for frame in reversed(frames.shown(error, stack))]
-        if syntax is not None:
-            stacktrace.insert(0, syntax[0])
-    return {
-        "errorClass": class_name(error),
-        "message": message_of(error),
-        "type": "python",
-        "stacktrace": stacktrace,
-    }
+    stacktrace = [frames.frame(*frame) for frame in reversed(frames.shown(error, stack))]
+    if isinstance(error, SyntaxError) and type(error.lineno) is int:
+        # A SyntaxError made by hand may hold anything in its fields: only what they must be is used.
+        line, filename, text = error.lineno, error.filename, error.text
+        filename = filename if isinstance(filename, str) and filename else "<unknown>"
+        entry = frames.frame(filename, line, "<module>")  # the line that did not compile
+        if frames.context.send_code and not entry.get("code") and isinstance(text, str) and text:
+            entry["code"] = {str(line): text.rstrip("\n")[:MAX_CODE_LINE]}
+        # In a cell, the frames are IPython's compiler: the cell is the story.
+        stacktrace = [entry] if frames.context.resolve_cell(filename) is not None else [entry, *stacktrace]
+    return {"errorClass": class_name(error), "message": message_of(error), "type": "python",
+            "stacktrace": stacktrace}
 
 
 Frame = tuple[str, int, str]  # file name, line, method
@@ -199,19 +196,6 @@ def _hides_itself(frame: FrameType) -> bool:
         return False
 
 
-def _syntax_frame(error: SyntaxError, frames: EventFrames) -> tuple[JsonDict, bool] | None:
-    """The frame of the line that did not compile, and whether it is a cell's."""
-    # A SyntaxError made by hand may hold anything in these: only what they must be is used.
-    line, filename, text = error.lineno, error.filename, error.text
-    if type(line) is not int:
-        return None
-    filename = filename if isinstance(filename, str) and filename else "<unknown>"
-    entry = frames.frame(filename, line, "<module>")
-    if frames.context.send_code and not entry.get("code") and isinstance(text, str) and text:
-        entry["code"] = {str(line): text.rstrip("\n")[:MAX_CODE_LINE]}
-    return entry, frames.context.resolve_cell(filename) is not None
-
-
 def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
     """Up to CODE_WINDOW lines around `line` (1-based), keyed by line number as a string."""
     count = len(lines)
@@ -236,7 +220,7 @@ def path_info(filename: str, roots: tuple[str, ...]) -> PathInfo:
         return PathInfo(filename, False, False)
     path = os.path.realpath(filename)
     machinery = path.startswith(_machinery_dirs())
-    library = _library_root(path)
+    library = max((root for root in _library_roots() if path.startswith(root)), key=len, default=None)
     if library is not None:
         # Relative to site-packages or the standard library: the same in every environment.
         return PathInfo(os.path.relpath(path, library), False, machinery)
@@ -252,11 +236,6 @@ def _real_dir(path: str) -> str:
     return os.path.join(os.path.realpath(path), "")
 
 
-def _library_root(path: str) -> str | None:
-    matches = [root for root in _library_roots() if path.startswith(root)]
-    return max(matches, key=len) if matches else None
-
-
 @cache
 def _library_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
@@ -267,9 +246,5 @@ def _library_roots() -> tuple[str, ...]:
 
 @cache
 def _machinery_dirs() -> tuple[str, ...]:
-    dirs = []
-    for name in ("IPython", "ipykernel"):
-        module_file = getattr(sys.modules.get(name), "__file__", None)
-        if module_file:
-            dirs.append(os.path.join(os.path.dirname(os.path.realpath(module_file)), ""))
-    return tuple(dirs)
+    files = (getattr(sys.modules.get(name), "__file__", None) for name in ("IPython", "ipykernel"))
+    return tuple(os.path.join(os.path.dirname(os.path.realpath(file)), "") for file in files if file)
