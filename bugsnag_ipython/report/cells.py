@@ -1,9 +1,6 @@
-"""Which code file is which cell, and what the notebook is called.
-
-IPython compiles each cell to a file name that changes with every kernel. A frame in such a file
-is named by the notebook and the cell's stable identity instead: the frontend's cell id, else
-the id of the notebook cell a runner executed (see `run`), else a hash of the cell's source.
-"""
+"""Which code file is which cell, and what the notebook is called: IPython's file of a cell
+changes with every kernel, so its frames are named by the notebook and the cell's stable id (the
+frontend's, else that of the notebook cell a runner executed, else a hash of its source)."""
 
 from __future__ import annotations
 

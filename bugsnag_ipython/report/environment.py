@@ -1,9 +1,6 @@
-"""Facts about the process that payloads carry: the notifier, the device and the kernel.
-
-The device id is a random id made once per OS user and kept in the persistence directory: as
-bugsnag-android does, it is the user id of a user who set none, so that BugSnag's "users
-affected" counts every kernel of one OS user as one user.
-"""
+"""Facts about the process that payloads carry: the notifier, the device and the kernel. The
+device id, made once per OS user, is also the user id of a user who set none (as in
+bugsnag-android), so that BugSnag's "users affected" counts an OS user's kernels as one user."""
 
 from __future__ import annotations
 
@@ -72,11 +69,8 @@ def kernel_facts() -> dict[str, Any]:
 
 
 def device_id(directory: str) -> str:
-    """The id stored in `directory`, made (mode 0600, in a 0700 directory) if there is none.
-
-    When the directory cannot be written, or is not this user's alone, the id is made for this
-    process only: reports still work, and count this kernel as a user of its own.
-    """
+    """The id stored in `directory`, made (0600, in a 0700 directory) if there is none; for this
+    process only when the directory cannot be written or is not this user's alone."""
     path = os.path.join(directory, DEVICE_ID_FILE)
     made = secrets.token_hex(16)
     try:

@@ -37,9 +37,8 @@ def names_of(cls: type) -> set[str]:
     except Exception:
         mro = (cls,)
     for base in mro:
-        qualname = type_name(base)
         names.add(type_name(base, qualified=False))
-        names.add(f"{_text(base, '__module__', _MODULE)}.{qualname}")
+        names.add(f"{_text(base, '__module__', _MODULE)}.{type_name(base)}")
     return names
 
 

@@ -1,15 +1,10 @@
-"""The notebook a runner executes, and which of its cells each executed source was.
+"""The notebook a runner executes, and which of its cells each executed source was: the
+kernel's history (`In[1]`, `In[2]`, ...) lined up with the file's code cells, whose stable ids
+name the frames as JupyterLab would. Read only when an error is reported, never per cell.
 
-A runner sends each code cell's source and nothing else, but the notebook file has the cells'
-stable ids (nbformat 4.5): the kernel's history of executed sources (`In[1]`, `In[2]`, ...) is
-lined up with the file's code cells, in order, so that a cell's frames are named by the id
-JupyterLab would send for it. Read only when an error is reported, never per cell.
-
-The files are nobody's to vouch for (a link to itself or to a device, a FIFO, gigabytes, JSON
-nested deep enough to exhaust the parser), so each is read under one rule and passed over when
-it breaks it, the others still considered: an open that never blocks (O_NONBLOCK) nor follows a
-chain of links forever (ELOOP), only a regular file, its size checked before the read, a link
-in a folder search followed only to a file inside that folder, any parsing error its own.
+A file may be a link loop, a FIFO, gigabytes or JSON nested to exhaust the parser: each is read
+without blocking, only if regular and of sane size, and passed over, the others still
+considered, if it breaks a rule; a folder search follows a link only to a file inside it.
 """
 
 from __future__ import annotations
@@ -27,8 +22,8 @@ from ..core.private_files import read_descriptor
 MAX_NOTEBOOK_BYTES = 20_000_000  # a notebook bigger than this is not read to name cells
 MAX_SEARCHED = 50  # notebooks looked at in one folder when nothing names the notebook
 MAX_SEARCHED_BYTES = 64_000_000  # ...and at most this much of them read
-# One folder search looks at this many directory entries, and examines (one lstat each, so that
-# the newest, read first, are known) this many `.ipynb` among them: 0.1 s for 10,000 of them.
+# One folder search looks at this many directory entries, and examines (one lstat each, to read
+# the newest first) this many `.ipynb` among them.
 MAX_LISTED = 100_000
 MAX_EXAMINED = 10_000
 INJECTED_PARAMETERS = "injected-parameters"  # papermill's tag (and its cell's stable name)
@@ -183,12 +178,9 @@ def notebooks_in(directory: str, history: Sequence[str]) -> list[str]:
 
 
 class CellMatcher:
-    """Lines up the kernel's executed sources with a notebook's code cells.
-
-    Runners execute the code cells in order (skipping empty ones), so each executed source is
-    matched with the next cell of that source; a source seen earlier in the notebook (a cell
-    run again) falls back to its first cell. Sources in no cell get no cell id.
-    """
+    """Lines up the kernel's executed sources with a notebook's code cells: runners execute them
+    in order (skipping empty ones), so each source is matched with the next cell of that source,
+    else (a cell run again) with its first."""
 
     def __init__(self, notebook: NotebookFile) -> None:
         self.notebook = notebook

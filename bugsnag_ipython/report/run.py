@@ -1,10 +1,6 @@
 """Headless runs: a notebook runner (nbclient, `jupyter nbconvert --execute`, `jupyter execute`,
-papermill) or a Voilà dashboard executing this kernel's notebook, with no frontend.
-
-Runners send no cell ids and tell the kernel no notebook path, but their command line (read by
-`sources.headless`) names the notebook, and the notebook file names the cells. The notebook is
-read with the first report, never per cell.
-"""
+papermill) or a Voilà dashboard executing this kernel's notebook, with no frontend to send cell
+ids: the runner's command line names the notebook, read with the first report for its cells."""
 
 from __future__ import annotations
 
@@ -209,13 +205,11 @@ def remote(path: str) -> bool:
 
 
 class HeadlessRun:
-    """What the kernel knows of its run: the runner, its notebooks and their cells; safe to use
-    from any thread.
+    """What the kernel knows of its run: the runner, its notebooks and their cells (thread-safe).
 
-    `command` is None when no command line names a runner (nbclient or papermill called from
-    Python): the first report tells such a run from a person's kernel by looking for the executed
-    sources in the notebooks of the kernel's folder. A Voilà dashboard has the runner `voila`: its
-    notebook is executed as a run's, but for a person, who is its session and sees no `run` tab.
+    With no command line naming a runner (nbclient or papermill called from Python), the first
+    report looks for the executed sources in the notebooks of the kernel's folder. A Voilà
+    dashboard (runner `voila`) is run for a person, who is its session and sees no `run` tab.
     """
 
     def __init__(self, command: RunnerCommand | None, kernel_cwd: str, started_at: float, *,
