@@ -110,10 +110,9 @@ def dashboard_notebook(env: Mapping[str, str], kernel_cwd: str,
         if name.endswith(".ipynb"):
             return os.path.join(kernel_cwd, name)
     if server is not None:
-        argv, cwd = server
-        named = [arg for arg in argv[1:] if arg.endswith(".ipynb") and not arg.startswith("-")]
+        named = _notebooks(server[0][1:], server[1])
         if len(named) == 1:
-            return os.path.normpath(os.path.join(cwd, named[0]))
+            return named[0]
     return None
 
 
