@@ -54,9 +54,7 @@ def is_cell_file(filename: str) -> bool:
 
 def notebook_path(env: Mapping[str, str], user_ns: Mapping[str, Any]) -> str | None:
     """The notebook's path: `JPY_SESSION_NAME`, then `__session__`, then VS Code's variable."""
-    candidates: list[Any] = [env.get("JPY_SESSION_NAME")]
-    candidates += [user_ns.get(name) for name in NOTEBOOK_VARIABLES]
-    for candidate in candidates:
+    for candidate in (env.get("JPY_SESSION_NAME"), *(user_ns.get(name) for name in NOTEBOOK_VARIABLES)):
         if isinstance(candidate, str) and candidate.strip():
             return candidate.strip()
     return None

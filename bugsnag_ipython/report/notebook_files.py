@@ -60,11 +60,10 @@ def parse_json(raw: bytes) -> Any:
 
 @dataclass(frozen=True)
 class FolderEntry:
-    """A notebook of a folder: where it is read from, when it last changed, its size."""
+    """A notebook of a folder: where it is read from, and when it last changed."""
 
     path: str
     modified: float
-    size: int
 
 
 def folder_notebooks(directory: str) -> list[FolderEntry]:
@@ -99,7 +98,7 @@ def _regular(entry: os.DirEntry[str], inside: str) -> FolderEntry | None:
             status = os.stat(path, follow_symlinks=False)
         if not stat.S_ISREG(status.st_mode):
             return None
-        return FolderEntry(path, status.st_mtime, status.st_size)
+        return FolderEntry(path, status.st_mtime)
     except (OSError, ValueError):
         return None
 
@@ -166,8 +165,6 @@ def notebooks_in(directory: str, history: Sequence[str]) -> list[str]:
     needles = {json.dumps(longest)[1:-1].encode(), json.dumps(longest, ensure_ascii=False)[1:-1].encode()}
     found, budget = [], MAX_SEARCHED_BYTES
     for entry in folder_notebooks(directory)[:MAX_SEARCHED]:
-        if entry.size > min(MAX_NOTEBOOK_BYTES, budget):
-            continue
         raw = read_bounded(entry.path, min(MAX_NOTEBOOK_BYTES, budget), follow=False)
         if raw is None:
             continue
