@@ -61,14 +61,10 @@ def discarded(error_class: type[BaseException], discard_classes: tuple[str, ...]
 
 
 def error_the_cell_ended_with(error: BaseException, is_users_code: Callable[[str], bool]) -> BaseException:
-    """The error to report for a cell that ended with `error`.
-
-    An interrupt that lands while IPython is showing a cell's error (formatting its traceback)
-    ends the cell with a KeyboardInterrupt whose context is that error: the error is what the
-    cell did, and what is reported. An interrupt raised in the user's own code (a cell's frame,
-    or a file of the project: the user stopping their code, even inside an `except` block) is
-    the user's, and stays as it is.
-    """
+    """The error to report for a cell that ended with `error`: an interrupt that lands while
+    IPython shows a cell's error ends the cell with a KeyboardInterrupt whose context is that
+    error, which is what the cell did; an interrupt raised in the user's own code (a cell, a
+    project file, even inside an `except` block) is the user's stopping it, and stays."""
     current: BaseException = error
     for _ in range(8):  # an interrupt of the handling of an interrupt, and so on
         if not isinstance(current, KeyboardInterrupt) or _raised_in(current, is_users_code):

@@ -123,12 +123,9 @@ class _Source(NamedTuple):
 
 
 class EventFrames:
-    """The frames of one event (an exception's, or a dead kernel's dumped threads').
-
-    A recursion repeats the same few frames many times: each code file is resolved once per
-    event and each distinct frame made once, and every place in the event gets its own copy,
-    since on-error callbacks may change one and must not change another.
-    """
+    """The frames of one event (an exception's, or a dead kernel's dumped threads'): each code
+    file resolved once and each distinct frame made once (a recursion repeats a few), each place
+    given its own copy, since on-error callbacks may change one and must not change another."""
 
     def __init__(self, context: FrameContext) -> None:
         self.context = context
