@@ -242,7 +242,7 @@ class Client:
             return False
         self._launch.send_now()
         from .report import trimming
-        from .report.builder import EventFacts, build_event
+        from .report.events import EventFacts, build_event
 
         facts = EventFacts(
             app=self._app(include_timing=True),

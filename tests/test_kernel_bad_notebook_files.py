@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bugsnag_ipython.demo import KERNEL_NAME
-from bugsnag_ipython.report.notebook_cells import MAX_NOTEBOOK_BYTES
+from bugsnag_ipython.report.notebook_files import MAX_NOTEBOOK_BYTES
 from tests.conftest import collecting
 from tests.kernel import installed_env
 from tests.test_kernel_headless import BIN, FRAMES, RUN_TIMEOUT, frames, run_with_nbclient, write_notebook

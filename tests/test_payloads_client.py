@@ -15,7 +15,7 @@ import pytest
 from bugsnag_ipython.client import CellRun, Client, ThreadInfo
 from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.report.breadcrumbs import LogBreadcrumbs
-from bugsnag_ipython.report.device import DEVICE_ID_FILE, device_id
+from bugsnag_ipython.report.environment import DEVICE_ID_FILE, device_id
 from tests.fakes import Clock, Recorder
 from tests.payloads import API_KEY
 

@@ -205,8 +205,8 @@ class KernelDeaths(Source):
         """Make the record and hand it to the cell hooks; None if uninstalled meanwhile."""
         client = self.client
         with forkguard.no_fork:  # here, not at load: the load stays cheap
+            from ..core.persistence import persistence_directory
             from ..core.private_files import make_private
-            from ..report.device import persistence_directory
             from . import memory
             from .checkpoint import Checkpoint
             from .place import DIRECTORY

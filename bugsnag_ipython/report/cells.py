@@ -1,11 +1,6 @@
-"""Which code file is which cell, and what the notebook is called.
-
-IPython compiles each cell to a file name of its own (`/tmp/ipykernel_<pid>/<hash>.py` in a
-kernel, `<ipython-input-N-…>` in a terminal) that changes with every kernel. A frame in such a
-file is named by the notebook and the cell's stable identity instead: the frontend's cell id
-when it sent one, else the id of the notebook cell a runner executed (see `run`), else a hash
-of the cell's source.
-"""
+"""Which code file is which cell, and what the notebook is called: IPython's file of a cell
+changes with every kernel, so its frames are named by the notebook and the cell's stable id (the
+frontend's, else that of the notebook cell a runner executed, else a hash of its source)."""
 
 from __future__ import annotations
 
@@ -52,17 +47,14 @@ _CELL_FILE = re.compile(r"(ipykernel_\d+[/\\]\d+\.py$)|(^<ipython-input-\d+-[0-9
 
 
 def is_cell_file(filename: str) -> bool:
-    """Whether IPython named the file for a cell. Cell files not in this shell's compiler map
-    (another shell's, a dead kernel's, an old kernel's in a pickled traceback) are still cells:
-    their temp path or pid is never shown."""
+    """Whether IPython named the file for a cell (in this shell or another: its temp path or pid
+    is never shown)."""
     return _CELL_FILE.search(filename) is not None
 
 
 def notebook_path(env: Mapping[str, str], user_ns: Mapping[str, Any]) -> str | None:
     """The notebook's path: `JPY_SESSION_NAME`, then `__session__`, then VS Code's variable."""
-    candidates: list[Any] = [env.get("JPY_SESSION_NAME")]
-    candidates += [user_ns.get(name) for name in NOTEBOOK_VARIABLES]
-    for candidate in candidates:
+    for candidate in (env.get("JPY_SESSION_NAME"), *(user_ns.get(name) for name in NOTEBOOK_VARIABLES)):
         if isinstance(candidate, str) and candidate.strip():
             return candidate.strip()
     return None
@@ -70,10 +62,8 @@ def notebook_path(env: Mapping[str, str], user_ns: Mapping[str, Any]) -> str | N
 
 @lru_cache(maxsize=64)
 def notebook_ref(path: str | None, project_root: str | None) -> NotebookRef | None:
-    """The notebook relative to the project root when under it, else its base name.
-
-    Cached: the path and root rarely change, and realpath costs a stat per path component.
-    """
+    """The notebook relative to the project root when under it, else its base name (cached:
+    realpath costs a stat per path component)."""
     if not path:
         return None
     full = os.path.realpath(os.path.join(project_root or os.getcwd(), path))
@@ -109,8 +99,7 @@ class CellIndex:
             self._cell_ids[execution_count] = cell_id
 
     def notebook_path(self, *, look: bool = True) -> str | None:
-        """The notebook's path; without `look`, a run's notebook not looked for yet is not
-        looked for now (see __call__)."""
+        """The notebook's path; without `look`, as far as it is known now (see __call__)."""
         run = self._headless()
         if run is not None and not (look or run.resolved):
             run = None
@@ -141,29 +130,22 @@ class CellIndex:
         return run.tab(self.history()) if run is not None else None
 
     def cell_id(self, execution_count: int, *, look: bool = True) -> str | None:
-        """The id of the cell that ran as `In [n]`: the frontend's, else, in a headless run,
-        that of the notebook's cell whose code it was. Without `look`, a run's notebook not
-        looked for yet is not looked for now."""
+        """The id of the cell that ran as `In [n]`: the frontend's, else, in a headless run, the
+        notebook's cell's. Without `look`, as far as it is known now (see __call__)."""
         recorded = self._cell_ids.get(execution_count)
         if recorded is None and self.run is not None and (look or self.run.resolved):
             run = self._headless()
             return run.cell_id(execution_count, self.history()) if run is not None else None
         return recorded
 
-    def execution_count_of(self, filename: str) -> int | None:
-        compiler = getattr(self._shell, "compile", None)
-        mapping = getattr(compiler, "_filename_map", None)
-        if isinstance(mapping, dict):
-            count = mapping.get(filename)
-            if isinstance(count, int):
-                return count
-        return None
-
     def __call__(self, filename: str, *, look: bool = True) -> CellRef | None:
         """The cell whose code file this is. Without `look`, as far as it is known now: a
         headless run's notebook is looked for with the first report, once, and a look before
         the run's cells have executed would find nothing to match them with."""
-        count = self.execution_count_of(filename)
+        mapping = getattr(getattr(self._shell, "compile", None), "_filename_map", None)
+        count = mapping.get(filename) if isinstance(mapping, dict) else None
+        if not isinstance(count, int):
+            count = None
         if count is None and not is_cell_file(filename):
             return None
         cell_id = self.cell_id(count, look=look) if count is not None else None

@@ -1,21 +1,32 @@
-"""Facts about the process that payloads carry: notifier, device, runtime versions."""
+"""Facts about the process that payloads carry: the notifier, the device and the kernel. The
+device id, made once per OS user, is also the user id of a user who set none (as in
+bugsnag-android), so that BugSnag's "users affected" counts an OS user's kernels as one user."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import secrets
 import socket
 import sys
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..core.basics import log
+from ..core.persistence import persistence_directory
+from ..core.private_files import RefusedDirectory, make_private, read_private, say_once
 
 NOTIFIER = {
     "name": "Bugsnag IPython",
     "version": __version__,
     "url": "https://github.com/bugsnag-ipython/bugsnag-ipython",
 }
+DEVICE_ID_FILE = "device-id"
+_DEVICE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def runtime_versions() -> dict[str, str]:
@@ -29,16 +40,6 @@ def runtime_versions() -> dict[str, str]:
     return versions
 
 
-def device_facts() -> dict[str, Any]:
-    """The device part of every payload that does not change while the kernel runs."""
-    return {
-        "hostname": socket.gethostname(),
-        "osName": sys.platform,
-        "osVersion": os.uname().release if hasattr(os, "uname") else "",
-        "runtimeVersions": runtime_versions(),
-    }
-
-
 def jupyterhub_user() -> str | None:
     return os.environ.get("JUPYTERHUB_USER") or None
 
@@ -46,8 +47,7 @@ def jupyterhub_user() -> str | None:
 def kernel_id() -> str | None:
     """The kernel's id, from its connection file (`kernel-<id>.json` under Jupyter)."""
     connection_file: str | None = None
-    kernelapp = sys.modules.get("ipykernel.kernelapp")  # only a kernel has imported it
-    app_class = getattr(kernelapp, "IPKernelApp", None)
+    app_class = getattr(sys.modules.get("ipykernel.kernelapp"), "IPKernelApp", None)
     if app_class is not None and app_class.initialized():
         connection_file = getattr(app_class.instance(), "connection_file", None) or None
     if connection_file is None:
@@ -56,38 +56,77 @@ def kernel_id() -> str | None:
                 connection_file = sys.argv[index + 1]
     if not connection_file:
         return None
-    name = os.path.basename(connection_file)
-    name = name.removesuffix(".json")
-    return name.removeprefix("kernel-") or None
+    return os.path.basename(connection_file).removesuffix(".json").removeprefix("kernel-") or None
 
 
 def kernel_facts() -> dict[str, Any]:
     """The `kernel` metadata tab: which kernel, on which IPython, ipykernel and Python."""
-    facts: dict[str, Any] = {}
     found = kernel_id()
-    if found:
-        facts["id"] = found
+    facts: dict[str, Any] = {"id": found} if found else {}
     versions = runtime_versions()
-    for name in ("ipython", "ipykernel", "python"):
-        if name in versions:
-            facts[name] = versions[name]
+    facts.update((name, versions[name]) for name in ("ipython", "ipykernel", "python") if name in versions)
     return facts
+
+
+def device_id(directory: str) -> str:
+    """The id stored in `directory`, made (0600, in a 0700 directory) if there is none; for this
+    process only when the directory cannot be written or is not this user's alone."""
+    path = os.path.join(directory, DEVICE_ID_FILE)
+    made = secrets.token_hex(16)
+    try:
+        make_private(directory)
+    except RefusedDirectory as error:
+        say_once(error)  # the sentence the outbox and the crash record say: one, once
+        return made
+    found = _read_device_id(path)
+    if found is not None:
+        return found
+    try:
+        temporary = f"{path}.{made}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(made + "\n")
+        try:
+            os.link(temporary, path)  # fails if another kernel made the file first: its id wins
+        except FileExistsError:
+            if _read_device_id(path) is None:  # a damaged file: ours replaces it
+                os.replace(temporary, path)
+        except OSError:  # a file system without hard links
+            os.replace(temporary, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+    except OSError as error:
+        log.debug("could not keep the device id in %s: %s", directory, error)
+        return made
+    return _read_device_id(path) or made
+
+
+def _read_device_id(path: str) -> str | None:
+    try:
+        # Never through a link, never another's file, never more than an id and its newline.
+        text = read_private(Path(path), 64).decode("ascii").strip()
+    except (OSError, ValueError):  # UntrustedFile and UnicodeDecodeError are ValueErrors
+        return None
+    return text if _DEVICE_ID.fullmatch(text) else None
 
 
 class PayloadFacts:
     """The device and kernel facts every payload carries, made once each: the device id is a
     file read (or write) in the persistence directory, done with the first payload."""
 
-    def __init__(self, persistence_directory: Callable[[], str | None]) -> None:
-        self._persistence_directory = persistence_directory
+    def __init__(self, configured_directory: Callable[[], str | None]) -> None:
+        self._configured_directory = configured_directory
 
     @cached_property
     def device(self) -> dict[str, Any]:
-        facts = device_facts()
-        from . import device
-
-        facts["id"] = device.device_id(device.persistence_directory(self._persistence_directory()))
-        return facts
+        return {
+            "hostname": socket.gethostname(),
+            "osName": sys.platform,
+            "osVersion": os.uname().release if hasattr(os, "uname") else "",
+            "runtimeVersions": runtime_versions(),
+            "id": device_id(persistence_directory(self._configured_directory())),
+        }
 
     @cached_property
     def kernel(self) -> dict[str, Any]:

@@ -1,24 +1,25 @@
-"""The parts of an event that come from the kernel's state: severity, context, the notebook
-tab, the user, and the on-error callbacks. Pure: no I/O, no IPython.
-
-The client gathers the facts (the running cell, the session, the configuration) and calls
-these; keeping them here keeps the client a coordinator.
-"""
+"""An event from an exception and the kernel's state (severity, context, the notebook tab, the
+user), and the on-error callbacks that may change it. No I/O, no IPython."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..core.basics import JsonDict, Once, log
+from . import payloads
 from .breadcrumbs import fresh
-from .metadata import merge_event_metadata
+from .cells import notebook_ref
 from .naming import class_name, message_of, names_of
 from .repair import before_callbacks, repair_event
 
 if TYPE_CHECKING:
+    from ..core.config import Configuration
+    from .breadcrumbs import Breadcrumbs
     from .cells import NotebookRef
+    from .stacktrace import CellMap
 
 OnError = Callable[[JsonDict], Any]
 SEVERITIES = ("error", "warning", "info")
@@ -54,29 +55,16 @@ class ThreadInfo(NamedTuple):
     daemon: bool
 
 
-def severity_of(unhandled: bool, severity: str | None) -> tuple[str, str]:
-    """(severity, severityReason.type) as the official notifiers choose them."""
-    if unhandled:
-        return severity or "error", "unhandledException"
-    if severity is not None:
-        return severity, "userSpecifiedSeverity"
-    return "warning", "handledException"
-
-
 def discarded(error_class: type[BaseException], discard_classes: tuple[str, ...]) -> bool:
     """Whether `discard_classes` names the class or a base of it, by name or module.qualname."""
     return not names_of(error_class).isdisjoint(discard_classes)
 
 
 def error_the_cell_ended_with(error: BaseException, is_users_code: Callable[[str], bool]) -> BaseException:
-    """The error to report for a cell that ended with `error`.
-
-    An interrupt that lands while IPython is showing a cell's error (formatting its traceback)
-    ends the cell with a KeyboardInterrupt whose context is that error: the error is what the
-    cell did, and what is reported. An interrupt raised in the user's own code (a cell's frame,
-    or a file of the project: the user stopping their code, even inside an `except` block) is
-    the user's, and stays as it is.
-    """
+    """The error to report for a cell that ended with `error`: an interrupt that lands while
+    IPython shows a cell's error ends the cell with a KeyboardInterrupt whose context is that
+    error, which is what the cell did; an interrupt raised in the user's own code (a cell, a
+    project file, even inside an `except` block) is the user's stopping it, and stays."""
     current: BaseException = error
     for _ in range(8):  # an interrupt of the handling of an interrupt, and so on
         if not isinstance(current, KeyboardInterrupt) or _raised_in(current, is_users_code):
@@ -97,9 +85,8 @@ def _raised_in(error: BaseException, is_users_code: Callable[[str], bool]) -> bo
     return False
 
 
-def context_of(
-    given: str | None, configured: str | None, cell: RanCell | None, thread: ThreadInfo | None
-) -> str | None:
+def context_of(given: str | None, configured: str | None, cell: RanCell | None,
+               thread: ThreadInfo | None) -> str | None:
     """The event's context: given > set_context > the thread > the running cell's `In [n]`."""
     if given or configured:
         return given or configured
@@ -110,11 +97,8 @@ def context_of(
     return None
 
 
-def notebook_tab(
-    notebook: NotebookRef | None, cell: RanCell | None, *, send_code: bool
-) -> JsonDict | None:
-    """The `notebook` tab: which notebook, and which cell ran (its source unless send_code
-    is off)."""
+def notebook_tab(notebook: NotebookRef | None, cell: RanCell | None, *, send_code: bool) -> JsonDict | None:
+    """The `notebook` tab: which notebook, and which cell ran (its source unless send_code is off)."""
     tab: JsonDict = {}
     if notebook is not None:
         tab["path"] = notebook.path
@@ -127,23 +111,66 @@ def notebook_tab(
     return tab or None
 
 
-def event_metadata(
-    tabs: dict[str, JsonDict],
-    *,
-    kernel: JsonDict,
-    notebook: JsonDict | None,
-    thread: ThreadInfo | None,
-    extra: Mapping[str, Any] | None,
-) -> dict[str, JsonDict]:
-    """One event's tabs: the user's (a fresh copy, changed here), then ours, then the
-    `metadata` of this notify() call. A user's own keys in our tabs win over ours."""
-    if notebook is not None:
-        tabs["notebook"] = {**notebook, **tabs.get("notebook", {})}
-    tabs["kernel"] = {**kernel, **tabs.get("kernel", {})}
+@dataclass(frozen=True)
+class EventFacts:
+    """What every event of this kernel carries, as the client knows it at the moment."""
+
+    app: dict[str, Any]
+    device: dict[str, Any]
+    user: dict[str, str]
+    tabs: dict[str, Any]  # the user's metadata tabs (and a run's)
+    kernel: dict[str, Any]
+    context: str | None  # set_context()'s, replacing the automatic one
+
+
+class BuiltEvent(NamedTuple):
+    body: JsonDict
+    severity: str
+
+
+def build_event(error: BaseException, *, unhandled: bool, severity: str | None, context: str | None,
+                extra: dict[str, Any] | None, cell: CellRun | None, thread: ThreadInfo | None,
+                facts: EventFacts, config: Configuration, cells: CellMap,
+                breadcrumbs: Breadcrumbs) -> BuiltEvent:
+    """The event body before the callbacks, the session, redaction and encoding: everything in
+    it is a copy the on-error callbacks may change."""
+    from .stacktrace import FrameContext, exception_entries  # with the first report, not at load
+
+    if unhandled:
+        chosen, reason = severity or "error", "unhandledException"
+    elif severity is not None:
+        chosen, reason = severity, "userSpecifiedSeverity"
+    else:
+        chosen, reason = "warning", "handledException"
+    notebook = notebook_ref(cells.notebook_path(), config.project_root)
+    if cell is not None and not cell.cell_id and cell.execution_count is not None:
+        # No frontend sent one: a runner's notebook may know the cell (report/run.py).
+        cell = cell._replace(cell_id=cells.cell_id(cell.execution_count))
+    frames = FrameContext(
+        resolve_cell=cells, project_root=config.project_root, send_code=config.send_code, notebook=notebook
+    )
+    exceptions = exception_entries(error, frames)
+    # The tabs: the user's (a fresh copy), then ours (a user's own keys in them win), then this
+    # call's `metadata`, whose values that are no dict go to `custom`, as bugsnag-python does.
+    tabs = facts.tabs
+    ours = notebook_tab(notebook, cell, send_code=config.send_code)
+    if ours is not None:
+        tabs["notebook"] = {**ours, **tabs.get("notebook", {})}
+    tabs["kernel"] = {**facts.kernel, **tabs.get("kernel", {})}
     if thread is not None:
         tabs["thread"] = {"name": thread.name, "id": thread.ident, "daemon": thread.daemon}
-    merge_event_metadata(tabs, extra)
-    return tabs
+    for section, values in (extra or {}).items():
+        if isinstance(values, Mapping):
+            tabs[str(section)] = {**tabs.get(str(section), {}), **{str(k): v for k, v in values.items()}}
+        else:
+            tabs["custom"] = {**tabs.get("custom", {}), str(section): values}
+    body = payloads.event(
+        exceptions=exceptions, unhandled=unhandled, severity=chosen, severity_reason=reason,
+        app=facts.app, device=facts.device, user=facts.user,
+        context=context_of(context, facts.context, cell, thread),
+        breadcrumbs=breadcrumbs.snapshot(config.redacted_keys), metadata=tabs,
+    )
+    return BuiltEvent(body, chosen)
 
 
 def error_breadcrumb(event: JsonDict, error: BaseException) -> tuple[str, JsonDict]:
@@ -161,9 +188,7 @@ def error_breadcrumb(event: JsonDict, error: BaseException) -> tuple[str, JsonDi
     }
 
 
-def user_of(
-    set_by_user: dict[str, str], hub_user: str | None, device_id: str | None
-) -> dict[str, str]:
+def user_of(set_by_user: dict[str, str], hub_user: str | None, device_id: str | None) -> dict[str, str]:
     """`set_user(...)`, else JupyterHub's user, else the device id (as bugsnag-android does),
     so that BugSnag's "users affected" counts people rather than kernels."""
     if set_by_user:
@@ -215,13 +240,9 @@ class OnErrorCallbacks:
         return len(self._callbacks)
 
     def run(self, event: JsonDict) -> bool:
-        """False if a callback discarded the event by returning False.
-
-        A callback that raises is logged once and does not discard: the event goes on as the
-        callback left it, because losing a report to a bug in a callback is the worse outcome.
-        A callback that leaves the event in a shape BugSnag refuses has it repaired (said once,
-        counted in `repaired`), for the same reason.
-        """
+        """False if a callback discarded the event by returning False. A callback that raises
+        (logged once), or leaves the event in a shape BugSnag refuses (repaired, said once,
+        counted), does not discard it: losing a report to a bug in a callback is worse."""
         with self._lock:
             callbacks = list(self._callbacks)
         if isinstance(event.get("breadcrumbs"), list):  # the trail's own, shared: see snapshot()
@@ -234,15 +255,11 @@ class OnErrorCallbacks:
             except Exception as error:
                 if self._said.first(("raised", id(callback))):
                     name = getattr(callback, "__qualname__", None)
-                    # Formatted here: a message that fails to format in the handler would
-                    # have logging print a traceback into the cell.
-                    log.warning(
-                        "The on_error callback %s raised %s: %s; the event is sent as the "
-                        "callback left it.",
-                        name if isinstance(name, str) else "?",
-                        class_name(error),
-                        message_of(error),
-                    )
+                    # Strings only: a value that fails to format in logging's handler would
+                    # have it print a traceback into the cell.
+                    log.warning("The on_error callback %s raised %s: %s; the event is sent as the callback "
+                                "left it.", name if isinstance(name, str) else "?", class_name(error),
+                                message_of(error))
         broken = repair_event(event, before)
         if broken:
             self.repaired += 1

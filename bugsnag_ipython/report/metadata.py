@@ -1,9 +1,6 @@
-"""Metadata: the tabs of an event, as `add_metadata` / `clear_metadata` keep them.
-
-The semantics are those of the other BugSnag notifiers: `add_metadata(section, key, value)`
-sets one key, `add_metadata(section, {...})` merges a mapping, a value of None removes the key,
-and `clear_metadata(section)` removes the whole tab.
-"""
+"""The user's metadata tabs, kept as the other BugSnag notifiers keep them: `add_metadata(section,
+key, value)` sets one key, `add_metadata(section, {...})` merges a mapping, a value of None
+removes the key, and `clear_metadata(section)` removes the whole tab."""
 
 from __future__ import annotations
 
@@ -15,7 +12,8 @@ from ..core.basics import JsonDict
 
 
 class MetadataStore:
-    """The tabs added by the user, safe to change from any thread."""
+    """The tabs added by the user, safe to change from any thread. A tab is replaced, never
+    changed in place, so an event's copy of each tab is its own."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -58,22 +56,6 @@ class MetadataStore:
             return tab.get(key) if tab is not None else None
 
     def snapshot(self) -> dict[str, JsonDict]:
-        """A copy for one event: tabs are copied, their values are not (they may be big).
-
-        Tabs are replaced, never changed in place, so a copy of the outer dict and of each
-        tab is enough for an event's callbacks not to change what later events get.
-        """
+        """A copy for one event: the tabs are copied, their values are not (they may be big)."""
         with self._lock:
             return {section: dict(tab) for section, tab in self._sections.items()}
-
-
-def merge_event_metadata(base: dict[str, JsonDict], extra: Mapping[str, Any] | None) -> None:
-    """Merge the `metadata` argument of one `notify()` call into `base`, in place.
-
-    A dict value is a tab; anything else goes to the `custom` tab, as bugsnag-python does.
-    """
-    for section, values in (extra or {}).items():
-        if isinstance(values, Mapping):
-            base[str(section)] = {**base.get(str(section), {}), **{str(k): v for k, v in values.items()}}
-        else:
-            base["custom"] = {**base.get("custom", {}), str(section): values}

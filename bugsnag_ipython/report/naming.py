@@ -1,11 +1,6 @@
-"""What an exception is called and what it says, as strings, whatever its class does.
-
-BugSnag refuses an event whose `errorClass` or `message` is not a string, and an exception's
-class is user code: a metaclass may give `__qualname__` as a number or raise from it, and
-`__str__` may raise, return garbage or take its time. Everything here falls back to what the
-interpreter itself knows (the type's own name slots), so that every exception gets a readable
-name and nothing raised here reaches the cell.
-"""
+"""What an exception is called and what it says, as strings, whatever its class does: a
+metaclass may give `__qualname__` as a number or raise from it, `__str__` may raise. Everything
+here falls back to the type's own name slots, and nothing raised here reaches the cell."""
 
 from __future__ import annotations
 
@@ -20,10 +15,7 @@ UNNAMED = "UnnamedError"
 
 def class_name(error: BaseException) -> str:
     """`module.QualName` of the error's class (`QualName` for builtins and `__main__`)."""
-    return qualified_name(type(error))
-
-
-def qualified_name(cls: type) -> str:
+    cls = type(error)
     qualname = type_name(cls)
     module = _text(cls, "__module__", _MODULE)
     if module is None or module in ("builtins", "__main__"):
@@ -38,17 +30,15 @@ def type_name(cls: type, *, qualified: bool = True) -> str:
 
 
 def names_of(cls: type) -> set[str]:
-    """The names `discard_classes` may give a class: its own and each base's, bare and with
-    their module."""
+    """The names `discard_classes` may give a class: its own and its bases', bare and with module."""
     names: set[str] = set()
     try:
         mro = type.__dict__["__mro__"].__get__(cls, type(cls))
     except Exception:
         mro = (cls,)
     for base in mro:
-        qualname = type_name(base)
         names.add(type_name(base, qualified=False))
-        names.add(f"{_text(base, '__module__', _MODULE)}.{qualname}")
+        names.add(f"{_text(base, '__module__', _MODULE)}.{type_name(base)}")
     return names
 
 

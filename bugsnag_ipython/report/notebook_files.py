@@ -1,18 +1,10 @@
-"""Reading notebook files nobody vouches for: bounded, never blocking, one file at a time.
+"""The notebook a runner executes, and which of its cells each executed source was: the
+kernel's history (`In[1]`, `In[2]`, ...) lined up with the file's code cells, whose stable ids
+name the frames as JupyterLab would. Read only when an error is reported, never per cell.
 
-A run's notebook is named by a command line or a dashboard's request, or found among the
-`.ipynb` files of the kernel's folder. Any of them may be a link (to itself, to a device, out of
-the folder), a FIFO, a directory, a file the kernel may not read, a file of gigabytes, or JSON
-nested deep enough to exhaust the parser. Each file is read under the same rules, so that such
-a file is passed over and the others are still considered:
-
-- the open never blocks (O_NONBLOCK: a FIFO opens at once) and never loops (the system refuses
-  a chain of links with ELOOP after a few dozen);
-- only a regular file is read, checked on the open file itself, and its size is checked before
-  the read, which reads no more than the limit;
-- in a folder search, a link is followed only to a file inside that folder;
-- any error a hostile document raises while parsed (RecursionError, ValueError, UnicodeError,
-  MemoryError) makes that one file unreadable.
+A file may be a link loop, a FIFO, gigabytes or JSON nested to exhaust the parser: each is read
+without blocking, only if regular and of sane size, and passed over, the others still
+considered, if it breaks a rule; a folder search follows a link only to a file inside it.
 """
 
 from __future__ import annotations
@@ -20,25 +12,23 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-# One folder search looks at this many directory entries, and examines (one lstat each, so that
-# the newest, read first, are known) this many `.ipynb` among them: 0.1 s for 10,000 of them.
+from ..core.basics import JsonDict
+
+MAX_NOTEBOOK_BYTES = 20_000_000  # a notebook bigger than this is not read to name cells
+MAX_SEARCHED = 50  # notebooks looked at in one folder when nothing names the notebook
+MAX_SEARCHED_BYTES = 64_000_000  # ...and at most this much of them read
+# One folder search looks at this many directory entries, and examines (one lstat each, to read
+# the newest first) this many `.ipynb` among them.
 MAX_LISTED = 100_000
 MAX_EXAMINED = 10_000
+INJECTED_PARAMETERS = "injected-parameters"  # papermill's tag (and its cell's stable name)
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-@dataclass(frozen=True)
-class FolderEntry:
-    """A notebook of a folder: where it is read from, when it last changed, its size."""
-
-    path: str
-    modified: float
-    size: int
 
 
 def read_bounded(path: str, limit: int, *, follow: bool = True) -> bytes | None:
@@ -49,22 +39,13 @@ def read_bounded(path: str, limit: int, *, follow: bool = True) -> bytes | None:
     except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
     try:
-        status = os.fstat(descriptor)
-        if not stat.S_ISREG(status.st_mode) or status.st_size > limit:
-            return None
-        chunks, left = [], limit + 1  # a file that grew since fstat is still read no further
-        while left > 0:
-            chunk = os.read(descriptor, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        raw = b"".join(chunks)
-        return raw if len(raw) <= limit else None
-    except (OSError, MemoryError):
+        with open(descriptor, "rb") as file:  # closes the descriptor
+            facts = os.fstat(descriptor)
+            if not stat.S_ISREG(facts.st_mode) or facts.st_size > limit:
+                return None
+            return file.read(facts.st_size)  # no more than its size, even if it grows meanwhile
+    except (OSError, ValueError, MemoryError):
         return None
-    finally:
-        os.close(descriptor)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -76,12 +57,19 @@ def parse_json(raw: bytes) -> Any:
         return None
 
 
+@dataclass(frozen=True)
+class FolderEntry:
+    """A notebook of a folder: where it is read from, and when it last changed."""
+
+    path: str
+    modified: float
+
+
 def folder_notebooks(directory: str) -> list[FolderEntry]:
     """The `.ipynb` regular files of `directory` (links to one inside it included), newest
     first: the first MAX_EXAMINED of them among its first MAX_LISTED entries."""
     try:
-        root = os.path.realpath(directory)
-        inside = os.path.join(root, "")
+        inside = os.path.join(os.path.realpath(directory), "")
         found: list[FolderEntry] = []
         with os.scandir(directory) as listing:
             for listed, entry in enumerate(listing):
@@ -109,6 +97,105 @@ def _regular(entry: os.DirEntry[str], inside: str) -> FolderEntry | None:
             status = os.stat(path, follow_symlinks=False)
         if not stat.S_ISREG(status.st_mode):
             return None
-        return FolderEntry(path, status.st_mtime, status.st_size)
+        return FolderEntry(path, status.st_mtime)
     except (OSError, ValueError):
         return None
+
+
+def _normalised(source: Any) -> str:
+    if isinstance(source, list):
+        text = "".join(part for part in source if isinstance(part, str))
+    else:
+        text = source if isinstance(source, str) else ""
+    return text.rstrip()  # IPython's history drops trailing newlines
+
+
+@dataclass(frozen=True)
+class NotebookFile:
+    """A notebook's code cells (source and stable identity, in order) and its metadata."""
+
+    path: str
+    cells: tuple[tuple[str, str | None], ...]
+    papermill: JsonDict = field(default_factory=dict)  # metadata.papermill, when it ran there
+
+
+def read_notebook(path: str, *, follow: bool = True) -> NotebookFile | None:
+    """The notebook at `path`, or None when it is not a readable notebook of sane size.
+    Without `follow`, a link is not opened."""
+    raw = read_bounded(path, MAX_NOTEBOOK_BYTES, follow=follow)
+    document = parse_json(raw) if raw is not None else None
+    if not isinstance(document, dict) or not isinstance(document.get("cells"), list):
+        return None
+    cells: list[tuple[str, str | None]] = []
+    for cell in document["cells"]:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        metadata = cell.get("metadata")
+        tags = metadata.get("tags") if isinstance(metadata, dict) else None
+        identity = cell.get("id")
+        if isinstance(tags, list) and INJECTED_PARAMETERS in tags:
+            identity = INJECTED_PARAMETERS  # papermill's injected cell gets a new id every run
+        cells.append((_normalised(cell.get("source")), identity if isinstance(identity, str) else None))
+    metadata = document.get("metadata")
+    papermill = metadata.get("papermill") if isinstance(metadata, dict) else None
+    return NotebookFile(path, tuple(cells), papermill if isinstance(papermill, dict) else {})
+
+
+def best_match(candidates: Iterable[NotebookFile], history: Sequence[str]) -> NotebookFile | None:
+    """The notebook most of the executed sources are cells of (ties: the first given)."""
+    executed = {_normalised(source) for source in history[1:] if source and source.strip()}
+    best, best_score = None, 0
+    for notebook in candidates:
+        score = len(executed.intersection(source for source, _ in notebook.cells))
+        if score > best_score:
+            best, best_score = notebook, score
+    return best
+
+
+def notebooks_in(directory: str, history: Sequence[str]) -> list[str]:
+    """The notebooks of one folder whose text holds the longest line of the code executed last,
+    newest first (a runner's output was just written there): a substring test on the raw file,
+    so that a folder of large notebooks costs a read each, not a parse."""
+    lines = (line.strip() for source in history[-3:] for line in source.splitlines())
+    longest = max(lines, key=len, default="")
+    if len(longest) < 4:
+        return []
+    # As a notebook's JSON has it, with or without its non-ASCII escaped.
+    needles = {json.dumps(longest)[1:-1].encode(), json.dumps(longest, ensure_ascii=False)[1:-1].encode()}
+    found, budget = [], MAX_SEARCHED_BYTES
+    for entry in folder_notebooks(directory)[:MAX_SEARCHED]:
+        raw = read_bounded(entry.path, min(MAX_NOTEBOOK_BYTES, budget), follow=False)
+        if raw is None:
+            continue
+        budget -= len(raw)
+        if any(needle in raw for needle in needles):
+            found.append(entry.path)
+    return found
+
+
+class CellMatcher:
+    """Lines up the kernel's executed sources with a notebook's code cells: runners execute them
+    in order (skipping empty ones), so each source is matched with the next cell of that source,
+    else (a cell run again) with its first."""
+
+    def __init__(self, notebook: NotebookFile) -> None:
+        self.notebook = notebook
+        self._positions: dict[str, list[int]] = {}
+        for position, (source, _) in enumerate(notebook.cells):
+            self._positions.setdefault(source, []).append(position)
+        self._identities: dict[int, str] = {}
+        self._next_count = 1
+        self._position = 0
+
+    def cell_id(self, execution_count: int, history: Sequence[str]) -> str | None:
+        """The notebook's id of the cell that ran as `In[execution_count]`."""
+        while self._next_count <= min(execution_count, len(history) - 1):
+            positions = self._positions.get(_normalised(history[self._next_count]))
+            if positions:
+                position = next((p for p in positions if p >= self._position), positions[0])
+                self._position = position + 1
+                identity = self.notebook.cells[position][1]
+                if identity is not None:
+                    self._identities[self._next_count] = identity
+            self._next_count += 1
+        return self._identities.get(execution_count)

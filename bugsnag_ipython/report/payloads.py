@@ -1,14 +1,11 @@
-"""Session and event payloads as BugSnag's API takes them: sessions in the per-session form
-of the mobile notifiers (payload version 1.0), events in payload version 4.0.
-
-Pure functions: dicts in, dicts or bytes out. No I/O, no IPython.
-"""
+"""Session and event payloads as BugSnag's API takes them (sessions in the per-session form of
+the mobile notifiers, payload version 1.0; events in version 4.0), their encoding and redaction."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,14 +23,8 @@ def iso8601(epoch_seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def session_payload(
-    snapshot: SessionSnapshot,
-    *,
-    notifier: JsonDict,
-    app: JsonDict,
-    device: JsonDict,
-    user: JsonDict,
-) -> JsonDict:
+def session_payload(snapshot: SessionSnapshot, *, notifier: JsonDict, app: JsonDict, device: JsonDict,
+                    user: JsonDict) -> JsonDict:
     """One session in the per-session (mobile) form: its id is what events refer to."""
     session: JsonDict = {"id": snapshot.id, "startedAt": iso8601(snapshot.started_at)}
     if user:
@@ -42,26 +33,14 @@ def session_payload(
 
 
 def event_session(snapshot: SessionSnapshot) -> JsonDict:
-    return {
-        "id": snapshot.id,
-        "startedAt": iso8601(snapshot.started_at),
-        "events": {"handled": snapshot.handled, "unhandled": snapshot.unhandled},
-    }
+    """The session an event belongs to, with its counts of events so far."""
+    counts = {"handled": snapshot.handled, "unhandled": snapshot.unhandled}
+    return {"id": snapshot.id, "startedAt": iso8601(snapshot.started_at), "events": counts}
 
 
-def event(
-    *,
-    exceptions: list[JsonDict],
-    unhandled: bool,
-    severity: str,
-    severity_reason: str,
-    app: JsonDict,
-    device: JsonDict,
-    user: JsonDict,
-    context: str | None = None,
-    breadcrumbs: list[JsonDict] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> JsonDict:
+def event(*, exceptions: list[JsonDict], unhandled: bool, severity: str, severity_reason: str,
+          app: JsonDict, device: JsonDict, user: JsonDict, context: str | None = None,
+          breadcrumbs: list[JsonDict] | None = None, metadata: Mapping[str, Any] | None = None) -> JsonDict:
     """One event, without its session (attached last, after the on-error callbacks)."""
     body: JsonDict = {
         "exceptions": exceptions,
@@ -81,12 +60,9 @@ def event(
 
 
 def event_payload(api_key: str, notifier: JsonDict, events: list[JsonDict]) -> JsonDict:
-    return {
-        "apiKey": api_key,
-        "payloadVersion": EVENT_PAYLOAD_VERSION,
-        "notifier": notifier,
-        "events": events,
-    }
+    """A request's payload of events; the events come last (see join_events)."""
+    return {"apiKey": api_key, "payloadVersion": EVENT_PAYLOAD_VERSION, "notifier": notifier,
+            "events": events}
 
 
 _EVENTS_KEY = b'"events":['
@@ -94,9 +70,8 @@ _EVENTS_KEY = b'"events":['
 
 def join_events(bodies: list[bytes]) -> tuple[bytes, int]:
     """One event payload holding the events of the first bodies that differ only in their
-    events (same key and notifier), and how many bodies it took; BugSnag's event API takes
-    an array of events, which spares a request per event. Bodies are spliced, not decoded:
-    each is `{...,"events":[...]}` as `event_payload` orders it, events last."""
+    events (same key and notifier), and how many bodies it took: a request for many events.
+    Bodies are spliced, not decoded: each is `{...,"events":[...]}`, as `event_payload` orders it."""
     first = bodies[0]
     cut = first.find(_EVENTS_KEY) + len(_EVENTS_KEY)
     if cut < len(_EVENTS_KEY) or not first.endswith(b"]}") or len(first) == cut + 2:
@@ -111,8 +86,8 @@ def join_events(bodies: list[bytes]) -> tuple[bytes, int]:
 
 
 def encode(payload: Any) -> bytes:
-    """Compact UTF-8 JSON; values JSON cannot hold become their str(), and mapping keys
-    that JSON cannot hold (tuples, objects) are left out rather than failing the event."""
+    """Compact UTF-8 JSON; values JSON cannot hold become their str(), and mapping keys it
+    cannot hold (tuples, objects) are left out rather than failing the event."""
     try:
         text = _dumps(payload)
     except ValueError:  # NaN or infinity (which JSON has not), or an int too long to print
@@ -132,7 +107,7 @@ def utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        # Through UTF-16, where a lone surrogate survives the encoding and the decoding replaces it.
+        # UTF-16 keeps a lone surrogate through the encoding, and its decoding replaces it.
         return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
 
 
@@ -183,13 +158,9 @@ def headers(api_key: str, payload_version: str, body: bytes, sent_at: float) -> 
 
 
 def redact_event(event: JsonDict, keys: tuple[str, ...], *, breadcrumbs: bool = True) -> None:
-    """Redact, in place, the parts of an event whose keys users choose: metadata, breadcrumb
-    metadata and user fields. Source text (code windows, cell source) is not a key's value:
-    `send_code` alone decides whether it is sent.
-
-    The redacted parts are copies, cut at a depth of 32, so a cycle in the user's metadata
-    cannot break encoding even when no key is redacted.
-    """
+    """Redact, in place, metadata, breadcrumb metadata and user fields by `keys` (source text is
+    `send_code`'s alone). The redacted parts are copies, cut at a depth of 32, so a cycle in
+    the user's metadata cannot break encoding even when no key is redacted."""
     for part in ("metaData", "user"):
         if isinstance(event.get(part), Mapping):
             event[part] = redact(event[part], keys)
@@ -222,3 +193,19 @@ def _redact(value: Any, keys: tuple[str, ...], depth: int) -> Any:
         lowered = key.lower()
         redacted[key] = REDACTED if any(part in lowered for part in keys) else _redact(v, keys, depth + 1)
     return redacted
+
+
+def strings_replaced(value: Any, replace: Callable[[str], str], depth: int = 0) -> Any:
+    """A copy of `value` (JSON-like) with `replace` applied to each string in it, keys too."""
+    if isinstance(value, str):
+        return replace(value)
+    if depth > 80:  # deeper than any payload encode() makes
+        return value
+    if isinstance(value, Mapping):
+        return {
+            strings_replaced(k, replace, depth + 1): strings_replaced(v, replace, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [strings_replaced(v, replace, depth + 1) for v in value]
+    return value

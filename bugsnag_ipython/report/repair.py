@@ -1,11 +1,6 @@
-"""Putting right an event that an on-error callback left in a shape BugSnag refuses.
-
-Callbacks may change anything in an event, and a change that breaks its shape (`exceptions`
-deleted, an `errorClass` that is a number, a frame that is a string) would have BugSnag answer
-400 and drop the event. Each broken part is put back from what the notifier made before the
-callbacks ran, or made the string or number BugSnag wants; what was repaired is handed back,
-so that it is said once and counted. Pure: no I/O.
-"""
+"""Putting right an event that an on-error callback left in a shape BugSnag refuses (answering
+400): each broken part (`exceptions` deleted, an `errorClass` that is a number, a frame that is
+a string) is put back from what the notifier made, or made the string or number BugSnag wants."""
 
 from __future__ import annotations
 
@@ -83,27 +78,20 @@ def _repair_exception(entry: JsonDict, original: JsonDict) -> bool:
     kept = [frame for frame in frames if isinstance(frame, dict)]
     broken |= len(kept) != len(frames)
     for frame in kept:
-        broken |= _repair_frame(frame)
-    entry["stacktrace"] = kept
-    return broken
-
-
-def _repair_frame(frame: JsonDict) -> bool:
-    broken = False
-    for key in ("file", "method"):
-        if key in frame and not isinstance(frame[key], str):
-            frame[key] = printable(frame[key])
+        for key in ("file", "method"):
+            if key in frame and not isinstance(frame[key], str):
+                frame[key] = printable(frame[key])
+                broken = True
+        line = frame.get("lineNumber")
+        if line is not None and (isinstance(line, bool) or not isinstance(line, int)):
+            frame["lineNumber"] = _as_int(line)
             broken = True
-    line = frame.get("lineNumber")
-    if line is not None and (isinstance(line, bool) or not isinstance(line, int)):
-        frame["lineNumber"] = _as_int(line)
-        broken = True
-    code = frame.get("code")
-    if code is not None and not (
-        isinstance(code, dict) and all(isinstance(text, str) for text in code.values())
-    ):
-        del frame["code"]
-        broken = True
+        code = frame.get("code")
+        valid = isinstance(code, dict) and all(isinstance(text, str) for text in code.values())
+        if code is not None and not valid:
+            del frame["code"]
+            broken = True
+    entry["stacktrace"] = kept
     return broken
 
 

@@ -1,12 +1,6 @@
-"""A headless run: a notebook runner (nbclient, `jupyter nbconvert --execute`, `jupyter
-execute`, papermill) executing this kernel's notebook, with no frontend.
-
-Runners send no cell ids and tell the kernel no notebook path, but their command line names the
-notebook (and papermill's output, where papermill writes its parameters before the kernel
-starts); the notebook file names the cells (see `notebook_cells`). The command line is read by
-`sources.headless`; this module decides what it means and, with the first report, reads the
-notebook. Nothing here runs per cell.
-"""
+"""Headless runs: a notebook runner (nbclient, `jupyter nbconvert --execute`, `jupyter execute`,
+papermill) or a Voilà dashboard executing this kernel's notebook, with no frontend to send cell
+ids: the runner's command line names the notebook, read with the first report for its cells."""
 
 from __future__ import annotations
 
@@ -16,17 +10,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 from ..core.basics import JsonDict, log
 from ..core.config import without_credentials
-from .dashboard import VOILA
-from .notebook_cells import CellMatcher, NotebookFile, best_match, notebooks_in, read_notebook
-from .payloads import iso8601
+from .notebook_files import CellMatcher, NotebookFile, best_match, notebooks_in, read_notebook
+from .payloads import iso8601, strings_replaced
 
 PAPERMILL = "papermill"
 NBCONVERT = "nbconvert"
 JUPYTER_EXECUTE = "jupyter execute"
 NBCLIENT = "nbclient"
+VOILA = "voila"
 
 # How each runner is started: as a script of its own, as `jupyter <subcommand>`, as `python -m`.
 _SCRIPTS = {"papermill": PAPERMILL, "papermill.exe": PAPERMILL, "jupyter-nbconvert": NBCONVERT,
@@ -49,6 +44,7 @@ _NBCONVERT_EXTENSIONS = {
     "python": ".py", "script": ".py",
 }
 _SERVERS = {"lab", "notebook", "server", "nbclassic", "jupyterlab", "jupyter_server", "voila"}
+_VOILA_RENDER = "/voila/render/"
 
 
 @dataclass(frozen=True)
@@ -63,8 +59,7 @@ class RunnerCommand:
 
 def runner_command(argv: Sequence[str], cwd: str) -> RunnerCommand | None:
     """The runner of `argv` (the kernel's parent process, run in `cwd`), if it is one: `papermill
-    …`, `jupyter-nbconvert …`, `jupyter nbconvert …`, `python -m papermill …` and the like (the
-    interpreter comes first for a script)."""
+    …`, `jupyter-nbconvert …`, `jupyter nbconvert …`, `python -m papermill …` and the like."""
     for index, word in enumerate(argv[:4]):
         name = os.path.basename(word)
         following = argv[index + 1] if index + 1 < len(argv) else ""
@@ -78,8 +73,8 @@ def runner_command(argv: Sequence[str], cwd: str) -> RunnerCommand | None:
 
 
 def server_command(argv: Sequence[str]) -> bool:
-    """Whether `argv` runs a notebook server (`jupyter lab`, `jupyter notebook`, ...): its
-    kernels are a person's, even where it sets no `JPY_SESSION_NAME` (before Jupyter Server 2.1)."""
+    """Whether `argv` runs a notebook server (`jupyter lab`, `voila`, ...): its kernels are a
+    person's, even where it sets no `JPY_SESSION_NAME` (before Jupyter Server 2.1)."""
     words = [os.path.basename(word) for word in argv[:4]]
     for word, following in zip(words, [*words[1:], ""], strict=True):
         if word == "voila" or (word.startswith("jupyter-") and word.removeprefix("jupyter-") in _SERVERS):
@@ -95,6 +90,30 @@ def kernel_command(argv: Sequence[str]) -> bool:
         word in ("ipykernel_launcher", "ipykernel") or os.path.basename(word) == "ipykernel_launcher.py"
         for word in argv[:4]
     )
+
+
+def voila_kernel(env: Mapping[str, str]) -> bool:
+    """Whether Voilà started this kernel (or the kernel that started it: see sources.headless):
+    `SERVER_SOFTWARE=voila/<version>` for a page's kernel, `VOILA_PREHEAT` for a pool's."""
+    return env.get("SERVER_SOFTWARE", "").startswith(VOILA + "/") or "VOILA_PREHEAT" in env
+
+
+def dashboard_notebook(env: Mapping[str, str], kernel_cwd: str,
+                       server: tuple[Sequence[str], str] | None) -> str | None:
+    """The notebook Voilà renders in this kernel, started in the notebook's folder: the page's
+    (`SCRIPT_NAME` is `<base url>voila/render/<path>`, percent-encoded), else the one `server`
+    (Voilà's command line and working directory) names, else None (to be found by its cells).
+    Only the page's base name is used: a path a visitor made up names nothing outside the folder."""
+    page = env.get("SCRIPT_NAME", "")
+    if _VOILA_RENDER in page:
+        name = os.path.basename(unquote(page.rsplit(_VOILA_RENDER, 1)[1]))
+        if name.endswith(".ipynb"):
+            return os.path.join(kernel_cwd, name)
+    if server is not None:
+        named = _notebooks(server[0][1:], server[1])
+        if len(named) == 1:
+            return named[0]
+    return None
 
 
 def _parse(runner: str, args: Sequence[str], cwd: str) -> RunnerCommand | None:
@@ -185,14 +204,11 @@ def remote(path: str) -> bool:
 
 
 class HeadlessRun:
-    """What the kernel knows of its run: the runner, its notebooks and their cells.
+    """What the kernel knows of its run: the runner, its notebooks and their cells (thread-safe).
 
-    Made at load from the command line (`command` None when none names a runner: nbclient or
-    papermill called from Python, told apart from a person's kernel by the first report, which
-    looks for the executed sources in the notebooks of the kernel's folder). A Voilà dashboard
-    is one too (runner `voila`, see `dashboard`): its notebook is executed the same way, but
-    for a person, who is its session and sees no `run` tab. Thread-safe: a report may come
-    from any thread.
+    With no command line naming a runner (nbclient or papermill called from Python), the first
+    report looks for the executed sources in the notebooks of the kernel's folder. A Voilà
+    dashboard (runner `voila`) is run for a person, who is its session and sees no `run` tab.
     """
 
     def __init__(self, command: RunnerCommand | None, kernel_cwd: str, started_at: float, *,
@@ -201,47 +217,40 @@ class HeadlessRun:
         self.inherited_frontend = inherited_frontend
         self.kernel_cwd = kernel_cwd
         self.started_at = started_at
+        self.resolved = False  # the run's notebook was looked for (found or not)
         self._lock = threading.Lock()
-        self._resolved = False
         self._looked_at: int | None = None  # the history's length at the last look
         self._notebook: NotebookFile | None = None
         self._matcher: CellMatcher | None = None
 
     @property
     def outranks_frontend(self) -> bool:
-        """True when the notebook variables of a frontend (`JPY_SESSION_NAME`, `__session__`)
-        are not this kernel's: a runner started it (called in a notebook's cell, `!papermill
-        …`), or another kernel did (nbclient called in a cell), and the variables came with the
-        environment it inherited."""
+        """True when a frontend's notebook variables (`JPY_SESSION_NAME`, `__session__`) are not
+        this kernel's but came with the environment: a runner started it (`!papermill …` in a
+        cell), or another kernel did (nbclient called in a cell)."""
         return self.command is not None or self.inherited_frontend
 
     @property
     def known_at_launch(self) -> bool:
-        """True when the command line named the runner: the run is known before any cell (a
-        dashboard is no run, but a person's visit)."""
+        """True when the command line named the runner (a dashboard is a person's visit, no run)."""
         return self.command is not None and not self.dashboard
 
     @property
     def dashboard(self) -> bool:
-        """True for a Voilà dashboard: a notebook run for a person looking at it."""
         return self.command is not None and self.command.runner == VOILA
 
     def project_root(self) -> str | None:
-        """Where a notebook frontend (and nbconvert, `jupyter execute`, nbclient given the
-        notebook's path) starts the kernel: the notebook's folder. Only papermill starts it
-        elsewhere (the folder it was called from, or `--cwd`), so the default project root of
-        a papermill run is its input's folder: its frames are then named as in JupyterLab."""
+        """The default project root when the kernel does not start in the notebook's folder, as
+        frontends start it: papermill's input's folder, so that frames are named as in JupyterLab."""
         command = self.command
         if command is not None and command.runner == PAPERMILL and not remote(command.notebooks[0]):
             return os.path.dirname(command.notebooks[0])
         return None
 
-    # -- the notebook, read with the first report --------------------------------------
-
     def _resolve(self, history: Sequence[str]) -> None:
         with self._lock:
             # Looked for once; again only if nothing had run yet to match the cells with.
-            if self._resolved or (self._looked_at is not None and len(history) <= self._looked_at):
+            if self.resolved or (self._looked_at is not None and len(history) <= self._looked_at):
                 return
             self._looked_at = len(history)
             try:
@@ -249,24 +258,24 @@ class HeadlessRun:
             except Exception as error:  # a notebook we cannot make sense of names nothing
                 log.warning("The notebook of this run could not be read (%s); its cells are "
                             "named by their source.", error)
-                self._resolved = True
+                self.resolved = True
                 return
-            self._resolved = self._notebook is not None or len(history) > 1
+            self.resolved = self._notebook is not None or len(history) > 1
             if self._notebook is not None:
                 self._matcher = CellMatcher(self._notebook)
 
     def _find(self, history: Sequence[str]) -> NotebookFile | None:
         command = self.command
         if command is None or not command.notebooks:
-            # The search resolved links (to files inside the folder): no path it gives is one.
+            # The folder search resolves links (to files inside the folder): none is followed.
             found = [read_notebook(path, follow=False) for path in notebooks_in(self.kernel_cwd, history)]
-        elif command.runner == PAPERMILL:
-            # papermill writes its output (parameters injected, its metadata) before the kernel
-            # starts; its cells keep the input's ids.
-            found = [read_notebook(path) for path in (command.output_path or "", command.notebooks[0])
-                     if _local(path)]
         else:
-            found = [read_notebook(path) for path in command.notebooks if _local(path)]
+            # papermill writes its output (parameters injected) before the kernel starts; its
+            # cells keep the input's ids.
+            paths = command.notebooks
+            if command.runner == PAPERMILL:
+                paths = (command.output_path or "", command.notebooks[0])
+            found = [read_notebook(path) for path in paths if path and path != "-" and not remote(path)]
         notebook = best_match([nb for nb in found if nb is not None], history)
         if notebook is not None and command is None and notebook.papermill:
             # papermill called from Python: its output, in the kernel's folder, says the rest.
@@ -278,19 +287,8 @@ class HeadlessRun:
             )
         return notebook
 
-    @property
-    def resolved(self) -> bool:
-        """Whether the run's notebook was looked for (found or not)."""
-        return self._resolved
-
-    @property
-    def confirmed(self) -> bool:
-        """Known to be a run: named by the command line, or its notebook found."""
-        return self.command is not None or self._notebook is not None
-
     def notebook_path(self, history: Sequence[str]) -> str | None:
-        """The notebook a person would open: the runner's input (a dashboard's, or a run's that
-        no command line named, is found by its cells)."""
+        """The notebook a person would open: the runner's input, else the one found by its cells."""
         self._resolve(history)
         command = self.command
         if command is not None and len(command.notebooks) == 1:
@@ -307,46 +305,30 @@ class HeadlessRun:
             matcher = self._matcher
             return matcher.cell_id(execution_count, history) if matcher is not None else None
 
-    # -- the `run` tab ----------------------------------------------------------------
-
     def tab(self, history: Sequence[str]) -> JsonDict | None:
         """The event's `run` tab: the runner, its notebooks, papermill's parameters, the start."""
         if self.dashboard:
-            return None  # as in JupyterLab: a person's notebook, no run
-        self._resolve(history)
-        if not self.confirmed:
             return None
-        command = self.command
-        papermill = self._notebook.papermill if self._notebook is not None else {}
-        tab: JsonDict = {"runner": command.runner if command is not None else NBCLIENT}
+        self._resolve(history)
+        command, notebook = self.command, self._notebook
+        papermill = notebook.papermill if notebook is not None else {}
         if command is not None:
-            tab["inputPath"] = (command.notebooks[0] if len(command.notebooks) == 1
-                                else list(command.notebooks))
+            notebooks = command.notebooks
+            tab: JsonDict = {"runner": command.runner,
+                             "inputPath": notebooks[0] if len(notebooks) == 1 else list(notebooks)}
             if command.output_path:
                 tab["outputPath"] = command.output_path
-        elif self._notebook is not None:
-            tab["inputPath"] = self._notebook.path
-        if command is not None and command.runner == PAPERMILL:
-            given = papermill.get("parameters")
-            tab["parameters"] = dict(given) if isinstance(given, Mapping) else dict(command.parameters)
+            if command.runner == PAPERMILL:
+                given = papermill.get("parameters")
+                tab["parameters"] = dict(given) if isinstance(given, Mapping) else dict(command.parameters)
+        elif notebook is not None:
+            tab = {"runner": NBCLIENT, "inputPath": notebook.path}
+        else:
+            return None  # no run, as far as can be told
         tab["startedAt"] = iso8601(_epoch(papermill.get("start_time")) or self.started_at)
-        # Parameters and paths are often connection URLs (`-p db postgresql://admin:pw@…`, an
-        # input read over HTTPS with a token): sent without the credentials they carry.
-        cleaned: JsonDict = _no_credentials(tab, 0)
+        # Parameters and paths are often connection URLs: sent without their credentials.
+        cleaned: JsonDict = strings_replaced(tab, without_credentials)
         return cleaned
-
-
-def _no_credentials(value: Any, depth: int) -> Any:
-    """`value` with every URL in its strings (keys too) without the credentials it carries."""
-    if type(value) is str:
-        return without_credentials(value)
-    if depth > 32:
-        return value
-    if isinstance(value, Mapping):
-        return {_no_credentials(k, depth): _no_credentials(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_no_credentials(v, depth + 1) for v in value]
-    return value
 
 
 def _epoch(text: Any) -> float | None:
@@ -355,7 +337,3 @@ def _epoch(text: Any) -> float | None:
         return datetime.fromisoformat(str(text)).timestamp() if text else None
     except ValueError:
         return None
-
-
-def _local(path: str) -> bool:
-    return bool(path) and not remote(path) and path != "-"

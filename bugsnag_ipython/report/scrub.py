@@ -1,13 +1,9 @@
-"""The configured secrets out of a finished payload: the API key and the endpoints' credentials,
-wherever the payload carries them (a cell's source in a code window or the notebook tab, a
-breadcrumb, metadata, the context, a message), replaced by [REDACTED].
+"""The configured secrets (the API key, the endpoints' credentials) out of a finished payload,
+wherever it carries them (a code window, a breadcrumb, metadata, a message), as [REDACTED].
 
-Done once per payload, on its encoded body, where nothing can add text to it any more: one
-substring search per secret, and the body decoded, walked and encoded again only when one is
-found. A secret is searched for as JSON writes it (escaped as the encoder escapes it, character
-by character), so one that is in a string is always in the body; a match inside another
-string's escape sequence (`\\u0000` before a key of the digits that follow) is told apart by
-the walk, which replaces only what the decoded strings hold.
+Done once per payload, on its encoded body: one substring search per secret, as JSON escapes
+it, and the body decoded, walked and encoded again only when one is found (the walk replaces
+only what the decoded strings hold, not a match inside another string's escape sequence).
 """
 
 from __future__ import annotations
@@ -16,7 +12,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from .payloads import REDACTED, encode, utf8
+from .payloads import REDACTED, encode, strings_replaced, utf8
 
 _API_KEY_HEAD = b'{"apiKey":"'
 
@@ -39,6 +35,13 @@ def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
     if not secrets:
         return body
     needles, probes = _needles(secrets)
+
+    def replaced(text: str) -> str:
+        for secret, _ in needles:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
     start = 0
     if body.startswith(_API_KEY_HEAD):  # an event payload: its apiKey comes first
         start = body.find(b'"', len(_API_KEY_HEAD)) + 1
@@ -47,7 +50,7 @@ def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
     try:
         payload = json.loads(body)
         cleaned = {
-            key: value if key == "apiKey" else _replaced(value, needles, 0)
+            key: value if key == "apiKey" else strings_replaced(value, replaced)
             for key, value in payload.items()
         }
     except Exception:  # not a payload of ours after all: the bytes, then, never the secret
@@ -56,25 +59,6 @@ def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
             tail = tail.replace(needle, REDACTED.encode())
         return head + tail
     return _within_limit(cleaned)
-
-
-def _replaced(value: Any, needles: tuple[tuple[str, bytes], ...], depth: int) -> Any:
-    kind = type(value)
-    if kind is str:
-        for secret, _ in needles:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
-        return value
-    if depth > 80:  # deeper than any payload encode() makes
-        return value
-    if kind is dict:
-        return {
-            _replaced(key, needles, depth + 1): _replaced(item, needles, depth + 1)
-            for key, item in value.items()
-        }
-    if kind is list:
-        return [_replaced(item, needles, depth + 1) for item in value]
-    return value
 
 
 def _within_limit(payload: dict[str, Any]) -> bytes:

@@ -2,10 +2,7 @@
 
 A frame of a cell is named by the notebook and the cell's stable identity (never the kernel's
 temp path or execution count), so that the same failure groups the same way in every kernel.
-The glue supplies a `CellMap` that knows which code file is which cell.
-
-Everything that touches the file system (realpath) is done once per file name and cached:
-this runs on the cell's thread for every reported error.
+This runs on the cell's thread for every reported error: each realpath is cached per file name.
 """
 
 from __future__ import annotations
@@ -64,34 +61,24 @@ class FrameContext:
     @cached_property
     def roots(self) -> tuple[str, ...]:
         """The directories whose files are the user's own code."""
-        roots = [self.project_root] if self.project_root else []
-        if self.notebook is not None:
-            roots.append(self.notebook.directory)
-        return tuple(roots)
+        return tuple(root for root in (self.project_root, self.notebook and self.notebook.directory) if root)
 
 
 def exception_entries(error: BaseException, context: FrameContext) -> list[JsonDict]:
     """The raised exception first, then its causes/contexts and any group members."""
     frames = EventFrames(context)
-    # An exception made and notified without being raised has no traceback: like
-    # bugsnag-python, its event carries the stack of the code that notified it.
-    stack = caller_traceback() if error.__traceback__ is None else None
+    # An exception notified without being raised has no traceback: like bugsnag-python, its
+    # event carries the stack of the code that notified it (this package's frames left out).
+    stack: TracebackType | None = None
+    frame: FrameType | None = sys._getframe(1) if error.__traceback__ is None else None
+    while frame is not None:
+        if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            stack = TracebackType(stack, frame, frame.f_lasti, frame.f_lineno)
+        frame = frame.f_back
     return [_entry(e, frames, stack if e is error else None) for e in _chain(error)]
 
 
 _PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
-
-
-def caller_traceback() -> TracebackType | None:
-    """The calling thread's stack as a traceback (outermost first), without this package's own
-    frames: where the user's code called in."""
-    tb: TracebackType | None = None
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-            tb = TracebackType(tb, frame, frame.f_lasti, frame.f_lineno)
-        frame = frame.f_back
-    return tb
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -110,21 +97,18 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def _entry(error: BaseException, frames: EventFrames, stack: TracebackType | None = None) -> JsonDict:
-    stacktrace: list[JsonDict]
-    syntax = _syntax_frame(error, frames) if isinstance(error, SyntaxError) else None
-    if syntax is not None and syntax[1]:
-        # A cell that did not compile: the frames are IPython's compiler, the cell is the story.
-        stacktrace = [syntax[0]]
-    else:
-        stacktrace = frames.stacktrace(frames.shown(error, stack))
-        if syntax is not None:
-            stacktrace.insert(0, syntax[0])
-    return {
-        "errorClass": class_name(error),
-        "message": message_of(error),
-        "type": "python",
-        "stacktrace": stacktrace,
-    }
+    stacktrace = [frames.frame(*frame) for frame in reversed(frames.shown(error, stack))]
+    if isinstance(error, SyntaxError) and type(error.lineno) is int:
+        # A SyntaxError made by hand may hold anything in its fields: only what they must be is used.
+        line, filename, text = error.lineno, error.filename, error.text
+        filename = filename if isinstance(filename, str) and filename else "<unknown>"
+        entry = frames.frame(filename, line, "<module>")  # the line that did not compile
+        if frames.context.send_code and not entry.get("code") and isinstance(text, str) and text:
+            entry["code"] = {str(line): text.rstrip("\n")[:MAX_CODE_LINE]}
+        # In a cell, the frames are IPython's compiler: the cell is the story.
+        stacktrace = [entry] if frames.context.resolve_cell(filename) is not None else [entry, *stacktrace]
+    return {"errorClass": class_name(error), "message": message_of(error), "type": "python",
+            "stacktrace": stacktrace}
 
 
 Frame = tuple[str, int, str]  # file name, line, method
@@ -139,15 +123,9 @@ class _Source(NamedTuple):
 
 
 class EventFrames:
-    """The frames of one event, named as BugSnag shows them (an exception's, or a dead kernel's
-    dumped threads').
-
-    A failure's frames repeat (a recursion is the same few lines many times), so each code
-    file is resolved once per event and each distinct frame is made once; every place in the
-    event gets its own copy of a frame, since on-error callbacks may change one and must not
-    change another. Nothing here outlives the event, so a cell re-run or a file edited later
-    is seen.
-    """
+    """The frames of one event (an exception's, or a dead kernel's dumped threads'): each code
+    file resolved once and each distinct frame made once (a recursion repeats a few), each place
+    given its own copy, since on-error callbacks may change one and must not change another."""
 
     def __init__(self, context: FrameContext) -> None:
         self.context = context
@@ -155,8 +133,7 @@ class EventFrames:
         self._made: dict[Frame, JsonDict] = {}
 
     def shown(self, error: BaseException, stack: TracebackType | None = None) -> list[Frame]:
-        """The traceback's frames, outermost first, without hidden and IPython machinery frames
-        (see `without_machinery`)."""
+        """The traceback's frames, outermost first, without hidden and IPython machinery frames."""
         walked: list[Frame] = []
         tb: TracebackType | None = stack or error.__traceback__
         while tb is not None:
@@ -167,39 +144,24 @@ class EventFrames:
             tb = tb.tb_next
         return without_machinery(walked, self.context.roots)
 
-    def stacktrace(self, shown: list[Frame]) -> list[JsonDict]:
-        """The frames of `shown` (outermost first), innermost first as BugSnag wants."""
-        return [self.frame(*frame) for frame in reversed(shown)]
-
     def frame(self, filename: str, line: int, method: str) -> JsonDict:
         """A new dict of the frame at `line` of `filename`, in `method`."""
         key = (filename, line, method)
         made = self._made.get(key)
         if made is None:
-            made = self._made[key] = self._make(filename, line, method)
+            source = self._sources.get(filename)
+            if source is None:
+                source = self._sources[filename] = self._source(filename)
+            made = {"file": source.file, "lineNumber": line, "method": method, "inProject": source.in_project}
+            if source.lines is not None:
+                made["code"] = window(source.lines, line)
+            self._made[key] = made
         copy = dict(made)
         if "code" in made:
             copy["code"] = dict(made["code"])
         return copy
 
-    def _make(self, filename: str, line: int, method: str) -> JsonDict:
-        source = self._sources.get(filename)
-        if source is None:
-            source = self._sources[filename] = self._resolve(filename)
-        entry: JsonDict = {
-            "file": source.file,
-            "lineNumber": line,
-            "method": method,
-            "inProject": source.in_project,
-        }
-        if source.lines is not None:
-            entry["code"] = window(source.lines, line)
-        return entry
-
-    def is_cell(self, filename: str) -> bool:
-        return self.context.resolve_cell(filename) is not None
-
-    def _resolve(self, filename: str) -> _Source:
+    def _source(self, filename: str) -> _Source:
         context = self.context
         cell = context.resolve_cell(filename)
         if cell is not None:
@@ -210,10 +172,8 @@ class EventFrames:
 
 
 def without_machinery(frames: list[Frame], roots: tuple[str, ...]) -> list[Frame]:
-    """`frames` (outermost first) without IPython's and ipykernel's own: they are dropped where
-    they run the cell (`run_code`) or sit between user frames (magics running a script); the
-    innermost ones are kept, as library frames, when the error was raised inside IPython, so
-    the trace still shows where it happened."""
+    """`frames` (outermost first) without IPython's and ipykernel's own, but for the innermost
+    ones, kept as library frames when the error was raised inside IPython."""
     inner_end = len(frames)
     while inner_end and path_info(frames[inner_end - 1][0], roots).machinery:
         inner_end -= 1
@@ -224,27 +184,13 @@ def without_machinery(frames: list[Frame], roots: tuple[str, ...]) -> list[Frame
 def _hides_itself(frame: FrameType) -> bool:
     """A frame that set `__tracebackhide__` (the IPython and pytest convention)."""
     code = frame.f_code
-    # Reading f_locals of a function frame copies all its locals: only a function that has the
-    # name, or module and class code, can hide itself.
+    # Reading a function frame's f_locals copies them all: first, whether it has the name at all.
     if code.co_flags & 0x1 and "__tracebackhide__" not in code.co_varnames + code.co_cellvars:
         return False
     try:
         return bool(frame.f_locals.get("__tracebackhide__"))
     except Exception:
         return False
-
-
-def _syntax_frame(error: SyntaxError, frames: EventFrames) -> tuple[JsonDict, bool] | None:
-    """The frame of the line that did not compile, and whether it is a cell's."""
-    # A SyntaxError made by hand may hold anything in these: only what they must be is used.
-    line, filename, text = error.lineno, error.filename, error.text
-    if type(line) is not int:
-        return None
-    filename = filename if isinstance(filename, str) and filename else "<unknown>"
-    entry = frames.frame(filename, line, "<module>")
-    if frames.context.send_code and not entry.get("code") and isinstance(text, str) and text:
-        entry["code"] = {str(line): text.rstrip("\n")[:MAX_CODE_LINE]}
-    return entry, frames.is_cell(filename)
 
 
 def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
@@ -258,9 +204,6 @@ def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
     return {str(n): lines[n - 1].rstrip("\r\n")[:MAX_CODE_LINE] for n in range(first, last + 1)}
 
 
-# -- paths ------------------------------------------------------------------------------
-
-
 class PathInfo(NamedTuple):
     display: str
     in_project: bool
@@ -269,12 +212,12 @@ class PathInfo(NamedTuple):
 
 @lru_cache(maxsize=4096)
 def path_info(filename: str, roots: tuple[str, ...]) -> PathInfo:
-    """How a file is shown, cached per (file, project roots): realpath is a stat per component."""
+    """How a file is shown (cached: realpath is a stat per path component)."""
     if not filename or filename.startswith("<"):
         return PathInfo(filename, False, False)
     path = os.path.realpath(filename)
     machinery = path.startswith(_machinery_dirs())
-    library = _library_root(path)
+    library = max((root for root in _library_roots() if path.startswith(root)), key=len, default=None)
     if library is not None:
         # Relative to site-packages or the standard library: the same in every environment.
         return PathInfo(os.path.relpath(path, library), False, machinery)
@@ -290,11 +233,6 @@ def _real_dir(path: str) -> str:
     return os.path.join(os.path.realpath(path), "")
 
 
-def _library_root(path: str) -> str | None:
-    matches = [root for root in _library_roots() if path.startswith(root)]
-    return max(matches, key=len) if matches else None
-
-
 @cache
 def _library_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
@@ -305,9 +243,5 @@ def _library_roots() -> tuple[str, ...]:
 
 @cache
 def _machinery_dirs() -> tuple[str, ...]:
-    dirs = []
-    for name in ("IPython", "ipykernel"):
-        module_file = getattr(sys.modules.get(name), "__file__", None)
-        if module_file:
-            dirs.append(os.path.join(os.path.dirname(os.path.realpath(module_file)), ""))
-    return tuple(dirs)
+    files = (getattr(sys.modules.get(name), "__file__", None) for name in ("IPython", "ipykernel"))
+    return tuple(os.path.join(os.path.dirname(os.path.realpath(file)), "") for file in files if file)

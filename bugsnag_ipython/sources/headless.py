@@ -3,7 +3,7 @@
 jupyter_client gives every kernel it starts its parent's process id (`JPY_PARENT_PID`): under
 nbconvert, `jupyter execute` and papermill that is the runner, whose command line (read once
 from Linux's /proc) names the notebook. Jupyter Server sets `JPY_SESSION_NAME` for a notebook a
-person opened. Voilà sets its own variables (`report.dashboard`): its kernels run a notebook as
+person opened. Voilà sets its own variables (`report.run`): its kernels run a notebook as
 a runner does, for a person. Elsewhere a run is recognised by its notebook at the first report.
 """
 
@@ -12,8 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ..report.dashboard import VOILA, dashboard_notebook, voila_kernel
-from ..report.run import HeadlessRun, RunnerCommand, kernel_command, runner_command, server_command
+from ..report.run import (
+    VOILA,
+    HeadlessRun,
+    RunnerCommand,
+    dashboard_notebook,
+    kernel_command,
+    runner_command,
+    server_command,
+    voila_kernel,
+)
 
 FRONTEND_VARIABLE = "JPY_SESSION_NAME"  # the notebook a person opened in Jupyter Server
 PARENT_VARIABLE = "JPY_PARENT_PID"  # set by jupyter_client for the kernels it starts

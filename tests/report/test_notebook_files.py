@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from bugsnag_ipython.report import notebook_files
-from bugsnag_ipython.report.dashboard import dashboard_notebook, voila_kernel
-from bugsnag_ipython.report.notebook_cells import read_notebook
-from bugsnag_ipython.report.notebook_files import folder_notebooks, parse_json, read_bounded
-from bugsnag_ipython.report.run import HeadlessRun
+from bugsnag_ipython.report.notebook_files import folder_notebooks, parse_json, read_bounded, read_notebook
+from bugsnag_ipython.report.run import HeadlessRun, dashboard_notebook, voila_kernel
 
 NOTEBOOK = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
             "cells": [{"cell_type": "code", "id": "use", "source": "answer = 42", "metadata": {},

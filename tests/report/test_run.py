@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bugsnag_ipython.report.notebook_cells import CellMatcher, best_match, read_notebook
+from bugsnag_ipython.report.notebook_files import CellMatcher, best_match, read_notebook
 from bugsnag_ipython.report.run import HeadlessRun, RunnerCommand, runner_command, server_command
 
 PY = "/env/bin/python"
