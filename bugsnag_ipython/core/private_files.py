@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +136,7 @@ def write_private(path: Path, data: bytes) -> None:
     """Make `data` the file at `path` at once: written to a new hidden file of this user's
     beside it, then renamed over it, so that a reader finds the old file or the new one whole.
     Raises OSError or UntrustedFile, leaving nothing behind."""
-    hidden = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    hidden = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         with open(open_private(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as file:
             file.write(data)

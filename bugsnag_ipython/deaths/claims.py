@@ -14,7 +14,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +76,7 @@ class SetAside:
         self.moved: list[str] = []  # "name: why"
 
     def put(self, path: Path, why: str, faults: Path | None = None) -> None:
-        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
         kept = None  # whether the record itself was kept for a look (None: it was gone)
         for each in [path] + ([faults] if faults is not None else []):
             try:

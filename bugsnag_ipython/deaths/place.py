@@ -10,7 +10,6 @@ persistence directory, so that kernels sharing one share the folder.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -61,6 +60,8 @@ def is_network(fstype: str) -> bool:
 
 def digest(directory: str | os.PathLike[str]) -> str:
     """A short digest of the persistence directory's real path: its runtime folder's name."""
+    import hashlib  # here, not at load: the record is placed by the background start-up
+
     real = os.path.realpath(Path(directory).expanduser())
     return hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
 

@@ -17,7 +17,6 @@ import json
 import mmap
 import operator
 import os
-import secrets
 import struct
 import sys
 import threading
@@ -71,7 +70,7 @@ class CrashRecord:
         """Create the record of the persistence directory `directory`; raises NoRecord, with the
         sentence for the user, when it cannot (then nothing is left behind)."""
         folder, where = live_folder(directory)
-        self.token = secrets.token_hex(6)
+        self.token = os.urandom(6).hex()
         self.path = folder / f"{self.token}{RECORD_SUFFIX}"
         self.faults_path = folder / f"{self.token}{FAULTS_SUFFIX}"
         # Made under a hidden name and locked before it is seen: a scan never takes a record

@@ -15,7 +15,6 @@ import fcntl
 import json
 import logging
 import os
-import secrets
 import sys
 import threading
 import time
@@ -88,7 +87,7 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
     from .notes import leave_note
     from .scan import settle
 
-    claimed = claim_locked(path, fd, secrets.token_hex(6))
+    claimed = claim_locked(path, fd, os.urandom(6).hex())
     if claimed is None:
         return  # a scan took it first: it reports it
     options = {name: tuple(value) if isinstance(value, list) else value

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import socket
 import sys
 from collections.abc import Callable
@@ -72,7 +71,7 @@ def device_id(directory: str) -> str:
     """The id stored in `directory`, made (0600, in a 0700 directory) if there is none; for this
     process only when the directory cannot be written or is not this user's alone."""
     path = os.path.join(directory, DEVICE_ID_FILE)
-    made = secrets.token_hex(16)
+    made = os.urandom(16).hex()
     try:
         make_private(directory)
     except RefusedDirectory as error:
