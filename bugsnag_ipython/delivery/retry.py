@@ -4,6 +4,7 @@ is down, a hundred stored payloads wait behind one timer, and the first success 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from collections.abc import Callable, Mapping
@@ -24,13 +25,10 @@ class RetryPolicy:
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> RetryPolicy:
-        policy = cls()
-        base, maximum = policy.base, policy.maximum
-        try:
+        base, maximum = cls.base, cls.maximum
+        with contextlib.suppress(ValueError):  # a mistyped test knob must not break delivery
             base = max(0.0, float(env.get(BASE_VARIABLE, base)))
             maximum = max(base, float(env.get(MAX_VARIABLE, max(maximum, base))))
-        except ValueError:
-            pass  # a mistyped test knob must not break delivery
         return cls(base, maximum)
 
     def delay(self, failures: int, jitter: float) -> float:

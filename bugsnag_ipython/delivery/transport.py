@@ -26,7 +26,6 @@ from .payload import Outcome, Payload
 CONNECT_TIMEOUT = 3.05  # a little over a multiple of 3 s, the TCP retransmission window
 READ_TIMEOUT = 10.0
 PLAIN_TIMEOUT = CONNECT_TIMEOUT + 2.0  # of the watcher's connection and of each read
-MAX_RETRY_AFTER = 24 * 3600.0  # a longer Retry-After is taken as a server's mistake
 
 
 class Transport(Protocol):
@@ -73,9 +72,9 @@ class PlainTransport:
         try:
             with urllib.request.urlopen(request, timeout=PLAIN_TIMEOUT, context=_tls(url)) as response:
                 response.read()
-                return Outcome(response.status, retry_after=retry_after(dict(response.headers.items())))
+                return Outcome(response.status)
         except urllib.error.HTTPError as error:
-            return Outcome(error.code, retry_after=retry_after(dict(error.headers.items())))
+            return Outcome(error.code)
         except TimeoutError:
             return Outcome(None, error="the endpoint did not answer in time")
         except Exception as error:  # URLError, a TLS error, a broken connection: no answer
@@ -113,19 +112,14 @@ def plain_error(error: Exception) -> str:
 
 def retry_after(response_headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date."""
-    value = response_headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        from email.utils import parsedate_to_datetime
+    from urllib3.exceptions import InvalidHeader
+    from urllib3.util.retry import Retry
 
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError, IndexError):
-            return None
-    return min(MAX_RETRY_AFTER, max(0.0, seconds))
+    value = response_headers.get("Retry-After")
+    try:
+        return None if value is None else Retry.DEFAULT.parse_retry_after(value)
+    except InvalidHeader:
+        return None
 
 
 def _without_userinfo(url: str) -> tuple[str, str | None]:
