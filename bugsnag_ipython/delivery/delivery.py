@@ -25,10 +25,9 @@ from ..core import forkguard
 from ..core.basics import JsonDict, Once, log, tell
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
-from .backlog import UNREADABLE, Backlog, Queued, Stats
-from .journal import mark_done
+from .backlog import UNREADABLE, Backlog, Queued, Stats, settle
 from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload
-from .retry import Backoff, RetryPolicy
+from .retry import RetryPolicy
 from .transport import HttpTransport, Transport
 
 if TYPE_CHECKING:
@@ -128,11 +127,11 @@ class Delivery:
                 self.outbox, self._outbox_failed, self.problem = None, False, None
                 self.scanned.clear()
                 self._wake.notify_all()
-        self._forget(removed)
+        settle(removed)
 
     def submit(self, payload: Payload) -> None:
         """Store a payload and queue it for the sender; never waits on the network."""
-        item = Queued.made(payload, own=True)
+        item = Queued.made(payload)
         outbox = self._outbox_now(may_import=False)
         self._launched = True
         place = outbox.keep(payload) if outbox is not None else None
@@ -144,12 +143,12 @@ class Delivery:
             elif outbox is None and not self._outbox_failed:
                 self._unstored.append(item)
             backoff = self.backlog.endpoint(item.url).backoff
-            if self._forked_child and item.stored and backoff.ready():
+            if self._forked_child and place is not None and backoff.ready():
                 backoff.hold(CHILD_HOLD_SECONDS)  # see _after_fork_in_child
             if self._unstored or (not self.backlog.in_flight and backoff.ready()):
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
                 self._wake.notify_all()
-        self._forget(removed)
+        settle(removed)
         self._changed()
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -260,23 +259,18 @@ class Delivery:
     def _rescan(self) -> None:
         with self._wake:
             outbox = None if self._forked_child else self.outbox  # a child leaves it to the parent
-            room = {kind: self._caps[kind] - self.backlog.by_kind(kind) for kind in KINDS}
+            room = {kind: self._caps[kind] - self.backlog.counts[kind] for kind in KINDS}
         try:
             if outbox is not None:
                 scan = outbox.adopt(room, self._wall_clock(), self._store_unstored)
                 with self._wake:
-                    self._forget(self.backlog.adopt(scan, self._caps))
+                    settle(self.backlog.adopt(scan, self._caps))
                     self._wake.notify_all()
                 self._changed()
         except Exception as error:
             log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
         finally:
             self.scanned.set()
-
-    @staticmethod
-    def _forget(removed: list[Queued]) -> None:
-        """Mark items delivered or dropped as done in their journals."""
-        mark_done((item.journal, item.ident) for item in removed)
 
     # -- the sender ------------------------------------------------------------------------
 
@@ -306,17 +300,18 @@ class Delivery:
                         break
                     wait = self.backlog.next_wait()
                     self._wake.wait(due if wait is None else min(due, wait))
+                if taken is not None:
+                    batch, backoff = taken
+                    held = [item.body for item in batch]  # a store may let go of one meanwhile
             if taken is None:
                 continue
-            batch, backoff = taken
-            items, bodies = self._bodies(batch, backoff)
+            items, bodies = self._sendable(batch, held)
             if not items:
                 continue
             body, count = payloads.join_events(bodies)
             if count < len(items):  # not all of one key and notifier: the rest go next
                 with self._wake:
-                    for item in items[count:]:
-                        self.backlog.put_back(item)
+                    self.backlog.in_flight.difference_update(items[count:])
                 items = items[:count]
             try:
                 if transport is None:
@@ -325,35 +320,35 @@ class Delivery:
                 outcome = transport.send(items[0].payload(body))
             except Exception as error:  # a broken transport must not end the sender
                 outcome = Outcome(None, error=f"{type(error).__name__}: {error}")
-            self._after_send(items, backoff, outcome)
+            with self._wake:
+                removed, warning = self.backlog.after_send(items, backoff, outcome, self._caps)
+                self._settle_locked(removed)
+            if warning:
+                self._said.say(*warning)
+            self._changed()
 
-    def _bodies(
-        self, batch: list[tuple[Queued, bytes | None]], backoff: Backoff
-    ) -> tuple[list[Queued], list[bytes]]:
-        """The items of a batch that are still to be sent, with their bodies."""
+    def _sendable(self, batch: list[Queued], held: list[bytes | None]) -> tuple[list[Queued], list[bytes]]:
+        """The items of a batch still to be sent, with their bodies; the others are dropped,
+        unreadable or too old."""
         items, bodies = [], []
-        for item, body in batch:
+        for item, body in zip(batch, held, strict=True):
             body = body if body is not None else item.read_back()
-            if body is None:
-                self._after_send([item], backoff, None, UNREADABLE)
-            elif self._wall_clock() - item.created_at > MAX_AGE_SECONDS:
-                self._after_send([item], backoff, None, "older than 60 days")
-            else:
+            dropped = UNREADABLE if body is None else None
+            if body is not None and self._wall_clock() - item.created_at > MAX_AGE_SECONDS:
+                dropped = "older than 60 days"
+            if dropped is None and body is not None:
                 items.append(item)
                 bodies.append(body)
+                continue
+            with self._wake:
+                self._settle_locked(self.backlog.finish(item, dropped))
+            self._changed()
         return items, bodies
 
-    def _after_send(
-        self, items: list[Queued], backoff: Backoff, outcome: Outcome | None, dropped: str | None = None
-    ) -> None:
-        with self._wake:
-            removed, warning = self.backlog.after_send(items, backoff, outcome, dropped, self._caps)
-            # Marked done on disk before a flush sees them done: a child may exit right after.
-            self._forget(removed)
-            self._wake.notify_all()
-        if warning:
-            self._said.say(*warning)
-        self._changed()
+    def _settle_locked(self, removed: list[Queued]) -> None:
+        # Marked done on disk before a flush sees them done: a child may exit right after.
+        settle(removed)
+        self._wake.notify_all()
 
     def _changed(self) -> None:
         tell(self.listeners, "delivery")

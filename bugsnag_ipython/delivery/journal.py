@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -146,16 +145,6 @@ class Journal:
         if remove:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-
-
-def mark_done(places: Iterable[tuple[Journal | None, str]]) -> None:
-    """Mark these payloads (their journal, their id) as done, in one line per journal."""
-    done: dict[Journal, list[str]] = {}
-    for journal, ident in places:
-        if journal is not None:
-            done.setdefault(journal, []).append(ident)
-    for journal, idents in done.items():
-        journal.settle(idents)
 
 
 def read_journal(path: Path, data: bytes) -> tuple[list[Stored], set[str], str | None]:

@@ -23,7 +23,8 @@ class Payload:
 
     def headers(self, now: float) -> dict[str, str]:
         """The request's headers; Sent-At and the digest are made per attempt, over its bytes."""
-        version = payloads.SESSION_PAYLOAD_VERSION if self.kind == "session" else payloads.EVENT_PAYLOAD_VERSION
+        session = self.kind == "session"
+        version = payloads.SESSION_PAYLOAD_VERSION if session else payloads.EVENT_PAYLOAD_VERSION
         return payloads.headers(self.api_key, version, self.body, now)
 
 
@@ -61,8 +62,10 @@ def refusal(status: int) -> tuple[str, str]:
         return ("endpoint not found (HTTP 404)", "The endpoint answered 404 Not Found; check notify_endpoint "
                 f"and sessions_endpoint. {dropped}")
     if status == 413:
-        return "payload too large (HTTP 413)", "BugSnag refused a payload as too large (HTTP 413); it is dropped."
+        return ("payload too large (HTTP 413)",
+                "BugSnag refused a payload as too large (HTTP 413); it is dropped.")
     if status == 400:
-        return "payload refused (HTTP 400)", "BugSnag refused a payload as invalid (HTTP 400); it is dropped."
+        return ("payload refused (HTTP 400)",
+                "BugSnag refused a payload as invalid (HTTP 400); it is dropped.")
     return (f"refused (HTTP {status})",
             f"BugSnag refused a payload with HTTP {status}; it is dropped, not retried.")
