@@ -3,11 +3,9 @@ dropped on purpose, counted and said (a 4xx other than 408 and 429; a cap reache
 
 `submit()` runs on the thread that made the payload (a cell's) and never touches the network:
 it appends the payload to the outbox's journal, so that a kernel killed right after an error
-still leaves the error on disk. One daemon thread, the sender, does the rest: it opens the
-outbox (the default directory imports platformdirs, which a cell's thread leaves to it),
+still leaves it on disk. One daemon thread, the sender, does the rest: it opens the outbox,
 stores what came before it was open, adopts what dead kernels left, and sends, this process's
-own payloads first, the events that wait for one endpoint together in one request. It starts
-when first needed; a forked child starts afresh with a sender of its own.
+own payloads first, the events waiting for one endpoint together in one request.
 """
 
 from __future__ import annotations
@@ -333,21 +331,18 @@ class Delivery:
         items, bodies = [], []
         for item, body in zip(batch, held, strict=True):
             body = body if body is not None else item.read_back()
-            dropped = UNREADABLE if body is None else None
-            if body is not None and self._wall_clock() - item.created_at > MAX_AGE_SECONDS:
-                dropped = "older than 60 days"
-            if dropped is None and body is not None:
+            if body is not None and self._wall_clock() - item.created_at <= MAX_AGE_SECONDS:
                 items.append(item)
                 bodies.append(body)
                 continue
             with self._wake:
-                self._settle_locked(self.backlog.finish(item, dropped))
+                reason = UNREADABLE if body is None else "older than 60 days"
+                self._settle_locked(self.backlog.finish(item, reason))
             self._changed()
         return items, bodies
 
     def _settle_locked(self, removed: list[Queued]) -> None:
-        # Marked done on disk before a flush sees them done: a child may exit right after.
-        settle(removed)
+        settle(removed)  # on disk before a flush sees them done: a child may exit right after
         self._wake.notify_all()
 
     def _changed(self) -> None:
@@ -356,15 +351,12 @@ class Delivery:
     # -- fork ------------------------------------------------------------------------------
 
     def _after_fork_in_child(self) -> None:
-        # Only the forking thread survives, and locks may be held by threads that are gone;
-        # the parent's payloads are the parent's to send: start afresh, and let go of the
-        # parent's outbox lock without unlocking it. A pool's workers are terminated once
-        # their work is done, often in the middle of a request, which then arrives without
-        # the worker marking it sent. So a child sends a stored payload only once it is
-        # CHILD_HOLD_SECONDS old (or at a flush or exit): a worker that ends before leaves it
-        # in its journal, for the parent, which watches for its children ending, to send once.
-        # A child may os._exit right after an error: it stores from the first payload, on the
-        # thread that made it, and adopts nothing.
+        # Locks may be held by threads the fork left behind, and the parent's payloads are the
+        # parent's: start afresh, letting go of the parent's outbox lock without unlocking it.
+        # A pool terminates its workers mid-request, so a child sends a stored payload only
+        # once it is CHILD_HOLD_SECONDS old (or at a flush or exit); one that ends before
+        # leaves it to the parent, which watches for its children ending. A child stores from
+        # its first payload (it may os._exit right after an error) and adopts nothing.
         outbox = self.outbox
         self._start_afresh()
         self._forked_child, self._watching_children = True, False
