@@ -115,9 +115,8 @@ class Outbox:
     # -- owning ---------------------------------------------------------------------------
 
     def open(self) -> Outbox:
-        """Create the directories and become a live owner. Raises OSError if it cannot, and
-        RefusedDirectory (an OSError, one sentence) for a directory that is not this user's
-        alone or cannot be used."""
+        """Create the directories and become a live owner. Raises OSError, RefusedDirectory
+        (one sentence) for a directory that is not this user's alone or cannot be used."""
         make_private(self.root)  # payloads hold API keys: this user's eyes only
         for directory in (self.payloads, self.owners, self.aside):
             make_private(directory, root=False)
@@ -258,11 +257,10 @@ class Outbox:
     def adopt(
         self, room: Mapping[Kind, int], now: float | None = None, pause: Callable[[], None] = lambda: None
     ) -> Scan:
-        """Adopt the payloads of dead owners into this owner's journal, oldest first.
-
-        `room` is how many more of each kind this owner may hold; beyond it the oldest are
-        discarded, as are payloads older than 60 days. Unreadable files are set aside.
-        `pause` is called between files, so a long scan can let other disk work go first."""
+        """Adopt the payloads of dead owners into this owner's journal, oldest first. `room` is
+        how many more of each kind this owner may hold: beyond it the oldest are discarded, as
+        are payloads older than 60 days. Unreadable files are set aside. `pause` is called
+        between files, so that other disk work may go first."""
         now = time.time() if now is None else now
         scan, alive, claimed = Scan(), dict[str, bool](), list[Path]()
         for name in _listing(self.payloads):
@@ -322,7 +320,7 @@ class Outbox:
         return scan
 
     def _alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:
-        """owner_alive(), asked once per owner and look through the outbox: it takes a lock."""
+        """owner_alive(), asked once per owner in one look through the outbox."""
         if owner not in known:
             known[owner] = self.owner_alive(owner, tidy=tidy)
         return known[owner]

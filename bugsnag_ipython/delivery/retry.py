@@ -46,11 +46,9 @@ class Backoff:
         self,
         policy: RetryPolicy,
         clock: Callable[[], float],
-        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._policy = policy
         self._clock = clock
-        self._jitter = jitter
         self.failures = 0
         self.next_attempt = 0.0  # when the endpoint may be tried again
         self.imposed_until = 0.0  # a Retry-After: not even flush() tries before this
@@ -74,7 +72,7 @@ class Backoff:
             delay = retry_after
             self.imposed_until = now + retry_after
         else:
-            delay = self._policy.delay(self.failures, self._jitter())
+            delay = self._policy.delay(self.failures, random.random())
         self.next_attempt = now + delay
         return delay
 
