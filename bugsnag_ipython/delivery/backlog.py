@@ -102,6 +102,8 @@ class _Endpoint:
 
 
 class Backlog:
+    """What waits to be sent, per endpoint with one `Backoff` each, and the counters."""
+
     def __init__(self, policy: RetryPolicy, monotonic: Callable[[], float]) -> None:
         self._policy = policy
         self._monotonic = monotonic

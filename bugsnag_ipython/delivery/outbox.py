@@ -100,6 +100,8 @@ class Listed(NamedTuple):
 
 
 class Outbox:
+    """The outbox under one persistence directory, as one owner of it once `open()`."""
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser()
         self.payloads = self.root / "outbox"

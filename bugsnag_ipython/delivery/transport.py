@@ -17,6 +17,7 @@ import base64
 import os
 import time
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -26,6 +27,7 @@ from .payload import Outcome, Payload
 CONNECT_TIMEOUT = 3.05  # a little over a multiple of 3 s, the TCP retransmission window
 READ_TIMEOUT = 10.0
 PLAIN_TIMEOUT = CONNECT_TIMEOUT + 2.0  # of the watcher's connection and of each read
+MAX_RETRY_AFTER = 24 * 3600.0  # a longer Retry-After is taken as a server's mistake
 
 
 class Transport(Protocol):
@@ -111,15 +113,19 @@ def plain_error(error: Exception) -> str:
 
 
 def retry_after(response_headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date."""
-    from urllib3.exceptions import InvalidHeader
-    from urllib3.util.retry import Retry
-
+    """Seconds to wait from a Retry-After header: a number of seconds (whole or not: urllib3's
+    parser takes whole ones only) or an HTTP date."""
     value = response_headers.get("Retry-After")
-    try:
-        return None if value is None else Retry.DEFAULT.parse_retry_after(value)
-    except InvalidHeader:
+    if value is None:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return None
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 def _without_userinfo(url: str) -> tuple[str, str | None]:
