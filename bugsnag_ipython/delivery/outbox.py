@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from ..core import private_files
 from ..core.basics import Once, log
 from ..core.private_files import (
     RefusedDirectory,
@@ -37,7 +38,6 @@ from ..core.private_files import (
     is_file_or_link,
     lock_if_ownerless,
     make_private,
-    owner_alive,
     read_private,
     say_once,
 )
@@ -157,7 +157,7 @@ class Outbox:
         if owner == self.owner:
             return True
         if not tidy:
-            return owner_alive(path)
+            return private_files.owner_alive(path)
         try:
             fd = lock_if_ownerless(path)
         except (FileNotFoundError, UntrustedFile):
