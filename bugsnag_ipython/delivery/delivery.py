@@ -49,13 +49,11 @@ class Delivery:
         *,
         policy: RetryPolicy | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
         memory_budget: int = MEMORY_BUDGET,
     ) -> None:
         self._transport_factory = transport_factory
         self._policy = policy or RetryPolicy.from_environment()
         self._monotonic = monotonic
-        self._wall_clock = wall_clock
         self._memory_budget = memory_budget
         self._caps: dict[Kind, int] = {"session": 1000, "event": 10000}
         self._directory: str | None = None
@@ -260,7 +258,7 @@ class Delivery:
             room = {kind: self._caps[kind] - self.backlog.counts[kind] for kind in KINDS}
         try:
             if outbox is not None:
-                scan = outbox.adopt(room, self._wall_clock(), self._store_unstored)
+                scan = outbox.adopt(room, time.time(), self._store_unstored)
                 with self._wake:
                     settle(self.backlog.adopt(scan, self._caps))
                     self._wake.notify_all()
@@ -331,7 +329,7 @@ class Delivery:
         items, bodies = [], []
         for item, body in zip(batch, held, strict=True):
             body = body if body is not None else item.read_back()
-            if body is not None and self._wall_clock() - item.created_at <= MAX_AGE_SECONDS:
+            if body is not None and time.time() - item.created_at <= MAX_AGE_SECONDS:
                 items.append(item)
                 bodies.append(body)
                 continue
