@@ -186,35 +186,32 @@ class Delivery:
         """The open outbox, opening it if need be. Opening is a few directory and lock calls,
         cheap enough for any thread; resolving the default directory imports platformdirs,
         which a cell's thread leaves to the sender until it has been imported."""
-        outbox = self.outbox
-        if outbox is not None or self._outbox_failed:
-            return outbox
+        if self.outbox is not None or self._outbox_failed:
+            return self.outbox
         if not may_import and (
             not self._launched or (self._directory is None and "platformdirs" not in sys.modules)
         ):
             return None
-        with self._opening:
-            if self.outbox is None and not self._outbox_failed:
-                self._open()
-        return self.outbox
-
-    def _open(self) -> None:
         from .outbox import open_outbox
 
-        directory = self._directory
-        with forkguard.no_fork:  # outbox, and platformdirs for the default directory
-            outbox, problem = open_outbox(directory)
-        with self._wake:
+        with self._opening:
+            directory = self._directory
+            if self.outbox is not None or self._outbox_failed:
+                return self.outbox
+            with forkguard.no_fork:  # outbox, and platformdirs for the default directory
+                outbox, problem = open_outbox(directory)
+            with self._wake:
+                if outbox is not None and directory == self._directory and self.outbox is None:
+                    self.outbox = outbox
+                    return outbox
+                if outbox is None:
+                    self.problem, self._outbox_failed = problem, True
+                    self._unstored.clear()
             if outbox is None:
-                self.problem, self._outbox_failed = problem, True
-                self._unstored.clear()
-            elif directory == self._directory and self.outbox is None:
-                self.outbox = outbox
-                return
-        if outbox is None:
-            self._changed()
-        else:
-            outbox.close()  # reconfigured meanwhile (the next turn opens the new directory)
+                self._changed()
+            else:
+                outbox.close()  # reconfigured meanwhile (the next turn opens the new directory)
+        return None
 
     def _keep_outbox(self) -> None:
         """The sender's disk work, before each send: open the outbox, store what came before
