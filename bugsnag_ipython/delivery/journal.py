@@ -9,7 +9,8 @@ returns (no fsync: a killed kernel is the failure that matters). A journal is a 
 
 Each journal belongs to one owner (`<tag>.<owner>.journal`), which alone appends to it. When
 none of its payloads is left to send, the owner empties it; a journal grown past its limit takes
-no more appends (a new one does) and goes once its last payload is done.
+no more appends (a new one does) and goes once its last payload is done. The payload files older
+versions wrote (one header line of the same form, without the id, then the body) are read here too.
 """
 
 from __future__ import annotations
@@ -18,16 +19,26 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from ..core.basics import Once
+from ..core.private_files import UntrustedFile, read_private
 from .payload import KINDS, Kind, Payload
 
 FORMAT = 2  # the format of a journal's headers, and of the payload files older versions wrote
 MAX_HEADER = 16384
+LIMIT = 16 * 1024 * 1024  # bytes: past this, a new journal takes the appends
+# No payload file is larger than one payload (BugSnag's limit) and its header, and no journal
+# much larger than its limit; a file that is, is not one of ours, and is not read.
+MAX_FILE_BYTES = 1_000_000 + MAX_HEADER
+MAX_JOURNAL_BYTES = LIMIT + 2 * MAX_FILE_BYTES
+PAYLOAD_FILE = re.compile(
+    r"(?P<kind>session|event)-(?P<ident>\d{19}-[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
+)
 _said = Once()
 
 
@@ -147,7 +158,35 @@ class Journal:
                 self.path.unlink()
 
 
-def read_journal(path: Path, data: bytes) -> tuple[list[Stored], set[str], str | None]:
+def read_file(path: Path) -> tuple[bytes, list[Stored], set[str], str | None]:
+    """A journal's or an older version's payload file's bytes, the payloads in it, the ids it
+    marks done and why it could not be read to its end. Raises UntrustedFile (a ValueError) for
+    a file that is not one of ours, OSError as the system does."""
+    if path.name.endswith(".journal"):
+        data = read_private(path, MAX_JOURNAL_BYTES)
+        return data, *_read_journal(path, data)
+    match = PAYLOAD_FILE.fullmatch(path.name)
+    assert match is not None
+    data = read_private(path, MAX_FILE_BYTES)
+    header, _, body = data.partition(b"\n")
+    try:
+        stored = parse_header(path, json.loads(header), len(header) + 1, match["ident"])
+    except ValueError:
+        stored = None
+    if stored is None or stored.size != len(body):
+        raise UntrustedFile("its header is not one this version knows, or its body is cut short")
+    return data, [stored], set(), None
+
+
+def live_payloads(stored: list[Stored], done: set[str]) -> list[Stored]:
+    """The payloads not marked done, each id once (its first), oldest first."""
+    first: dict[str, Stored] = {}
+    for one in stored:
+        first.setdefault(one.ident, one)
+    return sorted((one for ident, one in first.items() if ident not in done), key=lambda one: one.created_at)
+
+
+def _read_journal(path: Path, data: bytes) -> tuple[list[Stored], set[str], str | None]:
     """A journal's payloads, the ids it marks done, and why it could not be read to its end (what
     comes before the damage is still given)."""
     found: list[Stored] = []

@@ -18,7 +18,6 @@ the file goes; an adopter that dies in between leaves both, and the next one tak
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -38,22 +37,13 @@ from ..core.private_files import (
     is_file_or_link,
     lock_if_ownerless,
     make_private,
-    read_private,
     say_once,
 )
-from .journal import MAX_HEADER, Journal, Stored, parse_header, read_journal
+from .journal import LIMIT, PAYLOAD_FILE, Journal, Stored, live_payloads, read_file
 from .payload import KINDS, MAX_AGE_SECONDS, Kind, Payload
 
-PAYLOAD_FILE = re.compile(
-    r"(?P<kind>session|event)-(?P<ident>\d{19}-[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
-)
 JOURNAL = re.compile(r"(?P<tag>journal-\d{19}-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.journal")
-LIMIT = 16 * 1024 * 1024  # bytes: past this, a new journal takes the appends
 STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
-# No payload file is larger than one payload (BugSnag's limit) and its header, and no journal
-# much larger than its limit; a file that is, is not one of ours, and is not read.
-MAX_FILE_BYTES = 1_000_000 + MAX_HEADER
-MAX_JOURNAL_BYTES = LIMIT + 2 * MAX_FILE_BYTES
 
 
 def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
@@ -284,7 +274,7 @@ class Outbox:
         for path in claimed:
             pause()
             try:
-                bodies[path], in_file, done_here, problem = _read_file(path)
+                bodies[path], in_file, done_here, problem = read_file(path)
             except FileNotFoundError:
                 continue
             except (ValueError, OSError) as error:  # UntrustedFile is a ValueError
@@ -296,7 +286,7 @@ class Outbox:
             if problem is not None:
                 scan.set_aside.append(f"{path.name}: {problem}")
                 damaged.append(path)  # set aside once what comes before the damage is adopted
-        live = _live(stored, done)
+        live = live_payloads(stored, done)
         fresh = [one for one in live if now - one.created_at <= MAX_AGE_SECONDS]
         scan.expired = len(live) - len(fresh)
         for kind in KINDS:
@@ -350,43 +340,15 @@ class Outbox:
                 continue
             owner_alive = self._alive(found["owner"], alive, tidy=False)
             try:
-                _, stored, done, problem = _read_file(self.payloads / name)
+                _, stored, done, problem = read_file(self.payloads / name)
             except (ValueError, OSError):
                 stored, done, problem = [], set(), "unreadable"
-            live = _live(stored, done)
+            live = live_payloads(stored, done)
             listed += [Listed(f"{name}#{one.ident}", one, owner_alive) for one in live]
             # A live owner may be halfway through an append: only a dead one's journal is damaged.
             if problem is not None and not owner_alive:
                 listed.append(Listed(name, None, owner_alive))
         return listed
-
-
-def _read_file(path: Path) -> tuple[bytes, list[Stored], set[str], str | None]:
-    """A journal's or an older version's payload file's bytes, the payloads in it, the ids it
-    marks done and why it could not be read to its end. Raises UntrustedFile (a ValueError) for
-    a file that is not one of ours, OSError as the system does."""
-    if path.name.endswith(".journal"):
-        data = read_private(path, MAX_JOURNAL_BYTES)
-        return data, *read_journal(path, data)
-    match = PAYLOAD_FILE.fullmatch(path.name)
-    assert match is not None
-    data = read_private(path, MAX_FILE_BYTES)
-    header, _, body = data.partition(b"\n")
-    try:
-        stored = parse_header(path, json.loads(header), len(header) + 1, match["ident"])
-    except ValueError:
-        stored = None
-    if stored is None or stored.size != len(body):
-        raise UntrustedFile("its header is not one this version knows, or its body is cut short")
-    return data, [stored], set(), None
-
-
-def _live(stored: list[Stored], done: set[str]) -> list[Stored]:
-    """The payloads not marked done, each id once (its first), oldest first."""
-    first: dict[str, Stored] = {}
-    for one in stored:
-        first.setdefault(one.ident, one)
-    return sorted((one for ident, one in first.items() if ident not in done), key=lambda one: one.created_at)
 
 
 def _listing(directory: Path) -> list[str]:
