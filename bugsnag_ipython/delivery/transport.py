@@ -31,7 +31,6 @@ MAX_RETRY_AFTER = 24 * 3600.0  # a longer Retry-After is taken as a server's mis
 
 class Transport(Protocol):
     def send(self, payload: Payload) -> Outcome: ...
-    def close(self) -> None: ...
 
 
 class HttpTransport:
@@ -82,20 +81,10 @@ class PlainTransport:
             reason = getattr(error, "reason", error)
             return Outcome(None, error=f"could not connect to the endpoint ({reason})")
 
-    def close(self) -> None:
-        pass
-
 
 class NullTransport:
-    def __init__(self) -> None:
-        self.sent = 0
-
     def send(self, payload: Payload) -> Outcome:
-        self.sent += 1
         return Outcome(202)
-
-    def close(self) -> None:
-        pass
 
 
 def plain_error(error: Exception) -> str:
