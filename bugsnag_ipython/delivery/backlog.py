@@ -1,7 +1,7 @@
 """What a process still has to send: per endpoint, in order, with the counters.
 
-Pure bookkeeping, no threads and no I/O: `Delivery` calls every method with its lock held,
-and marks the payloads these methods hand back as done.
+Bookkeeping only, no threads and no I/O: `Delivery` calls every method with its lock held, and
+marks the payloads these methods hand back as done in their journals (`settle`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 _sequence = itertools.count()
 UNREADABLE = "unreadable file set aside"
+OVER_CAP = "over the stored cap"
+
 
 @dataclass(eq=False, slots=True)  # eq=False: each item is itself, in sets and by identity
 class Queued:
@@ -43,16 +45,9 @@ class Queued:
     seq: int = field(default_factory=lambda: next(_sequence))
 
     @classmethod
-    def made(cls, payload: Payload, *, own: bool) -> Queued:
+    def made(cls, payload: Payload) -> Queued:
         fields = payload.kind, payload.url, payload.api_key, payload.created_at, len(payload.body)
-        return cls(*fields, payload.body, own)
-
-    @property
-    def stored(self) -> bool:
-        return self.journal is not None
-
-    def keep_in(self, journal: Journal, stored: Stored) -> None:
-        self.journal, self.ident, self.offset = journal, stored.ident, stored.offset
+        return cls(*fields, payload.body, True)
 
     @classmethod
     def adopted(cls, journal: Journal, stored: Stored) -> Queued:
@@ -70,8 +65,20 @@ class Queued:
         return Payload(self.kind, self.url, self.api_key, body, self.created_at)
 
 
+def settle(items: list[Queued]) -> None:
+    """Mark items delivered or dropped as done in their journals, in one line per journal."""
+    done: dict[Journal, list[str]] = {}
+    for item in items:
+        if item.journal is not None:
+            done.setdefault(item.journal, []).append(item.ident)
+    for journal, idents in done.items():
+        journal.settle(idents)
+
+
 @dataclass
 class Stats:
+    """What delivery has done so far, for status, the panel and `outbox flush`."""
+
     delivered: int = 0
     retried: int = 0  # failed attempts that were kept for another try
     dropped: Counter[str] = field(default_factory=Counter)  # by reason
@@ -95,100 +102,82 @@ class _Endpoint:
 
 
 class Backlog:
+    """What waits to be sent, per endpoint with one `Backoff` each, and the counters."""
+
     def __init__(self, policy: RetryPolicy, monotonic: Callable[[], float]) -> None:
         self._policy = policy
         self._monotonic = monotonic
         self.stats = Stats()
         self._endpoints: dict[str, _Endpoint] = {}
         self._oldest: dict[Kind, list[tuple[float, int, Queued]]] = {kind: [] for kind in KINDS}
-        self._counts: dict[Kind, int] = dict.fromkeys(KINDS, 0)
+        self.counts: dict[Kind, int] = dict.fromkeys(KINDS, 0)
         self.count = 0  # items not yet delivered or dropped
         self.own = 0  # ... of them made by this process
         self.stored = 0  # ... of them on disk
         self.memory = 0  # bytes of bodies held in memory
         self.in_flight: set[Queued] = set()  # the items of the send under way
 
-    def by_kind(self, kind: Kind) -> int:
-        return self._counts[kind]
-
     def endpoint(self, url: str) -> _Endpoint:
-        endpoint = self._endpoints.get(url)
-        if endpoint is None:
-            endpoint = self._endpoints[url] = _Endpoint(Backoff(self._policy, self._monotonic))
-        return endpoint
-
-    # -- in and out -----------------------------------------------------------------------
+        if url not in self._endpoints:
+            self._endpoints[url] = _Endpoint(Backoff(self._policy, self._monotonic))
+        return self._endpoints[url]
 
     def add(self, item: Queued, caps: Mapping[Kind, int]) -> list[Queued]:
-        """Queue a item; returns the items dropped to keep within the caps."""
+        """Queue an item; returns the items dropped to keep within the caps."""
         self.count += 1
-        self._counts[item.kind] += 1
+        self.counts[item.kind] += 1
         self.own += item.own
-        self.stored += item.stored
+        self.stored += item.journal is not None
         self.memory += item.size if item.body is not None else 0
         endpoint = self.endpoint(item.url)
         (endpoint.own if item.own else endpoint.adopted).append(item)
         heapq.heappush(self._oldest[item.kind], (item.created_at, item.seq, item))
         return self.enforce_caps(caps, kinds=(item.kind,))
 
-    def take(self, most: int, budget: int) -> tuple[list[tuple[Queued, bytes | None]], Backoff] | None:
-        """The next items to send together, marked in flight, each with its body (None:
-        read it from disk), and their endpoint's backoff; None while a send is under way or
-        no endpoint may be tried. Own items of any ready endpoint go first.
+    def take(self, most: int, budget: int) -> tuple[list[Queued], Backoff] | None:
+        """The next items to send together, marked in flight, and their endpoint's backoff;
+        None while a send is under way or no endpoint may be tried. Own items go first.
 
         Events for one endpoint and key go together, up to `most` of them and `budget` bytes
-        (BugSnag takes several events in one payload); a session, or a item whose batch was
+        (BugSnag takes several events in one payload); a session, or an item whose batch was
         refused, goes alone."""
         if self.in_flight:
             return None
-        choice: tuple[Queued, _Endpoint] | None = None
-        for endpoint in self._endpoints.values():
-            item = endpoint.head()
-            if item is None or not endpoint.backoff.ready():
-                continue
-            if item.own:
-                choice = (item, endpoint)
-                break
-            if choice is None:
-                choice = (item, endpoint)
-        if choice is None:
+        ready = [(item, endpoint) for endpoint in self._endpoints.values()
+                 if (item := endpoint.head()) is not None and endpoint.backoff.ready()]
+        if not ready:
             return None
-        first, endpoint = choice
-        batch = [first]
+        first, endpoint = min(ready, key=lambda pair: not pair[0].own)
+        batch, size = [first], first.size
         if first.kind == "event" and not first.solo:
-            size = first.size
             for item in itertools.chain(endpoint.own, endpoint.adopted):
-                if len(batch) >= most:
-                    break
-                if item is first or item.done or item.solo:
+                if item is first or item.done or item.solo or item.kind != "event":
                     continue
-                if item.kind != first.kind or item.api_key != first.api_key:
+                if item.api_key != first.api_key:
                     continue
-                if size + item.size > budget:
+                if len(batch) >= most or size + item.size > budget:
                     break
                 size += item.size
                 batch.append(item)
         self.in_flight.update(batch)
-        return [(item, item.body) for item in batch], endpoint.backoff
+        return batch, endpoint.backoff
 
     def next_wait(self) -> float | None:
         """Seconds until some endpoint with items may be tried; None: nothing to send."""
-        waits = [
-            endpoint.backoff.wait() for endpoint in self._endpoints.values() if endpoint.head()
-        ]
+        waits = [endpoint.backoff.wait() for endpoint in self._endpoints.values() if endpoint.head()]
         return min(waits) if waits else None
 
     def finish(self, item: Queued, dropped: str | None) -> list[Queued]:
         """Delivered (`dropped` None) or dropped for that reason; returns [item] so its
-        file is deleted, or [] if it was already finished."""
+        journal marks it done, or [] if it was already finished."""
         self.in_flight.discard(item)
         if item.done:
             return []
         item.done = True
         self.count -= 1
-        self._counts[item.kind] -= 1
+        self.counts[item.kind] -= 1
         self.own -= item.own
-        self.stored -= item.stored
+        self.stored -= item.journal is not None
         if item.body is not None:
             self.memory -= item.size
             item.body = None
@@ -198,32 +187,23 @@ class Backlog:
             self.stats.dropped[dropped] += 1
         return [item]
 
-    def put_back(self, item: Queued) -> None:
-        """Not sent after all (a retryable failure, or left out of a batch): the item keeps
-        its place in line, behind its endpoint's backoff."""
-        self.in_flight.discard(item)
-
     def hurry(self) -> None:
         for endpoint in self._endpoints.values():
             endpoint.backoff.hurry()
 
-    # -- disk and memory ------------------------------------------------------------------
-
     def now_stored(self, item: Queued, journal: Journal, stored: Stored, budget: int) -> None:
         """An item that was in memory only is now on disk too; past the memory `budget`, its
         body is let go of (the sender reads it back)."""
-        item.keep_in(journal, stored)
+        item.journal, item.ident, item.offset = journal, stored.ident, stored.offset
         self.stored += 1
-        if self.memory > budget:
-            self.spill(item)
+        if self.memory > budget and item.body is not None and not item.done:
+            self.memory -= item.size
+            item.body = None
 
     def adopt(self, scan: Scan, caps: Mapping[Kind, int]) -> list[Queued]:
         """Queue what a look through the outbox adopted, and count what it discarded."""
-        for reason, count in (
-            ("older than 60 days", scan.expired),
-            ("over the stored cap", scan.over_cap),
-            (UNREADABLE, len(scan.set_aside)),
-        ):
+        for reason, count in (("older than 60 days", scan.expired), (OVER_CAP, scan.over_cap),
+                              (UNREADABLE, len(scan.set_aside))):
             if count:
                 self.stats.dropped[reason] += count
         removed: list[Queued] = []
@@ -232,13 +212,10 @@ class Backlog:
         return removed
 
     def after_send(
-        self, items: list[Queued], backoff: Backoff, outcome: Outcome | None, dropped: str | None,
-        caps: Mapping[Kind, int],
+        self, items: list[Queued], backoff: Backoff, outcome: Outcome, caps: Mapping[Kind, int]
     ) -> tuple[list[Queued], tuple[str, str] | None]:
-        """What an attempt (`outcome`), or a drop before it (`dropped`), did to its items: the
-        items done, and the warning to say once (its key, its sentence), if any."""
-        if outcome is None:
-            return [gone for item in items for gone in self.finish(item, dropped)], None
+        """What an attempt did to its items: the items done, and the warning to say once (its
+        key, its sentence), if any."""
         if outcome.delivered:
             backoff.succeeded()
             self.stats.last_error = None  # the endpoint answers again: the error is history
@@ -258,41 +235,32 @@ class Backlog:
             self.stats.last_error = (
                 f"Sending to {shown_host(items[0].url)} failed ({what}); kept, next try in {delay:.3g}s."
             )
-        for item in items:
-            self.put_back(item)
+        self.in_flight.difference_update(items)  # kept, in their place in line
         return self.enforce_caps(caps), None  # the cap skipped them in flight
-
-    def spill(self, item: Queued) -> None:
-        """Let go of a stored item's body; the sender reads it back from disk."""
-        if item.stored and item.body is not None and not item.done:
-            self.memory -= item.size
-            item.body = None
 
     def enforce_caps(self, caps: Mapping[Kind, int], kinds: tuple[Kind, ...] = KINDS) -> list[Queued]:
         """Drop the oldest items of each kind beyond its cap.
 
-        Items in flight are neither dropped nor counted here: the send decides their fate,
-        and a failed one is measured against the cap again when it is put back (`Delivery`
-        calls this then), so that a newer item is never dropped in an older one's place."""
+        Items in flight are neither dropped nor counted: the send decides their fate, and a
+        failed one meets the cap again when it is put back, so that a newer item is never
+        dropped in an older one's place."""
         removed: list[Queued] = []
         for kind in kinds:
+            if self.counts[kind] <= caps[kind]:  # on every submit: count what flies only when over
+                continue
             heap, kept = self._oldest[kind], []
-            # Every submit passes here, on the cell's thread: count what flies only when over.
-            over = self._counts[kind] > caps[kind]
-            flying = sum(1 for item in self.in_flight if item.kind == kind) if over else 0
-            while over and self._counts[kind] - flying > caps[kind] and heap:
+            flying = sum(1 for item in self.in_flight if item.kind == kind)
+            while self.counts[kind] - flying > caps[kind] and heap:
                 entry = heapq.heappop(heap)
-                item = entry[2]
-                if item.done:
-                    continue
-                if item in self.in_flight:
+                if entry[2] in self.in_flight:
                     kept.append(entry)
-                    continue
-                removed += self.finish(item, "over the stored cap")
+                else:
+                    removed += self.finish(entry[2], OVER_CAP)
             for entry in kept:
                 heapq.heappush(heap, entry)
-            if len(heap) > 2 * self._counts[kind] + 1024:  # done items linger in the heap
-                self._oldest[kind] = [entry for entry in heap if not entry[2].done]
+        for kind in kinds:  # done items linger in the heap
+            if len(self._oldest[kind]) > 2 * self.counts[kind] + 1024:
+                self._oldest[kind] = [entry for entry in self._oldest[kind] if not entry[2].done]
                 heapq.heapify(self._oldest[kind])
         return removed
 
@@ -305,10 +273,8 @@ class Backlog:
             return False
         for endpoint in self._endpoints.values():
             live = [item for item in endpoint.own if not item.done]
-            if not live:
-                continue
-            if not all(item.stored for item in live):
+            if any(item.journal is None for item in live):
                 return False
-            if endpoint.backoff.next_attempt <= deadline:
+            if live and endpoint.backoff.next_attempt <= deadline:
                 return False
         return True

@@ -101,7 +101,11 @@ def report_build(build: Build, endpoint: str) -> list[str]:
     except requests.RequestException as error:
         raise BuildError(f"The Build API at {host} could not be reached ({type(error).__name__}); "
                          f"check the network or {ENDPOINT_VARIABLE}.") from None
-    answer = _json(response.text)
+    try:
+        answer = response.json()
+    except ValueError:  # requests' JSONDecodeError is one
+        answer = None
+    answer = answer if isinstance(answer, dict) else {}
     if not 200 <= response.status_code < 300:
         said = answer.get("errors") or answer.get("error") or response.reason
         if isinstance(said, list):
@@ -111,10 +115,3 @@ def report_build(build: Build, endpoint: str) -> list[str]:
     warnings = answer.get("warnings")
     return [str(w) for w in warnings] if isinstance(warnings, list) else []
 
-
-def _json(text: str) -> JsonDict:
-    try:
-        found = json.loads(text)
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}

@@ -3,11 +3,9 @@ dropped on purpose, counted and said (a 4xx other than 408 and 429; a cap reache
 
 `submit()` runs on the thread that made the payload (a cell's) and never touches the network:
 it appends the payload to the outbox's journal, so that a kernel killed right after an error
-still leaves the error on disk. One daemon thread, the sender, does the rest: it opens the
-outbox (the default directory imports platformdirs, which a cell's thread leaves to it),
+still leaves it on disk. One daemon thread, the sender, does the rest: it opens the outbox,
 stores what came before it was open, adopts what dead kernels left, and sends, this process's
-own payloads first, the events that wait for one endpoint together in one request. It starts
-when first needed; a forked child starts afresh with a sender of its own.
+own payloads first, the events waiting for one endpoint together in one request.
 """
 
 from __future__ import annotations
@@ -25,10 +23,9 @@ from ..core import forkguard
 from ..core.basics import JsonDict, Once, log, tell
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
-from .backlog import UNREADABLE, Backlog, Queued, Stats
-from .journal import mark_done
+from .backlog import UNREADABLE, Backlog, Queued, Stats, settle
 from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload
-from .retry import Backoff, RetryPolicy
+from .retry import RetryPolicy
 from .transport import HttpTransport, Transport
 
 if TYPE_CHECKING:
@@ -52,13 +49,11 @@ class Delivery:
         *,
         policy: RetryPolicy | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
         memory_budget: int = MEMORY_BUDGET,
     ) -> None:
         self._transport_factory = transport_factory
         self._policy = policy or RetryPolicy.from_environment()
         self._monotonic = monotonic
-        self._wall_clock = wall_clock
         self._memory_budget = memory_budget
         self._caps: dict[Kind, int] = {"session": 1000, "event": 10000}
         self._directory: str | None = None
@@ -128,11 +123,11 @@ class Delivery:
                 self.outbox, self._outbox_failed, self.problem = None, False, None
                 self.scanned.clear()
                 self._wake.notify_all()
-        self._forget(removed)
+        settle(removed)
 
     def submit(self, payload: Payload) -> None:
         """Store a payload and queue it for the sender; never waits on the network."""
-        item = Queued.made(payload, own=True)
+        item = Queued.made(payload)
         outbox = self._outbox_now(may_import=False)
         self._launched = True
         place = outbox.keep(payload) if outbox is not None else None
@@ -144,12 +139,12 @@ class Delivery:
             elif outbox is None and not self._outbox_failed:
                 self._unstored.append(item)
             backoff = self.backlog.endpoint(item.url).backoff
-            if self._forked_child and item.stored and backoff.ready():
+            if self._forked_child and place is not None and backoff.ready():
                 backoff.hold(CHILD_HOLD_SECONDS)  # see _after_fork_in_child
             if self._unstored or (not self.backlog.in_flight and backoff.ready()):
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
                 self._wake.notify_all()
-        self._forget(removed)
+        settle(removed)
         self._changed()
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -191,35 +186,32 @@ class Delivery:
         """The open outbox, opening it if need be. Opening is a few directory and lock calls,
         cheap enough for any thread; resolving the default directory imports platformdirs,
         which a cell's thread leaves to the sender until it has been imported."""
-        outbox = self.outbox
-        if outbox is not None or self._outbox_failed:
-            return outbox
+        if self.outbox is not None or self._outbox_failed:
+            return self.outbox
         if not may_import and (
             not self._launched or (self._directory is None and "platformdirs" not in sys.modules)
         ):
             return None
-        with self._opening:
-            if self.outbox is None and not self._outbox_failed:
-                self._open()
-        return self.outbox
-
-    def _open(self) -> None:
         from .outbox import open_outbox
 
-        directory = self._directory
-        with forkguard.no_fork:  # outbox, and platformdirs for the default directory
-            outbox, problem = open_outbox(directory)
-        with self._wake:
+        with self._opening:
+            directory = self._directory
+            if self.outbox is not None or self._outbox_failed:
+                return self.outbox
+            with forkguard.no_fork:  # outbox, and platformdirs for the default directory
+                outbox, problem = open_outbox(directory)
+            with self._wake:
+                if outbox is not None and directory == self._directory and self.outbox is None:
+                    self.outbox = outbox
+                    return outbox
+                if outbox is None:
+                    self.problem, self._outbox_failed = problem, True
+                    self._unstored.clear()
             if outbox is None:
-                self.problem, self._outbox_failed = problem, True
-                self._unstored.clear()
-            elif directory == self._directory and self.outbox is None:
-                self.outbox = outbox
-                return
-        if outbox is None:
-            self._changed()
-        else:
-            outbox.close()  # reconfigured meanwhile (the next turn opens the new directory)
+                self._changed()
+            else:
+                outbox.close()  # reconfigured meanwhile (the next turn opens the new directory)
+        return None
 
     def _keep_outbox(self) -> None:
         """The sender's disk work, before each send: open the outbox, store what came before
@@ -260,23 +252,18 @@ class Delivery:
     def _rescan(self) -> None:
         with self._wake:
             outbox = None if self._forked_child else self.outbox  # a child leaves it to the parent
-            room = {kind: self._caps[kind] - self.backlog.by_kind(kind) for kind in KINDS}
+            room = {kind: self._caps[kind] - self.backlog.counts[kind] for kind in KINDS}
         try:
             if outbox is not None:
-                scan = outbox.adopt(room, self._wall_clock(), self._store_unstored)
+                scan = outbox.adopt(room, time.time(), self._store_unstored)
                 with self._wake:
-                    self._forget(self.backlog.adopt(scan, self._caps))
+                    settle(self.backlog.adopt(scan, self._caps))
                     self._wake.notify_all()
                 self._changed()
         except Exception as error:
             log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
         finally:
             self.scanned.set()
-
-    @staticmethod
-    def _forget(removed: list[Queued]) -> None:
-        """Mark items delivered or dropped as done in their journals."""
-        mark_done((item.journal, item.ident) for item in removed)
 
     # -- the sender ------------------------------------------------------------------------
 
@@ -306,17 +293,18 @@ class Delivery:
                         break
                     wait = self.backlog.next_wait()
                     self._wake.wait(due if wait is None else min(due, wait))
+                if taken is not None:
+                    batch, backoff = taken
+                    held = [item.body for item in batch]  # a store may let go of one meanwhile
             if taken is None:
                 continue
-            batch, backoff = taken
-            items, bodies = self._bodies(batch, backoff)
+            items, bodies = self._sendable(batch, held)
             if not items:
                 continue
             body, count = payloads.join_events(bodies)
             if count < len(items):  # not all of one key and notifier: the rest go next
                 with self._wake:
-                    for item in items[count:]:
-                        self.backlog.put_back(item)
+                    self.backlog.in_flight.difference_update(items[count:])
                 items = items[:count]
             try:
                 if transport is None:
@@ -325,35 +313,32 @@ class Delivery:
                 outcome = transport.send(items[0].payload(body))
             except Exception as error:  # a broken transport must not end the sender
                 outcome = Outcome(None, error=f"{type(error).__name__}: {error}")
-            self._after_send(items, backoff, outcome)
+            with self._wake:
+                removed, warning = self.backlog.after_send(items, backoff, outcome, self._caps)
+                self._settle_locked(removed)
+            if warning:
+                self._said.say(*warning)
+            self._changed()
 
-    def _bodies(
-        self, batch: list[tuple[Queued, bytes | None]], backoff: Backoff
-    ) -> tuple[list[Queued], list[bytes]]:
-        """The items of a batch that are still to be sent, with their bodies."""
+    def _sendable(self, batch: list[Queued], held: list[bytes | None]) -> tuple[list[Queued], list[bytes]]:
+        """The items of a batch still to be sent, with their bodies; the others are dropped,
+        unreadable or too old."""
         items, bodies = [], []
-        for item, body in batch:
+        for item, body in zip(batch, held, strict=True):
             body = body if body is not None else item.read_back()
-            if body is None:
-                self._after_send([item], backoff, None, UNREADABLE)
-            elif self._wall_clock() - item.created_at > MAX_AGE_SECONDS:
-                self._after_send([item], backoff, None, "older than 60 days")
-            else:
+            if body is not None and time.time() - item.created_at <= MAX_AGE_SECONDS:
                 items.append(item)
                 bodies.append(body)
+                continue
+            with self._wake:
+                reason = UNREADABLE if body is None else "older than 60 days"
+                self._settle_locked(self.backlog.finish(item, reason))
+            self._changed()
         return items, bodies
 
-    def _after_send(
-        self, items: list[Queued], backoff: Backoff, outcome: Outcome | None, dropped: str | None = None
-    ) -> None:
-        with self._wake:
-            removed, warning = self.backlog.after_send(items, backoff, outcome, dropped, self._caps)
-            # Marked done on disk before a flush sees them done: a child may exit right after.
-            self._forget(removed)
-            self._wake.notify_all()
-        if warning:
-            self._said.say(*warning)
-        self._changed()
+    def _settle_locked(self, removed: list[Queued]) -> None:
+        settle(removed)  # on disk before a flush sees them done: a child may exit right after
+        self._wake.notify_all()
 
     def _changed(self) -> None:
         tell(self.listeners, "delivery")
@@ -361,15 +346,12 @@ class Delivery:
     # -- fork ------------------------------------------------------------------------------
 
     def _after_fork_in_child(self) -> None:
-        # Only the forking thread survives, and locks may be held by threads that are gone;
-        # the parent's payloads are the parent's to send: start afresh, and let go of the
-        # parent's outbox lock without unlocking it. A pool's workers are terminated once
-        # their work is done, often in the middle of a request, which then arrives without
-        # the worker marking it sent. So a child sends a stored payload only once it is
-        # CHILD_HOLD_SECONDS old (or at a flush or exit): a worker that ends before leaves it
-        # in its journal, for the parent, which watches for its children ending, to send once.
-        # A child may os._exit right after an error: it stores from the first payload, on the
-        # thread that made it, and adopts nothing.
+        # Locks may be held by threads the fork left behind, and the parent's payloads are the
+        # parent's: start afresh, letting go of the parent's outbox lock without unlocking it.
+        # A pool terminates its workers mid-request, so a child sends a stored payload only
+        # once it is CHILD_HOLD_SECONDS old (or at a flush or exit); one that ends before
+        # leaves it to the parent, which watches for its children ending. A child stores from
+        # its first payload (it may os._exit right after an error) and adopts nothing.
         outbox = self.outbox
         self._start_afresh()
         self._forked_child, self._watching_children = True, False

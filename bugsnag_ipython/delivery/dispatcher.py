@@ -1,17 +1,11 @@
-"""The client's side of delivery: the `Dispatcher` hands each payload the client makes to
-delivery now, addressed to the URL and key of its kind, or holds it in memory while there is
-no API key.
-
-Delivery itself (threads, outbox, `requests`) is made with the first payload handed over, so
-that loading the extension pays for none of it.
-"""
+"""The client's side of delivery. Delivery itself (threads, outbox, `requests`) is made with the
+first payload handed over, so that loading the extension pays for none of it."""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.basics import JsonDict, log
@@ -24,14 +18,10 @@ if TYPE_CHECKING:
     from .payload import Kind
 
 
-@dataclass(frozen=True)
-class _Held:
-    kind: Kind
-    payload: JsonDict
-    created_at: float
-
-
 class Dispatcher:
+    """Hands each payload the client makes to delivery, addressed to the URL and key of its
+    kind, or holds it in memory while there is no API key."""
+
     def __init__(
         self,
         config: Configuration,
@@ -41,14 +31,14 @@ class Dispatcher:
         delivery: Delivery | None = None,
     ) -> None:
         self.config = config
-        self._secrets = config.secrets
+        self._secrets = config.secrets  # made once: every payload is scrubbed of them
         self._changed = on_change
         self._wall_clock = wall_clock
         self._delivery: Delivery | None = None
         self._delivery_lock = threading.Lock()
         if delivery is not None:
             self._use(delivery)
-        self._held: deque[_Held] = deque()
+        self._held: deque[tuple[Kind, JsonDict, float]] = deque()  # kind, payload, made at
         self._held_lock = threading.Lock()
         self.held_overflow = 0  # held payloads dropped for the newest, over the cap
 
@@ -70,7 +60,7 @@ class Dispatcher:
                 if len(self._held) >= self.config.max_held_payloads:
                     self._held.popleft()
                     self.held_overflow += 1
-                self._held.append(_Held(kind, payload, self._wall_clock()))
+                self._held.append((kind, payload, self._wall_clock()))
             return
         self._submit(kind, payload, self._wall_clock(), encoded)
 
@@ -114,8 +104,8 @@ class Dispatcher:
         with self._held_lock:
             held = list(self._held)
             self._held.clear()
-        for item in held:
-            self._submit(item.kind, item.payload, item.created_at)
+        for kind, payload, created_at in held:
+            self._submit(kind, payload, created_at)
 
     @property
     def held(self) -> int:

@@ -1,17 +1,16 @@
 """The journal: the payloads an owner makes, appended to one open file as they are made.
 
-Appending to a file that is already open is one write() on the thread that made the payload (a
-cell's): cheap, and durable against a killed kernel, since the bytes are in the system's page
-cache when write() returns (no fsync, by design: a killed kernel is the failure that matters).
-
-A journal is a sequence of lines and bodies:
+Appending to an open file is one write() on the thread that made the payload (a cell's): cheap,
+and durable against a killed kernel, since the bytes are in the system's page cache when write()
+returns (no fsync: a killed kernel is the failure that matters). A journal is a sequence of
 
     {"format":2,"id":"<id>","kind":...,"url":...,"apiKey":...,"createdAt":...,"bytes":N}\\n<body>\\n
     {"done":["<id>", ...]}\\n          payloads delivered or dropped since they were appended
 
 Each journal belongs to one owner (`<tag>.<owner>.journal`), which alone appends to it. When
-none of its payloads is left to send, the owner empties it; a journal grown past `LIMIT` takes
-no more appends (a new one does) and goes once its last payload is done.
+none of its payloads is left to send, the owner empties it; a journal grown past its limit takes
+no more appends (a new one does) and goes once its last payload is done. The payload files older
+versions wrote (one header line of the same form, without the id, then the body) are read here too.
 """
 
 from __future__ import annotations
@@ -20,23 +19,27 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import threading
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from ..core.basics import Once
+from ..core.private_files import UntrustedFile, read_private
 from .payload import KINDS, Kind, Payload
 
 FORMAT = 2  # the format of a journal's headers, and of the payload files older versions wrote
-LIMIT = 16 * 1024 * 1024  # bytes: past this, a new journal takes the appends
 MAX_HEADER = 16384
+LIMIT = 16 * 1024 * 1024  # bytes: past this, a new journal takes the appends
+# No payload file is larger than one payload (BugSnag's limit) and its header, and no journal
+# much larger than its limit; a file that is, is not one of ours, and is not read.
+MAX_FILE_BYTES = 1_000_000 + MAX_HEADER
+MAX_JOURNAL_BYTES = LIMIT + 2 * MAX_FILE_BYTES
+PAYLOAD_FILE = re.compile(
+    r"(?P<kind>session|event)-(?P<ident>\d{19}-[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
+)
 _said = Once()
-
-
-class CorruptJournal(ValueError):
-    """A journal this notifier cannot read to its end (the reason is the text)."""
 
 
 @dataclass(frozen=True)
@@ -79,159 +82,137 @@ class Journal:
         Raises OSError."""
         if ident is None:
             ident = f"{int(payload.created_at * 1e9):019d}-{self.owner}-{next(self._sequence):x}"
-        # On the cell's thread: only the endpoint and the key can need escaping, so the line is
-        # made around them rather than by encoding a dict.
-        line = (
-            f'{{"format":{FORMAT},"id":"{ident}","kind":"{payload.kind}","url":{json.dumps(payload.url)},'
-            f'"apiKey":{json.dumps(payload.api_key)},"createdAt":{payload.created_at!r},'
-            f'"bytes":{len(payload.body)}}}\n'
-        ).encode()
+        header = {"format": FORMAT, "id": ident, "kind": payload.kind, "url": payload.url,
+                  "apiKey": payload.api_key, "createdAt": payload.created_at, "bytes": len(payload.body)}
+        line = json.dumps(header, separators=(",", ":")).encode() + b"\n"
         with self._lock:
             if self.retired or self._fd < 0:
                 return None
-            offset = self.size
-            self._write_all(b"".join((line, payload.body, b"\n")), offset)
-            self.size = offset + len(line) + len(payload.body) + 1
+            offset = self.size + len(line)
+            self._write(line + payload.body + b"\n")
             self.live += 1
         fields = payload.kind, payload.url, payload.api_key, payload.created_at
-        return Stored(self.path, ident, *fields, offset + len(line), len(payload.body))
+        return Stored(self.path, ident, *fields, offset, len(payload.body))
 
-    def _write_all(self, data: bytes, offset: int) -> None:
+    def _write(self, data: bytes) -> None:
+        """Append `data` whole or not at all: a payload cut short would hide every one after it."""
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError:
-            # A payload cut short would hide every payload after it: take it back out.
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, offset)
+                os.ftruncate(self._fd, self.size)
             raise
+        self.size += len(data)
 
     def read(self, offset: int, size: int) -> bytes:
-        """The body stored at `offset`; raises CorruptJournal if the file no longer has it."""
+        """The body stored at `offset`; raises ValueError if the file no longer has it."""
         with self._lock:  # never a descriptor closed, or reused, under the read
             body = os.pread(self._fd, size, offset) if self._fd >= 0 else b""
         if len(body) != size:
-            raise CorruptJournal("the journal is shorter than its payload")
+            raise ValueError("the journal is shorter than its payload")
         return body
 
     def settle(self, idents: list[str]) -> None:
         """These payloads were delivered or dropped; once none is left, the journal is emptied
         (or removed, when retired)."""
-        try:
-            self._settle(idents)
-        except OSError as error:
-            _said.say("settle", f"Could not mark payloads as sent in {self.path} ({error}); "
-                      "a later kernel may send them again.")
-
-    def _settle(self, idents: list[str]) -> None:
         with self._lock:
             if self._fd < 0:
                 return
             self.live = max(0, self.live - len(idents))
-            if self.live == 0 and self.retired:
-                self._remove_locked()
-            elif self.live == 0:
-                os.ftruncate(self._fd, 0)  # nothing in it matters any more
-                self.size = 0
-            else:
-                line = b'{"done":' + json.dumps(idents).encode() + b"}\n"
-                self._write_all(line, self.size)
-                self.size += len(line)
+            try:
+                if self.live == 0 and self.retired:
+                    self._close(remove=True)
+                elif self.live == 0:
+                    os.ftruncate(self._fd, 0)  # nothing in it matters any more
+                    self.size = 0
+                else:
+                    self._write(b'{"done":' + json.dumps(idents).encode() + b"}\n")
+            except OSError as error:
+                _said.say("settle", f"Could not mark payloads as sent in {self.path} ({error}); "
+                          "a later kernel may send them again.")
 
     def retire(self) -> None:
         """Take no more appends; go once the last payload in it is done."""
         with self._lock:
             self.retired = True
             if self.live == 0:
-                self._remove_locked()
+                self._close(remove=True)
 
-    def remove(self) -> None:
+    def close(self, *, remove: bool = False) -> None:
         with self._lock:
-            self._remove_locked()
+            self._close(remove=remove)
 
-    def _remove_locked(self) -> None:
-        self._close_locked()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+    def forget_after_fork(self) -> None:
+        """In a forked child: close the inherited descriptor, leaving the parent's file be."""
+        self._close()  # without the lock: a thread the fork left behind may hold it
 
-    def close(self) -> None:
-        with self._lock:
-            self._close_locked()
-
-    def _close_locked(self) -> None:
+    def _close(self, *, remove: bool = False) -> None:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-    def forget_after_fork(self) -> None:
-        """In a forked child: close the inherited descriptor, leaving the parent's file be."""
-        self._close_locked()  # the lock may be held by a thread the fork left behind
-
-
-def mark_done(places: Iterable[tuple[Journal | None, str]]) -> None:
-    """Mark these payloads (their journal, their id) as done, in one line per journal."""
-    done: dict[Journal, list[str]] = {}
-    for journal, ident in places:
-        if journal is not None:
-            done.setdefault(journal, []).append(ident)
-    for journal, idents in done.items():
-        journal.settle(idents)
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
 
-@dataclass
-class Contents:
-    """What journals hold: payloads by id, the ids marked done, and why reading stopped early."""
-
-    stored: dict[str, Stored] = field(default_factory=dict)
-    done: set[str] = field(default_factory=set)
-    problem: str | None = None
-
-    def live(self) -> list[Stored]:
-        """The payloads not marked done in any journal read, oldest first."""
-        found = [stored for ident, stored in self.stored.items() if ident not in self.done]
-        return sorted(found, key=lambda stored: stored.created_at)
-
-
-def read_journal(path: Path, data: bytes, contents: Contents | None = None) -> Contents:
-    """Add a journal's payloads and done marks to `contents` (a new one if None); a journal
-    that cannot be read to its end gives what comes before the damage, and the `problem`."""
-    contents = contents if contents is not None else Contents()
-    contents.problem = None
+def read_file(path: Path) -> tuple[bytes, list[Stored], set[str], str | None]:
+    """A journal's or an older version's payload file's bytes, the payloads in it, the ids it
+    marks done and why it could not be read to its end. Raises UntrustedFile (a ValueError) for
+    a file that is not one of ours, OSError as the system does."""
+    if path.name.endswith(".journal"):
+        data = read_private(path, MAX_JOURNAL_BYTES)
+        return data, *_read_journal(path, data)
+    match = PAYLOAD_FILE.fullmatch(path.name)
+    assert match is not None
+    data = read_private(path, MAX_FILE_BYTES)
+    header, _, body = data.partition(b"\n")
     try:
-        for found in _parse(path, data):
-            if isinstance(found, list):
-                contents.done.update(found)
-            else:
-                contents.stored.setdefault(found.ident, found)
-    except CorruptJournal as error:
-        contents.problem = str(error)
-    return contents
+        stored = parse_header(path, json.loads(header), len(header) + 1, match["ident"])
+    except ValueError:
+        stored = None
+    if stored is None or stored.size != len(body):
+        raise UntrustedFile("its header is not one this version knows, or its body is cut short")
+    return data, [stored], set(), None
 
 
-def _parse(path: Path, data: bytes) -> Iterator[Stored | list[str]]:
+def live_payloads(stored: list[Stored], done: set[str]) -> list[Stored]:
+    """The payloads not marked done, each id once (its first), oldest first."""
+    first: dict[str, Stored] = {}
+    for one in stored:
+        first.setdefault(one.ident, one)
+    return sorted((one for ident, one in first.items() if ident not in done), key=lambda one: one.created_at)
+
+
+def _read_journal(path: Path, data: bytes) -> tuple[list[Stored], set[str], str | None]:
+    """A journal's payloads, the ids it marks done, and why it could not be read to its end (what
+    comes before the damage is still given)."""
+    found: list[Stored] = []
+    done: set[str] = set()
     position = 0
     while position < len(data):
         end = data.find(b"\n", position, position + MAX_HEADER)
         if end < 0:
-            raise CorruptJournal(f"a line at byte {position} has no end")
+            return found, done, f"a line at byte {position} has no end"
         try:
             line: Any = json.loads(data[position:end])
         except ValueError:
-            raise CorruptJournal(f"the line at byte {position} is not JSON") from None
+            return found, done, f"the line at byte {position} is not JSON"
         if isinstance(line, dict) and isinstance(line.get("done"), list):
-            yield [ident for ident in line["done"] if isinstance(ident, str)]
+            done.update(ident for ident in line["done"] if isinstance(ident, str))
             position = end + 1
             continue
         stored = parse_header(path, line, end + 1)
         if stored is None:
-            raise CorruptJournal(f"the header at byte {position} is not one this version knows")
+            return found, done, f"the header at byte {position} is not one this version knows"
         position = end + 1 + stored.size
         if position >= len(data) or data[position] != 0x0A:
-            raise CorruptJournal(f"the payload {stored.ident} is cut short")
+            return found, done, f"the payload {stored.ident} is cut short"
         position += 1
-        yield stored
+        found.append(stored)
+    return found, done, None
 
 
 def parse_header(path: Path, header: Any, offset: int, ident: str | None = None) -> Stored | None:

@@ -8,18 +8,16 @@ Layout under the persistence directory (every directory 0700, every file 0600):
     set-aside/                                         unreadable or foreign files, kept for a look
 
 Several kernels of one user share an outbox. Each file belongs to the owner named in it, and
-only its owner sends it. An owner is alive while it holds the flock on its lock file; the
-kernel lets go of it when it dies, however it dies (a pid check would be fooled by pid reuse).
-A kernel adopts a dead owner's files by renaming each to its own name: rename is atomic, so
-when two kernels adopt at once, each file goes to exactly one of them. What an adopted file
-holds that was not done is appended to the adopter's journal, keeping its id, and the file
-goes; an adopter that dies in between leaves both, and the next one takes each id once.
+only its owner sends it; an owner is alive while it holds the lock on its lock file (the trust
+rule's, `core/private_files.py`). A kernel adopts a dead owner's files by renaming each to its
+own name: rename is atomic, so of two kernels adopting at once, one gets each file. What an
+adopted file holds that was not done is appended to the adopter's journal, keeping its id, and
+the file goes; an adopter that dies in between leaves both, and the next one takes each id once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -30,28 +28,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from ..core import private_files
 from ..core.basics import Once, log
 from ..core.private_files import (
     RefusedDirectory,
     UntrustedFile,
+    create_locked,
     is_file_or_link,
+    lock_if_ownerless,
     make_private,
-    read_private,
     say_once,
 )
-from . import owners
-from .journal import LIMIT, MAX_HEADER, Contents, Journal, Stored, parse_header, read_journal
+from .journal import LIMIT, PAYLOAD_FILE, Journal, Stored, live_payloads, read_file
 from .payload import KINDS, MAX_AGE_SECONDS, Kind, Payload
 
-PAYLOAD_FILE = re.compile(
-    r"(?P<kind>session|event)-(?P<ident>\d{19}-[0-9a-f]+-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.payload"
-)
 JOURNAL = re.compile(r"(?P<tag>journal-\d{19}-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.journal")
 STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
-# No payload file is larger than one payload (BugSnag's limit) and its header, and no journal
-# much larger than its limit; a file that is, is not one of ours, and is not read.
-MAX_FILE_BYTES = 1_000_000 + MAX_HEADER
-MAX_JOURNAL_BYTES = LIMIT + 2 * MAX_FILE_BYTES
 
 
 def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
@@ -60,9 +52,7 @@ def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
     try:
         return Outbox(directory or default_directory()).open(), None
     except RefusedDirectory as refused:
-        # The directory's own sentence, said once for all its users (the crash record and the
-        # device id meet the same refusal).
-        say_once(refused)
+        say_once(refused)  # the crash record and the device id meet the same refusal
         return None, str(refused)
     except Exception as error:
         where = directory or "the user cache directory"
@@ -100,6 +90,8 @@ class Listed(NamedTuple):
 
 
 class Outbox:
+    """The outbox under one persistence directory, as one owner of it once `open()`."""
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser()
         self.payloads = self.root / "outbox"
@@ -115,16 +107,34 @@ class Outbox:
     # -- owning ---------------------------------------------------------------------------
 
     def open(self) -> Outbox:
-        """Create the directories and become a live owner. Raises OSError if it cannot, and
-        RefusedDirectory (an OSError, one sentence) for a directory that is not this user's
-        alone or cannot be used."""
+        """Create the directories and become a live owner. Raises OSError, RefusedDirectory
+        (one sentence) for a directory that is not this user's alone or cannot be used."""
         make_private(self.root)  # payloads hold API keys: this user's eyes only
         for directory in (self.payloads, self.owners, self.aside):
             make_private(directory, root=False)
         if self.owner is None:
-            self.owner, self._lock_fd = owners.take_lock(self.owners)
+            self.owner, self._lock_fd = self._take_lock()
             self.journal = self._new_journal()
         return self
+
+    def _take_lock(self) -> tuple[str, int]:
+        for _ in range(8):
+            owner = secrets.token_hex(6)
+            path = self.owners / f"{owner}.lock"
+            try:
+                fd = create_locked(path)
+            except BlockingIOError:  # a scan locked the new file first, as a dead owner's
+                continue
+            try:
+                # A scan that took the new file for a dead owner's may have unlinked it.
+                unlinked = os.fstat(fd).st_ino != os.stat(path).st_ino
+            except FileNotFoundError:
+                unlinked = True
+            if not unlinked:
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return owner, fd
+            os.close(fd)
+        raise OSError(f"could not take a lock in {self.owners}")
 
     def _new_journal(self) -> Journal:
         assert self.owner is not None
@@ -133,19 +143,41 @@ class Outbox:
 
     def owner_alive(self, owner: str, *, tidy: bool = True) -> bool:
         """Whether `owner` still holds its lock. With `tidy`, a dead owner's lock file goes."""
-        return owner == self.owner or owners.alive(self.owners, owner, tidy=tidy)
+        path = self.owners / f"{owner}.lock"
+        if owner == self.owner:
+            return True
+        if not tidy:
+            return private_files.owner_alive(path)
+        try:
+            fd = lock_if_ownerless(path)
+        except (FileNotFoundError, UntrustedFile):
+            return False
+        except OSError:
+            return True  # cannot tell: leave its files alone
+        if fd is None:
+            return True
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # while locked here: no one mistakes it for a live owner's
+        os.close(fd)
+        return False
 
     def an_owner_died(self) -> bool:
         """Whether another owner has let go of its lock since last asked (a child that ended)."""
-        return owners.news_of_death(self.owners, self._dead | {self.owner or ""}, self._dead)
+        died = False
+        for owner in self._owner_names():
+            if owner not in self._dead and owner != self.owner and not self.owner_alive(owner, tidy=False):
+                self._dead.add(owner)
+                died = True
+        return died
+
+    def _owner_names(self) -> list[str]:
+        return [name[:-5] for name in _listing(self.owners) if name.endswith(".lock")]
 
     def close(self) -> None:
         """Stop owning: the next scan by any kernel adopts what is left."""
         journal, self.journal = self.journal, None
-        if journal is not None and journal.live == 0:
-            journal.remove()
-        elif journal is not None:
-            journal.close()
+        if journal is not None:
+            journal.close(remove=journal.live == 0)
         fd, self._lock_fd = self._lock_fd, None
         owner, self.owner = self.owner, None
         if fd is not None:
@@ -154,11 +186,8 @@ class Outbox:
             os.close(fd)
 
     def forget_after_fork(self) -> None:
-        """In a forked child: drop the parent's lock without unlocking it.
-
-        The child's copy of the descriptor shares the parent's lock, so LOCK_UN here would
-        release the parent's. Closing the copy leaves the parent's lock as it was.
-        """
+        """In a forked child: drop the parent's lock without unlocking it (the child's copy of
+        the descriptor shares the parent's lock; closing the copy leaves it as it was)."""
         fd, self._lock_fd, self.owner = self._lock_fd, None, None
         journal, self.journal = self.journal, None
         if journal is not None:
@@ -220,15 +249,12 @@ class Outbox:
     def adopt(
         self, room: Mapping[Kind, int], now: float | None = None, pause: Callable[[], None] = lambda: None
     ) -> Scan:
-        """Adopt the payloads of dead owners into this owner's journal, oldest first.
-
-        `room` is how many more of each kind this owner may hold; beyond it the oldest are
-        discarded, as are payloads older than 60 days. Unreadable files are set aside.
-        `pause` is called between files, so a long scan can let other disk work go first."""
+        """Adopt the payloads of dead owners into this owner's journal, oldest first. `room` is
+        how many more of each kind this owner may hold: beyond it the oldest are discarded, as
+        are payloads older than 60 days. Unreadable files are set aside. `pause` is called
+        between files, so that other disk work may go first."""
         now = time.time() if now is None else now
-        scan, contents, alive = Scan(), Contents(), dict[str, bool]()
-        bodies: dict[Path, bytes] = {}
-        claimed: list[Path] = []
+        scan, alive, claimed = Scan(), dict[str, bool](), list[Path]()
         for name in _listing(self.payloads):
             path = self.payloads / name
             found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
@@ -241,30 +267,35 @@ class Outbox:
                 claimed.append(mine)
         # Journals first: a payload file whose id a journal holds was adopted before.
         claimed.sort(key=lambda path: not path.name.endswith(".journal"))
+        stored: list[Stored] = []
+        done: set[str] = set()
+        bodies: dict[Path, bytes] = {}
         damaged: list[Path] = []
         for path in claimed:
             pause()
             try:
-                problem = _read_file(path, contents, bodies)
+                bodies[path], in_file, done_here, problem = read_file(path)
             except FileNotFoundError:
                 continue
             except (ValueError, OSError) as error:  # UntrustedFile is a ValueError
                 if self.set_aside(path):
                     scan.set_aside.append(f"{path.name}: {error}")
                 continue
+            stored += in_file
+            done |= done_here
             if problem is not None:
                 scan.set_aside.append(f"{path.name}: {problem}")
                 damaged.append(path)  # set aside once what comes before the damage is adopted
-        live = contents.live()
-        fresh = [stored for stored in live if now - stored.created_at <= MAX_AGE_SECONDS]
+        live = live_payloads(stored, done)
+        fresh = [one for one in live if now - one.created_at <= MAX_AGE_SECONDS]
         scan.expired = len(live) - len(fresh)
         for kind in KINDS:
-            of_kind = [stored for stored in fresh if stored.kind == kind]
-            keep = max(0, room.get(kind, 0))
-            scan.over_cap += max(0, len(of_kind) - keep)
-            for stored in of_kind[max(0, len(of_kind) - keep) :]:
-                body = bodies[stored.path][stored.offset : stored.offset + stored.size]
-                scan.adopted.append(self.store(stored.payload(body), stored.ident))
+            of_kind = [one for one in fresh if one.kind == kind]
+            dropped = max(0, len(of_kind) - max(0, room.get(kind, 0)))
+            scan.over_cap += dropped
+            for one in of_kind[dropped:]:
+                body = bodies[one.path][one.offset : one.offset + one.size]
+                scan.adopted.append(self.store(one.payload(body), one.ident))
         scan.adopted.sort(key=lambda place: place[1].created_at)
         for path in claimed:
             if path in damaged:
@@ -276,11 +307,12 @@ class Outbox:
             shown = "; ".join(scan.set_aside[:3]) + ("; ..." if len(scan.set_aside) > 3 else "")
             log.warning("Set aside %d unreadable file(s) from the outbox into %s: %s.",
                         len(scan.set_aside), self.aside, shown)
-        owners.tidy(self.owners, known=alive)
+        for owner in self._owner_names():  # every kernel leaves its lock file behind
+            self._alive(owner, alive)
         return scan
 
     def _alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:
-        """owner_alive(), asked once per owner and look through the outbox: it takes a lock."""
+        """owner_alive(), asked once per owner in one look through the outbox."""
         if owner not in known:
             known[owner] = self.owner_alive(owner, tidy=tidy)
         return known[owner]
@@ -307,39 +339,16 @@ class Outbox:
             if found is None or name.startswith("."):
                 continue
             owner_alive = self._alive(found["owner"], alive, tidy=False)
-            contents = Contents()
             try:
-                problem = _read_file(self.payloads / name, contents, {})
+                _, stored, done, problem = read_file(self.payloads / name)
             except (ValueError, OSError):
-                problem = "unreadable"
-            listed += [Listed(f"{name}#{stored.ident}", stored, owner_alive) for stored in contents.live()]
+                stored, done, problem = [], set(), "unreadable"
+            live = live_payloads(stored, done)
+            listed += [Listed(f"{name}#{one.ident}", one, owner_alive) for one in live]
             # A live owner may be halfway through an append: only a dead one's journal is damaged.
             if problem is not None and not owner_alive:
                 listed.append(Listed(name, None, owner_alive))
         return listed
-
-
-def _read_file(path: Path, contents: Contents, bodies: dict[Path, bytes]) -> str | None:
-    """Add what a journal or an older version's payload file holds to `contents`, its bytes to
-    `bodies`; returns why a journal could not be read to its end. Raises UntrustedFile (a
-    ValueError) for a file that is not one of ours, OSError as the system does."""
-    if path.name.endswith(".journal"):
-        data = read_private(path, MAX_JOURNAL_BYTES)
-        bodies[path] = data
-        return read_journal(path, data, contents).problem
-    match = PAYLOAD_FILE.fullmatch(path.name)
-    assert match is not None
-    data = read_private(path, MAX_FILE_BYTES)
-    header, _, body = data.partition(b"\n")
-    try:
-        stored = parse_header(path, json.loads(header), len(header) + 1, match["ident"])
-    except ValueError:
-        stored = None
-    if stored is None or stored.size != len(body):
-        raise UntrustedFile("its header is not one this version knows, or its body is cut short")
-    bodies[path] = data
-    contents.stored.setdefault(stored.ident, stored)
-    return None
 
 
 def _listing(directory: Path) -> list[str]:

@@ -21,17 +21,11 @@ class Payload:
     body: bytes
     created_at: float
 
-    @property
-    def payload_version(self) -> str:
-        return (
-            payloads.SESSION_PAYLOAD_VERSION
-            if self.kind == "session"
-            else payloads.EVENT_PAYLOAD_VERSION
-        )
-
     def headers(self, now: float) -> dict[str, str]:
         """The request's headers; Sent-At and the digest are made per attempt, over its bytes."""
-        return payloads.headers(self.api_key, self.payload_version, self.body, now)
+        session = self.kind == "session"
+        version = payloads.SESSION_PAYLOAD_VERSION if session else payloads.EVENT_PAYLOAD_VERSION
+        return payloads.headers(self.api_key, version, self.body, now)
 
 
 @dataclass(frozen=True)
@@ -60,29 +54,18 @@ class Outcome:
 def refusal(status: int) -> tuple[str, str]:
     """For an undeliverable response: the drop reason (counted and shown by status) and the
     one sentence logged the first time it happens."""
+    dropped = "Payloads refused for this reason are dropped."
     if status in (401, 403):
-        return (
-            f"API key rejected (HTTP {status})",
-            f"BugSnag rejected the API key (HTTP {status}); check api_key. "
-            "Payloads refused for this reason are dropped.",
-        )
+        return (f"API key rejected (HTTP {status})",
+                f"BugSnag rejected the API key (HTTP {status}); check api_key. {dropped}")
     if status == 404:
-        return (
-            "endpoint not found (HTTP 404)",
-            "The endpoint answered 404 Not Found; check notify_endpoint and sessions_endpoint. "
-            "Payloads refused for this reason are dropped.",
-        )
+        return ("endpoint not found (HTTP 404)", "The endpoint answered 404 Not Found; check notify_endpoint "
+                f"and sessions_endpoint. {dropped}")
     if status == 413:
-        return (
-            "payload too large (HTTP 413)",
-            "BugSnag refused a payload as too large (HTTP 413); it is dropped.",
-        )
+        return ("payload too large (HTTP 413)",
+                "BugSnag refused a payload as too large (HTTP 413); it is dropped.")
     if status == 400:
-        return (
-            "payload refused (HTTP 400)",
-            "BugSnag refused a payload as invalid (HTTP 400); it is dropped.",
-        )
-    return (
-        f"refused (HTTP {status})",
-        f"BugSnag refused a payload with HTTP {status}; it is dropped, not retried.",
-    )
+        return ("payload refused (HTTP 400)",
+                "BugSnag refused a payload as invalid (HTTP 400); it is dropped.")
+    return (f"refused (HTTP {status})",
+            f"BugSnag refused a payload with HTTP {status}; it is dropped, not retried.")

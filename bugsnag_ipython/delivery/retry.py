@@ -4,6 +4,7 @@ is down, a hundred stored payloads wait behind one timer, and the first success 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from collections.abc import Callable, Mapping
@@ -24,13 +25,10 @@ class RetryPolicy:
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> RetryPolicy:
-        policy = cls()
-        base, maximum = policy.base, policy.maximum
-        try:
+        base, maximum = cls.base, cls.maximum
+        with contextlib.suppress(ValueError):  # a mistyped test knob must not break delivery
             base = max(0.0, float(env.get(BASE_VARIABLE, base)))
             maximum = max(base, float(env.get(MAX_VARIABLE, max(maximum, base))))
-        except ValueError:
-            pass  # a mistyped test knob must not break delivery
         return cls(base, maximum)
 
     def delay(self, failures: int, jitter: float) -> float:
@@ -48,11 +46,9 @@ class Backoff:
         self,
         policy: RetryPolicy,
         clock: Callable[[], float],
-        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._policy = policy
         self._clock = clock
-        self._jitter = jitter
         self.failures = 0
         self.next_attempt = 0.0  # when the endpoint may be tried again
         self.imposed_until = 0.0  # a Retry-After: not even flush() tries before this
@@ -76,7 +72,7 @@ class Backoff:
             delay = retry_after
             self.imposed_until = now + retry_after
         else:
-            delay = self._policy.delay(self.failures, self._jitter())
+            delay = self._policy.delay(self.failures, random.random())
         self.next_attempt = now + delay
         return delay
 

@@ -31,7 +31,6 @@ MAX_RETRY_AFTER = 24 * 3600.0  # a longer Retry-After is taken as a server's mis
 
 class Transport(Protocol):
     def send(self, payload: Payload) -> Outcome: ...
-    def close(self) -> None: ...
 
 
 class HttpTransport:
@@ -73,29 +72,19 @@ class PlainTransport:
         try:
             with urllib.request.urlopen(request, timeout=PLAIN_TIMEOUT, context=_tls(url)) as response:
                 response.read()
-                return Outcome(response.status, retry_after=retry_after(dict(response.headers.items())))
+                return Outcome(response.status)
         except urllib.error.HTTPError as error:
-            return Outcome(error.code, retry_after=retry_after(dict(error.headers.items())))
+            return Outcome(error.code)
         except TimeoutError:
             return Outcome(None, error="the endpoint did not answer in time")
         except Exception as error:  # URLError, a TLS error, a broken connection: no answer
             reason = getattr(error, "reason", error)
             return Outcome(None, error=f"could not connect to the endpoint ({reason})")
 
-    def close(self) -> None:
-        pass
-
 
 class NullTransport:
-    def __init__(self) -> None:
-        self.sent = 0
-
     def send(self, payload: Payload) -> Outcome:
-        self.sent += 1
         return Outcome(202)
-
-    def close(self) -> None:
-        pass
 
 
 def plain_error(error: Exception) -> str:
@@ -112,7 +101,8 @@ def plain_error(error: Exception) -> str:
 
 
 def retry_after(response_headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date."""
+    """Seconds to wait from a Retry-After header: a number of seconds (whole or not: urllib3's
+    parser takes whole ones only) or an HTTP date."""
     value = response_headers.get("Retry-After")
     if value is None:
         return None
