@@ -143,10 +143,10 @@ def _configuration(**changes: Any) -> Configuration:
 
 
 def run_outbox(args: argparse.Namespace) -> int:
-    from bugsnag_ipython.delivery.outbox import default_directory
+    from bugsnag_ipython.core.persistence import persistence_directory
 
     config = _configuration(**({"persistence_directory": args.dir} if args.dir else {}))
-    directory = config.persistence_directory or default_directory()
+    directory = persistence_directory(config.persistence_directory)
     if args.action == "flush":
         return _flush_outbox(config.replace(persistence_directory=directory), args.timeout)
     return _list_outbox(Path(directory))

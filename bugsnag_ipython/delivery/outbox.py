@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +29,7 @@ from typing import NamedTuple
 
 from ..core import private_files
 from ..core.basics import Once, log
+from ..core.persistence import persistence_directory
 from ..core.private_files import (
     RefusedDirectory,
     UntrustedFile,
@@ -50,7 +50,7 @@ def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
     """The outbox in `directory` (None: the default one), open; or None and why not, in one
     sentence, said once."""
     try:
-        return Outbox(directory or default_directory()).open(), None
+        return Outbox(persistence_directory(directory)).open(), None
     except RefusedDirectory as refused:
         say_once(refused)  # the crash record and the device id meet the same refusal
         return None, str(refused)
@@ -62,13 +62,6 @@ def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
         )
         log.warning(problem)
         return None, problem
-
-
-def default_directory() -> str:
-    """The user's cache directory for this notifier (imports platformdirs, off the main thread)."""
-    import platformdirs
-
-    return str(platformdirs.user_cache_dir("bugsnag-ipython", appauthor=False))
 
 
 @dataclass
@@ -119,7 +112,7 @@ class Outbox:
 
     def _take_lock(self) -> tuple[str, int]:
         for _ in range(8):
-            owner = secrets.token_hex(6)
+            owner = os.urandom(6).hex()
             path = self.owners / f"{owner}.lock"
             try:
                 fd = create_locked(path)
@@ -138,7 +131,7 @@ class Outbox:
 
     def _new_journal(self) -> Journal:
         assert self.owner is not None
-        tag = f"journal-{time.time_ns():019d}-{secrets.token_hex(3)}"
+        tag = f"journal-{time.time_ns():019d}-{os.urandom(3).hex()}"
         return Journal(self.payloads / f"{tag}.{self.owner}.journal", self.owner)
 
     def owner_alive(self, owner: str, *, tidy: bool = True) -> bool:
@@ -234,7 +227,7 @@ class Outbox:
 
     def set_aside(self, path: Path) -> bool:
         """Move a file out of the way, keeping it for a look; False if it was already gone."""
-        target = self.aside / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}-{path.name}"
+        target = self.aside / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}-{path.name}"
         try:
             os.rename(path, target)
         except FileNotFoundError:
