@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .config import without_credentials
 
@@ -38,8 +38,7 @@ _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")  # SHA-1 or SHA-256 object nam
 PackedRefs = dict[str, tuple[str, str | None]]
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(NamedTuple):
     """A release as found: its version, where it was found, and its source control facts."""
 
     version: str

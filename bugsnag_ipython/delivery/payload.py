@@ -3,8 +3,7 @@ sent and what is stored) and the `Outcome` of one attempt to send it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ..report import payloads
 
@@ -13,8 +12,7 @@ KINDS: tuple[Kind, ...] = ("session", "event")
 MAX_AGE_SECONDS = 60 * 24 * 3600.0  # stored payloads older than this are discarded
 
 
-@dataclass(frozen=True)
-class Payload:
+class Payload(NamedTuple):
     kind: Kind
     url: str
     api_key: str
@@ -28,8 +26,7 @@ class Payload:
         return payloads.headers(self.api_key, version, self.body, now)
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What one attempt came to: a 2xx is delivered; a 4xx other than 408 and 429 is refused
     for good (dropped, said); 408, 429, a 5xx or no response at all is tried again later."""
 

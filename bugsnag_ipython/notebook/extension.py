@@ -29,7 +29,6 @@ from ..sources.widgets import WidgetActivity, WidgetCallbacks
 from . import kernel_log
 from .magics import BugsnagMagics
 from .settings import BugsnagIPython, OptionSources
-from .status import HOW_TO_SET_A_KEY
 
 SHELL_ATTRIBUTE = "_bugsnag_ipython"
 # jupyter_client sends SIGTERM half its shutdown_wait_time, 2.5 s by default, after a shutdown
@@ -101,6 +100,8 @@ class Extension:
         for problem in self.problems:
             self._say(problem, in_cell)
         if in_cell and not self.client.config.api_key:
+            from .status import HOW_TO_SET_A_KEY  # here: loading with a key need not import status
+
             self._say(f"No BugSnag API key is set, so nothing will be sent; {HOW_TO_SET_A_KEY}.", in_cell)
         self.settings.client = self.client
         for configurable in (self.settings, self.magics):  # what `%config` lists
@@ -147,6 +148,8 @@ class Extension:
         """The first event held for lack of an API key: said in the cell that made it (once per
         kernel), or in the kernel log when no cell is running on this thread."""
         try:
+            from .status import HOW_TO_SET_A_KEY
+
             in_cell = self.client.cell is not None and threading.current_thread() is threading.main_thread()
             self._say(
                 "This error was not sent: no BugSnag API key is set, so errors are kept in memory "

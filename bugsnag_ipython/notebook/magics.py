@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from .status import flush_outcome, session_change, status_text
-
 if TYPE_CHECKING:
     from IPython.core.magic_arguments import MagicArgumentParser
 
@@ -44,6 +42,8 @@ class BugsnagMagics(Magics):
     def bugsnag_session(self, line: str) -> None:
         """The live status panel, or a subcommand: start, pause, resume, status, flush [SECONDS];
         `%bugsnag_session -h` says what each does."""
+        from .status import flush_outcome, session_change, status_text  # here, not at load
+
         options = session_arguments().parse_argstring(line)
         command, seconds = options.subcommand, options.seconds
         if options.help:

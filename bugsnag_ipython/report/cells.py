@@ -8,9 +8,8 @@ import linecache
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -21,8 +20,7 @@ NOTEBOOK_VARIABLES = ("__session__", "__vsc_ipynb_file__")
 MAX_CELLS = 10000
 
 
-@dataclass(frozen=True)
-class CellRef:
+class CellRef(NamedTuple):
     """What a code file of a cell stands for."""
 
     identity: str  # the frontend's cell id, else a hash of the cell's source
@@ -30,8 +28,7 @@ class CellRef:
     execution_count: int | None = None
 
 
-@dataclass(frozen=True)
-class NotebookRef:
+class NotebookRef(NamedTuple):
     """The notebook of this kernel, as frames and metadata name it."""
 
     path: str  # relative to the project root when under it, else the base name

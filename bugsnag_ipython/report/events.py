@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..core.basics import JsonDict, Once, log
@@ -111,8 +110,7 @@ def notebook_tab(notebook: NotebookRef | None, cell: RanCell | None, *, send_cod
     return tab or None
 
 
-@dataclass(frozen=True)
-class EventFacts:
+class EventFacts(NamedTuple):
     """What every event of this kernel carries, as the client knows it at the moment."""
 
     app: dict[str, Any]

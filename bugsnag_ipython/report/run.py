@@ -7,15 +7,17 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
 from ..core.basics import JsonDict, log
 from ..core.config import without_credentials
-from .notebook_files import CellMatcher, NotebookFile, best_match, notebooks_in, read_notebook
 from .payloads import iso8601, strings_replaced
+
+if TYPE_CHECKING:
+    from .notebook_files import CellMatcher, NotebookFile
 
 PAPERMILL = "papermill"
 NBCONVERT = "nbconvert"
@@ -47,14 +49,13 @@ _SERVERS = {"lab", "notebook", "server", "nbclassic", "jupyterlab", "jupyter_ser
 _VOILA_RENDER = "/voila/render/"
 
 
-@dataclass(frozen=True)
-class RunnerCommand:
+class RunnerCommand(NamedTuple):
     """What a runner's command line says about the run."""
 
     runner: str
     notebooks: tuple[str, ...]  # absolute paths of the notebooks it runs, in order
     output_path: str | None = None  # where the executed notebook goes (single notebook)
-    parameters: Mapping[str, Any] = field(default_factory=dict)  # papermill -p / -r, as text
+    parameters: Mapping[str, Any] = MappingProxyType({})  # papermill -p / -r, as text
 
 
 def runner_command(argv: Sequence[str], cwd: str) -> RunnerCommand | None:
@@ -262,9 +263,14 @@ class HeadlessRun:
                 return
             self.resolved = self._notebook is not None or len(history) > 1
             if self._notebook is not None:
+                from .notebook_files import CellMatcher
+
                 self._matcher = CellMatcher(self._notebook)
 
     def _find(self, history: Sequence[str]) -> NotebookFile | None:
+        # Here, not at load: the notebook is read with the first report.
+        from .notebook_files import best_match, notebooks_in, read_notebook
+
         command = self.command
         if command is None or not command.notebooks:
             # The folder search resolves links (to files inside the folder): none is followed.
