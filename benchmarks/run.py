@@ -46,8 +46,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bugsnag-bench-") as scratch:
         work = Path(scratch)
         for step in (
+            cell_overhead.measure_events,  # first: in process, before any kernel has run
             cell_overhead.measure_round_trip,
-            cell_overhead.measure_events,
             load_cost.measure_load,
             load_cost.measure_first_cell,
             error_cost.measure,
