@@ -52,21 +52,20 @@ class Breadcrumbs:
         to 100, and doing that anew for every event misses the reported error's cost target
         (README, Performance). The crumbs are shared: whoever changes them copies them first
         (`fresh`, as the on-error callbacks do)."""
-        shown: dict[int, _Shown] = {}
-        crumbs = Trail()
-        encoded = []
+        memo = self._shown
+        shown: list[_Shown] = []
         for item in list(self._trail):
-            made = self._shown.get(id(item))
+            made = memo.get(id(item))
             if made is None or made.item is not item or made.keys != keys:
                 crumb = _cell_crumb(*item) if isinstance(item, tuple) else item
                 crumb = {**crumb, "timestamp": iso8601(crumb["timestamp"]),
                          "metaData": redact(crumb["metaData"], keys)}
-                made = _Shown(item, keys, crumb, encode(crumb))
-            shown[id(item)] = made
-            crumbs.append(made.crumb)
-            encoded.append(made.encoded)
-        self._shown = shown  # only what the trail holds: an id is never taken for another's
-        crumbs.encoded = b"[" + b",".join(encoded) + b"]"
+                made = memo[id(item)] = _Shown(item, keys, crumb, encode(crumb))
+            shown.append(made)
+        if len(memo) > 2 * len(shown):  # keep what the trail holds (an id is never another's)
+            self._shown = {id(made.item): made for made in shown}
+        crumbs = Trail(made.crumb for made in shown)
+        crumbs.encoded = b"[" + b",".join([made.encoded for made in shown]) + b"]"
         return crumbs
 
     def __len__(self) -> int:
