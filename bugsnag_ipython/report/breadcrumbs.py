@@ -84,7 +84,7 @@ class _Shown(NamedTuple):
 
 class Trail(list[JsonDict]):
     """Breadcrumbs as an event carries them, with their JSON array (`encoded`) made from each
-    crumb's encoding: the event's encoding puts it in as it is (`trimming.encode_event`)."""
+    crumb's encoding: an event's body takes it as it is (`trimming.encode_within_limit`)."""
 
     encoded: bytes = b""
 

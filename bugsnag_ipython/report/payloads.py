@@ -91,14 +91,10 @@ def encode(payload: Any) -> bytes:
     """Compact UTF-8 JSON; values JSON cannot hold become their str(), and mapping keys it
     cannot hold (tuples, objects) are left out rather than failing the event."""
     try:
-        text = _dumps(payload)
+        text = _ENCODER.encode(payload)
     except ValueError:  # NaN or infinity (which JSON has not), or an int too long to print
-        text = _dumps(json_safe(payload))
+        text = _ENCODER.encode(json_safe(payload))
     return utf8(text)
-
-
-def _dumps(value: Any) -> str:
-    return _ENCODER.encode(value)
 
 
 def utf8(text: str) -> bytes:

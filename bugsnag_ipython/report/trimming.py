@@ -234,10 +234,10 @@ def _spliced(payload: JsonDict) -> bytes:
     misses the reported error's cost target (README, Performance)."""
     events = payload.get("events")
     event = events[0] if isinstance(events, list) and len(events) == 1 else None
-    crumbs = event.get("breadcrumbs") if isinstance(event, dict) else None
-    if type(crumbs) is not Trail or not crumbs.encoded or list(payload)[-1] != "events":
+    event = event if isinstance(event, dict) else {}
+    crumbs = event.get("breadcrumbs")
+    if not isinstance(crumbs, Trail) or list(payload)[-1] != "events":
         return encode(payload)
-    assert event is not None
     rest = encode({**payload, "events": [{k: v for k, v in event.items() if k != "breadcrumbs"}]})
     if not rest.endswith(b"}]}") or rest.endswith(b"{}]}"):
         return encode(payload)
