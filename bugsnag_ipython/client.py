@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # imported with the first payload or report, not at load
     from .report.kernel_death import KernelDeath
     from .report.stacktrace import CellMap
 
-RELEASE_WAIT = 1.0  # seconds a payload waits at most for the default release to be found
 
 __all__ = ["CellRun", "Client", "OnError", "ThreadInfo"]
 
@@ -106,7 +105,7 @@ class Client:
         A payload made while the look runs waits for it: every payload of a kernel names one release."""
         if self.config.app_version:
             return self.config.app_version
-        release = self.release_lookup.result(RELEASE_WAIT)
+        release = self.release_lookup.result()
         return release.version if release is not None else None
 
     def warn_once(self, key: str, message: str) -> None:

@@ -4,6 +4,7 @@ commit and an explicit version name it otherwise; `%config` says where the versi
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -110,7 +111,14 @@ def test_config_status_and_the_panel_say_where_the_version_came_from(
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "first")
     head = git(repo, "rev-parse", "HEAD")[:7]
-    kernel = Kernel(tmp_path / "kernel", collector_env(collector, tmp_path / "outbox"), cwd=repo)
+    # A git that takes its time, as on a large repository or a busy machine: `%config` asked at
+    # once still shows the release a payload would carry, not "(none)".
+    slow = tmp_path / "slow-git"
+    slow.mkdir()
+    (slow / "git").write_text(f'#!/bin/sh\nsleep 0.5\nexec "{shutil.which("git")}" "$@"\n')
+    (slow / "git").chmod(0o755)
+    env = collector_env(collector, tmp_path / "outbox", PATH=f"{slow}{os.pathsep}{os.environ['PATH']}")
+    kernel = Kernel(tmp_path / "kernel", env, cwd=repo)
     try:
         assert kernel.execute("%load_ext bugsnag_ipython").status == "ok"
         shown = kernel.execute("%config BugsnagIPython").text

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 LAUNCH_DELAY = 0.5  # seconds after the launch before its session's payload is made
 LAUNCH_DELAY_MAX = 5.0  # ...waiting at most this long for a running cell to end
 LAUNCH_POLL = 0.05
+RELEASE_WAIT = 1.0  # seconds a payload or `%config` waits at most for the default release
 
 
 class LaunchSession:
@@ -101,7 +102,7 @@ class ReleaseLookup:
         except Exception:  # an odd repository is no release; nothing is said
             self._release = None
 
-    def result(self, timeout: float) -> Release | None:
+    def result(self, timeout: float = RELEASE_WAIT) -> Release | None:
         """The release, waiting at most `timeout` for a look in progress to end."""
         if self._thread is not None:
             self._thread.join(timeout)

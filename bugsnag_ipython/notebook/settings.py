@@ -113,9 +113,10 @@ class BugsnagIPython(Configurable):
         client = getattr(inst, "client", None)
         if client is None:
             return str(super().class_get_help(inst))
-        # An app version nobody set is the default release's, from where it was found (`git`).
+        # An app version nobody set is the default release's, from where it was found (`git`):
+        # the one a payload made now would carry, so a look in progress is waited for as it is.
         config, origins = client.config, client.origins
-        release = client.release_lookup.result(0)
+        release = client.release_lookup.result() if config.app_version is None else None
         if config.app_version is None and release is not None:
             config = config.replace(app_version=release.version)
             origins = {**origins, "app_version": release.origin}
