@@ -266,7 +266,7 @@ class Client:
         if session is not None:
             body["session"] = payloads.event_session(session)
         made = trimming.sealed_event(body, config, crumbs_redacted=not self.on_error)
-        self.leave_breadcrumb(*events.error_breadcrumb(body, error), "error")
+        self.leave_breadcrumb(*events.error_breadcrumb(body), "error")
         return self._send_event(made)
 
     def notify_kernel_death(self, death: KernelDeath) -> bool:

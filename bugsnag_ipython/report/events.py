@@ -1,9 +1,9 @@
 """An event from an exception and the kernel's state (severity, context, the notebook tab, the
-user), and the on-error callbacks that may change it. No I/O, no IPython."""
+user), and the on-error callbacks that may change it, repaired when they break it. No I/O."""
 
 from __future__ import annotations
 
-import threading
+import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -12,7 +12,7 @@ from . import payloads
 from .breadcrumbs import fresh
 from .cells import notebook_ref
 from .naming import class_name, message_of, names_of
-from .repair import before_callbacks, repair_event
+from .payloads import printable
 
 if TYPE_CHECKING:
     from ..core.config import Configuration
@@ -66,22 +66,14 @@ def error_the_cell_ended_with(error: BaseException, is_users_code: Callable[[str
     project file, even inside an `except` block) is the user's stopping it, and stays."""
     current: BaseException = error
     for _ in range(8):  # an interrupt of the handling of an interrupt, and so on
-        if not isinstance(current, KeyboardInterrupt) or _raised_in(current, is_users_code):
+        files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(current.__traceback__)]
+        if not isinstance(current, KeyboardInterrupt) or any(map(is_users_code, files)):
             break
         context = current.__context__
         if context is None:
             break
         current = context
     return error if isinstance(current, KeyboardInterrupt) else current
-
-
-def _raised_in(error: BaseException, is_users_code: Callable[[str], bool]) -> bool:
-    tb = error.__traceback__
-    while tb is not None:
-        if is_users_code(tb.tb_frame.f_code.co_filename):
-            return True
-        tb = tb.tb_next
-    return False
 
 
 def context_of(given: str | None, configured: str | None, cell: RanCell | None,
@@ -171,19 +163,13 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
     return BuiltEvent(body, chosen)
 
 
-def error_breadcrumb(event: JsonDict, error: BaseException) -> tuple[str, JsonDict]:
-    """The `error` breadcrumb a sent event leaves: its name and metadata."""
-    found = event.get("exceptions")
-    first = found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else {}
-    error_class = first.get("errorClass")
-    error_class = error_class if isinstance(error_class, str) and error_class else class_name(error)
-    message = first.get("message")
-    return error_class, {
-        "errorClass": error_class,
-        "message": message[:200] if isinstance(message, str) else "",
-        "unhandled": event.get("unhandled") is True,
-        "severity": event.get("severity"),
-    }
+def error_breadcrumb(event: JsonDict) -> tuple[str, JsonDict]:
+    """The `error` breadcrumb a sent event leaves (its name and metadata); `event` is one the
+    notifier made, or one `OnErrorCallbacks.run` repaired."""
+    first = event["exceptions"][0]
+    message = first.get("message") or ""
+    return first["errorClass"], {"errorClass": first["errorClass"], "message": message[:200],
+                                 "unhandled": event["unhandled"], "severity": event["severity"]}
 
 
 def user_of(set_by_user: dict[str, str], hub_user: str | None, device_id: str | None) -> dict[str, str]:
@@ -217,7 +203,6 @@ class OnErrorCallbacks:
     """`add_on_error` callbacks, run in the order added, each given the event as a dict."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._callbacks: list[OnError] = []
         self._said = Once()
         self.repaired = 0  # events a callback broke, repaired before sending
@@ -225,14 +210,12 @@ class OnErrorCallbacks:
     def add(self, callback: OnError) -> None:
         if not callable(callback):
             raise TypeError(f"add_on_error takes a function, not {type(callback).__name__}.")
-        with self._lock:
-            self._callbacks.append(callback)
+        self._callbacks.append(callback)
 
     def remove(self, callback: OnError) -> None:
         """Remove a callback added before; removing one never added does nothing."""
-        with self._lock:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
 
     def __len__(self) -> int:
         return len(self._callbacks)
@@ -241,12 +224,11 @@ class OnErrorCallbacks:
         """False if a callback discarded the event by returning False. A callback that raises
         (logged once), or leaves the event in a shape BugSnag refuses (repaired, said once,
         counted), does not discard it: losing a report to a bug in a callback is worse."""
-        with self._lock:
-            callbacks = list(self._callbacks)
         if isinstance(event.get("breadcrumbs"), list):  # the trail's own, shared: see snapshot()
             event["breadcrumbs"] = fresh(event["breadcrumbs"])
-        before = before_callbacks(event)
-        for callback in callbacks:
+        before = {"exceptions": [_copy(entry) for entry in event["exceptions"]],
+                  "unhandled": event["unhandled"], "severityReason": dict(event["severityReason"])}
+        for callback in list(self._callbacks):
             try:
                 if callback(event) is False:
                     return False
@@ -258,7 +240,7 @@ class OnErrorCallbacks:
                     log.warning("The on_error callback %s raised %s: %s; the event is sent as the callback "
                                 "left it.", name if isinstance(name, str) else "?", class_name(error),
                                 message_of(error))
-        broken = repair_event(event, before)
+        broken = _repair(event, before)
         if broken:
             self.repaired += 1
             self._said.say(
@@ -267,3 +249,93 @@ class OnErrorCallbacks:
                 f"({', '.join(broken)}); it was repaired from what the notifier made and sent.",
             )
         return True
+
+
+def _repair(event: JsonDict, before: JsonDict) -> list[str]:
+    """Make `event` one BugSnag accepts (it answers 400 to a number for an `errorClass`, a frame
+    that is a string...), in place, from what the notifier made; the names of the parts repaired."""
+    repaired: list[str] = []
+    exceptions = event.get("exceptions")
+    entries = [e for e in exceptions if isinstance(e, dict)] if isinstance(exceptions, list) else []
+    if not entries:
+        entries = [_copy(entry) for entry in before["exceptions"]]
+        repaired.append("exceptions")
+    elif len(entries) != len(exceptions or ()):
+        repaired.append("exceptions")
+    originals = before["exceptions"]
+    for index, entry in enumerate(entries):
+        if _repair_exception(entry, originals[min(index, len(originals) - 1)]):
+            repaired.append(f"exceptions[{index}]")
+    event["exceptions"] = entries
+    if not isinstance(event.get("unhandled"), bool):
+        event["unhandled"] = before["unhandled"]
+        repaired.append("unhandled")
+    reason = event.get("severityReason")
+    if not isinstance(reason, dict) or not _is_text(reason.get("type")):
+        event["severityReason"] = dict(before["severityReason"])
+        repaired.append("severityReason")
+    for key, kind in (("metaData", dict), ("breadcrumbs", list), ("app", dict), ("device", dict)):
+        if key in event and not isinstance(event[key], kind):
+            event[key] = kind()
+            repaired.append(key)
+    if "user" in event and not isinstance(event["user"], dict):
+        del event["user"]
+        repaired.append("user")
+    context = event.get("context")
+    if context is not None and not isinstance(context, str):
+        event["context"] = printable(context)
+        repaired.append("context")
+    return repaired
+
+
+def _repair_exception(entry: JsonDict, original: JsonDict) -> bool:
+    broken = False
+    error_class = entry.get("errorClass")
+    if not _is_text(error_class):
+        shown = printable(error_class) if error_class is not None else ""
+        entry["errorClass"] = shown or original["errorClass"]
+        broken = True
+    message = entry.get("message")
+    if message is not None and not isinstance(message, str):
+        entry["message"] = printable(message)
+        broken = True
+    if not _is_text(entry.get("type")):
+        entry["type"] = "python"
+        broken = True
+    frames = entry.get("stacktrace")
+    if not isinstance(frames, list):
+        entry["stacktrace"] = [dict(frame) for frame in original["stacktrace"]]
+        return True
+    kept = [frame for frame in frames if isinstance(frame, dict)]
+    broken |= len(kept) != len(frames)
+    for frame in kept:
+        for key in ("file", "method"):
+            if key in frame and not isinstance(frame[key], str):
+                frame[key] = printable(frame[key])
+                broken = True
+        line = frame.get("lineNumber")
+        if line is not None and (isinstance(line, bool) or not isinstance(line, int)):
+            frame["lineNumber"] = _as_int(line)
+            broken = True
+        code = frame.get("code")
+        valid = isinstance(code, dict) and all(isinstance(text, str) for text in code.values())
+        if code is not None and not valid:
+            del frame["code"]
+            broken = True
+    entry["stacktrace"] = kept
+    return broken
+
+
+def _copy(entry: JsonDict) -> JsonDict:
+    return {**entry, "stacktrace": [dict(frame) for frame in entry["stacktrace"]]}
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _as_int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except Exception:
+        return 0

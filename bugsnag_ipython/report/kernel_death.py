@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core.basics import JsonDict
 from . import events, payloads, trimming
@@ -32,15 +31,13 @@ _THREAD = re.compile(r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+
 _FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<method>.*)$')
 
 
-@dataclass(frozen=True)
-class DumpThread:
+class DumpThread(NamedTuple):
     ident: str
     current: bool
     frames: list[tuple[str, int, str]]  # (file, line, method), innermost first
 
 
-@dataclass(frozen=True)
-class FaultDump:
+class FaultDump(NamedTuple):
     """What faulthandler wrote at a fatal signal."""
 
     description: str  # e.g. "Segmentation fault"
@@ -69,8 +66,7 @@ def parse_fault_dump(text: str) -> FaultDump | None:
     return FaultDump(description, SIGNALS.get(description), threads)
 
 
-@dataclass(frozen=True)
-class DeadCell:
+class DeadCell(NamedTuple):
     """The cell that was running when the kernel died."""
 
     execution_count: int | None
@@ -79,21 +75,15 @@ class DeadCell:
     ran_ms: int | None  # how long it had run, as far as known
 
 
-@dataclass(frozen=True)
-class OomEvidence:
+class OomEvidence(NamedTuple):
     """The cgroup's OOM-kill count when the kernel started and after it died."""
 
     before: int
     after: int
     cgroup_version: int
 
-    @property
-    def went_up(self) -> bool:
-        return self.after > self.before
 
-
-@dataclass(frozen=True)
-class KernelDeath:
+class KernelDeath(NamedTuple):
     """Everything known about one dead kernel."""
 
     pid: int
@@ -107,12 +97,12 @@ class KernelDeath:
     session: JsonDict | None = None  # its session, counts including this event
     notebook: NotebookRef | None = None
     send_code: bool = True
-    cells: Mapping[str, Any] = field(default_factory=dict)  # code file -> [identity, count, source]
+    cells: Mapping[str, Any] = {}  # code file -> [identity, count, source]
 
     @property
     def out_of_memory(self) -> bool:
         """No fault, and the cgroup's OOM-kill count went up while the kernel ran."""
-        return self.fault is None and self.oom is not None and self.oom.went_up
+        return self.fault is None and self.oom is not None and self.oom.after > self.oom.before
 
 
 def cause(death: KernelDeath) -> str:
@@ -135,8 +125,8 @@ def message(death: KernelDeath) -> str:
 
 
 class DeadKernelCells(NoCells):
-    """The CellMap of the dead kernel: its cell files, as its checkpoint named them, and the
-    cell that was running (the outermost cell frame of the crashing thread)."""
+    """The dead kernel's cell files, as its checkpoint named them, and the running cell (the
+    outermost cell frame of the crashing thread)."""
 
     def __init__(self, named: Mapping[str, Any], running: tuple[str, CellRef] | None) -> None:
         self._named = named
@@ -158,21 +148,16 @@ class DeadKernelCells(NoCells):
         return CellRef(str(identity), lines, count if isinstance(count, int) else None)
 
 
-def running_cell_ref(cell: DeadCell) -> CellRef:
+def _running_cell_ref(cell: DeadCell) -> CellRef:
     lines = tuple(cell.source.splitlines(keepends=True))
     return CellRef(cell.cell_id or source_identity(cell.source), lines, cell.execution_count)
 
 
-def _is_cell_file(filename: str, named: Mapping[str, Any]) -> bool:
-    return filename in named or is_cell_file(filename)
-
-
-def thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
-    """A dumped thread's frames, innermost first, shown as an exception's would be: the frames
-    outside the outermost cell frame (the kernel's loop running the cell) and IPython's own
-    frames between cells are left out."""
+def _thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
+    """A dumped thread's frames, innermost first, without those outside the outermost cell frame
+    (the kernel's loop) and IPython's own between cells, as an exception's are shown."""
     shown = thread.frames
-    cells = [index for index, (file, _, _) in enumerate(shown) if _is_cell_file(file, named)]
+    cells = [index for index, (file, _, _) in enumerate(shown) if file in named or is_cell_file(file)]
     if cells:
         outermost_first = shown[: cells[-1] + 1][::-1]
         shown = without_machinery(outermost_first, frames.context.roots)[::-1]
@@ -186,13 +171,13 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
     current = next((t for t in fault.threads if t.current), None) if fault else None
     running: tuple[str, CellRef] | None = None
     if cell is not None and current is not None:
-        cell_files = [file for file, _, _ in current.frames if _is_cell_file(file, named)]
+        cell_files = [file for file, _, _ in current.frames if file in named or is_cell_file(file)]
         if cell_files:
-            running = (cell_files[-1], running_cell_ref(cell))
+            running = (cell_files[-1], _running_cell_ref(cell))
     context = FrameContext(resolve_cell=DeadKernelCells(named, running),
                            project_root=project_root, send_code=death.send_code, notebook=death.notebook)
     frames = EventFrames(context)
-    stacktrace = thread_frames(current, frames, named) if current is not None else []
+    stacktrace = _thread_frames(current, frames, named) if current is not None else []
     signal = fault.signal if fault is not None else None
     body = payloads.event(
         exceptions=[{"errorClass": ERROR_CLASS, "message": message(death), "type": "python",
@@ -213,12 +198,12 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
         body["threads"] = [
             {"id": t.ident, "name": "crashed thread" if t.current else f"thread {t.ident}",
              "errorReportingThread": t.current, "type": "python",
-             "stacktrace": thread_frames(t, frames, named)}
+             "stacktrace": _thread_frames(t, frames, named)}
             for t in fault.threads
         ]
     if not stacktrace:
         # No frame to group by: the same death in the same cell is one error.
-        where = cell_file(death.notebook, running_cell_ref(cell)) if cell else "idle"
+        where = cell_file(death.notebook, _running_cell_ref(cell)) if cell else "idle"
         body["groupingHash"] = f"{ERROR_CLASS} {cause(death)} {where}"
     if death.session is not None:
         body["session"] = death.session
