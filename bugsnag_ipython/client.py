@@ -265,7 +265,7 @@ class Client:
         session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)
-        made = trimming.sealed_event(body, config, crumbs_redacted=not self.on_error)
+        made = trimming.sealed_event(body, config)
         self.leave_breadcrumb(*events.error_breadcrumb(body), "error")
         return self._send_event(made)
 

@@ -1,15 +1,9 @@
 """Keeping an event body under BugSnag's 1 MB limit without losing the exception.
 
-Most events are a few kilobytes, so the common path is one measurement. Only a body over the
-limit is trimmed, in the order that loses the least first (bugsnag-android's order, then
-ours): long strings wherever they are (the largest fields: metadata, a message, a user's
-name), the stacks of the threads that did not crash (a dead kernel's event carries every
-thread's), the oldest breadcrumbs, code windows, then the middle of very deep stacks. The
-crashing thread's stack is the last of the threads touched, and exception classes are never
-dropped.
-
-Pure: the event's nested values may be shared with the client's own state (metadata tabs,
-breadcrumbs), so trimmed parts are rebuilt, never changed in place.
+Only a body over the limit is trimmed, losing the least first (bugsnag-android's order, then
+ours): long strings, the threads that did not crash, the oldest breadcrumbs, code windows, the
+middle of very deep stacks. Exception classes are never dropped. The event's values may be
+shared with the client's state, so trimmed parts are rebuilt, never changed in place.
 """
 
 from __future__ import annotations
@@ -28,10 +22,8 @@ if TYPE_CHECKING:
 
 # BugSnag's limit is 1,000,000 bytes; delivery adds the API key (32 characters) afterwards.
 MAX_PAYLOAD_BYTES = 999_000
-MAX_METADATA_STRING = 10_000  # characters, as bugsnag-android's maxStringValueLength
-MAX_MESSAGE = 10_000
+MAX_STRING = 10_000  # characters, as bugsnag-android's maxStringValueLength
 KEPT_FRAMES = 25  # innermost and outermost frames each kept of a very deep stack
-_LAST_RESORT_STRINGS = (1_000, 100)
 
 
 def truncated(text: str, limit: int) -> str:
@@ -41,7 +33,7 @@ def truncated(text: str, limit: int) -> str:
     return f"{text[:limit]}***<{len(text) - limit}> CHARS TRUNCATED***"
 
 
-def size_of(payload: JsonDict) -> int:
+def size_of(payload: Any) -> int:
     return len(encode(payload))
 
 
@@ -54,52 +46,48 @@ def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None =
         return payload
     if (size_of(payload) if size is None else size) <= limit:
         return payload
-    event = dict(payload["events"][0])
-    # Exceptions and frames are small and changed in place below: copy them, once.
-    event["exceptions"] = [
-        {**e, "stacktrace": [dict(f) for f in _dicts(e, "stacktrace")]} for e in _dicts(event, "exceptions")
-    ]
-    if isinstance(event.get("threads"), list):
-        event["threads"] = [
-            {**t, "stacktrace": [dict(f) for f in _dicts(t, "stacktrace")]} if isinstance(t, dict) else t
-            for t in event["threads"]
-        ]
-    trimmed = {**payload, "events": [event, *payload["events"][1:]]}
+    event = dict(events[0])
+    # Exceptions, threads and frames are small and changed in place below: copy them, once.
+    for key in ("exceptions", "threads"):
+        if key in event:
+            event[key] = [{**s, "stacktrace": [dict(f) for f in _dicts(s, "stacktrace")]}
+                          for s in _dicts(event, key)]
+    trimmed = {**payload, "events": [event, *events[1:]]}
 
     def excess() -> int:
         return size_of(trimmed) - limit
 
-    steps: list[Callable[[JsonDict], None]] = [
-        _trim_long_strings,
-        lambda e: _drop_windows(_threads(e, crashing=False), excess()),
-        lambda e: _drop_middle_of(_threads(e, crashing=False), KEPT_FRAMES),
-        lambda e: _drop_other_threads(e, excess()),
-        lambda e: _drop_oldest_breadcrumbs(e, excess()),
-        # The crashing thread's windows are those of the exception's frames, shown again.
-        lambda e: _drop_windows([*_dicts(e, "exceptions"), *_threads(e, crashing=True)], excess()),
-        _cut_messages,
-        lambda e: _drop_middle_of([*_dicts(e, "exceptions"), *_threads(e, crashing=True)], KEPT_FRAMES),
-        *(_trim_every_string(n) for n in _LAST_RESORT_STRINGS),
-        _drop_everything_but_exceptions,
+    def crashing() -> list[JsonDict]:  # the crashing thread's stacks: the exceptions' and its own
+        return [*_dicts(event, "exceptions"), *_threads(event, crashing=True)]
+
+    steps: list[Callable[[], None]] = [
+        lambda: _trim_strings(event, MAX_STRING),
+        lambda: _drop_windows(_threads(event, crashing=False), excess()),
+        lambda: _drop_middle_of(_threads(event, crashing=False)),
+        lambda: _drop_other_threads(event, excess()),
+        lambda: _drop_oldest_breadcrumbs(event, excess()),
+        lambda: _drop_windows(crashing(), excess()),
+        lambda: _drop_middle_of(crashing()),
+        lambda: _trim_strings(event, 1_000),
+        lambda: _trim_strings(event, 100),
+        lambda: _drop_everything_but_exceptions(event),
     ]
     for step in steps:
-        step(event)
+        step()
         if size_of(trimmed) <= limit:
             break
     return trimmed
 
 
-# -- the steps --------------------------------------------------------------------------
-
-
-def _trim_long_strings(event: JsonDict) -> None:
-    """The largest fields go first: every string over 10,000 characters, wherever it is
-    (metadata, breadcrumbs, the user, the context, a message), is cut before anything whole
-    is dropped; an errorClass never is."""
+def _trim_strings(event: JsonDict, limit: int) -> None:
+    """Every string over `limit` characters, wherever it is, but an errorClass."""
     for key, value in list(event.items()):
         if key != "exceptions":
-            event[key] = _trim_strings(value, MAX_METADATA_STRING)
-    _cut_messages(event)
+            event[key] = _trimmed(value, limit)
+    for exception in _dicts(event, "exceptions"):
+        for key, value in list(exception.items()):
+            if key != "errorClass":
+                exception[key] = _trimmed(value, limit)
 
 
 def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
@@ -110,7 +98,6 @@ def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
     while dropped < len(crumbs) and excess > 0:
         excess -= size_of(crumbs[dropped]) + 1  # and its comma
         dropped += 1
-    kept = crumbs[dropped:]
     last_dropped = crumbs[dropped - 1]
     # As bugsnag-android does: one breadcrumb says that older ones were removed.
     notice: JsonDict = {
@@ -119,7 +106,7 @@ def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
         "type": "manual",
         "metaData": {},
     }
-    event["breadcrumbs"] = [notice, *kept] if notice["timestamp"] else kept
+    event["breadcrumbs"] = [notice, *crumbs[dropped:]] if notice["timestamp"] else crumbs[dropped:]
 
 
 def _drop_windows(stacks: list[JsonDict], excess: int) -> None:
@@ -142,53 +129,27 @@ def _threads(event: JsonDict, *, crashing: bool) -> list[JsonDict]:
 def _drop_other_threads(event: JsonDict, excess: int) -> None:
     """Whole threads that did not crash, the last listed first, as far as needed."""
     threads = event.get("threads")
-    if not isinstance(threads, list) or excess <= 0:
+    if not isinstance(threads, list):
         return
     dropped: set[int] = set()
     for index in reversed(range(len(threads))):
         if excess <= 0:
             break
-        thread = threads[index]
-        if not (isinstance(thread, dict) and thread.get("errorReportingThread") is True):
+        if not threads[index].get("errorReportingThread"):
             dropped.add(index)
-            excess -= size_of(thread) + 1  # and its comma
+            excess -= size_of(threads[index]) + 1  # and its comma
     event["threads"] = [t for index, t in enumerate(threads) if index not in dropped]
 
 
-def _cut_messages(event: JsonDict) -> None:
-    for exception in _dicts(event, "exceptions"):
-        message = exception.get("message")
-        if isinstance(message, str):
-            exception["message"] = truncated(message, MAX_MESSAGE)
-
-
-def _drop_middle_of(stacks: list[JsonDict], kept: int) -> None:
-    """Very deep stacks (exceptions or threads) keep their `kept` innermost and outermost
-    frames, with one frame between them saying how many were left out."""
+def _drop_middle_of(stacks: list[JsonDict]) -> None:
+    """Very deep stacks (exceptions or threads) keep their innermost and outermost frames,
+    with one frame between them saying how many were left out."""
     for stack in stacks:
         frames = _dicts(stack, "stacktrace")
-        if len(frames) > 2 * kept + 1:
-            left_out = len(frames) - 2 * kept
-            marker = {
-                "file": "[frames left out]",
-                "lineNumber": 0,
-                "method": f"[{left_out} frames left out]",
-                "inProject": False,
-            }
-            stack["stacktrace"] = [*frames[:kept], marker, *frames[-kept:]]
-
-
-def _trim_every_string(limit: int) -> Callable[[JsonDict], None]:
-    def step(event: JsonDict) -> None:
-        for key, value in list(event.items()):
-            if key != "exceptions":
-                event[key] = _trim_strings(value, limit)
-        for exception in _dicts(event, "exceptions"):
-            for key, value in list(exception.items()):
-                if key != "errorClass":
-                    exception[key] = _trim_strings(value, limit)
-
-    return step
+        if len(frames) > 2 * KEPT_FRAMES + 1:
+            method = f"[{len(frames) - 2 * KEPT_FRAMES} frames left out]"
+            marker = {"file": "[frames left out]", "lineNumber": 0, "method": method, "inProject": False}
+            stack["stacktrace"] = [*frames[:KEPT_FRAMES], marker, *frames[-KEPT_FRAMES:]]
 
 
 def _drop_everything_but_exceptions(event: JsonDict) -> None:
@@ -196,8 +157,7 @@ def _drop_everything_but_exceptions(event: JsonDict) -> None:
     event["breadcrumbs"] = []
     event.pop("threads", None)  # the crashing thread's stack is the exception's
     for exception in _dicts(event, "exceptions"):
-        frames = _dicts(exception, "stacktrace")
-        exception["stacktrace"] = frames[:KEPT_FRAMES]
+        exception["stacktrace"] = _dicts(exception, "stacktrace")[:KEPT_FRAMES]
 
 
 def _dicts(holder: JsonDict, key: str) -> list[JsonDict]:
@@ -206,15 +166,15 @@ def _dicts(holder: JsonDict, key: str) -> list[JsonDict]:
     return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
 
 
-def _trim_strings(value: Any, limit: int, depth: int = 0) -> Any:
+def _trimmed(value: Any, limit: int, depth: int = 0) -> Any:
     if isinstance(value, str):
         return truncated(value, limit)
     if depth > 32:
         return "[DEPTH LIMIT]"
     if isinstance(value, dict):
-        return {k: _trim_strings(v, limit, depth + 1) for k, v in value.items()}
+        return {k: _trimmed(v, limit, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_trim_strings(v, limit, depth + 1) for v in value]
+        return [_trimmed(v, limit, depth + 1) for v in value]
     return value
 
 
@@ -245,10 +205,10 @@ def _spliced(payload: JsonDict) -> bytes:
     return rest[:-3] + b',"breadcrumbs":' + crumbs.encoded + rest[-3:]
 
 
-def sealed_event(body: JsonDict, config: Configuration, *,
-                 crumbs_redacted: bool = False) -> tuple[JsonDict, bytes]:
+def sealed_event(body: JsonDict, config: Configuration) -> tuple[JsonDict, bytes]:
     """The payload of an event as it is sent, and its encoded body: redacted, with the API key
-    and the notifier, within BugSnag's size limit. `crumbs_redacted`: the breadcrumbs came
-    redacted from the trail and no callback has touched them since."""
-    payloads.redact_event(body, config.redacted_keys, breadcrumbs=not crumbs_redacted)
+    and the notifier, within BugSnag's size limit. Breadcrumbs still a `Trail` came redacted
+    from it, and no callback has touched them since."""
+    trail = isinstance(body.get("breadcrumbs"), Trail)
+    payloads.redact_event(body, config.redacted_keys, breadcrumbs=not trail)
     return encode_within_limit(payloads.event_payload(config.api_key or "", NOTIFIER, [body]))
