@@ -15,11 +15,8 @@ MAX_NAME = 100  # characters of a breadcrumb's name, as the BugSnag dashboard sh
 
 
 class Breadcrumbs:
-    """At most `limit` breadcrumbs, left from any thread (cells, logging, workers).
-
-    No lock: a deque's append and its copy are atomic, and only a resize (a configuration
-    change) racing an append could lose that one breadcrumb. A breadcrumb keeps its time as
-    seconds since the epoch, formatted when an event reads the trail."""
+    """At most `limit` breadcrumbs, left from any thread. No lock: a deque's append and its copy
+    are atomic (only a resize racing an append could lose that one breadcrumb)."""
 
     def __init__(self, limit: int) -> None:
         self._trail: deque[JsonDict | _Cell] = deque(maxlen=limit)
@@ -47,11 +44,10 @@ class Breadcrumbs:
         self._trail.append((execution_count, at, started, ended, ok))
 
     def snapshot(self, keys: tuple[str, ...] = ()) -> Trail:
-        """The trail, oldest first, redacted by `keys` and timestamped. Each breadcrumb is
-        redacted, formatted and encoded once per set of keys and kept so: an event carries up
-        to 100, and doing that anew for every event misses the reported error's cost target
-        (README, Performance). The crumbs are shared: whoever changes them copies them first
-        (`fresh`, as the on-error callbacks do)."""
+        """The trail, oldest first, redacted by `keys` and timestamped. Each breadcrumb is made
+        and encoded once per set of keys and kept so: anew for every event, that misses the
+        reported error's cost target. The crumbs are shared: whoever changes them copies them
+        first (`fresh`)."""
         memo = self._shown
         shown: list[_Shown] = []
         for item in list(self._trail):
@@ -67,9 +63,6 @@ class Breadcrumbs:
         crumbs = Trail(made.crumb for made in shown)
         crumbs.encoded = b"[" + b",".join([made.encoded for made in shown]) + b"]"
         return crumbs
-
-    def __len__(self) -> int:
-        return len(self._trail)
 
 
 _Cell = tuple[int | None, float, float, float, bool]  # count, when, started, ended, ok
@@ -109,20 +102,24 @@ def _cell_crumb(execution_count: int | None, at: float, started: float, ended: f
 
 LeaveBreadcrumb = Callable[[str, dict[str, Any], str], None]
 MAX_LOG_MESSAGE = 10_000  # characters kept of one log message
+# Loggers of the notifier itself and of the kernel's own machinery: their records say how the
+# kernel talks to its frontend ("No such comm target registered: jupyter.widget.control"), not
+# what the user's code or its libraries did before an error, so they leave no breadcrumb.
+MACHINERY_LOGGERS = (
+    "bugsnag_ipython", "ipykernel", "IPKernelApp", "IPython", "Comm", "comm", "traitlets",
+    "tornado", "jupyter_client", "zmq",
+)
 
 
 class LogBreadcrumbs:
     """Leaves a `log` breadcrumb for every `logging` record of level WARNING and above.
 
-    It wraps the log record factory rather than adding a handler to the root logger: a root
-    handler would make `logging.basicConfig()` do nothing and silence Python's last-resort
-    printing of warnings, so a notebook's own logging would change just by loading this.
-    The factory sees exactly the records that loggers let through their level.
-    """
+    It wraps the log record factory, which sees exactly the records that loggers let through
+    their level, rather than adding a root handler: that would make `logging.basicConfig()` do
+    nothing and silence Python's last-resort printing of warnings."""
 
-    def __init__(self, leave: LeaveBreadcrumb, level: int = logging.WARNING) -> None:
+    def __init__(self, leave: LeaveBreadcrumb) -> None:
         self._leave = leave
-        self.level = level
         self._previous: Callable[..., logging.LogRecord] | None = None
         self._active = False
 
@@ -141,35 +138,14 @@ class LogBreadcrumbs:
             self._previous = None
 
     def _make_record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
-        previous = self._previous or logging.LogRecord
-        record = previous(*args, **kwargs)
-        if self._active and record.levelno >= self.level and not _machinery(record.name):
+        record = (self._previous or logging.LogRecord)(*args, **kwargs)
+        ours = record.name.partition(".")[0] in MACHINERY_LOGGERS
+        if self._active and record.levelno >= logging.WARNING and not ours:
             try:
                 message = record.getMessage()
-                self._leave(
-                    message,
-                    {
-                        "logLevel": record.levelname,
-                        "logger": record.name,
-                        "message": message[:MAX_LOG_MESSAGE],
-                    },
-                    "log",
-                )
+                metadata = {"logLevel": record.levelname, "logger": record.name,
+                            "message": message[:MAX_LOG_MESSAGE]}
+                self._leave(message, metadata, "log")
             except Exception:
                 pass  # a record whose message cannot be formatted fails where it is emitted
         return record
-
-
-# Loggers of the notifier itself and of the kernel's own machinery: their records say how the
-# kernel talks to its frontend ("No such comm target registered: jupyter.widget.control"), not
-# what the user's code or its libraries did before an error, so they leave no breadcrumb.
-MACHINERY_LOGGERS = (
-    "bugsnag_ipython", "ipykernel", "IPKernelApp", "IPython", "Comm", "comm", "traitlets",
-    "tornado", "jupyter_client", "zmq",
-)
-_MACHINERY_NAMES = frozenset(MACHINERY_LOGGERS)
-_MACHINERY_PREFIXES = tuple(name + "." for name in MACHINERY_LOGGERS)
-
-
-def _machinery(logger: str) -> bool:
-    return logger in _MACHINERY_NAMES or logger.startswith(_MACHINERY_PREFIXES)
