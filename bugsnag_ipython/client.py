@@ -251,17 +251,15 @@ class Client:
             kernel=self._facts.kernel,
             context=self.context,
         )
-        built = build_event(
+        body = build_event(
             error, unhandled=unhandled, severity=severity, context=context, extra=metadata,
             cell=cell, thread=thread, facts=facts,
             config=config, cells=self._resolve_cell, breadcrumbs=self.breadcrumbs,
         )
-        body, chosen = built.body, built.severity
         # As bugsnag-android: callbacks see the event before its session, and a discarded one
         # moves no session counter.
         if self.on_error and not self.on_error.run(body):
             return False
-        events.settle_severity(body, chosen, unhandled)
         session = self.tracker.track_event(unhandled=body.get("unhandled") is True)
         if session is not None:
             body["session"] = payloads.event_session(session)

@@ -113,15 +113,10 @@ class EventFacts(NamedTuple):
     context: str | None  # set_context()'s, replacing the automatic one
 
 
-class BuiltEvent(NamedTuple):
-    body: JsonDict
-    severity: str
-
-
 def build_event(error: BaseException, *, unhandled: bool, severity: str | None, context: str | None,
                 extra: dict[str, Any] | None, cell: CellRun | None, thread: ThreadInfo | None,
                 facts: EventFacts, config: Configuration, cells: CellMap,
-                breadcrumbs: Breadcrumbs) -> BuiltEvent:
+                breadcrumbs: Breadcrumbs) -> JsonDict:
     """The event body before the callbacks, the session, redaction and encoding: everything in
     it is a copy the on-error callbacks may change."""
     from .stacktrace import FrameContext, exception_entries  # with the first report, not at load
@@ -154,13 +149,12 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
             tabs[str(section)] = {**tabs.get(str(section), {}), **{str(k): v for k, v in values.items()}}
         else:
             tabs["custom"] = {**tabs.get("custom", {}), str(section): values}
-    body = payloads.event(
+    return payloads.event(
         exceptions=exceptions, unhandled=unhandled, severity=chosen, severity_reason=reason,
         app=facts.app, device=facts.device, user=facts.user,
         context=context_of(context, facts.context, cell, thread),
         breadcrumbs=breadcrumbs.snapshot(config.redacted_keys), metadata=tabs,
     )
-    return BuiltEvent(body, chosen)
 
 
 def error_breadcrumb(event: JsonDict) -> tuple[str, JsonDict]:
@@ -180,23 +174,6 @@ def user_of(set_by_user: dict[str, str], hub_user: str | None, device_id: str | 
     if hub_user:
         return {"id": hub_user}
     return {"id": device_id} if device_id else {}
-
-
-def settle_severity(event: JsonDict, chosen: str, unhandled: bool) -> None:
-    """After the callbacks: a severity they changed is theirs (and says so), a bad one is not;
-    an `unhandled` they flipped is marked `severityReason.unhandledOverridden` (as bugsnag-js
-    does), so that BugSnag can tell the event's own handling from the callback's verdict."""
-    severity = event.get("severity")
-    if severity not in SEVERITIES:
-        event["severity"] = chosen
-    elif severity != chosen:
-        event["severityReason"] = {"type": "userCallbackSetSeverity"}
-    if (event.get("unhandled") is True) != unhandled:
-        reason = event.get("severityReason")
-        if not isinstance(reason, dict):  # a callback took it away: the original one
-            kind = "unhandledException" if unhandled else "handledException"
-            reason = event["severityReason"] = {"type": kind}
-        reason["unhandledOverridden"] = True
 
 
 class OnErrorCallbacks:
@@ -226,8 +203,9 @@ class OnErrorCallbacks:
         counted), does not discard it: losing a report to a bug in a callback is worse."""
         if isinstance(event.get("breadcrumbs"), list):  # the trail's own, shared: see snapshot()
             event["breadcrumbs"] = fresh(event["breadcrumbs"])
+        chosen, unhandled = event["severity"], event["unhandled"]
         before = {"exceptions": [_copy(entry) for entry in event["exceptions"]],
-                  "unhandled": event["unhandled"], "severityReason": dict(event["severityReason"])}
+                  "unhandled": unhandled, "severityReason": dict(event["severityReason"])}
         for callback in list(self._callbacks):
             try:
                 if callback(event) is False:
@@ -248,6 +226,15 @@ class OnErrorCallbacks:
                 "An on_error callback left an event that BugSnag would refuse "
                 f"({', '.join(broken)}); it was repaired from what the notifier made and sent.",
             )
+        # A severity a callback changed is its own (and says so), a bad one is not; an `unhandled`
+        # it flipped is marked `unhandledOverridden` (as bugsnag-js does), so that BugSnag can tell
+        # the event's own handling from the callback's verdict.
+        if event.get("severity") not in SEVERITIES:
+            event["severity"] = chosen
+        elif event["severity"] != chosen:
+            event["severityReason"] = {"type": "userCallbackSetSeverity"}
+        if event["unhandled"] != unhandled:
+            event["severityReason"]["unhandledOverridden"] = True
         return True
 
 

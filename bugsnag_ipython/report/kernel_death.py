@@ -249,7 +249,6 @@ def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict
         return None
     if on_error and not on_error.run(body):
         return None
-    events.settle_severity(body, "error", True)
     return trimming.sealed_event(body, config)
 
 
