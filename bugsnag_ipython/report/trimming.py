@@ -80,14 +80,17 @@ def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None =
 
 
 def _trim_strings(event: JsonDict, limit: int) -> None:
-    """Every string over `limit` characters, wherever it is, but an errorClass."""
+    """Every string over `limit` characters, wherever it is (keys too), but an errorClass."""
+    def cut(text: str) -> str:
+        return truncated(text, limit)
+
     for key, value in list(event.items()):
         if key != "exceptions":
-            event[key] = _trimmed(value, limit)
+            event[key] = payloads.strings_replaced(value, cut)
     for exception in _dicts(event, "exceptions"):
         for key, value in list(exception.items()):
             if key != "errorClass":
-                exception[key] = _trimmed(value, limit)
+                exception[key] = payloads.strings_replaced(value, cut)
 
 
 def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
@@ -164,18 +167,6 @@ def _dicts(holder: JsonDict, key: str) -> list[JsonDict]:
     """The dicts of `holder[key]`: an event's exceptions or threads, a stack's frames."""
     found = holder.get(key)
     return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
-
-
-def _trimmed(value: Any, limit: int, depth: int = 0) -> Any:
-    if isinstance(value, str):
-        return truncated(value, limit)
-    if depth > 32:
-        return "[DEPTH LIMIT]"
-    if isinstance(value, dict):
-        return {k: _trimmed(v, limit, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_trimmed(v, limit, depth + 1) for v in value]
-    return value
 
 
 def encode_within_limit(payload: JsonDict) -> tuple[JsonDict, bytes]:
