@@ -125,32 +125,23 @@ def message(death: KernelDeath) -> str:
 
 
 class DeadKernelCells(NoCells):
-    """The dead kernel's cell files, as its checkpoint named them, and the running cell (the
-    outermost cell frame of the crashing thread)."""
+    """The dead kernel's cell files, as its checkpoint named them: [identity, count, source]."""
 
-    def __init__(self, named: Mapping[str, Any], running: tuple[str, CellRef] | None) -> None:
+    def __init__(self, named: Mapping[str, Any]) -> None:
         self._named = named
-        self._running = running
 
     def __call__(self, filename: str) -> CellRef | None:
-        if self._running is not None and filename == self._running[0]:
-            return self._running[1]
         entry = self._named.get(filename)
-        if not isinstance(entry, list) or len(entry) != 3:
-            if not is_cell_file(filename):
-                return None
-            # A cell run less than a second before the death, other than the running one: the
-            # checkpoint had not named it. The kernel's hash of its code stands in for its name.
-            stem = re.sub(r"\W", "", filename.rsplit("/", 1)[-1].removesuffix(".py"))
-            return CellRef(f"code-{stem}", (), None)
-        identity, count, source = entry
-        lines = tuple(source.splitlines(keepends=True)) if isinstance(source, str) else ()
-        return CellRef(str(identity), lines, count if isinstance(count, int) else None)
-
-
-def _running_cell_ref(cell: DeadCell) -> CellRef:
-    lines = tuple(cell.source.splitlines(keepends=True))
-    return CellRef(cell.cell_id or source_identity(cell.source), lines, cell.execution_count)
+        if isinstance(entry, list) and len(entry) == 3:
+            identity, count, source = entry
+            lines = tuple(source.splitlines(keepends=True)) if isinstance(source, str) else ()
+            return CellRef(str(identity), lines, count if isinstance(count, int) else None)
+        if not is_cell_file(filename):
+            return None
+        # A cell run less than a second before the death, other than the running one: the
+        # checkpoint had not named it. The kernel's hash of its code stands in for its name.
+        stem = re.sub(r"\W", "", filename.rsplit("/", 1)[-1].removesuffix(".py"))
+        return CellRef(f"code-{stem}", (), None)
 
 
 def _thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
@@ -167,15 +158,16 @@ def _thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, 
 def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: JsonDict,
                        user: JsonDict) -> JsonDict:
     """The event body, session attached; the client adds what every event of its carries."""
-    facts, named, fault, cell = death.facts, death.cells, death.fault, death.cell
+    facts, fault, cell, named = death.facts, death.fault, death.cell, dict(death.cells)
     current = next((t for t in fault.threads if t.current), None) if fault else None
-    running: tuple[str, CellRef] | None = None
+    identity = (cell.cell_id or source_identity(cell.source)) if cell else ""
     if cell is not None and current is not None:
+        # The running cell is the outermost cell frame of the crashing thread.
         cell_files = [file for file, _, _ in current.frames if file in named or is_cell_file(file)]
         if cell_files:
-            running = (cell_files[-1], _running_cell_ref(cell))
-    context = FrameContext(resolve_cell=DeadKernelCells(named, running),
-                           project_root=project_root, send_code=death.send_code, notebook=death.notebook)
+            named[cell_files[-1]] = [identity, cell.execution_count, cell.source]
+    context = FrameContext(resolve_cell=DeadKernelCells(named), project_root=project_root,
+                           send_code=death.send_code, notebook=death.notebook)
     frames = EventFrames(context)
     stacktrace = _thread_frames(current, frames, named) if current is not None else []
     signal = fault.signal if fault is not None else None
@@ -203,7 +195,7 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
         ]
     if not stacktrace:
         # No frame to group by: the same death in the same cell is one error.
-        where = cell_file(death.notebook, _running_cell_ref(cell)) if cell else "idle"
+        where = cell_file(death.notebook, CellRef(identity, ())) if cell else "idle"
         body["groupingHash"] = f"{ERROR_CLASS} {cause(death)} {where}"
     if death.session is not None:
         body["session"] = death.session
