@@ -41,8 +41,8 @@ def event_session(snapshot: SessionSnapshot) -> JsonDict:
 
 
 def event(*, exceptions: list[JsonDict], unhandled: bool, severity: str, severity_reason: str,
-          app: JsonDict, device: JsonDict, user: JsonDict, context: str | None = None,
-          breadcrumbs: list[JsonDict] | None = None, metadata: Mapping[str, Any] | None = None) -> JsonDict:
+          app: JsonDict, device: JsonDict, user: JsonDict, context: str | None,
+          breadcrumbs: list[JsonDict], metadata: JsonDict) -> JsonDict:
     """One event, without its session (attached last, after the on-error callbacks)."""
     body: JsonDict = {
         "exceptions": exceptions,
@@ -51,8 +51,8 @@ def event(*, exceptions: list[JsonDict], unhandled: bool, severity: str, severit
         "unhandled": unhandled,
         "app": app,
         "device": device,
-        "breadcrumbs": breadcrumbs if breadcrumbs is not None else [],  # a Trail stays one
-        "metaData": dict(metadata or {}),
+        "breadcrumbs": breadcrumbs,  # a Trail stays one
+        "metaData": metadata,
     }
     if user:
         body["user"] = user
@@ -71,9 +71,8 @@ _EVENTS_KEY = b'"events":['
 
 
 def join_events(bodies: list[bytes]) -> tuple[bytes, int]:
-    """One event payload holding the events of the first bodies that differ only in their
-    events (same key and notifier), and how many bodies it took: a request for many events.
-    Bodies are spliced, not decoded: each is `{...,"events":[...]}`, as `event_payload` orders it."""
+    """One payload of the events of the first bodies that differ only in their events, and how
+    many bodies it took. Spliced, not decoded: each is `{...,"events":[...]}` (`event_payload`)."""
     first = bodies[0]
     cut = first.find(_EVENTS_KEY) + len(_EVENTS_KEY)
     if cut < len(_EVENTS_KEY) or not first.endswith(b"]}") or len(first) == cut + 2:
@@ -161,9 +160,8 @@ def headers(api_key: str, payload_version: str, body: bytes, sent_at: float) -> 
 
 
 def redact_event(event: JsonDict, keys: tuple[str, ...], *, breadcrumbs: bool = True) -> None:
-    """Redact, in place, metadata, breadcrumb metadata and user fields by `keys` (source text is
-    `send_code`'s alone). The redacted parts are copies, cut at a depth of 32, so a cycle in
-    the user's metadata cannot break encoding even when no key is redacted."""
+    """Redact metadata, breadcrumb metadata and user fields by `keys` (source text is `send_code`'s
+    alone). The parts are replaced by copies cut at a depth of 32: a cycle cannot break encoding."""
     for part in ("metaData", "user"):
         if isinstance(event.get(part), Mapping):
             event[part] = redact(event[part], keys)
@@ -185,8 +183,7 @@ def redact(value: Any, keys: tuple[str, ...]) -> Any:
 
 @functools.lru_cache(maxsize=8)
 def _redaction(keys: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One pattern that finds any of `keys` in a lowercased key: a test per key of every event's
-    metadata costs more than all else in redacting it."""
+    # One pattern for all keys: a test per key costs more than all else in redacting an event.
     return re.compile("|".join(re.escape(key.lower()) for key in keys)) if keys else None
 
 
