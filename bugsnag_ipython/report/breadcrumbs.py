@@ -47,7 +47,7 @@ class Breadcrumbs:
         """The trail, oldest first, redacted by `keys` and timestamped. Each breadcrumb is made
         and encoded once per set of keys and kept so: anew for every event, that misses the
         reported error's cost target. The crumbs are shared: whoever changes them copies them
-        first (`fresh`)."""
+        first (from `encoded`)."""
         memo = self._shown
         shown: list[_Shown] = []
         for item in list(self._trail):
@@ -80,15 +80,6 @@ class Trail(list[JsonDict]):
     crumb's encoding: an event's body takes it as it is (`trimming.encode_within_limit`)."""
 
     encoded: bytes = b""
-
-
-def fresh(value: Any) -> Any:
-    """A copy of breadcrumbs as the trail gives them (dicts, lists and plain values)."""
-    if type(value) is dict:
-        return {key: fresh(item) for key, item in value.items()}
-    if isinstance(value, list):  # a Trail too: its copy is a plain list, without `encoded`
-        return [fresh(item) for item in value]
-    return value
 
 
 def _cell_crumb(execution_count: int | None, at: float, started: float, ended: float, ok: bool) -> JsonDict:

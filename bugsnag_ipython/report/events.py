@@ -3,13 +3,14 @@ user), and the on-error callbacks that may change it, repaired when they break i
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..core.basics import JsonDict, Once, log
 from . import payloads
-from .breadcrumbs import fresh
+from .breadcrumbs import Trail
 from .cells import notebook_ref
 from .naming import class_name, message_of, names_of
 from .payloads import printable
@@ -201,8 +202,8 @@ class OnErrorCallbacks:
         """False if a callback discarded the event by returning False. A callback that raises
         (logged once), or leaves the event in a shape BugSnag refuses (repaired, said once,
         counted), does not discard it: losing a report to a bug in a callback is worse."""
-        if isinstance(event.get("breadcrumbs"), list):  # the trail's own, shared: see snapshot()
-            event["breadcrumbs"] = fresh(event["breadcrumbs"])
+        if isinstance(event.get("breadcrumbs"), Trail):  # the trail's own, shared: a copy to change
+            event["breadcrumbs"] = json.loads(event["breadcrumbs"].encoded)
         chosen, unhandled = event["severity"], event["unhandled"]
         before = {"exceptions": [_copy(entry) for entry in event["exceptions"]],
                   "unhandled": unhandled, "severityReason": dict(event["severityReason"])}
