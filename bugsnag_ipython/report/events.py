@@ -61,10 +61,8 @@ def discarded(error_class: type[BaseException], discard_classes: tuple[str, ...]
 
 
 def error_the_cell_ended_with(error: BaseException, is_users_code: Callable[[str], bool]) -> BaseException:
-    """The error to report for a cell that ended with `error`: an interrupt that lands while
-    IPython shows a cell's error ends the cell with a KeyboardInterrupt whose context is that
-    error, which is what the cell did; an interrupt raised in the user's own code (a cell, a
-    project file, even inside an `except` block) is the user's stopping it, and stays."""
+    """The error to report for a cell that ended with `error`: an interrupt landing while IPython
+    shows a cell's error has that error as its context; one raised in the user's code stays."""
     current: BaseException = error
     for _ in range(8):  # an interrupt of the handling of an interrupt, and so on
         files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(current.__traceback__)]
@@ -118,8 +116,7 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
                 extra: dict[str, Any] | None, cell: CellRun | None, thread: ThreadInfo | None,
                 facts: EventFacts, config: Configuration, cells: CellMap,
                 breadcrumbs: Breadcrumbs) -> JsonDict:
-    """The event body before the callbacks, the session, redaction and encoding: everything in
-    it is a copy the on-error callbacks may change."""
+    """The event body before the callbacks, the session, redaction and encoding."""
     from .stacktrace import FrameContext, exception_entries  # with the first report, not at load
 
     if unhandled:
@@ -136,8 +133,8 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
         resolve_cell=cells, project_root=config.project_root, send_code=config.send_code, notebook=notebook
     )
     exceptions = exception_entries(error, frames)
-    # The tabs: the user's (a fresh copy), then ours (a user's own keys in them win), then this
-    # call's `metadata`, whose values that are no dict go to `custom`, as bugsnag-python does.
+    # The user's tabs (a copy), ours under them, then this call's `metadata` (a value that is
+    # no dict goes to `custom`, as bugsnag-python does).
     tabs = facts.tabs
     ours = notebook_tab(notebook, cell, send_code=config.send_code)
     if ours is not None:
@@ -168,8 +165,7 @@ def error_breadcrumb(event: JsonDict) -> tuple[str, JsonDict]:
 
 
 def user_of(set_by_user: dict[str, str], hub_user: str | None, device_id: str | None) -> dict[str, str]:
-    """`set_user(...)`, else JupyterHub's user, else the device id (as bugsnag-android does),
-    so that BugSnag's "users affected" counts people rather than kernels."""
+    """`set_user(...)`, else JupyterHub's user, else the device id (as bugsnag-android does)."""
     if set_by_user:
         return dict(set_by_user)
     if hub_user:
@@ -199,9 +195,8 @@ class OnErrorCallbacks:
         return len(self._callbacks)
 
     def run(self, event: JsonDict) -> bool:
-        """False if a callback discarded the event by returning False. A callback that raises
-        (logged once), or leaves the event in a shape BugSnag refuses (repaired, said once,
-        counted), does not discard it: losing a report to a bug in a callback is worse."""
+        """False if a callback discarded the event by returning False. One that raises, or breaks
+        the event (repaired, counted), does not discard it: losing a report to its bug is worse."""
         if isinstance(event.get("breadcrumbs"), Trail):  # the trail's own, shared: a copy to change
             event["breadcrumbs"] = json.loads(event["breadcrumbs"].encoded)
         chosen, unhandled = event["severity"], event["unhandled"]
@@ -214,8 +209,7 @@ class OnErrorCallbacks:
             except Exception as error:
                 if self._said.first(("raised", id(callback))):
                     name = getattr(callback, "__qualname__", None)
-                    # Strings only: a value that fails to format in logging's handler would
-                    # have it print a traceback into the cell.
+                    # Strings only: a value that fails to format in logging would print a traceback.
                     log.warning("The on_error callback %s raised %s: %s; the event is sent as the callback "
                                 "left it.", name if isinstance(name, str) else "?", class_name(error),
                                 message_of(error))
@@ -228,8 +222,7 @@ class OnErrorCallbacks:
                 f"({', '.join(broken)}); it was repaired from what the notifier made and sent.",
             )
         # A severity a callback changed is its own (and says so), a bad one is not; an `unhandled`
-        # it flipped is marked `unhandledOverridden` (as bugsnag-js does), so that BugSnag can tell
-        # the event's own handling from the callback's verdict.
+        # it flipped is marked `unhandledOverridden` (as bugsnag-js does).
         if event.get("severity") not in SEVERITIES:
             event["severity"] = chosen
         elif event["severity"] != chosen:

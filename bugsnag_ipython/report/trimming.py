@@ -1,10 +1,6 @@
-"""Keeping an event body under BugSnag's 1 MB limit without losing the exception.
-
-Only a body over the limit is trimmed, losing the least first (bugsnag-android's order, then
-ours): long strings, the threads that did not crash, the oldest breadcrumbs, code windows, the
-middle of very deep stacks. Exception classes are never dropped. The event's values may be
-shared with the client's state, so trimmed parts are rebuilt, never changed in place.
-"""
+"""Keeping an event body under BugSnag's 1 MB limit without losing the exception: a body over
+it loses the least first (bugsnag-android's order, then ours). The event's values may be shared
+with the client's state, so trimmed parts are rebuilt, never changed in place."""
 
 from __future__ import annotations
 
@@ -37,15 +33,12 @@ def size_of(payload: Any) -> int:
     return len(encode(payload))
 
 
-def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None = None) -> JsonDict:
-    """The payload (itself when it fits), under `limit` bytes if at all possible without
-    dropping an exception class. `size` is the payload's encoded size when the caller has
-    measured it (a body over the limit is a megabyte to encode again)."""
-    events = payload.get("events")
-    if not isinstance(events, list) or not events or not isinstance(events[0], dict):
+def fit(payload: JsonDict, *, size: int | None = None) -> JsonDict:
+    """An event payload (itself when it fits) under the limit, if at all possible without dropping
+    an exception class; `size` is its encoded size when the caller has measured it."""
+    if (size_of(payload) if size is None else size) <= MAX_PAYLOAD_BYTES:
         return payload
-    if (size_of(payload) if size is None else size) <= limit:
-        return payload
+    events = payload["events"]
     event = dict(events[0])
     # Exceptions, threads and frames are small and changed in place below: copy them, once.
     for key in ("exceptions", "threads"):
@@ -55,7 +48,7 @@ def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None =
     trimmed = {**payload, "events": [event, *events[1:]]}
 
     def excess() -> int:
-        return size_of(trimmed) - limit
+        return size_of(trimmed) - MAX_PAYLOAD_BYTES
 
     def crashing() -> list[JsonDict]:  # the crashing thread's stacks: the exceptions' and its own
         return [*_dicts(event, "exceptions"), *_threads(event, crashing=True)]
@@ -74,7 +67,7 @@ def fit(payload: JsonDict, limit: int = MAX_PAYLOAD_BYTES, *, size: int | None =
     ]
     for step in steps:
         step()
-        if size_of(trimmed) <= limit:
+        if excess() <= 0:
             break
     return trimmed
 
@@ -113,9 +106,8 @@ def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
 
 
 def _drop_windows(stacks: list[JsonDict], excess: int) -> None:
-    """Code windows of `stacks` (exceptions or threads), from the outermost frames of the last
-    stack: the innermost frame of the first (the raised exception's) is the line the reader
-    wants to see."""
+    """Code windows of `stacks`, from the outermost frames of the last: the innermost frame of the
+    first (the raised exception's) is the line the reader wants to see."""
     frames = [f for stack in stacks for f in _dicts(stack, "stacktrace")]
     for frame in reversed(frames):
         if excess <= 0:
@@ -180,9 +172,8 @@ def encode_within_limit(payload: JsonDict) -> tuple[JsonDict, bytes]:
 
 
 def _spliced(payload: JsonDict) -> bytes:
-    """`encode(payload)`, but a one-event payload's breadcrumbs, when they are the trail's
-    own (a `Trail`, untouched), go in as the trail encoded them: encoding them for every event
-    misses the reported error's cost target (README, Performance)."""
+    """`encode(payload)`, but a one-event payload's breadcrumbs, when they are a `Trail`, go in
+    as the trail encoded them: encoding them for every event misses the reported error's cost target."""
     events = payload.get("events")
     event = events[0] if isinstance(events, list) and len(events) == 1 else None
     event = event if isinstance(event, dict) else {}
@@ -197,9 +188,8 @@ def _spliced(payload: JsonDict) -> bytes:
 
 
 def sealed_event(body: JsonDict, config: Configuration) -> tuple[JsonDict, bytes]:
-    """The payload of an event as it is sent, and its encoded body: redacted, with the API key
-    and the notifier, within BugSnag's size limit. Breadcrumbs still a `Trail` came redacted
-    from it, and no callback has touched them since."""
+    """The payload of an event as it is sent, and its encoded body: redacted (breadcrumbs still a
+    `Trail` came so), with the API key and the notifier, within BugSnag's size limit."""
     trail = isinstance(body.get("breadcrumbs"), Trail)
     payloads.redact_event(body, config.redacted_keys, breadcrumbs=not trail)
     return encode_within_limit(payloads.event_payload(config.api_key or "", NOTIFIER, [body]))
