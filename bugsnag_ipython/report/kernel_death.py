@@ -205,12 +205,12 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
 def _app(death: KernelDeath) -> JsonDict:
     found = death.facts.get("app")
     app: JsonDict = found if isinstance(found, dict) else {}
-    fields: JsonDict = {"type": "jupyter", "releaseStage": app.get("releaseStage") or "production"}
+    fields: JsonDict = {"type": "jupyter", "releaseStage": app.get("releaseStage") or "production",
+                        "duration": max(0, round((death.died_at - death.launched_at) * 1000)),
+                        "durationInForeground": (death.cell.ran_ms or 0) if death.cell else 0,
+                        "inForeground": death.cell is not None}
     if app.get("version"):
         fields["version"] = app["version"]
-    fields["duration"] = max(0, round((death.died_at - death.launched_at) * 1000))
-    fields["durationInForeground"] = (death.cell.ran_ms or 0) if death.cell else 0
-    fields["inForeground"] = death.cell is not None
     return fields
 
 
@@ -230,8 +230,8 @@ def _metadata(death: KernelDeath) -> dict[str, JsonDict]:
 def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict,
                   hub_user: str | None, on_error: events.OnErrorCallbacks | None = None,
                   ) -> tuple[JsonDict, bytes] | None:
-    """The payload of a death and its encoded body, as the scan and the watcher both send it;
-    None when the dead kernel's release stage is not enabled, or an `on_error` callback drops it."""
+    """The payload of a death and its encoded body; None when the dead kernel's release stage is
+    not enabled, or an `on_error` callback drops it."""
     found = death.facts.get("user")  # what set_user() had set in the dead kernel
     set_user = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
     user = events.user_of(set_user, hub_user, device.get("id"))
