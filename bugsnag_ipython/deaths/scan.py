@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.basics import log
 from ..report.cells import notebook_ref
-from ..report.kernel_death import DeadCell, KernelDeath, OomEvidence, parse_fault_dump
+from ..report.events import DeadCell
+from ..report.kernel_death import KernelDeath, OomEvidence, parse_fault_dump
 from ..report.payloads import iso8601
 from . import memory
 from .claims import Claimed, SetAside, claim_dead, why

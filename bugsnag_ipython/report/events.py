@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core.basics import JsonDict, Once, log
 from . import payloads
@@ -34,17 +34,13 @@ class CellRun(NamedTuple):
     started_monotonic: float
 
 
-class RanCell(Protocol):
-    """A cell as an event names it: the running cell, or the one a dead kernel was running."""
+class DeadCell(NamedTuple):
+    """The cell that was running when a kernel died."""
 
-    @property
-    def execution_count(self) -> int | None: ...
-
-    @property
-    def cell_id(self) -> str | None: ...
-
-    @property
-    def source(self) -> str: ...
+    execution_count: int | None
+    cell_id: str | None
+    source: str
+    ran_ms: int | None  # how long it had run, as far as known
 
 
 class ThreadInfo(NamedTuple):
@@ -75,7 +71,7 @@ def error_the_cell_ended_with(error: BaseException, is_users_code: Callable[[str
     return error if isinstance(current, KeyboardInterrupt) else current
 
 
-def context_of(given: str | None, configured: str | None, cell: RanCell | None,
+def context_of(given: str | None, configured: str | None, cell: CellRun | DeadCell | None,
                thread: ThreadInfo | None) -> str | None:
     """The event's context: given > set_context > the thread > the running cell's `In [n]`."""
     if given or configured:
@@ -87,7 +83,8 @@ def context_of(given: str | None, configured: str | None, cell: RanCell | None,
     return None
 
 
-def notebook_tab(notebook: NotebookRef | None, cell: RanCell | None, *, send_code: bool) -> JsonDict | None:
+def notebook_tab(notebook: NotebookRef | None, cell: CellRun | DeadCell | None, *,
+                 send_code: bool) -> JsonDict | None:
     """The `notebook` tab: which notebook, and which cell ran (its source unless send_code is off)."""
     tab: JsonDict = {}
     if notebook is not None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..core.basics import JsonDict
 from . import events, payloads, trimming
 from .cells import CellRef, NotebookRef, cell_file, is_cell_file, source_identity
+from .events import DeadCell
 from .stacktrace import EventFrames, FrameContext, NoCells, without_machinery
 
 if TYPE_CHECKING:
@@ -64,15 +65,6 @@ def parse_fault_dump(text: str) -> FaultDump | None:
         elif line.startswith(("Extension modules", "Fatal Python error")):
             break
     return FaultDump(description, SIGNALS.get(description), threads)
-
-
-class DeadCell(NamedTuple):
-    """The cell that was running when the kernel died."""
-
-    execution_count: int | None
-    cell_id: str | None
-    source: str
-    ran_ms: int | None  # how long it had run, as far as known
 
 
 class OomEvidence(NamedTuple):

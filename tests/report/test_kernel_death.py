@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from bugsnag_ipython.report.cells import NotebookRef
+from bugsnag_ipython.report.events import DeadCell
 from bugsnag_ipython.report.kernel_death import (
-    DeadCell,
     KernelDeath,
     OomEvidence,
     kernel_death_event,
