@@ -92,27 +92,24 @@ def encode(payload: Any) -> bytes:
     try:
         text = _ENCODER.encode(payload)
     except ValueError:  # NaN or infinity (which JSON has not), or an int too long to print
-        text = _ENCODER.encode(json_safe(payload))
+        text = _ENCODER.encode(_json_safe(payload))
     return utf8(text)
 
 
 def utf8(text: str) -> bytes:
-    """UTF-8 bytes of `text`; a lone surrogate (a file name decoded with surrogateescape, a
-    message cut mid-pair) is not UTF-8 and is sent as U+FFFD, the replacement character."""
+    """UTF-8 bytes of `text`, a lone surrogate (a file name decoded with surrogateescape, a message
+    cut mid-pair) as U+FFFD: UTF-16 keeps it through the encoding, and its decoding replaces it."""
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        # UTF-16 keeps a lone surrogate through the encoding, and its decoding replaces it.
         return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
 
 
-def json_safe(value: Any, depth: int = 0) -> Any:
-    """A copy of `value` that JSON can hold: NaN and infinities as the strings Python prints,
-    an int too long to print as a note of its size (BugSnag refuses a body with NaN in it)."""
-    kind = type(value)
-    if kind is float:
-        return value if math.isfinite(value) else repr(value)
-    if kind is int:
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    # NaN and infinities as the strings Python prints, an int too long to print as its size.
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(float(value))
+    if isinstance(value, int):
         try:
             repr(value)
         except ValueError:
@@ -122,17 +119,16 @@ def json_safe(value: Any, depth: int = 0) -> Any:
         return "[DEPTH LIMIT]"
     if isinstance(value, Mapping):
         return {
-            json_safe(k, depth + 1) if type(k) in (float, int) else k: json_safe(v, depth + 1)
+            _json_safe(k) if isinstance(k, float | int) else k: _json_safe(v, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [json_safe(v, depth + 1) for v in value]
+        return [_json_safe(v, depth + 1) for v in value]
     return value
 
 
 def printable(value: object) -> str:
-    """str(value), or a placeholder when that raises: a value or key JSON cannot hold, or a
-    part of an event a callback left as something other than a string."""
+    """str(value), or a placeholder when that raises."""
     try:
         return str(value)
     except Exception:
@@ -176,8 +172,8 @@ def redact_event(event: JsonDict, keys: tuple[str, ...], *, breadcrumbs: bool = 
 
 
 def redact(value: Any, keys: tuple[str, ...]) -> Any:
-    """A copy of `value` with every mapping entry whose key contains one of `keys`
-    (case-insensitively) replaced by [REDACTED], at any depth (cut at 32)."""
+    """A copy of `value` with the value of every key that contains one of `keys` (in any case)
+    replaced by [REDACTED], at any depth (cut at 32)."""
     return _redact(value, _redaction(tuple(keys)), 0)
 
 
