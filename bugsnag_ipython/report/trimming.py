@@ -123,17 +123,14 @@ def _threads(event: JsonDict, *, crashing: bool) -> list[JsonDict]:
 
 def _drop_other_threads(event: JsonDict, excess: int) -> None:
     """Whole threads that did not crash, the last listed first, as far as needed."""
-    threads = event.get("threads")
-    if not isinstance(threads, list):
-        return
-    dropped: set[int] = set()
-    for index in reversed(range(len(threads))):
-        if excess <= 0:
-            break
-        if not threads[index].get("errorReportingThread"):
-            dropped.add(index)
-            excess -= size_of(threads[index]) + 1  # and its comma
-    event["threads"] = [t for index, t in enumerate(threads) if index not in dropped]
+    kept: list[JsonDict] = []
+    for thread in reversed(_dicts(event, "threads")):
+        if excess > 0 and not thread.get("errorReportingThread"):
+            excess -= size_of(thread) + 1  # and its comma
+        else:
+            kept.append(thread)
+    if "threads" in event:
+        event["threads"] = kept[::-1]
 
 
 def _drop_middle_of(stacks: list[JsonDict]) -> None:
