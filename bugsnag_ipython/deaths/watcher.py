@@ -110,7 +110,7 @@ def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], dire
     from ..delivery.payload import Payload
     from ..delivery.transport import PlainTransport
     from ..report.kernel_death import death_payload, message
-    from ..report.scrub import scrub
+    from ..report.trimming import scrub
     from .notes import KEPT, NOT_SENT, REFUSED, REPORTED
 
     made = death_payload(death, config, device=setup.get("device") or {}, hub_user=setup.get("hubUser"))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..core.basics import JsonDict, log
 from ..report import payloads
-from ..report.scrub import scrub
+from ..report.trimming import scrub
 
 if TYPE_CHECKING:
     from ..core.config import Configuration

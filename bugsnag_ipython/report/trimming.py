@@ -1,17 +1,20 @@
-"""Keeping an event body under BugSnag's 1 MB limit without losing the exception: a body over
-it loses the least first (bugsnag-android's order, then ours). The event's values may be shared
-with the client's state, so trimmed parts are rebuilt, never changed in place."""
+"""Sealing a payload: an event body kept under BugSnag's 1 MB limit without losing the exception
+(a body over it loses the least first, in bugsnag-android's order, then ours), and the secrets
+taken out of every finished body. The event's values may be shared with the client's state, so
+trimmed parts are rebuilt, never changed in place."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..core.basics import JsonDict
 from . import payloads
 from .breadcrumbs import Trail
 from .environment import NOTIFIER
-from .payloads import encode
+from .payloads import REDACTED, encode, strings_replaced, utf8
 
 if TYPE_CHECKING:
     from ..core.config import Configuration
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 MAX_PAYLOAD_BYTES = 999_000
 MAX_STRING = 10_000  # characters, as bugsnag-android's maxStringValueLength
 KEPT_FRAMES = 25  # innermost and outermost frames each kept of a very deep stack
+_API_KEY_HEAD = b'{"apiKey":"'
 
 
 def truncated(text: str, limit: int) -> str:
@@ -79,11 +83,11 @@ def _trim_strings(event: JsonDict, limit: int) -> None:
 
     for key, value in list(event.items()):
         if key != "exceptions":
-            event[key] = payloads.strings_replaced(value, cut)
+            event[key] = strings_replaced(value, cut)
     for exception in _dicts(event, "exceptions"):
         for key, value in list(exception.items()):
             if key != "errorClass":
-                exception[key] = payloads.strings_replaced(value, cut)
+                exception[key] = strings_replaced(value, cut)
 
 
 def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
@@ -190,3 +194,36 @@ def sealed_event(body: JsonDict, config: Configuration) -> tuple[JsonDict, bytes
     trail = isinstance(body.get("breadcrumbs"), Trail)
     payloads.redact_event(body, config.redacted_keys, breadcrumbs=not trail)
     return encode_within_limit(payloads.event_payload(config.api_key or "", NOTIFIER, [body]))
+
+
+@lru_cache(maxsize=8)
+def _needles(secrets: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    """Each secret with its JSON text, the longest first: a `user:password` is replaced whole
+    before its password alone."""
+    ordered = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
+    return tuple((secret, utf8(json.dumps(secret, ensure_ascii=False)[1:-1])) for secret in ordered)
+
+
+def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
+    """`body` (an encoded session or event payload) with every one of `secrets` in its strings
+    replaced by [REDACTED], but the payload's own `apiKey`. A search per secret in the body; it is
+    decoded, walked and encoded again only when one is found, so that only what the decoded
+    strings hold is replaced, never a match inside another string's escape sequence."""
+    needles = _needles(secrets)
+    start = body.find(b'"', len(_API_KEY_HEAD)) + 1 if body.startswith(_API_KEY_HEAD) else 0
+    if not any(body.find(text, start) >= 0 for _, text in needles):
+        return body  # nearly every payload: a search per secret, in C
+
+    def replaced(text: str) -> str:
+        for secret, _ in needles:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    payload = json.loads(body)
+    cleaned = {key: value if key == "apiKey" else strings_replaced(value, replaced)
+               for key, value in payload.items()}
+    encoded = encode(cleaned)
+    if "events" in cleaned and len(encoded) > MAX_PAYLOAD_BYTES:
+        # [REDACTED] is longer than a short credential: an event at the limit is trimmed again.
+        encoded = encode(fit(cleaned, size=len(encoded)))
+    return encoded

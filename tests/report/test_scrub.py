@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from bugsnag_ipython.report.payloads import encode, event_payload
-from bugsnag_ipython.report.scrub import scrub
-from bugsnag_ipython.report.trimming import MAX_PAYLOAD_BYTES
+from bugsnag_ipython.report.trimming import MAX_PAYLOAD_BYTES, scrub
 from tests.payloads import API_KEY as KEY
 
 
