@@ -26,9 +26,8 @@ class Breadcrumbs:
         if self._trail.maxlen != limit:
             self._trail = deque(self._trail, maxlen=limit)
 
-    def leave(
-        self, name: str, at: float, metadata: dict[str, Any] | None = None, type: str = "manual"
-    ) -> None:
+    def leave(self, name: str, at: float, metadata: dict[str, Any] | None = None,
+              type: str = "manual") -> None:
         self._trail.append({
             "timestamp": at,
             "name": str(name)[:MAX_NAME],
@@ -36,9 +35,8 @@ class Breadcrumbs:
             "metaData": dict(metadata) if metadata else {},
         })
 
-    def leave_cell(
-        self, execution_count: int | None, at: float, started: float, ended: float, ok: bool
-    ) -> None:
+    def leave_cell(self, execution_count: int | None, at: float, started: float, ended: float,
+                   ok: bool) -> None:
         """The `process` breadcrumb of a finished cell, kept as a tuple until an event reads
         it: the cell events' budget (README, Performance) has no room for a dict per cell."""
         self._trail.append((execution_count, at, started, ended, ok))

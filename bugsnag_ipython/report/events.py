@@ -235,16 +235,13 @@ def _repair(event: JsonDict, before: JsonDict) -> list[str]:
     repaired: list[str] = []
     exceptions = event.get("exceptions")
     entries = [e for e in exceptions if isinstance(e, dict)] if isinstance(exceptions, list) else []
-    if not entries:
-        entries = [_copy(entry) for entry in before["exceptions"]]
-        repaired.append("exceptions")
-    elif len(entries) != len(exceptions or ()):
+    if not entries or len(entries) != len(exceptions):
         repaired.append("exceptions")
     originals = before["exceptions"]
+    event["exceptions"] = entries = entries or [_copy(entry) for entry in originals]
     for index, entry in enumerate(entries):
         if _repair_exception(entry, originals[min(index, len(originals) - 1)]):
             repaired.append(f"exceptions[{index}]")
-    event["exceptions"] = entries
     if not isinstance(event.get("unhandled"), bool):
         event["unhandled"] = before["unhandled"]
         repaired.append("unhandled")

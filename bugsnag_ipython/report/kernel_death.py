@@ -215,7 +215,7 @@ def _metadata(death: KernelDeath) -> dict[str, JsonDict]:
     kernel = death.facts.get("kernel")
     if isinstance(kernel, dict):
         tabs["kernel"] = {**kernel, "pid": death.pid}
-    tabs["exitInfo"] = exit_info(death)
+    tabs["exitInfo"] = _exit_info(death)
     return tabs
 
 
@@ -236,8 +236,7 @@ def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict
     return trimming.sealed_event(body, config)
 
 
-def exit_info(death: KernelDeath) -> JsonDict:
-    """The `exitInfo` tab: why, and the evidence."""
+def _exit_info(death: KernelDeath) -> JsonDict:  # why, and the evidence
     info: JsonDict = {"description": message(death)}
     fault = death.fault
     if fault is not None:
