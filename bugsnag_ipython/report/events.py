@@ -235,7 +235,7 @@ def _repair(event: JsonDict, before: JsonDict) -> list[str]:
     repaired: list[str] = []
     exceptions = event.get("exceptions")
     entries = [e for e in exceptions if isinstance(e, dict)] if isinstance(exceptions, list) else []
-    if not entries or len(entries) != len(exceptions):
+    if not entries or len(entries) != len(exceptions or ()):
         repaired.append("exceptions")
     originals = before["exceptions"]
     event["exceptions"] = entries = entries or [_copy(entry) for entry in originals]
