@@ -137,8 +137,8 @@ class DeadKernelCells(NoCells):
 
 
 def _thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
-    """A dumped thread's frames, innermost first, without those outside the outermost cell frame
-    (the kernel's loop) and IPython's own between cells, as an exception's are shown."""
+    """A dumped thread's frames, innermost first, as an exception's are shown: without the kernel's
+    loop outside the outermost cell frame, nor IPython's own between cells."""
     shown = thread.frames
     cells = [index for index, (file, _, _) in enumerate(shown) if file in named or is_cell_file(file)]
     if cells:

@@ -92,7 +92,7 @@ def encode(payload: Any) -> bytes:
     try:
         text = _ENCODER.encode(payload)
     except ValueError:  # NaN or infinity (which JSON has not), or an int too long to print
-        text = _ENCODER.encode(_json_safe(payload))
+        text = _ENCODER.encode(_mapped(payload, _json_value))
     return utf8(text)
 
 
@@ -105,25 +105,15 @@ def utf8(text: str) -> bytes:
         return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
 
 
-def _json_safe(value: Any, depth: int = 0) -> Any:
+def _json_value(value: Any) -> Any:
     # NaN and infinities as the strings Python prints, an int too long to print as its size.
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(float(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(float(value))
     if isinstance(value, int):
         try:
             repr(value)
         except ValueError:
             return f"<int of {value.bit_length()} bits>"
-        return value
-    if depth > 64:
-        return "[DEPTH LIMIT]"
-    if isinstance(value, Mapping):
-        return {
-            _json_safe(k) if isinstance(k, float | int) else k: _json_safe(v, depth + 1)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_json_safe(v, depth + 1) for v in value]
     return value
 
 
@@ -201,17 +191,17 @@ def _redact(value: Any, keys: re.Pattern[str] | None, depth: int) -> Any:
     return redacted
 
 
-def strings_replaced(value: Any, replace: Callable[[str], str], depth: int = 0) -> Any:
+def strings_replaced(value: Any, replace: Callable[[str], str]) -> Any:
     """A copy of `value` (JSON-like) with `replace` applied to each string in it, keys too."""
-    if isinstance(value, str):
-        return replace(value)
-    if depth > 80:  # deeper than any payload encode() makes
-        return value
+    return _mapped(value, lambda item: replace(item) if isinstance(item, str) else item)
+
+
+def _mapped(value: Any, leaf: Callable[[Any], Any], depth: int = 0) -> Any:
+    # A copy with `leaf` applied to every key and plain value, cut at a depth of 64 (a cycle).
+    if not isinstance(value, Mapping | list | tuple):
+        return leaf(value)
+    if depth > 64:
+        return "[DEPTH LIMIT]"
     if isinstance(value, Mapping):
-        return {
-            strings_replaced(k, replace, depth + 1): strings_replaced(v, replace, depth + 1)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [strings_replaced(v, replace, depth + 1) for v in value]
-    return value
+        return {leaf(k): _mapped(v, leaf, depth + 1) for k, v in value.items()}
+    return [_mapped(v, leaf, depth + 1) for v in value]

@@ -1,7 +1,6 @@
-"""Sealing a payload: an event body kept under BugSnag's 1 MB limit without losing the exception
-(a body over it loses the least first, in bugsnag-android's order, then ours), and the secrets
-taken out of every finished body. The event's values may be shared with the client's state, so
-trimmed parts are rebuilt, never changed in place."""
+"""Sealing a payload: an event kept under BugSnag's 1 MB limit without losing the exception (a
+body over it loses the least first, as bugsnag-android does), and the secrets taken out of every
+finished body. Trimmed parts are rebuilt, never changed in place: the client may share them."""
 
 from __future__ import annotations
 
@@ -198,17 +197,14 @@ def sealed_event(body: JsonDict, config: Configuration) -> tuple[JsonDict, bytes
 
 @lru_cache(maxsize=8)
 def _needles(secrets: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
-    """Each secret with its JSON text, the longest first: a `user:password` is replaced whole
-    before its password alone."""
+    # Each secret with its JSON text, the longest first: a `user:password` goes before its password.
     ordered = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
     return tuple((secret, utf8(json.dumps(secret, ensure_ascii=False)[1:-1])) for secret in ordered)
 
 
 def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    """`body` (an encoded session or event payload) with every one of `secrets` in its strings
-    replaced by [REDACTED], but the payload's own `apiKey`. A search per secret in the body; it is
-    decoded, walked and encoded again only when one is found, so that only what the decoded
-    strings hold is replaced, never a match inside another string's escape sequence."""
+    """`body` (an encoded payload) with `secrets` in its strings, but its own `apiKey`, replaced by
+    [REDACTED]; decoded and walked only when one is found, never replaced inside an escape sequence."""
     needles = _needles(secrets)
     start = body.find(b'"', len(_API_KEY_HEAD)) + 1 if body.startswith(_API_KEY_HEAD) else 0
     if not any(body.find(text, start) >= 0 for _, text in needles):
