@@ -16,8 +16,7 @@ from .core.sessions import SessionSnapshot, SessionTracker
 from .delivery.dispatcher import Dispatcher
 from .report import environment, events, payloads
 from .report.breadcrumbs import Breadcrumbs
-from .report.events import SEVERITIES, CellRun, OnError, ThreadInfo
-from .report.metadata import MetadataStore
+from .report.events import SEVERITIES, CellRun, MetadataStore, OnError, ThreadInfo
 
 if TYPE_CHECKING:  # imported with the first payload or report, not at load
     from .delivery.delivery import Delivery

@@ -97,15 +97,12 @@ def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
     while dropped < len(crumbs) and excess > 0:
         excess -= size_of(crumbs[dropped]) + 1  # and its comma
         dropped += 1
-    last_dropped = crumbs[dropped - 1]
+    last = crumbs[dropped - 1]
+    at = last.get("timestamp") if isinstance(last, dict) else None
     # As bugsnag-android does: one breadcrumb says that older ones were removed.
-    notice: JsonDict = {
-        "timestamp": last_dropped.get("timestamp") if isinstance(last_dropped, dict) else None,
-        "name": f"Removed, along with {dropped - 1} older breadcrumbs, to reduce payload size",
-        "type": "manual",
-        "metaData": {},
-    }
-    event["breadcrumbs"] = [notice, *crumbs[dropped:]] if notice["timestamp"] else crumbs[dropped:]
+    name = f"Removed, along with {dropped - 1} older breadcrumbs, to reduce payload size"
+    notice = [{"timestamp": at, "name": name, "type": "manual", "metaData": {}}] if at else []
+    event["breadcrumbs"] = [*notice, *crumbs[dropped:]]
 
 
 def _drop_windows(stacks: list[JsonDict], excess: int) -> None:
