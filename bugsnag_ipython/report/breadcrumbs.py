@@ -42,10 +42,9 @@ class Breadcrumbs:
         self._trail.append((execution_count, at, started, ended, ok))
 
     def snapshot(self, keys: tuple[str, ...] = ()) -> Trail:
-        """The trail, oldest first, redacted by `keys` and timestamped. Each breadcrumb is made
-        and encoded once per set of keys and kept so: anew for every event, that misses the
-        reported error's cost target. The crumbs are shared: whoever changes them copies them
-        first (from `encoded`)."""
+        """The trail, oldest first, redacted by `keys` and timestamped. Each crumb is made and encoded
+        once per set of keys (anew for every event misses the reported error's cost target) and
+        shared: whoever changes them copies them first (from `encoded`)."""
         memo = self._shown
         shown: list[_Shown] = []
         for item in list(self._trail):
@@ -101,11 +100,8 @@ MACHINERY_LOGGERS = (
 
 
 class LogBreadcrumbs:
-    """Leaves a `log` breadcrumb for every `logging` record of level WARNING and above.
-
-    It wraps the log record factory, which sees exactly the records that loggers let through
-    their level, rather than adding a root handler: that would make `logging.basicConfig()` do
-    nothing and silence Python's last-resort printing of warnings."""
+    """Leaves a `log` breadcrumb for every `logging` record of level WARNING and above. It wraps the
+    record factory: a root handler would make `logging.basicConfig()` do nothing."""
 
     def __init__(self, leave: LeaveBreadcrumb) -> None:
         self._leave = leave

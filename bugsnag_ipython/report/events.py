@@ -128,10 +128,8 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
     if cell is not None and not cell.cell_id and cell.execution_count is not None:
         # No frontend sent one: a runner's notebook may know the cell (report/run.py).
         cell = cell._replace(cell_id=cells.cell_id(cell.execution_count))
-    frames = FrameContext(
-        resolve_cell=cells, project_root=config.project_root, send_code=config.send_code, notebook=notebook
-    )
-    exceptions = exception_entries(error, frames)
+    frames = FrameContext(resolve_cell=cells, project_root=config.project_root, send_code=config.send_code,
+                          notebook=notebook)
     # The user's tabs (a copy), ours under them, then this call's `metadata` (a value that is
     # no dict goes to `custom`, as bugsnag-python does).
     tabs = facts.tabs
@@ -147,8 +145,8 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
         else:
             tabs["custom"] = {**tabs.get("custom", {}), str(section): values}
     return payloads.event(
-        exceptions=exceptions, unhandled=unhandled, severity=chosen, severity_reason=reason,
-        app=facts.app, device=facts.device, user=facts.user,
+        exceptions=exception_entries(error, frames), unhandled=unhandled, severity=chosen,
+        severity_reason=reason, app=facts.app, device=facts.device, user=facts.user,
         context=context_of(context, facts.context, cell, thread),
         breadcrumbs=breadcrumbs.snapshot(config.redacted_keys), metadata=tabs,
     )
@@ -167,9 +165,8 @@ def user_of(set_by_user: dict[str, str], hub_user: str | None, device_id: str | 
     """`set_user(...)`, else JupyterHub's user, else the device id (as bugsnag-android does)."""
     if set_by_user:
         return dict(set_by_user)
-    if hub_user:
-        return {"id": hub_user}
-    return {"id": device_id} if device_id else {}
+    user_id = hub_user or device_id
+    return {"id": user_id} if user_id else {}
 
 
 class MetadataStore:
@@ -294,13 +291,11 @@ def _repair(event: JsonDict, before: JsonDict) -> list[str]:
     if not isinstance(reason, dict) or not _is_text(reason.get("type")):
         event["severityReason"] = dict(before["severityReason"])
         repaired.append("severityReason")
-    for key, kind in (("metaData", dict), ("breadcrumbs", list), ("app", dict), ("device", dict)):
+    kinds = {"metaData": dict, "breadcrumbs": list, "app": dict, "device": dict, "user": dict}
+    for key, kind in kinds.items():
         if key in event and not isinstance(event[key], kind):
             event[key] = kind()
             repaired.append(key)
-    if "user" in event and not isinstance(event["user"], dict):
-        del event["user"]
-        repaired.append("user")
     context = event.get("context")
     if context is not None and not isinstance(context, str):
         event["context"] = printable(context)

@@ -158,9 +158,8 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
         cell_files = [file for file, _, _ in current.frames if file in named or is_cell_file(file)]
         if cell_files:
             named[cell_files[-1]] = [identity, cell.execution_count, cell.source]
-    context = FrameContext(resolve_cell=DeadKernelCells(named), project_root=project_root,
-                           send_code=death.send_code, notebook=death.notebook)
-    frames = EventFrames(context)
+    frames = EventFrames(FrameContext(resolve_cell=DeadKernelCells(named), project_root=project_root,
+                                      send_code=death.send_code, notebook=death.notebook))
     stacktrace = _thread_frames(current, frames, named) if current is not None else []
     signal = fault.signal if fault is not None else None
     body = payloads.event(
