@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core.basics import JsonDict
 from . import payloads
@@ -32,14 +32,10 @@ def truncated(text: str, limit: int) -> str:
     return f"{text[:limit]}***<{len(text) - limit}> CHARS TRUNCATED***"
 
 
-def size_of(payload: Any) -> int:
-    return len(encode(payload))
-
-
 def fit(payload: JsonDict, *, size: int | None = None) -> JsonDict:
     """An event payload (itself when it fits) under the limit, if at all possible without dropping
     an exception class; `size` is its encoded size when the caller has measured it."""
-    if (size_of(payload) if size is None else size) <= MAX_PAYLOAD_BYTES:
+    if (len(encode(payload)) if size is None else size) <= MAX_PAYLOAD_BYTES:
         return payload
     events = payload["events"]
     event = dict(events[0])
@@ -51,7 +47,7 @@ def fit(payload: JsonDict, *, size: int | None = None) -> JsonDict:
     trimmed = {**payload, "events": [event, *events[1:]]}
 
     def excess() -> int:
-        return size_of(trimmed) - MAX_PAYLOAD_BYTES
+        return len(encode(trimmed)) - MAX_PAYLOAD_BYTES
 
     def crashing() -> list[JsonDict]:  # the crashing thread's stacks: the exceptions' and its own
         return [*_dicts(event, "exceptions"), *_threads(event, crashing=True)]
@@ -95,7 +91,7 @@ def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
         return
     dropped = 0
     while dropped < len(crumbs) and excess > 0:
-        excess -= size_of(crumbs[dropped]) + 1  # and its comma
+        excess -= len(encode(crumbs[dropped])) + 1  # and its comma
         dropped += 1
     last = crumbs[dropped - 1]
     at = last.get("timestamp") if isinstance(last, dict) else None
@@ -114,7 +110,7 @@ def _drop_windows(stacks: list[JsonDict], excess: int) -> None:
             break
         code = frame.pop("code", None)
         if code is not None:
-            excess -= size_of(code) + 8  # and its `,"code":`
+            excess -= len(encode(code)) + 8  # and its `,"code":`
 
 
 def _threads(event: JsonDict, *, crashing: bool) -> list[JsonDict]:
@@ -126,7 +122,7 @@ def _drop_other_threads(event: JsonDict, excess: int) -> None:
     kept: list[JsonDict] = []
     for thread in reversed(_dicts(event, "threads")):
         if excess > 0 and not thread.get("errorReportingThread"):
-            excess -= size_of(thread) + 1  # and its comma
+            excess -= len(encode(thread)) + 1  # and its comma
         else:
             kept.append(thread)
     if "threads" in event:
@@ -145,22 +141,19 @@ def _drop_middle_of(stacks: list[JsonDict]) -> None:
 
 
 def _drop_everything_but_exceptions(event: JsonDict) -> None:
-    event["metaData"] = {}
-    event["breadcrumbs"] = []
+    event.update(metaData={}, breadcrumbs=[])
     event.pop("threads", None)  # the crashing thread's stack is the exception's
     for exception in _dicts(event, "exceptions"):
         exception["stacktrace"] = _dicts(exception, "stacktrace")[:KEPT_FRAMES]
 
 
 def _dicts(holder: JsonDict, key: str) -> list[JsonDict]:
-    """The dicts of `holder[key]`: an event's exceptions or threads, a stack's frames."""
     found = holder.get(key)
     return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
 
 
 def encode_within_limit(payload: JsonDict) -> tuple[JsonDict, bytes]:
-    """An event payload and its body, trimmed (and encoded again) only when over the limit:
-    encoded once in the common case, since measuring is an encode."""
+    """An event payload and its body, encoded once, and trimmed (encoded again) only when over the limit."""
     encoded = _spliced(payload)
     if len(encoded) > MAX_PAYLOAD_BYTES:
         payload = fit(payload, size=len(encoded))
