@@ -63,13 +63,12 @@ def error_the_cell_ended_with(error: BaseException, is_users_code: Callable[[str
     shows a cell's error has that error as its context; one raised in the user's code stays."""
     current: BaseException = error
     for _ in range(8):  # an interrupt of the handling of an interrupt, and so on
-        files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(current.__traceback__)]
-        if not isinstance(current, KeyboardInterrupt) or any(map(is_users_code, files)):
+        if not isinstance(current, KeyboardInterrupt) or current.__context__ is None:
             break
-        context = current.__context__
-        if context is None:
+        frames = traceback.walk_tb(current.__traceback__)
+        if any(is_users_code(frame.f_code.co_filename) for frame, _ in frames):
             break
-        current = context
+        current = current.__context__
     return error if isinstance(current, KeyboardInterrupt) else current
 
 
