@@ -124,8 +124,8 @@ class LogBreadcrumbs:
 
     def _make_record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = (self._previous or logging.LogRecord)(*args, **kwargs)
-        ours = record.name.partition(".")[0] in MACHINERY_LOGGERS
-        if self._active and record.levelno >= logging.WARNING and not ours:
+        wanted = self._active and record.levelno >= logging.WARNING
+        if wanted and record.name.partition(".")[0] not in MACHINERY_LOGGERS:
             try:
                 message = record.getMessage()
                 metadata = {"logLevel": record.levelname, "logger": record.name,
