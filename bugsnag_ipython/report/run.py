@@ -39,12 +39,9 @@ _PAPERMILL_VALUED = {
     "--start-timeout", "--start_timeout", "--execution-timeout", "--autosave-cell-every",
     "--stdout-file", "--stderr-file",
 }
-# nbconvert's output extension per exporter (`--to`), for naming the file it writes.
-_NBCONVERT_EXTENSIONS = {
-    "notebook": ".ipynb", "html": ".html", "slides": ".slides.html", "pdf": ".pdf",
-    "webpdf": ".pdf", "latex": ".tex", "markdown": ".md", "rst": ".rst", "asciidoc": ".asciidoc",
-    "python": ".py", "script": ".py",
-}
+# nbconvert's output extension per exporter (`--to`), where it is not `.<exporter>`.
+_NBCONVERT_EXTENSIONS = {"notebook": ".ipynb", "slides": ".slides.html", "webpdf": ".pdf", "latex": ".tex",
+                         "markdown": ".md", "python": ".py", "script": ".py"}
 _SERVERS = {"lab", "notebook", "server", "nbclassic", "jupyterlab", "jupyter_server", "voila"}
 _VOILA_RENDER = "/voila/render/"
 
@@ -220,7 +217,6 @@ class HeadlessRun:
         self.started_at = started_at
         self.resolved = False  # the run's notebook was looked for (found or not)
         self._lock = threading.Lock()
-        self._looked_at: int | None = None  # the history's length at the last look
         self._notebook: NotebookFile | None = None
         self._matcher: CellMatcher | None = None
 
@@ -249,19 +245,17 @@ class HeadlessRun:
         return None
 
     def _resolve(self, history: Sequence[str]) -> None:
+        # Looked for once, once a cell ran: before, no executed source can be matched with a cell.
         with self._lock:
-            # Looked for once; again only if nothing had run yet to match the cells with.
-            if self.resolved or (self._looked_at is not None and len(history) <= self._looked_at):
+            if self.resolved or len(history) <= 1:
                 return
-            self._looked_at = len(history)
+            self.resolved = True
             try:
                 self._notebook = self._find(history)
             except Exception as error:  # a notebook we cannot make sense of names nothing
                 log.warning("The notebook of this run could not be read (%s); its cells are "
                             "named by their source.", error)
-                self.resolved = True
                 return
-            self.resolved = self._notebook is not None or len(history) > 1
             if self._notebook is not None:
                 from .notebook_files import CellMatcher
 

@@ -2,7 +2,6 @@
 
 A frame of a cell is named by the notebook and the cell's stable identity (never the kernel's
 temp path or execution count), so that the same failure groups the same way in every kernel.
-This runs on the cell's thread for every reported error: each realpath is cached per file name.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from .naming import class_name, message_of
 CODE_WINDOW = 7  # lines around the frame's line, as the official notifiers send
 MAX_CODE_LINE = 200  # characters of one source line; a minified line says nothing more
 MAX_CHAIN = 100  # causes, contexts and group members followed for one event
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
 
 
 class CellMap(Protocol):
@@ -78,9 +78,6 @@ def exception_entries(error: BaseException, context: FrameContext) -> list[JsonD
     return [_entry(e, frames, stack if e is error else None) for e in _chain(error)]
 
 
-_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
-
-
 def _chain(error: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     pending = [error]
@@ -96,7 +93,7 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         pending[:0] = [*members, *([follow] if follow is not None else [])]
 
 
-def _entry(error: BaseException, frames: EventFrames, stack: TracebackType | None = None) -> JsonDict:
+def _entry(error: BaseException, frames: EventFrames, stack: TracebackType | None) -> JsonDict:
     stacktrace = [frames.frame(*frame) for frame in reversed(frames.shown(error, stack))]
     if isinstance(error, SyntaxError) and type(error.lineno) is int:
         # A SyntaxError made by hand may hold anything in its fields: only what they must be is used.
@@ -137,17 +134,15 @@ class EventFrames:
         walked: list[Frame] = []
         tb: TracebackType | None = stack or error.__traceback__
         while tb is not None:
-            frame = tb.tb_frame
-            if not _hides_itself(frame):
-                code = frame.f_code
+            if not _hides_itself(tb.tb_frame):
+                code = tb.tb_frame.f_code
                 walked.append((code.co_filename, tb.tb_lineno, code.co_qualname))
             tb = tb.tb_next
         return without_machinery(walked, self.context.roots)
 
     def frame(self, filename: str, line: int, method: str) -> JsonDict:
         """A new dict of the frame at `line` of `filename`, in `method`."""
-        key = (filename, line, method)
-        made = self._made.get(key)
+        made = self._made.get((filename, line, method))
         if made is None:
             source = self._sources.get(filename)
             if source is None:
@@ -155,11 +150,8 @@ class EventFrames:
             made = {"file": source.file, "lineNumber": line, "method": method, "inProject": source.in_project}
             if source.lines is not None:
                 made["code"] = window(source.lines, line)
-            self._made[key] = made
-        copy = dict(made)
-        if "code" in made:
-            copy["code"] = dict(made["code"])
-        return copy
+            self._made[(filename, line, method)] = made
+        return {**made, "code": dict(made["code"])} if "code" in made else dict(made)
 
     def _source(self, filename: str) -> _Source:
         context = self.context
@@ -196,10 +188,9 @@ def _hides_itself(frame: FrameType) -> bool:
 def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
     """Up to CODE_WINDOW lines around `line` (1-based), keyed by line number as a string."""
     count = len(lines)
-    if not count or line < 1 or line > count:
+    if not 1 <= line <= count:
         return {}
-    half = CODE_WINDOW // 2
-    first = max(1, min(line - half, count - CODE_WINDOW + 1))
+    first = max(1, min(line - CODE_WINDOW // 2, count - CODE_WINDOW + 1))
     last = min(count, first + CODE_WINDOW - 1)
     return {str(n): lines[n - 1].rstrip("\r\n")[:MAX_CODE_LINE] for n in range(first, last + 1)}
 
@@ -216,32 +207,25 @@ def path_info(filename: str, roots: tuple[str, ...]) -> PathInfo:
     if not filename or filename.startswith("<"):
         return PathInfo(filename, False, False)
     path = os.path.realpath(filename)
-    machinery = path.startswith(_machinery_dirs())
-    library = max((root for root in _library_roots() if path.startswith(root)), key=len, default=None)
+    libraries, machinery_dirs = _known_dirs()
+    machinery = path.startswith(machinery_dirs)
+    library = max((root for root in libraries if path.startswith(root)), key=len, default=None)
     if library is not None:
         # Relative to site-packages or the standard library: the same in every environment.
         return PathInfo(os.path.relpath(path, library), False, machinery)
     for root in roots:
-        real_root = _real_dir(root)
+        real_root = os.path.join(os.path.realpath(root), "")
         if path.startswith(real_root):
             return PathInfo(os.path.relpath(path, real_root), True, machinery)
     return PathInfo(filename, False, machinery)
 
 
 @cache
-def _real_dir(path: str) -> str:
-    return os.path.join(os.path.realpath(path), "")
-
-
-@cache
-def _library_roots() -> tuple[str, ...]:
+def _known_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The library roots (site-packages, the standard library), and IPython's and ipykernel's."""
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
     roots.update(p for p in sys.path if p.rstrip("/\\").endswith(("site-packages", "dist-packages")))
-    return tuple(sorted({os.path.join(os.path.realpath(r), "") for r in roots if r}))
-
-
-@cache
-def _machinery_dirs() -> tuple[str, ...]:
     files = (getattr(sys.modules.get(name), "__file__", None) for name in ("IPython", "ipykernel"))
-    return tuple(os.path.join(os.path.dirname(os.path.realpath(file)), "") for file in files if file)
+    return (tuple(sorted({os.path.join(os.path.realpath(r), "") for r in roots if r})),
+            tuple(os.path.join(os.path.dirname(os.path.realpath(f)), "") for f in files if f))
