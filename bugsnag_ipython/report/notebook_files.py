@@ -1,7 +1,7 @@
-"""The notebook a runner executes, read only when an error is reported, and which of its code
-cells each executed source was. A file may be a link loop, a FIFO, gigabytes or JSON nested to
-exhaust the parser: each is read without blocking, only if regular and of sane size, and else
-passed over, the others still considered; a folder search follows a link only into the folder."""
+"""Notebook files, read only when an error is reported to name its cells. A file may be a link
+loop, a FIFO, gigabytes or JSON nested to exhaust the parser: each is read without blocking, only
+if regular and of sane size, and else passed over, the others still considered; a folder search
+follows a link only into the folder."""
 
 from __future__ import annotations
 
@@ -145,30 +145,3 @@ def notebooks_in(directory: str, history: Sequence[str]) -> list[str]:
             found.append(path)
     return found
 
-
-class CellMatcher:
-    """Lines up the kernel's executed sources with a notebook's code cells: runners execute them
-    in order (skipping empty ones), so each source is matched with the next cell of that source,
-    else (a cell run again) with its first."""
-
-    def __init__(self, notebook: NotebookFile) -> None:
-        self.notebook = notebook
-        self._positions: dict[str, list[int]] = {}
-        for position, (source, _) in enumerate(notebook.cells):
-            self._positions.setdefault(source, []).append(position)
-        self._identities: dict[int, str] = {}
-        self._next_count = 1
-        self._position = 0
-
-    def cell_id(self, execution_count: int, history: Sequence[str]) -> str | None:
-        """The notebook's id of the cell that ran as `In[execution_count]`."""
-        while self._next_count <= min(execution_count, len(history) - 1):
-            positions = self._positions.get(_normalised(history[self._next_count]))
-            if positions:
-                position = next((p for p in positions if p >= self._position), positions[0])
-                self._position = position + 1
-                identity = self.notebook.cells[position][1]
-                if identity is not None:
-                    self._identities[self._next_count] = identity
-            self._next_count += 1
-        return self._identities.get(execution_count)

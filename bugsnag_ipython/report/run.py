@@ -17,7 +17,7 @@ from ..core.config import without_credentials
 from .payloads import iso8601, strings_replaced
 
 if TYPE_CHECKING:
-    from .notebook_files import CellMatcher, NotebookFile
+    from .notebook_files import NotebookFile
 
 PAPERMILL = "papermill"
 NBCONVERT = "nbconvert"
@@ -170,24 +170,20 @@ def _nbconvert_output(args: Sequence[str], notebook: str, cwd: str) -> str:
 def _papermill(args: Sequence[str], cwd: str) -> RunnerCommand | None:
     positional: list[str] = []
     parameters: dict[str, Any] = {}
-    index = 0
-    while index < len(args):
-        arg = args[index]
+    rest = iter(args)
+    for arg in rest:
         if arg in _PAPERMILL_PAIRS:
-            if index + 1 < len(args):
-                parameters[args[index + 1]] = args[index + 2] if index + 2 < len(args) else None
-            index += 3
-            continue
-        if arg in _PAPERMILL_VALUED:
-            index += 1
+            name, value = next(rest, None), next(rest, None)
+            if name is not None:
+                parameters[name] = value
+        elif arg in _PAPERMILL_VALUED:
+            next(rest, None)
         elif not arg.startswith("-") or arg == "-":
             positional.append(arg)
-        index += 1
     if not positional:
         return None
-    notebook = _resolve_path(positional[0], cwd)
     output = _resolve_path(positional[1], cwd) if len(positional) > 1 else None
-    return RunnerCommand(PAPERMILL, (notebook,), output, parameters)
+    return RunnerCommand(PAPERMILL, (_resolve_path(positional[0], cwd),), output, parameters)
 
 
 def _resolve_path(path: str, cwd: str) -> str:
@@ -202,12 +198,10 @@ def remote(path: str) -> bool:
 
 
 class HeadlessRun:
-    """What the kernel knows of its run: the runner, its notebooks and their cells (thread-safe).
-
-    With no command line naming a runner (nbclient or papermill called from Python), the first
-    report looks for the executed sources in the notebooks of the kernel's folder. A Voilà
-    dashboard (runner `voila`) is run for a person, who is its session and sees no `run` tab.
-    """
+    """What the kernel knows of its run: the runner, its notebook and which of the notebook's code
+    cells each executed source was (thread-safe). With no command line naming a runner (nbclient
+    or papermill called from Python), the notebook is looked for in the kernel's folder. A Voilà
+    dashboard (runner `voila`) is run for a person, who is its session and sees no `run` tab."""
 
     def __init__(self, command: RunnerCommand | None, kernel_cwd: str, started_at: float, *,
                  inherited_frontend: bool = False) -> None:
@@ -218,13 +212,16 @@ class HeadlessRun:
         self.resolved = False  # the run's notebook was looked for (found or not)
         self._lock = threading.Lock()
         self._notebook: NotebookFile | None = None
-        self._matcher: CellMatcher | None = None
+        self._positions: dict[str, list[int]] = {}  # a cell's source -> its positions among the cells
+        self._cell_ids: dict[int, str] = {}  # execution count -> the notebook's cell id
+        self._next_count = 1  # the next executed source to match...
+        self._next_cell = 0  # ...with a cell from this position on
 
     @property
     def outranks_frontend(self) -> bool:
-        """True when a frontend's notebook variables (`JPY_SESSION_NAME`, `__session__`) are not
-        this kernel's but came with the environment: a runner started it (`!papermill …` in a
-        cell), or another kernel did (nbclient called in a cell)."""
+        """True when a frontend's notebook variables (`JPY_SESSION_NAME`, `__session__`) came with
+        the environment: a runner started this kernel (`!papermill …` in a cell), or another
+        kernel did (nbclient called in a cell)."""
         return self.command is not None or self.inherited_frontend
 
     @property
@@ -237,7 +234,7 @@ class HeadlessRun:
         return self.command is not None and self.command.runner == VOILA
 
     def project_root(self) -> str | None:
-        """The default project root when the kernel does not start in the notebook's folder, as
+        """The default project root where the kernel does not start in the notebook's folder, as
         frontends start it: papermill's input's folder, so that frames are named as in JupyterLab."""
         command = self.command
         if command is not None and command.runner == PAPERMILL and not remote(command.notebooks[0]):
@@ -251,15 +248,13 @@ class HeadlessRun:
                 return
             self.resolved = True
             try:
-                self._notebook = self._find(history)
+                self._notebook = notebook = self._find(history)
             except Exception as error:  # a notebook we cannot make sense of names nothing
                 log.warning("The notebook of this run could not be read (%s); its cells are "
                             "named by their source.", error)
                 return
-            if self._notebook is not None:
-                from .notebook_files import CellMatcher
-
-                self._matcher = CellMatcher(self._notebook)
+            for position, (source, _) in enumerate(notebook.cells if notebook is not None else ()):
+                self._positions.setdefault(source, []).append(position)
 
     def _find(self, history: Sequence[str]) -> NotebookFile | None:
         # Here, not at load: the notebook is read with the first report.
@@ -299,11 +294,21 @@ class HeadlessRun:
         return self._notebook.path if self._notebook is not None else None
 
     def cell_id(self, execution_count: int, history: Sequence[str]) -> str | None:
-        """The notebook's id of the cell that ran as `In[execution_count]`."""
+        """The notebook's id of the cell that ran as `In[execution_count]`. Runners execute the
+        cells in order (skipping empty ones): each source is matched with the next cell of that
+        source, else (a cell run again) with the first."""
         self._resolve(history)
         with self._lock:
-            matcher = self._matcher
-            return matcher.cell_id(execution_count, history) if matcher is not None else None
+            while self._notebook is not None and self._next_count <= min(execution_count, len(history) - 1):
+                positions = self._positions.get(history[self._next_count].rstrip())  # as a cell's source
+                if positions:
+                    position = next((p for p in positions if p >= self._next_cell), positions[0])
+                    self._next_cell = position + 1
+                    identity = self._notebook.cells[position][1]
+                    if identity is not None:
+                        self._cell_ids[self._next_count] = identity
+                self._next_count += 1
+            return self._cell_ids.get(execution_count)
 
     def tab(self, history: Sequence[str]) -> JsonDict | None:
         """The event's `run` tab: the runner, its notebooks, papermill's parameters, the start."""
@@ -311,20 +316,19 @@ class HeadlessRun:
             return None
         self._resolve(history)
         command, notebook = self.command, self._notebook
-        papermill = notebook.papermill if notebook is not None else {}
-        if command is not None:
-            notebooks = command.notebooks
-            tab: JsonDict = {"runner": command.runner,
-                             "inputPath": notebooks[0] if len(notebooks) == 1 else list(notebooks)}
-            if command.output_path:
-                tab["outputPath"] = command.output_path
-            if command.runner == PAPERMILL:
-                given = papermill.get("parameters")
-                tab["parameters"] = dict(given) if isinstance(given, Mapping) else dict(command.parameters)
-        elif notebook is not None:
-            tab = {"runner": NBCLIENT, "inputPath": notebook.path}
-        else:
+        if command is None and notebook is not None:
+            command = RunnerCommand(NBCLIENT, (notebook.path,))
+        if command is None:
             return None  # no run, as far as can be told
+        papermill = notebook.papermill if notebook is not None else {}
+        notebooks = command.notebooks
+        tab: JsonDict = {"runner": command.runner,
+                         "inputPath": notebooks[0] if len(notebooks) == 1 else list(notebooks)}
+        if command.output_path:
+            tab["outputPath"] = command.output_path
+        if command.runner == PAPERMILL:
+            given = papermill.get("parameters")
+            tab["parameters"] = dict(given) if isinstance(given, Mapping) else dict(command.parameters)
         tab["startedAt"] = iso8601(_epoch(papermill.get("start_time")) or self.started_at)
         # Parameters and paths are often connection URLs: sent without their credentials.
         cleaned: JsonDict = strings_replaced(tab, without_credentials)
