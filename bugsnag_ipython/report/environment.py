@@ -19,11 +19,8 @@ from ..core.basics import log
 from ..core.persistence import persistence_directory
 from ..core.private_files import RefusedDirectory, make_private, read_private, say_once
 
-NOTIFIER = {
-    "name": "Bugsnag IPython",
-    "version": __version__,
-    "url": "https://github.com/bugsnag-ipython/bugsnag-ipython",
-}
+NOTIFIER = {"name": "Bugsnag IPython", "version": __version__,
+            "url": "https://github.com/bugsnag-ipython/bugsnag-ipython"}
 DEVICE_ID_FILE = "device-id"
 _DEVICE_ID = re.compile(r"[0-9a-f]{32}")
 

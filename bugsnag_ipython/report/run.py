@@ -91,17 +91,16 @@ def kernel_command(argv: Sequence[str]) -> bool:
 
 
 def voila_kernel(env: Mapping[str, str]) -> bool:
-    """Whether Voilà started this kernel (or the kernel that started it: see sources.headless):
-    `SERVER_SOFTWARE=voila/<version>` for a page's kernel, `VOILA_PREHEAT` for a pool's."""
+    """Whether Voilà (or a kernel Voilà started) started this kernel: `SERVER_SOFTWARE=voila/<version>`
+    for a page's kernel, `VOILA_PREHEAT` for a pool's."""
     return env.get("SERVER_SOFTWARE", "").startswith(VOILA + "/") or "VOILA_PREHEAT" in env
 
 
 def dashboard_notebook(env: Mapping[str, str], kernel_cwd: str,
                        server: tuple[Sequence[str], str] | None) -> str | None:
     """The notebook Voilà renders in this kernel, started in the notebook's folder: the page's
-    (`SCRIPT_NAME` is `<base url>voila/render/<path>`, percent-encoded), else the one `server`
-    (Voilà's command line and working directory) names, else None (to be found by its cells).
-    Only the page's base name is used: a path a visitor made up names nothing outside the folder."""
+    (`SCRIPT_NAME`: `<base url>voila/render/<path>`, of which only the base name is used), else the
+    one `server` (Voilà's command line and working directory) names, else None."""
     page = env.get("SCRIPT_NAME", "")
     if _VOILA_RENDER in page:
         name = os.path.basename(unquote(page.rsplit(_VOILA_RENDER, 1)[1]))
@@ -198,10 +197,9 @@ def remote(path: str) -> bool:
 
 
 class HeadlessRun:
-    """What the kernel knows of its run: the runner, its notebook and which of the notebook's code
-    cells each executed source was (thread-safe). With no command line naming a runner (nbclient
-    or papermill called from Python), the notebook is looked for in the kernel's folder. A Voilà
-    dashboard (runner `voila`) is run for a person, who is its session and sees no `run` tab."""
+    """What the kernel knows of its run (thread-safe): the runner, its notebook (else looked for in
+    the kernel's folder) and which of its cells each executed source was. A Voilà dashboard
+    (runner `voila`) is run for a person, who is its session and sees no `run` tab."""
 
     def __init__(self, command: RunnerCommand | None, kernel_cwd: str, started_at: float, *,
                  inherited_frontend: bool = False) -> None:
@@ -220,8 +218,7 @@ class HeadlessRun:
     @property
     def outranks_frontend(self) -> bool:
         """True when a frontend's notebook variables (`JPY_SESSION_NAME`, `__session__`) came with
-        the environment: a runner started this kernel (`!papermill …` in a cell), or another
-        kernel did (nbclient called in a cell)."""
+        the environment: a runner or another kernel started this one (`!papermill …` in a cell)."""
         return self.command is not None or self.inherited_frontend
 
     @property
@@ -234,8 +231,8 @@ class HeadlessRun:
         return self.command is not None and self.command.runner == VOILA
 
     def project_root(self) -> str | None:
-        """The default project root where the kernel does not start in the notebook's folder, as
-        frontends start it: papermill's input's folder, so that frames are named as in JupyterLab."""
+        """The default project root: papermill's input's folder (papermill, unlike frontends, does
+        not start the kernel there), so that frames are named as in JupyterLab."""
         command = self.command
         if command is not None and command.runner == PAPERMILL and not remote(command.notebooks[0]):
             return os.path.dirname(command.notebooks[0])
@@ -265,8 +262,7 @@ class HeadlessRun:
             # The folder search resolves links (to files inside the folder): none is followed.
             found = [read_notebook(path, follow=False) for path in notebooks_in(self.kernel_cwd, history)]
         else:
-            # papermill writes its output (parameters injected) before the kernel starts; its
-            # cells keep the input's ids.
+            # papermill writes its output (parameters injected, ids kept) before the kernel starts.
             paths = command.notebooks
             if command.runner == PAPERMILL:
                 paths = (command.output_path or "", command.notebooks[0])
@@ -288,8 +284,7 @@ class HeadlessRun:
         command = self.command
         if command is not None and len(command.notebooks) == 1:
             given = command.notebooks[0]
-            # papermill's s3://bucket/jobs/a.ipynb is named a.ipynb, as JupyterLab names a
-            # notebook in the kernel's folder.
+            # papermill's s3://bucket/jobs/a.ipynb is a.ipynb, as JupyterLab names one in its folder.
             return given.rsplit("/", 1)[-1] if remote(given) else given
         return self._notebook.path if self._notebook is not None else None
 
@@ -329,15 +324,10 @@ class HeadlessRun:
         if command.runner == PAPERMILL:
             given = papermill.get("parameters")
             tab["parameters"] = dict(given) if isinstance(given, Mapping) else dict(command.parameters)
-        tab["startedAt"] = iso8601(_epoch(papermill.get("start_time")) or self.started_at)
+        try:  # papermill's start, ISO 8601 with an offset
+            tab["startedAt"] = iso8601(datetime.fromisoformat(str(papermill["start_time"])).timestamp())
+        except (KeyError, ValueError):
+            tab["startedAt"] = iso8601(self.started_at)
         # Parameters and paths are often connection URLs: sent without their credentials.
         cleaned: JsonDict = strings_replaced(tab, without_credentials)
         return cleaned
-
-
-def _epoch(text: Any) -> float | None:
-    """papermill's `start_time` (ISO 8601 with an offset) as seconds since the epoch."""
-    try:
-        return datetime.fromisoformat(str(text)).timestamp() if text else None
-    except ValueError:
-        return None
