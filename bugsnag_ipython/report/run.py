@@ -84,10 +84,8 @@ def server_command(argv: Sequence[str]) -> bool:
 
 def kernel_command(argv: Sequence[str]) -> bool:
     """Whether `argv` runs an IPython kernel (`python -m ipykernel_launcher -f …`)."""
-    return any(
-        word in ("ipykernel_launcher", "ipykernel") or os.path.basename(word) == "ipykernel_launcher.py"
-        for word in argv[:4]
-    )
+    words = [os.path.basename(word) for word in argv[:4]]
+    return any(word in ("ipykernel_launcher", "ipykernel", "ipykernel_launcher.py") for word in words)
 
 
 def voila_kernel(env: Mapping[str, str]) -> bool:
@@ -131,11 +129,8 @@ def _parse(runner: str, args: Sequence[str], cwd: str) -> RunnerCommand | None:
 
 
 def _notebooks(args: Sequence[str], cwd: str) -> tuple[str, ...]:
-    return tuple(
-        os.path.normpath(os.path.join(cwd, arg))
-        for arg in args
-        if arg.endswith(".ipynb") and not arg.startswith("-")
-    )
+    named = (arg for arg in args if arg.endswith(".ipynb") and not arg.startswith("-"))
+    return tuple(os.path.normpath(os.path.join(cwd, arg)) for arg in named)
 
 
 def _option(args: Sequence[str], name: str) -> str | None:

@@ -10,7 +10,7 @@ import linecache
 import os
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
 from types import FrameType, TracebackType
@@ -109,14 +109,7 @@ def _entry(error: BaseException, frames: EventFrames, stack: TracebackType | Non
 
 
 Frame = tuple[str, int, str]  # file name, line, method
-
-
-class _Source(NamedTuple):
-    """How the frames of one code file are shown."""
-
-    file: str
-    in_project: bool
-    lines: tuple[str, ...] | list[str] | None  # the source for code windows; None: none sent
+Source = tuple[str, bool, Sequence[str] | None]  # a code file as shown: file, in project, its lines
 
 
 class EventFrames:
@@ -126,7 +119,7 @@ class EventFrames:
 
     def __init__(self, context: FrameContext) -> None:
         self.context = context
-        self._sources: dict[str, _Source] = {}
+        self._sources: dict[str, Source] = {}
         self._made: dict[Frame, JsonDict] = {}
 
     def shown(self, error: BaseException, stack: TracebackType | None = None) -> list[Frame]:
@@ -144,23 +137,23 @@ class EventFrames:
         """A new dict of the frame at `line` of `filename`, in `method`."""
         made = self._made.get((filename, line, method))
         if made is None:
-            source = self._sources.get(filename)
-            if source is None:
-                source = self._sources[filename] = self._source(filename)
-            made = {"file": source.file, "lineNumber": line, "method": method, "inProject": source.in_project}
-            if source.lines is not None:
-                made["code"] = window(source.lines, line)
+            if filename not in self._sources:
+                self._sources[filename] = self._source(filename)
+            file, in_project, lines = self._sources[filename]
+            made = {"file": file, "lineNumber": line, "method": method, "inProject": in_project}
+            if lines is not None:  # None: no code sent
+                made["code"] = window(lines, line)
             self._made[(filename, line, method)] = made
         return {**made, "code": dict(made["code"])} if "code" in made else dict(made)
 
-    def _source(self, filename: str) -> _Source:
+    def _source(self, filename: str) -> Source:
         context = self.context
         cell = context.resolve_cell(filename)
         if cell is not None:
-            return _Source(cell_file(context.notebook, cell), True, cell.lines if context.send_code else None)
+            return cell_file(context.notebook, cell), True, cell.lines if context.send_code else None
         info = path_info(filename, context.roots)
         lines = (linecache.getlines(filename) or None) if context.send_code else None
-        return _Source(info.display, info.in_project, lines)
+        return info.display, info.in_project, lines
 
 
 def without_machinery(frames: list[Frame], roots: tuple[str, ...]) -> list[Frame]:
@@ -185,7 +178,7 @@ def _hides_itself(frame: FrameType) -> bool:
         return False
 
 
-def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
+def window(lines: Sequence[str], line: int) -> dict[str, str]:
     """Up to CODE_WINDOW lines around `line` (1-based), keyed by line number as a string."""
     count = len(lines)
     if not 1 <= line <= count:
