@@ -97,12 +97,11 @@ class CellIndex:
         self._cell_ids[execution_count] = cell_id
 
     def notebook_path(self, *, look: bool = True) -> str | None:
-        """The notebook's path: a runner's, else the frontend's, else the one its cells are in."""
+        """The notebook's path: a headless run's, else the frontend's."""
         run = self._headless(look)
-        found = None
-        if run is None or not run.outranks_frontend:
-            found = notebook_path(os.environ, getattr(self._shell, "user_ns", None) or {})
-        return run.notebook_path(self.history()) if found is None and run is not None else found
+        if run is not None:
+            return run.notebook_path(self.history())
+        return notebook_path(os.environ, getattr(self._shell, "user_ns", None) or {})
 
     def _headless(self, look: bool = True) -> HeadlessRun | None:
         """The run, unless a frontend showed itself (a cell id, a notebook variable of its own)."""

@@ -97,11 +97,12 @@ def _read_device_id(path: str) -> str | None:
 
 
 class PayloadFacts:
-    """The device and kernel facts every payload carries, made once each: the device id is a
-    file read (or write) in the persistence directory, done with the first payload."""
+    """The device and kernel facts every payload carries, made once each: the device's with the
+    first payload, since its id is a file read (or write) in the persistence directory."""
 
     def __init__(self, configured_directory: Callable[[], str | None]) -> None:
         self._configured_directory = configured_directory
+        self.kernel = kernel_facts()
 
     @cached_property
     def device(self) -> dict[str, Any]:
@@ -112,10 +113,6 @@ class PayloadFacts:
             "runtimeVersions": runtime_versions(),
             "id": device_id(persistence_directory(self._configured_directory())),
         }
-
-    @cached_property
-    def kernel(self) -> dict[str, Any]:
-        return kernel_facts()
 
     def user(self, given: dict[str, str]) -> dict[str, str]:
         """The user of a payload: set_user()'s, else JupyterHub's, else this device's id."""
