@@ -81,9 +81,8 @@ def source_identity(source: str) -> str:
 
 class CellIndex:
     """Maps a cell's code file to a CellRef, with the frontend's cell ids recorded as cells ran.
-
-    Without `look`, a headless run's notebook is not looked for: it is looked for once, with the
-    first report, since a look before the run's cells have executed finds nothing to match."""
+    Without `look`, a headless run's notebook is not looked for: the first report looks, once the
+    run's cells have executed (a look before them would find nothing to match)."""
 
     def __init__(self, shell: Any, run: HeadlessRun | None = None) -> None:
         self._shell = shell

@@ -24,14 +24,13 @@ MAX_EXAMINED = 10_000
 INJECTED_PARAMETERS = "injected-parameters"  # papermill's tag (and its cell's stable name)
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def read_bounded(path: str, limit: int, *, follow: bool = True) -> bytes | None:
     """The bytes of the regular file at `path`, or None when it is no regular file, is over
     `limit` bytes, or cannot be opened at once. Without `follow`, a link is not opened."""
     try:
-        descriptor = os.open(path, _OPEN_FLAGS | (0 if follow else _NOFOLLOW))
+        descriptor = os.open(path, _OPEN_FLAGS | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
     except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
     try:
@@ -48,8 +47,7 @@ def parse_json(raw: bytes) -> Any:
     """The JSON document `raw` holds, or None when it holds none the parser can finish."""
     try:
         return json.loads(raw)
-    except (RecursionError, ValueError, UnicodeError, MemoryError):
-        # ValueError includes JSONDecodeError and an integer of too many digits.
+    except (RecursionError, ValueError, UnicodeError, MemoryError):  # ValueError: also too many digits
         return None
 
 

@@ -1,8 +1,6 @@
-"""Exceptions as BugSnag `exceptions[]` entries, with frames that point into notebook cells.
-
-A frame of a cell is named by the notebook and the cell's stable identity (never the kernel's
-temp path or execution count), so that the same failure groups the same way in every kernel.
-"""
+"""Exceptions as BugSnag `exceptions[]` entries, with frames that point into notebook cells: a
+cell's frame is named by the notebook and the cell's stable identity (never the kernel's temp path
+or execution count), so that the same failure groups the same way in every kernel."""
 
 from __future__ import annotations
 
