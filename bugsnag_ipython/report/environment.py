@@ -50,8 +50,7 @@ def kernel_facts() -> dict[str, Any]:
         found = os.path.basename(connection_file).removesuffix(".json").removeprefix("kernel-")
         if found:
             facts["id"] = found
-    versions = runtime_versions()
-    facts.update((name, versions[name]) for name in ("ipython", "ipykernel", "python") if name in versions)
+    facts.update(runtime_versions())
     return facts
 
 

@@ -73,22 +73,19 @@ def exception_entries(error: BaseException, context: FrameContext) -> list[JsonD
         if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
             stack = TracebackType(stack, frame, frame.f_lasti, frame.f_lineno)
         frame = frame.f_back
-    return [_entry(e, frames, stack if e is error else None) for e in _chain(error)]
+    return [_entry(e, frames, stack if e is error else None) for e in _chain(error, set())]
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    pending = [error]
-    while pending and len(seen) < MAX_CHAIN:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        members = list(current.exceptions) if isinstance(current, BaseExceptionGroup) else []
-        follow = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-        # Depth first: a member's own causes come right after it, before the next member.
-        pending[:0] = [*members, *([follow] if follow is not None else [])]
+def _chain(error: BaseException, seen: set[int]) -> Iterator[BaseException]:
+    """The error, then (depth first) its group's members and its cause or context, each once."""
+    if id(error) in seen or len(seen) >= MAX_CHAIN:
+        return
+    seen.add(id(error))
+    yield error
+    follow = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    for then in [*(error.exceptions if isinstance(error, BaseExceptionGroup) else ()), follow]:
+        if then is not None:
+            yield from _chain(then, seen)
 
 
 def _entry(error: BaseException, frames: EventFrames, stack: TracebackType | None) -> JsonDict:
