@@ -35,14 +35,11 @@ def names_of(cls: type) -> set[str]:
 
 
 def message_of(error: BaseException) -> str:
-    """What the error says: `str(error)` (a SyntaxError's `msg`), or a placeholder when that
-    raises or is not a string."""
+    """What the error says: `str(error)` (a SyntaxError's `msg`), or a placeholder when that raises."""
     try:
         if isinstance(error, SyntaxError):
-            text: object = error.msg if error.msg is not None else ""
-            return text if isinstance(text, str) else str(text)
-        text = str(error)
-        return text if isinstance(text, str) else ""
+            return "" if error.msg is None else str(error.msg)
+        return str(error)
     except KeyboardInterrupt:
         raise
     except BaseException:  # a __str__ may raise anything, SystemExit included
