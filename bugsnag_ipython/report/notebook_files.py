@@ -76,11 +76,8 @@ def folder_notebooks(directory: str) -> list[str]:
 
 
 def _normalised(source: Any) -> str:
-    if isinstance(source, list):
-        text = "".join(part for part in source if isinstance(part, str))
-    else:
-        text = source if isinstance(source, str) else ""
-    return text.rstrip()  # IPython's history drops trailing newlines
+    parts = source if isinstance(source, list) else [source]
+    return "".join(part for part in parts if isinstance(part, str)).rstrip()  # as IPython's history has it
 
 
 class NotebookFile(NamedTuple):
