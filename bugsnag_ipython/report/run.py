@@ -33,12 +33,10 @@ _MODULES = {"papermill": PAPERMILL, "nbconvert": NBCONVERT, "nbclient": JUPYTER_
             "nbclient.cli": JUPYTER_EXECUTE}
 # papermill options that take values (the rest are switches): two for -p/-r, one for these.
 _PAPERMILL_PAIRS = {"-p", "--parameters", "-r", "--parameters_raw"}
-_PAPERMILL_VALUED = {
-    "-f", "--parameters_file", "-y", "--parameters_yaml", "-b", "--parameters_base64",
-    "-k", "--kernel", "-l", "--language", "--cwd", "--engine", "--log-level",
-    "--start-timeout", "--start_timeout", "--execution-timeout", "--autosave-cell-every",
-    "--stdout-file", "--stderr-file",
-}
+_PAPERMILL_VALUED = {"-f", "--parameters_file", "-y", "--parameters_yaml", "-b", "--parameters_base64", "-k",
+                     "--kernel", "-l", "--language", "--cwd", "--engine", "--log-level", "--start-timeout",
+                     "--start_timeout", "--execution-timeout", "--autosave-cell-every", "--stdout-file",
+                     "--stderr-file"}
 # nbconvert's output extension per exporter (`--to`), where it is not `.<exporter>`.
 _NBCONVERT_EXTENSIONS = {"notebook": ".ipynb", "slides": ".slides.html", "webpdf": ".pdf", "latex": ".tex",
                          "markdown": ".md", "python": ".py", "script": ".py"}
