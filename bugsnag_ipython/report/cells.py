@@ -80,35 +80,32 @@ def source_identity(source: str) -> str:
 
 
 class CellIndex:
-    """Maps a cell's code file to a CellRef, with what the glue recorded as cells ran."""
+    """Maps a cell's code file to a CellRef, with the frontend's cell ids recorded as cells ran.
+    Without `look`, a headless run's notebook is not looked for: the first report looks, once the
+    run's cells have executed (a look before them would find nothing to match)."""
 
     def __init__(self, shell: Any, run: HeadlessRun | None = None) -> None:
         self._shell = shell
         self.run = run  # a runner executing the notebook without a frontend, if it may be one
         self._cell_ids: dict[int, str] = {}
-        self._refs: dict[tuple[str, int | None, str | None], CellRef] = {}
 
-    def record(self, execution_count: int | None, cell_id: str | None) -> None:
+    def record(self, execution_count: int, cell_id: str) -> None:
         """What pre_run_cell saw: the frontend's id of the cell about to run as `In [n]`."""
-        if execution_count is not None and cell_id:
-            if len(self._cell_ids) >= MAX_CELLS:
-                self._cell_ids.pop(next(iter(self._cell_ids)))
-            self._cell_ids[execution_count] = cell_id
+        if len(self._cell_ids) >= MAX_CELLS:
+            self._cell_ids.pop(next(iter(self._cell_ids)))
+        self._cell_ids[execution_count] = cell_id
 
     def notebook_path(self, *, look: bool = True) -> str | None:
-        """The notebook's path; without `look`, as far as it is known now (see __call__)."""
-        run = self._headless()
-        if run is not None and not (look or run.resolved):
-            run = None
-        if run is not None and run.outranks_frontend:
+        """The notebook's path: a headless run's, else the frontend's."""
+        run = self._headless(look)
+        if run is not None:
             return run.notebook_path(self.history())
-        found = notebook_path(os.environ, getattr(self._shell, "user_ns", None) or {})
-        return run.notebook_path(self.history()) if found is None and run is not None else found
+        return notebook_path(os.environ, getattr(self._shell, "user_ns", None) or {})
 
-    def _headless(self) -> HeadlessRun | None:
+    def _headless(self, look: bool = True) -> HeadlessRun | None:
         """The run, unless a frontend showed itself (a cell id, a notebook variable of its own)."""
         run = self.run
-        if run is None or self._cell_ids:
+        if run is None or self._cell_ids or not (look or run.resolved):
             return None
         if run.outranks_frontend:
             return run
@@ -117,8 +114,7 @@ class CellIndex:
 
     def history(self) -> Sequence[str]:
         """The sources this kernel executed, `In[0]` (empty) first, as they were sent."""
-        manager = getattr(self._shell, "history_manager", None)
-        raw = getattr(manager, "input_hist_raw", None)
+        raw = getattr(getattr(self._shell, "history_manager", None), "input_hist_raw", None)
         return raw if isinstance(raw, list) else []
 
     def run_tab(self) -> dict[str, Any] | None:
@@ -128,31 +124,20 @@ class CellIndex:
 
     def cell_id(self, execution_count: int, *, look: bool = True) -> str | None:
         """The id of the cell that ran as `In [n]`: the frontend's, else, in a headless run, the
-        notebook's cell's. Without `look`, as far as it is known now (see __call__)."""
-        recorded = self._cell_ids.get(execution_count)
-        if recorded is None and self.run is not None and (look or self.run.resolved):
-            run = self._headless()
-            return run.cell_id(execution_count, self.history()) if run is not None else None
-        return recorded
+        notebook's cell's."""
+        run = self._headless(look)
+        if run is None:
+            return self._cell_ids.get(execution_count)
+        return run.cell_id(execution_count, self.history())
 
     def __call__(self, filename: str, *, look: bool = True) -> CellRef | None:
-        """The cell whose code file this is. Without `look`, as far as it is known now: a
-        headless run's notebook is looked for with the first report, once, and a look before
-        the run's cells have executed would find nothing to match them with."""
+        """The cell whose code file this is."""
         mapping = getattr(getattr(self._shell, "compile", None), "_filename_map", None)
         count = mapping.get(filename) if isinstance(mapping, dict) else None
         if not isinstance(count, int):
             count = None
-        if count is None and not is_cell_file(filename):
-            return None
+            if not is_cell_file(filename):
+                return None
         cell_id = self.cell_id(count, look=look) if count is not None else None
-        key = (filename, count, cell_id)
-        ref = self._refs.get(key)
-        if ref is None:
-            # A cell's file name is derived from its code, so its lines never change.
-            lines = tuple(linecache.getlines(filename))
-            ref = CellRef(cell_id or source_identity("".join(lines)), lines, count)
-            if len(self._refs) >= MAX_CELLS:
-                self._refs.clear()
-            self._refs[key] = ref
-        return ref
+        lines = tuple(linecache.getlines(filename))
+        return CellRef(cell_id or source_identity("".join(lines)), lines, count)

@@ -19,11 +19,8 @@ from ..core.basics import log
 from ..core.persistence import persistence_directory
 from ..core.private_files import RefusedDirectory, make_private, read_private, say_once
 
-NOTIFIER = {
-    "name": "Bugsnag IPython",
-    "version": __version__,
-    "url": "https://github.com/bugsnag-ipython/bugsnag-ipython",
-}
+NOTIFIER = {"name": "Bugsnag IPython", "version": __version__,
+            "url": "https://github.com/bugsnag-ipython/bugsnag-ipython"}
 DEVICE_ID_FILE = "device-id"
 _DEVICE_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -43,27 +40,17 @@ def jupyterhub_user() -> str | None:
     return os.environ.get("JUPYTERHUB_USER") or None
 
 
-def kernel_id() -> str | None:
-    """The kernel's id, from its connection file (`kernel-<id>.json` under Jupyter)."""
-    connection_file: str | None = None
+def kernel_facts() -> dict[str, Any]:
+    """The `kernel` metadata tab: the kernel's id (from its connection file, `kernel-<id>.json`)
+    and the IPython, ipykernel and Python it runs on."""
+    facts: dict[str, Any] = {}
     app_class = getattr(sys.modules.get("ipykernel.kernelapp"), "IPKernelApp", None)
     if app_class is not None and app_class.initialized():
-        connection_file = getattr(app_class.instance(), "connection_file", None) or None
-    if connection_file is None:
-        for index, argument in enumerate(sys.argv[:-1]):
-            if argument in ("-f", "--f"):
-                connection_file = sys.argv[index + 1]
-    if not connection_file:
-        return None
-    return os.path.basename(connection_file).removesuffix(".json").removeprefix("kernel-") or None
-
-
-def kernel_facts() -> dict[str, Any]:
-    """The `kernel` metadata tab: which kernel, on which IPython, ipykernel and Python."""
-    found = kernel_id()
-    facts: dict[str, Any] = {"id": found} if found else {}
-    versions = runtime_versions()
-    facts.update((name, versions[name]) for name in ("ipython", "ipykernel", "python") if name in versions)
+        connection_file = getattr(app_class.instance(), "connection_file", None) or ""
+        found = os.path.basename(connection_file).removesuffix(".json").removeprefix("kernel-")
+        if found:
+            facts["id"] = found
+    facts.update(runtime_versions())
     return facts
 
 
@@ -80,24 +67,22 @@ def device_id(directory: str) -> str:
     found = _read_device_id(path)
     if found is not None:
         return found
+    temporary = f"{path}.{made}.tmp"
     try:
-        temporary = f"{path}.{made}.tmp"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
             file.write(made + "\n")
         try:
             os.link(temporary, path)  # fails if another kernel made the file first: its id wins
-        except FileExistsError:
-            if _read_device_id(path) is None:  # a damaged file: ours replaces it
+        except OSError:  # unless that file is damaged, or this file system has no hard links
+            if _read_device_id(path) is None:
                 os.replace(temporary, path)
-        except OSError:  # a file system without hard links
-            os.replace(temporary, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
     except OSError as error:
         log.debug("could not keep the device id in %s: %s", directory, error)
         return made
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
     return _read_device_id(path) or made
 
 
@@ -111,11 +96,12 @@ def _read_device_id(path: str) -> str | None:
 
 
 class PayloadFacts:
-    """The device and kernel facts every payload carries, made once each: the device id is a
-    file read (or write) in the persistence directory, done with the first payload."""
+    """The device and kernel facts every payload carries, made once each: the device's with the
+    first payload, since its id is a file read (or write) in the persistence directory."""
 
     def __init__(self, configured_directory: Callable[[], str | None]) -> None:
         self._configured_directory = configured_directory
+        self.kernel = kernel_facts()
 
     @cached_property
     def device(self) -> dict[str, Any]:
@@ -126,10 +112,6 @@ class PayloadFacts:
             "runtimeVersions": runtime_versions(),
             "id": device_id(persistence_directory(self._configured_directory())),
         }
-
-    @cached_property
-    def kernel(self) -> dict[str, Any]:
-        return kernel_facts()
 
     def user(self, given: dict[str, str]) -> dict[str, str]:
         """The user of a payload: set_user()'s, else JupyterHub's, else this device's id."""

@@ -10,58 +10,47 @@ from typing import Any
 _QUALNAME: Any = type.__dict__["__qualname__"]
 _NAME: Any = type.__dict__["__name__"]
 _MODULE: Any = type.__dict__["__module__"]
-UNNAMED = "UnnamedError"
 
 
 def class_name(error: BaseException) -> str:
     """`module.QualName` of the error's class (`QualName` for builtins and `__main__`)."""
     cls = type(error)
-    qualname = type_name(cls)
-    module = _text(cls, "__module__", _MODULE)
-    if module is None or module in ("builtins", "__main__"):
-        return qualname
-    return f"{module}.{qualname}"
+    module = _text(cls, _MODULE)
+    return type_name(cls) if module in (None, "builtins", "__main__") else f"{module}.{type_name(cls)}"
 
 
 def type_name(cls: type, *, qualified: bool = True) -> str:
     """The class's `__qualname__` (or `__name__`) as a non-empty string, never raising."""
-    slot = _QUALNAME if qualified else _NAME
-    return _text(cls, slot.__name__, slot) or _text(cls, "__name__", _NAME) or UNNAMED
+    return _text(cls, _QUALNAME if qualified else _NAME) or _text(cls, _NAME) or "UnnamedError"
 
 
 def names_of(cls: type) -> set[str]:
     """The names `discard_classes` may give a class: its own and its bases', bare and with module."""
-    names: set[str] = set()
     try:
         mro = type.__dict__["__mro__"].__get__(cls, type(cls))
     except Exception:
         mro = (cls,)
-    for base in mro:
-        names.add(type_name(base, qualified=False))
-        names.add(f"{_text(base, '__module__', _MODULE)}.{type_name(base)}")
-    return names
+    bare = {type_name(base, qualified=False) for base in mro}
+    return bare | {f"{_text(base, _MODULE)}.{type_name(base)}" for base in mro}
 
 
 def message_of(error: BaseException) -> str:
-    """What the error says: `str(error)` (a SyntaxError's `msg`), or a placeholder when that
-    raises or is not a string."""
+    """What the error says: `str(error)` (a SyntaxError's `msg`), or a placeholder when that raises."""
     try:
         if isinstance(error, SyntaxError):
-            text: object = error.msg if error.msg is not None else ""
-            return text if isinstance(text, str) else str(text)
-        text = str(error)
-        return text if isinstance(text, str) else ""
+            return "" if error.msg is None else str(error.msg)
+        return str(error)
     except KeyboardInterrupt:
         raise
     except BaseException:  # a __str__ may raise anything, SystemExit included
         return f"<unprintable {class_name(error)}>"
 
 
-def _text(cls: type, attribute: str, slot: Any) -> str | None:
-    """The class's attribute if it is a non-empty string, else what the type's slot holds."""
+def _text(cls: type, slot: Any) -> str | None:
+    """The class's attribute of the slot's name if it is a non-empty string, else the slot's."""
     for from_slot in (False, True):
         try:
-            value = slot.__get__(cls, type(cls)) if from_slot else getattr(cls, attribute)
+            value = slot.__get__(cls, type(cls)) if from_slot else getattr(cls, slot.__name__)
         except Exception:
             continue
         if type(value) is str and value:

@@ -1,20 +1,16 @@
-"""The notebook a runner executes, and which of its cells each executed source was: the
-kernel's history (`In[1]`, `In[2]`, ...) lined up with the file's code cells, whose stable ids
-name the frames as JupyterLab would. Read only when an error is reported, never per cell.
-
-A file may be a link loop, a FIFO, gigabytes or JSON nested to exhaust the parser: each is read
-without blocking, only if regular and of sane size, and passed over, the others still
-considered, if it breaks a rule; a folder search follows a link only to a file inside it.
-"""
+"""Notebook files, read only when an error is reported to name its cells. A file may be a link
+loop, a FIFO, gigabytes or JSON nested to exhaust the parser: each is read without blocking, only
+if regular and of sane size, and else passed over, the others still considered; a folder search
+follows a link only into the folder."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core.basics import JsonDict
 
@@ -28,14 +24,13 @@ MAX_EXAMINED = 10_000
 INJECTED_PARAMETERS = "injected-parameters"  # papermill's tag (and its cell's stable name)
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def read_bounded(path: str, limit: int, *, follow: bool = True) -> bytes | None:
     """The bytes of the regular file at `path`, or None when it is no regular file, is over
     `limit` bytes, or cannot be opened at once. Without `follow`, a link is not opened."""
     try:
-        descriptor = os.open(path, _OPEN_FLAGS | (0 if follow else _NOFOLLOW))
+        descriptor = os.open(path, _OPEN_FLAGS | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
     except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
     try:
@@ -52,76 +47,49 @@ def parse_json(raw: bytes) -> Any:
     """The JSON document `raw` holds, or None when it holds none the parser can finish."""
     try:
         return json.loads(raw)
-    except (RecursionError, ValueError, UnicodeError, MemoryError):
-        # ValueError includes JSONDecodeError and an integer of too many digits.
+    except (RecursionError, ValueError, UnicodeError, MemoryError):  # ValueError: also too many digits
         return None
 
 
-@dataclass(frozen=True)
-class FolderEntry:
-    """A notebook of a folder: where it is read from, and when it last changed."""
-
-    path: str
-    modified: float
-
-
-def folder_notebooks(directory: str) -> list[FolderEntry]:
+def folder_notebooks(directory: str) -> list[str]:
     """The `.ipynb` regular files of `directory` (links to one inside it included), newest
     first: the first MAX_EXAMINED of them among its first MAX_LISTED entries."""
+    found: list[tuple[float, str]] = []
     try:
         inside = os.path.join(os.path.realpath(directory), "")
-        found: list[FolderEntry] = []
         with os.scandir(directory) as listing:
             for listed, entry in enumerate(listing):
                 if listed >= MAX_LISTED or len(found) >= MAX_EXAMINED:
                     break
-                if entry.name.endswith(".ipynb"):
-                    notebook = _regular(entry, inside)
-                    if notebook is not None:
-                        found.append(notebook)
+                if not entry.name.endswith(".ipynb"):
+                    continue
+                with contextlib.suppress(OSError, ValueError):
+                    link = entry.is_symlink()
+                    path = os.path.realpath(entry.path) if link else entry.path  # a loop resolves to a link
+                    status = os.stat(path, follow_symlinks=False)
+                    if stat.S_ISREG(status.st_mode) and (not link or path.startswith(inside)):
+                        found.append((status.st_mtime, path))
     except (OSError, ValueError):
         return []
-    found.sort(key=lambda notebook: notebook.modified, reverse=True)
-    return found
-
-
-def _regular(entry: os.DirEntry[str], inside: str) -> FolderEntry | None:
-    """The entry as a regular file inside the folder (a link resolved), else None."""
-    try:
-        status = entry.stat(follow_symlinks=False)
-        path = entry.path
-        if stat.S_ISLNK(status.st_mode):
-            path = os.path.realpath(entry.path)  # a loop resolves to a path the open refuses
-            if not path.startswith(inside):
-                return None
-            status = os.stat(path, follow_symlinks=False)
-        if not stat.S_ISREG(status.st_mode):
-            return None
-        return FolderEntry(path, status.st_mtime)
-    except (OSError, ValueError):
-        return None
+    found.sort(key=lambda notebook: notebook[0], reverse=True)
+    return [path for _, path in found]
 
 
 def _normalised(source: Any) -> str:
-    if isinstance(source, list):
-        text = "".join(part for part in source if isinstance(part, str))
-    else:
-        text = source if isinstance(source, str) else ""
-    return text.rstrip()  # IPython's history drops trailing newlines
+    parts = source if isinstance(source, list) else [source]
+    return "".join(part for part in parts if isinstance(part, str)).rstrip()  # as IPython's history has it
 
 
-@dataclass(frozen=True)
-class NotebookFile:
+class NotebookFile(NamedTuple):
     """A notebook's code cells (source and stable identity, in order) and its metadata."""
 
     path: str
     cells: tuple[tuple[str, str | None], ...]
-    papermill: JsonDict = field(default_factory=dict)  # metadata.papermill, when it ran there
+    papermill: JsonDict  # metadata.papermill, when it ran there
 
 
 def read_notebook(path: str, *, follow: bool = True) -> NotebookFile | None:
-    """The notebook at `path`, or None when it is not a readable notebook of sane size.
-    Without `follow`, a link is not opened."""
+    """The notebook at `path`, or None when it is not a readable notebook of sane size."""
     raw = read_bounded(path, MAX_NOTEBOOK_BYTES, follow=follow)
     document = parse_json(raw) if raw is not None else None
     if not isinstance(document, dict) or not isinstance(document.get("cells"), list):
@@ -163,39 +131,12 @@ def notebooks_in(directory: str, history: Sequence[str]) -> list[str]:
     # As a notebook's JSON has it, with or without its non-ASCII escaped.
     needles = {json.dumps(longest)[1:-1].encode(), json.dumps(longest, ensure_ascii=False)[1:-1].encode()}
     found, budget = [], MAX_SEARCHED_BYTES
-    for entry in folder_notebooks(directory)[:MAX_SEARCHED]:
-        raw = read_bounded(entry.path, min(MAX_NOTEBOOK_BYTES, budget), follow=False)
+    for path in folder_notebooks(directory)[:MAX_SEARCHED]:
+        raw = read_bounded(path, min(MAX_NOTEBOOK_BYTES, budget), follow=False)
         if raw is None:
             continue
         budget -= len(raw)
         if any(needle in raw for needle in needles):
-            found.append(entry.path)
+            found.append(path)
     return found
 
-
-class CellMatcher:
-    """Lines up the kernel's executed sources with a notebook's code cells: runners execute them
-    in order (skipping empty ones), so each source is matched with the next cell of that source,
-    else (a cell run again) with its first."""
-
-    def __init__(self, notebook: NotebookFile) -> None:
-        self.notebook = notebook
-        self._positions: dict[str, list[int]] = {}
-        for position, (source, _) in enumerate(notebook.cells):
-            self._positions.setdefault(source, []).append(position)
-        self._identities: dict[int, str] = {}
-        self._next_count = 1
-        self._position = 0
-
-    def cell_id(self, execution_count: int, history: Sequence[str]) -> str | None:
-        """The notebook's id of the cell that ran as `In[execution_count]`."""
-        while self._next_count <= min(execution_count, len(history) - 1):
-            positions = self._positions.get(_normalised(history[self._next_count]))
-            if positions:
-                position = next((p for p in positions if p >= self._position), positions[0])
-                self._position = position + 1
-                identity = self.notebook.cells[position][1]
-                if identity is not None:
-                    self._identities[self._next_count] = identity
-            self._next_count += 1
-        return self._identities.get(execution_count)

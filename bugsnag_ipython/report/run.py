@@ -17,7 +17,7 @@ from ..core.config import without_credentials
 from .payloads import iso8601, strings_replaced
 
 if TYPE_CHECKING:
-    from .notebook_files import CellMatcher, NotebookFile
+    from .notebook_files import NotebookFile
 
 PAPERMILL = "papermill"
 NBCONVERT = "nbconvert"
@@ -33,18 +33,13 @@ _MODULES = {"papermill": PAPERMILL, "nbconvert": NBCONVERT, "nbclient": JUPYTER_
             "nbclient.cli": JUPYTER_EXECUTE}
 # papermill options that take values (the rest are switches): two for -p/-r, one for these.
 _PAPERMILL_PAIRS = {"-p", "--parameters", "-r", "--parameters_raw"}
-_PAPERMILL_VALUED = {
-    "-f", "--parameters_file", "-y", "--parameters_yaml", "-b", "--parameters_base64",
-    "-k", "--kernel", "-l", "--language", "--cwd", "--engine", "--log-level",
-    "--start-timeout", "--start_timeout", "--execution-timeout", "--autosave-cell-every",
-    "--stdout-file", "--stderr-file",
-}
-# nbconvert's output extension per exporter (`--to`), for naming the file it writes.
-_NBCONVERT_EXTENSIONS = {
-    "notebook": ".ipynb", "html": ".html", "slides": ".slides.html", "pdf": ".pdf",
-    "webpdf": ".pdf", "latex": ".tex", "markdown": ".md", "rst": ".rst", "asciidoc": ".asciidoc",
-    "python": ".py", "script": ".py",
-}
+_PAPERMILL_VALUED = {"-f", "--parameters_file", "-y", "--parameters_yaml", "-b", "--parameters_base64", "-k",
+                     "--kernel", "-l", "--language", "--cwd", "--engine", "--log-level", "--start-timeout",
+                     "--start_timeout", "--execution-timeout", "--autosave-cell-every", "--stdout-file",
+                     "--stderr-file"}
+# nbconvert's output extension per exporter (`--to`), where it is not `.<exporter>`.
+_NBCONVERT_EXTENSIONS = {"notebook": ".ipynb", "slides": ".slides.html", "webpdf": ".pdf", "latex": ".tex",
+                         "markdown": ".md", "python": ".py", "script": ".py"}
 _SERVERS = {"lab", "notebook", "server", "nbclassic", "jupyterlab", "jupyter_server", "voila"}
 _VOILA_RENDER = "/voila/render/"
 
@@ -87,24 +82,21 @@ def server_command(argv: Sequence[str]) -> bool:
 
 def kernel_command(argv: Sequence[str]) -> bool:
     """Whether `argv` runs an IPython kernel (`python -m ipykernel_launcher -f …`)."""
-    return any(
-        word in ("ipykernel_launcher", "ipykernel") or os.path.basename(word) == "ipykernel_launcher.py"
-        for word in argv[:4]
-    )
+    words = [os.path.basename(word) for word in argv[:4]]
+    return any(word in ("ipykernel_launcher", "ipykernel", "ipykernel_launcher.py") for word in words)
 
 
 def voila_kernel(env: Mapping[str, str]) -> bool:
-    """Whether Voilà started this kernel (or the kernel that started it: see sources.headless):
-    `SERVER_SOFTWARE=voila/<version>` for a page's kernel, `VOILA_PREHEAT` for a pool's."""
+    """Whether Voilà (or a kernel Voilà started) started this kernel: `SERVER_SOFTWARE=voila/<version>`
+    for a page's kernel, `VOILA_PREHEAT` for a pool's."""
     return env.get("SERVER_SOFTWARE", "").startswith(VOILA + "/") or "VOILA_PREHEAT" in env
 
 
 def dashboard_notebook(env: Mapping[str, str], kernel_cwd: str,
                        server: tuple[Sequence[str], str] | None) -> str | None:
     """The notebook Voilà renders in this kernel, started in the notebook's folder: the page's
-    (`SCRIPT_NAME` is `<base url>voila/render/<path>`, percent-encoded), else the one `server`
-    (Voilà's command line and working directory) names, else None (to be found by its cells).
-    Only the page's base name is used: a path a visitor made up names nothing outside the folder."""
+    (`SCRIPT_NAME`: `<base url>voila/render/<path>`, of which only the base name is used), else the
+    one `server` (Voilà's command line and working directory) names, else None."""
     page = env.get("SCRIPT_NAME", "")
     if _VOILA_RENDER in page:
         name = os.path.basename(unquote(page.rsplit(_VOILA_RENDER, 1)[1]))
@@ -135,11 +127,8 @@ def _parse(runner: str, args: Sequence[str], cwd: str) -> RunnerCommand | None:
 
 
 def _notebooks(args: Sequence[str], cwd: str) -> tuple[str, ...]:
-    return tuple(
-        os.path.normpath(os.path.join(cwd, arg))
-        for arg in args
-        if arg.endswith(".ipynb") and not arg.startswith("-")
-    )
+    named = (arg for arg in args if arg.endswith(".ipynb") and not arg.startswith("-"))
+    return tuple(os.path.normpath(os.path.join(cwd, arg)) for arg in named)
 
 
 def _option(args: Sequence[str], name: str) -> str | None:
@@ -173,24 +162,20 @@ def _nbconvert_output(args: Sequence[str], notebook: str, cwd: str) -> str:
 def _papermill(args: Sequence[str], cwd: str) -> RunnerCommand | None:
     positional: list[str] = []
     parameters: dict[str, Any] = {}
-    index = 0
-    while index < len(args):
-        arg = args[index]
+    rest = iter(args)
+    for arg in rest:
         if arg in _PAPERMILL_PAIRS:
-            if index + 1 < len(args):
-                parameters[args[index + 1]] = args[index + 2] if index + 2 < len(args) else None
-            index += 3
-            continue
-        if arg in _PAPERMILL_VALUED:
-            index += 1
+            name, value = next(rest, None), next(rest, None)
+            if name is not None:
+                parameters[name] = value
+        elif arg in _PAPERMILL_VALUED:
+            next(rest, None)
         elif not arg.startswith("-") or arg == "-":
             positional.append(arg)
-        index += 1
     if not positional:
         return None
-    notebook = _resolve_path(positional[0], cwd)
     output = _resolve_path(positional[1], cwd) if len(positional) > 1 else None
-    return RunnerCommand(PAPERMILL, (notebook,), output, parameters)
+    return RunnerCommand(PAPERMILL, (_resolve_path(positional[0], cwd),), output, parameters)
 
 
 def _resolve_path(path: str, cwd: str) -> str:
@@ -205,12 +190,9 @@ def remote(path: str) -> bool:
 
 
 class HeadlessRun:
-    """What the kernel knows of its run: the runner, its notebooks and their cells (thread-safe).
-
-    With no command line naming a runner (nbclient or papermill called from Python), the first
-    report looks for the executed sources in the notebooks of the kernel's folder. A Voilà
-    dashboard (runner `voila`) is run for a person, who is its session and sees no `run` tab.
-    """
+    """What the kernel knows of its run (thread-safe): the runner, its notebook (else looked for in
+    the kernel's folder) and which of its cells each executed source was. A Voilà dashboard
+    (runner `voila`) is run for a person, who is its session and sees no `run` tab."""
 
     def __init__(self, command: RunnerCommand | None, kernel_cwd: str, started_at: float, *,
                  inherited_frontend: bool = False) -> None:
@@ -220,15 +202,16 @@ class HeadlessRun:
         self.started_at = started_at
         self.resolved = False  # the run's notebook was looked for (found or not)
         self._lock = threading.Lock()
-        self._looked_at: int | None = None  # the history's length at the last look
         self._notebook: NotebookFile | None = None
-        self._matcher: CellMatcher | None = None
+        self._positions: dict[str, list[int]] = {}  # a cell's source -> its positions among the cells
+        self._cell_ids: dict[int, str] = {}  # execution count -> the notebook's cell id
+        self._next_count = 1  # the next executed source to match...
+        self._next_cell = 0  # ...with a cell from this position on
 
     @property
     def outranks_frontend(self) -> bool:
-        """True when a frontend's notebook variables (`JPY_SESSION_NAME`, `__session__`) are not
-        this kernel's but came with the environment: a runner started it (`!papermill …` in a
-        cell), or another kernel did (nbclient called in a cell)."""
+        """True when a frontend's notebook variables (`JPY_SESSION_NAME`, `__session__`) came with
+        the environment: a runner or another kernel started this one (`!papermill …` in a cell)."""
         return self.command is not None or self.inherited_frontend
 
     @property
@@ -241,31 +224,27 @@ class HeadlessRun:
         return self.command is not None and self.command.runner == VOILA
 
     def project_root(self) -> str | None:
-        """The default project root when the kernel does not start in the notebook's folder, as
-        frontends start it: papermill's input's folder, so that frames are named as in JupyterLab."""
+        """The default project root: papermill's input's folder (papermill, unlike frontends, does
+        not start the kernel there), so that frames are named as in JupyterLab."""
         command = self.command
         if command is not None and command.runner == PAPERMILL and not remote(command.notebooks[0]):
             return os.path.dirname(command.notebooks[0])
         return None
 
     def _resolve(self, history: Sequence[str]) -> None:
+        # Looked for once, once a cell ran: before, no executed source can be matched with a cell.
         with self._lock:
-            # Looked for once; again only if nothing had run yet to match the cells with.
-            if self.resolved or (self._looked_at is not None and len(history) <= self._looked_at):
+            if self.resolved or len(history) <= 1:
                 return
-            self._looked_at = len(history)
+            self.resolved = True
             try:
-                self._notebook = self._find(history)
+                self._notebook = notebook = self._find(history)
             except Exception as error:  # a notebook we cannot make sense of names nothing
                 log.warning("The notebook of this run could not be read (%s); its cells are "
                             "named by their source.", error)
-                self.resolved = True
                 return
-            self.resolved = self._notebook is not None or len(history) > 1
-            if self._notebook is not None:
-                from .notebook_files import CellMatcher
-
-                self._matcher = CellMatcher(self._notebook)
+            for position, (source, _) in enumerate(notebook.cells if notebook is not None else ()):
+                self._positions.setdefault(source, []).append(position)
 
     def _find(self, history: Sequence[str]) -> NotebookFile | None:
         # Here, not at load: the notebook is read with the first report.
@@ -276,8 +255,7 @@ class HeadlessRun:
             # The folder search resolves links (to files inside the folder): none is followed.
             found = [read_notebook(path, follow=False) for path in notebooks_in(self.kernel_cwd, history)]
         else:
-            # papermill writes its output (parameters injected) before the kernel starts; its
-            # cells keep the input's ids.
+            # papermill writes its output (parameters injected, ids kept) before the kernel starts.
             paths = command.notebooks
             if command.runner == PAPERMILL:
                 paths = (command.output_path or "", command.notebooks[0])
@@ -299,17 +277,26 @@ class HeadlessRun:
         command = self.command
         if command is not None and len(command.notebooks) == 1:
             given = command.notebooks[0]
-            # papermill's s3://bucket/jobs/a.ipynb is named a.ipynb, as JupyterLab names a
-            # notebook in the kernel's folder.
+            # papermill's s3://bucket/jobs/a.ipynb is a.ipynb, as JupyterLab names one in its folder.
             return given.rsplit("/", 1)[-1] if remote(given) else given
         return self._notebook.path if self._notebook is not None else None
 
     def cell_id(self, execution_count: int, history: Sequence[str]) -> str | None:
-        """The notebook's id of the cell that ran as `In[execution_count]`."""
+        """The notebook's id of the cell that ran as `In[execution_count]`. Runners execute the
+        cells in order (skipping empty ones): each source is matched with the next cell of that
+        source, else (a cell run again) with the first."""
         self._resolve(history)
         with self._lock:
-            matcher = self._matcher
-            return matcher.cell_id(execution_count, history) if matcher is not None else None
+            while self._notebook is not None and self._next_count <= min(execution_count, len(history) - 1):
+                positions = self._positions.get(history[self._next_count].rstrip())  # as a cell's source
+                if positions:
+                    position = next((p for p in positions if p >= self._next_cell), positions[0])
+                    self._next_cell = position + 1
+                    identity = self._notebook.cells[position][1]
+                    if identity is not None:
+                        self._cell_ids[self._next_count] = identity
+                self._next_count += 1
+            return self._cell_ids.get(execution_count)
 
     def tab(self, history: Sequence[str]) -> JsonDict | None:
         """The event's `run` tab: the runner, its notebooks, papermill's parameters, the start."""
@@ -317,29 +304,23 @@ class HeadlessRun:
             return None
         self._resolve(history)
         command, notebook = self.command, self._notebook
-        papermill = notebook.papermill if notebook is not None else {}
-        if command is not None:
-            notebooks = command.notebooks
-            tab: JsonDict = {"runner": command.runner,
-                             "inputPath": notebooks[0] if len(notebooks) == 1 else list(notebooks)}
-            if command.output_path:
-                tab["outputPath"] = command.output_path
-            if command.runner == PAPERMILL:
-                given = papermill.get("parameters")
-                tab["parameters"] = dict(given) if isinstance(given, Mapping) else dict(command.parameters)
-        elif notebook is not None:
-            tab = {"runner": NBCLIENT, "inputPath": notebook.path}
-        else:
+        if command is None and notebook is not None:
+            command = RunnerCommand(NBCLIENT, (notebook.path,))
+        if command is None:
             return None  # no run, as far as can be told
-        tab["startedAt"] = iso8601(_epoch(papermill.get("start_time")) or self.started_at)
+        papermill = notebook.papermill if notebook is not None else {}
+        notebooks = command.notebooks
+        tab: JsonDict = {"runner": command.runner,
+                         "inputPath": notebooks[0] if len(notebooks) == 1 else list(notebooks)}
+        if command.output_path:
+            tab["outputPath"] = command.output_path
+        if command.runner == PAPERMILL:
+            given = papermill.get("parameters")
+            tab["parameters"] = dict(given) if isinstance(given, Mapping) else dict(command.parameters)
+        try:  # papermill's start, ISO 8601 with an offset
+            tab["startedAt"] = iso8601(datetime.fromisoformat(str(papermill["start_time"])).timestamp())
+        except (KeyError, ValueError):
+            tab["startedAt"] = iso8601(self.started_at)
         # Parameters and paths are often connection URLs: sent without their credentials.
         cleaned: JsonDict = strings_replaced(tab, without_credentials)
         return cleaned
-
-
-def _epoch(text: Any) -> float | None:
-    """papermill's `start_time` (ISO 8601 with an offset) as seconds since the epoch."""
-    try:
-        return datetime.fromisoformat(str(text)).timestamp() if text else None
-    except ValueError:
-        return None

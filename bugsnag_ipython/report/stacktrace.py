@@ -1,9 +1,6 @@
-"""Exceptions as BugSnag `exceptions[]` entries, with frames that point into notebook cells.
-
-A frame of a cell is named by the notebook and the cell's stable identity (never the kernel's
-temp path or execution count), so that the same failure groups the same way in every kernel.
-This runs on the cell's thread for every reported error: each realpath is cached per file name.
-"""
+"""Exceptions as BugSnag `exceptions[]` entries, with frames that point into notebook cells: a
+cell's frame is named by the notebook and the cell's stable identity (never the kernel's temp path
+or execution count), so that the same failure groups the same way in every kernel."""
 
 from __future__ import annotations
 
@@ -11,7 +8,7 @@ import linecache
 import os
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
 from types import FrameType, TracebackType
@@ -24,6 +21,7 @@ from .naming import class_name, message_of
 CODE_WINDOW = 7  # lines around the frame's line, as the official notifiers send
 MAX_CODE_LINE = 200  # characters of one source line; a minified line says nothing more
 MAX_CHAIN = 100  # causes, contexts and group members followed for one event
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
 
 
 class CellMap(Protocol):
@@ -75,28 +73,22 @@ def exception_entries(error: BaseException, context: FrameContext) -> list[JsonD
         if not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
             stack = TracebackType(stack, frame, frame.f_lasti, frame.f_lineno)
         frame = frame.f_back
-    return [_entry(e, frames, stack if e is error else None) for e in _chain(error)]
+    return [_entry(e, frames, stack if e is error else None) for e in _chain(error, set())]
 
 
-_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
+def _chain(error: BaseException, seen: set[int]) -> Iterator[BaseException]:
+    """The error, then (depth first) its group's members and its cause or context, each once."""
+    if id(error) in seen or len(seen) >= MAX_CHAIN:
+        return
+    seen.add(id(error))
+    yield error
+    follow = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    for then in [*(error.exceptions if isinstance(error, BaseExceptionGroup) else ()), follow]:
+        if then is not None:
+            yield from _chain(then, seen)
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    pending = [error]
-    while pending and len(seen) < MAX_CHAIN:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        members = list(current.exceptions) if isinstance(current, BaseExceptionGroup) else []
-        follow = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-        # Depth first: a member's own causes come right after it, before the next member.
-        pending[:0] = [*members, *([follow] if follow is not None else [])]
-
-
-def _entry(error: BaseException, frames: EventFrames, stack: TracebackType | None = None) -> JsonDict:
+def _entry(error: BaseException, frames: EventFrames, stack: TracebackType | None) -> JsonDict:
     stacktrace = [frames.frame(*frame) for frame in reversed(frames.shown(error, stack))]
     if isinstance(error, SyntaxError) and type(error.lineno) is int:
         # A SyntaxError made by hand may hold anything in its fields: only what they must be is used.
@@ -112,14 +104,7 @@ def _entry(error: BaseException, frames: EventFrames, stack: TracebackType | Non
 
 
 Frame = tuple[str, int, str]  # file name, line, method
-
-
-class _Source(NamedTuple):
-    """How the frames of one code file are shown."""
-
-    file: str
-    in_project: bool
-    lines: tuple[str, ...] | list[str] | None  # the source for code windows; None: none sent
+Source = tuple[str, bool, Sequence[str] | None]  # a code file as shown: file, in project, its lines
 
 
 class EventFrames:
@@ -129,7 +114,7 @@ class EventFrames:
 
     def __init__(self, context: FrameContext) -> None:
         self.context = context
-        self._sources: dict[str, _Source] = {}
+        self._sources: dict[str, Source] = {}
         self._made: dict[Frame, JsonDict] = {}
 
     def shown(self, error: BaseException, stack: TracebackType | None = None) -> list[Frame]:
@@ -137,38 +122,33 @@ class EventFrames:
         walked: list[Frame] = []
         tb: TracebackType | None = stack or error.__traceback__
         while tb is not None:
-            frame = tb.tb_frame
-            if not _hides_itself(frame):
-                code = frame.f_code
+            if not _hides_itself(tb.tb_frame):
+                code = tb.tb_frame.f_code
                 walked.append((code.co_filename, tb.tb_lineno, code.co_qualname))
             tb = tb.tb_next
         return without_machinery(walked, self.context.roots)
 
     def frame(self, filename: str, line: int, method: str) -> JsonDict:
         """A new dict of the frame at `line` of `filename`, in `method`."""
-        key = (filename, line, method)
-        made = self._made.get(key)
+        made = self._made.get((filename, line, method))
         if made is None:
-            source = self._sources.get(filename)
-            if source is None:
-                source = self._sources[filename] = self._source(filename)
-            made = {"file": source.file, "lineNumber": line, "method": method, "inProject": source.in_project}
-            if source.lines is not None:
-                made["code"] = window(source.lines, line)
-            self._made[key] = made
-        copy = dict(made)
-        if "code" in made:
-            copy["code"] = dict(made["code"])
-        return copy
+            if filename not in self._sources:
+                self._sources[filename] = self._source(filename)
+            file, in_project, lines = self._sources[filename]
+            made = {"file": file, "lineNumber": line, "method": method, "inProject": in_project}
+            if lines is not None:  # None: no code sent
+                made["code"] = window(lines, line)
+            self._made[(filename, line, method)] = made
+        return {**made, "code": dict(made["code"])} if "code" in made else dict(made)
 
-    def _source(self, filename: str) -> _Source:
+    def _source(self, filename: str) -> Source:
         context = self.context
         cell = context.resolve_cell(filename)
         if cell is not None:
-            return _Source(cell_file(context.notebook, cell), True, cell.lines if context.send_code else None)
+            return cell_file(context.notebook, cell), True, cell.lines if context.send_code else None
         info = path_info(filename, context.roots)
         lines = (linecache.getlines(filename) or None) if context.send_code else None
-        return _Source(info.display, info.in_project, lines)
+        return info.display, info.in_project, lines
 
 
 def without_machinery(frames: list[Frame], roots: tuple[str, ...]) -> list[Frame]:
@@ -193,13 +173,12 @@ def _hides_itself(frame: FrameType) -> bool:
         return False
 
 
-def window(lines: tuple[str, ...] | list[str], line: int) -> dict[str, str]:
+def window(lines: Sequence[str], line: int) -> dict[str, str]:
     """Up to CODE_WINDOW lines around `line` (1-based), keyed by line number as a string."""
     count = len(lines)
-    if not count or line < 1 or line > count:
+    if not 1 <= line <= count:
         return {}
-    half = CODE_WINDOW // 2
-    first = max(1, min(line - half, count - CODE_WINDOW + 1))
+    first = max(1, min(line - CODE_WINDOW // 2, count - CODE_WINDOW + 1))
     last = min(count, first + CODE_WINDOW - 1)
     return {str(n): lines[n - 1].rstrip("\r\n")[:MAX_CODE_LINE] for n in range(first, last + 1)}
 
@@ -216,32 +195,25 @@ def path_info(filename: str, roots: tuple[str, ...]) -> PathInfo:
     if not filename or filename.startswith("<"):
         return PathInfo(filename, False, False)
     path = os.path.realpath(filename)
-    machinery = path.startswith(_machinery_dirs())
-    library = max((root for root in _library_roots() if path.startswith(root)), key=len, default=None)
+    libraries, machinery_dirs = _known_dirs()
+    machinery = path.startswith(machinery_dirs)
+    library = max((root for root in libraries if path.startswith(root)), key=len, default=None)
     if library is not None:
         # Relative to site-packages or the standard library: the same in every environment.
         return PathInfo(os.path.relpath(path, library), False, machinery)
     for root in roots:
-        real_root = _real_dir(root)
+        real_root = os.path.join(os.path.realpath(root), "")
         if path.startswith(real_root):
             return PathInfo(os.path.relpath(path, real_root), True, machinery)
     return PathInfo(filename, False, machinery)
 
 
 @cache
-def _real_dir(path: str) -> str:
-    return os.path.join(os.path.realpath(path), "")
-
-
-@cache
-def _library_roots() -> tuple[str, ...]:
+def _known_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The library roots (site-packages, the standard library), and IPython's and ipykernel's."""
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
     roots.update(p for p in sys.path if p.rstrip("/\\").endswith(("site-packages", "dist-packages")))
-    return tuple(sorted({os.path.join(os.path.realpath(r), "") for r in roots if r}))
-
-
-@cache
-def _machinery_dirs() -> tuple[str, ...]:
     files = (getattr(sys.modules.get(name), "__file__", None) for name in ("IPython", "ipykernel"))
-    return tuple(os.path.join(os.path.dirname(os.path.realpath(file)), "") for file in files if file)
+    return (tuple(sorted({os.path.join(os.path.realpath(r), "") for r in roots if r})),
+            tuple(os.path.join(os.path.dirname(os.path.realpath(f)), "") for f in files if f))

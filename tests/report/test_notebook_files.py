@@ -92,7 +92,7 @@ def test_a_folder_search_keeps_to_the_folders_regular_notebooks(tmp_path: Path) 
     (folder / "dir.ipynb").mkdir()
     (folder / "notes.txt").write_text("{}")
 
-    found = [entry.path for entry in folder_notebooks(str(folder))]
+    found = folder_notebooks(str(folder))
 
     assert sorted(found) == [str(folder / "real.ipynb")] * 2
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bugsnag_ipython.report.notebook_files import CellMatcher, best_match, read_notebook
+from bugsnag_ipython.report.notebook_files import best_match, read_notebook
 from bugsnag_ipython.report.run import HeadlessRun, RunnerCommand, runner_command, server_command
 
 PY = "/env/bin/python"
@@ -87,19 +87,18 @@ def write(path: Path, cells: list[tuple[str, str, list[str]]], **metadata: objec
 
 
 def test_executed_sources_line_up_with_the_cells_in_order(tmp_path: Path) -> None:
-    notebook = read_notebook(str(write(tmp_path / "a.ipynb", [
+    notebook = write(tmp_path / "a.ipynb", [
         ("setup", "x = 1\n", []),
         ("empty", "", []),  # runners skip it: never executed
         ("twice-a", "x += 1", []),
         ("twice-b", "x += 1\n", []),
         ("last", "print(x)", []),
-    ])))
-    assert notebook is not None
-    matcher = CellMatcher(notebook)
+    ])
+    run = HeadlessRun(RunnerCommand("nbconvert", (str(notebook),), None), str(tmp_path), 0.0)
     # IPython's history drops the trailing newline; `In[4]` was typed in by other means.
     history = ["", "x = 1", "x += 1", "x += 1", "other()", "print(x)", "x += 1"]
 
-    named = [matcher.cell_id(count, history) for count in range(1, 7)]
+    named = [run.cell_id(count, history) for count in range(1, 7)]
 
     # The same source twice is two cells, in order; run again later, it is the first of them.
     assert named == ["setup", "twice-a", "twice-b", None, "last", "twice-a"]
