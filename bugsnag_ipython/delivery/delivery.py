@@ -1,12 +1,8 @@
 """Delivery: every payload reaches its endpoint once, is kept on disk until it does, or is
-dropped on purpose, counted and said (a 4xx other than 408 and 429; a cap reached).
-
-`submit()` runs on the thread that made the payload (a cell's) and never touches the network:
-it appends the payload to the outbox's journal, so that a kernel killed right after an error
-still leaves it on disk. One daemon thread, the sender, does the rest: it opens the outbox,
-stores what came before it was open, adopts what dead kernels left, and sends, this process's
-own payloads first, the events waiting for one endpoint together in one request.
-"""
+dropped on purpose, counted and said. `submit()` appends to the outbox's journal on the thread that
+made the payload, so a kernel killed right after an error leaves it on disk. One daemon thread, the
+sender, does the rest: opens the outbox, adopts what dead kernels left, and sends (own payloads
+first, the events for one endpoint together)."""
 
 from __future__ import annotations
 
@@ -96,12 +92,12 @@ class Delivery:
 
     @property
     def stored(self) -> int:
-        """Of those, how many are safe in the outbox on disk."""
+        """Of those, how many are on disk."""
         return self.backlog.stored
 
     def retry_in(self) -> float | None:
-        """Seconds, on the delivery's clock, until what waits is tried again: 0 while a send
-        is under way or due, None when nothing waits."""
+        """Seconds until what waits is tried again: 0 while a send is under way or due, None when
+        nothing waits."""
         with self._lock:
             return 0.0 if self.backlog.in_flight else self.backlog.next_wait()
 
@@ -113,8 +109,7 @@ class Delivery:
     # -- the client's calls ----------------------------------------------------------------
 
     def reconfigure(self, config: Configuration) -> None:
-        """Take the outbox directory and the caps from the client's configuration. Payloads
-        stored so far stay where they are; new ones go to the new directory."""
+        """Take the outbox directory and the caps; payloads stored so far stay where they are."""
         with self._wake:
             self._caps = {"session": config.max_stored_sessions, "event": config.max_stored_events}
             removed = self.backlog.enforce_caps(self._caps)
@@ -139,17 +134,17 @@ class Delivery:
             elif outbox is None and not self._outbox_failed:
                 self._unstored.append(item)
             backoff = self.backlog.endpoint(item.url).backoff
-            if self._forked_child and place is not None and backoff.ready():
+            if self._forked_child and place is not None and not backoff.wait():
                 backoff.hold(CHILD_HOLD_SECONDS)  # see _after_fork_in_child
-            if self._unstored or (not self.backlog.in_flight and backoff.ready()):
+            if self._unstored or (not self.backlog.in_flight and not backoff.wait()):
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
                 self._wake.notify_all()
         settle(removed)
         self._changed()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Retry now (but not before a Retry-After) and wait until none of this process's own
-        payloads is left; True if none is. Adopted ones go on in the background."""
+        """Retry now (but not before a Retry-After); True once none of this process's own payloads
+        is left. Adopted ones go on in the background."""
         self._wait(timeout, lambda _deadline: self.backlog.own == 0)
         return self.backlog.own == 0
 
@@ -183,9 +178,8 @@ class Delivery:
     # -- the outbox ------------------------------------------------------------------------
 
     def _outbox_now(self, *, may_import: bool) -> Outbox | None:
-        """The open outbox, opening it if need be. Opening is a few directory and lock calls,
-        cheap enough for any thread; resolving the default directory imports platformdirs,
-        which a cell's thread leaves to the sender until it has been imported."""
+        """The open outbox, opening it if need be: cheap for any thread, except importing
+        platformdirs for the default directory, which a cell's thread leaves to the sender."""
         if self.outbox is not None or self._outbox_failed:
             return self.outbox
         if not may_import and (
@@ -214,8 +208,8 @@ class Delivery:
         return None
 
     def _keep_outbox(self) -> None:
-        """The sender's disk work, before each send: open the outbox, store what came before
-        it was open, and look for what dead kernels left."""
+        """The sender's disk work before each send: open the outbox, store what came before it
+        was open, and look for what dead kernels left."""
         if self.outbox is None and not self._outbox_failed:
             self._outbox_now(may_import=True)
             self._next_scan = 0.0
@@ -242,7 +236,6 @@ class Delivery:
                 place[0].settle([place[1].ident])
 
     def _a_child_ended(self, now: float) -> bool:
-        # A few lock calls: cheap enough to make a few times a second, in a process that forked.
         outbox = self.outbox
         if not self._watching_children or now < self._next_child_look:
             return False
@@ -321,8 +314,7 @@ class Delivery:
             self._changed()
 
     def _sendable(self, batch: list[Queued], held: list[bytes | None]) -> tuple[list[Queued], list[bytes]]:
-        """The items of a batch still to be sent, with their bodies; the others are dropped,
-        unreadable or too old."""
+        """The items of a batch still to send, with their bodies; unreadable or old ones are dropped."""
         items, bodies = [], []
         for item, body in zip(batch, held, strict=True):
             body = body if body is not None else item.read_back()
@@ -346,12 +338,9 @@ class Delivery:
     # -- fork ------------------------------------------------------------------------------
 
     def _after_fork_in_child(self) -> None:
-        # Locks may be held by threads the fork left behind, and the parent's payloads are the
-        # parent's: start afresh, letting go of the parent's outbox lock without unlocking it.
-        # A pool terminates its workers mid-request, so a child sends a stored payload only
-        # once it is CHILD_HOLD_SECONDS old (or at a flush or exit); one that ends before
-        # leaves it to the parent, which watches for its children ending. A child stores from
-        # its first payload (it may os._exit right after an error) and adopts nothing.
+        # Locks may be held by threads the fork left behind and the parent's payloads are its
+        # own: start afresh. A pool ends its workers mid-request, so a child sends a stored
+        # payload only after CHILD_HOLD_SECONDS (or at a flush); the parent adopts the rest.
         outbox = self.outbox
         self._start_afresh()
         self._forked_child, self._watching_children = True, False

@@ -53,8 +53,7 @@ class Dispatcher:
             self._release_held()
 
     def send(self, kind: Kind, payload: JsonDict, encoded: bytes | None = None) -> None:
-        """Hand a payload to delivery (`encoded`, when given, is its body for the current key),
-        or hold it while there is no API key."""
+        """Hand a payload (and its body for the current key, if made) to delivery, or hold it."""
         if not self.config.api_key:
             with self._held_lock:
                 if len(self._held) >= self.config.max_held_payloads:
@@ -81,9 +80,7 @@ class Dispatcher:
         delivery.listeners.append(self._changed)
         self._delivery = delivery
 
-    def _submit(
-        self, kind: Kind, payload: JsonDict, created_at: float, encoded: bytes | None = None
-    ) -> None:
+    def _submit(self, kind: Kind, payload: JsonDict, created_at: float, encoded: bytes | None = None) -> None:
         from .payload import Payload
 
         key = self.config.api_key
@@ -95,8 +92,7 @@ class Dispatcher:
             payload, encoded = {**payload, "apiKey": key}, None  # made before this key was set
         if encoded is None:
             encoded = payloads.encode(payload)
-        # Finished: nothing adds text to it from here on. The key (pasted into a cell, say) and
-        # the endpoints' credentials leave no string of it, whatever part carried them.
+        # Finished: the key (pasted into a cell, say) and the endpoints' credentials leave no string.
         encoded = scrub(encoded, self._secrets)
         self.delivery.submit(Payload(kind, url, key, encoded, created_at))
 

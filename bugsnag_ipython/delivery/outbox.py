@@ -1,18 +1,14 @@
-"""The outbox: payloads on disk until they are delivered or dropped on purpose.
-
-Layout under the persistence directory (every directory 0700, every file 0600):
+"""The outbox: payloads on disk until they are delivered or dropped on purpose. Under the
+persistence directory (directories 0700, files 0600):
 
     outbox/<tag>.<owner>.journal                       the payloads an owner made (journal.py)
     outbox/<kind>-<created ns>-<id>.<owner>.payload   one payload, as older versions stored it
     owners/<owner>.lock                                held with flock() by the live owner
     set-aside/                                         unreadable or foreign files, kept for a look
 
-Several kernels of one user share an outbox. Each file belongs to the owner named in it, and
-only its owner sends it; an owner is alive while it holds the lock on its lock file (the trust
-rule's, `core/private_files.py`). A kernel adopts a dead owner's files by renaming each to its
-own name: rename is atomic, so of two kernels adopting at once, one gets each file. What an
-adopted file holds that was not done is appended to the adopter's journal, keeping its id, and
-the file goes; an adopter that dies in between leaves both, and the next one takes each id once.
+Only a file's owner sends it. A kernel adopts a dead owner's file by renaming it to its own name
+(atomic: of two adopters, one gets it), appends what was not done to its journal, keeping the ids,
+and removes the file; an adopter that dies in between leaves both, and the next takes each id once.
 """
 
 from __future__ import annotations
@@ -47,8 +43,7 @@ STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that di
 
 
 def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
-    """The outbox in `directory` (None: the default one), open; or None and why not, in one
-    sentence, said once."""
+    """The outbox in `directory` (None: the default one), open; or None and why not, said once."""
     try:
         return Outbox(persistence_directory(directory)).open(), None
     except RefusedDirectory as refused:
@@ -95,13 +90,12 @@ class Outbox:
         self._lock_fd: int | None = None
         self._renewing = threading.Lock()
         self._said = Once()
-        self._dead: set[str] = set()  # owners an_owner_died() told of
 
     # -- owning ---------------------------------------------------------------------------
 
     def open(self) -> Outbox:
-        """Create the directories and become a live owner. Raises OSError, RefusedDirectory
-        (one sentence) for a directory that is not this user's alone or cannot be used."""
+        """Create the directories and become a live owner. Raises OSError (RefusedDirectory for a
+        directory that is not this user's alone)."""
         make_private(self.root)  # payloads hold API keys: this user's eyes only
         for directory in (self.payloads, self.owners, self.aside):
             make_private(directory, root=False)
@@ -155,13 +149,9 @@ class Outbox:
         return False
 
     def an_owner_died(self) -> bool:
-        """Whether another owner has let go of its lock since last asked (a child that ended)."""
-        died = False
-        for owner in self._owner_names():
-            if owner not in self._dead and owner != self.owner and not self.owner_alive(owner, tidy=False):
-                self._dead.add(owner)
-                died = True
-        return died
+        """Whether another owner has let go of its lock (a child that ended) since last asked:
+        its lock file goes, so it is told of once."""
+        return any([not self.owner_alive(owner) for owner in self._owner_names()])
 
     def _owner_names(self) -> list[str]:
         return [name[:-5] for name in _listing(self.owners) if name.endswith(".lock")]
@@ -217,7 +207,7 @@ class Outbox:
         journal.retire()
 
     def keep(self, payload: Payload) -> tuple[Journal, Stored] | None:
-        """`store()`, or None, said once, when the disk refuses: the payload stays in memory."""
+        """`store()`, or None, said once, when the disk refuses (the payload stays in memory)."""
         try:
             return self.store(payload)
         except OSError as error:
@@ -242,12 +232,11 @@ class Outbox:
     def adopt(
         self, room: Mapping[Kind, int], now: float | None = None, pause: Callable[[], None] = lambda: None
     ) -> Scan:
-        """Adopt the payloads of dead owners into this owner's journal, oldest first. `room` is
-        how many more of each kind this owner may hold: beyond it the oldest are discarded, as
-        are payloads older than 60 days. Unreadable files are set aside. `pause` is called
-        between files, so that other disk work may go first."""
+        """Adopt dead owners' payloads into this owner's journal, oldest first, discarding those
+        older than 60 days and the oldest beyond `room` (per kind); unreadable files are set
+        aside. `pause` is called between files, so that other disk work may go first."""
         now = time.time() if now is None else now
-        scan, alive, claimed = Scan(), dict[str, bool](), list[Path]()
+        scan, claimed = Scan(), list[Path]()
         for name in _listing(self.payloads):
             path = self.payloads / name
             found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
@@ -256,7 +245,7 @@ class Outbox:
             elif found is None:
                 if is_file_or_link(path) and self.set_aside(path):
                     scan.set_aside.append(f"{name}: not a payload file of this notifier")
-            elif not self._alive(found["owner"], alive) and (mine := self._claim(path)) is not None:
+            elif not self.owner_alive(found["owner"]) and (mine := self._claim(path)) is not None:
                 claimed.append(mine)
         # Journals first: a payload file whose id a journal holds was adopted before.
         claimed.sort(key=lambda path: not path.name.endswith(".journal"))
@@ -300,15 +289,8 @@ class Outbox:
             shown = "; ".join(scan.set_aside[:3]) + ("; ..." if len(scan.set_aside) > 3 else "")
             log.warning("Set aside %d unreadable file(s) from the outbox into %s: %s.",
                         len(scan.set_aside), self.aside, shown)
-        for owner in self._owner_names():  # every kernel leaves its lock file behind
-            self._alive(owner, alive)
+        self.an_owner_died()  # tidies the lock files of owners that left no payload
         return scan
-
-    def _alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:
-        """owner_alive(), asked once per owner in one look through the outbox."""
-        if owner not in known:
-            known[owner] = self.owner_alive(owner, tidy=tidy)
-        return known[owner]
 
     def _claim(self, path: Path) -> Path | None:
         """Rename a dead owner's file to this owner's name: another kernel's rename then fails."""
@@ -323,15 +305,13 @@ class Outbox:
     # -- listing --------------------------------------------------------------------------
 
     def listing(self) -> list[Listed]:
-        """Every payload, in a journal or an older version's file, readable or not, and
-        whether a running kernel owns it."""
+        """Every payload, readable or not, and whether a running kernel owns it."""
         listed: list[Listed] = []
-        alive: dict[str, bool] = {}
         for name in _listing(self.payloads):
             found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
             if found is None or name.startswith("."):
                 continue
-            owner_alive = self._alive(found["owner"], alive, tidy=False)
+            owner_alive = self.owner_alive(found["owner"], tidy=False)
             try:
                 _, stored, done, problem = read_file(self.payloads / name)
             except (ValueError, OSError):
