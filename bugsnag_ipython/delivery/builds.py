@@ -1,12 +1,6 @@
-"""A release reported to BugSnag's Build API, which links an app version to its commit.
-
-    POST https://build.bugsnag.com/   (https://build.bugsnag.smartbear.com/ for keys 00000…)
-    {"apiKey", "appVersion", "releaseStage", "builderName",
-     "sourceControl": {"provider", "repository", "revision"}, "metadata": {...}}
-
-BugSnag then shows the release with its commit, and the stability of each release beside the
-one before. `bugsnag-ipython release` (cli.py) calls this.
-"""
+"""A release reported to BugSnag's Build API (for `bugsnag-ipython release`), which links an app
+version to its commit: {"apiKey", "appVersion", "releaseStage", "builderName", "sourceControl":
+{"provider", "repository", "revision"}, "metadata"} POSTed to build.bugsnag.com."""
 
 from __future__ import annotations
 
@@ -31,6 +25,8 @@ class BuildError(Exception):
 
 @dataclass(frozen=True)
 class Build:
+    """One release to report."""
+
     api_key: str
     app_version: str
     release_stage: str
@@ -40,7 +36,7 @@ class Build:
 
     def payload(self) -> JsonDict:
         body: JsonDict = {"apiKey": self.api_key, "appVersion": self.app_version,
-                                "releaseStage": self.release_stage}
+                          "releaseStage": self.release_stage}
         if self.builder_name:
             body["builderName"] = self.builder_name
         release = self.release
@@ -66,6 +62,7 @@ def build_endpoint(api_key: str, env: Mapping[str, str]) -> str:
 
 
 def checked_key(api_key: str | None) -> str:
+    """The API key as the configuration takes it; BuildError when there is none or it is refused."""
     if not api_key:
         raise BuildError("No API key is set, so no release can be reported; set BUGSNAG_API_KEY "
                          "or pass --api-key.")

@@ -57,16 +57,13 @@ class Delivery:
         self._start_afresh()
         self._forked_child = False
         self._watching_children = False  # this process forked: look for children that ended
-        reference = weakref.ref(self)
         if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-            os.register_at_fork(
-                after_in_child=lambda: _after_fork(reference, child=True),
-                after_in_parent=lambda: _after_fork(reference, child=False),
-            )
+            reference = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _after_fork(reference, child=True),
+                                after_in_parent=lambda: _after_fork(reference, child=False))
 
     def _start_afresh(self) -> None:
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)  # its lock guards the backlog and the outbox
+        self._wake = threading.Condition(threading.Lock())  # guards the backlog and the outbox
         self.backlog = Backlog(self._policy, self._monotonic)
         self.stats: Stats = self.backlog.stats
         self._said = Once()
@@ -98,12 +95,12 @@ class Delivery:
     def retry_in(self) -> float | None:
         """Seconds until what waits is tried again: 0 while a send is under way or due, None when
         nothing waits."""
-        with self._lock:
+        with self._wake:
             return 0.0 if self.backlog.in_flight else self.backlog.next_wait()
 
     def counters(self) -> JsonDict:
         """A consistent snapshot of the counters, for the status panel."""
-        with self._lock:
+        with self._wake:
             return {**asdict(self.stats), "queued": self.backlog.count, "stored": self.backlog.stored}
 
     # -- the client's calls ----------------------------------------------------------------
@@ -135,7 +132,7 @@ class Delivery:
                 self._unstored.append(item)
             backoff = self.backlog.endpoint(item.url).backoff
             if self._forked_child and place is not None and not backoff.wait():
-                backoff.hold(CHILD_HOLD_SECONDS)  # see _after_fork_in_child
+                backoff.hold(CHILD_HOLD_SECONDS)  # see _forked
             if self._unstored or (not self.backlog.in_flight and not backoff.wait()):
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
                 self._wake.notify_all()
@@ -156,7 +153,7 @@ class Delivery:
     def drain(self, timeout: float) -> bool:
         """Adopt what the outbox holds and deliver everything (`bugsnag-ipython outbox flush`)."""
         started = self._monotonic()
-        with self._lock:
+        with self._wake:
             self._ensure_thread_locked()
         if not self.scanned.wait(max(0.0, timeout)):
             return False
@@ -214,8 +211,11 @@ class Delivery:
             self._outbox_now(may_import=True)
             self._next_scan = 0.0
         self._store_unstored()
-        now = self._monotonic()
-        if now >= self._next_scan or self._a_child_ended(now):
+        now, outbox, died = self._monotonic(), self.outbox, False
+        if self._watching_children and now >= self._next_child_look and outbox is not None:
+            self._next_child_look = now + CHILD_WATCH_SECONDS
+            died = outbox.an_owner_died()
+        if now >= self._next_scan or died:
             self._rescan()
             self._next_scan = self._monotonic() + RESCAN_SECONDS
 
@@ -234,13 +234,6 @@ class Delivery:
                     self.backlog.now_stored(item, *place, self._memory_budget)
             if late:
                 place[0].settle([place[1].ident])
-
-    def _a_child_ended(self, now: float) -> bool:
-        outbox = self.outbox
-        if not self._watching_children or now < self._next_child_look:
-            return False
-        self._next_child_look = now + CHILD_WATCH_SECONDS
-        return outbox is not None and outbox.an_owner_died()
 
     def _rescan(self) -> None:
         with self._wake:
@@ -335,32 +328,24 @@ class Delivery:
     def _changed(self) -> None:
         tell(self.listeners, "delivery")
 
-    # -- fork ------------------------------------------------------------------------------
-
-    def _after_fork_in_child(self) -> None:
+    def _forked(self, *, child: bool) -> None:
+        if not child:  # adopt what a child left as soon as it ends, not at the next rescan
+            self._watching_children = True
+            if self._wake.acquire(blocking=False):  # never wait here, in the thread that forked
+                self._wake.notify_all()
+                self._wake.release()
+            return
         # Locks may be held by threads the fork left behind and the parent's payloads are its
         # own: start afresh. A pool ends its workers mid-request, so a child sends a stored
         # payload only after CHILD_HOLD_SECONDS (or at a flush); the parent adopts the rest.
         outbox = self.outbox
         self._start_afresh()
-        self._forked_child, self._watching_children = True, False
-        self._launched = True
+        self._forked_child, self._watching_children, self._launched = True, False, True
         if outbox is not None:
             outbox.forget_after_fork()
-
-    def _watch_children(self) -> None:
-        # Adopt what a child left as soon as it ends, not at the next rescan.
-        self._watching_children = True
-        if self._lock.acquire(blocking=False):  # never wait here, in the thread that forked
-            try:
-                self._wake.notify_all()
-            finally:
-                self._lock.release()
 
 
 def _after_fork(reference: weakref.ref[Delivery], *, child: bool) -> None:
     delivery = reference()
-    if delivery is not None and child:
-        delivery._after_fork_in_child()
-    elif delivery is not None:
-        delivery._watch_children()
+    if delivery is not None:
+        delivery._forked(child=child)
