@@ -39,7 +39,7 @@ from .journal import LIMIT, PAYLOAD_FILE, Journal, Stored, live_payloads, read_f
 from .payload import KINDS, MAX_AGE_SECONDS, Kind, Payload
 
 JOURNAL = re.compile(r"(?P<tag>journal-\d{19}-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.journal")
-STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
+STALE_TEMP_SECONDS = 3600.0
 
 
 def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
@@ -51,10 +51,8 @@ def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
         return None, str(refused)
     except Exception as error:
         where = directory or "the user cache directory"
-        problem = (
-            f"The outbox in {where} cannot be used ({error}); payloads are kept in memory only "
-            "and are lost if the kernel dies before they are sent."
-        )
+        problem = (f"The outbox in {where} cannot be used ({error}); payloads are kept in memory only "
+                   "and are lost if the kernel dies before they are sent.")
         log.warning(problem)
         return None, problem
 
@@ -151,10 +149,8 @@ class Outbox:
     def an_owner_died(self) -> bool:
         """Whether another owner has let go of its lock (a child that ended) since last asked:
         its lock file goes, so it is told of once."""
-        return any([not self.owner_alive(owner) for owner in self._owner_names()])
-
-    def _owner_names(self) -> list[str]:
-        return [name[:-5] for name in _listing(self.owners) if name.endswith(".lock")]
+        owners = [name[:-5] for name in _listing(self.owners) if name.endswith(".lock")]
+        return any([not self.owner_alive(owner) for owner in owners])
 
     def close(self) -> None:
         """Stop owning: the next scan by any kernel adopts what is left."""
@@ -240,8 +236,10 @@ class Outbox:
         for name in _listing(self.payloads):
             path = self.payloads / name
             found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
-            if name.startswith("."):
-                _remove_if_stale(path, now)
+            if name.startswith("."):  # a temp file, which a writer that died mid-write may leave
+                with contextlib.suppress(OSError):
+                    if name.endswith(".tmp") and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                        path.unlink()
             elif found is None:
                 if is_file_or_link(path) and self.set_aside(path):
                     scan.set_aside.append(f"{name}: not a payload file of this notifier")
@@ -330,8 +328,3 @@ def _listing(directory: Path) -> list[str]:
     except FileNotFoundError:
         return []
 
-
-def _remove_if_stale(path: Path, now: float) -> None:
-    with contextlib.suppress(OSError):
-        if path.name.endswith(".tmp") and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
-            path.unlink()
