@@ -27,12 +27,12 @@ OVER_CAP = "over the stored cap"
 class Queued:
     """One payload to send: in memory (`body`), in a journal at `offset`, or both."""
 
-    kind: Kind
+    kind: Kind  # the first five as in a Payload
     url: str
     api_key: str
+    body: bytes | None
     created_at: float
     size: int
-    body: bytes | None
     own: bool  # made by this process: what flush() waits for
     journal: Journal | None = None
     ident: str = ""  # its id in the journal
@@ -40,11 +40,6 @@ class Queued:
     done: bool = False
     solo: bool = False  # sent on its own: a batch it was in was refused
     seq: int = field(default_factory=lambda: next(_sequence))
-
-    @classmethod
-    def made(cls, payload: Payload) -> Queued:
-        return cls(payload.kind, payload.url, payload.api_key, payload.created_at, len(payload.body),
-                   payload.body, True)
 
     def read_back(self) -> bytes | None:
         """The body, from its journal; None if it cannot be read."""
@@ -197,8 +192,8 @@ class Backlog:
                 self.stats.dropped[reason] += count
         removed: list[Queued] = []
         for journal, one in scan.adopted:
-            fields = one.kind, one.url, one.api_key, one.created_at, one.size
-            removed += self.add(Queued(*fields, None, False, journal, one.ident, one.offset), caps)
+            fields = one.kind, one.url, one.api_key, None, one.created_at, one.size
+            removed += self.add(Queued(*fields, False, journal, one.ident, one.offset), caps)
         return removed
 
     def after_send(

@@ -119,7 +119,7 @@ class Delivery:
 
     def submit(self, payload: Payload) -> None:
         """Store a payload and queue it for the sender; never waits on the network."""
-        item = Queued.made(payload)
+        item = Queued(*payload, len(payload.body), True)
         outbox = self._outbox_now(may_import=False)
         self._launched = True
         place = outbox.keep(payload) if outbox is not None else None

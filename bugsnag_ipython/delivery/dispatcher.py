@@ -50,7 +50,10 @@ class Dispatcher:
         if self._delivery is not None:
             self._delivery.reconfigure(config)
         if config.api_key and not had_key:
-            self._release_held()
+            with self._held_lock:
+                held, self._held = self._held, deque()
+            for kind, payload, created_at in held:
+                self._submit(kind, payload, created_at)
 
     def send(self, kind: Kind, payload: JsonDict, encoded: bytes | None = None) -> None:
         """Hand a payload (and its body for the current key, if made) to delivery, or hold it."""
@@ -96,20 +99,12 @@ class Dispatcher:
         encoded = scrub(encoded, self._secrets)
         self.delivery.submit(Payload(kind, url, key, encoded, created_at))
 
-    def _release_held(self) -> None:
-        with self._held_lock:
-            held = list(self._held)
-            self._held.clear()
-        for kind, payload, created_at in held:
-            self._submit(kind, payload, created_at)
-
     @property
     def held(self) -> int:
         return len(self._held)
 
     def flush(self, timeout: float) -> bool:
-        delivered = self.delivery.flush(timeout)
-        return delivered and not self._held
+        return self.delivery.flush(timeout) and not self._held
 
     def close(self, timeout: float) -> None:
         if self._held:
