@@ -42,7 +42,6 @@ class Queued:
     seq: int = field(default_factory=lambda: next(_sequence))
 
     def read_back(self) -> bytes | None:
-        """The body, from its journal; None if it cannot be read."""
         try:
             return self.journal.read(self.offset, self.size) if self.journal is not None else None
         except (ValueError, OSError):
@@ -122,10 +121,8 @@ class Backlog:
         return self.enforce_caps(caps, kinds=(item.kind,))
 
     def take(self, most: int, budget: int) -> tuple[list[Queued], Backoff] | None:
-        """The next items to send together (own first), marked in flight, and their backoff; None
-        while a send is under way or no endpoint may be tried. Events for one endpoint and key
-        go together, up to `most` and `budget` bytes; a session, or an item once refused in a
-        batch, goes alone."""
+        """The next items to send (own first), marked in flight, and their backoff: events for one
+        endpoint and key together, up to `most` and `budget` bytes; None while none may go."""
         if self.in_flight:
             return None
         ready = [(item, endpoint) for endpoint in self._endpoints.values()
@@ -153,8 +150,7 @@ class Backlog:
         return min(waits) if waits else None
 
     def finish(self, item: Queued, dropped: str | None) -> list[Queued]:
-        """Delivered (`dropped` None) or dropped for that reason; [item] to settle, or [] if it
-        was already finished."""
+        """Delivered (`dropped` None) or dropped; [item] to settle, or [] if already finished."""
         self.in_flight.discard(item)
         if item.done:
             return []

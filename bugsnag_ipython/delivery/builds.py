@@ -4,7 +4,6 @@ version to its commit: {"apiKey", "appVersion", "releaseStage", "builderName", "
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -90,11 +89,9 @@ def report_build(build: Build, endpoint: str) -> list[str]:
     """POST the build; returns the warnings the API gave. Raises BuildError in one sentence."""
     import requests  # here: the command line's other tools do not need it
 
-    body = json.dumps(build.payload()).encode("utf-8")
     host = shown_host(endpoint)
     try:
-        response = requests.post(endpoint, data=body, timeout=TIMEOUT,
-                                 headers={"Content-Type": "application/json"})
+        response = requests.post(endpoint, json=build.payload(), timeout=TIMEOUT)
     except requests.RequestException as error:
         raise BuildError(f"The Build API at {host} could not be reached ({type(error).__name__}); "
                          f"check the network or {ENDPOINT_VARIABLE}.") from None

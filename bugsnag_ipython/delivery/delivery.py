@@ -93,8 +93,7 @@ class Delivery:
         return self.backlog.stored
 
     def retry_in(self) -> float | None:
-        """Seconds until what waits is tried again: 0 while a send is under way or due, None when
-        nothing waits."""
+        """Seconds until what waits is tried again (0: now or under way; None: nothing waits)."""
         with self._wake:
             return 0.0 if self.backlog.in_flight else self.backlog.next_wait()
 
@@ -140,8 +139,7 @@ class Delivery:
         self._changed()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Retry now (but not before a Retry-After); True once none of this process's own payloads
-        is left. Adopted ones go on in the background."""
+        """Retry now (but not before a Retry-After); True once none of this process's own is left."""
         self._wait(timeout, lambda _deadline: self.backlog.own == 0)
         return self.backlog.own == 0
 
@@ -205,8 +203,7 @@ class Delivery:
         return None
 
     def _keep_outbox(self) -> None:
-        """The sender's disk work before each send: open the outbox, store what came before it
-        was open, and look for what dead kernels left."""
+        """Open the outbox, store what came before it was open, look for what dead kernels left."""
         if self.outbox is None and not self._outbox_failed:
             self._outbox_now(may_import=True)
             self._next_scan = 0.0
@@ -259,7 +256,6 @@ class Delivery:
             self._thread.start()
 
     def _due_in(self) -> float:
-        """Seconds until the sender has disk work to do (called under the lock)."""
         if self._unstored or (self.outbox is None and not self._outbox_failed):
             return 0.0
         now = self._monotonic()
@@ -307,7 +303,6 @@ class Delivery:
             self._changed()
 
     def _sendable(self, batch: list[Queued], held: list[bytes | None]) -> tuple[list[Queued], list[bytes]]:
-        """The items of a batch still to send, with their bodies; unreadable or old ones are dropped."""
         items, bodies = [], []
         for item, body in zip(batch, held, strict=True):
             body = body if body is not None else item.read_back()

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 
 
 class Dispatcher:
-    """Hands each payload the client makes to delivery, addressed to the URL and key of its
-    kind, or holds it in memory while there is no API key."""
+    """Addresses each payload the client makes and hands it to delivery, or holds it without a key."""
 
     def __init__(
         self,

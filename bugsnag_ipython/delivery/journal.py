@@ -206,8 +206,7 @@ def _read_journal(path: Path, data: bytes) -> tuple[list[Stored], set[str], str 
 
 
 def parse_header(path: Path, header: Any, offset: int, ident: str | None = None) -> Stored | None:
-    """A stored payload from its header (an older payload file's id is in its name); None if a
-    field is missing or wrong."""
+    """A stored payload from its header (an older file's id is its name's); None if a field is wrong."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         return None
     ident = header.get("id") if ident is None else ident

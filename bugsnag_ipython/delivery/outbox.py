@@ -92,8 +92,7 @@ class Outbox:
     # -- owning ---------------------------------------------------------------------------
 
     def open(self) -> Outbox:
-        """Create the directories and become a live owner. Raises OSError (RefusedDirectory for a
-        directory that is not this user's alone)."""
+        """Create the directories and become a live owner. Raises OSError (or RefusedDirectory)."""
         make_private(self.root)  # payloads hold API keys: this user's eyes only
         for directory in (self.payloads, self.owners, self.aside):
             make_private(directory, root=False)
@@ -147,8 +146,7 @@ class Outbox:
         return False
 
     def an_owner_died(self) -> bool:
-        """Whether another owner has let go of its lock (a child that ended) since last asked:
-        its lock file goes, so it is told of once."""
+        """Whether another owner let go of its lock (a child that ended); told once: its file goes."""
         owners = [name[:-5] for name in _listing(self.owners) if name.endswith(".lock")]
         return any([not self.owner_alive(owner) for owner in owners])
 
@@ -165,8 +163,7 @@ class Outbox:
             os.close(fd)
 
     def forget_after_fork(self) -> None:
-        """In a forked child: drop the parent's lock without unlocking it (the child's copy of
-        the descriptor shares the parent's lock; closing the copy leaves it as it was)."""
+        """In a forked child: close the copy of the parent's lock, which leaves the lock held."""
         fd, self._lock_fd, self.owner = self._lock_fd, None, None
         journal, self.journal = self.journal, None
         if journal is not None:
@@ -178,8 +175,7 @@ class Outbox:
     # -- storing --------------------------------------------------------------------------
 
     def store(self, payload: Payload, ident: str | None = None) -> tuple[Journal, Stored]:
-        """Append a payload to this owner's journal, starting a new journal when it has grown
-        past its limit. Raises OSError."""
+        """Append a payload to this owner's journal (a new one past its limit). Raises OSError."""
         while True:
             journal = self.journal
             if journal is None:
@@ -228,9 +224,9 @@ class Outbox:
     def adopt(
         self, room: Mapping[Kind, int], now: float | None = None, pause: Callable[[], None] = lambda: None
     ) -> Scan:
-        """Adopt dead owners' payloads into this owner's journal, oldest first, discarding those
-        older than 60 days and the oldest beyond `room` (per kind); unreadable files are set
-        aside. `pause` is called between files, so that other disk work may go first."""
+        """Adopt dead owners' payloads into this owner's journal, oldest first, but those older than
+        60 days and the oldest beyond `room`; set unreadable files aside. `pause` lets other disk
+        work go first between files."""
         now = time.time() if now is None else now
         scan, claimed = Scan(), list[Path]()
         for name in _listing(self.payloads):
@@ -291,7 +287,7 @@ class Outbox:
         return scan
 
     def _claim(self, path: Path) -> Path | None:
-        """Rename a dead owner's file to this owner's name: another kernel's rename then fails."""
+        # Renamed to this owner's name: another kernel's rename then fails.
         head, _, suffix = path.name.rsplit(".", 2)
         mine = path.with_name(f"{head}.{self.owner}.{suffix}")
         try:

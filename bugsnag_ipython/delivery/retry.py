@@ -30,8 +30,7 @@ class RetryPolicy:
         return cls(base, maximum)
 
     def delay(self, failures: int, jitter: float) -> float:
-        """The wait after `failures` consecutive failures; `jitter` in [0, 1) spreads kernels
-        that failed together."""
+        """The wait after `failures` in a row; `jitter` in [0, 1) spreads kernels that failed together."""
         ceiling = min(self.maximum, self.base * 2.0 ** min(max(failures - 1, 0), 30))
         return ceiling * (0.5 + 0.5 * jitter)
 

@@ -94,8 +94,7 @@ def plain_error(error: Exception) -> str:
 
 
 def retry_after(response_headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from a Retry-After header: seconds (whole or not, which urllib3's parser
-    refuses) or an HTTP date."""
+    """Seconds to wait from a Retry-After: seconds (fractional too, unlike urllib3's) or an HTTP date."""
     value = response_headers.get("Retry-After")
     if value is None:
         return None
