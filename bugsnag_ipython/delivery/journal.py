@@ -155,18 +155,14 @@ def read_file(path: Path) -> tuple[bytes, list[Stored], set[str], str | None]:
     could not be read to its end. Raises UntrustedFile (a ValueError) for a file not ours."""
     if path.name.endswith(".journal"):
         data = read_private(path, MAX_JOURNAL_BYTES)
-        return data, *_read_journal(path, data)
+        return data, *_read_journal(path, data, None)
     match = PAYLOAD_FILE.fullmatch(path.name)
     assert match is not None
-    data = read_private(path, MAX_FILE_BYTES)
-    header, _, body = data.partition(b"\n")
-    try:
-        stored = parse_header(path, json.loads(header), len(header) + 1, match["ident"])
-    except ValueError:
-        stored = None
-    if stored is None or stored.size != len(body):
+    data = read_private(path, MAX_FILE_BYTES) + b"\n"  # a journal of one payload, its id in its name
+    found, _, problem = _read_journal(path, data, match["ident"])
+    if problem is not None or len(found) != 1:
         raise UntrustedFile("its header is not one this version knows, or its body is cut short")
-    return data, [stored], set(), None
+    return data, found, set(), None
 
 
 def live_payloads(stored: list[Stored], done: set[str]) -> list[Stored]:
@@ -177,7 +173,7 @@ def live_payloads(stored: list[Stored], done: set[str]) -> list[Stored]:
     return sorted((one for ident, one in first.items() if ident not in done), key=lambda one: one.created_at)
 
 
-def _read_journal(path: Path, data: bytes) -> tuple[list[Stored], set[str], str | None]:
+def _read_journal(path: Path, data: bytes, ident: str | None) -> tuple[list[Stored], set[str], str | None]:
     """A journal's payloads, the ids it marks done, and why it could not be read to its end."""
     found: list[Stored] = []
     done: set[str] = set()
@@ -194,7 +190,7 @@ def _read_journal(path: Path, data: bytes) -> tuple[list[Stored], set[str], str 
             done.update(ident for ident in line["done"] if isinstance(ident, str))
             position = end + 1
             continue
-        stored = parse_header(path, line, end + 1)
+        stored = _parse_header(path, line, end + 1, ident)
         if stored is None:
             return found, done, f"the header at byte {position} is not one this version knows"
         position = end + 1 + stored.size
@@ -205,7 +201,7 @@ def _read_journal(path: Path, data: bytes) -> tuple[list[Stored], set[str], str 
     return found, done, None
 
 
-def parse_header(path: Path, header: Any, offset: int, ident: str | None = None) -> Stored | None:
+def _parse_header(path: Path, header: Any, offset: int, ident: str | None = None) -> Stored | None:
     """A stored payload from its header (an older file's id is its name's); None if a field is wrong."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         return None

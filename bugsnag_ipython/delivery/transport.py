@@ -48,9 +48,6 @@ class HttpTransport:
         response.close()
         return Outcome(response.status_code, retry_after=retry_after(response.headers))
 
-    def close(self) -> None:
-        self._session.close()
-
 
 class PlainTransport:
     def send(self, payload: Payload) -> Outcome:
