@@ -337,7 +337,7 @@ class Delivery:
         self._start_afresh()
         self._forked_child, self._watching_children, self._launched = True, False, True
         if outbox is not None:
-            outbox.forget_after_fork()
+            outbox.close(after_fork=True)
 
 
 def _after_fork(reference: weakref.ref[Delivery], *, child: bool) -> None:

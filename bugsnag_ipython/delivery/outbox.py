@@ -150,24 +150,19 @@ class Outbox:
         owners = [name[:-5] for name in _listing(self.owners) if name.endswith(".lock")]
         return any([not self.owner_alive(owner) for owner in owners])
 
-    def close(self) -> None:
-        """Stop owning: the next scan by any kernel adopts what is left."""
+    def close(self, *, after_fork: bool = False) -> None:
+        """Stop owning: the next scan by any kernel adopts what is left. In a forked child
+        (`after_fork`), close the copies of the parent's descriptors, which leaves its lock held."""
         journal, self.journal = self.journal, None
-        if journal is not None:
+        if journal is not None and after_fork:
+            journal.forget_after_fork()
+        elif journal is not None:
             journal.close(remove=journal.live == 0)
         fd, self._lock_fd = self._lock_fd, None
         owner, self.owner = self.owner, None
-        if fd is not None:
+        if fd is not None and not after_fork:
             with contextlib.suppress(OSError):
                 os.unlink(self.owners / f"{owner}.lock")
-            os.close(fd)
-
-    def forget_after_fork(self) -> None:
-        """In a forked child: close the copy of the parent's lock, which leaves the lock held."""
-        fd, self._lock_fd, self.owner = self._lock_fd, None, None
-        journal, self.journal = self.journal, None
-        if journal is not None:
-            journal.forget_after_fork()
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
