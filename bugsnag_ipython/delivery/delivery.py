@@ -164,11 +164,7 @@ class Delivery:
         with self._wake:
             self.backlog.hurry()
             self._wake.notify_all()
-            while not done(deadline):
-                remaining = deadline - self._monotonic()
-                if remaining <= 0:
-                    break
-                self._wake.wait(remaining)
+            self._wake.wait_for(lambda: done(deadline), max(0.0, timeout))
 
     # -- the outbox ------------------------------------------------------------------------
 
@@ -258,11 +254,8 @@ class Delivery:
     def _due_in(self) -> float:
         if self._unstored or (self.outbox is None and not self._outbox_failed):
             return 0.0
-        now = self._monotonic()
-        waits = [self._next_scan - now]
-        if self._watching_children:
-            waits.append(self._next_child_look - now)
-        return max(0.0, min(waits))
+        look = min(self._next_scan, self._next_child_look) if self._watching_children else self._next_scan
+        return max(0.0, look - self._monotonic())
 
     def _run(self) -> None:
         transport: Transport | None = None
