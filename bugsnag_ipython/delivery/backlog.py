@@ -192,9 +192,8 @@ class Backlog:
             removed += self.add(Queued(*fields, False, journal, one.ident, one.offset), caps)
         return removed
 
-    def after_send(
-        self, items: list[Queued], backoff: Backoff, outcome: Outcome, caps: Mapping[Kind, int]
-    ) -> tuple[list[Queued], tuple[str, str] | None]:
+    def after_send(self, items: list[Queued], backoff: Backoff, outcome: Outcome,
+                   caps: Mapping[Kind, int]) -> tuple[list[Queued], tuple[str, str] | None]:
         """The items an attempt finished, and the warning (key, sentence) to say once, if any."""
         if outcome.delivered:
             backoff.succeeded()
@@ -212,9 +211,8 @@ class Backlog:
             delay = backoff.failed(outcome.retry_after)
             self.stats.retried += 1  # attempts, however many payloads each carried
             what = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
-            self.stats.last_error = (
-                f"Sending to {shown_host(items[0].url)} failed ({what}); kept, next try in {delay:.3g}s."
-            )
+            host = shown_host(items[0].url)
+            self.stats.last_error = f"Sending to {host} failed ({what}); kept, next try in {delay:.3g}s."
         self.in_flight.difference_update(items)  # kept, in their place in line
         return self.enforce_caps(caps), None  # the cap skipped them in flight
 

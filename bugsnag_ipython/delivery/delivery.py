@@ -39,14 +39,9 @@ CHILD_WATCH_SECONDS = 0.25  # how often a process that forked looks for children
 class Delivery:
     """The outbox and the sender of one process."""
 
-    def __init__(
-        self,
-        transport_factory: Callable[[], Transport] = HttpTransport,
-        *,
-        policy: RetryPolicy | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-        memory_budget: int = MEMORY_BUDGET,
-    ) -> None:
+    def __init__(self, transport_factory: Callable[[], Transport] = HttpTransport, *,
+                 policy: RetryPolicy | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 memory_budget: int = MEMORY_BUDGET) -> None:
         self._transport_factory = transport_factory
         self._policy = policy or RetryPolicy.from_environment()
         self._monotonic = monotonic
@@ -80,8 +75,6 @@ class Delivery:
         # opens the outbox for it, so that loading never waits on the disk.
         self._launched = False
 
-    # -- what status and the panel read ---------------------------------------------------
-
     @property
     def queued(self) -> int:
         """Payloads this process still has to send (its own and adopted ones)."""
@@ -101,8 +94,6 @@ class Delivery:
         """A consistent snapshot of the counters, for the status panel."""
         with self._wake:
             return {**asdict(self.stats), "queued": self.backlog.count, "stored": self.backlog.stored}
-
-    # -- the client's calls ----------------------------------------------------------------
 
     def reconfigure(self, config: Configuration) -> None:
         """Take the outbox directory and the caps; payloads stored so far stay where they are."""
@@ -166,16 +157,13 @@ class Delivery:
             self._wake.notify_all()
             self._wake.wait_for(lambda: done(deadline), max(0.0, timeout))
 
-    # -- the outbox ------------------------------------------------------------------------
-
     def _outbox_now(self, *, may_import: bool) -> Outbox | None:
         """The open outbox, opening it if need be: cheap for any thread, except importing
         platformdirs for the default directory, which a cell's thread leaves to the sender."""
         if self.outbox is not None or self._outbox_failed:
             return self.outbox
-        if not may_import and (
-            not self._launched or (self._directory is None and "platformdirs" not in sys.modules)
-        ):
+        default_unimported = self._directory is None and "platformdirs" not in sys.modules
+        if not may_import and (not self._launched or default_unimported):
             return None
         from .outbox import open_outbox
 
@@ -234,7 +222,7 @@ class Delivery:
             room = {kind: self._caps[kind] - self.backlog.counts[kind] for kind in KINDS}
         try:
             if outbox is not None:
-                scan = outbox.adopt(room, time.time(), self._store_unstored)
+                scan = outbox.adopt(room, self._store_unstored)
                 with self._wake:
                     settle(self.backlog.adopt(scan, self._caps))
                     self._wake.notify_all()
@@ -243,8 +231,6 @@ class Delivery:
             log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
         finally:
             self.scanned.set()
-
-    # -- the sender ------------------------------------------------------------------------
 
     def _ensure_thread_locked(self) -> None:
         if self._thread is None or not self._thread.is_alive():

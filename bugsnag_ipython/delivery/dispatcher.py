@@ -21,14 +21,8 @@ if TYPE_CHECKING:
 class Dispatcher:
     """Addresses each payload the client makes and hands it to delivery, or holds it without a key."""
 
-    def __init__(
-        self,
-        config: Configuration,
-        *,
-        on_change: Callable[[], None],
-        wall_clock: Callable[[], float],
-        delivery: Delivery | None = None,
-    ) -> None:
+    def __init__(self, config: Configuration, *, on_change: Callable[[], None],
+                 wall_clock: Callable[[], float], delivery: Delivery | None = None) -> None:
         self.config = config
         self._secrets = config.secrets  # made once: every payload is scrubbed of them
         self._changed = on_change

@@ -26,15 +26,6 @@ from typing import NamedTuple
 from ..core import private_files
 from ..core.basics import Once, log
 from ..core.persistence import persistence_directory
-from ..core.private_files import (
-    RefusedDirectory,
-    UntrustedFile,
-    create_locked,
-    is_file_or_link,
-    lock_if_ownerless,
-    make_private,
-    say_once,
-)
 from .journal import LIMIT, PAYLOAD_FILE, Journal, Stored, live_payloads, read_file
 from .payload import KINDS, MAX_AGE_SECONDS, Kind, Payload
 
@@ -46,8 +37,8 @@ def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
     """The outbox in `directory` (None: the default one), open; or None and why not, said once."""
     try:
         return Outbox(persistence_directory(directory)).open(), None
-    except RefusedDirectory as refused:
-        say_once(refused)  # the crash record and the device id meet the same refusal
+    except private_files.RefusedDirectory as refused:
+        private_files.say_once(refused)  # the crash record and the device id meet the same refusal
         return None, str(refused)
     except Exception as error:
         where = directory or "the user cache directory"
@@ -70,7 +61,6 @@ class Scan:
 class Listed(NamedTuple):
     """One payload, or one unreadable file (`stored` None), as `bugsnag-ipython outbox` lists it."""
 
-    name: str
     stored: Stored | None
     owner_alive: bool
 
@@ -89,13 +79,11 @@ class Outbox:
         self._renewing = threading.Lock()
         self._said = Once()
 
-    # -- owning ---------------------------------------------------------------------------
-
     def open(self) -> Outbox:
         """Create the directories and become a live owner. Raises OSError (or RefusedDirectory)."""
-        make_private(self.root)  # payloads hold API keys: this user's eyes only
+        private_files.make_private(self.root)  # payloads hold API keys: this user's eyes only
         for directory in (self.payloads, self.owners, self.aside):
-            make_private(directory, root=False)
+            private_files.make_private(directory, root=False)
         if self.owner is None:
             self.owner, self._lock_fd = self._take_lock()
             self.journal = self._new_journal()
@@ -106,7 +94,7 @@ class Outbox:
             owner = os.urandom(6).hex()
             path = self.owners / f"{owner}.lock"
             try:
-                fd = create_locked(path)
+                fd = private_files.create_locked(path)
             except BlockingIOError:  # a scan locked the new file first, as a dead owner's
                 continue
             try:
@@ -133,8 +121,8 @@ class Outbox:
         if not tidy:
             return private_files.owner_alive(path)
         try:
-            fd = lock_if_ownerless(path)
-        except (FileNotFoundError, UntrustedFile):
+            fd = private_files.lock_if_ownerless(path)
+        except (FileNotFoundError, private_files.UntrustedFile):
             return False
         except OSError:
             return True  # cannot tell: leave its files alone
@@ -166,8 +154,6 @@ class Outbox:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-    # -- storing --------------------------------------------------------------------------
 
     def store(self, payload: Payload, ident: str | None = None) -> tuple[Journal, Stored]:
         """Append a payload to this owner's journal (a new one past its limit). Raises OSError."""
@@ -214,15 +200,11 @@ class Outbox:
     def set_aside_count(self) -> int:
         return len(_listing(self.aside))
 
-    # -- adopting what dead owners left -----------------------------------------------------
-
-    def adopt(
-        self, room: Mapping[Kind, int], now: float | None = None, pause: Callable[[], None] = lambda: None
-    ) -> Scan:
+    def adopt(self, room: Mapping[Kind, int], pause: Callable[[], None] = lambda: None) -> Scan:
         """Adopt dead owners' payloads into this owner's journal, oldest first, but those older than
         60 days and the oldest beyond `room`; set unreadable files aside. `pause` lets other disk
         work go first between files."""
-        now = time.time() if now is None else now
+        now = time.time()
         scan, claimed = Scan(), list[Path]()
         for name in _listing(self.payloads):
             path = self.payloads / name
@@ -232,7 +214,7 @@ class Outbox:
                     if name.endswith(".tmp") and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
                         path.unlink()
             elif found is None:
-                if is_file_or_link(path) and self.set_aside(path):
+                if private_files.is_file_or_link(path) and self.set_aside(path):
                     scan.set_aside.append(f"{name}: not a payload file of this notifier")
             elif not self.owner_alive(found["owner"]) and (mine := self._claim(path)) is not None:
                 claimed.append(mine)
@@ -291,8 +273,6 @@ class Outbox:
             return None
         return mine
 
-    # -- listing --------------------------------------------------------------------------
-
     def listing(self) -> list[Listed]:
         """Every payload, readable or not, and whether a running kernel owns it."""
         listed: list[Listed] = []
@@ -306,10 +286,10 @@ class Outbox:
             except (ValueError, OSError):
                 stored, done, problem = [], set(), "unreadable"
             live = live_payloads(stored, done)
-            listed += [Listed(f"{name}#{one.ident}", one, owner_alive) for one in live]
+            listed += [Listed(one, owner_alive) for one in live]
             # A live owner may be halfway through an append: only a dead one's journal is damaged.
             if problem is not None and not owner_alive:
-                listed.append(Listed(name, None, owner_alive))
+                listed.append(Listed(None, owner_alive))
         return listed
 
 

@@ -37,12 +37,9 @@ class HttpTransport:
 
     def send(self, payload: Payload) -> Outcome:
         try:
-            response = self._session.post(
-                payload.url,
-                data=payload.body,
-                headers=payload.headers(time.time()),
-                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-            )
+            headers = payload.headers(time.time())
+            response = self._session.post(payload.url, data=payload.body, headers=headers,
+                                          timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
         except self._requests.RequestException as error:
             return Outcome(None, error=plain_error(error))
         response.close()
