@@ -78,6 +78,7 @@ class Outbox:
         self._lock_fd: int | None = None
         self._renewing = threading.Lock()
         self._said = Once()
+        self._dead: set[str] = set()  # owners an_owner_died() told of (an untrusted file stays)
 
     def open(self) -> Outbox:
         """Create the directories and become a live owner. Raises OSError (or RefusedDirectory)."""
@@ -134,9 +135,11 @@ class Outbox:
         return False
 
     def an_owner_died(self) -> bool:
-        """Whether another owner let go of its lock (a child that ended); told once: its file goes."""
-        owners = [name[:-5] for name in _listing(self.owners) if name.endswith(".lock")]
-        return any([not self.owner_alive(owner) for owner in owners])
+        """Whether another owner has let go of its lock since last asked (a child that ended)."""
+        owners = {name[:-5] for name in _listing(self.owners) if name.endswith(".lock")} - self._dead
+        dead = {owner for owner in owners if not self.owner_alive(owner)}
+        self._dead |= dead
+        return bool(dead)
 
     def close(self, *, after_fork: bool = False) -> None:
         """Stop owning: the next scan by any kernel adopts what is left. In a forked child
