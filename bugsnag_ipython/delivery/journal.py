@@ -201,7 +201,7 @@ def _read_journal(path: Path, data: bytes, ident: str | None) -> tuple[list[Stor
     return found, done, None
 
 
-def _parse_header(path: Path, header: Any, offset: int, ident: str | None = None) -> Stored | None:
+def _parse_header(path: Path, header: Any, offset: int, ident: str | None) -> Stored | None:
     """A stored payload from its header (an older file's id is its name's); None if a field is wrong."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         return None
