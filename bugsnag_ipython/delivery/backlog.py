@@ -1,8 +1,5 @@
-"""What a process still has to send: per endpoint, in order, with the counters.
-
-Bookkeeping only, no threads and no I/O: `Delivery` calls every method with its lock held, and
-marks the payloads these methods hand back as done in their journals (`settle`).
-"""
+"""What a process still has to send, per endpoint, in order, with the counters. Bookkeeping only:
+`Delivery` calls it under its lock and `settle`s the items its methods hand back."""
 
 from __future__ import annotations
 
@@ -30,12 +27,12 @@ OVER_CAP = "over the stored cap"
 class Queued:
     """One payload to send: in memory (`body`), in a journal at `offset`, or both."""
 
-    kind: Kind
+    kind: Kind  # the first five as in a Payload
     url: str
     api_key: str
+    body: bytes | None
     created_at: float
     size: int
-    body: bytes | None
     own: bool  # made by this process: what flush() waits for
     journal: Journal | None = None
     ident: str = ""  # its id in the journal
@@ -44,18 +41,7 @@ class Queued:
     solo: bool = False  # sent on its own: a batch it was in was refused
     seq: int = field(default_factory=lambda: next(_sequence))
 
-    @classmethod
-    def made(cls, payload: Payload) -> Queued:
-        fields = payload.kind, payload.url, payload.api_key, payload.created_at, len(payload.body)
-        return cls(*fields, payload.body, True)
-
-    @classmethod
-    def adopted(cls, journal: Journal, stored: Stored) -> Queued:
-        fields = stored.kind, stored.url, stored.api_key, stored.created_at, stored.size
-        return cls(*fields, None, False, journal, stored.ident, stored.offset)
-
     def read_back(self) -> bytes | None:
-        """A spilled or adopted item's body, from its journal; None if it cannot be read."""
         try:
             return self.journal.read(self.offset, self.size) if self.journal is not None else None
         except (ValueError, OSError):
@@ -66,7 +52,7 @@ class Queued:
 
 
 def settle(items: list[Queued]) -> None:
-    """Mark items delivered or dropped as done in their journals, in one line per journal."""
+    """Mark items delivered or dropped as done in their journals, one line per journal."""
     done: dict[Journal, list[str]] = {}
     for item in items:
         if item.journal is not None:
@@ -135,16 +121,12 @@ class Backlog:
         return self.enforce_caps(caps, kinds=(item.kind,))
 
     def take(self, most: int, budget: int) -> tuple[list[Queued], Backoff] | None:
-        """The next items to send together, marked in flight, and their endpoint's backoff;
-        None while a send is under way or no endpoint may be tried. Own items go first.
-
-        Events for one endpoint and key go together, up to `most` of them and `budget` bytes
-        (BugSnag takes several events in one payload); a session, or an item whose batch was
-        refused, goes alone."""
+        """The next items to send (own first), marked in flight, and their backoff: events for one
+        endpoint and key together, up to `most` and `budget` bytes; None while none may go."""
         if self.in_flight:
             return None
         ready = [(item, endpoint) for endpoint in self._endpoints.values()
-                 if (item := endpoint.head()) is not None and endpoint.backoff.ready()]
+                 if (item := endpoint.head()) is not None and not endpoint.backoff.wait()]
         if not ready:
             return None
         first, endpoint = min(ready, key=lambda pair: not pair[0].own)
@@ -168,8 +150,7 @@ class Backlog:
         return min(waits) if waits else None
 
     def finish(self, item: Queued, dropped: str | None) -> list[Queued]:
-        """Delivered (`dropped` None) or dropped for that reason; returns [item] so its
-        journal marks it done, or [] if it was already finished."""
+        """Delivered (`dropped` None) or dropped; [item] to settle, or [] if already finished."""
         self.in_flight.discard(item)
         if item.done:
             return []
@@ -192,8 +173,7 @@ class Backlog:
             endpoint.backoff.hurry()
 
     def now_stored(self, item: Queued, journal: Journal, stored: Stored, budget: int) -> None:
-        """An item that was in memory only is now on disk too; past the memory `budget`, its
-        body is let go of (the sender reads it back)."""
+        """An item in memory is now on disk too; past the memory `budget`, its body is let go of."""
         item.journal, item.ident, item.offset = journal, stored.ident, stored.offset
         self.stored += 1
         if self.memory > budget and item.body is not None and not item.done:
@@ -207,15 +187,14 @@ class Backlog:
             if count:
                 self.stats.dropped[reason] += count
         removed: list[Queued] = []
-        for journal, stored in scan.adopted:
-            removed += self.add(Queued.adopted(journal, stored), caps)
+        for journal, one in scan.adopted:
+            fields = one.kind, one.url, one.api_key, None, one.created_at, one.size
+            removed += self.add(Queued(*fields, False, journal, one.ident, one.offset), caps)
         return removed
 
-    def after_send(
-        self, items: list[Queued], backoff: Backoff, outcome: Outcome, caps: Mapping[Kind, int]
-    ) -> tuple[list[Queued], tuple[str, str] | None]:
-        """What an attempt did to its items: the items done, and the warning to say once (its
-        key, its sentence), if any."""
+    def after_send(self, items: list[Queued], backoff: Backoff, outcome: Outcome,
+                   caps: Mapping[Kind, int]) -> tuple[list[Queued], tuple[str, str] | None]:
+        """The items an attempt finished, and the warning (key, sentence) to say once, if any."""
         if outcome.delivered:
             backoff.succeeded()
             self.stats.last_error = None  # the endpoint answers again: the error is history
@@ -232,18 +211,14 @@ class Backlog:
             delay = backoff.failed(outcome.retry_after)
             self.stats.retried += 1  # attempts, however many payloads each carried
             what = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
-            self.stats.last_error = (
-                f"Sending to {shown_host(items[0].url)} failed ({what}); kept, next try in {delay:.3g}s."
-            )
+            host = shown_host(items[0].url)
+            self.stats.last_error = f"Sending to {host} failed ({what}); kept, next try in {delay:.3g}s."
         self.in_flight.difference_update(items)  # kept, in their place in line
         return self.enforce_caps(caps), None  # the cap skipped them in flight
 
     def enforce_caps(self, caps: Mapping[Kind, int], kinds: tuple[Kind, ...] = KINDS) -> list[Queued]:
-        """Drop the oldest items of each kind beyond its cap.
-
-        Items in flight are neither dropped nor counted: the send decides their fate, and a
-        failed one meets the cap again when it is put back, so that a newer item is never
-        dropped in an older one's place."""
+        """Drop the oldest items of each kind beyond its cap. Items in flight are neither dropped
+        nor counted: a failed one meets the cap when put back, so no newer one goes in its place."""
         removed: list[Queued] = []
         for kind in kinds:
             if self.counts[kind] <= caps[kind]:  # on every submit: count what flies only when over
@@ -265,8 +240,8 @@ class Backlog:
         return removed
 
     def may_leave(self, deadline: float) -> bool:
-        """Whether an exit need wait no longer: no own item is left, or every one is on disk
-        and none could be tried before `deadline` (the next kernel delivers them)."""
+        """Whether an exit need wait no longer: no own item is left, or all are on disk and none
+        could be tried before `deadline` (the next kernel delivers them)."""
         if self.own == 0:
             return True
         if self.in_flight:

@@ -1,16 +1,9 @@
-"""A release reported to BugSnag's Build API, which links an app version to its commit.
-
-    POST https://build.bugsnag.com/   (https://build.bugsnag.smartbear.com/ for keys 00000…)
-    {"apiKey", "appVersion", "releaseStage", "builderName",
-     "sourceControl": {"provider", "repository", "revision"}, "metadata": {...}}
-
-BugSnag then shows the release with its commit, and the stability of each release beside the
-one before. `bugsnag-ipython release` (cli.py) calls this.
-"""
+"""A release reported to BugSnag's Build API (for `bugsnag-ipython release`), which links an app
+version to its commit: {"apiKey", "appVersion", "releaseStage", "builderName", "sourceControl":
+{"provider", "repository", "revision"}, "metadata"} POSTed to build.bugsnag.com."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -31,6 +24,8 @@ class BuildError(Exception):
 
 @dataclass(frozen=True)
 class Build:
+    """One release to report."""
+
     api_key: str
     app_version: str
     release_stage: str
@@ -40,7 +35,7 @@ class Build:
 
     def payload(self) -> JsonDict:
         body: JsonDict = {"apiKey": self.api_key, "appVersion": self.app_version,
-                                "releaseStage": self.release_stage}
+                          "releaseStage": self.release_stage}
         if self.builder_name:
             body["builderName"] = self.builder_name
         release = self.release
@@ -66,6 +61,7 @@ def build_endpoint(api_key: str, env: Mapping[str, str]) -> str:
 
 
 def checked_key(api_key: str | None) -> str:
+    """The API key as the configuration takes it; BuildError when there is none or it is refused."""
     if not api_key:
         raise BuildError("No API key is set, so no release can be reported; set BUGSNAG_API_KEY "
                          "or pass --api-key.")
@@ -93,11 +89,9 @@ def report_build(build: Build, endpoint: str) -> list[str]:
     """POST the build; returns the warnings the API gave. Raises BuildError in one sentence."""
     import requests  # here: the command line's other tools do not need it
 
-    body = json.dumps(build.payload()).encode("utf-8")
     host = shown_host(endpoint)
     try:
-        response = requests.post(endpoint, data=body, timeout=TIMEOUT,
-                                 headers={"Content-Type": "application/json"})
+        response = requests.post(endpoint, json=build.payload(), timeout=TIMEOUT)
     except requests.RequestException as error:
         raise BuildError(f"The Build API at {host} could not be reached ({type(error).__name__}); "
                          f"check the network or {ENDPOINT_VARIABLE}.") from None

@@ -1,12 +1,8 @@
 """Delivery: every payload reaches its endpoint once, is kept on disk until it does, or is
-dropped on purpose, counted and said (a 4xx other than 408 and 429; a cap reached).
-
-`submit()` runs on the thread that made the payload (a cell's) and never touches the network:
-it appends the payload to the outbox's journal, so that a kernel killed right after an error
-still leaves it on disk. One daemon thread, the sender, does the rest: it opens the outbox,
-stores what came before it was open, adopts what dead kernels left, and sends, this process's
-own payloads first, the events waiting for one endpoint together in one request.
-"""
+dropped on purpose, counted and said. `submit()` appends to the outbox's journal on the thread that
+made the payload, so a kernel killed right after an error leaves it on disk. One daemon thread, the
+sender, does the rest: opens the outbox, adopts what dead kernels left, and sends (own payloads
+first, the events for one endpoint together)."""
 
 from __future__ import annotations
 
@@ -43,14 +39,9 @@ CHILD_WATCH_SECONDS = 0.25  # how often a process that forked looks for children
 class Delivery:
     """The outbox and the sender of one process."""
 
-    def __init__(
-        self,
-        transport_factory: Callable[[], Transport] = HttpTransport,
-        *,
-        policy: RetryPolicy | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-        memory_budget: int = MEMORY_BUDGET,
-    ) -> None:
+    def __init__(self, transport_factory: Callable[[], Transport] = HttpTransport, *,
+                 policy: RetryPolicy | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 memory_budget: int = MEMORY_BUDGET) -> None:
         self._transport_factory = transport_factory
         self._policy = policy or RetryPolicy.from_environment()
         self._monotonic = monotonic
@@ -61,16 +52,13 @@ class Delivery:
         self._start_afresh()
         self._forked_child = False
         self._watching_children = False  # this process forked: look for children that ended
-        reference = weakref.ref(self)
         if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-            os.register_at_fork(
-                after_in_child=lambda: _after_fork(reference, child=True),
-                after_in_parent=lambda: _after_fork(reference, child=False),
-            )
+            reference = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _after_fork(reference, child=True),
+                                after_in_parent=lambda: _after_fork(reference, child=False))
 
     def _start_afresh(self) -> None:
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)  # its lock guards the backlog and the outbox
+        self._wake = threading.Condition(threading.Lock())  # guards the backlog and the outbox
         self.backlog = Backlog(self._policy, self._monotonic)
         self.stats: Stats = self.backlog.stats
         self._said = Once()
@@ -87,8 +75,6 @@ class Delivery:
         # opens the outbox for it, so that loading never waits on the disk.
         self._launched = False
 
-    # -- what status and the panel read ---------------------------------------------------
-
     @property
     def queued(self) -> int:
         """Payloads this process still has to send (its own and adopted ones)."""
@@ -96,25 +82,21 @@ class Delivery:
 
     @property
     def stored(self) -> int:
-        """Of those, how many are safe in the outbox on disk."""
+        """Of those, how many are on disk."""
         return self.backlog.stored
 
     def retry_in(self) -> float | None:
-        """Seconds, on the delivery's clock, until what waits is tried again: 0 while a send
-        is under way or due, None when nothing waits."""
-        with self._lock:
+        """Seconds until what waits is tried again (0: now or under way; None: nothing waits)."""
+        with self._wake:
             return 0.0 if self.backlog.in_flight else self.backlog.next_wait()
 
     def counters(self) -> JsonDict:
         """A consistent snapshot of the counters, for the status panel."""
-        with self._lock:
+        with self._wake:
             return {**asdict(self.stats), "queued": self.backlog.count, "stored": self.backlog.stored}
 
-    # -- the client's calls ----------------------------------------------------------------
-
     def reconfigure(self, config: Configuration) -> None:
-        """Take the outbox directory and the caps from the client's configuration. Payloads
-        stored so far stay where they are; new ones go to the new directory."""
+        """Take the outbox directory and the caps; payloads stored so far stay where they are."""
         with self._wake:
             self._caps = {"session": config.max_stored_sessions, "event": config.max_stored_events}
             removed = self.backlog.enforce_caps(self._caps)
@@ -127,7 +109,7 @@ class Delivery:
 
     def submit(self, payload: Payload) -> None:
         """Store a payload and queue it for the sender; never waits on the network."""
-        item = Queued.made(payload)
+        item = Queued(*payload, len(payload.body), True)
         outbox = self._outbox_now(may_import=False)
         self._launched = True
         place = outbox.keep(payload) if outbox is not None else None
@@ -139,17 +121,16 @@ class Delivery:
             elif outbox is None and not self._outbox_failed:
                 self._unstored.append(item)
             backoff = self.backlog.endpoint(item.url).backoff
-            if self._forked_child and place is not None and backoff.ready():
-                backoff.hold(CHILD_HOLD_SECONDS)  # see _after_fork_in_child
-            if self._unstored or (not self.backlog.in_flight and backoff.ready()):
+            if self._forked_child and place is not None and not backoff.wait():
+                backoff.hold(CHILD_HOLD_SECONDS)  # see _forked
+            if self._unstored or (not self.backlog.in_flight and not backoff.wait()):
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
                 self._wake.notify_all()
         settle(removed)
         self._changed()
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Retry now (but not before a Retry-After) and wait until none of this process's own
-        payloads is left; True if none is. Adopted ones go on in the background."""
+        """Retry now (but not before a Retry-After); True once none of this process's own is left."""
         self._wait(timeout, lambda _deadline: self.backlog.own == 0)
         return self.backlog.own == 0
 
@@ -161,7 +142,7 @@ class Delivery:
     def drain(self, timeout: float) -> bool:
         """Adopt what the outbox holds and deliver everything (`bugsnag-ipython outbox flush`)."""
         started = self._monotonic()
-        with self._lock:
+        with self._wake:
             self._ensure_thread_locked()
         if not self.scanned.wait(max(0.0, timeout)):
             return False
@@ -174,23 +155,15 @@ class Delivery:
         with self._wake:
             self.backlog.hurry()
             self._wake.notify_all()
-            while not done(deadline):
-                remaining = deadline - self._monotonic()
-                if remaining <= 0:
-                    break
-                self._wake.wait(remaining)
-
-    # -- the outbox ------------------------------------------------------------------------
+            self._wake.wait_for(lambda: done(deadline), max(0.0, timeout))
 
     def _outbox_now(self, *, may_import: bool) -> Outbox | None:
-        """The open outbox, opening it if need be. Opening is a few directory and lock calls,
-        cheap enough for any thread; resolving the default directory imports platformdirs,
-        which a cell's thread leaves to the sender until it has been imported."""
+        """The open outbox, opening it if need be: cheap for any thread, except importing
+        platformdirs for the default directory, which a cell's thread leaves to the sender."""
         if self.outbox is not None or self._outbox_failed:
             return self.outbox
-        if not may_import and (
-            not self._launched or (self._directory is None and "platformdirs" not in sys.modules)
-        ):
+        default_unimported = self._directory is None and "platformdirs" not in sys.modules
+        if not may_import and (not self._launched or default_unimported):
             return None
         from .outbox import open_outbox
 
@@ -214,14 +187,16 @@ class Delivery:
         return None
 
     def _keep_outbox(self) -> None:
-        """The sender's disk work, before each send: open the outbox, store what came before
-        it was open, and look for what dead kernels left."""
+        """Open the outbox, store what came before it was open, look for what dead kernels left."""
         if self.outbox is None and not self._outbox_failed:
             self._outbox_now(may_import=True)
             self._next_scan = 0.0
         self._store_unstored()
-        now = self._monotonic()
-        if now >= self._next_scan or self._a_child_ended(now):
+        now, outbox, died = self._monotonic(), self.outbox, False
+        if self._watching_children and now >= self._next_child_look and outbox is not None:
+            self._next_child_look = now + CHILD_WATCH_SECONDS
+            died = outbox.an_owner_died()
+        if now >= self._next_scan or died:
             self._rescan()
             self._next_scan = self._monotonic() + RESCAN_SECONDS
 
@@ -241,21 +216,13 @@ class Delivery:
             if late:
                 place[0].settle([place[1].ident])
 
-    def _a_child_ended(self, now: float) -> bool:
-        # A few lock calls: cheap enough to make a few times a second, in a process that forked.
-        outbox = self.outbox
-        if not self._watching_children or now < self._next_child_look:
-            return False
-        self._next_child_look = now + CHILD_WATCH_SECONDS
-        return outbox is not None and outbox.an_owner_died()
-
     def _rescan(self) -> None:
         with self._wake:
             outbox = None if self._forked_child else self.outbox  # a child leaves it to the parent
             room = {kind: self._caps[kind] - self.backlog.counts[kind] for kind in KINDS}
         try:
             if outbox is not None:
-                scan = outbox.adopt(room, time.time(), self._store_unstored)
+                scan = outbox.adopt(room, self._store_unstored)
                 with self._wake:
                     settle(self.backlog.adopt(scan, self._caps))
                     self._wake.notify_all()
@@ -265,22 +232,16 @@ class Delivery:
         finally:
             self.scanned.set()
 
-    # -- the sender ------------------------------------------------------------------------
-
     def _ensure_thread_locked(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="bugsnag-sender", daemon=True)
             self._thread.start()
 
     def _due_in(self) -> float:
-        """Seconds until the sender has disk work to do (called under the lock)."""
         if self._unstored or (self.outbox is None and not self._outbox_failed):
             return 0.0
-        now = self._monotonic()
-        waits = [self._next_scan - now]
-        if self._watching_children:
-            waits.append(self._next_child_look - now)
-        return max(0.0, min(waits))
+        look = min(self._next_scan, self._next_child_look) if self._watching_children else self._next_scan
+        return max(0.0, look - self._monotonic())
 
     def _run(self) -> None:
         transport: Transport | None = None
@@ -321,8 +282,6 @@ class Delivery:
             self._changed()
 
     def _sendable(self, batch: list[Queued], held: list[bytes | None]) -> tuple[list[Queued], list[bytes]]:
-        """The items of a batch still to be sent, with their bodies; the others are dropped,
-        unreadable or too old."""
         items, bodies = [], []
         for item, body in zip(batch, held, strict=True):
             body = body if body is not None else item.read_back()
@@ -343,35 +302,24 @@ class Delivery:
     def _changed(self) -> None:
         tell(self.listeners, "delivery")
 
-    # -- fork ------------------------------------------------------------------------------
-
-    def _after_fork_in_child(self) -> None:
-        # Locks may be held by threads the fork left behind, and the parent's payloads are the
-        # parent's: start afresh, letting go of the parent's outbox lock without unlocking it.
-        # A pool terminates its workers mid-request, so a child sends a stored payload only
-        # once it is CHILD_HOLD_SECONDS old (or at a flush or exit); one that ends before
-        # leaves it to the parent, which watches for its children ending. A child stores from
-        # its first payload (it may os._exit right after an error) and adopts nothing.
+    def _forked(self, *, child: bool) -> None:
+        if not child:  # adopt what a child left as soon as it ends, not at the next rescan
+            self._watching_children = True
+            if self._wake.acquire(blocking=False):  # never wait here, in the thread that forked
+                self._wake.notify_all()
+                self._wake.release()
+            return
+        # Locks may be held by threads the fork left behind and the parent's payloads are its
+        # own: start afresh. A pool ends its workers mid-request, so a child sends a stored
+        # payload only after CHILD_HOLD_SECONDS (or at a flush); the parent adopts the rest.
         outbox = self.outbox
         self._start_afresh()
-        self._forked_child, self._watching_children = True, False
-        self._launched = True
+        self._forked_child, self._watching_children, self._launched = True, False, True
         if outbox is not None:
-            outbox.forget_after_fork()
-
-    def _watch_children(self) -> None:
-        # Adopt what a child left as soon as it ends, not at the next rescan.
-        self._watching_children = True
-        if self._lock.acquire(blocking=False):  # never wait here, in the thread that forked
-            try:
-                self._wake.notify_all()
-            finally:
-                self._lock.release()
+            outbox.close(after_fork=True)
 
 
 def _after_fork(reference: weakref.ref[Delivery], *, child: bool) -> None:
     delivery = reference()
-    if delivery is not None and child:
-        delivery._after_fork_in_child()
-    elif delivery is not None:
-        delivery._watch_children()
+    if delivery is not None:
+        delivery._forked(child=child)

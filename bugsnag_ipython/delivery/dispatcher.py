@@ -19,17 +19,10 @@ if TYPE_CHECKING:
 
 
 class Dispatcher:
-    """Hands each payload the client makes to delivery, addressed to the URL and key of its
-    kind, or holds it in memory while there is no API key."""
+    """Addresses each payload the client makes and hands it to delivery, or holds it without a key."""
 
-    def __init__(
-        self,
-        config: Configuration,
-        *,
-        on_change: Callable[[], None],
-        wall_clock: Callable[[], float],
-        delivery: Delivery | None = None,
-    ) -> None:
+    def __init__(self, config: Configuration, *, on_change: Callable[[], None],
+                 wall_clock: Callable[[], float], delivery: Delivery | None = None) -> None:
         self.config = config
         self._secrets = config.secrets  # made once: every payload is scrubbed of them
         self._changed = on_change
@@ -50,11 +43,13 @@ class Dispatcher:
         if self._delivery is not None:
             self._delivery.reconfigure(config)
         if config.api_key and not had_key:
-            self._release_held()
+            with self._held_lock:
+                held, self._held = self._held, deque()
+            for kind, payload, created_at in held:
+                self._submit(kind, payload, created_at)
 
     def send(self, kind: Kind, payload: JsonDict, encoded: bytes | None = None) -> None:
-        """Hand a payload to delivery (`encoded`, when given, is its body for the current key),
-        or hold it while there is no API key."""
+        """Hand a payload (and its body for the current key, if made) to delivery, or hold it."""
         if not self.config.api_key:
             with self._held_lock:
                 if len(self._held) >= self.config.max_held_payloads:
@@ -81,9 +76,7 @@ class Dispatcher:
         delivery.listeners.append(self._changed)
         self._delivery = delivery
 
-    def _submit(
-        self, kind: Kind, payload: JsonDict, created_at: float, encoded: bytes | None = None
-    ) -> None:
+    def _submit(self, kind: Kind, payload: JsonDict, created_at: float, encoded: bytes | None = None) -> None:
         from .payload import Payload
 
         key = self.config.api_key
@@ -95,25 +88,16 @@ class Dispatcher:
             payload, encoded = {**payload, "apiKey": key}, None  # made before this key was set
         if encoded is None:
             encoded = payloads.encode(payload)
-        # Finished: nothing adds text to it from here on. The key (pasted into a cell, say) and
-        # the endpoints' credentials leave no string of it, whatever part carried them.
+        # Finished: the key (pasted into a cell, say) and the endpoints' credentials leave no string.
         encoded = scrub(encoded, self._secrets)
         self.delivery.submit(Payload(kind, url, key, encoded, created_at))
-
-    def _release_held(self) -> None:
-        with self._held_lock:
-            held = list(self._held)
-            self._held.clear()
-        for kind, payload, created_at in held:
-            self._submit(kind, payload, created_at)
 
     @property
     def held(self) -> int:
         return len(self._held)
 
     def flush(self, timeout: float) -> bool:
-        delivered = self.delivery.flush(timeout)
-        return delivered and not self._held
+        return self.delivery.flush(timeout) and not self._held
 
     def close(self, timeout: float) -> None:
         if self._held:

@@ -1,16 +1,11 @@
-"""The journal: the payloads an owner makes, appended to one open file as they are made.
-
-Appending to an open file is one write() on the thread that made the payload (a cell's): cheap,
-and durable against a killed kernel, since the bytes are in the system's page cache when write()
-returns (no fsync: a killed kernel is the failure that matters). A journal is a sequence of
+"""The journal: one owner's payloads, appended to one open file as they are made (one write(), in
+the page cache when it returns: durable against a killed kernel, no fsync). It is a sequence of
 
     {"format":2,"id":"<id>","kind":...,"url":...,"apiKey":...,"createdAt":...,"bytes":N}\\n<body>\\n
     {"done":["<id>", ...]}\\n          payloads delivered or dropped since they were appended
 
-Each journal belongs to one owner (`<tag>.<owner>.journal`), which alone appends to it. When
-none of its payloads is left to send, the owner empties it; a journal grown past its limit takes
-no more appends (a new one does) and goes once its last payload is done. The payload files older
-versions wrote (one header line of the same form, without the id, then the body) are read here too.
+Emptied when nothing in it is left to send; past its limit, a new one takes the appends. Older
+versions' payload files (one such header line without the id, then the body) are read here too.
 """
 
 from __future__ import annotations
@@ -32,8 +27,7 @@ from .payload import KINDS, Kind, Payload
 FORMAT = 2  # the format of a journal's headers, and of the payload files older versions wrote
 MAX_HEADER = 16384
 LIMIT = 16 * 1024 * 1024  # bytes: past this, a new journal takes the appends
-# No payload file is larger than one payload (BugSnag's limit) and its header, and no journal
-# much larger than its limit; a file that is, is not one of ours, and is not read.
+# A larger file is not one of ours, and is not read.
 MAX_FILE_BYTES = 1_000_000 + MAX_HEADER
 MAX_JOURNAL_BYTES = LIMIT + 2 * MAX_FILE_BYTES
 PAYLOAD_FILE = re.compile(
@@ -78,8 +72,7 @@ class Journal:
         self.retired = False  # it takes no more appends
 
     def append(self, payload: Payload, ident: str | None = None) -> Stored | None:
-        """Store a payload (keeping the `ident` it was adopted with); None once retired.
-        Raises OSError."""
+        """Store a payload (keeping the `ident` it was adopted with); None once retired."""
         if ident is None:
             ident = f"{int(payload.created_at * 1e9):019d}-{self.owner}-{next(self._sequence):x}"
         header = {"format": FORMAT, "id": ident, "kind": payload.kind, "url": payload.url,
@@ -115,8 +108,7 @@ class Journal:
         return body
 
     def settle(self, idents: list[str]) -> None:
-        """These payloads were delivered or dropped; once none is left, the journal is emptied
-        (or removed, when retired)."""
+        """These payloads were delivered or dropped; with none left, empty (or remove) the journal."""
         with self._lock:
             if self._fd < 0:
                 return
@@ -159,23 +151,18 @@ class Journal:
 
 
 def read_file(path: Path) -> tuple[bytes, list[Stored], set[str], str | None]:
-    """A journal's or an older version's payload file's bytes, the payloads in it, the ids it
-    marks done and why it could not be read to its end. Raises UntrustedFile (a ValueError) for
-    a file that is not one of ours, OSError as the system does."""
+    """A journal's or older payload file's bytes, its payloads, the ids it marks done and why it
+    could not be read to its end. Raises UntrustedFile (a ValueError) for a file not ours."""
     if path.name.endswith(".journal"):
         data = read_private(path, MAX_JOURNAL_BYTES)
-        return data, *_read_journal(path, data)
+        return data, *_read_journal(path, data, None)
     match = PAYLOAD_FILE.fullmatch(path.name)
     assert match is not None
-    data = read_private(path, MAX_FILE_BYTES)
-    header, _, body = data.partition(b"\n")
-    try:
-        stored = parse_header(path, json.loads(header), len(header) + 1, match["ident"])
-    except ValueError:
-        stored = None
-    if stored is None or stored.size != len(body):
+    data = read_private(path, MAX_FILE_BYTES) + b"\n"  # a journal of one payload, its id in its name
+    found, _, problem = _read_journal(path, data, match["ident"])
+    if problem is not None or len(found) != 1:
         raise UntrustedFile("its header is not one this version knows, or its body is cut short")
-    return data, [stored], set(), None
+    return data, found, set(), None
 
 
 def live_payloads(stored: list[Stored], done: set[str]) -> list[Stored]:
@@ -186,9 +173,8 @@ def live_payloads(stored: list[Stored], done: set[str]) -> list[Stored]:
     return sorted((one for ident, one in first.items() if ident not in done), key=lambda one: one.created_at)
 
 
-def _read_journal(path: Path, data: bytes) -> tuple[list[Stored], set[str], str | None]:
-    """A journal's payloads, the ids it marks done, and why it could not be read to its end (what
-    comes before the damage is still given)."""
+def _read_journal(path: Path, data: bytes, ident: str | None) -> tuple[list[Stored], set[str], str | None]:
+    """A journal's payloads, the ids it marks done, and why it could not be read to its end."""
     found: list[Stored] = []
     done: set[str] = set()
     position = 0
@@ -204,7 +190,7 @@ def _read_journal(path: Path, data: bytes) -> tuple[list[Stored], set[str], str 
             done.update(ident for ident in line["done"] if isinstance(ident, str))
             position = end + 1
             continue
-        stored = parse_header(path, line, end + 1)
+        stored = _parse_header(path, line, end + 1, ident)
         if stored is None:
             return found, done, f"the header at byte {position} is not one this version knows"
         position = end + 1 + stored.size
@@ -215,9 +201,8 @@ def _read_journal(path: Path, data: bytes) -> tuple[list[Stored], set[str], str 
     return found, done, None
 
 
-def parse_header(path: Path, header: Any, offset: int, ident: str | None = None) -> Stored | None:
-    """A stored payload from its header (a journal's, or an older version's payload file's,
-    whose id is its file name's); None if a field is missing or not what it must be."""
+def _parse_header(path: Path, header: Any, offset: int, ident: str | None) -> Stored | None:
+    """A stored payload from its header (an older file's id is its name's); None if a field is wrong."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         return None
     ident = header.get("id") if ident is None else ident

@@ -1,18 +1,14 @@
-"""The outbox: payloads on disk until they are delivered or dropped on purpose.
-
-Layout under the persistence directory (every directory 0700, every file 0600):
+"""The outbox: payloads on disk until they are delivered or dropped on purpose. Under the
+persistence directory (directories 0700, files 0600):
 
     outbox/<tag>.<owner>.journal                       the payloads an owner made (journal.py)
     outbox/<kind>-<created ns>-<id>.<owner>.payload   one payload, as older versions stored it
     owners/<owner>.lock                                held with flock() by the live owner
     set-aside/                                         unreadable or foreign files, kept for a look
 
-Several kernels of one user share an outbox. Each file belongs to the owner named in it, and
-only its owner sends it; an owner is alive while it holds the lock on its lock file (the trust
-rule's, `core/private_files.py`). A kernel adopts a dead owner's files by renaming each to its
-own name: rename is atomic, so of two kernels adopting at once, one gets each file. What an
-adopted file holds that was not done is appended to the adopter's journal, keeping its id, and
-the file goes; an adopter that dies in between leaves both, and the next one takes each id once.
+Only a file's owner sends it. A kernel adopts a dead owner's file by renaming it to its own name
+(atomic: of two adopters, one gets it), appends what was not done to its journal, keeping the ids,
+and removes the file; an adopter that dies in between leaves both, and the next takes each id once.
 """
 
 from __future__ import annotations
@@ -30,36 +26,24 @@ from typing import NamedTuple
 from ..core import private_files
 from ..core.basics import Once, log
 from ..core.persistence import persistence_directory
-from ..core.private_files import (
-    RefusedDirectory,
-    UntrustedFile,
-    create_locked,
-    is_file_or_link,
-    lock_if_ownerless,
-    make_private,
-    say_once,
-)
 from .journal import LIMIT, PAYLOAD_FILE, Journal, Stored, live_payloads, read_file
 from .payload import KINDS, MAX_AGE_SECONDS, Kind, Payload
 
 JOURNAL = re.compile(r"(?P<tag>journal-\d{19}-[0-9a-f]+)\.(?P<owner>[0-9a-f]{12})\.journal")
-STALE_TEMP_SECONDS = 3600.0  # a temp file this old was left by a writer that died mid-write
+STALE_TEMP_SECONDS = 3600.0
 
 
 def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
-    """The outbox in `directory` (None: the default one), open; or None and why not, in one
-    sentence, said once."""
+    """The outbox in `directory` (None: the default one), open; or None and why not, said once."""
     try:
         return Outbox(persistence_directory(directory)).open(), None
-    except RefusedDirectory as refused:
-        say_once(refused)  # the crash record and the device id meet the same refusal
+    except private_files.RefusedDirectory as refused:
+        private_files.say_once(refused)  # the crash record and the device id meet the same refusal
         return None, str(refused)
     except Exception as error:
         where = directory or "the user cache directory"
-        problem = (
-            f"The outbox in {where} cannot be used ({error}); payloads are kept in memory only "
-            "and are lost if the kernel dies before they are sent."
-        )
+        problem = (f"The outbox in {where} cannot be used ({error}); payloads are kept in memory only "
+                   "and are lost if the kernel dies before they are sent.")
         log.warning(problem)
         return None, problem
 
@@ -77,7 +61,6 @@ class Scan:
 class Listed(NamedTuple):
     """One payload, or one unreadable file (`stored` None), as `bugsnag-ipython outbox` lists it."""
 
-    name: str
     stored: Stored | None
     owner_alive: bool
 
@@ -95,16 +78,13 @@ class Outbox:
         self._lock_fd: int | None = None
         self._renewing = threading.Lock()
         self._said = Once()
-        self._dead: set[str] = set()  # owners an_owner_died() told of
-
-    # -- owning ---------------------------------------------------------------------------
+        self._dead: set[str] = set()  # owners an_owner_died() told of (an untrusted file stays)
 
     def open(self) -> Outbox:
-        """Create the directories and become a live owner. Raises OSError, RefusedDirectory
-        (one sentence) for a directory that is not this user's alone or cannot be used."""
-        make_private(self.root)  # payloads hold API keys: this user's eyes only
+        """Create the directories and become a live owner. Raises OSError (or RefusedDirectory)."""
+        private_files.make_private(self.root)  # payloads hold API keys: this user's eyes only
         for directory in (self.payloads, self.owners, self.aside):
-            make_private(directory, root=False)
+            private_files.make_private(directory, root=False)
         if self.owner is None:
             self.owner, self._lock_fd = self._take_lock()
             self.journal = self._new_journal()
@@ -115,7 +95,7 @@ class Outbox:
             owner = os.urandom(6).hex()
             path = self.owners / f"{owner}.lock"
             try:
-                fd = create_locked(path)
+                fd = private_files.create_locked(path)
             except BlockingIOError:  # a scan locked the new file first, as a dead owner's
                 continue
             try:
@@ -142,8 +122,8 @@ class Outbox:
         if not tidy:
             return private_files.owner_alive(path)
         try:
-            fd = lock_if_ownerless(path)
-        except (FileNotFoundError, UntrustedFile):
+            fd = private_files.lock_if_ownerless(path)
+        except (FileNotFoundError, private_files.UntrustedFile):
             return False
         except OSError:
             return True  # cannot tell: leave its files alone
@@ -156,44 +136,30 @@ class Outbox:
 
     def an_owner_died(self) -> bool:
         """Whether another owner has let go of its lock since last asked (a child that ended)."""
-        died = False
-        for owner in self._owner_names():
-            if owner not in self._dead and owner != self.owner and not self.owner_alive(owner, tidy=False):
-                self._dead.add(owner)
-                died = True
-        return died
+        owners = {name[:-5] for name in _listing(self.owners) if name.endswith(".lock")} - self._dead
+        dead = {owner for owner in owners if not self.owner_alive(owner)}
+        self._dead |= dead
+        return bool(dead)
 
-    def _owner_names(self) -> list[str]:
-        return [name[:-5] for name in _listing(self.owners) if name.endswith(".lock")]
-
-    def close(self) -> None:
-        """Stop owning: the next scan by any kernel adopts what is left."""
+    def close(self, *, after_fork: bool = False) -> None:
+        """Stop owning: the next scan by any kernel adopts what is left. In a forked child
+        (`after_fork`), close the copies of the parent's descriptors, which leaves its lock held."""
         journal, self.journal = self.journal, None
-        if journal is not None:
+        if journal is not None and after_fork:
+            journal.forget_after_fork()
+        elif journal is not None:
             journal.close(remove=journal.live == 0)
         fd, self._lock_fd = self._lock_fd, None
         owner, self.owner = self.owner, None
-        if fd is not None:
+        if fd is not None and not after_fork:
             with contextlib.suppress(OSError):
                 os.unlink(self.owners / f"{owner}.lock")
-            os.close(fd)
-
-    def forget_after_fork(self) -> None:
-        """In a forked child: drop the parent's lock without unlocking it (the child's copy of
-        the descriptor shares the parent's lock; closing the copy leaves it as it was)."""
-        fd, self._lock_fd, self.owner = self._lock_fd, None, None
-        journal, self.journal = self.journal, None
-        if journal is not None:
-            journal.forget_after_fork()
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    # -- storing --------------------------------------------------------------------------
-
     def store(self, payload: Payload, ident: str | None = None) -> tuple[Journal, Stored]:
-        """Append a payload to this owner's journal, starting a new journal when it has grown
-        past its limit. Raises OSError."""
+        """Append a payload to this owner's journal (a new one past its limit). Raises OSError."""
         while True:
             journal = self.journal
             if journal is None:
@@ -217,7 +183,7 @@ class Outbox:
         journal.retire()
 
     def keep(self, payload: Payload) -> tuple[Journal, Stored] | None:
-        """`store()`, or None, said once, when the disk refuses: the payload stays in memory."""
+        """`store()`, or None, said once, when the disk refuses (the payload stays in memory)."""
         try:
             return self.store(payload)
         except OSError as error:
@@ -237,26 +203,23 @@ class Outbox:
     def set_aside_count(self) -> int:
         return len(_listing(self.aside))
 
-    # -- adopting what dead owners left -----------------------------------------------------
-
-    def adopt(
-        self, room: Mapping[Kind, int], now: float | None = None, pause: Callable[[], None] = lambda: None
-    ) -> Scan:
-        """Adopt the payloads of dead owners into this owner's journal, oldest first. `room` is
-        how many more of each kind this owner may hold: beyond it the oldest are discarded, as
-        are payloads older than 60 days. Unreadable files are set aside. `pause` is called
-        between files, so that other disk work may go first."""
-        now = time.time() if now is None else now
-        scan, alive, claimed = Scan(), dict[str, bool](), list[Path]()
+    def adopt(self, room: Mapping[Kind, int], pause: Callable[[], None] = lambda: None) -> Scan:
+        """Adopt dead owners' payloads into this owner's journal, oldest first, but those older than
+        60 days and the oldest beyond `room`; set unreadable files aside. `pause` lets other disk
+        work go first between files."""
+        now = time.time()
+        scan, claimed = Scan(), list[Path]()
         for name in _listing(self.payloads):
             path = self.payloads / name
             found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
-            if name.startswith("."):
-                _remove_if_stale(path, now)
+            if name.startswith("."):  # a temp file, which a writer that died mid-write may leave
+                with contextlib.suppress(OSError):
+                    if name.endswith(".tmp") and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                        path.unlink()
             elif found is None:
-                if is_file_or_link(path) and self.set_aside(path):
+                if private_files.is_file_or_link(path) and self.set_aside(path):
                     scan.set_aside.append(f"{name}: not a payload file of this notifier")
-            elif not self._alive(found["owner"], alive) and (mine := self._claim(path)) is not None:
+            elif not self.owner_alive(found["owner"]) and (mine := self._claim(path)) is not None:
                 claimed.append(mine)
         # Journals first: a payload file whose id a journal holds was adopted before.
         claimed.sort(key=lambda path: not path.name.endswith(".journal"))
@@ -300,18 +263,11 @@ class Outbox:
             shown = "; ".join(scan.set_aside[:3]) + ("; ..." if len(scan.set_aside) > 3 else "")
             log.warning("Set aside %d unreadable file(s) from the outbox into %s: %s.",
                         len(scan.set_aside), self.aside, shown)
-        for owner in self._owner_names():  # every kernel leaves its lock file behind
-            self._alive(owner, alive)
+        self.an_owner_died()  # tidies the lock files of owners that left no payload
         return scan
 
-    def _alive(self, owner: str, known: dict[str, bool], *, tidy: bool = True) -> bool:
-        """owner_alive(), asked once per owner in one look through the outbox."""
-        if owner not in known:
-            known[owner] = self.owner_alive(owner, tidy=tidy)
-        return known[owner]
-
     def _claim(self, path: Path) -> Path | None:
-        """Rename a dead owner's file to this owner's name: another kernel's rename then fails."""
+        # Renamed to this owner's name: another kernel's rename then fails.
         head, _, suffix = path.name.rsplit(".", 2)
         mine = path.with_name(f"{head}.{self.owner}.{suffix}")
         try:
@@ -320,27 +276,23 @@ class Outbox:
             return None
         return mine
 
-    # -- listing --------------------------------------------------------------------------
-
     def listing(self) -> list[Listed]:
-        """Every payload, in a journal or an older version's file, readable or not, and
-        whether a running kernel owns it."""
+        """Every payload, readable or not, and whether a running kernel owns it."""
         listed: list[Listed] = []
-        alive: dict[str, bool] = {}
         for name in _listing(self.payloads):
             found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
             if found is None or name.startswith("."):
                 continue
-            owner_alive = self._alive(found["owner"], alive, tidy=False)
+            owner_alive = self.owner_alive(found["owner"], tidy=False)
             try:
                 _, stored, done, problem = read_file(self.payloads / name)
             except (ValueError, OSError):
                 stored, done, problem = [], set(), "unreadable"
             live = live_payloads(stored, done)
-            listed += [Listed(f"{name}#{one.ident}", one, owner_alive) for one in live]
+            listed += [Listed(one, owner_alive) for one in live]
             # A live owner may be halfway through an append: only a dead one's journal is damaged.
             if problem is not None and not owner_alive:
-                listed.append(Listed(name, None, owner_alive))
+                listed.append(Listed(None, owner_alive))
         return listed
 
 
@@ -350,8 +302,3 @@ def _listing(directory: Path) -> list[str]:
     except FileNotFoundError:
         return []
 
-
-def _remove_if_stale(path: Path, now: float) -> None:
-    with contextlib.suppress(OSError):
-        if path.name.endswith(".tmp") and now - path.stat().st_mtime > STALE_TEMP_SECONDS:
-            path.unlink()

@@ -1,5 +1,5 @@
-"""A `Payload` (one session or event request, bound to the key and URL it was made for: what is
-sent and what is stored) and the `Outcome` of one attempt to send it."""
+"""A `Payload` (one session or event request, bound to its key and URL) and the `Outcome` of one
+attempt to send it."""
 
 from __future__ import annotations
 
@@ -40,7 +40,6 @@ class Outcome(NamedTuple):
 
     @property
     def undeliverable(self) -> bool:
-        """Refused for good: sending it again would be refused again."""
         return self.status is not None and 400 <= self.status < 500 and self.status not in (408, 429)
 
     @property
@@ -49,8 +48,7 @@ class Outcome(NamedTuple):
 
 
 def refusal(status: int) -> tuple[str, str]:
-    """For an undeliverable response: the drop reason (counted and shown by status) and the
-    one sentence logged the first time it happens."""
+    """For an undeliverable response: the drop reason (counted by status) and the sentence said once."""
     dropped = "Payloads refused for this reason are dropped."
     if status in (401, 403):
         return (f"API key rejected (HTTP {status})",

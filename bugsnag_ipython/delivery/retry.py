@@ -1,6 +1,5 @@
-"""When to try an endpoint again: one `Backoff` per endpoint, not per payload. When an endpoint
-is down, a hundred stored payloads wait behind one timer, and the first success lets them all go.
-"""
+"""When to try an endpoint again: one `Backoff` per endpoint, not per payload, so that a hundred
+stored payloads wait behind one timer and the first success lets them all go."""
 
 from __future__ import annotations
 
@@ -10,8 +9,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-# For tests only: retries that wait milliseconds instead of seconds. A Retry-After from the
-# server is honoured exactly whatever these say.
+# For tests: retries that wait milliseconds. A server's Retry-After is honoured whatever these say.
 BASE_VARIABLE = "BUGSNAG_RETRY_BASE_SECONDS"
 MAX_VARIABLE = "BUGSNAG_RETRY_MAX_SECONDS"
 
@@ -32,29 +30,20 @@ class RetryPolicy:
         return cls(base, maximum)
 
     def delay(self, failures: int, jitter: float) -> float:
-        """The wait after `failures` consecutive failures; `jitter` in [0, 1) spreads kernels
-        that failed together so they do not all come back at the same instant."""
-        exponent = min(max(failures - 1, 0), 30)
-        ceiling = min(self.maximum, self.base * 2.0**exponent)
+        """The wait after `failures` in a row; `jitter` in [0, 1) spreads kernels that failed together."""
+        ceiling = min(self.maximum, self.base * 2.0 ** min(max(failures - 1, 0), 30))
         return ceiling * (0.5 + 0.5 * jitter)
 
 
 class Backoff:
-    """The retry timer of one endpoint, on an injected monotonic clock."""
+    """The retry timer of one endpoint, on the delivery's monotonic clock."""
 
-    def __init__(
-        self,
-        policy: RetryPolicy,
-        clock: Callable[[], float],
-    ) -> None:
+    def __init__(self, policy: RetryPolicy, clock: Callable[[], float]) -> None:
         self._policy = policy
         self._clock = clock
         self.failures = 0
         self.next_attempt = 0.0  # when the endpoint may be tried again
         self.imposed_until = 0.0  # a Retry-After: not even flush() tries before this
-
-    def ready(self) -> bool:
-        return self._clock() >= self.next_attempt
 
     def wait(self) -> float:
         """Seconds until the endpoint may be tried again (0 when it may now)."""
@@ -64,20 +53,18 @@ class Backoff:
         self.failures = 0
         self.next_attempt = self.imposed_until = 0.0
 
-    def failed(self, retry_after: float | None = None) -> float:
+    def failed(self, retry_after: float | None) -> float:
         """Count a failure; returns the seconds until the next attempt."""
         self.failures += 1
         now = self._clock()
+        delay = self._policy.delay(self.failures, random.random()) if retry_after is None else retry_after
         if retry_after is not None:
-            delay = retry_after
             self.imposed_until = now + retry_after
-        else:
-            delay = self._policy.delay(self.failures, random.random())
         self.next_attempt = now + delay
         return delay
 
     def hold(self, seconds: float) -> None:
-        """No attempt for `seconds` from now, unless hurried (flush)."""
+        """No attempt for `seconds` from now, unless hurried."""
         self.next_attempt = max(self.next_attempt, self._clock() + seconds)
 
     def hurry(self) -> None:

@@ -1,14 +1,7 @@
-"""Transports: each sends one `Payload` and says what happened (an `Outcome`), never raising for
-a failed send.
-
-- `HttpTransport`, the sender's: one `requests.Session`, so consecutive sends reuse one
-  keep-alive connection. `requests` is imported when it is made, on the sender's thread, so
-  loading the extension never pays for it.
-- `PlainTransport`, the kernel-death watcher's: the standard library only (the watcher must stay
-  small and has one payload to send). It sends the same headers, through the proxies the
-  environment names, and verifies TLS against the CA bundle `requests` would use
-  (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, else certifi's when installed, else the system's).
-- `NullTransport` accepts everything and sends nothing, for measuring all but the network.
+"""Transports send one `Payload` and return its `Outcome`, never raising for a failed send.
+`HttpTransport` (the sender's) keeps one `requests.Session` alive between sends and imports
+`requests` on the sender's thread; `PlainTransport` (the kernel-death watcher's) uses the standard
+library only, with the proxies and CA bundle `requests` would use; `NullTransport` sends nothing.
 """
 
 from __future__ import annotations
@@ -44,19 +37,13 @@ class HttpTransport:
 
     def send(self, payload: Payload) -> Outcome:
         try:
-            response = self._session.post(
-                payload.url,
-                data=payload.body,
-                headers=payload.headers(time.time()),
-                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-            )
+            headers = payload.headers(time.time())
+            response = self._session.post(payload.url, data=payload.body, headers=headers,
+                                          timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
         except self._requests.RequestException as error:
             return Outcome(None, error=plain_error(error))
         response.close()
         return Outcome(response.status_code, retry_after=retry_after(response.headers))
-
-    def close(self) -> None:
-        self._session.close()
 
 
 class PlainTransport:
@@ -101,8 +88,7 @@ def plain_error(error: Exception) -> str:
 
 
 def retry_after(response_headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from a Retry-After header: a number of seconds (whole or not: urllib3's
-    parser takes whole ones only) or an HTTP date."""
+    """Seconds to wait from a Retry-After: seconds (fractional too, unlike urllib3's) or an HTTP date."""
     value = response_headers.get("Retry-After")
     if value is None:
         return None
@@ -119,8 +105,7 @@ def retry_after(response_headers: Mapping[str, str]) -> float | None:
 
 
 def _without_userinfo(url: str) -> tuple[str, str | None]:
-    """The URL without the credentials it carries, and those as a Basic Authorization header
-    (as `requests` sends them)."""
+    """The URL without its credentials, and those as the Basic Authorization `requests` sends."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url, None
