@@ -1,20 +1,19 @@
 """A local HTTP receiver that speaks BugSnag's sessions, notify and build endpoints.
 
 Each request is checked as BugSnag would check it, recorded in a SQLite `Store`, and answered.
-`/notify`, `/sessions` and `/builds` each take their own payloads. `/` takes all three, told
-apart by shape, so that a client of build.bugsnag.com (or of notify.bugsnag.com or
-sessions.bugsnag.com, which also take payloads at their root) can point at it unchanged.
+`/` takes all three kinds, told apart by shape, so that a client of build.bugsnag.com (or of
+notify.bugsnag.com or sessions.bugsnag.com, which also take payloads at their root) can point at
+it unchanged.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import socketserver
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,9 +30,8 @@ _KINDS: Mapping[str, Kind] = {"/notify": "events", "/sessions": "sessions", "/bu
 
 
 def _route(path: str, body: bytes) -> Kind | None:
-    """What a POST carries: its endpoint's kind; at `/`, events or sessions when the body carries
-    them, else a build (`apiKey` and `appVersion`), which is also what anything else is checked
-    as, so that the answer says what a build lacks."""
+    """A POST's kind: its endpoint's; at `/`, events or sessions when the body carries them, else
+    a build, so that the answer says what a build lacks."""
     path = path.split("?", 1)[0].rstrip("/")
     if path:
         return _KINDS.get(path)
@@ -57,10 +55,6 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "BugsnagCollector/0.1"
     server: _Server
-
-    def handle(self) -> None:
-        with self.server.collector.tracked(self.connection):
-            super().handle()
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.collector.verbose:
@@ -106,11 +100,6 @@ class Handler(BaseHTTPRequestHandler):
         """Answer with `answer` as JSON."""
         self._send(status, "application/json", json.dumps(answer), headers or {})
 
-    def _refuse_unread(self, reason: str) -> None:
-        """Answer 400 to a body not read whole, and close: where the next request starts is unknown."""
-        self.close_connection = True
-        self.reply(400, {"error": reason}, {"Connection": "close"})
-
     def _send(self, status: int, content_type: str, text: str, headers: Mapping[str, str]) -> None:
         body = text.encode("utf-8")
         self.send_response(status)
@@ -122,39 +111,38 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _read_body(self) -> bytes | None:
-        """The request body, or None after answering a request whose length is unusable."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
+        """The request body, or None after refusing one not read whole (and closing: where the
+        next request starts is unknown)."""
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        body = self._read_chunked() if chunked else self._read_length()
+        if isinstance(body, str):
+            self.close_connection = True
+            self.reply(400, {"error": body}, {"Connection": "close"})
+            return None
+        return body
+
+    def _read_length(self) -> bytes | str:
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
         if length < 0:
-            self._refuse_unread("The Content-Length header is not valid.")
-            return None
-        if length > _MAX_READ_BYTES:
-            self._refuse_unread("Payload too large.")
-            return None
-        return self.rfile.read(length)
+            return "The Content-Length header is not valid."
+        return "Payload too large." if length > _MAX_READ_BYTES else self.rfile.read(length)
 
-    def _read_chunked(self) -> bytes | None:
+    def _read_chunked(self) -> bytes | str:
         chunks: list[bytes] = []
-        total = 0
         while True:
-            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
             try:
-                size = int(size_line, 16)
+                size = int(self.rfile.readline(1024).split(b";", 1)[0].strip(), 16)
             except ValueError:
-                self._refuse_unread("The chunked body is not valid.")
-                return None
+                return "The chunked body is not valid."
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return b"".join(chunks)
-            total += size
-            if total > _MAX_READ_BYTES:
-                self._refuse_unread("Payload too large.")
-                return None
+            if sum(map(len, chunks)) + size > _MAX_READ_BYTES:
+                return "Payload too large."
             chunks.append(self.rfile.read(size))
             self.rfile.readline(1024)
 
@@ -163,18 +151,16 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], collector: Collector) -> None:
+    def __init__(self, collector: Collector, port: int) -> None:
         self.collector = collector
-        if ":" in address[0]:
+        if ":" in collector.host:
             self.address_family = socket.AF_INET6
-        super().__init__(address, collector.handler)
+        super().__init__((collector.host, port), collector.handler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup of the host; skip it.
         socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if self.collector.verbose:
@@ -190,31 +176,23 @@ class Collector:
     handler: type[Handler] = Handler  # what answers each connection's requests
 
     def __init__(
-        self,
-        store_path: str | os.PathLike[str],
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
+        self, store_path: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, *,
         verbose: bool = False,
     ) -> None:
         self.verbose = verbose
+        self.host = host
         self.store = Store(store_path)
-        self._host = host
-        self._lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-        self._started = False
-        self._stopped = False
-        self._thread: threading.Thread | None = None
         try:
-            self._server: _Server | None = self._bind(port)
+            self._server = _Server(self, port)
         except OSError:
             self.store.close()
             raise
         self.port: int = self._server.server_address[1]
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self._host, self._host)
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @property
@@ -230,25 +208,21 @@ class Collector:
         return self.url + "/builds"
 
     def start(self) -> Collector:
-        """Serve in a daemon thread. Returns self."""
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError("this collector has been stopped")
-            if not self._started:
-                self._started = True
-                self._serve()
+        """Serve in a daemon thread (once). Returns self."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
+            self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and close every connection. The store stays readable."""
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-            server = self._stop_serving()
-            if server is not None:
-                server.server_close()
-        self._drop_connections()
+        """Stop listening, without waiting for requests in progress. The store stays readable."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
 
     def __enter__(self) -> Collector:
         return self.start()
@@ -259,45 +233,3 @@ class Collector:
     def wait_for(self, kind: Kind, count: int, timeout: float = 5.0) -> bool:
         """Block until at least `count` sessions, events or builds are stored; False on timeout."""
         return self.store.wait_for(kind, count, timeout)
-
-    @contextlib.contextmanager
-    def tracked(self, connection: socket.socket) -> Iterator[None]:
-        """Hold `connection` among those `stop()` closes while it is open."""
-        with self._lock:
-            self._connections.add(connection)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._connections.discard(connection)
-
-    def _bind(self, port: int) -> _Server:
-        return _Server((self._host, port), self)
-
-    def _serve(self) -> None:
-        """Run the serve loop in a thread; called with self._lock held, as is `_stop_serving`."""
-        server = self._server
-        assert server is not None
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"bugsnag-collector-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _stop_serving(self) -> _Server | None:
-        """End the serve loop (never waiting for handlers); the listening socket stays open."""
-        server, self._server = self._server, None
-        thread, self._thread = self._thread, None
-        if server is not None and thread is not None:
-            server.shutdown()
-            thread.join()
-        return server
-
-    def _drop_connections(self) -> None:
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by the client
-                connection.shutdown(socket.SHUT_RDWR)
