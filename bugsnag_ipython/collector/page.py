@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from .error_groups import ErrorGroup
-from .report import COLUMNS, TOP_ERRORS, Release, Report, label, short_revision, table_rows
+from .report import COLUMNS, TOP_ERRORS, ErrorGroup, Release, Report, label, short_revision, table_rows
 
 _BAR_HEIGHT = 22
 _BAR_GAP = 10
