@@ -1,9 +1,7 @@
 """The collector's SQLite store: every request received, and the sessions, events and builds
-accepted.
-
-One connection, guarded by a lock, shared by the receiver's handler threads. WAL mode with
-`synchronous=NORMAL` commits without an fsync per request, which is what lets one connection
-keep up with thousands of small events a second.
+accepted. One connection, guarded by a lock, is shared by the receiver's handler threads; WAL mode
+with `synchronous=NORMAL` commits without an fsync per request, which is what lets it keep up
+with thousands of small events a second.
 """
 
 from __future__ import annotations
@@ -78,18 +76,11 @@ class Store:
         self.close()
 
     def record(
-        self,
-        kind: Kind,
-        status: int,
-        reason: str,
-        headers: Mapping[str, str],
-        body: bytes,
+        self, kind: Kind, status: int, reason: str, headers: Mapping[str, str], body: bytes,
         payload: Mapping[str, Any] | None = None,
     ) -> int:
-        """Store one request and, when it carries a payload, its sessions, events or build.
-
-        All rows go in one transaction. Returns the request's id.
-        """
+        """Store one request and the sessions, events or build of its payload, in one transaction.
+        Returns the request's id."""
         request: Row = {
             "received_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "kind": kind,
@@ -101,11 +92,13 @@ class Store:
         lowered = {name.lower(): value for name, value in headers.items()}
         api_key = lowered.get("bugsnag-api-key", "").strip() or None
         with self._lock, self._conn:
-            request_id = self._insert("requests", [request])
+            request_id = self._conn.execute(_insert("requests", request), request).lastrowid
+            assert request_id is not None
             if payload is not None:
                 table, rows = _payload_rows(kind, payload, api_key)
                 common = {"received_at": request["received_at"], "request_id": request_id}
-                self._insert(table, [{**row, **common} for row in rows])
+                rows = [{**row, **common} for row in rows]
+                self._conn.executemany(_insert(table, rows[0]), rows)
         if payload is not None:
             with self._stored:
                 self._stored.notify_all()
@@ -154,18 +147,6 @@ class Store:
             for table in ("sessions", "session_counts", "events", "builds", "requests"):
                 self._conn.execute(f"DELETE FROM {table}")
 
-    def _insert(self, table: str, rows: list[Row]) -> int:
-        """Insert rows that share their columns (with the lock held); returns the last row's id."""
-        columns = list(rows[0])
-        statement = (
-            f"INSERT INTO {table} ({', '.join(columns)})"
-            f" VALUES ({', '.join(':' + column for column in columns)})"
-        )
-        for row in rows:
-            row_id = self._conn.execute(statement, row).lastrowid
-        assert row_id is not None
-        return row_id
-
     def _select(self, record: type[R], where: str = "", params: tuple[Any, ...] = ()) -> list[R]:
         """The rows of `record`'s table as records, oldest first: each column is a field."""
         names = [field.name for field in fields(record)]
@@ -175,6 +156,10 @@ class Store:
     def _fetch(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(query, params).fetchall()
+
+
+def _insert(table: str, row: Row) -> str:
+    return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(':' + column for column in row)})"
 
 
 def _decoded(column: str, value: Any) -> Any:

@@ -1,14 +1,8 @@
 """Checks a request to the sessions, events or builds endpoint the way BugSnag checks it, from
-its headers and exact body bytes. Pure: no I/O.
-
-It takes what BugSnag takes from every official notifier, not only what this package sends:
-sessions one by one (`sessions[]`: android, cocoa, browsers) or counted per minute
-(`sessionCounts[]`: bugsnag-python, bugsnag-js on Node); each notifier's payload versions;
-`payloadVersion` at the top of the body or in each event (bugsnag-js); and the
-`Bugsnag-Integrity` header checked when sent (`sha1 <hex>`, or `simple <body length>`), accepted
-when not (bugsnag-python sends none). A build takes the fields the official clients send
-(bugsnag-build-reporter, bugsnag-cli), each optional one also as null, which is how those
-clients leave a field unset; other fields are ignored.
+its headers and exact body bytes. Pure: no I/O. It takes what BugSnag takes from every official
+notifier: sessions one by one (`sessions[]`) or counted per minute (`sessionCounts[]`), each
+notifier's payload versions, `Bugsnag-Integrity` checked when sent; a build, the fields the
+official clients send, each optional one also as null (how they leave a field unset).
 """
 
 from __future__ import annotations
@@ -82,11 +76,6 @@ def check_request(kind: Kind, headers: Mapping[str, str], body: bytes) -> Verdic
     except Refusal as refusal:
         return Verdict(400, str(refusal))
     return Verdict(200 if kind == "builds" else 202, "Accepted.", parsed)
-
-
-def check_build(headers: Mapping[str, str], body: bytes) -> Verdict:
-    """Return the Build API's verdict: 200 with the parsed build, or 400 with one sentence."""
-    return check_request("builds", headers, body)
 
 
 def _check_headers(kind: Kind, headers: Mapping[str, str], body: bytes) -> None:
