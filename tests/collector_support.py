@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Literal, cast
 
 from bugsnag_ipython.collector.records import Kind
-from bugsnag_ipython.collector.server import Collector, Handler, _Server
+from bugsnag_ipython.collector.server import Collector, Handler
 
 Endpoint = Literal["notify", "sessions", "builds"]
 ScriptedResponse = int | tuple[int, Mapping[str, str]]
@@ -60,7 +60,7 @@ class ScriptedHandler(Handler):
         self.reply(status, {"status": "ok"} if status < 400 else {"error": SCRIPTED}, extra)
 
     def _collector(self) -> ScriptedCollector:
-        return cast(ScriptedCollector, self.server.collector)
+        return cast(ScriptedCollector, self.server)
 
     def _hold(self, gate: threading.Event) -> None:
         """Block until the hang ends, then drop the connection without answering."""
@@ -109,10 +109,10 @@ class ScriptedCollector(Collector):
         stays this collector's meanwhile (its socket, no longer listening, stays bound), so
         that another process's socket cannot take it before `come_back()`."""
         if self._thread is not None:
-            self._server.shutdown()
+            self.shutdown()
             self._thread.join()
             self._thread = None
-        self._server.socket.shutdown(socket.SHUT_RD)
+        self.socket.shutdown(socket.SHUT_RD)
         self._down = True
         self._drop_connections()
 
@@ -121,8 +121,10 @@ class ScriptedCollector(Collector):
         if self._stopped:
             raise RuntimeError("this collector has been stopped")
         if self._down:
-            self._server.server_close()
-            self._server = _Server(self, self.port)
+            self.socket.close()
+            self.socket = socket.socket(self.address_family, self.socket_type)
+            self.server_bind()
+            self.server_activate()
             self._down = False
             self.start()
 

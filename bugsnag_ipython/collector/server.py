@@ -54,10 +54,10 @@ class Handler(BaseHTTPRequestHandler):
     # client's delayed ACK then stalls every response by about 40 ms.
     disable_nagle_algorithm = True
     server_version = "BugsnagCollector/0.1"
-    server: _Server
+    server: Collector
 
     def log_message(self, format: str, *args: Any) -> None:
-        if self.server.collector.verbose:
+        if self.server.verbose:
             super().log_message(format, *args)
 
     def do_GET(self) -> None:
@@ -67,7 +67,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/health":
             self.reply(200, {"status": "ok"})
         elif path == "/":  # the stability report as a web page, from the store as it is now
-            page = report_page(build_report(self.server.collector.store))
+            page = report_page(build_report(self.server.store))
             self._send(200, "text/html; charset=utf-8", page, {"Cache-Control": "no-store"})
         else:
             self.reply(404, {"error": "Not found."})
@@ -84,7 +84,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def receive(self, kind: Kind, headers: dict[str, str], body: bytes) -> None:
         """Check, record and answer one request to the `kind` endpoint."""
-        store = self.server.collector.store
+        store = self.server.store
         try:
             verdict = check_request(kind, headers, body)
             store.record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
@@ -147,32 +147,12 @@ class Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
 
-class _Server(ThreadingHTTPServer):
+class Collector(ThreadingHTTPServer):
+    """A BugSnag-compatible receiver on `host:port` (port 0 picks a free one), storing in the SQLite
+    file `store_path`. The socket is bound on construction, so `url` is known before `start()`."""
+
     daemon_threads = True
     allow_reuse_address = True
-
-    def __init__(self, collector: Collector, port: int) -> None:
-        self.collector = collector
-        if ":" in collector.host:
-            self.address_family = socket.AF_INET6
-        super().__init__((collector.host, port), collector.handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup of the host; skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if self.collector.verbose:
-            super().handle_error(request, client_address)
-
-
-class Collector:
-    """A BugSnag-compatible receiver on `host:port` (port 0 picks a free one).
-
-    The socket is bound on construction, so `url` is known before `start()`.
-    """
-
     handler: type[Handler] = Handler  # what answers each connection's requests
 
     def __init__(
@@ -182,13 +162,24 @@ class Collector:
         self.verbose = verbose
         self.host = host
         self.store = Store(store_path)
+        self._thread: threading.Thread | None = None
+        if ":" in host:
+            self.address_family = socket.AF_INET6
         try:
-            self._server = _Server(self, port)
+            super().__init__((host, port), self.handler)
         except OSError:
             self.store.close()
             raise
-        self.port: int = self._server.server_address[1]
-        self._thread: threading.Thread | None = None
+        self.port: int = self.server_address[1]
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup of the host; skip it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if self.verbose:
+            super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:
@@ -210,19 +201,17 @@ class Collector:
     def start(self) -> Collector:
         """Serve in a daemon thread (once). Returns self."""
         if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
+            self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
             self._thread.start()
         return self
 
     def stop(self) -> None:
         """Stop listening, without waiting for requests in progress. The store stays readable."""
         if self._thread is not None:
-            self._server.shutdown()
+            self.shutdown()
             self._thread.join()
             self._thread = None
-        self._server.server_close()
+        self.server_close()
 
     def __enter__(self) -> Collector:
         return self.start()
