@@ -10,8 +10,8 @@ import threading
 from collections.abc import Mapping
 from typing import Literal, cast
 
-from bugsnag_ipython.collector.records import Kind
 from bugsnag_ipython.collector.server import Collector, Handler
+from bugsnag_ipython.collector.store import Kind
 
 Endpoint = Literal["notify", "sessions", "builds"]
 ScriptedResponse = int | tuple[int, Mapping[str, str]]

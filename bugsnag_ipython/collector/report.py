@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .records import BuildRecord, EventRecord, SessionCountRecord, SessionRecord
-from .store import Store
+from .store import BuildRecord, EventRecord, SessionCountRecord, SessionRecord, Store
 
 TOP_ERRORS = 5
 # The report's columns, each with what it means in one line.

@@ -18,9 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .page import report_page
-from .records import Kind
 from .report import build_report
-from .store import Store
+from .store import Kind, Store
 from .validation import Verdict, check_request, parse_json
 
 # Bodies above BugSnag's limit are still read (and refused with 400) so the connection stays

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from .records import Kind
+from .store import Kind
 
 MAX_BODY_BYTES = 1_000_000
 # The Bugsnag-Payload-Version values the official notifiers send to each endpoint.
