@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bugsnag_ipython.collector import Collector, Store, build_report, format_report, format_report_json
+
 if TYPE_CHECKING:
     from bugsnag_ipython.core.config import Configuration
 
@@ -32,9 +34,8 @@ class Failed(Exception):
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return run(args)
+        return int(args.run(args))
     except Failed as failure:
         print(failure, file=sys.stderr)
         return 1
@@ -63,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--db", default=DEFAULT_DB, help="the collector's SQLite file")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    outbox = command("outbox", "list the payloads stored for delivery, or deliver them now "
-                     "('outbox flush')", run_outbox)
+    outbox = command("outbox", "list the payloads stored for delivery, or deliver them now", run_outbox)
     outbox.add_argument("action", nargs="?", choices=("list", "flush"), default="list",
                         help="list what is stored (the default), or deliver it now")
     outbox.add_argument("--dir", help="the persistence directory (default: "
@@ -86,8 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_collector(args: argparse.Namespace) -> int:
-    from bugsnag_ipython.collector.server import Collector
-
     try:
         collector = Collector(args.db, host=args.host, port=args.port, verbose=args.verbose)
     except OSError as error:
@@ -98,9 +96,13 @@ def run_collector(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     with collector:
-        if not _is_loopback(args.host):
-            print(f"Warning: listening on {args.host}, reachable from the network.",
-                  file=sys.stderr, flush=True)
+        try:
+            loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            print(f"Warning: listening on {args.host}, reachable from the network.", file=sys.stderr,
+                  flush=True)
         print(f"BugSnag collector: notify {collector.notify_url} sessions "
               f"{collector.sessions_url} report {collector.url}/ (db {args.db})", flush=True)
         stopping.wait()
@@ -108,18 +110,7 @@ def run_collector(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def run_report(args: argparse.Namespace) -> int:
-    from bugsnag_ipython.collector.report import build_report, format_report_json
-    from bugsnag_ipython.collector.report_text import format_report
-    from bugsnag_ipython.collector.store import Store
-
     path = Path(args.db)
     if not path.is_file():
         raise Failed(f"No collector database at {path}; run 'bugsnag-ipython collector' first.")

@@ -1,9 +1,5 @@
-"""Run the demo notebook in a real kernel against the local collector, then report.
-
-`make demo` calls this. The kernel is this interpreter's own Python (never whatever `python3`
-kernelspec the machine has), with a private IPython profile and persistence directory. An idle
-gap is made *between* cells, after the cell tagged `idle-gap`: a `sleep` inside a cell would be
-foreground time, and only background time can start a new session.
+"""`make demo`: run the demo notebook in a real kernel of this interpreter (with a private IPython
+profile and persistence directory) against the local collector, then print its report.
 """
 
 from __future__ import annotations
@@ -30,11 +26,8 @@ def make_kernelspec(root: Path) -> Path:
     """A kernelspec for this interpreter; returns the folder to give KernelSpecManager."""
     spec_dir = root / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python (bugsnag-ipython)",
-        "language": "python",
-    }
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec = {"argv": argv, "display_name": "Python (bugsnag-ipython)", "language": "python"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     return root / "kernels"
 
@@ -59,12 +52,15 @@ def kernel_environment(ipython_dir: Path, extra: dict[str, str]) -> dict[str, st
 
 @dataclass(frozen=True)
 class DemoResult:
+    """What the demo's run left: the collector's report and the executed notebook."""
+
     report: Report
     executed: Path  # the executed notebook, outputs included
     seconds: float
 
 
-def run_demo(notebook: Path, workdir: Path, *, idle_gap: float = IDLE_GAP) -> DemoResult:
+def run_demo(notebook: Path, workdir: Path) -> DemoResult:
+    """Run `notebook` in a fresh kernel against a collector, everything kept in `workdir`."""
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
@@ -92,8 +88,9 @@ def run_demo(notebook: Path, workdir: Path, *, idle_gap: float = IDLE_GAP) -> De
         nb = nbformat.read(notebook, as_version=4)
 
         def after_cell(cell: Any, **_: Any) -> None:
+            # Idle between cells, not a sleep in one: only background time starts a new session.
             if "idle-gap" in cell.get("metadata", {}).get("tags", []):
-                time.sleep(idle_gap)  # the kernel sits idle between cells: background time
+                time.sleep(IDLE_GAP)
 
         client = NotebookClient(nb, km=manager, timeout=60, on_cell_complete=after_cell,
                                 resources={"metadata": {"path": str(notebook.parent)}})
