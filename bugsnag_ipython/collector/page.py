@@ -24,8 +24,9 @@ h3 { font-size: 1em; margin: 1em 0 0.3em; }
 .received { color: #5a6275; margin-top: 0; }
 table { border-collapse: collapse; }
 th, td { padding: 0.3em 0.6em; border-bottom: 1px solid #dde1ea; }
-th { text-align: left; font-weight: 600; background: #f3f5f9; }
-td.number, th.number { text-align: right; font-variant-numeric: tabular-nums; }
+th { font-weight: 600; background: #f3f5f9; }
+td, th { text-align: right; font-variant-numeric: tabular-nums; }
+td:nth-child(-n+2), th:nth-child(-n+2), th:last-child, td.build { text-align: left; }
 td { white-space: nowrap; }
 p.none { margin: 0 0 0 0.5em; color: #5a6275; }
 tr.total td { font-weight: 600; border-top: 2px solid #b8bfcf; }
@@ -48,10 +49,8 @@ def report_page(report: Report) -> str:
     """The whole page for `report`."""
     refused = f", {report.requests_refused} refused" if report.requests_refused else ""
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        "<title>BugSnag collector: stability report</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        f"<title>BugSnag collector: stability report</title>\n<style>{_STYLE}</style></head><body>",
         "<h1>BugSnag collector: stability report</h1>",
         f'<p class="received">{report.requests_received} requests received{refused}</p>',
     ]
@@ -59,17 +58,18 @@ def report_page(report: Report) -> str:
         parts.append('<p class="empty">No sessions, events or builds received yet.</p>')
     else:
         parts += ["<h2>Stability per release, in the order releases appeared</h2>",
-                  stability_chart(report.releases)]
-        parts += ["<h2>Releases</h2>", _table(report)]
+                  stability_chart(report.releases), "<h2>Releases</h2>", _table(report)]
         if report.total.counted_sessions:
-            parts.append(
-                f"<p>Sessions include {report.total.counted_sessions} counted per minute without"
-                " ids (sessionCounts).</p>"
-            )
+            parts.append(f"<p>Sessions include {report.total.counted_sessions} counted per minute without"
+                         " ids (sessionCounts).</p>")
         parts += ['<dl class="columns">', *(f"<dt>{name}</dt><dd>{meaning}</dd>"
                                             for name, meaning in COLUMNS.items()), "</dl>"]
-        parts += ["<h2>New errors per release (errors first seen in it)</h2>",
-                  _new_errors(report.releases)]
+        parts.append("<h2>New errors per release (errors first seen in it)</h2>")
+        for release in report.releases:
+            listing = '<p class="none">No new errors.</p>'
+            if release.new_errors:
+                listing = _error_list(release.new_errors, release.more_new_errors)
+            parts.append(f"<h3>{escape(release.label)}</h3>{listing}")
         parts += [f"<h2>Most frequent errors, all releases (top {TOP_ERRORS})</h2>",
                   _error_list(report.total.top_errors, report.total.more_errors)]
     parts.append("</body></html>")
@@ -118,33 +118,15 @@ def stability_chart(releases: Sequence[Release]) -> str:
 
 
 def _table(report: Report) -> str:
-    head = "".join(_cell("th", name, name) for name in COLUMNS)
+    head = "".join(f"<th>{name}</th>" for name in COLUMNS)
     rows = []
     for release, cells in zip([*report.releases, report.total], table_rows(report), strict=True):
         build = release.build
         title = "" if build is None or not build.repository else f' title="{escape(build.repository)}"'
-        tds = "".join(_cell("td", name, escape(cell)) for name, cell in zip(COLUMNS, cells, strict=False))
+        tds = "".join(f"<td>{escape(cell)}</td>" for cell in cells)
         tds += f'<td class="build"{title}>{escape(short_revision(build)) if build else ""}</td>'
         rows.append(f'<tr class="{"total" if release is report.total else "release"}">{tds}</tr>')
     return f'<table class="report"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
-
-
-def _cell(tag: str, column: str, html: str) -> str:
-    """A table cell; the figures' columns are aligned right."""
-    number = column not in ("version", "stage", "build")
-    return f'<{tag} class="number">{html}</{tag}>' if number else f"<{tag}>{html}</{tag}>"
-
-
-def _new_errors(releases: Sequence[Release]) -> str:
-    sections = []
-    for release in releases:
-        listing = (
-            _error_list(release.new_errors, release.more_new_errors)
-            if release.new_errors
-            else '<p class="none">No new errors.</p>'
-        )
-        sections.append(f"<h3>{escape(release.label)}</h3>{listing}")
-    return "".join(sections)
 
 
 def _error_list(errors: Sequence[ErrorGroup], more: int) -> str:
