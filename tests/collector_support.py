@@ -12,6 +12,7 @@ from typing import Literal, cast
 
 from bugsnag_ipython.collector.server import Collector, Handler
 from bugsnag_ipython.collector.store import Kind
+from tests.waits import eventually
 
 Endpoint = Literal["notify", "sessions", "builds"]
 ScriptedResponse = int | tuple[int, Mapping[str, str]]
@@ -143,6 +144,10 @@ class ScriptedCollector(Collector):
             gate, self.hang_gate = self.hang_gate, None
         if gate is not None:
             gate.set()
+
+    def wait_for(self, kind: Kind, count: int, timeout: float = 5.0) -> bool:
+        """Whether at least `count` sessions, events or builds are stored within `timeout` seconds."""
+        return eventually(lambda: self.store.count(kind) >= count, timeout) is not None
 
     def stop(self) -> None:
         """Stop as the collector does, and close every connection, held ones included."""

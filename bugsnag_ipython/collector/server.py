@@ -217,7 +217,3 @@ class Collector(ThreadingHTTPServer):
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    def wait_for(self, kind: Kind, count: int, timeout: float = 5.0) -> bool:
-        """Block until at least `count` sessions, events or builds are stored; False on timeout."""
-        return self.store.wait_for(kind, count, timeout)

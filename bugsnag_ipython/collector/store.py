@@ -132,13 +132,11 @@ class Store:
         self.path = Path(path)
         self.path.touch(mode=0o600)  # readable by its owner only; SQLite gives -wal/-shm the same
         self._lock = threading.Lock()
-        self._stored = threading.Condition()
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_schema())
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(_schema())
 
     def close(self) -> None:
         with self._lock:
@@ -174,15 +172,7 @@ class Store:
                 common = {"received_at": request["received_at"], "request_id": request_id}
                 rows = [{**row, **common} for row in rows]
                 self._conn.executemany(_insert(table, rows[0]), rows)
-        if payload is not None:
-            with self._stored:
-                self._stored.notify_all()
         return request_id
-
-    def wait_for(self, kind: Kind, count: int, timeout: float) -> bool:
-        """Block until at least `count` sessions, events or builds are stored; False on timeout."""
-        with self._stored:
-            return self._stored.wait_for(lambda: self.count(kind) >= count, timeout)
 
     def requests(self, kind: Kind | None = None) -> list[RequestRecord]:
         """Every request received, oldest first; only one endpoint's when `kind` is given."""
