@@ -34,10 +34,7 @@ def _route(path: str, body: bytes) -> Kind | None:
     path = path.split("?", 1)[0].rstrip("/")
     if path:
         return _KINDS.get(path)
-    try:
-        parsed = parse_json(body)
-    except RecursionError:
-        return "builds"
+    parsed = parse_json(body)
     if isinstance(parsed, dict) and "events" in parsed:
         return "events"
     if isinstance(parsed, dict) and ("sessions" in parsed or "sessionCounts" in parsed):
@@ -87,7 +84,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             verdict = check_request(kind, headers, body)
             store.record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
-        except RecursionError:  # JSON nested deeper than the parser (or the store) goes
+        except RecursionError:  # JSON the parser takes, nested deeper than the store's encoder goes
             verdict = Verdict(400, "The body is not valid JSON: it is nested too deeply.")
             store.record(kind, verdict.status, verdict.reason, headers, body)
         answer: dict[str, Any] = {"status": "ok"} if verdict.accepted else {"error": verdict.reason}

@@ -46,10 +46,10 @@ class Refusal(Exception):
 
 
 def parse_json(body: bytes) -> object:
-    """The decoded body, or None when it is not valid UTF-8 JSON (RecursionError propagates)."""
+    """The decoded body, or None when it is not valid UTF-8 JSON (or nested too deeply to parse)."""
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
 
 
