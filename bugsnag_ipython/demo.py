@@ -69,8 +69,7 @@ def run_demo(notebook: Path, workdir: Path) -> DemoResult:
     started = time.monotonic()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    collector = Collector(workdir / "collector.sqlite").start()
-    try:
+    with Collector(workdir / "collector.sqlite") as collector:
         env = kernel_environment(
             make_ipython_dir(workdir),
             {
@@ -100,11 +99,10 @@ def run_demo(notebook: Path, workdir: Path) -> DemoResult:
         executed = workdir / "demo.executed.ipynb"
         nbformat.write(nb, executed)
         return DemoResult(build_report(collector.store), executed, time.monotonic() - started)
-    finally:
-        collector.stop()
 
 
 def main() -> int:
+    """Run the demo, print its report, and serve the report's page until Ctrl-C from a terminal."""
     root = Path(__file__).resolve().parent.parent
     notebook = root / "notebooks" / "demo.ipynb"
     workdir = root / ".demo"
@@ -113,23 +111,15 @@ def main() -> int:
     print(f"Executed notebook: {result.executed.relative_to(root)} ({result.seconds:.1f}s); "
           f"kernel log: {(workdir / 'kernel.log').relative_to(root)}\n")
     print(format_report(result.report))
-    serve_report(workdir / "collector.sqlite", root)
-    return 0
-
-
-def serve_report(db: Path, root: Path) -> None:
-    """Serve the demo's report as a web page until Ctrl-C from a terminal; else say how to serve it."""
+    db = workdir / "collector.sqlite"
     if not sys.stdin.isatty():
-        print("The report as a web page: run `bugsnag-ipython collector --db "
-              f"{db.relative_to(root)}` and open the report address it prints.")
-        return
+        print(f"The report as a web page: run `bugsnag-ipython collector --db {db.relative_to(root)}` and "
+              "open the report address it prints.")
+        return 0
     with Collector(db) as collector:
         print(f"The report as a web page: {collector.url}/ (Ctrl-C to stop)", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             print()
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return 0

@@ -236,10 +236,8 @@ def _release(
 
 def _group_key(event: EventRecord) -> GroupKey:
     """The error class and the first frame marked `inProject` (else the first frame)."""
-    exceptions = event.event.get("exceptions")
-    first = exceptions[0] if isinstance(exceptions, list) and exceptions else None
-    frames = first.get("stacktrace") if isinstance(first, dict) else None
-    frames = [frame for frame in frames if isinstance(frame, dict)] if isinstance(frames, list) else []
+    # Stored events passed validation: their first exception has a stacktrace list.
+    frames = [frame for frame in event.event["exceptions"][0]["stacktrace"] if isinstance(frame, dict)]
     if not frames:
         return event.error_class, None
     frame = next((frame for frame in frames if frame.get("inProject") is True), frames[0])
