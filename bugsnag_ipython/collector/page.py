@@ -39,7 +39,6 @@ ul.errors { list-style: none; margin: 0; padding-left: 0.5em; }
 .errors .count { display: inline-block; min-width: 3em; text-align: right; margin-right: 0.8em;
                  font-variant-numeric: tabular-nums; }
 svg text { font: 13px system-ui, sans-serif; fill: #1d2330; }
-svg .axis { stroke: #b8bfcf; }
 svg .bar { fill: #4a6cf7; }
 svg .rest { fill: #e7eaf2; }
 """
@@ -82,38 +81,28 @@ def stability_chart(releases: Sequence[Release]) -> str:
     charted = [release for release in releases if release.stability is not None]
     if not charted:
         return '<p class="no-chart">No sessions yet: stability needs sessions.</p>'
-    height = len(charted) * (_BAR_HEIGHT + _BAR_GAP) + 30
+    height = len(charted) * (_BAR_HEIGHT + _BAR_GAP)
     rows = []
-    for index, release in enumerate(charted):
+    for y, release in zip(range(0, height, _BAR_HEIGHT + _BAR_GAP), charted, strict=True):
         stability = release.stability
         assert stability is not None
-        y = index * (_BAR_HEIGHT + _BAR_GAP)
-        width = round(stability * _PLOT_WIDTH, 1)
         name = escape(release.label)
         rows.append(
             f'<g class="version" data-version="{escape(label(release.app_version))}"'
             f' data-stage="{escape(label(release.release_stage))}">'
             f'<text x="{_LABEL_WIDTH - 10}" y="{y + 16}" text-anchor="end">{name}</text>'
-            f'<rect class="rest" x="{_LABEL_WIDTH}" y="{y}" width="{_PLOT_WIDTH}"'
-            f' height="{_BAR_HEIGHT}"/>'
-            f'<rect class="bar" x="{_LABEL_WIDTH}" y="{y}" width="{width}" height="{_BAR_HEIGHT}">'
+            f'<rect class="rest" x="{_LABEL_WIDTH}" y="{y}" width="{_PLOT_WIDTH}" height="{_BAR_HEIGHT}"/>'
+            f'<rect class="bar" x="{_LABEL_WIDTH}" y="{y}" width="{round(stability * _PLOT_WIDTH, 1)}"'
+            f' height="{_BAR_HEIGHT}">'
             f"<title>{name}: {release.stability_text} of {release.sessions} sessions</title></rect>"
             f'<text x="{_LABEL_WIDTH + _PLOT_WIDTH + 8}" y="{y + 16}">{release.stability_text}</text>'
             "</g>"
         )
-    axis_y = len(charted) * (_BAR_HEIGHT + _BAR_GAP)
-    ticks = "".join(
-        f'<text x="{_LABEL_WIDTH + share * _PLOT_WIDTH / 100}" y="{axis_y + 18}"'
-        f' text-anchor="middle">{share}%</text>'
-        for share in (0, 50, 100)
-    )
     return (
         f'<svg class="stability-chart" role="img" width="{_CHART_WIDTH}" height="{height}"'
         f' viewBox="0 0 {_CHART_WIDTH} {height}" xmlns="http://www.w3.org/2000/svg"'
         ' aria-label="Stability (share of sessions without an unhandled error) per release">'
-        + "".join(rows)
-        + f'<line class="axis" x1="{_LABEL_WIDTH}" y1="{axis_y}" x2="{_LABEL_WIDTH + _PLOT_WIDTH}"'
-        f' y2="{axis_y}"/>' + ticks + "</svg>"
+        + "".join(rows) + "</svg>"
     )
 
 

@@ -156,7 +156,6 @@ class Collector(ThreadingHTTPServer):
         verbose: bool = False,
     ) -> None:
         self.verbose = verbose
-        self.host = host
         self.store = Store(store_path)
         self._thread: threading.Thread | None = None
         if ":" in host:
@@ -167,6 +166,11 @@ class Collector(ThreadingHTTPServer):
             self.store.close()
             raise
         self.port: int = self.server_address[1]
+        shown = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # where to connect
+        self.url = f"http://[{shown}]:{self.port}" if ":" in shown else f"http://{shown}:{self.port}"
+        self.notify_url = self.url + "/notify"
+        self.sessions_url = self.url + "/sessions"
+        self.builds_url = self.url + "/builds"
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup of the host; skip it.
@@ -176,23 +180,6 @@ class Collector(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         if self.verbose:
             super().handle_error(request, client_address)
-
-    @property
-    def url(self) -> str:
-        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
-
-    @property
-    def notify_url(self) -> str:
-        return self.url + "/notify"
-
-    @property
-    def sessions_url(self) -> str:
-        return self.url + "/sessions"
-
-    @property
-    def builds_url(self) -> str:
-        return self.url + "/builds"
 
     def start(self) -> Collector:
         """Serve in a daemon thread (once). Returns self."""
