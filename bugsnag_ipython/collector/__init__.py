@@ -4,8 +4,7 @@ Run it with ``python -m bugsnag_ipython collector`` and point the notifier's end
 Build API client) at the URLs it prints; ``python -m bugsnag_ipython report`` then shows the stability report.
 """
 
-from .report import Report, build_report, format_report_json
-from .report_text import format_report
+from .report import Report, build_report, format_report, format_report_json
 from .server import Collector
 from .store import Store
 from .validation import check_request
