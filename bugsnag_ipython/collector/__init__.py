@@ -1,8 +1,5 @@
-"""A local stand-in for BugSnag's endpoints: receive, check, store and report.
-
-Run it with ``python -m bugsnag_ipython collector`` and point the notifier's endpoints (and a
-Build API client) at the URLs it prints; ``python -m bugsnag_ipython report`` then shows the stability report.
-"""
+"""A local stand-in for BugSnag's endpoints: receive, check, store and report (the
+``bugsnag-ipython collector`` and ``report`` commands)."""
 
 from .report import Report, build_report, format_report, format_report_json
 from .server import Collector

@@ -1,9 +1,7 @@
-"""A local HTTP receiver that speaks BugSnag's sessions, notify and build endpoints.
-
-Each request is checked as BugSnag would check it, recorded in a SQLite `Store`, and answered.
-`/` takes all three kinds, told apart by shape, so that a client of build.bugsnag.com (or of
-notify.bugsnag.com or sessions.bugsnag.com, which also take payloads at their root) can point at
-it unchanged.
+"""A local HTTP receiver that speaks BugSnag's sessions, notify and build endpoints: each request
+is checked as BugSnag would check it, recorded in a SQLite `Store`, and answered. `/` takes all
+three kinds, told apart by shape, so that a client of build.bugsnag.com (or of notify.bugsnag.com
+or sessions.bugsnag.com, which take payloads at their root too) can point at it unchanged.
 """
 
 from __future__ import annotations
@@ -118,13 +116,10 @@ class Handler(BaseHTTPRequestHandler):
         return body
 
     def _read_length(self) -> bytes | str:
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = -1
-        if length < 0:
+        length = self.headers.get("Content-Length", "0").strip()
+        if not length.isdecimal():
             return "The Content-Length header is not valid."
-        return "Payload too large." if length > _MAX_READ_BYTES else self.rfile.read(length)
+        return "Payload too large." if int(length) > _MAX_READ_BYTES else self.rfile.read(int(length))
 
     def _read_chunked(self) -> bytes | str:
         chunks: list[bytes] = []

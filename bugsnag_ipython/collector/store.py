@@ -239,8 +239,7 @@ def _text(value: object) -> str | None:
 
 def _app(app: object, release_stage: object = None) -> Row:
     """The app's version and release stage; `release_stage` is the event's own (python's)."""
-    if not isinstance(app, dict):
-        app = {}
+    app = app if isinstance(app, dict) else {}
     stage = app.get("releaseStage")
     return {
         "app_version": _text(app.get("version")),
