@@ -1,7 +1,6 @@
-"""The stability report as one HTML page: what the text report shows, each column explained
-in one line, and a chart of stability per release, in the order releases appeared, drawn as
-inline SVG. No scripts, no front-end build: the collector serves it at `/`. Every text from a
-payload goes through `html.escape`."""
+"""The stability report as one HTML page, served at the collector's `/`: what the text report
+shows, each column explained in one line, and a chart of stability per release as inline SVG. No
+scripts; every text from a payload goes through `html.escape`."""
 
 from __future__ import annotations
 
@@ -21,23 +20,21 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em;
 h1 { font-size: 1.4em; margin-bottom: 0.2em; }
 h2 { font-size: 1.1em; margin-top: 1.8em; }
 h3 { font-size: 1em; margin: 1em 0 0.3em; }
-.received { color: #5a6275; margin-top: 0; }
+.received, p.none { color: #5a6275; margin-top: 0; }
+p.none { margin: 0 0 0 0.5em; }
 table { border-collapse: collapse; }
-th, td { padding: 0.3em 0.6em; border-bottom: 1px solid #dde1ea; }
-th { font-weight: 600; background: #f3f5f9; }
-td, th { text-align: right; font-variant-numeric: tabular-nums; }
+th, td { padding: 0.3em 0.6em; border-bottom: 1px solid #dde1ea; text-align: right; white-space: nowrap; }
+th { background: #f3f5f9; }
+th, tr.total td, dl.columns dt { font-weight: 600; }
 td:nth-child(-n+2), th:nth-child(-n+2), th:last-child, td.build { text-align: left; }
-td { white-space: nowrap; }
-p.none { margin: 0 0 0 0.5em; color: #5a6275; }
-tr.total td { font-weight: 600; border-top: 2px solid #b8bfcf; }
+tr.total td { border-top: 2px solid #b8bfcf; }
 dl.columns { display: grid; grid-template-columns: max-content auto; gap: 0.1em 1em; }
-dl.columns dt { font-weight: 600; }
 dl.columns dd { margin: 0; }
 td.build { font-family: ui-monospace, monospace; font-size: 0.92em; }
 ul.errors { list-style: none; margin: 0; padding-left: 0.5em; }
 .errors li { margin: 0.15em 0; }
-.errors .count { display: inline-block; min-width: 3em; text-align: right; margin-right: 0.8em;
-                 font-variant-numeric: tabular-nums; }
+td, .errors .count { font-variant-numeric: tabular-nums; }
+.errors .count { display: inline-block; min-width: 3em; text-align: right; margin-right: 0.8em; }
 svg text { font: 13px system-ui, sans-serif; fill: #1d2330; }
 svg .bar { fill: #4a6cf7; }
 svg .rest { fill: #e7eaf2; }

@@ -259,13 +259,11 @@ def _group_errors(events: Sequence[EventRecord]) -> list[ErrorGroup]:
 
 
 def _cut(groups: Sequence[ErrorGroup]) -> tuple[tuple[ErrorGroup, ...], int]:
-    """The first TOP_ERRORS of `groups`, and how many more there are."""
     return tuple(groups[:TOP_ERRORS]), max(0, len(groups) - TOP_ERRORS)
 
 
 def table_rows(report: Report) -> list[list[str]]:
-    """The releases' table as texts: a row per release and one for all, a cell per column but
-    the build."""
+    """The table's cells as texts: a row per release and one for all, a cell per column but the build."""
     rows = [(label(release.app_version), label(release.release_stage), release)
             for release in report.releases]
     return [
@@ -362,8 +360,7 @@ def _error_lines(errors: Sequence[ErrorGroup], more: int) -> list[str]:
 
 
 def _table(rows: list[list[str]]) -> list[str]:
-    """The rows under their headings, a name of two words on two lines so that the table fits a
-    terminal; version and stage aligned left, the figures right."""
+    """The rows under their headings (two words on two lines, to fit a terminal), figures right-aligned."""
     headings = [name.rpartition(" ") for name in list(COLUMNS)[:-1]]  # the build has its own lines
     rows = [[top for top, _, _ in headings], [bottom for _, _, bottom in headings], *rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(headings))]
