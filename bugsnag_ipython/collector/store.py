@@ -198,13 +198,10 @@ class Store:
 
     def count(self, kind: Kind) -> int:
         """How many sessions (sent one by one or counted), events or builds have been accepted."""
-        if kind in ("events", "builds"):
-            return int(self._fetch(f"SELECT COUNT(*) FROM {kind}")[0][0])
-        rows = self._fetch(
-            "SELECT (SELECT COUNT(*) FROM sessions),"
-            " (SELECT COALESCE(SUM(sessions_started), 0) FROM session_counts)"
-        )
-        return int(rows[0][0]) + int(rows[0][1])
+        query = f"SELECT COUNT(*) FROM {kind}"
+        if kind == "sessions":
+            query = f"SELECT ({query}) + (SELECT COALESCE(SUM(sessions_started), 0) FROM session_counts)"
+        return int(self._fetch(query)[0][0])
 
     def clear(self) -> None:
         """Forget everything received."""

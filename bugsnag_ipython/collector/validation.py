@@ -216,10 +216,8 @@ def _check_build(build: dict[str, Any]) -> None:
 
 def _is_iso8601(text: str) -> bool:
     # fromisoformat accepts the "Z" suffix and millisecond fractions from Python 3.11 on.
-    if "T" not in text:
-        return False
     try:
         datetime.fromisoformat(text)
     except ValueError:
         return False
-    return True
+    return "T" in text
