@@ -107,19 +107,20 @@ class Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes | None:
         """The request body, or None after refusing one not read whole (and closing: where the
         next request starts is unknown)."""
-        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-        body = self._read_chunked() if chunked else self._read_length()
+        length = self.headers.get("Content-Length", "0").strip()
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body = self._read_chunked()
+        elif not length.isdecimal():
+            body = "The Content-Length header is not valid."
+        elif int(length) > _MAX_READ_BYTES:
+            body = "Payload too large."
+        else:
+            body = self.rfile.read(int(length))
         if isinstance(body, str):
             self.close_connection = True
             self.reply(400, {"error": body}, {"Connection": "close"})
             return None
         return body
-
-    def _read_length(self) -> bytes | str:
-        length = self.headers.get("Content-Length", "0").strip()
-        if not length.isdecimal():
-            return "The Content-Length header is not valid."
-        return "Payload too large." if int(length) > _MAX_READ_BYTES else self.rfile.read(int(length))
 
     def _read_chunked(self) -> bytes | str:
         chunks: list[bytes] = []

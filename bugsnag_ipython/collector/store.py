@@ -176,9 +176,7 @@ class Store:
 
     def requests(self, kind: Kind | None = None) -> list[RequestRecord]:
         """Every request received, oldest first; only one endpoint's when `kind` is given."""
-        if kind is None:
-            return self._select(RequestRecord)
-        return self._select(RequestRecord, " WHERE kind = ?", (kind,))
+        return [request for request in self._select(RequestRecord) if kind in (None, request.kind)]
 
     def sessions(self) -> list[SessionRecord]:
         """Every session accepted, oldest first."""
@@ -209,15 +207,15 @@ class Store:
             for table in ("sessions", "session_counts", "events", "builds", "requests"):
                 self._conn.execute(f"DELETE FROM {table}")
 
-    def _select(self, record: type[R], where: str = "", params: tuple[Any, ...] = ()) -> list[R]:
+    def _select(self, record: type[R]) -> list[R]:
         """The rows of `record`'s table as records, oldest first: each column is a field."""
         names = [field.name for field in fields(record)]
-        query = f"SELECT {', '.join(names)} FROM {_TABLES[record]}{where} ORDER BY id"
-        return [record(*map(_decoded, names, row)) for row in self._fetch(query, params)]
+        query = f"SELECT {', '.join(names)} FROM {_TABLES[record]} ORDER BY id"
+        return [record(*map(_decoded, names, row)) for row in self._fetch(query)]
 
-    def _fetch(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _fetch(self, query: str) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._conn.execute(query, params).fetchall()
+            return self._conn.execute(query).fetchall()
 
 
 def _insert(table: str, row: Row) -> str:
