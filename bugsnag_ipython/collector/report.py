@@ -148,19 +148,11 @@ def build_report(store: Store) -> Report:
     new_in: dict[GroupKey, ReleaseKey] = {}
     for event in events:
         new_in.setdefault(_group_key(event), (event.app_version, event.release_stage))
-    known_sessions = {s.session_id for s in sessions}
     releases: list[Release] = []
     last_stability: dict[str | None, float] = {}
     for key in sorted(appeared, key=appeared.__getitem__):
-        release = _release(
-            key,
-            [s for s in sessions if (s.app_version, s.release_stage) == key],
-            [c for c in counts if (c.app_version, c.release_stage) == key],
-            [e for e in events if (e.app_version, e.release_stage) == key],
-            known_sessions,
-            {group for group, first in new_in.items() if first == key},
-            _build_for(key, builds),
-        )
+        new_here = {group for group, first in new_in.items() if first == key}
+        release = _release(key, sessions, counts, events, builds, new_here)
         stability = release.stability
         if stability is not None:
             before = last_stability.get(key[1])
@@ -183,28 +175,19 @@ _SUMMED = ("sessions", "sessions_with_unhandled", "handled_events", "unhandled_e
            "events_outside_sessions", "events_in_unknown_sessions", "counted_sessions")
 
 
-def _build_for(key: ReleaseKey, builds: Sequence[BuildRecord]) -> BuildInfo | None:
-    """The latest build naming the release's version and stage, else its version and no stage."""
+def _release(
+    key: ReleaseKey, all_sessions: Sequence[SessionRecord], counts: Sequence[SessionCountRecord],
+    all_events: Sequence[EventRecord], builds: Sequence[BuildRecord], new_here: set[GroupKey],
+) -> Release:
+    """One release's figures and errors, and its build: the latest naming its version and stage,
+    else its version and no stage."""
+    session_ids = {s.session_id for s in all_sessions if (s.app_version, s.release_stage) == key}
+    counted = sum(c.sessions_started for c in counts if (c.app_version, c.release_stage) == key)
+    events = [e for e in all_events if (e.app_version, e.release_stage) == key]
     exact = [b for b in builds if (b.app_version, b.release_stage) == key]
     loose = [b for b in builds if b.app_version == key[0] and b.release_stage is None]
-    if not (exact or loose):
-        return None
-    chosen = (exact or loose)[-1]
-    return BuildInfo(chosen.revision, chosen.repository, chosen.provider, chosen.builder_name,
-                     chosen.received_at)
-
-
-def _release(
-    key: ReleaseKey,
-    sessions: Sequence[SessionRecord],
-    counts: Sequence[SessionCountRecord],
-    events: Sequence[EventRecord],
-    known_sessions: set[str],
-    new_here: set[GroupKey],
-    build: BuildInfo | None,
-) -> Release:
-    session_ids = {s.session_id for s in sessions}
-    counted = sum(c.sessions_started for c in counts)
+    build = (exact or loose)[-1] if exact or loose else None
+    known_sessions = {s.session_id for s in all_sessions}
     crashed = {e.session_id for e in events if e.unhandled and e.session_id is not None}
     with_unhandled = len(session_ids & crashed)
     unknown = [e for e in events if e.session_id is not None and e.session_id not in known_sessions]
@@ -230,7 +213,8 @@ def _release(
         new_errors=new,
         more_new_errors=more_new,
         counted_sessions=counted,
-        build=build,
+        build=None if build is None else BuildInfo(build.revision, build.repository, build.provider,
+                                                   build.builder_name, build.received_at),
     )
 
 
