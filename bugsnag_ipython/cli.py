@@ -1,8 +1,5 @@
-"""The ``bugsnag-ipython`` command: the local collector, its report, the outbox, a release.
-
-Each failure is one sentence on stderr and exit status 1; bad arguments are argparse's usage
-error (status 2).
-"""
+"""The ``bugsnag-ipython`` command: the local collector, its report, the outbox, a release. Each
+failure is one sentence on stderr and exit status 1; bad arguments are argparse's usage error (2)."""
 
 from __future__ import annotations
 
@@ -24,7 +21,6 @@ if TYPE_CHECKING:
     from bugsnag_ipython.core.config import Configuration
 
 DEFAULT_DB = "bugsnag-collector.sqlite"
-DEFAULT_PORT = 9339
 
 
 class Failed(Exception):
@@ -55,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     collector = command("collector", "run a local BugSnag collector", run_collector)
     collector.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    collector.add_argument("--port", type=int, default=DEFAULT_PORT,
+    collector.add_argument("--port", type=int, default=9339,
                            help="port to listen on (0: any free port)")
     collector.add_argument("--db", default=DEFAULT_DB, help="SQLite file to store requests in")
     collector.add_argument("--verbose", action="store_true", help="log every request to stderr")

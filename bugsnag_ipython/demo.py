@@ -1,6 +1,5 @@
 """`make demo`: run the demo notebook in a real kernel of this interpreter (with a private IPython
-profile and persistence directory) against the local collector, then print its report.
-"""
+profile and persistence directory) against the local collector, then print its report."""
 
 from __future__ import annotations
 

@@ -2,8 +2,7 @@
 releases first appeared (their first session, event or build), with sessions, stability (BugSnag's:
 the share of sessions without an unhandled error), its change against the release before in the
 same stage, the build and the new errors; errors grouped as BugSnag groups them, by error class
-and top in-project frame, never by message. Its text (for a terminal) and JSON forms.
-"""
+and top in-project frame, never by message. Its text (for a terminal) and JSON forms."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """A local HTTP receiver that speaks BugSnag's sessions, notify and build endpoints: each request
 is checked as BugSnag would check it, recorded in a SQLite `Store`, and answered. `/` takes all
 three kinds, told apart by shape, so that a client of build.bugsnag.com (or of notify.bugsnag.com
-or sessions.bugsnag.com, which take payloads at their root too) can point at it unchanged.
-"""
+or sessions.bugsnag.com, which take payloads at their root too) can point at it unchanged."""
 
 from __future__ import annotations
 

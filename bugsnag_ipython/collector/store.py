@@ -1,8 +1,7 @@
 """The collector's SQLite store: every request received, and the sessions, events and builds
 accepted, given back as records (a dataclass per table, a field per column). One connection,
 guarded by a lock, is shared by the receiver's handler threads; WAL mode with `synchronous=NORMAL`
-commits without an fsync per request, which lets it keep up with thousands of events a second.
-"""
+commits without an fsync per request, which lets it keep up with thousands of events a second."""
 
 from __future__ import annotations
 

@@ -2,8 +2,7 @@
 its headers and exact body bytes. Pure: no I/O. It takes what BugSnag takes from every official
 notifier: sessions one by one (`sessions[]`) or counted per minute (`sessionCounts[]`), each
 notifier's payload versions, `Bugsnag-Integrity` checked when sent; a build, the fields the
-official clients send, each optional one also as null (how they leave a field unset).
-"""
+official clients send, each optional one also as null (how they leave a field unset)."""
 
 from __future__ import annotations
 
