@@ -130,27 +130,22 @@ def _configuration(**changes: Any) -> Configuration:
 
 
 def run_outbox(args: argparse.Namespace) -> int:
+    from bugsnag_ipython.core.config import shown_url
     from bugsnag_ipython.core.persistence import persistence_directory
+    from bugsnag_ipython.core.private_files import RefusedDirectory, make_private
+    from bugsnag_ipython.delivery.outbox import Outbox
+    from bugsnag_ipython.notebook.status import ago
 
     config = _configuration(**({"persistence_directory": args.dir} if args.dir else {}))
     directory = persistence_directory(config.persistence_directory)
     if args.action == "flush":
         return _flush_outbox(config.replace(persistence_directory=directory), args.timeout)
-    return _list_outbox(Path(directory))
-
-
-def _list_outbox(directory: Path) -> int:
-    from bugsnag_ipython.core.config import shown_url
-    from bugsnag_ipython.core.private_files import RefusedDirectory, make_private
-    from bugsnag_ipython.delivery.outbox import Outbox
-    from bugsnag_ipython.notebook.status import ago
-
-    if directory.exists():
+    if Path(directory).exists():
         try:
-            make_private(directory, create=False)  # the rule kernels follow: nothing read there
+            make_private(Path(directory), create=False)  # the rule kernels follow: nothing read there
         except RefusedDirectory as refused:
             raise Failed(str(refused)) from None
-    outbox = Outbox(directory)
+    outbox = Outbox(Path(directory))
     entries = outbox.listing()
     groups: dict[tuple[str, str], list[float]] = {}
     for entry in entries:

@@ -146,10 +146,8 @@ class Collector(ThreadingHTTPServer):
     allow_reuse_address = True
     handler: type[Handler] = Handler  # what answers each connection's requests
 
-    def __init__(
-        self, store_path: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, *,
-        verbose: bool = False,
-    ) -> None:
+    def __init__(self, store_path: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, *,
+                 verbose: bool = False) -> None:
         self.verbose = verbose
         self.store = Store(store_path)
         self._thread: threading.Thread | None = None
