@@ -133,13 +133,23 @@ def run_outbox(args: argparse.Namespace) -> int:
     from bugsnag_ipython.core.config import shown_url
     from bugsnag_ipython.core.persistence import persistence_directory
     from bugsnag_ipython.core.private_files import RefusedDirectory, make_private
+    from bugsnag_ipython.delivery.delivery import Delivery
     from bugsnag_ipython.delivery.outbox import Outbox
     from bugsnag_ipython.notebook.status import ago
 
     config = _configuration(**({"persistence_directory": args.dir} if args.dir else {}))
     directory = persistence_directory(config.persistence_directory)
     if args.action == "flush":
-        return _flush_outbox(config.replace(persistence_directory=directory), args.timeout)
+        delivery = Delivery()
+        delivery.reconfigure(config.replace(persistence_directory=directory))
+        done = delivery.drain(args.timeout)
+        stats = delivery.stats
+        dropped = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common())
+        print(f"Delivered {stats.delivered}; {delivery.queued} left"
+              + (f"; dropped {dropped}" if dropped else "") + ".")
+        if not done and stats.last_error:
+            print(f"Last error: {stats.last_error}")
+        return 0 if done else 1
     if Path(directory).exists():
         try:
             make_private(Path(directory), create=False)  # the rule kernels follow: nothing read there
@@ -166,21 +176,6 @@ def run_outbox(args: argparse.Namespace) -> int:
     if aside:
         print(f"  {aside} file(s) set aside in {outbox.aside}")
     return 0
-
-
-def _flush_outbox(config: Configuration, timeout: float) -> int:
-    from bugsnag_ipython.delivery.delivery import Delivery
-
-    delivery = Delivery()
-    delivery.reconfigure(config)
-    done = delivery.drain(timeout)
-    stats = delivery.stats
-    dropped = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common())
-    print(f"Delivered {stats.delivered}; {delivery.queued} left" + (f"; dropped {dropped}" if dropped else "")
-          + ".")
-    if not done and stats.last_error:
-        print(f"Last error: {stats.last_error}")
-    return 0 if done else 1
 
 
 def run_release(args: argparse.Namespace) -> int:

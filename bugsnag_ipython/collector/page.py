@@ -73,8 +73,7 @@ def report_page(report: Report) -> str:
 
 
 def stability_chart(releases: Sequence[Release]) -> str:
-    """A horizontal bar per release with sessions, in release order: its share of sessions
-    without an unhandled error."""
+    """A bar per release with sessions, in release order: its share of sessions without an unhandled error."""
     charted = [release for release in releases if release.stability is not None]
     if not charted:
         return '<p class="no-chart">No sessions yet: stability needs sessions.</p>'

@@ -178,8 +178,7 @@ def _release(
     key: ReleaseKey, all_sessions: Sequence[SessionRecord], counts: Sequence[SessionCountRecord],
     all_events: Sequence[EventRecord], builds: Sequence[BuildRecord], new_here: set[GroupKey],
 ) -> Release:
-    """One release's figures and errors, and its build: the latest naming its version and stage,
-    else its version and no stage."""
+    """One release's figures, errors and build (the latest for its version and stage, else its version)."""
     session_ids = {s.session_id for s in all_sessions if (s.app_version, s.release_stage) == key}
     counted = sum(c.sessions_started for c in counts if (c.app_version, c.release_stage) == key)
     events = [e for e in all_events if (e.app_version, e.release_stage) == key]

@@ -26,8 +26,7 @@ _KINDS: Mapping[str, Kind] = {"/notify": "events", "/sessions": "sessions", "/bu
 
 
 def _route(path: str, body: bytes) -> Kind | None:
-    """A POST's kind: its endpoint's; at `/`, events or sessions when the body carries them, else
-    a build, so that the answer says what a build lacks."""
+    """A POST's kind: its endpoint's; at `/`, a build unless the body carries events or sessions."""
     path = path.split("?", 1)[0].rstrip("/")
     if path:
         return _KINDS.get(path)
@@ -104,8 +103,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _read_body(self) -> bytes | None:
-        """The request body, or None after refusing one not read whole (and closing: where the
-        next request starts is unknown)."""
+        """The body, or None after refusing one not read whole (and closing: the next start is unknown)."""
         length = self.headers.get("Content-Length", "0").strip()
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             body = self._read_chunked()

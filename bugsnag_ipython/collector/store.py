@@ -80,8 +80,7 @@ class EventRecord(PayloadRecord):
 
 @dataclass(frozen=True)
 class BuildRecord(PayloadRecord):
-    """One build reported to the Build API (which requires its API key and version); `build` is
-    the body as sent."""
+    """One build reported to the Build API; `build` is the body as sent."""
 
     api_key: str
     app_version: str
