@@ -36,10 +36,8 @@ def make_ipython_dir(root: Path, kernel_config: str = "") -> Path:
     `%load_ext` in the notebook is what loads the extension; `kernel_config` is added to it."""
     profile = root / "ipython" / "profile_default"
     profile.mkdir(parents=True, exist_ok=True)
-    (profile / "ipython_kernel_config.py").write_text(
-        "c = get_config()  # noqa\n"
-        "c.InteractiveShellApp.extra_extensions = []\n" + kernel_config + "\n"
-    )
+    config = "c = get_config()  # noqa\nc.InteractiveShellApp.extra_extensions = []\n"
+    (profile / "ipython_kernel_config.py").write_text(config + kernel_config + "\n")
     return root / "ipython"
 
 
