@@ -1,5 +1,6 @@
 """A collector that can be told to misbehave, so that delivery is tested against a real server:
-scripted statuses, going down and coming back on the same port, hanging."""
+scripted statuses, going down and coming back on the same port, hanging; it also counts its
+connections and waits for what arrives."""
 
 from __future__ import annotations
 
