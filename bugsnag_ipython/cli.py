@@ -1,8 +1,5 @@
-"""The ``bugsnag-ipython`` command: the local collector, its report, the outbox, a release.
-
-Each failure is one sentence on stderr and exit status 1; bad arguments are argparse's usage
-error (status 2).
-"""
+"""The ``bugsnag-ipython`` command: the local collector, its report, the outbox, a release. Each
+failure is one sentence on stderr and exit status 1; bad arguments are argparse's usage error (2)."""
 
 from __future__ import annotations
 
@@ -18,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bugsnag_ipython.collector import Collector, Store, build_report, format_report, format_report_json
+
 if TYPE_CHECKING:
     from bugsnag_ipython.core.config import Configuration
 
 DEFAULT_DB = "bugsnag-collector.sqlite"
-DEFAULT_PORT = 9339
 
 
 class Failed(Exception):
@@ -32,9 +30,8 @@ class Failed(Exception):
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return run(args)
+        return int(args.run(args))
     except Failed as failure:
         print(failure, file=sys.stderr)
         return 1
@@ -54,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     collector = command("collector", "run a local BugSnag collector", run_collector)
     collector.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    collector.add_argument("--port", type=int, default=DEFAULT_PORT,
+    collector.add_argument("--port", type=int, default=9339,
                            help="port to listen on (0: any free port)")
     collector.add_argument("--db", default=DEFAULT_DB, help="SQLite file to store requests in")
     collector.add_argument("--verbose", action="store_true", help="log every request to stderr")
@@ -63,8 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--db", default=DEFAULT_DB, help="the collector's SQLite file")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    outbox = command("outbox", "list the payloads stored for delivery, or deliver them now "
-                     "('outbox flush')", run_outbox)
+    outbox = command("outbox", "list the payloads stored for delivery, or deliver them now", run_outbox)
     outbox.add_argument("action", nargs="?", choices=("list", "flush"), default="list",
                         help="list what is stored (the default), or deliver it now")
     outbox.add_argument("--dir", help="the persistence directory (default: "
@@ -86,8 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_collector(args: argparse.Namespace) -> int:
-    from bugsnag_ipython.collector.server import Collector
-
     try:
         collector = Collector(args.db, host=args.host, port=args.port, verbose=args.verbose)
     except OSError as error:
@@ -98,9 +92,13 @@ def run_collector(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     with collector:
-        if not _is_loopback(args.host):
-            print(f"Warning: listening on {args.host}, reachable from the network.",
-                  file=sys.stderr, flush=True)
+        try:
+            loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            print(f"Warning: listening on {args.host}, reachable from the network.", file=sys.stderr,
+                  flush=True)
         print(f"BugSnag collector: notify {collector.notify_url} sessions "
               f"{collector.sessions_url} report {collector.url}/ (db {args.db})", flush=True)
         stopping.wait()
@@ -108,18 +106,7 @@ def run_collector(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def run_report(args: argparse.Namespace) -> int:
-    from bugsnag_ipython.collector.report import build_report, format_report_json
-    from bugsnag_ipython.collector.report_text import format_report
-    from bugsnag_ipython.collector.store import Store
-
     path = Path(args.db)
     if not path.is_file():
         raise Failed(f"No collector database at {path}; run 'bugsnag-ipython collector' first.")
@@ -143,27 +130,32 @@ def _configuration(**changes: Any) -> Configuration:
 
 
 def run_outbox(args: argparse.Namespace) -> int:
+    from bugsnag_ipython.core.config import shown_url
     from bugsnag_ipython.core.persistence import persistence_directory
+    from bugsnag_ipython.core.private_files import RefusedDirectory, make_private
+    from bugsnag_ipython.delivery.delivery import Delivery
+    from bugsnag_ipython.delivery.outbox import Outbox
+    from bugsnag_ipython.notebook.status import ago
 
     config = _configuration(**({"persistence_directory": args.dir} if args.dir else {}))
     directory = persistence_directory(config.persistence_directory)
     if args.action == "flush":
-        return _flush_outbox(config.replace(persistence_directory=directory), args.timeout)
-    return _list_outbox(Path(directory))
-
-
-def _list_outbox(directory: Path) -> int:
-    from bugsnag_ipython.core.config import shown_url
-    from bugsnag_ipython.core.private_files import RefusedDirectory, make_private
-    from bugsnag_ipython.delivery.outbox import Outbox
-    from bugsnag_ipython.notebook.status import ago
-
-    if directory.exists():
+        delivery = Delivery()
+        delivery.reconfigure(config.replace(persistence_directory=directory))
+        done = delivery.drain(args.timeout)
+        stats = delivery.stats
+        dropped = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common())
+        print(f"Delivered {stats.delivered}; {delivery.queued} left"
+              + (f"; dropped {dropped}" if dropped else "") + ".")
+        if not done and stats.last_error:
+            print(f"Last error: {stats.last_error}")
+        return 0 if done else 1
+    if Path(directory).exists():
         try:
-            make_private(directory, create=False)  # the rule kernels follow: nothing read there
+            make_private(Path(directory), create=False)  # the rule kernels follow: nothing read there
         except RefusedDirectory as refused:
             raise Failed(str(refused)) from None
-    outbox = Outbox(directory)
+    outbox = Outbox(Path(directory))
     entries = outbox.listing()
     groups: dict[tuple[str, str], list[float]] = {}
     for entry in entries:
@@ -184,21 +176,6 @@ def _list_outbox(directory: Path) -> int:
     if aside:
         print(f"  {aside} file(s) set aside in {outbox.aside}")
     return 0
-
-
-def _flush_outbox(config: Configuration, timeout: float) -> int:
-    from bugsnag_ipython.delivery.delivery import Delivery
-
-    delivery = Delivery()
-    delivery.reconfigure(config)
-    done = delivery.drain(timeout)
-    stats = delivery.stats
-    dropped = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common())
-    print(f"Delivered {stats.delivered}; {delivery.queued} left" + (f"; dropped {dropped}" if dropped else "")
-          + ".")
-    if not done and stats.last_error:
-        print(f"Last error: {stats.last_error}")
-    return 0 if done else 1
 
 
 def run_release(args: argparse.Namespace) -> int:

@@ -1,10 +1,5 @@
-"""Run the demo notebook in a real kernel against the local collector, then report.
-
-`make demo` calls this. The kernel is this interpreter's own Python (never whatever `python3`
-kernelspec the machine has), with a private IPython profile and persistence directory. An idle
-gap is made *between* cells, after the cell tagged `idle-gap`: a `sleep` inside a cell would be
-foreground time, and only background time can start a new session.
-"""
+"""`make demo`: run the demo notebook in a real kernel of this interpreter (with a private IPython
+profile and persistence directory) against the local collector, then print its report."""
 
 from __future__ import annotations
 
@@ -30,11 +25,8 @@ def make_kernelspec(root: Path) -> Path:
     """A kernelspec for this interpreter; returns the folder to give KernelSpecManager."""
     spec_dir = root / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python (bugsnag-ipython)",
-        "language": "python",
-    }
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec = {"argv": argv, "display_name": "Python (bugsnag-ipython)", "language": "python"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     return root / "kernels"
 
@@ -44,10 +36,8 @@ def make_ipython_dir(root: Path, kernel_config: str = "") -> Path:
     `%load_ext` in the notebook is what loads the extension; `kernel_config` is added to it."""
     profile = root / "ipython" / "profile_default"
     profile.mkdir(parents=True, exist_ok=True)
-    (profile / "ipython_kernel_config.py").write_text(
-        "c = get_config()  # noqa\n"
-        "c.InteractiveShellApp.extra_extensions = []\n" + kernel_config + "\n"
-    )
+    config = "c = get_config()  # noqa\nc.InteractiveShellApp.extra_extensions = []\n"
+    (profile / "ipython_kernel_config.py").write_text(config + kernel_config + "\n")
     return root / "ipython"
 
 
@@ -59,12 +49,15 @@ def kernel_environment(ipython_dir: Path, extra: dict[str, str]) -> dict[str, st
 
 @dataclass(frozen=True)
 class DemoResult:
+    """What the demo's run left: the collector's report and the executed notebook."""
+
     report: Report
     executed: Path  # the executed notebook, outputs included
     seconds: float
 
 
-def run_demo(notebook: Path, workdir: Path, *, idle_gap: float = IDLE_GAP) -> DemoResult:
+def run_demo(notebook: Path, workdir: Path) -> DemoResult:
+    """Run `notebook` in a fresh kernel against a collector, everything kept in `workdir`."""
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
@@ -73,8 +66,7 @@ def run_demo(notebook: Path, workdir: Path, *, idle_gap: float = IDLE_GAP) -> De
     started = time.monotonic()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    collector = Collector(workdir / "collector.sqlite").start()
-    try:
+    with Collector(workdir / "collector.sqlite") as collector:
         env = kernel_environment(
             make_ipython_dir(workdir),
             {
@@ -92,8 +84,9 @@ def run_demo(notebook: Path, workdir: Path, *, idle_gap: float = IDLE_GAP) -> De
         nb = nbformat.read(notebook, as_version=4)
 
         def after_cell(cell: Any, **_: Any) -> None:
+            # Idle between cells, not a sleep in one: only background time starts a new session.
             if "idle-gap" in cell.get("metadata", {}).get("tags", []):
-                time.sleep(idle_gap)  # the kernel sits idle between cells: background time
+                time.sleep(IDLE_GAP)
 
         client = NotebookClient(nb, km=manager, timeout=60, on_cell_complete=after_cell,
                                 resources={"metadata": {"path": str(notebook.parent)}})
@@ -103,11 +96,10 @@ def run_demo(notebook: Path, workdir: Path, *, idle_gap: float = IDLE_GAP) -> De
         executed = workdir / "demo.executed.ipynb"
         nbformat.write(nb, executed)
         return DemoResult(build_report(collector.store), executed, time.monotonic() - started)
-    finally:
-        collector.stop()
 
 
 def main() -> int:
+    """Run the demo, print its report, and serve the report's page until Ctrl-C from a terminal."""
     root = Path(__file__).resolve().parent.parent
     notebook = root / "notebooks" / "demo.ipynb"
     workdir = root / ".demo"
@@ -116,23 +108,15 @@ def main() -> int:
     print(f"Executed notebook: {result.executed.relative_to(root)} ({result.seconds:.1f}s); "
           f"kernel log: {(workdir / 'kernel.log').relative_to(root)}\n")
     print(format_report(result.report))
-    serve_report(workdir / "collector.sqlite", root)
-    return 0
-
-
-def serve_report(db: Path, root: Path) -> None:
-    """Serve the demo's report as a web page until Ctrl-C from a terminal; else say how to serve it."""
+    db = workdir / "collector.sqlite"
     if not sys.stdin.isatty():
-        print("The report as a web page: run `bugsnag-ipython collector --db "
-              f"{db.relative_to(root)}` and open the report address it prints.")
-        return
+        print(f"The report as a web page: run `bugsnag-ipython collector --db {db.relative_to(root)}` and "
+              "open the report address it prints.")
+        return 0
     with Collector(db) as collector:
         print(f"The report as a web page: {collector.url}/ (Ctrl-C to stop)", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             print()
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return 0

@@ -1,17 +1,19 @@
 """A collector that can be told to misbehave, so that delivery is tested against a real server:
-scripted statuses, going down and coming back on the same port, hanging."""
+scripted statuses, going down and coming back on the same port, hanging; it also counts its
+connections and waits for what arrives."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Literal, cast
 
-from bugsnag_ipython.collector.records import Kind
 from bugsnag_ipython.collector.server import Collector, Handler
+from bugsnag_ipython.collector.store import Kind
+from tests.waits import eventually
 
 Endpoint = Literal["notify", "sessions", "builds"]
 ScriptedResponse = int | tuple[int, Mapping[str, str]]
@@ -22,7 +24,19 @@ HELD = "Held unanswered: the collector hung."
 
 
 class ScriptedHandler(Handler):
-    """Answers as the collector is scripted to, or holds requests while it hangs."""
+    """Answers as the collector is scripted to, or holds requests while it hangs; counts and
+    tracks its connection so that `go_down()` and `stop()` can close it."""
+
+    def handle(self) -> None:
+        collector = self._collector()
+        with collector._lock:
+            collector.connection_count += 1
+            collector.connections.add(self.connection)
+        try:
+            super().handle()
+        finally:
+            with collector._lock:
+                collector.connections.discard(self.connection)
 
     def do_GET(self) -> None:
         gate = self._collector().hang_gate
@@ -48,7 +62,7 @@ class ScriptedHandler(Handler):
         self.reply(status, {"status": "ok"} if status < 400 else {"error": SCRIPTED}, extra)
 
     def _collector(self) -> ScriptedCollector:
-        return cast(ScriptedCollector, self.server.collector)
+        return cast(ScriptedCollector, self.server)
 
     def _hold(self, gate: threading.Event) -> None:
         """Block until the hang ends, then drop the connection without answering."""
@@ -65,9 +79,12 @@ class ScriptedCollector(Collector):
         self, store_path: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0
     ) -> None:
         self.connection_count = 0
+        self.connections: set[socket.socket] = set()
         self.hang_gate: threading.Event | None = None
+        self._lock = threading.Lock()
         self._script: list[tuple[Endpoint | None, ScriptedResponse]] = []
-        self._down: socket.socket | None = None  # while down: bound, not listening
+        self._down = False
+        self._stopped = False
         super().__init__(store_path, host, port)
 
     def script(self, endpoint: Endpoint | None, *responses: ScriptedResponse) -> None:
@@ -93,24 +110,25 @@ class ScriptedCollector(Collector):
         """Stop listening and close every open connection: connections are refused. The port
         stays this collector's meanwhile (its socket, no longer listening, stays bound), so
         that another process's socket cannot take it before `come_back()`."""
-        with self._lock:
-            server = self._stop_serving()
-            if server is not None:
-                server.socket.shutdown(socket.SHUT_RD)
-                self._down = server.socket
+        if self._thread is not None:
+            self.shutdown()
+            self._thread.join()
+            self._thread = None
+        self.socket.shutdown(socket.SHUT_RD)
+        self._down = True
         self._drop_connections()
 
     def come_back(self) -> None:
         """Listen again, on the same port, after `go_down()`."""
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError("this collector has been stopped")
-            if self._down is not None:
-                self._down.close()
-                self._down = None
-                self._server = self._bind(self.port)
-                if self._started:
-                    self._serve()
+        if self._stopped:
+            raise RuntimeError("this collector has been stopped")
+        if self._down:
+            self.socket.close()
+            self.socket = socket.socket(self.address_family, self.socket_type)
+            self.server_bind()
+            self.server_activate()
+            self._down = False
+            self.start()
 
     def hang(self) -> None:
         """Accept connections and read requests, but answer none until `unhang()`.
@@ -128,15 +146,20 @@ class ScriptedCollector(Collector):
         if gate is not None:
             gate.set()
 
+    def wait_for(self, kind: Kind, count: int, timeout: float = 5.0) -> bool:
+        """Whether at least `count` sessions, events or builds are stored within `timeout` seconds."""
+        return eventually(lambda: self.store.count(kind) >= count, timeout) is not None
+
     def stop(self) -> None:
+        """Stop as the collector does, and close every connection, held ones included."""
+        self._stopped = True
         self.unhang()
         super().stop()
-        if self._down is not None:
-            self._down.close()
+        self._drop_connections()
 
-    @contextmanager
-    def tracked(self, connection: socket.socket) -> Iterator[None]:
+    def _drop_connections(self) -> None:
         with self._lock:
-            self.connection_count += 1
-        with super().tracked(connection):
-            yield
+            connections = list(self.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)

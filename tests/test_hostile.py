@@ -25,8 +25,7 @@ import pytest
 
 from bugsnag_ipython import cli
 from bugsnag_ipython.client import Client
-from bugsnag_ipython.collector.report import build_report
-from bugsnag_ipython.collector.report_text import format_report
+from bugsnag_ipython.collector import build_report, format_report
 from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.notebook.status import panel_view, status_html, status_text
 from bugsnag_ipython.report.trimming import MAX_PAYLOAD_BYTES

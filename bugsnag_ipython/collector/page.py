@@ -1,15 +1,13 @@
-"""The stability report as one HTML page: what the text report shows, each column explained
-in one line, and a chart of stability per release, in the order releases appeared, drawn as
-inline SVG. No scripts, no front-end build: the collector serves it at `/`. Every text from a
-payload goes through `html.escape`."""
+"""The stability report as one HTML page, served at the collector's `/`: what the text report
+shows, each column explained in one line, and a chart of stability per release as inline SVG. No
+scripts; every text from a payload goes through `html.escape`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
 
-from .error_groups import ErrorGroup
-from .report import COLUMNS, TOP_ERRORS, Release, Report, label, short_revision, table_rows
+from .report import COLUMNS, TOP_ERRORS, ErrorGroup, Release, Report, label, short_revision, table_rows
 
 _BAR_HEIGHT = 22
 _BAR_GAP = 10
@@ -22,24 +20,22 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em;
 h1 { font-size: 1.4em; margin-bottom: 0.2em; }
 h2 { font-size: 1.1em; margin-top: 1.8em; }
 h3 { font-size: 1em; margin: 1em 0 0.3em; }
-.received { color: #5a6275; margin-top: 0; }
+.received, p.none { color: #5a6275; margin-top: 0; }
+p.none { margin: 0 0 0 0.5em; }
 table { border-collapse: collapse; }
-th, td { padding: 0.3em 0.6em; border-bottom: 1px solid #dde1ea; }
-th { text-align: left; font-weight: 600; background: #f3f5f9; }
-td.number, th.number { text-align: right; font-variant-numeric: tabular-nums; }
-td { white-space: nowrap; }
-p.none { margin: 0 0 0 0.5em; color: #5a6275; }
-tr.total td { font-weight: 600; border-top: 2px solid #b8bfcf; }
+th, td { padding: 0.3em 0.6em; border-bottom: 1px solid #dde1ea; text-align: right; white-space: nowrap; }
+th { background: #f3f5f9; }
+th, tr.total td, dl.columns dt { font-weight: 600; }
+td:nth-child(-n+2), th:nth-child(-n+2), th:last-child, td.build { text-align: left; }
+tr.total td { border-top: 2px solid #b8bfcf; }
 dl.columns { display: grid; grid-template-columns: max-content auto; gap: 0.1em 1em; }
-dl.columns dt { font-weight: 600; }
 dl.columns dd { margin: 0; }
 td.build { font-family: ui-monospace, monospace; font-size: 0.92em; }
 ul.errors { list-style: none; margin: 0; padding-left: 0.5em; }
 .errors li { margin: 0.15em 0; }
-.errors .count { display: inline-block; min-width: 3em; text-align: right; margin-right: 0.8em;
-                 font-variant-numeric: tabular-nums; }
+td, .errors .count { font-variant-numeric: tabular-nums; }
+.errors .count { display: inline-block; min-width: 3em; text-align: right; margin-right: 0.8em; }
 svg text { font: 13px system-ui, sans-serif; fill: #1d2330; }
-svg .axis { stroke: #b8bfcf; }
 svg .bar { fill: #4a6cf7; }
 svg .rest { fill: #e7eaf2; }
 """
@@ -49,10 +45,8 @@ def report_page(report: Report) -> str:
     """The whole page for `report`."""
     refused = f", {report.requests_refused} refused" if report.requests_refused else ""
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        "<title>BugSnag collector: stability report</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        f"<title>BugSnag collector: stability report</title>\n<style>{_STYLE}</style></head><body>",
         "<h1>BugSnag collector: stability report</h1>",
         f'<p class="received">{report.requests_received} requests received{refused}</p>',
     ]
@@ -60,17 +54,18 @@ def report_page(report: Report) -> str:
         parts.append('<p class="empty">No sessions, events or builds received yet.</p>')
     else:
         parts += ["<h2>Stability per release, in the order releases appeared</h2>",
-                  stability_chart(report.releases)]
-        parts += ["<h2>Releases</h2>", _table(report)]
+                  stability_chart(report.releases), "<h2>Releases</h2>", _table(report)]
         if report.total.counted_sessions:
-            parts.append(
-                f"<p>Sessions include {report.total.counted_sessions} counted per minute without"
-                " ids (sessionCounts).</p>"
-            )
+            parts.append(f"<p>Sessions include {report.total.counted_sessions} counted per minute without"
+                         " ids (sessionCounts).</p>")
         parts += ['<dl class="columns">', *(f"<dt>{name}</dt><dd>{meaning}</dd>"
                                             for name, meaning in COLUMNS.items()), "</dl>"]
-        parts += ["<h2>New errors per release (errors first seen in it)</h2>",
-                  _new_errors(report.releases)]
+        parts.append("<h2>New errors per release (errors first seen in it)</h2>")
+        for release in report.releases:
+            listing = '<p class="none">No new errors.</p>'
+            if release.new_errors:
+                listing = _error_list(release.new_errors, release.more_new_errors)
+            parts.append(f"<h3>{escape(release.label)}</h3>{listing}")
         parts += [f"<h2>Most frequent errors, all releases (top {TOP_ERRORS})</h2>",
                   _error_list(report.total.top_errors, report.total.more_errors)]
     parts.append("</body></html>")
@@ -78,74 +73,45 @@ def report_page(report: Report) -> str:
 
 
 def stability_chart(releases: Sequence[Release]) -> str:
-    """A horizontal bar per release with sessions, in release order: its share of sessions
-    without an unhandled error."""
+    """A bar per release with sessions, in release order: its share of sessions without an unhandled error."""
     charted = [release for release in releases if release.stability is not None]
     if not charted:
         return '<p class="no-chart">No sessions yet: stability needs sessions.</p>'
-    height = len(charted) * (_BAR_HEIGHT + _BAR_GAP) + 30
+    height = len(charted) * (_BAR_HEIGHT + _BAR_GAP)
     rows = []
-    for index, release in enumerate(charted):
+    for y, release in zip(range(0, height, _BAR_HEIGHT + _BAR_GAP), charted, strict=True):
         stability = release.stability
         assert stability is not None
-        y = index * (_BAR_HEIGHT + _BAR_GAP)
-        width = round(stability * _PLOT_WIDTH, 1)
         name = escape(release.label)
         rows.append(
             f'<g class="version" data-version="{escape(label(release.app_version))}"'
             f' data-stage="{escape(label(release.release_stage))}">'
             f'<text x="{_LABEL_WIDTH - 10}" y="{y + 16}" text-anchor="end">{name}</text>'
-            f'<rect class="rest" x="{_LABEL_WIDTH}" y="{y}" width="{_PLOT_WIDTH}"'
-            f' height="{_BAR_HEIGHT}"/>'
-            f'<rect class="bar" x="{_LABEL_WIDTH}" y="{y}" width="{width}" height="{_BAR_HEIGHT}">'
+            f'<rect class="rest" x="{_LABEL_WIDTH}" y="{y}" width="{_PLOT_WIDTH}" height="{_BAR_HEIGHT}"/>'
+            f'<rect class="bar" x="{_LABEL_WIDTH}" y="{y}" width="{round(stability * _PLOT_WIDTH, 1)}"'
+            f' height="{_BAR_HEIGHT}">'
             f"<title>{name}: {release.stability_text} of {release.sessions} sessions</title></rect>"
             f'<text x="{_LABEL_WIDTH + _PLOT_WIDTH + 8}" y="{y + 16}">{release.stability_text}</text>'
             "</g>"
         )
-    axis_y = len(charted) * (_BAR_HEIGHT + _BAR_GAP)
-    ticks = "".join(
-        f'<text x="{_LABEL_WIDTH + share * _PLOT_WIDTH / 100}" y="{axis_y + 18}"'
-        f' text-anchor="middle">{share}%</text>'
-        for share in (0, 50, 100)
-    )
     return (
         f'<svg class="stability-chart" role="img" width="{_CHART_WIDTH}" height="{height}"'
         f' viewBox="0 0 {_CHART_WIDTH} {height}" xmlns="http://www.w3.org/2000/svg"'
         ' aria-label="Stability (share of sessions without an unhandled error) per release">'
-        + "".join(rows)
-        + f'<line class="axis" x1="{_LABEL_WIDTH}" y1="{axis_y}" x2="{_LABEL_WIDTH + _PLOT_WIDTH}"'
-        f' y2="{axis_y}"/>' + ticks + "</svg>"
+        + "".join(rows) + "</svg>"
     )
 
 
 def _table(report: Report) -> str:
-    head = "".join(_cell("th", name, name) for name in COLUMNS)
+    head = "".join(f"<th>{name}</th>" for name in COLUMNS)
     rows = []
     for release, cells in zip([*report.releases, report.total], table_rows(report), strict=True):
         build = release.build
         title = "" if build is None or not build.repository else f' title="{escape(build.repository)}"'
-        tds = "".join(_cell("td", name, escape(cell)) for name, cell in zip(COLUMNS, cells, strict=False))
+        tds = "".join(f"<td>{escape(cell)}</td>" for cell in cells)
         tds += f'<td class="build"{title}>{escape(short_revision(build)) if build else ""}</td>'
         rows.append(f'<tr class="{"total" if release is report.total else "release"}">{tds}</tr>')
     return f'<table class="report"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
-
-
-def _cell(tag: str, column: str, html: str) -> str:
-    """A table cell; the figures' columns are aligned right."""
-    number = column not in ("version", "stage", "build")
-    return f'<{tag} class="number">{html}</{tag}>' if number else f"<{tag}>{html}</{tag}>"
-
-
-def _new_errors(releases: Sequence[Release]) -> str:
-    sections = []
-    for release in releases:
-        listing = (
-            _error_list(release.new_errors, release.more_new_errors)
-            if release.new_errors
-            else '<p class="none">No new errors.</p>'
-        )
-        sections.append(f"<h3>{escape(release.label)}</h3>{listing}")
-    return "".join(sections)
 
 
 def _error_list(errors: Sequence[ErrorGroup], more: int) -> str:

@@ -1,30 +1,19 @@
 """The stability report: one row per release (app version and release stage), in the order
-releases first appeared (their first session, event or build), with sessions, stability, its
-change, the build and the new errors.
-
-Stability is BugSnag's: the share of sessions in which no unhandled error occurred. A session
-counts once the sessions endpoint has it; an unhandled event naming a session never received
-counts as an event, not as a session. Server notifiers (bugsnag-python, bugsnag-js on Node) send
-no session ids, only how many sessions started each minute (`sessionCounts`), while their events
-name ids of their own: in a release with counted sessions, each such id with an unhandled event
-is one counted session with an unhandled error (never more than were counted).
-
-The change is against the release before in the same stage that has sessions. A release's
-build is the latest naming its version and stage, or its version and no stage. An error is new
-in the release of its first event.
-"""
+releases first appeared (their first session, event or build), with sessions, stability (BugSnag's:
+the share of sessions without an unhandled error), its change against the release before in the
+same stage, the build and the new errors; errors grouped as BugSnag groups them, by error class
+and top in-project frame, never by message. Its text (for a terminal) and JSON forms."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .error_groups import ErrorGroup, GroupKey, cut, group_errors, group_key
-from .records import BuildRecord, EventRecord, PayloadRecord, SessionCountRecord, SessionRecord
-from .store import Store
+from .store import BuildRecord, EventRecord, SessionCountRecord, SessionRecord, Store
 
 TOP_ERRORS = 5
 # The report's columns, each with what it means in one line.
@@ -43,6 +32,36 @@ COLUMNS = {
 }
 
 ReleaseKey = tuple[str | None, str | None]  # app version, release stage
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an error happened: the frame's file, method and line (None when not sent)."""
+
+    file: str
+    method: str
+    line: int | None
+
+
+GroupKey = tuple[str, Location | None]  # error class, location
+
+
+@dataclass(frozen=True)
+class ErrorGroup:
+    """One error: its class and location, the first message seen, and how many events."""
+
+    error_class: str
+    location: Location | None
+    message: str | None
+    count: int
+
+    @property
+    def where(self) -> str:
+        """The location as one line: `file:line in method`, or "no stack frame"."""
+        if self.location is None:
+            return "no stack frame"
+        line = "" if self.location.line is None else f":{self.location.line}"
+        return f"{self.location.file}{line} in {self.location.method}"
 
 
 @dataclass(frozen=True)
@@ -113,29 +132,26 @@ class Report:
 
 def build_report(store: Store) -> Report:
     """Compute the report from everything in `store`."""
-    sessions = store.sessions()
-    counts = store.session_counts()
-    events = store.events()
-    builds = store.builds()
-    requests = store.requests()
-    appeared = _first_appearances([*sessions, *counts, *events], builds)
-    order = sorted(appeared, key=appeared.__getitem__)
+    sessions, counts, events = store.sessions(), store.session_counts(), store.events()
+    builds, requests = store.builds(), store.requests()
+    # Each release and the id of the first request that named it (ids grow with arrival); a
+    # build without a stage names every stage of its version, or a release of its own.
+    appeared: dict[ReleaseKey, int] = {}
+    for row in sorted([*sessions, *counts, *events], key=lambda row: row.request_id):
+        appeared.setdefault((row.app_version, row.release_stage), row.request_id)
+    named = list(appeared)
+    for build in builds:
+        keys = [key for key in named if build.release_stage is None and key[0] == build.app_version]
+        for key in keys or [(build.app_version, build.release_stage)]:
+            appeared[key] = min(appeared.get(key, build.request_id), build.request_id)
     new_in: dict[GroupKey, ReleaseKey] = {}
     for event in events:
-        new_in.setdefault(group_key(event), (event.app_version, event.release_stage))
-    known_sessions = {s.session_id for s in sessions}
+        new_in.setdefault(_group_key(event), (event.app_version, event.release_stage))
     releases: list[Release] = []
     last_stability: dict[str | None, float] = {}
-    for key in order:
-        release = _release(
-            key,
-            [s for s in sessions if (s.app_version, s.release_stage) == key],
-            [c for c in counts if (c.app_version, c.release_stage) == key],
-            [e for e in events if (e.app_version, e.release_stage) == key],
-            known_sessions,
-            new_in,
-            _build_for(key, builds),
-        )
+    for key in sorted(appeared, key=appeared.__getitem__):
+        new_here = {group for group, first in new_in.items() if first == key}
+        release = _release(key, sessions, counts, events, builds, new_here)
         stability = release.stability
         if stability is not None:
             before = last_stability.get(key[1])
@@ -143,65 +159,44 @@ def build_report(store: Store) -> Report:
                 release = replace(release, stability_change=round((stability - before) * 100, 1))
             last_stability[key[1]] = stability
         releases.append(release)
-    statuses = Counter(request.status for request in requests)
+    top, more = _cut(_group_errors(events))
+    totals = {name: sum(getattr(release, name) for release in releases) for name in _SUMMED}
     return Report(
         releases=tuple(releases),
-        total=_total(releases, events),
+        total=Release(app_version=None, release_stage=None, top_errors=top, more_errors=more, **totals),
         requests_received=len(requests),
         requests_refused=sum(1 for request in requests if not 200 <= request.status < 300),
-        statuses=dict(sorted(statuses.items())),
+        statuses=dict(sorted(Counter(request.status for request in requests).items())),
     )
 
 
-def _first_appearances(
-    rows: Sequence[PayloadRecord], builds: Sequence[BuildRecord]
-) -> dict[ReleaseKey, int]:
-    """Each release and the id of the first request that named it (ids grow with arrival)."""
-    appeared: dict[ReleaseKey, int] = {}
-    for row in rows:
-        key = (row.app_version, row.release_stage)
-        appeared[key] = min(appeared.get(key, row.request_id), row.request_id)
-    named = dict(appeared)
-    for build in builds:
-        keys: list[ReleaseKey] = [(build.app_version, build.release_stage)]
-        if build.release_stage is None:
-            keys = [key for key in named if key[0] == build.app_version] or keys
-        for key in keys:
-            appeared[key] = min(appeared.get(key, build.request_id), build.request_id)
-    return appeared
-
-
-def _build_for(key: ReleaseKey, builds: Sequence[BuildRecord]) -> BuildInfo | None:
-    exact = [b for b in builds if (b.app_version, b.release_stage) == key]
-    loose = [b for b in builds if b.app_version == key[0] and b.release_stage is None]
-    if not (exact or loose):
-        return None
-    chosen = (exact or loose)[-1]
-    return BuildInfo(chosen.revision, chosen.repository, chosen.provider, chosen.builder_name,
-                     chosen.received_at)
+_SUMMED = ("sessions", "sessions_with_unhandled", "handled_events", "unhandled_events",
+           "events_outside_sessions", "events_in_unknown_sessions", "counted_sessions")
 
 
 def _release(
-    key: ReleaseKey,
-    sessions: Sequence[SessionRecord],
-    counts: Sequence[SessionCountRecord],
-    events: Sequence[EventRecord],
-    known_sessions: set[str],
-    new_in: Mapping[GroupKey, ReleaseKey],
-    build: BuildInfo | None,
+    key: ReleaseKey, all_sessions: Sequence[SessionRecord], counts: Sequence[SessionCountRecord],
+    all_events: Sequence[EventRecord], builds: Sequence[BuildRecord], new_here: set[GroupKey],
 ) -> Release:
-    session_ids = {s.session_id for s in sessions}
-    counted = sum(c.sessions_started for c in counts)
+    """One release's figures, errors and build (the latest for its version and stage, else its version)."""
+    session_ids = {s.session_id for s in all_sessions if (s.app_version, s.release_stage) == key}
+    counted = sum(c.sessions_started for c in counts if (c.app_version, c.release_stage) == key)
+    events = [e for e in all_events if (e.app_version, e.release_stage) == key]
+    exact = [b for b in builds if (b.app_version, b.release_stage) == key]
+    loose = [b for b in builds if b.app_version == key[0] and b.release_stage is None]
+    build = (exact or loose)[-1] if exact or loose else None
+    known_sessions = {s.session_id for s in all_sessions}
     crashed = {e.session_id for e in events if e.unhandled and e.session_id is not None}
     with_unhandled = len(session_ids & crashed)
     unknown = [e for e in events if e.session_id is not None and e.session_id not in known_sessions]
     if counted:
-        # The ids a counting notifier gave its sessions: they are the counted sessions.
+        # Server notifiers count sessions per minute without ids, while their events name ids of
+        # their own: each such id with an unhandled event is a counted session that crashed.
         with_unhandled += min(counted, len({e.session_id for e in unknown} & crashed))
         unknown = []
-    errors = group_errors(events)
-    top, more = cut(errors, TOP_ERRORS)
-    new, more_new = cut([error for error in errors if new_in[error.key] == key], TOP_ERRORS)
+    errors = _group_errors(events)
+    top, more = _cut(errors)
+    new, more_new = _cut([error for error in errors if (error.error_class, error.location) in new_here])
     return Release(
         app_version=key[0],
         release_stage=key[1],
@@ -216,37 +211,48 @@ def _release(
         new_errors=new,
         more_new_errors=more_new,
         counted_sessions=counted,
-        build=build,
+        build=None if build is None else BuildInfo(build.revision, build.repository, build.provider,
+                                                   build.builder_name, build.received_at),
     )
 
 
-def _total(releases: Sequence[Release], events: Sequence[EventRecord]) -> Release:
-    """Every release added up; the most frequent errors over all events."""
-    top, more = cut(group_errors(events), TOP_ERRORS)
-    counts = ("sessions", "sessions_with_unhandled", "handled_events", "unhandled_events",
-              "events_outside_sessions", "events_in_unknown_sessions", "counted_sessions")
-    sums = {name: sum(getattr(release, name) for release in releases) for name in counts}
-    return Release(app_version=None, release_stage=None, top_errors=top, more_errors=more, **sums)
+def _group_key(event: EventRecord) -> GroupKey:
+    """The error class and the first frame marked `inProject` (else the first frame)."""
+    # Stored events passed validation: their first exception has a stacktrace list.
+    frames = [frame for frame in event.event["exceptions"][0]["stacktrace"] if isinstance(frame, dict)]
+    if not frames:
+        return event.error_class, None
+    frame = next((frame for frame in frames if frame.get("inProject") is True), frames[0])
+    line = frame.get("lineNumber")
+    return event.error_class, Location(
+        str(frame.get("file") or "?"),
+        str(frame.get("method") or "?"),
+        line if isinstance(line, int) and not isinstance(line, bool) else None,
+    )
+
+
+def _group_errors(events: Sequence[EventRecord]) -> list[ErrorGroup]:
+    """The errors among `events`, most frequent first (ties: the one seen first)."""
+    found: dict[GroupKey, list[EventRecord]] = {}
+    for event in events:
+        found.setdefault(_group_key(event), []).append(event)
+    groups = [ErrorGroup(*key, members[0].message, len(members)) for key, members in found.items()]
+    return sorted(groups, key=lambda group: -group.count)  # stable: ties stay in the order seen
+
+
+def _cut(groups: Sequence[ErrorGroup]) -> tuple[tuple[ErrorGroup, ...], int]:
+    return tuple(groups[:TOP_ERRORS]), max(0, len(groups) - TOP_ERRORS)
 
 
 def table_rows(report: Report) -> list[list[str]]:
-    """The releases' table as texts: a row per release and one for all, a cell per column but
-    the build."""
-    rows = [[label(release.app_version), label(release.release_stage), *_figures(release)]
+    """The table's cells as texts: a row per release and one for all, a cell per column but the build."""
+    rows = [(label(release.app_version), label(release.release_stage), release)
             for release in report.releases]
-    return [*rows, ["all", "", *_figures(report.total)]]
-
-
-def _figures(release: Release) -> list[str]:
     return [
-        str(release.sessions),
-        str(release.sessions_with_unhandled),
-        release.stability_text,
-        release.change_text,
-        str(release.handled_events),
-        str(release.unhandled_events),
-        str(release.events_outside_sessions),
-        str(release.events_in_unknown_sessions),
+        [version, stage, str(release.sessions), str(release.sessions_with_unhandled), release.stability_text,
+         release.change_text, str(release.handled_events), str(release.unhandled_events),
+         str(release.events_outside_sessions), str(release.events_in_unknown_sessions)]
+        for version, stage, release in [*rows, ("all", "", report.total)]
     ]
 
 
@@ -283,3 +289,66 @@ def format_report_json(report: Report) -> str:
         "total": release_dict(report.total),
     }
     return json.dumps(data, indent=2) + "\n"
+
+
+MESSAGE_WIDTH = 60  # an error's message is cut here, so that a line stays on a terminal's line
+# The columns whose meaning is not in their name, explained under the table.
+LEGEND = ("with unhandled", "stability", "change", "no session", "unknown session")
+# Terminal controls: C0 and C1 control characters, DEL, and the bidirectional marks that
+# reorder what a reader sees. Anyone who can POST to the collector chooses these texts.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with each control character shown as an escape (`\\x1b`), never written raw."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match[0]):02x}" if ord(match[0]) < 0x100
+                        else f"\\u{ord(match[0]):04x}", text)
+
+
+def format_report(report: Report) -> str:
+    """The whole report as text."""
+    refused = f", {report.requests_refused} refused" if report.requests_refused else ""
+    lines = ["BugSnag collector: stability report", f"{report.requests_received} requests received{refused}",
+             ""]
+    if not report.releases:
+        return "\n".join([*lines, "No sessions, events or builds received yet.", ""])
+    lines.append("Releases, in the order they first appeared")
+    lines.extend(_table([[printable(cell) for cell in row] for row in table_rows(report)]))
+    if report.total.counted_sessions:
+        lines.append(f"Sessions include {report.total.counted_sessions} counted per minute without ids"
+                     " (sessionCounts).")
+    lines += ["", "Builds and new errors (errors first seen in the release)"]
+    for release in report.releases:
+        built = f": build {short_revision(release.build)}" if release.build is not None else ""
+        lines.append(printable(f"  {release.label}{built}"))
+        lines.extend(_error_lines(release.new_errors, release.more_new_errors) or ["    no new errors"])
+    lines += ["", f"Most frequent errors, all releases (top {TOP_ERRORS})"]
+    lines.extend(_error_lines(report.total.top_errors, report.total.more_errors))
+    width = max(len(name) for name in LEGEND)
+    lines += ["", "Columns", *(f"  {name:<{width}}  {COLUMNS[name]}" for name in LEGEND), ""]
+    return "\n".join(lines)
+
+
+def _error_lines(errors: Sequence[ErrorGroup], more: int) -> list[str]:
+    """Each error as a line: count, class, location, and its first message cut to fit."""
+    lines = []
+    for error in errors:
+        message = error.message or ""
+        if len(message) > MESSAGE_WIDTH:
+            message = message[: MESSAGE_WIDTH - 1] + "…"
+        text = f"{error.error_class} at {error.where}" + (f": {message}" if message else "")
+        lines.append(f"    {error.count:>5}  {printable(' '.join(text.split()))}")
+    return lines + ([f"           and {more} more"] if more else [])
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    """The rows under their headings (two words on two lines, to fit a terminal), figures right-aligned."""
+    headings = [name.rpartition(" ") for name in list(COLUMNS)[:-1]]  # the build has its own lines
+    rows = [[top for top, _, _ in headings], [bottom for _, _, bottom in headings], *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headings))]
+    aligns = ["<", "<"] + [">"] * (len(headings) - 2)
+    return [
+        "  ".join(f"{cell:{align}{width}}" for cell, align, width in zip(row, aligns, widths, strict=True))
+        .rstrip()
+        for row in rows
+    ]

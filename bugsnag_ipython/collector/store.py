@@ -1,10 +1,7 @@
 """The collector's SQLite store: every request received, and the sessions, events and builds
-accepted.
-
-One connection, guarded by a lock, shared by the receiver's handler threads. WAL mode with
-`synchronous=NORMAL` commits without an fsync per request, which is what lets one connection
-keep up with thousands of small events a second.
-"""
+accepted, given back as records (a dataclass per table, a field per column). One connection,
+guarded by a lock, is shared by the receiver's handler threads; WAL mode with `synchronous=NORMAL`
+commits without an fsync per request, which lets it keep up with thousands of events a second."""
 
 from __future__ import annotations
 
@@ -13,12 +10,86 @@ import os
 import sqlite3
 import threading
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from .records import BuildRecord, EventRecord, Kind, RequestRecord, SessionCountRecord, SessionRecord
+Kind = Literal["sessions", "events", "builds"]
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request received on an endpoint, accepted or refused."""
+
+    id: int
+    received_at: str
+    kind: Kind
+    status: int
+    reason: str
+    headers: dict[str, str]
+    body: str
+
+    def header(self, name: str) -> str | None:
+        """A header's value, looked up case-insensitively."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers.items() if key.lower() == wanted), None)
+
+
+@dataclass(frozen=True)
+class PayloadRecord:
+    """What every row of an accepted payload carries: its release and the request it came in."""
+
+    id: int
+    api_key: str | None
+    app_version: str | None
+    release_stage: str | None
+    received_at: str
+    request_id: int
+
+
+@dataclass(frozen=True)
+class SessionRecord(PayloadRecord):
+    """One session from an accepted sessions payload."""
+
+    session_id: str
+    started_at: str
+
+
+@dataclass(frozen=True)
+class SessionCountRecord(PayloadRecord):
+    """Sessions a server notifier counted without ids: how many started in one minute."""
+
+    started_at: str
+    sessions_started: int
+
+
+@dataclass(frozen=True)
+class EventRecord(PayloadRecord):
+    """One event from an accepted events payload; `event` is the event object as sent."""
+
+    error_class: str
+    message: str | None
+    unhandled: bool
+    severity: str
+    session_id: str | None
+    session_handled: int | None
+    session_unhandled: int | None
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BuildRecord(PayloadRecord):
+    """One build reported to the Build API; `build` is the body as sent."""
+
+    api_key: str
+    app_version: str
+    builder_name: str | None
+    provider: str | None
+    repository: str | None
+    revision: str | None
+    build: dict[str, Any]
+
 
 Row = dict[str, Any]
 R = TypeVar("R", RequestRecord, SessionRecord, SessionCountRecord, EventRecord, BuildRecord)
@@ -59,13 +130,11 @@ class Store:
         self.path = Path(path)
         self.path.touch(mode=0o600)  # readable by its owner only; SQLite gives -wal/-shm the same
         self._lock = threading.Lock()
-        self._stored = threading.Condition()
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_schema())
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(_schema())
 
     def close(self) -> None:
         with self._lock:
@@ -78,18 +147,11 @@ class Store:
         self.close()
 
     def record(
-        self,
-        kind: Kind,
-        status: int,
-        reason: str,
-        headers: Mapping[str, str],
-        body: bytes,
+        self, kind: Kind, status: int, reason: str, headers: Mapping[str, str], body: bytes,
         payload: Mapping[str, Any] | None = None,
     ) -> int:
-        """Store one request and, when it carries a payload, its sessions, events or build.
-
-        All rows go in one transaction. Returns the request's id.
-        """
+        """Store one request and the sessions, events or build of its payload, in one transaction.
+        Returns the request's id."""
         request: Row = {
             "received_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "kind": kind,
@@ -101,26 +163,18 @@ class Store:
         lowered = {name.lower(): value for name, value in headers.items()}
         api_key = lowered.get("bugsnag-api-key", "").strip() or None
         with self._lock, self._conn:
-            request_id = self._insert("requests", [request])
+            request_id = self._conn.execute(_insert("requests", request), request).lastrowid
+            assert request_id is not None
             if payload is not None:
                 table, rows = _payload_rows(kind, payload, api_key)
                 common = {"received_at": request["received_at"], "request_id": request_id}
-                self._insert(table, [{**row, **common} for row in rows])
-        if payload is not None:
-            with self._stored:
-                self._stored.notify_all()
+                rows = [{**row, **common} for row in rows]
+                self._conn.executemany(_insert(table, rows[0]), rows)
         return request_id
-
-    def wait_for(self, kind: Kind, count: int, timeout: float) -> bool:
-        """Block until at least `count` sessions, events or builds are stored; False on timeout."""
-        with self._stored:
-            return self._stored.wait_for(lambda: self.count(kind) >= count, timeout)
 
     def requests(self, kind: Kind | None = None) -> list[RequestRecord]:
         """Every request received, oldest first; only one endpoint's when `kind` is given."""
-        if kind is None:
-            return self._select(RequestRecord)
-        return self._select(RequestRecord, " WHERE kind = ?", (kind,))
+        return [request for request in self._select(RequestRecord) if kind in (None, request.kind)]
 
     def sessions(self) -> list[SessionRecord]:
         """Every session accepted, oldest first."""
@@ -140,13 +194,10 @@ class Store:
 
     def count(self, kind: Kind) -> int:
         """How many sessions (sent one by one or counted), events or builds have been accepted."""
-        if kind in ("events", "builds"):
-            return int(self._fetch(f"SELECT COUNT(*) FROM {kind}")[0][0])
-        rows = self._fetch(
-            "SELECT (SELECT COUNT(*) FROM sessions),"
-            " (SELECT COALESCE(SUM(sessions_started), 0) FROM session_counts)"
-        )
-        return int(rows[0][0]) + int(rows[0][1])
+        query = f"SELECT COUNT(*) FROM {kind}"
+        if kind == "sessions":
+            query = f"SELECT ({query}) + (SELECT COALESCE(SUM(sessions_started), 0) FROM session_counts)"
+        return int(self._fetch(query)[0][0])
 
     def clear(self) -> None:
         """Forget everything received."""
@@ -154,27 +205,19 @@ class Store:
             for table in ("sessions", "session_counts", "events", "builds", "requests"):
                 self._conn.execute(f"DELETE FROM {table}")
 
-    def _insert(self, table: str, rows: list[Row]) -> int:
-        """Insert rows that share their columns (with the lock held); returns the last row's id."""
-        columns = list(rows[0])
-        statement = (
-            f"INSERT INTO {table} ({', '.join(columns)})"
-            f" VALUES ({', '.join(':' + column for column in columns)})"
-        )
-        for row in rows:
-            row_id = self._conn.execute(statement, row).lastrowid
-        assert row_id is not None
-        return row_id
-
-    def _select(self, record: type[R], where: str = "", params: tuple[Any, ...] = ()) -> list[R]:
+    def _select(self, record: type[R]) -> list[R]:
         """The rows of `record`'s table as records, oldest first: each column is a field."""
         names = [field.name for field in fields(record)]
-        query = f"SELECT {', '.join(names)} FROM {_TABLES[record]}{where} ORDER BY id"
-        return [record(*map(_decoded, names, row)) for row in self._fetch(query, params)]
+        query = f"SELECT {', '.join(names)} FROM {_TABLES[record]} ORDER BY id"
+        return [record(*map(_decoded, names, row)) for row in self._fetch(query)]
 
-    def _fetch(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _fetch(self, query: str) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._conn.execute(query, params).fetchall()
+            return self._conn.execute(query).fetchall()
+
+
+def _insert(table: str, row: Row) -> str:
+    return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(':' + column for column in row)})"
 
 
 def _decoded(column: str, value: Any) -> Any:
@@ -189,8 +232,7 @@ def _text(value: object) -> str | None:
 
 def _app(app: object, release_stage: object = None) -> Row:
     """The app's version and release stage; `release_stage` is the event's own (python's)."""
-    if not isinstance(app, dict):
-        app = {}
+    app = app if isinstance(app, dict) else {}
     stage = app.get("releaseStage")
     return {
         "app_version": _text(app.get("version")),

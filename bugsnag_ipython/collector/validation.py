@@ -1,15 +1,8 @@
 """Checks a request to the sessions, events or builds endpoint the way BugSnag checks it, from
-its headers and exact body bytes. Pure: no I/O.
-
-It takes what BugSnag takes from every official notifier, not only what this package sends:
-sessions one by one (`sessions[]`: android, cocoa, browsers) or counted per minute
-(`sessionCounts[]`: bugsnag-python, bugsnag-js on Node); each notifier's payload versions;
-`payloadVersion` at the top of the body or in each event (bugsnag-js); and the
-`Bugsnag-Integrity` header checked when sent (`sha1 <hex>`, or `simple <body length>`), accepted
-when not (bugsnag-python sends none). A build takes the fields the official clients send
-(bugsnag-build-reporter, bugsnag-cli), each optional one also as null, which is how those
-clients leave a field unset; other fields are ignored.
-"""
+its headers and exact body bytes. Pure: no I/O. It takes what BugSnag takes from every official
+notifier: sessions one by one (`sessions[]`) or counted per minute (`sessionCounts[]`), each
+notifier's payload versions, `Bugsnag-Integrity` checked when sent; a build, the fields the
+official clients send, each optional one also as null (how they leave a field unset)."""
 
 from __future__ import annotations
 
@@ -19,9 +12,9 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from .records import Kind
+from .store import Kind
 
 MAX_BODY_BYTES = 1_000_000
 # The Bugsnag-Payload-Version values the official notifiers send to each endpoint.
@@ -52,10 +45,10 @@ class Refusal(Exception):
 
 
 def parse_json(body: bytes) -> object:
-    """The decoded body, or None when it is not valid UTF-8 JSON (RecursionError propagates)."""
+    """The decoded body, or None when it is not valid UTF-8 JSON (or nested too deeply to parse)."""
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
 
 
@@ -84,11 +77,6 @@ def check_request(kind: Kind, headers: Mapping[str, str], body: bytes) -> Verdic
     return Verdict(200 if kind == "builds" else 202, "Accepted.", parsed)
 
 
-def check_build(headers: Mapping[str, str], body: bytes) -> Verdict:
-    """Return the Build API's verdict: 200 with the parsed build, or 400 with one sentence."""
-    return check_request("builds", headers, body)
-
-
 def _check_headers(kind: Kind, headers: Mapping[str, str], body: bytes) -> None:
     """Check the headers (their names lower-case); a build's only need to say it is JSON."""
     integrity = headers.get("bugsnag-integrity")
@@ -113,24 +101,14 @@ def _check_integrity(integrity: str, body: bytes) -> None:
             raise Refusal("The Bugsnag-Integrity digest does not match the SHA-1 of the body.")
     elif method == "simple" and re.fullmatch("[0-9]+", value):
         if int(value) != len(body):
-            raise Refusal(
-                f"The Bugsnag-Integrity length {value} does not match the body's {len(body)} bytes."
-            )
+            raise Refusal(f"The Bugsnag-Integrity length {value} does not match the body's {len(body)}"
+                          " bytes.")
     else:
-        raise Refusal(
-            "The Bugsnag-Integrity header must be 'sha1 ' and 40 hex digits, or 'simple ' and the"
-            " body's length."
-        )
+        raise Refusal("The Bugsnag-Integrity header must be 'sha1 ' and 40 hex digits, or 'simple ' and"
+                      " the body's length.")
 
 
-class _Shape(NamedTuple):
-    """What a field must be: a test of its value, and the words a refusal says it in."""
-
-    test: Callable[[Any], bool]
-    what: str
-
-
-def _is_whole(value: object) -> bool:
+def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -138,38 +116,36 @@ def _one_of(values: tuple[str, ...]) -> str:
     return ", ".join(values[:-1]) + " or " + values[-1]
 
 
-_OBJECT = _Shape(lambda value: isinstance(value, dict), "an object")
-_LIST = _Shape(lambda value: isinstance(value, list), "a list")
-_STRING = _Shape(lambda value: isinstance(value, str), "a string")
-_TEXT = _Shape(lambda value: isinstance(value, str) and value != "", "a non-empty string")
-_TEXT_OR_NULL = _TEXT._replace(what="a non-empty string or null")
-_TIME = _Shape(lambda value: isinstance(value, str) and _is_iso8601(value), "an ISO-8601 time")
-_TRUE_OR_FALSE = _Shape(lambda value: isinstance(value, bool), "true or false")
-_COUNT = _Shape(lambda value: _is_whole(value) and value >= 0, "a whole number")
-_POSITIVE_COUNT = _Shape(lambda value: _is_whole(value) and value >= 1, "a whole number above 0")
-_EVENT_VERSION = _Shape(
-    lambda value: str(value) in PAYLOAD_VERSIONS["events"], _one_of(PAYLOAD_VERSIONS["events"])
-)
-_SEVERITY = _Shape(lambda value: isinstance(value, str) and value in SEVERITIES, "error, warning or info")
-_API_KEY = _Shape(
-    lambda value: isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{32}", value) is not None,
-    "the project's API key: 32 hexadecimal digits",
-)
-_VERSION = _Shape(lambda value: isinstance(value, str) and value.strip() != "", "a non-empty string")
-_SOURCE_CONTROL = _Shape(lambda value: isinstance(value, dict), "an object with repository and revision")
-_METADATA = _Shape(
-    lambda value: isinstance(value, dict) and all(isinstance(item, str) for item in value.values()),
-    "an object whose values are strings",
-)
+_EVENT_VERSION = _one_of(PAYLOAD_VERSIONS["events"])
+_API_KEY = "the project's API key: 32 hexadecimal digits"
+_SOURCE_CONTROL = "an object with repository and revision"
+_METADATA = "an object whose values are strings"
+# What a field must be, in the words a refusal says it in, and the test of its value.
+_SHAPES: Mapping[str, Callable[[Any], bool]] = {
+    "an object": lambda value: isinstance(value, dict),
+    "a list": lambda value: isinstance(value, list),
+    "a string": lambda value: isinstance(value, str),
+    "a non-empty string": lambda value: isinstance(value, str) and value != "",
+    "a non-empty string or null": lambda value: isinstance(value, str) and value != "",
+    "an ISO-8601 time": lambda value: isinstance(value, str) and _is_iso8601(value),
+    "true or false": lambda value: isinstance(value, bool),
+    "a whole number": lambda value: _whole(value) and value >= 0,
+    "a whole number above 0": lambda value: _whole(value) and value >= 1,
+    "error, warning or info": lambda value: isinstance(value, str) and value in SEVERITIES,
+    _EVENT_VERSION: lambda value: str(value) in PAYLOAD_VERSIONS["events"],
+    _API_KEY: lambda value: isinstance(value, str) and re.fullmatch("[0-9a-fA-F]{32}", value) is not None,
+    _SOURCE_CONTROL: lambda value: isinstance(value, dict),
+    _METADATA: lambda value: isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+}
 
 
-def _field(parent: dict[str, Any], key: str, at: str, shape: _Shape, *, optional: bool = False) -> Any:
+def _field(parent: dict[str, Any], key: str, at: str, shape: str, *, optional: bool = False) -> Any:
     """`parent[key]`, refused unless it has `shape` (or is absent or null, when `optional`);
     `at` is where `parent` is in the payload ("events[0].")."""
     value = parent.get(key)
-    if (value is None and optional) or shape.test(value):
+    if (value is None and optional) or _SHAPES[shape](value):
         return value
-    raise Refusal(f"The field {at}{key} must be {shape.what}.")
+    raise Refusal(f"The field {at}{key} must be {shape}.")
 
 
 def _objects(parent: dict[str, Any], key: str, at: str) -> Iterator[tuple[dict[str, Any], str]]:
@@ -184,63 +160,63 @@ def _objects(parent: dict[str, Any], key: str, at: str) -> Iterator[tuple[dict[s
 
 
 def _check_sessions(payload: dict[str, Any]) -> None:
-    _field(_field(payload, "notifier", "", _OBJECT), "name", "notifier.", _TEXT)
-    _field(payload, "app", "", _OBJECT)
-    _field(payload, "device", "", _OBJECT)
+    _field(_field(payload, "notifier", "", "an object"), "name", "notifier.", "a non-empty string")
+    _field(payload, "app", "", "an object")
+    _field(payload, "device", "", "an object")
     if "sessions" not in payload and "sessionCounts" in payload:
         # The server notifiers' form: how many sessions started in each minute, no ids.
         for count, at in _objects(payload, "sessionCounts", ""):
-            _field(count, "startedAt", at, _TIME)
-            _field(count, "sessionsStarted", at, _POSITIVE_COUNT)
+            _field(count, "startedAt", at, "an ISO-8601 time")
+            _field(count, "sessionsStarted", at, "a whole number above 0")
         return
     for session, at in _objects(payload, "sessions", ""):
-        _field(session, "id", at, _TEXT)
-        _field(session, "startedAt", at, _TIME)
+        _field(session, "id", at, "a non-empty string")
+        _field(session, "startedAt", at, "an ISO-8601 time")
 
 
 def _check_events(payload: dict[str, Any]) -> None:
-    _field(payload, "apiKey", "", _STRING, optional=True)
+    _field(payload, "apiKey", "", "a string", optional=True)
     # `payloadVersion` is optional, at the top (android, python) or in each event (js).
     _field(payload, "payloadVersion", "", _EVENT_VERSION, optional=True)
-    _field(_field(payload, "notifier", "", _OBJECT), "name", "notifier.", _TEXT)
+    _field(_field(payload, "notifier", "", "an object"), "name", "notifier.", "a non-empty string")
     for event, at in _objects(payload, "events", ""):
         _field(event, "payloadVersion", at, _EVENT_VERSION, optional=True)
         for exception, place in _objects(event, "exceptions", at):
-            _field(exception, "errorClass", place, _TEXT)
-            _field(exception, "stacktrace", place, _LIST)
-        _field(event, "severity", at, _SEVERITY)
-        _field(event, "unhandled", at, _TRUE_OR_FALSE)
-        _field(_field(event, "severityReason", at, _OBJECT), "type", f"{at}severityReason.", _TEXT)
+            _field(exception, "errorClass", place, "a non-empty string")
+            _field(exception, "stacktrace", place, "a list")
+        _field(event, "severity", at, "error, warning or info")
+        _field(event, "unhandled", at, "true or false")
+        reason = _field(event, "severityReason", at, "an object")
+        _field(reason, "type", f"{at}severityReason.", "a non-empty string")
         # bugsnag-python sends "session": null for an event outside any session.
-        session = _field(event, "session", at, _OBJECT, optional=True)
+        session = _field(event, "session", at, "an object", optional=True)
         if session is not None:
-            _field(session, "id", f"{at}session.", _TEXT)
-            _field(session, "startedAt", f"{at}session.", _TIME)
-            counts = _field(session, "events", f"{at}session.", _OBJECT)
+            _field(session, "id", f"{at}session.", "a non-empty string")
+            _field(session, "startedAt", f"{at}session.", "an ISO-8601 time")
+            counts = _field(session, "events", f"{at}session.", "an object")
             for name in ("handled", "unhandled"):
-                _field(counts, name, f"{at}session.events.", _COUNT)
+                _field(counts, name, f"{at}session.events.", "a whole number")
 
 
 def _check_build(build: dict[str, Any]) -> None:
     _field(build, "apiKey", "", _API_KEY)
-    _field(build, "appVersion", "", _VERSION)
+    if not _field(build, "appVersion", "", "a non-empty string").strip():
+        raise Refusal("The field appVersion must be a non-empty string.")
     for name in _OPTIONAL_BUILD_STRINGS:
-        _field(build, name, "", _TEXT_OR_NULL, optional=True)
+        _field(build, name, "", "a non-empty string or null", optional=True)
     source = _field(build, "sourceControl", "", _SOURCE_CONTROL, optional=True)
     if source is not None:
-        _field(source, "repository", "sourceControl.", _TEXT)
-        _field(source, "revision", "sourceControl.", _TEXT)
-        _field(source, "provider", "sourceControl.", _TEXT_OR_NULL, optional=True)
+        _field(source, "repository", "sourceControl.", "a non-empty string")
+        _field(source, "revision", "sourceControl.", "a non-empty string")
+        _field(source, "provider", "sourceControl.", "a non-empty string or null", optional=True)
     _field(build, "metadata", "", _METADATA, optional=True)
-    _field(build, "autoAssignRelease", "", _TRUE_OR_FALSE, optional=True)
+    _field(build, "autoAssignRelease", "", "true or false", optional=True)
 
 
 def _is_iso8601(text: str) -> bool:
     # fromisoformat accepts the "Z" suffix and millisecond fractions from Python 3.11 on.
-    if "T" not in text:
-        return False
     try:
         datetime.fromisoformat(text)
     except ValueError:
         return False
-    return True
+    return "T" in text

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bugsnag_ipython.collector import Collector, Store, build_report, check_build
+from bugsnag_ipython.collector import Collector, Store, build_report, check_request
 from tests.collector_support import ScriptedCollector
 from tests.payloads import API_KEY, build_payload, encode, event_payload, post, session_payload
 
@@ -99,7 +99,7 @@ def test_a_bad_build_is_refused_with_one_sentence_naming_the_field(
     ],
 )
 def test_a_body_that_is_no_build_is_refused(body: bytes, headers: dict[str, str], reason: str) -> None:
-    verdict = check_build({"Content-Type": "application/json", **headers}, body)
+    verdict = check_request("builds", {"Content-Type": "application/json", **headers}, body)
     assert (verdict.status, verdict.reason) == (400, reason)
 
 
@@ -113,7 +113,7 @@ def test_nulls_are_unset_fields_as_the_official_clients_send_them() -> None:
     payload = {**build_payload(), "releaseStage": None, "metadata": None, "sourceControl": None,
                "autoAssignRelease": None, "appVersionCode": None}
     body = encode(payload)
-    assert check_build({"Content-Type": "application/json"}, body).status == 200
+    assert check_request("builds", {"Content-Type": "application/json"}, body).status == 200
 
 
 def test_a_database_from_before_builds_opens_and_takes_builds(tmp_path: Path) -> None:

@@ -11,18 +11,17 @@ import pytest
 from bugsnag_ipython.collector import (
     Store,
     build_report,
-    check_build,
+    check_request,
     format_report,
     format_report_json,
 )
-from bugsnag_ipython.collector.validation import check_request
 from tests.payloads import build_payload, encode, event_payload, headers_for, session_payload
 
 
 def _record(store: Store, kind: Any, payload: object) -> None:
     body = encode(payload)
     headers = headers_for(kind, body)
-    verdict = check_build(headers, body) if kind == "builds" else check_request(kind, headers, body)
+    verdict = check_request(kind, headers, body)
     assert verdict.accepted, verdict.reason
     store.record(kind, verdict.status, verdict.reason, headers, body, verdict.payload)
 
