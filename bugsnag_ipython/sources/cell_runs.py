@@ -66,11 +66,8 @@ class CellRuns(Source):
             self.internal_failure("pre_run_cell")
 
     def _requested_cell_id(self, info: Any) -> str | None:
-        """The frontend's cell id from the execute request's metadata (`cellId`), for when
-        ipykernel does not pass it to `pre_run_cell` (it does only for a shell whose run_cell
-        takes one): every ipykernel then names cells alike. Only for the request's own code,
-        not for a `run_cell` that code calls."""
-        # The shell channel named: the cell runs there, and ipykernel need not ask which thread.
+        """The execute request's `cellId`, where ipykernel does not pass it to `pre_run_cell`;
+        only for the request's own code, not a `run_cell` that code calls."""
         request = self._request("shell") if self._request is not None else None
         if not isinstance(request, dict):
             return None

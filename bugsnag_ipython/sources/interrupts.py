@@ -1,11 +1,6 @@
-"""Interrupts around a cell's error: the error an interrupt replaced, and interrupts held off
-while that error is reported.
-
-After a cell raised, an interrupt can land while IPython shows the error (the cell then ends
-with only the KeyboardInterrupt), or in `post_run_cell`, where the error is reported. Neither
-may cost the error's event: the cell's own result on the shell still holds the error, and the
-report holds off one interrupt (a second one goes through, should a user's callback hang).
-"""
+"""Interrupts around a cell's error: an interrupt that lands while IPython shows the error, or
+while it is reported, must not cost the error's event. The cell's own result on the shell still
+holds the error, and the report holds off one interrupt (a second one goes through)."""
 
 from __future__ import annotations
 
@@ -17,9 +12,7 @@ from typing import Any
 
 def replaced_error(shell: Any, result: Any, execution_count: int | None) -> BaseException | None:
     """The error cell `execution_count` ended with before an interrupt replaced its result by
-    `result` (None: IPython's recovery lost even that). The cell's own result is the shell's
-    `last_execution_result`, or, for an interrupt before IPython noted it, the displayhook's
-    `exec_result`; either is the cell's when it has the cell's execution count."""
+    `result`: the cell's own result is the shell's last one, or, not noted yet, the displayhook's."""
     if execution_count is None:
         return None
     found = (getattr(shell, "last_execution_result", None),
@@ -34,10 +27,8 @@ def replaced_error(shell: Any, result: Any, execution_count: int | None) -> Base
 
 
 class HeldInterrupt:
-    """`with HeldInterrupt():` one SIGINT that arrives inside is taken in instead of raising
-    KeyboardInterrupt there; a second one raises as usual. Only on the main thread, where
-    Python runs signal handlers, and only over Python's own handler (another one is left to
-    do what it does)."""
+    """`with HeldInterrupt():` one SIGINT inside is taken in, a second raises as usual. Only on the
+    main thread and over Python's own handler (another one is left to do what it does)."""
 
     def __init__(self) -> None:
         self._previous: Any = None

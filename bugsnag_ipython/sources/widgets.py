@@ -1,12 +1,8 @@
 """Widgets: exceptions in their callbacks, and the user's widget activity as the foreground.
 
-Two hooks on this kernel's own objects, neither importing ipywidgets:
-
-- `WidgetCallbacks` wraps the shell's `showtraceback`, through which ipywidgets shows every
-  exception of a user's callback (`on_click`, `observe`, `interact`, a `with output:` block...):
-  no cell raises. Only ipywidgets' calls are reported; a cell's own error is the cell source's.
-- `WidgetActivity` wraps the kernel's `comm_msg` handler: a message from the frontend to a
-  user's widget (a click, a slider moved) is a return to the foreground, as a cell is.
+`WidgetCallbacks` wraps the shell's `showtraceback`, through which ipywidgets shows every exception
+of a user's callback; `WidgetActivity` wraps the kernel's `comm_msg` handler, so that a message to
+a user's widget (a click, a slider moved) is a return to the foreground. Neither imports ipywidgets.
 """
 
 from __future__ import annotations
@@ -25,8 +21,7 @@ if TYPE_CHECKING:
 WIDGET_MODULES = ("ipywidgets.", "traitlets.", "comm.")
 MAX_FRAMES = 64  # how far out from ipywidgets' catch to look for the widget the user touched
 
-# The model ids of this package's own widgets (the status panel's buttons): their messages are
-# not the user's activity. Filled by `not_user_activity`.
+# The model ids of the status panel's buttons: their messages are not the user's activity.
 _OWN_MODEL_IDS: set[str] = set()
 
 
@@ -56,7 +51,7 @@ class WidgetAction(NamedTuple):
 
 
 def describe(widget: Any, action: str) -> WidgetAction:
-    """The widget by its class and what it shows: its description, or interact's function."""
+    """The widget by its class and its description, or interact's function."""
     description = getattr(widget, "description", "")
     if not (isinstance(description, str) and description):
         function = getattr(widget, "f", None)  # interact's function
@@ -81,8 +76,7 @@ def message_action(data: Any) -> str | None:
 
 
 def _widget_registry() -> dict[str, Any]:
-    """The live widgets by model id (ipywidgets' own registry; `Widget.widgets`, which returns
-    it, warns that it is deprecated)."""
+    """ipywidgets' live widgets by model id (`Widget.widgets` returns it with a deprecation warning)."""
     module = sys.modules.get("ipywidgets.widgets.widget")  # no widgets before it is imported
     registry = getattr(module, "_instances", None)
     return registry if isinstance(registry, dict) else {}
@@ -93,9 +87,8 @@ def _module_of(frame: FrameType) -> str:
 
 
 def widget_in_frames(frame: FrameType | None) -> tuple[Any, str] | None:
-    """The widget whose code was running outermost in the ipywidgets (and traitlets, comm)
-    frames from `frame` out, and that frame's function: the widget the user touched (the Button
-    whose click ran the callback, the slider whose change ran the observer)."""
+    """The widget the user touched (the Button whose click ran the callback), as the outermost
+    widget in ipywidgets' frames from `frame` out, and that frame's function."""
     found: tuple[Any, str] | None = None
     for _ in range(MAX_FRAMES):
         if frame is None or not _module_of(frame).startswith(WIDGET_MODULES):
