@@ -39,11 +39,6 @@ def exit_flush_seconds(ending_since: float | None, now: float) -> float:
     return max(EXIT_FLUSH_FLOOR, min(EXIT_FLUSH_SECONDS, began + EXIT_FLUSH_SECONDS - now))
 
 
-def loaded_in_cell(shell: Any) -> bool:
-    """True for `%load_ext` in a cell; False when kernel config loads it before any cell."""
-    return getattr(getattr(shell, "displayhook", None), "exec_result", None) is not None
-
-
 class Extension:
     """What one shell has loaded: its client, settings and the hooks to remove on unload."""
 
@@ -83,7 +78,8 @@ class Extension:
 
     def install(self, *, launch: bool) -> None:
         shell = self.shell
-        in_cell = loaded_in_cell(shell)
+        # `%load_ext` in a cell, not kernel config before any cell.
+        in_cell = getattr(getattr(shell, "displayhook", None), "exec_result", None) is not None
         for problem in self.options.problems:
             self._say(problem, in_cell)
         if in_cell and not self.client.config.api_key:

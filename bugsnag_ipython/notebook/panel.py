@@ -89,7 +89,11 @@ class StatusPanel:
         # The state a click's notice describes ("Resumed session 89f038a1."): the notice is
         # shown only while that is still the state, never under a newer one.
         self._notice_state = _session_key(None)
-        view = self._view(source())
+        client = source()
+        # The client is the same one across unloads and reloads: listened to once.
+        if client is not None and REFRESHER.changed not in client.listeners:
+            client.listeners.append(REFRESHER.changed)
+        view = self._view(client)
         # Built with their first values, so that the comm_open messages carry them and no
         # round of updates follows the display.
         self.header = widgets.HTML(_header(view))
@@ -136,8 +140,6 @@ class StatusPanel:
         self.header.value = _header(view)
 
     def _view(self, client: Client | None) -> PanelView:
-        if client is not None:
-            REFRESHER.listen_to(client)
         flush = REFRESHER.flushes.get(client) if client is not None else None
         return panel_view(client, flush, wall_clock=time.time(), monotonic=time.monotonic())
 
@@ -220,13 +222,6 @@ class Refresher:
                 self._thread = threading.Thread(target=self._run, name="bugsnag-panel", daemon=True)
                 self._thread.start()
         self._wake.set()
-
-    def listen_to(self, client: Client) -> None:
-        """Join the client's listeners once. The listener stays after an unload: it only sets
-        an event, and the panels then find no loaded client."""
-        with self._lock:
-            if self.changed not in client.listeners:
-                client.listeners.append(self.changed)
 
     def flush(self, client: Client) -> None:
         """Flush on a daemon thread, so the click returns at once and the kernel stays free."""

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 
 class CellRuns(Source):
+    """The shell's cell events: each cell run's start, end and the error it ended with."""
+
     def __init__(self, client: Client, shell: Any, cells: CellIndex) -> None:
         super().__init__(client)
         self.shell = shell
@@ -34,10 +36,7 @@ class CellRuns(Source):
         self.shell.events.register("post_run_cell", self.post_run_cell)
 
     def uninstall(self) -> None:
-        for event, callback in (
-            ("pre_run_cell", self.pre_run_cell),
-            ("post_run_cell", self.post_run_cell),
-        ):
+        for event, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
             with contextlib.suppress(ValueError):
                 self.shell.events.unregister(event, callback)
 
@@ -68,7 +67,7 @@ class CellRuns(Source):
     def _requested_cell_id(self, info: Any) -> str | None:
         """The execute request's `cellId`, where ipykernel does not pass it to `pre_run_cell`;
         only for the request's own code, not a `run_cell` that code calls."""
-        request = self._request("shell") if self._request is not None else None
+        request = self._request("shell")  # the cell runs on the shell channel
         if not isinstance(request, dict):
             return None
         metadata, content = request.get("metadata"), request.get("content")
