@@ -28,7 +28,7 @@ class CellRuns(Source):
         inputs = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
         self._inputs: list[str] | None = inputs if isinstance(inputs, list) else None
         # The execute request being handled (ipykernel >= 6), for its cell id.
-        self._request = getattr(getattr(shell, "kernel", None), "get_parent", None)
+        self._request: Any = getattr(getattr(shell, "kernel", None), "get_parent", None)
         self.crash_record: CrashRecord | None = None  # kernel_deaths.py's, while installed
 
     def install(self) -> None:
