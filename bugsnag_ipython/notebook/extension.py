@@ -21,7 +21,7 @@ from ..sources import Source, headless
 from ..sources.cell_runs import CellRuns
 from ..sources.event_loop import LoopExceptions
 from ..sources.threads import ThreadExceptions
-from ..sources.widgets import WidgetActivity, WidgetCallbacks
+from ..sources.widgets import WidgetCallbacks
 from . import kernel_log
 from .magics import BugsnagMagics
 from .settings import BugsnagIPython, OptionSources
@@ -62,12 +62,10 @@ class Extension:
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)
         self.kernel_deaths = KernelDeaths(self.client, shell, self.cells, self.cell_runs)
-        activity = WidgetActivity(self.client, getattr(shell, "kernel", None))
         self.sources: list[Source] = [
             self.cell_runs,
             ThreadExceptions(self.client),
-            activity,
-            WidgetCallbacks(self.client, shell, activity),
+            WidgetCallbacks(self.client, shell, getattr(shell, "kernel", None)),
             LoopExceptions(self.client, shell),
             self.kernel_deaths,
         ]

@@ -1,8 +1,8 @@
 """Widgets: exceptions in their callbacks, and the user's widget activity as the foreground.
 
 `WidgetCallbacks` wraps the shell's `showtraceback`, through which ipywidgets shows every exception
-of a user's callback; `WidgetActivity` wraps the kernel's `comm_msg` handler, so that a message to
-a user's widget (a click, a slider moved) is a return to the foreground. Neither imports ipywidgets.
+of a user's callback, and the kernel's `comm_msg` handler, so that a message to a user's widget (a
+click, a slider moved) is a return to the foreground. It does not import ipywidgets.
 """
 
 from __future__ import annotations
@@ -100,29 +100,41 @@ def widget_in_frames(frame: FrameType | None) -> tuple[Any, str] | None:
     return found
 
 
-class WidgetActivity(Source):
-    """The kernel's `comm_msg` handler, wrapped: messages to a user's widget are activity."""
+class WidgetCallbacks(Source):
+    """Two wraps: the kernel's `comm_msg` handler (a message to a user's widget is activity) and
+    the shell's `showtraceback` (what ipywidgets caught is an unhandled event)."""
 
-    def __init__(self, client: Client, kernel: Any) -> None:
+    def __init__(self, client: Client, shell: Any, kernel: Any) -> None:
         super().__init__(client)
-        self.kernel = kernel  # None outside a kernel (terminal IPython): nothing to hook
+        self.shell = shell
+        self.kernel = kernel  # None outside a kernel (terminal IPython): no comm_msg to hook
         self.current: WidgetAction | None = None  # the user's message being handled
-        self._previous: Any = None
-        self._active = False
         self._last: WidgetAction | None = None
+        self._previous: Any = None
+        self._show: Any = None
+        self._had_own: Any = None  # an instance attribute someone set before us
+        self._active = False
 
     def install(self) -> None:
         handlers = getattr(self.kernel, "shell_handlers", None)
         if isinstance(handlers, dict) and "comm_msg" in handlers:
             self._previous = handlers["comm_msg"]
             handlers["comm_msg"] = self.comm_msg
-            self._active = True
+        self._had_own = self.shell.__dict__.get("showtraceback")
+        self._show = self.shell.showtraceback
+        self.shell.showtraceback = self.showtraceback
+        self._active = True
 
     def uninstall(self) -> None:
         self._active = False  # if someone wrapped us in turn, we stay in their chain, idle
         handlers = getattr(self.kernel, "shell_handlers", None)
         if isinstance(handlers, dict) and handlers.get("comm_msg") == self.comm_msg:
             handlers["comm_msg"] = self._previous
+        if self.shell.__dict__.get("showtraceback") == self.showtraceback:
+            if self._had_own is None:
+                del self.shell.showtraceback
+            else:
+                self.shell.showtraceback = self._had_own
 
     def comm_msg(self, stream: Any, ident: Any, msg: Any) -> Any:
         action = self._started(msg) if self._active else None
@@ -159,32 +171,6 @@ class WidgetActivity(Source):
             self.internal_failure("comm_msg")
             return None
 
-
-class WidgetCallbacks(Source):
-    """The shell's `showtraceback`, wrapped: what ipywidgets caught is an unhandled event."""
-
-    def __init__(self, client: Client, shell: Any, activity: WidgetActivity) -> None:
-        super().__init__(client)
-        self.shell = shell
-        self.activity = activity
-        self._show: Any = None
-        self._had_own: Any = None  # an instance attribute someone set before us
-        self._active = False
-
-    def install(self) -> None:
-        self._had_own = self.shell.__dict__.get("showtraceback")
-        self._show = self.shell.showtraceback
-        self.shell.showtraceback = self.showtraceback
-        self._active = True
-
-    def uninstall(self) -> None:
-        self._active = False  # if someone wrapped us in turn, we stay in their chain, silent
-        if self.shell.__dict__.get("showtraceback") == self.showtraceback:
-            if self._had_own is None:
-                del self.shell.showtraceback
-            else:
-                self.shell.showtraceback = self._had_own
-
     def showtraceback(self, exc_tuple: Any = None, *args: Any, **kwargs: Any) -> Any:
         caller = sys._getframe(1)
         # ipywidgets' own catch (not a cell's error, which IPython shows through this too).
@@ -199,8 +185,8 @@ class WidgetCallbacks(Source):
         return self._show(exc_tuple, *args, **kwargs)
 
     def _action(self, caller: FrameType) -> WidgetAction:
-        if self.activity.current is not None:
-            return self.activity.current  # the click or change being handled: what the user did
+        if self.current is not None:
+            return self.current  # the click or change being handled: what the user did
         found = widget_in_frames(caller)  # a cell's `button.click()`, `interact(...)`
         if found is None:
             return WidgetAction("Widget", "", None, "callback")
