@@ -146,9 +146,10 @@ class Extension:
         ask_for_key(self.client, config_sets_key="api_key" in self.settings.from_files)
 
     def show_panel(self) -> None:
+        """The live panel, which shows this client while it is loaded: it follows an unload and a reload."""
         from .panel import show_panel  # here: loading the extension need not import the panel
 
-        show_panel(self.client, self.panel_source())
+        show_panel(self.client, lambda: self.client if self.installed else None)
 
     def at_exit(self) -> None:
         try:
@@ -157,10 +158,6 @@ class Extension:
             self.client.shutdown(exit_flush_seconds(began, self.client.tracker.monotonic()))
         except Exception:
             self.cell_runs.internal_failure("exit")
-
-    def panel_source(self) -> Callable[[], Client | None]:
-        """The client while it is loaded: a panel follows an unload and a reload."""
-        return lambda: self.client if self.installed else None
 
 
 def release_directory(run: HeadlessRun | None) -> str:
