@@ -29,7 +29,6 @@ REFRESH_INTERVAL = 0.25  # at most four refreshes a second, however fast the cli
 TICK = 1.0  # the clock in the panel, and noticing an unloaded extension
 COUNTDOWN_MARGIN = 0.02  # wake this long after the countdown's second has passed, not before
 FLUSH_SECONDS = 5.0  # as `%bugsnag_session flush`
-# Each button's label and tooltip.
 BUTTONS = {
     "start": ("New session", "Start a new session, replacing the current one (%bugsnag_session start)"),
     "pause": ("Pause", "Errors from now on count against no session (%bugsnag_session pause)"),
@@ -199,9 +198,6 @@ def _value(label: str, value: str) -> str:
     if label != "Last error":
         return html.escape(value)
     return f"<div class='bugsnag-last-error' style='{LAST_ERROR_STYLE}'>{html.escape(value)}</div>"
-
-
-# -- the refresher -----------------------------------------------------------------------------
 
 
 class Refresher:
