@@ -117,10 +117,7 @@ def leave_breadcrumb(name: str, metadata: dict[str, Any] | None = None, type: st
 
 def panel() -> None:
     """Show the live status panel (in a terminal, the status text)."""
-    from .notebook.panel import show_panel
-
-    loaded = _extension()
-    show_panel(loaded.client, loaded.panel_source())
+    _extension().show_panel()
 
 
 def flush(timeout: float = 5.0) -> bool:

@@ -1,9 +1,5 @@
-"""IPython glue: load and unload. Loading makes the client, installs the failure sources
-(`bugsnag_ipython.sources`), the settings and the magic; unloading undoes all of it.
-
-Every callback body catches everything: an exception escaping an IPython event callback is
-shown to the user in the cell, and nothing this extension does may reach the user's cell.
-"""
+"""Load and unload: loading makes the client and installs the failure sources, the settings
+and the magics; unloading undoes all of it."""
 
 from __future__ import annotations
 
@@ -25,37 +21,28 @@ from ..sources import Source, headless
 from ..sources.cell_runs import CellRuns
 from ..sources.event_loop import LoopExceptions
 from ..sources.threads import ThreadExceptions
-from ..sources.widgets import WidgetActivity, WidgetCallbacks
+from ..sources.widgets import WidgetCallbacks
 from . import kernel_log
 from .magics import BugsnagMagics
 from .settings import BugsnagIPython, OptionSources
 
 SHELL_ATTRIBUTE = "_bugsnag_ipython"
-# jupyter_client sends SIGTERM half its shutdown_wait_time, 2.5 s by default, after a shutdown
-# request. The exit flush ends at most EXIT_FLUSH_SECONDS after the request (after the exit itself,
-# without one), so the kernel's own exit has the rest.
+# jupyter_client sends SIGTERM 2.5 s (by default) after a shutdown request: the exit flush ends
+# at most this long after the request, so the kernel's own exit has the rest.
 EXIT_FLUSH_SECONDS = 1.0
-# A late exit still waits this long, for a payload the outbox has not written yet.
-EXIT_FLUSH_FLOOR = 0.2
+EXIT_FLUSH_FLOOR = 0.2  # a late exit still waits for a payload the outbox has not written yet
 
 
 def exit_flush_seconds(ending_since: float | None, now: float) -> float:
-    """How long the exit flush may wait at `now`: what is left of EXIT_FLUSH_SECONDS since the
-    end began (`ending_since`, None if nothing announced it), never under EXIT_FLUSH_FLOOR."""
+    """What is left at `now` of EXIT_FLUSH_SECONDS since the end began (None: it begins now)."""
     began = now if ending_since is None else ending_since
     return max(EXIT_FLUSH_FLOOR, min(EXIT_FLUSH_SECONDS, began + EXIT_FLUSH_SECONDS - now))
-
-
-def loaded_in_cell(shell: Any) -> bool:
-    """True for `%load_ext` in a cell; False when kernel config loads it before any cell."""
-    return getattr(getattr(shell, "displayhook", None), "exec_result", None) is not None
 
 
 class Extension:
     """What one shell has loaded: its client, settings and the hooks to remove on unload."""
 
     def __init__(self, shell: Any, *, monotonic: Callable[[], float] = time.monotonic) -> None:
-        """`monotonic`: the clock of the client, the sessions and the exit flush."""
         self.shell = shell
         self.settings = BugsnagIPython(parent=shell)
         run = headless.detect(os.environ, os.getcwd(), time.time())
@@ -67,7 +54,7 @@ class Extension:
             # A run the command line names is one session; one known only by its notebook keeps
             # the idle rule. A dashboard is a person's: sessions as in JupyterLab, no `run` tab.
             self.client.headless_run(self.cells.run_tab, one_session=run.known_at_launch)
-        self.client.problems.extend(self.problems)
+        self.client.problems.extend(self.options.problems)
         self.client.origins.update(origins)
         self.client.on_first_held_event = self._say_held
         if config.app_version is None:
@@ -75,12 +62,10 @@ class Extension:
         self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)
         self.kernel_deaths = KernelDeaths(self.client, shell, self.cells, self.cell_runs)
-        activity = WidgetActivity(self.client, getattr(shell, "kernel", None))
         self.sources: list[Source] = [
             self.cell_runs,
             ThreadExceptions(self.client),
-            activity,
-            WidgetCallbacks(self.client, shell, activity),
+            WidgetCallbacks(self.client, shell, getattr(shell, "kernel", None)),
             LoopExceptions(self.client, shell),
             self.kernel_deaths,
         ]
@@ -89,15 +74,11 @@ class Extension:
         self.magics = BugsnagMagics(shell, self.client, self.show_panel, self.ask_for_key)
         self.installed = False
 
-    @property
-    def problems(self) -> list[str]:
-        """The refused options and the unusable saved key, one sentence each."""
-        return self.options.problems
-
     def install(self, *, launch: bool) -> None:
         shell = self.shell
-        in_cell = loaded_in_cell(shell)
-        for problem in self.problems:
+        # `%load_ext` in a cell, not kernel config before any cell.
+        in_cell = getattr(getattr(shell, "displayhook", None), "exec_result", None) is not None
+        for problem in self.options.problems:
             self._say(problem, in_cell)
         if in_cell and not self.client.config.api_key:
             from .status import HOW_TO_SET_A_KEY  # here: loading with a key need not import status
@@ -145,8 +126,7 @@ class Extension:
             log.warning(message)
 
     def _say_held(self) -> None:
-        """The first event held for lack of an API key: said in the cell that made it (once per
-        kernel), or in the kernel log when no cell is running on this thread."""
+        """The first event held for lack of a key: said in its cell, else in the kernel log."""
         try:
             from .status import HOW_TO_SET_A_KEY
 
@@ -157,7 +137,7 @@ class Extension:
                 in_cell,
             )
         except Exception:
-            pass  # said nowhere is better than said into the user's traceback
+            pass  # an exception here would reach the user's cell
 
     def ask_for_key(self) -> None:
         """`%bugsnag_key`: the key from a prompt that does not echo, for this kernel and later ones."""
@@ -166,29 +146,23 @@ class Extension:
         ask_for_key(self.client, config_sets_key="api_key" in self.settings.from_files)
 
     def show_panel(self) -> None:
+        """The live panel, which shows this client while it is loaded: it follows an unload and a reload."""
         from .panel import show_panel  # here: loading the extension need not import the panel
 
-        show_panel(self.client, self.panel_source())
+        show_panel(self.client, lambda: self.client if self.installed else None)
 
     def at_exit(self) -> None:
         try:
-            # Registered after the sources' exit hooks, this runs before them: the end began
-            # at a shutdown request or `exit` (kernel_deaths saw exit_now), or begins now.
+            # The end began at a shutdown request or `exit` (as kernel_deaths saw it), or now.
             began = self.kernel_deaths.ending_since
             self.client.shutdown(exit_flush_seconds(began, self.client.tracker.monotonic()))
         except Exception:
             self.cell_runs.internal_failure("exit")
 
-    def panel_source(self) -> Callable[[], Client | None]:
-        """What a panel shows: the client while it is loaded, so that a panel follows an unload
-        (it says so and disables its buttons) and a reload, instead of driving a stale client."""
-        return lambda: self.client if self.installed else None
-
 
 def release_directory(run: HeadlessRun | None) -> str:
-    """Where the notebook lies, for its repository: a run's notebook as its command line names
-    it, else the notebook Jupyter Server names (`JPY_SESSION_NAME`, a full path), else the
-    kernel's working directory (where frontends and runners start a notebook's kernel)."""
+    """Where the notebook lies, for its repository: the run's notebook, else the one Jupyter
+    Server names, else the kernel's working directory."""
     if run is not None and run.command is not None and not remote(run.command.notebooks[0]):
         return os.path.dirname(run.command.notebooks[0])
     named = os.environ.get(headless.FRONTEND_VARIABLE, "")
@@ -201,11 +175,10 @@ def load(shell: Any) -> Extension:
     kernel_log.install()  # our messages go to the kernel's log, never into a cell
     existing: Extension | None = getattr(shell, SHELL_ATTRIBUTE, None)
     if existing is not None:
-        # %reload_ext is not a launch: the same client and session go on, with the `BUGSNAG_*`
-        # variables that changed since they were last read.
+        # %reload_ext: the same client and session go on, with the `BUGSNAG_*` variables re-read.
         if not existing.installed:
             existing.options.reread(existing.client)
-            existing.client.problems[:] = existing.problems
+            existing.client.problems[:] = existing.options.problems
             existing.install(launch=False)
         return existing
     extension = Extension(shell)

@@ -1,9 +1,7 @@
 """Where the extension's own log lines go: the kernel's log, never a user's cell.
 
-ipykernel 7 forwards what arrives on file descriptor 2 to the running cell, so a line written
-to `sys.__stderr__`, or by a handler of the root logger, lands in a user's cell. ipykernel keeps
-the original descriptor aside (`sys.stderr._original_stdstream_copy`) for its own log: the
-handler here writes there. Outside ipykernel (terminal IPython) it writes to stderr.
+ipykernel 7 forwards what arrives on file descriptor 2 to the running cell, so the handler here
+writes to the original descriptor ipykernel keeps aside for its own log (else to stderr).
 """
 
 from __future__ import annotations
@@ -20,8 +18,7 @@ HANDLER_NAME = "bugsnag_ipython kernel log"  # one such handler per process, fou
 
 
 def kernel_log_stream() -> IO[str] | None:
-    """A text stream on the kernel's own log: the original stderr ipykernel kept aside, else
-    the process's stderr; None if neither can be written."""
+    """A text stream on the kernel's own log, else on stderr; None if neither can be written."""
     kept = getattr(sys.stderr, "_original_stdstream_copy", None)
     if isinstance(kept, int):
         try:
@@ -36,8 +33,8 @@ def kernel_log_stream() -> IO[str] | None:
 
 
 def install() -> None:
-    """Route the extension's logger to the kernel log, and only there: never on to the root
-    logger, whose handlers (a `logging.basicConfig()` in a notebook) write into the cell."""
+    """Route the extension's logger to the kernel log only: the root logger's handlers (a
+    `logging.basicConfig()` in a notebook) write into the cell."""
     if not any(handler.get_name() == HANDLER_NAME for handler in log.handlers):
         handler = logging.StreamHandler(kernel_log_stream() or io.StringIO())
         handler.set_name(HANDLER_NAME)

@@ -1,9 +1,6 @@
 """`%bugsnag_key` and `bugsnag_ipython.set_api_key()`: the API key asked for at a prompt that does
-not echo, set for this kernel and saved in the user's private configuration for later kernels.
-
-So the key is never written into a notebook, neither in a cell's source nor in an output (which
-shows it masked). In a kernel, `getpass.getpass` is ipykernel's: the frontend hides the typing.
-"""
+not echo (in a kernel, ipykernel's `getpass`), set for this kernel and saved for later ones, so
+that it is never written into a notebook."""
 
 from __future__ import annotations
 
@@ -27,10 +24,8 @@ NOT_A_KEY = (
 
 
 def ask_for_key(client: Client | None, *, config_sets_key: bool = False) -> None:
-    """Prompt for the key, then set it for `client` (None where the extension is not loaded)
-    and save it. A bad answer raises ConfigurationError (one sentence, nothing kept); the rest
-    is said in one line in the cell. `config_sets_key`: IPython config sets an api_key, which
-    later kernels use before the saved one."""
+    """Prompt for the key, then set it for `client` (None: not loaded) and save it. A bad answer
+    raises ConfigurationError; `config_sets_key`: IPython config sets a key later kernels prefer."""
     try:
         answer = getpass.getpass(PROMPT)
     except (NotImplementedError, EOFError):  # ipykernel's StdinNotImplementedError; no stdin
@@ -59,7 +54,6 @@ def ask_for_key(client: Client | None, *, config_sets_key: bool = False) -> None
         print(f"API key {mask_api_key(key)} saved in {path} (readable only by you): kernels that "
               "load bugsnag_ipython from now on use it (%load_ext bugsnag_ipython here).")
         return
-    # What comes before the saved key in a later kernel.
     overridden = ""
     if os.environ.get("BUGSNAG_API_KEY", "").strip():
         overridden = "; kernels whose environment sets BUGSNAG_API_KEY use that key instead"

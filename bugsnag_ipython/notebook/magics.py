@@ -40,8 +40,7 @@ class BugsnagMagics(Magics):
 
     @line_magic
     def bugsnag_session(self, line: str) -> None:
-        """The live status panel, or a subcommand: start, pause, resume, status, flush [SECONDS];
-        `%bugsnag_session -h` says what each does."""
+        """The live status panel, or a subcommand; `%bugsnag_session -h` says what each does."""
         from .status import flush_outcome, session_change, status_text  # here, not at load
 
         options = session_arguments().parse_argstring(line)
@@ -74,8 +73,7 @@ class BugsnagMagics(Magics):
 
 @functools.cache
 def session_arguments() -> MagicArgumentParser:
-    """`%bugsnag_session`'s parser (IPython's, whose errors are UsageErrors), made at its first
-    use: loading the extension need not import IPython's magic_arguments."""
+    """`%bugsnag_session`'s parser (IPython's, whose errors are UsageErrors), made at first use."""
     from IPython.core.magic_arguments import MagicArgumentParser
 
     # argparse formats the usage with %, so the magic's own % is doubled.

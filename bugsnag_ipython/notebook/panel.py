@@ -1,18 +1,14 @@
 """The live status panel behind bare `%bugsnag_session` and `bugsnag_ipython.panel()`.
 
-Imported when a panel is first shown, and ipywidgets only when one is built in a kernel, so that
-loading the extension and running cells never pay for them. One daemon thread (the refresher)
-copies the state into every displayed panel. A client's change only sets an event, so a cell
-that reports errors pays next to nothing, and a burst of changes is one refresh. It refreshes
-every second too (the clock, an unloaded extension) and, while a panel counts down to the next
-delivery try, just after each whole second of it.
+One daemon thread (the refresher) copies the state into every displayed panel. A client's change
+only sets an event, so a cell that reports errors pays next to nothing and a burst of changes is
+one refresh; it also refreshes every second and as a countdown to the next try passes a second.
 """
 
 from __future__ import annotations
 
 import html
 import math
-import os
 import threading
 import time
 import weakref
@@ -33,7 +29,6 @@ REFRESH_INTERVAL = 0.25  # at most four refreshes a second, however fast the cli
 TICK = 1.0  # the clock in the panel, and noticing an unloaded extension
 COUNTDOWN_MARGIN = 0.02  # wake this long after the countdown's second has passed, not before
 FLUSH_SECONDS = 5.0  # as `%bugsnag_session flush`
-# Each button's label and tooltip.
 BUTTONS = {
     "start": ("New session", "Start a new session, replacing the current one (%bugsnag_session start)"),
     "pause": ("Pause", "Errors from now on count against no session (%bugsnag_session pause)"),
@@ -45,16 +40,16 @@ BUTTONS = {
 BADGE_COLOURS = {"active": "#2e7d32", "paused": "#546e7a", "none": "#616161", "unloaded": "#616161"}
 DELIVERY_COLOURS = {"failing": "#e65100", "stopped": "#c62828"}
 # Fixed widths: a longer value (an error appearing) wraps inside its column, never moves the
-# columns; the last error keeps three lines whether there is one or not.
+# columns; the last error keeps its three lines whether there is one or not.
 COLUMN_WIDTHS = {"session": "23em", "delivery": "25em", "settings": "19em"}
-ERROR_LINES = 3
+LAST_ERROR_STYLE = "line-height:1.3em;height:3.9em;overflow-y:auto"
 
 ClientSource = Callable[[], "Client | None"]
 
 
 def show_panel(client: Client, source: ClientSource) -> None:
-    """Display a live panel in a kernel; print the status text anywhere else. `source` says
-    which client is loaded now, so that a panel follows an unload and a reload."""
+    """Display a live panel in a kernel, the status text anywhere else. `source` gives the client
+    loaded now, so that a panel follows an unload and a reload."""
     shell = get_ipython()
     if shell is None or getattr(shell, "kernel", None) is None:
         # Terminal IPython (or plain Python) has no comm to a widget manager.
@@ -72,7 +67,7 @@ def show_panel(client: Client, source: ClientSource) -> None:
     display(bundle, raw=True)  # type: ignore[no-untyped-call]
 
 
-def session_key(client: Client | None) -> tuple[str, bool] | str | None:
+def _session_key(client: Client | None) -> tuple[str, bool] | str | None:
     """What a notice about the session describes: its id and whether it is paused."""
     if client is None:
         return "unloaded"
@@ -88,13 +83,16 @@ class StatusPanel:
         import ipywidgets as widgets  # here: only a kernel that shows a panel needs them
 
         self._source = source
-        self._lock = threading.Lock()
         self.notice = ""
         self.countdown: float | None = None  # as of the last refresh, on the delivery's clock
         # The state a click's notice describes ("Resumed session 89f038a1."): the notice is
         # shown only while that is still the state, never under a newer one.
-        self._notice_state = session_key(None)
-        view = self._view(source())
+        self._notice_state = _session_key(None)
+        client = source()
+        # The client is the same one across unloads and reloads: listened to once.
+        if client is not None and REFRESHER.changed not in client.listeners:
+            client.listeners.append(REFRESHER.changed)
+        view = self._view(client)
         # Built with their first values, so that the comm_open messages carry them and no
         # round of updates follows the display.
         self.header = widgets.HTML(_header(view))
@@ -130,22 +128,19 @@ class StatusPanel:
     def refresh(self) -> None:
         client = self._source()
         view = self._view(client)
-        notice = self.notice if session_key(client) == self._notice_state else ""
+        notice = self.notice if _session_key(client) == self._notice_state else ""
         self.countdown = view.countdown
-        with self._lock:  # two refreshes never interleave their trait writes
-            for name, table in _columns(view).items():
-                self.columns[name].value = table
-            for action, button in self.buttons.items():
-                button.disabled = not getattr(view, f"can_{action}")
-            self.footer.value = _footer(view, notice)
-            # The state badge last: once it says "paused", the buttons and figures already agree.
-            self.header.value = _header(view)
+        for name, table in _columns(view).items():
+            self.columns[name].value = table
+        for action, button in self.buttons.items():
+            button.disabled = not getattr(view, f"can_{action}")
+        self.footer.value = _footer(view, notice)
+        # The state badge last: once it says "paused", the buttons and figures already agree.
+        self.header.value = _header(view)
 
     def _view(self, client: Client | None) -> PanelView:
-        if client is not None:
-            REFRESHER.listen_to(client)
-        return panel_view(client, REFRESHER.progress(client), wall_clock=time.time(),
-                          monotonic=time.monotonic())
+        flush = REFRESHER.flushes.get(client) if client is not None else None
+        return panel_view(client, flush, wall_clock=time.time(), monotonic=time.monotonic())
 
     def act(self, action: str) -> None:
         """A button click, on the kernel's thread: does what the magic does, never raises."""
@@ -161,7 +156,7 @@ class StatusPanel:
         except Exception as error:  # a click must never put a traceback anywhere
             self.notice = f"{action} failed: {type(error).__name__}: {error}"
         try:
-            self._notice_state = session_key(self._source())
+            self._notice_state = _session_key(self._source())
         except Exception:
             self.notice = ""
         REFRESHER.changed()
@@ -202,56 +197,35 @@ def _table(heading: str, rows: Rows) -> str:
 def _value(label: str, value: str) -> str:
     if label != "Last error":
         return html.escape(value)
-    # Its lines are kept even when there is no error, so that one appearing moves nothing.
-    return (
-        f"<div class='bugsnag-last-error' style='line-height:1.3em;height:{1.3 * ERROR_LINES:.1f}em;"
-        f"overflow-y:auto'>{html.escape(value)}</div>"
-    )
-
-
-# -- the refresher -----------------------------------------------------------------------------
+    return f"<div class='bugsnag-last-error' style='{LAST_ERROR_STYLE}'>{html.escape(value)}</div>"
 
 
 class Refresher:
     """One daemon thread that refreshes every displayed panel, coalescing changes."""
 
-    def __init__(self, tick: float = TICK) -> None:
-        self.tick = tick
+    def __init__(self) -> None:
         self._panels: list[StatusPanel] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         # A flush started from a panel, shared by every panel of its client.
-        self._flushes: weakref.WeakKeyDictionary[Client, FlushProgress] = weakref.WeakKeyDictionary()
+        self.flushes: weakref.WeakKeyDictionary[Client, FlushProgress] = weakref.WeakKeyDictionary()
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
 
     def add(self, panel: StatusPanel) -> None:
         with self._lock:
             self._panels.append(panel)
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._thread is None or not self._thread.is_alive():  # none yet, or in a forked child
                 self._thread = threading.Thread(target=self._run, name="bugsnag-panel", daemon=True)
                 self._thread.start()
         self._wake.set()
 
-    def listen_to(self, client: Client) -> None:
-        """Join the client's listeners once. The listener stays after an unload: it only sets
-        an event, and the panels then find no loaded client."""
-        with self._lock:
-            if self.changed not in client.listeners:
-                client.listeners.append(self.changed)
-
-    def progress(self, client: Client | None) -> FlushProgress | None:
-        with self._lock:
-            return self._flushes.get(client) if client is not None else None
-
     def flush(self, client: Client) -> None:
         """Flush on a daemon thread, so the click returns at once and the kernel stays free."""
         with self._lock:
-            current = self._flushes.get(client)
+            current = self.flushes.get(client)
             if current is not None and current.running:
                 return
-            progress = self._flushes[client] = FlushProgress(started=time.monotonic())
+            progress = self.flushes[client] = FlushProgress(started=time.monotonic())
 
         def run() -> None:
             try:
@@ -276,7 +250,7 @@ class Refresher:
             panels = list(self._panels)
         if not panels:
             return None
-        wake = self.tick
+        wake = TICK
         for panel in panels:
             countdown = panel.countdown
             if countdown is not None and countdown > 0:
@@ -294,17 +268,14 @@ class Refresher:
             # Cleared before refreshing: a change during the refresh wakes the next round.
             self._wake.clear()
             last = time.monotonic()
-            self.refresh_all()
-
-    def refresh_all(self) -> None:
-        with self._lock:
-            self._panels = [panel for panel in self._panels if not panel.closed]
-            panels = list(self._panels)
-        for panel in panels:
-            try:
-                panel.refresh()
-            except Exception:
-                log.debug("panel refresh failed", exc_info=True)
+            with self._lock:
+                self._panels = [panel for panel in self._panels if not panel.closed]
+                panels = list(self._panels)
+            for panel in panels:
+                try:
+                    panel.refresh()
+                except Exception:
+                    log.debug("panel refresh failed", exc_info=True)
 
 
 REFRESHER = Refresher()  # one for the process: its thread starts with the first panel

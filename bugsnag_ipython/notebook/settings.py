@@ -1,10 +1,8 @@
 """The options as IPython sees them, and where each effective value came from.
 
-`BugsnagIPython` is the configurable of config files and `%config`: each option a typed trait.
-Every value passes the options' one validation (core/config.py) before it is loaded, so a
-refused one is said in that sentence, never as a traitlets error, and the rest still load.
-`OptionSources` reads the options at load, lowest first: defaults, the key `%bugsnag_key`
-saved, IPython config files, the `BUGSNAG_*` environment; calls after load come after them all.
+`BugsnagIPython` is the configurable of config files and `%config`; each value passes the options'
+one validation (core/config.py), so a refused one is said in its sentence and the rest still load.
+`OptionSources` reads them at load, lowest first: defaults, the saved key, config files, `BUGSNAG_*`.
 """
 
 from __future__ import annotations
@@ -139,19 +137,20 @@ class OptionSources:
         self.settings = settings
         self.default_project_root = default_project_root
         self.environment = bugsnag_variables(os.environ)
-        # One sentence per refused value (and the saved key's problem): its option is left to
-        # the source below.
-        self.problems: list[str] = []
+        self.problems: list[str] = []  # each refused value, and the saved key's problem
 
     def initial(self) -> tuple[Configuration, dict[str, str]]:
         """The options and where each came from."""
         config, origins = Configuration(), {}
         problems = list(self.settings.problems)
         if "api_key" not in self.settings.from_files and not os.environ.get("BUGSNAG_API_KEY", "").strip():
-            saved, problem = saved_key()
+            try:
+                saved = read_key(key_file_path())
+            except KeyFileError as error:
+                saved = None
+                problems.append(str(error))
             if saved is not None:
                 config, origins["api_key"] = config.replace(api_key=saved), KEY_FILE
-            problems += [problem] if problem else []
         config = config.replace(**self.settings.from_files)
         origins.update(dict.fromkeys(self.settings.from_files, CONFIG_FILE))
         changes, refused_variables = from_environment(os.environ)
@@ -163,10 +162,8 @@ class OptionSources:
         return config, origins
 
     def reread(self, client: Client) -> None:
-        """`%reload_ext`: apply the `BUGSNAG_*` variables that changed since they were last read
-        (set with `%env`, say); a variable removed gives the option back to the config file, the
-        saved key or the default. Options nobody changed in the environment keep what later
-        calls gave them."""
+        """`%reload_ext`: apply the `BUGSNAG_*` variables that changed since they were last read; a
+        variable removed gives its option back to what comes below it. The others keep what calls set."""
         before, self.environment = self.environment, bugsnag_variables(os.environ)
         config, origins = self.initial()
         for name in Configuration.option_names():
@@ -211,16 +208,6 @@ def _shown(config: Configuration, name: str) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-def saved_key() -> tuple[str | None, str | None]:
-    """The key `%bugsnag_key` saved, and the sentence saying why a file there is not used."""
-    try:
-        return read_key(key_file_path()), None
-    except KeyFileError as error:
-        return None, str(error)
-    except OSError as error:  # the folder vanished between the open and its check, say
-        return None, f"The saved API key could not be read ({error.strerror or error})."
 
 
 def bugsnag_variables(environ: Mapping[str, str]) -> dict[str, str]:

@@ -1,8 +1,5 @@
-"""Every word the extension shows about its state, as plain data: no widgets, no IPython.
-
-`status_text` is `%bugsnag_session status` (and a panel where widgets cannot render);
-`panel_view` is the live panel's short rows and button states, built from the same pieces.
-"""
+"""Every word the extension shows about its state, as plain data: `status_text` is
+`%bugsnag_session status`, `panel_view` the live panel's rows and buttons, from the same pieces."""
 
 from __future__ import annotations
 
@@ -26,7 +23,6 @@ DeliveryState = Literal["ok", "failing", "stopped"]
 Rows = tuple[tuple[str, str], ...]
 
 NOT_LOADED = "The extension is not loaded in this kernel; run %load_ext bugsnag_ipython."
-NO_ERROR = "none"
 HOW_TO_SET_A_KEY = (
     "run %bugsnag_key to enter it (it is kept for later kernels, never shown), or set "
     "BUGSNAG_API_KEY and run %reload_ext bugsnag_ipython"
@@ -43,8 +39,7 @@ _CHOSEN_WAIT = re.compile(r"; kept, next try in [^;]*s\.$")
 
 
 def ago(seconds: float, *, coarse: bool = False) -> str:
-    """How long ago, in words. `coarse` drops the seconds after the first minute, so that a
-    live display of it changes at most once a minute."""
+    """How long ago, in words; `coarse` drops the seconds after the first minute."""
     seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds}s ago"
@@ -72,7 +67,7 @@ def _stability(client: Client) -> tuple[int, int, str]:
 
 
 def _outside(client: Client) -> str | None:
-    """Errors made while there was no session or it was paused, or None if there were none."""
+    """Errors made while there was no session or it was paused."""
     counts = client.tracker.counts
     if not counts.handled_outside and not counts.unhandled_outside:
         return None
@@ -81,8 +76,7 @@ def _outside(client: Client) -> str | None:
 
 
 def _waiting(client: Client) -> tuple[int, str]:
-    """What this kernel still has to send, and where (" (on disk)"): those on disk are a part
-    of the queue, not more of it."""
+    """What this kernel still has to send, and where: those on disk are a part of the queue."""
     queued = client.delivery.queued
     stored = min(client.delivery.stored, queued)
     if not queued:
@@ -93,7 +87,6 @@ def _waiting(client: Client) -> tuple[int, str]:
 
 
 def _dropped(client: Client) -> tuple[int, str]:
-    """Payloads dropped, and why (" (2 payload refused (HTTP 400))")."""
     stats = client.delivery.stats
     reasons = [f"{n} {reason}" for reason, n in stats.dropped.most_common()]
     if client.held_overflow:
@@ -102,7 +95,6 @@ def _dropped(client: Client) -> tuple[int, str]:
 
 
 def _records_set_aside(client: Client) -> str | None:
-    """Crash records of earlier kernels this kernel could not use, if there were any."""
     aside = client.crash_records
     if not aside.set_aside:
         return None
@@ -111,14 +103,13 @@ def _records_set_aside(client: Client) -> str | None:
             f"{were} set aside into {aside.folder}")
 
 
-def persistence_problems(client: Client) -> list[str]:
-    """The outbox's problem and the crash records', each once: a refused persistence directory
-    is one sentence for both."""
+def _persistence_problems(client: Client) -> list[str]:
+    """The outbox's and the crash records' problems: a refused directory is one sentence for both."""
     found = (client.delivery.problem, client.crash_records.problem)
     return list(dict.fromkeys(problem for problem in found if problem))
 
 
-def release_text(client: Client) -> str:
+def _release_text(client: Client) -> str:
     """The app version and where it came from (`2.1 (git)`), never waiting for the look."""
     config = client.config
     if config.app_version:
@@ -137,7 +128,7 @@ def _settings(client: Client) -> Rows:
     return (
         ("Endpoints", f"events {shown_host(config.notify_url)}, sessions {shown_host(config.sessions_url)}"),
         ("API key", client.masked_key() + ("" if config.api_key else " (nothing is sent until one is set)")),
-        ("Release", f"stage {config.release_stage}, version {release_text(client)}"),
+        ("Release", f"stage {config.release_stage}, version {_release_text(client)}"),
     )
 
 
@@ -174,11 +165,11 @@ def status_text(client: Client | None) -> str:
         ("Automatic sessions", automatic),
         ("Previous kernel", client.previous_death),
         ("Kernel deaths", _records_set_aside(client)),
-        *(("Problem", problem) for problem in [*client.problems, *persistence_problems(client)]),
+        *(("Problem", problem) for problem in [*client.problems, *_persistence_problems(client)]),
     ]
     # The previous kernel's line is a sentence: "Previous kernel died running In [3] (killed); reported."
     lines = [f"{label} {value}" if label == "Previous kernel" else f"{label}: {value}"
-             for label, value in rows if value]
+             for label, value in _shown(rows)]
     return "\n".join(["BugSnag for this kernel", *lines])
 
 
@@ -249,18 +240,16 @@ class PanelView:
     countdown: float | None = None  # seconds to the next try shown, for a timely refresh
 
 
-UNLOADED = PanelView("unloaded", "ok", "not loaded", (("Session", NOT_LOADED),), (), (), "",
-                     can_start=False, can_pause=False, can_resume=False, can_flush=False)
-
-
 def panel_view(client: Client | None, flush: FlushProgress | None, *, wall_clock: float,
                monotonic: float) -> PanelView:
+    """The live panel's rows and button states for `client` (None: the extension is unloaded)."""
     if client is None:
-        return UNLOADED
+        return PanelView("unloaded", "ok", "not loaded", (("Session", NOT_LOADED),), (), (), "",
+                         can_start=False, can_pause=False, can_resume=False, can_flush=False)
     session = client.current_session()
     state: SessionState = "none" if session is None else "paused" if session.paused else "active"
     waiting = client.delivery.queued
-    health, trouble = delivery_state(client)
+    health, trouble = _delivery_state(client)
     countdown = client.delivery.retry_in() if health == "failing" else None
     title = state if session is None else f"{state} · {session.id[:8]}"
     return PanelView(
@@ -270,8 +259,8 @@ def panel_view(client: Client | None, flush: FlushProgress | None, *, wall_clock
         session=_session_rows(client, wall_clock),
         delivery=_delivery_rows(client, countdown),
         # What status lists as problems besides delivery's (a refused option, no crash record).
-        settings=_settings(client) + tuple(("Problem", problem) for problem in list(client.problems)),
-        flush=flush_text(flush, waiting, monotonic),
+        settings=_settings(client) + tuple(("Problem", problem) for problem in client.problems),
+        flush=_flush_text(flush, waiting, monotonic),
         can_start=True,
         can_pause=state == "active",
         can_resume=state == "paused",
@@ -280,7 +269,7 @@ def panel_view(client: Client | None, flush: FlushProgress | None, *, wall_clock
     )
 
 
-def delivery_state(client: Client) -> tuple[DeliveryState, str]:
+def _delivery_state(client: Client) -> tuple[DeliveryState, str]:
     """Whether delivery gets through, and the badge's words when it does not."""
     if not client.config.api_key:
         return "stopped", "not sending: no API key"
@@ -304,50 +293,49 @@ def countdown_text(seconds: float) -> str:
 
 def _session_rows(client: Client, wall_clock: float) -> Rows:
     session = client.current_session()
-    rows: list[tuple[str, str | None]] = []
-    if session is None:
-        rows.append(("Session", "none; New session starts one"))
-    else:
-        rows += [
-            ("Started", f"{time.strftime('%H:%M:%S UTC', time.gmtime(session.started_at))} "
-                        f"({short_ago(wall_clock - session.started_at)})"),
-            ("Errors", f"{session.handled} handled, {session.unhandled} unhandled in this session"),
-            ("Paused", "errors now count against no session" if session.paused else None),
-        ]
     started, stable, share = _stability(client)
+    rows = [("Session", "none; New session starts one")] if session is None else [
+        ("Started", f"{time.strftime('%H:%M:%S UTC', time.gmtime(session.started_at))} "
+                    f"({short_ago(wall_clock - session.started_at)})"),
+        ("Errors", f"{session.handled} handled, {session.unhandled} unhandled in this session"),
+        ("Paused", "errors now count against no session" if session.paused else None),
+    ]
     rows += [
         ("Outside a session", _outside(client)),
         ("This kernel", f"{_plural(started, 'session')} started"),
         ("Stability", f"{share} ({stable} of {started} without an unhandled error)" if started else None),
     ]
-    return tuple((label, value) for label, value in rows if value is not None)
+    return _shown(rows)
 
 
 def _delivery_rows(client: Client, countdown: float | None) -> Rows:
-    """The rows every panel has, in a fixed order ("Last error" too, as "none"), and then the
-    rare ones; the widget reserves the error's lines, so the panel keeps its size."""
+    """Every panel's rows in a fixed order ("Last error" too, as "none", so the panel keeps its
+    size), then the rare ones."""
     stats = client.delivery.stats
     (count, where), (dropped, why) = _waiting(client), _dropped(client)
     waiting = f"{count}{where}"
     if countdown is not None and count:
         waiting += f", {countdown_text(countdown)}"
     held, repaired = client.held, client.on_error.repaired
-    rows = [
+    return _shown([
         ("Delivered", str(stats.delivered)),
         ("Waiting", waiting),
         ("Dropped", f"{dropped}{why}"),
-        ("Last error", _CHOSEN_WAIT.sub("; kept.", stats.last_error) if stats.last_error else NO_ERROR),
+        ("Last error", _CHOSEN_WAIT.sub("; kept.", stats.last_error) if stats.last_error else "none"),
         ("Held", f"{held} in memory, not sent: no API key is set (lost if the kernel exits first)"
                  if held else None),
         ("Repaired", f"{repaired} events an on_error callback broke" if repaired else None),
         ("Previous kernel", client.previous_death),
         ("Kernel deaths", _records_set_aside(client)),
-        *(("Problem", problem) for problem in persistence_problems(client)),
-    ]
+        *(("Problem", problem) for problem in _persistence_problems(client)),
+    ])
+
+
+def _shown(rows: list[tuple[str, str | None]]) -> Rows:
     return tuple((label, value) for label, value in rows if value)
 
 
-def flush_text(flush: FlushProgress | None, waiting: int, monotonic: float) -> str:
+def _flush_text(flush: FlushProgress | None, waiting: int, monotonic: float) -> str:
     if flush is None:
         return ""
     if flush.running:

@@ -1,7 +1,5 @@
-"""Failure sources: each module hooks one thing in the kernel and hands what it catches to one
-client call. Their callbacks run inside the kernel's machinery, where an escaping exception
-reaches the user's cell: each body catches everything and says so through `internal_failure`.
-"""
+"""Failure sources: each module hooks one thing in the kernel and hands what it catches to the
+client. An exception escaping a callback reaches the user's cell: each body catches everything."""
 
 from __future__ import annotations
 
@@ -29,7 +27,6 @@ class Source:
         from ..report.naming import class_name, message_of
 
         error = sys.exc_info()[1]
-        # Named and printed without trusting the error: it may be one of the user's.
         what = f"{class_name(error)}: {message_of(error)}" if error is not None else "unknown"
         self.client.warn_once(
             f"internal-{where}",

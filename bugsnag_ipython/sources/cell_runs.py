@@ -1,16 +1,22 @@
 """Cell runs: `pre_run_cell` / `post_run_cell`. A running cell is the foreground, the kernel idle
-between cells the background; an exception a cell raised is an unhandled event."""
+between cells the background; an exception a cell raised is an unhandled event.
+
+An interrupt that lands while IPython shows the error, or while it is reported, must not cost the
+error's event: the cell's own result on the shell still holds the error, and the report holds off
+one interrupt (a second one goes through)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..report.events import CellRun, error_the_cell_ended_with
 from . import Source
-from .interrupts import HeldInterrupt, replaced_error
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -19,6 +25,8 @@ if TYPE_CHECKING:
 
 
 class CellRuns(Source):
+    """The shell's cell events: each cell run's start, end and the error it ended with."""
+
     def __init__(self, client: Client, shell: Any, cells: CellIndex) -> None:
         super().__init__(client)
         self.shell = shell
@@ -26,7 +34,7 @@ class CellRuns(Source):
         inputs = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
         self._inputs: list[str] | None = inputs if isinstance(inputs, list) else None
         # The execute request being handled (ipykernel >= 6), for its cell id.
-        self._request = getattr(getattr(shell, "kernel", None), "get_parent", None)
+        self._request: Any = getattr(getattr(shell, "kernel", None), "get_parent", None)
         self.crash_record: CrashRecord | None = None  # kernel_deaths.py's, while installed
 
     def install(self) -> None:
@@ -34,10 +42,7 @@ class CellRuns(Source):
         self.shell.events.register("post_run_cell", self.post_run_cell)
 
     def uninstall(self) -> None:
-        for event, callback in (
-            ("pre_run_cell", self.pre_run_cell),
-            ("post_run_cell", self.post_run_cell),
-        ):
+        for event, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
             with contextlib.suppress(ValueError):
                 self.shell.events.unregister(event, callback)
 
@@ -66,12 +71,9 @@ class CellRuns(Source):
             self.internal_failure("pre_run_cell")
 
     def _requested_cell_id(self, info: Any) -> str | None:
-        """The frontend's cell id from the execute request's metadata (`cellId`), for when
-        ipykernel does not pass it to `pre_run_cell` (it does only for a shell whose run_cell
-        takes one): every ipykernel then names cells alike. Only for the request's own code,
-        not for a `run_cell` that code calls."""
-        # The shell channel named: the cell runs there, and ipykernel need not ask which thread.
-        request = self._request("shell") if self._request is not None else None
+        """The execute request's `cellId`, where ipykernel does not pass it to `pre_run_cell`;
+        only for the request's own code, not a `run_cell` that code calls."""
+        request = self._request("shell")  # the cell runs on the shell channel
         if not isinstance(request, dict):
             return None
         metadata, content = request.get("metadata"), request.get("content")
@@ -99,7 +101,7 @@ class CellRuns(Source):
             self.internal_failure("post_run_cell")
 
     def _report(self, result: Any, error: BaseException) -> BaseException:
-        """Report the error the cell ended with (see interrupts.py); the error it was."""
+        """Report the error the cell ended with; the error it was."""
         with HeldInterrupt():
             # An interrupt while IPython showed the error ends the cell with it: report the error.
             error = error_the_cell_ended_with(error, self._is_users_code)
@@ -118,3 +120,51 @@ class CellRuns(Source):
         if not root or filename.startswith("<"):
             return False
         return os.path.realpath(filename).startswith(os.path.join(os.path.realpath(root), ""))
+
+
+def replaced_error(shell: Any, result: Any, execution_count: int | None) -> BaseException | None:
+    """The error cell `execution_count` ended with before an interrupt replaced its result by
+    `result`: the cell's own result is the shell's last one, or, not noted yet, the displayhook's."""
+    if execution_count is None:
+        return None
+    found = (getattr(shell, "last_execution_result", None),
+             getattr(getattr(shell, "displayhook", None), "exec_result", None))
+    for own in found:
+        if own is None or own is result or getattr(own, "execution_count", None) != execution_count:
+            continue
+        error = getattr(own, "error_in_exec", None)
+        if isinstance(error, BaseException) and not isinstance(error, KeyboardInterrupt):
+            return error
+    return None
+
+
+class HeldInterrupt:
+    """`with HeldInterrupt():` one SIGINT inside is taken in, a second raises as usual. Only on the
+    main thread and over Python's own handler (another one is left to do what it does)."""
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self.interrupted = False
+
+    def __enter__(self) -> HeldInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            try:
+                if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                    self._previous = signal.signal(signal.SIGINT, self._hold)
+            except (ValueError, OSError):
+                self._previous = None
+        return self
+
+    def _hold(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupted = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._previous is not None:
+            try:
+                if signal.getsignal(signal.SIGINT) == self._hold:
+                    signal.signal(signal.SIGINT, self._previous)
+            except (ValueError, OSError):
+                pass
+            self._previous = None

@@ -1,9 +1,6 @@
 """The kernel's asyncio event loop: what it hands to its exception handler (a task whose
-exception is never retrieved, a failing `call_soon` callback) is an unhandled event.
-
-The loop's earlier handler, or its default one, still runs after ours. asyncio is not imported
-here: terminal IPython need not.
-"""
+exception is never retrieved, a failing callback) is an unhandled event; its earlier handler
+still runs after ours."""
 
 from __future__ import annotations
 
@@ -33,8 +30,8 @@ def _name_of(thing: Any) -> str:
 
 
 def describe(context: JsonDict) -> tuple[str, JsonDict]:
-    """The event's context and `asyncio` tab for what the loop handed over. A callback's
-    repr names the kernel's temporary cell file, which is never sent: its name stands in."""
+    """The event's context and `asyncio` tab; a callback by its name, never its repr (which
+    names the kernel's temporary cell file)."""
     import asyncio  # a loop called us: it is imported
     facts: JsonDict = {"message": str(context.get("message", ""))[:500]}
     future = context.get("future") or context.get("task")

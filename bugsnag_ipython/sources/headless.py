@@ -1,10 +1,8 @@
 """Headless runs: is this kernel run by a notebook runner rather than a person?
 
-jupyter_client gives every kernel it starts its parent's process id (`JPY_PARENT_PID`): under
-nbconvert, `jupyter execute` and papermill that is the runner, whose command line (read once
-from Linux's /proc) names the notebook. Jupyter Server sets `JPY_SESSION_NAME` for a notebook a
-person opened. Voilà sets its own variables (`report.run`): its kernels run a notebook as
-a runner does, for a person. Elsewhere a run is recognised by its notebook at the first report.
+jupyter_client gives every kernel it starts its parent's process id (`JPY_PARENT_PID`): under a
+runner, that command line (from Linux's /proc) names the notebook. Jupyter Server sets
+`JPY_SESSION_NAME` for a notebook a person opened; Voilà runs a notebook as a runner does, for a person.
 """
 
 from __future__ import annotations
@@ -39,8 +37,8 @@ def process_command(pid: int) -> tuple[list[str], str] | None:
 
 
 def detect(env: Mapping[str, str], kernel_cwd: str, started_at: float) -> HeadlessRun | None:
-    """The run this kernel may serve; None for a notebook opened in a frontend, or a kernel
-    jupyter_client did not start (a terminal IPython, an in-process shell)."""
+    """The run this kernel may serve; None for a notebook a person opened, or a kernel
+    jupyter_client did not start."""
     try:
         parent = int(env.get(PARENT_VARIABLE) or "")
     except ValueError:

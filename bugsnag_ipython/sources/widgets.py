@@ -1,12 +1,8 @@
 """Widgets: exceptions in their callbacks, and the user's widget activity as the foreground.
 
-Two hooks on this kernel's own objects, neither importing ipywidgets:
-
-- `WidgetCallbacks` wraps the shell's `showtraceback`, through which ipywidgets shows every
-  exception of a user's callback (`on_click`, `observe`, `interact`, a `with output:` block...):
-  no cell raises. Only ipywidgets' calls are reported; a cell's own error is the cell source's.
-- `WidgetActivity` wraps the kernel's `comm_msg` handler: a message from the frontend to a
-  user's widget (a click, a slider moved) is a return to the foreground, as a cell is.
+`WidgetCallbacks` wraps the shell's `showtraceback`, through which ipywidgets shows every exception
+of a user's callback, and the kernel's `comm_msg` handler, so that a message to a user's widget (a
+click, a slider moved) is a return to the foreground. It does not import ipywidgets.
 """
 
 from __future__ import annotations
@@ -25,8 +21,7 @@ if TYPE_CHECKING:
 WIDGET_MODULES = ("ipywidgets.", "traitlets.", "comm.")
 MAX_FRAMES = 64  # how far out from ipywidgets' catch to look for the widget the user touched
 
-# The model ids of this package's own widgets (the status panel's buttons): their messages are
-# not the user's activity. Filled by `not_user_activity`.
+# The model ids of the status panel's buttons: their messages are not the user's activity.
 _OWN_MODEL_IDS: set[str] = set()
 
 
@@ -56,7 +51,7 @@ class WidgetAction(NamedTuple):
 
 
 def describe(widget: Any, action: str) -> WidgetAction:
-    """The widget by its class and what it shows: its description, or interact's function."""
+    """The widget by its class and its description, or interact's function."""
     description = getattr(widget, "description", "")
     if not (isinstance(description, str) and description):
         function = getattr(widget, "f", None)  # interact's function
@@ -81,8 +76,7 @@ def message_action(data: Any) -> str | None:
 
 
 def _widget_registry() -> dict[str, Any]:
-    """The live widgets by model id (ipywidgets' own registry; `Widget.widgets`, which returns
-    it, warns that it is deprecated)."""
+    """ipywidgets' live widgets by model id (`Widget.widgets` returns it with a deprecation warning)."""
     module = sys.modules.get("ipywidgets.widgets.widget")  # no widgets before it is imported
     registry = getattr(module, "_instances", None)
     return registry if isinstance(registry, dict) else {}
@@ -93,9 +87,8 @@ def _module_of(frame: FrameType) -> str:
 
 
 def widget_in_frames(frame: FrameType | None) -> tuple[Any, str] | None:
-    """The widget whose code was running outermost in the ipywidgets (and traitlets, comm)
-    frames from `frame` out, and that frame's function: the widget the user touched (the Button
-    whose click ran the callback, the slider whose change ran the observer)."""
+    """The widget the user touched (the Button whose click ran the callback), as the outermost
+    widget in ipywidgets' frames from `frame` out, and that frame's function."""
     found: tuple[Any, str] | None = None
     for _ in range(MAX_FRAMES):
         if frame is None or not _module_of(frame).startswith(WIDGET_MODULES):
@@ -107,29 +100,41 @@ def widget_in_frames(frame: FrameType | None) -> tuple[Any, str] | None:
     return found
 
 
-class WidgetActivity(Source):
-    """The kernel's `comm_msg` handler, wrapped: messages to a user's widget are activity."""
+class WidgetCallbacks(Source):
+    """Two wraps: the kernel's `comm_msg` handler (a message to a user's widget is activity) and
+    the shell's `showtraceback` (what ipywidgets caught is an unhandled event)."""
 
-    def __init__(self, client: Client, kernel: Any) -> None:
+    def __init__(self, client: Client, shell: Any, kernel: Any) -> None:
         super().__init__(client)
-        self.kernel = kernel  # None outside a kernel (terminal IPython): nothing to hook
+        self.shell = shell
+        self.kernel = kernel  # None outside a kernel (terminal IPython): no comm_msg to hook
         self.current: WidgetAction | None = None  # the user's message being handled
-        self._previous: Any = None
-        self._active = False
         self._last: WidgetAction | None = None
+        self._previous: Any = None
+        self._show: Any = None
+        self._had_own: Any = None  # an instance attribute someone set before us
+        self._active = False
 
     def install(self) -> None:
         handlers = getattr(self.kernel, "shell_handlers", None)
         if isinstance(handlers, dict) and "comm_msg" in handlers:
             self._previous = handlers["comm_msg"]
             handlers["comm_msg"] = self.comm_msg
-            self._active = True
+        self._had_own = self.shell.__dict__.get("showtraceback")
+        self._show = self.shell.showtraceback
+        self.shell.showtraceback = self.showtraceback
+        self._active = True
 
     def uninstall(self) -> None:
         self._active = False  # if someone wrapped us in turn, we stay in their chain, idle
         handlers = getattr(self.kernel, "shell_handlers", None)
         if isinstance(handlers, dict) and handlers.get("comm_msg") == self.comm_msg:
             handlers["comm_msg"] = self._previous
+        if self.shell.__dict__.get("showtraceback") == self.showtraceback:
+            if self._had_own is None:
+                del self.shell.showtraceback
+            else:
+                self.shell.showtraceback = self._had_own
 
     def comm_msg(self, stream: Any, ident: Any, msg: Any) -> Any:
         action = self._started(msg) if self._active else None
@@ -166,32 +171,6 @@ class WidgetActivity(Source):
             self.internal_failure("comm_msg")
             return None
 
-
-class WidgetCallbacks(Source):
-    """The shell's `showtraceback`, wrapped: what ipywidgets caught is an unhandled event."""
-
-    def __init__(self, client: Client, shell: Any, activity: WidgetActivity) -> None:
-        super().__init__(client)
-        self.shell = shell
-        self.activity = activity
-        self._show: Any = None
-        self._had_own: Any = None  # an instance attribute someone set before us
-        self._active = False
-
-    def install(self) -> None:
-        self._had_own = self.shell.__dict__.get("showtraceback")
-        self._show = self.shell.showtraceback
-        self.shell.showtraceback = self.showtraceback
-        self._active = True
-
-    def uninstall(self) -> None:
-        self._active = False  # if someone wrapped us in turn, we stay in their chain, silent
-        if self.shell.__dict__.get("showtraceback") == self.showtraceback:
-            if self._had_own is None:
-                del self.shell.showtraceback
-            else:
-                self.shell.showtraceback = self._had_own
-
     def showtraceback(self, exc_tuple: Any = None, *args: Any, **kwargs: Any) -> Any:
         caller = sys._getframe(1)
         # ipywidgets' own catch (not a cell's error, which IPython shows through this too).
@@ -206,8 +185,8 @@ class WidgetCallbacks(Source):
         return self._show(exc_tuple, *args, **kwargs)
 
     def _action(self, caller: FrameType) -> WidgetAction:
-        if self.activity.current is not None:
-            return self.activity.current  # the click or change being handled: what the user did
+        if self.current is not None:
+            return self.current  # the click or change being handled: what the user did
         found = widget_in_frames(caller)  # a cell's `button.click()`, `interact(...)`
         if found is None:
             return WidgetAction("Widget", "", None, "callback")

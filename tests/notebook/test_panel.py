@@ -440,7 +440,7 @@ def test_the_refresher_wakes_as_the_countdown_passes_each_second() -> None:
 
     from bugsnag_ipython.notebook.panel import COUNTDOWN_MARGIN, Refresher
 
-    hub = Refresher(tick=1.0)
+    hub = Refresher()
     assert hub.next_wake() is None  # no panel shown: it sleeps until one is
     panel = SimpleNamespace(countdown=None, closed=False)
     hub._panels.append(panel)  # type: ignore[arg-type]

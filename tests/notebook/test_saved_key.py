@@ -59,7 +59,7 @@ def test_a_saved_key_is_used_when_nothing_else_sets_one(user_config: Path, loade
 
     assert extension.client.config.api_key == SAVED
     assert extension.client.origins["api_key"] == "key file"
-    assert extension.problems == []
+    assert extension.options.problems == []
 
 
 def test_the_environment_and_ipython_config_come_before_the_saved_key(
@@ -80,7 +80,7 @@ def test_an_untrusted_key_file_is_not_used_and_said_once(user_config: Path, load
     extension = loaded()
 
     assert extension.client.config.api_key is None
-    [problem] = extension.problems
+    [problem] = extension.options.problems
     assert "open to other users" in problem and SAVED not in problem
 
 

@@ -33,7 +33,7 @@ def test_a_later_config_call_applies_only_what_it_names(
 ) -> None:
     client = loaded.client
     assert client.config.discard_classes[-1] == "MyError" and client.config.release_stage == "beta"
-    assert [problem.split(" must ")[0] for problem in loaded.problems] == ["max_breadcrumbs"]
+    assert [problem.split(" must ")[0] for problem in loaded.options.problems] == ["max_breadcrumbs"]
     capsys.readouterr()
 
     shell.run_line_magic("config", "BugsnagIPython.max_breadcrumbs = 0")

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bugsnag_ipython.sources.interrupts import HeldInterrupt, replaced_error
+from bugsnag_ipython.sources.cell_runs import HeldInterrupt, replaced_error
 
 
 def result(count: int | None, error: BaseException | None) -> SimpleNamespace:

@@ -10,7 +10,7 @@ import pytest
 
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.report.events import CellRun
-from bugsnag_ipython.sources.widgets import WidgetActivity, WidgetCallbacks, not_user_activity
+from bugsnag_ipython.sources.widgets import WidgetCallbacks, not_user_activity
 from tests.sources.conftest import Clock, Recorder
 
 widgets = pytest.importorskip("ipywidgets")
@@ -40,23 +40,20 @@ def failing_button(description: str = "Go") -> Any:
 
 @pytest.fixture
 def kernel() -> Any:
-    """What the activity source needs of a kernel: its shell handlers, here the real comm
+    """What the widget source needs of a kernel: its shell handlers, here the real comm
     manager's handler, which delivers a message to the widget as ipykernel does."""
     return SimpleNamespace(shell_handlers={"comm_msg": comm.get_comm_manager().comm_msg})
 
 
 @pytest.fixture
 def hooked(client: Client, shell: Any, kernel: Any) -> Any:
-    activity = WidgetActivity(client, kernel)
-    callbacks = WidgetCallbacks(client, shell, activity)
-    activity.install()
+    callbacks = WidgetCallbacks(client, shell, kernel)
     callbacks.install()
     def send(message: dict[str, Any]) -> None:
         kernel.shell_handlers["comm_msg"](None, [], message)
 
-    yield SimpleNamespace(activity=activity, callbacks=callbacks, send=send)
+    yield SimpleNamespace(callbacks=callbacks, send=send)
     callbacks.uninstall()
-    activity.uninstall()
 
 
 def test_a_failing_click_is_one_unhandled_event_and_is_shown_as_before(
@@ -158,11 +155,8 @@ def test_what_is_not_the_users_activity_starts_no_session(
 
 def test_unload_puts_back_what_it_wrapped(client: Client, shell: Any, kernel: Any) -> None:
     handler = kernel.shell_handlers["comm_msg"]
-    activity = WidgetActivity(client, kernel)
-    callbacks = WidgetCallbacks(client, shell, activity)
-    activity.install()
+    callbacks = WidgetCallbacks(client, shell, kernel)
     callbacks.install()
     assert kernel.shell_handlers["comm_msg"] != handler and "showtraceback" in vars(shell)
     callbacks.uninstall()
-    activity.uninstall()
     assert kernel.shell_handlers["comm_msg"] == handler and "showtraceback" not in vars(shell)
