@@ -1,9 +1,8 @@
 """The launch's work off the loading thread: the launch session's payload and the default release.
 
-Making and storing the launch session's payload (the device id, the outbox, the first import of
-`requests`) would compete with the kernel's first cells for the interpreter lock: a daemon thread
-does it once the kernel is idle. A report, flush or exit before then does it at once (`send_now`),
-so the launch session is never lost nor sent after what follows it.
+The launch session's payload (the device id, the outbox, importing `requests`) would compete with
+the first cells for the interpreter: a daemon thread makes it once the kernel is idle, or a report,
+flush or exit first (`send_now`), so it is never lost nor sent after what follows it.
 """
 
 from __future__ import annotations
@@ -32,8 +31,7 @@ class LaunchSession:
 
     def __init__(self, *, send: Callable[[SessionSnapshot], None], prepare: Callable[[], object],
                  busy: Callable[[], bool], once: Once, monotonic: Callable[[], float]) -> None:
-        # `send` makes and hands over a session's payload; `prepare` reads the payload's facts
-        # that cost a file read; `busy` says a cell is running.
+        # `prepare` reads the payload's facts that cost a file read; `busy`: a cell is running.
         self._send = send
         self._prepare = prepare
         self._busy = busy
@@ -103,12 +101,11 @@ class ReleaseLookup:
             self._release = None
 
     def result(self, timeout: float = RELEASE_WAIT) -> Release | None:
-        """The release, waiting at most `timeout` for a look in progress to end."""
+        """The release, waiting at most `timeout` for a look in progress."""
         if self._thread is not None:
             self._thread.join(timeout)
         return self._release
 
     @property
     def looking(self) -> bool:
-        """True while a look is in progress."""
         return self._thread is not None and self._thread.is_alive()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from ..core.config import shown_host
+from ..core.config import mask_api_key, shown_host
 from ..delivery.payload import refusal
 
 if TYPE_CHECKING:
@@ -96,9 +96,10 @@ def _dropped(client: Client) -> tuple[int, str]:
     """Payloads dropped, and why (" (2 payload refused (HTTP 400))")."""
     stats = client.delivery.stats
     reasons = [f"{n} {reason}" for reason, n in stats.dropped.most_common()]
-    if client.held_overflow:
-        reasons.append(f"{client.held_overflow} held overflow")
-    return sum(stats.dropped.values()) + client.held_overflow, f" ({', '.join(reasons)})" if reasons else ""
+    overflow = client.dispatcher.held_overflow
+    if overflow:
+        reasons.append(f"{overflow} held overflow")
+    return sum(stats.dropped.values()) + overflow, f" ({', '.join(reasons)})" if reasons else ""
 
 
 def _records_set_aside(client: Client) -> str | None:
@@ -136,7 +137,8 @@ def _settings(client: Client) -> Rows:
     config = client.config
     return (
         ("Endpoints", f"events {shown_host(config.notify_url)}, sessions {shown_host(config.sessions_url)}"),
-        ("API key", client.masked_key() + ("" if config.api_key else " (nothing is sent until one is set)")),
+        ("API key", mask_api_key(config.api_key)
+         + ("" if config.api_key else " (nothing is sent until one is set)")),
         ("Release", f"stage {config.release_stage}, version {release_text(client)}"),
     )
 
@@ -145,7 +147,7 @@ def status_text(client: Client | None) -> str:
     """`%bugsnag_session status`: one line a topic."""
     if client is None:
         return f"BugSnag: {NOT_LOADED}"
-    config, stats = client.config, client.delivery.stats
+    config, stats, held = client.config, client.delivery.stats, client.dispatcher.held
     session = client.current_session()
     if session is None:
         session_line = "none"
@@ -167,8 +169,8 @@ def status_text(client: Client | None) -> str:
                         f"stability {share}" if started else "no sessions yet"),
         ("Outside a session", _outside(client)),
         ("Delivery", ", ".join(delivery)),
-        ("Held", f"{_plural(client.held, 'payload')} kept in memory, not sent: no API key is set; "
-                 f"{HOW_TO_SET_A_KEY} (they are lost if the kernel exits first)." if client.held else None),
+        ("Held", f"{_plural(held, 'payload')} kept in memory, not sent: no API key is set; "
+                 f"{HOW_TO_SET_A_KEY} (they are lost if the kernel exits first)." if held else None),
         ("Last error", stats.last_error),
         *_settings(client),
         ("Automatic sessions", automatic),
@@ -215,8 +217,8 @@ def flush_outcome(client: Client, delivered_all: bool) -> str:
     if delivered_all:
         return "Everything was delivered."
     parts = [f"{client.delivery.queued} still being sent"] if client.delivery.queued else []
-    if client.held:
-        parts.append(f"{client.held} held until an API key is set")
+    if client.dispatcher.held:
+        parts.append(f"{client.dispatcher.held} held until an API key is set")
     return "Not everything was delivered yet: " + (", ".join(parts) or "see status") + "."
 
 
@@ -331,7 +333,7 @@ def _delivery_rows(client: Client, countdown: float | None) -> Rows:
     waiting = f"{count}{where}"
     if countdown is not None and count:
         waiting += f", {countdown_text(countdown)}"
-    held, repaired = client.held, client.on_error.repaired
+    held, repaired = client.dispatcher.held, client.on_error.repaired
     rows = [
         ("Delivered", str(stats.delivered)),
         ("Waiting", waiting),

@@ -31,7 +31,7 @@ class Source:
         error = sys.exc_info()[1]
         # Named and printed without trusting the error: it may be one of the user's.
         what = f"{class_name(error)}: {message_of(error)}" if error is not None else "unknown"
-        self.client.warn_once(
+        self.client.once.say(
             f"internal-{where}",
             f"bugsnag_ipython failed in {where} ({what}); your code is unaffected.",
         )
