@@ -1,6 +1,5 @@
 """Every option of the notifier: one frozen dataclass, one validation step, and how options that
-hold credentials (the key, endpoint URLs) may be shown. notebook/settings.py reads the sources.
-"""
+hold credentials (the key, endpoint URLs) may be shown."""
 
 from __future__ import annotations
 
@@ -44,8 +43,7 @@ def mask_api_key(key: str | None) -> str:
 
 
 def shown_url(url: str | None) -> str:
-    """An endpoint as it may be shown: never the credentials a URL can carry (proxies and
-    On-Premise setups use them), nor its query: `https://***@host/notify?***`."""
+    """An endpoint as it may be shown, without its credentials or query: `https://***@host/n?***`."""
     if not url:
         return "off"
     try:
@@ -69,17 +67,15 @@ def shown_host(url: str | None) -> str:
         return shown_url(url)
 
 
-# A URL's userinfo: up to the last "@" before its path (a password may hold an "@" of its own),
-# or, after "user:", up to the next "@" even past a "/" (as SQLAlchemy reads database URLs: an
-# AWS secret key holds "/", and is often written unencoded). Never past a space, so prose after
-# a URL is not taken for its userinfo. A scheme has at most 32 characters, so that a long run of
-# words (a parameter of 100 kB, say) is scanned in linear time.
+# A URL's userinfo: up to the last "@" before its path, or after "user:" up to the next "@" even
+# past a "/" (as SQLAlchemy reads URLs: an AWS secret holds "/"); never past a space. A scheme has
+# at most 32 characters, so that a long run of words is scanned in linear time.
 _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^/?#\s]*|[^:/?#\s@]*:[^\s@]*)@")
 
 
 def without_credentials(text: str) -> str:
-    """`text` with every URL's credentials hidden (`postgresql://admin:pw@db/x` becomes
-    `postgresql://***@db/x`): for network errors and a run's parameters, often connection URLs."""
+    """`text` with every URL's credentials hidden: `postgresql://admin:pw@db/x` becomes
+    `postgresql://***@db/x`."""
     if "@" not in text or "://" not in text:  # most strings: no URL with credentials
         return text
     return _CREDENTIALS.sub(r"\1***@", text)
@@ -89,8 +85,8 @@ _LONG_ENOUGH = 8  # characters: a shorter secret alone would match ordinary text
 
 
 def endpoint_credentials(*urls: str | None) -> tuple[str, ...]:
-    """The secrets that endpoint URLs carry: each userinfo as written (`user:password`, or a token
-    alone), and a password on its own, as written and percent-decoded, when long enough."""
+    """The secrets endpoint URLs carry: each userinfo as written, and a password on its own, as
+    written and percent-decoded, when long enough."""
     found: list[str] = []
     for url in urls:
         if not url:
@@ -150,8 +146,7 @@ class Configuration:
 
     ENV_PREFIX: ClassVar[str] = "BUGSNAG_"
 
-    def __repr__(self) -> str:
-        # Never a credential: the key masked, endpoints without the user:password they carry.
+    def __repr__(self) -> str:  # never a credential
         shown = {option.name: getattr(self, option.name) for option in dataclasses.fields(self)}
         shown["api_key"] = mask_api_key(self.api_key)
         for name in ("notify_endpoint", "sessions_endpoint"):
@@ -181,8 +176,8 @@ class Configuration:
 
     @property
     def sessions_url(self) -> str | None:
-        """Where sessions go; None when only the notify endpoint is set (On-Premise, a proxy), as
-        the official notifiers do, rather than sending sessions to BugSnag's cloud."""
+        """Where sessions go; None when only the notify endpoint is set, as the official
+        notifiers do, rather than sending sessions to BugSnag's cloud."""
         if self.sessions_endpoint:
             return self.sessions_endpoint
         if self.notify_endpoint:
@@ -213,8 +208,6 @@ def from_environment(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]
     return changes, problems
 
 
-# -- validation -----------------------------------------------------------------------
-
 # What each option holds: its kind decides what it accepts and how its variable is read.
 _KINDS = {
     "api_key": "key", "release_stage": "stage", "app_version": "text", "notify_endpoint": "url",
@@ -240,8 +233,7 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
              "false": False, "0": False, "no": False, "off": False}
 
 
-def _parse_text(name: str, raw: str, variable: str) -> Any:
-    """An environment string as the option's type (validated afterwards)."""
+def _parse_text(name: str, raw: str, variable: str) -> Any:  # validated afterwards
     text, kind = raw.strip(), _KINDS[name]
     if kind == "names":
         return tuple(part.strip() for part in text.split(",") if part.strip())
