@@ -123,7 +123,8 @@ class MaskedApiKey(str):
 
 @dataclass(frozen=True)
 class Configuration:
-    """The notifier's options. Build new ones with :meth:`replace`, which validates."""
+    """The notifier's options. Build new ones with :meth:`replace`, which validates and keeps the
+    key and endpoints as MaskedApiKey and MaskedUrl, so that no repr shows a credential."""
 
     api_key: str | None = None
     release_stage: str = "production"
@@ -145,13 +146,6 @@ class Configuration:
     watch_kernel_deaths: bool = True
 
     ENV_PREFIX: ClassVar[str] = "BUGSNAG_"
-
-    def __repr__(self) -> str:  # never a credential
-        shown = {option.name: getattr(self, option.name) for option in dataclasses.fields(self)}
-        shown["api_key"] = mask_api_key(self.api_key)
-        for name in ("notify_endpoint", "sessions_endpoint"):
-            shown[name] = shown[name] and shown_url(shown[name])
-        return f"Configuration({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -273,7 +267,7 @@ def validated(name: str, value: Any) -> Any:
         refused = "" if kind in ("key", "stage") else f", not {shown!r}"
         raise ConfigurationError(f"{name} must be {_MUST_BE[kind]}{refused}.")
     if kind in ("key", "url", "stage"):
-        return text
+        return MaskedApiKey(text) if kind == "key" else MaskedUrl(text) if kind == "url" else text
     return tuple(value) if kind == "names" else float(value) if kind == "seconds" else value
 
 
