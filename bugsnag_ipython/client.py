@@ -72,7 +72,7 @@ class Client:
         self.once = Once()  # warnings a kernel may meet repeatedly are said once
         self._launch = LaunchSession(
             send=self._send_session, prepare=lambda: self._facts.device,
-            busy=lambda: self.tracker.in_foreground, once=self.once, monotonic=monotonic,
+            busy=lambda: self.tracker.in_foreground, once=self.once,
         )
         self.listeners: list[Callable[[], None]] = []
         self._run_tab: Callable[[], JsonDict | None] | None = None
@@ -112,9 +112,6 @@ class Client:
 
     def send_launch_session(self) -> None:
         self._launch.send_now()
-
-    def start_session(self) -> SessionSnapshot:
-        return self.tracker.start_session()
 
     def pause_session(self) -> None:
         if self.tracker.pause_session():
@@ -229,11 +226,15 @@ class Client:
         from .report import trimming
         from .report.events import EventFacts, build_event
 
+        tabs = self.metadata.snapshot()  # the user's, and the run's (the user's keys win)
+        run = self._run_tab() if self._run_tab is not None else None
+        if run:
+            tabs["run"] = {**run, **tabs.get("run", {})}
         facts = EventFacts(
             app=self._app(include_timing=True),
             device={**self._facts.device, "time": payloads.iso8601(self._wall_clock())},
             user=self._facts.user(self.user),
-            tabs=self._tabs(),
+            tabs=tabs,
             kernel=self._facts.kernel,
             context=self.context,
         )
@@ -273,13 +274,6 @@ class Client:
     def device(self) -> JsonDict:
         """The device facts every payload carries."""
         return self._facts.device
-
-    def _tabs(self) -> JsonDict:  # the user's tabs, and the run's (the user's keys win)
-        tabs = self.metadata.snapshot()
-        run = self._run_tab() if self._run_tab is not None else None
-        if run:
-            tabs["run"] = {**run, **tabs.get("run", {})}
-        return tabs
 
     def set_context(self, context: str | None) -> None:
         self.context = str(context) if context else None

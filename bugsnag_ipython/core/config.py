@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
@@ -16,17 +15,13 @@ DEFAULT_SESSIONS_ENDPOINT = "https://sessions.bugsnag.com"
 SMARTBEAR_NOTIFY_ENDPOINT = "https://notify.bugsnag.smartbear.com"
 SMARTBEAR_SESSIONS_ENDPOINT = "https://sessions.bugsnag.smartbear.com"
 
-DEFAULT_REDACTED_KEYS = ("password", "secret", "token", "api_key", "authorization", "cookie")
-DEFAULT_DISCARD_CLASSES = ("KeyboardInterrupt", "SystemExit", "UsageError")
-
 _API_KEY = re.compile(r"[0-9a-fA-F]{32}")
 
 
 class ConfigurationError(ValueError):
     """A refused option, said in one sentence that names the option and the fix."""
 
-    def _render_traceback_(self) -> list[str]:
-        # IPython shows this instead of a traceback: the sentence is the whole message.
+    def _render_traceback_(self) -> list[str]:  # IPython shows it instead of a traceback
         return [f"bugsnag_ipython: {self}"]
 
 
@@ -76,8 +71,6 @@ _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^/?#\s]*|[^:/?#
 def without_credentials(text: str) -> str:
     """`text` with every URL's credentials hidden: `postgresql://admin:pw@db/x` becomes
     `postgresql://***@db/x`."""
-    if "@" not in text or "://" not in text:  # most strings: no URL with credentials
-        return text
     return _CREDENTIALS.sub(r"\1***@", text)
 
 
@@ -121,7 +114,7 @@ class MaskedApiKey(str):
         return repr(mask_api_key(str(self)))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Configuration:
     """The notifier's options. Build new ones with :meth:`replace`, which validates and keeps the
     key and endpoints as MaskedApiKey and MaskedUrl, so that no repr shows a credential."""
@@ -134,9 +127,9 @@ class Configuration:
     auto_track_sessions: bool = True
     background_timeout: float = 30.0
     persistence_directory: str | None = None
-    discard_classes: tuple[str, ...] = DEFAULT_DISCARD_CLASSES
+    discard_classes: tuple[str, ...] = ("KeyboardInterrupt", "SystemExit", "UsageError")
     enabled_release_stages: tuple[str, ...] | None = None
-    redacted_keys: tuple[str, ...] = DEFAULT_REDACTED_KEYS
+    redacted_keys: tuple[str, ...] = ("password", "secret", "token", "api_key", "authorization", "cookie")
     send_code: bool = True
     project_root: str | None = None
     max_breadcrumbs: int = 50

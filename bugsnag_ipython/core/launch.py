@@ -30,13 +30,12 @@ class LaunchSession:
     """Holds the session started during the launch until the kernel is idle, then sends it."""
 
     def __init__(self, *, send: Callable[[SessionSnapshot], None], prepare: Callable[[], object],
-                 busy: Callable[[], bool], once: Once, monotonic: Callable[[], float]) -> None:
+                 busy: Callable[[], bool], once: Once) -> None:
         # `prepare` reads the payload's facts that cost a file read; `busy`: a cell is running.
         self._send = send
         self._prepare = prepare
         self._busy = busy
         self._once = once
-        self._monotonic = monotonic
         self._launching = False
         self._session: SessionSnapshot | None = None
         self._lock = threading.Lock()
@@ -66,9 +65,9 @@ class LaunchSession:
                 self._send(session)
 
     def _send_when_idle(self) -> None:
-        deadline = self._monotonic() + LAUNCH_DELAY_MAX
+        deadline = time.monotonic() + LAUNCH_DELAY_MAX
         time.sleep(LAUNCH_DELAY)
-        while self._busy() and self._monotonic() < deadline:
+        while self._busy() and time.monotonic() < deadline:
             time.sleep(LAUNCH_POLL)  # a cell is running: it has the interpreter to itself
         try:
             with forkguard.no_fork:  # the device id may import platformdirs

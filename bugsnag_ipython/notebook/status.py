@@ -200,7 +200,7 @@ def status_html(client: Client | None) -> str:
 def session_change(client: Client, action: str) -> str:
     """Start, pause or resume the session, and the sentence that says what happened."""
     if action == "start":
-        return f"Started session {client.start_session().id[:8]}."
+        return f"Started session {client.tracker.start_session().id[:8]}."
     if action == "pause":
         if client.current_session() is None:
             return "There is no session to pause."
