@@ -70,10 +70,8 @@ class Client:
         self.release_lookup = ReleaseLookup()  # the default app version
         self.on_first_held_event: Callable[[], None] | None = None  # called once, when one is held
         self.once = Once()  # warnings a kernel may meet repeatedly are said once
-        self._launch = LaunchSession(
-            send=self._send_session, prepare=lambda: self._facts.device,
-            busy=lambda: self.tracker.in_foreground, once=self.once,
-        )
+        self._launch = LaunchSession(send=self._send_session, prepare=lambda: self._facts.device,
+                                     busy=lambda: self.tracker.in_foreground)
         self.listeners: list[Callable[[], None]] = []
         self._run_tab: Callable[[], JsonDict | None] | None = None
         self._one_session = False
@@ -107,8 +105,7 @@ class Client:
 
     def launch(self, *, in_background: bool) -> None:
         """The launch: its session starts now, its payload is made a moment later."""
-        with self._launch.launching():
-            self.tracker.launch(in_background=in_background)
+        self._launch.launch(lambda: self.tracker.launch(in_background=in_background))
 
     def send_launch_session(self) -> None:
         self._launch.send_now()

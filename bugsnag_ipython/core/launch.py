@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from . import forkguard
-from .basics import Once
+from .basics import log
 from .sessions import SessionSnapshot
 
 if TYPE_CHECKING:
@@ -30,22 +29,21 @@ class LaunchSession:
     """Holds the session started during the launch until the kernel is idle, then sends it."""
 
     def __init__(self, *, send: Callable[[SessionSnapshot], None], prepare: Callable[[], object],
-                 busy: Callable[[], bool], once: Once) -> None:
+                 busy: Callable[[], bool]) -> None:
         # `prepare` reads the payload's facts that cost a file read; `busy`: a cell is running.
         self._send = send
         self._prepare = prepare
         self._busy = busy
-        self._once = once
         self._launching = False
         self._session: SessionSnapshot | None = None
         self._lock = threading.Lock()
 
-    @contextmanager
-    def launching(self) -> Iterator[None]:
-        """While the tracker launches: the session it starts is held, not sent on this thread."""
+    def launch(self, start: Callable[[], object]) -> None:
+        """Run `start` (the tracker's launch): the session it starts is held, then sent off this
+        thread once the kernel is idle."""
         self._launching = True
         try:
-            yield
+            start()
         finally:
             self._launching = False
         if self._session is not None:
@@ -74,7 +72,7 @@ class LaunchSession:
                 self._prepare()
             self.send_now()
         except Exception as error:
-            self._once.say("launch", f"the launch session could not be stored ({error}).")
+            log.warning("the launch session could not be stored (%s).", error)
 
 
 class ReleaseLookup:

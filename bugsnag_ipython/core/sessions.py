@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -48,9 +47,8 @@ class SessionTracker:
     """Decides when sessions start and counts the events attributed to them. Thread-safe;
     listeners hear of each new session outside the lock."""
 
-    def __init__(self, auto_track: bool = True, background_timeout: float = 30.0,
-                 monotonic: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
-                 new_id: Callable[[], str] = random_uuid4) -> None:
+    def __init__(self, auto_track: bool, background_timeout: float, monotonic: Callable[[], float],
+                 wall_clock: Callable[[], float], new_id: Callable[[], str] = random_uuid4) -> None:
         self.auto_track = auto_track
         self.background_timeout = background_timeout
         self.monotonic = monotonic
