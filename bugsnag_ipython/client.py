@@ -38,7 +38,7 @@ class Client:
                  wall_clock: Callable[[], float] = time.time, resolve_cell: CellMap | None = None) -> None:
         self.config = config
         self.dispatcher = Dispatcher(config, on_change=self._changed, wall_clock=wall_clock,
-                                      delivery=delivery)
+                                     delivery=delivery)
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         if resolve_cell is None:
