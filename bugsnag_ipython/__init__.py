@@ -10,6 +10,7 @@ from ._version import __version__ as __version__
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from .client import Client
     from .core.sessions import SessionSnapshot
     from .notebook.extension import Extension
 
@@ -57,10 +58,14 @@ def _extension() -> Extension:
     return loaded
 
 
+def _client() -> Client:
+    return _extension().client
+
+
 def configure(**options: Any) -> None:
     """Change options from now on, e.g. ``configure(api_key=..., app_version="1.2")``. A refused
     value raises ConfigurationError (a ValueError) naming the option, and changes nothing."""
-    _extension().client.configure(**options)
+    _client().configure(**options)
 
 
 def set_api_key() -> None:
@@ -77,33 +82,33 @@ def set_api_key() -> None:
 
 def start_session() -> SessionSnapshot:
     """Start a new session, replacing the current one."""
-    return _extension().client.tracker.start_session()
+    return _client().tracker.start_session()
 
 
 def pause_session() -> None:
     """Errors from now on count against no session, until resumed or a new one starts."""
-    _extension().client.pause_session()
+    _client().pause_session()
 
 
 def resume_session() -> bool:
     """Resume the paused session (True), or keep/start one (False)."""
-    return _extension().client.resume_session()
+    return _client().resume_session()
 
 
 def current_session() -> SessionSnapshot | None:
     """The current session (id, started_at, handled, unhandled, paused), or None."""
-    return _extension().client.current_session()
+    return _client().current_session()
 
 
 def notify(exception: BaseException, *, severity: str | None = None, context: str | None = None,
            metadata: dict[str, Any] | None = None) -> None:
     """Report a handled exception (severity "warning" unless given)."""
-    _extension().client.notify(exception, severity=severity, context=context, metadata=metadata)
+    _client().notify(exception, severity=severity, context=context, metadata=metadata)
 
 
 def leave_breadcrumb(name: str, metadata: dict[str, Any] | None = None, type: str = "manual") -> None:
     """Add a breadcrumb to the trail sent with the next events."""
-    _extension().client.leave_breadcrumb(name, metadata, type)
+    _client().leave_breadcrumb(name, metadata, type)
 
 
 def panel() -> None:
@@ -116,43 +121,43 @@ def panel() -> None:
 
 def flush(timeout: float = 5.0) -> bool:
     """Try to deliver everything pending now; True when nothing is left."""
-    return _extension().client.flush(timeout)
+    return _client().flush(timeout)
 
 
 def add_metadata(section: str, key_or_values: str | Mapping[str, Any], value: Any = None) -> None:
     """Add to a tab of every later event: ``add_metadata("data", "rows", 120)`` or
     ``add_metadata("data", {"rows": 120, "source": "s3"})``. A value of None removes the key."""
-    _extension().client.metadata.add(section, key_or_values, value)
+    _client().metadata.add(section, key_or_values, value)
 
 
 def clear_metadata(section: str, key: str | None = None) -> None:
     """Remove a whole tab, or one key of it."""
-    _extension().client.metadata.clear(section, key)
+    _client().metadata.clear(section, key)
 
 
 def get_metadata(section: str, key: str | None = None) -> Any:
     """A copy of a tab added with add_metadata (None if there is none), or one key's value."""
-    return _extension().client.metadata.get(section, key)
+    return _client().metadata.get(section, key)
 
 
 def set_context(context: str | None) -> None:
     """What later events are about, shown as their title; None goes back to the running
     cell's ``In [n]``."""
-    _extension().client.set_context(context)
+    _client().set_context(context)
 
 
 def set_user(id: str | None = None, email: str | None = None, name: str | None = None) -> None:
     """The user of later events and sessions. With nothing given, back to the default:
     ``JUPYTERHUB_USER`` when set, else this device's id."""
-    _extension().client.set_user(id, email, name)
+    _client().set_user(id, email, name)
 
 
 def add_on_error(callback: Callable[[dict[str, Any]], Any]) -> None:
     """Run ``callback(event)`` before each event is sent, in the order added: it may change the
     event (a dict), or return False to discard it. One that raises is logged once."""
-    _extension().client.on_error.add(callback)
+    _client().on_error.add(callback)
 
 
 def remove_on_error(callback: Callable[[dict[str, Any]], Any]) -> None:
     """Stop running a callback added with add_on_error."""
-    _extension().client.on_error.remove(callback)
+    _client().on_error.remove(callback)
