@@ -1,8 +1,6 @@
 """What every part of the package shares: its logger, the type of a JSON object, and saying a
 sentence once (a cause met at every retry or every cell is logged the first time only)."""
 
-from __future__ import annotations
-
 import logging
 import threading
 from collections.abc import Callable, Hashable

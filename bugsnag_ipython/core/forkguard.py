@@ -3,8 +3,6 @@ in half. A child forked while another thread holds an import's lock or one of th
 inherits it held, with no thread to release it, and hangs; notebooks fork (multiprocessing).
 """
 
-from __future__ import annotations
-
 import contextlib
 import os
 import threading

@@ -3,8 +3,6 @@ notebook; a kernel reads it at load, below IPython config and `BUGSNAG_API_KEY`.
 passes the trust rule is used: a key another user planted would send this user's errors to them.
 """
 
-from __future__ import annotations
-
 import os
 import stat
 import sys

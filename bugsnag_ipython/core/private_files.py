@@ -5,8 +5,6 @@ user's, never through a link, without waiting, up to a limit. A file's owner is 
 holds a flock() on it, which the system lets go of when the process dies.
 """
 
-from __future__ import annotations
-
 import contextlib
 import os
 import stat

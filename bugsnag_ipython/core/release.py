@@ -5,8 +5,6 @@
 3. `ci`: the commit a CI runner names (`GITHUB_SHA`, `CI_COMMIT_SHA`, ...), abbreviated.
 """
 
-from __future__ import annotations
-
 import os
 import re
 from collections.abc import Mapping

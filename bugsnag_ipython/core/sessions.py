@@ -4,8 +4,6 @@ Loading the extension is the launch, a running cell is the foreground, the kerne
 cells is the background. Clocks are injected, so the 30-second rule is tested without sleeping.
 """
 
-from __future__ import annotations
-
 import os
 import threading
 from collections.abc import Callable
