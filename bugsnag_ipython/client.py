@@ -16,16 +16,13 @@ from .core.sessions import SessionSnapshot, SessionTracker
 from .delivery.dispatcher import Dispatcher
 from .report import environment, events, payloads
 from .report.breadcrumbs import Breadcrumbs
-from .report.events import SEVERITIES, CellRun, OnError, ThreadInfo
+from .report.events import SEVERITIES, CellRun, ThreadInfo
 from .report.metadata import MetadataStore
 
 if TYPE_CHECKING:  # imported with the first payload or report, not at load
     from .delivery.delivery import Delivery
     from .report.kernel_death import KernelDeath
     from .report.stacktrace import CellMap
-
-
-__all__ = ["CellRun", "Client", "OnError", "ThreadInfo"]
 
 
 class Client:
