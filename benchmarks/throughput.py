@@ -64,7 +64,7 @@ if DELIVERY == "off":
     from bugsnag_ipython.delivery.transport import NullTransport
     loaded = client.delivery
     loaded.listeners.remove(client._changed)
-    client._dispatcher._use(Delivery(NullTransport))
+    client.dispatcher._use(Delivery(NullTransport))
 delivery = client.delivery
 delivered_before = delivery.counters()["delivered"]
 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

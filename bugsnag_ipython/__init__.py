@@ -1,8 +1,5 @@
-"""BugSnag session tracking and error reporting for Jupyter notebooks.
-
-Load it with ``%load_ext bugsnag_ipython``. Importing this package does nothing else: the
-client, hooks and threads exist only once the extension is loaded into a shell.
-"""
+"""BugSnag session tracking and error reporting for Jupyter notebooks: ``%load_ext bugsnag_ipython``.
+Importing this package does nothing else: the client, hooks and threads exist once it is loaded."""
 
 from __future__ import annotations
 
@@ -72,9 +69,8 @@ def configure(**options: Any) -> None:
 
 
 def set_api_key() -> None:
-    """Ask for the API key at a prompt that does not echo (as ``%bugsnag_key`` does), use it in
-    this kernel and save it, readable only by you, for later kernels: the key is never written
-    into the notebook. Works before the extension is loaded too (it is then only saved)."""
+    """Ask for the API key at a prompt that does not echo (as ``%bugsnag_key``), use it here and
+    save it, readable only by you, for later kernels; before the extension is loaded, only save it."""
     from .notebook.key_prompt import ask_for_key
 
     loaded = _loaded()
@@ -86,7 +82,7 @@ def set_api_key() -> None:
 
 def start_session() -> SessionSnapshot:
     """Start a new session, replacing the current one."""
-    return _client().start_session()
+    return _client().tracker.start_session()
 
 
 def pause_session() -> None:
@@ -155,8 +151,7 @@ def set_user(id: str | None = None, email: str | None = None, name: str | None =
 
 def add_on_error(callback: Callable[[dict[str, Any]], Any]) -> None:
     """Run ``callback(event)`` before each event is sent, in the order added: it may change the
-    event (a dict), or return False to discard it (no session counter moves). A callback that
-    raises is logged once and the event is sent as it left it."""
+    event (a dict), or return False to discard it. One that raises is logged once."""
     _client().on_error.add(callback)
 
 

@@ -1,4 +1,3 @@
-"""The package version, in a module of its own: the notifier facts need it without importing
-the public API."""
+"""The package version, apart: the notifier facts need it without importing the public API."""
 
 __version__ = "0.1.0"

@@ -9,14 +9,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .core.basics import JsonDict, Once, tell
-from .core.config import Configuration, ConfigurationError, mask_api_key
+from .core.config import Configuration, ConfigurationError
 from .core.launch import LaunchSession, ReleaseLookup
 from .core.private_files import Refusals
 from .core.sessions import SessionSnapshot, SessionTracker
 from .delivery.dispatcher import Dispatcher
 from .report import environment, events, payloads
 from .report.breadcrumbs import Breadcrumbs
-from .report.events import SEVERITIES, CellRun, MetadataStore, OnError, ThreadInfo
+from .report.events import SEVERITIES, CellRun, MetadataStore, ThreadInfo
 
 if TYPE_CHECKING:  # imported with the first payload or report, not at load
     from .delivery.delivery import Delivery
@@ -24,24 +24,17 @@ if TYPE_CHECKING:  # imported with the first payload or report, not at load
     from .report.stacktrace import CellMap
 
 
-__all__ = ["CellRun", "Client", "OnError", "ThreadInfo"]
-
-
 class Client:
-    """One kernel's reporter: it holds the options in force, the session tracker and what events
-    carry (breadcrumbs, metadata, user, context), and turns what it is told (a cell started or
-    ended, an exception caught, a session paused) into session and event payloads for delivery.
-
-    The failure sources (`sources/`), the public API and the magics call it; of their calls only
-    ConfigurationError comes out. `listeners` hear of every change (status, panel, crash record).
-    """
+    """One kernel's reporter: the options in force, the sessions and what events carry, turned
+    into session and event payloads for delivery. Of its calls only ConfigurationError comes out;
+    `listeners` hear of every change (status, panel, crash record)."""
 
     def __init__(self, config: Configuration, *, delivery: Delivery | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time, resolve_cell: CellMap | None = None) -> None:
         self.config = config
-        self._dispatcher = Dispatcher(config, on_change=self._changed, wall_clock=wall_clock,
-                                      delivery=delivery)
+        self.dispatcher = Dispatcher(config, on_change=self._changed, wall_clock=wall_clock,
+                                     delivery=delivery)
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         if resolve_cell is None:
@@ -55,7 +48,7 @@ class Client:
         self.breadcrumbs = Breadcrumbs(config.max_breadcrumbs)
         self.launched_at = monotonic()
         self._launched_wall = wall_clock()
-        self._cell: CellRun | None = None  # the running cell
+        self.cell: CellRun | None = None  # the cell running now
         self.widget_message_since: float | None = None  # while a widget message is handled
         # What notify_unhandled reported in this cell: raised again by the cell, it is no new event.
         self._caught_in_cell: tuple[CellRun | None, deque[BaseException]] = (None, deque())
@@ -64,18 +57,17 @@ class Client:
         self.context: str | None = None  # set_context(): replaces the automatic `In [n]`
         self.user: dict[str, str] = {}  # set_user()
         self.on_error = events.OnErrorCallbacks()
-        self.problems: list[str] = []  # configuration problems, shown by status
-        self.crash_records = Refusals()  # what the crash records' folder refused, for status
-        self.previous_death: str | None = None  # what became of the previous kernel, for status
-        self.origins: dict[str, str] = {}  # option -> where its value came from; else default
+        # For status: configuration problems, what the crash records' folder refused, what became
+        # of the previous kernel, and where each option's value came from (else the default).
+        self.problems: list[str] = []
+        self.crash_records = Refusals()
+        self.previous_death: str | None = None
+        self.origins: dict[str, str] = {}
         self.release_lookup = ReleaseLookup()  # the default app version
-        # Called once, with the first event held for lack of an API key (the extension says so).
-        self.on_first_held_event: Callable[[], None] | None = None
-        self.once = Once()  # what was said once, of the warnings a kernel may meet repeatedly
-        self._launch = LaunchSession(
-            send=self._send_session, prepare=lambda: self._facts.device,
-            busy=lambda: self.tracker.in_foreground, once=self.once, monotonic=monotonic,
-        )
+        self.on_first_held_event: Callable[[], None] | None = None  # called once, when one is held
+        self.once = Once()  # warnings a kernel may meet repeatedly are said once
+        self._launch = LaunchSession(send=self._send_session, prepare=lambda: self._facts.device,
+                                     busy=lambda: self.tracker.in_foreground)
         self.listeners: list[Callable[[], None]] = []
         self._run_tab: Callable[[], JsonDict | None] | None = None
         self._one_session = False
@@ -89,7 +81,7 @@ class Client:
         self.tracker.auto_track = config.auto_track_sessions
         self.tracker.background_timeout = math.inf if self._one_session else config.background_timeout
         self.breadcrumbs.resize(config.max_breadcrumbs)
-        self._dispatcher.reconfigure(config)
+        self.dispatcher.reconfigure(config)
         self._warn_about_endpoints()
         self._changed()
 
@@ -100,27 +92,19 @@ class Client:
 
     @property
     def app_version(self) -> str | None:
-        """The app version payloads carry: the option's, else the release found for this kernel.
-        A payload made while the look runs waits for it: every payload of a kernel names one release."""
+        """The option's, else the release found; a payload made during the look waits for it, so
+        every payload of a kernel names one release."""
         if self.config.app_version:
             return self.config.app_version
         release = self.release_lookup.result()
         return release.version if release is not None else None
 
-    def warn_once(self, key: str, message: str) -> None:
-        self.once.say(key, message)
-
     def launch(self, *, in_background: bool) -> None:
-        """The launch: its session starts now, its payload is made a moment later (core/launch.py)."""
-        with self._launch.launching():
-            self.tracker.launch(in_background=in_background)
+        """The launch: its session starts now, its payload is made a moment later."""
+        self._launch.launch(lambda: self.tracker.launch(in_background=in_background))
 
     def send_launch_session(self) -> None:
-        """Make and hand over the launch session's payload, if it is still to be sent."""
         self._launch.send_now()
-
-    def start_session(self) -> SessionSnapshot:
-        return self.tracker.start_session()
 
     def pause_session(self) -> None:
         if self.tracker.pause_session():
@@ -138,8 +122,8 @@ class Client:
         return self.tracker.current()
 
     def headless_run(self, tab: Callable[[], JsonDict | None], *, one_session: bool) -> None:
-        """A runner executes the notebook: `tab` gives events their `run` tab, and with
-        `one_session` the idle rule never splits the run (its launch session is the run's)."""
+        """A runner executes the notebook: `tab` gives events their `run` tab; with `one_session`
+        the idle rule never splits the run."""
         self._run_tab = tab
         self._one_session = one_session
         if one_session:
@@ -158,21 +142,15 @@ class Client:
                 session, notifier=environment.NOTIFIER, app=self._app(include_timing=False),
                 device=self._facts.device, user=self._facts.user(self.user),
             )
-            self._dispatcher.send("session", payload)
-
-    @property
-    def cell(self) -> CellRun | None:
-        """The cell running now, if any."""
-        return self._cell
+            self.dispatcher.send("session", payload)
 
     def cell_started(self, run: CellRun) -> None:
-        """A cell starts."""
-        self._cell = run
+        self.cell = run
         if self.tracker.enter_foreground(run.started_monotonic) is not None:
             self._changed()
 
     def cell_finished(self, error: BaseException | None) -> None:
-        run, self._cell = self._cell, None
+        run, self.cell = self.cell, None
         ended = self._monotonic()
         self.tracker.enter_background(ended)
         if run is not None:
@@ -181,9 +159,8 @@ class Client:
             self.breadcrumbs.leave_cell(run.execution_count, at, run.started_monotonic, ended, error is None)
 
     def widget_message_started(self) -> None:
-        """The frontend's message to a widget (a click) is being handled: outside a cell, it is
-        the foreground, as a cell is (after `background_timeout` of idleness, a new session)."""
-        if self._cell is None and self.widget_message_since is None:
+        """A message to a widget (a click) is handled: outside a cell, it is the foreground."""
+        if self.cell is None and self.widget_message_since is None:
             now = self.widget_message_since = self.tracker.monotonic()
             if self.tracker.enter_foreground(now) is not None:
                 self._changed()
@@ -191,7 +168,7 @@ class Client:
     def widget_message_finished(self) -> None:
         if self.widget_message_since is not None:
             self.widget_message_since = None
-            if self._cell is None:
+            if self.cell is None:
                 self.tracker.enter_background()
 
     def should_report(self, error: BaseException) -> bool:
@@ -205,7 +182,7 @@ class Client:
                cell: CellRun | None = None) -> bool:
         """Report one event; True if it was handed to delivery (or held for a key)."""
         running, caught = self._caught_in_cell
-        if (unhandled and running is not None and running is self._cell
+        if (unhandled and running is not None and running is self.cell
                 and (cell is None or cell == running) and any(seen is error for seen in caught)):
             return False  # reported by notify_unhandled already, and raised again by the cell
         return self._report(
@@ -218,9 +195,9 @@ class Client:
         return self._report(error, unhandled=True, cell=None, thread=thread)
 
     def notify_unhandled(self, error: BaseException, context: str, section: str, facts: JsonDict) -> bool:
-        """Report an exception a widget callback or the event loop caught: unhandled, with
-        `context` (unless set_context set one) and a metadata tab `section` saying where it came from."""
-        running = self._cell
+        """Report an exception a widget callback or the event loop caught: unhandled, with `context`
+        (unless set_context set one) and a metadata tab `section` saying where it came from."""
+        running = self.cell
         if running is not None:
             if self._caught_in_cell[0] is not running:
                 self._caught_in_cell = (running, deque(maxlen=16))
@@ -242,11 +219,15 @@ class Client:
         from .report import trimming
         from .report.events import EventFacts, build_event
 
+        tabs = self.metadata.snapshot()  # the user's, and the run's (the user's keys win)
+        run = self._run_tab() if self._run_tab is not None else None
+        if run:
+            tabs["run"] = {**run, **tabs.get("run", {})}
         facts = EventFacts(
             app=self._app(include_timing=True),
             device={**self._facts.device, "time": payloads.iso8601(self._wall_clock())},
             user=self._facts.user(self.user),
-            tabs=self._tabs(),
+            tabs=tabs,
             kernel=self._facts.kernel,
             context=self.context,
         )
@@ -282,16 +263,8 @@ class Client:
 
     @property
     def device(self) -> JsonDict:
-        """The device facts every payload carries (the device id read or made with the first)."""
+        """The device facts every payload carries."""
         return self._facts.device
-
-    def _tabs(self) -> JsonDict:
-        """The user's tabs, and the run's (the user's keys win)."""
-        tabs = self.metadata.snapshot()
-        run = self._run_tab() if self._run_tab is not None else None
-        if run:
-            tabs["run"] = {**run, **tabs.get("run", {})}
-        return tabs
 
     def set_context(self, context: str | None) -> None:
         self.context = str(context) if context else None
@@ -319,8 +292,7 @@ class Client:
         return app
 
     def _send_event(self, made: tuple[JsonDict, bytes]) -> bool:
-        """Hand over a finished event (its payload and encoded body)."""
-        self._dispatcher.send("event", *made)
+        self.dispatcher.send("event", *made)
         if not self.config.api_key and self.on_first_held_event is not None:
             said, self.on_first_held_event = self.on_first_held_event, None
             said()
@@ -329,28 +301,15 @@ class Client:
 
     @property
     def delivery(self) -> Delivery:
-        return self._dispatcher.delivery
-
-    @property
-    def held(self) -> int:
-        """Payloads held while there is no API key."""
-        return self._dispatcher.held
-
-    @property
-    def held_overflow(self) -> int:
-        """Held payloads dropped for newer ones, over `max_held_payloads`."""
-        return self._dispatcher.held_overflow
+        return self.dispatcher.delivery
 
     def flush(self, timeout: float = 5.0) -> bool:
         self.send_launch_session()
-        return self._dispatcher.flush(timeout)
+        return self.dispatcher.flush(timeout)
 
     def shutdown(self, timeout: float) -> None:
         self.send_launch_session()
-        self._dispatcher.close(timeout)
+        self.dispatcher.close(timeout)
 
     def _changed(self) -> None:
         tell(self.listeners, "client")
-
-    def masked_key(self) -> str:
-        return mask_api_key(self.config.api_key)

@@ -1,8 +1,6 @@
 """What every part of the package shares: its logger, the type of a JSON object, and saying a
 sentence once (a cause met at every retry or every cell is logged the first time only)."""
 
-from __future__ import annotations
-
 import logging
 import threading
 from collections.abc import Callable, Hashable
@@ -23,18 +21,16 @@ def tell(listeners: list[Callable[[], None]], whose: str) -> None:
 
 
 class Once:
-    """Remembers what was said: `say(key, sentence)` logs the sentence the first time `key`
-    is met, and returns whether it did."""
+    """`say(key, sentence)` logs a warning the first time `key` is met, and returns whether it did."""
 
-    def __init__(self, level: int = logging.WARNING) -> None:
-        self._level = level
+    def __init__(self) -> None:
         self._said: set[Hashable] = set()
         self._lock = threading.Lock()
 
     def say(self, key: Hashable, sentence: str) -> bool:
         said = self.first(key)
         if said:
-            log.log(self._level, sentence)
+            log.warning(sentence)
         return said
 
     def first(self, key: Hashable) -> bool:

@@ -1,13 +1,11 @@
 """Every option of the notifier: one frozen dataclass, one validation step, and how options that
-hold credentials (the key, endpoint URLs) may be shown. notebook/settings.py reads the sources.
-"""
+hold credentials (the key, endpoint URLs) may be shown."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
@@ -17,17 +15,13 @@ DEFAULT_SESSIONS_ENDPOINT = "https://sessions.bugsnag.com"
 SMARTBEAR_NOTIFY_ENDPOINT = "https://notify.bugsnag.smartbear.com"
 SMARTBEAR_SESSIONS_ENDPOINT = "https://sessions.bugsnag.smartbear.com"
 
-DEFAULT_REDACTED_KEYS = ("password", "secret", "token", "api_key", "authorization", "cookie")
-DEFAULT_DISCARD_CLASSES = ("KeyboardInterrupt", "SystemExit", "UsageError")
-
 _API_KEY = re.compile(r"[0-9a-fA-F]{32}")
 
 
 class ConfigurationError(ValueError):
     """A refused option, said in one sentence that names the option and the fix."""
 
-    def _render_traceback_(self) -> list[str]:
-        # IPython shows this instead of a traceback: the sentence is the whole message.
+    def _render_traceback_(self) -> list[str]:  # IPython shows it instead of a traceback
         return [f"bugsnag_ipython: {self}"]
 
 
@@ -44,8 +38,7 @@ def mask_api_key(key: str | None) -> str:
 
 
 def shown_url(url: str | None) -> str:
-    """An endpoint as it may be shown: never the credentials a URL can carry (proxies and
-    On-Premise setups use them), nor its query: `https://***@host/notify?***`."""
+    """An endpoint as it may be shown, without its credentials or query: `https://***@host/n?***`."""
     if not url:
         return "off"
     try:
@@ -69,19 +62,15 @@ def shown_host(url: str | None) -> str:
         return shown_url(url)
 
 
-# A URL's userinfo: up to the last "@" before its path (a password may hold an "@" of its own),
-# or, after "user:", up to the next "@" even past a "/" (as SQLAlchemy reads database URLs: an
-# AWS secret key holds "/", and is often written unencoded). Never past a space, so prose after
-# a URL is not taken for its userinfo. A scheme has at most 32 characters, so that a long run of
-# words (a parameter of 100 kB, say) is scanned in linear time.
+# A URL's userinfo: up to the last "@" before its path, or after "user:" up to the next "@" even
+# past a "/" (as SQLAlchemy reads URLs: an AWS secret holds "/"); never past a space. A scheme has
+# at most 32 characters, so that a long run of words is scanned in linear time.
 _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^/?#\s]*|[^:/?#\s@]*:[^\s@]*)@")
 
 
 def without_credentials(text: str) -> str:
-    """`text` with every URL's credentials hidden (`postgresql://admin:pw@db/x` becomes
-    `postgresql://***@db/x`): for network errors and a run's parameters, often connection URLs."""
-    if "@" not in text or "://" not in text:  # most strings: no URL with credentials
-        return text
+    """`text` with every URL's credentials hidden: `postgresql://admin:pw@db/x` becomes
+    `postgresql://***@db/x`."""
     return _CREDENTIALS.sub(r"\1***@", text)
 
 
@@ -89,8 +78,8 @@ _LONG_ENOUGH = 8  # characters: a shorter secret alone would match ordinary text
 
 
 def endpoint_credentials(*urls: str | None) -> tuple[str, ...]:
-    """The secrets that endpoint URLs carry: each userinfo as written (`user:password`, or a token
-    alone), and a password on its own, as written and percent-decoded, when long enough."""
+    """The secrets endpoint URLs carry: each userinfo as written, and a password on its own, as
+    written and percent-decoded, when long enough."""
     found: list[str] = []
     for url in urls:
         if not url:
@@ -125,9 +114,10 @@ class MaskedApiKey(str):
         return repr(mask_api_key(str(self)))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Configuration:
-    """The notifier's options. Build new ones with :meth:`replace`, which validates."""
+    """The notifier's options. Build new ones with :meth:`replace`, which validates and keeps the
+    key and endpoints as MaskedApiKey and MaskedUrl, so that no repr shows a credential."""
 
     api_key: str | None = None
     release_stage: str = "production"
@@ -137,9 +127,9 @@ class Configuration:
     auto_track_sessions: bool = True
     background_timeout: float = 30.0
     persistence_directory: str | None = None
-    discard_classes: tuple[str, ...] = DEFAULT_DISCARD_CLASSES
+    discard_classes: tuple[str, ...] = ("KeyboardInterrupt", "SystemExit", "UsageError")
     enabled_release_stages: tuple[str, ...] | None = None
-    redacted_keys: tuple[str, ...] = DEFAULT_REDACTED_KEYS
+    redacted_keys: tuple[str, ...] = ("password", "secret", "token", "api_key", "authorization", "cookie")
     send_code: bool = True
     project_root: str | None = None
     max_breadcrumbs: int = 50
@@ -149,14 +139,6 @@ class Configuration:
     watch_kernel_deaths: bool = True
 
     ENV_PREFIX: ClassVar[str] = "BUGSNAG_"
-
-    def __repr__(self) -> str:
-        # Never a credential: the key masked, endpoints without the user:password they carry.
-        shown = {option.name: getattr(self, option.name) for option in dataclasses.fields(self)}
-        shown["api_key"] = mask_api_key(self.api_key)
-        for name in ("notify_endpoint", "sessions_endpoint"):
-            shown[name] = shown[name] and shown_url(shown[name])
-        return f"Configuration({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -181,8 +163,8 @@ class Configuration:
 
     @property
     def sessions_url(self) -> str | None:
-        """Where sessions go; None when only the notify endpoint is set (On-Premise, a proxy), as
-        the official notifiers do, rather than sending sessions to BugSnag's cloud."""
+        """Where sessions go; None when only the notify endpoint is set, as the official
+        notifiers do, rather than sending sessions to BugSnag's cloud."""
         if self.sessions_endpoint:
             return self.sessions_endpoint
         if self.notify_endpoint:
@@ -213,8 +195,6 @@ def from_environment(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]
     return changes, problems
 
 
-# -- validation -----------------------------------------------------------------------
-
 # What each option holds: its kind decides what it accepts and how its variable is read.
 _KINDS = {
     "api_key": "key", "release_stage": "stage", "app_version": "text", "notify_endpoint": "url",
@@ -240,8 +220,7 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
              "false": False, "0": False, "no": False, "off": False}
 
 
-def _parse_text(name: str, raw: str, variable: str) -> Any:
-    """An environment string as the option's type (validated afterwards)."""
+def _parse_text(name: str, raw: str, variable: str) -> Any:  # validated afterwards
     text, kind = raw.strip(), _KINDS[name]
     if kind == "names":
         return tuple(part.strip() for part in text.split(",") if part.strip())
@@ -281,7 +260,7 @@ def validated(name: str, value: Any) -> Any:
         refused = "" if kind in ("key", "stage") else f", not {shown!r}"
         raise ConfigurationError(f"{name} must be {_MUST_BE[kind]}{refused}.")
     if kind in ("key", "url", "stage"):
-        return text
+        return MaskedApiKey(text) if kind == "key" else MaskedUrl(text) if kind == "url" else text
     return tuple(value) if kind == "names" else float(value) if kind == "seconds" else value
 
 

@@ -1,13 +1,7 @@
-"""A lock that `os.fork()` waits for: background threads hold it around work a fork must not
-cut in half.
-
-A child forked while another thread holds an import's module lock or one of the client's locks
-inherits it held, with no thread left to release it, and hangs the first time it needs it.
-Notebooks fork (multiprocessing), and this package imports lazily and reads the client's state
-on its own threads, so that work runs under this lock and a fork waits the few milliseconds.
+"""A lock that `os.fork()` waits for: background threads hold it around work a fork must not cut
+in half. A child forked while another thread holds an import's lock or one of the client's
+inherits it held, with no thread to release it, and hangs; notebooks fork (multiprocessing).
 """
-
-from __future__ import annotations
 
 import contextlib
 import os
@@ -26,8 +20,8 @@ if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
 
 
 class ForgottenInChildren(weakref.WeakSet[Any]):
-    """Objects that hold the parent's resources (a lock on a file, a pipe): in a forked child,
-    each is told to let go of them (`forget_after_fork()`), so that a child never keeps them held."""
+    """Objects holding the parent's resources (a file's lock, a pipe): in a forked child, each is
+    told to let go of them (`forget_after_fork()`)."""
 
     def __init__(self) -> None:
         super().__init__()

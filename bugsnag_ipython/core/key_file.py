@@ -1,18 +1,11 @@
-"""The API key saved in the user's private configuration, for kernels that have no other.
-
-`%bugsnag_key` saves it, so that the key is never written into a notebook: one line in
-`api_key` under the user config dir (`~/.config/bugsnag-ipython/` on Linux), the file 0600 in a
-0700 folder; a kernel reads it at load, below IPython config and `BUGSNAG_API_KEY`. Only a file
-that passes the trust rule of core/private_files.py is used: a key another user planted would
-send this user's errors to that user's project.
+"""The API key `%bugsnag_key` saves in the user config dir, so that it is never written into a
+notebook; a kernel reads it at load, below IPython config and `BUGSNAG_API_KEY`. Only a file that
+passes the trust rule is used: a key another user planted would send this user's errors to them.
 """
-
-from __future__ import annotations
 
 import os
 import stat
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 from .config import is_api_key
@@ -28,11 +21,11 @@ class KeyFileError(Exception):
     """The saved key cannot be used or written, said in one sentence with the fix."""
 
 
-def key_file_path(environ: Mapping[str, str] = os.environ) -> Path:
+def key_file_path() -> Path:
     """Where the key is saved: the user config dir of this package, as platformdirs names it."""
     if sys.platform.startswith("linux"):
         # platformdirs' rule on Linux, without importing it on the loading thread.
-        base = environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")
+        base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")
         return Path(base, APP_NAME, FILE_NAME)
     import platformdirs
 
@@ -40,8 +33,8 @@ def key_file_path(environ: Mapping[str, str] = os.environ) -> Path:
 
 
 def read_key(path: Path) -> str | None:
-    """The saved key, or None when there is none; KeyFileError when a file is there that is not
-    to be trusted or holds no key."""
+    """The saved key, or None when there is none; KeyFileError when the file is not to be trusted
+    or holds no key."""
     try:
         data = read_private(path, _MAX_BYTES, loose=False)
         folder = os.stat(path.parent)
@@ -77,7 +70,7 @@ def _untrusted(path: Path, reason: str) -> str:
 
 def save_key(key: str, path: Path) -> None:
     """Write `key` to `path` at once, the file 0600 in a folder made 0700 (KeyFileError, with
-    nothing written, when that folder is not this user's)."""
+    nothing written, when the folder is not this user's)."""
     folder = path.parent
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)

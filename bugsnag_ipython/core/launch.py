@@ -1,21 +1,19 @@
 """The launch's work off the loading thread: the launch session's payload and the default release.
 
-Making and storing the launch session's payload (the device id, the outbox, the first import of
-`requests`) would compete with the kernel's first cells for the interpreter lock: a daemon thread
-does it once the kernel is idle. A report, flush or exit before then does it at once (`send_now`),
-so the launch session is never lost nor sent after what follows it.
+The launch session's payload (the device id, the outbox, importing `requests`) would compete with
+the first cells for the interpreter: a daemon thread makes it once the kernel is idle, or a report,
+flush or exit first (`send_now`), so it is never lost nor sent after what follows it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from . import forkguard
-from .basics import Once
+from .basics import log
 from .sessions import SessionSnapshot
 
 if TYPE_CHECKING:
@@ -31,24 +29,21 @@ class LaunchSession:
     """Holds the session started during the launch until the kernel is idle, then sends it."""
 
     def __init__(self, *, send: Callable[[SessionSnapshot], None], prepare: Callable[[], object],
-                 busy: Callable[[], bool], once: Once, monotonic: Callable[[], float]) -> None:
-        # `send` makes and hands over a session's payload; `prepare` reads the payload's facts
-        # that cost a file read; `busy` says a cell is running.
+                 busy: Callable[[], bool]) -> None:
+        # `prepare` reads the payload's facts that cost a file read; `busy`: a cell is running.
         self._send = send
         self._prepare = prepare
         self._busy = busy
-        self._once = once
-        self._monotonic = monotonic
         self._launching = False
         self._session: SessionSnapshot | None = None
         self._lock = threading.Lock()
 
-    @contextmanager
-    def launching(self) -> Iterator[None]:
-        """While the tracker launches: the session it starts is held, not sent on this thread."""
+    def launch(self, start: Callable[[], object]) -> None:
+        """Run `start` (the tracker's launch): the session it starts is held, then sent off this
+        thread once the kernel is idle."""
         self._launching = True
         try:
-            yield
+            start()
         finally:
             self._launching = False
         if self._session is not None:
@@ -68,16 +63,16 @@ class LaunchSession:
                 self._send(session)
 
     def _send_when_idle(self) -> None:
-        deadline = self._monotonic() + LAUNCH_DELAY_MAX
+        deadline = time.monotonic() + LAUNCH_DELAY_MAX
         time.sleep(LAUNCH_DELAY)
-        while self._busy() and self._monotonic() < deadline:
+        while self._busy() and time.monotonic() < deadline:
             time.sleep(LAUNCH_POLL)  # a cell is running: it has the interpreter to itself
         try:
             with forkguard.no_fork:  # the device id may import platformdirs
                 self._prepare()
             self.send_now()
         except Exception as error:
-            self._once.say("launch", f"the launch session could not be stored ({error}).")
+            log.warning("the launch session could not be stored (%s).", error)
 
 
 class ReleaseLookup:
@@ -103,12 +98,11 @@ class ReleaseLookup:
             self._release = None
 
     def result(self, timeout: float = RELEASE_WAIT) -> Release | None:
-        """The release, waiting at most `timeout` for a look in progress to end."""
+        """The release, waiting at most `timeout` for a look in progress."""
         if self._thread is not None:
             self._thread.join(timeout)
         return self._release
 
     @property
     def looking(self) -> bool:
-        """True while a look is in progress."""
         return self._thread is not None and self._thread.is_alive()

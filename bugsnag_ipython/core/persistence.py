@@ -1,13 +1,10 @@
 """Where the notifier keeps what outlives a kernel: stored payloads, crash records, the device id."""
 
-from __future__ import annotations
-
 import os
 
 
 def persistence_directory(configured: str | None) -> str:
-    """The configured directory, else the user cache dir (imports platformdirs: not for the
-    loading thread)."""
+    """The configured directory, else the user cache dir (imports platformdirs: not at load)."""
     if configured:
         return os.path.expanduser(configured)
     import platformdirs

@@ -1,16 +1,9 @@
 """The trust rule for every file under the persistence directory, and the claim of a file whose
-owner is gone.
-
-What is stored there is read back and acted on (a stored payload is sent with this user's API
-key), so whoever could write there could make a kernel post files of theirs, or hang it. So the
-directory and its folders must be this user's and 0700 (`make_private`); a file is opened
-without following a link and without waiting, used only if it is a regular file of this user's,
-and read only up to a limit (`open_private`, `read_private`). A file's owner is alive while it
-holds a flock() on it, which the system lets go of when the process dies; whoever locks a file
-whose owner is gone may claim it by renaming it (of two claimers, one wins).
+owner is gone. What is stored there is acted on (a payload is sent with this user's API key), so
+its folders must be this user's and 0700, and a file is read only if it is a regular file of this
+user's, never through a link, without waiting, up to a limit. A file's owner is alive while it
+holds a flock() on it, which the system lets go of when the process dies.
 """
-
-from __future__ import annotations
 
 import contextlib
 import os
@@ -45,16 +38,14 @@ class RefusedDirectory(OSError):
 
 
 def is_mine(facts: os.stat_result) -> bool:
-    """Whether the file of `facts` belongs to this user (everything does where there are no
-    user ids)."""
+    """Whether the file of `facts` belongs to this user (everything does without user ids)."""
     return not hasattr(os, "geteuid") or facts.st_uid == os.geteuid()
 
 
 def make_private(directory: str | os.PathLike[str], *, create: bool = True,
                  root: bool = True) -> Path:
-    """`directory`, created 0700 if missing, this user's and private; raises RefusedDirectory
-    with one sentence when it belongs to someone else, cannot be made private or cannot be
-    used. `root`: it is the persistence directory itself (else a folder in it)."""
+    """`directory`, created 0700 if missing, this user's and private, else RefusedDirectory.
+    `root`: it is the persistence directory itself (else a folder in it)."""
     path = Path(directory).expanduser()
     problem = None
     try:
@@ -86,17 +77,14 @@ _refusals = Once()
 
 
 def say_once(refused: RefusedDirectory) -> None:
-    """Log the sentence of a refused directory once per process, however many users of the
-    directory (the outbox, the crash record, the device id) ran into it."""
+    """Log a refused directory's sentence once per process, however many of its users met it."""
     _refusals.say(str(refused), str(refused))
 
 
 def open_private(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600, *,
                  loose: bool = True) -> int:
-    """A descriptor on a regular file of this user's at `path`, never through a link and never
-    waiting; raises UntrustedFile when it is not one, OSError as the system does. A file open
-    to other users is made 0600 (what is stored here holds API keys), or with `loose` off
-    refused ("it is open to other users")."""
+    """A descriptor on a regular file of this user's at `path`, else UntrustedFile. A file open
+    to other users is made 0600 (what is stored here holds API keys), or with `loose` off refused."""
     try:
         fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK, mode)
     except OSError as error:
@@ -122,9 +110,7 @@ def open_private(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600, *,
 
 
 def read_private(path: Path, limit: int, *, loose: bool = True) -> bytes:
-    """The bytes of a regular file of this user's, read without following a link; raises
-    UntrustedFile when it is not one or is larger than `limit` (before reading anything),
-    OSError as the system does."""
+    """The bytes of a file `open_private` opens; UntrustedFile if it is larger than `limit`."""
     with open(open_private(path, loose=loose), "rb") as file:
         size = os.fstat(file.fileno()).st_size
         if size > limit:
@@ -133,9 +119,8 @@ def read_private(path: Path, limit: int, *, loose: bool = True) -> bytes:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Make `data` the file at `path` at once: written to a new hidden file of this user's
-    beside it, then renamed over it, so that a reader finds the old file or the new one whole.
-    Raises OSError or UntrustedFile, leaving nothing behind."""
+    """Make `data` the file at `path` at once (a new hidden file beside it, renamed over it), so
+    that a reader finds the old file or the new one whole; an error leaves nothing behind."""
     hidden = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         with open(open_private(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as file:
@@ -150,9 +135,8 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def create_locked(path: Path) -> int:
-    """A new file of this user's at `path` (never one already there), locked by this process
-    while the descriptor is open: the sign that its owner is alive. Raises OSError, leaving
-    nothing behind."""
+    """A new file at `path`, locked by this process while the descriptor is open: the sign that
+    its owner is alive. An error leaves nothing behind."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     try:
         if fcntl is not None:
@@ -166,33 +150,29 @@ def create_locked(path: Path) -> int:
 
 
 def lock_if_ownerless(path: Path) -> int | None:
-    """A descriptor on the file at `path`, opened by the rule and locked here, when no live
-    process holds its lock; closing it lets go of the lock. None when a live owner holds it, or
-    when no lock can be had (no telling, so it is left alone). Raises UntrustedFile or OSError."""
+    """The file at `path` opened by the rule and locked here, when no live process holds its
+    lock; None when one does or no lock can be had (no telling, so it is left alone)."""
     fd = open_private(path, os.O_RDWR)
-    try:
+    with contextlib.suppress(OSError):
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return fd
-    except OSError:
-        pass
     os.close(fd)
     return None
 
 
 def owner_alive(path: Path) -> bool:
-    """Whether a live process holds the lock on the file at `path`: False when it is gone or
-    is no file a process could hold (a link, a FIFO), True when that cannot be told."""
+    """Whether a live process holds the lock on the file at `path`: False when the file is gone
+    or no file a process could hold (a link, a FIFO), True when that cannot be told."""
     try:
         fd = lock_if_ownerless(path)
     except (FileNotFoundError, UntrustedFile):
         return False
     except OSError:
         return True
-    if fd is None:
-        return True
-    os.close(fd)  # closing lets go of the lock taken here
-    return False
+    if fd is not None:
+        os.close(fd)
+    return fd is None
 
 
 def is_file_or_link(path: Path) -> bool:
@@ -206,8 +186,8 @@ def is_file_or_link(path: Path) -> bool:
 
 @dataclass
 class Refusals:
-    """What the rule refused to one user of the persistence directory, for status and the
-    panel: the directory's sentence, and the files set aside, and where."""
+    """What the rule refused to one user of the persistence directory, for status: the
+    directory's sentence, and the files set aside, and where."""
 
     problem: str | None = None
     set_aside: int = 0

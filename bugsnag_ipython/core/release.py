@@ -1,15 +1,9 @@
-"""The default release: the app version a kernel's payloads carry when nothing names one.
-
-In order (the README's Releases section says more):
-1. `git`: the repository holding the notebook, as `git describe --tags --always --dirty` names
-   it; without a working `git` binary the repository is read directly (the tag on HEAD, else
-   the abbreviated commit).
-2. `image`: the image a hub started the server from (`JUPYTER_IMAGE_SPEC`, `JUPYTER_IMAGE`):
-   its tag, else its digest.
+"""The default release: the app version a kernel's payloads carry when nothing names one. In order:
+1. `git`: the repository holding the notebook, as `git describe --tags --always --dirty` names it;
+   without a working `git` the repository is read (the tag on HEAD, else the abbreviated commit).
+2. `image`: the image a hub started the server from: its tag, else its digest.
 3. `ci`: the commit a CI runner names (`GITHUB_SHA`, `CI_COMMIT_SHA`, ...), abbreviated.
 """
-
-from __future__ import annotations
 
 import os
 import re
@@ -77,9 +71,6 @@ def image_version(spec: str) -> str:
     return spec
 
 
-# -- git ---------------------------------------------------------------------------------------
-
-
 def git_release(directory: str | os.PathLike[str]) -> Release | None:
     """The release of the repository holding `directory`, or None outside one."""
     found = _find_repository(directory)
@@ -87,10 +78,7 @@ def git_release(directory: str | os.PathLike[str]) -> Release | None:
         return None
     top, git_dir, common = found
     packed = _packed_refs(common)
-    try:
-        revision = _resolve(git_dir, common, packed, "HEAD")
-    except OSError:
-        revision = None
+    revision = _head(git_dir, common, packed)
     if revision is None:
         return None  # a repository without a commit yet has no release
     version = _described(top) or _tag_of(common, packed, revision) or revision[:ABBREV]
@@ -101,8 +89,8 @@ def git_release(directory: str | os.PathLike[str]) -> Release | None:
 
 
 def _find_repository(directory: str | os.PathLike[str]) -> tuple[Path, Path, Path] | None:
-    """The work tree holding `directory`, its git folder (a worktree has one of its own) and
-    the folder where the refs, objects and config live (the same for a plain repository)."""
+    """The work tree holding `directory`, its git folder (a worktree has its own) and the folder
+    of the shared refs, objects and config."""
     try:
         here = Path(directory).expanduser().resolve()
         for top in (here, *here.parents):
@@ -114,11 +102,10 @@ def _find_repository(directory: str | os.PathLike[str]) -> tuple[Path, Path, Pat
                 git_dir = (top / text[len("gitdir:"):].strip()).resolve()
             if (git_dir / "HEAD").is_file():
                 common = git_dir / "commondir"
-                if common.is_file():
-                    return top, git_dir, (git_dir / _small_text(common).strip()).resolve()
-                return top, git_dir, git_dir
+                shared = (git_dir / _small_text(common).strip()).resolve() if common.is_file() else git_dir
+                return top, git_dir, shared
     except (OSError, RuntimeError):
-        return None
+        pass
     return None
 
 
@@ -141,19 +128,17 @@ def _described(top: Path) -> str | None:
     return text if done.returncode == 0 and text and "\n" not in text else None
 
 
-def _resolve(git_dir: Path, common: Path, packed: PackedRefs, name: str) -> str | None:
-    """The commit a ref names (HEAD, a branch), following symbolic refs: its file, else packed-refs."""
-    for _ in range(5):
-        if ".." in name:
-            return None
-        files = [folder / name for folder in (git_dir, common) if (folder / name).is_file()]
-        if not files:
-            return packed.get(name, (None, None))[0]
-        text = _small_text(files[0]).strip()
-        if not text.startswith("ref:"):
-            return text if _SHA.fullmatch(text) else None
-        name = text[4:].strip()
-    return None
+def _head(git_dir: Path, common: Path, packed: PackedRefs) -> str | None:
+    """The commit HEAD names: itself when detached, else its branch's file or packed ref."""
+    try:
+        text = _small_text(git_dir / "HEAD").strip()
+        if text.startswith("ref:"):
+            name = text[4:].strip()
+            ref = common / name
+            text = _small_text(ref).strip() if ref.is_file() else packed.get(name, ("",))[0]
+    except OSError:
+        return None
+    return text if _SHA.fullmatch(text) else None
 
 
 def _packed_refs(common: Path) -> PackedRefs:

@@ -1,23 +1,18 @@
 """Sessions and the rules that start, pause and resume them (bugsnag-android's SessionTracker).
 
-A kernel maps onto the mobile lifecycle: loading the extension is the launch, a running cell is
-the foreground, the kernel idle between cells is the background. Clocks are injected, so the
-30-second rule is tested without sleeping.
+Loading the extension is the launch, a running cell is the foreground, the kernel idle between
+cells is the background. Clocks are injected, so the 30-second rule is tested without sleeping.
 """
-
-from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 
 def random_uuid4() -> str:
-    """What str(uuid.uuid4()) makes, without importing uuid (and the platform module it probes)
-    on the loading thread."""
+    """What str(uuid.uuid4()) makes, without importing uuid (and platform) on the loading thread."""
     raw = bytearray(os.urandom(16))
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
@@ -37,26 +32,21 @@ class SessionSnapshot(NamedTuple):
 
 @dataclass
 class TrackerCounts:
-    """What this kernel's tracker has seen, for status and the stability of this kernel."""
+    """What this kernel's tracker has seen, for status; events outside a session (none, or
+    paused) count against none, so only the `_outside` counters show them."""
 
     sessions_started: int = 0
     sessions_with_unhandled: int = 0
-    # Events made while there was no session or it was paused: reported, but they count
-    # against no session, so only these counters show them.
     handled_outside: int = 0
     unhandled_outside: int = 0
 
 
 class SessionTracker:
-    """Decides when sessions start, and counts the events attributed to them.
+    """Decides when sessions start and counts the events attributed to them. Thread-safe;
+    listeners hear of each new session outside the lock."""
 
-    Thread-safe: cells, widget clicks and other threads may all call it. Listeners are called
-    outside the lock with each newly started session.
-    """
-
-    def __init__(self, auto_track: bool = True, background_timeout: float = 30.0,
-                 monotonic: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
-                 new_id: Callable[[], str] = random_uuid4) -> None:
+    def __init__(self, auto_track: bool, background_timeout: float, monotonic: Callable[[], float],
+                 wall_clock: Callable[[], float], new_id: Callable[[], str] = random_uuid4) -> None:
         self.auto_track = auto_track
         self.background_timeout = background_timeout
         self.monotonic = monotonic
@@ -64,8 +54,7 @@ class SessionTracker:
         self.new_id = new_id
         self._lock = threading.Lock()
         self._session: SessionSnapshot | None = None
-        # When the kernel went idle (the monotonic clock); None while a cell runs (and before
-        # the launch, which sets it). The cell thread alone writes it, one store at a time.
+        # When the kernel went idle; None while a cell runs. Only the cell thread writes it.
         self._background_since: float | None = None
         self._listeners: list[Callable[[SessionSnapshot], None]] = []
         self.counts = TrackerCounts()
@@ -74,32 +63,25 @@ class SessionTracker:
         self._listeners.append(listener)
 
     def launch(self, *, in_background: bool) -> SessionSnapshot | None:
-        """The app's launch: a session when tracking is automatic. `in_background` when loaded
-        before any cell (kernel config); a `%load_ext` runs in a cell, whose end begins it."""
-        with self._lock:
-            self._background_since = self.monotonic() if in_background else None
-            started = self._start_locked() if self.auto_track else None
-        return self._announce(started)
+        """The launch: a session when tracking is automatic. `in_background` when loaded before
+        any cell; a `%load_ext` runs in a cell, whose end begins the background."""
+        self._background_since = self.monotonic() if in_background else None
+        return self.start_session() if self.auto_track else None
 
     def enter_foreground(self, now: float | None = None) -> SessionSnapshot | None:
-        """A user cell starts (at `now` on the monotonic clock, when the caller has read it).
-        Returns the session this started, if it started one."""
-        # The common case (no new session) takes no lock: only the cell thread writes the field.
-        since = self._background_since
+        """A cell starts (at `now` on the monotonic clock, if read); returns the session this
+        started, if any. As on Android, a return after the timeout starts one even when paused."""
+        since = self._background_since  # no lock: only the cell thread writes it
         self._background_since = None
         if not (self.auto_track and since is not None):
             return None
         if (self.monotonic() if now is None else now) - since < self.background_timeout:
             return None
-        with self._lock:
-            # As on Android: the return after the timeout starts a new session even if the
-            # current one was paused.
-            started = self._start_locked()
-        return self._announce(started)
+        return self.start_session()
 
     def enter_background(self, now: float | None = None) -> None:
-        """A user cell finished (at `now` on the monotonic clock, when the caller has read it)."""
-        self._background_since = self.monotonic() if now is None else now  # see enter_foreground
+        """A cell finished (at `now` on the monotonic clock, if read)."""
+        self._background_since = self.monotonic() if now is None else now
 
     @property
     def in_foreground(self) -> bool:
@@ -107,8 +89,10 @@ class SessionTracker:
 
     def start_session(self) -> SessionSnapshot:
         with self._lock:
-            started = self._start_locked()
-        self._announce(started)
+            started = self._session = SessionSnapshot(self.new_id(), self.wall_clock(), 0, 0, False)
+            self.counts.sessions_started += 1
+        for listener in list(self._listeners):
+            listener(started)
         return started
 
     def pause_session(self) -> bool:
@@ -120,17 +104,13 @@ class SessionTracker:
             return True
 
     def resume_session(self) -> tuple[bool, SessionSnapshot]:
-        """(True, session) if a paused session was resumed; (False, session) otherwise,
-        where the session is new if there was none."""
+        """(True, session) if a paused session was resumed, else (False, the session or a new one)."""
         with self._lock:
             session = self._session
-            if session is None:
-                started = self._start_locked()
-            else:
+            if session is not None:
                 self._session = session._replace(paused=False)
                 return session.paused, self._session
-        self._announce(started)
-        return False, started
+        return False, self.start_session()
 
     def current(self) -> SessionSnapshot | None:
         with self._lock:
@@ -155,14 +135,3 @@ class SessionTracker:
                 session = session._replace(handled=session.handled + 1)
             self._session = session
             return session
-
-    def _start_locked(self) -> SessionSnapshot:
-        self._session = SessionSnapshot(self.new_id(), self.wall_clock(), 0, 0, False)
-        self.counts.sessions_started += 1
-        return self._session
-
-    def _announce(self, started: SessionSnapshot | None) -> SessionSnapshot | None:
-        if started is not None:
-            for listener in list(self._listeners):
-                listener(started)
-        return started

@@ -134,14 +134,14 @@ class KernelDeaths(Source):
             directory = None
         except NoRecord as error:  # no room, or no safe place: said in the log, status and panel
             sentence = str(error)
-            self.client.warn_once(f"no-crash-record {sentence}", sentence)
+            self.client.once.say(f"no-crash-record {sentence}", sentence)
             with self._lock:
                 if not stop.is_set() and self.problem is None:
                     self.problem = sentence
                     self.client.problems.append(sentence)
             directory = None
         except Exception as error:
-            self.client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
+            self.client.once.say("crash-record", f"kernel deaths cannot be recorded ({error}).")
             directory = None
         if directory is None:
             self.scanned.set()
@@ -156,7 +156,7 @@ class KernelDeaths(Source):
                         with forkguard.no_fork:  # it takes the client's locks: see forkguard
                             checkpoint.checkpoint()
             except Exception as error:
-                self.client.warn_once("checkpoint", f"the crash record could not be updated ({error}).")
+                self.client.once.say("checkpoint", f"the crash record could not be updated ({error}).")
             waited = time.monotonic() - started
             if not self.scanned.is_set() and waited >= SCAN_DELAY and (
                 not self.client.tracker.in_foreground or waited >= SCAN_DELAY_MAX
@@ -174,7 +174,7 @@ class KernelDeaths(Source):
             if not wanted:
                 self._stop_watcher()
             elif not watcher.running():
-                self.client.warn_once("watcher-ended", f"The kernel-death watcher ended early; {NEXT_KERNEL}")
+                self.client.once.say("watcher-ended", f"The kernel-death watcher ended early; {NEXT_KERNEL}")
             return
         if not wanted or self.record is None or self._watcher_refused:
             return
@@ -188,7 +188,7 @@ class KernelDeaths(Source):
                 watcher.start()
             except OSError as error:
                 self._watcher_refused = True
-                self.client.warn_once("watcher", f"The kernel-death watcher cannot start ({error}); "
+                self.client.once.say("watcher", f"The kernel-death watcher cannot start ({error}); "
                                       + NEXT_KERNEL)
                 return
             self.watcher = watcher
@@ -220,7 +220,7 @@ class KernelDeaths(Source):
         try:
             record.catch_faults()
         except (OSError, RuntimeError, ValueError) as error:
-            client.warn_once("faulthandler", f"fatal signals will be reported without stacks ({error}).")
+            client.once.say("faulthandler", f"fatal signals will be reported without stacks ({error}).")
         checkpoint = Checkpoint(record, client, self.cells, self._cell_files, cgroup=memory.FollowedCgroup())
         with self._lock:
             if stop.is_set():
@@ -262,6 +262,6 @@ class KernelDeaths(Source):
             if notes:
                 self.client.previous_kernel_died(max(notes, key=lambda note: note.died_at).text())
         except Exception as error:
-            self.client.warn_once("kernel-deaths", f"earlier kernels' deaths could not be read ({error}).")
+            self.client.once.say("kernel-deaths", f"earlier kernels' deaths could not be read ({error}).")
         finally:
             self.scanned.set()

@@ -89,7 +89,7 @@ class WatcherProcess:
                     view = view[os.write(self._pipe, view):]
             except OSError as error:  # gone (EPIPE), or not reading (EAGAIN)
                 self._close_pipe()
-                self.client.warn_once("watcher-pipe", f"The kernel-death watcher stopped listening "
+                self.client.once.say("watcher-pipe", f"The kernel-death watcher stopped listening "
                                       f"({error.strerror or error}); {NEXT_KERNEL}")
 
     def running(self) -> bool:

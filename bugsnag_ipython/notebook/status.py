@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from ..core.config import shown_host
+from ..core.config import mask_api_key, shown_host
 from ..delivery.payload import refusal
 
 if TYPE_CHECKING:
@@ -89,9 +89,10 @@ def _waiting(client: Client) -> tuple[int, str]:
 def _dropped(client: Client) -> tuple[int, str]:
     stats = client.delivery.stats
     reasons = [f"{n} {reason}" for reason, n in stats.dropped.most_common()]
-    if client.held_overflow:
-        reasons.append(f"{client.held_overflow} held overflow")
-    return sum(stats.dropped.values()) + client.held_overflow, f" ({', '.join(reasons)})" if reasons else ""
+    overflow = client.dispatcher.held_overflow
+    if overflow:
+        reasons.append(f"{overflow} held overflow")
+    return sum(stats.dropped.values()) + overflow, f" ({', '.join(reasons)})" if reasons else ""
 
 
 def _records_set_aside(client: Client) -> str | None:
@@ -127,7 +128,8 @@ def _settings(client: Client) -> Rows:
     config = client.config
     return (
         ("Endpoints", f"events {shown_host(config.notify_url)}, sessions {shown_host(config.sessions_url)}"),
-        ("API key", client.masked_key() + ("" if config.api_key else " (nothing is sent until one is set)")),
+        ("API key", mask_api_key(config.api_key)
+         + ("" if config.api_key else " (nothing is sent until one is set)")),
         ("Release", f"stage {config.release_stage}, version {_release_text(client)}"),
     )
 
@@ -136,7 +138,7 @@ def status_text(client: Client | None) -> str:
     """`%bugsnag_session status`: one line a topic."""
     if client is None:
         return f"BugSnag: {NOT_LOADED}"
-    config, stats = client.config, client.delivery.stats
+    config, stats, held = client.config, client.delivery.stats, client.dispatcher.held
     session = client.current_session()
     if session is None:
         session_line = "none"
@@ -158,8 +160,8 @@ def status_text(client: Client | None) -> str:
                         f"stability {share}" if started else "no sessions yet"),
         ("Outside a session", _outside(client)),
         ("Delivery", ", ".join(delivery)),
-        ("Held", f"{_plural(client.held, 'payload')} kept in memory, not sent: no API key is set; "
-                 f"{HOW_TO_SET_A_KEY} (they are lost if the kernel exits first)." if client.held else None),
+        ("Held", f"{_plural(held, 'payload')} kept in memory, not sent: no API key is set; "
+                 f"{HOW_TO_SET_A_KEY} (they are lost if the kernel exits first)." if held else None),
         ("Last error", stats.last_error),
         *_settings(client),
         ("Automatic sessions", automatic),
@@ -189,7 +191,7 @@ def status_html(client: Client | None) -> str:
 def session_change(client: Client, action: str) -> str:
     """Start, pause or resume the session, and the sentence that says what happened."""
     if action == "start":
-        return f"Started session {client.start_session().id[:8]}."
+        return f"Started session {client.tracker.start_session().id[:8]}."
     if action == "pause":
         if client.current_session() is None:
             return "There is no session to pause."
@@ -206,8 +208,8 @@ def flush_outcome(client: Client, delivered_all: bool) -> str:
     if delivered_all:
         return "Everything was delivered."
     parts = [f"{client.delivery.queued} still being sent"] if client.delivery.queued else []
-    if client.held:
-        parts.append(f"{client.held} held until an API key is set")
+    if client.dispatcher.held:
+        parts.append(f"{client.dispatcher.held} held until an API key is set")
     return "Not everything was delivered yet: " + (", ".join(parts) or "see status") + "."
 
 
@@ -316,7 +318,7 @@ def _delivery_rows(client: Client, countdown: float | None) -> Rows:
     waiting = f"{count}{where}"
     if countdown is not None and count:
         waiting += f", {countdown_text(countdown)}"
-    held, repaired = client.held, client.on_error.repaired
+    held, repaired = client.dispatcher.held, client.on_error.repaired
     return _shown([
         ("Delivered", str(stats.delivered)),
         ("Waiting", waiting),

@@ -28,7 +28,7 @@ class Source:
 
         error = sys.exc_info()[1]
         what = f"{class_name(error)}: {message_of(error)}" if error is not None else "unknown"
-        self.client.warn_once(
+        self.client.once.say(
             f"internal-{where}",
             f"bugsnag_ipython failed in {where} ({what}); your code is unaffected.",
         )
