@@ -1,10 +1,6 @@
-"""The checkpoint: what the crash record holds besides the running cell, kept current.
-
-Once a second it notes the kernel alive with its memory, follows its memory cgroup, and writes
-the facts a death's event needs when they changed (breadcrumbs and metadata redacted, the
-notebook, the app, which code files are which cells). The session, whose counts must be exact,
-is written whenever it changes, by a client listener.
-"""
+"""The checkpoint: what the crash record holds besides the running cell, kept current. Once a
+second it notes the kernel alive with its memory and cgroup, and writes the facts a death's event
+needs when they changed; the session, whose counts must be exact, is written as it changes."""
 
 from __future__ import annotations
 
@@ -32,17 +28,13 @@ class Checkpoint:
     second, session_changed() as a client listener."""
 
     def __init__(self, record: CrashRecord, client: Client, cells: CellIndex | None,
-                 cell_files: Callable[[], list[str]] = list, *,
-                 cgroup: memory.FollowedCgroup | None = None,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 cell_files: Callable[[], list[str]] = list,
+                 cgroup: memory.FollowedCgroup | None = None) -> None:
         self.record = record
         self.client = client
         self.cells = cells
         self.cell_files = cell_files  # the code files of the cells run, oldest first
-        self.cgroup = cgroup
-        self._monotonic = monotonic
-        self._wall_clock = wall_clock
+        self.cgroup = cgroup or memory.FollowedCgroup()
         self._written = b""
         self._long_for: CellRun | None = None  # the cell whose long source was stored
 
@@ -67,12 +59,9 @@ class Checkpoint:
         record = self.record
         if record.closed:
             return
-        followed = self.cgroup
-        cgroup = None
-        if followed is not None:
-            followed.follow()
-            cgroup = followed.cgroup
-        record.vitals(seen_monotonic=self._monotonic(), seen_wall=self._wall_clock(),
+        self.cgroup.follow()
+        cgroup = self.cgroup.cgroup
+        record.vitals(seen_monotonic=time.monotonic(), seen_wall=time.time(),
                       rss=memory.resident_bytes(), peak_rss=memory.peak_resident_bytes(),
                       cgroup_usage=cgroup.usage() if cgroup else -1,
                       cgroup_limit=cgroup.limit() if cgroup else -1)
@@ -81,8 +70,7 @@ class Checkpoint:
             self._long_for = run
             if len(run.source.encode("utf-8", "surrogatepass")) > INLINE_SOURCE_BYTES:
                 record.long_source(run.execution_count or 0, run.started_monotonic, run.source)
-        facts = self.facts()
-        data = _fitted(facts)
+        data = _fitted(self.facts())
         if data is not None and data != self._written:
             record.document(data)
             self._written = data
@@ -91,7 +79,6 @@ class Checkpoint:
         client = self.client
         config = client.config
         keys = config.redacted_keys
-        crumbs = client.breadcrumbs.snapshot(keys)
         facts: dict[str, Any] = {
             "app": {"releaseStage": config.release_stage, "version": client.app_version},
             "notebook": self.cells.notebook_path(look=False) if self.cells is not None else None,
@@ -101,19 +88,18 @@ class Checkpoint:
             "user": dict(client.user),
             "context": client.context,
             "metadata": redact(client.metadata.snapshot(), keys),
-            "breadcrumbs": list(crumbs),
+            "breadcrumbs": list(client.breadcrumbs.snapshot(keys)),
             "cells": self._cell_files(config.send_code),
         }
-        followed = self.cgroup
-        if followed is not None and followed.cgroup is not None and followed.baseline is not None:
-            cgroup = followed.cgroup
-            facts["oomKill"] = {"file": str(cgroup.oom_file), "count": followed.baseline,
+        cgroup, baseline = self.cgroup.cgroup, self.cgroup.baseline
+        if cgroup is not None and baseline is not None:
+            facts["oomKill"] = {"file": str(cgroup.oom_file), "count": baseline,
                                 "cgroupVersion": cgroup.version}
         return facts
 
     def _cell_files(self, send_code: bool) -> dict[str, Any]:
-        """Code file -> [cell identity, execution count, source or None], newest last: frames
-        of a fault dump in cells that ran before the one that crashed are named by these."""
+        """Code file -> [cell identity, execution count, source or None], newest last: what names
+        a fault dump's frames in cells that ran before the one that crashed."""
         cells = self.cells
         if cells is None:
             return {}

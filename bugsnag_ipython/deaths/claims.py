@@ -2,10 +2,7 @@
 
 A record folder holds `<token>.record` (a kernel's record, locked while it lives), `<token>.faults`
 (its fault dump), `<token>.<claimer>.claimed[-again]` (a dead kernel's record taken by the kernel
-<claimer>, again when the first claimer died), `<token>.died` (notes.py) and `set-aside/`. Each
-record is claimed on its own, as README's "The scan, record by record" says: what fails the trust
-rule is set aside, another version's record is left in place, a claim is taken again once when its
-claimer died, and a claim whose lock is held is its watcher's.
+<claimer>, again when the first claimer died), `<token>.died` (a death note) and `set-aside/`.
 """
 
 from __future__ import annotations
@@ -15,24 +12,15 @@ import errno
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..core.basics import log
-from ..core.private_files import (
-    UntrustedFile,
-    lock_if_ownerless,
-    make_private,
-    open_private,
-    owner_alive,
-    read_private,
-)
+from ..core.private_files import UntrustedFile, lock_if_ownerless, make_private, owner_alive
 from ..report.naming import class_name, message_of
 from .record import FAULTS_SUFFIX, MAGIC, RECORD_SUFFIX, SIZE, DamagedRecord
 
 STALE_SECONDS = 3600.0  # a half-made record or a fault dump without a record, left this long
-MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read
-MAGIC_FAMILY = MAGIC[:7]  # b"BSGKREC": every version's magic, the last byte its number
 SET_ASIDE = "set-aside"
 _RECORD = re.compile(r"(?P<token>[0-9a-f]{12})\.record")
 _CLAIMED = re.compile(r"(?P<token>[0-9a-f]{12})\.(?P<claimer>[0-9a-f]{12})\.claimed(?P<again>-again)?")
@@ -40,59 +28,41 @@ _CLAIMED = re.compile(r"(?P<token>[0-9a-f]{12})\.(?P<claimer>[0-9a-f]{12})\.clai
 _PASSING = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN}
 
 
-@dataclass(frozen=True)
-class Claimed:
+class Claimed(NamedTuple):
     """A dead kernel's record, now this process's to report and remove."""
 
     token: str
     path: Path
     faults: Path
 
-    def read(self) -> tuple[bytes, str, float | None]:
-        """The record's bytes, the fault dump's text and when it was written (None: no dump);
-        raises UntrustedFile (a file that fails the rule) or OSError."""
-        data = read_private(self.path, SIZE)
-        try:
-            fd = open_private(self.faults)
-        except FileNotFoundError:
-            return data, "", None
-        with open(fd, "rb") as file:
-            dump = file.read(MAX_FAULT_BYTES)  # the crashing thread comes first
-            written = os.fstat(fd).st_mtime if dump else None
-        return data, dump.decode("utf-8", "replace"), written
-
-    def remove(self) -> None:
-        for path in (self.path, self.faults):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-
 
 class SetAside:
-    """Where the files of one record folder that cannot be used go: `set-aside/` in it, each
-    record with its fault file, one log line each."""
+    """Where the files of one record folder that cannot be used go: its `set-aside/`, each
+    record with its fault file, one log line each; `count` records so far."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder / SET_ASIDE
-        self.moved: list[str] = []  # "name: why"
+        self.count = 0
 
-    def put(self, path: Path, why: str, faults: Path | None = None) -> None:
+    def put(self, path: Path, faults: Path, error: BaseException | str) -> None:
+        why = error if isinstance(error, str) else _why(error)
         stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
         kept = None  # whether the record itself was kept for a look (None: it was gone)
-        for each in [path] + ([faults] if faults is not None else []):
+        for each in (path, faults):
             try:
                 make_private(self.folder, root=False)
                 os.rename(each, self.folder / f"{stamp}-{each.name}")  # a link moves, not its target
                 moved = True
             except FileNotFoundError:
                 continue
-            except OSError:
-                moved = False  # not kept for a look, then, but never tried again either
+            except OSError:  # not kept for a look, then, but never tried again either
+                moved = False
                 with contextlib.suppress(OSError):
                     each.unlink()
             kept = moved if each == path else kept
         if kept is None:
             return
-        self.moved.append(f"{path.name}: {why}")
+        self.count += 1
         if kept:
             log.warning("Set aside the crash record %s of an earlier kernel into %s: %s.",
                         path.name, self.folder, why)
@@ -101,8 +71,7 @@ class SetAside:
                         "aside into %s: %s.", path.name, self.folder, why)
 
 
-def why(error: BaseException) -> str:
-    """A record's problem in a few words, for the line that sets it aside."""
+def _why(error: BaseException) -> str:
     if isinstance(error, (UntrustedFile, DamagedRecord)):
         return str(error)
     if isinstance(error, OSError) and error.strerror:
@@ -110,12 +79,10 @@ def why(error: BaseException) -> str:
     return f"{class_name(error)}: {message_of(error)}"
 
 
-def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path | None = None,
-               now: float | None = None) -> list[Claimed]:
-    """Claim the records of dead kernels in the record folder `folder` for the kernel
-    `own_token`, whose own record is in the folder `live` (by default `folder`); files that
-    cannot be used go to `aside`. Raises OSError when the folder cannot be looked at."""
-    now = time.time() if now is None else now
+def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> list[Claimed]:
+    """Claim the records of dead kernels in `folder` for the kernel `own_token`, whose own record
+    is in the folder `live`; what cannot be used goes to `aside`. Raises OSError when the
+    folder cannot be looked at."""
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:
@@ -124,7 +91,6 @@ def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path | None 
     claimed: list[Claimed] = []
     tokens = set()
     for name in names:
-        path = folder / name
         record, taken = _RECORD.fullmatch(name), _CLAIMED.fullmatch(name)
         found = record or taken
         if found is None:
@@ -137,62 +103,62 @@ def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path | None 
                 continue
             mine = folder / f"{token}.{own_token}.claimed"
         elif taken["claimer"] == own_token:
-            claimed.append(Claimed(token, path, faults))  # left by an earlier scan of this kernel
+            claimed.append(Claimed(token, folder / name, faults))  # left by an earlier scan of this kernel
             continue
         else:
             claimer = f"{taken['claimer']}{RECORD_SUFFIX}"
-            if owner_alive(folder / claimer) or (live not in (None, folder) and owner_alive(live / claimer)):
+            if owner_alive(folder / claimer) or owner_alive(live / claimer):
                 continue  # its claimer is reporting it now
             mine = folder / f"{token}.{own_token}.claimed-again"
-        if _claim(path, mine, faults, aside, again=taken is not None and bool(taken["again"])):
+        if _claim(folder / name, mine, faults, aside, again=taken is not None and bool(taken["again"])):
             claimed.append(Claimed(token, mine, faults))
     for name in names:  # leftovers of kernels that died while making or removing a file here
         if (name.startswith(".") and name.endswith(".tmp")) or (
             name.endswith(FAULTS_SUFFIX) and name[: -len(FAULTS_SUFFIX)] not in tokens
         ):
             with contextlib.suppress(OSError):
-                if now - os.lstat(folder / name).st_mtime > STALE_SECONDS:
+                if time.time() - os.lstat(folder / name).st_mtime > STALE_SECONDS:
                     (folder / name).unlink()
     return claimed
 
 
 def _claim(path: Path, mine: Path, faults: Path, aside: SetAside, *, again: bool) -> bool:
-    """Rename the record at `path` to `mine` if its owner is gone (a kernel, or a claimer's
-    watcher); whether it is now this kernel's."""
+    """Rename the record at `path` to `mine` if its owner (a kernel, or a claimer's watcher) is
+    gone; whether it is now this kernel's."""
     try:
         fd = lock_if_ownerless(path)
     except FileNotFoundError:
         return False
     except (OSError, UntrustedFile) as error:
         if not (isinstance(error, OSError) and error.errno in _PASSING):
-            aside.put(path, why(error), faults)
+            aside.put(path, faults, error)
         return False
     if fd is None:
         return False  # a live kernel's, or a claim its watcher is reporting now
     try:
         magic = os.pread(fd, len(MAGIC), 0)
-        if not magic.startswith(MAGIC_FAMILY):
+        if not magic.startswith(MAGIC[:7]):  # b"BSGKREC": every version's magic
             raise DamagedRecord("it is not a crash record of any version")
         if magic != MAGIC or os.fstat(fd).st_size != SIZE:
             return False  # another version's, with its fault file: that version reports it
         if again:
-            aside.put(path, "two kernels died while reporting it", faults)
+            aside.put(path, faults, "two kernels died while reporting it")
             return False
         os.rename(path, mine)  # the claim: another kernel's rename of it now fails
         return True
     except FileNotFoundError:
         return False
     except (OSError, DamagedRecord) as error:
-        aside.put(path, why(error), faults)
+        aside.put(path, faults, error)
         return False
     finally:
         os.close(fd)  # lets go of the lock taken here
 
 
 def claim_locked(path: Path, fd: int, claimer: str) -> Claimed | None:
-    """Claim the record at `path`, whose lock this process holds on `fd`, for `claimer` (its
-    kernel's watcher): the lock goes with the renamed file, and a scan leaves a claim whose lock
-    is held alone. None when `path` no longer names that record (a scan took it first)."""
+    """Claim the record at `path`, whose lock this process (the kernel's watcher `claimer`) holds
+    on `fd`: the lock goes with the renamed file, and a scan leaves a claim whose lock is held
+    alone. None when `path` no longer names that record (a scan took it first)."""
     found = _RECORD.fullmatch(path.name)
     if found is None:
         return None

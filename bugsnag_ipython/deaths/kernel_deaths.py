@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..sources.cell_runs import CellRuns
     from .checkpoint import Checkpoint
     from .record import CrashRecord
-    from .watcher_process import WatcherProcess
+    from .watcher import WatcherProcess
 
 INTERVAL = 1.0  # seconds between checkpoints of the record
 SCAN_DELAY = 1.0  # seconds after the load before dead kernels are looked for
@@ -31,10 +31,9 @@ LOAD_WAIT = 1.0  # seconds the watcher's start waits at most for the load to be 
 
 
 class KernelDeaths(Source):
-    """One daemon thread does the work off the loading thread (the persistence directory may
-    import platformdirs, and opening the record touches the disk): it makes the record, hands
-    it to the cell hooks (`cell_runs.crash_record`), looks for dead kernels once the kernel is
-    idle, then keeps the record current once a second."""
+    """One daemon thread does the work off the loading thread: it makes the record, hands it to
+    the cell hooks (`cell_runs.crash_record`), looks for dead kernels once the kernel is idle,
+    then keeps the record current once a second."""
 
     def __init__(self, client: Client, shell: Any, cells: CellIndex | None,
                  cell_runs: CellRuns | None = None, *, interval: float = INTERVAL) -> None:
@@ -48,14 +47,11 @@ class KernelDeaths(Source):
         self.watcher: WatcherProcess | None = None  # this kernel's watcher, while it runs
         self.scanned = threading.Event()  # set once earlier kernels were looked for
         self.problem: str | None = None  # why there is no record, in one sentence, for status
-        # When a normal end began (the monotonic clock), maybe before the record was made; the
-        # exit flush counts from it.
-        self.ending_since: float | None = None
+        self.ending_since: float | None = None  # when a normal end began (monotonic), for the exit flush
+        self.loaded = threading.Event()  # the load is over: the watcher's start waits for it
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher_refused = False  # it could not start: not tried again
-        # Set once the load is over: the watcher's start (a new interpreter) waits for it.
-        self.loaded = threading.Event()
 
     def install(self) -> None:
         self.loaded.clear()
@@ -90,18 +86,18 @@ class KernelDeaths(Source):
         with self._lock:
             self._stop.set()
             record, self.record = self.record, None
-            checkpoint, self.checkpoint = self.checkpoint, None
             if self.cell_runs is not None:
                 self.cell_runs.crash_record = None
-            if checkpoint is not None:
+            if self.checkpoint is not None:
                 with contextlib.suppress(ValueError):
-                    self.client.listeners.remove(checkpoint.session_changed)
+                    self.client.listeners.remove(self.checkpoint.session_changed)
+                self.checkpoint = None
             if record is not None:
                 record.close(remove=True)  # the watcher, woken, finds it removed and exits
             self._stop_watcher()
-            problem, self.problem = self.problem, None
-            if problem in self.client.problems:
-                self.client.problems.remove(problem)
+            if self.problem in self.client.problems:
+                self.client.problems.remove(self.problem)
+            self.problem = None
 
     def ending(self) -> None:
         """A normal end began (exit, a shutdown request): nothing after it is a death."""
@@ -123,26 +119,7 @@ class KernelDeaths(Source):
         return list(mapping) if isinstance(mapping, dict) else []
 
     def _run(self, stop: threading.Event) -> None:
-        from ..core.private_files import RefusedDirectory, say_once  # here: the load stays cheap
-        from .place import NoRecord
-
-        try:
-            directory = self._open(stop)
-        except RefusedDirectory as refused:  # nothing written or read there; said once for all its users
-            say_once(refused)
-            self.client.crash_records.problem = str(refused)
-            directory = None
-        except NoRecord as error:  # no room, or no safe place: said in the log, status and panel
-            sentence = str(error)
-            self.client.warn_once(f"no-crash-record {sentence}", sentence)
-            with self._lock:
-                if not stop.is_set() and self.problem is None:
-                    self.problem = sentence
-                    self.client.problems.append(sentence)
-            directory = None
-        except Exception as error:
-            self.client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
-            directory = None
+        directory = self._open(stop)
         if directory is None:
             self.scanned.set()
             return
@@ -166,14 +143,14 @@ class KernelDeaths(Source):
 
     def _keep_watcher(self, directory: str) -> None:
         """Start the watcher when the option is on and none runs yet, stop it when it is off."""
-        from .watcher_process import NEXT_KERNEL, WatcherProcess
+        from .watcher import NEXT_KERNEL, WatcherProcess
 
         wanted = self.client.config.watch_kernel_deaths
         watcher = self.watcher
         if watcher is not None:
             if not wanted:
                 self._stop_watcher()
-            elif not watcher.running():
+            elif watcher.process.poll() is not None:
                 self.client.warn_once("watcher-ended", f"The kernel-death watcher ended early; {NEXT_KERNEL}")
             return
         if not wanted or self.record is None or self._watcher_refused:
@@ -183,15 +160,13 @@ class KernelDeaths(Source):
             record = self.record
             if record is None or self._stop.is_set():
                 return
-            watcher = WatcherProcess(self.client, record, directory)
             try:
-                watcher.start()
+                self.watcher = watcher = WatcherProcess(self.client, record, directory)
             except OSError as error:
                 self._watcher_refused = True
                 self.client.warn_once("watcher", f"The kernel-death watcher cannot start ({error}); "
                                       + NEXT_KERNEL)
                 return
-            self.watcher = watcher
             self.client.listeners.append(watcher.options_changed)
 
     def _stop_watcher(self) -> None:
@@ -202,26 +177,42 @@ class KernelDeaths(Source):
             watcher.stop()
 
     def _open(self, stop: threading.Event) -> str | None:
-        """Make the record and hand it to the cell hooks; None if uninstalled meanwhile."""
+        """Make the record and hand it to the cell hooks; the persistence directory, or None when
+        there is no record (said why) or the source was uninstalled meanwhile."""
         client = self.client
         with forkguard.no_fork:  # here, not at load: the load stays cheap
             from ..core.persistence import persistence_directory
-            from ..core.private_files import make_private
-            from . import memory
+            from ..core.private_files import RefusedDirectory, make_private, say_once
             from .checkpoint import Checkpoint
-            from .place import DIRECTORY
+            from .place import DIRECTORY, NoRecord
             from .record import CrashRecord
-
-            directory = persistence_directory(client.config.persistence_directory)
-        make_private(directory)  # the trust rule before anything is made there
-        make_private(os.path.join(directory, DIRECTORY), root=False)
-        record = CrashRecord(directory, launched_wall=self._launched_wall(),
-                             launched_monotonic=client.launched_at)
+        try:
+            with forkguard.no_fork:  # it may import platformdirs
+                directory = persistence_directory(client.config.persistence_directory)
+            make_private(directory)  # the trust rule before anything is made there
+            make_private(os.path.join(directory, DIRECTORY), root=False)
+            record = CrashRecord(directory, launched_wall=self._launched_wall(),
+                                 launched_monotonic=client.launched_at)
+        except RefusedDirectory as refused:  # nothing written or read there; said once for all its users
+            say_once(refused)
+            client.crash_records.problem = str(refused)
+            return None
+        except NoRecord as error:  # no room, or no safe place: said in the log, status and panel
+            sentence = str(error)
+            client.warn_once(f"no-crash-record {sentence}", sentence)
+            with self._lock:
+                if not stop.is_set() and self.problem is None:
+                    self.problem = sentence
+                    client.problems.append(sentence)
+            return None
+        except Exception as error:
+            client.warn_once("crash-record", f"kernel deaths cannot be recorded ({error}).")
+            return None
         try:
             record.catch_faults()
         except (OSError, RuntimeError, ValueError) as error:
             client.warn_once("faulthandler", f"fatal signals will be reported without stacks ({error}).")
-        checkpoint = Checkpoint(record, client, self.cells, self._cell_files, cgroup=memory.FollowedCgroup())
+        checkpoint = Checkpoint(record, client, self.cells, self._cell_files)
         with self._lock:
             if stop.is_set():
                 record.close(remove=True)
@@ -245,22 +236,19 @@ class KernelDeaths(Source):
         return time.time() - (time.monotonic() - self.client.launched_at)
 
     def _scan(self, directory: str) -> None:
-        """Report the deaths of earlier kernels, then take the notes of earlier deaths and say
-        the newest recent one, of those and of the deaths reported here."""
+        """Report the deaths of earlier kernels, then take the death notes and say the newest
+        recent one."""
         try:
-            from .notes import RECENT_SECONDS, take_notes
             from .place import DIRECTORY
-            from .scan import report_dead_kernels
+            from .scan import RECENT_SECONDS, report_dead_kernels, take_notes
 
             record = self.record
-            notes = report_dead_kernels(self.client, directory, record)
-            if record is None:
-                return
-            since = self._launched_wall() - RECENT_SECONDS
-            taken = take_notes(Path(directory) / DIRECTORY, record.token, since)
-            notes = [note for note in [*notes, taken] if note is not None and note.died_at >= since]
-            if notes:
-                self.client.previous_kernel_died(max(notes, key=lambda note: note.died_at).text())
+            report_dead_kernels(self.client, directory, record)
+            if record is not None:
+                since = self._launched_wall() - RECENT_SECONDS
+                said = take_notes(Path(directory) / DIRECTORY, record.token, since)
+                if said is not None:
+                    self.client.previous_kernel_died(said)
         except Exception as error:
             self.client.warn_once("kernel-deaths", f"earlier kernels' deaths could not be read ({error}).")
         finally:

@@ -1,55 +1,79 @@
 """From a claimed record to a reported death, by the rules of README's "Kernel deaths": a normal
-end is never reported; a fatal signal always; a kernel gone without a trace only if a cell ran
-(an idle kernel killed by a reboot or a culler lost no work); nothing of a kernel that sent
-nothing. The watcher and the next kernel's scan both settle a claimed record here."""
+end is never reported; a fatal signal always; a kernel gone without a trace only if a cell ran;
+nothing of a kernel that sent nothing. The watcher and the next kernel's scan both settle a
+claimed record here, leaving a death note, `kernels/<token>.died`, that the next kernel says."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.basics import log
+from ..core.private_files import UntrustedFile, open_private, read_private, write_private
 from ..report.cells import notebook_ref
-from ..report.kernel_death import DeadCell, KernelDeath, OomEvidence, parse_fault_dump
+from ..report.kernel_death import DeadCell, FaultDump, KernelDeath, OomEvidence, parse_fault_dump
 from ..report.payloads import iso8601
 from . import memory
-from .claims import Claimed, SetAside, claim_dead, why
-from .notes import DROPPED, REPORTED, DeathNote, note_of
-from .place import record_folders
-from .record import read_record
+from .claims import Claimed, SetAside, claim_dead
+from .place import DIRECTORY, record_folders
+from .record import SIZE, read_record
 
 if TYPE_CHECKING:
     from ..client import Client
     from ..core.config import Configuration
     from .record import CrashRecord
 
-# Sends a death: the outcome (notes.py), or None when it could be neither sent nor kept.
+MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read
+MAX_NOTE_BYTES = 4096
+RECENT_SECONDS = 3600.0  # a death older than this before the kernel started is not said
+# What became of a report; DROPPED (not a death that counts, or an on_error callback dropped
+# it) leaves no note.
+REPORTED, KEPT, NOT_SENT, REFUSED, DROPPED = "reported", "kept", "not sent", "refused", "dropped"
+_OUTCOMES = {
+    REFUSED: "not reported (the endpoint refused it).",
+    REPORTED: "reported.",
+    KEPT: "kept to be reported later (the endpoint could not be reached).",
+    NOT_SENT: "not reported (its release stage is not enabled).",
+}
+_NOTE = re.compile(r"[0-9a-f]{12}\.died")
+
+# Sends a death: its outcome, or None when it could be neither sent nor kept.
 Send = Callable[[KernelDeath], "str | None"]
 
 
-def settle(claimed: Claimed, config: Configuration, send: Send, aside: SetAside) -> DeathNote | None:
-    """Report the death in `claimed` with `send`, then remove the record; the note of the
-    death, or None when there is none to tell. A record that makes anything fail is set aside
-    (`aside`); one that could be neither sent nor kept stays claimed, for a later scan."""
+def settle(claimed: Claimed, config: Configuration, send: Send, aside: SetAside, notes: Path) -> bool:
+    """Report the death in `claimed` with `send`, remove the record and leave the death's note in
+    the folder `notes`; whether it was reported. A record that makes anything fail is set aside;
+    one that could be neither sent nor kept stays claimed, for a later scan."""
     try:
         death = death_of(claimed, config)
         outcome = DROPPED if death is None else send(death)
     except Exception as error:  # whatever the record holds: it alone is set aside
-        aside.put(claimed.path, why(error), claimed.faults)
-        return None
+        aside.put(claimed.path, claimed.faults, error)
+        return False
     if outcome is None:
-        return None
-    claimed.remove()
-    return None if death is None or outcome == DROPPED else note_of(death, outcome)
+        return False
+    for path in (claimed.path, claimed.faults):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    if death is None or outcome == DROPPED:
+        return False
+    leave_note(notes / f"{claimed.token}.died", death, outcome)
+    return outcome == REPORTED
 
 
-def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> list[DeathNote]:
+def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> int:
     """Claim the records of dead kernels under `directory` and report each death that counts
     through `client`, each record on its own: one that cannot be read or reported is set aside,
-    and counted in `client.crash_records`. The notes of the deaths reported."""
+    and counted in `client.crash_records`. How many deaths were reported."""
     if own is None or own.closed:
-        return []  # a claim needs a live record of this kernel's to be seen alive
-    notes: list[DeathNote] = []
+        return 0  # a claim needs a live record of this kernel's to be seen alive
+    reported = 0
 
     def send(death: KernelDeath) -> str:
         return REPORTED if client.notify_kernel_death(death) else DROPPED
@@ -57,26 +81,23 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
     for folder in record_folders(directory):
         aside = SetAside(folder)
         try:
-            claims = claim_dead(folder, own.token, aside, live=own.path.parent)
+            claims = claim_dead(folder, own.token, aside, own.path.parent)
         except OSError as error:
             log.info("Crash records in %s could not be looked at (%s).", folder, error)
             continue
         for claimed in claims:
-            note = settle(claimed, client.config, send, aside)
-            if note is not None:
-                notes.append(note)
-        if aside.moved:
-            client.crash_records.set_aside += len(aside.moved)
+            reported += settle(claimed, client.config, send, aside, Path(directory) / DIRECTORY)
+        if aside.count:
+            client.crash_records.set_aside += aside.count
             client.crash_records.folder = str(aside.folder)
-    return notes
+    return reported
 
 
 def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
     """The death to report from a claimed record, or None when the rules say it is not one
-    (the reporter's `config` fills in what the record lacks)."""
-    data, dump, dumped_at = claimed.read()
-    contents = read_record(data)
-    fault = parse_fault_dump(dump) if dump else None
+    (the reporter's `config` fills in what the record lacks); raises UntrustedFile or OSError."""
+    contents = read_record(read_private(claimed.path, SIZE))
+    fault, dumped_at = _fault_dump(claimed.faults)
     if contents.ended or not contents.sending:
         return None
     if fault is None and contents.cell is None:
@@ -124,6 +145,17 @@ def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
     )
 
 
+def _fault_dump(path: Path) -> tuple[FaultDump | None, float | None]:
+    """The fault in the dump at `path`, and when the dump was written (None: no dump)."""
+    try:
+        fd = open_private(path)
+    except FileNotFoundError:
+        return None, None
+    with open(fd, "rb") as file:
+        dump = file.read(MAX_FAULT_BYTES).decode("utf-8", "replace")  # the crashing thread comes first
+        return parse_fault_dump(dump), os.fstat(fd).st_mtime if dump else None
+
+
 def _oom_evidence(baseline: Any) -> OomEvidence | None:
     """The dead kernel's cgroup OOM-kill count at its start, against the count now."""
     if not isinstance(baseline, dict) or not isinstance(baseline.get("count"), int):
@@ -137,3 +169,55 @@ def _oom_evidence(baseline: Any) -> OomEvidence | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def leave_note(path: Path, death: KernelDeath, outcome: str) -> None:
+    """Leave the note of `death` and its report's `outcome` at `path`; never raises: a note that
+    cannot be written is only not shown."""
+    fault, cell = death.fault, death.cell
+    cause = "out of memory" if death.out_of_memory else "killed"
+    if fault is not None:
+        cause = fault.signal or fault.description.lower()
+    data = json.dumps({"diedAt": death.died_at, "running": cell is not None,
+                       "executionCount": cell.execution_count if cell else None, "cause": cause,
+                       "outcome": outcome}).encode()
+    with contextlib.suppress(OSError, UntrustedFile):
+        write_private(path, data)
+
+
+def take_notes(folder: Path, own_token: str, since: float) -> str | None:
+    """Take every death note in `folder` for the kernel `own_token`; what follows "Previous
+    kernel " for the newest death since `since` (seconds since the epoch), if any."""
+    try:
+        names = [name for name in os.listdir(folder) if _NOTE.fullmatch(name)]
+    except OSError:
+        return None
+    said = []
+    for name in names:
+        taken = folder / f".{name}.{own_token}.tmp"
+        try:
+            os.rename(folder / name, taken)  # another kernel's rename of it now fails
+            note = _said(json.loads(read_private(taken, MAX_NOTE_BYTES)))
+        except (OSError, ValueError):  # UntrustedFile and bad JSON are ValueErrors
+            note = None
+        finally:
+            with contextlib.suppress(OSError):
+                taken.unlink()
+        if note is not None and note[0] >= since:
+            said.append(note)
+    return max(said)[1] if said else None
+
+
+def _said(found: Any) -> tuple[float, str] | None:
+    """A note's death and its words: "died running In [14] (out of memory); reported."."""
+    if not isinstance(found, dict):
+        return None
+    died_at, count, cause = found.get("diedAt"), found.get("executionCount"), found.get("cause")
+    outcome = found.get("outcome")
+    if (not isinstance(died_at, (int, float)) or not isinstance(cause, str) or len(cause) > 40
+            or outcome not in _OUTCOMES or not (count is None or isinstance(count, int))):
+        return None
+    where = ""
+    if found.get("running") is True:
+        where = f" running In [{count}]" if count else " running a cell"
+    return float(died_at), f"died{where} ({cause}); {_OUTCOMES[outcome]}"

@@ -1,35 +1,115 @@
 """The watcher: a small process per kernel that reports the kernel's death the moment it dies.
 
-The kernel starts it (watcher_process.py) in a session of its own, so that the signals sent to
-the kernel's process group never reach it. Its setup (the record, the options with the API key,
-the device) comes as JSON lines on stdin, which other users cannot read. It waits in flock() for
-the kernel's lock on its record, let go of the moment the kernel dies or ends. A removed record is
-a normal end; else it claims the record (keeping the lock, so a scan leaves it alone), settles it
-as the scan does and sends the event at once; what it cannot send goes to the outbox, what it
-cannot store stays claimed for the next kernel. It imports little until then.
+The kernel starts it (`WatcherProcess`) in a session of its own, out of reach of the signals sent
+to the kernel's process group, and sends it its setup (the record, the options, the device) as
+JSON lines on stdin. It waits in flock() for the kernel's lock on the record, let go of the moment
+the kernel dies or ends; a removed record is a normal end, else it claims and settles the record
+as the scan does. It imports little until then.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ..core import forkguard
 from ..core.basics import log
 from ..core.private_files import UntrustedFile, open_private, owner_alive
 from .place import DIRECTORY
 
 if TYPE_CHECKING:
+    from ..client import Client
     from ..core.config import Configuration
     from ..report.kernel_death import KernelDeath
+    from .record import CrashRecord
 
+MODULE = "bugsnag_ipython.deaths.watcher"
+NEXT_KERNEL = "this kernel's death would be reported by the next kernel that starts."
 EOF_GRACE = 1.0  # seconds
+
+_live = forkguard.ForgottenInChildren()
+
+
+class WatcherProcess:
+    """The kernel's handle on its watcher, a fresh interpreter (a fork of a grown kernel would own
+    its old pages) with no descriptor of the kernel's but the pipe of its setup."""
+
+    def __init__(self, client: Client, record: CrashRecord, directory: str) -> None:
+        """Start the watcher and send it its setup; raises OSError when it cannot start."""
+        if not sys.executable:
+            raise OSError("this Python does not know its own interpreter (sys.executable)")
+        self.client = client
+        self.record = record
+        self.directory = directory
+        facts = os.stat(record.path)
+        self._identity = [facts.st_dev, facts.st_ino]  # the watcher checks it opened this file
+        self._sent: Configuration | None = None
+        self._lock = threading.Lock()
+        # Its few lines go to the kernel's log: ipykernel sends what reaches descriptor 2 into
+        # the running cell, and keeps the log's own descriptor aside.
+        kept = getattr(sys.stderr, "_original_stdstream_copy", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", MODULE], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=kept if isinstance(kept, int) else None, start_new_session=True, close_fds=True,
+            bufsize=0,
+        )
+        self.pid = self.process.pid
+        assert self.process.stdin is not None
+        self._pipe: int | None = self.process.stdin.fileno()
+        os.set_blocking(self._pipe, False)  # a watcher that stops reading never blocks the kernel
+        _live.add(self)
+        self.options_changed()
+
+    def options_changed(self) -> None:
+        """A client listener: send the setup again when the options changed."""
+        from ..report.environment import jupyterhub_user
+
+        config = self.client.config
+        if config is self._sent:
+            return
+        self._sent = config
+        setup = {
+            "record": str(self.record.path),
+            "identity": self._identity,
+            "directory": self.directory,
+            "config": {name: getattr(config, name) for name in config.option_names()},
+            "device": self.client.device,
+            "hubUser": jupyterhub_user(),
+        }
+        view = memoryview((json.dumps(setup, default=str, separators=(",", ":")) + "\n").encode())
+        with self._lock:
+            try:
+                while view and self._pipe is not None:
+                    view = view[os.write(self._pipe, view):]
+            except OSError as error:  # gone (EPIPE), or not reading (EAGAIN): a full pipe drops it
+                self.forget_after_fork()
+                self.client.warn_once("watcher-pipe", f"The kernel-death watcher stopped listening "
+                                      f"({error.strerror or error}); {NEXT_KERNEL}")
+
+    def stop(self) -> None:
+        """Let the watcher go: its stdin closes (at a normal end it has seen the record removed
+        already). Never waits for it."""
+        with self._lock:
+            self.forget_after_fork()
+        _live.discard(self)
+        self.process.poll()  # reaped if it has ended; else subprocess reaps it later
+
+    def forget_after_fork(self) -> None:
+        """Close the pipe; in a forked child, its copy, so that a child living on neither keeps
+        the watcher asleep nor hides that the kernel stopped it."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None and self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
 
 
 class Setup:
@@ -55,9 +135,7 @@ def parse(line: bytes) -> dict[str, Any] | None:
         found = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(found, dict) or not isinstance(found.get("record"), str):
-        return None
-    return found
+    return found if isinstance(found, dict) and isinstance(found.get("record"), str) else None
 
 
 def watch(stdin: IO[bytes]) -> None:
@@ -81,10 +159,10 @@ def watch(stdin: IO[bytes]) -> None:
 
 
 def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
-    """Claim the dead kernel's record and report its death, once."""
+    """Claim the dead kernel's record (keeping the lock, so a scan leaves it alone) and report its
+    death, once: what cannot be sent goes to the outbox, what cannot be stored stays claimed."""
     from ..core.config import Configuration
     from .claims import SetAside, claim_locked
-    from .notes import leave_note
     from .scan import settle
 
     claimed = claim_locked(path, fd, os.urandom(6).hex())
@@ -99,9 +177,7 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
     def send(death: KernelDeath) -> str | None:
         return _send(death, config, setup, directory)
 
-    note = settle(claimed, config, send, SetAside(path.parent))
-    if note is not None:
-        leave_note(directory / DIRECTORY, claimed.token, note)
+    settle(claimed, config, send, SetAside(path.parent), directory / DIRECTORY)
 
 
 def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], directory: Path) -> str | None:
@@ -111,7 +187,7 @@ def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], dire
     from ..delivery.transport import PlainTransport
     from ..report.kernel_death import death_payload, message
     from ..report.scrub import scrub
-    from .notes import KEPT, NOT_SENT, REFUSED, REPORTED
+    from .scan import KEPT, NOT_SENT, REFUSED, REPORTED
 
     made = death_payload(death, config, device=setup.get("device") or {}, hub_user=setup.get("hubUser"))
     if made is None:
