@@ -236,17 +236,17 @@ class KernelDeaths(Source):
         return time.time() - (time.monotonic() - self.client.launched_at)
 
     def _scan(self, directory: str) -> None:
-        """Report the deaths of earlier kernels, then take the death notes and say the newest
-        recent one."""
+        """Report the deaths of earlier kernels, then take the notes of earlier deaths and say the
+        newest recent one, of those and of the deaths reported here."""
         try:
             from .place import DIRECTORY
             from .scan import RECENT_SECONDS, report_dead_kernels, take_notes
 
             record = self.record
-            report_dead_kernels(self.client, directory, record)
+            reported = report_dead_kernels(self.client, directory, record)
             if record is not None:
                 since = self._launched_wall() - RECENT_SECONDS
-                said = take_notes(Path(directory) / DIRECTORY, record.token, since)
+                said = take_notes(Path(directory) / DIRECTORY, record.token, since, reported)
                 if said is not None:
                     self.client.previous_kernel_died(said)
         except Exception as error:

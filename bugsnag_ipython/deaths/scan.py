@@ -1,7 +1,7 @@
 """From a claimed record to a reported death, by the rules of README's "Kernel deaths": a normal
 end is never reported; a fatal signal always; a kernel gone without a trace only if a cell ran;
 nothing of a kernel that sent nothing. The watcher and the next kernel's scan both settle a
-claimed record here, leaving a death note, `kernels/<token>.died`, that the next kernel says."""
+claimed record here; the death's note, `kernels/<token>.died`, is what the next kernel says."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ..report.kernel_death import DeadCell, FaultDump, KernelDeath, OomEvidence,
 from ..report.payloads import iso8601
 from . import memory
 from .claims import Claimed, SetAside, claim_dead
-from .place import DIRECTORY, record_folders
+from .place import record_folders
 from .record import SIZE, read_record
 
 if TYPE_CHECKING:
@@ -46,34 +46,31 @@ _NOTE = re.compile(r"[0-9a-f]{12}\.died")
 Send = Callable[[KernelDeath], "str | None"]
 
 
-def settle(claimed: Claimed, config: Configuration, send: Send, aside: SetAside, notes: Path) -> bool:
-    """Report the death in `claimed` with `send`, remove the record and leave the death's note in
-    the folder `notes`; whether it was reported. A record that makes anything fail is set aside;
-    one that could be neither sent nor kept stays claimed, for a later scan."""
+def settle(claimed: Claimed, config: Configuration, send: Send, aside: SetAside) -> dict[str, Any] | None:
+    """Report the death in `claimed` with `send`, then remove the record; the death's note, or
+    None when there is none to tell. A record that makes anything fail is set aside; one that
+    could be neither sent nor kept stays claimed, for a later scan."""
     try:
         death = death_of(claimed, config)
         outcome = DROPPED if death is None else send(death)
     except Exception as error:  # whatever the record holds: it alone is set aside
         aside.put(claimed.path, claimed.faults, error)
-        return False
+        return None
     if outcome is None:
-        return False
+        return None
     for path in (claimed.path, claimed.faults):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    if death is None or outcome == DROPPED:
-        return False
-    leave_note(notes / f"{claimed.token}.died", death, outcome)
-    return outcome == REPORTED
+    return None if death is None or outcome == DROPPED else note_of(death, outcome)
 
 
-def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> int:
+def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> list[dict[str, Any]]:
     """Claim the records of dead kernels under `directory` and report each death that counts
     through `client`, each record on its own: one that cannot be read or reported is set aside,
-    and counted in `client.crash_records`. How many deaths were reported."""
+    and counted in `client.crash_records`. The notes of the deaths reported."""
     if own is None or own.closed:
-        return 0  # a claim needs a live record of this kernel's to be seen alive
-    reported = 0
+        return []  # a claim needs a live record of this kernel's to be seen alive
+    notes = []
 
     def send(death: KernelDeath) -> str:
         return REPORTED if client.notify_kernel_death(death) else DROPPED
@@ -86,11 +83,13 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
             log.info("Crash records in %s could not be looked at (%s).", folder, error)
             continue
         for claimed in claims:
-            reported += settle(claimed, client.config, send, aside, Path(directory) / DIRECTORY)
+            note = settle(claimed, client.config, send, aside)
+            if note is not None:
+                notes.append(note)
         if aside.count:
             client.crash_records.set_aside += aside.count
             client.crash_records.folder = str(aside.folder)
-    return reported
+    return notes
 
 
 def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
@@ -121,24 +120,15 @@ def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
                               "unhandled": contents.session.unhandled + 1}}
     memory_seen: dict[str, Any] = {}
     if vitals is not None:
-        for key, value in (("residentBytes", vitals.rss), ("peakResidentBytes", vitals.peak_rss),
-                           ("cgroupUsageBytes", vitals.cgroup_usage),
-                           ("cgroupLimitBytes", vitals.cgroup_limit)):
-            if value >= 0:
-                memory_seen[key] = value
+        seen = {"residentBytes": vitals.rss, "peakResidentBytes": vitals.peak_rss,
+                "cgroupUsageBytes": vitals.cgroup_usage, "cgroupLimitBytes": vitals.cgroup_limit}
+        memory_seen = {key: value for key, value in seen.items() if value >= 0}
         memory_seen["at"] = iso8601(vitals.seen_wall)
     project_root = _text(facts.get("projectRoot")) or config.project_root
     cells = facts.get("cells")
     return KernelDeath(
-        pid=contents.pid,
-        died_at=died_at,
-        launched_at=contents.launched_wall,
-        cell=cell,
-        fault=fault,
-        oom=_oom_evidence(facts.get("oomKill")),
-        memory=memory_seen,
-        facts=facts,
-        session=session,
+        pid=contents.pid, died_at=died_at, launched_at=contents.launched_wall, cell=cell, fault=fault,
+        oom=_oom_evidence(facts.get("oomKill")), memory=memory_seen, facts=facts, session=session,
         notebook=notebook_ref(_text(facts.get("notebook")), project_root),
         send_code=facts.get("sendCode") is not False and config.send_code,
         cells=cells if isinstance(cells, dict) else {},
@@ -171,41 +161,43 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def leave_note(path: Path, death: KernelDeath, outcome: str) -> None:
-    """Leave the note of `death` and its report's `outcome` at `path`; never raises: a note that
-    cannot be written is only not shown."""
+def note_of(death: KernelDeath, outcome: str) -> dict[str, Any]:
+    """The death note of `death`, whose report's outcome was `outcome`, as it is kept on disk."""
     fault, cell = death.fault, death.cell
     cause = "out of memory" if death.out_of_memory else "killed"
     if fault is not None:
         cause = fault.signal or fault.description.lower()
-    data = json.dumps({"diedAt": death.died_at, "running": cell is not None,
-                       "executionCount": cell.execution_count if cell else None, "cause": cause,
-                       "outcome": outcome}).encode()
+    return {"diedAt": death.died_at, "running": cell is not None,
+            "executionCount": cell.execution_count if cell else None, "cause": cause, "outcome": outcome}
+
+
+def leave_note(path: Path, note: dict[str, Any]) -> None:
+    """Never raises: a note that cannot be written is only not shown."""
     with contextlib.suppress(OSError, UntrustedFile):
-        write_private(path, data)
+        write_private(path, json.dumps(note).encode())
 
 
-def take_notes(folder: Path, own_token: str, since: float) -> str | None:
+def take_notes(folder: Path, own_token: str, since: float, reported: list[dict[str, Any]]) -> str | None:
     """Take every death note in `folder` for the kernel `own_token`; what follows "Previous
-    kernel " for the newest death since `since` (seconds since the epoch), if any."""
+    kernel " for the newest death since `since` (seconds since the epoch) of those and of the
+    notes `reported` here, if any."""
     try:
         names = [name for name in os.listdir(folder) if _NOTE.fullmatch(name)]
     except OSError:
-        return None
-    said = []
+        names = []
+    said = [_said(note) for note in reported]
     for name in names:
         taken = folder / f".{name}.{own_token}.tmp"
         try:
             os.rename(folder / name, taken)  # another kernel's rename of it now fails
-            note = _said(json.loads(read_private(taken, MAX_NOTE_BYTES)))
+            said.append(_said(json.loads(read_private(taken, MAX_NOTE_BYTES))))
         except (OSError, ValueError):  # UntrustedFile and bad JSON are ValueErrors
-            note = None
+            pass
         finally:
             with contextlib.suppress(OSError):
                 taken.unlink()
-        if note is not None and note[0] >= since:
-            said.append(note)
-    return max(said)[1] if said else None
+    recent = [note for note in said if note is not None and note[0] >= since]
+    return max(recent)[1] if recent else None
 
 
 def _said(found: Any) -> tuple[float, str] | None:

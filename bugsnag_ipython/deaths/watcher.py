@@ -112,24 +112,6 @@ class WatcherProcess:
                 self.process.stdin.close()
 
 
-class Setup:
-    """The setup the kernel sent last (`current`), kept current by a thread reading stdin."""
-
-    def __init__(self, setup: dict[str, Any], stdin: IO[bytes]) -> None:
-        self.current = setup
-        self._stdin = stdin
-        self.woke = threading.Event()  # the main thread has the record's lock
-
-    def read_updates(self) -> None:
-        for line in self._stdin:
-            self.current = parse(line) or self.current
-        # EOF: the kernel stopped us or died. Dead, its lock is free too and the main thread goes
-        # on; alive, it let us go. (The main thread's lock, just taken, looks like the kernel's
-        # for a moment: hence the wait.)
-        if owner_alive(Path(self.current["record"])) and not self.woke.wait(EOF_GRACE):
-            os._exit(0)
-
-
 def parse(line: bytes) -> dict[str, Any] | None:
     try:
         found = json.loads(line)
@@ -149,13 +131,22 @@ def watch(stdin: IO[bytes]) -> None:
         return  # gone already: the kernel ended (or was claimed) before we looked
     if [os.fstat(fd).st_dev, os.fstat(fd).st_ino] != first.get("identity"):
         return  # not the file the kernel made
-    setup = Setup(first, stdin)
-    threading.Thread(target=setup.read_updates, name="setup", daemon=True).start()
+    woke = threading.Event()  # this thread has the record's lock
+
+    def read_updates() -> None:  # the setup the kernel sent last
+        for line in stdin:
+            first.update(parse(line) or {})
+        # EOF: the kernel stopped us or died. Dead, its lock is free too and the main thread goes
+        # on; alive, it let us go. (Our lock, just taken, looks like the kernel's for a moment.)
+        if owner_alive(path) and not woke.wait(EOF_GRACE):
+            os._exit(0)
+
+    threading.Thread(target=read_updates, name="setup", daemon=True).start()
     fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel's lock, released as it dies or ends
-    setup.woke.set()
+    woke.set()
     if os.fstat(fd).st_nlink == 0:
         return  # removed: a normal end
-    report(path, fd, setup.current)
+    report(path, fd, first)
 
 
 def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
@@ -163,7 +154,7 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
     death, once: what cannot be sent goes to the outbox, what cannot be stored stays claimed."""
     from ..core.config import Configuration
     from .claims import SetAside, claim_locked
-    from .scan import settle
+    from .scan import leave_note, settle
 
     claimed = claim_locked(path, fd, os.urandom(6).hex())
     if claimed is None:
@@ -177,7 +168,9 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
     def send(death: KernelDeath) -> str | None:
         return _send(death, config, setup, directory)
 
-    settle(claimed, config, send, SetAside(path.parent), directory / DIRECTORY)
+    note = settle(claimed, config, send, SetAside(path.parent))
+    if note is not None:
+        leave_note(directory / DIRECTORY / f"{claimed.token}.died", note)
 
 
 def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], directory: Path) -> str | None:
