@@ -153,8 +153,7 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
     """Claim the dead kernel's record (keeping the lock, so a scan leaves it alone) and report its
     death, once: what cannot be sent goes to the outbox, what cannot be stored stays claimed."""
     from ..core.config import Configuration
-    from .claims import SetAside, claim_locked
-    from .scan import leave_note, settle
+    from .scan import SetAside, claim_locked, leave_note, settle
 
     claimed = claim_locked(path, fd, os.urandom(6).hex())
     if claimed is None:

@@ -74,14 +74,14 @@ def test_a_checkpoint_writes_vitals_breadcrumbs_metadata_redacted_and_a_long_sou
 
 
 def test_a_kernel_moved_into_another_cgroup_has_that_cgroups_oom_count_as_baseline(tmp_path: Path) -> None:
-    from bugsnag_ipython.deaths import memory
+    from bugsnag_ipython.deaths.checkpoint import FollowedCgroup
     from tests.deaths.test_memory import tree, v1_cgroup
 
     v1_cgroup(tmp_path, "user", 2)
     v1_cgroup(tmp_path, "limited", 7, limit=256 * 1024 * 1024)
     tree(tmp_path, {"proc/self/cgroup": "4:memory:/user\n"})
     client, record, _ = setup(tmp_path / "outbox", api_key=KEY)
-    checkpoint = Checkpoint(record, client, None, cgroup=memory.FollowedCgroup(
+    checkpoint = Checkpoint(record, client, None, cgroup=FollowedCgroup(
         str(tmp_path / "proc"), str(tmp_path / "fs")))
     try:
         checkpoint.checkpoint()

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from bugsnag_ipython.core.private_files import owner_alive
-from bugsnag_ipython.deaths.claims import Claimed, SetAside, claim_dead
 from bugsnag_ipython.deaths.record import ACTIVE, CrashRecord, read_record
+from bugsnag_ipython.deaths.scan import Claimed, SetAside, claim_dead
 from bugsnag_ipython.report.events import CellRun
 
 ROOT = str(Path(__file__).resolve().parents[2])

@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from bugsnag_ipython.deaths.claims import claim_locked
 from bugsnag_ipython.deaths.record import CrashRecord
-from bugsnag_ipython.deaths.scan import take_notes
+from bugsnag_ipython.deaths.scan import claim_locked, take_notes
 from bugsnag_ipython.deaths.watcher import MODULE
 from bugsnag_ipython.report.events import CellRun
 from tests.deaths.test_record import claims, new_record
