@@ -1,6 +1,6 @@
-"""Kernel deaths, the source: this kernel's crash record and its watcher, the mark of a normal
-end (a shutdown request, `exit`, the process's exit), and, once the kernel is idle after its
-launch, the report of the records dead kernels left and the newest recent death said."""
+"""Kernel deaths, the source: this kernel's crash record and its watcher, the mark of a normal end
+(a shutdown request, `exit`, the process's exit), and, once the kernel is idle after its launch,
+the report of the records dead kernels left."""
 
 from __future__ import annotations
 
@@ -101,8 +101,7 @@ class KernelDeaths(Source):
 
     def ending(self) -> None:
         """A normal end began (exit, a shutdown request): nothing after it is a death."""
-        # Noted first: _open looks at it after handing the record over, so one of the two marks it.
-        if self.ending_since is None:
+        if self.ending_since is None:  # noted first: _open looks at it after handing the record over
             self.ending_since = self.client.tracker.monotonic()
         record = self.record
         if record is not None:
@@ -232,7 +231,6 @@ class KernelDeaths(Source):
         return directory
 
     def _launched_wall(self) -> float:
-        """The launch on the wall clock, from the monotonic one the client keeps."""
         return time.time() - (time.monotonic() - self.client.launched_at)
 
     def _scan(self, directory: str) -> None:

@@ -1,11 +1,8 @@
-"""Dead kernels' records, from a claim to a reported death, by the rules of README's "Kernel deaths".
-
-A record folder holds `<token>.record` (a kernel's record, locked while it lives), `<token>.faults`
-(its fault dump), `<token>.<claimer>.claimed[-again]` (a dead kernel's record taken by the kernel
-<claimer>, again when the first claimer died), `<token>.died` (a death note, which the next kernel
-says) and `set-aside/`. The dead kernel's watcher and the next kernel's scan both claim and settle
-records here, each record once.
-"""
+"""Dead kernels' records, claimed once and settled (reported, then removed) by the dead kernel's
+watcher or the next kernel's scan, by the rules of README's "Kernel deaths". A record folder holds
+`<token>.record` (locked while its kernel lives), `<token>.faults` (its fault dump),
+`<token>.<claimer>.claimed[-again]` (taken by <claimer>, again when the first claimer died),
+`<token>.died` (a death note, which the next kernel says) and `set-aside/`."""
 
 from __future__ import annotations
 
@@ -19,16 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..core import private_files
 from ..core.basics import log
-from ..core.private_files import (
-    UntrustedFile,
-    lock_if_ownerless,
-    make_private,
-    open_private,
-    owner_alive,
-    read_private,
-    write_private,
-)
+from ..core.private_files import UntrustedFile, make_private, owner_alive, read_private
 from ..report.cells import notebook_ref
 from ..report.kernel_death import DeadCell, FaultDump, KernelDeath, OomEvidence, parse_fault_dump
 from ..report.naming import class_name, message_of
@@ -48,8 +38,6 @@ _RECORD = re.compile(r"(?P<token>[0-9a-f]{12})\.record")
 _CLAIMED = re.compile(r"(?P<token>[0-9a-f]{12})\.(?P<claimer>[0-9a-f]{12})\.claimed(?P<again>-again)?")
 # Errors of the moment, not of the file: it is looked at again by a later scan.
 _PASSING = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN}
-
-
 MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read
 MAX_NOTE_BYTES = 4096
 RECENT_SECONDS = 3600.0  # a death older than this before the kernel started is not said
@@ -142,13 +130,10 @@ def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> lis
             if token == own_token:
                 continue
             mine = folder / f"{token}.{own_token}.claimed"
-        elif taken["claimer"] == own_token:
-            claimed.append(Claimed(token, folder / name, faults))  # left by an earlier scan of this kernel
-            continue
         else:
             claimer = f"{taken['claimer']}{RECORD_SUFFIX}"
             if owner_alive(folder / claimer) or owner_alive(live / claimer):
-                continue  # its claimer is reporting it now
+                continue  # its claimer (this kernel too) is reporting it now
             mine = folder / f"{token}.{own_token}.claimed-again"
         if _claim(folder / name, mine, faults, aside, again=taken is not None and bool(taken["again"])):
             claimed.append(Claimed(token, mine, faults))
@@ -166,7 +151,7 @@ def _claim(path: Path, mine: Path, faults: Path, aside: SetAside, *, again: bool
     """Rename the record at `path` to `mine` if its owner (a kernel, or a claimer's watcher) is
     gone; whether it is now this kernel's."""
     try:
-        fd = lock_if_ownerless(path)
+        fd = private_files.lock_if_ownerless(path)
     except FileNotFoundError:
         return False
     except (OSError, UntrustedFile) as error:
@@ -304,7 +289,7 @@ def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
 def _fault_dump(path: Path) -> tuple[FaultDump | None, float | None]:
     """The fault in the dump at `path`, and when the dump was written (None: no dump)."""
     try:
-        fd = open_private(path)
+        fd = private_files.open_private(path)
     except FileNotFoundError:
         return None, None
     with open(fd, "rb") as file:
@@ -340,7 +325,7 @@ def note_of(death: KernelDeath, outcome: str) -> dict[str, Any]:
 def leave_note(path: Path, note: dict[str, Any]) -> None:
     """Never raises: a note that cannot be written is only not shown."""
     with contextlib.suppress(OSError, UntrustedFile):
-        write_private(path, json.dumps(note).encode())
+        private_files.write_private(path, json.dumps(note).encode())
 
 
 def take_notes(folder: Path, own_token: str, since: float, reported: list[dict[str, Any]]) -> str | None:

@@ -2,9 +2,8 @@
 
 The kernel starts it (`WatcherProcess`) in a session of its own, out of reach of the signals sent
 to the kernel's process group, and sends it its setup (the record, the options, the device) as
-JSON lines on stdin. It waits in flock() for the kernel's lock on the record, let go of the moment
-the kernel dies or ends; a removed record is a normal end, else it claims and settles the record
-as the scan does. It imports little until then.
+JSON lines on stdin. It waits in flock() for the kernel's lock on the record: a removed record is
+a normal end, else it claims and settles the record as the scan does.
 """
 
 from __future__ import annotations
@@ -48,10 +47,9 @@ class WatcherProcess:
         if not sys.executable:
             raise OSError("this Python does not know its own interpreter (sys.executable)")
         self.client = client
-        self.record = record
-        self.directory = directory
-        facts = os.stat(record.path)
-        self._identity = [facts.st_dev, facts.st_ino]  # the watcher checks it opened this file
+        facts = os.stat(record.path)  # the watcher checks it opened this file
+        self._setup = {"record": str(record.path), "identity": [facts.st_dev, facts.st_ino],
+                       "directory": directory}
         self._sent: Configuration | None = None
         self._lock = threading.Lock()
         # Its few lines go to the kernel's log: ipykernel sends what reaches descriptor 2 into
@@ -77,14 +75,8 @@ class WatcherProcess:
         if config is self._sent:
             return
         self._sent = config
-        setup = {
-            "record": str(self.record.path),
-            "identity": self._identity,
-            "directory": self.directory,
-            "config": {name: getattr(config, name) for name in config.option_names()},
-            "device": self.client.device,
-            "hubUser": jupyterhub_user(),
-        }
+        setup = {**self._setup, "config": {name: getattr(config, name) for name in config.option_names()},
+                 "device": self.client.device, "hubUser": jupyterhub_user()}
         view = memoryview((json.dumps(setup, default=str, separators=(",", ":")) + "\n").encode())
         with self._lock:
             try:
