@@ -1,11 +1,14 @@
 """Kernel deaths, the source: this kernel's crash record and its watcher, the mark of a normal end
-(a shutdown request, `exit`, the process's exit), and, once the kernel is idle after its launch,
-the report of the records dead kernels left."""
+(a shutdown request, `exit`, the process's exit), the report, once the kernel is idle after its
+launch, of the records dead kernels left, and the checkpoint: once a second the kernel is noted
+alive with its memory, and the facts a death's event needs are written when they changed; the
+session, whose counts must be exact, is written as it changes."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import threading
 import time
@@ -13,13 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import forkguard
+from ..report import environment
+from ..report.payloads import redact
 from ..sources import Source
 
 if TYPE_CHECKING:
     from ..client import Client
     from ..report.cells import CellIndex
+    from ..report.events import CellRun
     from ..sources.cell_runs import CellRuns
-    from .checkpoint import Checkpoint
+    from .memory import FollowedCgroup
     from .record import CrashRecord
     from .watcher import WatcherProcess
 
@@ -28,6 +34,8 @@ SCAN_DELAY = 1.0  # seconds after the load before dead kernels are looked for
 SCAN_DELAY_MAX = 10.0  # ...waiting at most this long for a running cell to end
 SCAN_POLL = 0.05
 LOAD_WAIT = 1.0  # seconds the watcher's start waits at most for the load to be over
+MAX_CELL_FILES = 200  # code files of cells named in the document, newest kept
+MAX_CELL_LINES_BYTES = 32 * 1024  # source of earlier cells kept for code windows, newest first
 
 
 class KernelDeaths(Source):
@@ -43,7 +51,7 @@ class KernelDeaths(Source):
         self.cell_runs = cell_runs
         self.interval = interval
         self.record: CrashRecord | None = None
-        self.checkpoint: Checkpoint | None = None
+        self.cgroup: FollowedCgroup  # this process's memory cgroup, followed from the record's making
         self.watcher: WatcherProcess | None = None  # this kernel's watcher, while it runs
         self.scanned = threading.Event()  # set once earlier kernels were looked for
         self.problem: str | None = None  # why there is no record, in one sentence, for status
@@ -52,6 +60,8 @@ class KernelDeaths(Source):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher_refused = False  # it could not start: not tried again
+        self._written = b""  # the facts last written
+        self._long_for: CellRun | None = None  # the cell whose long source was stored
 
     def install(self) -> None:
         self.loaded.clear()
@@ -88,10 +98,8 @@ class KernelDeaths(Source):
             record, self.record = self.record, None
             if self.cell_runs is not None:
                 self.cell_runs.crash_record = None
-            if self.checkpoint is not None:
-                with contextlib.suppress(ValueError):
-                    self.client.listeners.remove(self.checkpoint.session_changed)
-                self.checkpoint = None
+            with contextlib.suppress(ValueError):
+                self.client.listeners.remove(self.session_changed)
             if record is not None:
                 record.close(remove=True)  # the watcher, woken, finds it removed and exits
             self._stop_watcher()
@@ -112,10 +120,89 @@ class KernelDeaths(Source):
             if change.get("new"):
                 self.ending()
 
-    def _cell_files(self) -> list[str]:
+    def session_changed(self) -> None:
+        """A client listener: write the current session and whether events are sent."""
+        from .record import ACTIVE, NO_SESSION, PAUSED
+
+        record, client = self.record, self.client
+        if record is None or record.closed:
+            return
+        sending = bool(client.config.api_key) and client.config.release_stage_enabled
+        session = client.current_session()
+        if session is None:
+            record.session(state=NO_SESSION, sending=sending)
+        else:
+            record.session(state=PAUSED if session.paused else ACTIVE, id=session.id,
+                           started_at=session.started_at, handled=session.handled,
+                           unhandled=session.unhandled, sending=sending)
+
+    def checkpoint(self) -> None:
+        """Note the kernel alive now, with its memory; write the facts if they changed."""
+        from .memory import peak_resident_bytes, resident_bytes
+        from .record import INLINE_SOURCE_BYTES
+
+        record = self.record
+        if record is None or record.closed:
+            return
+        self.cgroup.follow()
+        cgroup = self.cgroup.cgroup
+        record.vitals(seen_monotonic=time.monotonic(), seen_wall=time.time(),
+                      rss=resident_bytes(), peak_rss=peak_resident_bytes(),
+                      cgroup_usage=cgroup.usage() if cgroup else -1,
+                      cgroup_limit=cgroup.limit() if cgroup else -1)
+        run = self.client.cell
+        if run is not None and run != self._long_for:  # a new CellRun each read: compare fields
+            self._long_for = run
+            if len(run.source.encode("utf-8", "surrogatepass")) > INLINE_SOURCE_BYTES:
+                record.long_source(run.execution_count or 0, run.started_monotonic, run.source)
+        data = _fitted(self._facts())
+        if data is not None and data != self._written:
+            record.document(data)
+            self._written = data
+
+    def _facts(self) -> dict[str, Any]:
+        client = self.client
+        config = client.config
+        keys = config.redacted_keys
+        facts: dict[str, Any] = {
+            "app": {"releaseStage": config.release_stage, "version": client.app_version},
+            "notebook": self.cells.notebook_path(look=False) if self.cells is not None else None,
+            "projectRoot": config.project_root,
+            "sendCode": config.send_code,
+            "kernel": environment.kernel_facts(),
+            "user": dict(client.user),
+            "context": client.context,
+            "metadata": redact(client.metadata.snapshot(), keys),
+            "breadcrumbs": list(client.breadcrumbs.snapshot(keys)),
+            "cells": self._cell_files(config.send_code),
+        }
+        cgroup, baseline = self.cgroup.cgroup, self.cgroup.baseline
+        if cgroup is not None and baseline is not None:
+            facts["oomKill"] = {"file": str(cgroup.oom_file), "count": baseline,
+                                "cgroupVersion": cgroup.version}
+        return facts
+
+    def _cell_files(self, send_code: bool) -> dict[str, Any]:
+        """Code file -> [cell identity, execution count, source or None], newest last: what names
+        a fault dump's frames in cells that ran before the one that crashed."""
+        cells = self.cells
+        if cells is None:
+            return {}
         # ipykernel's and IPython's compiler: code file -> execution count, oldest first.
         mapping = getattr(getattr(self.shell, "compile", None), "_filename_map", None)
-        return list(mapping) if isinstance(mapping, dict) else []
+        files = list(mapping)[-MAX_CELL_FILES:] if isinstance(mapping, dict) else []
+        named: dict[str, Any] = {}
+        budget = MAX_CELL_LINES_BYTES if send_code else 0
+        for filename in reversed(files):
+            ref = cells(filename, look=False)  # the first report looks for a run's notebook
+            if ref is None:
+                continue
+            source = "".join(ref.lines)
+            kept = len(source) <= budget
+            budget -= len(source) if kept else 0
+            named[filename] = [ref.identity, ref.execution_count, source if kept else None]
+        return dict(reversed(list(named.items())))
+
 
     def _run(self, stop: threading.Event) -> None:
         directory = self._open(stop)
@@ -126,11 +213,10 @@ class KernelDeaths(Source):
         while not stop.is_set():
             self._keep_watcher(directory)
             try:
-                with self._lock:  # an exit waits for a checkpoint rather than closing the record under it
-                    checkpoint = self.checkpoint
-                    if checkpoint is not None:
-                        with forkguard.no_fork:  # it takes the client's locks: see forkguard
-                            checkpoint.checkpoint()
+                # An exit waits for a checkpoint rather than closing the record under it; a fork
+                # waits too, as the checkpoint takes the client's locks (see forkguard).
+                with self._lock, forkguard.no_fork:
+                    self.checkpoint()
             except Exception as error:
                 self.client.warn_once("checkpoint", f"the crash record could not be updated ({error}).")
             waited = time.monotonic() - started
@@ -182,7 +268,7 @@ class KernelDeaths(Source):
         with forkguard.no_fork:  # here, not at load: the load stays cheap
             from ..core.persistence import persistence_directory
             from ..core.private_files import RefusedDirectory, make_private, say_once
-            from .checkpoint import Checkpoint
+            from .memory import FollowedCgroup
             from .place import DIRECTORY, NoRecord
             from .record import CrashRecord
         try:
@@ -211,16 +297,16 @@ class KernelDeaths(Source):
             record.catch_faults()
         except (OSError, RuntimeError, ValueError) as error:
             client.warn_once("faulthandler", f"fatal signals will be reported without stacks ({error}).")
-        checkpoint = Checkpoint(record, client, self.cells, self._cell_files)
+        cgroup = FollowedCgroup()
         with self._lock:
             if stop.is_set():
                 record.close(remove=True)
                 return None
-            self.record, self.checkpoint = record, checkpoint
+            self.record, self.cgroup, self._written = record, cgroup, b""
             if self.ending_since is not None:  # a shutdown request came while the record was being made
                 record.mark_ended()
-            checkpoint.session_changed()
-            client.listeners.append(checkpoint.session_changed)
+            self.session_changed()
+            client.listeners.append(self.session_changed)
             if self.cell_runs is not None:
                 self.cell_runs.crash_record = record
             # A cell that started before the hand-over: the hook sets client.cell before it looks
@@ -251,3 +337,23 @@ class KernelDeaths(Source):
             self.client.warn_once("kernel-deaths", f"earlier kernels' deaths could not be read ({error}).")
         finally:
             self.scanned.set()
+
+
+def _fitted(facts: dict[str, Any]) -> bytes | None:
+    """The facts as JSON that fits the record: the oldest breadcrumbs go first, then the
+    earlier cells' sources, then the metadata; None if even that is too big."""
+    from .record import DOCUMENT_BYTES
+
+    for _ in range(12):
+        data = json.dumps(facts, separators=(",", ":"), default=str).encode("utf-8", "replace")
+        if len(data) <= DOCUMENT_BYTES:
+            return data
+        crumbs = facts["breadcrumbs"]
+        if crumbs:
+            facts["breadcrumbs"] = crumbs[len(crumbs) // 2 + 1 :]
+        elif any(entry[2] is not None for entry in facts["cells"].values()):
+            facts["cells"] = {name: [e[0], e[1], None] for name, e in facts["cells"].items()}
+        else:
+            facts["metadata"] = {}
+            facts["cells"] = {}
+    return None

@@ -23,7 +23,7 @@ from ..report.cells import notebook_ref
 from ..report.kernel_death import DeadCell, FaultDump, KernelDeath, OomEvidence, parse_fault_dump
 from ..report.naming import class_name, message_of
 from ..report.payloads import iso8601
-from .checkpoint import oom_kills_at
+from .memory import oom_kills_at
 from .place import record_folders
 from .record import FAULTS_SUFFIX, MAGIC, RECORD_SUFFIX, SIZE, DamagedRecord, read_record
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bugsnag_ipython.deaths.checkpoint import (
+from bugsnag_ipython.deaths.memory import (
     FollowedCgroup,
     oom_kills_at,
     peak_resident_bytes,
