@@ -42,7 +42,6 @@ class FollowedCgroup:
     def __init__(self, proc: str = "/proc", fs: str = "/sys/fs/cgroup") -> None:
         self._proc = proc
         self._fs = fs
-        self._membership: str | None = None
         self.cgroup: Cgroup | None = None
         self.baseline: int | None = None
         self.follow()
@@ -51,15 +50,11 @@ class FollowedCgroup:
         """Look again; True when the process is in another memory cgroup than last seen."""
         try:
             with open(os.path.join(self._proc, "self", "cgroup")) as file:
-                membership: str | None = file.read()
+                found = _cgroup_of(file.read(), self._fs)
         except OSError:
-            membership = None
-        if membership == self._membership:
-            return False
-        self._membership = membership
-        found = _cgroup_of(membership, self._fs) if membership is not None else None
+            found = None
         if found == self.cgroup:
-            return False  # another controller's cgroup changed, not the memory one
+            return False  # the same one, or only another controller's cgroup changed
         self.cgroup = found
         self.baseline = found.oom_kills() if found is not None else None
         return True

@@ -65,14 +65,13 @@ class CrashRecord:
 
     def __init__(self, directory: str | os.PathLike[str], *, launched_wall: float,
                  launched_monotonic: float) -> None:
-        """Create the record of the persistence directory `directory`; raises NoRecord, with the
-        sentence for the user, when it cannot (then nothing is left behind)."""
+        """Create the record of the persistence directory `directory`; raises NoRecord (leaving
+        nothing behind) when it cannot."""
         folder, where = live_folder(directory)
         self.token = os.urandom(6).hex()
         self.path = folder / f"{self.token}{RECORD_SUFFIX}"
         self.faults_path = folder / f"{self.token}{FAULTS_SUFFIX}"
-        # Made under a hidden name and locked before it is seen: a scan never takes a record
-        # still being made for a dead one.
+        # Made under a hidden name and locked before it is seen: no scan takes it for a dead one.
         hidden = folder / f".{self.token}{RECORD_SUFFIX}.tmp"
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -80,8 +79,8 @@ class CrashRecord:
         except OSError as error:
             raise _refused(where, error) from None
         try:
-            # Every block reserved before the first store: a store into a page with no block
-            # behind it, on a full disk or over a quota, is SIGBUS, which would kill the kernel.
+            # Every block reserved first: a store into a page with no block behind it, on a full
+            # disk or over a quota, is a SIGBUS.
             os.posix_fallocate(fd, 0, SIZE)
             self._mm = mmap.mmap(fd, SIZE)
             _HEADER.pack_into(self._mm, 0, MAGIC, os.getpid(), launched_wall, launched_monotonic)
@@ -162,7 +161,7 @@ class CrashRecord:
         faulthandler.enable(self._faults, all_threads=True)
 
     def close(self, *, remove: bool) -> None:
-        """Stop recording; with `remove`, the record and its fault file go (a normal end)."""
+        """Stop recording; with `remove` (a normal end), the record and its fault file go."""
         if self.closed:
             return
         self.closed = True
@@ -210,9 +209,6 @@ def _refused(where: str, error: OSError) -> NoRecord:
         problem = f"{where} cannot reserve the crash record's space ({reason})"
         fix = "set BUGSNAG_PERSISTENCE_DIRECTORY to a directory on a local disk"
     return NoRecord(f"Kernel deaths are not recorded: {problem}; {fix}.")
-
-
-# -- a record left behind, as the next kernel reads it ---------------------------------------
 
 
 class Vitals(NamedTuple):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -155,16 +156,12 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
                if name in Configuration.option_names()}
     config = Configuration().replace(**options)  # the kernel's own, valid: a failure is ours
     directory = Path(setup.get("directory") or path.parent.parent)
-
-    def send(death: KernelDeath) -> str | None:
-        return _send(death, config, setup, directory)
-
-    note = settle(claimed, config, send, SetAside(path.parent))
+    note = settle(claimed, config, functools.partial(_send, config, setup, directory), SetAside(path.parent))
     if note is not None:
         leave_note(directory / DIRECTORY / f"{claimed.token}.died", note)
 
 
-def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], directory: Path) -> str | None:
+def _send(config: Configuration, setup: dict[str, Any], directory: Path, death: KernelDeath) -> str | None:
     """POST the event now; what cannot be sent goes to the outbox. The note's outcome, or None
     when it could be neither sent nor stored."""
     from ..delivery.payload import Payload
@@ -191,11 +188,8 @@ def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], dire
     from ..delivery.outbox import Outbox  # only now: the death is sent first
 
     try:
-        outbox = Outbox(directory).open()
-        try:
+        with contextlib.closing(Outbox(directory).open()) as outbox:  # closed: the next kernel adopts it
             outbox.store(payload)
-        finally:
-            outbox.close()  # its lock goes: the next kernel adopts the payload
     except Exception:
         return None
     log.warning("The death of the kernel (pid %d) could not be sent now; it waits in the outbox of "
