@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import forkguard
+from ..core.private_files import RefusedDirectory, make_private, say_once
 from ..report import environment
 from ..report.payloads import redact
 from ..sources import Source
@@ -262,17 +263,15 @@ class KernelDeaths(Source):
             watcher.stop()
 
     def _open(self, stop: threading.Event) -> str | None:
-        """Make the record and hand it to the cell hooks; the persistence directory, or None when
-        there is no record (said why) or the source was uninstalled meanwhile."""
+        """Make the record and hand it to the cell hooks; the persistence directory, or None."""
         client = self.client
-        with forkguard.no_fork:  # here, not at load: the load stays cheap
-            from ..core.persistence import persistence_directory
-            from ..core.private_files import RefusedDirectory, make_private, say_once
-            from .memory import FollowedCgroup
-            from .place import DIRECTORY, NoRecord
-            from .record import CrashRecord
         try:
-            with forkguard.no_fork:  # it may import platformdirs
+            with forkguard.no_fork:  # here, not at load: the load stays cheap (platformdirs, too)
+                from ..core.persistence import persistence_directory
+                from .memory import FollowedCgroup
+                from .place import DIRECTORY
+                from .record import CrashRecord
+
                 directory = persistence_directory(client.config.persistence_directory)
             make_private(directory)  # the trust rule before anything is made there
             make_private(os.path.join(directory, DIRECTORY), root=False)
@@ -282,7 +281,7 @@ class KernelDeaths(Source):
             say_once(refused)
             client.crash_records.problem = str(refused)
             return None
-        except NoRecord as error:  # no room, or no safe place: said in the log, status and panel
+        except OSError as error:  # NoRecord (no room, or no safe place): said in the log, status and panel
             sentence = str(error)
             client.warn_once(f"no-crash-record {sentence}", sentence)
             with self._lock:
@@ -320,8 +319,7 @@ class KernelDeaths(Source):
         return time.time() - (time.monotonic() - self.client.launched_at)
 
     def _scan(self, directory: str) -> None:
-        """Report the deaths of earlier kernels, then take the notes of earlier deaths and say the
-        newest recent one, of those and of the deaths reported here."""
+        """Report the deaths of earlier kernels, then say the newest recent death of their notes."""
         try:
             from .place import DIRECTORY
             from .scan import RECENT_SECONDS, report_dead_kernels, take_notes
@@ -340,8 +338,8 @@ class KernelDeaths(Source):
 
 
 def _fitted(facts: dict[str, Any]) -> bytes | None:
-    """The facts as JSON that fits the record: the oldest breadcrumbs go first, then the
-    earlier cells' sources, then the metadata; None if even that is too big."""
+    """The facts as JSON that fits the record (the oldest breadcrumbs go first, then the earlier
+    cells' sources, then the metadata), or None."""
     from .record import DOCUMENT_BYTES
 
     for _ in range(12):

@@ -148,8 +148,7 @@ def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> lis
 
 
 def _claim(path: Path, mine: Path, faults: Path, aside: SetAside, *, again: bool) -> bool:
-    """Rename the record at `path` to `mine` if its owner (a kernel, or a claimer's watcher) is
-    gone; whether it is now this kernel's."""
+    """Rename the record at `path` to `mine` if its owner is gone; whether it is now ours."""
     try:
         fd = private_files.lock_if_ownerless(path)
     except FileNotFoundError:

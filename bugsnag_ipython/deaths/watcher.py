@@ -162,8 +162,7 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
 
 
 def _send(config: Configuration, setup: dict[str, Any], directory: Path, death: KernelDeath) -> str | None:
-    """POST the event now; what cannot be sent goes to the outbox. The note's outcome, or None
-    when it could be neither sent nor stored."""
+    """POST the event now, else store it in the outbox; the outcome, or None when neither worked."""
     from ..delivery.payload import Payload
     from ..delivery.transport import PlainTransport
     from ..report.kernel_death import death_payload, message

@@ -20,14 +20,14 @@ from tests.payloads import API_KEY as KEY
 
 @pytest.fixture
 def recording(tmp_path: Path, shell: Any) -> Iterator[Any]:
-    """Start a client with the options given, launched idle, and its kernel-deaths source; once
-    the record is made and the look for dead kernels is over (the record is then checkpointed only
-    when a test says), the client and the source."""
+    """Start a client with the options given, idle, and its kernel-deaths source; once the record
+    is made and the look for dead kernels is over (the record is then checkpointed only when a
+    test says), the client and the source."""
     made: list[tuple[Client, KernelDeaths]] = []
 
     def start(directory: Path = tmp_path, **options: Any) -> tuple[Client, KernelDeaths]:
         client = Client(Configuration(persistence_directory=str(directory), **options))
-        client.launch(in_background=True)
+        client.tracker.enter_background()  # idle: dead kernels are looked for after a second
         deaths = KernelDeaths(client, shell, None, interval=3600)
         made.append((client, deaths))
         deaths.install()
@@ -47,6 +47,7 @@ def on_disk(record: CrashRecord | None) -> RecordContents:
 
 def test_the_session_and_its_counts_are_written_as_they_change(recording: Any) -> None:
     client, deaths = recording(api_key=KEY)
+    client.launch(in_background=True)
     client.notify(ValueError("handled one"))
     session = on_disk(deaths.record).session
     assert session is not None and session.id == client.current_session().id
@@ -78,8 +79,8 @@ def test_a_checkpoint_writes_vitals_breadcrumbs_metadata_redacted_and_a_long_sou
     assert found.cell is not None and found.cell.source == long  # whole, not cut at 1 kB
     facts = found.facts
     assert facts["app"] == {"releaseStage": "production", "version": "2.0"}
-    crumbs = [crumb for crumb in facts["breadcrumbs"] if crumb["name"] == "loaded prices"]
-    assert len(crumbs) == 1 and crumbs[0]["metaData"]["db_password"] == "[REDACTED]"
+    [crumb] = facts["breadcrumbs"]
+    assert crumb["name"] == "loaded prices" and crumb["metaData"]["db_password"] == "[REDACTED]"
     assert facts["metadata"]["dataset"] == {"source": "s3://bucket/key", "api_token": "[REDACTED]"}
     assert "hunter2" not in deaths.record.path.read_bytes().decode("utf-8", "replace")
 
