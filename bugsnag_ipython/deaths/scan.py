@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from ..core.config import Configuration
     from .record import CrashRecord
 
-STALE_SECONDS = 3600.0  # a half-made record or a fault dump without a record, left this long
 SET_ASIDE = "set-aside"
 _RECORD = re.compile(r"(?P<token>[0-9a-f]{12})\.record")
 _CLAIMED = re.compile(r"(?P<token>[0-9a-f]{12})\.(?P<claimer>[0-9a-f]{12})\.claimed(?P<again>-again)?")
@@ -117,14 +116,12 @@ def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> lis
         return []
     make_private(folder, create=False, root=False)  # never a folder another user could write to
     claimed: list[Claimed] = []
-    tokens = set()
     for name in names:
         record, taken = _RECORD.fullmatch(name), _CLAIMED.fullmatch(name)
         found = record or taken
         if found is None:
             continue
         token = found["token"]
-        tokens.add(token)
         faults = folder / f"{token}{FAULTS_SUFFIX}"
         if taken is None:
             if token == own_token:
@@ -137,13 +134,6 @@ def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> lis
             mine = folder / f"{token}.{own_token}.claimed-again"
         if _claim(folder / name, mine, faults, aside, again=taken is not None and bool(taken["again"])):
             claimed.append(Claimed(token, mine, faults))
-    for name in names:  # leftovers of kernels that died while making or removing a file here
-        if (name.startswith(".") and name.endswith(".tmp")) or (
-            name.endswith(FAULTS_SUFFIX) and name[: -len(FAULTS_SUFFIX)] not in tokens
-        ):
-            with contextlib.suppress(OSError):
-                if time.time() - os.lstat(folder / name).st_mtime > STALE_SECONDS:
-                    (folder / name).unlink()
     return claimed
 
 
