@@ -204,7 +204,6 @@ class KernelDeaths(Source):
             named[filename] = [ref.identity, ref.execution_count, source if kept else None]
         return dict(reversed(list(named.items())))
 
-
     def _run(self, stop: threading.Event) -> None:
         directory = self._open(stop)
         if directory is None:
@@ -301,7 +300,8 @@ class KernelDeaths(Source):
             if stop.is_set():
                 record.close(remove=True)
                 return None
-            self.record, self.cgroup, self._written = record, cgroup, b""
+            self.record, self.cgroup = record, cgroup
+            self._written, self._long_for = b"", None  # of an earlier record's
             if self.ending_since is not None:  # a shutdown request came while the record was being made
                 record.mark_ended()
             self.session_changed()

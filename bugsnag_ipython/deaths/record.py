@@ -44,7 +44,6 @@ _SESSION = struct.Struct("<q40sdqqq")  # state, id, started, handled, unhandled,
 _SESSION_AT = 96
 _CELL = struct.Struct("<qd64s1024s")  # count while running (0 idle), started, cell id, source
 _CELL_AT = 192
-_RUNNING = _CELL_AT // 8  # index of the running field in the record as int64s
 INLINE_SOURCE_BYTES = 1024  # of the running cell, stored as it starts (NUL-padded)
 # A longer source is stored whole by the checkpoint, within a second, tagged with its cell.
 _LONG_TAG = struct.Struct("<qdq")  # count, started, bytes
@@ -108,7 +107,7 @@ class CrashRecord:
         self.store_cell: Callable[[int, float, bytes, bytes], None] = functools.partial(
             _CELL.pack_into, self._mm, _CELL_AT)
         self.cell_finished: Callable[[], None] = functools.partial(
-            operator.setitem, self._words, _RUNNING, 0)
+            operator.setitem, self._words, _CELL_AT // 8, 0)  # the running field, as an int64
 
     def cell_started(self, run: CellRun) -> None:
         """store_cell for a cell run, lone surrogates passed through."""

@@ -51,9 +51,6 @@ _OUTCOMES = {
 }
 _NOTE = re.compile(r"[0-9a-f]{12}\.died")
 
-# Sends a death: its outcome, or None when it could be neither sent nor kept.
-Send = Callable[[KernelDeath], "str | None"]
-
 
 class Claimed(NamedTuple):
     """A dead kernel's record, now this process's to report and remove."""
@@ -186,10 +183,11 @@ def claim_locked(path: Path, fd: int, claimer: str) -> Claimed | None:
     return Claimed(found["token"], mine, path.with_name(f"{found['token']}{FAULTS_SUFFIX}"))
 
 
-def settle(claimed: Claimed, config: Configuration, send: Send, aside: SetAside) -> dict[str, Any] | None:
-    """Report the death in `claimed` with `send`, then remove the record; the death's note, or
-    None when there is none to tell. A record that makes anything fail is set aside; one that
-    could be neither sent nor kept stays claimed, for a later scan."""
+def settle(claimed: Claimed, config: Configuration, send: Callable[[KernelDeath], str | None],
+           aside: SetAside) -> dict[str, Any] | None:
+    """Report the death in `claimed` with `send` (its outcome, or None when it could be neither
+    sent nor kept), then remove the record; the death's note, or None. A record that makes
+    anything fail is set aside; one that could be neither sent nor kept stays claimed."""
     try:
         death = death_of(claimed, config)
         outcome = DROPPED if death is None else send(death)
