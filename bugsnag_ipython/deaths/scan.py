@@ -69,7 +69,11 @@ class SetAside:
         self.count = 0
 
     def put(self, path: Path, faults: Path, error: BaseException | str) -> None:
-        why = error if isinstance(error, str) else _why(error)
+        why = str(error)  # a string, UntrustedFile or DamagedRecord: the reason in a few words
+        if isinstance(error, OSError) and error.strerror:
+            why = error.strerror
+        elif not isinstance(error, (str, UntrustedFile, DamagedRecord)):
+            why = f"{class_name(error)}: {message_of(error)}"
         stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
         kept = None  # whether the record itself was kept for a look (None: it was gone)
         for each in (path, faults):
@@ -93,14 +97,6 @@ class SetAside:
         else:
             log.warning("Removed the crash record %s of an earlier kernel, which could not be set "
                         "aside into %s: %s.", path.name, self.folder, why)
-
-
-def _why(error: BaseException) -> str:
-    if isinstance(error, (UntrustedFile, DamagedRecord)):
-        return str(error)
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return f"{class_name(error)}: {message_of(error)}"
 
 
 def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> list[Claimed]:
@@ -170,17 +166,15 @@ def claim_locked(path: Path, fd: int, claimer: str) -> Claimed | None:
     """Claim the record at `path`, whose lock this process (the kernel's watcher `claimer`) holds
     on `fd`: the lock goes with the renamed file, and a scan leaves a claim whose lock is held
     alone. None when `path` no longer names that record (a scan took it first)."""
-    found = _RECORD.fullmatch(path.name)
-    if found is None:
-        return None
-    mine = path.with_name(f"{found['token']}.{claimer}.claimed")
+    token = path.name.removesuffix(RECORD_SUFFIX)
+    mine = path.with_name(f"{token}.{claimer}.claimed")
     try:
         if not os.path.samestat(os.fstat(fd), os.lstat(path)):
             return None
         os.rename(path, mine)
     except FileNotFoundError:
         return None
-    return Claimed(found["token"], mine, path.with_name(f"{found['token']}{FAULTS_SUFFIX}"))
+    return Claimed(token, mine, path.with_name(f"{token}{FAULTS_SUFFIX}"))
 
 
 def settle(claimed: Claimed, config: Configuration, send: Callable[[KernelDeath], str | None],
