@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bugsnag_ipython.deaths.watcher_process import MODULE
+from bugsnag_ipython.deaths.watcher import MODULE
 from tests.conftest import StartKernel
 from tests.kernel import Kernel
 from tests.payloads import OTHER_KEY

@@ -1,14 +1,12 @@
-"""The kernel's memory and its cgroup's OOM-kill counter, as Linux shows them (None or -1 where
-it does not say). The OOM killer leaves no trace in the process it kills, but its cgroup counts
-the kills (`oom_kill` in v1's `memory.oom_control`, v2's `memory.events`): the count when a
-kernel started, against the count after it died, says whether the OOM killer acted.
-"""
+"""The kernel's memory and its cgroup's OOM-kill counter, as Linux shows them (None or -1 where it
+does not say). The OOM killer leaves no trace in the process it kills, but its cgroup counts the
+kills: the count when a kernel started, against the count after it died, tells."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 UNLIMITED = 1 << 62  # cgroup v1 shows "no limit" as a page-rounded 2**63 - 1
 # The files of a memory cgroup by version: the OOM-kill counter, the usage, the limit.
@@ -16,8 +14,7 @@ _FILES = {1: ("memory.oom_control", "memory.usage_in_bytes", "memory.limit_in_by
           2: ("memory.events", "memory.current", "memory.max")}
 
 
-@dataclass(frozen=True)
-class Cgroup:
+class Cgroup(NamedTuple):
     """The memory files of one cgroup."""
 
     version: int
@@ -28,7 +25,7 @@ class Cgroup:
         return self.folder / _FILES[self.version][0]
 
     def oom_kills(self) -> int | None:
-        return oom_kills_in(self.oom_file)
+        return oom_kills_at(str(self.oom_file))
 
     def usage(self) -> int:
         return _number(self.folder / _FILES[self.version][1])
@@ -39,14 +36,12 @@ class Cgroup:
 
 
 class FollowedCgroup:
-    """This process's memory cgroup, followed: a running kernel can be moved into another one
-    (a memory limit put on it), which then counts its OOM kill. `baseline` is the count of the
-    cgroup when the process was first seen in it."""
+    """This process's memory cgroup, followed: a kernel moved into another one (a memory limit put
+    on it) has its OOM kill counted there. `baseline`: the count when the process was first seen in it."""
 
     def __init__(self, proc: str = "/proc", fs: str = "/sys/fs/cgroup") -> None:
         self._proc = proc
         self._fs = fs
-        self._membership: str | None = None
         self.cgroup: Cgroup | None = None
         self.baseline: int | None = None
         self.follow()
@@ -55,22 +50,18 @@ class FollowedCgroup:
         """Look again; True when the process is in another memory cgroup than last seen."""
         try:
             with open(os.path.join(self._proc, "self", "cgroup")) as file:
-                membership: str | None = file.read()
+                found = _cgroup_of(file.read(), self._fs)
         except OSError:
-            membership = None
-        if membership == self._membership:
-            return False
-        self._membership = membership
-        found = _cgroup_of(membership, self._fs) if membership is not None else None
+            found = None
         if found == self.cgroup:
-            return False  # another controller's cgroup changed, not the memory one
+            return False  # the same one, or only another controller's cgroup changed
         self.cgroup = found
         self.baseline = found.oom_kills() if found is not None else None
         return True
 
 
 def _cgroup_of(membership: str, fs: str) -> Cgroup | None:
-    """The memory cgroup of /proc's lines: v1's memory controller, else v2's unified one."""
+    """v1's memory controller of /proc's lines, else v2's unified one."""
     v1 = v2 = None
     for line in membership.splitlines():
         _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
@@ -89,10 +80,13 @@ def _cgroup_of(membership: str, fs: str) -> Cgroup | None:
     return None
 
 
-def oom_kills_in(path: Path) -> int | None:
-    """The `oom_kill N` count of a cgroup's counter file."""
+def oom_kills_at(path: str) -> int | None:
+    """The `oom_kill N` count of a cgroup's counter file; a file of another name is not read (a
+    dead kernel's record names it)."""
+    if not path.endswith(("/memory.oom_control", "/memory.events")):
+        return None
     try:
-        text = path.read_text()
+        text = Path(path).read_text()
     except OSError:
         return None
     for line in text.splitlines():
@@ -102,16 +96,10 @@ def oom_kills_in(path: Path) -> int | None:
     return None
 
 
-def oom_kills_at(path: str) -> int | None:
-    """The OOM-kill count in a cgroup's counter file, as a dead kernel named it: only a file of
-    that name is read."""
-    return oom_kills_in(Path(path)) if path.endswith(("/memory.oom_control", "/memory.events")) else None
-
-
-def resident_bytes(proc: str = "/proc") -> int:
+def resident_bytes() -> int:
     """The process's resident set now (-1 if unknown)."""
     try:
-        with open(os.path.join(proc, "self", "statm"), "rb") as file:
+        with open("/proc/self/statm", "rb") as file:
             fields = file.read().split()
         return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):

@@ -1,12 +1,8 @@
-"""Where a kernel keeps its live crash record, and where the next kernel looks for records.
-
-In the persistence directory's `kernels/`, unless that directory lies on a network or FUSE
-filesystem: there a store into the shared mapping can SIGBUS the kernel when the server is
-unreachable, and a lost flock() makes a living kernel's record look dead. Then the record goes
-to a private folder in memory, `$XDG_RUNTIME_DIR/bugsnag-ipython/<digest>/kernels` (when that
-is this user's) or `/dev/shm/bugsnag-ipython-<uid>/<digest>/kernels`, `<digest>` naming the
-persistence directory, so that kernels sharing one share the folder.
-"""
+"""Where a kernel keeps its crash record: the persistence directory's `kernels/`, unless that lies
+on a network or FUSE filesystem, where a store into the mapping can SIGBUS the kernel and a lost
+flock() makes a living kernel's record look dead. Then it goes to a private folder in memory,
+`$XDG_RUNTIME_DIR/bugsnag-ipython/<digest>/kernels` or `/dev/shm/bugsnag-ipython-<uid>/<digest>/kernels`,
+`<digest>` naming the persistence directory, so that kernels sharing one share the folder."""
 
 from __future__ import annotations
 
@@ -31,26 +27,20 @@ class NoRecord(OSError):
     """The kernel runs without a crash record; the text is the one sentence that says why."""
 
 
-def mounts(mountinfo: str) -> list[tuple[str, str]]:
-    """(mount point, filesystem type) of each line of /proc/self/mountinfo text, in order."""
-    found = []
+def filesystem_of(path: str, mountinfo: str) -> str | None:
+    """The type of the filesystem mounted at the longest mount point holding `path` (a real
+    path) in /proc/self/mountinfo's text; of two mounts at one point, the later one."""
+    longest, found = -1, None
     for line in mountinfo.splitlines():
         before, separator, after = line.partition(" - ")
         fields, kind = before.split(" "), after.split(" ", 1)[0]
-        if separator and len(fields) >= 5 and kind:
-            found.append((_ESCAPE.sub(lambda m: chr(int(m[1], 8)), fields[4]), kind))
-    return found
-
-
-def filesystem_of(path: str, mountinfo: str) -> str | None:
-    """The type of the filesystem mounted at the longest mount point holding `path` (a real
-    path); of two mounts at one point, the later one, which hides the other."""
-    longest, kind = -1, None
-    for point, fstype in mounts(mountinfo):
+        if not (separator and len(fields) >= 5 and kind):
+            continue
+        point = _ESCAPE.sub(lambda m: chr(int(m[1], 8)), fields[4])
         holds = point == "/" or path == point or path.startswith(point.rstrip("/") + "/")
         if holds and len(point) >= longest:
-            longest, kind = len(point), fstype
-    return kind
+            longest, found = len(point), kind
+    return found
 
 
 def is_network(fstype: str) -> bool:
@@ -62,8 +52,7 @@ def digest(directory: str | os.PathLike[str]) -> str:
     """A short digest of the persistence directory's real path: its runtime folder's name."""
     import hashlib  # here, not at load: the record is placed by the background start-up
 
-    real = os.path.realpath(Path(directory).expanduser())
-    return hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
+    return hashlib.sha256(os.fsencode(os.path.realpath(Path(directory).expanduser()))).hexdigest()[:16]
 
 
 def runtime_bases() -> list[Path]:
@@ -81,8 +70,7 @@ def runtime_bases() -> list[Path]:
 
 
 def _private(base: Path, directory: str | os.PathLike[str], *, create: bool) -> Path:
-    """`base/<digest>/kernels`, each level checked (made, with `create`) 0700 and this user's;
-    raises OSError (PermissionError for a folder of another user's)."""
+    """`base/<digest>/kernels`, each level checked (made, with `create`) 0700 and this user's."""
     if os.path.islink(base):  # /dev/shm is everyone's: a link planted there is not followed
         raise NotADirectoryError(f"{base} is a symbolic link")
     folder = base / digest(directory) / DIRECTORY
@@ -95,9 +83,8 @@ def _private(base: Path, directory: str | os.PathLike[str], *, create: bool) -> 
 
 
 def live_folder(directory: str | os.PathLike[str]) -> tuple[Path, str]:
-    """The folder this kernel's record goes to and how a sentence names it: the persistence
-    directory's `kernels/` (not made here), or a runtime folder (made here). Raises NoRecord
-    when the directory is on a network filesystem and no runtime folder can be had."""
+    """The folder this kernel's record goes to and how a sentence names it; raises NoRecord when
+    the directory is on a network filesystem and no runtime folder can be had."""
     root = Path(directory).expanduser()
     try:
         with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as file:

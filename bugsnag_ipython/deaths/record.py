@@ -1,10 +1,9 @@
-"""The crash record: what a kernel leaves behind for the next one, in case it dies.
+"""The crash record: what a kernel leaves behind, in case it dies without running its exit code.
 
-A killed kernel runs none of its exit code, so what is to be reported must already be on disk:
-one small file per kernel, its every block reserved, mapped with MAP_SHARED, so that an update is
-a store into memory the system keeps after the process dies. Its owner holds a flock() on it for
-its whole life, the sign of a living kernel. The facts that change rarely are a JSON document in
-one of two areas, the other staying whole, so a death in the middle of a write leaves the last one.
+One small file per kernel, its every block reserved, mapped with MAP_SHARED: an update is a store
+into memory the system keeps after the process dies. Its owner holds a flock() on it while it
+lives. The facts that change rarely are a JSON document in one of two areas, the other staying
+whole, so a death in the middle of a write leaves the last one.
 """
 
 from __future__ import annotations
@@ -21,8 +20,7 @@ import struct
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from ..core import forkguard
 from ..core.private_files import create_locked, open_private
@@ -46,7 +44,6 @@ _SESSION = struct.Struct("<q40sdqqq")  # state, id, started, handled, unhandled,
 _SESSION_AT = 96
 _CELL = struct.Struct("<qd64s1024s")  # count while running (0 idle), started, cell id, source
 _CELL_AT = 192
-_RUNNING = _CELL_AT // 8  # index of the running field in the record as int64s
 INLINE_SOURCE_BYTES = 1024  # of the running cell, stored as it starts (NUL-padded)
 # A longer source is stored whole by the checkpoint, within a second, tagged with its cell.
 _LONG_TAG = struct.Struct("<qdq")  # count, started, bytes
@@ -67,14 +64,13 @@ class CrashRecord:
 
     def __init__(self, directory: str | os.PathLike[str], *, launched_wall: float,
                  launched_monotonic: float) -> None:
-        """Create the record of the persistence directory `directory`; raises NoRecord, with the
-        sentence for the user, when it cannot (then nothing is left behind)."""
+        """Create the record of the persistence directory `directory`; raises NoRecord (leaving
+        nothing behind) when it cannot."""
         folder, where = live_folder(directory)
         self.token = os.urandom(6).hex()
         self.path = folder / f"{self.token}{RECORD_SUFFIX}"
         self.faults_path = folder / f"{self.token}{FAULTS_SUFFIX}"
-        # Made under a hidden name and locked before it is seen: a scan never takes a record
-        # still being made for a dead one.
+        # Made under a hidden name and locked before it is seen: no scan takes it for a dead one.
         hidden = folder / f".{self.token}{RECORD_SUFFIX}.tmp"
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -82,8 +78,8 @@ class CrashRecord:
         except OSError as error:
             raise _refused(where, error) from None
         try:
-            # Every block reserved before the first store: a store into a page with no block
-            # behind it, on a full disk or over a quota, is SIGBUS, which would kill the kernel.
+            # Every block reserved first: a store into a page with no block behind it, on a full
+            # disk or over a quota, is a SIGBUS.
             os.posix_fallocate(fd, 0, SIZE)
             self._mm = mmap.mmap(fd, SIZE)
             _HEADER.pack_into(self._mm, 0, MAGIC, os.getpid(), launched_wall, launched_monotonic)
@@ -106,19 +102,15 @@ class CrashRecord:
         _live.add(self)
 
     def _bind_cell_stores(self) -> None:
-        """A cell's two stores, as partials of C functions that run no Python frame (with two
-        methods instead, the per-cell cost of `make bench` misses its target):
-        `store_cell(count, started, cell_id, source)` packs the running cell into its fixed field
-        (a longer source is cut, and stored whole by the checkpoint); `cell_finished()` sets the
-        running field to 0."""
+        """`store_cell(count, started, cell_id, source)` and `cell_finished()`: partials of C
+        functions, which run no Python frame (as methods, the per-cell target of `make bench` fails)."""
         self.store_cell: Callable[[int, float, bytes, bytes], None] = functools.partial(
             _CELL.pack_into, self._mm, _CELL_AT)
         self.cell_finished: Callable[[], None] = functools.partial(
-            operator.setitem, self._words, _RUNNING, 0)
+            operator.setitem, self._words, _CELL_AT // 8, 0)  # the running field, as an int64
 
     def cell_started(self, run: CellRun) -> None:
-        """store_cell for a cell run (its count, id, source and start), lone surrogates passed
-        through."""
+        """store_cell for a cell run, lone surrogates passed through."""
         count, cell_id, source, started = run
         self.store_cell(count or 0, started, (cell_id or "").encode("utf-8", "surrogatepass"),
                         source.encode("utf-8", "surrogatepass"))
@@ -131,8 +123,7 @@ class CrashRecord:
                                started_at, handled, unhandled, int(sending))
 
     def long_source(self, count: int, started: float, source: str) -> None:
-        """The whole source of the running cell `count` (started at `started`), when it is
-        longer than the field store_cell fills."""
+        """The whole source of the running cell `count`, longer than store_cell's field."""
         encoded = source.encode("utf-8", "surrogatepass")[:SOURCE_BYTES]
         at = _LONG_AT + _LONG_TAG.size
         with self._lock:
@@ -145,10 +136,8 @@ class CrashRecord:
         _VITALS.pack_into(self._mm, _VITALS_AT, seen_monotonic, seen_wall, rss, peak_rss,
                           cgroup_usage, cgroup_limit)
 
-    def document(self, data: bytes) -> bool:
-        """Make `data` (JSON) the current document; False if it does not fit."""
-        if len(data) > DOCUMENT_BYTES:
-            return False
+    def document(self, data: bytes) -> None:
+        """Make `data` (JSON, at most DOCUMENT_BYTES) the current document."""
         with self._lock:
             area = (self._generation + 1) & 1
             at = _DOCUMENT_AT[area]
@@ -156,7 +145,6 @@ class CrashRecord:
             self._mm[at + 8 : at + 8 + len(data)] = data
             self._generation += 1
             self._words[_DOCUMENT // 8] = (self._generation << 1) | area  # the switch
-        return True
 
     def mark_ended(self) -> None:
         """The kernel began a normal end: whatever ends the process now is not a death."""
@@ -164,16 +152,15 @@ class CrashRecord:
             self._words[_ENDED // 8] = 1
 
     def catch_faults(self) -> None:
-        """Point faulthandler at the fault file: a fatal signal (SIGSEGV, SIGBUS, SIGFPE,
-        SIGABRT, SIGILL) writes every thread's Python stack there. Raises OSError, or
-        UntrustedFile (a ValueError) when something other than a file of this user's is there."""
+        """Point faulthandler at the fault file, for every thread's stack at a fatal signal;
+        raises OSError, or UntrustedFile (a ValueError)."""
         fd = open_private(self.faults_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         self._faults = os.fdopen(fd, "wb", buffering=0)
         self._had_faulthandler = faulthandler.is_enabled()
         faulthandler.enable(self._faults, all_threads=True)
 
     def close(self, *, remove: bool) -> None:
-        """Stop recording; with `remove`, the record and its fault file go (a normal end)."""
+        """Stop recording; with `remove` (a normal end), the record and its fault file go."""
         if self.closed:
             return
         self.closed = True
@@ -185,7 +172,7 @@ class CrashRecord:
         self._release()
 
     def _release(self) -> None:
-        """Let go of the mapping, the lock, and faulthandler (given back to stderr if it was on)."""
+        """Let go of the mapping, the lock and faulthandler (given back to stderr if it was on)."""
         faults, self._faults = self._faults, None
         if faults is not None:
             with contextlib.suppress(Exception):
@@ -200,8 +187,8 @@ class CrashRecord:
         os.close(self._fd)
 
     def forget_after_fork(self) -> None:
-        """In a forked child: let go of the parent's record and lock (the child's copy would keep
-        it held after the parent died); stores go to private memory, so no cell path checks."""
+        """In a forked child: let go of the parent's record and lock, which the child's copy would
+        hold after the parent died; stores go to private memory."""
         if self.closed:
             return
         self.closed = True
@@ -212,7 +199,6 @@ class CrashRecord:
 
 
 def _refused(where: str, error: OSError) -> NoRecord:
-    """The sentence for a record that cannot be made in `where`: the problem and the fix."""
     reason = error.strerror or str(error)
     problem = f"the crash record cannot be made in {where} ({reason})"
     fix = "set BUGSNAG_PERSISTENCE_DIRECTORY to another directory"
@@ -224,11 +210,7 @@ def _refused(where: str, error: OSError) -> NoRecord:
     return NoRecord(f"Kernel deaths are not recorded: {problem}; {fix}.")
 
 
-# -- a record left behind, as the next kernel reads it ---------------------------------------
-
-
-@dataclass(frozen=True)
-class Vitals:
+class Vitals(NamedTuple):
     seen_monotonic: float
     seen_wall: float
     rss: int
@@ -237,24 +219,21 @@ class Vitals:
     cgroup_limit: int
 
 
-@dataclass(frozen=True)
-class SessionState:
+class SessionState(NamedTuple):
     id: str
     started_at: float
     handled: int
     unhandled: int
 
 
-@dataclass(frozen=True)
-class RunningCell:
+class RunningCell(NamedTuple):
     execution_count: int
     cell_id: str | None
     source: str
     started_monotonic: float
 
 
-@dataclass(frozen=True)
-class RecordContents:
+class RecordContents(NamedTuple):
     """A record as a dead kernel left it."""
 
     pid: int
@@ -277,8 +256,7 @@ _LATEST = 253_402_300_799.0
 
 
 def read_record(data: bytes) -> RecordContents:
-    """The contents of a record's bytes; raises DamagedRecord, also for values no kernel
-    writes (a record with a whole header and garbage after it)."""
+    """The contents of a record's bytes; raises DamagedRecord, also for values no kernel writes."""
     if len(data) != SIZE:
         raise DamagedRecord("it is not the size of a record")
     magic, pid, launched_wall, launched_monotonic = _HEADER.unpack_from(data, 0)
@@ -287,7 +265,7 @@ def read_record(data: bytes) -> RecordContents:
     ended = struct.unpack_from("<q", data, _ENDED)[0]
     state, raw_id, started_at, handled, unhandled, sending = _SESSION.unpack_from(data, _SESSION_AT)
     running, started, raw_cell_id, inline = _CELL.unpack_from(data, _CELL_AT)
-    vitals = Vitals(*_VITALS.unpack_from(data, _VITALS_AT))
+    vitals = Vitals._make(_VITALS.unpack_from(data, _VITALS_AT))
     times = (launched_wall, launched_monotonic, vitals.seen_monotonic, vitals.seen_wall, started,
              started_at)
     if not (pid > 0 and ended in (0, 1) and state in (NO_SESSION, ACTIVE, PAUSED)

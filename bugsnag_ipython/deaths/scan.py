@@ -1,56 +1,209 @@
-"""From a claimed record to a reported death, by the rules of README's "Kernel deaths": a normal
-end is never reported; a fatal signal always; a kernel gone without a trace only if a cell ran
-(an idle kernel killed by a reboot or a culler lost no work); nothing of a kernel that sent
-nothing. The watcher and the next kernel's scan both settle a claimed record here."""
+"""Dead kernels' records, claimed once and settled (reported, then removed) by the dead kernel's
+watcher or the next kernel's scan, by the rules of README's "Kernel deaths". A record folder holds
+`<token>.record` (locked while its kernel lives), `<token>.faults` (its fault dump),
+`<token>.<claimer>.claimed[-again]` (taken by <claimer>, again when the first claimer died),
+`<token>.died` (a death note, which the next kernel says) and `set-aside/`."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
+import os
+import re
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..core import private_files
 from ..core.basics import log
+from ..core.private_files import UntrustedFile, make_private, owner_alive, read_private
 from ..report.cells import notebook_ref
 from ..report.events import DeadCell
-from ..report.kernel_death import KernelDeath, OomEvidence, parse_fault_dump
+from ..report.kernel_death import FaultDump, KernelDeath, OomEvidence, parse_fault_dump
+from ..report.naming import class_name, message_of
 from ..report.payloads import iso8601
-from . import memory
-from .claims import Claimed, SetAside, claim_dead, why
-from .notes import DROPPED, REPORTED, DeathNote, note_of
+from .memory import oom_kills_at
 from .place import record_folders
-from .record import read_record
+from .record import FAULTS_SUFFIX, MAGIC, RECORD_SUFFIX, SIZE, DamagedRecord, read_record
 
 if TYPE_CHECKING:
     from ..client import Client
     from ..core.config import Configuration
     from .record import CrashRecord
 
-# Sends a death: the outcome (notes.py), or None when it could be neither sent nor kept.
-Send = Callable[[KernelDeath], "str | None"]
+SET_ASIDE = "set-aside"
+_RECORD = re.compile(r"(?P<token>[0-9a-f]{12})\.record")
+_CLAIMED = re.compile(r"(?P<token>[0-9a-f]{12})\.(?P<claimer>[0-9a-f]{12})\.claimed(?P<again>-again)?")
+# Errors of the moment, not of the file: it is looked at again by a later scan.
+_PASSING = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN}
+MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read
+MAX_NOTE_BYTES = 4096
+RECENT_SECONDS = 3600.0  # a death older than this before the kernel started is not said
+# What became of a report; DROPPED (not a death that counts, or an on_error callback dropped
+# it) leaves no note.
+REPORTED, KEPT, NOT_SENT, REFUSED, DROPPED = "reported", "kept", "not sent", "refused", "dropped"
+_OUTCOMES = {
+    REFUSED: "not reported (the endpoint refused it).",
+    REPORTED: "reported.",
+    KEPT: "kept to be reported later (the endpoint could not be reached).",
+    NOT_SENT: "not reported (its release stage is not enabled).",
+}
+_NOTE = re.compile(r"[0-9a-f]{12}\.died")
 
 
-def settle(claimed: Claimed, config: Configuration, send: Send, aside: SetAside) -> DeathNote | None:
-    """Report the death in `claimed` with `send`, then remove the record; the note of the
-    death, or None when there is none to tell. A record that makes anything fail is set aside
-    (`aside`); one that could be neither sent nor kept stays claimed, for a later scan."""
+class Claimed(NamedTuple):
+    """A dead kernel's record, now this process's to report and remove."""
+
+    token: str
+    path: Path
+    faults: Path
+
+
+class SetAside:
+    """Where the files of one record folder that cannot be used go: its `set-aside/`, each
+    record with its fault file, one log line each; `count` records so far."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder / SET_ASIDE
+        self.count = 0
+
+    def put(self, path: Path, faults: Path, error: BaseException | str) -> None:
+        why = str(error)  # a string, UntrustedFile or DamagedRecord: the reason in a few words
+        if isinstance(error, OSError) and error.strerror:
+            why = error.strerror
+        elif not isinstance(error, (str, UntrustedFile, DamagedRecord)):
+            why = f"{class_name(error)}: {message_of(error)}"
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
+        kept = None  # whether the record itself was kept for a look (None: it was gone)
+        for each in (path, faults):
+            try:
+                make_private(self.folder, root=False)
+                os.rename(each, self.folder / f"{stamp}-{each.name}")  # a link moves, not its target
+                moved = True
+            except FileNotFoundError:
+                continue
+            except OSError:  # not kept for a look, then, but never tried again either
+                moved = False
+                with contextlib.suppress(OSError):
+                    each.unlink()
+            kept = moved if each == path else kept
+        if kept is None:
+            return
+        self.count += 1
+        if kept:
+            log.warning("Set aside the crash record %s of an earlier kernel into %s: %s.",
+                        path.name, self.folder, why)
+        else:
+            log.warning("Removed the crash record %s of an earlier kernel, which could not be set "
+                        "aside into %s: %s.", path.name, self.folder, why)
+
+
+def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> list[Claimed]:
+    """Claim the records of dead kernels in `folder` for the kernel `own_token`, whose own record
+    is in the folder `live`; what cannot be used goes to `aside`. Raises OSError when the
+    folder cannot be looked at."""
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    make_private(folder, create=False, root=False)  # never a folder another user could write to
+    claimed: list[Claimed] = []
+    for name in names:
+        record, taken = _RECORD.fullmatch(name), _CLAIMED.fullmatch(name)
+        found = record or taken
+        if found is None:
+            continue
+        token = found["token"]
+        faults = folder / f"{token}{FAULTS_SUFFIX}"
+        if taken is None:
+            if token == own_token:
+                continue
+            mine = folder / f"{token}.{own_token}.claimed"
+        else:
+            claimer = f"{taken['claimer']}{RECORD_SUFFIX}"
+            if owner_alive(folder / claimer) or owner_alive(live / claimer):
+                continue  # its claimer (this kernel too) is reporting it now
+            mine = folder / f"{token}.{own_token}.claimed-again"
+        if _claim(folder / name, mine, faults, aside, again=taken is not None and bool(taken["again"])):
+            claimed.append(Claimed(token, mine, faults))
+    return claimed
+
+
+def _claim(path: Path, mine: Path, faults: Path, aside: SetAside, *, again: bool) -> bool:
+    """Rename the record at `path` to `mine` if its owner is gone; whether it is now ours."""
+    try:
+        fd = private_files.lock_if_ownerless(path)
+    except FileNotFoundError:
+        return False
+    except (OSError, UntrustedFile) as error:
+        if not (isinstance(error, OSError) and error.errno in _PASSING):
+            aside.put(path, faults, error)
+        return False
+    if fd is None:
+        return False  # a live kernel's, or a claim its watcher is reporting now
+    try:
+        magic = os.pread(fd, len(MAGIC), 0)
+        if not magic.startswith(MAGIC[:7]):  # b"BSGKREC": every version's magic
+            raise DamagedRecord("it is not a crash record of any version")
+        if magic != MAGIC or os.fstat(fd).st_size != SIZE:
+            return False  # another version's, with its fault file: that version reports it
+        if again:
+            aside.put(path, faults, "two kernels died while reporting it")
+            return False
+        os.rename(path, mine)  # the claim: another kernel's rename of it now fails
+        return True
+    except FileNotFoundError:
+        return False
+    except (OSError, DamagedRecord) as error:
+        aside.put(path, faults, error)
+        return False
+    finally:
+        os.close(fd)  # lets go of the lock taken here
+
+
+def claim_locked(path: Path, fd: int, claimer: str) -> Claimed | None:
+    """Claim the record at `path`, whose lock this process (the kernel's watcher `claimer`) holds
+    on `fd`: the lock goes with the renamed file, and a scan leaves a claim whose lock is held
+    alone. None when `path` no longer names that record (a scan took it first)."""
+    token = path.name.removesuffix(RECORD_SUFFIX)
+    mine = path.with_name(f"{token}.{claimer}.claimed")
+    try:
+        if not os.path.samestat(os.fstat(fd), os.lstat(path)):
+            return None
+        os.rename(path, mine)
+    except FileNotFoundError:
+        return None
+    return Claimed(token, mine, path.with_name(f"{token}{FAULTS_SUFFIX}"))
+
+
+def settle(claimed: Claimed, config: Configuration, send: Callable[[KernelDeath], str | None],
+           aside: SetAside) -> dict[str, Any] | None:
+    """Report the death in `claimed` with `send` (its outcome, or None when it could be neither
+    sent nor kept), then remove the record; the death's note, or None. A record that makes
+    anything fail is set aside; one that could be neither sent nor kept stays claimed."""
     try:
         death = death_of(claimed, config)
         outcome = DROPPED if death is None else send(death)
     except Exception as error:  # whatever the record holds: it alone is set aside
-        aside.put(claimed.path, why(error), claimed.faults)
+        aside.put(claimed.path, claimed.faults, error)
         return None
     if outcome is None:
         return None
-    claimed.remove()
+    for path in (claimed.path, claimed.faults):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
     return None if death is None or outcome == DROPPED else note_of(death, outcome)
 
 
-def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> list[DeathNote]:
+def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> list[dict[str, Any]]:
     """Claim the records of dead kernels under `directory` and report each death that counts
     through `client`, each record on its own: one that cannot be read or reported is set aside,
     and counted in `client.crash_records`. The notes of the deaths reported."""
     if own is None or own.closed:
         return []  # a claim needs a live record of this kernel's to be seen alive
-    notes: list[DeathNote] = []
+    notes = []
 
     def send(death: KernelDeath) -> str:
         return REPORTED if client.notify_kernel_death(death) else DROPPED
@@ -58,7 +211,7 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
     for folder in record_folders(directory):
         aside = SetAside(folder)
         try:
-            claims = claim_dead(folder, own.token, aside, live=own.path.parent)
+            claims = claim_dead(folder, own.token, aside, own.path.parent)
         except OSError as error:
             log.info("Crash records in %s could not be looked at (%s).", folder, error)
             continue
@@ -66,18 +219,17 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
             note = settle(claimed, client.config, send, aside)
             if note is not None:
                 notes.append(note)
-        if aside.moved:
-            client.crash_records.set_aside += len(aside.moved)
+        if aside.count:
+            client.crash_records.set_aside += aside.count
             client.crash_records.folder = str(aside.folder)
     return notes
 
 
 def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
     """The death to report from a claimed record, or None when the rules say it is not one
-    (the reporter's `config` fills in what the record lacks)."""
-    data, dump, dumped_at = claimed.read()
-    contents = read_record(data)
-    fault = parse_fault_dump(dump) if dump else None
+    (the reporter's `config` fills in what the record lacks); raises UntrustedFile or OSError."""
+    contents = read_record(read_private(claimed.path, SIZE))
+    fault, dumped_at = _fault_dump(claimed.faults)
     if contents.ended or not contents.sending:
         return None
     if fault is None and contents.cell is None:
@@ -101,35 +253,37 @@ def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
                               "unhandled": contents.session.unhandled + 1}}
     memory_seen: dict[str, Any] = {}
     if vitals is not None:
-        for key, value in (("residentBytes", vitals.rss), ("peakResidentBytes", vitals.peak_rss),
-                           ("cgroupUsageBytes", vitals.cgroup_usage),
-                           ("cgroupLimitBytes", vitals.cgroup_limit)):
-            if value >= 0:
-                memory_seen[key] = value
+        seen = {"residentBytes": vitals.rss, "peakResidentBytes": vitals.peak_rss,
+                "cgroupUsageBytes": vitals.cgroup_usage, "cgroupLimitBytes": vitals.cgroup_limit}
+        memory_seen = {key: value for key, value in seen.items() if value >= 0}
         memory_seen["at"] = iso8601(vitals.seen_wall)
     project_root = _text(facts.get("projectRoot")) or config.project_root
     cells = facts.get("cells")
     return KernelDeath(
-        pid=contents.pid,
-        died_at=died_at,
-        launched_at=contents.launched_wall,
-        cell=cell,
-        fault=fault,
-        oom=_oom_evidence(facts.get("oomKill")),
-        memory=memory_seen,
-        facts=facts,
-        session=session,
+        pid=contents.pid, died_at=died_at, launched_at=contents.launched_wall, cell=cell, fault=fault,
+        oom=_oom_evidence(facts.get("oomKill")), memory=memory_seen, facts=facts, session=session,
         notebook=notebook_ref(_text(facts.get("notebook")), project_root),
         send_code=facts.get("sendCode") is not False and config.send_code,
         cells=cells if isinstance(cells, dict) else {},
     )
 
 
+def _fault_dump(path: Path) -> tuple[FaultDump | None, float | None]:
+    """The fault in the dump at `path`, and when the dump was written (None: no dump)."""
+    try:
+        fd = private_files.open_private(path)
+    except FileNotFoundError:
+        return None, None
+    with open(fd, "rb") as file:
+        dump = file.read(MAX_FAULT_BYTES).decode("utf-8", "replace")  # the crashing thread comes first
+        return parse_fault_dump(dump), os.fstat(fd).st_mtime if dump else None
+
+
 def _oom_evidence(baseline: Any) -> OomEvidence | None:
     """The dead kernel's cgroup OOM-kill count at its start, against the count now."""
     if not isinstance(baseline, dict) or not isinstance(baseline.get("count"), int):
         return None
-    after = memory.oom_kills_at(_text(baseline.get("file")) or "")
+    after = oom_kills_at(_text(baseline.get("file")) or "")
     if after is None:
         return None
     version = baseline.get("cgroupVersion")
@@ -138,3 +292,57 @@ def _oom_evidence(baseline: Any) -> OomEvidence | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def note_of(death: KernelDeath, outcome: str) -> dict[str, Any]:
+    """The death note of `death`, whose report's outcome was `outcome`, as it is kept on disk."""
+    fault, cell = death.fault, death.cell
+    cause = "out of memory" if death.out_of_memory else "killed"
+    if fault is not None:
+        cause = fault.signal or fault.description.lower()
+    return {"diedAt": death.died_at, "running": cell is not None,
+            "executionCount": cell.execution_count if cell else None, "cause": cause, "outcome": outcome}
+
+
+def leave_note(path: Path, note: dict[str, Any]) -> None:
+    """Never raises: a note that cannot be written is only not shown."""
+    with contextlib.suppress(OSError, UntrustedFile):
+        private_files.write_private(path, json.dumps(note).encode())
+
+
+def take_notes(folder: Path, own_token: str, since: float, reported: list[dict[str, Any]]) -> str | None:
+    """Take every death note in `folder` for the kernel `own_token`; what follows "Previous
+    kernel " for the newest death since `since` (seconds since the epoch) of those and of the
+    notes `reported` here, if any."""
+    try:
+        names = [name for name in os.listdir(folder) if _NOTE.fullmatch(name)]
+    except OSError:
+        names = []
+    said = [_said(note) for note in reported]
+    for name in names:
+        taken = folder / f".{name}.{own_token}.tmp"
+        try:
+            os.rename(folder / name, taken)  # another kernel's rename of it now fails
+            said.append(_said(json.loads(read_private(taken, MAX_NOTE_BYTES))))
+        except (OSError, ValueError):  # UntrustedFile and bad JSON are ValueErrors
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                taken.unlink()
+    recent = [note for note in said if note is not None and note[0] >= since]
+    return max(recent)[1] if recent else None
+
+
+def _said(found: Any) -> tuple[float, str] | None:
+    """A note's death and its words: "died running In [14] (out of memory); reported."."""
+    if not isinstance(found, dict):
+        return None
+    died_at, count, cause = found.get("diedAt"), found.get("executionCount"), found.get("cause")
+    outcome = found.get("outcome")
+    if (not isinstance(died_at, (int, float)) or not isinstance(cause, str) or len(cause) > 40
+            or outcome not in _OUTCOMES or not (count is None or isinstance(count, int))):
+        return None
+    where = ""
+    if found.get("running") is True:
+        where = f" running In [{count}]" if count else " running a cell"
+    return float(died_at), f"died{where} ({cause}); {_OUTCOMES[outcome]}"

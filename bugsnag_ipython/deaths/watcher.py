@@ -1,53 +1,108 @@
 """The watcher: a small process per kernel that reports the kernel's death the moment it dies.
 
-The kernel starts it (watcher_process.py) in a session of its own, so that the signals sent to
-the kernel's process group never reach it. Its setup (the record, the options with the API key,
-the device) comes as JSON lines on stdin, which other users cannot read. It waits in flock() for
-the kernel's lock on its record, let go of the moment the kernel dies or ends. A removed record is
-a normal end; else it claims the record (keeping the lock, so a scan leaves it alone), settles it
-as the scan does and sends the event at once; what it cannot send goes to the outbox, what it
-cannot store stays claimed for the next kernel. It imports little until then.
+The kernel starts it (`WatcherProcess`) in a session of its own, out of reach of the signals sent
+to the kernel's process group, and sends it its setup (the record, the options, the device) as
+JSON lines on stdin. It waits in flock() for the kernel's lock on the record: a removed record is
+a normal end, else it claims and settles the record as the scan does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ..core import forkguard
 from ..core.basics import log
 from ..core.private_files import UntrustedFile, open_private, owner_alive
 from .place import DIRECTORY
 
 if TYPE_CHECKING:
+    from ..client import Client
     from ..core.config import Configuration
     from ..report.kernel_death import KernelDeath
+    from .record import CrashRecord
 
+MODULE = "bugsnag_ipython.deaths.watcher"
+NEXT_KERNEL = "this kernel's death would be reported by the next kernel that starts."
 EOF_GRACE = 1.0  # seconds
 
+_live = forkguard.ForgottenInChildren()
 
-class Setup:
-    """The setup the kernel sent last (`current`), kept current by a thread reading stdin."""
 
-    def __init__(self, setup: dict[str, Any], stdin: IO[bytes]) -> None:
-        self.current = setup
-        self._stdin = stdin
-        self.woke = threading.Event()  # the main thread has the record's lock
+class WatcherProcess:
+    """The kernel's handle on its watcher, a fresh interpreter (a fork of a grown kernel would own
+    its old pages) with no descriptor of the kernel's but the pipe of its setup."""
 
-    def read_updates(self) -> None:
-        for line in self._stdin:
-            self.current = parse(line) or self.current
-        # EOF: the kernel stopped us or died. Dead, its lock is free too and the main thread goes
-        # on; alive, it let us go. (The main thread's lock, just taken, looks like the kernel's
-        # for a moment: hence the wait.)
-        if owner_alive(Path(self.current["record"])) and not self.woke.wait(EOF_GRACE):
-            os._exit(0)
+    def __init__(self, client: Client, record: CrashRecord, directory: str) -> None:
+        """Start the watcher and send it its setup; raises OSError when it cannot start."""
+        if not sys.executable:
+            raise OSError("this Python does not know its own interpreter (sys.executable)")
+        self.client = client
+        facts = os.stat(record.path)  # the watcher checks it opened this file
+        self._setup = {"record": str(record.path), "identity": [facts.st_dev, facts.st_ino],
+                       "directory": directory}
+        self._sent: Configuration | None = None
+        self._lock = threading.Lock()
+        # Its few lines go to the kernel's log: ipykernel sends what reaches descriptor 2 into
+        # the running cell, and keeps the log's own descriptor aside.
+        kept = getattr(sys.stderr, "_original_stdstream_copy", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", MODULE], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=kept if isinstance(kept, int) else None, start_new_session=True, close_fds=True,
+            bufsize=0,
+        )
+        self.pid = self.process.pid
+        assert self.process.stdin is not None
+        self._pipe: int | None = self.process.stdin.fileno()
+        os.set_blocking(self._pipe, False)  # a watcher that stops reading never blocks the kernel
+        _live.add(self)
+        self.options_changed()
+
+    def options_changed(self) -> None:
+        """A client listener: send the setup again when the options changed."""
+        from ..report.environment import jupyterhub_user
+
+        config = self.client.config
+        if config is self._sent:
+            return
+        self._sent = config
+        setup = {**self._setup, "config": {name: getattr(config, name) for name in config.option_names()},
+                 "device": self.client.device, "hubUser": jupyterhub_user()}
+        view = memoryview((json.dumps(setup, default=str, separators=(",", ":")) + "\n").encode())
+        with self._lock:
+            try:
+                while view and self._pipe is not None:
+                    view = view[os.write(self._pipe, view):]
+            except OSError as error:  # gone (EPIPE), or not reading (EAGAIN): a full pipe drops it
+                self.forget_after_fork()
+                self.client.once.say("watcher-pipe", f"The kernel-death watcher stopped listening "
+                                      f"({error.strerror or error}); {NEXT_KERNEL}")
+
+    def stop(self) -> None:
+        """Let the watcher go: its stdin closes (at a normal end it has seen the record removed
+        already). Never waits for it."""
+        with self._lock:
+            self.forget_after_fork()
+        _live.discard(self)
+        self.process.poll()  # reaped if it has ended; else subprocess reaps it later
+
+    def forget_after_fork(self) -> None:
+        """Close the pipe; in a forked child, its copy, so that a child living on neither keeps
+        the watcher asleep nor hides that the kernel stopped it."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None and self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
 
 
 def parse(line: bytes) -> dict[str, Any] | None:
@@ -55,9 +110,7 @@ def parse(line: bytes) -> dict[str, Any] | None:
         found = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(found, dict) or not isinstance(found.get("record"), str):
-        return None
-    return found
+    return found if isinstance(found, dict) and isinstance(found.get("record"), str) else None
 
 
 def watch(stdin: IO[bytes]) -> None:
@@ -71,21 +124,29 @@ def watch(stdin: IO[bytes]) -> None:
         return  # gone already: the kernel ended (or was claimed) before we looked
     if [os.fstat(fd).st_dev, os.fstat(fd).st_ino] != first.get("identity"):
         return  # not the file the kernel made
-    setup = Setup(first, stdin)
-    threading.Thread(target=setup.read_updates, name="setup", daemon=True).start()
+    woke = threading.Event()  # this thread has the record's lock
+
+    def read_updates() -> None:  # the setup the kernel sent last
+        for line in stdin:
+            first.update(parse(line) or {})
+        # EOF: the kernel stopped us or died. Dead, its lock is free too and the main thread goes
+        # on; alive, it let us go. (Our lock, just taken, looks like the kernel's for a moment.)
+        if owner_alive(path) and not woke.wait(EOF_GRACE):
+            os._exit(0)
+
+    threading.Thread(target=read_updates, name="setup", daemon=True).start()
     fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel's lock, released as it dies or ends
-    setup.woke.set()
+    woke.set()
     if os.fstat(fd).st_nlink == 0:
         return  # removed: a normal end
-    report(path, fd, setup.current)
+    report(path, fd, first)
 
 
 def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
-    """Claim the dead kernel's record and report its death, once."""
+    """Claim the dead kernel's record (keeping the lock, so a scan leaves it alone) and report its
+    death, once: what cannot be sent goes to the outbox, what cannot be stored stays claimed."""
     from ..core.config import Configuration
-    from .claims import SetAside, claim_locked
-    from .notes import leave_note
-    from .scan import settle
+    from .scan import SetAside, claim_locked, leave_note, settle
 
     claimed = claim_locked(path, fd, os.urandom(6).hex())
     if claimed is None:
@@ -95,23 +156,18 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
                if name in Configuration.option_names()}
     config = Configuration().replace(**options)  # the kernel's own, valid: a failure is ours
     directory = Path(setup.get("directory") or path.parent.parent)
-
-    def send(death: KernelDeath) -> str | None:
-        return _send(death, config, setup, directory)
-
-    note = settle(claimed, config, send, SetAside(path.parent))
+    note = settle(claimed, config, functools.partial(_send, config, setup, directory), SetAside(path.parent))
     if note is not None:
-        leave_note(directory / DIRECTORY, claimed.token, note)
+        leave_note(directory / DIRECTORY / f"{claimed.token}.died", note)
 
 
-def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], directory: Path) -> str | None:
-    """POST the event now; what cannot be sent goes to the outbox. The note's outcome, or None
-    when it could be neither sent nor stored."""
+def _send(config: Configuration, setup: dict[str, Any], directory: Path, death: KernelDeath) -> str | None:
+    """POST the event now, else store it in the outbox; the outcome, or None when neither worked."""
     from ..delivery.payload import Payload
     from ..delivery.transport import PlainTransport
     from ..report.kernel_death import death_payload, message
     from ..report.trimming import scrub
-    from .notes import KEPT, NOT_SENT, REFUSED, REPORTED
+    from .scan import KEPT, NOT_SENT, REFUSED, REPORTED
 
     made = death_payload(death, config, device=setup.get("device") or {}, hub_user=setup.get("hubUser"))
     if made is None:
@@ -131,11 +187,8 @@ def _send(death: KernelDeath, config: Configuration, setup: dict[str, Any], dire
     from ..delivery.outbox import Outbox  # only now: the death is sent first
 
     try:
-        outbox = Outbox(directory).open()
-        try:
+        with contextlib.closing(Outbox(directory).open()) as outbox:  # closed: the next kernel adopts it
             outbox.store(payload)
-        finally:
-            outbox.close()  # its lock goes: the next kernel adopts the payload
     except Exception:
         return None
     log.warning("The death of the kernel (pid %d) could not be sent now; it waits in the outbox of "

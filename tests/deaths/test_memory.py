@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bugsnag_ipython.deaths import memory
+from bugsnag_ipython.deaths.memory import (
+    FollowedCgroup,
+    oom_kills_at,
+    peak_resident_bytes,
+    resident_bytes,
+)
 
 
 def tree(root: Path, files: dict[str, str]) -> None:
@@ -22,7 +27,7 @@ def test_cgroup_v1_counts_oom_kills_in_memory_oom_control(tmp_path: Path) -> Non
         "fs/memory/kernels/k1/memory.usage_in_bytes": "1740881920\n",
         "fs/memory/kernels/k1/memory.limit_in_bytes": "9223372036854771712\n",
     })
-    cgroup = memory.FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs")).cgroup
+    cgroup = FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs")).cgroup
     assert cgroup is not None and cgroup.version == 1
     assert cgroup.oom_kills() == 2
     assert cgroup.usage() == 1740881920
@@ -36,15 +41,15 @@ def test_cgroup_v2_counts_oom_kills_in_memory_events(tmp_path: Path) -> None:
         "fs/user.slice/kernel/memory.current": "52428800\n",
         "fs/user.slice/kernel/memory.max": "max\n",
     })
-    cgroup = memory.FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs")).cgroup
+    cgroup = FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs")).cgroup
     assert cgroup is not None and cgroup.version == 2
     assert (cgroup.oom_kills(), cgroup.usage(), cgroup.limit()) == (1, 52428800, -1)
 
 
 def test_no_cgroup_no_answer(tmp_path: Path) -> None:
     tree(tmp_path, {"proc/self/cgroup": "0::/\n"})
-    assert memory.FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs")).cgroup is None
-    assert memory.FollowedCgroup(str(tmp_path / "nowhere"), str(tmp_path / "fs")).cgroup is None
+    assert FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs")).cgroup is None
+    assert FollowedCgroup(str(tmp_path / "nowhere"), str(tmp_path / "fs")).cgroup is None
 
 
 def v1_cgroup(root: Path, name: str, oom_kills: int, limit: int = 9223372036854771712) -> None:
@@ -59,7 +64,7 @@ def test_a_process_moved_into_another_cgroup_is_followed_with_that_cgroups_count
     v1_cgroup(tmp_path, "user", 2)
     v1_cgroup(tmp_path, "limited", 7, limit=512 * 1024 * 1024)
     tree(tmp_path, {"proc/self/cgroup": "5:cpu:/\n4:memory:/user\n0::/\n"})
-    followed = memory.FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs"))
+    followed = FollowedCgroup(str(tmp_path / "proc"), str(tmp_path / "fs"))
     assert followed.cgroup is not None and followed.cgroup.oom_file.parent.name == "user"
     assert followed.baseline == 2
     assert followed.follow() is False  # not moved
@@ -75,14 +80,14 @@ def test_a_process_moved_into_another_cgroup_is_followed_with_that_cgroups_count
 
 
 def test_this_process_memory() -> None:
-    resident = memory.resident_bytes()
+    resident = resident_bytes()
     assert resident > 1_000_000
-    assert memory.peak_resident_bytes() >= resident * 0.5
+    assert peak_resident_bytes() >= resident * 0.5
 
 
 def test_a_dead_kernels_counter_file_is_read_only_if_it_is_one(tmp_path: Path) -> None:
     tree(tmp_path, {"memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 5\n",
                     "notes.txt": "oom_kill 9\n"})
-    assert memory.oom_kills_at(str(tmp_path / "memory.oom_control")) == 5
-    assert memory.oom_kills_at(str(tmp_path / "notes.txt")) is None
-    assert memory.oom_kills_at(str(tmp_path / "gone" / "memory.events")) is None
+    assert oom_kills_at(str(tmp_path / "memory.oom_control")) == 5
+    assert oom_kills_at(str(tmp_path / "notes.txt")) is None
+    assert oom_kills_at(str(tmp_path / "gone" / "memory.events")) is None

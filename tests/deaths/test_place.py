@@ -22,7 +22,6 @@ from bugsnag_ipython.deaths.place import (
     filesystem_of,
     is_network,
     live_folder,
-    mounts,
     record_folders,
 )
 from bugsnag_ipython.deaths.record import CrashRecord
@@ -45,10 +44,10 @@ MOUNTINFO = r"""22 27 0:21 / /proc rw,relatime - proc proc rw
 
 
 def test_mountinfo_lines_give_mount_points_and_types() -> None:
-    found = mounts(MOUNTINFO)
-    assert ("/mnt/my drive", "fuse.sshfs") in found and ("/home", "nfs4") in found
-    assert ("/mnt/tab\tand\\slash", "9p") in found  # mountinfo's octal escapes undone
-    assert mounts("garbage without the separator\n\n") == []
+    assert filesystem_of("/mnt/my drive", MOUNTINFO) == "fuse.sshfs"
+    assert filesystem_of("/home", MOUNTINFO) == "nfs4"
+    assert filesystem_of("/mnt/tab\tand\\slash", MOUNTINFO) == "9p"  # mountinfo's octal escapes undone
+    assert filesystem_of("/", "garbage without the separator\n\n") is None
 
 
 @pytest.mark.parametrize(("path", "fstype"), [

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from bugsnag_ipython.core.private_files import owner_alive
-from bugsnag_ipython.deaths.claims import Claimed, SetAside, claim_dead
 from bugsnag_ipython.deaths.record import ACTIVE, CrashRecord, read_record
+from bugsnag_ipython.deaths.scan import Claimed, SetAside, claim_dead
 from bugsnag_ipython.report.events import CellRun
 
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -52,7 +52,7 @@ def new_record(directory: Path) -> CrashRecord:
 def claims(directory: Path, claimer: CrashRecord) -> list[Claimed]:
     """What the scan of the kernel `claimer` claims in the persistence directory `directory`."""
     folder = directory / "kernels"
-    return claim_dead(folder, claimer.token, SetAside(folder))
+    return claim_dead(folder, claimer.token, SetAside(folder), claimer.path.parent)
 
 
 def test_what_a_kernel_stores_is_read_back(tmp_path: Path) -> None:
@@ -101,10 +101,9 @@ def test_a_killed_kernel_is_claimed_by_exactly_one_of_two_later_kernels(tmp_path
         assert sorted(len(each) for each in found) == [0, 1]
         [claimed] = found[0] or found[1]
         assert claimed.token == token
-        data, dump, _ = claimed.read()
-        contents = read_record(data)
+        contents = read_record(claimed.path.read_bytes())
         assert contents.cell is not None and contents.cell.source == "frame = left.join(right)"
-        assert dump == ""
+        assert not claimed.faults.exists()
         # The claimer is alive: its claim stays its own.
         other = second if found[0] else first
         assert claims(tmp_path, other) == []
@@ -126,7 +125,7 @@ def test_a_claim_whose_claimer_died_is_claimed_again_once_then_set_aside(tmp_pat
     assert set(taken) == {token, claimer.token}
     assert taken[token].path.name.endswith(f".{later.token}.claimed-again")
     assert not claimed.path.exists()
-    taken[claimer.token].remove()
+    taken[claimer.token].path.unlink()
     later.close(remove=False)  # the second claimer dies before reporting too
     last = new_record(tmp_path)
     try:

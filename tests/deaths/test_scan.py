@@ -175,7 +175,7 @@ def test_an_exit_during_a_checkpoint_waits_for_it(reporter: Any, shell: Any,
     deaths = KernelDeaths(client, shell, None, interval=0.01)
     deaths.install()
     try:
-        assert eventually(lambda: deaths.checkpoint is not None), "the record was never made"
+        assert eventually(lambda: deaths.record is not None), "the record was never made"
         record = deaths.record
         assert record is not None
         path, real = record.path, record.vitals

@@ -12,10 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from bugsnag_ipython.deaths.claims import claim_locked
-from bugsnag_ipython.deaths.notes import KEPT, REPORTED, DeathNote, leave_note, take_notes
 from bugsnag_ipython.deaths.record import CrashRecord
-from bugsnag_ipython.deaths.watcher_process import MODULE
+from bugsnag_ipython.deaths.scan import claim_locked, take_notes
+from bugsnag_ipython.deaths.watcher import MODULE
 from bugsnag_ipython.report.events import CellRun
 from tests.deaths.test_record import claims, new_record
 
@@ -88,32 +87,35 @@ def test_a_kernel_that_began_a_normal_end_is_not_reported_and_its_record_goes(tm
     watcher.stdin.close()
 
 
-def note(died_at: float, outcome: str = REPORTED, count: int | None = 14) -> DeathNote:
-    return DeathNote(died_at, count is not None, count, "out of memory", outcome)
+def leave_note(folder: Path, token: str, died_at: float, outcome: str = "reported",
+               count: int | None = 14) -> None:
+    """A death note as the watcher or a scan leaves it for the kernel `token`."""
+    note = {"diedAt": died_at, "running": count is not None, "executionCount": count,
+            "cause": "out of memory", "outcome": outcome}
+    (folder / f"{token}.died").write_text(json.dumps(note))
 
 
 def test_the_newest_recent_note_is_said_and_every_note_is_taken_once(tmp_path: Path) -> None:
     folder = tmp_path / "kernels"
     folder.mkdir()
     now = time.time()
-    leave_note(folder, "1" * 12, note(now - 7200))
-    leave_note(folder, "2" * 12, note(now - 60, KEPT, None))
-    leave_note(folder, "3" * 12, note(now - 5))
-    newest = take_notes(folder, "f" * 12, now - 3600)
-    assert newest is not None
-    assert newest.text() == "died running In [14] (out of memory); reported."
+    leave_note(folder, "1" * 12, now - 7200)
+    leave_note(folder, "2" * 12, now - 60, "kept", None)
+    leave_note(folder, "3" * 12, now - 5)
+    assert take_notes(folder, "f" * 12, now - 3600, []) == "died running In [14] (out of memory); reported."
     assert list(folder.iterdir()) == []
-    assert take_notes(folder, "e" * 12, now - 3600) is None
-    assert note(now, KEPT, None).text() == ("died (out of memory); kept to be reported later (the "
-                                            "endpoint could not be reached).")
+    assert take_notes(folder, "e" * 12, now - 3600, []) is None
+    leave_note(folder, "4" * 12, now, "kept", None)
+    assert take_notes(folder, "f" * 12, now - 3600, []) == (
+        "died (out of memory); kept to be reported later (the endpoint could not be reached).")
 
 
 def test_a_note_that_is_a_link_or_garbage_is_taken_unread(tmp_path: Path) -> None:
     folder = tmp_path / "kernels"
     folder.mkdir()
     secret = tmp_path / "secret.json"
-    secret.write_text(json.dumps({"diedAt": time.time(), "cause": "x", "outcome": REPORTED}))
+    secret.write_text(json.dumps({"diedAt": time.time(), "cause": "x", "outcome": "reported"}))
     (folder / f"{'1' * 12}.died").symlink_to(secret)
     (folder / f"{'2' * 12}.died").write_text("{not json")
-    assert take_notes(folder, "f" * 12, 0.0) is None
+    assert take_notes(folder, "f" * 12, 0.0, []) is None
     assert list(folder.iterdir()) == [] and secret.exists()
