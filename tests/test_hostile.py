@@ -234,6 +234,31 @@ def test_forked_workers_events_arrive_once_and_promptly(
     assert kernel.alive
 
 
+def test_a_child_forked_before_the_launch_session_is_sent_leaves_it_to_the_parent(
+    start_kernel: StartKernel, collector: Any, tmp_path: Path
+) -> None:
+    # The launch session's payload is made a moment after the load, once the kernel is idle: a
+    # child forked before then inherits it unsent, and a report in the child must not send it too
+    # (one launch, counted twice, would halve the stability of a release that forks).
+    kernel = start_kernel(**FAST)
+    ran = kernel.execute(
+        "import os, bugsnag_ipython\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    bugsnag_ipython.notify(KeyError('from a forked child'))\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+    )
+    assert ran.status == "ok", ran.traceback
+    assert collector.wait_for("events", 1, timeout=20)
+    assert kernel.evaluate("bugsnag_ipython.flush(10)") is True
+    outbox = tmp_path / "outbox"
+    assert eventually(lambda: stored_payloads(outbox) == []), stored_payloads(outbox)
+    sessions = collector.store.sessions()
+    assert len(sessions) == 1, [session.session_id for session in sessions]
+    assert collector.store.events()[0].session_id == sessions[0].session_id
+
+
 # -- in the kernel's process: a client delivering to the real collector -------------------
 
 

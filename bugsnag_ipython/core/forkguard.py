@@ -10,12 +10,20 @@ import weakref
 from typing import Any
 
 no_fork = threading.Lock()
+forked = False  # this process is a fork of the one the extension was loaded in
+
+
+def _in_child() -> None:
+    global forked
+    forked = True
+    no_fork.release()
+
 
 if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
     os.register_at_fork(
         before=no_fork.acquire,
         after_in_parent=no_fork.release,
-        after_in_child=no_fork.release,
+        after_in_child=_in_child,
     )
 
 

@@ -25,8 +25,12 @@ LAUNCH_POLL = 0.05
 RELEASE_WAIT = 1.0  # seconds a payload or `%config` waits at most for the default release
 
 
+_live = forkguard.ForgottenInChildren()
+
+
 class LaunchSession:
-    """Holds the session started during the launch until the kernel is idle, then sends it."""
+    """Holds the session started during the launch until the kernel is idle, then sends it. A
+    forked child leaves it to its parent: sent from both, one launch would count twice."""
 
     def __init__(self, *, send: Callable[[SessionSnapshot], None], prepare: Callable[[], object],
                  busy: Callable[[], bool]) -> None:
@@ -37,6 +41,11 @@ class LaunchSession:
         self._launching = False
         self._session: SessionSnapshot | None = None
         self._lock = threading.Lock()
+        _live.add(self)
+
+    def forget_after_fork(self) -> None:
+        self._session = None
+        self._lock = threading.Lock()  # a thread of the parent may have held it at the fork
 
     def launch(self, start: Callable[[], object]) -> None:
         """Run `start` (the tracker's launch): the session it starts is held, then sent off this
@@ -68,9 +77,9 @@ class LaunchSession:
         while self._busy() and time.monotonic() < deadline:
             time.sleep(LAUNCH_POLL)  # a cell is running: it has the interpreter to itself
         try:
-            with forkguard.no_fork:  # the device id may import platformdirs
+            with forkguard.no_fork:  # the device id may import platformdirs; the send takes locks
                 self._prepare()
-            self.send_now()
+                self.send_now()
         except Exception as error:
             log.warning("the launch session could not be stored (%s).", error)
 

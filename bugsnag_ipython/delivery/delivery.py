@@ -50,7 +50,7 @@ class Delivery:
         self._directory: str | None = None
         self.listeners: list[Callable[[], None]] = []
         self._start_afresh()
-        self._forked_child = False
+        self._forked_child = forkguard.forked  # made in a child, as when its first payload comes there
         self._watching_children = False  # this process forked: look for children that ended
         if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
             reference = weakref.ref(self)
@@ -110,7 +110,8 @@ class Delivery:
     def submit(self, payload: Payload) -> None:
         """Store a payload and queue it for the sender; never waits on the network."""
         item = Queued(*payload, len(payload.body), True)
-        outbox = self._outbox_now(may_import=False)
+        # A forked child stores at once: it may end (os._exit) before a sender thread could.
+        outbox = self._outbox_now(may_import=self._forked_child)
         self._launched = True
         place = outbox.keep(payload) if outbox is not None else None
         with self._wake:
