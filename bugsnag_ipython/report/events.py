@@ -1,6 +1,5 @@
-"""An event from an exception and the kernel's state (severity, context, the notebook tab, the
-user, the user's metadata tabs), and the on-error callbacks that may change it, repaired when
-they break it. No I/O."""
+"""An event from an exception and the kernel's state, and the on-error callbacks that may change
+it, repaired when they break it. No I/O."""
 
 from __future__ import annotations
 
@@ -125,7 +124,7 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
         chosen, reason = "warning", "handledException"
     notebook = notebook_ref(cells.notebook_path(), config.project_root)
     if cell is not None and not cell.cell_id and cell.execution_count is not None:
-        # No frontend sent one: a runner's notebook may know the cell (report/run.py).
+        # No frontend sent one: a runner's notebook may know the cell.
         cell = cell._replace(cell_id=cells.cell_id(cell.execution_count))
     frames = FrameContext(resolve_cell=cells, project_root=config.project_root, send_code=config.send_code,
                           notebook=notebook)
@@ -152,8 +151,7 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
 
 
 def error_breadcrumb(event: JsonDict) -> tuple[str, JsonDict]:
-    """The `error` breadcrumb a sent event leaves (its name and metadata); `event` is one the
-    notifier made, or one `OnErrorCallbacks.run` repaired."""
+    """The name and metadata of the `error` breadcrumb a sent (valid or repaired) event leaves."""
     first = event["exceptions"][0]
     message = first.get("message") or ""
     return first["errorClass"], {"errorClass": first["errorClass"], "message": message[:200],
@@ -169,8 +167,7 @@ def user_of(set_by_user: dict[str, str], hub_user: str | None, device_id: str | 
 
 
 class MetadataStore:
-    """The user's metadata tabs, as the other notifiers keep them: `add(section, key, value)` sets a
-    key, `add(section, {...})` merges, a value of None removes the key, `clear(section)` the tab.
+    """The user's metadata tabs, as the other notifiers keep them (a value of None removes its key).
     A tab is replaced, never changed in place, so an event's copy of each tab is its own."""
 
     def __init__(self) -> None:
@@ -271,8 +268,7 @@ class OnErrorCallbacks:
 
 
 def _repair(event: JsonDict, before: JsonDict) -> list[str]:
-    """Make `event` one BugSnag accepts (it answers 400 to a number for an `errorClass`, a frame
-    that is a string...), in place, from what the notifier made; the names of the parts repaired."""
+    """Make `event` one BugSnag accepts (no 400), in place, from `before`; the names of the parts repaired."""
     repaired: list[str] = []
     exceptions = event.get("exceptions")
     entries = [e for e in exceptions if isinstance(e, dict)] if isinstance(exceptions, list) else []

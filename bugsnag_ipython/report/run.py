@@ -11,7 +11,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..core.basics import JsonDict, log
+from ..core.basics import JsonDict
 from ..core.config import without_credentials
 from .payloads import iso8601, strings_replaced
 
@@ -45,8 +45,7 @@ def remote(path: str) -> bool:
 
 class HeadlessRun:
     """What the kernel knows of its run (thread-safe): the runner, its notebook (else looked for in
-    the kernel's folder) and which of its cells each executed source was. A Voilà dashboard
-    (runner `voila`) is run for a person, who is its session and sees no `run` tab."""
+    the kernel's folder) and which cell each executed source was. A Voilà dashboard has no `run` tab."""
 
     def __init__(self, command: RunnerCommand | None, kernel_cwd: str, started_at: float, *,
                  inherited_frontend: bool = False) -> None:
@@ -64,13 +63,12 @@ class HeadlessRun:
 
     @property
     def outranks_frontend(self) -> bool:
-        """True when a frontend's notebook variables (`JPY_SESSION_NAME`, `__session__`) came with
-        the environment: a runner or another kernel started this one (`!papermill …` in a cell)."""
+        """A frontend's notebook variables came with the environment: a runner or kernel started this one."""
         return self.command is not None or self.inherited_frontend
 
     @property
     def known_at_launch(self) -> bool:
-        """True when the command line named the runner (a dashboard is a person's visit, no run)."""
+        """The command line named the runner (a dashboard is a person's visit, no run)."""
         return self.command is not None and not self.dashboard
 
     @property
@@ -78,8 +76,7 @@ class HeadlessRun:
         return self.command is not None and self.command.runner == VOILA
 
     def project_root(self) -> str | None:
-        """The default project root: papermill's input's folder (papermill, unlike frontends, does
-        not start the kernel there), so that frames are named as in JupyterLab."""
+        """papermill's input's folder (papermill does not start the kernel there, JupyterLab does)."""
         command = self.command
         if command is not None and command.runner == PAPERMILL and not remote(command.notebooks[0]):
             return os.path.dirname(command.notebooks[0])
@@ -91,17 +88,11 @@ class HeadlessRun:
             if self.resolved or len(history) <= 1:
                 return
             self.resolved = True
-            try:
-                self._notebook = notebook = self._find(history)
-            except Exception as error:  # a notebook we cannot make sense of names nothing
-                log.warning("The notebook of this run could not be read (%s); its cells are "
-                            "named by their source.", error)
-                return
+            self._notebook = notebook = self._find(history)  # files that are no notebook are passed over
             for position, (source, _) in enumerate(notebook.cells if notebook is not None else ()):
                 self._positions.setdefault(source, []).append(position)
 
     def _find(self, history: Sequence[str]) -> NotebookFile | None:
-        # Here, not at load: the notebook is read with the first report.
         from .notebook_files import best_match, notebooks_in, read_notebook
 
         command = self.command
@@ -136,9 +127,8 @@ class HeadlessRun:
         return self._notebook.path if self._notebook is not None else None
 
     def cell_id(self, execution_count: int, history: Sequence[str]) -> str | None:
-        """The notebook's id of the cell that ran as `In[execution_count]`. Runners execute the
-        cells in order (skipping empty ones): each source is matched with the next cell of that
-        source, else (a cell run again) with the first."""
+        """The notebook's id of the cell that ran as `In[execution_count]`: runners execute the cells in
+        order (skipping empty ones), each source is the next cell of that source, else the first."""
         self._resolve(history)
         with self._lock:
             while self._notebook is not None and self._next_count <= min(execution_count, len(history) - 1):

@@ -1,9 +1,7 @@
-"""Headless runs: is this kernel run by a notebook runner rather than a person?
-
-jupyter_client gives every kernel it starts its parent's process id (`JPY_PARENT_PID`): under a
-runner, that command line (from Linux's /proc) names the notebook. Jupyter Server sets
-`JPY_SESSION_NAME` for a notebook a person opened; Voilà runs a notebook as a runner does, for a person.
-"""
+"""Headless runs: is this kernel run by a notebook runner rather than a person? jupyter_client
+gives every kernel it starts its parent's process id (`JPY_PARENT_PID`): a runner's command line
+(from Linux's /proc) names the notebook. Jupyter Server sets `JPY_SESSION_NAME` for a notebook a
+person opened; Voilà runs a notebook as a runner does, for a person."""
 
 from __future__ import annotations
 
@@ -44,8 +42,7 @@ _NBCONVERT_EXTENSIONS = {"notebook": ".ipynb", "slides": ".slides.html", "webpdf
 
 
 def launched(argv: Sequence[str]) -> tuple[str, Sequence[str]]:
-    """The program `argv` runs (a runner, SERVER or KERNEL, as PROGRAMS names it; else "") and its
-    arguments."""
+    """The program `argv` runs (as PROGRAMS names it, else "") and its arguments."""
     words = [os.path.basename(word).removesuffix(".exe") for word in argv[:5]]
     for index, word in enumerate(words[:4]):
         if word in PROGRAMS:
@@ -104,8 +101,8 @@ def _notebooks(args: Sequence[str], cwd: str) -> tuple[str, ...]:
 
 
 def _nbconvert_output(options: Mapping[str, str], notebook: str, cwd: str) -> str:
-    """Where nbconvert writes: `--output-dir` or the notebook's folder; `--output` or the
-    notebook's name (`.nbconvert` added when the output is a notebook beside its input)."""
+    # `--output-dir` or the notebook's folder; `--output` or the notebook's name (`.nbconvert`
+    # added when the output is a notebook beside its input).
     to = options.get("--to") or "html"
     extension = _NBCONVERT_EXTENSIONS.get(to, "." + to)
     directory = options.get("--output-dir")
@@ -121,16 +118,14 @@ def _nbconvert_output(options: Mapping[str, str], notebook: str, cwd: str) -> st
 
 
 def voila_kernel(env: Mapping[str, str]) -> bool:
-    """Whether Voilà (or a kernel Voilà started) started this kernel: `SERVER_SOFTWARE=voila/<version>`
-    for a page's kernel, `VOILA_PREHEAT` for a pool's."""
+    """Whether Voilà started this kernel (or its parent): `SERVER_SOFTWARE=voila/…` or `VOILA_PREHEAT`."""
     return env.get("SERVER_SOFTWARE", "").startswith(VOILA + "/") or "VOILA_PREHEAT" in env
 
 
 def dashboard_notebook(env: Mapping[str, str], kernel_cwd: str,
                        server: tuple[Sequence[str], str] | None) -> str | None:
-    """The notebook Voilà renders in this kernel, started in the notebook's folder: the page's
-    (`SCRIPT_NAME`: `<base url>voila/render/<path>`, of which only the base name is used), else the
-    one `server` (Voilà's command line and working directory) names, else None."""
+    """The notebook Voilà renders in this kernel (started in its folder): the base name of the page's
+    (`SCRIPT_NAME`: `…/voila/render/<path>`), else the one `server` (Voilà's argv and cwd) names."""
     page = env.get("SCRIPT_NAME", "")
     if "/voila/render/" in page:
         name = os.path.basename(unquote(page.rsplit("/voila/render/", 1)[1]))
@@ -152,8 +147,7 @@ def process_command(pid: int) -> tuple[list[str], str] | None:
 
 
 def detect(env: Mapping[str, str], kernel_cwd: str, started_at: float) -> HeadlessRun | None:
-    """The run this kernel may serve; None for a notebook a person opened, or a kernel
-    jupyter_client did not start."""
+    """The run this kernel may serve; None for a person's notebook, or a kernel not from jupyter_client."""
     try:
         parent = int(env.get(PARENT_VARIABLE) or "")
     except ValueError:
@@ -171,10 +165,8 @@ def detect(env: Mapping[str, str], kernel_cwd: str, started_at: float) -> Headle
         return HeadlessRun(dashboard, kernel_cwd, started_at)
     if program == SERVER:
         return None  # a notebook server's kernel: a person's, named by its frontend
-    if env.get(FRONTEND_VARIABLE):
+    if program == KERNEL and env.get(FRONTEND_VARIABLE):
         # Started by another kernel (nbclient or papermill called in a cell): the variable is
         # that kernel's notebook, not this one.
-        if program == KERNEL:
-            return HeadlessRun(None, kernel_cwd, started_at, inherited_frontend=True)
-        return None
-    return HeadlessRun(None, kernel_cwd, started_at)
+        return HeadlessRun(None, kernel_cwd, started_at, inherited_frontend=True)
+    return None if env.get(FRONTEND_VARIABLE) else HeadlessRun(None, kernel_cwd, started_at)
