@@ -90,9 +90,8 @@ def _cell_crumb(execution_count: int | None, at: float, started: float, ended: f
 
 LeaveBreadcrumb = Callable[[str, dict[str, Any], str], None]
 MAX_LOG_MESSAGE = 10_000  # characters kept of one log message
-# Loggers of the notifier itself and of the kernel's own machinery: their records say how the
-# kernel talks to its frontend ("No such comm target registered: jupyter.widget.control"), not
-# what the user's code or its libraries did before an error, so they leave no breadcrumb.
+# Loggers of the notifier and the kernel's machinery, whose records ("No such comm target
+# registered") say nothing of what the user's code did: they leave no breadcrumb.
 MACHINERY_LOGGERS = (
     "bugsnag_ipython", "ipykernel", "IPKernelApp", "IPython", "Comm", "comm", "traitlets",
     "tornado", "jupyter_client", "zmq",
@@ -116,8 +115,7 @@ class LogBreadcrumbs:
 
     def uninstall(self) -> None:
         self._active = False
-        # Restore only if nobody wrapped the factory after us; otherwise stay in their chain,
-        # passing records through untouched, rather than cut their wrapper out.
+        # Restore only if nobody wrapped the factory after us; else stay in their chain, inactive.
         if logging.getLogRecordFactory() == self._make_record and self._previous is not None:
             logging.setLogRecordFactory(self._previous)
             self._previous = None

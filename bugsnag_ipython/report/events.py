@@ -128,8 +128,7 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
         cell = cell._replace(cell_id=cells.cell_id(cell.execution_count))
     frames = FrameContext(resolve_cell=cells, project_root=config.project_root, send_code=config.send_code,
                           notebook=notebook)
-    # The user's tabs (a copy), ours under them, then this call's `metadata` (a value that is
-    # no dict goes to `custom`, as bugsnag-python does).
+    # The user's tabs (a copy), ours under them, then this call's (a non-dict value to `custom`).
     tabs = facts.tabs
     ours = notebook_tab(notebook, cell, send_code=config.send_code)
     if ours is not None:
@@ -256,8 +255,7 @@ class OnErrorCallbacks:
                 "An on_error callback left an event that BugSnag would refuse "
                 f"({', '.join(broken)}); it was repaired from what the notifier made and sent.",
             )
-        # A severity a callback changed is its own (and says so), a bad one is not; an `unhandled`
-        # it flipped is marked `unhandledOverridden` (as bugsnag-js does).
+        # A severity a callback changed says so, a bad one is undone; a flipped `unhandled` is marked.
         if event.get("severity") not in SEVERITIES:
             event["severity"] = chosen
         elif event["severity"] != chosen:

@@ -17,8 +17,7 @@ from ..core.basics import JsonDict
 MAX_NOTEBOOK_BYTES = 20_000_000  # a notebook bigger than this is not read to name cells
 MAX_SEARCHED = 50  # notebooks looked at in one folder when nothing names the notebook
 MAX_SEARCHED_BYTES = 64_000_000  # ...and at most this much of them read
-# One folder search looks at this many directory entries, and examines (one lstat each, to read
-# the newest first) this many `.ipynb` among them.
+# One folder search lists this many entries, and examines (one lstat each) this many `.ipynb`.
 MAX_LISTED = 100_000
 MAX_EXAMINED = 10_000
 INJECTED_PARAMETERS = "injected-parameters"  # papermill's tag (and its cell's stable name)

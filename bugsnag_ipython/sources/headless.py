@@ -101,8 +101,7 @@ def _notebooks(args: Sequence[str], cwd: str) -> tuple[str, ...]:
 
 
 def _nbconvert_output(options: Mapping[str, str], notebook: str, cwd: str) -> str:
-    # `--output-dir` or the notebook's folder; `--output` or the notebook's name (`.nbconvert`
-    # added when the output is a notebook beside its input).
+    # `--output-dir` or the notebook's folder; `--output` or the notebook's name (`.nbconvert` beside it).
     to = options.get("--to") or "html"
     extension = _NBCONVERT_EXTENSIONS.get(to, "." + to)
     directory = options.get("--output-dir")
@@ -166,7 +165,6 @@ def detect(env: Mapping[str, str], kernel_cwd: str, started_at: float) -> Headle
     if program == SERVER:
         return None  # a notebook server's kernel: a person's, named by its frontend
     if program == KERNEL and env.get(FRONTEND_VARIABLE):
-        # Started by another kernel (nbclient or papermill called in a cell): the variable is
-        # that kernel's notebook, not this one.
+        # Started by another kernel (nbclient or papermill in a cell): the variable is that kernel's.
         return HeadlessRun(None, kernel_cwd, started_at, inherited_frontend=True)
     return None if env.get(FRONTEND_VARIABLE) else HeadlessRun(None, kernel_cwd, started_at)
