@@ -77,7 +77,20 @@ def source_identity(source: str) -> str:
     return hashlib.sha1(source.encode("utf-8", "replace")).hexdigest()[:12]
 
 
-class CellIndex:
+class CellMap:
+    """Which code file is which cell, and where the notebook is: none, outside a kernel."""
+
+    def __call__(self, filename: str) -> CellRef | None:
+        return None
+
+    def notebook_path(self) -> str | None:
+        return None
+
+    def cell_id(self, execution_count: int) -> str | None:
+        return None
+
+
+class CellIndex(CellMap):
     """Maps a cell's code file to a CellRef, with the frontend's cell ids recorded as cells ran. Without
     `look`, a headless run's notebook is not looked for (the first report looks, once cells ran)."""
 

@@ -19,8 +19,7 @@ from .payloads import printable
 if TYPE_CHECKING:
     from ..core.config import Configuration
     from .breadcrumbs import Breadcrumbs
-    from .cells import NotebookRef
-    from .stacktrace import CellMap
+    from .cells import CellMap, NotebookRef
 
 OnError = Callable[[JsonDict], Any]
 SEVERITIES = ("error", "warning", "info")

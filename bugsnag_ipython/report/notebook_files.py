@@ -1,7 +1,6 @@
-"""Notebook files, read only when an error is reported to name its cells. A file may be a link
-loop, a FIFO, gigabytes or JSON nested to exhaust the parser: each is read without blocking, only
-if regular and of sane size, and else passed over, the others still considered; a folder search
-follows a link only into the folder."""
+"""Notebook files, read when an error is reported to name its cells. A link loop, a FIFO, gigabytes
+or JSON nested to exhaust the parser is passed over, unblocked, the others still considered; a
+folder search follows a link only into the folder."""
 
 from __future__ import annotations
 
@@ -51,8 +50,7 @@ def parse_json(raw: bytes) -> Any:
 
 
 def folder_notebooks(directory: str) -> list[str]:
-    """The `.ipynb` regular files of `directory` (links to one inside it included), newest
-    first: the first MAX_EXAMINED of them among its first MAX_LISTED entries."""
+    """The `.ipynb` regular files of `directory` (links to one inside it too), newest first, bounded."""
     found: list[tuple[float, str]] = []
     try:
         inside = os.path.join(os.path.realpath(directory), "")
@@ -120,9 +118,8 @@ def best_match(candidates: Iterable[NotebookFile], history: Sequence[str]) -> No
 
 
 def notebooks_in(directory: str, history: Sequence[str]) -> list[str]:
-    """The notebooks of one folder whose text holds the longest line of the code executed last,
-    newest first (a runner's output was just written there): a substring test on the raw file,
-    so that a folder of large notebooks costs a read each, not a parse."""
+    """The notebooks of one folder whose raw text holds the longest line of the code executed last,
+    newest first (a runner's output was just written there)."""
     lines = (line.strip() for source in history[-3:] for line in source.splitlines())
     longest = max(lines, key=len, default="")
     if len(longest) < 4:

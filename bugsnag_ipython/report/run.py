@@ -1,6 +1,5 @@
-"""Headless runs: a notebook runner (nbclient, `jupyter nbconvert --execute`, `jupyter execute`,
-papermill) or a Voilà dashboard executing this kernel's notebook, with no frontend to send cell
-ids: the notebook is read with the first report to name its cells."""
+"""Headless runs: a notebook runner or a Voilà dashboard executing this kernel's notebook with no
+frontend to send cell ids; the notebook is read with the first report to name its cells."""
 
 from __future__ import annotations
 

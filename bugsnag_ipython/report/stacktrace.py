@@ -1,6 +1,5 @@
-"""Exceptions as BugSnag `exceptions[]` entries, with frames that point into notebook cells: a
-cell's frame is named by the notebook and the cell's stable identity (never the kernel's temp path
-or execution count), so that the same failure groups the same way in every kernel."""
+"""Exceptions as BugSnag `exceptions[]` entries; a cell's frame is named by the notebook and the
+cell's stable identity, so that the same failure groups the same way in every kernel."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
 from types import FrameType, TracebackType
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from ..core.basics import JsonDict
 from .cells import CellRef, NotebookRef, cell_file
@@ -22,29 +21,6 @@ CODE_WINDOW = 7  # lines around the frame's line, as the official notifiers send
 MAX_CODE_LINE = 200  # characters of one source line; a minified line says nothing more
 MAX_CHAIN = 100  # causes, contexts and group members followed for one event
 _PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
-
-
-class CellMap(Protocol):
-    """Which code file is which cell, and where the notebook is."""
-
-    def __call__(self, filename: str) -> CellRef | None: ...
-
-    def notebook_path(self) -> str | None: ...
-
-    def cell_id(self, execution_count: int) -> str | None: ...
-
-
-class NoCells:
-    """The CellMap outside a kernel: no file is a cell, no notebook is known."""
-
-    def __call__(self, filename: str) -> CellRef | None:
-        return None
-
-    def notebook_path(self) -> str | None:
-        return None
-
-    def cell_id(self, execution_count: int) -> str | None:
-        return None
 
 
 @dataclass(frozen=True)

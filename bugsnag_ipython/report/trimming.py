@@ -1,6 +1,5 @@
-"""Sealing a payload: an event kept under BugSnag's 1 MB limit without losing the exception (a
-body over it loses the least first, as bugsnag-android does), and the secrets taken out of every
-finished body. Trimmed parts are rebuilt, never changed in place: the client may share them."""
+"""Sealing a payload: an event kept under BugSnag's 1 MB limit, losing the least first (as
+bugsnag-android does), and secrets taken out of every finished body. Trimmed parts are rebuilt."""
 
 from __future__ import annotations
 
@@ -184,8 +183,7 @@ def _needles(secrets: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
 
 
 def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    """`body` (an encoded payload) with `secrets` in its strings, but its own `apiKey`, replaced by
-    [REDACTED]; decoded only when one is found."""
+    """`body` (an encoded payload) with `secrets` in its strings, but its `apiKey`, as [REDACTED]."""
     needles = _needles(secrets)
     start = body.find(b'"', len(_API_KEY_HEAD)) + 1 if body.startswith(_API_KEY_HEAD) else 0
     if not any(body.find(text, start) >= 0 for _, text in needles):
