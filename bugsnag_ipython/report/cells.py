@@ -1,6 +1,5 @@
-"""Which code file is which cell, and what the notebook is called: IPython's file of a cell
-changes with every kernel, so its frames are named by the notebook and the cell's stable id (the
-frontend's, else that of the notebook cell a runner executed, else a hash of its source)."""
+"""Which code file is which cell, and what the notebook is called: a cell's frames are named by the
+notebook and the cell's stable id (the frontend's, else a runner's notebook's, else a source hash)."""
 
 from __future__ import annotations
 

@@ -176,10 +176,8 @@ class MetadataStore:
         if isinstance(key_or_values, str):
             key_or_values = {key_or_values: value}
         elif not isinstance(key_or_values, Mapping):
-            raise TypeError(
-                "add_metadata takes a key and a value, or a dict of keys and values, "
-                f"not {type(key_or_values).__name__}."
-            )
+            raise TypeError("add_metadata takes a key and a value, or a dict of keys and values, "
+                            f"not {type(key_or_values).__name__}.")
         with self._lock:
             merged = {**self._sections.get(str(section), {}), **{str(k): v for k, v in key_or_values.items()}}
             tab = {key: item for key, item in merged.items() if item is not None}
@@ -322,8 +320,11 @@ def _repair_exception(entry: JsonDict, original: JsonDict) -> bool:
                 broken = True
         line = frame.get("lineNumber")
         if line is not None and (isinstance(line, bool) or not isinstance(line, int)):
-            frame["lineNumber"] = _as_int(line)
             broken = True
+            try:
+                frame["lineNumber"] = int(line)
+            except Exception:
+                frame["lineNumber"] = 0
         code = frame.get("code")
         valid = isinstance(code, dict) and all(isinstance(text, str) for text in code.values())
         if code is not None and not valid:
@@ -339,10 +340,3 @@ def _copy(entry: JsonDict) -> JsonDict:
 
 def _is_text(value: object) -> bool:
     return isinstance(value, str) and bool(value)
-
-
-def _as_int(value: object) -> int:
-    try:
-        return int(value)  # type: ignore[call-overload, no-any-return]
-    except Exception:
-        return 0

@@ -125,8 +125,7 @@ def _dead_cell(named: Mapping[str, Any], filename: str) -> CellRef | None:
 
 
 def _thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
-    """A dumped thread's frames, innermost first, without the kernel's loop outside the outermost cell
-    frame, nor IPython's own between cells."""
+    """A dumped thread's frames, innermost first, without the kernel's loop and IPython's own frames."""
     shown = thread.frames
     cells = [index for index, (file, _, _) in enumerate(shown) if file in named or is_cell_file(file)]
     if cells:

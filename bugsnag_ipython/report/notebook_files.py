@@ -25,8 +25,8 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getatt
 
 
 def read_bounded(path: str, limit: int, *, follow: bool = True) -> bytes | None:
-    """The bytes of the regular file at `path`, or None when it is no regular file, is over
-    `limit` bytes, or cannot be opened at once. Without `follow`, a link is not opened."""
+    """The bytes of the regular file at `path` (a link only with `follow`), opened unblocked; None if over
+    `limit` bytes, or none such."""
     try:
         descriptor = os.open(path, _OPEN_FLAGS | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
     except (OSError, ValueError):  # ValueError: a NUL in the path

@@ -152,8 +152,7 @@ def encode_within_limit(payload: JsonDict) -> tuple[JsonDict, bytes]:
 
 
 def _spliced(payload: JsonDict) -> bytes:
-    """`encode(payload)`, a one-event payload's `Trail` breadcrumbs as the trail encoded them (the
-    reported error's cost target needs it)."""
+    """`encode(payload)`, with a one-event payload's `Trail` as it encoded itself (the error-cost target)."""
     events = payload.get("events")
     event = events[0] if isinstance(events, list) and len(events) == 1 else None
     event = event if isinstance(event, dict) else {}
@@ -168,8 +167,7 @@ def _spliced(payload: JsonDict) -> bytes:
 
 
 def sealed_event(body: JsonDict, config: Configuration) -> tuple[JsonDict, bytes]:
-    """The payload of an event as it is sent (redacted, with the API key and the notifier, within the
-    size limit), and its encoded body. A `Trail` came redacted."""
+    """The payload of an event as it is sent (redacted, API key and notifier added, trimmed), encoded."""
     trail = isinstance(body.get("breadcrumbs"), Trail)
     payloads.redact_event(body, config.redacted_keys, breadcrumbs=not trail)
     return encode_within_limit(payloads.event_payload(config.api_key or "", NOTIFIER, [body]))

@@ -44,18 +44,16 @@ _NBCONVERT_EXTENSIONS = {"notebook": ".ipynb", "slides": ".slides.html", "webpdf
 def launched(argv: Sequence[str]) -> tuple[str, Sequence[str]]:
     """The program `argv` runs (as PROGRAMS names it, else "") and its arguments."""
     words = [os.path.basename(word).removesuffix(".exe") for word in argv[:5]]
-    for index, word in enumerate(words[:4]):
-        if word in PROGRAMS:
-            return PROGRAMS[word], argv[index + 1:]
-        pair = " ".join(words[index:index + 2])
-        if pair in PROGRAMS:
-            return PROGRAMS[pair], argv[index + 2:]
+    for index in range(min(len(words), 4)):
+        for taken in (1, 2):  # a script or module, then `jupyter <subcommand>` or `-m <module>`
+            name = " ".join(words[index:index + taken])
+            if name in PROGRAMS:
+                return PROGRAMS[name], argv[index + taken:]
     return "", ()
 
 
 def runner_command(argv: Sequence[str], cwd: str) -> RunnerCommand | None:
-    """What the runner `argv` (run in `cwd`) says about its run; None for no runner, or one that
-    runs nothing (`jupyter nbconvert --to html` only converts)."""
+    """What the runner `argv` (run in `cwd`) says about its run; None for no runner, or one that runs none."""
     runner, args = launched(argv)
     if runner not in (PAPERMILL, NBCONVERT, JUPYTER_EXECUTE):
         return None
