@@ -20,8 +20,8 @@ from .report.events import SEVERITIES, CellRun, MetadataStore, ThreadInfo
 
 if TYPE_CHECKING:  # imported with the first payload or report, not at load
     from .delivery.delivery import Delivery
+    from .report.cells import CellMap
     from .report.kernel_death import KernelDeath
-    from .report.stacktrace import CellMap
 
 
 class Client:
@@ -38,9 +38,9 @@ class Client:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         if resolve_cell is None:
-            from .report.stacktrace import NoCells
+            from .report.cells import CellMap
 
-            resolve_cell = NoCells()
+            resolve_cell = CellMap()
         self._resolve_cell: CellMap = resolve_cell
         self.tracker = SessionTracker(config.auto_track_sessions, config.background_timeout, monotonic,
                                       wall_clock)

@@ -37,14 +37,12 @@ class Breadcrumbs:
 
     def leave_cell(self, execution_count: int | None, at: float, started: float, ended: float,
                    ok: bool) -> None:
-        """The `process` breadcrumb of a finished cell, kept as a tuple until an event reads
-        it: the cell events' budget (README, Performance) has no room for a dict per cell."""
+        """The `process` breadcrumb of a finished cell, a tuple until an event reads it (the cell budget)."""
         self._trail.append((execution_count, at, started, ended, ok))
 
     def snapshot(self, keys: tuple[str, ...] = ()) -> Trail:
-        """The trail, oldest first, redacted by `keys` and timestamped. Each crumb is made and encoded
-        once per set of keys (anew for every event misses the reported error's cost target) and
-        shared: whoever changes them copies them first (from `encoded`)."""
+        """The trail, oldest first, redacted by `keys` and timestamped; each crumb made and encoded once
+        per set of keys (the error-cost target) and shared: a change copies them (from `encoded`)."""
         memo = self._shown
         shown: list[_Shown] = []
         for item in list(self._trail):
@@ -73,8 +71,7 @@ class _Shown(NamedTuple):
 
 
 class Trail(list[JsonDict]):
-    """Breadcrumbs as an event carries them, with their JSON array (`encoded`) made from each
-    crumb's encoding: an event's body takes it as it is (`trimming.encode_within_limit`)."""
+    """Breadcrumbs as an event carries them, with their JSON array (`encoded`) for the event's body."""
 
     encoded: bytes = b""
 
@@ -90,9 +87,8 @@ def _cell_crumb(execution_count: int | None, at: float, started: float, ended: f
 
 LeaveBreadcrumb = Callable[[str, dict[str, Any], str], None]
 MAX_LOG_MESSAGE = 10_000  # characters kept of one log message
-# Loggers of the notifier itself and of the kernel's own machinery: their records say how the
-# kernel talks to its frontend ("No such comm target registered: jupyter.widget.control"), not
-# what the user's code or its libraries did before an error, so they leave no breadcrumb.
+# Loggers of the notifier and the kernel's machinery, whose records ("No such comm target
+# registered") say nothing of what the user's code did: they leave no breadcrumb.
 MACHINERY_LOGGERS = (
     "bugsnag_ipython", "ipykernel", "IPKernelApp", "IPython", "Comm", "comm", "traitlets",
     "tornado", "jupyter_client", "zmq",
@@ -116,8 +112,7 @@ class LogBreadcrumbs:
 
     def uninstall(self) -> None:
         self._active = False
-        # Restore only if nobody wrapped the factory after us; otherwise stay in their chain,
-        # passing records through untouched, rather than cut their wrapper out.
+        # Restore only if nobody wrapped the factory after us; else stay in their chain, inactive.
         if logging.getLogRecordFactory() == self._make_record and self._previous is not None:
             logging.setLogRecordFactory(self._previous)
             self._previous = None

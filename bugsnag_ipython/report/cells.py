@@ -1,6 +1,5 @@
-"""Which code file is which cell, and what the notebook is called: IPython's file of a cell
-changes with every kernel, so its frames are named by the notebook and the cell's stable id (the
-frontend's, else that of the notebook cell a runner executed, else a hash of its source)."""
+"""Which code file is which cell, and what the notebook is called: a cell's frames are named by the
+notebook and the cell's stable id (the frontend's, else a runner's notebook's, else a source hash)."""
 
 from __future__ import annotations
 
@@ -44,8 +43,7 @@ _CELL_FILE = re.compile(r"(ipykernel_\d+[/\\]\d+\.py$)|(^<ipython-input-\d+-[0-9
 
 
 def is_cell_file(filename: str) -> bool:
-    """Whether IPython named the file for a cell (in this shell or another: its temp path or pid
-    is never shown)."""
+    """Whether IPython named the file for a cell, in this shell or another."""
     return _CELL_FILE.search(filename) is not None
 
 
@@ -59,8 +57,7 @@ def notebook_path(env: Mapping[str, str], user_ns: Mapping[str, Any]) -> str | N
 
 @lru_cache(maxsize=64)
 def notebook_ref(path: str | None, project_root: str | None) -> NotebookRef | None:
-    """The notebook relative to the project root when under it, else its base name (cached:
-    realpath costs a stat per path component)."""
+    """The notebook relative to the project root when under it, else its base name (cached)."""
     if not path:
         return None
     full = os.path.realpath(os.path.join(project_root or os.getcwd(), path))
@@ -79,10 +76,22 @@ def source_identity(source: str) -> str:
     return hashlib.sha1(source.encode("utf-8", "replace")).hexdigest()[:12]
 
 
-class CellIndex:
-    """Maps a cell's code file to a CellRef, with the frontend's cell ids recorded as cells ran.
-    Without `look`, a headless run's notebook is not looked for: the first report looks, once the
-    run's cells have executed (a look before them would find nothing to match)."""
+class CellMap:
+    """Which code file is which cell, and where the notebook is: none, outside a kernel."""
+
+    def __call__(self, filename: str) -> CellRef | None:
+        return None
+
+    def notebook_path(self) -> str | None:
+        return None
+
+    def cell_id(self, execution_count: int) -> str | None:
+        return None
+
+
+class CellIndex(CellMap):
+    """Maps a cell's code file to a CellRef, with the frontend's cell ids recorded as cells ran. Without
+    `look`, a headless run's notebook is not looked for (the first report looks, once cells ran)."""
 
     def __init__(self, shell: Any, run: HeadlessRun | None = None) -> None:
         self._shell = shell
@@ -123,8 +132,7 @@ class CellIndex:
         return run.tab(self.history()) if run is not None else None
 
     def cell_id(self, execution_count: int, *, look: bool = True) -> str | None:
-        """The id of the cell that ran as `In [n]`: the frontend's, else, in a headless run, the
-        notebook's cell's."""
+        """The id of the cell that ran as `In [n]`: the frontend's, else a headless run's notebook's."""
         run = self._headless(look)
         if run is None:
             return self._cell_ids.get(execution_count)

@@ -1,6 +1,5 @@
-"""Facts about the process that payloads carry: the notifier, the device and the kernel. The
-device id, made once per OS user, is also the user id of a user who set none (as in
-bugsnag-android), so that BugSnag's "users affected" counts an OS user's kernels as one user."""
+"""Facts about the process that payloads carry: the notifier, the device and the kernel. The device
+id, made once per OS user, is the user id of one who set none (as in bugsnag-android)."""
 
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ from .._version import __version__
 from ..core.basics import log
 from ..core.persistence import persistence_directory
 from ..core.private_files import RefusedDirectory, make_private, read_private, say_once
+from .events import user_of
 
 NOTIFIER = {"name": "Bugsnag IPython", "version": __version__,
             "url": "https://github.com/bugsnag-ipython/bugsnag-ipython"}
@@ -26,8 +26,7 @@ _DEVICE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def runtime_versions() -> dict[str, str]:
-    # The modules' own __version__, not importlib.metadata: reading distribution metadata costs
-    # milliseconds, and a module not imported yet is not the one this kernel runs.
+    # The modules' own __version__: importlib.metadata costs milliseconds.
     versions = {"python": "{}.{}.{}".format(*sys.version_info[:3])}
     for name, module in (("ipython", "IPython"), ("ipykernel", "ipykernel")):
         found = getattr(sys.modules.get(module), "__version__", None)
@@ -41,8 +40,7 @@ def jupyterhub_user() -> str | None:
 
 
 def kernel_facts() -> dict[str, Any]:
-    """The `kernel` metadata tab: the kernel's id (from its connection file, `kernel-<id>.json`)
-    and the IPython, ipykernel and Python it runs on."""
+    """The `kernel` metadata tab: its id (from `kernel-<id>.json`) and the IPython, ipykernel, Python."""
     facts: dict[str, Any] = {}
     app_class = getattr(sys.modules.get("ipykernel.kernelapp"), "IPKernelApp", None)
     if app_class is not None and app_class.initialized():
@@ -55,8 +53,8 @@ def kernel_facts() -> dict[str, Any]:
 
 
 def device_id(directory: str) -> str:
-    """The id stored in `directory`, made (0600, in a 0700 directory) if there is none; for this
-    process only when the directory cannot be written or is not this user's alone."""
+    """The id stored in `directory`, made (0600, in a 0700 directory) if there is none; for this process
+    only when the directory cannot be written or is not this user's alone."""
     path = os.path.join(directory, DEVICE_ID_FILE)
     made = os.urandom(16).hex()
     try:
@@ -96,8 +94,7 @@ def _read_device_id(path: str) -> str | None:
 
 
 class PayloadFacts:
-    """The device and kernel facts every payload carries, made once each: the device's with the
-    first payload, since its id is a file read (or write) in the persistence directory."""
+    """The device and kernel facts every payload carries; the device's made with the first payload."""
 
     def __init__(self, configured_directory: Callable[[], str | None]) -> None:
         self._configured_directory = configured_directory
@@ -115,6 +112,4 @@ class PayloadFacts:
 
     def user(self, given: dict[str, str]) -> dict[str, str]:
         """The user of a payload: set_user()'s, else JupyterHub's, else this device's id."""
-        from .events import user_of
-
         return user_of(given, jupyterhub_user(), self.device.get("id"))

@@ -1,6 +1,5 @@
-"""An event from an exception and the kernel's state (severity, context, the notebook tab, the
-user, the user's metadata tabs), and the on-error callbacks that may change it, repaired when
-they break it. No I/O."""
+"""An event from an exception and the kernel's state, and the on-error callbacks that may change
+it, repaired when they break it. No I/O."""
 
 from __future__ import annotations
 
@@ -20,8 +19,7 @@ from .payloads import printable
 if TYPE_CHECKING:
     from ..core.config import Configuration
     from .breadcrumbs import Breadcrumbs
-    from .cells import NotebookRef
-    from .stacktrace import CellMap
+    from .cells import CellMap, NotebookRef
 
 OnError = Callable[[JsonDict], Any]
 SEVERITIES = ("error", "warning", "info")
@@ -125,12 +123,11 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
         chosen, reason = "warning", "handledException"
     notebook = notebook_ref(cells.notebook_path(), config.project_root)
     if cell is not None and not cell.cell_id and cell.execution_count is not None:
-        # No frontend sent one: a runner's notebook may know the cell (report/run.py).
+        # No frontend sent one: a runner's notebook may know the cell.
         cell = cell._replace(cell_id=cells.cell_id(cell.execution_count))
     frames = FrameContext(resolve_cell=cells, project_root=config.project_root, send_code=config.send_code,
                           notebook=notebook)
-    # The user's tabs (a copy), ours under them, then this call's `metadata` (a value that is
-    # no dict goes to `custom`, as bugsnag-python does).
+    # The user's tabs (a copy), ours under them, then this call's (a non-dict value to `custom`).
     tabs = facts.tabs
     ours = notebook_tab(notebook, cell, send_code=config.send_code)
     if ours is not None:
@@ -152,8 +149,7 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
 
 
 def error_breadcrumb(event: JsonDict) -> tuple[str, JsonDict]:
-    """The `error` breadcrumb a sent event leaves (its name and metadata); `event` is one the
-    notifier made, or one `OnErrorCallbacks.run` repaired."""
+    """The name and metadata of the `error` breadcrumb a sent (valid or repaired) event leaves."""
     first = event["exceptions"][0]
     message = first.get("message") or ""
     return first["errorClass"], {"errorClass": first["errorClass"], "message": message[:200],
@@ -169,8 +165,7 @@ def user_of(set_by_user: dict[str, str], hub_user: str | None, device_id: str | 
 
 
 class MetadataStore:
-    """The user's metadata tabs, as the other notifiers keep them: `add(section, key, value)` sets a
-    key, `add(section, {...})` merges, a value of None removes the key, `clear(section)` the tab.
+    """The user's metadata tabs, as the other notifiers keep them (a value of None removes its key).
     A tab is replaced, never changed in place, so an event's copy of each tab is its own."""
 
     def __init__(self) -> None:
@@ -181,10 +176,8 @@ class MetadataStore:
         if isinstance(key_or_values, str):
             key_or_values = {key_or_values: value}
         elif not isinstance(key_or_values, Mapping):
-            raise TypeError(
-                "add_metadata takes a key and a value, or a dict of keys and values, "
-                f"not {type(key_or_values).__name__}."
-            )
+            raise TypeError("add_metadata takes a key and a value, or a dict of keys and values, "
+                            f"not {type(key_or_values).__name__}.")
         with self._lock:
             merged = {**self._sections.get(str(section), {}), **{str(k): v for k, v in key_or_values.items()}}
             tab = {key: item for key, item in merged.items() if item is not None}
@@ -259,8 +252,7 @@ class OnErrorCallbacks:
                 "An on_error callback left an event that BugSnag would refuse "
                 f"({', '.join(broken)}); it was repaired from what the notifier made and sent.",
             )
-        # A severity a callback changed is its own (and says so), a bad one is not; an `unhandled`
-        # it flipped is marked `unhandledOverridden` (as bugsnag-js does).
+        # A severity a callback changed says so, a bad one is undone; a flipped `unhandled` is marked.
         if event.get("severity") not in SEVERITIES:
             event["severity"] = chosen
         elif event["severity"] != chosen:
@@ -271,8 +263,7 @@ class OnErrorCallbacks:
 
 
 def _repair(event: JsonDict, before: JsonDict) -> list[str]:
-    """Make `event` one BugSnag accepts (it answers 400 to a number for an `errorClass`, a frame
-    that is a string...), in place, from what the notifier made; the names of the parts repaired."""
+    """Make `event` one BugSnag accepts (no 400), in place, from `before`; the names of the parts repaired."""
     repaired: list[str] = []
     exceptions = event.get("exceptions")
     entries = [e for e in exceptions if isinstance(e, dict)] if isinstance(exceptions, list) else []
@@ -329,8 +320,11 @@ def _repair_exception(entry: JsonDict, original: JsonDict) -> bool:
                 broken = True
         line = frame.get("lineNumber")
         if line is not None and (isinstance(line, bool) or not isinstance(line, int)):
-            frame["lineNumber"] = _as_int(line)
             broken = True
+            try:
+                frame["lineNumber"] = int(line)
+            except Exception:
+                frame["lineNumber"] = 0
         code = frame.get("code")
         valid = isinstance(code, dict) and all(isinstance(text, str) for text in code.values())
         if code is not None and not valid:
@@ -346,10 +340,3 @@ def _copy(entry: JsonDict) -> JsonDict:
 
 def _is_text(value: object) -> bool:
     return isinstance(value, str) and bool(value)
-
-
-def _as_int(value: object) -> int:
-    try:
-        return int(value)  # type: ignore[call-overload, no-any-return]
-    except Exception:
-        return 0

@@ -1,6 +1,5 @@
-"""The `KernelDied` event, built from what a dead kernel left (its crash record and fault dump),
-as bugsnag-android's exitinfo plugin builds one from the system's exit record: what was running,
-the Python stacks at a fatal signal, and an `exitInfo` tab with the evidence. No I/O here."""
+"""The `KernelDied` event, built from what a dead kernel left (its crash record and fault dump) as
+bugsnag-android's exitinfo plugin does: what ran, the Python stacks, an `exitInfo` tab. No I/O."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from ..core.basics import JsonDict
 from . import events, payloads, trimming
 from .cells import CellRef, NotebookRef, cell_file, is_cell_file, source_identity
 from .events import DeadCell
-from .stacktrace import EventFrames, FrameContext, NoCells, without_machinery
+from .stacktrace import EventFrames, FrameContext, without_machinery
 
 if TYPE_CHECKING:
     from ..core.config import Configuration
@@ -20,13 +19,8 @@ if TYPE_CHECKING:
 ERROR_CLASS = "KernelDied"
 
 # faulthandler's first line for each fatal signal it handles.
-SIGNALS = {
-    "Segmentation fault": "SIGSEGV",
-    "Bus error": "SIGBUS",
-    "Floating point exception": "SIGFPE",
-    "Aborted": "SIGABRT",
-    "Illegal instruction": "SIGILL",
-}
+SIGNALS = {"Segmentation fault": "SIGSEGV", "Bus error": "SIGBUS", "Floating point exception": "SIGFPE",
+           "Aborted": "SIGABRT", "Illegal instruction": "SIGILL"}
 _FATAL = re.compile(r"Fatal Python error: (?P<what>[^\n]+)")
 _THREAD = re.compile(r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+)")
 _FRAME = re.compile(r'^\s+File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<method>.*)$')
@@ -116,29 +110,22 @@ def message(death: KernelDeath) -> str:
     return f"{cause(death)} {where}"
 
 
-class DeadKernelCells(NoCells):
-    """The dead kernel's cell files, as its checkpoint named them: [identity, count, source]."""
-
-    def __init__(self, named: Mapping[str, Any]) -> None:
-        self._named = named
-
-    def __call__(self, filename: str) -> CellRef | None:
-        entry = self._named.get(filename)
-        if isinstance(entry, list) and len(entry) == 3:
-            identity, count, source = entry
-            lines = tuple(source.splitlines(keepends=True)) if isinstance(source, str) else ()
-            return CellRef(str(identity), lines, count if isinstance(count, int) else None)
-        if not is_cell_file(filename):
-            return None
-        # A cell run less than a second before the death, other than the running one: the
-        # checkpoint had not named it. The kernel's hash of its code stands in for its name.
-        stem = re.sub(r"\W", "", filename.rsplit("/", 1)[-1].removesuffix(".py"))
-        return CellRef(f"code-{stem}", (), None)
+def _dead_cell(named: Mapping[str, Any], filename: str) -> CellRef | None:
+    # A dead kernel's cell file, as its checkpoint named it: [identity, count, source].
+    entry = named.get(filename)
+    if isinstance(entry, list) and len(entry) == 3:
+        identity, count, source = entry
+        lines = tuple(source.splitlines(keepends=True)) if isinstance(source, str) else ()
+        return CellRef(str(identity), lines, count if isinstance(count, int) else None)
+    if not is_cell_file(filename):
+        return None
+    # A cell run in the death's last second, unnamed by the checkpoint: named by the kernel's hash.
+    stem = re.sub(r"\W", "", filename.rsplit("/", 1)[-1].removesuffix(".py"))
+    return CellRef(f"code-{stem}", (), None)
 
 
 def _thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
-    """A dumped thread's frames, innermost first, as an exception's are shown: without the kernel's
-    loop outside the outermost cell frame, nor IPython's own between cells."""
+    """A dumped thread's frames, innermost first, without the kernel's loop and IPython's own frames."""
     shown = thread.frames
     cells = [index for index, (file, _, _) in enumerate(shown) if file in named or is_cell_file(file)]
     if cells:
@@ -158,8 +145,9 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
         cell_files = [file for file, _, _ in current.frames if file in named or is_cell_file(file)]
         if cell_files:
             named[cell_files[-1]] = [identity, cell.execution_count, cell.source]
-    frames = EventFrames(FrameContext(resolve_cell=DeadKernelCells(named), project_root=project_root,
-                                      send_code=death.send_code, notebook=death.notebook))
+    frames = EventFrames(FrameContext(resolve_cell=lambda filename: _dead_cell(named, filename),
+                                      project_root=project_root, send_code=death.send_code,
+                                      notebook=death.notebook))
     stacktrace = _thread_frames(current, frames, named) if current is not None else []
     signal = fault.signal if fault is not None else None
     body = payloads.event(
@@ -221,8 +209,7 @@ def _metadata(death: KernelDeath) -> dict[str, JsonDict]:
 def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict,
                   hub_user: str | None, on_error: events.OnErrorCallbacks | None = None,
                   ) -> tuple[JsonDict, bytes] | None:
-    """The payload of a death and its encoded body; None when the dead kernel's release stage is
-    not enabled, or an `on_error` callback drops it."""
+    """The payload of a death and its encoded body; None for a stage not enabled, or one on_error drops."""
     found = death.facts.get("user")  # what set_user() had set in the dead kernel
     set_user = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
     user = events.user_of(set_user, hub_user, device.get("id"))

@@ -1,6 +1,5 @@
-"""What an exception is called and what it says, as strings, whatever its class does: a
-metaclass may give `__qualname__` as a number or raise from it, `__str__` may raise. Everything
-here falls back to the type's own name slots, and nothing raised here reaches the cell."""
+"""What an exception is called and what it says, as strings, whatever its class does (a metaclass's
+`__qualname__` or a `__str__` may raise): the type's own name slots are the fallback."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Notebook files, read only when an error is reported to name its cells. A file may be a link
-loop, a FIFO, gigabytes or JSON nested to exhaust the parser: each is read without blocking, only
-if regular and of sane size, and else passed over, the others still considered; a folder search
-follows a link only into the folder."""
+"""Notebook files, read when an error is reported to name its cells. A link loop, a FIFO, gigabytes
+or JSON nested to exhaust the parser is passed over, unblocked, the others still considered; a
+folder search follows a link only into the folder."""
 
 from __future__ import annotations
 
@@ -17,8 +16,7 @@ from ..core.basics import JsonDict
 MAX_NOTEBOOK_BYTES = 20_000_000  # a notebook bigger than this is not read to name cells
 MAX_SEARCHED = 50  # notebooks looked at in one folder when nothing names the notebook
 MAX_SEARCHED_BYTES = 64_000_000  # ...and at most this much of them read
-# One folder search looks at this many directory entries, and examines (one lstat each, to read
-# the newest first) this many `.ipynb` among them.
+# One folder search lists this many entries, and examines (one lstat each) this many `.ipynb`.
 MAX_LISTED = 100_000
 MAX_EXAMINED = 10_000
 INJECTED_PARAMETERS = "injected-parameters"  # papermill's tag (and its cell's stable name)
@@ -27,8 +25,8 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getatt
 
 
 def read_bounded(path: str, limit: int, *, follow: bool = True) -> bytes | None:
-    """The bytes of the regular file at `path`, or None when it is no regular file, is over
-    `limit` bytes, or cannot be opened at once. Without `follow`, a link is not opened."""
+    """The bytes of the regular file at `path` (a link only with `follow`), opened unblocked; None if over
+    `limit` bytes, or none such."""
     try:
         descriptor = os.open(path, _OPEN_FLAGS | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
     except (OSError, ValueError):  # ValueError: a NUL in the path
@@ -52,8 +50,7 @@ def parse_json(raw: bytes) -> Any:
 
 
 def folder_notebooks(directory: str) -> list[str]:
-    """The `.ipynb` regular files of `directory` (links to one inside it included), newest
-    first: the first MAX_EXAMINED of them among its first MAX_LISTED entries."""
+    """The `.ipynb` regular files of `directory` (links to one inside it too), newest first, bounded."""
     found: list[tuple[float, str]] = []
     try:
         inside = os.path.join(os.path.realpath(directory), "")
@@ -121,9 +118,8 @@ def best_match(candidates: Iterable[NotebookFile], history: Sequence[str]) -> No
 
 
 def notebooks_in(directory: str, history: Sequence[str]) -> list[str]:
-    """The notebooks of one folder whose text holds the longest line of the code executed last,
-    newest first (a runner's output was just written there): a substring test on the raw file,
-    so that a folder of large notebooks costs a read each, not a parse."""
+    """The notebooks of one folder whose raw text holds the longest line of the code executed last,
+    newest first (a runner's output was just written there)."""
     lines = (line.strip() for source in history[-3:] for line in source.splitlines())
     longest = max(lines, key=len, default="")
     if len(longest) < 4:

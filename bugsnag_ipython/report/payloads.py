@@ -71,8 +71,8 @@ _EVENTS_KEY = b'"events":['
 
 
 def join_events(bodies: list[bytes]) -> tuple[bytes, int]:
-    """One payload of the events of the first bodies that differ only in their events, and how
-    many bodies it took. Spliced, not decoded: each is `{...,"events":[...]}` (`event_payload`)."""
+    """One payload of the events of the first bodies that differ only in their events, and how many
+    it took; spliced, not decoded (each is `{...,"events":[...]}`)."""
     first = bodies[0]
     cut = first.find(_EVENTS_KEY) + len(_EVENTS_KEY)
     if cut < len(_EVENTS_KEY) or not first.endswith(b"]}") or len(first) == cut + 2:
@@ -87,8 +87,7 @@ def join_events(bodies: list[bytes]) -> tuple[bytes, int]:
 
 
 def encode(payload: Any) -> bytes:
-    """Compact UTF-8 JSON; values JSON cannot hold become their str(), and mapping keys it
-    cannot hold (tuples, objects) are left out rather than failing the event."""
+    """Compact UTF-8 JSON; values JSON cannot hold become their str(), keys it cannot hold are left out."""
     try:
         text = _ENCODER.encode(payload)
     except ValueError:  # NaN or infinity (which JSON has not), or an int too long to print
@@ -97,8 +96,7 @@ def encode(payload: Any) -> bytes:
 
 
 def utf8(text: str) -> bytes:
-    """UTF-8 bytes of `text`, a lone surrogate (a file name decoded with surrogateescape, a message
-    cut mid-pair) as U+FFFD: UTF-16 keeps it through the encoding, and its decoding replaces it."""
+    """UTF-8 bytes of `text`, a lone surrogate (a file name decoded with surrogateescape) as U+FFFD."""
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
@@ -125,8 +123,7 @@ def printable(value: object) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
-# One encoder for every payload: json.dumps with options makes a new one per call, which costs
-# more than encoding a breadcrumb.
+# One encoder for every payload: json.dumps with options makes one per call (the error-cost target).
 _ENCODER = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, default=printable, skipkeys=True, allow_nan=False
 )
@@ -146,8 +143,7 @@ def headers(api_key: str, payload_version: str, body: bytes, sent_at: float) -> 
 
 
 def redact_event(event: JsonDict, keys: tuple[str, ...], *, breadcrumbs: bool = True) -> None:
-    """Redact metadata, breadcrumb metadata and user fields by `keys` (source text is `send_code`'s
-    alone). The parts are replaced by copies cut at a depth of 32: a cycle cannot break encoding."""
+    """Redact metadata, breadcrumb metadata and user fields by `keys`, into copies cut at a depth of 32."""
     for part in ("metaData", "user"):
         if isinstance(event.get(part), Mapping):
             event[part] = redact(event[part], keys)
@@ -162,8 +158,7 @@ def redact_event(event: JsonDict, keys: tuple[str, ...], *, breadcrumbs: bool = 
 
 
 def redact(value: Any, keys: tuple[str, ...]) -> Any:
-    """A copy of `value` with the value of every key that contains one of `keys` (in any case)
-    replaced by [REDACTED], at any depth (cut at 32)."""
+    """A copy of `value` with the value of every key containing one of `keys` (any case) as [REDACTED]."""
     return _redact(value, _redaction(tuple(keys)), 0)
 
 

@@ -1,6 +1,5 @@
-"""Exceptions as BugSnag `exceptions[]` entries, with frames that point into notebook cells: a
-cell's frame is named by the notebook and the cell's stable identity (never the kernel's temp path
-or execution count), so that the same failure groups the same way in every kernel."""
+"""Exceptions as BugSnag `exceptions[]` entries; a cell's frame is named by the notebook and the
+cell's stable identity, so that the same failure groups the same way in every kernel."""
 
 from __future__ import annotations
 
@@ -8,11 +7,11 @@ import linecache
 import os
 import sys
 import sysconfig
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
 from types import FrameType, TracebackType
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from ..core.basics import JsonDict
 from .cells import CellRef, NotebookRef, cell_file
@@ -24,34 +23,11 @@ MAX_CHAIN = 100  # causes, contexts and group members followed for one event
 _PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")
 
 
-class CellMap(Protocol):
-    """Which code file is which cell, and where the notebook is."""
-
-    def __call__(self, filename: str) -> CellRef | None: ...
-
-    def notebook_path(self) -> str | None: ...
-
-    def cell_id(self, execution_count: int) -> str | None: ...
-
-
-class NoCells:
-    """The CellMap outside a kernel: no file is a cell, no notebook is known."""
-
-    def __call__(self, filename: str) -> CellRef | None:
-        return None
-
-    def notebook_path(self) -> str | None:
-        return None
-
-    def cell_id(self, execution_count: int) -> str | None:
-        return None
-
-
 @dataclass(frozen=True)
 class FrameContext:
     """What decides how a frame is shown."""
 
-    resolve_cell: CellMap
+    resolve_cell: Callable[[str], CellRef | None]  # a CellMap, or any function of a file name
     project_root: str | None
     send_code: bool = True
     notebook: NotebookRef | None = None
@@ -65,8 +41,7 @@ class FrameContext:
 def exception_entries(error: BaseException, context: FrameContext) -> list[JsonDict]:
     """The raised exception first, then its causes/contexts and any group members."""
     frames = EventFrames(context)
-    # An exception notified without being raised has no traceback: like bugsnag-python, its
-    # event carries the stack of the code that notified it (this package's frames left out).
+    # An exception notified unraised carries the stack of the code that notified it, as in bugsnag-python.
     stack: TracebackType | None = None
     frame: FrameType | None = sys._getframe(1) if error.__traceback__ is None else None
     while frame is not None:
@@ -108,9 +83,8 @@ Source = tuple[str, bool, Sequence[str] | None]  # a code file as shown: file, i
 
 
 class EventFrames:
-    """The frames of one event (an exception's, or a dead kernel's dumped threads'): each code
-    file resolved once and each distinct frame made once (a recursion repeats a few), each place
-    given its own copy, since on-error callbacks may change one and must not change another."""
+    """The frames of one event: each code file resolved and each distinct frame made once (the
+    error-cost target), each place given its own copy for on-error callbacks to change."""
 
     def __init__(self, context: FrameContext) -> None:
         self.context = context
@@ -152,8 +126,7 @@ class EventFrames:
 
 
 def without_machinery(frames: list[Frame], roots: tuple[str, ...]) -> list[Frame]:
-    """`frames` (outermost first) without IPython's and ipykernel's own, but for the innermost
-    ones, kept as library frames when the error was raised inside IPython."""
+    """`frames` (outermost first) without IPython's and ipykernel's, but the innermost (raised there)."""
     inner_end = len(frames)
     while inner_end and path_info(frames[inner_end - 1][0], roots).machinery:
         inner_end -= 1

@@ -1,6 +1,5 @@
-"""Sealing a payload: an event kept under BugSnag's 1 MB limit without losing the exception (a
-body over it loses the least first, as bugsnag-android does), and the secrets taken out of every
-finished body. Trimmed parts are rebuilt, never changed in place: the client may share them."""
+"""Sealing a payload: an event kept under BugSnag's 1 MB limit, losing the least first (as
+bugsnag-android does), and secrets taken out of every finished body. Trimmed parts are rebuilt."""
 
 from __future__ import annotations
 
@@ -25,16 +24,9 @@ KEPT_FRAMES = 25  # innermost and outermost frames each kept of a very deep stac
 _API_KEY_HEAD = b'{"apiKey":"'
 
 
-def truncated(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, saying how many were left out."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}***<{len(text) - limit}> CHARS TRUNCATED***"
-
-
 def fit(payload: JsonDict, *, size: int | None = None) -> JsonDict:
-    """An event payload (itself when it fits) under the limit, if at all possible without dropping
-    an exception class; `size` is its encoded size when the caller has measured it."""
+    """An event payload (itself when it fits) under the limit, keeping every exception class; `size`
+    is its encoded size when the caller has measured it."""
     if (len(encode(payload)) if size is None else size) <= MAX_PAYLOAD_BYTES:
         return payload
     events = payload["events"]
@@ -74,7 +66,7 @@ def fit(payload: JsonDict, *, size: int | None = None) -> JsonDict:
 def _trim_strings(event: JsonDict, limit: int) -> None:
     """Every string over `limit` characters, wherever it is (keys too), but an errorClass."""
     def cut(text: str) -> str:
-        return truncated(text, limit)
+        return text if len(text) <= limit else f"{text[:limit]}***<{len(text) - limit}> CHARS TRUNCATED***"
 
     for key, value in list(event.items()):
         if key != "exceptions":
@@ -102,8 +94,7 @@ def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
 
 
 def _drop_windows(stacks: list[JsonDict], excess: int) -> None:
-    """Code windows of `stacks`, from the outermost frames of the last: the innermost frame of the
-    first (the raised exception's) is the line the reader wants to see."""
+    """Code windows of `stacks`, from the outermost frames of the last (the raised line goes last)."""
     frames = [f for stack in stacks for f in _dicts(stack, "stacktrace")]
     for frame in reversed(frames):
         if excess <= 0:
@@ -130,8 +121,7 @@ def _drop_other_threads(event: JsonDict, excess: int) -> None:
 
 
 def _drop_middle_of(stacks: list[JsonDict]) -> None:
-    """Very deep stacks (exceptions or threads) keep their innermost and outermost frames,
-    with one frame between them saying how many were left out."""
+    """Very deep stacks keep their innermost and outermost frames, and one saying how many are left out."""
     for stack in stacks:
         frames = _dicts(stack, "stacktrace")
         if len(frames) > 2 * KEPT_FRAMES + 1:
@@ -153,7 +143,7 @@ def _dicts(holder: JsonDict, key: str) -> list[JsonDict]:
 
 
 def encode_within_limit(payload: JsonDict) -> tuple[JsonDict, bytes]:
-    """An event payload and its body, encoded once, and trimmed (encoded again) only when over the limit."""
+    """An event payload and its body, trimmed (and encoded again) only when over the limit."""
     encoded = _spliced(payload)
     if len(encoded) > MAX_PAYLOAD_BYTES:
         payload = fit(payload, size=len(encoded))
@@ -162,8 +152,7 @@ def encode_within_limit(payload: JsonDict) -> tuple[JsonDict, bytes]:
 
 
 def _spliced(payload: JsonDict) -> bytes:
-    """`encode(payload)`, but a one-event payload's breadcrumbs, when they are a `Trail`, go in
-    as the trail encoded them: encoding them for every event misses the reported error's cost target."""
+    """`encode(payload)`, with a one-event payload's `Trail` as it encoded itself (the error-cost target)."""
     events = payload.get("events")
     event = events[0] if isinstance(events, list) and len(events) == 1 else None
     event = event if isinstance(event, dict) else {}
@@ -178,8 +167,7 @@ def _spliced(payload: JsonDict) -> bytes:
 
 
 def sealed_event(body: JsonDict, config: Configuration) -> tuple[JsonDict, bytes]:
-    """The payload of an event as it is sent, and its encoded body: redacted (breadcrumbs still a
-    `Trail` came so), with the API key and the notifier, within BugSnag's size limit."""
+    """The payload of an event as it is sent (redacted, API key and notifier added, trimmed), encoded."""
     trail = isinstance(body.get("breadcrumbs"), Trail)
     payloads.redact_event(body, config.redacted_keys, breadcrumbs=not trail)
     return encode_within_limit(payloads.event_payload(config.api_key or "", NOTIFIER, [body]))
@@ -193,8 +181,7 @@ def _needles(secrets: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
 
 
 def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    """`body` (an encoded payload) with `secrets` in its strings, but its own `apiKey`, replaced by
-    [REDACTED]; decoded and walked only when one is found, never replaced inside an escape sequence."""
+    """`body` (an encoded payload) with `secrets` in its strings, but its `apiKey`, as [REDACTED]."""
     needles = _needles(secrets)
     start = body.find(b'"', len(_API_KEY_HEAD)) + 1 if body.startswith(_API_KEY_HEAD) else 0
     if not any(body.find(text, start) >= 0 for _, text in needles):

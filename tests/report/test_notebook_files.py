@@ -12,7 +12,8 @@ import pytest
 
 from bugsnag_ipython.report import notebook_files
 from bugsnag_ipython.report.notebook_files import folder_notebooks, parse_json, read_bounded, read_notebook
-from bugsnag_ipython.report.run import HeadlessRun, dashboard_notebook, voila_kernel
+from bugsnag_ipython.report.run import HeadlessRun
+from bugsnag_ipython.sources.headless import dashboard_notebook, voila_kernel
 
 NOTEBOOK = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
             "cells": [{"cell_type": "code", "id": "use", "source": "answer = 42", "metadata": {},

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bugsnag_ipython.report.notebook_files import best_match, read_notebook
-from bugsnag_ipython.report.run import HeadlessRun, RunnerCommand, runner_command, server_command
+from bugsnag_ipython.report.run import HeadlessRun, RunnerCommand
+from bugsnag_ipython.sources.headless import SERVER, launched, runner_command
 
 PY = "/env/bin/python"
 
@@ -71,7 +72,7 @@ def test_other_command_lines_are_no_runner(argv: list[str]) -> None:
 )
 def test_notebook_servers_are_told_apart(argv: list[str], server: bool) -> None:
     # A server's kernels are a person's, even without JPY_SESSION_NAME (Jupyter Server < 2.1).
-    assert server_command(argv) is server
+    assert (launched(argv)[0] == SERVER) is server
 
 
 def write(path: Path, cells: list[tuple[str, str, list[str]]], **metadata: object) -> Path:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bugsnag_ipython.report.cells import CellRef, NotebookRef, notebook_ref, source_identity
-from bugsnag_ipython.report.stacktrace import FrameContext, NoCells, exception_entries, window
+from bugsnag_ipython.report.cells import CellMap, CellRef, NotebookRef, notebook_ref, source_identity
+from bugsnag_ipython.report.stacktrace import FrameContext, exception_entries, window
 
 CELL_FILE = "/tmp/ipykernel_4242/123456.py"
 
@@ -46,7 +46,7 @@ def raised(function: object) -> BaseException:
 
 
 def context(cells: FakeCells | None = None, root: str | None = None, **kwargs: object) -> FrameContext:
-    return FrameContext(resolve_cell=cells or NoCells(), project_root=root, **kwargs)  # type: ignore[arg-type]
+    return FrameContext(resolve_cell=cells or CellMap(), project_root=root, **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_cell_frame_names_the_notebook_and_cell_and_its_line_within_the_cell() -> None:
