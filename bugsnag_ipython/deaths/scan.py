@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core import private_files
 from ..core.basics import log
-from ..core.private_files import UntrustedFile, make_private, owner_alive, read_private
+from ..core.private_files import UntrustedFile, is_mine, make_private, owner_alive, read_private
 from ..report.cells import notebook_ref
 from ..report.events import DeadCell
 from ..report.kernel_death import FaultDump, KernelDeath, OomEvidence, parse_fault_dump
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..core.config import Configuration
     from .record import CrashRecord
 
+STALE_SECONDS = 3600.0  # a half-made hidden file, or a fault dump without a record, left this long
 SET_ASIDE = "set-aside"
 _RECORD = re.compile(r"(?P<token>[0-9a-f]{12})\.record")
 _CLAIMED = re.compile(r"(?P<token>[0-9a-f]{12})\.(?P<claimer>[0-9a-f]{12})\.claimed(?P<again>-again)?")
@@ -110,12 +111,14 @@ def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> lis
         return []
     make_private(folder, create=False, root=False)  # never a folder another user could write to
     claimed: list[Claimed] = []
+    tokens = set()
     for name in names:
         record, taken = _RECORD.fullmatch(name), _CLAIMED.fullmatch(name)
         found = record or taken
         if found is None:
             continue
         token = found["token"]
+        tokens.add(token)
         faults = folder / f"{token}{FAULTS_SUFFIX}"
         if taken is None:
             if token == own_token:
@@ -128,6 +131,14 @@ def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> lis
             mine = folder / f"{token}.{own_token}.claimed-again"
         if _claim(folder / name, mine, faults, aside, again=taken is not None and bool(taken["again"])):
             claimed.append(Claimed(token, mine, faults))
+    for name in names:  # what kernels killed while making or removing a file here left
+        if (name.startswith(".") and name.endswith(".tmp")) or (
+            name.endswith(FAULTS_SUFFIX) and name.removesuffix(FAULTS_SUFFIX) not in tokens
+        ):
+            with contextlib.suppress(OSError):
+                facts = os.lstat(folder / name)
+                if is_mine(facts) and time.time() - facts.st_mtime > STALE_SECONDS:
+                    (folder / name).unlink()
     return claimed
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from bugsnag_ipython.core.private_files import create_locked
 from bugsnag_ipython.deaths.kernel_deaths import KernelDeaths
-from bugsnag_ipython.deaths.record import ACTIVE, read_record
+from bugsnag_ipython.deaths.record import ACTIVE, CrashRecord, read_record
 from bugsnag_ipython.deaths.scan import report_dead_kernels
 from tests.deaths.conftest import received
 from tests.waits import eventually
@@ -75,6 +76,26 @@ def test_a_kernel_killed_in_a_cell_is_one_event_of_its_session(tmp_path: Path, r
     assert client.tracker.counts.sessions_with_unhandled == 0  # this kernel's counts never move
     assert len(report_dead_kernels(client, str(tmp_path), own)) == 0  # reported once, then gone
     assert [p.name for p in (tmp_path / "kernels").iterdir()] == [own.path.name]
+
+
+def test_a_kernel_killed_while_making_a_file_leaves_nothing_for_long(tmp_path: Path, reporter: Any) -> None:
+    """A hidden record half made and a fault dump whose record is gone, an hour old, are removed
+    by the next kernel's scan; a live kernel's fault dump and the record it is making stay."""
+    client, own = reporter
+    folder = tmp_path / "kernels"
+    live = CrashRecord(tmp_path, launched_wall=time.time(), launched_monotonic=time.monotonic())
+    making = create_locked(folder / ".0123456789ab.record.tmp")
+    try:
+        stale = [folder / ".ba9876543210.record.tmp", folder / "ba9876543210.faults"]
+        for path in [*stale, live.faults_path]:
+            path.write_bytes(b"\0" * 1024)
+            os.utime(path, (time.time() - 7200, time.time() - 7200))
+        assert report_dead_kernels(client, str(tmp_path), own) == []
+        assert not any(path.exists() for path in stale)
+        assert live.faults_path.exists() and (folder / ".0123456789ab.record.tmp").exists()
+    finally:
+        os.close(making)
+        live.close(remove=True)
 
 
 @pytest.mark.parametrize(
