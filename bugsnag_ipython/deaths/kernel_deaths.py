@@ -123,19 +123,10 @@ class KernelDeaths(Source):
 
     def session_changed(self) -> None:
         """A client listener: write the current session and whether events are sent."""
-        from .record import ACTIVE, NO_SESSION, PAUSED
-
         record, client = self.record, self.client
-        if record is None or record.closed:
-            return
-        sending = bool(client.config.api_key) and client.config.release_stage_enabled
-        session = client.current_session()
-        if session is None:
-            record.session(state=NO_SESSION, sending=sending)
-        else:
-            record.session(state=PAUSED if session.paused else ACTIVE, id=session.id,
-                           started_at=session.started_at, handled=session.handled,
-                           unhandled=session.unhandled, sending=sending)
+        if record is not None and not record.closed:
+            sending = bool(client.config.api_key) and client.config.release_stage_enabled
+            record.session(client.current_session(), sending=sending)
 
     def checkpoint(self) -> None:
         """Note the kernel alive now, with its memory; write the facts if they changed."""

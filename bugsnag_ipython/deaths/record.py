@@ -27,6 +27,7 @@ from ..core.private_files import create_locked, open_private
 from .place import NoRecord, live_folder
 
 if TYPE_CHECKING:
+    from ..core.sessions import SessionSnapshot
     from ..report.events import CellRun
 
 # The format's version is the magic's last byte: a record of another version is left to it.
@@ -115,11 +116,12 @@ class CrashRecord:
         self.store_cell(count or 0, started, (cell_id or "").encode("utf-8", "surrogatepass"),
                         source.encode("utf-8", "surrogatepass"))
 
-    def session(self, *, state: int, id: str = "", started_at: float = 0.0, handled: int = 0,
-                unhandled: int = 0, sending: bool) -> None:
-        """The session current now (NO_SESSION, ACTIVE or PAUSED) and whether events are sent."""
+    def session(self, session: SessionSnapshot | None, *, sending: bool) -> None:
+        """The session current now (None: none) and whether events are sent."""
+        state = NO_SESSION if session is None else PAUSED if session.paused else ACTIVE
+        session_id, started_at, handled, unhandled, _ = session or ("", 0.0, 0, 0, False)
         with self._lock:
-            _SESSION.pack_into(self._mm, _SESSION_AT, state, id.encode("ascii", "replace"),
+            _SESSION.pack_into(self._mm, _SESSION_AT, state, session_id.encode("ascii", "replace"),
                                started_at, handled, unhandled, int(sending))
 
     def long_source(self, count: int, started: float, source: str) -> None:

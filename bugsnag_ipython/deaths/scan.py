@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..core import private_files
 from ..core.basics import log
@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 STALE_SECONDS = 3600.0  # a half-made hidden file, or a fault dump without a record, left this long
 SET_ASIDE = "set-aside"
-_RECORD = re.compile(r"(?P<token>[0-9a-f]{12})\.record")
-_CLAIMED = re.compile(r"(?P<token>[0-9a-f]{12})\.(?P<claimer>[0-9a-f]{12})\.claimed(?P<again>-again)?")
+# `<token>.record`, or `<token>.<claimer>.claimed[-again]`.
+_CLAIMABLE = re.compile(r"[0-9a-f]{12}\.(record|(?P<claimer>[0-9a-f]{12})\.claimed(?P<again>-again)?)")
 # Errors of the moment, not of the file: it is looked at again by a later scan.
 _PASSING = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN}
 MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read
@@ -54,12 +54,9 @@ _OUTCOMES = {
 _NOTE = re.compile(r"[0-9a-f]{12}\.died")
 
 
-class Claimed(NamedTuple):
-    """A dead kernel's record, now this process's to report and remove."""
-
-    token: str
-    path: Path
-    faults: Path
+def faults_of(path: Path) -> Path:
+    """The fault dump of the record at `path`, claimed or not: every name here starts with its token."""
+    return path.with_name(f"{path.name[:12]}{FAULTS_SUFFIX}")
 
 
 class SetAside:
@@ -70,7 +67,7 @@ class SetAside:
         self.folder = folder / SET_ASIDE
         self.count = 0
 
-    def put(self, path: Path, faults: Path, error: BaseException | str) -> None:
+    def put(self, path: Path, error: BaseException | str) -> None:
         why = str(error)  # a string, UntrustedFile or DamagedRecord: the reason in a few words
         if isinstance(error, OSError) and error.strerror:
             why = error.strerror
@@ -78,7 +75,7 @@ class SetAside:
             why = f"{class_name(error)}: {message_of(error)}"
         stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
         kept = None  # whether the record itself was kept for a look (None: it was gone)
-        for each in (path, faults):
+        for each in (path, faults_of(path)):
             try:
                 make_private(self.folder, root=False)
                 os.rename(each, self.folder / f"{stamp}-{each.name}")  # a link moves, not its target
@@ -101,108 +98,98 @@ class SetAside:
                         "aside into %s: %s.", path.name, self.folder, why)
 
 
-def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> list[Claimed]:
+def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> list[Path]:
     """Claim the records of dead kernels in `folder` for the kernel `own_token`, whose own record
-    is in the folder `live`; what cannot be used goes to `aside`. Raises OSError when the
-    folder cannot be looked at."""
+    is in the folder `live`; what cannot be used goes to `aside`, and what a kernel killed while
+    making or removing a file left goes an hour on. Raises OSError when the folder cannot be looked at."""
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:
         return []
     make_private(folder, create=False, root=False)  # never a folder another user could write to
-    claimed: list[Claimed] = []
-    tokens = set()
+    claimed = []
+    tokens = {name[:12] for name in names if _CLAIMABLE.fullmatch(name)}
     for name in names:
-        record, taken = _RECORD.fullmatch(name), _CLAIMED.fullmatch(name)
-        found = record or taken
+        found = _CLAIMABLE.fullmatch(name)
         if found is None:
+            if (name.startswith(".") and name.endswith(".tmp")) or (
+                name.endswith(FAULTS_SUFFIX) and name[:12] not in tokens
+            ):
+                _remove_stale(folder / name)
             continue
-        token = found["token"]
-        tokens.add(token)
-        faults = folder / f"{token}{FAULTS_SUFFIX}"
-        if taken is None:
-            if token == own_token:
-                continue
-            mine = folder / f"{token}.{own_token}.claimed"
-        else:
-            claimer = f"{taken['claimer']}{RECORD_SUFFIX}"
-            if owner_alive(folder / claimer) or owner_alive(live / claimer):
-                continue  # its claimer (this kernel too) is reporting it now
-            mine = folder / f"{token}.{own_token}.claimed-again"
-        if _claim(folder / name, mine, faults, aside, again=taken is not None and bool(taken["again"])):
-            claimed.append(Claimed(token, mine, faults))
-    for name in names:  # what kernels killed while making or removing a file here left
-        if (name.startswith(".") and name.endswith(".tmp")) or (
-            name.endswith(FAULTS_SUFFIX) and name.removesuffix(FAULTS_SUFFIX) not in tokens
-        ):
-            with contextlib.suppress(OSError):
-                facts = os.lstat(folder / name)
-                if is_mine(facts) and time.time() - facts.st_mtime > STALE_SECONDS:
-                    (folder / name).unlink()
+        token, claimer = name[:12], found["claimer"]
+        if token == own_token or (claimer and (owner_alive(folder / f"{claimer}{RECORD_SUFFIX}")
+                                               or owner_alive(live / f"{claimer}{RECORD_SUFFIX}"))):
+            continue  # this kernel's, or its claimer (this kernel too) is reporting it now
+        mine = folder / f"{token}.{own_token}.claimed{'-again' if claimer else ''}"
+        if _claim(folder / name, mine, aside, again=bool(found["again"])):
+            claimed.append(mine)
     return claimed
 
 
-def _claim(path: Path, mine: Path, faults: Path, aside: SetAside, *, again: bool) -> bool:
+def _remove_stale(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        facts = os.lstat(path)
+        if is_mine(facts) and time.time() - facts.st_mtime > STALE_SECONDS:
+            path.unlink()
+
+
+def _claim(path: Path, mine: Path, aside: SetAside, *, again: bool) -> bool:
     """Rename the record at `path` to `mine` if its owner is gone; whether it is now ours."""
+    fd = None
     try:
         fd = private_files.lock_if_ownerless(path)
-    except FileNotFoundError:
-        return False
-    except (OSError, UntrustedFile) as error:
-        if not (isinstance(error, OSError) and error.errno in _PASSING):
-            aside.put(path, faults, error)
-        return False
-    if fd is None:
-        return False  # a live kernel's, or a claim its watcher is reporting now
-    try:
+        if fd is None:
+            return False  # a live kernel's, or a claim its watcher is reporting now
         magic = os.pread(fd, len(MAGIC), 0)
         if not magic.startswith(MAGIC[:7]):  # b"BSGKREC": every version's magic
             raise DamagedRecord("it is not a crash record of any version")
         if magic != MAGIC or os.fstat(fd).st_size != SIZE:
             return False  # another version's, with its fault file: that version reports it
         if again:
-            aside.put(path, faults, "two kernels died while reporting it")
+            aside.put(path, "two kernels died while reporting it")
             return False
         os.rename(path, mine)  # the claim: another kernel's rename of it now fails
         return True
     except FileNotFoundError:
         return False
-    except (OSError, DamagedRecord) as error:
-        aside.put(path, faults, error)
+    except (OSError, ValueError) as error:  # UntrustedFile and DamagedRecord are ValueErrors
+        if not (isinstance(error, OSError) and error.errno in _PASSING):
+            aside.put(path, error)
         return False
     finally:
-        os.close(fd)  # lets go of the lock taken here
+        if fd is not None:
+            os.close(fd)  # lets go of the lock taken here
 
 
-def claim_locked(path: Path, fd: int, claimer: str) -> Claimed | None:
+def claim_locked(path: Path, fd: int, claimer: str) -> Path | None:
     """Claim the record at `path`, whose lock this process (the kernel's watcher `claimer`) holds
     on `fd`: the lock goes with the renamed file, and a scan leaves a claim whose lock is held
     alone. None when `path` no longer names that record (a scan took it first)."""
-    token = path.name.removesuffix(RECORD_SUFFIX)
-    mine = path.with_name(f"{token}.{claimer}.claimed")
+    mine = path.with_name(f"{path.name.removesuffix(RECORD_SUFFIX)}.{claimer}.claimed")
     try:
         if not os.path.samestat(os.fstat(fd), os.lstat(path)):
             return None
         os.rename(path, mine)
     except FileNotFoundError:
         return None
-    return Claimed(token, mine, path.with_name(f"{token}{FAULTS_SUFFIX}"))
+    return mine
 
 
-def settle(claimed: Claimed, config: Configuration, send: Callable[[KernelDeath], str | None],
+def settle(claimed: Path, config: Configuration, send: Callable[[KernelDeath], str | None],
            aside: SetAside) -> dict[str, Any] | None:
-    """Report the death in `claimed` with `send` (its outcome, or None when it could be neither
-    sent nor kept), then remove the record; the death's note, or None. A record that makes
+    """Report the death in the record `claimed` with `send` (its outcome, or None when it could be
+    neither sent nor kept), then remove the record; the death's note, or None. A record that makes
     anything fail is set aside; one that could be neither sent nor kept stays claimed."""
     try:
         death = death_of(claimed, config)
         outcome = DROPPED if death is None else send(death)
     except Exception as error:  # whatever the record holds: it alone is set aside
-        aside.put(claimed.path, claimed.faults, error)
+        aside.put(claimed, error)
         return None
     if outcome is None:
         return None
-    for path in (claimed.path, claimed.faults):
+    for path in (claimed, faults_of(claimed)):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     return None if death is None or outcome == DROPPED else note_of(death, outcome)
@@ -236,11 +223,11 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
     return notes
 
 
-def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
+def death_of(claimed: Path, config: Configuration) -> KernelDeath | None:
     """The death to report from a claimed record, or None when the rules say it is not one
     (the reporter's `config` fills in what the record lacks); raises UntrustedFile or OSError."""
-    contents = read_record(read_private(claimed.path, SIZE))
-    fault, dumped_at = _fault_dump(claimed.faults)
+    contents = read_record(read_private(claimed, SIZE))
+    fault, dumped_at = _fault_dump(faults_of(claimed))
     if contents.ended or not contents.sending:
         return None
     if fault is None and contents.cell is None:

@@ -158,7 +158,7 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
     directory = Path(setup.get("directory") or path.parent.parent)
     note = settle(claimed, config, functools.partial(_send, config, setup, directory), SetAside(path.parent))
     if note is not None:
-        leave_note(directory / DIRECTORY / f"{claimed.token}.died", note)
+        leave_note(directory / DIRECTORY / f"{claimed.name[:12]}.died", note)
 
 
 def _send(config: Configuration, setup: dict[str, Any], directory: Path, death: KernelDeath) -> str | None:
