@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import private_files
 from ..core.basics import log
-from ..core.private_files import UntrustedFile, is_mine, make_private, owner_alive, read_private
+from ..core.private_files import Refusals, UntrustedFile, is_mine, make_private, owner_alive, read_private
 from ..report.cells import notebook_ref
 from ..report.events import DeadCell
 from ..report.kernel_death import FaultDump, KernelDeath, OomEvidence, parse_fault_dump
@@ -51,7 +51,6 @@ _OUTCOMES = {
     KEPT: "kept to be reported later (the endpoint could not be reached).",
     NOT_SENT: "not reported (its release stage is not enabled).",
 }
-_NOTE = re.compile(r"[0-9a-f]{12}\.died")
 
 
 def faults_of(path: Path) -> Path:
@@ -59,49 +58,45 @@ def faults_of(path: Path) -> Path:
     return path.with_name(f"{path.name[:12]}{FAULTS_SUFFIX}")
 
 
-class SetAside:
-    """Where the files of one record folder that cannot be used go: its `set-aside/`, each
-    record with its fault file, one log line each; `count` records so far."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder / SET_ASIDE
-        self.count = 0
-
-    def put(self, path: Path, error: BaseException | str) -> None:
-        why = str(error)  # a string, UntrustedFile or DamagedRecord: the reason in a few words
-        if isinstance(error, OSError) and error.strerror:
-            why = error.strerror
-        elif not isinstance(error, (str, UntrustedFile, DamagedRecord)):
-            why = f"{class_name(error)}: {message_of(error)}"
-        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
-        kept = None  # whether the record itself was kept for a look (None: it was gone)
-        for each in (path, faults_of(path)):
-            try:
-                make_private(self.folder, root=False)
-                os.rename(each, self.folder / f"{stamp}-{each.name}")  # a link moves, not its target
-                moved = True
-            except FileNotFoundError:
-                continue
-            except OSError:  # not kept for a look, then, but never tried again either
-                moved = False
-                with contextlib.suppress(OSError):
-                    each.unlink()
-            kept = moved if each == path else kept
-        if kept is None:
-            return
-        self.count += 1
-        if kept:
-            log.warning("Set aside the crash record %s of an earlier kernel into %s: %s.",
-                        path.name, self.folder, why)
-        else:
-            log.warning("Removed the crash record %s of an earlier kernel, which could not be set "
-                        "aside into %s: %s.", path.name, self.folder, why)
+def set_aside(path: Path, error: BaseException | str, refusals: Refusals) -> None:
+    """Move the record at `path` that cannot be used, with its fault dump, into its folder's
+    `set-aside/` (else remove it), say so in one log line and count it in `refusals`."""
+    why = str(error)  # a string, UntrustedFile or DamagedRecord: the reason in a few words
+    if isinstance(error, OSError) and error.strerror:
+        why = error.strerror
+    elif not isinstance(error, (str, UntrustedFile, DamagedRecord)):
+        why = f"{class_name(error)}: {message_of(error)}"
+    folder = path.parent / SET_ASIDE
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
+    kept = None  # whether the record itself was kept for a look (None: it was gone)
+    for each in (path, faults_of(path)):
+        try:
+            make_private(folder, root=False)
+            os.rename(each, folder / f"{stamp}-{each.name}")  # a link moves, not its target
+            moved = True
+        except FileNotFoundError:
+            continue
+        except OSError:  # not kept for a look, then, but never tried again either
+            moved = False
+            with contextlib.suppress(OSError):
+                each.unlink()
+        kept = moved if each == path else kept
+    if kept is None:
+        return
+    refusals.set_aside += 1
+    refusals.folder = str(folder)
+    if kept:
+        log.warning("Set aside the crash record %s of an earlier kernel into %s: %s.", path.name, folder, why)
+    else:
+        log.warning("Removed the crash record %s of an earlier kernel, which could not be set aside "
+                    "into %s: %s.", path.name, folder, why)
 
 
-def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> list[Path]:
+def claim_dead(folder: Path, own_token: str, refusals: Refusals, live: Path) -> list[Path]:
     """Claim the records of dead kernels in `folder` for the kernel `own_token`, whose own record
-    is in the folder `live`; what cannot be used goes to `aside`, and what a kernel killed while
-    making or removing a file left goes an hour on. Raises OSError when the folder cannot be looked at."""
+    is in the folder `live`; what cannot be used is set aside (counted in `refusals`), and what a
+    kernel killed while making or removing a file left goes an hour on. Raises OSError when the
+    folder cannot be looked at."""
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:
@@ -122,7 +117,7 @@ def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> lis
                                                or owner_alive(live / f"{claimer}{RECORD_SUFFIX}"))):
             continue  # this kernel's, or its claimer (this kernel too) is reporting it now
         mine = folder / f"{token}.{own_token}.claimed{'-again' if claimer else ''}"
-        if _claim(folder / name, mine, aside, again=bool(found["again"])):
+        if _claim(folder / name, mine, refusals, again=bool(found["again"])):
             claimed.append(mine)
     return claimed
 
@@ -134,7 +129,7 @@ def _remove_stale(path: Path) -> None:
             path.unlink()
 
 
-def _claim(path: Path, mine: Path, aside: SetAside, *, again: bool) -> bool:
+def _claim(path: Path, mine: Path, refusals: Refusals, *, again: bool) -> bool:
     """Rename the record at `path` to `mine` if its owner is gone; whether it is now ours."""
     fd = None
     try:
@@ -147,7 +142,7 @@ def _claim(path: Path, mine: Path, aside: SetAside, *, again: bool) -> bool:
         if magic != MAGIC or os.fstat(fd).st_size != SIZE:
             return False  # another version's, with its fault file: that version reports it
         if again:
-            aside.put(path, "two kernels died while reporting it")
+            set_aside(path, "two kernels died while reporting it", refusals)
             return False
         os.rename(path, mine)  # the claim: another kernel's rename of it now fails
         return True
@@ -155,7 +150,7 @@ def _claim(path: Path, mine: Path, aside: SetAside, *, again: bool) -> bool:
         return False
     except (OSError, ValueError) as error:  # UntrustedFile and DamagedRecord are ValueErrors
         if not (isinstance(error, OSError) and error.errno in _PASSING):
-            aside.put(path, error)
+            set_aside(path, error, refusals)
         return False
     finally:
         if fd is not None:
@@ -177,7 +172,7 @@ def claim_locked(path: Path, fd: int, claimer: str) -> Path | None:
 
 
 def settle(claimed: Path, config: Configuration, send: Callable[[KernelDeath], str | None],
-           aside: SetAside) -> dict[str, Any] | None:
+           refusals: Refusals) -> dict[str, Any] | None:
     """Report the death in the record `claimed` with `send` (its outcome, or None when it could be
     neither sent nor kept), then remove the record; the death's note, or None. A record that makes
     anything fail is set aside; one that could be neither sent nor kept stays claimed."""
@@ -185,7 +180,7 @@ def settle(claimed: Path, config: Configuration, send: Callable[[KernelDeath], s
         death = death_of(claimed, config)
         outcome = DROPPED if death is None else send(death)
     except Exception as error:  # whatever the record holds: it alone is set aside
-        aside.put(claimed, error)
+        set_aside(claimed, error, refusals)
         return None
     if outcome is None:
         return None
@@ -207,19 +202,15 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
         return REPORTED if client.notify_kernel_death(death) else DROPPED
 
     for folder in record_folders(directory):
-        aside = SetAside(folder)
         try:
-            claims = claim_dead(folder, own.token, aside, own.path.parent)
+            claims = claim_dead(folder, own.token, client.crash_records, own.path.parent)
         except OSError as error:
             log.info("Crash records in %s could not be looked at (%s).", folder, error)
             continue
         for claimed in claims:
-            note = settle(claimed, client.config, send, aside)
+            note = settle(claimed, client.config, send, client.crash_records)
             if note is not None:
                 notes.append(note)
-        if aside.count:
-            client.crash_records.set_aside += aside.count
-            client.crash_records.folder = str(aside.folder)
     return notes
 
 
@@ -312,21 +303,14 @@ def take_notes(folder: Path, own_token: str, since: float, reported: list[dict[s
     """Take every death note in `folder` for the kernel `own_token`; what follows "Previous
     kernel " for the newest death since `since` (seconds since the epoch) of those and of the
     notes `reported` here, if any."""
-    try:
-        names = [name for name in os.listdir(folder) if _NOTE.fullmatch(name)]
-    except OSError:
-        names = []
     said = [_said(note) for note in reported]
-    for name in names:
-        taken = folder / f".{name}.{own_token}.tmp"
-        try:
-            os.rename(folder / name, taken)  # another kernel's rename of it now fails
+    for path in folder.glob("*.died"):
+        taken = folder / f".{path.name}.{own_token}.tmp"
+        with contextlib.suppress(OSError, ValueError):  # UntrustedFile and bad JSON are ValueErrors
+            os.rename(path, taken)  # another kernel's rename of it now fails
             said.append(_said(json.loads(read_private(taken, MAX_NOTE_BYTES))))
-        except (OSError, ValueError):  # UntrustedFile and bad JSON are ValueErrors
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                taken.unlink()
+        with contextlib.suppress(OSError):
+            taken.unlink()
     recent = [note for note in said if note is not None and note[0] >= since]
     return max(recent)[1] if recent else None
 

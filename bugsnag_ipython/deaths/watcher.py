@@ -146,7 +146,8 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
     """Claim the dead kernel's record (keeping the lock, so a scan leaves it alone) and report its
     death, once: what cannot be sent goes to the outbox, what cannot be stored stays claimed."""
     from ..core.config import Configuration
-    from .scan import SetAside, claim_locked, leave_note, settle
+    from ..core.private_files import Refusals
+    from .scan import claim_locked, leave_note, settle
 
     claimed = claim_locked(path, fd, os.urandom(6).hex())
     if claimed is None:
@@ -156,7 +157,7 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
                if name in Configuration.option_names()}
     config = Configuration().replace(**options)  # the kernel's own, valid: a failure is ours
     directory = Path(setup.get("directory") or path.parent.parent)
-    note = settle(claimed, config, functools.partial(_send, config, setup, directory), SetAside(path.parent))
+    note = settle(claimed, config, functools.partial(_send, config, setup, directory), Refusals())
     if note is not None:
         leave_note(directory / DIRECTORY / f"{claimed.name[:12]}.died", note)
 

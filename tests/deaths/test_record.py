@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from bugsnag_ipython.core.private_files import owner_alive
+from bugsnag_ipython.core.private_files import Refusals, owner_alive
 from bugsnag_ipython.core.sessions import SessionSnapshot
 from bugsnag_ipython.deaths.record import CrashRecord, read_record
-from bugsnag_ipython.deaths.scan import SetAside, claim_dead, faults_of
+from bugsnag_ipython.deaths.scan import claim_dead, faults_of
 from bugsnag_ipython.report.events import CellRun
 
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -53,7 +53,7 @@ def new_record(directory: Path) -> CrashRecord:
 def claims(directory: Path, claimer: CrashRecord) -> list[Path]:
     """What the scan of the kernel `claimer` claims in the persistence directory `directory`."""
     folder = directory / "kernels"
-    return claim_dead(folder, claimer.token, SetAside(folder), claimer.path.parent)
+    return claim_dead(folder, claimer.token, Refusals(), claimer.path.parent)
 
 
 def test_what_a_kernel_stores_is_read_back(tmp_path: Path) -> None:
