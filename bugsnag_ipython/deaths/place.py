@@ -1,8 +1,8 @@
 """Where a kernel keeps its crash record: the persistence directory's `kernels/`, unless that lies
-on a network or FUSE filesystem, where a store into the mapping can SIGBUS the kernel and a lost
-flock() makes a living kernel's record look dead. Then it goes to a private folder in memory,
-`$XDG_RUNTIME_DIR/bugsnag-ipython/<digest>/kernels` or `/dev/shm/bugsnag-ipython-<uid>/<digest>/kernels`,
-`<digest>` naming the persistence directory, so that kernels sharing one share the folder."""
+on a network or FUSE filesystem (where a store into the mapping can SIGBUS the kernel and a lost
+flock() makes a living kernel's record look dead); then a private folder in memory named by the
+persistence directory's digest, `$XDG_RUNTIME_DIR/bugsnag-ipython/<digest>/kernels` or
+`/dev/shm/bugsnag-ipython-<uid>/<digest>/kernels`."""
 
 from __future__ import annotations
 

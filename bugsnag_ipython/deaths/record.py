@@ -1,10 +1,8 @@
-"""The crash record: what a kernel leaves behind, in case it dies without running its exit code.
-
-One small file per kernel, its every block reserved, mapped with MAP_SHARED: an update is a store
-into memory the system keeps after the process dies. Its owner holds a flock() on it while it
-lives. The facts that change rarely are a JSON document in one of two areas, the other staying
-whole, so a death in the middle of a write leaves the last one.
-"""
+"""The crash record: what a kernel leaves behind in case it dies without running its exit code.
+One small file per kernel, its every block reserved, mapped with MAP_SHARED (a store into memory
+the system keeps after the process dies), flock()ed by its owner while it lives. The facts that
+change rarely are a JSON document in one of two areas, the other staying whole, so a death in the
+middle of a write leaves the last one."""
 
 from __future__ import annotations
 
@@ -162,19 +160,15 @@ class CrashRecord:
         faulthandler.enable(self._faults, all_threads=True)
 
     def close(self, *, remove: bool) -> None:
-        """Stop recording; with `remove` (a normal end), the record and its fault file go."""
+        """Stop recording: let go of the mapping, the lock and faulthandler (given back to stderr if
+        it was on); with `remove` (a normal end), the record and its fault file go."""
         if self.closed:
             return
         self.closed = True
         if remove:
-            self.mark_ended()
             for path in (self.path, self.faults_path):
                 with contextlib.suppress(OSError):
                     path.unlink()
-        self._release()
-
-    def _release(self) -> None:
-        """Let go of the mapping, the lock and faulthandler (given back to stderr if it was on)."""
         faults, self._faults = self._faults, None
         if faults is not None:
             with contextlib.suppress(Exception):
@@ -191,13 +185,11 @@ class CrashRecord:
     def forget_after_fork(self) -> None:
         """In a forked child: let go of the parent's record and lock, which the child's copy would
         hold after the parent died; stores go to private memory."""
-        if self.closed:
-            return
-        self.closed = True
-        self._release()
-        self._mm = mmap.mmap(-1, SIZE)
-        self._words = memoryview(self._mm).cast("q")
-        self._bind_cell_stores()
+        if not self.closed:
+            self.close(remove=False)
+            self._mm = mmap.mmap(-1, SIZE)
+            self._words = memoryview(self._mm).cast("q")
+            self._bind_cell_stores()
 
 
 def _refused(where: str, error: OSError) -> NoRecord:

@@ -158,9 +158,8 @@ def _claim(path: Path, mine: Path, refusals: Refusals, *, again: bool) -> bool:
 
 
 def claim_locked(path: Path, fd: int, claimer: str) -> Path | None:
-    """Claim the record at `path`, whose lock this process (the kernel's watcher `claimer`) holds
-    on `fd`: the lock goes with the renamed file, and a scan leaves a claim whose lock is held
-    alone. None when `path` no longer names that record (a scan took it first)."""
+    """Claim the record at `path` for the watcher `claimer`, which holds its lock on `fd` (a scan
+    leaves a claim whose lock is held alone); None when a scan took it first."""
     mine = path.with_name(f"{path.name.removesuffix(RECORD_SUFFIX)}.{claimer}.claimed")
     try:
         if not os.path.samestat(os.fstat(fd), os.lstat(path)):
@@ -173,9 +172,8 @@ def claim_locked(path: Path, fd: int, claimer: str) -> Path | None:
 
 def settle(claimed: Path, config: Configuration, send: Callable[[KernelDeath], str | None],
            refusals: Refusals) -> dict[str, Any] | None:
-    """Report the death in the record `claimed` with `send` (its outcome, or None when it could be
-    neither sent nor kept), then remove the record; the death's note, or None. A record that makes
-    anything fail is set aside; one that could be neither sent nor kept stays claimed."""
+    """Report the death in the record `claimed` with `send` (its outcome; None: neither sent nor
+    kept, and the record stays claimed), then remove it; the death's note, or None."""
     try:
         death = death_of(claimed, config)
         outcome = DROPPED if death is None else send(death)
@@ -192,8 +190,7 @@ def settle(claimed: Path, config: Configuration, send: Callable[[KernelDeath], s
 
 def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> list[dict[str, Any]]:
     """Claim the records of dead kernels under `directory` and report each death that counts
-    through `client`, each record on its own: one that cannot be read or reported is set aside,
-    and counted in `client.crash_records`. The notes of the deaths reported."""
+    through `client`; the notes of the deaths reported."""
     if own is None or own.closed:
         return []  # a claim needs a live record of this kernel's to be seen alive
     notes = []
@@ -300,9 +297,8 @@ def leave_note(path: Path, note: dict[str, Any]) -> None:
 
 
 def take_notes(folder: Path, own_token: str, since: float, reported: list[dict[str, Any]]) -> str | None:
-    """Take every death note in `folder` for the kernel `own_token`; what follows "Previous
-    kernel " for the newest death since `since` (seconds since the epoch) of those and of the
-    notes `reported` here, if any."""
+    """Take every death note in `folder`; what follows "Previous kernel " for the newest death since
+    `since` (seconds since the epoch) of those and of the notes `reported` here, if any."""
     said = [_said(note) for note in reported]
     for path in folder.glob("*.died"):
         taken = folder / f".{path.name}.{own_token}.tmp"

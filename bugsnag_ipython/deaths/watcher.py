@@ -1,10 +1,7 @@
-"""The watcher: a small process per kernel that reports the kernel's death the moment it dies.
-
-The kernel starts it (`WatcherProcess`) in a session of its own, out of reach of the signals sent
-to the kernel's process group, and sends it its setup (the record, the options, the device) as
-JSON lines on stdin. It waits in flock() for the kernel's lock on the record: a removed record is
-a normal end, else it claims and settles the record as the scan does.
-"""
+"""The watcher: a process per kernel, in a session of its own (out of reach of the signals sent to
+the kernel's group), that reports the kernel's death the moment it dies. Its setup comes as JSON
+lines on stdin; it waits in flock() for the kernel's lock on the record: a removed record is a
+normal end, else it claims and settles the record as the scan does."""
 
 from __future__ import annotations
 
@@ -63,8 +60,8 @@ class WatcherProcess:
         )
         self.pid = self.process.pid
         assert self.process.stdin is not None
-        self._pipe: int | None = self.process.stdin.fileno()
-        os.set_blocking(self._pipe, False)  # a watcher that stops reading never blocks the kernel
+        self._pipe = self.process.stdin
+        os.set_blocking(self._pipe.fileno(), False)  # a watcher that stops reading never blocks the kernel
         _live.add(self)
         self.options_changed()
 
@@ -81,28 +78,24 @@ class WatcherProcess:
         view = memoryview((json.dumps(setup, default=str, separators=(",", ":")) + "\n").encode())
         with self._lock:
             try:
-                while view and self._pipe is not None:
-                    view = view[os.write(self._pipe, view):]
+                while view and not self._pipe.closed:
+                    view = view[os.write(self._pipe.fileno(), view):]
             except OSError as error:  # gone (EPIPE), or not reading (EAGAIN): a full pipe drops it
                 self.forget_after_fork()
                 self.client.once.say("watcher-pipe", f"The kernel-death watcher stopped listening "
                                       f"({error.strerror or error}); {NEXT_KERNEL}")
 
     def stop(self) -> None:
-        """Let the watcher go: its stdin closes (at a normal end it has seen the record removed
-        already). Never waits for it."""
+        """Let the watcher go, closing its stdin, without waiting for it."""
         with self._lock:
             self.forget_after_fork()
         _live.discard(self)
         self.process.poll()  # reaped if it has ended; else subprocess reaps it later
 
     def forget_after_fork(self) -> None:
-        """Close the pipe; in a forked child, its copy, so that a child living on neither keeps
-        the watcher asleep nor hides that the kernel stopped it."""
-        pipe, self._pipe = self._pipe, None
-        if pipe is not None and self.process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()
+        """Close the pipe (in a forked child, its copy: the watcher must see the kernel stop it)."""
+        with contextlib.suppress(OSError):
+            self._pipe.close()
 
 
 def parse(line: bytes) -> dict[str, Any] | None:
