@@ -37,9 +37,8 @@ MAX_CELL_LINES_BYTES = 32 * 1024  # source of earlier cells kept for code window
 
 
 class KernelDeaths(Source):
-    """One daemon thread does the work off the loading thread: it makes the record, hands it to
-    the cell hooks (`cell_runs.crash_record`), looks for dead kernels once the kernel is idle,
-    then keeps the record current once a second."""
+    """One daemon thread makes the record, hands it to the cell hooks (`cell_runs.crash_record`),
+    looks for dead kernels once the kernel is idle, then keeps the record current once a second."""
 
     def __init__(self, client: Client, shell: Any, cells: CellIndex | None,
                  cell_runs: CellRuns | None = None, *, interval: float = INTERVAL) -> None:
@@ -147,8 +146,7 @@ class KernelDeaths(Source):
             self._written = data
 
     def _facts(self) -> dict[str, Any]:
-        client = self.client
-        config = client.config
+        client, config = self.client, self.client.config
         keys = config.redacted_keys
         facts: dict[str, Any] = {
             "app": {"releaseStage": config.release_stage, "version": client.app_version},
@@ -277,12 +275,11 @@ class KernelDeaths(Source):
             record.catch_faults()
         except (OSError, RuntimeError, ValueError) as error:
             client.once.say("faulthandler", f"fatal signals will be reported without stacks ({error}).")
-        cgroup = FollowedCgroup()
         with self._lock:
             if stop.is_set():
                 record.close(remove=True)
                 return None
-            self.record, self.cgroup = record, cgroup
+            self.record, self.cgroup = record, FollowedCgroup()
             self._written = b""  # of an earlier record's
             if self.ending_since is not None:  # a shutdown request came while the record was being made
                 record.mark_ended()

@@ -63,8 +63,7 @@ class CrashRecord:
 
     def __init__(self, directory: str | os.PathLike[str], *, launched_wall: float,
                  launched_monotonic: float) -> None:
-        """Create the record of the persistence directory `directory`; raises NoRecord (leaving
-        nothing behind) when it cannot."""
+        """Create the record of the persistence directory `directory`, else raise NoRecord."""
         folder, where = live_folder(directory)
         self.token = os.urandom(6).hex()
         self.path = folder / f"{self.token}{RECORD_SUFFIX}"

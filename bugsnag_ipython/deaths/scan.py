@@ -42,8 +42,7 @@ _PASSING = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN}
 MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read
 MAX_NOTE_BYTES = 4096
 RECENT_SECONDS = 3600.0  # a death older than this before the kernel started is not said
-# What became of a report; DROPPED (not a death that counts, or an on_error callback dropped
-# it) leaves no note.
+# What became of a report; DROPPED (not a death that counts, or dropped by on_error) leaves no note.
 REPORTED, KEPT, NOT_SENT, REFUSED, DROPPED = "reported", "kept", "not sent", "refused", "dropped"
 _OUTCOMES = {
     REFUSED: "not reported (the endpoint refused it).",
@@ -288,12 +287,6 @@ def note_of(death: KernelDeath, outcome: str) -> dict[str, Any]:
         cause = fault.signal or fault.description.lower()
     return {"diedAt": death.died_at, "running": cell is not None,
             "executionCount": cell.execution_count if cell else None, "cause": cause, "outcome": outcome}
-
-
-def leave_note(path: Path, note: dict[str, Any]) -> None:
-    """Never raises: a note that cannot be written is only not shown."""
-    with contextlib.suppress(OSError, UntrustedFile):
-        private_files.write_private(path, json.dumps(note).encode())
 
 
 def take_notes(folder: Path, own_token: str, since: float, reported: list[dict[str, Any]]) -> str | None:

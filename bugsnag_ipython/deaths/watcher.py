@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..core import forkguard
 from ..core.basics import log
-from ..core.private_files import UntrustedFile, open_private, owner_alive
+from ..core.private_files import Refusals, UntrustedFile, open_private, owner_alive, write_private
 from .place import DIRECTORY
 
 if TYPE_CHECKING:
@@ -139,8 +139,7 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
     """Claim the dead kernel's record (keeping the lock, so a scan leaves it alone) and report its
     death, once: what cannot be sent goes to the outbox, what cannot be stored stays claimed."""
     from ..core.config import Configuration
-    from ..core.private_files import Refusals
-    from .scan import claim_locked, leave_note, settle
+    from .scan import claim_locked, settle
 
     claimed = claim_locked(path, fd, os.urandom(6).hex())
     if claimed is None:
@@ -152,7 +151,8 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
     directory = Path(setup.get("directory") or path.parent.parent)
     note = settle(claimed, config, functools.partial(_send, config, setup, directory), Refusals())
     if note is not None:
-        leave_note(directory / DIRECTORY / f"{claimed.name[:12]}.died", note)
+        with contextlib.suppress(OSError, UntrustedFile):  # a note not written is only not said
+            write_private(directory / DIRECTORY / f"{claimed.name[:12]}.died", json.dumps(note).encode())
 
 
 def _send(config: Configuration, setup: dict[str, Any], directory: Path, death: KernelDeath) -> str | None:
