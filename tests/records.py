@@ -8,9 +8,9 @@ import stat
 import time
 from pathlib import Path
 
+from bugsnag_ipython.core.sessions import SessionSnapshot
 from bugsnag_ipython.deaths.place import DIRECTORY
 from bugsnag_ipython.deaths.record import (
-    ACTIVE,
     SIZE,
     CrashRecord,
     DamagedRecord,
@@ -28,7 +28,7 @@ def left_dead(directory: Path, *, source: str = "model.fit(data)") -> Path:
     code, then let go (its lock released, as the system does when a process dies)."""
     record = CrashRecord(directory, launched_wall=time.time() - 60,
                          launched_monotonic=time.monotonic() - 60)
-    record.session(state=ACTIVE, id=SESSION, started_at=time.time() - 60, sending=True)
+    record.session(SessionSnapshot(SESSION, time.time() - 60, 0, 0, False), sending=True)
     record.cell_started(CellRun(7, "train", source, time.monotonic() - 5))
     record.vitals(seen_monotonic=time.monotonic(), seen_wall=time.time(), rss=123_456_789,
               peak_rss=223_456_789, cgroup_usage=-1, cgroup_limit=-1)

@@ -1,8 +1,6 @@
 """Kernel deaths, the source: this kernel's crash record and its watcher, the mark of a normal end
-(a shutdown request, `exit`, the process's exit), the report, once the kernel is idle after its
-launch, of the records dead kernels left, and the checkpoint: once a second the kernel is noted
-alive with its memory, and the facts a death's event needs are written when they changed; the
-session, whose counts must be exact, is written as it changes."""
+(a shutdown request, `exit`, the process's exit), the report of dead kernels' records once the
+kernel is idle after its launch, and the checkpoint that keeps the record current."""
 
 from __future__ import annotations
 
@@ -24,7 +22,6 @@ from ..sources import Source
 if TYPE_CHECKING:
     from ..client import Client
     from ..report.cells import CellIndex
-    from ..report.events import CellRun
     from ..sources.cell_runs import CellRuns
     from .memory import FollowedCgroup
     from .record import CrashRecord
@@ -40,9 +37,8 @@ MAX_CELL_LINES_BYTES = 32 * 1024  # source of earlier cells kept for code window
 
 
 class KernelDeaths(Source):
-    """One daemon thread does the work off the loading thread: it makes the record, hands it to
-    the cell hooks (`cell_runs.crash_record`), looks for dead kernels once the kernel is idle,
-    then keeps the record current once a second."""
+    """One daemon thread makes the record, hands it to the cell hooks (`cell_runs.crash_record`),
+    looks for dead kernels once the kernel is idle, then keeps the record current once a second."""
 
     def __init__(self, client: Client, shell: Any, cells: CellIndex | None,
                  cell_runs: CellRuns | None = None, *, interval: float = INTERVAL) -> None:
@@ -62,7 +58,6 @@ class KernelDeaths(Source):
         self._stop = threading.Event()
         self._watcher_refused = False  # it could not start: not tried again
         self._written = b""  # the facts last written
-        self._long_for: CellRun | None = None  # the cell whose long source was stored
 
     def install(self) -> None:
         self.loaded.clear()
@@ -123,19 +118,10 @@ class KernelDeaths(Source):
 
     def session_changed(self) -> None:
         """A client listener: write the current session and whether events are sent."""
-        from .record import ACTIVE, NO_SESSION, PAUSED
-
         record, client = self.record, self.client
-        if record is None or record.closed:
-            return
-        sending = bool(client.config.api_key) and client.config.release_stage_enabled
-        session = client.current_session()
-        if session is None:
-            record.session(state=NO_SESSION, sending=sending)
-        else:
-            record.session(state=PAUSED if session.paused else ACTIVE, id=session.id,
-                           started_at=session.started_at, handled=session.handled,
-                           unhandled=session.unhandled, sending=sending)
+        if record is not None and not record.closed:
+            sending = bool(client.config.api_key) and client.config.release_stage_enabled
+            record.session(client.current_session(), sending=sending)
 
     def checkpoint(self) -> None:
         """Note the kernel alive now, with its memory; write the facts if they changed."""
@@ -152,18 +138,15 @@ class KernelDeaths(Source):
                       cgroup_usage=cgroup.usage() if cgroup else -1,
                       cgroup_limit=cgroup.limit() if cgroup else -1)
         run = self.client.cell
-        if run is not None and run != self._long_for:  # a new CellRun each read: compare fields
-            self._long_for = run
-            if len(run.source.encode("utf-8", "surrogatepass")) > INLINE_SOURCE_BYTES:
-                record.long_source(run.execution_count or 0, run.started_monotonic, run.source)
+        if run is not None and len(run.source.encode("utf-8", "surrogatepass")) > INLINE_SOURCE_BYTES:
+            record.long_source(run.execution_count or 0, run.started_monotonic, run.source)
         data = _fitted(self._facts())
         if data is not None and data != self._written:
             record.document(data)
             self._written = data
 
     def _facts(self) -> dict[str, Any]:
-        client = self.client
-        config = client.config
+        client, config = self.client, self.client.config
         keys = config.redacted_keys
         facts: dict[str, Any] = {
             "app": {"releaseStage": config.release_stage, "version": client.app_version},
@@ -230,15 +213,12 @@ class KernelDeaths(Source):
         """Start the watcher when the option is on and none runs yet, stop it when it is off."""
         from .watcher import NEXT_KERNEL, WatcherProcess
 
-        wanted = self.client.config.watch_kernel_deaths
-        watcher = self.watcher
-        if watcher is not None:
-            if not wanted:
-                self._stop_watcher()
-            elif watcher.process.poll() is not None:
-                self.client.once.say("watcher-ended", f"The kernel-death watcher ended early; {NEXT_KERNEL}")
-            return
-        if not wanted or self.record is None or self._watcher_refused:
+        wanted, watcher = self.client.config.watch_kernel_deaths, self.watcher
+        if watcher is not None and not wanted:
+            self._stop_watcher()
+        elif watcher is not None and watcher.process.poll() is not None:
+            self.client.once.say("watcher-ended", f"The kernel-death watcher ended early; {NEXT_KERNEL}")
+        if watcher is not None or not wanted or self._watcher_refused:
             return
         self.loaded.wait(LOAD_WAIT)
         with self._lock:
@@ -295,13 +275,12 @@ class KernelDeaths(Source):
             record.catch_faults()
         except (OSError, RuntimeError, ValueError) as error:
             client.once.say("faulthandler", f"fatal signals will be reported without stacks ({error}).")
-        cgroup = FollowedCgroup()
         with self._lock:
             if stop.is_set():
                 record.close(remove=True)
                 return None
-            self.record, self.cgroup = record, cgroup
-            self._written, self._long_for = b"", None  # of an earlier record's
+            self.record, self.cgroup = record, FollowedCgroup()
+            self._written = b""  # of an earlier record's
             if self.ending_since is not None:  # a shutdown request came while the record was being made
                 record.mark_ended()
             self.session_changed()

@@ -5,6 +5,7 @@ kills: the count when a kernel started, against the count after it died, tells."
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,8 +50,7 @@ class FollowedCgroup:
     def follow(self) -> bool:
         """Look again; True when the process is in another memory cgroup than last seen."""
         try:
-            with open(os.path.join(self._proc, "self", "cgroup")) as file:
-                found = _cgroup_of(file.read(), self._fs)
+            found = _cgroup_of(Path(self._proc, "self", "cgroup").read_text(), self._fs)
         except OSError:
             found = None
         if found == self.cgroup:
@@ -99,8 +99,7 @@ def oom_kills_at(path: str) -> int | None:
 def resident_bytes() -> int:
     """The process's resident set now (-1 if unknown)."""
     try:
-        with open("/proc/self/statm", "rb") as file:
-            fields = file.read().split()
+        fields = Path("/proc/self/statm").read_bytes().split()
         return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return -1
@@ -109,10 +108,8 @@ def resident_bytes() -> int:
 def peak_resident_bytes() -> int:
     """The largest resident set the process has had (-1 if unknown)."""
     try:
-        import resource
-
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
-    except (ImportError, OSError):
+    except OSError:
         return -1
 
 

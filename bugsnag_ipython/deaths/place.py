@@ -1,11 +1,12 @@
 """Where a kernel keeps its crash record: the persistence directory's `kernels/`, unless that lies
-on a network or FUSE filesystem, where a store into the mapping can SIGBUS the kernel and a lost
-flock() makes a living kernel's record look dead. Then it goes to a private folder in memory,
-`$XDG_RUNTIME_DIR/bugsnag-ipython/<digest>/kernels` or `/dev/shm/bugsnag-ipython-<uid>/<digest>/kernels`,
-`<digest>` naming the persistence directory, so that kernels sharing one share the folder."""
+on a network or FUSE filesystem (where a store into the mapping can SIGBUS the kernel and a lost
+flock() makes a living kernel's record look dead); then a private folder in memory named by the
+persistence directory's digest, `$XDG_RUNTIME_DIR/bugsnag-ipython/<digest>/kernels` or
+`/dev/shm/bugsnag-ipython-<uid>/<digest>/kernels`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -58,13 +59,10 @@ def digest(directory: str | os.PathLike[str]) -> str:
 def runtime_bases() -> list[Path]:
     """The folders in memory that may hold runtime folders, the one used now first."""
     bases = [Path(SHARED_MEMORY) / f"bugsnag-ipython-{os.geteuid()}"]
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isabs(runtime):
-        try:
-            facts = os.stat(runtime)
-        except OSError:
-            return bases
-        if stat.S_ISDIR(facts.st_mode) and facts.st_uid == os.geteuid():
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    with contextlib.suppress(OSError):  # none, or gone
+        facts = os.stat(runtime)
+        if os.path.isabs(runtime) and stat.S_ISDIR(facts.st_mode) and facts.st_uid == os.geteuid():
             bases.insert(0, Path(runtime) / "bugsnag-ipython")
     return bases
 
@@ -97,9 +95,8 @@ def live_folder(directory: str | os.PathLike[str]) -> tuple[Path, str]:
     for base in runtime_bases():
         try:
             folder = _private(base, root, create=True)
-        except OSError as error:
-            reasons.append(str(error) if error.strerror is None
-                           else f"{error.filename or base}: {error.strerror}")
+        except OSError as error:  # a sentence of _private's
+            reasons.append(str(error))
             continue
         return folder, f"the runtime folder {folder} (the persistence directory {root} is on {fstype})"
     raise NoRecord(

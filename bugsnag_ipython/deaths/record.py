@@ -1,10 +1,8 @@
-"""The crash record: what a kernel leaves behind, in case it dies without running its exit code.
-
-One small file per kernel, its every block reserved, mapped with MAP_SHARED: an update is a store
-into memory the system keeps after the process dies. Its owner holds a flock() on it while it
-lives. The facts that change rarely are a JSON document in one of two areas, the other staying
-whole, so a death in the middle of a write leaves the last one.
-"""
+"""The crash record: what a kernel leaves behind in case it dies without running its exit code.
+One small file per kernel, its every block reserved, mapped with MAP_SHARED (a store into memory
+the system keeps after the process dies), flock()ed by its owner while it lives. The facts that
+change rarely are a JSON document in one of two areas, the other staying whole, so a death in the
+middle of a write leaves the last one."""
 
 from __future__ import annotations
 
@@ -27,6 +25,7 @@ from ..core.private_files import create_locked, open_private
 from .place import NoRecord, live_folder
 
 if TYPE_CHECKING:
+    from ..core.sessions import SessionSnapshot
     from ..report.events import CellRun
 
 # The format's version is the magic's last byte: a record of another version is left to it.
@@ -64,8 +63,7 @@ class CrashRecord:
 
     def __init__(self, directory: str | os.PathLike[str], *, launched_wall: float,
                  launched_monotonic: float) -> None:
-        """Create the record of the persistence directory `directory`; raises NoRecord (leaving
-        nothing behind) when it cannot."""
+        """Create the record of the persistence directory `directory`, else raise NoRecord."""
         folder, where = live_folder(directory)
         self.token = os.urandom(6).hex()
         self.path = folder / f"{self.token}{RECORD_SUFFIX}"
@@ -115,11 +113,12 @@ class CrashRecord:
         self.store_cell(count or 0, started, (cell_id or "").encode("utf-8", "surrogatepass"),
                         source.encode("utf-8", "surrogatepass"))
 
-    def session(self, *, state: int, id: str = "", started_at: float = 0.0, handled: int = 0,
-                unhandled: int = 0, sending: bool) -> None:
-        """The session current now (NO_SESSION, ACTIVE or PAUSED) and whether events are sent."""
+    def session(self, session: SessionSnapshot | None, *, sending: bool) -> None:
+        """The session current now (None: none) and whether events are sent."""
+        state = NO_SESSION if session is None else PAUSED if session.paused else ACTIVE
+        session_id, started_at, handled, unhandled, _ = session or ("", 0.0, 0, 0, False)
         with self._lock:
-            _SESSION.pack_into(self._mm, _SESSION_AT, state, id.encode("ascii", "replace"),
+            _SESSION.pack_into(self._mm, _SESSION_AT, state, session_id.encode("ascii", "replace"),
                                started_at, handled, unhandled, int(sending))
 
     def long_source(self, count: int, started: float, source: str) -> None:
@@ -160,19 +159,15 @@ class CrashRecord:
         faulthandler.enable(self._faults, all_threads=True)
 
     def close(self, *, remove: bool) -> None:
-        """Stop recording; with `remove` (a normal end), the record and its fault file go."""
+        """Stop recording: let go of the mapping, the lock and faulthandler (given back to stderr if
+        it was on); with `remove` (a normal end), the record and its fault file go."""
         if self.closed:
             return
         self.closed = True
         if remove:
-            self.mark_ended()
             for path in (self.path, self.faults_path):
                 with contextlib.suppress(OSError):
                     path.unlink()
-        self._release()
-
-    def _release(self) -> None:
-        """Let go of the mapping, the lock and faulthandler (given back to stderr if it was on)."""
         faults, self._faults = self._faults, None
         if faults is not None:
             with contextlib.suppress(Exception):
@@ -189,13 +184,11 @@ class CrashRecord:
     def forget_after_fork(self) -> None:
         """In a forked child: let go of the parent's record and lock, which the child's copy would
         hold after the parent died; stores go to private memory."""
-        if self.closed:
-            return
-        self.closed = True
-        self._release()
-        self._mm = mmap.mmap(-1, SIZE)
-        self._words = memoryview(self._mm).cast("q")
-        self._bind_cell_stores()
+        if not self.closed:
+            self.close(remove=False)
+            self._mm = mmap.mmap(-1, SIZE)
+            self._words = memoryview(self._mm).cast("q")
+            self._bind_cell_stores()
 
 
 def _refused(where: str, error: OSError) -> NoRecord:

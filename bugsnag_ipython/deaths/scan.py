@@ -14,11 +14,11 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..core import private_files
 from ..core.basics import log
-from ..core.private_files import UntrustedFile, make_private, owner_alive, read_private
+from ..core.private_files import Refusals, UntrustedFile, is_mine, make_private, owner_alive, read_private
 from ..report.cells import notebook_ref
 from ..report.events import DeadCell
 from ..report.kernel_death import FaultDump, KernelDeath, OomEvidence, parse_fault_dump
@@ -33,16 +33,16 @@ if TYPE_CHECKING:
     from ..core.config import Configuration
     from .record import CrashRecord
 
+STALE_SECONDS = 3600.0  # a half-made hidden file, or a fault dump without a record, left this long
 SET_ASIDE = "set-aside"
-_RECORD = re.compile(r"(?P<token>[0-9a-f]{12})\.record")
-_CLAIMED = re.compile(r"(?P<token>[0-9a-f]{12})\.(?P<claimer>[0-9a-f]{12})\.claimed(?P<again>-again)?")
+# `<token>.record`, or `<token>.<claimer>.claimed[-again]`.
+_CLAIMABLE = re.compile(r"[0-9a-f]{12}\.(record|(?P<claimer>[0-9a-f]{12})\.claimed(?P<again>-again)?)")
 # Errors of the moment, not of the file: it is looked at again by a later scan.
 _PASSING = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN}
 MAX_FAULT_BYTES = 1024 * 1024  # of a fault dump, read
 MAX_NOTE_BYTES = 4096
 RECENT_SECONDS = 3600.0  # a death older than this before the kernel started is not said
-# What became of a report; DROPPED (not a death that counts, or an on_error callback dropped
-# it) leaves no note.
+# What became of a report; DROPPED (not a death that counts, or dropped by on_error) leaves no note.
 REPORTED, KEPT, NOT_SENT, REFUSED, DROPPED = "reported", "kept", "not sent", "refused", "dropped"
 _OUTCOMES = {
     REFUSED: "not reported (the endpoint refused it).",
@@ -50,148 +50,138 @@ _OUTCOMES = {
     KEPT: "kept to be reported later (the endpoint could not be reached).",
     NOT_SENT: "not reported (its release stage is not enabled).",
 }
-_NOTE = re.compile(r"[0-9a-f]{12}\.died")
 
 
-class Claimed(NamedTuple):
-    """A dead kernel's record, now this process's to report and remove."""
-
-    token: str
-    path: Path
-    faults: Path
+def faults_of(path: Path) -> Path:
+    """The fault dump of the record at `path`, claimed or not: every name here starts with its token."""
+    return path.with_name(f"{path.name[:12]}{FAULTS_SUFFIX}")
 
 
-class SetAside:
-    """Where the files of one record folder that cannot be used go: its `set-aside/`, each
-    record with its fault file, one log line each; `count` records so far."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder / SET_ASIDE
-        self.count = 0
-
-    def put(self, path: Path, faults: Path, error: BaseException | str) -> None:
-        why = str(error)  # a string, UntrustedFile or DamagedRecord: the reason in a few words
-        if isinstance(error, OSError) and error.strerror:
-            why = error.strerror
-        elif not isinstance(error, (str, UntrustedFile, DamagedRecord)):
-            why = f"{class_name(error)}: {message_of(error)}"
-        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
-        kept = None  # whether the record itself was kept for a look (None: it was gone)
-        for each in (path, faults):
-            try:
-                make_private(self.folder, root=False)
-                os.rename(each, self.folder / f"{stamp}-{each.name}")  # a link moves, not its target
-                moved = True
-            except FileNotFoundError:
-                continue
-            except OSError:  # not kept for a look, then, but never tried again either
-                moved = False
-                with contextlib.suppress(OSError):
-                    each.unlink()
-            kept = moved if each == path else kept
-        if kept is None:
-            return
-        self.count += 1
-        if kept:
-            log.warning("Set aside the crash record %s of an earlier kernel into %s: %s.",
-                        path.name, self.folder, why)
-        else:
-            log.warning("Removed the crash record %s of an earlier kernel, which could not be set "
-                        "aside into %s: %s.", path.name, self.folder, why)
+def set_aside(path: Path, error: BaseException | str, refusals: Refusals) -> None:
+    """Move the record at `path` that cannot be used, with its fault dump, into its folder's
+    `set-aside/` (else remove it), say so in one log line and count it in `refusals`."""
+    why = str(error)  # a string, UntrustedFile or DamagedRecord: the reason in a few words
+    if isinstance(error, OSError) and error.strerror:
+        why = error.strerror
+    elif not isinstance(error, (str, UntrustedFile, DamagedRecord)):
+        why = f"{class_name(error)}: {message_of(error)}"
+    folder = path.parent / SET_ASIDE
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
+    kept = None  # whether the record itself was kept for a look (None: it was gone)
+    for each in (path, faults_of(path)):
+        try:
+            make_private(folder, root=False)
+            os.rename(each, folder / f"{stamp}-{each.name}")  # a link moves, not its target
+            moved = True
+        except FileNotFoundError:
+            continue
+        except OSError:  # not kept for a look, then, but never tried again either
+            moved = False
+            with contextlib.suppress(OSError):
+                each.unlink()
+        kept = moved if each == path else kept
+    if kept is None:
+        return
+    refusals.set_aside += 1
+    refusals.folder = str(folder)
+    if kept:
+        log.warning("Set aside the crash record %s of an earlier kernel into %s: %s.", path.name, folder, why)
+    else:
+        log.warning("Removed the crash record %s of an earlier kernel, which could not be set aside "
+                    "into %s: %s.", path.name, folder, why)
 
 
-def claim_dead(folder: Path, own_token: str, aside: SetAside, live: Path) -> list[Claimed]:
+def claim_dead(folder: Path, own_token: str, refusals: Refusals, live: Path) -> list[Path]:
     """Claim the records of dead kernels in `folder` for the kernel `own_token`, whose own record
-    is in the folder `live`; what cannot be used goes to `aside`. Raises OSError when the
+    is in the folder `live`; what cannot be used is set aside (counted in `refusals`), and what a
+    kernel killed while making or removing a file left goes an hour on. Raises OSError when the
     folder cannot be looked at."""
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:
         return []
     make_private(folder, create=False, root=False)  # never a folder another user could write to
-    claimed: list[Claimed] = []
+    claimed = []
+    tokens = {name[:12] for name in names if _CLAIMABLE.fullmatch(name)}
     for name in names:
-        record, taken = _RECORD.fullmatch(name), _CLAIMED.fullmatch(name)
-        found = record or taken
+        found = _CLAIMABLE.fullmatch(name)
         if found is None:
+            if (name.startswith(".") and name.endswith(".tmp")) or (
+                name.endswith(FAULTS_SUFFIX) and name[:12] not in tokens
+            ):
+                _remove_stale(folder / name)
             continue
-        token = found["token"]
-        faults = folder / f"{token}{FAULTS_SUFFIX}"
-        if taken is None:
-            if token == own_token:
-                continue
-            mine = folder / f"{token}.{own_token}.claimed"
-        else:
-            claimer = f"{taken['claimer']}{RECORD_SUFFIX}"
-            if owner_alive(folder / claimer) or owner_alive(live / claimer):
-                continue  # its claimer (this kernel too) is reporting it now
-            mine = folder / f"{token}.{own_token}.claimed-again"
-        if _claim(folder / name, mine, faults, aside, again=taken is not None and bool(taken["again"])):
-            claimed.append(Claimed(token, mine, faults))
+        token, claimer = name[:12], found["claimer"]
+        if token == own_token or (claimer and (owner_alive(folder / f"{claimer}{RECORD_SUFFIX}")
+                                               or owner_alive(live / f"{claimer}{RECORD_SUFFIX}"))):
+            continue  # this kernel's, or its claimer (this kernel too) is reporting it now
+        mine = folder / f"{token}.{own_token}.claimed{'-again' if claimer else ''}"
+        if _claim(folder / name, mine, refusals, again=bool(found["again"])):
+            claimed.append(mine)
     return claimed
 
 
-def _claim(path: Path, mine: Path, faults: Path, aside: SetAside, *, again: bool) -> bool:
+def _remove_stale(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        facts = os.lstat(path)
+        if is_mine(facts) and time.time() - facts.st_mtime > STALE_SECONDS:
+            path.unlink()
+
+
+def _claim(path: Path, mine: Path, refusals: Refusals, *, again: bool) -> bool:
     """Rename the record at `path` to `mine` if its owner is gone; whether it is now ours."""
+    fd = None
     try:
         fd = private_files.lock_if_ownerless(path)
-    except FileNotFoundError:
-        return False
-    except (OSError, UntrustedFile) as error:
-        if not (isinstance(error, OSError) and error.errno in _PASSING):
-            aside.put(path, faults, error)
-        return False
-    if fd is None:
-        return False  # a live kernel's, or a claim its watcher is reporting now
-    try:
+        if fd is None:
+            return False  # a live kernel's, or a claim its watcher is reporting now
         magic = os.pread(fd, len(MAGIC), 0)
         if not magic.startswith(MAGIC[:7]):  # b"BSGKREC": every version's magic
             raise DamagedRecord("it is not a crash record of any version")
         if magic != MAGIC or os.fstat(fd).st_size != SIZE:
             return False  # another version's, with its fault file: that version reports it
         if again:
-            aside.put(path, faults, "two kernels died while reporting it")
+            set_aside(path, "two kernels died while reporting it", refusals)
             return False
         os.rename(path, mine)  # the claim: another kernel's rename of it now fails
         return True
     except FileNotFoundError:
         return False
-    except (OSError, DamagedRecord) as error:
-        aside.put(path, faults, error)
+    except (OSError, ValueError) as error:  # UntrustedFile and DamagedRecord are ValueErrors
+        if not (isinstance(error, OSError) and error.errno in _PASSING):
+            set_aside(path, error, refusals)
         return False
     finally:
-        os.close(fd)  # lets go of the lock taken here
+        if fd is not None:
+            os.close(fd)  # lets go of the lock taken here
 
 
-def claim_locked(path: Path, fd: int, claimer: str) -> Claimed | None:
-    """Claim the record at `path`, whose lock this process (the kernel's watcher `claimer`) holds
-    on `fd`: the lock goes with the renamed file, and a scan leaves a claim whose lock is held
-    alone. None when `path` no longer names that record (a scan took it first)."""
-    token = path.name.removesuffix(RECORD_SUFFIX)
-    mine = path.with_name(f"{token}.{claimer}.claimed")
+def claim_locked(path: Path, fd: int, claimer: str) -> Path | None:
+    """Claim the record at `path` for the watcher `claimer`, which holds its lock on `fd` (a scan
+    leaves a claim whose lock is held alone); None when a scan took it first."""
+    mine = path.with_name(f"{path.name.removesuffix(RECORD_SUFFIX)}.{claimer}.claimed")
     try:
         if not os.path.samestat(os.fstat(fd), os.lstat(path)):
             return None
         os.rename(path, mine)
     except FileNotFoundError:
         return None
-    return Claimed(token, mine, path.with_name(f"{token}{FAULTS_SUFFIX}"))
+    return mine
 
 
-def settle(claimed: Claimed, config: Configuration, send: Callable[[KernelDeath], str | None],
-           aside: SetAside) -> dict[str, Any] | None:
-    """Report the death in `claimed` with `send` (its outcome, or None when it could be neither
-    sent nor kept), then remove the record; the death's note, or None. A record that makes
-    anything fail is set aside; one that could be neither sent nor kept stays claimed."""
+def settle(claimed: Path, config: Configuration, send: Callable[[KernelDeath], str | None],
+           refusals: Refusals) -> dict[str, Any] | None:
+    """Report the death in the record `claimed` with `send` (its outcome; None: neither sent nor
+    kept, and the record stays claimed), then remove it; the death's note, or None."""
     try:
         death = death_of(claimed, config)
         outcome = DROPPED if death is None else send(death)
     except Exception as error:  # whatever the record holds: it alone is set aside
-        aside.put(claimed.path, claimed.faults, error)
+        set_aside(claimed, error, refusals)
         return None
     if outcome is None:
         return None
-    for path in (claimed.path, claimed.faults):
+    for path in (claimed, faults_of(claimed)):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     return None if death is None or outcome == DROPPED else note_of(death, outcome)
@@ -199,8 +189,7 @@ def settle(claimed: Claimed, config: Configuration, send: Callable[[KernelDeath]
 
 def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> list[dict[str, Any]]:
     """Claim the records of dead kernels under `directory` and report each death that counts
-    through `client`, each record on its own: one that cannot be read or reported is set aside,
-    and counted in `client.crash_records`. The notes of the deaths reported."""
+    through `client`; the notes of the deaths reported."""
     if own is None or own.closed:
         return []  # a claim needs a live record of this kernel's to be seen alive
     notes = []
@@ -209,27 +198,23 @@ def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None)
         return REPORTED if client.notify_kernel_death(death) else DROPPED
 
     for folder in record_folders(directory):
-        aside = SetAside(folder)
         try:
-            claims = claim_dead(folder, own.token, aside, own.path.parent)
+            claims = claim_dead(folder, own.token, client.crash_records, own.path.parent)
         except OSError as error:
             log.info("Crash records in %s could not be looked at (%s).", folder, error)
             continue
         for claimed in claims:
-            note = settle(claimed, client.config, send, aside)
+            note = settle(claimed, client.config, send, client.crash_records)
             if note is not None:
                 notes.append(note)
-        if aside.count:
-            client.crash_records.set_aside += aside.count
-            client.crash_records.folder = str(aside.folder)
     return notes
 
 
-def death_of(claimed: Claimed, config: Configuration) -> KernelDeath | None:
+def death_of(claimed: Path, config: Configuration) -> KernelDeath | None:
     """The death to report from a claimed record, or None when the rules say it is not one
     (the reporter's `config` fills in what the record lacks); raises UntrustedFile or OSError."""
-    contents = read_record(read_private(claimed.path, SIZE))
-    fault, dumped_at = _fault_dump(claimed.faults)
+    contents = read_record(read_private(claimed, SIZE))
+    fault, dumped_at = _fault_dump(faults_of(claimed))
     if contents.ended or not contents.sending:
         return None
     if fault is None and contents.cell is None:
@@ -304,31 +289,17 @@ def note_of(death: KernelDeath, outcome: str) -> dict[str, Any]:
             "executionCount": cell.execution_count if cell else None, "cause": cause, "outcome": outcome}
 
 
-def leave_note(path: Path, note: dict[str, Any]) -> None:
-    """Never raises: a note that cannot be written is only not shown."""
-    with contextlib.suppress(OSError, UntrustedFile):
-        private_files.write_private(path, json.dumps(note).encode())
-
-
 def take_notes(folder: Path, own_token: str, since: float, reported: list[dict[str, Any]]) -> str | None:
-    """Take every death note in `folder` for the kernel `own_token`; what follows "Previous
-    kernel " for the newest death since `since` (seconds since the epoch) of those and of the
-    notes `reported` here, if any."""
-    try:
-        names = [name for name in os.listdir(folder) if _NOTE.fullmatch(name)]
-    except OSError:
-        names = []
+    """Take every death note in `folder`; what follows "Previous kernel " for the newest death since
+    `since` (seconds since the epoch) of those and of the notes `reported` here, if any."""
     said = [_said(note) for note in reported]
-    for name in names:
-        taken = folder / f".{name}.{own_token}.tmp"
-        try:
-            os.rename(folder / name, taken)  # another kernel's rename of it now fails
+    for path in folder.glob("*.died"):
+        taken = folder / f".{path.name}.{own_token}.tmp"
+        with contextlib.suppress(OSError, ValueError):  # UntrustedFile and bad JSON are ValueErrors
+            os.rename(path, taken)  # another kernel's rename of it now fails
             said.append(_said(json.loads(read_private(taken, MAX_NOTE_BYTES))))
-        except (OSError, ValueError):  # UntrustedFile and bad JSON are ValueErrors
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                taken.unlink()
+        with contextlib.suppress(OSError):
+            taken.unlink()
     recent = [note for note in said if note is not None and note[0] >= since]
     return max(recent)[1] if recent else None
 

@@ -1,10 +1,7 @@
-"""The watcher: a small process per kernel that reports the kernel's death the moment it dies.
-
-The kernel starts it (`WatcherProcess`) in a session of its own, out of reach of the signals sent
-to the kernel's process group, and sends it its setup (the record, the options, the device) as
-JSON lines on stdin. It waits in flock() for the kernel's lock on the record: a removed record is
-a normal end, else it claims and settles the record as the scan does.
-"""
+"""The watcher: a process per kernel, in a session of its own (out of reach of the signals sent to
+the kernel's group), that reports the kernel's death the moment it dies. Its setup comes as JSON
+lines on stdin; it waits in flock() for the kernel's lock on the record: a removed record is a
+normal end, else it claims and settles the record as the scan does."""
 
 from __future__ import annotations
 
@@ -23,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..core import forkguard
 from ..core.basics import log
-from ..core.private_files import UntrustedFile, open_private, owner_alive
+from ..core.private_files import Refusals, UntrustedFile, open_private, owner_alive, write_private
 from .place import DIRECTORY
 
 if TYPE_CHECKING:
@@ -63,8 +60,8 @@ class WatcherProcess:
         )
         self.pid = self.process.pid
         assert self.process.stdin is not None
-        self._pipe: int | None = self.process.stdin.fileno()
-        os.set_blocking(self._pipe, False)  # a watcher that stops reading never blocks the kernel
+        self._pipe = self.process.stdin
+        os.set_blocking(self._pipe.fileno(), False)  # a watcher that stops reading never blocks the kernel
         _live.add(self)
         self.options_changed()
 
@@ -81,28 +78,24 @@ class WatcherProcess:
         view = memoryview((json.dumps(setup, default=str, separators=(",", ":")) + "\n").encode())
         with self._lock:
             try:
-                while view and self._pipe is not None:
-                    view = view[os.write(self._pipe, view):]
+                while view and not self._pipe.closed:
+                    view = view[os.write(self._pipe.fileno(), view):]
             except OSError as error:  # gone (EPIPE), or not reading (EAGAIN): a full pipe drops it
                 self.forget_after_fork()
                 self.client.once.say("watcher-pipe", f"The kernel-death watcher stopped listening "
                                       f"({error.strerror or error}); {NEXT_KERNEL}")
 
     def stop(self) -> None:
-        """Let the watcher go: its stdin closes (at a normal end it has seen the record removed
-        already). Never waits for it."""
+        """Let the watcher go, closing its stdin, without waiting for it."""
         with self._lock:
             self.forget_after_fork()
         _live.discard(self)
         self.process.poll()  # reaped if it has ended; else subprocess reaps it later
 
     def forget_after_fork(self) -> None:
-        """Close the pipe; in a forked child, its copy, so that a child living on neither keeps
-        the watcher asleep nor hides that the kernel stopped it."""
-        pipe, self._pipe = self._pipe, None
-        if pipe is not None and self.process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()
+        """Close the pipe (in a forked child, its copy: the watcher must see the kernel stop it)."""
+        with contextlib.suppress(OSError):
+            self._pipe.close()
 
 
 def parse(line: bytes) -> dict[str, Any] | None:
@@ -146,7 +139,7 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
     """Claim the dead kernel's record (keeping the lock, so a scan leaves it alone) and report its
     death, once: what cannot be sent goes to the outbox, what cannot be stored stays claimed."""
     from ..core.config import Configuration
-    from .scan import SetAside, claim_locked, leave_note, settle
+    from .scan import claim_locked, settle
 
     claimed = claim_locked(path, fd, os.urandom(6).hex())
     if claimed is None:
@@ -156,9 +149,10 @@ def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
                if name in Configuration.option_names()}
     config = Configuration().replace(**options)  # the kernel's own, valid: a failure is ours
     directory = Path(setup.get("directory") or path.parent.parent)
-    note = settle(claimed, config, functools.partial(_send, config, setup, directory), SetAside(path.parent))
+    note = settle(claimed, config, functools.partial(_send, config, setup, directory), Refusals())
     if note is not None:
-        leave_note(directory / DIRECTORY / f"{claimed.token}.died", note)
+        with contextlib.suppress(OSError, UntrustedFile):  # a note not written is only not said
+            write_private(directory / DIRECTORY / f"{claimed.name[:12]}.died", json.dumps(note).encode())
 
 
 def _send(config: Configuration, setup: dict[str, Any], directory: Path, death: KernelDeath) -> str | None:

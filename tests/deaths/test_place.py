@@ -165,10 +165,12 @@ import os, sys, time
 sys.path.insert(0, {root!r})
 from bugsnag_ipython.deaths import place
 place.MOUNTINFO = {mountinfo!r}
+from bugsnag_ipython.core.sessions import SessionSnapshot
 from bugsnag_ipython.deaths.record import CrashRecord
 from bugsnag_ipython.report.events import CellRun
 record = CrashRecord({directory!r}, launched_wall=time.time() - 60, launched_monotonic=time.monotonic() - 60)
-record.session(state=1, id="0f1e2d3c-1111-4222-8333-444455556666", started_at=1_800_000_000.0, sending=True)
+session = SessionSnapshot("0f1e2d3c-1111-4222-8333-444455556666", 1_800_000_000.0, 0, 0, False)
+record.session(session, sending=True)
 record.cell_started(CellRun(4, "fit", "model.fit(data)", time.monotonic() - 5))
 record.vitals(seen_monotonic=time.monotonic(), seen_wall=time.time(), rss=123_456_789,
               peak_rss=223_456_789, cgroup_usage=-1, cgroup_limit=-1)

@@ -11,9 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from bugsnag_ipython.core.private_files import owner_alive
-from bugsnag_ipython.deaths.record import ACTIVE, CrashRecord, read_record
-from bugsnag_ipython.deaths.scan import Claimed, SetAside, claim_dead
+from bugsnag_ipython.core.private_files import Refusals, owner_alive
+from bugsnag_ipython.core.sessions import SessionSnapshot
+from bugsnag_ipython.deaths.record import CrashRecord, read_record
+from bugsnag_ipython.deaths.scan import claim_dead, faults_of
 from bugsnag_ipython.report.events import CellRun
 
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -49,18 +50,18 @@ def new_record(directory: Path) -> CrashRecord:
     return CrashRecord(directory, launched_wall=time.time(), launched_monotonic=time.monotonic())
 
 
-def claims(directory: Path, claimer: CrashRecord) -> list[Claimed]:
+def claims(directory: Path, claimer: CrashRecord) -> list[Path]:
     """What the scan of the kernel `claimer` claims in the persistence directory `directory`."""
     folder = directory / "kernels"
-    return claim_dead(folder, claimer.token, SetAside(folder), claimer.path.parent)
+    return claim_dead(folder, claimer.token, Refusals(), claimer.path.parent)
 
 
 def test_what_a_kernel_stores_is_read_back(tmp_path: Path) -> None:
     record = new_record(tmp_path)
     try:
         record.cell_started(CellRun(6, "cell-a", "total = sum(range(10))\nprint('é')", 123.5))
-        record.session(state=ACTIVE, id="0f1e2d3c-1111-4222-8333-444455556666", started_at=1_800_000_000.0,
-                       handled=1, unhandled=2, sending=True)
+        record.session(SessionSnapshot("0f1e2d3c-1111-4222-8333-444455556666", 1_800_000_000.0, 1, 2, False),
+                       sending=True)
         record.document(json.dumps({"notebook": "a.ipynb"}).encode())
         record.document(json.dumps({"notebook": "b.ipynb"}).encode())
         found = read_record(record.path.read_bytes())
@@ -100,10 +101,10 @@ def test_a_killed_kernel_is_claimed_by_exactly_one_of_two_later_kernels(tmp_path
         found = [claims(tmp_path, first), claims(tmp_path, second)]
         assert sorted(len(each) for each in found) == [0, 1]
         [claimed] = found[0] or found[1]
-        assert claimed.token == token
-        contents = read_record(claimed.path.read_bytes())
+        assert claimed.name[:12] == token
+        contents = read_record(claimed.read_bytes())
         assert contents.cell is not None and contents.cell.source == "frame = left.join(right)"
-        assert not claimed.faults.exists()
+        assert not faults_of(claimed).exists()
         # The claimer is alive: its claim stays its own.
         other = second if found[0] else first
         assert claims(tmp_path, other) == []
@@ -120,20 +121,20 @@ def test_a_claim_whose_claimer_died_is_claimed_again_once_then_set_aside(tmp_pat
     [claimed] = claims(tmp_path, claimer)
     claimer.close(remove=False)  # dies before reporting: its record stays, unlocked
     later = new_record(tmp_path)
-    taken = {found.token: found for found in claims(tmp_path, later)}
+    taken = {found.name[:12]: found for found in claims(tmp_path, later)}
     # Both are dead kernels' now: the first one's, claimed again, and the claimer's own.
     assert set(taken) == {token, claimer.token}
-    assert taken[token].path.name.endswith(f".{later.token}.claimed-again")
-    assert not claimed.path.exists()
-    taken[claimer.token].path.unlink()
+    assert taken[token].name.endswith(f".{later.token}.claimed-again")
+    assert not claimed.exists()
+    taken[claimer.token].unlink()
     later.close(remove=False)  # the second claimer dies before reporting too
     last = new_record(tmp_path)
     try:
         # Not tried a third time: the record may be what killed them. Set aside, kept for a look.
-        assert {found.token for found in claims(tmp_path, last)} == {later.token}
-        assert not taken[token].path.exists()
+        assert {found.name[:12] for found in claims(tmp_path, last)} == {later.token}
+        assert not taken[token].exists()
         [kept] = (tmp_path / "kernels" / "set-aside").iterdir()
-        assert kept.name.endswith(taken[token].path.name)
+        assert kept.name.endswith(taken[token].name)
     finally:
         last.close(remove=True)
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from bugsnag_ipython.core.private_files import create_locked
 from bugsnag_ipython.deaths.kernel_deaths import KernelDeaths
-from bugsnag_ipython.deaths.record import ACTIVE, read_record
+from bugsnag_ipython.deaths.record import CrashRecord, read_record
 from bugsnag_ipython.deaths.scan import report_dead_kernels
 from tests.deaths.conftest import received
 from tests.waits import eventually
@@ -27,10 +28,11 @@ SESSION = "0f1e2d3c-1111-4222-8333-444455556666"
 _DYING = r"""
 import os, sys, time
 sys.path.insert(0, {root!r})
+from bugsnag_ipython.core.sessions import SessionSnapshot
 from bugsnag_ipython.deaths.record import CrashRecord
 from bugsnag_ipython.report.events import CellRun
 record = CrashRecord({directory!r}, launched_wall=time.time() - 60, launched_monotonic=time.monotonic() - 60)
-record.session(state={state}, id={session!r}, started_at=1_800_000_000.0, handled=2, sending={sending})
+record.session(SessionSnapshot({session!r}, 1_800_000_000.0, 2, 0, {paused}), sending={sending})
 if {running}:
     record.cell_started(CellRun(7, "train", "model.fit(data)", time.monotonic() - 5))
 record.vitals(seen_monotonic=time.monotonic(), seen_wall=time.time(), rss=123_456_789,
@@ -50,10 +52,10 @@ SEGFAULT = (
 
 
 def dead_kernel(directory: Path, *, running: bool = True, sending: bool = True, ended: bool = False,
-                fault: str = "", state: int = ACTIVE, document: bytes = b"{}") -> None:
+                fault: str = "", paused: bool = False, document: bytes = b"{}") -> None:
     """A process that keeps a record as told, then is killed with SIGKILL."""
     code = _DYING.format(root=ROOT, directory=str(directory), running=running, sending=sending,
-                         ended=ended, fault=fault, session=SESSION, state=state, document=document)
+                         ended=ended, fault=fault, session=SESSION, paused=paused, document=document)
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     assert process.stdout is not None and process.stdout.readline() == b"ready\n"
     os.kill(process.pid, signal.SIGKILL)
@@ -75,6 +77,26 @@ def test_a_kernel_killed_in_a_cell_is_one_event_of_its_session(tmp_path: Path, r
     assert client.tracker.counts.sessions_with_unhandled == 0  # this kernel's counts never move
     assert len(report_dead_kernels(client, str(tmp_path), own)) == 0  # reported once, then gone
     assert [p.name for p in (tmp_path / "kernels").iterdir()] == [own.path.name]
+
+
+def test_a_kernel_killed_while_making_a_file_leaves_nothing_for_long(tmp_path: Path, reporter: Any) -> None:
+    """A hidden record half made and a fault dump whose record is gone, an hour old, are removed
+    by the next kernel's scan; a live kernel's fault dump and the record it is making stay."""
+    client, own = reporter
+    folder = tmp_path / "kernels"
+    live = CrashRecord(tmp_path, launched_wall=time.time(), launched_monotonic=time.monotonic())
+    making = create_locked(folder / ".0123456789ab.record.tmp")
+    try:
+        stale = [folder / ".ba9876543210.record.tmp", folder / "ba9876543210.faults"]
+        for path in [*stale, live.faults_path]:
+            path.write_bytes(b"\0" * 1024)
+            os.utime(path, (time.time() - 7200, time.time() - 7200))
+        assert report_dead_kernels(client, str(tmp_path), own) == []
+        assert not any(path.exists() for path in stale)
+        assert live.faults_path.exists() and (folder / ".0123456789ab.record.tmp").exists()
+    finally:
+        os.close(making)
+        live.close(remove=True)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +128,7 @@ def test_a_fatal_signal_while_idle_is_reported(tmp_path: Path, reporter: Any, co
 
 def test_a_paused_session_is_not_counted(tmp_path: Path, reporter: Any, collector: Any) -> None:
     client, own = reporter
-    dead_kernel(tmp_path, state=2)
+    dead_kernel(tmp_path, paused=True)
     assert len(report_dead_kernels(client, str(tmp_path), own)) == 1
     [event] = received(client, collector)
     assert "session" not in event

@@ -33,13 +33,13 @@ def test_a_claim_whose_lock_is_held_is_left_to_its_watcher_then_taken_when_it_is
     fd = os.open(path, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)  # the watcher's, woken by the kernel's death
     claimed = claim_locked(path, fd, "a" * 12)
-    assert claimed is not None and claimed.path.name.endswith(".aaaaaaaaaaaa.claimed")
+    assert claimed is not None and claimed.name.endswith(".aaaaaaaaaaaa.claimed")
     later = new_record(tmp_path)
     assert claims(tmp_path, later) == []  # being reported now
     assert claim_locked(path, fd, "b" * 12) is None  # once only
     os.close(fd)  # the watcher died before it was done
     [again] = claims(tmp_path, later)
-    assert again.path.name.endswith(f".{later.token}.claimed-again")
+    assert again.name.endswith(f".{later.token}.claimed-again")
     later.close(remove=True)
 
 
@@ -47,8 +47,8 @@ def test_a_scan_that_claimed_first_keeps_the_record(tmp_path: Path) -> None:
     path = dead_record(tmp_path)
     later = new_record(tmp_path)
     [claimed] = claims(tmp_path, later)
-    fd = os.open(claimed.path, os.O_RDONLY)
-    assert claim_locked(path, fd, "a" * 12) is None and claimed.path.exists()
+    fd = os.open(claimed, os.O_RDONLY)
+    assert claim_locked(path, fd, "a" * 12) is None and claimed.exists()
     os.close(fd)
     later.close(remove=True)
 
