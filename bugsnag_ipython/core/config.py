@@ -69,8 +69,7 @@ _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^/?#\s]*|[^:/?#
 
 
 def without_credentials(text: str) -> str:
-    """`text` with every URL's credentials hidden: `postgresql://admin:pw@db/x` becomes
-    `postgresql://***@db/x`."""
+    """`text` with every URL's credentials hidden: `pg://admin:pw@db/x` becomes `pg://***@db/x`."""
     return _CREDENTIALS.sub(r"\1***@", text)
 
 
@@ -78,8 +77,7 @@ _LONG_ENOUGH = 8  # characters: a shorter secret alone would match ordinary text
 
 
 def endpoint_credentials(*urls: str | None) -> tuple[str, ...]:
-    """The secrets endpoint URLs carry: each userinfo as written, and a password on its own, as
-    written and percent-decoded, when long enough."""
+    """Each userinfo the URLs carry, and its password alone, as written and decoded, if long enough."""
     found: list[str] = []
     for url in urls:
         if not url:
@@ -116,8 +114,7 @@ class MaskedApiKey(str):
 
 @dataclasses.dataclass(frozen=True)
 class Configuration:
-    """The notifier's options. Build new ones with :meth:`replace`, which validates and keeps the
-    key and endpoints as MaskedApiKey and MaskedUrl, so that no repr shows a credential."""
+    """The notifier's options; :meth:`replace` validates, and masks the key and endpoints in any repr."""
 
     api_key: str | None = None
     release_stage: str = "production"
@@ -163,8 +160,7 @@ class Configuration:
 
     @property
     def sessions_url(self) -> str | None:
-        """Where sessions go; None when only the notify endpoint is set, as the official
-        notifiers do, rather than sending sessions to BugSnag's cloud."""
+        """Where sessions go; None when only the notify endpoint is set, as the official notifiers do."""
         if self.sessions_endpoint:
             return self.sessions_endpoint
         if self.notify_endpoint:

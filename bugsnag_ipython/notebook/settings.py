@@ -1,9 +1,5 @@
-"""The options as IPython sees them, and where each effective value came from.
-
-`BugsnagIPython` is the configurable of config files and `%config`; each value passes the options'
-one validation (core/config.py), so a refused one is said in its sentence and the rest still load.
-`OptionSources` reads them at load, lowest first: defaults, the saved key, config files, `BUGSNAG_*`.
-"""
+"""The options as config files and `%config` see them (each value passes `validated`), and where
+each effective value came from: lowest first, defaults, the saved key, config files, `BUGSNAG_*`."""
 
 from __future__ import annotations
 
@@ -19,8 +15,6 @@ from traitlets.config.loader import DeferredConfig, LazyConfigValue
 from ..core.config import (
     Configuration,
     ConfigurationError,
-    MaskedApiKey,
-    MaskedUrl,
     from_environment,
     mask_api_key,
     shown_url,
@@ -87,8 +81,8 @@ class BugsnagIPython(Configurable):
                     self.problems.append(f"{error} (from IPython config; the default is used instead)")
                 else:
                     print(f"bugsnag_ipython: {error}", file=sys.stderr)
-        loaded = {name: _masked(name, value) for name, value in accepted.items()}
-        super()._load_config(Config({type(self).__name__: loaded}), section_names, traits)
+        # Validated keys and URLs are MaskedApiKey and MaskedUrl: `%config BugsnagIPython.api_key` hides them.
+        super()._load_config(Config({type(self).__name__: accepted}), section_names, traits)
         if self.client is None:
             self.from_files.update(accepted)
         elif accepted:
@@ -119,15 +113,6 @@ class BugsnagIPython(Configurable):
             config = config.replace(app_version=release.version)
             origins = {**origins, "app_version": release.origin}
         return describe(config, origins)
-
-
-def _masked(name: str, value: Any) -> Any:
-    """A key or URL as a str whose repr hides its secrets (`%config BugsnagIPython.api_key`)."""
-    if name == "api_key" and isinstance(value, str):
-        return MaskedApiKey(value)
-    if name.endswith("_endpoint") and isinstance(value, str):
-        return MaskedUrl(value)
-    return value
 
 
 class OptionSources:
