@@ -60,9 +60,7 @@ class BugsnagIPython(Configurable):
     def __init__(self, **kwargs: Any) -> None:
         self.from_files: dict[str, Any] = {}  # the options config files set, validated
         self.problems: list[str] = []  # the config files' refused values, one sentence each
-        # The client `%config` changes and lists while the extension is loaded; None at load,
-        # while the config files are read.
-        self.client: Client | None = None
+        self.client: Client | None = None  # what `%config` changes once loaded; None at load
         super().__init__(**kwargs)
 
     def update_config(self, config: Config) -> None:
@@ -105,11 +103,10 @@ class BugsnagIPython(Configurable):
         client = getattr(inst, "client", None)
         if client is None:
             return str(super().class_get_help(inst))
-        # An app version nobody set is the default release's, from where it was found (`git`):
-        # the one a payload made now would carry, so a look in progress is waited for as it is.
+        # An app version nobody set is the release found (`git`, …), waited for as a payload waits.
         config, origins = client.config, client.origins
         release = client.release_lookup.result() if config.app_version is None else None
-        if config.app_version is None and release is not None:
+        if release is not None:
             config = config.replace(app_version=release.version)
             origins = {**origins, "app_version": release.origin}
         return describe(config, origins)
