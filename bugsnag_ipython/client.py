@@ -25,9 +25,8 @@ if TYPE_CHECKING:  # imported with the first payload or report, not at load
 
 
 class Client:
-    """One kernel's reporter: the options in force, the sessions and what events carry, turned
-    into session and event payloads for delivery. Of its calls only ConfigurationError comes out;
-    `listeners` hear of every change (status, panel, crash record)."""
+    """One kernel's reporter: options, sessions and what events carry, turned into payloads for
+    delivery. Of its calls only ConfigurationError comes out; `listeners` hear of every change."""
 
     def __init__(self, config: Configuration, *, delivery: Delivery | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
@@ -57,9 +56,7 @@ class Client:
         self.context: str | None = None  # set_context(): replaces the automatic `In [n]`
         self.user: dict[str, str] = {}  # set_user()
         self.on_error = events.OnErrorCallbacks()
-        # For status: configuration problems, what the crash records' folder refused, what became
-        # of the previous kernel, and where each option's value came from (else the default).
-        self.problems: list[str] = []
+        self.problems: list[str] = []  # for status, as are the next three
         self.crash_records = Refusals()
         self.previous_death: str | None = None
         self.origins: dict[str, str] = {}
@@ -74,8 +71,7 @@ class Client:
         self._warn_about_endpoints()
 
     def configure(self, origin: str = "call", /, **changes: Any) -> None:
-        """Apply option changes from now on; a refused change raises and changes nothing.
-        `origin` is where they came from, as `%config BugsnagIPython` says it."""
+        """Apply option changes from now on (`origin`: where they came from); a refused one raises."""
         config = self.config = self.config.replace(**changes)
         self.origins.update(dict.fromkeys(changes, origin))
         self.tracker.auto_track = config.auto_track_sessions
@@ -92,8 +88,7 @@ class Client:
 
     @property
     def app_version(self) -> str | None:
-        """The option's, else the release found; a payload made during the look waits for it, so
-        every payload of a kernel names one release."""
+        """The option's, else the release found (waited for, so a kernel's payloads name one)."""
         if self.config.app_version:
             return self.config.app_version
         release = self.release_lookup.result()
@@ -122,8 +117,7 @@ class Client:
         return self.tracker.current()
 
     def headless_run(self, tab: Callable[[], JsonDict | None], *, one_session: bool) -> None:
-        """A runner executes the notebook: `tab` gives events their `run` tab; with `one_session`
-        the idle rule never splits the run."""
+        """A runner runs the notebook: `tab` gives events their `run` tab; `one_session`: no idle split."""
         self._run_tab = tab
         self._one_session = one_session
         if one_session:
@@ -195,8 +189,7 @@ class Client:
         return self._report(error, unhandled=True, cell=None, thread=thread)
 
     def notify_unhandled(self, error: BaseException, context: str, section: str, facts: JsonDict) -> bool:
-        """Report an exception a widget callback or the event loop caught: unhandled, with `context`
-        (unless set_context set one) and a metadata tab `section` saying where it came from."""
+        """Report an exception a widget callback or the event loop caught, with `context` and a tab."""
         running = self.cell
         if running is not None:
             if self._caught_in_cell[0] is not running:
@@ -248,8 +241,7 @@ class Client:
         return self._send_event(made)
 
     def notify_kernel_death(self, death: KernelDeath) -> bool:
-        """Report an earlier kernel's death: one unhandled event carrying that kernel's session;
-        no counter of this kernel's moves. The on-error callbacks see it like any event."""
+        """Report an earlier kernel's death: one unhandled event carrying that kernel's session."""
         from .report.kernel_death import death_payload
 
         made = death_payload(death, self.config, device=self._facts.device,
@@ -257,20 +249,17 @@ class Client:
         return made is not None and self._send_event(made)
 
     def previous_kernel_died(self, text: str) -> None:
-        """What became of the previous kernel, for status and the panel."""
         self.previous_death = text
         self._changed()
 
     @property
     def device(self) -> JsonDict:
-        """The device facts every payload carries."""
         return self._facts.device
 
     def set_context(self, context: str | None) -> None:
         self.context = str(context) if context else None
 
     def set_user(self, id: str | None = None, email: str | None = None, name: str | None = None) -> None:
-        """The user of later payloads; with nothing given, back to the default user."""
         fields = {"id": id, "email": email, "name": name}
         self.user = {key: str(value) for key, value in fields.items() if value is not None}
 

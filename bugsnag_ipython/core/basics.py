@@ -11,8 +11,7 @@ JsonDict = dict[str, Any]
 
 
 def tell(listeners: list[Callable[[], None]], whose: str) -> None:
-    """Call each listener (status, panel, crash record); one that fails is logged at debug and
-    the rest are still told: a broken display must not stop delivery or a cell."""
+    """Call each listener; one that fails is logged at debug: a broken display must not stop a cell."""
     for listener in list(listeners):
         try:
             listener()

@@ -1,13 +1,14 @@
-"""Every option of the notifier: one frozen dataclass, one validation step, and how options that
+"""Every option of the notifier: one typed trait each, one validation step, and how options that
 hold credentials (the key, endpoint URLs) may be shown."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
+
+from traitlets import Bool, Float, HasTraits, Int, Tuple, Unicode
 
 DEFAULT_NOTIFY_ENDPOINT = "https://notify.bugsnag.com"
 DEFAULT_SESSIONS_ENDPOINT = "https://sessions.bugsnag.com"
@@ -69,8 +70,7 @@ _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)(?:[^/?#\s]*|[^:/?#
 
 
 def without_credentials(text: str) -> str:
-    """`text` with every URL's credentials hidden: `postgresql://admin:pw@db/x` becomes
-    `postgresql://***@db/x`."""
+    """`text` with every URL's credentials hidden: `pg://admin:pw@db/x` becomes `pg://***@db/x`."""
     return _CREDENTIALS.sub(r"\1***@", text)
 
 
@@ -78,8 +78,7 @@ _LONG_ENOUGH = 8  # characters: a shorter secret alone would match ordinary text
 
 
 def endpoint_credentials(*urls: str | None) -> tuple[str, ...]:
-    """The secrets endpoint URLs carry: each userinfo as written, and a password on its own, as
-    written and percent-decoded, when long enough."""
+    """Each userinfo the URLs carry, and its password alone, as written and decoded, if long enough."""
     found: list[str] = []
     for url in urls:
         if not url:
@@ -114,29 +113,32 @@ class MaskedApiKey(str):
         return repr(mask_api_key(str(self)))
 
 
-@dataclasses.dataclass(frozen=True)
-class Configuration:
-    """The notifier's options. Build new ones with :meth:`replace`, which validates and keeps the
-    key and endpoints as MaskedApiKey and MaskedUrl, so that no repr shows a credential."""
+class Configuration(HasTraits):
+    """The notifier's options, each declared once as a typed trait: IPython config files and
+    `%config` set them on BugsnagIPython, `BUGSNAG_<OPTION>` from the environment. Make new ones
+    with :meth:`replace`, which validates and masks the key and endpoints in any repr."""
 
-    api_key: str | None = None
-    release_stage: str = "production"
-    app_version: str | None = None
-    notify_endpoint: str | None = None
-    sessions_endpoint: str | None = None
-    auto_track_sessions: bool = True
-    background_timeout: float = 30.0
-    persistence_directory: str | None = None
-    discard_classes: tuple[str, ...] = ("KeyboardInterrupt", "SystemExit", "UsageError")
-    enabled_release_stages: tuple[str, ...] | None = None
-    redacted_keys: tuple[str, ...] = ("password", "secret", "token", "api_key", "authorization", "cookie")
-    send_code: bool = True
-    project_root: str | None = None
-    max_breadcrumbs: int = 50
-    max_held_payloads: int = 1000
-    max_stored_sessions: int = 1000
-    max_stored_events: int = 10000
-    watch_kernel_deaths: bool = True
+    api_key = Unicode(None, allow_none=True, help="The project's API key (32 hex digits).").tag(config=True)
+    release_stage = Unicode("production", help="app.releaseStage").tag(config=True)
+    app_version = Unicode(None, allow_none=True, help="app.version (default: found)").tag(config=True)
+    notify_endpoint = Unicode(None, allow_none=True, help="Where events are POSTed.").tag(config=True)
+    sessions_endpoint = Unicode(None, allow_none=True, help="Where sessions are POSTed.").tag(config=True)
+    auto_track_sessions = Bool(True, help="Sessions by themselves.").tag(config=True)
+    background_timeout = Float(30.0, help="Idle seconds to a new session.").tag(config=True)
+    persistence_directory = Unicode(None, allow_none=True, help="Where payloads wait.").tag(config=True)
+    discard_classes = Tuple(("KeyboardInterrupt", "SystemExit", "UsageError"), help="Never reported.").tag(
+        config=True)
+    enabled_release_stages = Tuple(default_value=None, allow_none=True, help="Stages that send.").tag(
+        config=True)
+    redacted_keys = Tuple(("password", "secret", "token", "api_key", "authorization", "cookie"),
+                          help="Metadata sent as [REDACTED].").tag(config=True)
+    send_code = Bool(True, help="Send the source of cells and files.").tag(config=True)
+    project_root = Unicode(None, allow_none=True, help="Files under it are in project.").tag(config=True)
+    max_breadcrumbs = Int(50, help="Breadcrumbs kept.").tag(config=True)
+    max_held_payloads = Int(1000, help="Held without a key.").tag(config=True)
+    max_stored_sessions = Int(1000, help="Sessions on disk.").tag(config=True)
+    max_stored_events = Int(10000, help="Events on disk.").tag(config=True)
+    watch_kernel_deaths = Bool(True, help="Report deaths at once.").tag(config=True)
 
     ENV_PREFIX: ClassVar[str] = "BUGSNAG_"
 
@@ -153,7 +155,10 @@ class Configuration:
     def replace(self, **changes: Any) -> Configuration:
         """A copy with `changes` applied; ConfigurationError, and nothing changed, if one is refused."""
         cleaned = {name: validated(name, value) for name, value in changes.items()}
-        return dataclasses.replace(self, **cleaned)
+        return Configuration(**{**{name: getattr(self, name) for name in _KINDS}, **cleaned})
+
+    def __repr__(self) -> str:
+        return f"Configuration({', '.join(f'{name}={getattr(self, name)!r}' for name in _KINDS)})"
 
     @property
     def notify_url(self) -> str:
@@ -163,8 +168,7 @@ class Configuration:
 
     @property
     def sessions_url(self) -> str | None:
-        """Where sessions go; None when only the notify endpoint is set, as the official
-        notifiers do, rather than sending sessions to BugSnag's cloud."""
+        """Where sessions go; None when only the notify endpoint is set, as the official notifiers do."""
         if self.sessions_endpoint:
             return self.sessions_endpoint
         if self.notify_endpoint:

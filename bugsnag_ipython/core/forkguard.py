@@ -28,8 +28,7 @@ if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
 
 
 class ForgottenInChildren(weakref.WeakSet[Any]):
-    """Objects holding the parent's resources (a file's lock, a pipe): in a forked child, each is
-    told to let go of them (`forget_after_fork()`)."""
+    """Objects holding the parent's resources (a lock, a pipe), told `forget_after_fork()` in a child."""
 
     def __init__(self) -> None:
         super().__init__()

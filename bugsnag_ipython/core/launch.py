@@ -1,9 +1,6 @@
-"""The launch's work off the loading thread: the launch session's payload and the default release.
-
-The launch session's payload (the device id, the outbox, importing `requests`) would compete with
-the first cells for the interpreter: a daemon thread makes it once the kernel is idle, or a report,
-flush or exit first (`send_now`), so it is never lost nor sent after what follows it.
-"""
+"""The launch's work off the loading thread: the default release, and the launch session's payload
+(the device id, the outbox, importing `requests`), made once the kernel is idle, or by a report,
+flush or exit first (`send_now`), so it is never lost nor sent after what follows it."""
 
 from __future__ import annotations
 
@@ -33,8 +30,7 @@ class LaunchSession:
     forked child leaves it to its parent: sent from both, one launch would count twice."""
 
     def __init__(self, *, send: Callable[[SessionSnapshot], None], prepare: Callable[[], object],
-                 busy: Callable[[], bool]) -> None:
-        # `prepare` reads the payload's facts that cost a file read; `busy`: a cell is running.
+                 busy: Callable[[], bool]) -> None:  # prepare: reads the facts; busy: a cell runs
         self._send = send
         self._prepare = prepare
         self._busy = busy
@@ -48,8 +44,7 @@ class LaunchSession:
         self._lock = threading.Lock()  # a thread of the parent may have held it at the fork
 
     def launch(self, start: Callable[[], object]) -> None:
-        """Run `start` (the tracker's launch): the session it starts is held, then sent off this
-        thread once the kernel is idle."""
+        """Run `start` (the tracker's launch); the session it starts is sent once the kernel is idle."""
         self._launching = True
         try:
             start()

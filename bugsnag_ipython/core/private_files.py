@@ -1,9 +1,7 @@
-"""The trust rule for every file under the persistence directory, and the claim of a file whose
-owner is gone. What is stored there is acted on (a payload is sent with this user's API key), so
-its folders must be this user's and 0700, and a file is read only if it is a regular file of this
-user's, never through a link, without waiting, up to a limit. A file's owner is alive while it
-holds a flock() on it, which the system lets go of when the process dies.
-"""
+"""The trust rule for every file under the persistence directory: what is stored there is acted on
+(sent with this user's API key), so folders must be this user's and 0700, and a file is read only
+if it is a regular file of this user's, never through a link, up to a limit. A file's owner is
+alive while it holds a flock() on it, which the system lets go of when the process dies."""
 
 import contextlib
 import os
@@ -33,8 +31,7 @@ class UntrustedFile(ValueError):
 
 
 class RefusedDirectory(OSError):
-    """A persistence directory (or a folder in it) that is not this user's alone, or cannot be
-    used at all; the text is the one sentence that says so and names the fix."""
+    """A persistence directory (or a folder in it) refused, in one sentence that names the fix."""
 
 
 def is_mine(facts: os.stat_result) -> bool:
@@ -44,8 +41,7 @@ def is_mine(facts: os.stat_result) -> bool:
 
 def make_private(directory: str | os.PathLike[str], *, create: bool = True,
                  root: bool = True) -> Path:
-    """`directory`, created 0700 if missing, this user's and private, else RefusedDirectory.
-    `root`: it is the persistence directory itself (else a folder in it)."""
+    """`directory` (the persistence directory if `root`), created 0700, this user's, else RefusedDirectory."""
     path = Path(directory).expanduser()
     problem = None
     try:
@@ -162,8 +158,7 @@ def lock_if_ownerless(path: Path) -> int | None:
 
 
 def owner_alive(path: Path) -> bool:
-    """Whether a live process holds the lock on the file at `path`: False when the file is gone
-    or no file a process could hold (a link, a FIFO), True when that cannot be told."""
+    """Whether a live process holds the lock on the file at `path` (True when that cannot be told)."""
     try:
         fd = lock_if_ownerless(path)
     except (FileNotFoundError, UntrustedFile):
@@ -186,8 +181,7 @@ def is_file_or_link(path: Path) -> bool:
 
 @dataclass
 class Refusals:
-    """What the rule refused to one user of the persistence directory, for status: the
-    directory's sentence, and the files set aside, and where."""
+    """What the rule refused to one user of the persistence directory, for status."""
 
     problem: str | None = None
     set_aside: int = 0

@@ -1,8 +1,5 @@
-"""Sessions and the rules that start, pause and resume them (bugsnag-android's SessionTracker).
-
-Loading the extension is the launch, a running cell is the foreground, the kernel idle between
-cells is the background. Clocks are injected, so the 30-second rule is tested without sleeping.
-"""
+"""Sessions and the rules that start, pause and resume them (bugsnag-android's SessionTracker):
+loading the extension is the launch, a running cell the foreground, the kernel idle the background."""
 
 import os
 import threading
@@ -32,8 +29,7 @@ class SessionSnapshot(NamedTuple):
 
 @dataclass
 class TrackerCounts:
-    """What this kernel's tracker has seen, for status; events outside a session (none, or
-    paused) count against none, so only the `_outside` counters show them."""
+    """What this kernel's tracker has seen, for status (events outside a session count in `_outside`)."""
 
     sessions_started: int = 0
     sessions_with_unhandled: int = 0

@@ -1,9 +1,5 @@
-"""The options as IPython sees them, and where each effective value came from.
-
-`BugsnagIPython` is the configurable of config files and `%config`; each value passes the options'
-one validation (core/config.py), so a refused one is said in its sentence and the rest still load.
-`OptionSources` reads them at load, lowest first: defaults, the saved key, config files, `BUGSNAG_*`.
-"""
+"""The options as config files and `%config` see them (each value passes `validated`), and where
+each effective value came from: lowest first, defaults, the saved key, config files, `BUGSNAG_*`."""
 
 from __future__ import annotations
 
@@ -12,15 +8,13 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Bool, Float, Int, List, TraitError, TraitType, Unicode
+from traitlets import TraitError, TraitType
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import DeferredConfig, LazyConfigValue
 
 from ..core.config import (
     Configuration,
     ConfigurationError,
-    MaskedApiKey,
-    MaskedUrl,
     from_environment,
     mask_api_key,
     shown_url,
@@ -35,40 +29,16 @@ if TYPE_CHECKING:
 DEFAULT, CONFIG_FILE, ENVIRONMENT, CALL = "default", "config file", "environment", "call"
 KEY_FILE = "key file"  # the key saved by %bugsnag_key (core/key_file.py)
 
-_DEFAULT = Configuration()
 
-
-class BugsnagIPython(Configurable):
-    """BugSnag session tracking and error reporting for this kernel. Each option has an
-    environment variable, `BUGSNAG_<OPTION>`, which comes before config files."""
-
-    api_key = Unicode(None, allow_none=True, help="The project's API key (32 hex digits).").tag(config=True)
-    release_stage = Unicode(_DEFAULT.release_stage, help="app.releaseStage").tag(config=True)
-    app_version = Unicode(None, allow_none=True, help="app.version (default: found)").tag(config=True)
-    notify_endpoint = Unicode(None, allow_none=True, help="Where events are POSTed.").tag(config=True)
-    sessions_endpoint = Unicode(None, allow_none=True, help="Where sessions are POSTed.").tag(config=True)
-    auto_track_sessions = Bool(_DEFAULT.auto_track_sessions, help="Sessions by themselves.").tag(config=True)
-    background_timeout = Float(_DEFAULT.background_timeout, help="Idle seconds to a new session.").tag(
-        config=True)
-    persistence_directory = Unicode(None, allow_none=True, help="Where payloads wait.").tag(config=True)
-    discard_classes = List(Unicode(), list(_DEFAULT.discard_classes), help="Never reported.").tag(config=True)
-    enabled_release_stages = List(Unicode(), None, allow_none=True, help="Stages that send.").tag(config=True)
-    redacted_keys = List(Unicode(), list(_DEFAULT.redacted_keys), help="Metadata sent as [REDACTED].").tag(
-        config=True)
-    send_code = Bool(_DEFAULT.send_code, help="Send the source of cells and files.").tag(config=True)
-    project_root = Unicode(None, allow_none=True, help="Files under it are in project.").tag(config=True)
-    max_breadcrumbs = Int(_DEFAULT.max_breadcrumbs, min=1, help="Breadcrumbs kept.").tag(config=True)
-    max_held_payloads = Int(_DEFAULT.max_held_payloads, min=1, help="Held without a key.").tag(config=True)
-    max_stored_sessions = Int(_DEFAULT.max_stored_sessions, min=1, help="Sessions on disk.").tag(config=True)
-    max_stored_events = Int(_DEFAULT.max_stored_events, min=1, help="Events on disk.").tag(config=True)
-    watch_kernel_deaths = Bool(_DEFAULT.watch_kernel_deaths, help="Report deaths at once.").tag(config=True)
+class BugsnagIPython(Configurable, Configuration):
+    """BugSnag session tracking and error reporting for this kernel: the options' traits, as config
+    files and `%config` set them. Each has an environment variable, `BUGSNAG_<OPTION>`, which
+    comes before config files."""
 
     def __init__(self, **kwargs: Any) -> None:
         self.from_files: dict[str, Any] = {}  # the options config files set, validated
         self.problems: list[str] = []  # the config files' refused values, one sentence each
-        # The client `%config` changes and lists while the extension is loaded; None at load,
-        # while the config files are read.
-        self.client: Client | None = None
+        self.client: Client | None = None  # what `%config` changes once loaded; None at load
         super().__init__(**kwargs)
 
     def update_config(self, config: Config) -> None:
@@ -87,8 +57,8 @@ class BugsnagIPython(Configurable):
                     self.problems.append(f"{error} (from IPython config; the default is used instead)")
                 else:
                     print(f"bugsnag_ipython: {error}", file=sys.stderr)
-        loaded = {name: _masked(name, value) for name, value in accepted.items()}
-        super()._load_config(Config({type(self).__name__: loaded}), section_names, traits)
+        # Validated keys and URLs are MaskedApiKey and MaskedUrl: `%config BugsnagIPython.api_key` hides them.
+        super()._load_config(Config({type(self).__name__: accepted}), section_names, traits)
         if self.client is None:
             self.from_files.update(accepted)
         elif accepted:
@@ -98,7 +68,7 @@ class BugsnagIPython(Configurable):
         trait = self.traits(config=True).get(name)
         try:
             if trait is not None and isinstance(value, LazyConfigValue):  # c.X.discard_classes.append(…)
-                value = value.get_value(getattr(self, name))
+                value = value.get_value(list(getattr(self, name)))
             elif trait is not None and isinstance(value, DeferredConfig):  # from the command line
                 value = value.get_value(trait)
         except (TraitError, ValueError) as error:
@@ -111,23 +81,13 @@ class BugsnagIPython(Configurable):
         client = getattr(inst, "client", None)
         if client is None:
             return str(super().class_get_help(inst))
-        # An app version nobody set is the default release's, from where it was found (`git`):
-        # the one a payload made now would carry, so a look in progress is waited for as it is.
+        # An app version nobody set is the release found (`git`, …), waited for as a payload waits.
         config, origins = client.config, client.origins
         release = client.release_lookup.result() if config.app_version is None else None
-        if config.app_version is None and release is not None:
+        if release is not None:
             config = config.replace(app_version=release.version)
             origins = {**origins, "app_version": release.origin}
         return describe(config, origins)
-
-
-def _masked(name: str, value: Any) -> Any:
-    """A key or URL as a str whose repr hides its secrets (`%config BugsnagIPython.api_key`)."""
-    if name == "api_key" and isinstance(value, str):
-        return MaskedApiKey(value)
-    if name.endswith("_endpoint") and isinstance(value, str):
-        return MaskedUrl(value)
-    return value
 
 
 class OptionSources:
