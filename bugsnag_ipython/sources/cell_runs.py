@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..report.events import CellRun, error_the_cell_ended_with
@@ -143,28 +143,18 @@ class HeldInterrupt:
     main thread and over Python's own handler (another one is left to do what it does)."""
 
     def __init__(self) -> None:
-        self._previous: Any = None
         self.interrupted = False
 
     def __enter__(self) -> HeldInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            try:
-                if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-                    self._previous = signal.signal(signal.SIGINT, self._hold)
-            except (ValueError, OSError):
-                self._previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            signal.signal(signal.SIGINT, self._hold)
         return self
 
     def _hold(self, signum: int, frame: FrameType | None) -> None:
         self.interrupted = True
-        signal.signal(signal.SIGINT, self._previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self._previous is not None:
-            try:
-                if signal.getsignal(signal.SIGINT) == self._hold:
-                    signal.signal(signal.SIGINT, self._previous)
-            except (ValueError, OSError):
-                pass
-            self._previous = None
+    def __exit__(self, *exc: object) -> None:
+        if signal.getsignal(signal.SIGINT) == self._hold:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
