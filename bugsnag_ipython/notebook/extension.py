@@ -24,7 +24,7 @@ from ..sources.cell_runs import CellRuns
 from ..sources.event_loop import LoopExceptions
 from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetCallbacks
-from .magics import BugsnagMagics
+from .magics import BugsnagMagics, ask_for_key
 from .settings import BugsnagIPython, OptionSources
 
 SHELL_ATTRIBUTE = "_bugsnag_ipython"
@@ -136,8 +136,6 @@ class Extension:
 
     def ask_for_key(self) -> None:
         """`%bugsnag_key`: the key from a prompt that does not echo, for this kernel and later ones."""
-        from .key_prompt import ask_for_key  # here: loading the extension need not import getpass
-
         ask_for_key(self.client, config_sets_key="api_key" in self.settings.from_files)
 
     def show_panel(self) -> None:

@@ -1,9 +1,5 @@
-"""Widgets: exceptions in their callbacks, and the user's widget activity as the foreground.
-
-`WidgetCallbacks` wraps the shell's `showtraceback`, through which ipywidgets shows every exception
-of a user's callback, and the kernel's `comm_msg` handler, so that a message to a user's widget (a
-click, a slider moved) is a return to the foreground. It does not import ipywidgets.
-"""
+"""Widgets: exceptions in their callbacks, and the user's widget activity (a click, a slider
+moved) as the foreground. It does not import ipywidgets."""
 
 from __future__ import annotations
 
@@ -73,13 +69,6 @@ def message_action(data: Any) -> str | None:
         event = content.get("event") if isinstance(content, dict) else None
         return event if isinstance(event, str) and event else "message"
     return None
-
-
-def _widget_registry() -> dict[str, Any]:
-    """ipywidgets' live widgets by model id (`Widget.widgets` returns it with a deprecation warning)."""
-    module = sys.modules.get("ipywidgets.widgets.widget")  # no widgets before it is imported
-    registry = getattr(module, "_instances", None)
-    return registry if isinstance(registry, dict) else {}
 
 
 def _module_of(frame: FrameType) -> str:
@@ -157,7 +146,10 @@ class WidgetCallbacks(Source):
             action, comm_id = message_action(content.get("data")), content.get("comm_id")
             if action is None or comm_id in _OWN_MODEL_IDS:
                 return None
-            widget = _widget_registry().get(comm_id)
+            # ipywidgets' live widgets by model id (`Widget.widgets` warns of its deprecation);
+            # no widgets before it is imported.
+            registry = getattr(sys.modules.get("ipywidgets.widgets.widget"), "_instances", {})
+            widget = registry.get(comm_id) if isinstance(registry, dict) else None
             if widget is None:
                 return None
             user_action = describe(widget, action)
