@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 from collections.abc import Callable
@@ -35,7 +34,7 @@ SUBCOMMANDS = """\
 
 @magics_class
 class BugsnagMagics(Magics):
-    """The two magics, on one client; the panel and the key prompt are the extension's."""
+    """The two magics, on one client; the panel and the key prompt's options are the extension's."""
 
     def __init__(self, shell: Any, client: Client, show_panel: Callable[[], None],
                  ask_for_key: Callable[[], None]) -> None:
@@ -49,10 +48,11 @@ class BugsnagMagics(Magics):
         """The live status panel, or a subcommand; `%bugsnag_session -h` says what each does."""
         from .status import flush_outcome, session_change, status_text  # here, not at load
 
-        options = session_arguments().parse_argstring(line)
+        parser = session_arguments()
+        options = parser.parse_argstring(line)
         command, seconds = options.subcommand, options.seconds
         if options.help:
-            print(session_arguments().format_help(), end="")
+            print(parser.format_help(), end="")
         elif seconds is not None and command != "flush":
             raise UsageError(f"{command or 'the panel'} takes no arguments; usage: {USAGE}")
         elif command is None:
@@ -77,9 +77,8 @@ class BugsnagMagics(Magics):
         self.ask_for_key()
 
 
-@functools.cache
 def session_arguments() -> MagicArgumentParser:
-    """`%bugsnag_session`'s parser (IPython's, whose errors are UsageErrors), made at first use."""
+    """`%bugsnag_session`'s parser (IPython's, whose errors are UsageErrors), made at each use."""
     from IPython.core.magic_arguments import MagicArgumentParser
 
     # argparse formats the usage with %, so the magic's own % is doubled.

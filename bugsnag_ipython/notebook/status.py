@@ -67,7 +67,6 @@ def _stability(client: Client) -> tuple[int, int, str]:
 
 
 def _outside(client: Client) -> str | None:
-    """Errors made while there was no session or it was paused."""
     counts = client.tracker.counts
     if not counts.handled_outside and not counts.unhandled_outside:
         return None
@@ -311,8 +310,7 @@ def _session_rows(client: Client, wall_clock: float) -> Rows:
 
 
 def _delivery_rows(client: Client, countdown: float | None) -> Rows:
-    """Every panel's rows in a fixed order ("Last error" too, as "none", so the panel keeps its
-    size), then the rare ones."""
+    """The common rows always ("Last error" as "none": the panel keeps its size), then the rare ones."""
     stats = client.delivery.stats
     (count, where), (dropped, why) = _waiting(client), _dropped(client)
     waiting = f"{count}{where}"
