@@ -74,13 +74,10 @@ class CellRuns(Source):
         """The execute request's `cellId`, where ipykernel does not pass it to `pre_run_cell`;
         only for the request's own code, not a `run_cell` that code calls."""
         request = self._request("shell")  # the cell runs on the shell channel
-        if not isinstance(request, dict):
+        cell_id = request.get("metadata", {}).get("cellId")
+        if not (isinstance(cell_id, str) and cell_id):
             return None
-        metadata, content = request.get("metadata"), request.get("content")
-        cell_id = metadata.get("cellId") if isinstance(metadata, dict) else None
-        if not (isinstance(cell_id, str) and cell_id and isinstance(content, dict)):
-            return None
-        return cell_id if content.get("code") == info.raw_cell else None
+        return cell_id if request.get("content", {}).get("code") == info.raw_cell else None
 
     def post_run_cell(self, result: Any) -> None:
         try:
