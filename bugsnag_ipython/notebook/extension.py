@@ -4,6 +4,7 @@ and the magics; unloading undoes all of it."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import logging
 import os
@@ -122,17 +123,12 @@ class Extension:
 
     def _say_held(self) -> None:
         """The first event held for lack of a key: said in its cell, else in the kernel log."""
-        try:
+        with contextlib.suppress(Exception):  # an exception here would reach the user's cell
             from .status import HOW_TO_SET_A_KEY
 
             in_cell = self.client.cell is not None and threading.current_thread() is threading.main_thread()
-            self._say(
-                "This error was not sent: no BugSnag API key is set, so errors are kept in memory "
-                f"(and lost when the kernel exits); {HOW_TO_SET_A_KEY}.",
-                in_cell,
-            )
-        except Exception:
-            pass  # an exception here would reach the user's cell
+            self._say("This error was not sent: no BugSnag API key is set, so errors are kept in memory "
+                      f"(and lost when the kernel exits); {HOW_TO_SET_A_KEY}.", in_cell)
 
     def ask_for_key(self) -> None:
         """`%bugsnag_key`: the key from a prompt that does not echo, for this kernel and later ones."""

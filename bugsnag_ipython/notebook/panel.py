@@ -115,7 +115,12 @@ class StatusPanel:
             ),
             _dom_classes=["bugsnag-panel"],
         )
-        _add(self)
+        global _refresher
+        PANELS.append(self)
+        if _refresher is None or not _refresher.is_alive():  # none yet, or in a forked child
+            _refresher = threading.Thread(target=_refresh_forever, name="bugsnag-panel", daemon=True)
+            _refresher.start()
+        changed()
 
     def refresh(self) -> float | None:
         """Show the state now; the countdown it shows, for the next refresh to be timely."""
@@ -180,15 +185,6 @@ def _value(label: str, value: str) -> str:
 def changed() -> None:
     """Called from any thread after any change; must stay this cheap."""
     _wake.set()
-
-
-def _add(panel: StatusPanel) -> None:
-    global _refresher
-    PANELS.append(panel)
-    if _refresher is None or not _refresher.is_alive():  # none yet, or in a forked child
-        _refresher = threading.Thread(target=_refresh_forever, name="bugsnag-panel", daemon=True)
-        _refresher.start()
-    changed()
 
 
 def _flush(client: Client) -> None:
