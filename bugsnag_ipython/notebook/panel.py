@@ -168,18 +168,14 @@ def _html(view: PanelView, notice: str) -> dict[str, str]:
 def _table(heading: str, rows: Rows) -> str:
     if not rows:
         return ""
-    body = "".join(
-        f"<tr><td style='padding-right:1em;opacity:0.7;vertical-align:top'>{html.escape(label)}</td>"
-        f"<td>{_value(label, value)}</td></tr>"
-        for label, value in rows
-    )
+    body = ""
+    for label, value in rows:
+        shown = html.escape(value)
+        if label == "Last error":
+            shown = f"<div class='bugsnag-last-error' style='{LAST_ERROR_STYLE}'>{shown}</div>"
+        body += (f"<tr><td style='padding-right:1em;opacity:0.7;vertical-align:top'>{html.escape(label)}"
+                 f"</td><td>{shown}</td></tr>")
     return f"<div style='font-weight:bold'>{html.escape(heading)}</div><table>{body}</table>"
-
-
-def _value(label: str, value: str) -> str:
-    if label != "Last error":
-        return html.escape(value)
-    return f"<div class='bugsnag-last-error' style='{LAST_ERROR_STYLE}'>{html.escape(value)}</div>"
 
 
 def changed() -> None:

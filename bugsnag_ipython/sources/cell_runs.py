@@ -124,13 +124,11 @@ def replaced_error(shell: Any, result: Any, execution_count: int | None) -> Base
     `result`: the cell's own result is the shell's last one, or, not noted yet, the displayhook's."""
     if execution_count is None:
         return None
-    found = (getattr(shell, "last_execution_result", None),
-             getattr(getattr(shell, "displayhook", None), "exec_result", None))
-    for own in found:
-        if own is None or own is result or getattr(own, "execution_count", None) != execution_count:
-            continue
+    for own in (getattr(shell, "last_execution_result", None),
+                getattr(getattr(shell, "displayhook", None), "exec_result", None)):
         error = getattr(own, "error_in_exec", None)
-        if isinstance(error, BaseException) and not isinstance(error, KeyboardInterrupt):
+        if (own is not result and getattr(own, "execution_count", None) == execution_count
+                and isinstance(error, BaseException) and not isinstance(error, KeyboardInterrupt)):
             return error
     return None
 
