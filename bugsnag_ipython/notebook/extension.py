@@ -78,9 +78,8 @@ class Extension:
         self.installed = False
 
     def install(self, *, launch: bool) -> None:
-        shell = self.shell
         # `%load_ext` in a cell, not kernel config before any cell.
-        in_cell = getattr(getattr(shell, "displayhook", None), "exec_result", None) is not None
+        in_cell = getattr(getattr(self.shell, "displayhook", None), "exec_result", None) is not None
         for problem in self.options.problems:
             self._say(problem, in_cell)
         if in_cell and not self.client.config.api_key:
@@ -89,29 +88,28 @@ class Extension:
             self._say(f"No BugSnag API key is set, so nothing will be sent; {HOW_TO_SET_A_KEY}.", in_cell)
         self.settings.client = self.client
         for configurable in (self.settings, self.magics):  # what `%config` lists
-            if configurable not in shell.configurables:
-                shell.configurables.append(configurable)
+            if configurable not in self.shell.configurables:
+                self.shell.configurables.append(configurable)
         for source in self.sources:
             source.install()
         atexit.register(self.at_exit)
-        shell.register_magics(self.magics)
+        self.shell.register_magics(self.magics)
         self.installed = True
         if launch:
             self.client.launch(in_background=not in_cell)
         self.kernel_deaths.loaded.set()
 
     def uninstall(self) -> None:
-        shell = self.shell
         for source in self.sources:
             source.uninstall()
         atexit.unregister(self.at_exit)
         self.settings.client = None
         for configurable in (self.settings, self.magics):
-            shell.configurables.remove(configurable)
+            self.shell.configurables.remove(configurable)
         # IPython has no call that unregisters magics: their names and registry entry go here.
         for name in ("bugsnag_session", "bugsnag_key"):
-            del shell.magics_manager.magics["line"][name]
-        del shell.magics_manager.registry[type(self.magics).__name__]
+            del self.shell.magics_manager.magics["line"][name]
+        del self.shell.magics_manager.registry[type(self.magics).__name__]
         self.installed = False
 
     @staticmethod

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 import re
 import time
@@ -176,8 +177,6 @@ def status_text(client: Client | None) -> str:
 
 def status_html(client: Client | None) -> str:
     """The status text as a small table, for frontends that render HTML but not widgets."""
-    import html  # here: loading the extension need not import it
-
     title, *lines = status_text(client).splitlines()
     cells = "".join(
         f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"

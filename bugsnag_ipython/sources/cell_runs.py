@@ -7,7 +7,6 @@ one interrupt (a second one goes through)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -42,9 +41,8 @@ class CellRuns(Source):
         self.shell.events.register("post_run_cell", self.post_run_cell)
 
     def uninstall(self) -> None:
-        for event, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
-            with contextlib.suppress(ValueError):
-                self.shell.events.unregister(event, callback)
+        self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
+        self.shell.events.unregister("post_run_cell", self.post_run_cell)
 
     def pre_run_cell(self, info: Any) -> None:
         try:
