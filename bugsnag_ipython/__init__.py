@@ -71,7 +71,7 @@ def configure(**options: Any) -> None:
 def set_api_key() -> None:
     """Ask for the API key at a prompt that does not echo (as ``%bugsnag_key``), use it here and
     save it, readable only by you, for later kernels; before the extension is loaded, only save it."""
-    from .notebook.key_prompt import ask_for_key
+    from .notebook.magics import ask_for_key
 
     loaded = _loaded()
     if loaded is None:

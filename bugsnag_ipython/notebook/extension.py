@@ -4,12 +4,15 @@ and the magics; unloading undoes all of it."""
 from __future__ import annotations
 
 import atexit
+import contextlib
+import io
+import logging
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from ..client import Client
 from ..core.basics import log
@@ -22,11 +25,11 @@ from ..sources.cell_runs import CellRuns
 from ..sources.event_loop import LoopExceptions
 from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetCallbacks
-from . import kernel_log
-from .magics import BugsnagMagics
+from .magics import BugsnagMagics, ask_for_key
 from .settings import BugsnagIPython, OptionSources
 
 SHELL_ATTRIBUTE = "_bugsnag_ipython"
+LOG_HANDLER = "bugsnag_ipython kernel log"  # one such handler per process, found again on reload
 # jupyter_client sends SIGTERM 2.5 s (by default) after a shutdown request: the exit flush ends
 # at most this long after the request, so the kernel's own exit has the rest.
 EXIT_FLUSH_SECONDS = 1.0
@@ -59,15 +62,15 @@ class Extension:
         self.client.on_first_held_event = self._say_held
         if config.app_version is None:
             self.client.release_lookup.start(release_directory(run), os.environ)
-        self.log_breadcrumbs = LogBreadcrumbs(self.client.leave_breadcrumb)
         self.cell_runs = CellRuns(self.client, shell, self.cells)
         self.kernel_deaths = KernelDeaths(self.client, shell, self.cells, self.cell_runs)
-        self.sources: list[Source] = [
+        self.sources: list[Source | LogBreadcrumbs] = [
             self.cell_runs,
             ThreadExceptions(self.client),
             WidgetCallbacks(self.client, shell, getattr(shell, "kernel", None)),
             LoopExceptions(self.client, shell),
             self.kernel_deaths,
+            LogBreadcrumbs(self.client.leave_breadcrumb),
         ]
         # Made once: making a Magics adds it to the shell's configurables, so a new one at each
         # load would leave one more behind each unload.
@@ -75,9 +78,8 @@ class Extension:
         self.installed = False
 
     def install(self, *, launch: bool) -> None:
-        shell = self.shell
         # `%load_ext` in a cell, not kernel config before any cell.
-        in_cell = getattr(getattr(shell, "displayhook", None), "exec_result", None) is not None
+        in_cell = getattr(getattr(self.shell, "displayhook", None), "exec_result", None) is not None
         for problem in self.options.problems:
             self._say(problem, in_cell)
         if in_cell and not self.client.config.api_key:
@@ -86,36 +88,28 @@ class Extension:
             self._say(f"No BugSnag API key is set, so nothing will be sent; {HOW_TO_SET_A_KEY}.", in_cell)
         self.settings.client = self.client
         for configurable in (self.settings, self.magics):  # what `%config` lists
-            if configurable not in shell.configurables:
-                shell.configurables.append(configurable)
+            if configurable not in self.shell.configurables:
+                self.shell.configurables.append(configurable)
         for source in self.sources:
             source.install()
-        self.log_breadcrumbs.install()
         atexit.register(self.at_exit)
-        shell.register_magics(self.magics)
+        self.shell.register_magics(self.magics)
         self.installed = True
         if launch:
             self.client.launch(in_background=not in_cell)
         self.kernel_deaths.loaded.set()
 
     def uninstall(self) -> None:
-        shell = self.shell
         for source in self.sources:
             source.uninstall()
-        self.log_breadcrumbs.uninstall()
         atexit.unregister(self.at_exit)
         self.settings.client = None
         for configurable in (self.settings, self.magics):
-            while configurable in shell.configurables:
-                shell.configurables.remove(configurable)
+            self.shell.configurables.remove(configurable)
         # IPython has no call that unregisters magics: their names and registry entry go here.
-        line = shell.magics_manager.magics.get("line", {})
         for name in ("bugsnag_session", "bugsnag_key"):
-            if getattr(line.get(name), "__self__", None) is self.magics:
-                del line[name]
-        registry, name = shell.magics_manager.registry, type(self.magics).__name__
-        if registry.get(name) is self.magics:
-            del registry[name]
+            del self.shell.magics_manager.magics["line"][name]
+        del self.shell.magics_manager.registry[type(self.magics).__name__]
         self.installed = False
 
     @staticmethod
@@ -127,22 +121,15 @@ class Extension:
 
     def _say_held(self) -> None:
         """The first event held for lack of a key: said in its cell, else in the kernel log."""
-        try:
+        with contextlib.suppress(Exception):  # an exception here would reach the user's cell
             from .status import HOW_TO_SET_A_KEY
 
             in_cell = self.client.cell is not None and threading.current_thread() is threading.main_thread()
-            self._say(
-                "This error was not sent: no BugSnag API key is set, so errors are kept in memory "
-                f"(and lost when the kernel exits); {HOW_TO_SET_A_KEY}.",
-                in_cell,
-            )
-        except Exception:
-            pass  # an exception here would reach the user's cell
+            self._say("This error was not sent: no BugSnag API key is set, so errors are kept in memory "
+                      f"(and lost when the kernel exits); {HOW_TO_SET_A_KEY}.", in_cell)
 
     def ask_for_key(self) -> None:
         """`%bugsnag_key`: the key from a prompt that does not echo, for this kernel and later ones."""
-        from .key_prompt import ask_for_key  # here: loading the extension need not import getpass
-
         ask_for_key(self.client, config_sets_key="api_key" in self.settings.from_files)
 
     def show_panel(self) -> None:
@@ -171,25 +158,45 @@ def release_directory(run: HeadlessRun | None) -> str:
     return os.getcwd()
 
 
-def load(shell: Any) -> Extension:
-    kernel_log.install()  # our messages go to the kernel's log, never into a cell
-    existing: Extension | None = getattr(shell, SHELL_ATTRIBUTE, None)
-    if existing is not None:
+def kernel_log_stream() -> IO[str]:
+    """A text stream on the kernel's own log, else on stderr, else one that discards. ipykernel 7
+    forwards what arrives on file descriptor 2 to the running cell, and keeps the original aside."""
+    kept = getattr(sys.stderr, "_original_stdstream_copy", None)
+    if not isinstance(kept, int):
+        return sys.__stderr__ or io.StringIO()
+    try:
+        # A duplicate: ipykernel closes its copy when it restores the streams at exit.
+        return io.TextIOWrapper(io.FileIO(os.dup(kept), "w"), encoding="utf-8", errors="backslashreplace",
+                                line_buffering=True)
+    except OSError:
+        return io.StringIO()
+
+
+def load(shell: Any) -> None:
+    # The extension's log lines go to the kernel's log only: the root logger's handlers (a
+    # `logging.basicConfig()` in a notebook) write into the cell.
+    if not any(handler.get_name() == LOG_HANDLER for handler in log.handlers):
+        handler = logging.StreamHandler(kernel_log_stream())
+        handler.set_name(LOG_HANDLER)
+        handler.setFormatter(logging.Formatter("[bugsnag_ipython] %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    extension: Extension | None = getattr(shell, SHELL_ATTRIBUTE, None)
+    if extension is None:
+        extension = Extension(shell)
+        setattr(shell, SHELL_ATTRIBUTE, extension)
+        extension.install(launch=True)
+    elif not extension.installed:
         # %reload_ext: the same client and session go on, with the `BUGSNAG_*` variables re-read.
-        if not existing.installed:
-            existing.options.reread(existing.client)
-            existing.client.problems[:] = existing.options.problems
-            existing.install(launch=False)
-        return existing
-    extension = Extension(shell)
-    setattr(shell, SHELL_ATTRIBUTE, extension)
-    extension.install(launch=True)
-    return extension
+        extension.options.reread(extension.client)
+        extension.client.problems[:] = extension.options.problems
+        extension.install(launch=False)
 
 
 def unload(shell: Any) -> None:
-    extension: Extension | None = getattr(shell, SHELL_ATTRIBUTE, None)
-    if extension is not None and extension.installed:
+    extension = active(shell)
+    if extension is not None:
         extension.uninstall()
 
 

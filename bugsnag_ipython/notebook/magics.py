@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import argparse
-import functools
+import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
+
+from ..core.config import ConfigurationError, is_api_key, mask_api_key
+from ..core.key_file import KeyFileError, key_file_path, save_key
+from .settings import CALL, KEY_FILE
 
 if TYPE_CHECKING:
     from IPython.core.magic_arguments import MagicArgumentParser
@@ -29,7 +34,7 @@ SUBCOMMANDS = """\
 
 @magics_class
 class BugsnagMagics(Magics):
-    """The two magics, on one client; the panel and the key prompt are the extension's."""
+    """The two magics, on one client; the panel and the key prompt's options are the extension's."""
 
     def __init__(self, shell: Any, client: Client, show_panel: Callable[[], None],
                  ask_for_key: Callable[[], None]) -> None:
@@ -43,10 +48,11 @@ class BugsnagMagics(Magics):
         """The live status panel, or a subcommand; `%bugsnag_session -h` says what each does."""
         from .status import flush_outcome, session_change, status_text  # here, not at load
 
-        options = session_arguments().parse_argstring(line)
+        parser = session_arguments()
+        options = parser.parse_argstring(line)
         command, seconds = options.subcommand, options.seconds
         if options.help:
-            print(session_arguments().format_help(), end="")
+            print(parser.format_help(), end="")
         elif seconds is not None and command != "flush":
             raise UsageError(f"{command or 'the panel'} takes no arguments; usage: {USAGE}")
         elif command is None:
@@ -71,9 +77,8 @@ class BugsnagMagics(Magics):
         self.ask_for_key()
 
 
-@functools.cache
 def session_arguments() -> MagicArgumentParser:
-    """`%bugsnag_session`'s parser (IPython's, whose errors are UsageErrors), made at first use."""
+    """`%bugsnag_session`'s parser (IPython's, whose errors are UsageErrors), made at each use."""
     from IPython.core.magic_arguments import MagicArgumentParser
 
     # argparse formats the usage with %, so the magic's own % is doubled.
@@ -84,3 +89,54 @@ def session_arguments() -> MagicArgumentParser:
                         help=argparse.SUPPRESS)
     parser.add_argument("seconds", nargs="?", type=float, help=argparse.SUPPRESS)
     return parser
+
+
+PROMPT = "BugSnag API key (typing is hidden): "
+NOT_A_KEY = (
+    "That is not a BugSnag API key (32 hexadecimal digits, in Project Settings > Notifier API "
+    "key), so nothing was set or saved."
+)
+
+
+def ask_for_key(client: Client | None, *, config_sets_key: bool = False) -> None:
+    """`%bugsnag_key` and `bugsnag_ipython.set_api_key()`: prompt for the key, set it for `client`
+    (None: not loaded) and save it, so that it is never written into a notebook. A bad answer
+    raises ConfigurationError; `config_sets_key`: IPython config sets a key later kernels prefer."""
+    import getpass  # here: loading the extension need not import it
+
+    try:
+        answer = getpass.getpass(PROMPT)
+    except (NotImplementedError, EOFError):  # ipykernel's StdinNotImplementedError; no stdin
+        print(
+            "bugsnag_ipython: this frontend cannot prompt for input (a scheduled run, say), so "
+            "the key was not asked for; set BUGSNAG_API_KEY in the kernel's environment instead.",
+            file=sys.stderr,
+        )
+        return
+    key = answer.strip()
+    if not key:
+        print("No key was entered, so nothing changed.")
+        return
+    if not is_api_key(key):
+        raise ConfigurationError(NOT_A_KEY)
+    path = key_file_path()
+    try:
+        save_key(key, path)
+    except KeyFileError as error:
+        if client is not None:
+            client.configure(CALL, api_key=key)
+        print(f"bugsnag_ipython: API key {mask_api_key(key)} is set for this kernel only: {error}",
+              file=sys.stderr)
+        return
+    if client is None:
+        print(f"API key {mask_api_key(key)} saved in {path} (readable only by you): kernels that "
+              "load bugsnag_ipython from now on use it (%load_ext bugsnag_ipython here).")
+        return
+    overridden = ""
+    if os.environ.get("BUGSNAG_API_KEY", "").strip():
+        overridden = "; kernels whose environment sets BUGSNAG_API_KEY use that key instead"
+    elif config_sets_key:
+        overridden = "; kernels use the api_key of your IPython config instead while it sets one"
+    client.configure(KEY_FILE, api_key=key)
+    print(f"API key {mask_api_key(key)} is set for this kernel and saved for later ones in {path} "
+          f"(readable only by you){overridden}.")

@@ -37,34 +37,37 @@ BUTTONS = {
 }
 # The session's state in green or grey; a delivery problem overrides it, amber while payloads
 # wait on a failing endpoint, red when nothing gets through until the user acts.
-BADGE_COLOURS = {"active": "#2e7d32", "paused": "#546e7a", "none": "#616161", "unloaded": "#616161"}
-DELIVERY_COLOURS = {"failing": "#e65100", "stopped": "#c62828"}
+COLOURS = {"active": "#2e7d32", "paused": "#546e7a", "none": "#616161", "unloaded": "#616161",
+           "failing": "#e65100", "stopped": "#c62828"}
 # Fixed widths: a longer value (an error appearing) wraps inside its column, never moves the
-# columns; the last error keeps its three lines whether there is one or not.
-COLUMN_WIDTHS = {"session": "23em", "delivery": "25em", "settings": "19em"}
+# columns; the last error keeps its three lines, and the footer one line, whether shown or not.
+LAYOUTS: dict[str, dict[str, str]] = {"session": {"width": "23em"}, "delivery": {"width": "25em"},
+                                      "settings": {"width": "19em"}, "footer": {"min_height": "1.6em"}}
 LAST_ERROR_STYLE = "line-height:1.3em;height:3.9em;overflow-y:auto"
 
 ClientSource = Callable[[], "Client | None"]
+PANELS: list[StatusPanel] = []  # every panel displayed and not seen closed yet
+# A flush started from a panel, shared by every panel of its client.
+FLUSHES: weakref.WeakKeyDictionary[Client, FlushProgress] = weakref.WeakKeyDictionary()
+_wake = threading.Event()
+_refresher: threading.Thread | None = None
 
 
 def show_panel(client: Client, source: ClientSource) -> None:
     """Display a live panel in a kernel, the status text anywhere else. `source` gives the client
     loaded now, so that a panel follows an unload and a reload."""
-    shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
-        # Terminal IPython (or plain Python) has no comm to a widget manager.
-        print(status_text(client))
-        return
-    try:
-        panel = StatusPanel(source)
-    except Exception as error:
-        log.warning("The status panel could not be built (%s); showing text.", error)
-        print(status_text(client))
+    if getattr(get_ipython(), "kernel", None) is None:
+        print(status_text(client))  # terminal IPython (or plain Python) has no widget manager
         return
     # The widget's bundle carries the status as text and HTML too, for where it cannot render.
-    bundle = panel.box._repr_mimebundle_()
+    bundle = StatusPanel(source).box._repr_mimebundle_()
     bundle["text/plain"], bundle["text/html"] = status_text(client), status_html(client)
     display(bundle, raw=True)  # type: ignore[no-untyped-call]
+
+
+def _view(client: Client | None) -> PanelView:
+    flush = FLUSHES.get(client) if client is not None else None
+    return panel_view(client, flush, wall_clock=time.time(), monotonic=time.monotonic())
 
 
 def _session_key(client: Client | None) -> tuple[str, bool] | str | None:
@@ -83,199 +86,151 @@ class StatusPanel:
         import ipywidgets as widgets  # here: only a kernel that shows a panel needs them
 
         self._source = source
-        self.notice = ""
-        self.countdown: float | None = None  # as of the last refresh, on the delivery's clock
-        # The state a click's notice describes ("Resumed session 89f038a1."): the notice is
-        # shown only while that is still the state, never under a newer one.
-        self._notice_state = _session_key(None)
+        # A click's notice ("Resumed session 89f038a1.") is shown only while the state it
+        # describes is still the state, never under a newer one.
+        self.notice, self._notice_state = "", _session_key(None)
         client = source()
         # The client is the same one across unloads and reloads: listened to once.
-        if client is not None and REFRESHER.changed not in client.listeners:
-            client.listeners.append(REFRESHER.changed)
-        view = self._view(client)
-        # Built with their first values, so that the comm_open messages carry them and no
-        # round of updates follows the display.
-        self.header = widgets.HTML(_header(view))
-        self.columns = {name: widgets.HTML(table, layout=widgets.Layout(width=COLUMN_WIDTHS[name]))
-                        for name, table in _columns(view).items()}
-        # One line kept for the flush's progress and a click's message, shown or not.
-        self.footer = widgets.HTML(_footer(view, ""), layout=widgets.Layout(min_height="1.6em"))
+        if client is not None and changed not in client.listeners:
+            client.listeners.append(changed)
+        view = _view(client)
+        # Built with their first values and classes, so that the comm_open messages carry them
+        # and no round of updates follows the display.
+        self.html = {name: widgets.HTML(value, layout=widgets.Layout(**LAYOUTS.get(name, {})),
+                                        _dom_classes=[f"bugsnag-{name}"])
+                     for name, value in _html(view, "").items()}
         self.buttons: dict[str, Any] = {}
         for action, (label, tip) in BUTTONS.items():
             self.buttons[action] = button = widgets.Button(
                 description=label, tooltip=tip, disabled=not getattr(view, f"can_{action}"),
-                layout=widgets.Layout(width="auto"))
+                layout=widgets.Layout(width="auto"), _dom_classes=[f"bugsnag-{action}"])
             button.on_click(lambda _button, action=action: self.act(action))
             not_user_activity(button)  # the panel's clicks are not the user's work
-        parts = {"header": self.header, **self.columns, "footer": self.footer, **self.buttons}
-        for name, widget in parts.items():
-            widget.add_class(f"bugsnag-{name}")
-        columns = widgets.HBox(list(self.columns.values()),
+        columns = widgets.HBox([self.html[name] for name in ("session", "delivery", "settings")],
                                layout=widgets.Layout(flex_flow="row wrap", grid_gap="0 2em"))
         self.box = widgets.VBox(
-            [self.header, columns, widgets.HBox(list(self.buttons.values())), self.footer],
+            [self.html["header"], columns, widgets.HBox(list(self.buttons.values())), self.html["footer"]],
             layout=widgets.Layout(
                 border="1px solid var(--jp-border-color1, #ccc)", padding="4px 8px", width="fit-content"
             ),
+            _dom_classes=["bugsnag-panel"],
         )
-        self.box.add_class("bugsnag-panel")
-        REFRESHER.add(self)
+        global _refresher
+        PANELS.append(self)
+        if _refresher is None or not _refresher.is_alive():  # none yet, or in a forked child
+            _refresher = threading.Thread(target=_refresh_forever, name="bugsnag-panel", daemon=True)
+            _refresher.start()
+        changed()
 
-    @property
-    def closed(self) -> bool:
-        return self.box.comm is None
-
-    def refresh(self) -> None:
+    def refresh(self) -> float | None:
+        """Show the state now; the countdown it shows, for the next refresh to be timely."""
         client = self._source()
-        view = self._view(client)
+        view = _view(client)
         notice = self.notice if _session_key(client) == self._notice_state else ""
-        self.countdown = view.countdown
-        for name, table in _columns(view).items():
-            self.columns[name].value = table
         for action, button in self.buttons.items():
             button.disabled = not getattr(view, f"can_{action}")
-        self.footer.value = _footer(view, notice)
-        # The state badge last: once it says "paused", the buttons and figures already agree.
-        self.header.value = _header(view)
-
-    def _view(self, client: Client | None) -> PanelView:
-        flush = REFRESHER.flushes.get(client) if client is not None else None
-        return panel_view(client, flush, wall_clock=time.time(), monotonic=time.monotonic())
+        for name, value in _html(view, notice).items():
+            self.html[name].value = value
+        return view.countdown
 
     def act(self, action: str) -> None:
         """A button click, on the kernel's thread: does what the magic does, never raises."""
+        client = self._source()
         try:
-            client = self._source()
             if client is None:
                 self.notice = "The extension is not loaded; the buttons do nothing."
             elif action == "flush":
                 self.notice = ""
-                REFRESHER.flush(client)
+                _flush(client)
             else:
                 self.notice = session_change(client, action)
         except Exception as error:  # a click must never put a traceback anywhere
             self.notice = f"{action} failed: {type(error).__name__}: {error}"
-        try:
-            self._notice_state = _session_key(self._source())
-        except Exception:
-            self.notice = ""
-        REFRESHER.changed()
+        self._notice_state = _session_key(client)
+        changed()
 
 
-def _header(view: PanelView) -> str:
-    colour = DELIVERY_COLOURS.get(view.delivery_state, BADGE_COLOURS[view.state])
-    return (
-        "<b>BugSnag</b> "
-        f"<span class='bugsnag-state' data-state='{view.state}' data-delivery='{view.delivery_state}'"
-        f" style='background:{colour};"
-        "color:white;border-radius:3px;padding:0 6px;margin-left:4px'>"
-        f"{html.escape(view.title)}</span>"
-    )
-
-
-def _columns(view: PanelView) -> dict[str, str]:
-    return {"session": _table("Session", view.session), "delivery": _table("Delivery", view.delivery),
-            "settings": _table("Settings", view.settings)}
-
-
-def _footer(view: PanelView, notice: str) -> str:
-    lines = [line for line in (view.flush, notice) if line]
-    return "<br>".join(f"<small>{html.escape(line)}</small>" for line in lines)
+def _html(view: PanelView, notice: str) -> dict[str, str]:
+    """Each HTML part's value; the state badge last, so that once it says "paused" the buttons
+    and figures already agree."""
+    colour = COLOURS.get(view.delivery_state, COLOURS[view.state])
+    return {
+        "session": _table("Session", view.session),
+        "delivery": _table("Delivery", view.delivery),
+        "settings": _table("Settings", view.settings),
+        "footer": "<br>".join(f"<small>{html.escape(line)}</small>" for line in (view.flush, notice) if line),
+        "header": f"<b>BugSnag</b> <span class='bugsnag-state' data-state='{view.state}' "
+                  f"data-delivery='{view.delivery_state}' style='background:{colour};color:white;"
+                  f"border-radius:3px;padding:0 6px;margin-left:4px'>{html.escape(view.title)}</span>",
+    }
 
 
 def _table(heading: str, rows: Rows) -> str:
     if not rows:
         return ""
-    body = "".join(
-        f"<tr><td style='padding-right:1em;opacity:0.7;vertical-align:top'>{html.escape(label)}</td>"
-        f"<td>{_value(label, value)}</td></tr>"
-        for label, value in rows
-    )
+    body = ""
+    for label, value in rows:
+        shown = html.escape(value)
+        if label == "Last error":
+            shown = f"<div class='bugsnag-last-error' style='{LAST_ERROR_STYLE}'>{shown}</div>"
+        body += (f"<tr><td style='padding-right:1em;opacity:0.7;vertical-align:top'>{html.escape(label)}"
+                 f"</td><td>{shown}</td></tr>")
     return f"<div style='font-weight:bold'>{html.escape(heading)}</div><table>{body}</table>"
 
 
-def _value(label: str, value: str) -> str:
-    if label != "Last error":
-        return html.escape(value)
-    return f"<div class='bugsnag-last-error' style='{LAST_ERROR_STYLE}'>{html.escape(value)}</div>"
+def changed() -> None:
+    """Called from any thread after any change; must stay this cheap."""
+    _wake.set()
 
 
-class Refresher:
-    """One daemon thread that refreshes every displayed panel, coalescing changes."""
+def _flush(client: Client) -> None:
+    """Flush on a daemon thread, so the click returns at once and the kernel stays free."""
+    current = FLUSHES.get(client)
+    if current is not None and current.running:
+        return
+    progress = FLUSHES[client] = FlushProgress(started=time.monotonic())
 
-    def __init__(self) -> None:
-        self._panels: list[StatusPanel] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        # A flush started from a panel, shared by every panel of its client.
-        self.flushes: weakref.WeakKeyDictionary[Client, FlushProgress] = weakref.WeakKeyDictionary()
-        self._thread: threading.Thread | None = None
+    def run() -> None:
+        try:
+            progress.delivered_all = client.flush(FLUSH_SECONDS)
+        except Exception as error:
+            progress.failure = f"{type(error).__name__}: {error}"
+        progress.seconds = time.monotonic() - progress.started
+        progress.running = False
+        changed()
 
-    def add(self, panel: StatusPanel) -> None:
-        with self._lock:
-            self._panels.append(panel)
-            if self._thread is None or not self._thread.is_alive():  # none yet, or in a forked child
-                self._thread = threading.Thread(target=self._run, name="bugsnag-panel", daemon=True)
-                self._thread.start()
-        self._wake.set()
+    threading.Thread(target=run, name="bugsnag-panel-flush", daemon=True).start()
+    changed()
 
-    def flush(self, client: Client) -> None:
-        """Flush on a daemon thread, so the click returns at once and the kernel stays free."""
-        with self._lock:
-            current = self.flushes.get(client)
-            if current is not None and current.running:
-                return
-            progress = self.flushes[client] = FlushProgress(started=time.monotonic())
 
-        def run() -> None:
+def next_wake(countdowns: list[float | None]) -> float | None:
+    """Seconds until the next refresh is due without a change, given each panel's countdown: the
+    tick, or sooner when a countdown shows a new whole second; None with no panel."""
+    if not countdowns:
+        return None
+    # The shown figure is rounded up: it changes as the countdown passes a whole second.
+    return min([TICK, *((countdown - math.floor(countdown) or 1.0) + COUNTDOWN_MARGIN
+                        for countdown in countdowns if countdown is not None and countdown > 0)])
+
+
+def _refresh_forever() -> None:
+    last, wake = 0.0, next_wake([])
+    while True:
+        _wake.wait(wake)
+        delay = last + REFRESH_INTERVAL - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        # Cleared before refreshing: a change during the refresh wakes the next round.
+        _wake.clear()
+        last = time.monotonic()
+        countdowns: list[float | None] = []
+        for panel in list(PANELS):
+            if panel.box.comm is None:  # closed
+                PANELS.remove(panel)
+                continue
             try:
-                progress.delivered_all = client.flush(FLUSH_SECONDS)
-            except Exception as error:
-                progress.failure = f"{type(error).__name__}: {error}"
-            progress.seconds = time.monotonic() - progress.started
-            progress.running = False
-            self.changed()
-
-        threading.Thread(target=run, name="bugsnag-panel-flush", daemon=True).start()
-        self.changed()
-
-    def changed(self) -> None:
-        """Called from any thread after any change; must stay this cheap."""
-        self._wake.set()
-
-    def next_wake(self) -> float | None:
-        """Seconds until the next refresh is due without a change: the tick, or sooner when a
-        panel's countdown shows a new whole second; None with no panel."""
-        with self._lock:
-            panels = list(self._panels)
-        if not panels:
-            return None
-        wake = TICK
-        for panel in panels:
-            countdown = panel.countdown
-            if countdown is not None and countdown > 0:
-                # The shown figure is rounded up: it changes as the countdown passes a whole second.
-                wake = min(wake, (countdown - math.floor(countdown) or 1.0) + COUNTDOWN_MARGIN)
-        return wake
-
-    def _run(self) -> None:
-        last = 0.0
-        while True:
-            self._wake.wait(self.next_wake())
-            delay = last + REFRESH_INTERVAL - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            # Cleared before refreshing: a change during the refresh wakes the next round.
-            self._wake.clear()
-            last = time.monotonic()
-            with self._lock:
-                self._panels = [panel for panel in self._panels if not panel.closed]
-                panels = list(self._panels)
-            for panel in panels:
-                try:
-                    panel.refresh()
-                except Exception:
-                    log.debug("panel refresh failed", exc_info=True)
-
-
-REFRESHER = Refresher()  # one for the process: its thread starts with the first panel
+                countdowns.append(panel.refresh())
+            except Exception:
+                countdowns.append(None)
+                log.debug("panel refresh failed", exc_info=True)
+        wake = next_wake(countdowns)

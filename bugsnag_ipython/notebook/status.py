@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 import re
 import time
@@ -67,7 +68,6 @@ def _stability(client: Client) -> tuple[int, int, str]:
 
 
 def _outside(client: Client) -> str | None:
-    """Errors made while there was no session or it was paused."""
     counts = client.tracker.counts
     if not counts.handled_outside and not counts.unhandled_outside:
         return None
@@ -177,8 +177,6 @@ def status_text(client: Client | None) -> str:
 
 def status_html(client: Client | None) -> str:
     """The status text as a small table, for frontends that render HTML but not widgets."""
-    import html  # here: loading the extension need not import it
-
     title, *lines = status_text(client).splitlines()
     cells = "".join(
         f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"
@@ -311,8 +309,7 @@ def _session_rows(client: Client, wall_clock: float) -> Rows:
 
 
 def _delivery_rows(client: Client, countdown: float | None) -> Rows:
-    """Every panel's rows in a fixed order ("Last error" too, as "none", so the panel keeps its
-    size), then the rare ones."""
+    """The common rows always ("Last error" as "none": the panel keeps its size), then the rare ones."""
     stats = client.delivery.stats
     (count, where), (dropped, why) = _waiting(client), _dropped(client)
     waiting = f"{count}{where}"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from ..report.naming import class_name, message_of
+
 if TYPE_CHECKING:
     from ..client import Client
 
@@ -24,11 +26,7 @@ class Source:
 
     def internal_failure(self, where: str) -> None:
         """Say once that the extension failed in `where` (called in an `except` block)."""
-        from ..report.naming import class_name, message_of
-
         error = sys.exc_info()[1]
         what = f"{class_name(error)}: {message_of(error)}" if error is not None else "unknown"
-        self.client.once.say(
-            f"internal-{where}",
-            f"bugsnag_ipython failed in {where} ({what}); your code is unaffected.",
-        )
+        self.client.once.say(f"internal-{where}",
+                             f"bugsnag_ipython failed in {where} ({what}); your code is unaffected.")

@@ -7,12 +7,11 @@ one interrupt (a second one goes through)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
 import time
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..report.events import CellRun, error_the_cell_ended_with
@@ -42,9 +41,8 @@ class CellRuns(Source):
         self.shell.events.register("post_run_cell", self.post_run_cell)
 
     def uninstall(self) -> None:
-        for event, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
-            with contextlib.suppress(ValueError):
-                self.shell.events.unregister(event, callback)
+        self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
+        self.shell.events.unregister("post_run_cell", self.post_run_cell)
 
     def pre_run_cell(self, info: Any) -> None:
         try:
@@ -74,13 +72,10 @@ class CellRuns(Source):
         """The execute request's `cellId`, where ipykernel does not pass it to `pre_run_cell`;
         only for the request's own code, not a `run_cell` that code calls."""
         request = self._request("shell")  # the cell runs on the shell channel
-        if not isinstance(request, dict):
+        cell_id = request.get("metadata", {}).get("cellId")
+        if not (isinstance(cell_id, str) and cell_id):
             return None
-        metadata, content = request.get("metadata"), request.get("content")
-        cell_id = metadata.get("cellId") if isinstance(metadata, dict) else None
-        if not (isinstance(cell_id, str) and cell_id and isinstance(content, dict)):
-            return None
-        return cell_id if content.get("code") == info.raw_cell else None
+        return cell_id if request.get("content", {}).get("code") == info.raw_cell else None
 
     def post_run_cell(self, result: Any) -> None:
         try:
@@ -127,13 +122,11 @@ def replaced_error(shell: Any, result: Any, execution_count: int | None) -> Base
     `result`: the cell's own result is the shell's last one, or, not noted yet, the displayhook's."""
     if execution_count is None:
         return None
-    found = (getattr(shell, "last_execution_result", None),
-             getattr(getattr(shell, "displayhook", None), "exec_result", None))
-    for own in found:
-        if own is None or own is result or getattr(own, "execution_count", None) != execution_count:
-            continue
+    for own in (getattr(shell, "last_execution_result", None),
+                getattr(getattr(shell, "displayhook", None), "exec_result", None)):
         error = getattr(own, "error_in_exec", None)
-        if isinstance(error, BaseException) and not isinstance(error, KeyboardInterrupt):
+        if (own is not result and getattr(own, "execution_count", None) == execution_count
+                and isinstance(error, BaseException) and not isinstance(error, KeyboardInterrupt)):
             return error
     return None
 
@@ -143,28 +136,18 @@ class HeldInterrupt:
     main thread and over Python's own handler (another one is left to do what it does)."""
 
     def __init__(self) -> None:
-        self._previous: Any = None
         self.interrupted = False
 
     def __enter__(self) -> HeldInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            try:
-                if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-                    self._previous = signal.signal(signal.SIGINT, self._hold)
-            except (ValueError, OSError):
-                self._previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            signal.signal(signal.SIGINT, self._hold)
         return self
 
     def _hold(self, signum: int, frame: FrameType | None) -> None:
         self.interrupted = True
-        signal.signal(signal.SIGINT, self._previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self._previous is not None:
-            try:
-                if signal.getsignal(signal.SIGINT) == self._hold:
-                    signal.signal(signal.SIGINT, self._previous)
-            except (ValueError, OSError):
-                pass
-            self._previous = None
+    def __exit__(self, *exc: object) -> None:
+        if signal.getsignal(signal.SIGINT) == self._hold:
+            signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -17,14 +17,6 @@ if TYPE_CHECKING:
     from ..client import Client
 
 
-def _running_loop() -> AbstractEventLoop | None:
-    asyncio = sys.modules.get("asyncio")  # not imported yet: no loop can be running
-    try:
-        return asyncio.get_running_loop() if asyncio is not None else None
-    except RuntimeError:
-        return None
-
-
 def _name_of(thing: Any) -> str:
     return str(getattr(thing, "__qualname__", None) or getattr(thing, "__name__", None) or thing)[:200]
 
@@ -57,10 +49,7 @@ class LoopExceptions(Source):
         self._previous: Any = None  # the loop's handler before ours
 
     def install(self) -> None:
-        loop = _running_loop()
-        if loop is not None:
-            self._hook(loop)
-        else:
+        if not self._hook():
             # Loaded before the kernel's loop exists (by the kernel's config): hook it from the
             # first execution, which runs on it. Without a loop then (terminal IPython), never.
             self.shell.events.register("pre_execute", self._first_execute)
@@ -75,16 +64,21 @@ class LoopExceptions(Source):
     def _first_execute(self) -> None:
         try:
             self.shell.events.unregister("pre_execute", self._first_execute)
-            loop = _running_loop()
-            if loop is not None:
-                self._hook(loop)
+            self._hook()
         except Exception:
             self.internal_failure("asyncio")
 
-    def _hook(self, loop: AbstractEventLoop) -> None:
-        self._previous = loop.get_exception_handler()
-        loop.set_exception_handler(self.handle)
-        self.loop = loop
+    def _hook(self) -> bool:
+        """Chain to the running loop's handler; False when no loop runs."""
+        asyncio = sys.modules.get("asyncio")  # not imported yet: no loop can be running
+        try:
+            self.loop = asyncio.get_running_loop() if asyncio is not None else None
+        except RuntimeError:
+            return False
+        if self.loop is not None:
+            self._previous = self.loop.get_exception_handler()
+            self.loop.set_exception_handler(self.handle)
+        return self.loop is not None
 
     def handle(self, loop: AbstractEventLoop, context: JsonDict) -> None:
         try:

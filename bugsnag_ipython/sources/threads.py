@@ -9,6 +9,8 @@ from typing import Any
 from ..report.events import ThreadInfo
 from . import Source
 
+UNKNOWN_THREAD = ThreadInfo("unknown", None, False)
+
 
 class ThreadExceptions(Source):
     _previous: Any = None
@@ -25,15 +27,10 @@ class ThreadExceptions(Source):
         try:
             error = args.exc_value
             if error is not None and self.client.should_report(error):
-                thread = args.thread
-                info = ThreadInfo(
-                    name=str(getattr(thread, "name", None) or "unknown"),
-                    ident=getattr(thread, "ident", None),
-                    daemon=bool(getattr(thread, "daemon", False)),
-                )
+                thread = args.thread  # None where the thread is gone already
+                info = ThreadInfo(thread.name, thread.ident, thread.daemon) if thread else UNKNOWN_THREAD
                 self.client.notify_thread_exception(error, info)
         except Exception:
             self.internal_failure("threading.excepthook")
         # The default printing (or whoever hooked before us) still happens.
-        previous = self._previous or threading.__excepthook__
-        previous(args)
+        (self._previous or threading.__excepthook__)(args)

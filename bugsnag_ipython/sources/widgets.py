@@ -1,9 +1,5 @@
-"""Widgets: exceptions in their callbacks, and the user's widget activity as the foreground.
-
-`WidgetCallbacks` wraps the shell's `showtraceback`, through which ipywidgets shows every exception
-of a user's callback, and the kernel's `comm_msg` handler, so that a message to a user's widget (a
-click, a slider moved) is a return to the foreground. It does not import ipywidgets.
-"""
+"""Widgets: exceptions in their callbacks, and the user's widget activity (a click, a slider
+moved) as the foreground. It does not import ipywidgets."""
 
 from __future__ import annotations
 
@@ -27,9 +23,7 @@ _OWN_MODEL_IDS: set[str] = set()
 
 def not_user_activity(widget: Any) -> None:
     """Mark one of this package's widgets: its messages never count as the user's activity."""
-    model_id = getattr(widget, "model_id", None)
-    if isinstance(model_id, str):
-        _OWN_MODEL_IDS.add(model_id)
+    _OWN_MODEL_IDS.add(widget.model_id)
 
 
 class WidgetAction(NamedTuple):
@@ -51,53 +45,27 @@ class WidgetAction(NamedTuple):
 
 
 def describe(widget: Any, action: str) -> WidgetAction:
-    """The widget by its class and its description, or interact's function."""
+    """A live widget (it has a model id) by its class and its description, or interact's function."""
     description = getattr(widget, "description", "")
     if not (isinstance(description, str) and description):
-        function = getattr(widget, "f", None)  # interact's function
-        description = getattr(function, "__name__", "") if callable(function) else ""
-    model_id = getattr(widget, "model_id", None)
-    model_id = model_id if isinstance(model_id, str) else None
-    return WidgetAction(type(widget).__name__, str(description)[:100], model_id, action)
+        description = getattr(getattr(widget, "f", None), "__name__", "")  # interact's function
+    return WidgetAction(type(widget).__name__, str(description)[:100], widget.model_id, action)
 
 
 def message_action(data: Any) -> str | None:
     """The user's action a widget message carries: `click` (or another custom event), `change`."""
-    if not isinstance(data, dict):
-        return None
-    method = data.get("method")
+    method = data.get("method") if isinstance(data, dict) else None
     if method == "update":
         return "change"
-    if method == "custom":
-        content = data.get("content")
-        event = content.get("event") if isinstance(content, dict) else None
-        return event if isinstance(event, str) and event else "message"
-    return None
-
-
-def _widget_registry() -> dict[str, Any]:
-    """ipywidgets' live widgets by model id (`Widget.widgets` returns it with a deprecation warning)."""
-    module = sys.modules.get("ipywidgets.widgets.widget")  # no widgets before it is imported
-    registry = getattr(module, "_instances", None)
-    return registry if isinstance(registry, dict) else {}
+    if method != "custom":
+        return None
+    content = data.get("content")
+    event = content.get("event") if isinstance(content, dict) else None
+    return event if isinstance(event, str) and event else "message"
 
 
 def _module_of(frame: FrameType) -> str:
     return str(frame.f_globals.get("__name__", ""))
-
-
-def widget_in_frames(frame: FrameType | None) -> tuple[Any, str] | None:
-    """The widget the user touched (the Button whose click ran the callback), as the outermost
-    widget in ipywidgets' frames from `frame` out, and that frame's function."""
-    found: tuple[Any, str] | None = None
-    for _ in range(MAX_FRAMES):
-        if frame is None or not _module_of(frame).startswith(WIDGET_MODULES):
-            break
-        candidate = frame.f_locals.get("self")
-        if isinstance(getattr(candidate, "model_id", None), str) and hasattr(candidate, "_model_name"):
-            found = (candidate, frame.f_code.co_name)
-        frame = frame.f_back
-    return found
 
 
 class WidgetCallbacks(Source):
@@ -157,7 +125,9 @@ class WidgetCallbacks(Source):
             action, comm_id = message_action(content.get("data")), content.get("comm_id")
             if action is None or comm_id in _OWN_MODEL_IDS:
                 return None
-            widget = _widget_registry().get(comm_id)
+            # ipywidgets' live widgets by model id (`Widget.widgets` warns of its deprecation);
+            # no widgets before it is imported.
+            widget = getattr(sys.modules.get("ipywidgets.widgets.widget"), "_instances", {}).get(comm_id)
             if widget is None:
                 return None
             user_action = describe(widget, action)
@@ -185,10 +155,18 @@ class WidgetCallbacks(Source):
         return self._show(exc_tuple, *args, **kwargs)
 
     def _action(self, caller: FrameType) -> WidgetAction:
+        """What the user did: the click or change being handled, else (a cell's `button.click()`,
+        `interact(...)`) the outermost widget in ipywidgets' frames out from its catch."""
         if self.current is not None:
-            return self.current  # the click or change being handled: what the user did
-        found = widget_in_frames(caller)  # a cell's `button.click()`, `interact(...)`
-        if found is None:
-            return WidgetAction("Widget", "", None, "callback")
-        widget, function = found
-        return describe(widget, function if function in ("click", "submit") else "callback")
+            return self.current
+        found = WidgetAction("Widget", "", None, "callback")
+        frame: FrameType | None = caller
+        for _ in range(MAX_FRAMES):
+            if frame is None or not _module_of(frame).startswith(WIDGET_MODULES):
+                break
+            widget = frame.f_locals.get("self")
+            if isinstance(getattr(widget, "model_id", None), str) and hasattr(widget, "_model_name"):
+                function = frame.f_code.co_name
+                found = describe(widget, function if function in ("click", "submit") else "callback")
+            frame = frame.f_back
+        return found

@@ -436,16 +436,10 @@ class slow_collector:
 
 
 def test_the_refresher_wakes_as_the_countdown_passes_each_second() -> None:
-    from types import SimpleNamespace
+    from bugsnag_ipython.notebook.panel import COUNTDOWN_MARGIN, next_wake
 
-    from bugsnag_ipython.notebook.panel import COUNTDOWN_MARGIN, Refresher
-
-    hub = Refresher()
-    assert hub.next_wake() is None  # no panel shown: it sleeps until one is
-    panel = SimpleNamespace(countdown=None, closed=False)
-    hub._panels.append(panel)  # type: ignore[arg-type]
-    assert hub.next_wake() == 1.0  # the panel's clock
-    panel.countdown = 3.4  # shows "4s" until 0.4 s from now
-    assert hub.next_wake() == pytest.approx(0.4 + COUNTDOWN_MARGIN)
-    panel.countdown = 0.0  # "trying now": the delivery's own change wakes it next
-    assert hub.next_wake() == 1.0
+    assert next_wake([]) is None  # no panel shown: it sleeps until one is
+    assert next_wake([None]) == 1.0  # the panel's clock
+    # A panel whose countdown is 3.4 shows "4s" until 0.4 s from now.
+    assert next_wake([3.4]) == pytest.approx(0.4 + COUNTDOWN_MARGIN)
+    assert next_wake([0.0]) == 1.0  # "trying now": the delivery's own change wakes it next
