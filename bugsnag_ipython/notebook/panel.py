@@ -59,8 +59,14 @@ def show_panel(client: Client, source: ClientSource) -> None:
     if getattr(get_ipython(), "kernel", None) is None:
         print(status_text(client))  # terminal IPython (or plain Python) has no widget manager
         return
+    try:  # a widgets library at odds with this one: text, never our traceback in the cell
+        panel = StatusPanel(source)
+    except Exception as error:
+        log.warning("The status panel could not be built (%s); showing text.", error)
+        print(status_text(client))
+        return
     # The widget's bundle carries the status as text and HTML too, for where it cannot render.
-    bundle = StatusPanel(source).box._repr_mimebundle_()
+    bundle = panel.box._repr_mimebundle_()
     bundle["text/plain"], bundle["text/html"] = status_text(client), status_html(client)
     display(bundle, raw=True)  # type: ignore[no-untyped-call]
 

@@ -386,6 +386,18 @@ def test_panel_after_unload_says_so_without_traceback(kernel: Kernel) -> None:
     assert not [m for m in kernel.messages if m.type == "error"]
 
 
+def test_a_panel_the_widgets_cannot_build_is_the_status_text_without_traceback(kernel: Kernel) -> None:
+    kernel.execute("%load_ext bugsnag_ipython")
+    # A widgets library at odds with the panel's (here: its HTML widget refuses to be made).
+    kernel.execute("import ipywidgets\nclass Broken(ipywidgets.HTML):\n"
+                   "    def __init__(self, *a, **k): raise TypeError('unexpected keyword')\n"
+                   "ipywidgets.HTML = Broken")
+    replies = kernel.execute("%bugsnag_session")
+    assert not [m for m in replies if m.type == "error"]
+    printed = "".join(m.content.get("text", "") for m in replies if m.type == "stream")
+    assert "Session" in printed and "API key" in printed
+
+
 def test_terminal_ipython_prints_the_status_text(capsys: pytest.CaptureFixture[str]) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
