@@ -120,10 +120,10 @@ class Delivery:
                 self.backlog.now_stored(item, *place, self._memory_budget)
             elif outbox is None and not self._outbox_failed:
                 self._unstored.append(item)
-            backoff = self.backlog.endpoint(item.url).backoff
-            if self._forked_child and place is not None and not backoff.wait():
-                backoff.hold(CHILD_HOLD_SECONDS)  # see _forked
-            if self._unstored or (not self.backlog.in_flight and not backoff.wait()):
+            endpoint = self.backlog.endpoint(item.url)
+            if self._forked_child and place is not None and not endpoint.wait():
+                endpoint.next_attempt = self._monotonic() + CHILD_HOLD_SECONDS  # see _forked
+            if self._unstored or (not self.backlog.in_flight and not endpoint.wait()):
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
                 self._wake.notify_all()
         settle(removed)
@@ -255,7 +255,7 @@ class Delivery:
                     wait = self.backlog.next_wait()
                     self._wake.wait(due if wait is None else min(due, wait))
                 if taken is not None:
-                    batch, backoff = taken
+                    batch, endpoint = taken
                     held = [item.body for item in batch]  # a store may let go of one meanwhile
             if taken is None:
                 continue
@@ -275,7 +275,7 @@ class Delivery:
             except Exception as error:  # a broken transport must not end the sender
                 outcome = Outcome(None, error=f"{type(error).__name__}: {error}")
             with self._wake:
-                removed, warning = self.backlog.after_send(items, backoff, outcome, self._caps)
+                removed, warning = self.backlog.after_send(items, endpoint, outcome, self._caps)
                 self._settle_locked(removed)
             if warning:
                 self._said.say(*warning)
