@@ -1,8 +1,6 @@
-"""Delivery: every payload reaches its endpoint once, is kept on disk until it does, or is
-dropped on purpose, counted and said. `submit()` appends to the outbox's journal on the thread that
-made the payload, so a kernel killed right after an error leaves it on disk. One daemon thread, the
-sender, does the rest: opens the outbox, adopts what dead kernels left, and sends (own payloads
-first, the events for one endpoint together)."""
+"""Delivery: every payload reaches its endpoint once, is kept on disk until it does, or is dropped
+on purpose, counted and said. `submit()` stores on the thread that made the payload, so a kernel
+killed right after an error leaves it on disk; one daemon thread, the sender, does the rest."""
 
 from __future__ import annotations
 
@@ -141,14 +139,10 @@ class Delivery:
 
     def drain(self, timeout: float) -> bool:
         """Adopt what the outbox holds and deliver everything (`bugsnag-ipython outbox flush`)."""
-        started = self._monotonic()
         with self._wake:
             self._ensure_thread_locked()
-        if not self.scanned.wait(max(0.0, timeout)):
-            return False
-        remaining = timeout - (self._monotonic() - started)
-        self._wait(remaining, lambda _deadline: self.backlog.count == 0)
-        return self.backlog.count == 0
+        self._wait(timeout, lambda _deadline: self.scanned.is_set() and self.backlog.count == 0)
+        return self.scanned.is_set() and self.backlog.count == 0
 
     def _wait(self, timeout: float, done: Callable[[float], bool]) -> None:
         deadline = self._monotonic() + max(0.0, timeout)
@@ -221,16 +215,15 @@ class Delivery:
             outbox = None if self._forked_child else self.outbox  # a child leaves it to the parent
             room = {kind: self._caps[kind] - self.backlog.counts[kind] for kind in KINDS}
         try:
-            if outbox is not None:
-                scan = outbox.adopt(room, self._store_unstored)
-                with self._wake:
-                    settle(self.backlog.adopt(scan, self._caps))
-                    self._wake.notify_all()
-                self._changed()
+            scan = outbox.adopt(room, self._store_unstored) if outbox is not None else None
         except Exception as error:
             log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
-        finally:
+            scan = None
+        with self._wake:
+            settle(self.backlog.adopt(scan, self._caps) if scan is not None else [])
             self.scanned.set()
+            self._wake.notify_all()
+        self._changed()
 
     def _ensure_thread_locked(self) -> None:
         if self._thread is None or not self._thread.is_alive():

@@ -18,7 +18,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from ..core.basics import Once
 from ..core.private_files import UntrustedFile, read_private
@@ -205,21 +205,10 @@ def _parse_header(path: Path, header: Any, offset: int, ident: str | None) -> St
     """A stored payload from its header (an older file's id is its name's); None if a field is wrong."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         return None
-    ident = header.get("id") if ident is None else ident
-    kind, url, key = header.get("kind"), header.get("url"), header.get("apiKey")
-    created, size = header.get("createdAt"), header.get("bytes")
-    if (
-        not isinstance(ident, str)
-        or kind not in KINDS
-        or not isinstance(url, str)
-        or not url.startswith(("http://", "https://"))
-        or not isinstance(key, str)
-        or not key
-        or isinstance(created, bool)
-        or not isinstance(created, int | float)
-        or isinstance(size, bool)
-        or not isinstance(size, int)
-        or size < 0
-    ):
-        return None
-    return Stored(path, ident, cast(Kind, kind), url, key, float(created), offset, size)
+    values: list[Any] = [header.get(name) for name in ("id", "kind", "url", "apiKey", "createdAt", "bytes")]
+    found, kind, url, key, created, size = values
+    ident = found if ident is None else ident
+    valid = (isinstance(ident, str) and kind in KINDS and isinstance(key, str) and key != ""
+             and isinstance(url, str) and url.startswith(("http://", "https://"))
+             and type(created) in (int, float) and type(size) is int and size >= 0)
+    return Stored(path, ident, kind, url, key, float(created), offset, size) if valid else None

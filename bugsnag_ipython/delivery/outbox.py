@@ -7,8 +7,8 @@ persistence directory (directories 0700, files 0600):
     set-aside/                                         unreadable or foreign files, kept for a look
 
 Only a file's owner sends it. A kernel adopts a dead owner's file by renaming it to its own name
-(atomic: of two adopters, one gets it), appends what was not done to its journal, keeping the ids,
-and removes the file; an adopter that dies in between leaves both, and the next takes each id once.
+(of two adopters, one gets it), appends what is not done to its journal with the same ids, and
+removes the file; an adopter that dies in between leaves both, and the next takes each id once.
 """
 
 from __future__ import annotations
@@ -98,14 +98,11 @@ class Outbox:
                 fd = private_files.create_locked(path)
             except BlockingIOError:  # a scan locked the new file first, as a dead owner's
                 continue
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 # A scan that took the new file for a dead owner's may have unlinked it.
-                unlinked = os.fstat(fd).st_ino != os.stat(path).st_ino
-            except FileNotFoundError:
-                unlinked = True
-            if not unlinked:
-                os.write(fd, f"{os.getpid()}\n".encode())
-                return owner, fd
+                if os.path.samestat(os.fstat(fd), os.stat(path)):
+                    os.write(fd, f"{os.getpid()}\n".encode())
+                    return owner, fd
             os.close(fd)
         raise OSError(f"could not take a lock in {self.owners}")
 
@@ -155,8 +152,7 @@ class Outbox:
             with contextlib.suppress(OSError):
                 os.unlink(self.owners / f"{owner}.lock")
         if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            os.close(fd)
 
     def store(self, payload: Payload, ident: str | None = None) -> tuple[Journal, Stored]:
         """Append a payload to this owner's journal (a new one past its limit). Raises OSError."""
@@ -194,11 +190,10 @@ class Outbox:
     def set_aside(self, path: Path) -> bool:
         """Move a file out of the way, keeping it for a look; False if it was already gone."""
         target = self.aside / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}-{path.name}"
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.rename(path, target)
-        except FileNotFoundError:
-            return False
-        return True
+            return True
+        return False
 
     def set_aside_count(self) -> int:
         return len(_listing(self.aside))
@@ -219,8 +214,12 @@ class Outbox:
             elif found is None:
                 if private_files.is_file_or_link(path) and self.set_aside(path):
                     scan.set_aside.append(f"{name}: not a payload file of this notifier")
-            elif not self.owner_alive(found["owner"]) and (mine := self._claim(path)) is not None:
-                claimed.append(mine)
+            elif not self.owner_alive(found["owner"]):
+                head, _, suffix = name.rsplit(".", 2)
+                mine = path.with_name(f"{head}.{self.owner}.{suffix}")
+                with contextlib.suppress(FileNotFoundError):  # another kernel renamed it first
+                    os.rename(path, mine)
+                    claimed.append(mine)
         # Journals first: a payload file whose id a journal holds was adopted before.
         claimed.sort(key=lambda path: not path.name.endswith(".journal"))
         stored: list[Stored] = []
@@ -265,16 +264,6 @@ class Outbox:
                         len(scan.set_aside), self.aside, shown)
         self.an_owner_died()  # tidies the lock files of owners that left no payload
         return scan
-
-    def _claim(self, path: Path) -> Path | None:
-        # Renamed to this owner's name: another kernel's rename then fails.
-        head, _, suffix = path.name.rsplit(".", 2)
-        mine = path.with_name(f"{head}.{self.owner}.{suffix}")
-        try:
-            os.rename(path, mine)
-        except FileNotFoundError:
-            return None
-        return mine
 
     def listing(self) -> list[Listed]:
         """Every payload, readable or not, and whether a running kernel owns it."""

@@ -1,8 +1,6 @@
-"""Transports send one `Payload` and return its `Outcome`, never raising for a failed send.
-`HttpTransport` (the sender's) keeps one `requests.Session` alive between sends and imports
-`requests` on the sender's thread; `PlainTransport` (the kernel-death watcher's) uses the standard
-library only, with the proxies and CA bundle `requests` would use; `NullTransport` sends nothing.
-"""
+"""Transports send one `Payload` and return its `Outcome`, never raising for a failed send:
+`HttpTransport` (the sender's, one `requests.Session`), `PlainTransport` (the kernel-death watcher's:
+the standard library, with the proxies and CA bundle `requests` would use), `NullTransport` (none)."""
 
 from __future__ import annotations
 
@@ -120,12 +118,7 @@ def _tls(url: str) -> Any:
         return None
     import ssl
 
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if not bundle:
-        try:
-            import certifi
+    import certifi  # what requests, which this package requires, verifies with
 
-            bundle = certifi.where()
-        except ImportError:
-            bundle = None
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
     return ssl.create_default_context(cafile=bundle)
