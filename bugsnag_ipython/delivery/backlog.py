@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 _sequence = itertools.count()
 UNREADABLE = "unreadable file set aside"
 OVER_CAP = "over the stored cap"
+EXPIRED = "older than 60 days"
 
 
 @dataclass(eq=False, slots=True)  # eq=False: each item is itself, in sets and by identity
@@ -194,10 +195,8 @@ class Backlog:
 
     def adopt(self, scan: Scan, caps: Mapping[Kind, int]) -> list[Queued]:
         """Queue what a look through the outbox adopted, and count what it discarded."""
-        for reason, count in (("older than 60 days", scan.expired), (OVER_CAP, scan.over_cap),
-                              (UNREADABLE, len(scan.set_aside))):
-            if count:
-                self.stats.dropped[reason] += count
+        counts = {EXPIRED: scan.expired, OVER_CAP: scan.over_cap, UNREADABLE: len(scan.set_aside)}
+        self.stats.dropped += Counter(counts)  # += keeps positive counts only
         removed: list[Queued] = []
         for journal, one in scan.adopted:
             fields = one.kind, one.url, one.api_key, None, one.created_at, one.size

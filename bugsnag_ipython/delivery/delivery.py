@@ -17,7 +17,7 @@ from ..core import forkguard
 from ..core.basics import JsonDict, Once, log, tell
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
-from .backlog import UNREADABLE, Backlog, Queued, Stats, settle
+from .backlog import EXPIRED, UNREADABLE, Backlog, Queued, Stats, settle
 from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload
 from .retry import RetryPolicy
 from .transport import HttpTransport, Transport
@@ -129,8 +129,7 @@ class Delivery:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Retry now (but not before a Retry-After); True once none of this process's own is left."""
-        self._wait(timeout, lambda _deadline: self.backlog.own == 0)
-        return self.backlog.own == 0
+        return self._wait(timeout, lambda _deadline: self.backlog.own == 0)
 
     def close(self, timeout: float) -> bool:
         """The exit flush: at most `timeout` seconds; what is left stays on disk."""
@@ -141,15 +140,14 @@ class Delivery:
         """Adopt what the outbox holds and deliver everything (`bugsnag-ipython outbox flush`)."""
         with self._wake:
             self._ensure_thread_locked()
-        self._wait(timeout, lambda _deadline: self.scanned.is_set() and self.backlog.count == 0)
-        return self.scanned.is_set() and self.backlog.count == 0
+        return self._wait(timeout, lambda _deadline: self.scanned.is_set() and self.backlog.count == 0)
 
-    def _wait(self, timeout: float, done: Callable[[float], bool]) -> None:
+    def _wait(self, timeout: float, done: Callable[[float], bool]) -> bool:
         deadline = self._monotonic() + max(0.0, timeout)
         with self._wake:
             self.backlog.hurry()
             self._wake.notify_all()
-            self._wake.wait_for(lambda: done(deadline), max(0.0, timeout))
+            return self._wake.wait_for(lambda: done(deadline), max(0.0, timeout))
 
     def _outbox_now(self, *, may_import: bool) -> Outbox | None:
         """The open outbox, opening it if need be: cheap for any thread, except importing
@@ -283,7 +281,7 @@ class Delivery:
                 bodies.append(body)
                 continue
             with self._wake:
-                reason = UNREADABLE if body is None else "older than 60 days"
+                reason = UNREADABLE if body is None else EXPIRED
                 self._settle_locked(self.backlog.finish(item, reason))
             self._changed()
         return items, bodies

@@ -1,12 +1,10 @@
-"""The journal: one owner's payloads, appended to one open file as they are made (one write(), in
-the page cache when it returns: durable against a killed kernel, no fsync). It is a sequence of
+"""The journal: one owner's payloads, appended as they are made (one write(), in the page cache
+when it returns: durable against a killed kernel, no fsync). A sequence of
 
     {"format":2,"id":"<id>","kind":...,"url":...,"apiKey":...,"createdAt":...,"bytes":N}\\n<body>\\n
     {"done":["<id>", ...]}\\n          payloads delivered or dropped since they were appended
 
-Emptied when nothing in it is left to send; past its limit, a new one takes the appends. Older
-versions' payload files (one such header line without the id, then the body) are read here too.
-"""
+Older versions' payload files (one such header without the id, then the body) are read here too."""
 
 from __future__ import annotations
 

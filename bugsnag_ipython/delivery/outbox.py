@@ -244,14 +244,14 @@ class Outbox:
         live = live_payloads(stored, done)
         fresh = [one for one in live if now - one.created_at <= MAX_AGE_SECONDS]
         scan.expired = len(live) - len(fresh)
-        for kind in KINDS:
-            of_kind = [one for one in fresh if one.kind == kind]
-            dropped = max(0, len(of_kind) - max(0, room.get(kind, 0)))
-            scan.over_cap += dropped
-            for one in of_kind[dropped:]:
-                body = bodies[one.path][one.offset : one.offset + one.size]
-                scan.adopted.append(self.store(one.payload(body), one.ident))
-        scan.adopted.sort(key=lambda place: place[1].created_at)
+        over = {kind: max(0, sum(one.kind == kind for one in fresh) - max(0, room[kind])) for kind in KINDS}
+        scan.over_cap = sum(over.values())
+        for one in fresh:
+            if over[one.kind]:  # the oldest go
+                over[one.kind] -= 1
+                continue
+            body = bodies[one.path][one.offset : one.offset + one.size]
+            scan.adopted.append(self.store(one.payload(body), one.ident))
         for path in claimed:
             if path in damaged:
                 self.set_aside(path)

@@ -1,5 +1,4 @@
-"""A `Payload` (one session or event request, bound to its key and URL) and the `Outcome` of one
-attempt to send it."""
+"""A `Payload` (one session or event request, bound to its key and URL) and the `Outcome` of one try."""
 
 from __future__ import annotations
 
@@ -56,11 +55,9 @@ def refusal(status: int) -> tuple[str, str]:
     if status == 404:
         return ("endpoint not found (HTTP 404)", "The endpoint answered 404 Not Found; check notify_endpoint "
                 f"and sessions_endpoint. {dropped}")
-    if status == 413:
-        return ("payload too large (HTTP 413)",
-                "BugSnag refused a payload as too large (HTTP 413); it is dropped.")
-    if status == 400:
-        return ("payload refused (HTTP 400)",
-                "BugSnag refused a payload as invalid (HTTP 400); it is dropped.")
+    if status in (400, 413):
+        reason, why = ("payload refused", "invalid") if status == 400 else ("payload too large", "too large")
+        return (f"{reason} (HTTP {status})",
+                f"BugSnag refused a payload as {why} (HTTP {status}); it is dropped.")
     return (f"refused (HTTP {status})",
             f"BugSnag refused a payload with HTTP {status}; it is dropped, not retried.")

@@ -60,11 +60,9 @@ class PlainTransport:
                 return Outcome(response.status)
         except urllib.error.HTTPError as error:
             return Outcome(error.code)
-        except TimeoutError:
-            return Outcome(None, error="the endpoint did not answer in time")
-        except Exception as error:  # URLError, a TLS error, a broken connection: no answer
+        except Exception as error:  # no answer: URLError, a timeout, a TLS error, a broken connection
             reason = getattr(error, "reason", error)
-            return Outcome(None, error=f"could not connect to the endpoint ({reason})")
+            return Outcome(None, error=plain_error(reason if isinstance(reason, Exception) else error))
 
 
 class NullTransport:
