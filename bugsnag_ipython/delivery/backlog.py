@@ -6,8 +6,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -43,12 +44,6 @@ class Queued:
     solo: bool = False  # sent on its own: a batch it was in was refused
     seq: int = field(default_factory=lambda: next(_sequence))
 
-    def read_back(self) -> bytes | None:
-        try:
-            return self.journal.read(self.offset, self.size) if self.journal is not None else None
-        except (ValueError, OSError):
-            return None
-
     def payload(self, body: bytes) -> Payload:
         return Payload(self.kind, self.url, self.api_key, body, self.created_at)
 
@@ -77,12 +72,11 @@ class Endpoint:
     """One endpoint's line (this process's own first) and its retry timer, one for all its items,
     so that a hundred stored payloads wait behind one timer and the first success lets them all go."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
+    def __init__(self) -> None:
         self.own: deque[Queued] = deque()
         self.adopted: deque[Queued] = deque()
         self.failures = 0
-        self.next_attempt = 0.0  # on the delivery's monotonic clock
+        self.next_attempt = 0.0  # on time.monotonic()
         self.imposed_until = 0.0  # a Retry-After: not even flush() tries before this
 
     def head(self) -> Queued | None:
@@ -96,15 +90,14 @@ class Endpoint:
 
     def wait(self) -> float:
         """Seconds until the endpoint may be tried again (0 when it may now)."""
-        return max(0.0, self.next_attempt - self._clock())
+        return max(0.0, self.next_attempt - time.monotonic())
 
 
 class Backlog:
     """What waits to be sent, per endpoint, and the counters."""
 
-    def __init__(self, policy: RetryPolicy, monotonic: Callable[[], float]) -> None:
+    def __init__(self, policy: RetryPolicy) -> None:
         self._policy = policy
-        self._monotonic = monotonic
         self.stats = Stats()
         self._endpoints: dict[str, Endpoint] = {}
         self._oldest: dict[Kind, list[tuple[float, int, Queued]]] = {kind: [] for kind in KINDS}
@@ -117,7 +110,7 @@ class Backlog:
 
     def endpoint(self, url: str) -> Endpoint:
         if url not in self._endpoints:
-            self._endpoints[url] = Endpoint(self._monotonic)
+            self._endpoints[url] = Endpoint()
         return self._endpoints[url]
 
     def add(self, item: Queued, caps: Mapping[Kind, int]) -> list[Queued]:
@@ -183,7 +176,7 @@ class Backlog:
     def hurry(self) -> None:
         """Try again now (flush), except before a time the server asked to wait for."""
         for endpoint in self._endpoints.values():
-            endpoint.next_attempt = min(endpoint.next_attempt, max(self._monotonic(), endpoint.imposed_until))
+            endpoint.next_attempt = min(endpoint.next_attempt, max(time.monotonic(), endpoint.imposed_until))
 
     def now_stored(self, item: Queued, journal: Journal, stored: Stored, budget: int) -> None:
         """An item in memory is now on disk too; past the memory `budget`, its body is let go of."""
@@ -221,7 +214,7 @@ class Backlog:
                 item.solo = True
         else:
             endpoint.failures += 1
-            now, delay = self._monotonic(), outcome.retry_after
+            now, delay = time.monotonic(), outcome.retry_after
             if delay is None:
                 delay = self._policy.delay(endpoint.failures, random.random())
             else:

@@ -97,13 +97,12 @@ class Journal:
             raise
         self.size += len(data)
 
-    def read(self, offset: int, size: int) -> bytes:
-        """The body stored at `offset`; raises ValueError if the file no longer has it."""
-        with self._lock:  # never a descriptor closed, or reused, under the read
+    def read(self, offset: int, size: int) -> bytes | None:
+        """The body stored at `offset`; None if the file no longer has it."""
+        with self._lock, contextlib.suppress(OSError):  # never a descriptor closed, or reused, under it
             body = os.pread(self._fd, size, offset) if self._fd >= 0 else b""
-        if len(body) != size:
-            raise ValueError("the journal is shorter than its payload")
-        return body
+            return body if len(body) == size else None
+        return None
 
     def settle(self, idents: list[str]) -> None:
         """These payloads were delivered or dropped; with none left, empty (or remove) the journal."""
@@ -130,13 +129,14 @@ class Journal:
             if self.live == 0:
                 self._close(remove=True)
 
-    def close(self, *, remove: bool = False) -> None:
+    def close(self, *, remove: bool = False, after_fork: bool = False) -> None:
+        """Close (and `remove`) the file; in a forked child, without the lock, which a thread the
+        fork left behind may hold."""
+        if after_fork:
+            self._close()
+            return
         with self._lock:
             self._close(remove=remove)
-
-    def forget_after_fork(self) -> None:
-        """In a forked child: close the inherited descriptor, leaving the parent's file be."""
-        self._close()  # without the lock: a thread the fork left behind may hold it
 
     def _close(self, *, remove: bool = False) -> None:
         fd, self._fd = self._fd, -1

@@ -91,33 +91,24 @@ class Outbox:
         return self
 
     def _take_lock(self) -> tuple[str, int]:
-        for _ in range(8):
-            owner = os.urandom(6).hex()
-            path = self.owners / f"{owner}.lock"
-            try:
-                fd = private_files.create_locked(path)
-            except BlockingIOError:  # a scan locked the new file first, as a dead owner's
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                # A scan that took the new file for a dead owner's may have unlinked it.
-                if os.path.samestat(os.fstat(fd), os.stat(path)):
-                    os.write(fd, f"{os.getpid()}\n".encode())
-                    return owner, fd
-            os.close(fd)
-        raise OSError(f"could not take a lock in {self.owners}")
+        # Locked under a hidden name, then renamed: a scan never meets a live owner's lock unlocked.
+        owner = os.urandom(6).hex()
+        hidden = self.owners / f".{owner}.tmp"
+        fd = private_files.create_locked(hidden)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.rename(hidden, self.owners / f"{owner}.lock")
+        return owner, fd
 
     def _new_journal(self) -> Journal:
         assert self.owner is not None
         tag = f"journal-{time.time_ns():019d}-{os.urandom(3).hex()}"
         return Journal(self.payloads / f"{tag}.{self.owner}.journal", self.owner)
 
-    def owner_alive(self, owner: str, *, tidy: bool = True) -> bool:
-        """Whether `owner` still holds its lock. With `tidy`, a dead owner's lock file goes."""
+    def owner_alive(self, owner: str) -> bool:
+        """Whether `owner` still holds its lock; a dead owner's lock file goes."""
         path = self.owners / f"{owner}.lock"
         if owner == self.owner:
             return True
-        if not tidy:
-            return private_files.owner_alive(path)
         try:
             fd = private_files.lock_if_ownerless(path)
         except (FileNotFoundError, private_files.UntrustedFile):
@@ -142,10 +133,8 @@ class Outbox:
         """Stop owning: the next scan by any kernel adopts what is left. In a forked child
         (`after_fork`), close the copies of the parent's descriptors, which leaves its lock held."""
         journal, self.journal = self.journal, None
-        if journal is not None and after_fork:
-            journal.forget_after_fork()
-        elif journal is not None:
-            journal.close(remove=journal.live == 0)
+        if journal is not None:
+            journal.close(remove=journal.live == 0 and not after_fork, after_fork=after_fork)
         fd, self._lock_fd = self._lock_fd, None
         owner, self.owner = self.owner, None
         if fd is not None and not after_fork:
@@ -272,7 +261,7 @@ class Outbox:
             found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
             if found is None or name.startswith("."):
                 continue
-            owner_alive = self.owner_alive(found["owner"], tidy=False)
+            owner_alive = private_files.owner_alive(self.owners / f"{found['owner']}.lock")
             try:
                 _, stored, done, problem = read_file(self.payloads / name)
             except (ValueError, OSError):
