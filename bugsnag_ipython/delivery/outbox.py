@@ -76,7 +76,7 @@ class Outbox:
         self.owner: str | None = None
         self.journal: Journal | None = None  # where this owner's payloads are appended
         self._lock_fd: int | None = None
-        self._renewing = threading.Lock()
+        self._appending = threading.Lock()
         self._said = Once()
         self._dead: set[str] = set()  # owners an_owner_died() told of (an untrusted file stays)
 
@@ -145,27 +145,19 @@ class Outbox:
 
     def store(self, payload: Payload, ident: str | None = None) -> tuple[Journal, Stored]:
         """Append a payload to this owner's journal (a new one past its limit). Raises OSError."""
-        while True:
+        with self._appending:
             journal = self.journal
-            if journal is None:
+            stored = journal.append(payload, ident) if journal is not None else None
+            if journal is None or stored is None:
                 raise OSError("the outbox is not open")
-            stored = journal.append(payload, ident)
-            if stored is None:
-                continue  # retired meanwhile: the new one takes it
             if journal.size > LIMIT:
-                self._renew(journal)
+                try:
+                    self.journal = self._new_journal()
+                except OSError as error:  # the full one goes on taking appends
+                    self._said.say("renew", f"Could not start a new outbox journal ({error}).")
+                else:
+                    journal.retire()
             return journal, stored
-
-    def _renew(self, journal: Journal) -> None:
-        with self._renewing:
-            if self.journal is not journal:
-                return
-            try:
-                self.journal = self._new_journal()
-            except OSError as error:  # the full one goes on taking appends
-                self._said.say("renew", f"Could not start a new outbox journal ({error}).")
-                return
-        journal.retire()
 
     def keep(self, payload: Payload) -> tuple[Journal, Stored] | None:
         """`store()`, or None, said once, when the disk refuses (the payload stays in memory)."""
