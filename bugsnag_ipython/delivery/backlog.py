@@ -6,15 +6,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..core.config import shown_host
-from .payload import KINDS, Kind, Outcome, Payload, refusal
-from .retry import RetryPolicy
+from .payload import KINDS, Kind, Outcome, Payload, RetryPolicy, refusal
 
 if TYPE_CHECKING:
     from .journal import Journal, Stored
@@ -72,11 +70,12 @@ class Endpoint:
     """One endpoint's line (this process's own first) and its retry timer, one for all its items,
     so that a hundred stored payloads wait behind one timer and the first success lets them all go."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
         self.own: deque[Queued] = deque()
         self.adopted: deque[Queued] = deque()
         self.failures = 0
-        self.next_attempt = 0.0  # on time.monotonic()
+        self.next_attempt = 0.0  # on the delivery's monotonic clock
         self.imposed_until = 0.0  # a Retry-After: not even flush() tries before this
 
     def head(self) -> Queued | None:
@@ -90,14 +89,15 @@ class Endpoint:
 
     def wait(self) -> float:
         """Seconds until the endpoint may be tried again (0 when it may now)."""
-        return max(0.0, self.next_attempt - time.monotonic())
+        return max(0.0, self.next_attempt - self._clock())
 
 
 class Backlog:
     """What waits to be sent, per endpoint, and the counters."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, monotonic: Callable[[], float]) -> None:
         self._policy = policy
+        self._monotonic = monotonic
         self.stats = Stats()
         self._endpoints: dict[str, Endpoint] = {}
         self._oldest: dict[Kind, list[tuple[float, int, Queued]]] = {kind: [] for kind in KINDS}
@@ -110,7 +110,7 @@ class Backlog:
 
     def endpoint(self, url: str) -> Endpoint:
         if url not in self._endpoints:
-            self._endpoints[url] = Endpoint()
+            self._endpoints[url] = Endpoint(self._monotonic)
         return self._endpoints[url]
 
     def add(self, item: Queued, caps: Mapping[Kind, int]) -> list[Queued]:
@@ -176,7 +176,7 @@ class Backlog:
     def hurry(self) -> None:
         """Try again now (flush), except before a time the server asked to wait for."""
         for endpoint in self._endpoints.values():
-            endpoint.next_attempt = min(endpoint.next_attempt, max(time.monotonic(), endpoint.imposed_until))
+            endpoint.next_attempt = min(endpoint.next_attempt, max(self._monotonic(), endpoint.imposed_until))
 
     def now_stored(self, item: Queued, journal: Journal, stored: Stored, budget: int) -> None:
         """An item in memory is now on disk too; past the memory `budget`, its body is let go of."""
@@ -214,7 +214,7 @@ class Backlog:
                 item.solo = True
         else:
             endpoint.failures += 1
-            now, delay = time.monotonic(), outcome.retry_after
+            now, delay = self._monotonic(), outcome.retry_after
             if delay is None:
                 delay = self._policy.delay(endpoint.failures, random.random())
             else:

@@ -18,8 +18,7 @@ from ..core.basics import JsonDict, Once, log, tell
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
 from .backlog import EXPIRED, UNREADABLE, Backlog, Queued, Stats, settle
-from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload
-from .retry import RetryPolicy
+from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload, RetryPolicy
 from .transport import HttpTransport, Transport
 
 if TYPE_CHECKING:
@@ -38,9 +37,11 @@ class Delivery:
     """The outbox and the sender of one process."""
 
     def __init__(self, transport_factory: Callable[[], Transport] = HttpTransport, *,
-                 policy: RetryPolicy | None = None, memory_budget: int = MEMORY_BUDGET) -> None:
+                 policy: RetryPolicy | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 memory_budget: int = MEMORY_BUDGET) -> None:
         self._transport_factory = transport_factory
         self._policy = policy or RetryPolicy.from_environment()
+        self._monotonic = monotonic
         self._memory_budget = memory_budget
         self._caps: dict[Kind, int] = {"session": 1000, "event": 10000}
         self._directory: str | None = None
@@ -55,7 +56,7 @@ class Delivery:
 
     def _start_afresh(self) -> None:
         self._wake = threading.Condition(threading.Lock())  # guards the backlog and the outbox
-        self.backlog = Backlog(self._policy)
+        self.backlog = Backlog(self._policy, self._monotonic)
         self.stats: Stats = self.backlog.stats
         self._said = Once()
         self._thread: threading.Thread | None = None
@@ -118,7 +119,7 @@ class Delivery:
                 self._unstored.append(item)
             endpoint = self.backlog.endpoint(item.url)
             if self._forked_child and place is not None and not endpoint.wait():
-                endpoint.next_attempt = time.monotonic() + CHILD_HOLD_SECONDS  # see _forked
+                endpoint.next_attempt = self._monotonic() + CHILD_HOLD_SECONDS  # see _forked
             if self._unstored or (not self.backlog.in_flight and not endpoint.wait()):
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
                 self._wake.notify_all()
@@ -141,7 +142,7 @@ class Delivery:
         return self._wait(timeout, lambda _deadline: self.scanned.is_set() and self.backlog.count == 0)
 
     def _wait(self, timeout: float, done: Callable[[float], bool]) -> bool:
-        deadline = time.monotonic() + max(0.0, timeout)
+        deadline = self._monotonic() + max(0.0, timeout)
         with self._wake:
             self.backlog.hurry()
             self._wake.notify_all()
@@ -182,13 +183,13 @@ class Delivery:
             self._outbox_now(may_import=True)
             self._next_scan = 0.0
         self._store_unstored()
-        now, outbox, died = time.monotonic(), self.outbox, False
+        now, outbox, died = self._monotonic(), self.outbox, False
         if self._watching_children and now >= self._next_child_look and outbox is not None:
             self._next_child_look = now + CHILD_WATCH_SECONDS
             died = outbox.an_owner_died()
         if now >= self._next_scan or died:
             self._rescan()
-            self._next_scan = time.monotonic() + RESCAN_SECONDS
+            self._next_scan = self._monotonic() + RESCAN_SECONDS
 
     def _store_unstored(self) -> None:
         with self._wake:
@@ -230,7 +231,7 @@ class Delivery:
         if self._unstored or (self.outbox is None and not self._outbox_failed):
             return 0.0
         look = min(self._next_scan, self._next_child_look) if self._watching_children else self._next_scan
-        return max(0.0, look - time.monotonic())
+        return max(0.0, look - self._monotonic())
 
     def _run(self) -> None:
         transport: Transport | None = None

@@ -1,7 +1,11 @@
-"""A `Payload` (one session or event request, bound to its key and URL) and the `Outcome` of one try."""
+"""A `Payload` (one session or event request, bound to its key and URL), the `Outcome` of one try,
+and the `RetryPolicy` that says how long an endpoint that failed waits."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from ..report import payloads
@@ -9,6 +13,9 @@ from ..report import payloads
 Kind = Literal["session", "event"]
 KINDS: tuple[Kind, ...] = ("session", "event")
 MAX_AGE_SECONDS = 60 * 24 * 3600.0  # stored payloads older than this are discarded
+# For tests: retries that wait milliseconds. A server's Retry-After is honoured whatever these say.
+BASE_VARIABLE = "BUGSNAG_RETRY_BASE_SECONDS"
+MAX_VARIABLE = "BUGSNAG_RETRY_MAX_SECONDS"
 
 
 class Payload(NamedTuple):
@@ -61,3 +68,24 @@ def refusal(status: int) -> tuple[str, str]:
                 f"BugSnag refused a payload as {why} (HTTP {status}); it is dropped.")
     return (f"refused (HTTP {status})",
             f"BugSnag refused a payload with HTTP {status}; it is dropped, not retried.")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: about base, 2 base, 4 base... up to `maximum`."""
+
+    base: float = 2.0
+    maximum: float = 300.0
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] = os.environ) -> RetryPolicy:
+        try:
+            base = max(0.0, float(env.get(BASE_VARIABLE, cls.base)))
+            return cls(base, max(base, float(env.get(MAX_VARIABLE, max(cls.maximum, base)))))
+        except ValueError:  # a mistyped test knob must not break delivery
+            return cls()
+
+    def delay(self, failures: int, jitter: float) -> float:
+        """The wait after `failures` in a row; `jitter` in [0, 1) spreads kernels that failed together."""
+        ceiling = min(self.maximum, self.base * 2.0 ** min(max(failures - 1, 0), 30))
+        return ceiling * (0.5 + 0.5 * jitter)
