@@ -201,11 +201,10 @@ class Delivery:
             if place is None:
                 continue
             with self._wake:
-                late = item.done  # delivered or dropped while it was being written
-                if not late:
+                if item.done:  # delivered or dropped while it was being written
+                    place[0].settle([place[1].ident])
+                else:
                     self.backlog.now_stored(item, *place, self._memory_budget)
-            if late:
-                place[0].settle([place[1].ident])
 
     def _rescan(self) -> None:
         with self._wake:

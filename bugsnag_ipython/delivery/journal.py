@@ -188,9 +188,15 @@ def _read_journal(path: Path, data: bytes, ident: str | None) -> tuple[list[Stor
             done.update(ident for ident in line["done"] if isinstance(ident, str))
             position = end + 1
             continue
-        stored = _parse_header(path, line, end + 1, ident)
-        if stored is None:
+        header: Any = line if isinstance(line, dict) else {}
+        fields = ("format", "id", "kind", "url", "apiKey", "createdAt", "bytes")
+        form, named, kind, url, key, created, size = [header.get(name) for name in fields]
+        named = named if ident is None else ident  # an older file's id is its name's
+        if not (form == FORMAT and isinstance(named, str) and kind in KINDS and isinstance(key, str) and key
+                and isinstance(url, str) and url.startswith(("http://", "https://"))
+                and type(created) in (int, float) and type(size) is int and size >= 0):
             return found, done, f"the header at byte {position} is not one this version knows"
+        stored = Stored(path, named, kind, url, key, float(created), end + 1, size)
         position = end + 1 + stored.size
         if position >= len(data) or data[position] != 0x0A:
             return found, done, f"the payload {stored.ident} is cut short"
@@ -198,15 +204,3 @@ def _read_journal(path: Path, data: bytes, ident: str | None) -> tuple[list[Stor
         found.append(stored)
     return found, done, None
 
-
-def _parse_header(path: Path, header: Any, offset: int, ident: str | None) -> Stored | None:
-    """A stored payload from its header (an older file's id is its name's); None if a field is wrong."""
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        return None
-    values: list[Any] = [header.get(name) for name in ("id", "kind", "url", "apiKey", "createdAt", "bytes")]
-    found, kind, url, key, created, size = values
-    ident = found if ident is None else ident
-    valid = (isinstance(ident, str) and kind in KINDS and isinstance(key, str) and key != ""
-             and isinstance(url, str) and url.startswith(("http://", "https://"))
-             and type(created) in (int, float) and type(size) is int and size >= 0)
-    return Stored(path, ident, kind, url, key, float(created), offset, size) if valid else None
