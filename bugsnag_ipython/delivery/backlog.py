@@ -67,8 +67,7 @@ class Stats:
 
 
 class Endpoint:
-    """One endpoint's line (this process's own first) and its retry timer, one for all its items,
-    so that a hundred stored payloads wait behind one timer and the first success lets them all go."""
+    """One endpoint's line and its retry timer: a hundred payloads wait behind one timer."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
@@ -174,7 +173,6 @@ class Backlog:
         return [item]
 
     def hurry(self) -> None:
-        """Try again now (flush), except before a time the server asked to wait for."""
         for endpoint in self._endpoints.values():
             endpoint.next_attempt = min(endpoint.next_attempt, max(self._monotonic(), endpoint.imposed_until))
 

@@ -243,12 +243,10 @@ class Delivery:
                         break
                     wait = self.backlog.next_wait()
                     self._wake.wait(due if wait is None else min(due, wait))
-                if taken is not None:
-                    batch, endpoint = taken
-                    held = [item.body for item in batch]  # a store may let go of one meanwhile
             if taken is None:
                 continue
-            items, bodies = self._sendable(batch, held)
+            batch, endpoint = taken
+            items, bodies = self._sendable(batch)
             if not items:
                 continue
             body, count = payloads.join_events(bodies)
@@ -270,9 +268,10 @@ class Delivery:
                 self._said.say(*warning)
             self._changed()
 
-    def _sendable(self, batch: list[Queued], held: list[bytes | None]) -> tuple[list[Queued], list[bytes]]:
+    def _sendable(self, batch: list[Queued]) -> tuple[list[Queued], list[bytes]]:
         items, bodies = [], []
-        for item, body in zip(batch, held, strict=True):
+        for item in batch:
+            body = item.body  # once: a store may let go of it meanwhile
             if body is None and item.journal is not None:
                 body = item.journal.read(item.offset, item.size)
             if body is not None and time.time() - item.created_at <= MAX_AGE_SECONDS:

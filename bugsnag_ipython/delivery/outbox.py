@@ -41,9 +41,8 @@ def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
         private_files.say_once(refused)  # the crash record and the device id meet the same refusal
         return None, str(refused)
     except Exception as error:
-        where = directory or "the user cache directory"
-        problem = (f"The outbox in {where} cannot be used ({error}); payloads are kept in memory only "
-                   "and are lost if the kernel dies before they are sent.")
+        problem = (f"The outbox in {directory or 'the user cache directory'} cannot be used ({error}); "
+                   "payloads are kept in memory only and are lost if the kernel dies before they are sent.")
         log.warning(problem)
         return None, problem
 
@@ -86,23 +85,18 @@ class Outbox:
         for directory in (self.payloads, self.owners, self.aside):
             private_files.make_private(directory, root=False)
         if self.owner is None:
-            self.owner, self._lock_fd = self._take_lock()
-            self.journal = self._new_journal()
+            # Locked under a hidden name, then renamed: a scan never meets a live owner's lock unlocked.
+            owner = os.urandom(6).hex()
+            hidden = self.owners / f".{owner}.tmp"
+            self._lock_fd = fd = private_files.create_locked(hidden)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.rename(hidden, self.owners / f"{owner}.lock")
+            self.owner, self.journal = owner, self._new_journal(owner)
         return self
 
-    def _take_lock(self) -> tuple[str, int]:
-        # Locked under a hidden name, then renamed: a scan never meets a live owner's lock unlocked.
-        owner = os.urandom(6).hex()
-        hidden = self.owners / f".{owner}.tmp"
-        fd = private_files.create_locked(hidden)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.rename(hidden, self.owners / f"{owner}.lock")
-        return owner, fd
-
-    def _new_journal(self) -> Journal:
-        assert self.owner is not None
+    def _new_journal(self, owner: str) -> Journal:
         tag = f"journal-{time.time_ns():019d}-{os.urandom(3).hex()}"
-        return Journal(self.payloads / f"{tag}.{self.owner}.journal", self.owner)
+        return Journal(self.payloads / f"{tag}.{owner}.journal", owner)
 
     def owner_alive(self, owner: str) -> bool:
         """Whether `owner` still holds its lock; a dead owner's lock file goes."""
@@ -152,7 +146,7 @@ class Outbox:
                 raise OSError("the outbox is not open")
             if journal.size > LIMIT:
                 try:
-                    self.journal = self._new_journal()
+                    self.journal = self._new_journal(journal.owner)
                 except OSError as error:  # the full one goes on taking appends
                     self._said.say("renew", f"Could not start a new outbox journal ({error}).")
                 else:

@@ -30,7 +30,6 @@ class HttpTransport:
 
         import requests
 
-        self._requests = requests
         self._session = requests.Session()
 
     def send(self, payload: Payload) -> Outcome:
@@ -38,7 +37,7 @@ class HttpTransport:
             headers = payload.headers(time.time())
             response = self._session.post(payload.url, data=payload.body, headers=headers,
                                           timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-        except self._requests.RequestException as error:
+        except Exception as error:  # no answer (requests' errors, and any other)
             return Outcome(None, error=plain_error(error))
         response.close()
         return Outcome(response.status_code, retry_after=retry_after(response.headers))
