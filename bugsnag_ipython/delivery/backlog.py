@@ -108,9 +108,7 @@ class Backlog:
         self.in_flight: set[Queued] = set()  # the items of the send under way
 
     def endpoint(self, url: str) -> Endpoint:
-        if url not in self._endpoints:
-            self._endpoints[url] = Endpoint(self._monotonic)
-        return self._endpoints[url]
+        return self._endpoints.get(url) or self._endpoints.setdefault(url, Endpoint(self._monotonic))
 
     def add(self, item: Queued, caps: Mapping[Kind, int]) -> list[Queued]:
         """Queue an item; returns the items dropped to keep within the caps."""
@@ -151,7 +149,7 @@ class Backlog:
     def next_wait(self) -> float | None:
         """Seconds until some endpoint with items may be tried; None: nothing to send."""
         waits = [endpoint.wait() for endpoint in self._endpoints.values() if endpoint.head()]
-        return min(waits) if waits else None
+        return min(waits, default=None)
 
     def finish(self, item: Queued, dropped: str | None) -> list[Queued]:
         """Delivered (`dropped` None) or dropped; [item] to settle, or [] if already finished."""

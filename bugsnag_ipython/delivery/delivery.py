@@ -17,7 +17,7 @@ from ..core import forkguard
 from ..core.basics import JsonDict, Once, log, tell
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
-from .backlog import EXPIRED, UNREADABLE, Backlog, Queued, Stats, settle
+from .backlog import EXPIRED, UNREADABLE, Backlog, Queued, settle
 from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload, RetryPolicy
 from .transport import HttpTransport, Transport
 
@@ -27,8 +27,7 @@ if TYPE_CHECKING:
 
 MEMORY_BUDGET = 16 * 1024 * 1024  # bodies kept in memory; past it they are read back from disk
 CHILD_HOLD_SECONDS = 10.0  # a forked child's payloads wait this long for the parent (see below)
-MAX_BATCH = 100  # events sent in one request, at most ...
-MAX_BATCH_BYTES = MAX_PAYLOAD_BYTES  # ... and bytes: one payload's limit
+MAX_BATCH = 100  # events sent in one request, at most, and at most one payload's bytes
 RESCAN_SECONDS = 30.0  # how often the outbox is looked through for payloads of kernels that died
 CHILD_WATCH_SECONDS = 0.25  # how often a process that forked looks for children that ended
 
@@ -57,7 +56,7 @@ class Delivery:
     def _start_afresh(self) -> None:
         self._wake = threading.Condition(threading.Lock())  # guards the backlog and the outbox
         self.backlog = Backlog(self._policy, self._monotonic)
-        self.stats: Stats = self.backlog.stats
+        self.stats = self.backlog.stats
         self._said = Once()
         self._thread: threading.Thread | None = None
         self._opening = threading.Lock()  # one thread opens the outbox; others wait for it
@@ -68,9 +67,7 @@ class Delivery:
         self.scanned = threading.Event()  # the first look through the outbox is done
         self._next_scan = 0.0
         self._next_child_look = 0.0
-        # The first payload is the launch session, made while the extension loads: the sender
-        # opens the outbox for it, so that loading never waits on the disk.
-        self._launched = False
+        self._launched = False  # the launch session leaves the outbox to the sender: loading never waits
 
     @property
     def queued(self) -> int:
@@ -237,7 +234,7 @@ class Delivery:
         while True:
             self._keep_outbox()
             with self._wake:
-                while (taken := self.backlog.take(MAX_BATCH, MAX_BATCH_BYTES)) is None:
+                while (taken := self.backlog.take(MAX_BATCH, MAX_PAYLOAD_BYTES)) is None:
                     due = self._due_in()
                     if due <= 0:
                         break
@@ -298,9 +295,8 @@ class Delivery:
                 self._wake.notify_all()
                 self._wake.release()
             return
-        # Locks may be held by threads the fork left behind and the parent's payloads are its
-        # own: start afresh. A pool ends its workers mid-request, so a child sends a stored
-        # payload only after CHILD_HOLD_SECONDS (or at a flush); the parent adopts the rest.
+        # Start afresh: threads the fork left behind may hold locks. A pool ends its workers
+        # mid-request, so a child's stored payload waits CHILD_HOLD_SECONDS (or a flush) for the parent.
         outbox = self.outbox
         self._start_afresh()
         self._forked_child, self._watching_children, self._launched = True, False, True

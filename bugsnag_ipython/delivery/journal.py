@@ -51,9 +51,6 @@ class Stored:
     def owner(self) -> str:
         return self.path.name.split(".")[-2]
 
-    def payload(self, body: bytes) -> Payload:
-        return Payload(self.kind, self.url, self.api_key, body, self.created_at)
-
 
 class Journal:
     """One owner's open journal. Appends and settlements may come from any thread."""

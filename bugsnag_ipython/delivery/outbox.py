@@ -226,7 +226,8 @@ class Outbox:
                 over[one.kind] -= 1
                 continue
             body = bodies[one.path][one.offset : one.offset + one.size]
-            scan.adopted.append(self.store(one.payload(body), one.ident))
+            payload = Payload(one.kind, one.url, one.api_key, body, one.created_at)
+            scan.adopted.append(self.store(payload, one.ident))
         for path in claimed:
             if path in damaged:
                 self.set_aside(path)

@@ -13,9 +13,6 @@ from ..report import payloads
 Kind = Literal["session", "event"]
 KINDS: tuple[Kind, ...] = ("session", "event")
 MAX_AGE_SECONDS = 60 * 24 * 3600.0  # stored payloads older than this are discarded
-# For tests: retries that wait milliseconds. A server's Retry-After is honoured whatever these say.
-BASE_VARIABLE = "BUGSNAG_RETRY_BASE_SECONDS"
-MAX_VARIABLE = "BUGSNAG_RETRY_MAX_SECONDS"
 
 
 class Payload(NamedTuple):
@@ -79,9 +76,10 @@ class RetryPolicy:
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> RetryPolicy:
+        """For tests, retries that wait milliseconds; a server's Retry-After is honoured regardless."""
         try:
-            base = max(0.0, float(env.get(BASE_VARIABLE, cls.base)))
-            return cls(base, max(base, float(env.get(MAX_VARIABLE, max(cls.maximum, base)))))
+            base = max(0.0, float(env.get("BUGSNAG_RETRY_BASE_SECONDS", cls.base)))
+            return cls(base, max(base, float(env.get("BUGSNAG_RETRY_MAX_SECONDS", max(cls.maximum, base)))))
         except ValueError:  # a mistyped test knob must not break delivery
             return cls()
 

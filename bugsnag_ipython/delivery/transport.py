@@ -50,8 +50,7 @@ class PlainTransport:
 
         headers = payload.headers(time.time())
         url, authorization = _without_userinfo(payload.url)
-        if authorization:
-            headers["Authorization"] = authorization
+        headers.update(authorization)
         request = urllib.request.Request(url, data=payload.body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=PLAIN_TIMEOUT, context=_tls(url)) as response:
@@ -99,15 +98,15 @@ def retry_after(response_headers: Mapping[str, str]) -> float | None:
     return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
-def _without_userinfo(url: str) -> tuple[str, str | None]:
-    """The URL without its credentials, and those as the Basic Authorization `requests` sends."""
+def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without its credentials, and those as the Basic Authorization header `requests` sends."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
-        return url, None
+        return url, {}
     userinfo, _, host = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
     token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
-    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
+    return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
 
 
 def _tls(url: str) -> Any:
