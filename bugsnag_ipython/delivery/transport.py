@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import base64
 import os
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+import certifi  # what requests, which this package requires, verifies with
 
 from ..core.config import without_credentials
 from .payload import Outcome, Payload
@@ -112,9 +115,5 @@ def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
 def _tls(url: str) -> Any:
     if not url.startswith("https:"):
         return None
-    import ssl
-
-    import certifi  # what requests, which this package requires, verifies with
-
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
     return ssl.create_default_context(cafile=bundle)
