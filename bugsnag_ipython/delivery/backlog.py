@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..core.config import shown_host
-from .payload import KINDS, Kind, Outcome, Payload, refusal
-from .retry import Backoff, RetryPolicy
+from .payload import KINDS, Kind, Outcome, Payload, RetryPolicy, refusal
 
 if TYPE_CHECKING:
     from .journal import Journal, Stored
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 _sequence = itertools.count()
 UNREADABLE = "unreadable file set aside"
 OVER_CAP = "over the stored cap"
+EXPIRED = "older than 60 days"
 
 
 @dataclass(eq=False, slots=True)  # eq=False: each item is itself, in sets and by identity
@@ -40,12 +41,6 @@ class Queued:
     done: bool = False
     solo: bool = False  # sent on its own: a batch it was in was refused
     seq: int = field(default_factory=lambda: next(_sequence))
-
-    def read_back(self) -> bytes | None:
-        try:
-            return self.journal.read(self.offset, self.size) if self.journal is not None else None
-        except (ValueError, OSError):
-            return None
 
     def payload(self, body: bytes) -> Payload:
         return Payload(self.kind, self.url, self.api_key, body, self.created_at)
@@ -71,11 +66,16 @@ class Stats:
     last_error: str | None = None
 
 
-class _Endpoint:
-    def __init__(self, backoff: Backoff) -> None:
-        self.backoff = backoff
+class Endpoint:
+    """One endpoint's line and its retry timer: a hundred payloads wait behind one timer."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
         self.own: deque[Queued] = deque()
         self.adopted: deque[Queued] = deque()
+        self.failures = 0
+        self.next_attempt = 0.0  # on the delivery's monotonic clock
+        self.imposed_until = 0.0  # a Retry-After: not even flush() tries before this
 
     def head(self) -> Queued | None:
         """The next item to send: this process's own first, oldest first."""
@@ -86,15 +86,19 @@ class _Endpoint:
                 return line[0]
         return None
 
+    def wait(self) -> float:
+        """Seconds until the endpoint may be tried again (0 when it may now)."""
+        return max(0.0, self.next_attempt - self._clock())
+
 
 class Backlog:
-    """What waits to be sent, per endpoint with one `Backoff` each, and the counters."""
+    """What waits to be sent, per endpoint, and the counters."""
 
     def __init__(self, policy: RetryPolicy, monotonic: Callable[[], float]) -> None:
         self._policy = policy
         self._monotonic = monotonic
         self.stats = Stats()
-        self._endpoints: dict[str, _Endpoint] = {}
+        self._endpoints: dict[str, Endpoint] = {}
         self._oldest: dict[Kind, list[tuple[float, int, Queued]]] = {kind: [] for kind in KINDS}
         self.counts: dict[Kind, int] = dict.fromkeys(KINDS, 0)
         self.count = 0  # items not yet delivered or dropped
@@ -103,10 +107,8 @@ class Backlog:
         self.memory = 0  # bytes of bodies held in memory
         self.in_flight: set[Queued] = set()  # the items of the send under way
 
-    def endpoint(self, url: str) -> _Endpoint:
-        if url not in self._endpoints:
-            self._endpoints[url] = _Endpoint(Backoff(self._policy, self._monotonic))
-        return self._endpoints[url]
+    def endpoint(self, url: str) -> Endpoint:
+        return self._endpoints.get(url) or self._endpoints.setdefault(url, Endpoint(self._monotonic))
 
     def add(self, item: Queued, caps: Mapping[Kind, int]) -> list[Queued]:
         """Queue an item; returns the items dropped to keep within the caps."""
@@ -120,13 +122,13 @@ class Backlog:
         heapq.heappush(self._oldest[item.kind], (item.created_at, item.seq, item))
         return self.enforce_caps(caps, kinds=(item.kind,))
 
-    def take(self, most: int, budget: int) -> tuple[list[Queued], Backoff] | None:
-        """The next items to send (own first), marked in flight, and their backoff: events for one
+    def take(self, most: int, budget: int) -> tuple[list[Queued], Endpoint] | None:
+        """The next items to send (own first), marked in flight, and their endpoint: events for one
         endpoint and key together, up to `most` and `budget` bytes; None while none may go."""
         if self.in_flight:
             return None
         ready = [(item, endpoint) for endpoint in self._endpoints.values()
-                 if (item := endpoint.head()) is not None and not endpoint.backoff.wait()]
+                 if (item := endpoint.head()) is not None and not endpoint.wait()]
         if not ready:
             return None
         first, endpoint = min(ready, key=lambda pair: not pair[0].own)
@@ -142,12 +144,12 @@ class Backlog:
                 size += item.size
                 batch.append(item)
         self.in_flight.update(batch)
-        return batch, endpoint.backoff
+        return batch, endpoint
 
     def next_wait(self) -> float | None:
         """Seconds until some endpoint with items may be tried; None: nothing to send."""
-        waits = [endpoint.backoff.wait() for endpoint in self._endpoints.values() if endpoint.head()]
-        return min(waits) if waits else None
+        waits = [endpoint.wait() for endpoint in self._endpoints.values() if endpoint.head()]
+        return min(waits, default=None)
 
     def finish(self, item: Queued, dropped: str | None) -> list[Queued]:
         """Delivered (`dropped` None) or dropped; [item] to settle, or [] if already finished."""
@@ -170,7 +172,7 @@ class Backlog:
 
     def hurry(self) -> None:
         for endpoint in self._endpoints.values():
-            endpoint.backoff.hurry()
+            endpoint.next_attempt = min(endpoint.next_attempt, max(self._monotonic(), endpoint.imposed_until))
 
     def now_stored(self, item: Queued, journal: Journal, stored: Stored, budget: int) -> None:
         """An item in memory is now on disk too; past the memory `budget`, its body is let go of."""
@@ -182,21 +184,20 @@ class Backlog:
 
     def adopt(self, scan: Scan, caps: Mapping[Kind, int]) -> list[Queued]:
         """Queue what a look through the outbox adopted, and count what it discarded."""
-        for reason, count in (("older than 60 days", scan.expired), (OVER_CAP, scan.over_cap),
-                              (UNREADABLE, len(scan.set_aside))):
-            if count:
-                self.stats.dropped[reason] += count
+        counts = {EXPIRED: scan.expired, OVER_CAP: scan.over_cap, UNREADABLE: len(scan.set_aside)}
+        self.stats.dropped += Counter(counts)  # += keeps positive counts only
         removed: list[Queued] = []
         for journal, one in scan.adopted:
             fields = one.kind, one.url, one.api_key, None, one.created_at, one.size
             removed += self.add(Queued(*fields, False, journal, one.ident, one.offset), caps)
         return removed
 
-    def after_send(self, items: list[Queued], backoff: Backoff, outcome: Outcome,
+    def after_send(self, items: list[Queued], endpoint: Endpoint, outcome: Outcome,
                    caps: Mapping[Kind, int]) -> tuple[list[Queued], tuple[str, str] | None]:
         """The items an attempt finished, and the warning (key, sentence) to say once, if any."""
         if outcome.delivered:
-            backoff.succeeded()
+            endpoint.failures = 0
+            endpoint.next_attempt = endpoint.imposed_until = 0.0
             self.stats.last_error = None  # the endpoint answers again: the error is history
             return [gone for item in items for gone in self.finish(item, None)], None
         if outcome.undeliverable and len(items) == 1:
@@ -208,7 +209,13 @@ class Backlog:
             for item in items:  # refused together: one bad event must not take the others down
                 item.solo = True
         else:
-            delay = backoff.failed(outcome.retry_after)
+            endpoint.failures += 1
+            now, delay = self._monotonic(), outcome.retry_after
+            if delay is None:
+                delay = self._policy.delay(endpoint.failures, random.random())
+            else:
+                endpoint.imposed_until = now + delay
+            endpoint.next_attempt = now + delay
             self.stats.retried += 1  # attempts, however many payloads each carried
             what = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
             host = shown_host(items[0].url)
@@ -250,6 +257,6 @@ class Backlog:
             live = [item for item in endpoint.own if not item.done]
             if any(item.journal is None for item in live):
                 return False
-            if live and endpoint.backoff.next_attempt <= deadline:
+            if live and endpoint.next_attempt <= deadline:
                 return False
         return True

@@ -1,8 +1,6 @@
-"""Delivery: every payload reaches its endpoint once, is kept on disk until it does, or is
-dropped on purpose, counted and said. `submit()` appends to the outbox's journal on the thread that
-made the payload, so a kernel killed right after an error leaves it on disk. One daemon thread, the
-sender, does the rest: opens the outbox, adopts what dead kernels left, and sends (own payloads
-first, the events for one endpoint together)."""
+"""Delivery: every payload reaches its endpoint once, is kept on disk until it does, or is dropped
+on purpose, counted and said. `submit()` stores on the thread that made the payload, so a kernel
+killed right after an error leaves it on disk; one daemon thread, the sender, does the rest."""
 
 from __future__ import annotations
 
@@ -19,9 +17,8 @@ from ..core import forkguard
 from ..core.basics import JsonDict, Once, log, tell
 from ..report import payloads
 from ..report.trimming import MAX_PAYLOAD_BYTES
-from .backlog import UNREADABLE, Backlog, Queued, Stats, settle
-from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload
-from .retry import RetryPolicy
+from .backlog import EXPIRED, UNREADABLE, Backlog, Queued, settle
+from .payload import KINDS, MAX_AGE_SECONDS, Kind, Outcome, Payload, RetryPolicy
 from .transport import HttpTransport, Transport
 
 if TYPE_CHECKING:
@@ -30,8 +27,7 @@ if TYPE_CHECKING:
 
 MEMORY_BUDGET = 16 * 1024 * 1024  # bodies kept in memory; past it they are read back from disk
 CHILD_HOLD_SECONDS = 10.0  # a forked child's payloads wait this long for the parent (see below)
-MAX_BATCH = 100  # events sent in one request, at most ...
-MAX_BATCH_BYTES = MAX_PAYLOAD_BYTES  # ... and bytes: one payload's limit
+MAX_BATCH = 100  # events sent in one request, at most, and at most one payload's bytes
 RESCAN_SECONDS = 30.0  # how often the outbox is looked through for payloads of kernels that died
 CHILD_WATCH_SECONDS = 0.25  # how often a process that forked looks for children that ended
 
@@ -60,7 +56,7 @@ class Delivery:
     def _start_afresh(self) -> None:
         self._wake = threading.Condition(threading.Lock())  # guards the backlog and the outbox
         self.backlog = Backlog(self._policy, self._monotonic)
-        self.stats: Stats = self.backlog.stats
+        self.stats = self.backlog.stats
         self._said = Once()
         self._thread: threading.Thread | None = None
         self._opening = threading.Lock()  # one thread opens the outbox; others wait for it
@@ -71,9 +67,7 @@ class Delivery:
         self.scanned = threading.Event()  # the first look through the outbox is done
         self._next_scan = 0.0
         self._next_child_look = 0.0
-        # The first payload is the launch session, made while the extension loads: the sender
-        # opens the outbox for it, so that loading never waits on the disk.
-        self._launched = False
+        self._launched = False  # the launch session leaves the outbox to the sender: loading never waits
 
     @property
     def queued(self) -> int:
@@ -121,10 +115,10 @@ class Delivery:
                 self.backlog.now_stored(item, *place, self._memory_budget)
             elif outbox is None and not self._outbox_failed:
                 self._unstored.append(item)
-            backoff = self.backlog.endpoint(item.url).backoff
-            if self._forked_child and place is not None and not backoff.wait():
-                backoff.hold(CHILD_HOLD_SECONDS)  # see _forked
-            if self._unstored or (not self.backlog.in_flight and not backoff.wait()):
+            endpoint = self.backlog.endpoint(item.url)
+            if self._forked_child and place is not None and not endpoint.wait():
+                endpoint.next_attempt = self._monotonic() + CHILD_HOLD_SECONDS  # see _forked
+            if self._unstored or (not self.backlog.in_flight and not endpoint.wait()):
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
                 self._wake.notify_all()
         settle(removed)
@@ -132,8 +126,7 @@ class Delivery:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Retry now (but not before a Retry-After); True once none of this process's own is left."""
-        self._wait(timeout, lambda _deadline: self.backlog.own == 0)
-        return self.backlog.own == 0
+        return self._wait(timeout, lambda _deadline: self.backlog.own == 0)
 
     def close(self, timeout: float) -> bool:
         """The exit flush: at most `timeout` seconds; what is left stays on disk."""
@@ -142,21 +135,16 @@ class Delivery:
 
     def drain(self, timeout: float) -> bool:
         """Adopt what the outbox holds and deliver everything (`bugsnag-ipython outbox flush`)."""
-        started = self._monotonic()
         with self._wake:
             self._ensure_thread_locked()
-        if not self.scanned.wait(max(0.0, timeout)):
-            return False
-        remaining = timeout - (self._monotonic() - started)
-        self._wait(remaining, lambda _deadline: self.backlog.count == 0)
-        return self.backlog.count == 0
+        return self._wait(timeout, lambda _deadline: self.scanned.is_set() and self.backlog.count == 0)
 
-    def _wait(self, timeout: float, done: Callable[[float], bool]) -> None:
+    def _wait(self, timeout: float, done: Callable[[float], bool]) -> bool:
         deadline = self._monotonic() + max(0.0, timeout)
         with self._wake:
             self.backlog.hurry()
             self._wake.notify_all()
-            self._wake.wait_for(lambda: done(deadline), max(0.0, timeout))
+            return self._wake.wait_for(lambda: done(deadline), max(0.0, timeout))
 
     def _outbox_now(self, *, may_import: bool) -> Outbox | None:
         """The open outbox, opening it if need be: cheap for any thread, except importing
@@ -211,27 +199,25 @@ class Delivery:
             if place is None:
                 continue
             with self._wake:
-                late = item.done  # delivered or dropped while it was being written
-                if not late:
+                if item.done:  # delivered or dropped while it was being written
+                    place[0].settle([place[1].ident])
+                else:
                     self.backlog.now_stored(item, *place, self._memory_budget)
-            if late:
-                place[0].settle([place[1].ident])
 
     def _rescan(self) -> None:
         with self._wake:
             outbox = None if self._forked_child else self.outbox  # a child leaves it to the parent
             room = {kind: self._caps[kind] - self.backlog.counts[kind] for kind in KINDS}
         try:
-            if outbox is not None:
-                scan = outbox.adopt(room, self._store_unstored)
-                with self._wake:
-                    settle(self.backlog.adopt(scan, self._caps))
-                    self._wake.notify_all()
-                self._changed()
+            scan = outbox.adopt(room, self._store_unstored) if outbox is not None else None
         except Exception as error:
             log.warning("Could not look through the outbox in %s: %s", outbox and outbox.root, error)
-        finally:
+            scan = None
+        with self._wake:
+            settle(self.backlog.adopt(scan, self._caps) if scan is not None else [])
             self.scanned.set()
+            self._wake.notify_all()
+        self._changed()
 
     def _ensure_thread_locked(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -249,18 +235,16 @@ class Delivery:
         while True:
             self._keep_outbox()
             with self._wake:
-                while (taken := self.backlog.take(MAX_BATCH, MAX_BATCH_BYTES)) is None:
+                while (taken := self.backlog.take(MAX_BATCH, MAX_PAYLOAD_BYTES)) is None:
                     due = self._due_in()
                     if due <= 0:
                         break
                     wait = self.backlog.next_wait()
                     self._wake.wait(due if wait is None else min(due, wait))
-                if taken is not None:
-                    batch, backoff = taken
-                    held = [item.body for item in batch]  # a store may let go of one meanwhile
             if taken is None:
                 continue
-            items, bodies = self._sendable(batch, held)
+            batch, endpoint = taken
+            items, bodies = self._sendable(batch)
             if not items:
                 continue
             body, count = payloads.join_events(bodies)
@@ -276,22 +260,24 @@ class Delivery:
             except Exception as error:  # a broken transport must not end the sender
                 outcome = Outcome(None, error=f"{type(error).__name__}: {error}")
             with self._wake:
-                removed, warning = self.backlog.after_send(items, backoff, outcome, self._caps)
+                removed, warning = self.backlog.after_send(items, endpoint, outcome, self._caps)
                 self._settle_locked(removed)
             if warning:
                 self._said.say(*warning)
             self._changed()
 
-    def _sendable(self, batch: list[Queued], held: list[bytes | None]) -> tuple[list[Queued], list[bytes]]:
+    def _sendable(self, batch: list[Queued]) -> tuple[list[Queued], list[bytes]]:
         items, bodies = [], []
-        for item, body in zip(batch, held, strict=True):
-            body = body if body is not None else item.read_back()
+        for item in batch:
+            body = item.body  # once: a store may let go of it meanwhile
+            if body is None and item.journal is not None:
+                body = item.journal.read(item.offset, item.size)
             if body is not None and time.time() - item.created_at <= MAX_AGE_SECONDS:
                 items.append(item)
                 bodies.append(body)
                 continue
             with self._wake:
-                reason = UNREADABLE if body is None else "older than 60 days"
+                reason = UNREADABLE if body is None else EXPIRED
                 self._settle_locked(self.backlog.finish(item, reason))
             self._changed()
         return items, bodies
@@ -310,9 +296,8 @@ class Delivery:
                 self._wake.notify_all()
                 self._wake.release()
             return
-        # Locks may be held by threads the fork left behind and the parent's payloads are its
-        # own: start afresh. A pool ends its workers mid-request, so a child sends a stored
-        # payload only after CHILD_HOLD_SECONDS (or at a flush); the parent adopts the rest.
+        # Start afresh: threads the fork left behind may hold locks. A pool ends its workers
+        # mid-request, so a child's stored payload waits CHILD_HOLD_SECONDS (or a flush) for the parent.
         outbox = self.outbox
         self._start_afresh()
         self._forked_child, self._watching_children, self._launched = True, False, True

@@ -1,12 +1,10 @@
-"""The journal: one owner's payloads, appended to one open file as they are made (one write(), in
-the page cache when it returns: durable against a killed kernel, no fsync). It is a sequence of
+"""The journal: one owner's payloads, appended as they are made (one write(), in the page cache
+when it returns: durable against a killed kernel, no fsync). A sequence of
 
     {"format":2,"id":"<id>","kind":...,"url":...,"apiKey":...,"createdAt":...,"bytes":N}\\n<body>\\n
     {"done":["<id>", ...]}\\n          payloads delivered or dropped since they were appended
 
-Emptied when nothing in it is left to send; past its limit, a new one takes the appends. Older
-versions' payload files (one such header line without the id, then the body) are read here too.
-"""
+Older versions' payload files (one such header without the id, then the body) are read here too."""
 
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from ..core.basics import Once
 from ..core.private_files import UntrustedFile, read_private
@@ -52,9 +50,6 @@ class Stored:
     @property
     def owner(self) -> str:
         return self.path.name.split(".")[-2]
-
-    def payload(self, body: bytes) -> Payload:
-        return Payload(self.kind, self.url, self.api_key, body, self.created_at)
 
 
 class Journal:
@@ -99,13 +94,12 @@ class Journal:
             raise
         self.size += len(data)
 
-    def read(self, offset: int, size: int) -> bytes:
-        """The body stored at `offset`; raises ValueError if the file no longer has it."""
-        with self._lock:  # never a descriptor closed, or reused, under the read
+    def read(self, offset: int, size: int) -> bytes | None:
+        """The body stored at `offset`; None if the file no longer has it."""
+        with self._lock, contextlib.suppress(OSError):  # never a descriptor closed, or reused, under it
             body = os.pread(self._fd, size, offset) if self._fd >= 0 else b""
-        if len(body) != size:
-            raise ValueError("the journal is shorter than its payload")
-        return body
+            return body if len(body) == size else None
+        return None
 
     def settle(self, idents: list[str]) -> None:
         """These payloads were delivered or dropped; with none left, empty (or remove) the journal."""
@@ -132,13 +126,14 @@ class Journal:
             if self.live == 0:
                 self._close(remove=True)
 
-    def close(self, *, remove: bool = False) -> None:
+    def close(self, *, remove: bool = False, after_fork: bool = False) -> None:
+        """Close (and `remove`) the file; in a forked child, without the lock, which a thread the
+        fork left behind may hold."""
+        if after_fork:
+            self._close()
+            return
         with self._lock:
             self._close(remove=remove)
-
-    def forget_after_fork(self) -> None:
-        """In a forked child: close the inherited descriptor, leaving the parent's file be."""
-        self._close()  # without the lock: a thread the fork left behind may hold it
 
     def _close(self, *, remove: bool = False) -> None:
         fd, self._fd = self._fd, -1
@@ -190,9 +185,15 @@ def _read_journal(path: Path, data: bytes, ident: str | None) -> tuple[list[Stor
             done.update(ident for ident in line["done"] if isinstance(ident, str))
             position = end + 1
             continue
-        stored = _parse_header(path, line, end + 1, ident)
-        if stored is None:
+        header: Any = line if isinstance(line, dict) else {}
+        fields = ("format", "id", "kind", "url", "apiKey", "createdAt", "bytes")
+        form, named, kind, url, key, created, size = [header.get(name) for name in fields]
+        named = named if ident is None else ident  # an older file's id is its name's
+        if not (form == FORMAT and isinstance(named, str) and kind in KINDS and isinstance(key, str) and key
+                and isinstance(url, str) and url.startswith(("http://", "https://"))
+                and type(created) in (int, float) and type(size) is int and size >= 0):
             return found, done, f"the header at byte {position} is not one this version knows"
+        stored = Stored(path, named, kind, url, key, float(created), end + 1, size)
         position = end + 1 + stored.size
         if position >= len(data) or data[position] != 0x0A:
             return found, done, f"the payload {stored.ident} is cut short"
@@ -200,26 +201,3 @@ def _read_journal(path: Path, data: bytes, ident: str | None) -> tuple[list[Stor
         found.append(stored)
     return found, done, None
 
-
-def _parse_header(path: Path, header: Any, offset: int, ident: str | None) -> Stored | None:
-    """A stored payload from its header (an older file's id is its name's); None if a field is wrong."""
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        return None
-    ident = header.get("id") if ident is None else ident
-    kind, url, key = header.get("kind"), header.get("url"), header.get("apiKey")
-    created, size = header.get("createdAt"), header.get("bytes")
-    if (
-        not isinstance(ident, str)
-        or kind not in KINDS
-        or not isinstance(url, str)
-        or not url.startswith(("http://", "https://"))
-        or not isinstance(key, str)
-        or not key
-        or isinstance(created, bool)
-        or not isinstance(created, int | float)
-        or isinstance(size, bool)
-        or not isinstance(size, int)
-        or size < 0
-    ):
-        return None
-    return Stored(path, ident, cast(Kind, kind), url, key, float(created), offset, size)

@@ -7,8 +7,8 @@ persistence directory (directories 0700, files 0600):
     set-aside/                                         unreadable or foreign files, kept for a look
 
 Only a file's owner sends it. A kernel adopts a dead owner's file by renaming it to its own name
-(atomic: of two adopters, one gets it), appends what was not done to its journal, keeping the ids,
-and removes the file; an adopter that dies in between leaves both, and the next takes each id once.
+(of two adopters, one gets it), appends what is not done to its journal with the same ids, and
+removes the file; an adopter that dies in between leaves both, and the next takes each id once.
 """
 
 from __future__ import annotations
@@ -41,9 +41,8 @@ def open_outbox(directory: str | None) -> tuple[Outbox | None, str | None]:
         private_files.say_once(refused)  # the crash record and the device id meet the same refusal
         return None, str(refused)
     except Exception as error:
-        where = directory or "the user cache directory"
-        problem = (f"The outbox in {where} cannot be used ({error}); payloads are kept in memory only "
-                   "and are lost if the kernel dies before they are sent.")
+        problem = (f"The outbox in {directory or 'the user cache directory'} cannot be used ({error}); "
+                   "payloads are kept in memory only and are lost if the kernel dies before they are sent.")
         log.warning(problem)
         return None, problem
 
@@ -76,7 +75,7 @@ class Outbox:
         self.owner: str | None = None
         self.journal: Journal | None = None  # where this owner's payloads are appended
         self._lock_fd: int | None = None
-        self._renewing = threading.Lock()
+        self._appending = threading.Lock()
         self._said = Once()
         self._dead: set[str] = set()  # owners an_owner_died() told of (an untrusted file stays)
 
@@ -86,41 +85,24 @@ class Outbox:
         for directory in (self.payloads, self.owners, self.aside):
             private_files.make_private(directory, root=False)
         if self.owner is None:
-            self.owner, self._lock_fd = self._take_lock()
-            self.journal = self._new_journal()
+            # Locked under a hidden name, then renamed: a scan never meets a live owner's lock unlocked.
+            owner = os.urandom(6).hex()
+            hidden = self.owners / f".{owner}.tmp"
+            self._lock_fd = fd = private_files.create_locked(hidden)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.rename(hidden, self.owners / f"{owner}.lock")
+            self.owner, self.journal = owner, self._new_journal(owner)
         return self
 
-    def _take_lock(self) -> tuple[str, int]:
-        for _ in range(8):
-            owner = os.urandom(6).hex()
-            path = self.owners / f"{owner}.lock"
-            try:
-                fd = private_files.create_locked(path)
-            except BlockingIOError:  # a scan locked the new file first, as a dead owner's
-                continue
-            try:
-                # A scan that took the new file for a dead owner's may have unlinked it.
-                unlinked = os.fstat(fd).st_ino != os.stat(path).st_ino
-            except FileNotFoundError:
-                unlinked = True
-            if not unlinked:
-                os.write(fd, f"{os.getpid()}\n".encode())
-                return owner, fd
-            os.close(fd)
-        raise OSError(f"could not take a lock in {self.owners}")
-
-    def _new_journal(self) -> Journal:
-        assert self.owner is not None
+    def _new_journal(self, owner: str) -> Journal:
         tag = f"journal-{time.time_ns():019d}-{os.urandom(3).hex()}"
-        return Journal(self.payloads / f"{tag}.{self.owner}.journal", self.owner)
+        return Journal(self.payloads / f"{tag}.{owner}.journal", owner)
 
-    def owner_alive(self, owner: str, *, tidy: bool = True) -> bool:
-        """Whether `owner` still holds its lock. With `tidy`, a dead owner's lock file goes."""
+    def owner_alive(self, owner: str) -> bool:
+        """Whether `owner` still holds its lock; a dead owner's lock file goes."""
         path = self.owners / f"{owner}.lock"
         if owner == self.owner:
             return True
-        if not tidy:
-            return private_files.owner_alive(path)
         try:
             fd = private_files.lock_if_ownerless(path)
         except (FileNotFoundError, private_files.UntrustedFile):
@@ -145,42 +127,31 @@ class Outbox:
         """Stop owning: the next scan by any kernel adopts what is left. In a forked child
         (`after_fork`), close the copies of the parent's descriptors, which leaves its lock held."""
         journal, self.journal = self.journal, None
-        if journal is not None and after_fork:
-            journal.forget_after_fork()
-        elif journal is not None:
-            journal.close(remove=journal.live == 0)
+        if journal is not None:
+            journal.close(remove=journal.live == 0 and not after_fork, after_fork=after_fork)
         fd, self._lock_fd = self._lock_fd, None
         owner, self.owner = self.owner, None
         if fd is not None and not after_fork:
             with contextlib.suppress(OSError):
                 os.unlink(self.owners / f"{owner}.lock")
         if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            os.close(fd)
 
     def store(self, payload: Payload, ident: str | None = None) -> tuple[Journal, Stored]:
         """Append a payload to this owner's journal (a new one past its limit). Raises OSError."""
-        while True:
+        with self._appending:
             journal = self.journal
-            if journal is None:
+            stored = journal.append(payload, ident) if journal is not None else None
+            if journal is None or stored is None:
                 raise OSError("the outbox is not open")
-            stored = journal.append(payload, ident)
-            if stored is None:
-                continue  # retired meanwhile: the new one takes it
             if journal.size > LIMIT:
-                self._renew(journal)
+                try:
+                    self.journal = self._new_journal(journal.owner)
+                except OSError as error:  # the full one goes on taking appends
+                    self._said.say("renew", f"Could not start a new outbox journal ({error}).")
+                else:
+                    journal.retire()
             return journal, stored
-
-    def _renew(self, journal: Journal) -> None:
-        with self._renewing:
-            if self.journal is not journal:
-                return
-            try:
-                self.journal = self._new_journal()
-            except OSError as error:  # the full one goes on taking appends
-                self._said.say("renew", f"Could not start a new outbox journal ({error}).")
-                return
-        journal.retire()
 
     def keep(self, payload: Payload) -> tuple[Journal, Stored] | None:
         """`store()`, or None, said once, when the disk refuses (the payload stays in memory)."""
@@ -194,11 +165,10 @@ class Outbox:
     def set_aside(self, path: Path) -> bool:
         """Move a file out of the way, keeping it for a look; False if it was already gone."""
         target = self.aside / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}-{path.name}"
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.rename(path, target)
-        except FileNotFoundError:
-            return False
-        return True
+            return True
+        return False
 
     def set_aside_count(self) -> int:
         return len(_listing(self.aside))
@@ -219,8 +189,12 @@ class Outbox:
             elif found is None:
                 if private_files.is_file_or_link(path) and self.set_aside(path):
                     scan.set_aside.append(f"{name}: not a payload file of this notifier")
-            elif not self.owner_alive(found["owner"]) and (mine := self._claim(path)) is not None:
-                claimed.append(mine)
+            elif not self.owner_alive(found["owner"]):
+                head, _, suffix = name.rsplit(".", 2)
+                mine = path.with_name(f"{head}.{self.owner}.{suffix}")
+                with contextlib.suppress(FileNotFoundError):  # another kernel renamed it first
+                    os.rename(path, mine)
+                    claimed.append(mine)
         # Journals first: a payload file whose id a journal holds was adopted before.
         claimed.sort(key=lambda path: not path.name.endswith(".journal"))
         stored: list[Stored] = []
@@ -245,14 +219,15 @@ class Outbox:
         live = live_payloads(stored, done)
         fresh = [one for one in live if now - one.created_at <= MAX_AGE_SECONDS]
         scan.expired = len(live) - len(fresh)
-        for kind in KINDS:
-            of_kind = [one for one in fresh if one.kind == kind]
-            dropped = max(0, len(of_kind) - max(0, room.get(kind, 0)))
-            scan.over_cap += dropped
-            for one in of_kind[dropped:]:
-                body = bodies[one.path][one.offset : one.offset + one.size]
-                scan.adopted.append(self.store(one.payload(body), one.ident))
-        scan.adopted.sort(key=lambda place: place[1].created_at)
+        over = {kind: max(0, sum(one.kind == kind for one in fresh) - max(0, room[kind])) for kind in KINDS}
+        scan.over_cap = sum(over.values())
+        for one in fresh:
+            if over[one.kind]:  # the oldest go
+                over[one.kind] -= 1
+                continue
+            body = bodies[one.path][one.offset : one.offset + one.size]
+            payload = Payload(one.kind, one.url, one.api_key, body, one.created_at)
+            scan.adopted.append(self.store(payload, one.ident))
         for path in claimed:
             if path in damaged:
                 self.set_aside(path)
@@ -266,16 +241,6 @@ class Outbox:
         self.an_owner_died()  # tidies the lock files of owners that left no payload
         return scan
 
-    def _claim(self, path: Path) -> Path | None:
-        # Renamed to this owner's name: another kernel's rename then fails.
-        head, _, suffix = path.name.rsplit(".", 2)
-        mine = path.with_name(f"{head}.{self.owner}.{suffix}")
-        try:
-            os.rename(path, mine)
-        except FileNotFoundError:
-            return None
-        return mine
-
     def listing(self) -> list[Listed]:
         """Every payload, readable or not, and whether a running kernel owns it."""
         listed: list[Listed] = []
@@ -283,7 +248,7 @@ class Outbox:
             found = JOURNAL.fullmatch(name) or PAYLOAD_FILE.fullmatch(name)
             if found is None or name.startswith("."):
                 continue
-            owner_alive = self.owner_alive(found["owner"], tidy=False)
+            owner_alive = private_files.owner_alive(self.owners / f"{found['owner']}.lock")
             try:
                 _, stored, done, problem = read_file(self.payloads / name)
             except (ValueError, OSError):

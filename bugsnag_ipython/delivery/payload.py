@@ -1,8 +1,11 @@
-"""A `Payload` (one session or event request, bound to its key and URL) and the `Outcome` of one
-attempt to send it."""
+"""A `Payload` (one session or event request, bound to its key and URL), the `Outcome` of one try,
+and the `RetryPolicy` that says how long an endpoint that failed waits."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from ..report import payloads
@@ -56,11 +59,31 @@ def refusal(status: int) -> tuple[str, str]:
     if status == 404:
         return ("endpoint not found (HTTP 404)", "The endpoint answered 404 Not Found; check notify_endpoint "
                 f"and sessions_endpoint. {dropped}")
-    if status == 413:
-        return ("payload too large (HTTP 413)",
-                "BugSnag refused a payload as too large (HTTP 413); it is dropped.")
-    if status == 400:
-        return ("payload refused (HTTP 400)",
-                "BugSnag refused a payload as invalid (HTTP 400); it is dropped.")
+    if status in (400, 413):
+        reason, why = ("payload refused", "invalid") if status == 400 else ("payload too large", "too large")
+        return (f"{reason} (HTTP {status})",
+                f"BugSnag refused a payload as {why} (HTTP {status}); it is dropped.")
     return (f"refused (HTTP {status})",
             f"BugSnag refused a payload with HTTP {status}; it is dropped, not retried.")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: about base, 2 base, 4 base... up to `maximum`."""
+
+    base: float = 2.0
+    maximum: float = 300.0
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] = os.environ) -> RetryPolicy:
+        """For tests, retries that wait milliseconds; a server's Retry-After is honoured regardless."""
+        try:
+            base = max(0.0, float(env.get("BUGSNAG_RETRY_BASE_SECONDS", cls.base)))
+            return cls(base, max(base, float(env.get("BUGSNAG_RETRY_MAX_SECONDS", max(cls.maximum, base)))))
+        except ValueError:  # a mistyped test knob must not break delivery
+            return cls()
+
+    def delay(self, failures: int, jitter: float) -> float:
+        """The wait after `failures` in a row; `jitter` in [0, 1) spreads kernels that failed together."""
+        ceiling = min(self.maximum, self.base * 2.0 ** min(max(failures - 1, 0), 30))
+        return ceiling * (0.5 + 0.5 * jitter)

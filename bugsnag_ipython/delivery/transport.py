@@ -1,17 +1,18 @@
-"""Transports send one `Payload` and return its `Outcome`, never raising for a failed send.
-`HttpTransport` (the sender's) keeps one `requests.Session` alive between sends and imports
-`requests` on the sender's thread; `PlainTransport` (the kernel-death watcher's) uses the standard
-library only, with the proxies and CA bundle `requests` would use; `NullTransport` sends nothing.
-"""
+"""Transports send one `Payload` and return its `Outcome`, never raising for a failed send:
+`HttpTransport` (the sender's, one `requests.Session`), `PlainTransport` (the kernel-death watcher's:
+the standard library, with the proxies and CA bundle `requests` would use), `NullTransport` (none)."""
 
 from __future__ import annotations
 
 import base64
 import os
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+import certifi  # what requests, which this package requires, verifies with
 
 from ..core.config import without_credentials
 from .payload import Outcome, Payload
@@ -32,7 +33,6 @@ class HttpTransport:
 
         import requests
 
-        self._requests = requests
         self._session = requests.Session()
 
     def send(self, payload: Payload) -> Outcome:
@@ -40,7 +40,7 @@ class HttpTransport:
             headers = payload.headers(time.time())
             response = self._session.post(payload.url, data=payload.body, headers=headers,
                                           timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-        except self._requests.RequestException as error:
+        except Exception as error:  # no answer (requests' errors, and any other)
             return Outcome(None, error=plain_error(error))
         response.close()
         return Outcome(response.status_code, retry_after=retry_after(response.headers))
@@ -53,8 +53,7 @@ class PlainTransport:
 
         headers = payload.headers(time.time())
         url, authorization = _without_userinfo(payload.url)
-        if authorization:
-            headers["Authorization"] = authorization
+        headers.update(authorization)
         request = urllib.request.Request(url, data=payload.body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=PLAIN_TIMEOUT, context=_tls(url)) as response:
@@ -62,11 +61,9 @@ class PlainTransport:
                 return Outcome(response.status)
         except urllib.error.HTTPError as error:
             return Outcome(error.code)
-        except TimeoutError:
-            return Outcome(None, error="the endpoint did not answer in time")
-        except Exception as error:  # URLError, a TLS error, a broken connection: no answer
+        except Exception as error:  # no answer: URLError, a timeout, a TLS error, a broken connection
             reason = getattr(error, "reason", error)
-            return Outcome(None, error=f"could not connect to the endpoint ({reason})")
+            return Outcome(None, error=plain_error(reason if isinstance(reason, Exception) else error))
 
 
 class NullTransport:
@@ -104,28 +101,19 @@ def retry_after(response_headers: Mapping[str, str]) -> float | None:
     return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
-def _without_userinfo(url: str) -> tuple[str, str | None]:
-    """The URL without its credentials, and those as the Basic Authorization `requests` sends."""
+def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without its credentials, and those as the Basic Authorization header `requests` sends."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
-        return url, None
+        return url, {}
     userinfo, _, host = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
     token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
-    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
+    return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
 
 
 def _tls(url: str) -> Any:
     if not url.startswith("https:"):
         return None
-    import ssl
-
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if not bundle:
-        try:
-            import certifi
-
-            bundle = certifi.where()
-        except ImportError:
-            bundle = None
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
     return ssl.create_default_context(cafile=bundle)

@@ -20,8 +20,7 @@ from bugsnag_ipython.cli import main
 from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.delivery.delivery import Delivery
 from bugsnag_ipython.delivery.outbox import Outbox
-from bugsnag_ipython.delivery.payload import MAX_AGE_SECONDS, Outcome, Payload, refusal
-from bugsnag_ipython.delivery.retry import RetryPolicy
+from bugsnag_ipython.delivery.payload import MAX_AGE_SECONDS, Outcome, Payload, RetryPolicy, refusal
 from bugsnag_ipython.delivery.transport import HttpTransport, NullTransport, retry_after
 from bugsnag_ipython.report.payloads import encode
 from tests.payloads import API_KEY

@@ -12,8 +12,7 @@ import pytest
 from bugsnag_ipython.client import Client
 from bugsnag_ipython.core.config import Configuration
 from bugsnag_ipython.delivery.delivery import Delivery
-from bugsnag_ipython.delivery.payload import Outcome, Payload
-from bugsnag_ipython.delivery.retry import RetryPolicy
+from bugsnag_ipython.delivery.payload import Outcome, Payload, RetryPolicy
 from bugsnag_ipython.notebook.status import (
     FlushProgress,
     countdown_text,
