@@ -1,6 +1,5 @@
-"""Kernel deaths, the source: this kernel's crash record and its watcher, the mark of a normal end
-(a shutdown request, `exit`, the process's exit), the report of dead kernels' records once the
-kernel is idle after its launch, and the checkpoint that keeps the record current."""
+"""Kernel deaths, the source: this kernel's crash record and its watcher, the mark of a normal end,
+the report of dead kernels' records once the kernel is idle, and the checkpoint that keeps it current."""
 
 from __future__ import annotations
 
@@ -167,8 +166,7 @@ class KernelDeaths(Source):
         return facts
 
     def _cell_files(self, send_code: bool) -> dict[str, Any]:
-        """Code file -> [cell identity, execution count, source or None], newest last: what names
-        a fault dump's frames in cells that ran before the one that crashed."""
+        """Code file -> [cell identity, execution count, source or None]: names a fault dump's frames."""
         cells = self.cells
         if cells is None:
             return {}
@@ -317,8 +315,7 @@ class KernelDeaths(Source):
 
 
 def _fitted(facts: dict[str, Any]) -> bytes | None:
-    """The facts as JSON that fits the record (the oldest breadcrumbs go first, then the earlier
-    cells' sources, then the metadata), or None."""
+    """The facts as JSON that fits the record (old breadcrumbs, cells' sources, metadata dropped), or None."""
     from .record import DOCUMENT_BYTES
 
     for _ in range(12):

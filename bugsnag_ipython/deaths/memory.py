@@ -50,34 +50,28 @@ class FollowedCgroup:
     def follow(self) -> bool:
         """Look again; True when the process is in another memory cgroup than last seen."""
         try:
-            found = _cgroup_of(Path(self._proc, "self", "cgroup").read_text(), self._fs)
+            membership = Path(self._proc, "self", "cgroup").read_text()
         except OSError:
-            found = None
+            membership = ""
+        v1 = v2 = None  # v1's memory controller, else v2's unified one
+        for line in membership.splitlines():
+            _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
+            if "memory" in controllers.split(","):
+                v1 = path
+            elif controllers == "":
+                v2 = path
+        candidates: list[tuple[int, Path]] = []
+        if v1 is not None:
+            candidates += [(1, Path(self._fs, "memory", v1.lstrip("/"))), (1, Path(self._fs, "memory"))]
+        if v2 is not None:
+            candidates += [(2, Path(self._fs, v2.lstrip("/"))), (2, Path(self._fs))]
+        found = next((Cgroup(version, folder) for version, folder in candidates
+                      if (folder / _FILES[version][0]).is_file()), None)
         if found == self.cgroup:
             return False  # the same one, or only another controller's cgroup changed
         self.cgroup = found
         self.baseline = found.oom_kills() if found is not None else None
         return True
-
-
-def _cgroup_of(membership: str, fs: str) -> Cgroup | None:
-    """v1's memory controller of /proc's lines, else v2's unified one."""
-    v1 = v2 = None
-    for line in membership.splitlines():
-        _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
-        if "memory" in controllers.split(","):
-            v1 = path
-        elif controllers == "":
-            v2 = path
-    candidates: list[tuple[int, Path]] = []
-    if v1 is not None:
-        candidates += [(1, Path(fs, "memory", v1.lstrip("/"))), (1, Path(fs, "memory"))]
-    if v2 is not None:
-        candidates += [(2, Path(fs, v2.lstrip("/"))), (2, Path(fs))]
-    for version, folder in candidates:
-        if (folder / _FILES[version][0]).is_file():
-            return Cgroup(version, folder)
-    return None
 
 
 def oom_kills_at(path: str) -> int | None:

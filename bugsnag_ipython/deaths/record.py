@@ -100,8 +100,7 @@ class CrashRecord:
         _live.add(self)
 
     def _bind_cell_stores(self) -> None:
-        """`store_cell(count, started, cell_id, source)` and `cell_finished()`: partials of C
-        functions, which run no Python frame (as methods, the per-cell target of `make bench` fails)."""
+        # Partials of C functions run no Python frame: as methods, the per-cell target of `make bench` fails.
         self.store_cell: Callable[[int, float, bytes, bytes], None] = functools.partial(
             _CELL.pack_into, self._mm, _CELL_AT)
         self.cell_finished: Callable[[], None] = functools.partial(
@@ -151,16 +150,14 @@ class CrashRecord:
             self._words[_ENDED // 8] = 1
 
     def catch_faults(self) -> None:
-        """Point faulthandler at the fault file, for every thread's stack at a fatal signal;
-        raises OSError, or UntrustedFile (a ValueError)."""
+        """Point faulthandler at the fault file; raises OSError, or UntrustedFile (a ValueError)."""
         fd = open_private(self.faults_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         self._faults = os.fdopen(fd, "wb", buffering=0)
         self._had_faulthandler = faulthandler.is_enabled()
         faulthandler.enable(self._faults, all_threads=True)
 
     def close(self, *, remove: bool) -> None:
-        """Stop recording: let go of the mapping, the lock and faulthandler (given back to stderr if
-        it was on); with `remove` (a normal end), the record and its fault file go."""
+        """Let go of the mapping, the lock and faulthandler; with `remove` (a normal end), the files go."""
         if self.closed:
             return
         self.closed = True
@@ -182,8 +179,7 @@ class CrashRecord:
         os.close(self._fd)
 
     def forget_after_fork(self) -> None:
-        """In a forked child: let go of the parent's record and lock, which the child's copy would
-        hold after the parent died; stores go to private memory."""
+        """In a forked child: let go of the parent's record and lock; stores go to private memory."""
         if not self.closed:
             self.close(remove=False)
             self._mm = mmap.mmap(-1, SIZE)

@@ -67,24 +67,23 @@ def set_aside(path: Path, error: BaseException | str, refusals: Refusals) -> Non
         why = f"{class_name(error)}: {message_of(error)}"
     folder = path.parent / SET_ASIDE
     stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
-    kept = None  # whether the record itself was kept for a look (None: it was gone)
+    moved: dict[Path, bool] = {}  # a file gone already is not in it
     for each in (path, faults_of(path)):
         try:
             make_private(folder, root=False)
             os.rename(each, folder / f"{stamp}-{each.name}")  # a link moves, not its target
-            moved = True
+            moved[each] = True
         except FileNotFoundError:
-            continue
+            pass
         except OSError:  # not kept for a look, then, but never tried again either
-            moved = False
+            moved[each] = False
             with contextlib.suppress(OSError):
                 each.unlink()
-        kept = moved if each == path else kept
-    if kept is None:
+    if path not in moved:
         return
     refusals.set_aside += 1
     refusals.folder = str(folder)
-    if kept:
+    if moved[path]:
         log.warning("Set aside the crash record %s of an earlier kernel into %s: %s.", path.name, folder, why)
     else:
         log.warning("Removed the crash record %s of an earlier kernel, which could not be set aside "
@@ -109,7 +108,10 @@ def claim_dead(folder: Path, own_token: str, refusals: Refusals, live: Path) -> 
             if (name.startswith(".") and name.endswith(".tmp")) or (
                 name.endswith(FAULTS_SUFFIX) and name[:12] not in tokens
             ):
-                _remove_stale(folder / name)
+                with contextlib.suppress(OSError):  # left an hour on by a kernel killed mid-write
+                    facts = os.lstat(folder / name)
+                    if is_mine(facts) and time.time() - facts.st_mtime > STALE_SECONDS:
+                        os.unlink(folder / name)
             continue
         token, claimer = name[:12], found["claimer"]
         if token == own_token or (claimer and (owner_alive(folder / f"{claimer}{RECORD_SUFFIX}")
@@ -119,13 +121,6 @@ def claim_dead(folder: Path, own_token: str, refusals: Refusals, live: Path) -> 
         if _claim(folder / name, mine, refusals, again=bool(found["again"])):
             claimed.append(mine)
     return claimed
-
-
-def _remove_stale(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        facts = os.lstat(path)
-        if is_mine(facts) and time.time() - facts.st_mtime > STALE_SECONDS:
-            path.unlink()
 
 
 def _claim(path: Path, mine: Path, refusals: Refusals, *, again: bool) -> bool:
@@ -184,7 +179,14 @@ def settle(claimed: Path, config: Configuration, send: Callable[[KernelDeath], s
     for path in (claimed, faults_of(claimed)):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    return None if death is None or outcome == DROPPED else note_of(death, outcome)
+    if death is None or outcome == DROPPED:
+        return None
+    cause = "out of memory" if death.out_of_memory else "killed"
+    if death.fault is not None:
+        cause = death.fault.signal or death.fault.description.lower()
+    cell = death.cell  # the death note, as it is kept on disk
+    return {"diedAt": death.died_at, "running": cell is not None,
+            "executionCount": cell.execution_count if cell else None, "cause": cause, "outcome": outcome}
 
 
 def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> list[dict[str, Any]]:
@@ -277,16 +279,6 @@ def _oom_evidence(baseline: Any) -> OomEvidence | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def note_of(death: KernelDeath, outcome: str) -> dict[str, Any]:
-    """The death note of `death`, whose report's outcome was `outcome`, as it is kept on disk."""
-    fault, cell = death.fault, death.cell
-    cause = "out of memory" if death.out_of_memory else "killed"
-    if fault is not None:
-        cause = fault.signal or fault.description.lower()
-    return {"diedAt": death.died_at, "running": cell is not None,
-            "executionCount": cell.execution_count if cell else None, "cause": cause, "outcome": outcome}
 
 
 def take_notes(folder: Path, own_token: str, since: float, reported: list[dict[str, Any]]) -> str | None:

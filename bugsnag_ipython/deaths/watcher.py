@@ -1,7 +1,6 @@
-"""The watcher: a process per kernel, in a session of its own (out of reach of the signals sent to
-the kernel's group), that reports the kernel's death the moment it dies. Its setup comes as JSON
-lines on stdin; it waits in flock() for the kernel's lock on the record: a removed record is a
-normal end, else it claims and settles the record as the scan does."""
+"""The watcher: a process per kernel, in a session of its own (out of reach of signals sent to the
+kernel's group), reports the kernel's death as it dies. Its setup comes as JSON lines on stdin; it
+waits in flock() for the kernel's lock: a removed record is a normal end, else it settles the record."""
 
 from __future__ import annotations
 
@@ -136,8 +135,7 @@ def watch(stdin: IO[bytes]) -> None:
 
 
 def report(path: Path, fd: int, setup: dict[str, Any]) -> None:
-    """Claim the dead kernel's record (keeping the lock, so a scan leaves it alone) and report its
-    death, once: what cannot be sent goes to the outbox, what cannot be stored stays claimed."""
+    """Claim the dead kernel's record, keeping the lock so a scan leaves it alone, and report its death."""
     from ..core.config import Configuration
     from .scan import claim_locked, settle
 
