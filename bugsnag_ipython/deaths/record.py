@@ -275,20 +275,12 @@ def read_record(data: bytes) -> RecordContents:
             source = data[at : at + size]
         cell_id = raw_cell_id.rstrip(b"\0").decode("utf-8", "replace") or None
         cell = RunningCell(running, cell_id, source.decode("utf-8", "replace"), started)
-    return RecordContents(pid, launched_wall, launched_monotonic, ended == 1, bool(sending),
-                          session, cell, vitals if vitals.seen_wall > 0 else None, _document(data))
-
-
-def _document(data: bytes) -> dict[str, Any]:
+    facts: Any = {}  # the current JSON document
     current = struct.unpack_from("<q", data, _DOCUMENT)[0]
-    if current <= 0:
-        return {}
     at = _DOCUMENT_AT[current & 1]
     size = struct.unpack_from("<q", data, at)[0]
-    if not 0 < size <= DOCUMENT_BYTES:
-        return {}
-    try:
-        found = json.loads(data[at + 8 : at + 8 + size])
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
+    if current > 0 and 0 < size <= DOCUMENT_BYTES:
+        with contextlib.suppress(ValueError):
+            facts = json.loads(data[at + 8 : at + 8 + size])
+    return RecordContents(pid, launched_wall, launched_monotonic, ended == 1, bool(sending), session, cell,
+                          vitals if vitals.seen_wall > 0 else None, facts if isinstance(facts, dict) else {})

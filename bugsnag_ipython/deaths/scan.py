@@ -216,7 +216,12 @@ def death_of(claimed: Path, config: Configuration) -> KernelDeath | None:
     """The death to report from a claimed record, or None when the rules say it is not one
     (the reporter's `config` fills in what the record lacks); raises UntrustedFile or OSError."""
     contents = read_record(read_private(claimed, SIZE))
-    fault, dumped_at = _fault_dump(faults_of(claimed))
+    fault: FaultDump | None = None
+    dumped_at: float | None = None  # when the fault dump was written
+    with (contextlib.suppress(FileNotFoundError),
+          open(private_files.open_private(faults_of(claimed)), "rb") as file):
+        dump = file.read(MAX_FAULT_BYTES).decode("utf-8", "replace")  # the crashing thread comes first
+        fault, dumped_at = parse_fault_dump(dump), os.fstat(file.fileno()).st_mtime if dump else None
     if contents.ended or not contents.sending:
         return None
     if fault is None and contents.cell is None:
@@ -244,37 +249,20 @@ def death_of(claimed: Path, config: Configuration) -> KernelDeath | None:
                 "cgroupUsageBytes": vitals.cgroup_usage, "cgroupLimitBytes": vitals.cgroup_limit}
         memory_seen = {key: value for key, value in seen.items() if value >= 0}
         memory_seen["at"] = iso8601(vitals.seen_wall)
+    oom, baseline = None, facts.get("oomKill")  # the cgroup's OOM-kill count at its start, against now
+    if isinstance(baseline, dict) and isinstance(baseline.get("count"), int):
+        after, version = oom_kills_at(_text(baseline.get("file")) or ""), baseline.get("cgroupVersion")
+        if after is not None:
+            oom = OomEvidence(baseline["count"], after, version if isinstance(version, int) else 0)
     project_root = _text(facts.get("projectRoot")) or config.project_root
     cells = facts.get("cells")
     return KernelDeath(
         pid=contents.pid, died_at=died_at, launched_at=contents.launched_wall, cell=cell, fault=fault,
-        oom=_oom_evidence(facts.get("oomKill")), memory=memory_seen, facts=facts, session=session,
+        oom=oom, memory=memory_seen, facts=facts, session=session,
         notebook=notebook_ref(_text(facts.get("notebook")), project_root),
         send_code=facts.get("sendCode") is not False and config.send_code,
         cells=cells if isinstance(cells, dict) else {},
     )
-
-
-def _fault_dump(path: Path) -> tuple[FaultDump | None, float | None]:
-    """The fault in the dump at `path`, and when the dump was written (None: no dump)."""
-    try:
-        fd = private_files.open_private(path)
-    except FileNotFoundError:
-        return None, None
-    with open(fd, "rb") as file:
-        dump = file.read(MAX_FAULT_BYTES).decode("utf-8", "replace")  # the crashing thread comes first
-        return parse_fault_dump(dump), os.fstat(fd).st_mtime if dump else None
-
-
-def _oom_evidence(baseline: Any) -> OomEvidence | None:
-    """The dead kernel's cgroup OOM-kill count at its start, against the count now."""
-    if not isinstance(baseline, dict) or not isinstance(baseline.get("count"), int):
-        return None
-    after = oom_kills_at(_text(baseline.get("file")) or "")
-    if after is None:
-        return None
-    version = baseline.get("cgroupVersion")
-    return OomEvidence(baseline["count"], after, version if isinstance(version, int) else 0)
 
 
 def _text(value: Any) -> str | None:
