@@ -75,8 +75,7 @@ class FollowedCgroup:
 
 
 def oom_kills_at(path: str) -> int | None:
-    """The `oom_kill N` count of a cgroup's counter file; a file of another name is not read (a
-    dead kernel's record names it)."""
+    """The `oom_kill N` count in a cgroup's counter file; a path of another name is not read."""
     if not path.endswith(("/memory.oom_control", "/memory.events")):
         return None
     try:

@@ -1,8 +1,7 @@
-"""Where a kernel keeps its crash record: the persistence directory's `kernels/`, unless that lies
-on a network or FUSE filesystem (where a store into the mapping can SIGBUS the kernel and a lost
-flock() makes a living kernel's record look dead); then a private folder in memory named by the
-persistence directory's digest, `$XDG_RUNTIME_DIR/bugsnag-ipython/<digest>/kernels` or
-`/dev/shm/bugsnag-ipython-<uid>/<digest>/kernels`."""
+"""Where a kernel keeps its crash record: the persistence directory's `kernels/`, unless that is on a
+network or FUSE filesystem (a store into the mapping can SIGBUS there, and a lost flock() makes a live
+kernel's record look dead); then a private folder in memory named by the directory's digest:
+`$XDG_RUNTIME_DIR/bugsnag-ipython/<digest>/kernels` or `/dev/shm/bugsnag-ipython-<uid>/<digest>/kernels`."""
 
 from __future__ import annotations
 
@@ -29,8 +28,7 @@ class NoRecord(OSError):
 
 
 def filesystem_of(path: str, mountinfo: str) -> str | None:
-    """The type of the filesystem mounted at the longest mount point holding `path` (a real
-    path) in /proc/self/mountinfo's text; of two mounts at one point, the later one."""
+    """The filesystem type at the longest mount point holding the real `path`, in mountinfo's text."""
     longest, found = -1, None
     for line in mountinfo.splitlines():
         before, separator, after = line.partition(" - ")
@@ -81,8 +79,7 @@ def _private(base: Path, directory: str | os.PathLike[str], *, create: bool) -> 
 
 
 def live_folder(directory: str | os.PathLike[str]) -> tuple[Path, str]:
-    """The folder this kernel's record goes to and how a sentence names it; raises NoRecord when
-    the directory is on a network filesystem and no runtime folder can be had."""
+    """The folder for this kernel's record and how a sentence names it; raises NoRecord if none."""
     root = Path(directory).expanduser()
     try:
         with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as file:
@@ -107,8 +104,7 @@ def live_folder(directory: str | os.PathLike[str]) -> tuple[Path, str]:
 
 
 def record_folders(directory: str | os.PathLike[str]) -> list[Path]:
-    """Every folder where a kernel with this persistence directory may have left its record:
-    its `kernels/`, and its runtime folders that exist and are this user's alone."""
+    """The folders where a kernel of this persistence directory may have left its record."""
     folders = [Path(directory).expanduser() / DIRECTORY]
     for base in runtime_bases():
         try:

@@ -1,8 +1,7 @@
-"""The crash record: what a kernel leaves behind in case it dies without running its exit code.
-One small file per kernel, its every block reserved, mapped with MAP_SHARED (a store into memory
-the system keeps after the process dies), flock()ed by its owner while it lives. The facts that
-change rarely are a JSON document in one of two areas, the other staying whole, so a death in the
-middle of a write leaves the last one."""
+"""The crash record: what a kernel leaves in case it dies without running its exit code. One small
+file per kernel, every block reserved, mapped with MAP_SHARED (stores the system keeps after the process
+dies), flock()ed by its owner while it lives. The facts that change rarely are a JSON document in one
+of two areas, the other staying whole, so a death in the middle of a write leaves the last one."""
 
 from __future__ import annotations
 

@@ -152,8 +152,7 @@ def _claim(path: Path, mine: Path, refusals: Refusals, *, again: bool) -> bool:
 
 
 def claim_locked(path: Path, fd: int, claimer: str) -> Path | None:
-    """Claim the record at `path` for the watcher `claimer`, which holds its lock on `fd` (a scan
-    leaves a claim whose lock is held alone); None when a scan took it first."""
+    """Claim the record at `path` for the watcher holding its lock on `fd`; None if a scan took it first."""
     mine = path.with_name(f"{path.name.removesuffix(RECORD_SUFFIX)}.{claimer}.claimed")
     try:
         if not os.path.samestat(os.fstat(fd), os.lstat(path)):
@@ -190,8 +189,7 @@ def settle(claimed: Path, config: Configuration, send: Callable[[KernelDeath], s
 
 
 def report_dead_kernels(client: Client, directory: str, own: CrashRecord | None) -> list[dict[str, Any]]:
-    """Claim the records of dead kernels under `directory` and report each death that counts
-    through `client`; the notes of the deaths reported."""
+    """Claim and report the dead kernels' records under `directory`; the notes of the deaths reported."""
     if own is None or own.closed:
         return []  # a claim needs a live record of this kernel's to be seen alive
     notes = []
