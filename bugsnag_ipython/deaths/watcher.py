@@ -66,11 +66,11 @@ class WatcherProcess:
 
     def options_changed(self) -> None:
         """A client listener: send the setup again when the options changed."""
+        config = self.client.config
+        if config is self._sent:  # the common case: a listener is told of every payload
+            return
         from ..report.environment import jupyterhub_user
 
-        config = self.client.config
-        if config is self._sent:
-            return
         self._sent = config
         setup = {**self._setup, "config": {name: getattr(config, name) for name in config.option_names()},
                  "device": self.client.device, "hubUser": jupyterhub_user()}
