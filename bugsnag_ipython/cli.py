@@ -4,6 +4,7 @@ failure is one sentence on stderr and exit status 1; bad arguments are argparse'
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
 import os
 import signal
@@ -166,21 +167,18 @@ def run_outbox(args: argparse.Namespace) -> int:
     for (url, kind), created in sorted(groups.items()):
         print(f"  {shown_url(url)}  {len(created)} {kind}(s), oldest {ago(now - min(created))}, "
               f"newest {ago(now - max(created))}")
-    held = sum(entry.owner_alive for entry in entries)
-    if held:
-        print(f"  {held} belong to running kernels, which are sending them")
-    unreadable = sum(entry.stored is None for entry in entries)
-    if unreadable:
-        print(f"  {unreadable} unreadable (set aside at the next delivery)")
-    aside = outbox.set_aside_count()
-    if aside:
-        print(f"  {aside} file(s) set aside in {outbox.aside}")
+    notes = {
+        "belong to running kernels, which are sending them": sum(entry.owner_alive for entry in entries),
+        "unreadable (set aside at the next delivery)": sum(entry.stored is None for entry in entries),
+        f"file(s) set aside in {outbox.aside}": outbox.set_aside_count(),
+    }
+    for note, count in notes.items():
+        if count:
+            print(f"  {count} {note}")
     return 0
 
 
 def run_release(args: argparse.Namespace) -> int:
-    import getpass
-
     from bugsnag_ipython.core.config import shown_url
     from bugsnag_ipython.core.release import find_release
     from bugsnag_ipython.delivery import builds

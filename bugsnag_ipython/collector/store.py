@@ -150,8 +150,7 @@ class Store:
         self, kind: Kind, status: int, reason: str, headers: Mapping[str, str], body: bytes,
         payload: Mapping[str, Any] | None = None,
     ) -> int:
-        """Store one request and the sessions, events or build of its payload, in one transaction.
-        Returns the request's id."""
+        """Store one request and its payload's sessions, events or build in one transaction; its id."""
         request: Row = {
             "received_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "kind": kind,
@@ -206,7 +205,6 @@ class Store:
                 self._conn.execute(f"DELETE FROM {table}")
 
     def _select(self, record: type[R]) -> list[R]:
-        """The rows of `record`'s table as records, oldest first: each column is a field."""
         names = [field.name for field in fields(record)]
         query = f"SELECT {', '.join(names)} FROM {_TABLES[record]} ORDER BY id"
         return [record(*map(_decoded, names, row)) for row in self._fetch(query)]
