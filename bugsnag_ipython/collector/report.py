@@ -268,8 +268,7 @@ def format_report_json(report: Report) -> str:
 
     def release_dict(release: Release) -> dict[str, Any]:
         data = asdict(release)
-        stability = release.stability
-        data["stability_percent"] = None if stability is None else round(stability * 100, 1)
+        data["stability_percent"] = None if release.stability is None else round(release.stability * 100, 1)
         data["stability_change_points"] = data.pop("stability_change")
         return data
 

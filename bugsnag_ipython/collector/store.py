@@ -1,7 +1,6 @@
-"""The collector's SQLite store: every request received, and the sessions, events and builds
-accepted, given back as records (a dataclass per table, a field per column). One connection,
-guarded by a lock, is shared by the receiver's handler threads; WAL mode with `synchronous=NORMAL`
-commits without an fsync per request, which lets it keep up with thousands of events a second."""
+"""The collector's SQLite store: every request received and the sessions, events and builds accepted,
+as records (a dataclass per table, a field per column). One connection, under a lock, serves the handler
+threads; WAL with `synchronous=NORMAL` skips an fsync per request, to keep up with thousands a second."""
 
 from __future__ import annotations
 
