@@ -9,9 +9,8 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .collector import Collector, Report, build_report, format_report
 
@@ -45,12 +44,11 @@ def kernel_environment(ipython_dir: Path, extra: dict[str, str]) -> dict[str, st
     return {**env, "IPYTHONDIR": str(ipython_dir), "PYTHONUNBUFFERED": "1", **extra}
 
 
-@dataclass(frozen=True)
-class DemoResult:
+class DemoResult(NamedTuple):
     """What the demo's run left: the collector's report and the executed notebook."""
 
     report: Report
-    executed: Path  # the executed notebook, outputs included
+    executed: Path
     seconds: float
 
 

@@ -14,7 +14,6 @@ from typing import Any
 from .store import BuildRecord, EventRecord, SessionCountRecord, SessionRecord, Store
 
 TOP_ERRORS = 5
-# The report's columns, each with what it means in one line.
 COLUMNS = {
     "version": "the app version the notifier sent ((none): it sent none)",
     "stage": "the release stage it sent",
@@ -96,9 +95,7 @@ class Release:
     @property
     def stability(self) -> float | None:
         """The share (0 to 1) of sessions without an unhandled error; None without sessions."""
-        if self.sessions == 0:
-            return None
-        return (self.sessions - self.sessions_with_unhandled) / self.sessions
+        return None if self.sessions == 0 else (self.sessions - self.sessions_with_unhandled) / self.sessions
 
     @property
     def label(self) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import socketserver
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -159,11 +158,6 @@ class Collector(ThreadingHTTPServer):
         self.notify_url = self.url + "/notify"
         self.sessions_url = self.url + "/sessions"
         self.builds_url = self.url + "/builds"
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup of the host; skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if self.verbose:

@@ -31,8 +31,7 @@ class RequestRecord:
 
     def header(self, name: str) -> str | None:
         """A header's value, looked up case-insensitively."""
-        wanted = name.lower()
-        return next((value for key, value in self.headers.items() if key.lower() == wanted), None)
+        return next((value for key, value in self.headers.items() if key.lower() == name.lower()), None)
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ def _schema() -> str:
 
 
 class Store:
-    """The SQLite file behind a collector. Safe to share between threads."""
+    """The SQLite file behind a collector, safe to share between threads; records come oldest first."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -175,7 +174,6 @@ class Store:
         return [request for request in self._select(RequestRecord) if kind in (None, request.kind)]
 
     def sessions(self) -> list[SessionRecord]:
-        """Every session accepted, oldest first."""
         return self._select(SessionRecord)
 
     def session_counts(self) -> list[SessionCountRecord]:
@@ -183,11 +181,9 @@ class Store:
         return self._select(SessionCountRecord)
 
     def events(self) -> list[EventRecord]:
-        """Every event accepted, oldest first."""
         return self._select(EventRecord)
 
     def builds(self) -> list[BuildRecord]:
-        """Every build accepted, oldest first."""
         return self._select(BuildRecord)
 
     def count(self, kind: Kind) -> int:

@@ -104,10 +104,6 @@ def _check_integrity(integrity: str, body: bytes) -> None:
                       " the body's length.")
 
 
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _one_of(values: tuple[str, ...]) -> str:
     return ", ".join(values[:-1]) + " or " + values[-1]
 
@@ -125,8 +121,8 @@ _SHAPES: Mapping[str, Callable[[Any], bool]] = {
     "a non-empty string or null": lambda value: isinstance(value, str) and value != "",
     "an ISO-8601 time": lambda value: isinstance(value, str) and _is_iso8601(value),
     "true or false": lambda value: isinstance(value, bool),
-    "a whole number": lambda value: _whole(value) and value >= 0,
-    "a whole number above 0": lambda value: _whole(value) and value >= 1,
+    "a whole number": lambda value: type(value) is int and value >= 0,  # JSON's true is no number
+    "a whole number above 0": lambda value: type(value) is int and value >= 1,
     "error, warning or info": lambda value: isinstance(value, str) and value in SEVERITIES,
     _EVENT_VERSION: lambda value: str(value) in PAYLOAD_VERSIONS["events"],
     _API_KEY: lambda value: isinstance(value, str) and re.fullmatch("[0-9a-fA-F]{32}", value) is not None,
