@@ -4,6 +4,7 @@ failure is one sentence on stderr and exit status 1; bad arguments are argparse'
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
 import os
 import signal
@@ -11,7 +12,6 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,46 +29,31 @@ class Failed(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args))
-    except Failed as failure:
-        print(failure, file=sys.stderr)
-        return 1
-
-
-def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bugsnag-ipython",
         description="BugSnag session tracking and error reporting for Jupyter notebooks.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, help: str, run: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help)
-        sub.set_defaults(run=run)
-        return sub
-
-    collector = command("collector", "run a local BugSnag collector", run_collector)
+    collector = commands.add_parser("collector", help="run a local BugSnag collector")
     collector.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    collector.add_argument("--port", type=int, default=9339,
-                           help="port to listen on (0: any free port)")
+    collector.add_argument("--port", type=int, default=9339, help="port to listen on (0: any free port)")
     collector.add_argument("--db", default=DEFAULT_DB, help="SQLite file to store requests in")
     collector.add_argument("--verbose", action="store_true", help="log every request to stderr")
 
-    report = command("report", "print the stability report from a collector's database", run_report)
+    report = commands.add_parser("report", help="print the stability report from a collector's database")
     report.add_argument("--db", default=DEFAULT_DB, help="the collector's SQLite file")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    outbox = command("outbox", "list the payloads stored for delivery, or deliver them now", run_outbox)
+    outbox = commands.add_parser("outbox", help="list the payloads stored for delivery, or deliver them now")
     outbox.add_argument("action", nargs="?", choices=("list", "flush"), default="list",
                         help="list what is stored (the default), or deliver it now")
     outbox.add_argument("--dir", help="the persistence directory (default: "
                         "BUGSNAG_PERSISTENCE_DIRECTORY, else the user cache directory)")
     outbox.add_argument("--timeout", type=float, default=30.0, help="seconds flush may take (default 30)")
 
-    release = command("release", "report the current release (its version and commit) to "
-                      "BugSnag's Build API", run_release)
+    release = commands.add_parser("release", help="report the current release (its version and commit) to "
+                                  "BugSnag's Build API")
     release.add_argument("--app-version", help="the version to report (default: the app version "
                          "a kernel here would use: BUGSNAG_APP_VERSION, else git, image or CI)")
     release.add_argument("--release-stage", help="default: BUGSNAG_RELEASE_STAGE, else production")
@@ -78,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "commit is the release (default: the current directory)")
     release.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
                          help="metadata to attach to the release (repeatable)")
-    return parser
+    args = parser.parse_args(argv)
+    run = {"collector": run_collector, "report": run_report, "outbox": run_outbox, "release": run_release}
+    try:
+        return run[args.command](args)
+    except Failed as failure:
+        print(failure, file=sys.stderr)
+        return 1
 
 
 def run_collector(args: argparse.Namespace) -> int:
@@ -166,21 +157,18 @@ def run_outbox(args: argparse.Namespace) -> int:
     for (url, kind), created in sorted(groups.items()):
         print(f"  {shown_url(url)}  {len(created)} {kind}(s), oldest {ago(now - min(created))}, "
               f"newest {ago(now - max(created))}")
-    held = sum(entry.owner_alive for entry in entries)
-    if held:
-        print(f"  {held} belong to running kernels, which are sending them")
-    unreadable = sum(entry.stored is None for entry in entries)
-    if unreadable:
-        print(f"  {unreadable} unreadable (set aside at the next delivery)")
-    aside = outbox.set_aside_count()
-    if aside:
-        print(f"  {aside} file(s) set aside in {outbox.aside}")
+    notes = {
+        "belong to running kernels, which are sending them": sum(entry.owner_alive for entry in entries),
+        "unreadable (set aside at the next delivery)": sum(entry.stored is None for entry in entries),
+        f"file(s) set aside in {outbox.aside}": outbox.set_aside_count(),
+    }
+    for note, count in notes.items():
+        if count:
+            print(f"  {count} {note}")
     return 0
 
 
 def run_release(args: argparse.Namespace) -> int:
-    import getpass
-
     from bugsnag_ipython.core.config import shown_url
     from bugsnag_ipython.core.release import find_release
     from bugsnag_ipython.delivery import builds

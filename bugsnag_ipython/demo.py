@@ -9,15 +9,12 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .collector import Collector, Report, build_report, format_report
 
-DEMO_API_KEY = "0123456789abcdef0123456789abcdef"  # any 32 hex digits: the collector is local
 BACKGROUND_TIMEOUT = 2.0
-IDLE_GAP = BACKGROUND_TIMEOUT + 0.5
 KERNEL_NAME = "bugsnag-ipython-python"
 
 
@@ -47,12 +44,11 @@ def kernel_environment(ipython_dir: Path, extra: dict[str, str]) -> dict[str, st
     return {**env, "IPYTHONDIR": str(ipython_dir), "PYTHONUNBUFFERED": "1", **extra}
 
 
-@dataclass(frozen=True)
-class DemoResult:
+class DemoResult(NamedTuple):
     """What the demo's run left: the collector's report and the executed notebook."""
 
     report: Report
-    executed: Path  # the executed notebook, outputs included
+    executed: Path
     seconds: float
 
 
@@ -70,7 +66,7 @@ def run_demo(notebook: Path, workdir: Path) -> DemoResult:
         env = kernel_environment(
             make_ipython_dir(workdir),
             {
-                "BUGSNAG_API_KEY": DEMO_API_KEY,
+                "BUGSNAG_API_KEY": "0123456789abcdef0123456789abcdef",  # any key: the collector is local
                 "BUGSNAG_NOTIFY_ENDPOINT": collector.notify_url,
                 "BUGSNAG_SESSIONS_ENDPOINT": collector.sessions_url,
                 "BUGSNAG_BACKGROUND_TIMEOUT": str(BACKGROUND_TIMEOUT),
@@ -86,7 +82,7 @@ def run_demo(notebook: Path, workdir: Path) -> DemoResult:
         def after_cell(cell: Any, **_: Any) -> None:
             # Idle between cells, not a sleep in one: only background time starts a new session.
             if "idle-gap" in cell.get("metadata", {}).get("tags", []):
-                time.sleep(IDLE_GAP)
+                time.sleep(BACKGROUND_TIMEOUT + 0.5)
 
         client = NotebookClient(nb, km=manager, timeout=60, on_cell_complete=after_cell,
                                 resources={"metadata": {"path": str(notebook.parent)}})

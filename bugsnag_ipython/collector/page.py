@@ -62,9 +62,8 @@ def report_page(report: Report) -> str:
                                             for name, meaning in COLUMNS.items()), "</dl>"]
         parts.append("<h2>New errors per release (errors first seen in it)</h2>")
         for release in report.releases:
-            listing = '<p class="none">No new errors.</p>'
-            if release.new_errors:
-                listing = _error_list(release.new_errors, release.more_new_errors)
+            listing = (_error_list(release.new_errors, release.more_new_errors) if release.new_errors
+                       else '<p class="none">No new errors.</p>')
             parts.append(f"<h3>{escape(release.label)}</h3>{listing}")
         parts += [f"<h2>Most frequent errors, all releases (top {TOP_ERRORS})</h2>",
                   _error_list(report.total.top_errors, report.total.more_errors)]
@@ -80,16 +79,14 @@ def stability_chart(releases: Sequence[Release]) -> str:
     height = len(charted) * (_BAR_HEIGHT + _BAR_GAP)
     rows = []
     for y, release in zip(range(0, height, _BAR_HEIGHT + _BAR_GAP), charted, strict=True):
-        stability = release.stability
-        assert stability is not None
         name = escape(release.label)
         rows.append(
             f'<g class="version" data-version="{escape(label(release.app_version))}"'
             f' data-stage="{escape(label(release.release_stage))}">'
             f'<text x="{_LABEL_WIDTH - 10}" y="{y + 16}" text-anchor="end">{name}</text>'
             f'<rect class="rest" x="{_LABEL_WIDTH}" y="{y}" width="{_PLOT_WIDTH}" height="{_BAR_HEIGHT}"/>'
-            f'<rect class="bar" x="{_LABEL_WIDTH}" y="{y}" width="{round(stability * _PLOT_WIDTH, 1)}"'
-            f' height="{_BAR_HEIGHT}">'
+            f'<rect class="bar" x="{_LABEL_WIDTH}" y="{y}"'
+            f' width="{round((release.stability or 0) * _PLOT_WIDTH, 1)}" height="{_BAR_HEIGHT}">'
             f"<title>{name}: {release.stability_text} of {release.sessions} sessions</title></rect>"
             f'<text x="{_LABEL_WIDTH + _PLOT_WIDTH + 8}" y="{y + 16}">{release.stability_text}</text>'
             "</g>"

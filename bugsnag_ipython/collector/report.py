@@ -1,8 +1,6 @@
-"""The stability report: one row per release (app version and release stage), in the order
-releases first appeared (their first session, event or build), with sessions, stability (BugSnag's:
-the share of sessions without an unhandled error), its change against the release before in the
-same stage, the build and the new errors; errors grouped as BugSnag groups them, by error class
-and top in-project frame, never by message. Its text (for a terminal) and JSON forms."""
+"""The stability report, as text and JSON: a row per release (app version and release stage) in the
+order releases appeared, with sessions, stability, its change in the stage, the build and new errors.
+Errors are grouped as BugSnag groups them: by error class and top in-project frame, never by message."""
 
 from __future__ import annotations
 
@@ -16,7 +14,6 @@ from typing import Any
 from .store import BuildRecord, EventRecord, SessionCountRecord, SessionRecord, Store
 
 TOP_ERRORS = 5
-# The report's columns, each with what it means in one line.
 COLUMNS = {
     "version": "the app version the notifier sent ((none): it sent none)",
     "stage": "the release stage it sent",
@@ -98,9 +95,7 @@ class Release:
     @property
     def stability(self) -> float | None:
         """The share (0 to 1) of sessions without an unhandled error; None without sessions."""
-        if self.sessions == 0:
-            return None
-        return (self.sessions - self.sessions_with_unhandled) / self.sessions
+        return None if self.sessions == 0 else (self.sessions - self.sessions_with_unhandled) / self.sessions
 
     @property
     def label(self) -> str:
@@ -109,14 +104,12 @@ class Release:
 
     @property
     def stability_text(self) -> str:
-        stability = self.stability
-        return "n/a" if stability is None else f"{stability * 100:.1f}%"
+        return "n/a" if self.stability is None else f"{self.stability * 100:.1f}%"
 
     @property
     def change_text(self) -> str:
         """The change in percentage points ("+12.5 pp"), or "" for a first release."""
-        change = self.stability_change
-        return "" if change is None else f"{change:+.1f} pp"
+        return "" if self.stability_change is None else f"{self.stability_change:+.1f} pp"
 
 
 @dataclass(frozen=True)
@@ -258,12 +251,8 @@ def table_rows(report: Report) -> list[list[str]]:
 
 def short_revision(build: BuildInfo) -> str:
     """A build as a few words: its revision's first 12 characters and who built it."""
-    parts = []
-    if build.revision:
-        parts.append(build.revision[:12])
-    if build.builder_name:
-        parts.append(f"by {build.builder_name}")
-    return " ".join(parts) or "reported"
+    by = f"by {build.builder_name}" if build.builder_name else ""
+    return " ".join(filter(None, [(build.revision or "")[:12], by])) or "reported"
 
 
 def label(value: str | None) -> str:
@@ -276,8 +265,7 @@ def format_report_json(report: Report) -> str:
 
     def release_dict(release: Release) -> dict[str, Any]:
         data = asdict(release)
-        stability = release.stability
-        data["stability_percent"] = None if stability is None else round(stability * 100, 1)
+        data["stability_percent"] = None if release.stability is None else round(release.stability * 100, 1)
         data["stability_change_points"] = data.pop("stability_change")
         return data
 

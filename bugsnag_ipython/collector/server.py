@@ -1,14 +1,12 @@
-"""A local HTTP receiver that speaks BugSnag's sessions, notify and build endpoints: each request
-is checked as BugSnag would check it, recorded in a SQLite `Store`, and answered. `/` takes all
-three kinds, told apart by shape, so that a client of build.bugsnag.com (or of notify.bugsnag.com
-or sessions.bugsnag.com, which take payloads at their root too) can point at it unchanged."""
+"""A local HTTP receiver for BugSnag's sessions, notify and build endpoints: each request is checked
+as BugSnag checks it, recorded in a SQLite `Store`, and answered. `/` takes all three kinds, told
+apart by shape, as BugSnag's hosts take payloads at their root."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
-import socketserver
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -75,7 +73,6 @@ class Handler(BaseHTTPRequestHandler):
             self.receive(kind, dict(self.headers.items()), body)
 
     def receive(self, kind: Kind, headers: dict[str, str], body: bytes) -> None:
-        """Check, record and answer one request to the `kind` endpoint."""
         store = self.server.store
         try:
             verdict = check_request(kind, headers, body)
@@ -89,7 +86,6 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(verdict.status, answer)
 
     def reply(self, status: int, answer: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
-        """Answer with `answer` as JSON."""
         self._send(status, "application/json", json.dumps(answer), headers or {})
 
     def _send(self, status: int, content_type: str, text: str, headers: Mapping[str, str]) -> None:
@@ -162,11 +158,6 @@ class Collector(ThreadingHTTPServer):
         self.notify_url = self.url + "/notify"
         self.sessions_url = self.url + "/sessions"
         self.builds_url = self.url + "/builds"
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup of the host; skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if self.verbose:

@@ -1,7 +1,6 @@
-"""The collector's SQLite store: every request received, and the sessions, events and builds
-accepted, given back as records (a dataclass per table, a field per column). One connection,
-guarded by a lock, is shared by the receiver's handler threads; WAL mode with `synchronous=NORMAL`
-commits without an fsync per request, which lets it keep up with thousands of events a second."""
+"""The collector's SQLite store: every request received and the sessions, events and builds accepted,
+as records (a dataclass per table, a field per column). One connection, under a lock, serves the handler
+threads; WAL with `synchronous=NORMAL` skips an fsync per request, to keep up with thousands a second."""
 
 from __future__ import annotations
 
@@ -32,8 +31,7 @@ class RequestRecord:
 
     def header(self, name: str) -> str | None:
         """A header's value, looked up case-insensitively."""
-        wanted = name.lower()
-        return next((value for key, value in self.headers.items() if key.lower() == wanted), None)
+        return next((value for key, value in self.headers.items() if key.lower() == name.lower()), None)
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def _schema() -> str:
 
 
 class Store:
-    """The SQLite file behind a collector. Safe to share between threads."""
+    """The SQLite file behind a collector, safe to share between threads; records come oldest first."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -150,8 +148,7 @@ class Store:
         self, kind: Kind, status: int, reason: str, headers: Mapping[str, str], body: bytes,
         payload: Mapping[str, Any] | None = None,
     ) -> int:
-        """Store one request and the sessions, events or build of its payload, in one transaction.
-        Returns the request's id."""
+        """Store one request and its payload's sessions, events or build in one transaction; its id."""
         request: Row = {
             "received_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "kind": kind,
@@ -177,7 +174,6 @@ class Store:
         return [request for request in self._select(RequestRecord) if kind in (None, request.kind)]
 
     def sessions(self) -> list[SessionRecord]:
-        """Every session accepted, oldest first."""
         return self._select(SessionRecord)
 
     def session_counts(self) -> list[SessionCountRecord]:
@@ -185,11 +181,9 @@ class Store:
         return self._select(SessionCountRecord)
 
     def events(self) -> list[EventRecord]:
-        """Every event accepted, oldest first."""
         return self._select(EventRecord)
 
     def builds(self) -> list[BuildRecord]:
-        """Every build accepted, oldest first."""
         return self._select(BuildRecord)
 
     def count(self, kind: Kind) -> int:
@@ -206,7 +200,6 @@ class Store:
                 self._conn.execute(f"DELETE FROM {table}")
 
     def _select(self, record: type[R]) -> list[R]:
-        """The rows of `record`'s table as records, oldest first: each column is a field."""
         names = [field.name for field in fields(record)]
         query = f"SELECT {', '.join(names)} FROM {_TABLES[record]} ORDER BY id"
         return [record(*map(_decoded, names, row)) for row in self._fetch(query)]

@@ -1,8 +1,6 @@
-"""Checks a request to the sessions, events or builds endpoint the way BugSnag checks it, from
-its headers and exact body bytes. Pure: no I/O. It takes what BugSnag takes from every official
-notifier: sessions one by one (`sessions[]`) or counted per minute (`sessionCounts[]`), each
-notifier's payload versions, `Bugsnag-Integrity` checked when sent; a build, the fields the
-official clients send, each optional one also as null (how they leave a field unset)."""
+"""Checks a request to the sessions, events or builds endpoint as BugSnag checks it, from its
+headers and exact body bytes: what BugSnag takes from every official notifier, sessions listed or
+counted per minute, and a build's optional fields also as null (how clients leave one unset)."""
 
 from __future__ import annotations
 
@@ -24,8 +22,6 @@ PAYLOAD_VERSIONS: Mapping[str, tuple[str, ...]] = {
 }
 SEVERITIES = frozenset({"error", "warning", "info"})
 
-_OPTIONAL_BUILD_STRINGS = ("releaseStage", "builderName", "buildTool", "appVersionCode", "appBundleVersion")
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -41,7 +37,7 @@ class Verdict:
 
 
 class Refusal(Exception):
-    """Raised inside the checks; carries the 400 reason."""
+    """A 400 answer's reason, raised inside the checks."""
 
 
 def parse_json(body: bytes) -> object:
@@ -108,10 +104,6 @@ def _check_integrity(integrity: str, body: bytes) -> None:
                       " the body's length.")
 
 
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _one_of(values: tuple[str, ...]) -> str:
     return ", ".join(values[:-1]) + " or " + values[-1]
 
@@ -129,8 +121,8 @@ _SHAPES: Mapping[str, Callable[[Any], bool]] = {
     "a non-empty string or null": lambda value: isinstance(value, str) and value != "",
     "an ISO-8601 time": lambda value: isinstance(value, str) and _is_iso8601(value),
     "true or false": lambda value: isinstance(value, bool),
-    "a whole number": lambda value: _whole(value) and value >= 0,
-    "a whole number above 0": lambda value: _whole(value) and value >= 1,
+    "a whole number": lambda value: type(value) is int and value >= 0,  # JSON's true is no number
+    "a whole number above 0": lambda value: type(value) is int and value >= 1,
     "error, warning or info": lambda value: isinstance(value, str) and value in SEVERITIES,
     _EVENT_VERSION: lambda value: str(value) in PAYLOAD_VERSIONS["events"],
     _API_KEY: lambda value: isinstance(value, str) and re.fullmatch("[0-9a-fA-F]{32}", value) is not None,
@@ -202,7 +194,7 @@ def _check_build(build: dict[str, Any]) -> None:
     _field(build, "apiKey", "", _API_KEY)
     if not _field(build, "appVersion", "", "a non-empty string").strip():
         raise Refusal("The field appVersion must be a non-empty string.")
-    for name in _OPTIONAL_BUILD_STRINGS:
+    for name in ("releaseStage", "builderName", "buildTool", "appVersionCode", "appBundleVersion"):
         _field(build, name, "", "a non-empty string or null", optional=True)
     source = _field(build, "sourceControl", "", _SOURCE_CONTROL, optional=True)
     if source is not None:
@@ -214,7 +206,6 @@ def _check_build(build: dict[str, Any]) -> None:
 
 
 def _is_iso8601(text: str) -> bool:
-    # fromisoformat accepts the "Z" suffix and millisecond fractions from Python 3.11 on.
     try:
         datetime.fromisoformat(text)
     except ValueError:
