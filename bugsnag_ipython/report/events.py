@@ -1,5 +1,4 @@
-"""An event from an exception and the kernel's state, and the on-error callbacks that may change
-it, repaired when they break it. No I/O."""
+"""An event from an exception and the kernel's state, and the on-error callbacks that may change it."""
 
 from __future__ import annotations
 
@@ -117,10 +116,8 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
 
     if unhandled:
         chosen, reason = severity or "error", "unhandledException"
-    elif severity is not None:
-        chosen, reason = severity, "userSpecifiedSeverity"
     else:
-        chosen, reason = "warning", "handledException"
+        chosen, reason = severity or "warning", "userSpecifiedSeverity" if severity else "handledException"
     notebook = notebook_ref(cells.notebook_path(), config.project_root)
     if cell is not None and not cell.cell_id and cell.execution_count is not None:
         # No frontend sent one: a runner's notebook may know the cell.
@@ -217,8 +214,7 @@ class OnErrorCallbacks:
             raise TypeError(f"add_on_error takes a function, not {type(callback).__name__}.")
         self._callbacks.append(callback)
 
-    def remove(self, callback: OnError) -> None:
-        """Remove a callback added before; removing one never added does nothing."""
+    def remove(self, callback: OnError) -> None:  # one never added: nothing to do
         if callback in self._callbacks:
             self._callbacks.remove(callback)
 

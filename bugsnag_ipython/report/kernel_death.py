@@ -206,9 +206,8 @@ def _metadata(death: KernelDeath) -> dict[str, JsonDict]:
     return tabs
 
 
-def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict,
-                  hub_user: str | None, on_error: events.OnErrorCallbacks | None = None,
-                  ) -> tuple[JsonDict, bytes] | None:
+def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict, hub_user: str | None,
+                  on_error: events.OnErrorCallbacks | None = None) -> tuple[JsonDict, bytes] | None:
     """The payload of a death and its encoded body; None for a stage not enabled, or one on_error drops."""
     found = death.facts.get("user")  # what set_user() had set in the dead kernel
     set_user = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}

@@ -45,8 +45,7 @@ def message_of(error: BaseException) -> str:
         return f"<unprintable {class_name(error)}>"
 
 
-def _text(cls: type, slot: Any) -> str | None:
-    """The class's attribute of the slot's name if it is a non-empty string, else the slot's."""
+def _text(cls: type, slot: Any) -> str | None:  # the class's attribute of that name, else the slot's
     for from_slot in (False, True):
         try:
             value = slot.__get__(cls, type(cls)) if from_slot else getattr(cls, slot.__name__)

@@ -41,14 +41,6 @@ def read_bounded(path: str, limit: int, *, follow: bool = True) -> bytes | None:
         return None
 
 
-def parse_json(raw: bytes) -> Any:
-    """The JSON document `raw` holds, or None when it holds none the parser can finish."""
-    try:
-        return json.loads(raw)
-    except (RecursionError, ValueError, UnicodeError, MemoryError):  # ValueError: also too many digits
-        return None
-
-
 def folder_notebooks(directory: str) -> list[str]:
     """The `.ipynb` regular files of `directory` (links to one inside it too), newest first, bounded."""
     found: list[tuple[float, str]] = []
@@ -87,8 +79,10 @@ class NotebookFile(NamedTuple):
 
 def read_notebook(path: str, *, follow: bool = True) -> NotebookFile | None:
     """The notebook at `path`, or None when it is not a readable notebook of sane size."""
-    raw = read_bounded(path, MAX_NOTEBOOK_BYTES, follow=follow)
-    document = parse_json(raw) if raw is not None else None
+    try:
+        document = json.loads(read_bounded(path, MAX_NOTEBOOK_BYTES, follow=follow) or b"null")
+    except (RecursionError, ValueError, UnicodeError, MemoryError):  # ValueError: also too many digits
+        return None
     if not isinstance(document, dict) or not isinstance(document.get("cells"), list):
         return None
     cells: list[tuple[str, str | None]] = []

@@ -1,5 +1,4 @@
-"""Session and event payloads as BugSnag's API takes them (sessions in the per-session form of
-the mobile notifiers, payload version 1.0; events in version 4.0), their encoding and redaction."""
+"""Session (the mobile notifiers' form, 1.0) and event (4.0) payloads, their encoding and redaction."""
 
 from __future__ import annotations
 

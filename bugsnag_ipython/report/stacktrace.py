@@ -1,5 +1,4 @@
-"""Exceptions as BugSnag `exceptions[]` entries; a cell's frame is named by the notebook and the
-cell's stable identity, so that the same failure groups the same way in every kernel."""
+"""Exceptions as BugSnag `exceptions[]` entries, a cell's frames named to group alike in every kernel."""
 
 from __future__ import annotations
 
@@ -134,8 +133,7 @@ def without_machinery(frames: list[Frame], roots: tuple[str, ...]) -> list[Frame
     return kept + frames[inner_end:]
 
 
-def _hides_itself(frame: FrameType) -> bool:
-    """A frame that set `__tracebackhide__` (the IPython and pytest convention)."""
+def _hides_itself(frame: FrameType) -> bool:  # `__tracebackhide__`, the IPython and pytest convention
     code = frame.f_code
     # Reading a function frame's f_locals copies them all: first, whether it has the name at all.
     if code.co_flags & 0x1 and "__tracebackhide__" not in code.co_varnames + code.co_cellvars:
