@@ -41,7 +41,7 @@ class Breadcrumbs:
         self._trail.append((execution_count, at, started, ended, ok))
 
     def snapshot(self, keys: tuple[str, ...] = ()) -> Trail:
-        """The trail, oldest first, redacted by `keys`; each crumb made and encoded once (error-cost target)."""
+        """The trail, oldest first, redacted by `keys`; each crumb encoded once (the error-cost target)."""
         memo = self._shown
         shown: list[_Shown] = []
         for item in list(self._trail):

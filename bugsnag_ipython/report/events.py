@@ -162,8 +162,7 @@ def user_of(set_by_user: dict[str, str], hub_user: str | None, device_id: str | 
 
 
 class MetadataStore:
-    """The user's metadata tabs, as the other notifiers keep them (a value of None removes its key).
-    A tab is replaced, never changed in place, so an event's copy of each tab is its own."""
+    """The user's metadata tabs (None removes a key); a tab is replaced, never changed in place."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -1,5 +1,4 @@
-"""The `KernelDied` event, built from what a dead kernel left (its crash record and fault dump) as
-bugsnag-android's exitinfo plugin does: what ran, the Python stacks, an `exitInfo` tab. No I/O."""
+"""The `KernelDied` event from a dead kernel's crash record and fault dump, as bugsnag-android's exitinfo."""
 
 from __future__ import annotations
 
@@ -125,7 +124,6 @@ def _dead_cell(named: Mapping[str, Any], filename: str) -> CellRef | None:
 
 
 def _thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
-    """A dumped thread's frames, innermost first, without the kernel's loop and IPython's own frames."""
     shown = thread.frames
     cells = [index for index, (file, _, _) in enumerate(shown) if file in named or is_cell_file(file)]
     if cells:

@@ -1,5 +1,4 @@
-"""What an exception is called and what it says, as strings, whatever its class does (a metaclass's
-`__qualname__` or a `__str__` may raise): the type's own name slots are the fallback."""
+"""What an exception is called and what it says, as strings, even when its class's names or str() raise."""
 
 from __future__ import annotations
 

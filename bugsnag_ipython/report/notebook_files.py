@@ -1,6 +1,5 @@
-"""Notebook files, read when an error is reported to name its cells. A link loop, a FIFO, gigabytes
-or JSON nested to exhaust the parser is passed over, unblocked, the others still considered; a
-folder search follows a link only into the folder."""
+"""Notebook files, read to name cells: a link loop, a FIFO, gigabytes or hostile JSON is passed over,
+unblocked; a folder search follows a link only into the folder."""
 
 from __future__ import annotations
 
@@ -25,8 +24,7 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getatt
 
 
 def read_bounded(path: str, limit: int, *, follow: bool = True) -> bytes | None:
-    """The bytes of the regular file at `path` (a link only with `follow`), opened unblocked; None if over
-    `limit` bytes, or none such."""
+    """The bytes of the regular file at `path` (a link only with `follow`); None if over `limit` or none."""
     try:
         descriptor = os.open(path, _OPEN_FLAGS | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
     except (OSError, ValueError):  # ValueError: a NUL in the path
@@ -112,8 +110,7 @@ def best_match(candidates: Iterable[NotebookFile], history: Sequence[str]) -> No
 
 
 def notebooks_in(directory: str, history: Sequence[str]) -> list[str]:
-    """The notebooks of one folder whose raw text holds the longest line of the code executed last,
-    newest first (a runner's output was just written there)."""
+    """The notebooks of one folder, newest first, whose text holds the longest line executed last."""
     lines = (line.strip() for source in history[-3:] for line in source.splitlines())
     longest = max(lines, key=len, default="")
     if len(longest) < 4:

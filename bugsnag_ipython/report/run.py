@@ -1,5 +1,4 @@
-"""Headless runs: a notebook runner or a Voilà dashboard executing this kernel's notebook with no
-frontend to send cell ids; the notebook is read with the first report to name its cells."""
+"""Headless runs: a notebook runner or a Voilà dashboard, with no frontend to send cell ids."""
 
 from __future__ import annotations
 

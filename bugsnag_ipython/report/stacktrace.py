@@ -51,7 +51,6 @@ def exception_entries(error: BaseException, context: FrameContext) -> list[JsonD
 
 
 def _chain(error: BaseException, seen: set[int]) -> Iterator[BaseException]:
-    """The error, then (depth first) its group's members and its cause or context, each once."""
     if id(error) in seen or len(seen) >= MAX_CHAIN:
         return
     seen.add(id(error))
@@ -82,8 +81,7 @@ Source = tuple[str, bool, Sequence[str] | None]  # a code file as shown: file, i
 
 
 class EventFrames:
-    """The frames of one event: each code file resolved and each distinct frame made once (the
-    error-cost target), each place given its own copy for on-error callbacks to change."""
+    """The frames of one event, each made once (the error-cost target) and copied for each place."""
 
     def __init__(self, context: FrameContext) -> None:
         self.context = context
@@ -102,7 +100,6 @@ class EventFrames:
         return without_machinery(walked, self.context.roots)
 
     def frame(self, filename: str, line: int, method: str) -> JsonDict:
-        """A new dict of the frame at `line` of `filename`, in `method`."""
         made = self._made.get((filename, line, method))
         if made is None:
             if filename not in self._sources:
@@ -181,7 +178,6 @@ def path_info(filename: str, roots: tuple[str, ...]) -> PathInfo:
 
 @cache
 def _known_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The library roots (site-packages, the standard library), and IPython's and ipykernel's."""
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
     roots.update(p for p in sys.path if p.rstrip("/\\").endswith(("site-packages", "dist-packages")))

@@ -116,7 +116,6 @@ def _drop_other_threads(event: JsonDict, excess: int) -> None:  # the last liste
 
 
 def _drop_middle_of(stacks: list[JsonDict]) -> None:
-    """Very deep stacks keep their innermost and outermost frames, and one saying how many are left out."""
     for stack in stacks:
         frames = _dicts(stack, "stacktrace")
         if len(frames) > 2 * KEPT_FRAMES + 1:
