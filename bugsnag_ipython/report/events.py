@@ -242,11 +242,8 @@ class OnErrorCallbacks:
         broken = _repair(event, before)
         if broken:
             self.repaired += 1
-            self._said.say(
-                "repaired",
-                "An on_error callback left an event that BugSnag would refuse "
-                f"({', '.join(broken)}); it was repaired from what the notifier made and sent.",
-            )
+            self._said.say("repaired", "An on_error callback left an event that BugSnag would refuse "
+                           f"({', '.join(broken)}); it was repaired from what the notifier made and sent.")
         # A severity a callback changed says so, a bad one is undone; a flipped `unhandled` is marked.
         if event.get("severity") not in SEVERITIES:
             event["severity"] = chosen

@@ -11,7 +11,7 @@ from ..core.basics import JsonDict
 from . import payloads
 from .breadcrumbs import Trail
 from .environment import NOTIFIER
-from .payloads import REDACTED, encode, strings_replaced, utf8
+from .payloads import REDACTED, encode, strings_replaced
 
 if TYPE_CHECKING:
     from ..core.config import Configuration
@@ -171,7 +171,7 @@ def sealed_event(body: JsonDict, config: Configuration) -> tuple[JsonDict, bytes
 def _needles(secrets: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
     # Each secret with its JSON text, the longest first: a `user:password` goes before its password.
     ordered = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
-    return tuple((secret, utf8(json.dumps(secret, ensure_ascii=False)[1:-1])) for secret in ordered)
+    return tuple((secret, encode(secret)[1:-1]) for secret in ordered)
 
 
 def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
