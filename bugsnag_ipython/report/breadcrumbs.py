@@ -41,8 +41,7 @@ class Breadcrumbs:
         self._trail.append((execution_count, at, started, ended, ok))
 
     def snapshot(self, keys: tuple[str, ...] = ()) -> Trail:
-        """The trail, oldest first, redacted by `keys` and timestamped; each crumb made and encoded once
-        per set of keys (the error-cost target) and shared: a change copies them (from `encoded`)."""
+        """The trail, oldest first, redacted by `keys`; each crumb encoded once (the error-cost target)."""
         memo = self._shown
         shown: list[_Shown] = []
         for item in list(self._trail):
@@ -85,7 +84,6 @@ def _cell_crumb(execution_count: int | None, at: float, started: float, ended: f
     }
 
 
-LeaveBreadcrumb = Callable[[str, dict[str, Any], str], None]
 MAX_LOG_MESSAGE = 10_000  # characters kept of one log message
 # Loggers of the notifier and the kernel's machinery, whose records ("No such comm target
 # registered") say nothing of what the user's code did: they leave no breadcrumb.
@@ -99,7 +97,7 @@ class LogBreadcrumbs:
     """Leaves a `log` breadcrumb for every `logging` record of level WARNING and above. It wraps the
     record factory: a root handler would make `logging.basicConfig()` do nothing."""
 
-    def __init__(self, leave: LeaveBreadcrumb) -> None:
+    def __init__(self, leave: Callable[[str, dict[str, Any], str], None]) -> None:
         self._leave = leave
         self._previous: Callable[..., logging.LogRecord] | None = None
         self._active = False

@@ -1,5 +1,4 @@
-"""Which code file is which cell, and what the notebook is called: a cell's frames are named by the
-notebook and the cell's stable id (the frontend's, else a runner's notebook's, else a source hash)."""
+"""Which code file is which cell (its stable id: the frontend's, a runner's notebook's, a source hash)."""
 
 from __future__ import annotations
 
@@ -90,8 +89,7 @@ class CellMap:
 
 
 class CellIndex(CellMap):
-    """Maps a cell's code file to a CellRef, with the frontend's cell ids recorded as cells ran. Without
-    `look`, a headless run's notebook is not looked for (the first report looks, once cells ran)."""
+    """A cell's code file as a CellRef; without `look`, a headless run's notebook is not looked for."""
 
     def __init__(self, shell: Any, run: HeadlessRun | None = None) -> None:
         self._shell = shell
@@ -105,7 +103,6 @@ class CellIndex(CellMap):
         self._cell_ids[execution_count] = cell_id
 
     def notebook_path(self, *, look: bool = True) -> str | None:
-        """The notebook's path: a headless run's, else the frontend's."""
         run = self._headless(look)
         if run is not None:
             return run.notebook_path(self.history())
@@ -127,7 +124,6 @@ class CellIndex(CellMap):
         return raw if isinstance(raw, list) else []
 
     def run_tab(self) -> dict[str, Any] | None:
-        """The `run` tab of events, in a headless run."""
         run = self._headless()
         return run.tab(self.history()) if run is not None else None
 
@@ -139,7 +135,6 @@ class CellIndex(CellMap):
         return run.cell_id(execution_count, self.history())
 
     def __call__(self, filename: str, *, look: bool = True) -> CellRef | None:
-        """The cell whose code file this is."""
         mapping = getattr(getattr(self._shell, "compile", None), "_filename_map", None)
         count = mapping.get(filename) if isinstance(mapping, dict) else None
         if not isinstance(count, int):

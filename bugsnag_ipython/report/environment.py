@@ -1,5 +1,4 @@
-"""Facts about the process that payloads carry: the notifier, the device and the kernel. The device
-id, made once per OS user, is the user id of one who set none (as in bugsnag-android)."""
+"""The notifier, device and kernel facts payloads carry; the device id is the default user id."""
 
 from __future__ import annotations
 
@@ -53,8 +52,7 @@ def kernel_facts() -> dict[str, Any]:
 
 
 def device_id(directory: str) -> str:
-    """The id stored in `directory`, made (0600, in a 0700 directory) if there is none; for this process
-    only when the directory cannot be written or is not this user's alone."""
+    """The id stored in `directory` (0600, made if none); this process's own if the directory is refused."""
     path = os.path.join(directory, DEVICE_ID_FILE)
     made = os.urandom(16).hex()
     try:

@@ -1,5 +1,4 @@
-"""An event from an exception and the kernel's state, and the on-error callbacks that may change
-it, repaired when they break it. No I/O."""
+"""An event from an exception and the kernel's state, and the on-error callbacks that may change it."""
 
 from __future__ import annotations
 
@@ -117,10 +116,8 @@ def build_event(error: BaseException, *, unhandled: bool, severity: str | None, 
 
     if unhandled:
         chosen, reason = severity or "error", "unhandledException"
-    elif severity is not None:
-        chosen, reason = severity, "userSpecifiedSeverity"
     else:
-        chosen, reason = "warning", "handledException"
+        chosen, reason = severity or "warning", "userSpecifiedSeverity" if severity else "handledException"
     notebook = notebook_ref(cells.notebook_path(), config.project_root)
     if cell is not None and not cell.cell_id and cell.execution_count is not None:
         # No frontend sent one: a runner's notebook may know the cell.
@@ -165,8 +162,7 @@ def user_of(set_by_user: dict[str, str], hub_user: str | None, device_id: str | 
 
 
 class MetadataStore:
-    """The user's metadata tabs, as the other notifiers keep them (a value of None removes its key).
-    A tab is replaced, never changed in place, so an event's copy of each tab is its own."""
+    """The user's metadata tabs (None removes a key); a tab is replaced, never changed in place."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -217,8 +213,7 @@ class OnErrorCallbacks:
             raise TypeError(f"add_on_error takes a function, not {type(callback).__name__}.")
         self._callbacks.append(callback)
 
-    def remove(self, callback: OnError) -> None:
-        """Remove a callback added before; removing one never added does nothing."""
+    def remove(self, callback: OnError) -> None:  # one never added: nothing to do
         if callback in self._callbacks:
             self._callbacks.remove(callback)
 
@@ -247,11 +242,8 @@ class OnErrorCallbacks:
         broken = _repair(event, before)
         if broken:
             self.repaired += 1
-            self._said.say(
-                "repaired",
-                "An on_error callback left an event that BugSnag would refuse "
-                f"({', '.join(broken)}); it was repaired from what the notifier made and sent.",
-            )
+            self._said.say("repaired", "An on_error callback left an event that BugSnag would refuse "
+                           f"({', '.join(broken)}); it was repaired from what the notifier made and sent.")
         # A severity a callback changed says so, a bad one is undone; a flipped `unhandled` is marked.
         if event.get("severity") not in SEVERITIES:
             event["severity"] = chosen

@@ -1,5 +1,4 @@
-"""The `KernelDied` event, built from what a dead kernel left (its crash record and fault dump) as
-bugsnag-android's exitinfo plugin does: what ran, the Python stacks, an `exitInfo` tab. No I/O."""
+"""The `KernelDied` event from a dead kernel's crash record and fault dump, as bugsnag-android's exitinfo."""
 
 from __future__ import annotations
 
@@ -125,7 +124,6 @@ def _dead_cell(named: Mapping[str, Any], filename: str) -> CellRef | None:
 
 
 def _thread_frames(thread: DumpThread, frames: EventFrames, named: Mapping[str, Any]) -> list[JsonDict]:
-    """A dumped thread's frames, innermost first, without the kernel's loop and IPython's own frames."""
     shown = thread.frames
     cells = [index for index, (file, _, _) in enumerate(shown) if file in named or is_cell_file(file)]
     if cells:
@@ -153,12 +151,8 @@ def kernel_death_event(death: KernelDeath, *, project_root: str | None, device: 
     body = payloads.event(
         exceptions=[{"errorClass": ERROR_CLASS, "message": message(death), "type": "python",
                      "stacktrace": stacktrace}],
-        unhandled=True,
-        severity="error",
-        severity_reason="signal" if signal else "unhandledException",
-        app=_app(death),
-        device={**device, "time": payloads.iso8601(death.died_at)},
-        user=user,
+        unhandled=True, severity="error", severity_reason="signal" if signal else "unhandledException",
+        app=_app(death), device={**device, "time": payloads.iso8601(death.died_at)}, user=user,
         context=facts.get("context") or events.context_of(None, None, cell, None),
         breadcrumbs=[c for c in facts.get("breadcrumbs") or [] if isinstance(c, dict)],
         metadata=_metadata(death),
@@ -206,9 +200,8 @@ def _metadata(death: KernelDeath) -> dict[str, JsonDict]:
     return tabs
 
 
-def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict,
-                  hub_user: str | None, on_error: events.OnErrorCallbacks | None = None,
-                  ) -> tuple[JsonDict, bytes] | None:
+def death_payload(death: KernelDeath, config: Configuration, *, device: JsonDict, hub_user: str | None,
+                  on_error: events.OnErrorCallbacks | None = None) -> tuple[JsonDict, bytes] | None:
     """The payload of a death and its encoded body; None for a stage not enabled, or one on_error drops."""
     found = death.facts.get("user")  # what set_user() had set in the dead kernel
     set_user = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}

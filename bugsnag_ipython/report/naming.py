@@ -1,5 +1,4 @@
-"""What an exception is called and what it says, as strings, whatever its class does (a metaclass's
-`__qualname__` or a `__str__` may raise): the type's own name slots are the fallback."""
+"""What an exception is called and what it says, as strings, even when its class's names or str() raise."""
 
 from __future__ import annotations
 
@@ -45,8 +44,7 @@ def message_of(error: BaseException) -> str:
         return f"<unprintable {class_name(error)}>"
 
 
-def _text(cls: type, slot: Any) -> str | None:
-    """The class's attribute of the slot's name if it is a non-empty string, else the slot's."""
+def _text(cls: type, slot: Any) -> str | None:  # the class's attribute of that name, else the slot's
     for from_slot in (False, True):
         try:
             value = slot.__get__(cls, type(cls)) if from_slot else getattr(cls, slot.__name__)

@@ -1,6 +1,5 @@
-"""Notebook files, read when an error is reported to name its cells. A link loop, a FIFO, gigabytes
-or JSON nested to exhaust the parser is passed over, unblocked, the others still considered; a
-folder search follows a link only into the folder."""
+"""Notebook files, read to name cells: a link loop, a FIFO, gigabytes or hostile JSON is passed over,
+unblocked; a folder search follows a link only into the folder."""
 
 from __future__ import annotations
 
@@ -25,8 +24,7 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getatt
 
 
 def read_bounded(path: str, limit: int, *, follow: bool = True) -> bytes | None:
-    """The bytes of the regular file at `path` (a link only with `follow`), opened unblocked; None if over
-    `limit` bytes, or none such."""
+    """The bytes of the regular file at `path` (a link only with `follow`); None if over `limit` or none."""
     try:
         descriptor = os.open(path, _OPEN_FLAGS | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
     except (OSError, ValueError):  # ValueError: a NUL in the path
@@ -38,14 +36,6 @@ def read_bounded(path: str, limit: int, *, follow: bool = True) -> bytes | None:
                 return None
             return file.read(facts.st_size)  # no more than its size, even if it grows meanwhile
     except (OSError, ValueError, MemoryError):
-        return None
-
-
-def parse_json(raw: bytes) -> Any:
-    """The JSON document `raw` holds, or None when it holds none the parser can finish."""
-    try:
-        return json.loads(raw)
-    except (RecursionError, ValueError, UnicodeError, MemoryError):  # ValueError: also too many digits
         return None
 
 
@@ -87,8 +77,10 @@ class NotebookFile(NamedTuple):
 
 def read_notebook(path: str, *, follow: bool = True) -> NotebookFile | None:
     """The notebook at `path`, or None when it is not a readable notebook of sane size."""
-    raw = read_bounded(path, MAX_NOTEBOOK_BYTES, follow=follow)
-    document = parse_json(raw) if raw is not None else None
+    try:
+        document = json.loads(read_bounded(path, MAX_NOTEBOOK_BYTES, follow=follow) or b"null")
+    except (RecursionError, ValueError, UnicodeError, MemoryError):  # ValueError: also too many digits
+        return None
     if not isinstance(document, dict) or not isinstance(document.get("cells"), list):
         return None
     cells: list[tuple[str, str | None]] = []
@@ -118,8 +110,7 @@ def best_match(candidates: Iterable[NotebookFile], history: Sequence[str]) -> No
 
 
 def notebooks_in(directory: str, history: Sequence[str]) -> list[str]:
-    """The notebooks of one folder whose raw text holds the longest line of the code executed last,
-    newest first (a runner's output was just written there)."""
+    """The notebooks of one folder, newest first, whose text holds the longest line executed last."""
     lines = (line.strip() for source in history[-3:] for line in source.splitlines())
     longest = max(lines, key=len, default="")
     if len(longest) < 4:

@@ -1,5 +1,4 @@
-"""Session and event payloads as BugSnag's API takes them (sessions in the per-session form of
-the mobile notifiers, payload version 1.0; events in version 4.0), their encoding and redaction."""
+"""Session (the mobile notifiers' form, 1.0) and event (4.0) payloads, their encoding and redaction."""
 
 from __future__ import annotations
 
@@ -92,14 +91,9 @@ def encode(payload: Any) -> bytes:
         text = _ENCODER.encode(payload)
     except ValueError:  # NaN or infinity (which JSON has not), or an int too long to print
         text = _ENCODER.encode(_mapped(payload, _json_value))
-    return utf8(text)
-
-
-def utf8(text: str) -> bytes:
-    """UTF-8 bytes of `text`, a lone surrogate (a file name decoded with surrogateescape) as U+FFFD."""
     try:
         return text.encode("utf-8")
-    except UnicodeEncodeError:
+    except UnicodeEncodeError:  # a lone surrogate (a file name decoded with surrogateescape) as U+FFFD
         return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
 
 

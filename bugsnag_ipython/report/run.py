@@ -1,5 +1,4 @@
-"""Headless runs: a notebook runner or a Voilà dashboard executing this kernel's notebook with no
-frontend to send cell ids; the notebook is read with the first report to name its cells."""
+"""Headless runs: a notebook runner or a Voilà dashboard, with no frontend to send cell ids."""
 
 from __future__ import annotations
 
@@ -43,8 +42,7 @@ def remote(path: str) -> bool:
 
 
 class HeadlessRun:
-    """What the kernel knows of its run (thread-safe): the runner, its notebook (else looked for in
-    the kernel's folder) and which cell each executed source was. A Voilà dashboard has no `run` tab."""
+    """What the kernel knows of its run (thread-safe): the runner, its notebook, the cell of each source."""
 
     def __init__(self, command: RunnerCommand | None, kernel_cwd: str, started_at: float, *,
                  inherited_frontend: bool = False) -> None:

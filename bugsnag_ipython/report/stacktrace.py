@@ -1,5 +1,4 @@
-"""Exceptions as BugSnag `exceptions[]` entries; a cell's frame is named by the notebook and the
-cell's stable identity, so that the same failure groups the same way in every kernel."""
+"""Exceptions as BugSnag `exceptions[]` entries, a cell's frames named to group alike in every kernel."""
 
 from __future__ import annotations
 
@@ -52,7 +51,6 @@ def exception_entries(error: BaseException, context: FrameContext) -> list[JsonD
 
 
 def _chain(error: BaseException, seen: set[int]) -> Iterator[BaseException]:
-    """The error, then (depth first) its group's members and its cause or context, each once."""
     if id(error) in seen or len(seen) >= MAX_CHAIN:
         return
     seen.add(id(error))
@@ -83,8 +81,7 @@ Source = tuple[str, bool, Sequence[str] | None]  # a code file as shown: file, i
 
 
 class EventFrames:
-    """The frames of one event: each code file resolved and each distinct frame made once (the
-    error-cost target), each place given its own copy for on-error callbacks to change."""
+    """The frames of one event, each made once (the error-cost target) and copied for each place."""
 
     def __init__(self, context: FrameContext) -> None:
         self.context = context
@@ -103,7 +100,6 @@ class EventFrames:
         return without_machinery(walked, self.context.roots)
 
     def frame(self, filename: str, line: int, method: str) -> JsonDict:
-        """A new dict of the frame at `line` of `filename`, in `method`."""
         made = self._made.get((filename, line, method))
         if made is None:
             if filename not in self._sources:
@@ -134,8 +130,7 @@ def without_machinery(frames: list[Frame], roots: tuple[str, ...]) -> list[Frame
     return kept + frames[inner_end:]
 
 
-def _hides_itself(frame: FrameType) -> bool:
-    """A frame that set `__tracebackhide__` (the IPython and pytest convention)."""
+def _hides_itself(frame: FrameType) -> bool:  # `__tracebackhide__`, the IPython and pytest convention
     code = frame.f_code
     # Reading a function frame's f_locals copies them all: first, whether it has the name at all.
     if code.co_flags & 0x1 and "__tracebackhide__" not in code.co_varnames + code.co_cellvars:
@@ -183,7 +178,6 @@ def path_info(filename: str, roots: tuple[str, ...]) -> PathInfo:
 
 @cache
 def _known_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The library roots (site-packages, the standard library), and IPython's and ipykernel's."""
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
     roots.update(p for p in sys.path if p.rstrip("/\\").endswith(("site-packages", "dist-packages")))

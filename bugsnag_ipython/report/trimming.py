@@ -1,5 +1,4 @@
-"""Sealing a payload: an event kept under BugSnag's 1 MB limit, losing the least first (as
-bugsnag-android does), and secrets taken out of every finished body. Trimmed parts are rebuilt."""
+"""Sealing a payload: an event trimmed under BugSnag's 1 MB limit (as bugsnag-android trims), secrets out."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from ..core.basics import JsonDict
 from . import payloads
 from .breadcrumbs import Trail
 from .environment import NOTIFIER
-from .payloads import REDACTED, encode, strings_replaced, utf8
+from .payloads import REDACTED, encode, strings_replaced
 
 if TYPE_CHECKING:
     from ..core.config import Configuration
@@ -24,10 +23,9 @@ KEPT_FRAMES = 25  # innermost and outermost frames each kept of a very deep stac
 _API_KEY_HEAD = b'{"apiKey":"'
 
 
-def fit(payload: JsonDict, *, size: int | None = None) -> JsonDict:
-    """An event payload (itself when it fits) under the limit, keeping every exception class; `size`
-    is its encoded size when the caller has measured it."""
-    if (len(encode(payload)) if size is None else size) <= MAX_PAYLOAD_BYTES:
+def fit(payload: JsonDict) -> JsonDict:
+    """An event payload (itself when it fits) under the limit, keeping every exception class."""
+    if len(encode(payload)) <= MAX_PAYLOAD_BYTES:
         return payload
     events = payload["events"]
     event = dict(events[0])
@@ -63,8 +61,7 @@ def fit(payload: JsonDict, *, size: int | None = None) -> JsonDict:
     return trimmed
 
 
-def _trim_strings(event: JsonDict, limit: int) -> None:
-    """Every string over `limit` characters, wherever it is (keys too), but an errorClass."""
+def _trim_strings(event: JsonDict, limit: int) -> None:  # every string, keys too, but an errorClass
     def cut(text: str) -> str:
         return text if len(text) <= limit else f"{text[:limit]}***<{len(text) - limit}> CHARS TRUNCATED***"
 
@@ -93,8 +90,7 @@ def _drop_oldest_breadcrumbs(event: JsonDict, excess: int) -> None:
     event["breadcrumbs"] = [*notice, *crumbs[dropped:]]
 
 
-def _drop_windows(stacks: list[JsonDict], excess: int) -> None:
-    """Code windows of `stacks`, from the outermost frames of the last (the raised line goes last)."""
+def _drop_windows(stacks: list[JsonDict], excess: int) -> None:  # from the last's outermost frames
     frames = [f for stack in stacks for f in _dicts(stack, "stacktrace")]
     for frame in reversed(frames):
         if excess <= 0:
@@ -108,8 +104,7 @@ def _threads(event: JsonDict, *, crashing: bool) -> list[JsonDict]:
     return [t for t in _dicts(event, "threads") if (t.get("errorReportingThread") is True) == crashing]
 
 
-def _drop_other_threads(event: JsonDict, excess: int) -> None:
-    """Whole threads that did not crash, the last listed first, as far as needed."""
+def _drop_other_threads(event: JsonDict, excess: int) -> None:  # the last listed first, as far as needed
     kept: list[JsonDict] = []
     for thread in reversed(_dicts(event, "threads")):
         if excess > 0 and not thread.get("errorReportingThread"):
@@ -121,7 +116,6 @@ def _drop_other_threads(event: JsonDict, excess: int) -> None:
 
 
 def _drop_middle_of(stacks: list[JsonDict]) -> None:
-    """Very deep stacks keep their innermost and outermost frames, and one saying how many are left out."""
     for stack in stacks:
         frames = _dicts(stack, "stacktrace")
         if len(frames) > 2 * KEPT_FRAMES + 1:
@@ -146,7 +140,7 @@ def encode_within_limit(payload: JsonDict) -> tuple[JsonDict, bytes]:
     """An event payload and its body, trimmed (and encoded again) only when over the limit."""
     encoded = _spliced(payload)
     if len(encoded) > MAX_PAYLOAD_BYTES:
-        payload = fit(payload, size=len(encoded))
+        payload = fit(payload)
         encoded = encode(payload)
     return payload, encoded
 
@@ -177,7 +171,7 @@ def sealed_event(body: JsonDict, config: Configuration) -> tuple[JsonDict, bytes
 def _needles(secrets: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
     # Each secret with its JSON text, the longest first: a `user:password` goes before its password.
     ordered = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
-    return tuple((secret, utf8(json.dumps(secret, ensure_ascii=False)[1:-1])) for secret in ordered)
+    return tuple((secret, encode(secret)[1:-1]) for secret in ordered)
 
 
 def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
@@ -195,8 +189,5 @@ def scrub(body: bytes, secrets: tuple[str, ...]) -> bytes:
     payload = json.loads(body)
     cleaned = {key: value if key == "apiKey" else strings_replaced(value, replaced)
                for key, value in payload.items()}
-    encoded = encode(cleaned)
-    if "events" in cleaned and len(encoded) > MAX_PAYLOAD_BYTES:
-        # [REDACTED] is longer than a short credential: an event at the limit is trimmed again.
-        encoded = encode(fit(cleaned, size=len(encoded)))
-    return encoded
+    # [REDACTED] is longer than a short credential: an event at the limit is trimmed again.
+    return encode(fit(cleaned) if "events" in cleaned else cleaned)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bugsnag_ipython.report import notebook_files
-from bugsnag_ipython.report.notebook_files import folder_notebooks, parse_json, read_bounded, read_notebook
+from bugsnag_ipython.report.notebook_files import folder_notebooks, read_bounded, read_notebook
 from bugsnag_ipython.report.run import HeadlessRun
 from bugsnag_ipython.sources.headless import dashboard_notebook, voila_kernel
 
@@ -61,8 +61,10 @@ def test_an_unreadable_file_is_passed_over(tmp_path: Path) -> None:
     [b"[" * 100_000 + b"]" * 100_000, b'{"a": ' * 50_000 + b"1" + b"}" * 50_000,
      b"\xff\xfe\x00garbage", b"1" * 5000, b"{not json"],
 )
-def test_hostile_json_is_no_document(raw: bytes) -> None:
-    assert parse_json(raw) is None
+def test_hostile_json_is_no_document(raw: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "a.ipynb"
+    path.write_bytes(raw)
+    assert read_notebook(str(path)) is None
 
 
 def test_cells_of_the_wrong_shape_are_passed_over(tmp_path: Path) -> None:
