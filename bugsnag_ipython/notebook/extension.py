@@ -120,7 +120,6 @@ class Extension:
             log.warning(message)
 
     def _say_held(self) -> None:
-        """The first event held for lack of a key: said in its cell, else in the kernel log."""
         with contextlib.suppress(Exception):  # an exception here would reach the user's cell
             from .status import HOW_TO_SET_A_KEY
 

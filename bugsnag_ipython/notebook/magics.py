@@ -17,8 +17,6 @@ from ..core.key_file import KeyFileError, key_file_path, save_key
 from .settings import CALL, KEY_FILE
 
 if TYPE_CHECKING:
-    from IPython.core.magic_arguments import MagicArgumentParser
-
     from ..client import Client
 
 USAGE = "%bugsnag_session [start | pause | resume | status | flush [SECONDS]]"
@@ -46,9 +44,17 @@ class BugsnagMagics(Magics):
     @line_magic
     def bugsnag_session(self, line: str) -> None:
         """The live status panel, or a subcommand; `%bugsnag_session -h` says what each does."""
+        from IPython.core.magic_arguments import MagicArgumentParser as Parser  # its errors are UsageErrors
+
         from .status import flush_outcome, session_change, status_text  # here, not at load
 
-        parser = session_arguments()
+        # argparse formats the usage with %, so the magic's own % is doubled.
+        parser = Parser("bugsnag_session", usage=USAGE.replace("%", "%%"),
+                        description=SUBCOMMANDS, formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("-h", "--help", action="store_true", help=argparse.SUPPRESS)
+        parser.add_argument("subcommand", nargs="?", choices=("start", "pause", "resume", "status", "flush"),
+                            help=argparse.SUPPRESS)
+        parser.add_argument("seconds", nargs="?", type=float, help=argparse.SUPPRESS)
         options = parser.parse_argstring(line)
         command, seconds = options.subcommand, options.seconds
         if options.help:
@@ -75,20 +81,6 @@ class BugsnagMagics(Magics):
             raise UsageError("%bugsnag_key takes no argument: it asks for the key, so that the "
                              "key is not written into the notebook.")
         self.ask_for_key()
-
-
-def session_arguments() -> MagicArgumentParser:
-    """`%bugsnag_session`'s parser (IPython's, whose errors are UsageErrors), made at each use."""
-    from IPython.core.magic_arguments import MagicArgumentParser
-
-    # argparse formats the usage with %, so the magic's own % is doubled.
-    parser = MagicArgumentParser("bugsnag_session", usage=USAGE.replace("%", "%%"), description=SUBCOMMANDS,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-h", "--help", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("subcommand", nargs="?", choices=("start", "pause", "resume", "status", "flush"),
-                        help=argparse.SUPPRESS)
-    parser.add_argument("seconds", nargs="?", type=float, help=argparse.SUPPRESS)
-    return parser
 
 
 PROMPT = "BugSnag API key (typing is hidden): "

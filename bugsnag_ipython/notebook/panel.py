@@ -77,7 +77,7 @@ def _view(client: Client | None) -> PanelView:
 
 
 def _session_key(client: Client | None) -> tuple[str, bool] | str | None:
-    """What a notice about the session describes: its id and whether it is paused."""
+    # What a notice about the session describes: its id and whether it is paused.
     if client is None:
         return "unloaded"
     session = client.current_session()

@@ -96,7 +96,7 @@ class OptionSources:
     def __init__(self, settings: BugsnagIPython, default_project_root: str) -> None:
         self.settings = settings
         self.default_project_root = default_project_root
-        self.environment = bugsnag_variables(os.environ)
+        self.environment = dict(os.environ)  # what `reread` compares the variables with
         self.problems: list[str] = []  # each refused value, and the saved key's problem
 
     def initial(self) -> tuple[Configuration, dict[str, str]]:
@@ -124,7 +124,7 @@ class OptionSources:
     def reread(self, client: Client) -> None:
         """`%reload_ext`: apply the `BUGSNAG_*` variables that changed since they were last read; a
         variable removed gives its option back to what comes below it. The others keep what calls set."""
-        before, self.environment = self.environment, bugsnag_variables(os.environ)
+        before, self.environment = self.environment, dict(os.environ)
         config, origins = self.initial()
         for name in Configuration.option_names():
             variable = Configuration.ENV_PREFIX + name.upper()
@@ -141,13 +141,12 @@ def describe(config: Configuration, origins: Mapping[str, str]) -> str:
             for name in Configuration.option_names()]
     width = max(len(name) for name, _, _ in rows)
     value_width = max(len(value) for _, value, _ in rows)
-    lines = ["BugsnagIPython options (effective value, and where it came from):"]
-    lines += [f"  {name:<{width}}  {value:<{value_width}}  {origin}" for name, value, origin in rows]
-    lines.append(
+    return "\n".join([
+        "BugsnagIPython options (effective value, and where it came from):",
+        *(f"  {name:<{width}}  {value:<{value_width}}  {origin}" for name, value, origin in rows),
         "Change one with %config BugsnagIPython.<option> = <value> "
-        "or bugsnag_ipython.configure(<option>=<value>)."
-    )
-    return "\n".join(lines)
+        "or bugsnag_ipython.configure(<option>=<value>).",
+    ])
 
 
 def _shown(config: Configuration, name: str) -> str:
@@ -168,7 +167,3 @@ def _shown(config: Configuration, name: str) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-def bugsnag_variables(environ: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in environ.items() if k.startswith(Configuration.ENV_PREFIX)}

@@ -50,17 +50,11 @@ def ago(seconds: float, *, coarse: bool = False) -> str:
     return f"{hours}h {minutes}min ago" if coarse else f"{hours}h {minutes}m ago"
 
 
-def short_ago(seconds: float) -> str:
-    """The panel's age of a session, which changes at most once a minute after the first."""
-    return ago(seconds, coarse=True)
-
-
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _stability(client: Client) -> tuple[int, int, str]:
-    """Sessions started in this kernel, those without an unhandled error, and their share."""
     counts = client.tracker.counts
     started = counts.sessions_started
     stable = started - counts.sessions_with_unhandled
@@ -111,7 +105,7 @@ def _persistence_problems(client: Client) -> list[str]:
 
 
 def _release_text(client: Client) -> str:
-    """The app version and where it came from (`2.1 (git)`), never waiting for the look."""
+    # The app version and where it came from (`2.1 (git)`), never waiting for the look.
     config = client.config
     if config.app_version:
         origin = client.origins.get("app_version")
@@ -270,7 +264,6 @@ def panel_view(client: Client | None, flush: FlushProgress | None, *, wall_clock
 
 
 def _delivery_state(client: Client) -> tuple[DeliveryState, str]:
-    """Whether delivery gets through, and the badge's words when it does not."""
     if not client.config.api_key:
         return "stopped", "not sending: no API key"
     last_error = client.delivery.stats.last_error
@@ -296,7 +289,7 @@ def _session_rows(client: Client, wall_clock: float) -> Rows:
     started, stable, share = _stability(client)
     rows = [("Session", "none; New session starts one")] if session is None else [
         ("Started", f"{time.strftime('%H:%M:%S UTC', time.gmtime(session.started_at))} "
-                    f"({short_ago(wall_clock - session.started_at)})"),
+                    f"({ago(wall_clock - session.started_at, coarse=True)})"),
         ("Errors", f"{session.handled} handled, {session.unhandled} unhandled in this session"),
         ("Paused", "errors now count against no session" if session.paused else None),
     ]

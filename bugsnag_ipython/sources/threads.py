@@ -9,8 +9,6 @@ from typing import Any
 from ..report.events import ThreadInfo
 from . import Source
 
-UNKNOWN_THREAD = ThreadInfo("unknown", None, False)
-
 
 class ThreadExceptions(Source):
     _previous: Any = None
@@ -28,7 +26,8 @@ class ThreadExceptions(Source):
             error = args.exc_value
             if error is not None and self.client.should_report(error):
                 thread = args.thread  # None where the thread is gone already
-                info = ThreadInfo(thread.name, thread.ident, thread.daemon) if thread else UNKNOWN_THREAD
+                info = ThreadInfo(thread.name, thread.ident, thread.daemon) if thread else ThreadInfo(
+                    "unknown", None, False)
                 self.client.notify_thread_exception(error, info)
         except Exception:
             self.internal_failure("threading.excepthook")

@@ -119,7 +119,7 @@ class WidgetCallbacks(Source):
                 self.internal_failure("comm_msg")
 
     def _started(self, msg: Any) -> WidgetAction | None:
-        """The user's action if `msg` is one (and its foreground begun), else None."""
+        # The user's action if `msg` is one (and its foreground begun), else None.
         try:
             content = msg["content"]
             action, comm_id = message_action(content.get("data")), content.get("comm_id")
