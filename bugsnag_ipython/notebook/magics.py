@@ -91,9 +91,8 @@ NOT_A_KEY = (
 
 
 def ask_for_key(client: Client | None, *, config_sets_key: bool = False) -> None:
-    """`%bugsnag_key` and `bugsnag_ipython.set_api_key()`: prompt for the key, set it for `client`
-    (None: not loaded) and save it, so that it is never written into a notebook. A bad answer
-    raises ConfigurationError; `config_sets_key`: IPython config sets a key later kernels prefer."""
+    """`%bugsnag_key` and `bugsnag_ipython.set_api_key()`: prompt for the key (so that no notebook holds it),
+    set it for `client` (None: not loaded) and save it; `config_sets_key`: IPython config sets one."""
     import getpass  # here: loading the extension need not import it
 
     try:

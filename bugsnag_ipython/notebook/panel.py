@@ -47,7 +47,6 @@ LAST_ERROR_STYLE = "line-height:1.3em;height:3.9em;overflow-y:auto"
 
 ClientSource = Callable[[], "Client | None"]
 PANELS: list[StatusPanel] = []  # every panel displayed and not seen closed yet
-# A flush started from a panel, shared by every panel of its client.
 FLUSHES: weakref.WeakKeyDictionary[Client, FlushProgress] = weakref.WeakKeyDictionary()
 _wake = threading.Event()
 _refresher: threading.Thread | None = None
@@ -77,7 +76,6 @@ def _view(client: Client | None) -> PanelView:
 
 
 def _session_key(client: Client | None) -> tuple[str, bool] | str | None:
-    # What a notice about the session describes: its id and whether it is paused.
     if client is None:
         return "unloaded"
     session = client.current_session()
@@ -157,8 +155,7 @@ class StatusPanel:
 
 
 def _html(view: PanelView, notice: str) -> dict[str, str]:
-    """Each HTML part's value; the state badge last, so that once it says "paused" the buttons
-    and figures already agree."""
+    # The state badge last: once it says "paused", the buttons and figures already agree.
     colour = COLOURS.get(view.delivery_state, COLOURS[view.state])
     return {
         "session": _table("Session", view.session),

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 # Where an option's effective value came from, as `%config BugsnagIPython` says it.
 DEFAULT, CONFIG_FILE, ENVIRONMENT, CALL = "default", "config file", "environment", "call"
 KEY_FILE = "key file"  # the key saved by %bugsnag_key (core/key_file.py)
+HOW_TO_SET_A_KEY = (
+    "run %bugsnag_key to enter it (it is kept for later kernels, never shown), or set "
+    "BUGSNAG_API_KEY and run %reload_ext bugsnag_ipython"
+)
 
 
 class BugsnagIPython(Configurable, Configuration):
@@ -50,9 +54,16 @@ class BugsnagIPython(Configurable, Configuration):
                      traits: dict[str, TraitType[Any, Any]] | None = None) -> None:
         accepted: dict[str, Any] = {}
         for name, value in self._find_my_config(cfg).items():
+            trait = self.traits(config=True).get(name)
             try:
-                accepted[name] = self._checked(name, value)
-            except ConfigurationError as error:
+                if trait is not None and isinstance(value, LazyConfigValue):  # c.X.discard_classes.append(…)
+                    value = value.get_value(list(getattr(self, name)))
+                elif trait is not None and isinstance(value, DeferredConfig):  # from the command line
+                    value = value.get_value(trait)
+                accepted[name] = validated(name, value)
+            except (TraitError, ValueError) as error:
+                if not isinstance(error, ConfigurationError):
+                    error = ConfigurationError(f"{name} could not be read: {error}.")
                 if self.client is None:
                     self.problems.append(f"{error} (from IPython config; the default is used instead)")
                 else:
@@ -63,17 +74,6 @@ class BugsnagIPython(Configurable, Configuration):
             self.from_files.update(accepted)
         elif accepted:
             self.client.configure(CALL, **accepted)
-
-    def _checked(self, name: str, value: Any) -> Any:
-        trait = self.traits(config=True).get(name)
-        try:
-            if trait is not None and isinstance(value, LazyConfigValue):  # c.X.discard_classes.append(…)
-                value = value.get_value(list(getattr(self, name)))
-            elif trait is not None and isinstance(value, DeferredConfig):  # from the command line
-                value = value.get_value(trait)
-        except (TraitError, ValueError) as error:
-            raise ConfigurationError(f"{name} could not be read: {error}.") from None
-        return validated(name, value)
 
     @classmethod
     def class_get_help(cls, inst: Any = None) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ..core.config import mask_api_key, shown_host
 from ..delivery.payload import refusal
+from .settings import HOW_TO_SET_A_KEY
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -24,10 +25,6 @@ DeliveryState = Literal["ok", "failing", "stopped"]
 Rows = tuple[tuple[str, str], ...]
 
 NOT_LOADED = "The extension is not loaded in this kernel; run %load_ext bugsnag_ipython."
-HOW_TO_SET_A_KEY = (
-    "run %bugsnag_key to enter it (it is kept for later kernels, never shown), or set "
-    "BUGSNAG_API_KEY and run %reload_ext bugsnag_ipython"
-)
 # The refusals that drop every payload, not one: each is the sentence delivery keeps as its
 # last error, and what the badge says for it.
 _STOPPING_REFUSALS = {

@@ -81,9 +81,8 @@ class CellRuns(Source):
                 error = result.error_in_exec
             except AttributeError:  # no result: an interrupt met IPython's recovery from one
                 error = KeyboardInterrupt()
-            if error is None and result.error_before_exec is not None:
-                before = result.error_before_exec
-                error = before if isinstance(before, SyntaxError) else None
+            if error is None and isinstance(result.error_before_exec, SyntaxError):
+                error = result.error_before_exec
             if error is not None:
                 error = self._report(result, error)
             self.client.cell_finished(error)
