@@ -143,8 +143,7 @@ class Extension:
 
 
 def release_directory(run: HeadlessRun | None) -> str:
-    """Where the notebook lies, for its repository: the run's notebook, else the one Jupyter
-    Server names, else the kernel's working directory."""
+    """Where the notebook lies, for its repository: the run's, else Jupyter Server's, else the cwd."""
     if run is not None and run.command is not None and not remote(run.command.notebooks[0]):
         return os.path.dirname(run.command.notebooks[0])
     named = os.environ.get(headless.FRONTEND_VARIABLE, "")

@@ -1,9 +1,7 @@
-"""The live status panel behind bare `%bugsnag_session` and `bugsnag_ipython.panel()`.
-
-One daemon thread (the refresher) copies the state into every displayed panel. A client's change
-only sets an event, so a cell that reports errors pays next to nothing and a burst of changes is
-one refresh; it also refreshes every second and as a countdown to the next try passes a second.
-"""
+"""The live status panel behind bare `%bugsnag_session` and `bugsnag_ipython.panel()`. One daemon
+thread (the refresher) copies the state into every displayed panel. A client's change only sets an
+event, so a cell that reports errors pays next to nothing and a burst of changes is one refresh; it
+also refreshes every second and as a countdown to the next try passes a second."""
 
 from __future__ import annotations
 
@@ -35,8 +33,7 @@ BUTTONS = {
     "resume": ("Resume", "Count errors against the paused session again (%bugsnag_session resume)"),
     "flush": ("Flush", "Deliver what is waiting now, in the background (%bugsnag_session flush)"),
 }
-# The session's state in green or grey; a delivery problem overrides it, amber while payloads
-# wait on a failing endpoint, red when nothing gets through until the user acts.
+# The session's state in green or grey; a delivery problem overrides it: amber failing, red stopped.
 COLOURS = {"active": "#2e7d32", "paused": "#546e7a", "none": "#616161", "unloaded": "#616161",
            "failing": "#e65100", "stopped": "#c62828"}
 # Fixed widths: a longer value (an error appearing) wraps inside its column, never moves the
@@ -220,9 +217,7 @@ def _refresh_forever() -> None:
     last, wake = 0.0, next_wake([])
     while True:
         _wake.wait(wake)
-        delay = last + REFRESH_INTERVAL - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        time.sleep(max(0.0, last + REFRESH_INTERVAL - time.monotonic()))
         # Cleared before refreshing: a change during the refresh wakes the next round.
         _wake.clear()
         last = time.monotonic()

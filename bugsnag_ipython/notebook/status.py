@@ -25,8 +25,7 @@ DeliveryState = Literal["ok", "failing", "stopped"]
 Rows = tuple[tuple[str, str], ...]
 
 NOT_LOADED = "The extension is not loaded in this kernel; run %load_ext bugsnag_ipython."
-# The refusals that drop every payload, not one: each is the sentence delivery keeps as its
-# last error, and what the badge says for it.
+# The refusals that drop every payload, not one, by delivery's sentence for each, with the badge's words.
 _STOPPING_REFUSALS = {
     refusal(401)[1]: "API key rejected",
     refusal(403)[1]: "API key rejected",

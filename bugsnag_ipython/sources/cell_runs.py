@@ -131,8 +131,7 @@ class HeldInterrupt:
     """`with HeldInterrupt():` one SIGINT inside is taken in, a second raises as usual. Only on the
     main thread and over Python's own handler (another one is left to do what it does)."""
 
-    def __init__(self) -> None:
-        self.interrupted = False
+    interrupted = False  # whether the one SIGINT came
 
     def __enter__(self) -> HeldInterrupt:
         if (threading.current_thread() is threading.main_thread()

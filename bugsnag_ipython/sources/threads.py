@@ -25,9 +25,9 @@ class ThreadExceptions(Source):
         try:
             error = args.exc_value
             if error is not None and self.client.should_report(error):
-                thread = args.thread  # None where the thread is gone already
-                info = ThreadInfo(thread.name, thread.ident, thread.daemon) if thread else ThreadInfo(
-                    "unknown", None, False)
+                info, thread = ThreadInfo("unknown", None, False), args.thread
+                if thread is not None:  # None where the thread is gone already
+                    info = ThreadInfo(thread.name, thread.ident, thread.daemon)
                 self.client.notify_thread_exception(error, info)
         except Exception:
             self.internal_failure("threading.excepthook")
