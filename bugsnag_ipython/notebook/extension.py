@@ -26,7 +26,7 @@ from ..sources.event_loop import LoopExceptions
 from ..sources.threads import ThreadExceptions
 from ..sources.widgets import WidgetCallbacks
 from .magics import BugsnagMagics, ask_for_key
-from .settings import BugsnagIPython, OptionSources
+from .settings import HOW_TO_SET_A_KEY, BugsnagIPython, OptionSources
 
 SHELL_ATTRIBUTE = "_bugsnag_ipython"
 LOG_HANDLER = "bugsnag_ipython kernel log"  # one such handler per process, found again on reload
@@ -83,8 +83,6 @@ class Extension:
         for problem in self.options.problems:
             self._say(problem, in_cell)
         if in_cell and not self.client.config.api_key:
-            from .status import HOW_TO_SET_A_KEY  # here: loading with a key need not import status
-
             self._say(f"No BugSnag API key is set, so nothing will be sent; {HOW_TO_SET_A_KEY}.", in_cell)
         self.settings.client = self.client
         for configurable in (self.settings, self.magics):  # what `%config` lists
@@ -120,10 +118,7 @@ class Extension:
             log.warning(message)
 
     def _say_held(self) -> None:
-        """The first event held for lack of a key: said in its cell, else in the kernel log."""
         with contextlib.suppress(Exception):  # an exception here would reach the user's cell
-            from .status import HOW_TO_SET_A_KEY
-
             in_cell = self.client.cell is not None and threading.current_thread() is threading.main_thread()
             self._say("This error was not sent: no BugSnag API key is set, so errors are kept in memory "
                       f"(and lost when the kernel exits); {HOW_TO_SET_A_KEY}.", in_cell)
@@ -148,8 +143,7 @@ class Extension:
 
 
 def release_directory(run: HeadlessRun | None) -> str:
-    """Where the notebook lies, for its repository: the run's notebook, else the one Jupyter
-    Server names, else the kernel's working directory."""
+    """Where the notebook lies, for its repository: the run's, else Jupyter Server's, else the cwd."""
     if run is not None and run.command is not None and not remote(run.command.notebooks[0]):
         return os.path.dirname(run.command.notebooks[0])
     named = os.environ.get(headless.FRONTEND_VARIABLE, "")

@@ -17,8 +17,6 @@ from ..core.key_file import KeyFileError, key_file_path, save_key
 from .settings import CALL, KEY_FILE
 
 if TYPE_CHECKING:
-    from IPython.core.magic_arguments import MagicArgumentParser
-
     from ..client import Client
 
 USAGE = "%bugsnag_session [start | pause | resume | status | flush [SECONDS]]"
@@ -46,9 +44,17 @@ class BugsnagMagics(Magics):
     @line_magic
     def bugsnag_session(self, line: str) -> None:
         """The live status panel, or a subcommand; `%bugsnag_session -h` says what each does."""
+        from IPython.core.magic_arguments import MagicArgumentParser as Parser  # its errors are UsageErrors
+
         from .status import flush_outcome, session_change, status_text  # here, not at load
 
-        parser = session_arguments()
+        # argparse formats the usage with %, so the magic's own % is doubled.
+        parser = Parser("bugsnag_session", usage=USAGE.replace("%", "%%"),
+                        description=SUBCOMMANDS, formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("-h", "--help", action="store_true", help=argparse.SUPPRESS)
+        parser.add_argument("subcommand", nargs="?", choices=("start", "pause", "resume", "status", "flush"),
+                            help=argparse.SUPPRESS)
+        parser.add_argument("seconds", nargs="?", type=float, help=argparse.SUPPRESS)
         options = parser.parse_argstring(line)
         command, seconds = options.subcommand, options.seconds
         if options.help:
@@ -77,20 +83,6 @@ class BugsnagMagics(Magics):
         self.ask_for_key()
 
 
-def session_arguments() -> MagicArgumentParser:
-    """`%bugsnag_session`'s parser (IPython's, whose errors are UsageErrors), made at each use."""
-    from IPython.core.magic_arguments import MagicArgumentParser
-
-    # argparse formats the usage with %, so the magic's own % is doubled.
-    parser = MagicArgumentParser("bugsnag_session", usage=USAGE.replace("%", "%%"), description=SUBCOMMANDS,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-h", "--help", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("subcommand", nargs="?", choices=("start", "pause", "resume", "status", "flush"),
-                        help=argparse.SUPPRESS)
-    parser.add_argument("seconds", nargs="?", type=float, help=argparse.SUPPRESS)
-    return parser
-
-
 PROMPT = "BugSnag API key (typing is hidden): "
 NOT_A_KEY = (
     "That is not a BugSnag API key (32 hexadecimal digits, in Project Settings > Notifier API "
@@ -99,9 +91,8 @@ NOT_A_KEY = (
 
 
 def ask_for_key(client: Client | None, *, config_sets_key: bool = False) -> None:
-    """`%bugsnag_key` and `bugsnag_ipython.set_api_key()`: prompt for the key, set it for `client`
-    (None: not loaded) and save it, so that it is never written into a notebook. A bad answer
-    raises ConfigurationError; `config_sets_key`: IPython config sets a key later kernels prefer."""
+    """`%bugsnag_key` and `bugsnag_ipython.set_api_key()`: prompt for the key (so that no notebook holds it),
+    set it for `client` (None: not loaded) and save it; `config_sets_key`: IPython config sets one."""
     import getpass  # here: loading the extension need not import it
 
     try:

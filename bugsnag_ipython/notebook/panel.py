@@ -1,9 +1,7 @@
-"""The live status panel behind bare `%bugsnag_session` and `bugsnag_ipython.panel()`.
-
-One daemon thread (the refresher) copies the state into every displayed panel. A client's change
-only sets an event, so a cell that reports errors pays next to nothing and a burst of changes is
-one refresh; it also refreshes every second and as a countdown to the next try passes a second.
-"""
+"""The live status panel behind bare `%bugsnag_session` and `bugsnag_ipython.panel()`. One daemon
+thread (the refresher) copies the state into every displayed panel. A client's change only sets an
+event, so a cell that reports errors pays next to nothing and a burst of changes is one refresh; it
+also refreshes every second and as a countdown to the next try passes a second."""
 
 from __future__ import annotations
 
@@ -35,8 +33,7 @@ BUTTONS = {
     "resume": ("Resume", "Count errors against the paused session again (%bugsnag_session resume)"),
     "flush": ("Flush", "Deliver what is waiting now, in the background (%bugsnag_session flush)"),
 }
-# The session's state in green or grey; a delivery problem overrides it, amber while payloads
-# wait on a failing endpoint, red when nothing gets through until the user acts.
+# The session's state in green or grey; a delivery problem overrides it: amber failing, red stopped.
 COLOURS = {"active": "#2e7d32", "paused": "#546e7a", "none": "#616161", "unloaded": "#616161",
            "failing": "#e65100", "stopped": "#c62828"}
 # Fixed widths: a longer value (an error appearing) wraps inside its column, never moves the
@@ -47,7 +44,6 @@ LAST_ERROR_STYLE = "line-height:1.3em;height:3.9em;overflow-y:auto"
 
 ClientSource = Callable[[], "Client | None"]
 PANELS: list[StatusPanel] = []  # every panel displayed and not seen closed yet
-# A flush started from a panel, shared by every panel of its client.
 FLUSHES: weakref.WeakKeyDictionary[Client, FlushProgress] = weakref.WeakKeyDictionary()
 _wake = threading.Event()
 _refresher: threading.Thread | None = None
@@ -77,7 +73,6 @@ def _view(client: Client | None) -> PanelView:
 
 
 def _session_key(client: Client | None) -> tuple[str, bool] | str | None:
-    """What a notice about the session describes: its id and whether it is paused."""
     if client is None:
         return "unloaded"
     session = client.current_session()
@@ -157,8 +152,7 @@ class StatusPanel:
 
 
 def _html(view: PanelView, notice: str) -> dict[str, str]:
-    """Each HTML part's value; the state badge last, so that once it says "paused" the buttons
-    and figures already agree."""
+    # The state badge last: once it says "paused", the buttons and figures already agree.
     colour = COLOURS.get(view.delivery_state, COLOURS[view.state])
     return {
         "session": _table("Session", view.session),
@@ -223,9 +217,7 @@ def _refresh_forever() -> None:
     last, wake = 0.0, next_wake([])
     while True:
         _wake.wait(wake)
-        delay = last + REFRESH_INTERVAL - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        time.sleep(max(0.0, last + REFRESH_INTERVAL - time.monotonic()))
         # Cleared before refreshing: a change during the refresh wakes the next round.
         _wake.clear()
         last = time.monotonic()

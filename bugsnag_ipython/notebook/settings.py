@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 # Where an option's effective value came from, as `%config BugsnagIPython` says it.
 DEFAULT, CONFIG_FILE, ENVIRONMENT, CALL = "default", "config file", "environment", "call"
 KEY_FILE = "key file"  # the key saved by %bugsnag_key (core/key_file.py)
+HOW_TO_SET_A_KEY = (
+    "run %bugsnag_key to enter it (it is kept for later kernels, never shown), or set "
+    "BUGSNAG_API_KEY and run %reload_ext bugsnag_ipython"
+)
 
 
 class BugsnagIPython(Configurable, Configuration):
@@ -50,9 +54,16 @@ class BugsnagIPython(Configurable, Configuration):
                      traits: dict[str, TraitType[Any, Any]] | None = None) -> None:
         accepted: dict[str, Any] = {}
         for name, value in self._find_my_config(cfg).items():
+            trait = self.traits(config=True).get(name)
             try:
-                accepted[name] = self._checked(name, value)
-            except ConfigurationError as error:
+                if trait is not None and isinstance(value, LazyConfigValue):  # c.X.discard_classes.append(…)
+                    value = value.get_value(list(getattr(self, name)))
+                elif trait is not None and isinstance(value, DeferredConfig):  # from the command line
+                    value = value.get_value(trait)
+                accepted[name] = validated(name, value)
+            except (TraitError, ValueError) as error:
+                if not isinstance(error, ConfigurationError):
+                    error = ConfigurationError(f"{name} could not be read: {error}.")
                 if self.client is None:
                     self.problems.append(f"{error} (from IPython config; the default is used instead)")
                 else:
@@ -63,17 +74,6 @@ class BugsnagIPython(Configurable, Configuration):
             self.from_files.update(accepted)
         elif accepted:
             self.client.configure(CALL, **accepted)
-
-    def _checked(self, name: str, value: Any) -> Any:
-        trait = self.traits(config=True).get(name)
-        try:
-            if trait is not None and isinstance(value, LazyConfigValue):  # c.X.discard_classes.append(…)
-                value = value.get_value(list(getattr(self, name)))
-            elif trait is not None and isinstance(value, DeferredConfig):  # from the command line
-                value = value.get_value(trait)
-        except (TraitError, ValueError) as error:
-            raise ConfigurationError(f"{name} could not be read: {error}.") from None
-        return validated(name, value)
 
     @classmethod
     def class_get_help(cls, inst: Any = None) -> str:
@@ -96,7 +96,7 @@ class OptionSources:
     def __init__(self, settings: BugsnagIPython, default_project_root: str) -> None:
         self.settings = settings
         self.default_project_root = default_project_root
-        self.environment = bugsnag_variables(os.environ)
+        self.environment = dict(os.environ)  # what `reread` compares the variables with
         self.problems: list[str] = []  # each refused value, and the saved key's problem
 
     def initial(self) -> tuple[Configuration, dict[str, str]]:
@@ -124,7 +124,7 @@ class OptionSources:
     def reread(self, client: Client) -> None:
         """`%reload_ext`: apply the `BUGSNAG_*` variables that changed since they were last read; a
         variable removed gives its option back to what comes below it. The others keep what calls set."""
-        before, self.environment = self.environment, bugsnag_variables(os.environ)
+        before, self.environment = self.environment, dict(os.environ)
         config, origins = self.initial()
         for name in Configuration.option_names():
             variable = Configuration.ENV_PREFIX + name.upper()
@@ -141,13 +141,12 @@ def describe(config: Configuration, origins: Mapping[str, str]) -> str:
             for name in Configuration.option_names()]
     width = max(len(name) for name, _, _ in rows)
     value_width = max(len(value) for _, value, _ in rows)
-    lines = ["BugsnagIPython options (effective value, and where it came from):"]
-    lines += [f"  {name:<{width}}  {value:<{value_width}}  {origin}" for name, value, origin in rows]
-    lines.append(
+    return "\n".join([
+        "BugsnagIPython options (effective value, and where it came from):",
+        *(f"  {name:<{width}}  {value:<{value_width}}  {origin}" for name, value, origin in rows),
         "Change one with %config BugsnagIPython.<option> = <value> "
-        "or bugsnag_ipython.configure(<option>=<value>)."
-    )
-    return "\n".join(lines)
+        "or bugsnag_ipython.configure(<option>=<value>).",
+    ])
 
 
 def _shown(config: Configuration, name: str) -> str:
@@ -168,7 +167,3 @@ def _shown(config: Configuration, name: str) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-def bugsnag_variables(environ: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in environ.items() if k.startswith(Configuration.ENV_PREFIX)}

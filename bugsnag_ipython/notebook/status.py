@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ..core.config import mask_api_key, shown_host
 from ..delivery.payload import refusal
+from .settings import HOW_TO_SET_A_KEY
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -24,12 +25,7 @@ DeliveryState = Literal["ok", "failing", "stopped"]
 Rows = tuple[tuple[str, str], ...]
 
 NOT_LOADED = "The extension is not loaded in this kernel; run %load_ext bugsnag_ipython."
-HOW_TO_SET_A_KEY = (
-    "run %bugsnag_key to enter it (it is kept for later kernels, never shown), or set "
-    "BUGSNAG_API_KEY and run %reload_ext bugsnag_ipython"
-)
-# The refusals that drop every payload, not one: each is the sentence delivery keeps as its
-# last error, and what the badge says for it.
+# The refusals that drop every payload, not one, by delivery's sentence for each, with the badge's words.
 _STOPPING_REFUSALS = {
     refusal(401)[1]: "API key rejected",
     refusal(403)[1]: "API key rejected",
@@ -50,17 +46,11 @@ def ago(seconds: float, *, coarse: bool = False) -> str:
     return f"{hours}h {minutes}min ago" if coarse else f"{hours}h {minutes}m ago"
 
 
-def short_ago(seconds: float) -> str:
-    """The panel's age of a session, which changes at most once a minute after the first."""
-    return ago(seconds, coarse=True)
-
-
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _stability(client: Client) -> tuple[int, int, str]:
-    """Sessions started in this kernel, those without an unhandled error, and their share."""
     counts = client.tracker.counts
     started = counts.sessions_started
     stable = started - counts.sessions_with_unhandled
@@ -111,7 +101,7 @@ def _persistence_problems(client: Client) -> list[str]:
 
 
 def _release_text(client: Client) -> str:
-    """The app version and where it came from (`2.1 (git)`), never waiting for the look."""
+    # The app version and where it came from (`2.1 (git)`), never waiting for the look.
     config = client.config
     if config.app_version:
         origin = client.origins.get("app_version")
@@ -270,7 +260,6 @@ def panel_view(client: Client | None, flush: FlushProgress | None, *, wall_clock
 
 
 def _delivery_state(client: Client) -> tuple[DeliveryState, str]:
-    """Whether delivery gets through, and the badge's words when it does not."""
     if not client.config.api_key:
         return "stopped", "not sending: no API key"
     last_error = client.delivery.stats.last_error
@@ -296,7 +285,7 @@ def _session_rows(client: Client, wall_clock: float) -> Rows:
     started, stable, share = _stability(client)
     rows = [("Session", "none; New session starts one")] if session is None else [
         ("Started", f"{time.strftime('%H:%M:%S UTC', time.gmtime(session.started_at))} "
-                    f"({short_ago(wall_clock - session.started_at)})"),
+                    f"({ago(wall_clock - session.started_at, coarse=True)})"),
         ("Errors", f"{session.handled} handled, {session.unhandled} unhandled in this session"),
         ("Paused", "errors now count against no session" if session.paused else None),
     ]

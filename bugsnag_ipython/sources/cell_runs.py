@@ -1,9 +1,7 @@
 """Cell runs: `pre_run_cell` / `post_run_cell`. A running cell is the foreground, the kernel idle
-between cells the background; an exception a cell raised is an unhandled event.
-
-An interrupt that lands while IPython shows the error, or while it is reported, must not cost the
-error's event: the cell's own result on the shell still holds the error, and the report holds off
-one interrupt (a second one goes through)."""
+between cells the background; an exception a cell raised is an unhandled event. An interrupt while
+IPython shows or reports the error does not cost its event: the shell's result still holds it, and
+the report holds off one interrupt (a second one goes through)."""
 
 from __future__ import annotations
 
@@ -83,9 +81,8 @@ class CellRuns(Source):
                 error = result.error_in_exec
             except AttributeError:  # no result: an interrupt met IPython's recovery from one
                 error = KeyboardInterrupt()
-            if error is None and result.error_before_exec is not None:
-                before = result.error_before_exec
-                error = before if isinstance(before, SyntaxError) else None
+            if error is None and isinstance(result.error_before_exec, SyntaxError):
+                error = result.error_before_exec
             if error is not None:
                 error = self._report(result, error)
             self.client.cell_finished(error)
@@ -96,7 +93,6 @@ class CellRuns(Source):
             self.internal_failure("post_run_cell")
 
     def _report(self, result: Any, error: BaseException) -> BaseException:
-        """Report the error the cell ended with; the error it was."""
         with HeldInterrupt():
             # An interrupt while IPython showed the error ends the cell with it: report the error.
             error = error_the_cell_ended_with(error, self._is_users_code)
@@ -108,7 +104,7 @@ class CellRuns(Source):
         return error
 
     def _is_users_code(self, filename: str) -> bool:
-        """A cell's code, or a file under the project root (a script run with %run, say)."""
+        # A cell's code, or a file under the project root (a script run with %run, say).
         if self.cells(filename) is not None:
             return True
         root = self.client.config.project_root
@@ -135,8 +131,7 @@ class HeldInterrupt:
     """`with HeldInterrupt():` one SIGINT inside is taken in, a second raises as usual. Only on the
     main thread and over Python's own handler (another one is left to do what it does)."""
 
-    def __init__(self) -> None:
-        self.interrupted = False
+    interrupted = False  # whether the one SIGINT came
 
     def __enter__(self) -> HeldInterrupt:
         if (threading.current_thread() is threading.main_thread()

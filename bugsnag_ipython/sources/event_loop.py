@@ -69,7 +69,6 @@ class LoopExceptions(Source):
             self.internal_failure("asyncio")
 
     def _hook(self) -> bool:
-        """Chain to the running loop's handler; False when no loop runs."""
         asyncio = sys.modules.get("asyncio")  # not imported yet: no loop can be running
         try:
             self.loop = asyncio.get_running_loop() if asyncio is not None else None

@@ -5,6 +5,7 @@ person opened; Voilà runs a notebook as a runner does, for a person."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from urllib.parse import unquote
@@ -132,24 +133,16 @@ def dashboard_notebook(env: Mapping[str, str], kernel_cwd: str,
     return named[0] if len(named) == 1 else None
 
 
-def process_command(pid: int) -> tuple[list[str], str] | None:
-    """The command line and working directory of process `pid`, or None where unreadable."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as file:
-            raw = file.read()
-        cwd = os.readlink(f"/proc/{pid}/cwd")
-    except OSError:
-        return None
-    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part], cwd
-
-
 def detect(env: Mapping[str, str], kernel_cwd: str, started_at: float) -> HeadlessRun | None:
     """The run this kernel may serve; None for a person's notebook, or a kernel not from jupyter_client."""
     try:
         parent = int(env.get(PARENT_VARIABLE) or "")
     except ValueError:
         return None
-    found = process_command(parent)
+    found: tuple[list[str], str] | None = None  # the parent's command line and working directory
+    with contextlib.suppress(OSError), open(f"/proc/{parent}/cmdline", "rb") as file:
+        found = ([part.decode("utf-8", "replace") for part in file.read().split(b"\0") if part],
+                 os.readlink(f"/proc/{parent}/cwd"))
     program = launched(found[0])[0] if found is not None else ""
     command = runner_command(*found) if found is not None else None
     if command is not None:

@@ -9,8 +9,6 @@ from typing import Any
 from ..report.events import ThreadInfo
 from . import Source
 
-UNKNOWN_THREAD = ThreadInfo("unknown", None, False)
-
 
 class ThreadExceptions(Source):
     _previous: Any = None
@@ -27,8 +25,9 @@ class ThreadExceptions(Source):
         try:
             error = args.exc_value
             if error is not None and self.client.should_report(error):
-                thread = args.thread  # None where the thread is gone already
-                info = ThreadInfo(thread.name, thread.ident, thread.daemon) if thread else UNKNOWN_THREAD
+                info, thread = ThreadInfo("unknown", None, False), args.thread
+                if thread is not None:  # None where the thread is gone already
+                    info = ThreadInfo(thread.name, thread.ident, thread.daemon)
                 self.client.notify_thread_exception(error, info)
         except Exception:
             self.internal_failure("threading.excepthook")

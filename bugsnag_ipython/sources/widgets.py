@@ -16,9 +16,7 @@ if TYPE_CHECKING:
 # Where ipywidgets' machinery runs between a user's action and their callback.
 WIDGET_MODULES = ("ipywidgets.", "traitlets.", "comm.")
 MAX_FRAMES = 64  # how far out from ipywidgets' catch to look for the widget the user touched
-
-# The model ids of the status panel's buttons: their messages are not the user's activity.
-_OWN_MODEL_IDS: set[str] = set()
+_OWN_MODEL_IDS: set[str] = set()  # the status panel's buttons
 
 
 def not_user_activity(widget: Any) -> None:
@@ -119,7 +117,6 @@ class WidgetCallbacks(Source):
                 self.internal_failure("comm_msg")
 
     def _started(self, msg: Any) -> WidgetAction | None:
-        """The user's action if `msg` is one (and its foreground begun), else None."""
         try:
             content = msg["content"]
             action, comm_id = message_action(content.get("data")), content.get("comm_id")

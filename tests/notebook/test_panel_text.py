@@ -15,9 +15,9 @@ from bugsnag_ipython.delivery.delivery import Delivery
 from bugsnag_ipython.delivery.payload import Outcome, Payload, RetryPolicy
 from bugsnag_ipython.notebook.status import (
     FlushProgress,
+    ago,
     countdown_text,
     panel_view,
-    short_ago,
     status_html,
     status_text,
 )
@@ -285,6 +285,6 @@ def test_the_html_fallback_is_the_status_text_as_a_table() -> None:
 
 
 def test_short_ago_is_coarse_after_a_minute() -> None:
-    assert [short_ago(s) for s in (0, 59, 60, 3599, 3600 * 2 + 120)] == [
+    assert [ago(s, coarse=True) for s in (0, 59, 60, 3599, 3600 * 2 + 120)] == [
         "0s ago", "59s ago", "1 min ago", "59 min ago", "2h 2min ago"
     ]
