@@ -46,8 +46,7 @@ def _loaded() -> Extension | None:
 
     from .notebook import extension
 
-    shell = get_ipython()
-    return extension.active(shell) if shell is not None else None
+    return extension.active(get_ipython())  # None outside IPython too
 
 
 def _extension() -> Extension:

@@ -14,13 +14,13 @@ from .core.launch import LaunchSession, ReleaseLookup
 from .core.private_files import Refusals
 from .core.sessions import SessionSnapshot, SessionTracker
 from .delivery.dispatcher import Dispatcher
-from .report import environment, events, payloads
+from .report import environment, events, payloads, trimming
 from .report.breadcrumbs import Breadcrumbs
+from .report.cells import CellMap
 from .report.events import SEVERITIES, CellRun, MetadataStore, ThreadInfo
 
 if TYPE_CHECKING:  # imported with the first payload or report, not at load
     from .delivery.delivery import Delivery
-    from .report.cells import CellMap
     from .report.kernel_death import KernelDeath
 
 
@@ -36,11 +36,7 @@ class Client:
                                      delivery=delivery)
         self._monotonic = monotonic
         self._wall_clock = wall_clock
-        if resolve_cell is None:
-            from .report.cells import CellMap
-
-            resolve_cell = CellMap()
-        self._resolve_cell: CellMap = resolve_cell
+        self._resolve_cell = CellMap() if resolve_cell is None else resolve_cell
         self.tracker = SessionTracker(config.auto_track_sessions, config.background_timeout, monotonic,
                                       wall_clock)
         self.tracker.add_listener(self._on_session_started)
@@ -49,8 +45,8 @@ class Client:
         self._launched_wall = wall_clock()
         self.cell: CellRun | None = None  # the cell running now
         self.widget_message_since: float | None = None  # while a widget message is handled
-        # What notify_unhandled reported in this cell: raised again by the cell, it is no new event.
-        self._caught_in_cell: tuple[CellRun | None, deque[BaseException]] = (None, deque())
+        # What notify_unhandled reported in a cell: raised again by that cell, it is no new event.
+        self._caught_in_cell: deque[tuple[CellRun, BaseException]] = deque(maxlen=16)
         self.metadata = MetadataStore()
         self._facts = environment.PayloadFacts(lambda: self.config.persistence_directory)
         self.context: str | None = None  # set_context(): replaces the automatic `In [n]`
@@ -89,10 +85,8 @@ class Client:
     @property
     def app_version(self) -> str | None:
         """The option's, else the release found (waited for, so a kernel's payloads name one)."""
-        if self.config.app_version:
-            return self.config.app_version
-        release = self.release_lookup.result()
-        return release.version if release is not None else None
+        release = None if self.config.app_version else self.release_lookup.result()
+        return self.config.app_version or (release.version if release is not None else None)
 
     def launch(self, *, in_background: bool) -> None:
         """The launch: its session starts now, its payload is made a moment later."""
@@ -175,9 +169,8 @@ class Client:
                context: str | None = None, metadata: JsonDict | None = None,
                cell: CellRun | None = None) -> bool:
         """Report one event; True if it was handed to delivery (or held for a key)."""
-        running, caught = self._caught_in_cell
-        if (unhandled and running is not None and running is self.cell
-                and (cell is None or cell == running) and any(seen is error for seen in caught)):
+        if unhandled and any(run is self.cell and (cell is None or cell == run) and seen is error
+                             for run, seen in self._caught_in_cell):
             return False  # reported by notify_unhandled already, and raised again by the cell
         return self._report(
             error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
@@ -190,11 +183,8 @@ class Client:
 
     def notify_unhandled(self, error: BaseException, context: str, section: str, facts: JsonDict) -> bool:
         """Report an exception a widget callback or the event loop caught, with `context` and a tab."""
-        running = self.cell
-        if running is not None:
-            if self._caught_in_cell[0] is not running:
-                self._caught_in_cell = (running, deque(maxlen=16))
-            self._caught_in_cell[1].append(error)
+        if self.cell is not None:
+            self._caught_in_cell.append((self.cell, error))
         return self._report(
             error, unhandled=True, context=self.context or context, metadata={section: facts},
             cell=self.cell,
@@ -209,14 +199,11 @@ class Client:
         if not config.release_stage_enabled:
             return False
         self._launch.send_now()
-        from .report import trimming
-        from .report.events import EventFacts, build_event
-
         tabs = self.metadata.snapshot()  # the user's, and the run's (the user's keys win)
         run = self._run_tab() if self._run_tab is not None else None
         if run:
             tabs["run"] = {**run, **tabs.get("run", {})}
-        facts = EventFacts(
+        facts = events.EventFacts(
             app=self._app(include_timing=True),
             device={**self._facts.device, "time": payloads.iso8601(self._wall_clock())},
             user=self._facts.user(self.user),
@@ -224,7 +211,7 @@ class Client:
             kernel=self._facts.kernel,
             context=self.context,
         )
-        body = build_event(
+        body = events.build_event(
             error, unhandled=unhandled, severity=severity, context=context, extra=metadata,
             cell=cell, thread=thread, facts=facts,
             config=config, cells=self._resolve_cell, breadcrumbs=self.breadcrumbs,

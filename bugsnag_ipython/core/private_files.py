@@ -19,11 +19,6 @@ except ImportError:  # pragma: no cover - Windows: no owner is ever seen gone
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 FIX = "set BUGSNAG_PERSISTENCE_DIRECTORY to a directory of your own"
-# What a refused persistence directory costs, said in the same sentence as the cause.
-CONSEQUENCE = (
-    "so nothing is stored or read there: payloads are kept in memory only (lost if the kernel "
-    "dies before they are sent), kernel deaths are not recorded, and the device id lasts one kernel"
-)
 
 
 class UntrustedFile(ValueError):
@@ -64,8 +59,11 @@ def make_private(directory: str | os.PathLike[str], *, create: bool = True,
                 problem = f"is open to other users and cannot be made private ({error.strerror or error})"
     if problem is None:
         return path
-    if root:
-        raise RefusedDirectory(f"The persistence directory {path} {problem}, {CONSEQUENCE}; {FIX}.")
+    if root:  # what a refused persistence directory costs, said with its cause
+        raise RefusedDirectory(
+            f"The persistence directory {path} {problem}, so nothing is stored or read there: payloads are "
+            "kept in memory only (lost if the kernel dies before they are sent), kernel deaths are not "
+            f"recorded, and the device id lasts one kernel; {FIX}.")
     raise RefusedDirectory(f"The folder {path} {problem}, so it is not used; remove it, or {FIX}.")
 
 
@@ -77,12 +75,11 @@ def say_once(refused: RefusedDirectory) -> None:
     _refusals.say(str(refused), str(refused))
 
 
-def open_private(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600, *,
-                 loose: bool = True) -> int:
+def open_private(path: Path, flags: int = os.O_RDONLY, *, loose: bool = True) -> int:
     """A descriptor on a regular file of this user's at `path`, else UntrustedFile. A file open
     to other users is made 0600 (what is stored here holds API keys), or with `loose` off refused."""
     try:
-        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK, mode)
+        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK, 0o600)
     except OSError as error:
         if os.path.islink(path):
             raise UntrustedFile("it is a symbolic link") from None
