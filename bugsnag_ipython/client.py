@@ -34,8 +34,6 @@ class Client:
         self.config = config
         self.dispatcher = Dispatcher(config, on_change=self._changed, wall_clock=wall_clock,
                                      delivery=delivery)
-        self._monotonic = monotonic
-        self._wall_clock = wall_clock
         self._resolve_cell = CellMap() if resolve_cell is None else resolve_cell
         self.tracker = SessionTracker(config.auto_track_sessions, config.background_timeout, monotonic,
                                       wall_clock)
@@ -126,10 +124,9 @@ class Client:
 
     def _send_session(self, session: SessionSnapshot) -> None:
         if self.config.release_stage_enabled and self.config.sessions_url is not None:
-            payload = payloads.session_payload(
-                session, notifier=environment.NOTIFIER, app=self._app(include_timing=False),
-                device=self._facts.device, user=self._facts.user(self.user),
-            )
+            payload = payloads.session_payload(session, notifier=environment.NOTIFIER,
+                                               app=self._app(include_timing=False), device=self._facts.device,
+                                               user=self._facts.user(self.user))
             self.dispatcher.send("session", payload)
 
     def cell_started(self, run: CellRun) -> None:
@@ -139,7 +136,7 @@ class Client:
 
     def cell_finished(self, error: BaseException | None) -> None:
         run, self.cell = self.cell, None
-        ended = self._monotonic()
+        ended = self.tracker.monotonic()
         self.tracker.enter_background(ended)
         if run is not None:
             # The wall time of the end, from the monotonic clock: one clock read less per cell.
@@ -166,16 +163,12 @@ class Client:
         return not events.discarded(type(error), self.config.discard_classes)
 
     def notify(self, error: BaseException, *, unhandled: bool = False, severity: str | None = None,
-               context: str | None = None, metadata: JsonDict | None = None,
-               cell: CellRun | None = None) -> bool:
-        """Report one event; True if it was handed to delivery (or held for a key)."""
-        if unhandled and any(run is self.cell and (cell is None or cell == run) and seen is error
-                             for run, seen in self._caught_in_cell):
+               context: str | None = None, metadata: JsonDict | None = None) -> bool:
+        """Report one event of the running cell; True if it was handed to delivery (or held for a key)."""
+        if unhandled and any(run is self.cell and seen is error for run, seen in self._caught_in_cell):
             return False  # reported by notify_unhandled already, and raised again by the cell
-        return self._report(
-            error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
-            cell=cell or self.cell,
-        )
+        return self._report(error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
+                            cell=self.cell)
 
     def notify_thread_exception(self, error: BaseException, thread: ThreadInfo) -> bool:
         """Report an exception that ended a thread: unhandled, of the session current now."""
@@ -185,10 +178,8 @@ class Client:
         """Report an exception a widget callback or the event loop caught, with `context` and a tab."""
         if self.cell is not None:
             self._caught_in_cell.append((self.cell, error))
-        return self._report(
-            error, unhandled=True, context=self.context or context, metadata={section: facts},
-            cell=self.cell,
-        )
+        return self._report(error, unhandled=True, context=self.context or context, metadata={section: facts},
+                            cell=self.cell)
 
     def _report(self, error: BaseException, *, unhandled: bool, cell: CellRun | None,
                 severity: str | None = None, context: str | None = None,
@@ -203,19 +194,13 @@ class Client:
         run = self._run_tab() if self._run_tab is not None else None
         if run:
             tabs["run"] = {**run, **tabs.get("run", {})}
-        facts = events.EventFacts(
-            app=self._app(include_timing=True),
-            device={**self._facts.device, "time": payloads.iso8601(self._wall_clock())},
-            user=self._facts.user(self.user),
-            tabs=tabs,
-            kernel=self._facts.kernel,
-            context=self.context,
-        )
+        device = {**self._facts.device, "time": payloads.iso8601(self.tracker.wall_clock())}
+        facts = events.EventFacts(app=self._app(include_timing=True), device=device,
+                                  user=self._facts.user(self.user), tabs=tabs, kernel=self._facts.kernel,
+                                  context=self.context)
         body = events.build_event(
-            error, unhandled=unhandled, severity=severity, context=context, extra=metadata,
-            cell=cell, thread=thread, facts=facts,
-            config=config, cells=self._resolve_cell, breadcrumbs=self.breadcrumbs,
-        )
+            error, unhandled=unhandled, severity=severity, context=context, extra=metadata, cell=cell,
+            thread=thread, facts=facts, config=config, cells=self._resolve_cell, breadcrumbs=self.breadcrumbs)
         # As bugsnag-android: callbacks see the event before its session, and a discarded one
         # moves no session counter.
         if self.on_error and not self.on_error.run(body):
@@ -251,7 +236,7 @@ class Client:
         self.user = {key: str(value) for key, value in fields.items() if value is not None}
 
     def leave_breadcrumb(self, name: str, metadata: JsonDict | None = None, type: str = "manual") -> None:
-        self.breadcrumbs.leave(name, self._wall_clock(), metadata, type)
+        self.breadcrumbs.leave(name, self.tracker.wall_clock(), metadata, type)
 
     def _app(self, *, include_timing: bool) -> JsonDict:
         app: JsonDict = {"type": "jupyter", "releaseStage": self.config.release_stage}
@@ -259,7 +244,7 @@ class Client:
         if version:
             app["version"] = version
         if include_timing:
-            now = self._monotonic()
+            now = self.tracker.monotonic()
             run = self.cell
             since = run.started_monotonic if run is not None else self.widget_message_since
             app["duration"] = round((now - self.launched_at) * 1000)
