@@ -1,7 +1,6 @@
 """The API key `%bugsnag_key` saves in the user config dir, so that it is never written into a
 notebook; a kernel reads it at load, below IPython config and `BUGSNAG_API_KEY`. Only a file that
-passes the trust rule is used: a key another user planted would send this user's errors to them.
-"""
+passes the trust rule is used: a key another user planted would send this user's errors to them."""
 
 import os
 import stat
