@@ -112,8 +112,7 @@ class Client:
         """A runner runs the notebook: `tab` gives events their `run` tab; `one_session`: no idle split."""
         self._run_tab = tab
         self._one_session = one_session
-        if one_session:
-            self.tracker.background_timeout = math.inf
+        self.tracker.background_timeout = math.inf if one_session else self.config.background_timeout
 
     def _on_session_started(self, session: SessionSnapshot) -> None:
         self.leave_breadcrumb("Session started", {"id": session.id}, "state")

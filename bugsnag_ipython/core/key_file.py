@@ -32,8 +32,7 @@ def key_file_path() -> Path:
 
 
 def read_key(path: Path) -> str | None:
-    """The saved key, or None when there is none; KeyFileError when the file is not to be trusted
-    or holds no key."""
+    """The saved key, or None without one; KeyFileError if the file is untrusted or holds no key."""
     try:
         data = read_private(path, _MAX_BYTES, loose=False)
         folder = os.stat(path.parent)

@@ -17,7 +17,6 @@ except ImportError:  # pragma: no cover - Windows: no owner is ever seen gone
     fcntl = None  # type: ignore[assignment]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 FIX = "set BUGSNAG_PERSISTENCE_DIRECTORY to a directory of your own"
 
 
@@ -79,7 +78,7 @@ def open_private(path: Path, flags: int = os.O_RDONLY, *, loose: bool = True) ->
     """A descriptor on a regular file of this user's at `path`, else UntrustedFile. A file open
     to other users is made 0600 (what is stored here holds API keys), or with `loose` off refused."""
     try:
-        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK, 0o600)
+        fd = os.open(path, flags | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), 0o600)  # a FIFO never blocks
     except OSError as error:
         if os.path.islink(path):
             raise UntrustedFile("it is a symbolic link") from None
@@ -112,8 +111,7 @@ def read_private(path: Path, limit: int, *, loose: bool = True) -> bytes:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Make `data` the file at `path` at once (a new hidden file beside it, renamed over it), so
-    that a reader finds the old file or the new one whole; an error leaves nothing behind."""
+    """Make `data` the file at `path` at once (written beside it, renamed over it): never seen half-done."""
     hidden = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         with open(open_private(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as file:
@@ -128,8 +126,7 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def create_locked(path: Path) -> int:
-    """A new file at `path`, locked by this process while the descriptor is open: the sign that
-    its owner is alive. An error leaves nothing behind."""
+    """A new file at `path`, locked while the descriptor is open: its owner's sign of life."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     try:
         if fcntl is not None:
