@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__ as __version__
+__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -46,8 +46,7 @@ def _loaded() -> Extension | None:
 
     from .notebook import extension
 
-    shell = get_ipython()
-    return extension.active(shell) if shell is not None else None
+    return extension.active(get_ipython())  # None outside IPython too
 
 
 def _extension() -> Extension:

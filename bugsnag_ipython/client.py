@@ -14,13 +14,13 @@ from .core.launch import LaunchSession, ReleaseLookup
 from .core.private_files import Refusals
 from .core.sessions import SessionSnapshot, SessionTracker
 from .delivery.dispatcher import Dispatcher
-from .report import environment, events, payloads
+from .report import environment, events, payloads, trimming
 from .report.breadcrumbs import Breadcrumbs
+from .report.cells import CellMap
 from .report.events import SEVERITIES, CellRun, MetadataStore, ThreadInfo
 
 if TYPE_CHECKING:  # imported with the first payload or report, not at load
     from .delivery.delivery import Delivery
-    from .report.cells import CellMap
     from .report.kernel_death import KernelDeath
 
 
@@ -34,13 +34,7 @@ class Client:
         self.config = config
         self.dispatcher = Dispatcher(config, on_change=self._changed, wall_clock=wall_clock,
                                      delivery=delivery)
-        self._monotonic = monotonic
-        self._wall_clock = wall_clock
-        if resolve_cell is None:
-            from .report.cells import CellMap
-
-            resolve_cell = CellMap()
-        self._resolve_cell: CellMap = resolve_cell
+        self._resolve_cell = CellMap() if resolve_cell is None else resolve_cell
         self.tracker = SessionTracker(config.auto_track_sessions, config.background_timeout, monotonic,
                                       wall_clock)
         self.tracker.add_listener(self._on_session_started)
@@ -49,8 +43,8 @@ class Client:
         self._launched_wall = wall_clock()
         self.cell: CellRun | None = None  # the cell running now
         self.widget_message_since: float | None = None  # while a widget message is handled
-        # What notify_unhandled reported in this cell: raised again by the cell, it is no new event.
-        self._caught_in_cell: tuple[CellRun | None, deque[BaseException]] = (None, deque())
+        # What notify_unhandled reported in a cell: raised again by that cell, it is no new event.
+        self._caught_in_cell: deque[tuple[CellRun, BaseException]] = deque(maxlen=16)
         self.metadata = MetadataStore()
         self._facts = environment.PayloadFacts(lambda: self.config.persistence_directory)
         self.context: str | None = None  # set_context(): replaces the automatic `In [n]`
@@ -89,10 +83,8 @@ class Client:
     @property
     def app_version(self) -> str | None:
         """The option's, else the release found (waited for, so a kernel's payloads name one)."""
-        if self.config.app_version:
-            return self.config.app_version
-        release = self.release_lookup.result()
-        return release.version if release is not None else None
+        release = None if self.config.app_version else self.release_lookup.result()
+        return self.config.app_version or (release.version if release is not None else None)
 
     def launch(self, *, in_background: bool) -> None:
         """The launch: its session starts now, its payload is made a moment later."""
@@ -120,8 +112,7 @@ class Client:
         """A runner runs the notebook: `tab` gives events their `run` tab; `one_session`: no idle split."""
         self._run_tab = tab
         self._one_session = one_session
-        if one_session:
-            self.tracker.background_timeout = math.inf
+        self.tracker.background_timeout = math.inf if one_session else self.config.background_timeout
 
     def _on_session_started(self, session: SessionSnapshot) -> None:
         self.leave_breadcrumb("Session started", {"id": session.id}, "state")
@@ -132,10 +123,9 @@ class Client:
 
     def _send_session(self, session: SessionSnapshot) -> None:
         if self.config.release_stage_enabled and self.config.sessions_url is not None:
-            payload = payloads.session_payload(
-                session, notifier=environment.NOTIFIER, app=self._app(include_timing=False),
-                device=self._facts.device, user=self._facts.user(self.user),
-            )
+            payload = payloads.session_payload(session, notifier=environment.NOTIFIER,
+                                               app=self._app(include_timing=False), device=self._facts.device,
+                                               user=self._facts.user(self.user))
             self.dispatcher.send("session", payload)
 
     def cell_started(self, run: CellRun) -> None:
@@ -145,7 +135,7 @@ class Client:
 
     def cell_finished(self, error: BaseException | None) -> None:
         run, self.cell = self.cell, None
-        ended = self._monotonic()
+        ended = self.tracker.monotonic()
         self.tracker.enter_background(ended)
         if run is not None:
             # The wall time of the end, from the monotonic clock: one clock read less per cell.
@@ -172,17 +162,12 @@ class Client:
         return not events.discarded(type(error), self.config.discard_classes)
 
     def notify(self, error: BaseException, *, unhandled: bool = False, severity: str | None = None,
-               context: str | None = None, metadata: JsonDict | None = None,
-               cell: CellRun | None = None) -> bool:
-        """Report one event; True if it was handed to delivery (or held for a key)."""
-        running, caught = self._caught_in_cell
-        if (unhandled and running is not None and running is self.cell
-                and (cell is None or cell == running) and any(seen is error for seen in caught)):
+               context: str | None = None, metadata: JsonDict | None = None) -> bool:
+        """Report one event of the running cell; True if it was handed to delivery (or held for a key)."""
+        if unhandled and any(run is self.cell and seen is error for run, seen in self._caught_in_cell):
             return False  # reported by notify_unhandled already, and raised again by the cell
-        return self._report(
-            error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
-            cell=cell or self.cell,
-        )
+        return self._report(error, unhandled=unhandled, severity=severity, context=context, metadata=metadata,
+                            cell=self.cell)
 
     def notify_thread_exception(self, error: BaseException, thread: ThreadInfo) -> bool:
         """Report an exception that ended a thread: unhandled, of the session current now."""
@@ -190,15 +175,10 @@ class Client:
 
     def notify_unhandled(self, error: BaseException, context: str, section: str, facts: JsonDict) -> bool:
         """Report an exception a widget callback or the event loop caught, with `context` and a tab."""
-        running = self.cell
-        if running is not None:
-            if self._caught_in_cell[0] is not running:
-                self._caught_in_cell = (running, deque(maxlen=16))
-            self._caught_in_cell[1].append(error)
-        return self._report(
-            error, unhandled=True, context=self.context or context, metadata={section: facts},
-            cell=self.cell,
-        )
+        if self.cell is not None:
+            self._caught_in_cell.append((self.cell, error))
+        return self._report(error, unhandled=True, context=self.context or context, metadata={section: facts},
+                            cell=self.cell)
 
     def _report(self, error: BaseException, *, unhandled: bool, cell: CellRun | None,
                 severity: str | None = None, context: str | None = None,
@@ -209,26 +189,17 @@ class Client:
         if not config.release_stage_enabled:
             return False
         self._launch.send_now()
-        from .report import trimming
-        from .report.events import EventFacts, build_event
-
         tabs = self.metadata.snapshot()  # the user's, and the run's (the user's keys win)
         run = self._run_tab() if self._run_tab is not None else None
         if run:
             tabs["run"] = {**run, **tabs.get("run", {})}
-        facts = EventFacts(
-            app=self._app(include_timing=True),
-            device={**self._facts.device, "time": payloads.iso8601(self._wall_clock())},
-            user=self._facts.user(self.user),
-            tabs=tabs,
-            kernel=self._facts.kernel,
-            context=self.context,
-        )
-        body = build_event(
-            error, unhandled=unhandled, severity=severity, context=context, extra=metadata,
-            cell=cell, thread=thread, facts=facts,
-            config=config, cells=self._resolve_cell, breadcrumbs=self.breadcrumbs,
-        )
+        device = {**self._facts.device, "time": payloads.iso8601(self.tracker.wall_clock())}
+        facts = events.EventFacts(app=self._app(include_timing=True), device=device,
+                                  user=self._facts.user(self.user), tabs=tabs, kernel=self._facts.kernel,
+                                  context=self.context)
+        body = events.build_event(
+            error, unhandled=unhandled, severity=severity, context=context, extra=metadata, cell=cell,
+            thread=thread, facts=facts, config=config, cells=self._resolve_cell, breadcrumbs=self.breadcrumbs)
         # As bugsnag-android: callbacks see the event before its session, and a discarded one
         # moves no session counter.
         if self.on_error and not self.on_error.run(body):
@@ -264,7 +235,7 @@ class Client:
         self.user = {key: str(value) for key, value in fields.items() if value is not None}
 
     def leave_breadcrumb(self, name: str, metadata: JsonDict | None = None, type: str = "manual") -> None:
-        self.breadcrumbs.leave(name, self._wall_clock(), metadata, type)
+        self.breadcrumbs.leave(name, self.tracker.wall_clock(), metadata, type)
 
     def _app(self, *, include_timing: bool) -> JsonDict:
         app: JsonDict = {"type": "jupyter", "releaseStage": self.config.release_stage}
@@ -272,7 +243,7 @@ class Client:
         if version:
             app["version"] = version
         if include_timing:
-            now = self._monotonic()
+            now = self.tracker.monotonic()
             run = self.cell
             since = run.started_monotonic if run is not None else self.widget_message_since
             app["duration"] = round((now - self.launched_at) * 1000)

@@ -20,17 +20,15 @@ def tell(listeners: list[Callable[[], None]], whose: str) -> None:
 
 
 class Once:
-    """`say(key, sentence)` logs a warning the first time `key` is met, and returns whether it did."""
+    """`say(key, sentence)` logs a warning the first time `key` is met."""
 
     def __init__(self) -> None:
         self._said: set[Hashable] = set()
         self._lock = threading.Lock()
 
-    def say(self, key: Hashable, sentence: str) -> bool:
-        said = self.first(key)
-        if said:
+    def say(self, key: Hashable, sentence: str) -> None:
+        if self.first(key):
             log.warning(sentence)
-        return said
 
     def first(self, key: Hashable) -> bool:
         """True the first time `key` is met, for callers that say it their own way."""

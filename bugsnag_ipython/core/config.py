@@ -80,14 +80,11 @@ _LONG_ENOUGH = 8  # characters: a shorter secret alone would match ordinary text
 def endpoint_credentials(*urls: str | None) -> tuple[str, ...]:
     """Each userinfo the URLs carry, and its password alone, as written and decoded, if long enough."""
     found: list[str] = []
-    for url in urls:
-        if not url:
-            continue
+    for url in filter(None, urls):
         try:
-            netloc = urlsplit(url).netloc
+            userinfo = urlsplit(url).netloc.rpartition("@")[0]
         except ValueError:
             continue
-        userinfo = netloc.rpartition("@")[0]
         if not userinfo:
             continue
         _, colon, password = userinfo.partition(":")
@@ -242,8 +239,7 @@ def validated(name: str, value: Any) -> Any:
     """`value` as option `name` holds it; ConfigurationError if the option refuses it."""
     kind = _KINDS.get(name)
     if kind is None:
-        known = ", ".join(_KINDS)
-        raise ConfigurationError(f"{name!r} is not an option of bugsnag_ipython; known: {known}.")
+        raise ConfigurationError(f"{name!r} is not an option of bugsnag_ipython; known: {', '.join(_KINDS)}.")
     unset = value is None or (value == "" and kind in ("key", "url", "text"))
     if unset and (kind in ("key", "url", "text") or name == "enabled_release_stages"):
         return None  # for enabled_release_stages: every stage

@@ -1,7 +1,6 @@
 """A lock that `os.fork()` waits for: background threads hold it around work a fork must not cut
 in half. A child forked while another thread holds an import's lock or one of the client's
-inherits it held, with no thread to release it, and hangs; notebooks fork (multiprocessing).
-"""
+inherits it held, with no thread to release it, and hangs; notebooks fork (multiprocessing)."""
 
 import contextlib
 import os

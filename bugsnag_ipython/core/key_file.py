@@ -1,7 +1,6 @@
 """The API key `%bugsnag_key` saves in the user config dir, so that it is never written into a
 notebook; a kernel reads it at load, below IPython config and `BUGSNAG_API_KEY`. Only a file that
-passes the trust rule is used: a key another user planted would send this user's errors to them.
-"""
+passes the trust rule is used: a key another user planted would send this user's errors to them."""
 
 import os
 import stat
@@ -33,8 +32,7 @@ def key_file_path() -> Path:
 
 
 def read_key(path: Path) -> str | None:
-    """The saved key, or None when there is none; KeyFileError when the file is not to be trusted
-    or holds no key."""
+    """The saved key, or None without one; KeyFileError if the file is untrusted or holds no key."""
     try:
         data = read_private(path, _MAX_BYTES, loose=False)
         folder = os.stat(path.parent)

@@ -21,7 +21,6 @@ LAUNCH_DELAY_MAX = 5.0  # ...waiting at most this long for a running cell to end
 LAUNCH_POLL = 0.05
 RELEASE_WAIT = 1.0  # seconds a payload or `%config` waits at most for the default release
 
-
 _live = forkguard.ForgottenInChildren()
 
 

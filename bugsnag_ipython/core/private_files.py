@@ -17,13 +17,7 @@ except ImportError:  # pragma: no cover - Windows: no owner is ever seen gone
     fcntl = None  # type: ignore[assignment]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 FIX = "set BUGSNAG_PERSISTENCE_DIRECTORY to a directory of your own"
-# What a refused persistence directory costs, said in the same sentence as the cause.
-CONSEQUENCE = (
-    "so nothing is stored or read there: payloads are kept in memory only (lost if the kernel "
-    "dies before they are sent), kernel deaths are not recorded, and the device id lasts one kernel"
-)
 
 
 class UntrustedFile(ValueError):
@@ -64,8 +58,11 @@ def make_private(directory: str | os.PathLike[str], *, create: bool = True,
                 problem = f"is open to other users and cannot be made private ({error.strerror or error})"
     if problem is None:
         return path
-    if root:
-        raise RefusedDirectory(f"The persistence directory {path} {problem}, {CONSEQUENCE}; {FIX}.")
+    if root:  # what a refused persistence directory costs, said with its cause
+        raise RefusedDirectory(
+            f"The persistence directory {path} {problem}, so nothing is stored or read there: payloads are "
+            "kept in memory only (lost if the kernel dies before they are sent), kernel deaths are not "
+            f"recorded, and the device id lasts one kernel; {FIX}.")
     raise RefusedDirectory(f"The folder {path} {problem}, so it is not used; remove it, or {FIX}.")
 
 
@@ -77,12 +74,11 @@ def say_once(refused: RefusedDirectory) -> None:
     _refusals.say(str(refused), str(refused))
 
 
-def open_private(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600, *,
-                 loose: bool = True) -> int:
+def open_private(path: Path, flags: int = os.O_RDONLY, *, loose: bool = True) -> int:
     """A descriptor on a regular file of this user's at `path`, else UntrustedFile. A file open
     to other users is made 0600 (what is stored here holds API keys), or with `loose` off refused."""
     try:
-        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK, mode)
+        fd = os.open(path, flags | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), 0o600)  # a FIFO never blocks
     except OSError as error:
         if os.path.islink(path):
             raise UntrustedFile("it is a symbolic link") from None
@@ -115,8 +111,7 @@ def read_private(path: Path, limit: int, *, loose: bool = True) -> bytes:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Make `data` the file at `path` at once (a new hidden file beside it, renamed over it), so
-    that a reader finds the old file or the new one whole; an error leaves nothing behind."""
+    """Make `data` the file at `path` at once (written beside it, renamed over it): never seen half-done."""
     hidden = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         with open(open_private(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as file:
@@ -131,8 +126,7 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def create_locked(path: Path) -> int:
-    """A new file at `path`, locked by this process while the descriptor is open: the sign that
-    its owner is alive. An error leaves nothing behind."""
+    """A new file at `path`, locked while the descriptor is open: its owner's sign of life."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     try:
         if fcntl is not None:

@@ -2,8 +2,7 @@
 1. `git`: the repository holding the notebook, as `git describe --tags --always --dirty` names it;
    without a working `git` the repository is read (the tag on HEAD, else the abbreviated commit).
 2. `image`: the image a hub started the server from: its tag, else its digest.
-3. `ci`: the commit a CI runner names (`GITHUB_SHA`, `CI_COMMIT_SHA`, ...), abbreviated.
-"""
+3. `ci`: the commit a CI runner names (`GITHUB_SHA`, `CI_COMMIT_SHA`, ...), abbreviated."""
 
 import os
 import re
@@ -17,10 +16,8 @@ GIT, IMAGE, CI = "git", "image", "ci"
 GIT_TIMEOUT = 5.0  # seconds: `--dirty` stats every tracked file of a large repository
 ABBREV = 7
 MAX_REF_BYTES = 4096  # a ref file holds one line; anything longer is not one
-MAX_PACKED_REFS_BYTES = 16 * 1024 * 1024
 MAX_OBJECT_BYTES = 64 * 1024  # a tag object: a few header lines and a message
 
-IMAGE_VARIABLES = ("JUPYTER_IMAGE_SPEC", "JUPYTER_IMAGE")
 # The commit CI runners put in the environment, the commonest first.
 CI_VARIABLES = (
     "GITHUB_SHA", "CI_COMMIT_SHA", "CIRCLE_SHA1", "BUILDKITE_COMMIT", "BITBUCKET_COMMIT",
@@ -44,10 +41,9 @@ class Release(NamedTuple):
 
 def find_release(directory: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Release | None:
     """The default release for a notebook in `directory`, by the rules above; None if none."""
-    found = git_release(directory) if directory is not None else None
-    if found is not None:
+    if directory is not None and (found := git_release(directory)) is not None:
         return found
-    for variable in IMAGE_VARIABLES:
+    for variable in ("JUPYTER_IMAGE_SPEC", "JUPYTER_IMAGE"):
         spec = env.get(variable, "").strip()
         if spec:
             return Release(image_version(spec), IMAGE)
@@ -89,8 +85,7 @@ def git_release(directory: str | os.PathLike[str]) -> Release | None:
 
 
 def _find_repository(directory: str | os.PathLike[str]) -> tuple[Path, Path, Path] | None:
-    """The work tree holding `directory`, its git folder (a worktree has its own) and the folder
-    of the shared refs, objects and config."""
+    """The work tree holding `directory`, its git folder and the one of the refs and config it shares."""
     try:
         here = Path(directory).expanduser().resolve()
         for top in (here, *here.parents):
@@ -143,7 +138,7 @@ def _head(git_dir: Path, common: Path, packed: PackedRefs) -> str | None:
 
 def _packed_refs(common: Path) -> PackedRefs:
     try:
-        text = _small_text(common / "packed-refs", MAX_PACKED_REFS_BYTES)
+        text = _small_text(common / "packed-refs", 16 * 1024 * 1024)
     except OSError:
         return {}
     refs: PackedRefs = {}

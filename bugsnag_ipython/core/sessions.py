@@ -113,8 +113,7 @@ class SessionTracker:
             return self._session
 
     def track_event(self, *, unhandled: bool) -> SessionSnapshot | None:
-        """Count an event against the current session and return the snapshot it carries
-        (which includes the event), or None when there is no session or it is paused."""
+        """Count an event: the session snapshot it carries (counting it), or None outside an unpaused one."""
         with self._lock:
             session = self._session
             if session is None or session.paused:

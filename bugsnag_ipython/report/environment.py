@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .._version import __version__
+from .. import __version__
 from ..core.basics import log
 from ..core.persistence import persistence_directory
 from ..core.private_files import RefusedDirectory, make_private, read_private, say_once

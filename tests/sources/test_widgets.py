@@ -109,8 +109,8 @@ def test_a_callback_error_that_the_cell_raises_again_is_reported_once(
     client.cell_started(run)
     failure = RuntimeError("raised in the callback, then by the cell")
     assert client.notify_unhandled(failure, 'Button click "Go"', "widget", {"class": "Button"}) is True
-    assert client.notify(failure, unhandled=True, cell=run) is False
-    assert client.notify(ValueError("another"), unhandled=True, cell=run) is True
+    assert client.notify(failure, unhandled=True) is False
+    assert client.notify(ValueError("another"), unhandled=True) is True
     client.cell_finished(failure)
     assert [e["exceptions"][0]["errorClass"] for e in recorder.events()] == ["RuntimeError", "ValueError"]
 
