@@ -9,7 +9,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..core.basics import JsonDict
+from ..core.basics import JsonDict, log
 from ..core.config import without_credentials
 from .payloads import iso8601, strings_replaced
 
@@ -85,7 +85,12 @@ class HeadlessRun:
             if self.resolved or len(history) <= 1:
                 return
             self.resolved = True
-            self._notebook = notebook = self._find(history)  # files that are no notebook are passed over
+            try:  # files that are no notebook are passed over; anything else names nothing either
+                self._notebook = notebook = self._find(history)
+            except Exception as error:
+                log.warning("The notebook of this run could not be read (%s); its cells are "
+                            "named by their source.", error)
+                return
             for position, (source, _) in enumerate(notebook.cells if notebook is not None else ()):
                 self._positions.setdefault(source, []).append(position)
 

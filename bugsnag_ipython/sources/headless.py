@@ -143,8 +143,11 @@ def detect(env: Mapping[str, str], kernel_cwd: str, started_at: float) -> Headle
     with contextlib.suppress(OSError), open(f"/proc/{parent}/cmdline", "rb") as file:
         found = ([part.decode("utf-8", "replace") for part in file.read().split(b"\0") if part],
                  os.readlink(f"/proc/{parent}/cwd"))
-    program = launched(found[0])[0] if found is not None else ""
-    command = runner_command(*found) if found is not None else None
+    try:
+        program = launched(found[0])[0] if found is not None else ""
+        command = runner_command(*found) if found is not None else None
+    except Exception:  # an odd command line is no runner's; the notebook search may still tell
+        program, command = "", None
     if command is not None:
         # Run by a runner called in a notebook's cell, it has that notebook's JPY_SESSION_NAME.
         return HeadlessRun(command, kernel_cwd, started_at)

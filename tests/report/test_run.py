@@ -184,3 +184,23 @@ def test_a_look_before_any_cell_ran_does_not_stop_the_cells_being_named(tmp_path
 
     assert run.cell_id(2, ["", "x = 1", "print(x)"]) == "use"
     assert run.resolved
+
+
+def test_a_notebook_search_that_fails_unexpectedly_names_nothing_and_raises_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Whatever a notebook's reader meets that it did not foresee, the event is still built.
+    from bugsnag_ipython.report import notebook_files
+
+    write(tmp_path / "job.ipynb", [("first", "alpha = 1", [])])
+
+    def unforeseen(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("unforeseen")
+
+    monkeypatch.setattr(notebook_files, "read_notebook", unforeseen)
+    run = HeadlessRun(None, str(tmp_path), started_at=0.0)
+    history = ["", "alpha = 1"]
+    with caplog.at_level("WARNING", logger="bugsnag_ipython"):
+        assert run.cell_id(1, history) is None
+        assert run.notebook_path(history) is None
+    assert "could not be read (unforeseen)" in caplog.text

@@ -121,3 +121,17 @@ def test_a_kernel_started_from_a_dashboards_cell_is_no_dashboard(parent: Start, 
 
     assert run is not None and not run.dashboard
     assert run.notebook_path(["", "print('no notebook here has this')"]) is None
+
+
+def test_a_command_line_the_reader_cannot_make_sense_of_is_no_runners(
+    parent: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bugsnag_ipython.sources import headless
+
+    def unforeseen(*args: object) -> None:
+        raise IndexError("unforeseen")
+
+    monkeypatch.setattr(headless, "runner_command", unforeseen)
+    pid = parent("papermill", "jobs/a.ipynb", "out/a.ipynb")
+    run = detect({"JPY_PARENT_PID": str(pid)}, str(tmp_path), 0.0)  # the extension still loads
+    assert run is not None and run.command is None  # the notebook search may still tell
