@@ -46,7 +46,6 @@ class Delivery:
         self._directory: str | None = None
         self.listeners: list[Callable[[], None]] = []
         self._start_afresh()
-        self._forked_child = forkguard.forked  # made in a child, as when its first payload comes there
         self._watching_children = False  # this process forked: look for children that ended
         if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
             reference = weakref.ref(self)
@@ -105,7 +104,7 @@ class Delivery:
         """Store a payload and queue it for the sender; never waits on the network."""
         item = Queued(*payload, len(payload.body), True)
         # A forked child stores at once: it may end (os._exit) before a sender thread could.
-        outbox = self._outbox_now(may_import=self._forked_child)
+        outbox = self._outbox_now(may_import=forkguard.forked)
         self._launched = True
         place = outbox.keep(payload) if outbox is not None else None
         with self._wake:
@@ -116,7 +115,7 @@ class Delivery:
             elif outbox is None and not self._outbox_failed:
                 self._unstored.append(item)
             endpoint = self.backlog.endpoint(item.url)
-            if self._forked_child and place is not None and not endpoint.wait():
+            if forkguard.forked and place is not None and not endpoint.wait():
                 endpoint.next_attempt = self._monotonic() + CHILD_HOLD_SECONDS  # see _forked
             if self._unstored or (not self.backlog.in_flight and not endpoint.wait()):
                 # Woken for nothing, the sender would take the GIL from this (cell) thread.
@@ -206,7 +205,7 @@ class Delivery:
 
     def _rescan(self) -> None:
         with self._wake:
-            outbox = None if self._forked_child else self.outbox  # a child leaves it to the parent
+            outbox = None if forkguard.forked else self.outbox  # a child leaves it to the parent
             room = {kind: self._caps[kind] - self.backlog.counts[kind] for kind in KINDS}
         try:
             scan = outbox.adopt(room, self._store_unstored) if outbox is not None else None
@@ -300,7 +299,7 @@ class Delivery:
         # mid-request, so a child's stored payload waits CHILD_HOLD_SECONDS (or a flush) for the parent.
         outbox = self.outbox
         self._start_afresh()
-        self._forked_child, self._watching_children, self._launched = True, False, True
+        self._watching_children, self._launched = False, True
         if outbox is not None:
             outbox.close(after_fork=True)
 

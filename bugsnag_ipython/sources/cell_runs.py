@@ -5,6 +5,7 @@ the report holds off one interrupt (a second one goes through)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -39,8 +40,9 @@ class CellRuns(Source):
         self.shell.events.register("post_run_cell", self.post_run_cell)
 
     def uninstall(self) -> None:
-        self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
-        self.shell.events.unregister("post_run_cell", self.post_run_cell)
+        for event, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
+            with contextlib.suppress(ValueError):  # taken out by another hand: `%unload_ext` still works
+                self.shell.events.unregister(event, callback)
 
     def pre_run_cell(self, info: Any) -> None:
         try:
@@ -70,10 +72,13 @@ class CellRuns(Source):
         """The execute request's `cellId`, where ipykernel does not pass it to `pre_run_cell`;
         only for the request's own code, not a `run_cell` that code calls."""
         request = self._request("shell")  # the cell runs on the shell channel
-        cell_id = request.get("metadata", {}).get("cellId")
-        if not (isinstance(cell_id, str) and cell_id):
+        # A frontend's message, not ours: a part of another shape names no cell, and must not
+        # cost the cell its start.
+        metadata, content = request.get("metadata"), request.get("content")
+        cell_id = metadata.get("cellId") if isinstance(metadata, dict) else None
+        if not (isinstance(cell_id, str) and cell_id and isinstance(content, dict)):
             return None
-        return cell_id if request.get("content", {}).get("code") == info.raw_cell else None
+        return cell_id if content.get("code") == info.raw_cell else None
 
     def post_run_cell(self, result: Any) -> None:
         try:
